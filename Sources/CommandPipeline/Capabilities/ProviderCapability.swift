@@ -1,0 +1,41 @@
+import Foundation
+
+/// The capabilities a provider can have, as named on the wire and in `--mock-capabilities`.
+public enum ProviderCapability: String, Sendable, Hashable, CaseIterable, Codable, Comparable {
+    case generation
+    case uploads
+    case caching
+    case streaming
+    case tokenCounting = "token_counting"
+    case batch
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+
+    /// The capabilities `provider` really has, found by probing its conformances.
+    /// This is the only place the engine asks; there is no flag that could disagree.
+    public static func probe(_ provider: any GenerationCapability) -> Set<ProviderCapability> {
+        var found: Set<ProviderCapability> = [.generation]
+        if provider is any UploadsCapability { found.insert(.uploads) }
+        if provider is any CachingCapability { found.insert(.caching) }
+        if provider is any StreamingCapability { found.insert(.streaming) }
+        if provider is any TokenCountingCapability { found.insert(.tokenCounting) }
+        if provider is any BatchCapability { found.insert(.batch) }
+        return found
+    }
+
+    /// Parses a comma list such as `generation,uploads`; `nil` names the unknown entry.
+    public static func parseList(_ text: String) -> Result<Set<ProviderCapability>, APIError> {
+        var set: Set<ProviderCapability> = []
+        for raw in text.split(separator: ",", omittingEmptySubsequences: true) {
+            let name = raw.trimmingCharacters(in: .whitespaces)
+            guard let capability = ProviderCapability(rawValue: name) else {
+                let known = allCases.map(\.rawValue).joined(separator: ",")
+                return .failure(APIError(.invalidCommand, "unknown capability '\(name)'; known: \(known)"))
+            }
+            set.insert(capability)
+        }
+        return .success(set)
+    }
+}

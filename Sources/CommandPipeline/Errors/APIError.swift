@@ -1,0 +1,124 @@
+import Foundation
+
+/// Why a command, or one part of it, failed. Every public entry point returns this
+/// inside a `Result`, so a caller can switch on `kind` and read where it happened.
+public struct APIError: Error, Sendable, Hashable {
+    /// The error taxonomy of the wire format; see `Design/errors.md`.
+    public enum Kind: String, Sendable, Hashable, CaseIterable, Codable {
+        /// The command itself is wrong: `path` says where.
+        case invalidCommand = "invalid_command"
+        /// The plan needs something the provider cannot do (e.g. a required upload).
+        case capabilityMissing = "capability_missing"
+        case uploadFailed = "upload_failed"
+        case cacheFailed = "cache_failed"
+        /// The provider answered with an error.
+        case providerError = "provider_error"
+        case rateLimited = "rate_limited"
+        case timeout
+        case cancelled
+        /// A bug in the engine: please report it.
+        case `internal`
+    }
+
+    public var kind: Kind
+    /// What went wrong and, where it helps, how to fix it.
+    public var message: String
+    /// Where in the command the fault is (`plan.calls[0].parts[1]`), when the input is at fault.
+    public var path: String?
+    /// The provider that raised it, if any.
+    public var provider: String?
+    /// Whether trying the same thing again may succeed.
+    public var retryable: Bool
+    /// The provider's own code, e.g. `unavailable`, `insufficient_quota`.
+    public var code: String?
+    /// A delay the provider asked for before retrying.
+    public var retryAfter: Duration?
+    /// The error this one wraps (a transport or decoding error), when there is one.
+    public var underlying: (any Error & Sendable)?
+    /// Call indices of a fan-out that failed.
+    public var failedCalls: [Int]
+    /// Responses of calls that succeeded before the command failed: nothing paid for is lost.
+    public var partialResponses: [CallResponse]
+    /// Attempts beyond the first made before failing.
+    public var retries: Int
+    /// What was measured before the failure. Set by the engine.
+    public var telemetry: Telemetry?
+    /// When a fallback also failed: the primary execution's error.
+    public var primaryError: ErrorSummary?
+
+    public init(
+        _ kind: Kind, _ message: String, path: String? = nil, provider: String? = nil,
+        retryable: Bool = false, code: String? = nil, retryAfter: Duration? = nil,
+        underlying: (any Error & Sendable)? = nil
+    ) {
+        self.kind = kind
+        self.message = message
+        self.path = path
+        self.provider = provider
+        self.retryable = retryable
+        self.code = code
+        self.retryAfter = retryAfter
+        self.underlying = underlying
+        self.failedCalls = []
+        self.partialResponses = []
+        self.retries = 0
+        self.telemetry = nil
+        self.primaryError = nil
+    }
+
+    /// Normalises anything thrown by a provider or stage into an `APIError`.
+    public init(wrapping error: any Error, kind: Kind = .providerError, provider: String?, context: String) {
+        if let api = error as? APIError {
+            self = api
+            if self.provider == nil { self.provider = provider }
+        } else if error is CancellationError {
+            self.init(.cancelled, "\(context): cancelled", provider: provider)
+        } else {
+            self.init(kind, "\(context): \(error)", provider: provider, underlying: error)
+        }
+    }
+
+    public var summary: ErrorSummary { ErrorSummary(self) }
+
+    public static func == (lhs: APIError, rhs: APIError) -> Bool {
+        lhs.kind == rhs.kind && lhs.message == rhs.message && lhs.path == rhs.path && lhs.provider == rhs.provider
+            && lhs.retryable == rhs.retryable && lhs.code == rhs.code && lhs.retryAfter == rhs.retryAfter
+            && lhs.failedCalls == rhs.failedCalls && lhs.partialResponses == rhs.partialResponses
+            && lhs.telemetry == rhs.telemetry && lhs.primaryError == rhs.primaryError
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind)
+        hasher.combine(message)
+        hasher.combine(path)
+        hasher.combine(provider)
+    }
+}
+
+extension APIError: CustomStringConvertible {
+    public var description: String {
+        var text = "\(kind.rawValue): \(message)"
+        if let path { text += " (at \(path))" }
+        if let provider { text += " [\(provider)]" }
+        return text
+    }
+}
+
+/// The flat part of an error: what telemetry keeps of a primary failure.
+public struct ErrorSummary: Sendable, Hashable {
+    public var kind: APIError.Kind
+    public var message: String
+    public var provider: String?
+    public var retryable: Bool
+
+    public init(kind: APIError.Kind, message: String, provider: String? = nil, retryable: Bool = false) {
+        self.kind = kind
+        self.message = message
+        self.provider = provider
+        self.retryable = retryable
+    }
+
+    public init(_ error: APIError) {
+        self.init(kind: error.kind, message: error.message, provider: error.provider, retryable: error.retryable)
+    }
+}

@@ -1,0 +1,35 @@
+/// The caches an engine knows, by key. A cache is created once, however many commands
+/// ask for it concurrently, and reused until its time to live runs out on the engine's clock.
+public final class CacheRegistry: Sendable {
+    /// A cache reference and how this command came by it.
+    public struct Lease: Sendable, Hashable {
+        public var reference: CacheReference
+        /// This command's request created the cache at the provider.
+        public var created: Bool
+    }
+
+    private let flights = SingleFlight<String, Lease>()
+    private let clock: any PipelineClock
+
+    public init(clock: any PipelineClock = SystemClock()) { self.clock = clock }
+
+    /// Finds a live cache for `request.key` (here, or at the provider) or creates one.
+    public func lease(for request: CacheRequest, using caching: any CachingCapability) async throws(APIError) -> Lease {
+        let clock = self.clock
+        let ttl = Duration.seconds(request.ttlSeconds)
+        let (lease, shared) = try await flights.value(for: request.key, now: { clock.now }) { () throws(APIError) in
+            do {
+                if let existing = try await caching.cache(forKey: request.key) {
+                    return (Lease(reference: existing, created: false), clock.now + ttl)
+                }
+                return (Lease(reference: try await caching.createCache(request), created: true), clock.now + ttl)
+            } catch {
+                throw APIError(wrapping: error, kind: .cacheFailed, provider: nil, context: "cache")
+            }
+        }
+        return shared ? Lease(reference: lease.reference, created: false) : lease
+    }
+
+    /// Forgets `key`, e.g. after the provider said the cache is gone.
+    public func invalidate(key: String) async { await flights.invalidate(key) }
+}

@@ -1,0 +1,35 @@
+import Foundation
+
+/// Remembers what each local file was uploaded as, so a file is uploaded once per
+/// engine even when many parts, calls or concurrent commands name it. A file whose
+/// size or modification time changed counts as a new file.
+public final class FileRegistry: Sendable {
+    /// A reference and whether it came from an earlier or concurrent upload.
+    public struct Lease: Sendable, Hashable {
+        public var reference: FileReference
+        public var reused: Bool
+    }
+
+    private let flights = SingleFlight<String, FileReference>()
+
+    public init() {}
+
+    public func reference(for file: FileUpload, using uploader: any UploadsCapability) async -> Result<Lease, APIError> {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
+        let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
+        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        let key = "\(file.path)\u{0}\(size)\u{0}\(modified)\u{0}\(file.mimeType)"
+        do throws(APIError) {
+            let (reference, shared) = try await flights.value(for: key, now: { .zero }) { () throws(APIError) in
+                do {
+                    return (try await uploader.upload(file), nil)
+                } catch {
+                    throw APIError(wrapping: error, kind: .uploadFailed, provider: nil, context: "upload")
+                }
+            }
+            return .success(Lease(reference: reference, reused: shared))
+        } catch {
+            return .failure(error)
+        }
+    }
+}

@@ -1,0 +1,150 @@
+/// Runs `PlannedCommand`s against one provider through the stages
+/// upload → cache → generate → telemetry, and returns `Result<FinalizedCommand, APIError>`.
+///
+/// An engine is a value that is cheap to share across tasks: the registries it holds
+/// (uploaded files, caches) are shared by every command it runs, which is how a file
+/// is uploaded once and a cache created once per run.
+public struct PipelineEngine: Sendable {
+    public let provider: any GenerationCapability
+    public let stages: [any ExecutionStage]
+    public let clock: any PipelineClock
+    public let sinks: [any TelemetrySink]
+
+    /// An engine with the standard stages.
+    public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
+        self.init(
+            provider: provider,
+            stages: [
+                UploadStage(registry: FileRegistry(), resolver: configuration.files),
+                CacheStage(registry: CacheRegistry(clock: configuration.clock)),
+                GenerateStage(maxConcurrentCalls: configuration.maxConcurrentCalls),
+                TelemetryStage(),
+            ],
+            clock: configuration.clock, sinks: configuration.sinks)
+    }
+
+    /// An engine with stages of your choosing, run in the order given.
+    public init(provider: any GenerationCapability, stages: [any ExecutionStage], clock: any PipelineClock = SystemClock(), sinks: [any TelemetrySink] = []) {
+        self.provider = provider
+        self.stages = stages
+        self.clock = clock
+        self.sinks = sinks
+    }
+
+    /// Runs the command's primary execution only.
+    public func execute(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
+        let result = await primary(command).result
+        await record(result, of: command)
+        return result
+    }
+
+    /// Runs the command and, when the primary execution fails and the plan has a
+    /// fallback call, runs that call once with the shared parts (already uploaded
+    /// ones included) but no uploads of its own and no cache (seed 002 §7).
+    public func executeWithFallback(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
+        let first = await primary(command)
+        guard case .failure(let primaryError) = first.result, let fallbackCall = command.plan.fallbackCall,
+            primaryError.kind != .cancelled, primaryError.kind != .invalidCommand
+        else {
+            await record(first.result, of: command)
+            return first.result
+        }
+        let state = ExecutionState(command: command, mode: .fallback, sharedParts: first.state.sharedParts, calls: [fallbackCall])
+        let second = await run(state)
+        let result: Result<FinalizedCommand, APIError>
+        switch second.result {
+        case .success(var finalized):
+            finalized.telemetry.usedFallback = true
+            finalized.telemetry.primaryError = primaryError.summary
+            finalized.telemetry.retries += primaryError.retries
+            finalized.telemetry.durations = first.durations + second.durations
+            finalized.telemetry.uploads = first.state.uploads
+            finalized.telemetry.cache = first.state.cacheTelemetry
+            result = .success(finalized)
+        case .failure(var error):
+            error.message = "fallback call (\(fallbackCall.model)) failed: \(error.message); primary failed first: \(primaryError.message)"
+            error.path = error.path.map { $0.replacingOccurrences(of: "plan.calls[0]", with: "plan.fallback_call") }
+            error.primaryError = primaryError.summary
+            error.partialResponses = primaryError.partialResponses
+            error.failedCalls = primaryError.failedCalls
+            if var telemetry = error.telemetry {
+                telemetry.usedFallback = true
+                telemetry.primaryError = primaryError.summary
+                telemetry.retries += primaryError.retries
+                telemetry.durations = first.durations + second.durations
+                telemetry.uploads = first.state.uploads
+                telemetry.cache = first.state.cacheTelemetry
+                error.telemetry = telemetry
+            }
+            result = .failure(error)
+        }
+        await record(result, of: command)
+        return result
+    }
+
+    // MARK: - The stage loop
+
+    struct Run {
+        var state: ExecutionState
+        var durations: StageDurations
+        var result: Result<FinalizedCommand, APIError>
+    }
+
+    private func primary(_ command: PlannedCommand) async -> Run {
+        let state = ExecutionState(command: command)
+        let issues = command.validationIssues()
+        if let first = issues.first {
+            let message = issues.count == 1 ? first.message : issues.map { "\($0.path): \($0.message)" }.joined(separator: "; ")
+            var error = APIError(.invalidCommand, message, path: first.path)
+            error.telemetry = Telemetry(provider: provider.providerName)
+            return Run(state: state, durations: StageDurations(), result: .failure(error))
+        }
+        return await run(state)
+    }
+
+    /// The one loop over the stages: each applicable stage turns the state into a new one;
+    /// the first error ends the command. Time is measured around stages, never inside them.
+    func run(_ initial: ExecutionState) async -> Run {
+        var state = initial
+        var durations = StageDurations()
+        let start = clock.now
+        var failure: APIError?
+        for stage in stages where stage.applies(to: state) {
+            if Task.isCancelled {
+                failure = APIError(.cancelled, "command '\(state.command.id)' was cancelled before the \(stage.kind.rawValue) stage", provider: provider.providerName)
+                break
+            }
+            let stageStart = clock.now
+            do throws(APIError) {
+                state = try await stage.execute(state, provider: provider)
+                durations[stage.kind] += clock.now - stageStart
+            } catch {
+                durations[stage.kind] += clock.now - stageStart
+                failure = error
+                break
+            }
+        }
+        durations.total = clock.now - start
+
+        var telemetry = Telemetry(
+            provider: provider.providerName, retries: state.retries, durations: durations, uploads: state.uploads,
+            cache: state.cacheTelemetry, tokenValidation: state.tokenValidation)
+        if var error = failure {
+            if Task.isCancelled && error.kind != .cancelled {
+                error = APIError(.cancelled, "command '\(state.command.id)' was cancelled: \(error.message)", provider: error.provider)
+            }
+            telemetry.retries = error.retries
+            error.telemetry = telemetry
+            if error.partialResponses.isEmpty { error.partialResponses = state.responses }
+            return Run(state: state, durations: durations, result: .failure(error))
+        }
+        let finalized = FinalizedCommand(
+            id: state.command.id, responses: state.responses, usage: state.usage, telemetry: telemetry,
+            metadata: state.command.metadata)
+        return Run(state: state, durations: durations, result: .success(finalized))
+    }
+
+    private func record(_ result: Result<FinalizedCommand, APIError>, of command: PlannedCommand) async {
+        for sink in sinks { await sink.record(result, of: command) }
+    }
+}

@@ -1,0 +1,66 @@
+/// Makes each value once per key, however many tasks ask at the same time, and keeps
+/// it until its deadline. The first asker makes the value in its own task (so its
+/// cancellation is structured); the others wait. If the maker is cancelled, a waiter
+/// takes over; if making fails, every waiter gets the error and the key is forgotten.
+actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
+    private enum Outcome: Sendable {
+        case value(Value)
+        case failure(APIError)
+        case retry
+    }
+
+    private enum Slot {
+        case ready(Value, deadline: Duration?)
+        case inFlight([CheckedContinuation<Outcome, Never>])
+    }
+
+    private var slots: [Key: Slot] = [:]
+
+    /// The value for `key` and whether it was made by someone else (`shared`).
+    func value(
+        for key: Key, now: @Sendable () -> Duration,
+        make: @Sendable () async throws(APIError) -> (value: Value, deadline: Duration?)
+    ) async throws(APIError) -> (value: Value, shared: Bool) {
+        while true {
+            switch slots[key] {
+            case .ready(let value, let deadline):
+                if let deadline, now() >= deadline {
+                    slots[key] = nil
+                    continue
+                }
+                return (value, true)
+            case .inFlight(var waiters):
+                let outcome = await withCheckedContinuation { continuation in
+                    waiters.append(continuation)
+                    slots[key] = .inFlight(waiters)
+                }
+                switch outcome {
+                case .value(let value): return (value, true)
+                case .failure(let error): throw error
+                case .retry: continue
+                }
+            case nil:
+                slots[key] = .inFlight([])
+                let result: Result<(value: Value, deadline: Duration?), APIError>
+                do throws(APIError) { result = .success(try await make()) } catch { result = .failure(error) }
+                guard case .inFlight(let waiters) = slots[key] else { preconditionFailure("single-flight slot vanished") }
+                switch result {
+                case .success(let made):
+                    slots[key] = .ready(made.value, deadline: made.deadline)
+                    for waiter in waiters { waiter.resume(returning: .value(made.value)) }
+                    return (made.value, false)
+                case .failure(let error):
+                    slots[key] = nil
+                    let forWaiters: Outcome = error.kind == .cancelled ? .retry : .failure(error)
+                    for waiter in waiters { waiter.resume(returning: forWaiters) }
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// Forgets `key`, so the next asker makes the value again.
+    func invalidate(_ key: Key) {
+        if case .ready = slots[key] { slots[key] = nil }
+    }
+}

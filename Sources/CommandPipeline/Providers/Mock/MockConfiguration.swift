@@ -1,0 +1,28 @@
+/// Settings of the built-in mock provider.
+public struct MockConfiguration: Sendable {
+    /// Latency of each generate call.
+    public var latency: Duration
+    /// Latency of each upload.
+    public var uploadLatency: Duration
+    /// Latency of each cache creation.
+    public var cacheLatency: Duration
+    /// Every generate call on these models fails with a retryable `unavailable` error.
+    public var failingModels: Set<String>
+    /// The capabilities the mock has; it really lacks the others' conformances.
+    public var capabilities: Set<ProviderCapability>
+    /// Time for latency and cache expiry.
+    public var clock: any PipelineClock
+
+    public init(
+        latency: Duration = .zero, uploadLatency: Duration = .zero, cacheLatency: Duration = .zero,
+        failingModels: Set<String> = [], capabilities: Set<ProviderCapability> = Set(ProviderCapability.allCases),
+        clock: any PipelineClock = SystemClock()
+    ) {
+        self.latency = latency
+        self.uploadLatency = uploadLatency
+        self.cacheLatency = cacheLatency
+        self.failingModels = failingModels
+        self.capabilities = capabilities
+        self.clock = clock
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Synchronization
+
+/// The mock's behaviour, shared by every capability combination: deterministic and offline.
+///
+/// Answers `"echo: "` + the last text part of the effective parts. Each text part counts
+/// ⌈utf8/4⌉ prompt tokens, each file or inline part 258; completion tokens are ⌈utf8(text)/4⌉;
+/// `cached_tokens` are the tokens of shared parts served from a cache.
+final class MockCore: Sendable {
+    let configuration: MockConfiguration
+    let caches: Mutex<[String: StoredCache]> = Mutex([:])
+    let calls = Atomic<Int>(0)
+
+    struct StoredCache {
+        var reference: CacheReference
+        var parts: [APIPart]
+        var deadline: Duration
+    }
+
+    static let providerName = "mock"
+
+    init(configuration: MockConfiguration) { self.configuration = configuration }
+
+    static func tokens(of text: String) -> Int { (text.utf8.count + 3) / 4 }
+
+    static func tokens(of parts: [APIPart]) -> Int {
+        parts.reduce(0) { sum, part in
+            switch part {
+            case .text(let text): sum + tokens(of: text)
+            case .fileRef, .filePlaceholder, .inline: sum + 258
+            case .history(let h): sum + h.turns.reduce(0) { $0 + tokens(of: $1.question) + tokens(of: $1.answer) }
+            }
+        }
+    }
+
+    func cachedParts(_ reference: CacheReference?) throws -> [APIPart] {
+        guard let reference else { return [] }
+        guard let stored = caches.withLock({ $0[reference.key] }), stored.reference.id == reference.id else {
+            throw APIError(.providerError, "mock: unknown cache '\(reference.id)'", provider: Self.providerName, code: "not_found")
+        }
+        return stored.parts
+    }
+
+    func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+        calls.add(1, ordering: .relaxed)
+        if configuration.failingModels.contains(request.model) {
+            throw APIError(
+                .providerError, "mock: model '\(request.model)' is unavailable", provider: Self.providerName,
+                retryable: true, code: "unavailable")
+        }
+        if configuration.latency > .zero { try await configuration.clock.sleep(for: configuration.latency) }
+        let cached = try cachedParts(request.cache)
+        return Self.answer(model: request.model, cached: cached, parts: request.parts)
+    }
+
+    static func answer(model: String, cached: [APIPart], parts: [APIPart]) -> GenerationResponse {
+        var last = ""
+        for part in parts.reversed() { if case .text(let t) = part { last = t; break } }
+        if last.isEmpty, !parts.contains(where: { if case .text = $0 { true } else { false } }) {
+            for part in cached.reversed() { if case .text(let t) = part { last = t; break } }
+        }
+        let text = "echo: " + last
+        let cachedTokens = tokens(of: cached)
+        let prompt = cachedTokens + tokens(of: parts)
+        let completion = tokens(of: text)
+        return GenerationResponse(
+            text: text, model: model, finishReason: "stop",
+            usage: Usage(promptTokens: prompt, completionTokens: completion, cachedTokens: cachedTokens))
+    }
+
+    func upload(_ file: FileUpload) async throws -> FileReference {
+        if configuration.uploadLatency > .zero { try await configuration.clock.sleep(for: configuration.uploadLatency) }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: file.path))
+        } catch {
+            throw APIError(.uploadFailed, "cannot read '\(file.path)': no such file or not readable", provider: Self.providerName)
+        }
+        return FileReference(uri: "mock://files/" + SHA256.hex(data), mimeType: file.mimeType)
+    }
+
+    func createCache(_ request: CacheRequest) async throws -> CacheReference {
+        if configuration.cacheLatency > .zero { try await configuration.clock.sleep(for: configuration.cacheLatency) }
+        let now = configuration.clock.now
+        let reference = CacheReference(
+            id: "mock-cache-\(request.key)", key: request.key, model: request.model, tokenCount: Self.tokens(of: request.parts),
+            createdAt: Date(), expiresAt: Date().addingTimeInterval(TimeInterval(request.ttlSeconds)))
+        caches.withLock {
+            $0[request.key] = StoredCache(reference: reference, parts: request.parts, deadline: now + .seconds(request.ttlSeconds))
+        }
+        return reference
+    }
+
+    func cache(forKey key: String) -> CacheReference? {
+        let now = configuration.clock.now
+        return caches.withLock { caches in
+            guard let stored = caches[key] else { return nil }
+            if now >= stored.deadline {
+                caches[key] = nil
+                return nil
+            }
+            return stored.reference
+        }
+    }
+
+    func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let response = try await generate(request)
+                    var words = response.text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+                    for i in words.indices.dropLast() { words[i] += " " }
+                    for word in words where !word.isEmpty { continuation.yield(.delta(word)) }
+                    continuation.yield(.completed(response))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    func countTokens(_ request: GenerationRequest) throws -> Int {
+        Self.tokens(of: try cachedParts(request.cache)) + Self.tokens(of: request.parts)
+    }
+}

@@ -1,0 +1,40 @@
+/// Maps provider names to factories, so the CLI (or any caller) can pick an adapter by name.
+public struct ProviderRegistry: Sendable {
+    /// What a factory gets: the options a caller chose, as plain strings, plus the mock's settings.
+    public typealias Factory = @Sendable (ProviderOptions) throws(APIError) -> any GenerationCapability
+
+    private var factories: [String: Factory] = [:]
+
+    public init() {}
+
+    /// A registry with the built-in providers (`mock`).
+    public static var standard: ProviderRegistry {
+        var registry = ProviderRegistry()
+        registry.register("mock") { options throws(APIError) in MockProvider.make(options.mock) }
+        return registry
+    }
+
+    public mutating func register(_ name: String, factory: @escaping Factory) { factories[name] = factory }
+
+    public var names: [String] { factories.keys.sorted() }
+
+    public func make(_ name: String, options: ProviderOptions = ProviderOptions()) -> Result<any GenerationCapability, APIError> {
+        guard let factory = factories[name] else {
+            return .failure(APIError(.invalidCommand, "unknown provider '\(name)'; known providers: \(names.joined(separator: ", "))"))
+        }
+        do throws(APIError) { return .success(try factory(options)) } catch { return .failure(error) }
+    }
+}
+
+/// Options for building a provider.
+public struct ProviderOptions: Sendable {
+    public var baseURL: String?
+    /// The name of the environment variable holding the API key (never the key itself).
+    public var apiKeyEnvironmentVariable: String?
+    public var mock: MockConfiguration
+    public init(baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil, mock: MockConfiguration = MockConfiguration()) {
+        self.baseURL = baseURL
+        self.apiKeyEnvironmentVariable = apiKeyEnvironmentVariable
+        self.mock = mock
+    }
+}

@@ -1,0 +1,46 @@
+/// Puts the plan's shared context into a provider cache, once per key for the whole
+/// engine, and hands the reference to the generate stage.
+///
+/// The cache holds the shared parts and the first call's system instruction, for the
+/// first call's model; calls with another model or system instruction run without it.
+/// A provider without `CachingCapability` skips the stage (telemetry shows the key with no id).
+public struct CacheStage: ExecutionStage {
+    public let registry: CacheRegistry
+
+    public init(registry: CacheRegistry = CacheRegistry()) { self.registry = registry }
+
+    public var kind: StageKind { .cache }
+
+    public func applies(to state: ExecutionState) -> Bool {
+        state.mode == .primary && state.plan.cache != nil && !state.sharedParts.isEmpty
+    }
+
+    /// The cache request the state's plan asks for.
+    public static func request(for state: ExecutionState) -> CacheRequest? {
+        guard let plan = state.plan.cache, let first = state.calls.first else { return nil }
+        let system = first.config.systemInstruction
+        let key = plan.key ?? CacheKey.derive(model: first.model, systemInstruction: system, parts: state.sharedParts)
+        return CacheRequest(key: key, model: first.model, systemInstruction: system, parts: state.sharedParts, ttlSeconds: plan.ttlSeconds)
+    }
+
+    public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
+        guard let request = Self.request(for: state) else { return state }
+        guard let caching = provider as? any CachingCapability else {
+            return state.with(cache: nil, telemetry: CacheTelemetry(id: nil, key: request.key, created: false, reused: false))
+        }
+        do throws(APIError) {
+            let lease = try await registry.lease(for: request, using: caching)
+            return state.with(
+                cache: lease.reference,
+                telemetry: CacheTelemetry(id: lease.reference.id, key: request.key, created: lease.created, reused: !lease.created))
+        } catch {
+            var error = error
+            if error.kind != .cancelled {
+                error.kind = .cacheFailed
+                error.message = "creating the cache for plan.shared_parts failed: \(error.message)"
+            }
+            error.provider = error.provider ?? provider.providerName
+            throw error
+        }
+    }
+}

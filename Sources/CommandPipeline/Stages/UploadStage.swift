@@ -1,0 +1,139 @@
+import Foundation
+
+/// Turns file placeholders into provider file references.
+///
+/// - Explicit upload tasks win; without them every placeholder is an optional upload.
+/// - Without `UploadsCapability`, a required upload fails with `capability_missing`
+///   naming the part; optional ones stay placeholders (counted as `skipped`).
+/// - Distinct files upload concurrently; a file named by several parts or calls, or by
+///   an earlier command of the same engine, is uploaded once (`FileRegistry`).
+/// - Ephemeral files are deleted once every upload of the stage succeeded, never otherwise.
+public struct UploadStage: ExecutionStage {
+    public let registry: FileRegistry
+    public let resolver: FileResolver
+
+    public init(registry: FileRegistry = FileRegistry(), resolver: FileResolver = FileResolver()) {
+        self.registry = registry
+        self.resolver = resolver
+    }
+
+    public var kind: StageKind { .upload }
+
+    public func applies(to state: ExecutionState) -> Bool {
+        guard state.mode == .primary else { return false }
+        if !state.plan.uploadTasks.isEmpty { return true }
+        return state.sharedParts.contains { $0.placeholder != nil }
+            || state.calls.contains { $0.parts.contains { $0.placeholder != nil } }
+    }
+
+    struct Target {
+        var location: PartLocation
+        var placeholder: FilePlaceholder
+        var required: Bool
+    }
+
+    func targets(of state: ExecutionState) throws(APIError) -> [Target] {
+        if state.plan.uploadTasks.isEmpty {
+            var found: [Target] = []
+            for (i, part) in state.sharedParts.enumerated() {
+                if let p = part.placeholder { found.append(Target(location: PartLocation(call: nil, index: i), placeholder: p, required: false)) }
+            }
+            for (c, call) in state.calls.enumerated() {
+                for (i, part) in call.parts.enumerated() {
+                    if let p = part.placeholder { found.append(Target(location: PartLocation(call: c, index: i), placeholder: p, required: false)) }
+                }
+            }
+            return found
+        }
+        return try state.plan.uploadTasks.enumerated().map { (n, task) throws(APIError) -> Target in
+            let location: PartLocation
+            let parts: [APIPart]
+            switch task.target {
+            case .shared:
+                location = PartLocation(call: nil, index: task.partIndex)
+                parts = state.sharedParts
+            case .call(let c):
+                guard state.calls.indices.contains(c) else {
+                    throw APIError(.invalidCommand, "upload task names call \(c), but the plan has \(state.calls.count) call(s)", path: "plan.upload_tasks[\(n)].call_index")
+                }
+                location = PartLocation(call: c, index: task.partIndex)
+                parts = state.calls[c].parts
+            }
+            guard parts.indices.contains(task.partIndex), let placeholder = parts[task.partIndex].placeholder else {
+                throw APIError(.invalidCommand, "upload task must point at a file_placeholder part; \(location.path) is not one", path: "plan.upload_tasks[\(n)].part_index")
+            }
+            return Target(location: location, placeholder: placeholder, required: task.required)
+        }
+    }
+
+    public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
+        let targets = try targets(of: state)
+        if targets.isEmpty { return state }
+        guard let uploader = provider as? any UploadsCapability else {
+            if let required = targets.first(where: \.required) {
+                throw APIError(
+                    .capabilityMissing,
+                    "\(required.location.path) needs an upload of '\(required.placeholder.path)', but provider '\(provider.providerName)' cannot upload files; mark the upload task \"required\": false or choose a provider with uploads",
+                    path: required.location.path, provider: provider.providerName)
+            }
+            return state.with(sharedParts: state.sharedParts, calls: state.calls, uploads: UploadCounts(skipped: targets.count))
+        }
+
+        // One upload per distinct file.
+        var files: [String: FileUpload] = [:]
+        var fileOfTarget: [String] = []
+        for target in targets {
+            let path: String
+            switch resolver.resolve(target.placeholder.path) {
+            case .success(let resolved): path = resolved
+            case .failure(let refusal):
+                throw APIError(.invalidCommand, refusal.message, path: target.location.path + ".path", provider: provider.providerName)
+            }
+            fileOfTarget.append(path)
+            if files[path] == nil { files[path] = FileUpload(path: path, mimeType: target.placeholder.effectiveMimeType) }
+        }
+
+        let registry = self.registry
+        let outcomes = await withTaskGroup(of: (String, Result<FileRegistry.Lease, APIError>).self) { group in
+            for file in files.values {
+                group.addTask { (file.path, await registry.reference(for: file, using: uploader)) }
+            }
+            var collected: [String: Result<FileRegistry.Lease, APIError>] = [:]
+            for await (path, outcome) in group { collected[path] = outcome }
+            return collected
+        }
+
+        var counts = UploadCounts()
+        var references: [String: FileReference] = [:]
+        for (path, outcome) in outcomes {
+            switch outcome {
+            case .success(let lease):
+                references[path] = lease.reference
+                if lease.reused { counts.reused += 1 } else { counts.performed += 1 }
+            case .failure(var error):
+                let target = zip(targets, fileOfTarget).first { $0.1 == path }!.0
+                if error.kind != .cancelled {
+                    error.kind = .uploadFailed
+                    error.message = "upload of '\(target.placeholder.path)' for \(target.location.path) failed: \(error.message)"
+                }
+                error.path = target.location.path
+                error.provider = error.provider ?? provider.providerName
+                throw error
+            }
+        }
+
+        var shared = state.sharedParts
+        var calls = state.calls
+        var callParts = calls.map(\.parts)
+        for (target, path) in zip(targets, fileOfTarget) {
+            let part = APIPart.fileRef(references[path]!)
+            if let c = target.location.call { callParts[c][target.location.index] = part } else { shared[target.location.index] = part }
+        }
+        for c in calls.indices where callParts[c] != calls[c].parts { calls[c] = calls[c].with(parts: callParts[c]) }
+
+        for (target, path) in zip(targets, fileOfTarget) where target.placeholder.ephemeral {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        return state.with(sharedParts: shared, calls: calls, uploads: counts)
+    }
+}

@@ -1,0 +1,41 @@
+/// How a call should be generated. Known keys are typed; anything a single
+/// provider understands goes in `providerOptions` and is merged last by its adapter.
+public struct GenerationConfig: Sendable, Hashable {
+    public var systemInstruction: String?
+    public var temperature: Double?
+    public var topP: Double?
+    public var maxTokens: Int?
+    public var stop: [String]?
+    public var seed: Int?
+    /// Passed through to the provider, e.g. `{"type": "json_object"}`.
+    public var responseFormat: JSONValue?
+    public var providerOptions: JSONObject
+
+    public init(
+        systemInstruction: String? = nil, temperature: Double? = nil, topP: Double? = nil,
+        maxTokens: Int? = nil, stop: [String]? = nil, seed: Int? = nil,
+        responseFormat: JSONValue? = nil, providerOptions: JSONObject = [:]
+    ) {
+        self.systemInstruction = systemInstruction
+        self.temperature = temperature
+        self.topP = topP
+        self.maxTokens = maxTokens
+        self.stop = stop
+        self.seed = seed
+        self.responseFormat = responseFormat
+        self.providerOptions = providerOptions
+    }
+
+    /// The wire names of the typed keys, for unknown-key errors.
+    public static let knownKeys = [
+        "system_instruction", "temperature", "top_p", "max_tokens", "stop", "seed", "response_format",
+        "provider_options",
+    ]
+
+    /// This config without its system instruction (it travels in a cache instead).
+    public func withoutSystemInstruction() -> GenerationConfig {
+        var copy = self
+        copy.systemInstruction = nil
+        return copy
+    }
+}

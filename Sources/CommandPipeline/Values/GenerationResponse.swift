@@ -1,0 +1,33 @@
+/// A provider's answer, normalised by its adapter.
+public struct GenerationResponse: Sendable, Hashable {
+    public var text: String
+    /// The model that produced the answer.
+    public var model: String
+    /// `stop`, `length`, `content_filter`, `tool_calls`, or the provider's own word.
+    public var finishReason: String
+    public var usage: Usage
+
+    public init(text: String, model: String, finishReason: String = "stop", usage: Usage) {
+        self.text = text
+        self.model = model
+        self.finishReason = finishReason
+        self.usage = usage
+    }
+}
+
+/// A response placed in the command's result, with the index of the call it answers.
+public struct CallResponse: Sendable, Hashable {
+    public var callIndex: Int
+    public var text: String
+    public var model: String
+    public var finishReason: String
+    public var usage: Usage
+
+    public init(callIndex: Int, response: GenerationResponse) {
+        self.callIndex = callIndex
+        self.text = response.text
+        self.model = response.model
+        self.finishReason = response.finishReason
+        self.usage = response.usage
+    }
+}

@@ -1,0 +1,100 @@
+/// One thing wrong with a command: where (a wire path such as `plan.calls[1].parts[0]`) and what.
+public struct ValidationIssue: Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+    public var description: String { "\(path): \(message)" }
+}
+
+extension PlannedCommand {
+    /// Every invariant the command breaks, each with the field's wire path. Empty when valid.
+    public func validationIssues() -> [ValidationIssue] {
+        var issues: [ValidationIssue] = []
+        func issue(_ path: String, _ message: String) { issues.append(ValidationIssue(path: path, message: message)) }
+
+        if id.isEmpty { issue("id", "id must not be empty; omit it to get cmd-N") }
+        if plan.calls.isEmpty { issue("plan.calls", "plan.calls must contain at least one call") }
+        for (i, call) in plan.calls.enumerated() {
+            check(call, at: "plan.calls[\(i)]", hasShared: !plan.sharedParts.isEmpty, issue)
+        }
+        if let fallback = plan.fallbackCall {
+            check(fallback, at: "plan.fallback_call", hasShared: !plan.sharedParts.isEmpty, issue)
+        }
+        for (i, part) in plan.sharedParts.enumerated() { check(part, at: "plan.shared_parts[\(i)]", issue) }
+        for (i, task) in plan.uploadTasks.enumerated() {
+            let path = "plan.upload_tasks[\(i)]"
+            let parts: [APIPart]?
+            switch task.target {
+            case .shared: parts = plan.sharedParts
+            case .call(let c):
+                if plan.calls.indices.contains(c) {
+                    parts = plan.calls[c].parts
+                } else {
+                    parts = nil
+                    issue(path + ".call_index", "call_index \(c) is out of range: the plan has \(plan.calls.count) call(s)")
+                }
+            }
+            if let parts {
+                if !parts.indices.contains(task.partIndex) {
+                    issue(path + ".part_index", "part_index \(task.partIndex) is out of range: there are \(parts.count) part(s)")
+                } else if parts[task.partIndex].placeholder == nil {
+                    issue(path + ".part_index", "part_index \(task.partIndex) points at a \(parts[task.partIndex].typeName) part; upload tasks must point at file_placeholder parts")
+                }
+            }
+        }
+        if let cache = plan.cache, cache.ttlSeconds < 1 {
+            issue("plan.cache.ttl_seconds", "ttl_seconds must be at least 1, got \(cache.ttlSeconds)")
+        }
+        if let cache = plan.cache, let key = cache.key, key.isEmpty { issue("plan.cache.key", "key must not be empty; omit it to derive one") }
+        if let rate = plan.rateConstraint {
+            if let rpm = rate.requestsPerMinute, rpm < 1 { issue("plan.rate_constraint.requests_per_minute", "must be at least 1, got \(rpm)") }
+            if let tpm = rate.tokensPerMinute, tpm < 1 { issue("plan.rate_constraint.tokens_per_minute", "must be at least 1, got \(tpm)") }
+        }
+        if let estimate = tokenEstimate { check(estimate, at: "token_estimate", issue) }
+        if !perCallEstimates.isEmpty && perCallEstimates.count != plan.calls.count {
+            issue("per_call_estimates", "per_call_estimates has \(perCallEstimates.count) entries but the plan has \(plan.calls.count) call(s); give one per call or none")
+        }
+        for (i, estimate) in perCallEstimates.enumerated() { check(estimate, at: "per_call_estimates[\(i)]", issue) }
+        return issues
+    }
+
+    private func check(_ call: APICall, at path: String, hasShared: Bool, _ issue: (String, String) -> Void) {
+        if call.model.isEmpty { issue(path + ".model", "model must not be empty") }
+        if call.parts.isEmpty && !hasShared {
+            issue(path + ".parts", "a call needs at least one part (or plan.shared_parts)")
+        }
+        for (i, part) in call.parts.enumerated() { check(part, at: "\(path).parts[\(i)]", issue) }
+        let config = call.config
+        let at = path + ".config"
+        if let t = config.temperature, !(0...2).contains(t) { issue(at + ".temperature", "temperature must be between 0 and 2, got \(t)") }
+        if let p = config.topP, !(0...1).contains(p) { issue(at + ".top_p", "top_p must be between 0 and 1, got \(p)") }
+        if let m = config.maxTokens, m < 1 { issue(at + ".max_tokens", "max_tokens must be at least 1, got \(m)") }
+        if let stop = config.stop, stop.contains(where: \.isEmpty) { issue(at + ".stop", "stop sequences must not be empty strings") }
+    }
+
+    private func check(_ part: APIPart, at path: String, _ issue: (String, String) -> Void) {
+        switch part {
+        case .text: break
+        case .fileRef(let ref):
+            if ref.uri.isEmpty { issue(path + ".uri", "uri must not be empty") }
+            if ref.mimeType.isEmpty { issue(path + ".mime_type", "mime_type must not be empty") }
+        case .filePlaceholder(let p):
+            if p.path.isEmpty { issue(path + ".path", "path must not be empty") }
+        case .inline(let inline):
+            if inline.mimeType.isEmpty { issue(path + ".mime_type", "mime_type must not be empty") }
+        case .history(let history):
+            if history.turns.isEmpty { issue(path + ".turns", "history needs at least one turn") }
+        }
+    }
+
+    private func check(_ estimate: TokenEstimate, at path: String, _ issue: (String, String) -> Void) {
+        if estimate.minTokens < 0 { issue(path + ".min_tokens", "min_tokens must not be negative") }
+        if estimate.minTokens > estimate.expectedTokens || estimate.expectedTokens > estimate.maxTokens {
+            issue(path, "estimates must satisfy min_tokens ≤ expected_tokens ≤ max_tokens, got \(estimate.minTokens) ≤ \(estimate.expectedTokens) ≤ \(estimate.maxTokens)")
+        }
+        if let c = estimate.confidence, !(0...1).contains(c) { issue(path + ".confidence", "confidence must be between 0 and 1, got \(c)") }
+    }
+}

@@ -1,0 +1,2 @@
+import CommandPipeline
+print("pipeline: not yet implemented")
