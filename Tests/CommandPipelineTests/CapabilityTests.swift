@@ -1,0 +1,35 @@
+import CommandPipeline
+import Testing
+
+@Suite struct CapabilityTests {
+    @Test func fullMockHasEveryCapability() {
+        let mock = MockProvider.make()
+        #expect(mock is any UploadsCapability)
+        #expect(mock is any CachingCapability)
+        #expect(mock is any StreamingCapability)
+        #expect(mock is any TokenCountingCapability)
+        #expect(mock is any BatchCapability)
+        #expect(ProviderCapability.probe(mock) == Set(ProviderCapability.allCases))
+    }
+
+    @Test func generationOnlyProviderLacksTheOptionalOnes() {
+        let provider = RecordingProvider(clock: ManualClock())
+        #expect(ProviderCapability.probe(provider) == [.generation])
+        #expect((provider as Any) as? any UploadsCapability == nil)
+    }
+
+    /// Every one of the 32 subsets of optional capabilities probes as exactly that subset.
+    @Test(arguments: 0..<32) func mockSubsetsReallyLackTheirConformances(mask: Int) {
+        let optional: [ProviderCapability] = [.uploads, .caching, .streaming, .tokenCounting, .batch]
+        var wanted: Set<ProviderCapability> = [.generation]
+        for (bit, capability) in optional.enumerated() where mask & (1 << bit) != 0 { wanted.insert(capability) }
+        let mock = MockProvider.make(MockConfiguration(capabilities: wanted))
+        #expect(ProviderCapability.probe(mock) == wanted)
+    }
+
+    @Test func capabilityListsParseAndRejectUnknownNames() throws {
+        #expect(try ProviderCapability.parseList("generation,uploads").get() == [.generation, .uploads])
+        let error = ProviderCapability.parseList("generation,telepathy").failure
+        #expect(error?.message.contains("telepathy") == true)
+    }
+}
