@@ -42,7 +42,11 @@ public struct APIError: Error, Sendable, Hashable {
     /// Attempts beyond the first made before failing.
     public var retries: Int
     /// What was measured before the failure. Set by the engine.
-    public var telemetry: Telemetry?
+    public var telemetry: Telemetry? {
+        get { telemetryBox?.value }
+        set { telemetryBox = newValue.map(Box.init) }
+    }
+    private var telemetryBox: Box<Telemetry>?
     /// When a fallback also failed: the primary execution's error.
     public var primaryError: ErrorSummary?
 
@@ -62,7 +66,7 @@ public struct APIError: Error, Sendable, Hashable {
         self.failedCalls = []
         self.partialResponses = []
         self.retries = 0
-        self.telemetry = nil
+        self.telemetryBox = nil
         self.primaryError = nil
     }
 

@@ -8,7 +8,8 @@ public struct ExecutionState: Sendable, Hashable {
         case fallback
     }
 
-    public let command: PlannedCommand
+    private let commandBox: Box<PlannedCommand>
+    public var command: PlannedCommand { commandBox.value }
     public let mode: Mode
     /// Shared parts, with placeholders replaced by references once uploaded.
     public private(set) var sharedParts: [APIPart]
@@ -36,7 +37,7 @@ public struct ExecutionState: Sendable, Hashable {
 
     /// A state for any mode and parts, e.g. the fallback call over already-uploaded shared parts.
     public init(command: PlannedCommand, mode: Mode, sharedParts: [APIPart], calls: [APICall]) {
-        self.command = command
+        self.commandBox = Box(command)
         self.mode = mode
         self.sharedParts = sharedParts
         self.calls = calls
@@ -50,6 +51,21 @@ public struct ExecutionState: Sendable, Hashable {
     }
 
     public var plan: ExecutionPlan { command.plan }
+
+    public static func == (lhs: ExecutionState, rhs: ExecutionState) -> Bool {
+        (lhs.commandBox === rhs.commandBox || lhs.command == rhs.command) && lhs.mode == rhs.mode
+            && lhs.sharedParts == rhs.sharedParts && lhs.calls == rhs.calls && lhs.cache == rhs.cache
+            && lhs.responses == rhs.responses && lhs.uploads == rhs.uploads && lhs.cacheTelemetry == rhs.cacheTelemetry
+            && lhs.usage == rhs.usage && lhs.tokenValidation == rhs.tokenValidation && lhs.retries == rhs.retries
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(command)
+        hasher.combine(mode)
+        hasher.combine(sharedParts)
+        hasher.combine(calls)
+        hasher.combine(responses)
+    }
 
     /// The parts a call sends: the shared parts first, then its own.
     public func effectiveParts(ofCall index: Int) -> [APIPart] {

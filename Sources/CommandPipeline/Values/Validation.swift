@@ -61,40 +61,39 @@ extension PlannedCommand {
         return issues
     }
 
-    private func check(_ call: APICall, at path: String, hasShared: Bool, _ issue: (String, String) -> Void) {
-        if call.model.isEmpty { issue(path + ".model", "model must not be empty") }
+    private func check(_ call: APICall, at path: @autoclosure () -> String, hasShared: Bool, _ issue: (String, String) -> Void) {
+        if call.model.isEmpty { issue(path() + ".model", "model must not be empty") }
         if call.parts.isEmpty && !hasShared {
-            issue(path + ".parts", "a call needs at least one part (or plan.shared_parts)")
+            issue(path() + ".parts", "a call needs at least one part (or plan.shared_parts)")
         }
-        for (i, part) in call.parts.enumerated() { check(part, at: "\(path).parts[\(i)]", issue) }
+        for (i, part) in call.parts.enumerated() { check(part, at: "\(path()).parts[\(i)]", issue) }
         let config = call.config
-        let at = path + ".config"
-        if let t = config.temperature, !(0...2).contains(t) { issue(at + ".temperature", "temperature must be between 0 and 2, got \(t)") }
-        if let p = config.topP, !(0...1).contains(p) { issue(at + ".top_p", "top_p must be between 0 and 1, got \(p)") }
-        if let m = config.maxTokens, m < 1 { issue(at + ".max_tokens", "max_tokens must be at least 1, got \(m)") }
-        if let stop = config.stop, stop.contains(where: \.isEmpty) { issue(at + ".stop", "stop sequences must not be empty strings") }
+                if let t = config.temperature, !(0...2).contains(t) { issue(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
+        if let p = config.topP, !(0...1).contains(p) { issue(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
+        if let m = config.maxTokens, m < 1 { issue(path() + ".config" + ".max_tokens", "max_tokens must be at least 1, got \(m)") }
+        if let stop = config.stop, stop.contains(where: \.isEmpty) { issue(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
     }
 
-    private func check(_ part: APIPart, at path: String, _ issue: (String, String) -> Void) {
+    private func check(_ part: APIPart, at path: @autoclosure () -> String, _ issue: (String, String) -> Void) {
         switch part {
         case .text: break
         case .fileRef(let ref):
-            if ref.uri.isEmpty { issue(path + ".uri", "uri must not be empty") }
-            if ref.mimeType.isEmpty { issue(path + ".mime_type", "mime_type must not be empty") }
+            if ref.uri.isEmpty { issue(path() + ".uri", "uri must not be empty") }
+            if ref.mimeType.isEmpty { issue(path() + ".mime_type", "mime_type must not be empty") }
         case .filePlaceholder(let p):
-            if p.path.isEmpty { issue(path + ".path", "path must not be empty") }
+            if p.path.isEmpty { issue(path() + ".path", "path must not be empty") }
         case .inline(let inline):
-            if inline.mimeType.isEmpty { issue(path + ".mime_type", "mime_type must not be empty") }
+            if inline.mimeType.isEmpty { issue(path() + ".mime_type", "mime_type must not be empty") }
         case .history(let history):
-            if history.turns.isEmpty { issue(path + ".turns", "history needs at least one turn") }
+            if history.turns.isEmpty { issue(path() + ".turns", "history needs at least one turn") }
         }
     }
 
-    private func check(_ estimate: TokenEstimate, at path: String, _ issue: (String, String) -> Void) {
-        if estimate.minTokens < 0 { issue(path + ".min_tokens", "min_tokens must not be negative") }
+    private func check(_ estimate: TokenEstimate, at path: @autoclosure () -> String, _ issue: (String, String) -> Void) {
+        if estimate.minTokens < 0 { issue(path() + ".min_tokens", "min_tokens must not be negative") }
         if estimate.minTokens > estimate.expectedTokens || estimate.expectedTokens > estimate.maxTokens {
-            issue(path, "estimates must satisfy min_tokens ≤ expected_tokens ≤ max_tokens, got \(estimate.minTokens) ≤ \(estimate.expectedTokens) ≤ \(estimate.maxTokens)")
+            issue(path(), "estimates must satisfy min_tokens ≤ expected_tokens ≤ max_tokens, got \(estimate.minTokens) ≤ \(estimate.expectedTokens) ≤ \(estimate.maxTokens)")
         }
-        if let c = estimate.confidence, !(0...1).contains(c) { issue(path + ".confidence", "confidence must be between 0 and 1, got \(c)") }
+        if let c = estimate.confidence, !(0...1).contains(c) { issue(path() + ".confidence", "confidence must be between 0 and 1, got \(c)") }
     }
 }
