@@ -1,0 +1,41 @@
+enum Help {
+    static let version = "pipeline 0.1.0 (CommandPipeline)"
+
+    static let usage = "pipeline [run|validate|capabilities] [options] < commands.jsonl > results.jsonl"
+
+    static let text = """
+    pipeline — run planned LLM API commands: JSON commands on stdin, one JSON result per line on stdout.
+
+    USAGE:
+      pipeline [run] [options] < commands.json > results.jsonl
+      pipeline validate [options] < commands.json      parse and validate, execute nothing
+      pipeline capabilities [--provider NAME]          print the provider's probed capabilities as JSON
+      pipeline --help | --version
+
+    EXAMPLE:
+      echo '{"model":"mock","prompt":"Hello"}' | pipeline
+      pipeline --concurrency 128 --unordered < commands.jsonl > results.jsonl
+
+    OPTIONS (run):
+      --provider NAME           mock (built in, offline)                       default: mock
+      --base-url URL            provider endpoint                              default: the provider's public URL
+      --api-key-env VAR         environment variable holding the API key       default: the provider's usual one
+      --concurrency N           commands in flight at once                     default: \(RunOptions.defaultConcurrency)
+      --unordered               write results as they complete                 default: input order
+      --quiet                   no progress line and no summary on stderr      default: off
+      --resume FILE             skip commands whose id already succeeded in FILE (an earlier results file)
+      --files-root DIR          file paths resolve inside DIR and may not leave it   default: working directory
+      --timeout SECONDS         deadline for each command, retries included   default: none
+      --rate-limit-rpm N        requests per minute for the whole run         default: none
+      --rate-limit-tpm N        tokens per minute for the whole run           default: none
+      --mock-latency-ms N       mock: latency of each generate call           default: 0
+      --mock-fail-model NAME    mock: calls on NAME fail (retryable, unavailable); repeatable
+      --mock-capabilities LIST  mock: comma list from generation,uploads,caching,streaming,token_counting,batch
+                                                                               default: all
+
+    INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands.
+      Full commands have "plan"; the shorthand is {"model","prompt"|"prompts","system","files","fallback_model"}.
+    OUTPUT: one JSON object per input command, status "succeeded" or "failed"; progress and summary on stderr.
+    EXIT STATUS: 0 all succeeded · 1 some failed · 2 usage error · 130 interrupted.
+    """
+}

@@ -1,0 +1,40 @@
+import Foundation
+
+/// A live progress line on a terminal's stderr, and the closing summary.
+struct Progress {
+    let stats: Stats
+    let start = ContinuousClock.now
+
+    var elapsed: Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    func line() -> String {
+        let done = stats.done
+        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        return String(format: "pipeline: %d done, %d failed, %d in flight, %.0f commands/s, %.1fs",
+                      done, stats.failed.load(ordering: .relaxed), stats.inFlight.load(ordering: .relaxed), rate, elapsed)
+    }
+
+    /// Redraws the line every quarter second until cancelled.
+    func live() -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                StandardError.write("\r\u{1B}[K" + line())
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+            StandardError.write("\r\u{1B}[K")
+        }
+    }
+
+    func summary() -> String {
+        var parts = ["\(stats.succeeded.load(ordering: .relaxed)) succeeded", "\(stats.failed.load(ordering: .relaxed)) failed"]
+        let skipped = stats.skipped.load(ordering: .relaxed)
+        if skipped > 0 { parts.append("\(skipped) skipped (already succeeded)") }
+        parts.append("\(stats.fallbacks.load(ordering: .relaxed)) fallbacks used")
+        parts.append("\(stats.tokens.load(ordering: .relaxed)) tokens")
+        let rate = elapsed > 0 ? Double(stats.done) / elapsed : 0
+        return "pipeline: " + parts.joined(separator: ", ") + String(format: " in %.2fs (%.0f commands/s)\n", elapsed, rate)
+    }
+}
