@@ -4,31 +4,46 @@ import Foundation
 import Synchronization
 
 /// Reads stdin on its own thread, splits it into JSON values and hands them to the run
-/// loop, waiting for free slots first: at most `inFlight` commands running and at most
-/// `window` commands read but not yet written. This is what keeps memory flat.
+/// loop in batches (one per read), after taking one credit per value from `gate`. The run
+/// loop returns a credit for every result written, so at most `window` values are ever
+/// read but unwritten: memory stays flat however long the input is.
 final class InputReader: Sendable {
-    let inFlightSlots: DispatchSemaphore
-    let windowSlots: DispatchSemaphore
+    let gate: CreditGate
     private let fd: Int32
     private let stopFlag = Atomic<Bool>(false)
+    static let maxBatch = 256
 
-    init(fd: Int32, inFlight: Int, window: Int) {
+    init(fd: Int32, window: Int) {
         self.fd = fd
-        inFlightSlots = DispatchSemaphore(value: inFlight)
-        windowSlots = DispatchSemaphore(value: window)
+        gate = CreditGate(credits: window)
     }
 
-    func stop() { stopFlag.store(true, ordering: .releasing) }
+    func stop() {
+        stopFlag.store(true, ordering: .releasing)
+        gate.open()
+    }
 
-    /// Starts the thread; `deliver` gets each piece with its 0-based index, then `nil` at the end.
-    func start(deliver: @escaping @Sendable (JSONStreamSplitter.Piece?, Int) -> Void, readFailed: @escaping @Sendable (String) -> Void) {
+    private var stopped: Bool { stopFlag.load(ordering: .acquiring) }
+
+    /// Starts the thread; `deliver` gets batches of pieces with the 0-based index of the first,
+    /// then an empty batch at the end of input.
+    func start(deliver: @escaping @Sendable ([JSONStreamSplitter.Piece], Int) -> Void, readFailed: @escaping @Sendable (String) -> Void) {
         let thread = Thread { [self] in
             var splitter = JSONStreamSplitter()
             var index = 0
+            var batch: [JSONStreamSplitter.Piece] = []
+            func send() {
+                guard !batch.isEmpty, !stopped else { return }
+                gate.acquire(batch.count)
+                if stopped { return }
+                deliver(batch, index)
+                index += batch.count
+                batch.removeAll(keepingCapacity: true)
+            }
             let size = 1 << 16
             let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: size)
             defer { chunk.deallocate() }
-            reading: while !stopFlag.load(ordering: .acquiring) {
+            while !stopped {
                 let n = read(fd, chunk.baseAddress!, size)
                 if n < 0 {
                     if errno == EINTR { continue }
@@ -36,32 +51,72 @@ final class InputReader: Sendable {
                     break
                 }
                 if n == 0 { break }
-                var stopNow = false
                 splitter.feed(UnsafeBufferPointer(rebasing: chunk[0..<n])) { piece in
-                    guard !stopNow else { return }
-                    windowSlots.wait()
-                    inFlightSlots.wait()
-                    if stopFlag.load(ordering: .acquiring) {
-                        stopNow = true
-                        return
-                    }
-                    deliver(piece, index)
-                    index += 1
+                    batch.append(piece)
+                    if batch.count == Self.maxBatch { send() }
                 }
-                if stopNow { break reading }
+                send()
             }
-            if !stopFlag.load(ordering: .acquiring) {
-                splitter.finish { piece in
-                    windowSlots.wait()
-                    inFlightSlots.wait()
-                    deliver(piece, index)
-                    index += 1
-                }
+            if !stopped {
+                splitter.finish { batch.append($0) }
+                send()
+                deliver([], index)
             }
-            deliver(nil, index)
         }
         thread.stackSize = 1 << 20
         thread.start()
     }
 }
 
+/// A counting gate between the reader thread (which blocks) and the run loop (which never does).
+final class CreditGate: Sendable {
+    private struct State {
+        var credits: Int
+        var waitingFor: Int?
+        var open = false
+    }
+
+    private let state: Mutex<State>
+    private let wake = DispatchSemaphore(value: 0)
+
+    init(credits: Int) { state = Mutex(State(credits: credits)) }
+
+    /// Blocks the calling thread until `n` credits are free, then takes them.
+    func acquire(_ n: Int) {
+        while true {
+            let taken = state.withLock { s -> Bool in
+                if s.open || s.credits >= n {
+                    s.credits -= n
+                    return true
+                }
+                s.waitingFor = n
+                return false
+            }
+            if taken { return }
+            wake.wait()
+        }
+    }
+
+    /// Gives back `n` credits, waking the reader when it can go on.
+    func release(_ n: Int) {
+        let wakeReader = state.withLock { s -> Bool in
+            s.credits += n
+            if let needed = s.waitingFor, s.credits >= needed {
+                s.waitingFor = nil
+                return true
+            }
+            return false
+        }
+        if wakeReader { wake.signal() }
+    }
+
+    /// Lets every acquire through from now on (used when stopping).
+    func open() {
+        let wakeReader = state.withLock { s -> Bool in
+            s.open = true
+            defer { s.waitingFor = nil }
+            return s.waitingFor != nil
+        }
+        if wakeReader { wake.signal() }
+    }
+}

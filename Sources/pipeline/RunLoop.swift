@@ -20,8 +20,8 @@ struct RunLoop {
     }
 
     enum Event: Sendable {
-        case input(JSONStreamSplitter.Piece, Int)
-        case endOfInput
+        /// Pieces read, with the index of the first; empty at the end of input.
+        case input([JSONStreamSplitter.Piece], Int)
         case done(Int, Outcome)
         case interrupt
         case cancelNow
@@ -38,10 +38,10 @@ struct RunLoop {
     /// Runs until the input ends (or an interrupt); returns whether the run was interrupted.
     func run(interrupts: AsyncStream<Void>) async -> (interrupted: Bool, readError: String?) {
         let (events, continuation) = AsyncStream<Event>.makeStream()
-        let window = unordered ? concurrency : max(concurrency * 4, 1024)
-        let reader = InputReader(fd: 0, inFlight: concurrency, window: window)
+        let window = unordered ? max(concurrency * 2, 1024) : max(concurrency * 4, 4096)
+        let reader = InputReader(fd: 0, window: window)
         reader.start(
-            deliver: { piece, index in continuation.yield(piece.map { .input($0, index) } ?? .endOfInput) },
+            deliver: { pieces, first in continuation.yield(.input(pieces, first)) },
             readFailed: { continuation.yield(.readFailed($0)) })
         let forward = Task {
             for await _ in interrupts { continuation.yield(.interrupt) }
@@ -49,7 +49,9 @@ struct RunLoop {
         defer { forward.cancel() }
 
         let writer = LineWriter(fd: 1)
-        var pending: [Int: Outcome] = [:]
+        var queue: [(JSONStreamSplitter.Piece, Int)] = []   // read, not started
+        var queueHead = 0
+        var pending: [Int: Outcome] = [:]                   // finished, not yet written (ordered mode)
         var nextToWrite = 0
         var inFlight = 0
         var inputEnded = false
@@ -57,59 +59,75 @@ struct RunLoop {
         var readError: String?
 
         await withDiscardingTaskGroup { group in
+            func startQueued() {
+                while inFlight < concurrency && queueHead < queue.count && !interrupted {
+                    let (piece, index) = queue[queueHead]
+                    queueHead += 1
+                    inFlight += 1
+                    group.addTask { continuation.yield(.done(index, await process(piece, index: index))) }
+                }
+                if queueHead == queue.count {
+                    queue.removeAll(keepingCapacity: true)
+                    queueHead = 0
+                } else if queueHead >= 1024 && queueHead * 2 >= queue.count {
+                    // The queue rarely drains while input streams in: drop the started prefix.
+                    queue.removeFirst(queueHead)
+                    queueHead = 0
+                }
+                stats.inFlight.store(inFlight, ordering: .relaxed)
+            }
             loop: for await event in events {
                 switch event {
-                case .input(let piece, let index):
-                    if interrupted {
-                        reader.inFlightSlots.signal()
-                        reader.windowSlots.signal()
-                        continue
+                case .input(let pieces, let first):
+                    if pieces.isEmpty {
+                        inputEnded = true
+                    } else if interrupted {
+                        reader.gate.release(pieces.count)
+                    } else {
+                        for (offset, piece) in pieces.enumerated() { queue.append((piece, first + offset)) }
+                        startQueued()
                     }
-                    inFlight += 1
-                    stats.inFlight.add(1, ordering: .relaxed)
-                    group.addTask { continuation.yield(.done(index, await process(piece, index: index))) }
                 case .done(let index, let outcome):
                     inFlight -= 1
-                    stats.inFlight.subtract(1, ordering: .relaxed)
-                    reader.inFlightSlots.signal()
                     count(outcome)
                     if unordered {
                         write(outcome, to: writer)
-                        reader.windowSlots.signal()
+                        reader.gate.release(1)
                     } else {
                         pending[index] = outcome
+                        var written = 0
                         while let ready = pending.removeValue(forKey: nextToWrite) {
                             write(ready, to: writer)
                             nextToWrite += 1
-                            reader.windowSlots.signal()
+                            written += 1
                         }
+                        if written > 0 { reader.gate.release(written) }
                     }
-                    if (inputEnded || interrupted) && inFlight == 0 { break loop }
-                case .endOfInput:
-                    inputEnded = true
-                    if inFlight == 0 { break loop }
+                    startQueued()
                 case .readFailed(let message):
                     readError = message
+                    inputEnded = true
                 case .interrupt:
-                    if interrupted { group.cancelAll(); continue }
+                    if interrupted {
+                        group.cancelAll()
+                        continue
+                    }
                     interrupted = true
                     reader.stop()
-                    // Unblock the reader if it waits for a slot; it then sees the stop flag.
-                    reader.inFlightSlots.signal()
-                    reader.windowSlots.signal()
-                    if inFlight == 0 { break loop }
-                    group.addTask {
-                        try? await Task.sleep(for: .seconds(1))
-                        continuation.yield(.cancelNow)
+                    if inFlight > 0 {
+                        group.addTask {
+                            try? await Task.sleep(for: .seconds(1))
+                            continuation.yield(.cancelNow)
+                        }
                     }
                 case .cancelNow:
                     group.cancelAll()
                 }
+                if inFlight == 0 && (interrupted || (inputEnded && queueHead == queue.count)) { break loop }
             }
             group.cancelAll()
         }
-        // Ordered mode after an interrupt: everything admitted has finished, so nothing is left pending
-        // except results behind a gap that cannot exist; write any remainder in index order anyway.
+        // After an interrupt, results behind a command that never started stay pending: write them in order.
         for index in pending.keys.sorted() { write(pending[index]!, to: writer) }
         writer.flush()
         return (interrupted, readError)
@@ -144,7 +162,7 @@ struct RunLoop {
                 command = decoded
             }
         }
-        if resumeIDs.contains(command.id) {
+        if !resumeIDs.isEmpty && resumeIDs.contains(command.id) {
             return Outcome(line: [], status: .skipped, tokens: 0, usedFallback: false)
         }
         switch mode {
@@ -153,20 +171,25 @@ struct RunLoop {
             return Outcome(line: Self.line(record), status: .succeeded, tokens: 0, usedFallback: false)
         case .execute(let engine):
             let result = await engine.executeWithFallback(command)
-            let record = ResultRecord.make(result, id: command.id, index: index, metadata: command.metadata, provider: providerName)
+            var line: [UInt8] = []
+            line.reserveCapacity(640)
+            ResultWriter.record(result, id: command.id, index: index, metadata: command.metadata, provider: providerName, to: &line)
+            line.append(0x0a)
             switch result {
             case .success(let finalized):
-                return Outcome(line: Self.line(record), status: .succeeded, tokens: finalized.usage.totalTokens, usedFallback: finalized.telemetry.usedFallback)
+                return Outcome(line: line, status: .succeeded, tokens: finalized.usage.totalTokens, usedFallback: finalized.telemetry.usedFallback)
             case .failure(let error):
                 let tokens = error.partialResponses.reduce(0) { $0 + $1.usage.totalTokens }
-                return Outcome(line: Self.line(record), status: .failed, tokens: tokens, usedFallback: false)
+                return Outcome(line: line, status: .failed, tokens: tokens, usedFallback: false)
             }
         }
     }
 
     private func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject) -> Outcome {
-        let record = ResultRecord.failed(error, id: id, index: index, metadata: metadata, provider: providerName)
-        return Outcome(line: Self.line(record), status: .failed, tokens: 0, usedFallback: false)
+        var line: [UInt8] = []
+        ResultWriter.failed(error, id: id, index: index, metadata: metadata, provider: providerName, to: &line)
+        line.append(0x0a)
+        return Outcome(line: line, status: .failed, tokens: 0, usedFallback: false)
     }
 
     static func line(_ record: JSONValue) -> [UInt8] {

@@ -88,91 +88,44 @@ extension PlannedCommand: WireEncodable {
     }
 }
 
+// Output types: their wire form is what `ResultWriter` writes.
+
 extension Usage: WireEncodable {
-    public var wireValue: JSONValue {
-        ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(completionTokens), "total_tokens": .int(totalTokens), "cached_tokens": .int(cachedTokens)]
-    }
+    public var wireValue: JSONValue { ResultWriter.value { ResultWriter.usage(self, to: &$0) } }
 }
 
 extension CallResponse: WireEncodable {
-    public var wireValue: JSONValue {
-        ["call_index": .int(callIndex), "text": .string(text), "model": .string(model), "finish_reason": .string(finishReason), "usage": usage.wireValue]
-    }
+    public var wireValue: JSONValue { ResultWriter.value { ResultWriter.response(self, to: &$0) } }
 }
 
 extension ErrorSummary: WireEncodable {
-    public var wireValue: JSONValue {
-        ["kind": .string(kind.rawValue), "message": .string(message), "provider": provider.map(JSONValue.string) ?? .null, "retryable": .bool(retryable)]
-    }
+    public var wireValue: JSONValue { ResultWriter.value { ResultWriter.summary(self, to: &$0) } }
 }
 
 extension TokenValidation: WireEncodable {
-    public var wireValue: JSONValue {
-        [
-            "estimated": ["min": .int(estimated.minTokens), "expected": .int(estimated.expectedTokens), "max": .int(estimated.maxTokens)],
-            "actual": .int(actual), "in_range": .bool(inRange), "accuracy_ratio": .double(accuracyRatio),
-        ]
-    }
+    public var wireValue: JSONValue { ResultWriter.value { ResultWriter.tokenValidation(self, to: &$0) } }
 }
 
 extension Telemetry: WireEncodable {
-    public var wireValue: JSONValue {
-        func ms(_ d: Duration) -> JSONValue { .double((d.milliseconds * 1000).rounded() / 1000) }
-        return [
-            "provider": .string(provider), "used_fallback": .bool(usedFallback), "primary_error": primaryError?.wireValue ?? .null,
-            "retries": .int(retries),
-            "durations_ms": ["upload": ms(durations.upload), "cache": ms(durations.cache), "generate": ms(durations.generate), "total": ms(durations.total)],
-            "uploads": ["performed": .int(uploads.performed), "reused": .int(uploads.reused), "skipped": .int(uploads.skipped)],
-            "cache": cache.map { ["id": $0.id.map(JSONValue.string) ?? .null, "key": .string($0.key), "created": .bool($0.created), "reused": .bool($0.reused)] } ?? .null,
-            "token_validation": tokenValidation?.wireValue ?? .null,
-        ]
-    }
+    public var wireValue: JSONValue { ResultWriter.value { ResultWriter.telemetry(self, to: &$0) } }
 }
 
 extension APIError: WireEncodable {
     /// The `error` object of a failed result.
-    public var wireValue: JSONValue {
-        var object: JSONObject = [
-            "kind": .string(kind.rawValue), "message": .string(message), "path": path.map(JSONValue.string) ?? .null,
-            "provider": provider.map(JSONValue.string) ?? .null, "retryable": .bool(retryable),
-        ]
-        var details = JSONObject()
-        if let code { details["code"] = .string(code) }
-        if let retryAfter { details["retry_after_ms"] = .double(retryAfter.milliseconds) }
-        if !failedCalls.isEmpty { details["failed_calls"] = .array(failedCalls.map(JSONValue.int)) }
-        if let primaryError { details["primary_error"] = primaryError.wireValue }
-        if !details.isEmpty { object["details"] = .object(details) }
-        return .object(object)
-    }
+    public var wireValue: JSONValue { ResultWriter.value { ResultWriter.error(self, to: &$0) } }
 }
 
-/// One line of the CLI's output: a succeeded or failed result for the command at `index`.
+/// One line of the CLI's output as a value (the CLI itself writes bytes with `ResultWriter`).
 public enum ResultRecord {
     public static func succeeded(_ command: FinalizedCommand, index: Int) -> JSONValue {
-        [
-            "id": .string(command.id), "index": .int(index), "status": "succeeded",
-            "responses": .array(command.responses.map(\.wireValue)), "usage": command.usage.wireValue,
-            "telemetry": command.telemetry.wireValue, "metadata": .object(command.metadata),
-        ]
+        ResultWriter.value { ResultWriter.succeeded(command, index: index, to: &$0) }
     }
 
     public static func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject, provider: String) -> JSONValue {
-        var object: JSONObject = [
-            "id": .string(id), "index": .int(index), "status": "failed", "error": error.wireValue,
-            "telemetry": (error.telemetry ?? Telemetry(provider: provider)).wireValue,
-        ]
-        if !error.partialResponses.isEmpty {
-            object["responses"] = .array(error.partialResponses.map(\.wireValue))
-            object["usage"] = error.partialResponses.reduce(Usage.zero) { $0 + $1.usage }.wireValue
-        }
-        object["metadata"] = .object(metadata)
-        return .object(object)
+        ResultWriter.value { ResultWriter.failed(error, id: id, index: index, metadata: metadata, provider: provider, to: &$0) }
     }
 
     public static func make(_ result: Result<FinalizedCommand, APIError>, id: String, index: Int, metadata: JSONObject, provider: String) -> JSONValue {
-        switch result {
-        case .success(let finalized): succeeded(finalized, index: index)
-        case .failure(let error): failed(error, id: id, index: index, metadata: metadata, provider: provider)
-        }
+        ResultWriter.value { ResultWriter.record(result, id: id, index: index, metadata: metadata, provider: provider, to: &$0) }
     }
 }

@@ -1,0 +1,208 @@
+/// Writes result records (and their parts) straight to JSON bytes. This is the one
+/// definition of the output format: `wireValue` of the output types parses what it writes.
+/// Building `JSONValue` trees first cost more than everything else in the CLI together.
+public enum ResultWriter {
+    /// Appends one succeeded result record (no newline).
+    public static func succeeded(_ command: FinalizedCommand, index: Int, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONSerializer.writeString(command.id, to: &out)
+        out.append(contentsOf: #","index":"#.utf8)
+        JSONSerializer.writeInt(index, to: &out)
+        out.append(contentsOf: #","status":"succeeded","responses":"#.utf8)
+        responses(command.responses, to: &out)
+        out.append(contentsOf: #","usage":"#.utf8)
+        usage(command.usage, to: &out)
+        out.append(contentsOf: #","telemetry":"#.utf8)
+        telemetry(command.telemetry, to: &out)
+        out.append(contentsOf: #","metadata":"#.utf8)
+        JSONSerializer.write(.object(command.metadata), to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Appends one failed result record (no newline). Responses of calls that succeeded
+    /// before the failure are kept, with their usage.
+    public static func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject, provider: String, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONSerializer.writeString(id, to: &out)
+        out.append(contentsOf: #","index":"#.utf8)
+        JSONSerializer.writeInt(index, to: &out)
+        out.append(contentsOf: #","status":"failed","error":"#.utf8)
+        self.error(error, to: &out)
+        out.append(contentsOf: #","telemetry":"#.utf8)
+        telemetry(error.telemetry ?? Telemetry(provider: provider), to: &out)
+        if !error.partialResponses.isEmpty {
+            out.append(contentsOf: #","responses":"#.utf8)
+            responses(error.partialResponses, to: &out)
+            out.append(contentsOf: #","usage":"#.utf8)
+            usage(error.partialResponses.reduce(Usage.zero) { $0 + $1.usage }, to: &out)
+        }
+        out.append(contentsOf: #","metadata":"#.utf8)
+        JSONSerializer.write(.object(metadata), to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    public static func record(_ result: Result<FinalizedCommand, APIError>, id: String, index: Int, metadata: JSONObject, provider: String, to out: inout [UInt8]) {
+        switch result {
+        case .success(let finalized): succeeded(finalized, index: index, to: &out)
+        case .failure(let error): failed(error, id: id, index: index, metadata: metadata, provider: provider, to: &out)
+        }
+    }
+
+    static func responses(_ responses: [CallResponse], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (i, r) in responses.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            response(r, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    static func response(_ r: CallResponse, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"call_index":"#.utf8)
+        JSONSerializer.writeInt(r.callIndex, to: &out)
+        out.append(contentsOf: #","text":"#.utf8)
+        JSONSerializer.writeString(r.text, to: &out)
+        out.append(contentsOf: #","model":"#.utf8)
+        JSONSerializer.writeString(r.model, to: &out)
+        out.append(contentsOf: #","finish_reason":"#.utf8)
+        JSONSerializer.writeString(r.finishReason, to: &out)
+        out.append(contentsOf: #","usage":"#.utf8)
+        usage(r.usage, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func usage(_ u: Usage, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"prompt_tokens":"#.utf8)
+        JSONSerializer.writeInt(u.promptTokens, to: &out)
+        out.append(contentsOf: #","completion_tokens":"#.utf8)
+        JSONSerializer.writeInt(u.completionTokens, to: &out)
+        out.append(contentsOf: #","total_tokens":"#.utf8)
+        JSONSerializer.writeInt(u.totalTokens, to: &out)
+        out.append(contentsOf: #","cached_tokens":"#.utf8)
+        JSONSerializer.writeInt(u.cachedTokens, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func optionalString(_ s: String?, to out: inout [UInt8]) {
+        if let s { JSONSerializer.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    static func bool(_ b: Bool, to out: inout [UInt8]) { out.append(contentsOf: (b ? "true" : "false").utf8) }
+
+    /// Milliseconds with three decimals.
+    static func milliseconds(_ d: Duration, to out: inout [UInt8]) {
+        JSONSerializer.writeDouble((d.milliseconds * 1000).rounded() / 1000, to: &out)
+    }
+
+    static func summary(_ s: ErrorSummary, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"kind":""#.utf8)
+        out.append(contentsOf: s.kind.rawValue.utf8)
+        out.append(contentsOf: #"","message":"#.utf8)
+        JSONSerializer.writeString(s.message, to: &out)
+        out.append(contentsOf: #","provider":"#.utf8)
+        optionalString(s.provider, to: &out)
+        out.append(contentsOf: #","retryable":"#.utf8)
+        bool(s.retryable, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func tokenValidation(_ v: TokenValidation, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"estimated":{"min":"#.utf8)
+        JSONSerializer.writeInt(v.estimated.minTokens, to: &out)
+        out.append(contentsOf: #","expected":"#.utf8)
+        JSONSerializer.writeInt(v.estimated.expectedTokens, to: &out)
+        out.append(contentsOf: #","max":"#.utf8)
+        JSONSerializer.writeInt(v.estimated.maxTokens, to: &out)
+        out.append(contentsOf: #"},"actual":"#.utf8)
+        JSONSerializer.writeInt(v.actual, to: &out)
+        out.append(contentsOf: #","in_range":"#.utf8)
+        bool(v.inRange, to: &out)
+        out.append(contentsOf: #","accuracy_ratio":"#.utf8)
+        JSONSerializer.writeDouble(v.accuracyRatio, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func telemetry(_ t: Telemetry, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"provider":"#.utf8)
+        JSONSerializer.writeString(t.provider, to: &out)
+        out.append(contentsOf: #","used_fallback":"#.utf8)
+        bool(t.usedFallback, to: &out)
+        out.append(contentsOf: #","primary_error":"#.utf8)
+        if let p = t.primaryError { summary(p, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","retries":"#.utf8)
+        JSONSerializer.writeInt(t.retries, to: &out)
+        out.append(contentsOf: #","durations_ms":{"upload":"#.utf8)
+        milliseconds(t.durations.upload, to: &out)
+        out.append(contentsOf: #","cache":"#.utf8)
+        milliseconds(t.durations.cache, to: &out)
+        out.append(contentsOf: #","generate":"#.utf8)
+        milliseconds(t.durations.generate, to: &out)
+        out.append(contentsOf: #","total":"#.utf8)
+        milliseconds(t.durations.total, to: &out)
+        out.append(contentsOf: #"},"uploads":{"performed":"#.utf8)
+        JSONSerializer.writeInt(t.uploads.performed, to: &out)
+        out.append(contentsOf: #","reused":"#.utf8)
+        JSONSerializer.writeInt(t.uploads.reused, to: &out)
+        out.append(contentsOf: #","skipped":"#.utf8)
+        JSONSerializer.writeInt(t.uploads.skipped, to: &out)
+        out.append(contentsOf: #"},"cache":"#.utf8)
+        if let c = t.cache {
+            out.append(contentsOf: #"{"id":"#.utf8)
+            optionalString(c.id, to: &out)
+            out.append(contentsOf: #","key":"#.utf8)
+            JSONSerializer.writeString(c.key, to: &out)
+            out.append(contentsOf: #","created":"#.utf8)
+            bool(c.created, to: &out)
+            out.append(contentsOf: #","reused":"#.utf8)
+            bool(c.reused, to: &out)
+            out.append(UInt8(ascii: "}"))
+        } else {
+            out.append(contentsOf: "null".utf8)
+        }
+        out.append(contentsOf: #","token_validation":"#.utf8)
+        if let v = t.tokenValidation { tokenValidation(v, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func error(_ e: APIError, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"kind":""#.utf8)
+        out.append(contentsOf: e.kind.rawValue.utf8)
+        out.append(contentsOf: #"","message":"#.utf8)
+        JSONSerializer.writeString(e.message, to: &out)
+        out.append(contentsOf: #","path":"#.utf8)
+        optionalString(e.path, to: &out)
+        out.append(contentsOf: #","provider":"#.utf8)
+        optionalString(e.provider, to: &out)
+        out.append(contentsOf: #","retryable":"#.utf8)
+        bool(e.retryable, to: &out)
+        var details: [(String, (inout [UInt8]) -> Void)] = []
+        if let code = e.code { details.append(("code", { JSONSerializer.writeString(code, to: &$0) })) }
+        if let after = e.retryAfter { details.append(("retry_after_ms", { milliseconds(after, to: &$0) })) }
+        if !e.failedCalls.isEmpty {
+            details.append(("failed_calls", { JSONSerializer.write(.array(e.failedCalls.map(JSONValue.int)), to: &$0) }))
+        }
+        if let p = e.primaryError { details.append(("primary_error", { summary(p, to: &$0) })) }
+        if !details.isEmpty {
+            out.append(contentsOf: #","details":{"#.utf8)
+            for (i, (key, write)) in details.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONSerializer.writeString(key, to: &out)
+                out.append(UInt8(ascii: ":"))
+                write(&out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// Parses bytes this writer produced (always valid JSON) back into a value.
+    static func value(_ write: (inout [UInt8]) -> Void) -> JSONValue {
+        var out: [UInt8] = []
+        write(&out)
+        do throws(JSONParser.SyntaxError) {
+            return try JSONParser.parse(out)
+        } catch {
+            preconditionFailure("ResultWriter produced invalid JSON at \(error.offset): \(error.message)")
+        }
+    }
+}
