@@ -18,6 +18,8 @@ let package = Package(
             path: "Benchmarks/PipelineBench"
         ),
         .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline"]),
+        // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
+        .testTarget(name: "PipelineCLITests", dependencies: ["pipeline"]),
     ]
 )
 
