@@ -28,10 +28,17 @@ enum Help {
       --timeout SECONDS         deadline for each command, retries included   default: none
       --rate-limit-rpm N        requests per minute for the whole run         default: none
       --rate-limit-tpm N        tokens per minute for the whole run           default: none
+      --call-timeout SECONDS    deadline for each attempt of a call (retried) default: none
+      --max-attempts N          attempts per call, the first included         default: 3
+                                (retryable errors only; backoff 0.5 s doubling to 30 s, Retry-After honoured)
       --mock-latency-ms N       mock: latency of each generate call           default: 0
       --mock-fail-model NAME    mock: calls on NAME fail (retryable, unavailable); repeatable
       --mock-capabilities LIST  mock: comma list from generation,uploads,caching,streaming,token_counting,batch
                                                                                default: all
+      --mock-faults SPEC        mock: seeded faults, a comma list of key=value from
+                                retryable=FRACTION, retry_after_ms=N, fatal=FRACTION, hang=FRACTION,
+                                jitter_ms=N, seed=N   e.g. retryable=0.2,fatal=0.02,hang=0.01,seed=7
+                                (hanging calls end only by --call-timeout or --timeout)
 
     INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands.
       Full commands have "plan"; the shorthand is {"model","prompt"|"prompts","system","files","fallback_model"}.

@@ -20,6 +20,9 @@ struct RunOptions {
     var resume: String?
     var filesRoot: String?
     var timeoutSeconds: Double?
+    var callTimeoutSeconds: Double?
+    var maxAttempts = RetryPolicy().maxAttempts
+    var mockFaults: MockFaultPlan?
     var rateLimitRPM: Int?
     var rateLimitTPM: Int?
     var mockLatencyMs = 0
@@ -55,6 +58,9 @@ enum ArgumentParser {
         Spec(name: "--resume", takesValue: true, subcommands: ["run"]),
         Spec(name: "--files-root", takesValue: true, subcommands: runLike),
         Spec(name: "--timeout", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--call-timeout", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--max-attempts", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--mock-faults", takesValue: true, subcommands: ["run"]),
         Spec(name: "--rate-limit-rpm", takesValue: true, subcommands: ["run"]),
         Spec(name: "--rate-limit-tpm", takesValue: true, subcommands: ["run"]),
         Spec(name: "--mock-latency-ms", takesValue: true, subcommands: ["run"]),
@@ -122,11 +128,14 @@ enum ArgumentParser {
         case "--quiet": options.quiet = true
         case "--resume": options.resume = value
         case "--files-root": options.filesRoot = value
-        case "--timeout":
-            guard let seconds = Double(value), seconds > 0, seconds.isFinite else {
-                throw UsageError(message: "option '--timeout' needs a positive number of seconds, got '\(value)'")
+        case "--timeout": options.timeoutSeconds = try seconds(name, value)
+        case "--call-timeout": options.callTimeoutSeconds = try seconds(name, value)
+        case "--max-attempts": options.maxAttempts = try positiveInt(name, value)
+        case "--mock-faults":
+            switch MockFaultPlan.parse(value) {
+            case .success(let plan): options.mockFaults = plan
+            case .failure(let error): throw UsageError(message: "option '--mock-faults': \(error.message)")
             }
-            options.timeoutSeconds = seconds
         case "--rate-limit-rpm": options.rateLimitRPM = try positiveInt(name, value)
         case "--rate-limit-tpm": options.rateLimitTPM = try positiveInt(name, value)
         case "--mock-latency-ms":
@@ -140,6 +149,13 @@ enum ArgumentParser {
             }
         default: break
         }
+    }
+
+    private static func seconds(_ name: String, _ value: String) throws(UsageError) -> Double {
+        guard let seconds = Double(value), seconds > 0, seconds.isFinite else {
+            throw UsageError(message: "option '\(name)' needs a positive number of seconds, got '\(value)'")
+        }
+        return seconds
     }
 
     private static func positiveInt(_ name: String, _ value: String) throws(UsageError) -> Int {

@@ -43,15 +43,13 @@ enum Pipeline {
 
     static func makeProvider(_ options: RunOptions) -> Result<any GenerationCapability, UsageError> {
         let mock = MockConfiguration(
-            latency: .milliseconds(options.mockLatencyMs), failingModels: Set(options.mockFailModels), capabilities: options.mockCapabilities)
+            latency: .milliseconds(options.mockLatencyMs), failingModels: Set(options.mockFailModels), capabilities: options.mockCapabilities,
+            faults: options.mockFaults)
         let providerOptions = ProviderOptions(baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, mock: mock)
         return ProviderRegistry.standard.make(options.provider, options: providerOptions).mapError { UsageError(message: $0.message) }
     }
 
     static func stream(_ options: RunOptions, validateOnly: Bool) async -> Int32 {
-        if options.timeoutSeconds != nil || options.rateLimitRPM != nil || options.rateLimitTPM != nil {
-            return usageFailure(UsageError(message: "--timeout and --rate-limit-* are not available in this build yet"))
-        }
         var resumeIDs: Set<String> = []
         if let path = options.resume {
             do throws(UsageError) { resumeIDs = try Resume.succeededIDs(in: path) } catch { return usageFailure(error) }
@@ -73,7 +71,13 @@ enum Pipeline {
             switch makeProvider(options) {
             case .failure(let error): return usageFailure(error)
             case .success(let provider):
-                let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(files: files))
+                let rateLimit = (options.rateLimitRPM != nil || options.rateLimitTPM != nil)
+                    ? RateConstraint(requestsPerMinute: options.rateLimitRPM, tokensPerMinute: options.rateLimitTPM) : nil
+                let configuration = EngineConfiguration(
+                    files: files, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
+                    callTimeout: options.callTimeoutSeconds.map { .milliseconds(Int($0 * 1000)) },
+                    commandTimeout: options.timeoutSeconds.map { .milliseconds(Int($0 * 1000)) }, rateLimit: rateLimit)
+                let engine = PipelineEngine(provider: provider, configuration: configuration)
                 mode = .execute(engine)
                 providerName = provider.providerName
             }

@@ -122,7 +122,7 @@ import Testing
             func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
                 var responses = state.responses
                 for i in responses.indices { responses[i].text = responses[i].text.uppercased() }
-                return state.with(responses: responses, retries: state.retries)
+                return state.with(responses: responses, calls: state.callTelemetry)
             }
         }
         let engine = PipelineEngine(provider: MockProvider.make(), stages: [GenerateStage(), Shout(), TelemetryStage()])

@@ -15,7 +15,7 @@ import Testing
         #expect(replaced.cache == nil)
         #expect(cached.cache?.id == "x")
 
-        let answered = cached.with(responses: [CallResponse(callIndex: 0, response: GenerationResponse(text: "t", model: "m", usage: .zero))], retries: 2)
+        let answered = cached.with(responses: [CallResponse(callIndex: 0, response: GenerationResponse(text: "t", model: "m", usage: .zero))], calls: [CallTelemetry(callIndex: 0, attempts: 3)])
         #expect(cached.responses.isEmpty)
         #expect(answered.responses.count == 1)
         #expect(answered.retries == 2)

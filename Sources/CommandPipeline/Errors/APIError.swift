@@ -39,8 +39,10 @@ public struct APIError: Error, Sendable, Hashable {
     public var failedCalls: [Int]
     /// Responses of calls that succeeded before the command failed: nothing paid for is lost.
     public var partialResponses: [CallResponse]
+    /// What happened to each call before the command failed.
+    public var callTelemetry: [CallTelemetry]
     /// Attempts beyond the first made before failing.
-    public var retries: Int
+    public var retries: Int { callTelemetry.reduce(0) { $0 + $1.retries } }
     /// What was measured before the failure. Set by the engine.
     public var telemetry: Telemetry? {
         get { telemetryBox?.value }
@@ -65,7 +67,7 @@ public struct APIError: Error, Sendable, Hashable {
         self.underlying = underlying
         self.failedCalls = []
         self.partialResponses = []
-        self.retries = 0
+        self.callTelemetry = []
         self.telemetryBox = nil
         self.primaryError = nil
     }

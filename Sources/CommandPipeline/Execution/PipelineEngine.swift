@@ -9,31 +9,41 @@ public struct PipelineEngine: Sendable {
     public let stages: [any ExecutionStage]
     public let clock: any PipelineClock
     public let sinks: [any TelemetrySink]
+    /// Deadline for each command, retries and fallback included.
+    public let commandTimeout: Duration?
 
     /// An engine with the standard stages.
     public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
+        let limiter = configuration.rateLimit.map {
+            RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, clock: configuration.clock)
+        }
+        let invoker = CallInvoker(policy: configuration.retryPolicy, callTimeout: configuration.callTimeout, clock: configuration.clock, limiter: limiter)
         self.init(
             provider: provider,
             stages: [
                 UploadStage(registry: FileRegistry(), resolver: configuration.files),
                 CacheStage(registry: CacheRegistry(clock: configuration.clock)),
-                GenerateStage(maxConcurrentCalls: configuration.maxConcurrentCalls),
+                GenerateStage(maxConcurrentCalls: configuration.maxConcurrentCalls, invoker: invoker),
                 TelemetryStage(),
             ],
-            clock: configuration.clock, sinks: configuration.sinks)
+            clock: configuration.clock, sinks: configuration.sinks, commandTimeout: configuration.commandTimeout)
     }
 
     /// An engine with stages of your choosing, run in the order given.
-    public init(provider: any GenerationCapability, stages: [any ExecutionStage], clock: any PipelineClock = SystemClock(), sinks: [any TelemetrySink] = []) {
+    public init(
+        provider: any GenerationCapability, stages: [any ExecutionStage], clock: any PipelineClock = SystemClock(),
+        sinks: [any TelemetrySink] = [], commandTimeout: Duration? = nil
+    ) {
         self.provider = provider
         self.stages = stages
         self.clock = clock
         self.sinks = sinks
+        self.commandTimeout = commandTimeout
     }
 
     /// Runs the command's primary execution only.
     public func execute(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
-        let result = await primary(command).result
+        let result = await withDeadline(command) { await primary(command).result }
         await record(result, of: command)
         return result
     }
@@ -42,11 +52,55 @@ public struct PipelineEngine: Sendable {
     /// fallback call, runs that call once with the shared parts (already uploaded
     /// ones included) but no uploads of its own and no cache (seed 002 §7).
     public func executeWithFallback(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
+        let result = await withDeadline(command) { await primaryThenFallback(command) }
+        await record(result, of: command)
+        return result
+    }
+
+    /// Runs `body` within the command deadline. Past it, `body` is cancelled (so nothing it
+    /// started keeps running), its result awaited, and a cancellation turned into `timeout`.
+    private func withDeadline(
+        _ command: PlannedCommand, _ body: @escaping @Sendable () async -> Result<FinalizedCommand, APIError>
+    ) async -> Result<FinalizedCommand, APIError> {
+        guard let deadline = commandTimeout else { return await body() }
+        enum Event: Sendable {
+            case finished(Result<FinalizedCommand, APIError>)
+            case deadline
+            case timerCancelled
+        }
+        let clock = self.clock
+        return await withTaskGroup(of: Event.self) { group in
+            group.addTask { .finished(await body()) }
+            group.addTask {
+                do { try await clock.sleep(for: deadline) } catch { return .timerCancelled }
+                return .deadline
+            }
+            var expired = false
+            while let event = await group.next() {
+                switch event {
+                case .finished(let result):
+                    group.cancelAll()
+                    guard expired, case .failure(var error) = result, error.kind == .cancelled else { return result }
+                    error.kind = .timeout
+                    error.retryable = true
+                    error.message = "command '\(command.id)' passed its deadline of \(deadline.formattedSeconds) (retries and fallback included)"
+                    return .failure(error)
+                case .deadline:
+                    expired = true
+                    group.cancelAll()
+                case .timerCancelled:
+                    continue
+                }
+            }
+            return .failure(APIError(.internal, "command '\(command.id)' ended without a result"))
+        }
+    }
+
+    private func primaryThenFallback(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
         let first = await primary(command)
         guard case .failure(let primaryError) = first.result, let fallbackCall = command.plan.fallbackCall,
             primaryError.kind != .cancelled, primaryError.kind != .invalidCommand
         else {
-            await record(first.result, of: command)
             return first.result
         }
         let state = ExecutionState(command: command, mode: .fallback, sharedParts: first.state.sharedParts, calls: [fallbackCall])
@@ -56,7 +110,7 @@ public struct PipelineEngine: Sendable {
         case .success(var finalized):
             finalized.telemetry.usedFallback = true
             finalized.telemetry.primaryError = primaryError.summary
-            finalized.telemetry.retries += primaryError.retries
+            finalized.telemetry.calls = primaryError.callTelemetry + finalized.telemetry.calls
             finalized.telemetry.durations = first.durations + second.durations
             finalized.telemetry.uploads = first.state.uploads
             finalized.telemetry.cache = first.state.cacheTelemetry
@@ -70,7 +124,7 @@ public struct PipelineEngine: Sendable {
             if var telemetry = error.telemetry {
                 telemetry.usedFallback = true
                 telemetry.primaryError = primaryError.summary
-                telemetry.retries += primaryError.retries
+                telemetry.calls = primaryError.callTelemetry + telemetry.calls
                 telemetry.durations = first.durations + second.durations
                 telemetry.uploads = first.state.uploads
                 telemetry.cache = first.state.cacheTelemetry
@@ -78,7 +132,6 @@ public struct PipelineEngine: Sendable {
             }
             result = .failure(error)
         }
-        await record(result, of: command)
         return result
     }
 
@@ -127,13 +180,14 @@ public struct PipelineEngine: Sendable {
         durations.total = clock.now - start
 
         var telemetry = Telemetry(
-            provider: provider.providerName, retries: state.retries, durations: durations, uploads: state.uploads,
+            provider: provider.providerName, calls: state.callTelemetry, durations: durations, uploads: state.uploads,
             cache: state.cacheTelemetry, tokenValidation: state.tokenValidation)
         if var error = failure {
             if Task.isCancelled && error.kind != .cancelled {
                 error = APIError(.cancelled, "command '\(state.command.id)' was cancelled: \(error.message)", provider: error.provider)
             }
-            telemetry.retries = error.retries
+            if error.callTelemetry.isEmpty { error.callTelemetry = state.callTelemetry }
+            telemetry.calls = error.callTelemetry
             error.telemetry = telemetry
             if error.partialResponses.isEmpty { error.partialResponses = state.responses }
             return Run(state: state, durations: durations, result: .failure(error))

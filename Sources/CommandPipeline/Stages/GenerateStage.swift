@@ -1,5 +1,6 @@
 /// Runs one generate call per planned call: shared parts first (or the cache in their
-/// place), at most `maxConcurrentCalls` at a time, responses back in call order.
+/// place), at most `maxConcurrentCalls` at a time, responses back in call order. Each
+/// call goes through the `CallInvoker` (rate limits, timeout, retries, cache bypass).
 ///
 /// A call that fails does not stop the others: when any fail, the stage throws an
 /// error that names the failed calls and carries the responses of those that succeeded.
@@ -25,31 +26,63 @@ public struct GenerateStage: ExecutionStage {
         {
             return GenerationRequest(model: call.model, parts: call.parts, config: call.config.withoutSystemInstruction(), cache: cache)
         }
+        return uncachedRequest(for: state, call: index)
+    }
+
+    static func uncachedRequest(for state: ExecutionState, call index: Int) -> GenerationRequest {
+        let call = state.calls[index]
         return GenerationRequest(model: call.model, parts: state.sharedParts + call.parts, config: call.config)
+    }
+
+    /// Tokens the rate limiter charges before call `index`: the planner's estimate when there
+    /// is one, else a conservative count from the parts plus the completion allowance.
+    static func estimatedTokens(for state: ExecutionState, call index: Int) -> Int {
+        let command = state.command
+        if command.perCallEstimates.indices.contains(index) { return command.perCallEstimates[index].expectedTokens }
+        if let estimate = command.tokenEstimate { return max(1, estimate.expectedTokens / max(1, state.calls.count)) }
+        let parts = state.sharedParts + state.calls[index].parts
+        let prompt = parts.reduce(0) { sum, part in
+            switch part {
+            case .text(let text): sum + text.utf8.count / 3 + 1
+            case .fileRef, .filePlaceholder, .inline: sum + 1024
+            case .history(let h): sum + h.turns.reduce(0) { $0 + ($1.question.utf8.count + $1.answer.utf8.count) / 3 + 2 }
+            }
+        }
+        return prompt + (state.calls[index].config.maxTokens ?? 1024)
+    }
+
+    private func invoke(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ provider: any GenerationCapability) async -> CallInvoker.Outcome {
+        let request = Self.request(for: state, call: index)
+        let uncached = request.cache == nil ? nil : Self.uncachedRequest(for: state, call: index)
+        return await invoker.invoke(
+            request, uncached: uncached, callIndex: index, estimatedTokens: Self.estimatedTokens(for: state, call: index),
+            planLimiter: planLimiter, provider: provider)
     }
 
     public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
         let count = state.calls.count
+        let planLimiter = state.plan.rateConstraint.map {
+            RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, clock: invoker.clock)
+        }
         if count == 1 {
-            let outcome = await invoker.invoke(Self.request(for: state, call: 0), callIndex: 0, provider: provider)
+            let outcome = await invoke(0, state, planLimiter, provider)
             switch outcome.result {
             case .success(let response):
-                return state.with(responses: [CallResponse(callIndex: 0, response: response)], retries: outcome.retries)
+                return state.with(responses: [CallResponse(callIndex: 0, response: response)], calls: [outcome.telemetry])
             case .failure(var error):
                 error.failedCalls = [0]
+                error.callTelemetry = [outcome.telemetry]
                 throw error
             }
         }
 
-        let invoker = self.invoker
         let limit = maxConcurrentCalls
         let outcomes = await withTaskGroup(of: (Int, CallInvoker.Outcome).self) { group in
             var results = [CallInvoker.Outcome?](repeating: nil, count: count)
             var next = 0
             func launch() {
                 let index = next
-                let request = Self.request(for: state, call: index)
-                group.addTask { (index, await invoker.invoke(request, callIndex: index, provider: provider)) }
+                group.addTask { (index, await invoke(index, state, planLimiter, provider)) }
                 next += 1
             }
             while next < min(limit, count) { launch() }
@@ -62,20 +95,20 @@ public struct GenerateStage: ExecutionStage {
 
         var responses: [CallResponse] = []
         var failures: [(Int, APIError)] = []
-        var retries = 0
+        var calls: [CallTelemetry] = []
         for (index, outcome) in outcomes.enumerated() {
             guard let outcome else {
                 failures.append((index, APIError(.cancelled, "call \(index) was not started: the command was cancelled")))
                 continue
             }
-            retries += outcome.retries
+            calls.append(outcome.telemetry)
             switch outcome.result {
             case .success(let response): responses.append(CallResponse(callIndex: index, response: response))
             case .failure(let error): failures.append((index, error))
             }
         }
         guard let (firstIndex, firstError) = failures.first else {
-            return state.with(responses: responses, retries: retries)
+            return state.with(responses: responses, calls: calls)
         }
         var error = firstError
         if failures.allSatisfy({ $0.1.kind == .cancelled }) {
@@ -85,7 +118,7 @@ public struct GenerateStage: ExecutionStage {
         }
         error.failedCalls = failures.map(\.0)
         error.partialResponses = responses
-        error.retries = retries
+        error.callTelemetry = calls
         throw error
     }
 }

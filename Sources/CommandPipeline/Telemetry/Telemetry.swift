@@ -6,7 +6,11 @@ public struct Telemetry: Sendable, Hashable {
     /// Set when the primary execution failed and the fallback ran.
     public var primaryError: ErrorSummary?
     /// Attempts beyond the first, summed over the command's calls.
-    public var retries: Int
+    public var retries: Int { calls.reduce(0) { $0 + $1.retries } }
+    /// Time spent waiting between attempts, summed over the command's calls.
+    public var retryWait: Duration { calls.reduce(.zero) { $0 + $1.retryWait } }
+    /// Each call's attempts, waits and cache bypass (primary calls, then the fallback's).
+    public var calls: [CallTelemetry]
     public var durations: StageDurations
     public var uploads: UploadCounts
     /// `nil` when the plan has no cache.
@@ -15,14 +19,14 @@ public struct Telemetry: Sendable, Hashable {
     public var tokenValidation: TokenValidation?
 
     public init(
-        provider: String, usedFallback: Bool = false, primaryError: ErrorSummary? = nil, retries: Int = 0,
+        provider: String, usedFallback: Bool = false, primaryError: ErrorSummary? = nil, calls: [CallTelemetry] = [],
         durations: StageDurations = StageDurations(), uploads: UploadCounts = UploadCounts(),
         cache: CacheTelemetry? = nil, tokenValidation: TokenValidation? = nil
     ) {
         self.provider = provider
         self.usedFallback = usedFallback
         self.primaryError = primaryError
-        self.retries = retries
+        self.calls = calls
         self.durations = durations
         self.uploads = uploads
         self.cache = cache

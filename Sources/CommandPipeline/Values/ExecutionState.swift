@@ -27,8 +27,11 @@ public struct ExecutionState: Sendable, Hashable {
     public private(set) var usage: Usage
     /// Set by the telemetry stage when the command has an estimate.
     public private(set) var tokenValidation: TokenValidation?
+    /// Attempts, waits and cache bypasses of each call, once generated.
+    public private(set) var callTelemetry: [CallTelemetry]
+
     /// Attempts beyond the first, over all calls.
-    public private(set) var retries: Int
+    public var retries: Int { callTelemetry.reduce(0) { $0 + $1.retries } }
 
     /// The state a command starts from.
     public init(command: PlannedCommand) {
@@ -47,7 +50,7 @@ public struct ExecutionState: Sendable, Hashable {
         self.cacheTelemetry = nil
         self.usage = .zero
         self.tokenValidation = nil
-        self.retries = 0
+        self.callTelemetry = []
     }
 
     public var plan: ExecutionPlan { command.plan }
@@ -56,7 +59,7 @@ public struct ExecutionState: Sendable, Hashable {
         (lhs.commandBox === rhs.commandBox || lhs.command == rhs.command) && lhs.mode == rhs.mode
             && lhs.sharedParts == rhs.sharedParts && lhs.calls == rhs.calls && lhs.cache == rhs.cache
             && lhs.responses == rhs.responses && lhs.uploads == rhs.uploads && lhs.cacheTelemetry == rhs.cacheTelemetry
-            && lhs.usage == rhs.usage && lhs.tokenValidation == rhs.tokenValidation && lhs.retries == rhs.retries
+            && lhs.usage == rhs.usage && lhs.tokenValidation == rhs.tokenValidation && lhs.callTelemetry == rhs.callTelemetry
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -87,10 +90,10 @@ public struct ExecutionState: Sendable, Hashable {
         return copy
     }
 
-    public func with(responses: [CallResponse], retries: Int) -> ExecutionState {
+    public func with(responses: [CallResponse], calls: [CallTelemetry]) -> ExecutionState {
         var copy = self
         copy.responses = responses
-        copy.retries = retries
+        copy.callTelemetry = calls
         return copy
     }
 

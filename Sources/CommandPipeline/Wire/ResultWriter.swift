@@ -131,6 +131,22 @@ public enum ResultWriter {
         if let p = t.primaryError { summary(p, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","retries":"#.utf8)
         JSONSerializer.writeInt(t.retries, to: &out)
+        out.append(contentsOf: #","retry_wait_ms":"#.utf8)
+        milliseconds(t.retryWait, to: &out)
+        out.append(contentsOf: #","calls":["#.utf8)
+        for (i, call) in t.calls.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"call_index":"#.utf8)
+            JSONSerializer.writeInt(call.callIndex, to: &out)
+            out.append(contentsOf: #","attempts":"#.utf8)
+            JSONSerializer.writeInt(call.attempts, to: &out)
+            out.append(contentsOf: #","retry_wait_ms":"#.utf8)
+            milliseconds(call.retryWait, to: &out)
+            out.append(contentsOf: #","cache_bypassed":"#.utf8)
+            bool(call.cacheBypassed, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "]"))
         out.append(contentsOf: #","durations_ms":{"upload":"#.utf8)
         milliseconds(t.durations.upload, to: &out)
         out.append(contentsOf: #","cache":"#.utf8)

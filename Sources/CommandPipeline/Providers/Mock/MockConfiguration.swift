@@ -10,14 +10,17 @@ public struct MockConfiguration: Sendable {
     public var failingModels: Set<String>
     /// The capabilities the mock has; it really lacks the others' conformances.
     public var capabilities: Set<ProviderCapability>
+    /// Injected faults, decided per call by a seeded generator.
+    public var faults: MockFaultPlan?
     /// Time for latency and cache expiry.
     public var clock: any PipelineClock
 
     public init(
         latency: Duration = .zero, uploadLatency: Duration = .zero, cacheLatency: Duration = .zero,
         failingModels: Set<String> = [], capabilities: Set<ProviderCapability> = Set(ProviderCapability.allCases),
-        clock: any PipelineClock = SystemClock()
+        faults: MockFaultPlan? = nil, clock: any PipelineClock = SystemClock()
     ) {
+        self.faults = faults
         self.latency = latency
         self.uploadLatency = uploadLatency
         self.cacheLatency = cacheLatency

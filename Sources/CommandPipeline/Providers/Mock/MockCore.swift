@@ -42,13 +42,29 @@ final class MockCore: Sendable {
     }
 
     func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
-        calls.add(1, ordering: .relaxed)
+        let n = calls.add(1, ordering: .relaxed).newValue
         if configuration.failingModels.contains(request.model) {
             throw APIError(
                 .providerError, "mock: model '\(request.model)' is unavailable", provider: Self.providerName,
                 retryable: true, code: "unavailable")
         }
-        if configuration.latency > .zero { try await configuration.clock.sleep(for: configuration.latency) }
+        var latency = configuration.latency
+        if let faults = configuration.faults {
+            let (fault, extra) = faults.draw(UInt64(bitPattern: Int64(n)))
+            latency += extra
+            switch fault {
+            case .none: break
+            case .retryable:
+                throw APIError(
+                    .providerError, "mock fault: model '\(request.model)' is temporarily unavailable", provider: Self.providerName,
+                    retryable: true, code: "unavailable", retryAfter: faults.retryAfter)
+            case .fatal:
+                throw APIError(.providerError, "mock fault: request rejected for model '\(request.model)'", provider: Self.providerName, retryable: false, code: "invalid_request")
+            case .hang:
+                try await configuration.clock.sleep(for: .seconds(86_400))
+            }
+        }
+        if latency > .zero { try await configuration.clock.sleep(for: latency) }
         let cached = try cachedParts(request.cache)
         return Self.answer(model: request.model, cached: cached, parts: request.parts)
     }

@@ -1,0 +1,121 @@
+import Synchronization
+
+/// Requests and tokens per minute over a sliding 60-second window: in no window of 60
+/// seconds are more than `requestsPerMinute` requests (or `tokensPerMinute` tokens)
+/// granted. Shared by every call it guards; waiting is on the injected clock.
+///
+/// Adaptive: `throttle(after:)` on a provider 429 pauses all grants until the provider's
+/// `Retry-After` (or a growing backoff) has passed and halves the request budget, which
+/// recovers step by step as calls succeed — so in-flight calls do not all retry at once.
+public final class RateLimiter: Sendable {
+    public let requestsPerMinute: Int?
+    public let tokensPerMinute: Int?
+    private let clock: any PipelineClock
+    private static let window = Duration.seconds(60)
+
+    private struct Grant {
+        var id: Int
+        var at: Duration
+        var tokens: Int
+    }
+
+    private struct State {
+        var grants: [Grant] = []     // in time order
+        var head = 0                 // grants before head are outside the window
+        var nextID = 0
+        var pausedUntil: Duration = .zero
+        var consecutive429 = 0
+        var budgetFactor = 1.0       // adaptive share of requestsPerMinute
+
+        mutating func expire(before cutoff: Duration) {
+            while head < grants.count && grants[head].at <= cutoff { head += 1 }
+            if head > 1024 && head * 2 > grants.count {
+                grants.removeFirst(head)
+                head = 0
+            }
+        }
+
+        var live: ArraySlice<Grant> { grants[head...] }
+    }
+
+    private let state = Mutex(State())
+
+    public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, clock: any PipelineClock = SystemClock()) {
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.clock = clock
+    }
+
+    /// A ticket for one granted request; `settle` corrects its tokens with actual usage.
+    public struct Ticket: Sendable, Hashable {
+        let id: Int
+    }
+
+    private enum Decision {
+        case granted(Ticket)
+        case wait(until: Duration)
+    }
+
+    /// Waits until one request of `tokens` estimated tokens fits, then takes it.
+    public func acquire(tokens: Int) async throws -> Ticket {
+        while true {
+            let now = clock.now
+            let decision: Decision = state.withLock { s in
+                if now < s.pausedUntil { return .wait(until: s.pausedUntil) }
+                s.expire(before: now - Self.window)
+                let live = s.live
+                if let rpm = requestsPerMinute {
+                    let budget = max(1, Int((Double(rpm) * s.budgetFactor).rounded(.down)))
+                    if live.count >= budget {
+                        // The oldest grant that must leave the window before one more fits.
+                        return .wait(until: live[live.startIndex + (live.count - budget)].at + Self.window)
+                    }
+                }
+                if let tpm = tokensPerMinute, !live.isEmpty {
+                    var used = live.reduce(0) { $0 + $1.tokens }
+                    if used + tokens > tpm {
+                        for grant in live {
+                            used -= grant.tokens
+                            if used + tokens <= tpm { return .wait(until: grant.at + Self.window) }
+                        }
+                        return .wait(until: live.last!.at + Self.window)
+                    }
+                }
+                s.nextID += 1
+                s.grants.append(Grant(id: s.nextID, at: now, tokens: tokens))
+                return .granted(Ticket(id: s.nextID))
+            }
+            switch decision {
+            case .granted(let ticket): return ticket
+            case .wait(let until): try await clock.sleep(until: max(until, now + .nanoseconds(1)))
+            }
+        }
+    }
+
+    /// Replaces a grant's estimated tokens with what the call really used.
+    public func settle(_ ticket: Ticket, actualTokens: Int) {
+        guard tokensPerMinute != nil else { return }
+        state.withLock { s in
+            if let index = s.live.firstIndex(where: { $0.id == ticket.id }) { s.grants[index].tokens = actualTokens }
+        }
+    }
+
+    /// The provider said 429: pause every grant and shrink the request budget.
+    public func throttle(after error: APIError) {
+        let now = clock.now
+        state.withLock { s in
+            s.consecutive429 += 1
+            let backoff = error.retryAfter ?? .seconds(min(30, 1 << min(s.consecutive429 - 1, 5)))
+            s.pausedUntil = max(s.pausedUntil, now + backoff)
+            s.budgetFactor = max(0.1, s.budgetFactor / 2)
+        }
+    }
+
+    /// A call succeeded: the adaptive budget recovers a little.
+    public func recordSuccess() {
+        state.withLock { s in
+            s.consecutive429 = 0
+            if s.budgetFactor < 1 { s.budgetFactor = min(1, s.budgetFactor * 1.1) }
+        }
+    }
+}

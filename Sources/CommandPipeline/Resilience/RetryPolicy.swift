@@ -1,0 +1,40 @@
+/// How one call is retried: only retryable errors, with exponential backoff capped at
+/// `maxDelay`, jitter, and the provider's `Retry-After` honoured up to `maxRetryAfter`.
+public struct RetryPolicy: Sendable, Hashable {
+    /// Attempts in all, the first included; 1 means no retries.
+    public var maxAttempts: Int
+    /// Delay before the second attempt; doubled for each further one.
+    public var baseDelay: Duration
+    /// No backoff delay is longer than this.
+    public var maxDelay: Duration
+    /// Fraction of each delay that is randomised away (0 = none, 1 = "full jitter").
+    public var jitter: Double
+    /// A provider's `Retry-After` is honoured up to this long.
+    public var maxRetryAfter: Duration
+
+    public init(
+        maxAttempts: Int = 3, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30),
+        jitter: Double = 0.5, maxRetryAfter: Duration = .seconds(60)
+    ) {
+        precondition(maxAttempts >= 1, "maxAttempts must be at least 1")
+        precondition((0...1).contains(jitter), "jitter must be between 0 and 1")
+        self.maxAttempts = maxAttempts
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.jitter = jitter
+        self.maxRetryAfter = maxRetryAfter
+    }
+
+    /// No retries at all.
+    public static let none = RetryPolicy(maxAttempts: 1)
+
+    /// The wait before attempt `attempt + 1` after `error` (attempt is 1-based);
+    /// `random` is a number in 0..<1 used for jitter.
+    public func delay(after attempt: Int, error: APIError, random: Double) -> Duration {
+        if let retryAfter = error.retryAfter { return min(retryAfter, maxRetryAfter) }
+        var backoff = baseDelay
+        for _ in 1..<attempt where backoff < maxDelay { backoff = backoff * 2 }
+        backoff = min(backoff, maxDelay)
+        return backoff * (1 - jitter * random)
+    }
+}

@@ -1,0 +1,20 @@
+/// What happened to one call: how many attempts, how long it waited between them, and
+/// whether it was retried without the cache.
+public struct CallTelemetry: Sendable, Hashable {
+    public var callIndex: Int
+    /// Attempts made, the first included.
+    public var attempts: Int
+    /// Time spent waiting for backoff or `Retry-After` between attempts.
+    public var retryWait: Duration
+    /// The call used a cache, failed, and was retried once without it.
+    public var cacheBypassed: Bool
+
+    public init(callIndex: Int, attempts: Int = 1, retryWait: Duration = .zero, cacheBypassed: Bool = false) {
+        self.callIndex = callIndex
+        self.attempts = attempts
+        self.retryWait = retryWait
+        self.cacheBypassed = cacheBypassed
+    }
+
+    public var retries: Int { max(0, attempts - 1) }
+}
