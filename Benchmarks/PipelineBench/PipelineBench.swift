@@ -4,7 +4,7 @@ import Foundation
 /// The benchmark runner: `swift run -c release PipelineBench [--json] [--scenario NAME]`.
 @main
 struct PipelineBench {
-    static let scenarios = ["overhead", "fanout", "uploads", "cache", "cli"]
+    static let scenarios = ["overhead", "fanout", "uploads", "cache", "faults", "cli"]
 
     static func main() async {
         var json = false
@@ -49,6 +49,7 @@ struct PipelineBench {
             case "fanout": figures += await fanoutScenario(calls: 10_000, latencyMs: 20, concurrency: 256)
             case "uploads": figures += await uploadsScenario(files: 16, latencyMs: 50)
             case "cache": figures += await cacheScenario(commands: 1000)
+            case "faults": figures += await faultsScenario(commands: 100_000)
             case "cli": figures += cliScenario(commands: 1_000_000)
             default: break
             }

@@ -26,6 +26,7 @@ public final class RateLimiter: Sendable {
         var pausedUntil: Duration = .zero
         var consecutive429 = 0
         var budgetFactor = 1.0       // adaptive share of requestsPerMinute
+        var peakRequests = 0         // most grants in any 60 s window so far
 
         mutating func expire(before cutoff: Duration) {
             while head < grants.count && grants[head].at <= cutoff { head += 1 }
@@ -60,37 +61,50 @@ public final class RateLimiter: Sendable {
     public func acquire(tokens: Int) async throws -> Ticket {
         while true {
             let now = clock.now
-            let decision: Decision = state.withLock { s in
-                if now < s.pausedUntil { return .wait(until: s.pausedUntil) }
-                s.expire(before: now - Self.window)
-                let live = s.live
-                if let rpm = requestsPerMinute {
-                    let budget = max(1, Int((Double(rpm) * s.budgetFactor).rounded(.down)))
-                    if live.count >= budget {
-                        // The oldest grant that must leave the window before one more fits.
-                        return .wait(until: live[live.startIndex + (live.count - budget)].at + Self.window)
-                    }
-                }
-                if let tpm = tokensPerMinute, !live.isEmpty {
-                    var used = live.reduce(0) { $0 + $1.tokens }
-                    if used + tokens > tpm {
-                        for grant in live {
-                            used -= grant.tokens
-                            if used + tokens <= tpm { return .wait(until: grant.at + Self.window) }
-                        }
-                        return .wait(until: live.last!.at + Self.window)
-                    }
-                }
-                s.nextID += 1
-                s.grants.append(Grant(id: s.nextID, at: now, tokens: tokens))
-                return .granted(Ticket(id: s.nextID))
-            }
-            switch decision {
+            switch decide(tokens: tokens, now: now) {
             case .granted(let ticket): return ticket
             case .wait(let until): try await clock.sleep(until: max(until, now + .nanoseconds(1)))
             }
         }
     }
+
+    /// Takes one request of `tokens` if it fits now; `nil` if it would have to wait.
+    public func tryAcquire(tokens: Int) -> Ticket? {
+        if case .granted(let ticket) = decide(tokens: tokens, now: clock.now) { return ticket }
+        return nil
+    }
+
+    private func decide(tokens: Int, now: Duration) -> Decision {
+        state.withLock { s in
+            if now < s.pausedUntil { return .wait(until: s.pausedUntil) }
+            s.expire(before: now - Self.window)
+            let live = s.live
+            if let rpm = requestsPerMinute {
+                let budget = max(1, Int((Double(rpm) * s.budgetFactor).rounded(.down)))
+                if live.count >= budget {
+                    // The oldest grant that must leave the window before one more fits.
+                    return .wait(until: live[live.startIndex + (live.count - budget)].at + Self.window)
+                }
+            }
+            if let tpm = tokensPerMinute, !live.isEmpty {
+                var used = live.reduce(0) { $0 + $1.tokens }
+                if used + tokens > tpm {
+                    for grant in live {
+                        used -= grant.tokens
+                        if used + tokens <= tpm { return .wait(until: grant.at + Self.window) }
+                    }
+                    return .wait(until: live.last!.at + Self.window)
+                }
+            }
+            s.nextID += 1
+            s.grants.append(Grant(id: s.nextID, at: now, tokens: tokens))
+            s.peakRequests = max(s.peakRequests, s.grants.count - s.head)
+            return .granted(Ticket(id: s.nextID))
+        }
+    }
+
+    /// The most requests granted within any 60-second window so far: proof that the limit held.
+    public var peakRequestsPerMinute: Int { state.withLock { $0.peakRequests } }
 
     /// Replaces a grant's estimated tokens with what the call really used.
     public func settle(_ ticket: Ticket, actualTokens: Int) {

@@ -1,0 +1,104 @@
+import CommandPipeline
+import Synchronization
+import Testing
+
+/// Counts what reaches the mock: every attempt, and every non-retryable fault it raised.
+final class CountingProvider: GenerationCapability {
+    let base: any GenerationCapability
+    let attempts = Atomic<Int>(0)
+    let fatalRaised = Atomic<Int>(0)
+    var providerName: String { base.providerName }
+
+    init(_ base: any GenerationCapability) { self.base = base }
+
+    func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+        attempts.add(1, ordering: .relaxed)
+        do {
+            return try await base.generate(request)
+        } catch let error as APIError where error.code == "invalid_request" {
+            fatalRaised.add(1, ordering: .relaxed)
+            throw error
+        }
+    }
+}
+
+/// Runs `count` single-call commands through `engine`, at most `concurrency` at once.
+func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [(id: String, result: Result<FinalizedCommand, APIError>)] {
+    await withTaskGroup(of: (id: String, result: Result<FinalizedCommand, APIError>).self) { group in
+        var results: [(id: String, result: Result<FinalizedCommand, APIError>)] = []
+        results.reserveCapacity(count)
+        var next = 0
+        func launch() {
+            let command = PlannedCommand(id: "c\(next)", plan: ExecutionPlan(call: APICall(model: "mock", parts: [.text("prompt \(next)")])))
+            group.addTask { (command.id, await engine.executeWithFallback(command)) }
+            next += 1
+        }
+        while next < min(concurrency, count) { launch() }
+        for await result in group {
+            results.append(result)
+            if next < count { launch() }
+        }
+        return results
+    }
+}
+
+@Suite struct FaultScenarioTests {
+    /// Issue 5's proof: 100,000 commands, 20% retryable faults, 2% fatal, 1% hangs, concurrency 256.
+    @Test func everyCommandIsAccountedForUnderFaults() async throws {
+        let faults = MockFaultPlan(retryable: 0.2, fatal: 0.02, hang: 0.01, seed: 7)
+        let provider = CountingProvider(MockProvider.make(MockConfiguration(faults: faults)))
+        let policy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(4), jitter: 0.5)
+        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy, callTimeout: .milliseconds(20)))
+        let submitted = 100_000
+        let outcomes = await runMany(engine, count: submitted, concurrency: 256)
+        let results = outcomes.map(\.result)
+
+        #expect(results.count == submitted, "exactly one result per command")
+        #expect(Set(outcomes.map(\.id)).count == submitted, "no command answered twice or lost")
+        #expect(results.compactMap(\.success).allSatisfy { $0.id.hasPrefix("c") })
+        let succeeded = results.compactMap(\.success)
+        let failed = results.compactMap(\.failure)
+        #expect(succeeded.count + failed.count == submitted)
+
+        let calls = succeeded.flatMap(\.telemetry.calls) + failed.flatMap { $0.telemetry?.calls ?? [] }
+        #expect(calls.count == submitted)
+        #expect(calls.allSatisfy { (1...3).contains($0.attempts) }, "no call is attempted more than the policy allows")
+        #expect(calls.reduce(0) { $0 + $1.attempts } == provider.attempts.load(ordering: .relaxed), "telemetry counts every attempt")
+
+        let fatal = failed.filter { $0.code == "invalid_request" }
+        #expect(fatal.count == provider.fatalRaised.load(ordering: .relaxed), "every non-retryable fault is reported as such")
+        #expect(fatal.allSatisfy { !$0.retryable && $0.kind == .providerError })
+        let exhausted = failed.filter { $0.code != "invalid_request" }
+        #expect(exhausted.allSatisfy { $0.retryable && ($0.kind == .timeout || $0.code == "unavailable") && $0.telemetry?.calls.first?.attempts == 3 })
+
+        // The fractions are what the plan asked for (2% fatal per attempt, ~20% retryable per attempt).
+        #expect((1_500...2_600).contains(fatal.count))
+        #expect(succeeded.count > 95_000)
+    }
+
+    @Test func retryAfterFaultsAreHonoured() async throws {
+        let faults = MockFaultPlan(retryable: 0.3, retryAfter: .milliseconds(3), seed: 11)
+        let policy = RetryPolicy(maxAttempts: 5, baseDelay: .seconds(10), jitter: 0)
+        let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(faults: faults)), configuration: EngineConfiguration(retryPolicy: policy))
+        let results = await runMany(engine, count: 2_000, concurrency: 128).map(\.result)
+        let retried = results.compactMap(\.success).flatMap(\.telemetry.calls).filter { $0.attempts > 1 }
+        #expect(!retried.isEmpty)
+        // Each wait is the provider's 3 ms, not the policy's 10 s backoff.
+        #expect(retried.allSatisfy { $0.retryWait == .milliseconds(3) * $0.retries })
+    }
+
+    @Test func theRequestRateNeverExceedsTheLimit() async throws {
+        // 200× real time: a limit of 600 requests per (clock) minute is 2,000 per real second,
+        // well below what the engine sustains even in a debug build, so the limit binds.
+        let clock = ScaledClock(speedup: 200)
+        let faults = MockFaultPlan(retryable: 0.2, fatal: 0.02, seed: 3)
+        let limiter = RateLimiter(requestsPerMinute: 600, clock: clock)
+        let invoker = CallInvoker(policy: RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0.5), clock: clock, limiter: limiter)
+        let engine = PipelineEngine(
+            provider: MockProvider.make(MockConfiguration(faults: faults, clock: clock)),
+            stages: [GenerateStage(invoker: invoker), TelemetryStage()], clock: clock)
+        let results = await runMany(engine, count: 3_000, concurrency: 256)
+        #expect(results.count == 3_000)
+        #expect(limiter.peakRequestsPerMinute == 600, "the limit was reached and never exceeded")
+    }
+}

@@ -1,0 +1,243 @@
+import CommandPipeline
+import Synchronization
+import Testing
+
+/// Fails the first `failures` attempts of every call with `error`, then answers; counts attempts.
+final class ScriptedProvider: GenerationCapability {
+    let clock: ManualClock
+    let failures: Int
+    let error: APIError
+    let hang: Duration?
+    let attempts = Mutex<[String: Int]>([:])
+    let times = Mutex<[Duration]>([])
+    var providerName: String { "scripted" }
+
+    init(clock: ManualClock, failures: Int, error: APIError, hang: Duration? = nil) {
+        self.clock = clock
+        self.failures = failures
+        self.error = error
+        self.hang = hang
+    }
+
+    func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+        let key = request.parts.description
+        let n = attempts.withLock { a -> Int in a[key, default: 0] += 1; return a[key]! }
+        times.withLock { $0.append(clock.now) }
+        if let hang { try await clock.sleep(for: hang) }
+        if n <= failures { throw error }
+        return GenerationResponse(text: "ok", model: request.model, usage: Usage(promptTokens: 1, completionTokens: 1))
+    }
+
+    var totalAttempts: Int { attempts.withLock { $0.values.reduce(0, +) } }
+}
+
+final class TimeLog: Sendable {
+    private let log = Mutex<[Duration]>([])
+    func append(_ time: Duration) { log.withLock { $0.append(time) } }
+    var all: [Duration] { log.withLock { $0 } }
+}
+
+let unavailable = APIError(.providerError, "overloaded", provider: "scripted", retryable: true, code: "unavailable")
+
+/// Drives a manual clock: whenever `tasks` sleepers are waiting, moves time to the earliest wake-up.
+func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, step: Duration) async {
+    while !done() {
+        await Task.yield()
+        if clock.sleeperCount > 0 { clock.advance(by: step) }
+    }
+}
+
+@Suite struct RetryPolicyTests {
+    @Test func backoffDoublesUpToTheCapAndHonoursRetryAfter() {
+        let policy = RetryPolicy(maxAttempts: 10, baseDelay: .seconds(1), maxDelay: .seconds(5), jitter: 0, maxRetryAfter: .seconds(20))
+        #expect((1...5).map { policy.delay(after: $0, error: unavailable, random: 0) } == [.seconds(1), .seconds(2), .seconds(4), .seconds(5), .seconds(5)])
+        var hinted = unavailable
+        hinted.retryAfter = .seconds(7)
+        #expect(policy.delay(after: 1, error: hinted, random: 0.9) == .seconds(7))
+        hinted.retryAfter = .seconds(90)
+        #expect(policy.delay(after: 1, error: hinted, random: 0) == .seconds(20), "Retry-After is capped")
+        let jittered = RetryPolicy(baseDelay: .seconds(2), jitter: 0.5)
+        #expect(jittered.delay(after: 1, error: unavailable, random: 0.999) > .seconds(1))
+        #expect(jittered.delay(after: 1, error: unavailable, random: 0) == .seconds(2))
+    }
+}
+
+@Suite struct RetryTests {
+    func engine(_ provider: ScriptedProvider, _ clock: ManualClock, policy: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0),
+                callTimeout: Duration? = nil, commandTimeout: Duration? = nil) -> PipelineEngine {
+        PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: policy, callTimeout: callTimeout, commandTimeout: commandTimeout))
+    }
+
+    @Test func retryableErrorsAreRetriedWithBackoffAndCounted() async throws {
+        let clock = ManualClock()
+        let provider = ScriptedProvider(clock: clock, failures: 2, error: unavailable)
+        let engine = engine(provider, clock)
+        let task = Task { await engine.executeWithFallback(command()) }
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(1))
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(2))
+        let finalized = try #require(await task.value.success)
+        #expect(finalized.telemetry.retries == 2)
+        #expect(finalized.telemetry.calls == [CallTelemetry(callIndex: 0, attempts: 3, retryWait: .seconds(3))])
+        #expect(provider.times.withLock { $0 } == [.zero, .seconds(1), .seconds(3)])
+    }
+
+    @Test func nonRetryableErrorsFailAtOnce() async throws {
+        let clock = ManualClock()
+        let fatal = APIError(.providerError, "bad request", provider: "scripted", retryable: false)
+        let provider = ScriptedProvider(clock: clock, failures: 1, error: fatal)
+        let error = try #require(await engine(provider, clock).execute(command()).failure)
+        #expect(error.message.contains("bad request"))
+        #expect(!error.retryable)
+        #expect(provider.totalAttempts == 1)
+        #expect(error.telemetry?.calls.first?.attempts == 1)
+    }
+
+    @Test func attemptsNeverExceedThePolicyAndTheFallbackComesAfter() async throws {
+        let clock = ManualClock()
+        let provider = ScriptedProvider(clock: clock, failures: 100, error: unavailable)
+        let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 4, baseDelay: .seconds(1), jitter: 0))
+        let task = Task { await engine.executeWithFallback(command(prompts: ["p"], fallback: APICall(model: "f", parts: [.text("fb")]))) }
+        await drive(clock, until: { provider.totalAttempts >= 8 }, step: .seconds(1))
+        let error = try #require(await task.value.failure)
+        #expect(provider.attempts.withLock { $0 } == [[APIPart.text("p")].description: 4, [APIPart.text("fb")].description: 4])
+        #expect(error.primaryError != nil)
+        #expect(error.telemetry?.calls.map(\.attempts) == [4, 4])
+        #expect(error.telemetry?.retries == 6)
+    }
+
+    @Test func retryAfterFromTheProviderIsHonoured() async throws {
+        let clock = ManualClock()
+        var limited = APIError(.rateLimited, "slow down", provider: "scripted", retryable: true)
+        limited.retryAfter = .seconds(7)
+        let provider = ScriptedProvider(clock: clock, failures: 1, error: limited)
+        let engine = engine(provider, clock)
+        let task = Task { await engine.execute(command()) }
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(6))
+        #expect(provider.totalAttempts == 1, "not retried before Retry-After")
+        clock.advance(by: .seconds(1))
+        let finalized = try #require(await task.value.success)
+        #expect(finalized.telemetry.retryWait == .seconds(7))
+    }
+
+    @Test func aFailedCachedCallIsRetriedOnceWithoutTheCache() async throws {
+        struct StaleCacheProvider: GenerationCapability, CachingCapability {
+            let base = RecordingProvider(clock: ManualClock())
+            var providerName: String { "stale" }
+            func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+                if request.cache != nil { throw APIError(.providerError, "cache expired on the server", provider: providerName, code: "not_found") }
+                return try await base.generate(request)
+            }
+            func createCache(_ request: CacheRequest) async throws -> CacheReference { CacheReference(id: "c", key: request.key, model: request.model) }
+            func cache(forKey key: String) async throws -> CacheReference? { nil }
+        }
+        let provider = StaleCacheProvider()
+        let result = await PipelineEngine(provider: provider).execute(command(prompts: ["q"], shared: [.text("doc")], cache: CachePlan()))
+        let finalized = try #require(result.success)
+        #expect(finalized.telemetry.calls == [CallTelemetry(callIndex: 0, attempts: 2, cacheBypassed: true)])
+        #expect(provider.base.recorder.snapshot.requests.first?.parts == [.text("doc"), .text("q")])
+    }
+
+    @Test func aHangingCallTimesOutAndIsRetried() async throws {
+        let clock = ManualClock()
+        let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
+        let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 2, baseDelay: .seconds(1), jitter: 0), callTimeout: .seconds(10))
+        let task = Task { await engine.execute(command()) }
+        await drive(clock, until: { provider.totalAttempts >= 2 && clock.sleeperCount >= 2 }, step: .seconds(1))
+        clock.advance(by: .seconds(10))
+        let error = try #require(await task.value.failure)
+        #expect(error.kind == .timeout)
+        #expect(error.message.contains("timed out after 10 s"))
+        #expect(error.telemetry?.calls.first?.attempts == 2)
+        #expect(clock.sleeperCount == 0, "the hanging calls were cancelled")
+    }
+
+    @Test func theCommandDeadlineCoversRetriesAndCancelsWhatRuns() async throws {
+        let clock = ManualClock()
+        let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
+        let engine = engine(provider, clock, commandTimeout: .seconds(30))
+        let task = Task { await engine.executeWithFallback(command(prompts: ["a", "b"], fallback: APICall(model: "f", parts: [.text("x")]))) }
+        await clock.waitForSleepers(3)
+        clock.advance(by: .seconds(30))
+        let error = try #require(await task.value.failure)
+        #expect(error.kind == .timeout)
+        #expect(error.message.contains("deadline of 30 s"))
+        #expect(clock.sleeperCount == 0)
+        #expect(provider.totalAttempts == 2, "the fallback did not start after the deadline")
+    }
+}
+
+@Suite struct RateLimiterTests {
+    /// The most grants in any 60-second window.
+    func busiestMinute(_ times: [Duration]) -> Int {
+        let sorted = times.sorted()
+        var best = 0, start = 0
+        for end in sorted.indices {
+            while sorted[end] - sorted[start] >= .seconds(60) { start += 1 }
+            best = max(best, end - start + 1)
+        }
+        return best
+    }
+
+    @Test func requestsPerMinuteHoldInEverySlidingWindow() async throws {
+        let clock = ManualClock()
+        let limiter = RateLimiter(requestsPerMinute: 10, clock: clock)
+        let times = TimeLog()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<25 {
+                group.addTask {
+                    _ = try? await limiter.acquire(tokens: 0)
+                    times.append(clock.now)
+                }
+            }
+            await drive(clock, until: { times.all.count == 25 }, step: .seconds(1))
+        }
+        let granted = times.all
+        #expect(busiestMinute(granted) == 10)
+        #expect(granted.filter { $0 == .zero }.count == 10)
+        #expect(granted.max() == .seconds(120))
+    }
+
+    @Test func tokensPerMinuteAreChargedAndCorrectedWithActualUsage() async throws {
+        let clock = ManualClock()
+        let limiter = RateLimiter(tokensPerMinute: 1000, clock: clock)
+        let first = try await limiter.acquire(tokens: 900)
+        limiter.settle(first, actualTokens: 100)
+        _ = try await limiter.acquire(tokens: 800)  // fits only because the first was corrected to 100
+        let third = Task { _ = try await limiter.acquire(tokens: 500) }
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(60))
+        try await third.value
+        #expect(clock.now == .seconds(60))
+    }
+
+    @Test func a429PausesEveryoneAndShrinksTheBudget() async throws {
+        let clock = ManualClock()
+        let limiter = RateLimiter(requestsPerMinute: 100, clock: clock)
+        var limited = APIError(.rateLimited, "429", retryable: true)
+        limited.retryAfter = .seconds(5)
+        limiter.throttle(after: limited)
+        let waiting = Task { _ = try await limiter.acquire(tokens: 0); return clock.now }
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(5))
+        #expect(try await waiting.value == .seconds(5))
+        // The budget is halved: 50 grants fit in the window now (one is taken already).
+        var granted = 1
+        while limiter.tryAcquire(tokens: 0) != nil { granted += 1 }
+        #expect(granted == 50)
+    }
+
+    @Test func aPlansRateConstraintPacesItsOwnCalls() async throws {
+        let clock = ManualClock()
+        let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable)
+        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        var cmd = command(prompts: (0..<5).map { "p\($0)" })
+        cmd.plan.rateConstraint = RateConstraint(requestsPerMinute: 2)
+        let task = Task { await engine.execute(cmd) }
+        await drive(clock, until: { provider.totalAttempts == 5 }, step: .seconds(1))
+        #expect(try #require(await task.value.success).responses.count == 5)
+        #expect(busiestMinute(provider.times.withLock { $0 }) == 2)
+    }
+}
