@@ -6,18 +6,22 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "CommandPipeline", targets: ["CommandPipeline"]),
+        .library(name: "CommandPipelineHTTP", targets: ["CommandPipelineHTTP"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
     ],
     // No package dependencies: only what the toolchain ships.
     targets: [
         .target(name: "CommandPipeline"),
-        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline"]),
+        // Provider adapters over HTTP (URLSession only), so the engine core stays free of networking.
+        .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline"]),
+        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP"]),
         .executableTarget(
             name: "PipelineBench",
             dependencies: ["CommandPipeline"],
             path: "Benchmarks/PipelineBench"
         ),
         .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline"]),
+        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
         .testTarget(name: "PipelineCLITests", dependencies: ["pipeline"]),
     ]

@@ -17,9 +17,14 @@ enum Help {
       pipeline --concurrency 128 --unordered < commands.jsonl > results.jsonl
 
     OPTIONS (run):
-      --provider NAME           mock (built in, offline)                       default: mock
-      --base-url URL            provider endpoint                              default: the provider's public URL
-      --api-key-env VAR         environment variable holding the API key       default: the provider's usual one
+      --provider NAME           mock (built in, offline) or openai (any OpenAI-compatible server)
+                                                                               default: mock
+      --base-url URL            provider endpoint, e.g. http://127.0.0.1:8000/v1
+                                                                               default: https://api.openai.com/v1 (openai)
+      --api-key-env VAR         environment variable holding the API key (never a flag; optional on loopback)
+                                                                               default: OPENAI_API_KEY (openai)
+      --capabilities LIST       what an OpenAI-compatible server has: generation,uploads,streaming
+                                                                               default: uploads,streaming on api.openai.com, streaming elsewhere
       --concurrency N           commands in flight at once                     default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --quiet                   no progress line and no summary on stderr      default: off

@@ -28,6 +28,8 @@ struct RunOptions {
     var mockLatencyMs = 0
     var mockFailModels: [String] = []
     var mockCapabilities: Set<ProviderCapability> = Set(ProviderCapability.allCases)
+    /// Capabilities declared for a real provider's server (`--capabilities`); nil: the provider's default.
+    var capabilities: Set<ProviderCapability>?
 
     static let defaultConcurrency = 64
 }
@@ -66,6 +68,7 @@ enum ArgumentParser {
         Spec(name: "--mock-latency-ms", takesValue: true, subcommands: ["run"]),
         Spec(name: "--mock-fail-model", takesValue: true, subcommands: ["run"]),
         Spec(name: "--mock-capabilities", takesValue: true, subcommands: all),
+        Spec(name: "--capabilities", takesValue: true, subcommands: all),
     ]
 
     static func parse(_ arguments: [String]) throws(UsageError) -> Invocation {
@@ -131,6 +134,11 @@ enum ArgumentParser {
         case "--timeout": options.timeoutSeconds = try seconds(name, value)
         case "--call-timeout": options.callTimeoutSeconds = try seconds(name, value)
         case "--max-attempts": options.maxAttempts = try positiveInt(name, value)
+        case "--capabilities":
+            switch ProviderCapability.parseList(value) {
+            case .success(let set): options.capabilities = set.union([.generation])
+            case .failure(let error): throw UsageError(message: "option '--capabilities': \(error.message)")
+            }
         case "--mock-faults":
             switch MockFaultPlan.parse(value) {
             case .success(let plan): options.mockFaults = plan

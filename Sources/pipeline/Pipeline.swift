@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineHTTP
 import Foundation
 
 /// The `pipeline` command: parse flags, build the engine, stream. All execution is the library's.
@@ -45,8 +46,9 @@ enum Pipeline {
         let mock = MockConfiguration(
             latency: .milliseconds(options.mockLatencyMs), failingModels: Set(options.mockFailModels), capabilities: options.mockCapabilities,
             faults: options.mockFaults)
-        let providerOptions = ProviderOptions(baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, mock: mock)
-        return ProviderRegistry.standard.make(options.provider, options: providerOptions).mapError { UsageError(message: $0.message) }
+        let providerOptions = ProviderOptions(
+            baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, capabilities: options.capabilities, mock: mock)
+        return ProviderRegistry.withHTTPProviders.make(options.provider, options: providerOptions).mapError { UsageError(message: $0.message) }
     }
 
     static func stream(_ options: RunOptions, validateOnly: Bool) async -> Int32 {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Maps provider names to factories, so the CLI (or any caller) can pick an adapter by name.
 public struct ProviderRegistry: Sendable {
     /// What a factory gets: the options a caller chose, as plain strings, plus the mock's settings.
@@ -31,10 +33,20 @@ public struct ProviderOptions: Sendable {
     public var baseURL: String?
     /// The name of the environment variable holding the API key (never the key itself).
     public var apiKeyEnvironmentVariable: String?
+    /// Where API keys are looked up.
+    public var environment: [String: String]
+    /// Optional capabilities a server was declared to have (for adapters whose servers differ).
+    public var capabilities: Set<ProviderCapability>?
     public var mock: MockConfiguration
-    public init(baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil, mock: MockConfiguration = MockConfiguration()) {
+    public init(
+        baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil,
+        environment: [String: String] = ProcessInfo.processInfo.environment, capabilities: Set<ProviderCapability>? = nil,
+        mock: MockConfiguration = MockConfiguration()
+    ) {
         self.baseURL = baseURL
         self.apiKeyEnvironmentVariable = apiKeyEnvironmentVariable
+        self.environment = environment
+        self.capabilities = capabilities
         self.mock = mock
     }
 }

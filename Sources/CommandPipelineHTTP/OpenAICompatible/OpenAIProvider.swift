@@ -1,0 +1,172 @@
+import CommandPipeline
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// An adapter for servers that speak OpenAI's Chat Completions protocol: OpenAI itself,
+/// vLLM, Ollama, llama.cpp, LM Studio, OpenRouter, FakeAI, … `make` returns an adapter that
+/// conforms to exactly the optional capabilities in the configuration, so probing sees
+/// what the server was declared to have.
+public enum OpenAIProvider {
+    public static let name = "openai"
+
+    public static func make(_ configuration: OpenAIConfiguration) -> any GenerationCapability {
+        let core = OpenAICore(configuration: configuration)
+        switch (configuration.capabilities.contains(.uploads), configuration.capabilities.contains(.streaming)) {
+        case (true, true): return OpenAIAdapter<CapabilityOn, CapabilityOn>(core: core)
+        case (true, false): return OpenAIAdapter<CapabilityOn, CapabilityOff>(core: core)
+        case (false, true): return OpenAIAdapter<CapabilityOff, CapabilityOn>(core: core)
+        case (false, false): return OpenAIAdapter<CapabilityOff, CapabilityOff>(core: core)
+        }
+    }
+}
+
+/// The OpenAI-compatible adapter for one choice of optional capabilities.
+public struct OpenAIAdapter<Uploads: CapabilityFlag, Streaming: CapabilityFlag>: GenerationCapability {
+    let core: OpenAICore
+    public var providerName: String { OpenAIProvider.name }
+    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await core.generate(request) }
+}
+
+extension OpenAIAdapter: UploadsCapability where Uploads == CapabilityOn {
+    public func upload(_ file: FileUpload) async throws -> FileReference { try await core.upload(file) }
+}
+
+extension OpenAIAdapter: StreamingCapability where Streaming == CapabilityOn {
+    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { core.stream(request) }
+}
+
+/// What every capability combination shares: the client, request building, error mapping.
+final class OpenAICore: Sendable {
+    let configuration: OpenAIConfiguration
+    let client: HTTPClient
+    let builder: ChatRequestBuilder
+    let errors: OpenAIErrorMapping
+
+    init(configuration: OpenAIConfiguration) {
+        self.configuration = configuration
+        client = HTTPClient(requestTimeout: configuration.requestTimeout)
+        builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)
+        errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
+    }
+
+    private func endpoint(_ path: String) -> URL { configuration.baseURL.appendingPathComponent(path) }
+
+    private func request(_ path: String, json: JSONValue) -> URLRequest {
+        var request = URLRequest(url: endpoint(path))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        authorize(&request)
+        var body: [UInt8] = []
+        JSONSerializer.write(json, to: &body)
+        request.httpBody = Data(body)
+        return request
+    }
+
+    private func authorize(_ request: inout URLRequest) {
+        request.timeoutInterval = configuration.requestTimeout
+        if let key = configuration.apiKey { request.setValue("Bearer \(key.value)", forHTTPHeaderField: "Authorization") }
+    }
+
+    func generate(_ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
+        let body = try builder.body(for: generation, stream: false)
+        let url = endpoint("chat/completions").absoluteString
+        let response: HTTPClient.Response
+        do {
+            response = try await client.send(request("chat/completions", json: body))
+        } catch {
+            throw errors.error(transport: error, endpoint: url)
+        }
+        guard (200..<300).contains(response.status) else {
+            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url)
+        }
+        return try OpenAIResponses.completion(response.body, requestedModel: generation.model, provider: OpenAIProvider.name)
+    }
+
+    func stream(_ generation: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    continuation.yield(.completed(try await self.streamInto(continuation, generation)))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func streamInto(_ continuation: AsyncThrowingStream<GenerationChunk, any Error>.Continuation, _ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
+        let body = try builder.body(for: generation, stream: true)
+        let url = endpoint("chat/completions").absoluteString
+        var assembler = OpenAIResponses.StreamAssembler(requestedModel: generation.model)
+        var parser = ServerSentEventParser()
+        var done = false
+        do {
+            let response = try await client.stream(request("chat/completions", json: body))
+            guard (200..<300).contains(response.status) else {
+                var whole = Data()
+                for try await piece in response.body { whole.append(piece) }
+                throw errors.error(status: response.status, headers: response.headers, body: whole, endpoint: url)
+            }
+            func take(_ events: [ServerSentEventParser.Event]) throws(APIError) {
+                for event in events where !done {
+                    if event.data == "[DONE]" {
+                        done = true
+                        return
+                    }
+                    let payload = try OpenAIResponses.parse(Data(event.data.utf8), provider: OpenAIProvider.name)
+                    if let delta = try assembler.take(payload, provider: OpenAIProvider.name) { continuation.yield(.delta(delta)) }
+                }
+            }
+            for try await piece in response.body {
+                try take(parser.feed(piece))
+                if done { break }
+            }
+            if !done { try take(parser.finish()) }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw errors.error(transport: error, endpoint: url)
+        }
+        guard done else {
+            throw APIError(
+                .providerError, "the stream from \(url) ended before [DONE]: the connection was closed mid-answer", provider: OpenAIProvider.name,
+                retryable: true, code: "stream_truncated")
+        }
+        return assembler.response
+    }
+
+    func upload(_ file: FileUpload) async throws(APIError) -> FileReference {
+        let url = endpoint("files")
+        let multipart = MultipartBody()
+        let bodyFile: URL
+        do {
+            bodyFile = try multipart.write(
+                fields: [("purpose", configuration.uploadPurpose)], fileField: "file", file: URL(fileURLWithPath: file.path),
+                filename: URL(fileURLWithPath: file.path).lastPathComponent, mimeType: file.mimeType)
+        } catch {
+            throw APIError(.uploadFailed, "cannot read '\(file.path)' for upload: \(error.localizedDescription)", provider: OpenAIProvider.name)
+        }
+        defer { try? FileManager.default.removeItem(at: bodyFile) }
+        var request = URLRequest(url: url)
+        request.httpMethod = "POST"
+        request.setValue(multipart.contentType, forHTTPHeaderField: "Content-Type")
+        authorize(&request)
+        let response: HTTPClient.Response
+        do {
+            response = try await client.upload(request, fromFile: bodyFile)
+        } catch {
+            throw errors.error(transport: error, endpoint: url.absoluteString)
+        }
+        guard (200..<300).contains(response.status) else {
+            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url.absoluteString)
+        }
+        guard case .object(let object) = try OpenAIResponses.parse(response.body, provider: OpenAIProvider.name), let id = object["id"]?.stringValue else {
+            throw APIError(.uploadFailed, "the Files API answered without a file id", provider: OpenAIProvider.name)
+        }
+        return FileReference(uri: id, mimeType: file.mimeType)
+    }
+}
