@@ -21,7 +21,8 @@ let package = Package(
             path: "Benchmarks/PipelineBench"
         ),
         .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline"]),
-        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP"]),
+        // Runs against FakeAI and a local fault server (Tests/Tools), and the built `pipeline` binary.
+        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "pipeline"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
         .testTarget(name: "PipelineCLITests", dependencies: ["pipeline"]),
     ]

@@ -1,0 +1,51 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Peer servers for the integration tests, started once per test process through
+/// `Tests/Tools/run_peer.py` (which stops them when this process ends, however it ends).
+/// If a server cannot be started the tests that need it fail: CI must run them, not skip them.
+enum Peers {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let python = packageRoot.appendingPathComponent(".venv/bin/python")
+
+    /// FakeAI (`pip install fakeai`), the OpenAI-compatible server from PyPI.
+    static let fakeAI: Result<URL, PeerError> = start(
+        "fakeai", [packageRoot.appendingPathComponent(".venv/bin/fakeai").path, "server", "--host", "127.0.0.1", "--port", "{port}"])
+
+    /// Our own fault server for what FakeAI cannot do (429 with Retry-After, drops, hangs).
+    static let faults: Result<URL, PeerError> = start(
+        "fault server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/fault_server.py").path, "{port}"])
+
+    struct PeerError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Keeps each launcher's stdin open for the life of this process.
+    private static let lifelines = Mutex<[FileHandle]>([])
+
+    private static func start(_ name: String, _ command: [String]) -> Result<URL, PeerError> {
+        guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.isExecutableFile(atPath: command[0]) else {
+            return .failure(PeerError(description: "\(name): \(command[0]) is missing; run .ci/run (it installs fakeai, pillow and jsonschema into .venv)"))
+        }
+        let process = Process()
+        process.executableURL = python
+        process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/run_peer.py").path] + command
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        do { try process.run() } catch { return .failure(PeerError(description: "\(name): cannot run the launcher: \(error)")) }
+        lifelines.withLock { $0.append(input.fileHandleForWriting) }
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5)) else {
+            return .failure(PeerError(description: "\(name) did not start: \(text)"))
+        }
+        return .success(URL(string: "http://127.0.0.1:\(port)/v1")!)
+    }
+}

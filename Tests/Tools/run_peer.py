@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Starts a peer server for the tests on a free loopback port and ties its life to ours.
+
+Usage: run_peer.py COMMAND... (with {port} where the port goes)
+Waits until http://127.0.0.1:{port}/health answers, prints "PORT <n>" (or "FAILED <why>"),
+then keeps the server until its own stdin closes (the test process ended, however it
+ended) and stops it. So no server outlives the tests, in CI or anywhere.
+"""
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in sys.argv[1:]]
+    try:
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as error:
+        print(f"FAILED cannot start {command[0]}: {error}", flush=True)
+        return 1
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if child.poll() is not None:
+            tail = child.stderr.read().decode(errors="replace")[-2000:]
+            print(f"FAILED {command[0]} exited with {child.returncode}: {tail!r}", flush=True)
+            return 1
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except Exception:
+            time.sleep(0.2)
+    else:
+        child.kill()
+        print(f"FAILED {command[0]} did not answer on port {port} within 120 s", flush=True)
+        return 1
+    print(f"PORT {port}", flush=True)
+    sys.stdin.read()  # until the test process goes away
+    child.terminate()
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
