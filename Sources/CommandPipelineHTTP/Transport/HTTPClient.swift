@@ -23,9 +23,9 @@ public final class HTTPClient: Sendable {
         public var body: AsyncThrowingStream<Data, any Error>
     }
 
+    /// One session for every request of the adapter; its delegate serves only streaming tasks.
     private let session: URLSession
     private let streamDelegate: StreamingDelegate
-    private let streamingSession: URLSession
     public let requestTimeout: TimeInterval
 
     public init(requestTimeout: TimeInterval = 120, maxConnectionsPerHost: Int = 64) {
@@ -34,14 +34,12 @@ public final class HTTPClient: Sendable {
         configuration.timeoutIntervalForRequest = requestTimeout
         configuration.httpMaximumConnectionsPerHost = maxConnectionsPerHost
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        session = URLSession(configuration: configuration)
         streamDelegate = StreamingDelegate()
-        streamingSession = URLSession(configuration: configuration, delegate: streamDelegate, delegateQueue: nil)
+        session = URLSession(configuration: configuration, delegate: streamDelegate, delegateQueue: nil)
     }
 
     deinit {
         session.finishTasksAndInvalidate()
-        streamingSession.finishTasksAndInvalidate()
     }
 
     public func send(_ request: URLRequest) async throws -> Response {
@@ -58,7 +56,7 @@ public final class HTTPClient: Sendable {
     /// Starts a request and returns as soon as the response head arrives; the body streams.
     /// Cancelling the consumer (or the awaiting task) cancels the request.
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {
-        let task = streamingSession.dataTask(with: request)
+        let task = session.dataTask(with: request)
         let (body, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         let (status, headers) = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<(Int, [String: String]), any Error>) in
