@@ -241,3 +241,26 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         #expect(busiestMinute(provider.times.withLock { $0 }) == 2)
     }
 }
+
+@Suite struct AdaptiveWithoutLimitsTests {
+    @Test func a429PausesOtherCallsEvenWithoutAConfiguredLimit() async throws {
+        let clock = ManualClock()
+        var limited = APIError(.rateLimited, "429", provider: "scripted", retryable: true)
+        limited.retryAfter = .seconds(10)
+        let provider = ScriptedProvider(clock: clock, failures: 1, error: limited)
+        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: 2, jitter: 0)))
+        let first = Task { await engine.execute(command("first", prompts: ["a"])) }
+        await clock.waitForSleepers(1)  // "a" got its 429 and waits for Retry-After
+        let second = Task { await engine.execute(command("second", prompts: ["b"])) }
+        await clock.waitForSleepers(2)
+        #expect(provider.totalAttempts == 1, "the second command's call waits for the pause instead of hitting the server")
+        clock.advance(by: .seconds(10))
+        #expect(await first.value.success != nil)
+        // "b" now meets its own scripted 429 and waits out a second pause.
+        await clock.waitForSleepers(1)
+        clock.advance(by: .seconds(10))
+        let secondResult = try #require(await second.value.success)
+        #expect(secondResult.telemetry.calls.first?.attempts == 2)
+        #expect(provider.times.withLock { $0 }.sorted() == [.zero, .seconds(10), .seconds(10), .seconds(20)])
+    }
+}

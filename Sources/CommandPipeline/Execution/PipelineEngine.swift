@@ -14,9 +14,10 @@ public struct PipelineEngine: Sendable {
 
     /// An engine with the standard stages.
     public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
-        let limiter = configuration.rateLimit.map {
-            RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, clock: configuration.clock)
-        }
+        // Always present: without limits it still pauses every call after a provider 429.
+        let limiter = RateLimiter(
+            requestsPerMinute: configuration.rateLimit?.requestsPerMinute, tokensPerMinute: configuration.rateLimit?.tokensPerMinute,
+            clock: configuration.clock)
         let invoker = CallInvoker(policy: configuration.retryPolicy, callTimeout: configuration.callTimeout, clock: configuration.clock, limiter: limiter)
         self.init(
             provider: provider,

@@ -4,6 +4,8 @@ import Synchronization
 /// seconds are more than `requestsPerMinute` requests (or `tokensPerMinute` tokens)
 /// granted. Shared by every call it guards; waiting is on the injected clock.
 ///
+/// With neither limit set it grants at once, recording nothing, and only pauses after a 429.
+///
 /// Adaptive: `throttle(after:)` on a provider 429 pauses all grants until the provider's
 /// `Retry-After` (or a growing backoff) has passed and halves the request budget, which
 /// recovers step by step as calls succeed — so in-flight calls do not all retry at once.
@@ -77,6 +79,8 @@ public final class RateLimiter: Sendable {
     private func decide(tokens: Int, now: Duration) -> Decision {
         state.withLock { s in
             if now < s.pausedUntil { return .wait(until: s.pausedUntil) }
+            // Without limits the limiter only pauses after a 429: nothing to record.
+            if requestsPerMinute == nil && tokensPerMinute == nil { return .granted(Ticket(id: 0)) }
             s.expire(before: now - Self.window)
             let live = s.live
             if let rpm = requestsPerMinute {
