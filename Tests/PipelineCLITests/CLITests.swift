@@ -295,3 +295,50 @@ import Testing
         #expect(run.lines.count == examples.split(separator: "\n").count)
     }
 }
+
+@Suite struct CLITerminalTests {
+    /// Runs the CLI with stderr on a pseudo-terminal (util-linux `script`), stdin and stdout on files.
+    @Test func aTerminalGetsALiveProgressLineAndStdoutStaysPureJSON() throws {
+        let dir = try CLI.temporaryDirectory(files: ["in.jsonl": String(repeating: #"{"model":"m","prompt":"x"}"# + "\n", count: 200)])
+        let output = dir.appendingPathComponent("out.jsonl"), log = dir.appendingPathComponent("tty.log")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", "'\(CLI.binary.path)' --mock-latency-ms 100 --concurrency 32 < '\(dir.path)/in.jsonl' > '\(output.path)'", log.path]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        let terminal = try String(contentsOf: log, encoding: .utf8)
+        #expect(terminal.contains("in flight"), "a progress line was drawn")
+        #expect(terminal.contains("\u{1B}[K"), "the line is redrawn in place")
+        #expect(terminal.contains("200 succeeded, 0 failed"))
+        let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 200)
+        #expect(lines.allSatisfy { $0.hasPrefix(#"{"id":"cmd-"#) })
+    }
+
+    @Test func sigtermStopsTheRunLikeSigint() throws {
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["--quiet", "--unordered", "--mock-latency-ms", "5000"]
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = Pipe()
+        try process.run()
+        input.fileHandleForWriting.write(Data((#"{"id":"bad","plan":{}}"# + "\n" + #"{"id":"slow","model":"m","prompt":"x"}"# + "\n").utf8))
+        var received = Data()
+        while !received.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            received.append(chunk)
+        }
+        process.terminate()
+        received.append(output.fileHandleForReading.readDataToEndOfFile())
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        #expect(String(decoding: received, as: UTF8.self).split(separator: "\n").count == 2)
+        try? input.fileHandleForWriting.close()
+    }
+}
