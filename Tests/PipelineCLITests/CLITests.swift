@@ -203,6 +203,29 @@ import Testing
         #expect(typo.stderr.contains("did you mean '--unordered'?"))
     }
 
+    @Test func unreadableStdinIsAUsageError() throws {
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/"))  // a directory: read(2) fails
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 2)
+        #expect(out.isEmpty)
+        #expect(err.contains("cannot read stdin"))
+    }
+
+    @Test func emptyInputSucceedsWithNothingToDo() throws {
+        let run = try CLI.run([], stdin: "")
+        #expect(run.status == 0)
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.contains("0 succeeded, 0 failed"))
+    }
+
     @Test func helpAndVersionGoToStdout() throws {
         let help = try CLI.run(["--help"])
         #expect(help.status == 0)
