@@ -59,3 +59,12 @@ func highWaterMarkKiB(pid: Int32) -> Int? {
     }
     return nil
 }
+
+/// `VmRSS` (current resident set) of a running process, from /proc.
+func residentKiB(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}

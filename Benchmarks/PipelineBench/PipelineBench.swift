@@ -49,7 +49,7 @@ struct PipelineBench {
             case "fanout": figures += await fanoutScenario(calls: 10_000, latencyMs: 20, concurrency: 256)
             case "uploads": figures += await uploadsScenario(files: 16, latencyMs: 50)
             case "cache": figures += await cacheScenario(commands: 1000)
-            case "faults": figures += await faultsScenario(commands: 100_000)
+            case "faults": figures += await faultsScenario(commands: Int(ProcessInfo.processInfo.environment["FAULTS_N"] ?? "") ?? 100_000)
             case "cli": figures += cliScenario(commands: 1_000_000)
             default: break
             }

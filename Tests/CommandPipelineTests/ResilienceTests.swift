@@ -31,6 +31,12 @@ final class ScriptedProvider: GenerationCapability {
     var totalAttempts: Int { attempts.withLock { $0.values.reduce(0, +) } }
 }
 
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
 final class TimeLog: Sendable {
     private let log = Mutex<[Duration]>([])
     func append(_ time: Duration) { log.withLock { $0.append(time) } }
@@ -144,9 +150,14 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         let clock = ManualClock()
         let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
         let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 2, baseDelay: .seconds(1), jitter: 0), callTimeout: .seconds(10))
-        let task = Task { await engine.execute(command()) }
-        await drive(clock, until: { provider.totalAttempts >= 2 && clock.sleeperCount >= 2 }, step: .seconds(1))
-        clock.advance(by: .seconds(10))
+        let finished = Flag()
+        let task = Task {
+            let result = await engine.execute(command())
+            finished.set()
+            return result
+        }
+        // Advance one second at a time while anything sleeps, until the command has finished.
+        await drive(clock, until: { finished.isSet }, step: .seconds(1))
         let error = try #require(await task.value.failure)
         #expect(error.kind == .timeout)
         #expect(error.message.contains("timed out after 10 s"))

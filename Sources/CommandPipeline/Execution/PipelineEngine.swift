@@ -11,6 +11,7 @@ public struct PipelineEngine: Sendable {
     public let sinks: [any TelemetrySink]
     /// Deadline for each command, retries and fallback included.
     public let commandTimeout: Duration?
+    private let deadlines: DeadlineScheduler
 
     /// An engine with the standard stages.
     public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
@@ -40,6 +41,7 @@ public struct PipelineEngine: Sendable {
         self.clock = clock
         self.sinks = sinks
         self.commandTimeout = commandTimeout
+        self.deadlines = DeadlineScheduler(clock: clock)
     }
 
     /// Runs the command's primary execution only.
@@ -64,36 +66,15 @@ public struct PipelineEngine: Sendable {
         _ command: PlannedCommand, _ body: @escaping @Sendable () async -> Result<FinalizedCommand, APIError>
     ) async -> Result<FinalizedCommand, APIError> {
         guard let deadline = commandTimeout else { return await body() }
-        enum Event: Sendable {
-            case finished(Result<FinalizedCommand, APIError>)
-            case deadline
-            case timerCancelled
-        }
-        let clock = self.clock
-        return await withTaskGroup(of: Event.self) { group in
-            group.addTask { .finished(await body()) }
-            group.addTask {
-                do { try await clock.sleep(for: deadline) } catch { return .timerCancelled }
-                return .deadline
-            }
-            var expired = false
-            while let event = await group.next() {
-                switch event {
-                case .finished(let result):
-                    group.cancelAll()
-                    guard expired, case .failure(var error) = result, error.kind == .cancelled else { return result }
-                    error.kind = .timeout
-                    error.retryable = true
-                    error.message = "command '\(command.id)' passed its deadline of \(deadline.formattedSeconds) (retries and fallback included)"
-                    return .failure(error)
-                case .deadline:
-                    expired = true
-                    group.cancelAll()
-                case .timerCancelled:
-                    continue
-                }
-            }
-            return .failure(APIError(.internal, "command '\(command.id)' ended without a result"))
+        switch await deadlines.race(deadline, body) {
+        case .finished(let result):
+            return result
+        case .expired(let result):
+            guard case .failure(var error) = result, error.kind == .cancelled else { return result }
+            error.kind = .timeout
+            error.retryable = true
+            error.message = "command '\(command.id)' passed its deadline of \(deadline.formattedSeconds) (retries and fallback included)"
+            return .failure(error)
         }
     }
 

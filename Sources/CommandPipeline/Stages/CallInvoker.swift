@@ -14,12 +14,14 @@ public struct CallInvoker: Sendable {
     public var clock: any PipelineClock
     /// Shared by every command of the engine (`--rate-limit-rpm/tpm`).
     public var limiter: RateLimiter?
+    private let deadlines: DeadlineScheduler
 
     public init(policy: RetryPolicy = RetryPolicy(), callTimeout: Duration? = nil, clock: any PipelineClock = SystemClock(), limiter: RateLimiter? = nil) {
         self.policy = policy
         self.callTimeout = callTimeout
         self.clock = clock
         self.limiter = limiter
+        self.deadlines = DeadlineScheduler(clock: clock)
     }
 
     /// One call of a plan.
@@ -93,31 +95,21 @@ public struct CallInvoker: Sendable {
                 return .failure(APIError(wrapping: error, provider: provider.providerName, context: context))
             }
         }
-        let clock = self.clock
-        return await withTaskGroup(of: Result<GenerationResponse, APIError>?.self) { group in
-            group.addTask {
-                do {
-                    return .success(try await provider.generate(request))
-                } catch {
-                    return .failure(APIError(wrapping: error, provider: provider.providerName, context: context))
-                }
+        switch await deadlines.race(callTimeout, { () async -> Result<GenerationResponse, APIError> in
+            do {
+                return .success(try await provider.generate(request))
+            } catch {
+                return .failure(APIError(wrapping: error, provider: provider.providerName, context: context))
             }
-            group.addTask {
-                do {
-                    try await clock.sleep(for: callTimeout)
-                } catch {
-                    return nil  // cancelled: the call finished first, or the command was cancelled
-                }
-                return .failure(APIError(
-                    .timeout, "\(context) timed out after \(callTimeout.formattedSeconds) (per-call timeout)",
-                    provider: provider.providerName, retryable: true))
-            }
-            var outcome: Result<GenerationResponse, APIError>?
-            while outcome == nil, let next = await group.next() {
-                if let next { outcome = next }
-            }
-            group.cancelAll()
-            return outcome ?? .failure(APIError(.cancelled, "\(context) was cancelled", provider: provider.providerName))
+        }) {
+        case .finished(let result):
+            return result
+        case .expired(.success(let response)):
+            return .success(response)
+        case .expired(.failure):
+            return .failure(APIError(
+                .timeout, "\(context) timed out after \(callTimeout.formattedSeconds) (per-call timeout)",
+                provider: provider.providerName, retryable: true))
         }
     }
 }

@@ -61,7 +61,7 @@ final class MockCore: Sendable {
             case .fatal:
                 throw APIError(.providerError, "mock fault: request rejected for model '\(request.model)'", provider: Self.providerName, retryable: false, code: "invalid_request")
             case .hang:
-                try await configuration.clock.sleep(for: .seconds(86_400))
+                try await Latch.waitForCancellation()  // no timer: a hang costs nothing until cancelled
             }
         }
         if latency > .zero { try await configuration.clock.sleep(for: latency) }
