@@ -24,9 +24,12 @@ enum Peers {
     /// Keeps each launcher's stdin open for the life of this process.
     private static let lifelines = Mutex<[FileHandle]>([])
 
+    static let setupProblem: String? = ensurePythonPeers(packageRoot: packageRoot)
+
     private static func start(_ name: String, _ command: [String]) -> Result<URL, PeerError> {
+        if let problem = setupProblem { return .failure(PeerError(description: "\(name): \(problem)")) }
         guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.isExecutableFile(atPath: command[0]) else {
-            return .failure(PeerError(description: "\(name): \(command[0]) is missing; run .ci/run (it installs fakeai, pillow and jsonschema into .venv)"))
+            return .failure(PeerError(description: "\(name): \(command[0]) is missing after Tests/Tools/setup-python-peers.sh ran"))
         }
         let process = Process()
         process.executableURL = python
@@ -48,4 +51,19 @@ enum Peers {
         }
         return .success(URL(string: "http://127.0.0.1:\(port)/v1")!)
     }
+}
+
+/// Runs `Tests/Tools/setup-python-peers.sh` once per test process (it is idempotent and locked),
+/// so `swift test` on a fresh clone provisions `.venv` by itself.
+func ensurePythonPeers(packageRoot: URL) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/setup-python-peers.sh").path]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    do { try process.run() } catch { return "cannot run setup-python-peers.sh: \(error)" }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return process.terminationStatus == 0 ? nil : "setup-python-peers.sh failed: \(text)"
 }

@@ -46,14 +46,13 @@ struct CLI {
         return Run(stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self), status: process.terminationStatus)
     }
 
-    /// The Python with `jsonschema` that CI installs into `.venv`.
+    /// The Python with `jsonschema` in `.venv`, set up on first use.
     static var python: URL { packageRoot.appendingPathComponent(".venv/bin/python") }
+    static let pythonSetupProblem: String? = ensurePythonPeers(packageRoot: packageRoot)
 
     /// Validates JSON lines against a schema in `Design/schema/` with a real JSON Schema validator.
     static func validate(_ jsonl: String, against schema: String) throws -> (valid: Bool, report: String) {
-        guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            return (false, "no Python at \(python.path): run .ci/run (or `python3 -m venv .venv && .venv/bin/pip install jsonschema`) first")
-        }
+        if let problem = pythonSetupProblem { return (false, problem) }
         let process = Process()
         process.executableURL = python
         process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/validate_jsonl.py").path,
@@ -94,4 +93,19 @@ extension Dictionary where Key == String, Value == Any {
         }
         return current
     }
+}
+
+/// Runs `Tests/Tools/setup-python-peers.sh` once per test process (it is idempotent and locked),
+/// so `swift test` on a fresh clone provisions `.venv` by itself.
+func ensurePythonPeers(packageRoot: URL) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/setup-python-peers.sh").path]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    do { try process.run() } catch { return "cannot run setup-python-peers.sh: \(error)" }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return process.terminationStatus == 0 ? nil : "setup-python-peers.sh failed: \(text)"
 }
