@@ -20,11 +20,13 @@ let package = Package(
             dependencies: ["CommandPipeline"],
             path: "Benchmarks/PipelineBench"
         ),
-        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline"]),
+        // Helpers shared by the test targets (running the binary, temp dirs, Python peers).
+        .target(name: "PipelineTestSupport", path: "Tests/PipelineTestSupport"),
+        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "PipelineTestSupport"]),
         // Runs against FakeAI and a local fault server (Tests/Tools), and the built `pipeline` binary.
-        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "pipeline"]),
+        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "pipeline", "PipelineTestSupport"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
-        .testTarget(name: "PipelineCLITests", dependencies: ["pipeline"]),
+        .testTarget(name: "PipelineCLITests", dependencies: ["pipeline", "PipelineTestSupport"]),
     ]
 )
 

@@ -1,6 +1,7 @@
 import CommandPipeline
 import CommandPipelineHTTP
 import Foundation
+import PipelineTestSupport
 import Testing
 
 /// The adapter and the CLI against FakeAI, a real OpenAI-compatible server from PyPI.
@@ -54,10 +55,7 @@ import Testing
     }
 
     @Test func aFileIsUploadedAndFakeAIRejectsFilePartsWith422() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fakeai-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let file = dir.appendingPathComponent("report.pdf")
-        try Data("%PDF-1.4 a small report".utf8).write(to: file)
+        let file = try temporaryDirectory(files: ["report.pdf": "%PDF-1.4 a small report"]).appendingPathComponent("report.pdf")
         let engine = try engine([.generation, .uploads])
         let plan = ExecutionPlan(calls: [APICall(model: "gpt-4o-mini", parts: [.filePlaceholder(FilePlaceholder(path: file.path)), .text("Summarise.")])])
         let error = try #require(await engine.execute(PlannedCommand(id: "file", plan: plan)).failure)
@@ -104,27 +102,6 @@ import Testing
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("$NO_SUCH_KEY_VAR"))
     }
-}
-
-/// Runs the built `pipeline` binary.
-func runPipeline(_ arguments: [String], stdin: String, environment: [String: String]? = nil) throws -> (stdout: String, stderr: String, status: Int32) {
-    var dir = Bundle.main.bundleURL
-    if dir.pathExtension == "xctest" { dir.deleteLastPathComponent() }
-    let process = Process()
-    process.executableURL = dir.appendingPathComponent("pipeline")
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let input = Pipe(), output = Pipe(), errors = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    input.fileHandleForWriting.write(Data(stdin.utf8))
-    try input.fileHandleForWriting.close()
-    let out = output.fileHandleForReading.readDataToEndOfFile()
-    let err = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self), process.terminationStatus)
 }
 
 extension Result {

@@ -1,4 +1,5 @@
 import Foundation
+import PipelineTestSupport
 import Synchronization
 import Testing
 
@@ -6,8 +7,8 @@ import Testing
 /// `Tests/Tools/run_peer.py` (which stops them when this process ends, however it ends).
 /// If a server cannot be started the tests that need it fail: CI must run them, not skip them.
 enum Peers {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let python = packageRoot.appendingPathComponent(".venv/bin/python")
+    static var packageRoot: URL { TestPaths.packageRoot }
+    static var python: URL { TestPaths.python }
 
     /// FakeAI (`pip install fakeai`), the OpenAI-compatible server from PyPI.
     static let fakeAI: Result<URL, PeerError> = start(
@@ -24,10 +25,8 @@ enum Peers {
     /// Keeps each launcher's stdin open for the life of this process.
     private static let lifelines = Mutex<[FileHandle]>([])
 
-    static let setupProblem: String? = ensurePythonPeers(packageRoot: packageRoot)
-
     private static func start(_ name: String, _ command: [String]) -> Result<URL, PeerError> {
-        if let problem = setupProblem { return .failure(PeerError(description: "\(name): \(problem)")) }
+        if let problem = TestPaths.pythonPeersProblem { return .failure(PeerError(description: "\(name): \(problem)")) }
         guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.isExecutableFile(atPath: command[0]) else {
             return .failure(PeerError(description: "\(name): \(command[0]) is missing after Tests/Tools/setup-python-peers.sh ran"))
         }
@@ -53,17 +52,3 @@ enum Peers {
     }
 }
 
-/// Runs `Tests/Tools/setup-python-peers.sh` once per test process (it is idempotent and locked),
-/// so `swift test` on a fresh clone provisions `.venv` by itself.
-func ensurePythonPeers(packageRoot: URL) -> String? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/setup-python-peers.sh").path]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    do { try process.run() } catch { return "cannot run setup-python-peers.sh: \(error)" }
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return process.terminationStatus == 0 ? nil : "setup-python-peers.sh failed: \(text)"
-}

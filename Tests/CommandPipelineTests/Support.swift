@@ -1,5 +1,6 @@
 import CommandPipeline
 import Foundation
+@_exported import PipelineTestSupport
 import Synchronization
 
 /// Counts calls and the most in flight at once; latency (per model) runs on a `ManualClock`.
@@ -94,18 +95,6 @@ func command(_ id: String = "c", model: String = "m", prompts: [String] = ["hell
             calls: prompts.map { APICall(model: model, parts: [.text($0)]) }, sharedParts: shared, fallbackCall: fallback,
             uploadTasks: uploadTasks, cache: cache),
         tokenEstimate: estimate)
-}
-
-/// A fresh temporary directory with the given files (name → contents).
-func temporaryDirectory(files: [String: String]) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cp-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    for (name, contents) in files {
-        let url = dir.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(contents.utf8).write(to: url)
-    }
-    return dir
 }
 
 extension Result {

@@ -1,0 +1,98 @@
+import Foundation
+
+/// Helpers shared by the test targets: where things are, running the built `pipeline`
+/// binary, temporary directories, and the Python peers in `.venv`.
+public enum TestPaths {
+    /// The package root, found from this file's path.
+    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The Python of `.venv` (set up by `pythonPeersProblem` on first use).
+    public static let python = packageRoot.appendingPathComponent(".venv/bin/python")
+
+    /// The built `pipeline`: `swift test` puts test bundles and executables in one directory.
+    public static var pipelineBinary: URL {
+        var dir = Bundle.main.bundleURL
+        if dir.pathExtension == "xctest" { dir.deleteLastPathComponent() }
+        return dir.appendingPathComponent("pipeline")
+    }
+
+    /// Runs `Tests/Tools/setup-python-peers.sh` once per test process (it is idempotent and
+    /// locked), so `swift test` on a fresh clone provisions `.venv` by itself; `nil` when it worked.
+    public static let pythonPeersProblem: String? = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/setup-python-peers.sh").path]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        do { try process.run() } catch { return "cannot run setup-python-peers.sh: \(error)" }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? nil : "setup-python-peers.sh failed: \(text)"
+    }()
+}
+
+/// What a finished `pipeline` run printed, and how it exited.
+public struct PipelineRun: Sendable {
+    public var stdout: String
+    public var stderr: String
+    public var status: Int32
+
+    public var lines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+
+    /// Each stdout line parsed as a JSON object.
+    public var records: [[String: Any]] {
+        lines.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? ["unparsed": $0] }
+    }
+}
+
+/// Runs the built `pipeline` with `stdin`, capturing stdout, stderr and the exit status.
+public func runPipeline(_ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil) throws -> PipelineRun {
+    let process = Process()
+    process.executableURL = TestPaths.pipelineBinary
+    process.arguments = arguments
+    if let currentDirectory { process.currentDirectoryURL = currentDirectory }
+    if let environment { process.environment = environment }
+    let input = Pipe(), output = Pipe(), errors = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    // Written from another thread so a large input cannot deadlock against a full stdout pipe.
+    let writer = Thread {
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try? input.fileHandleForWriting.close()
+    }
+    writer.start()
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    let err = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return PipelineRun(stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self), status: process.terminationStatus)
+}
+
+/// A fresh temporary directory holding `files` (relative path → contents).
+public func temporaryDirectory(files: [String: String] = [:]) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    for (name, contents) in files {
+        let url = dir.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(contents.utf8).write(to: url)
+    }
+    return dir
+}
+
+extension Dictionary where Key == String, Value == Any {
+    /// A value at a dotted path such as `telemetry.cache.id` or `responses.0.text`.
+    public subscript(path path: String) -> Any? {
+        var current: Any? = self
+        for component in path.split(separator: ".") {
+            if let index = Int(component), let array = current as? [Any] {
+                current = index < array.count ? array[index] : nil
+            } else {
+                current = (current as? [String: Any])?[String(component)]
+            }
+        }
+        return current
+    }
+}
