@@ -226,7 +226,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 
     @Test func a429PausesEveryoneAndShrinksTheBudget() async throws {
         let clock = ManualClock()
-        let limiter = RateLimiter(requestsPerMinute: 100, clock: clock)
+        let limiter = RateLimiter(requestsPerMinute: 100, probeSpacing: .zero, clock: clock)
         var limited = APIError(.rateLimited, "429", retryable: true)
         limited.retryAfter = .seconds(5)
         limiter.throttle(after: limited)

@@ -14,18 +14,21 @@ public final class CacheRegistry: Sendable {
     public init(clock: any PipelineClock = SystemClock()) { self.clock = clock }
 
     /// Finds a live cache for `request.key` (here, or at the provider) or creates one.
-    public func lease(for request: CacheRequest, using caching: any CachingCapability) async throws(APIError) -> Lease {
+    /// Looking up and creating go through `retrier`, inside the single flight, so commands
+    /// waiting for the same cache share one retried creation.
+    public func lease(for request: CacheRequest, using caching: any CachingCapability, retrier: Retrier = Retrier(policy: .none)) async throws(APIError) -> Lease {
         let clock = self.clock
         let ttl = Duration.seconds(request.ttlSeconds)
         let (lease, shared) = try await flights.value(for: request.key, now: { clock.now }) { () throws(APIError) in
-            do {
-                if let existing = try await caching.cache(forKey: request.key) {
-                    return (Lease(reference: existing, created: false), clock.now + ttl)
+            let outcome = await retrier.run(cancelled: APIError(.cancelled, "creating cache '\(request.key)' was cancelled")) { _ -> Result<Lease, APIError> in
+                do {
+                    if let existing = try await caching.cache(forKey: request.key) { return .success(Lease(reference: existing, created: false)) }
+                    return .success(Lease(reference: try await caching.createCache(request), created: true))
+                } catch {
+                    return .failure(APIError(wrapping: error, kind: .cacheFailed, provider: nil, context: "cache"))
                 }
-                return (Lease(reference: try await caching.createCache(request), created: true), clock.now + ttl)
-            } catch {
-                throw APIError(wrapping: error, kind: .cacheFailed, provider: nil, context: "cache")
             }
+            return (try outcome.result.get(), clock.now + ttl)
         }
         return shared ? Lease(reference: lease.reference, created: false) : lease
     }

@@ -14,18 +14,23 @@ public final class FileRegistry: Sendable {
 
     public init() {}
 
-    public func reference(for file: FileUpload, using uploader: any UploadsCapability) async -> Result<Lease, APIError> {
+    /// The upload goes through `retrier`, inside the single flight, so commands waiting for the
+    /// same file share one retried upload.
+    public func reference(for file: FileUpload, using uploader: any UploadsCapability, retrier: Retrier = Retrier(policy: .none)) async -> Result<Lease, APIError> {
         let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
         let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
         let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         let key = "\(file.path)\u{0}\(size)\u{0}\(modified)\u{0}\(file.mimeType)"
         do throws(APIError) {
             let (reference, shared) = try await flights.value(for: key, now: { .zero }) { () throws(APIError) in
-                do {
-                    return (try await uploader.upload(file), nil)
-                } catch {
-                    throw APIError(wrapping: error, kind: .uploadFailed, provider: nil, context: "upload")
+                let outcome = await retrier.run(cancelled: APIError(.cancelled, "upload of '\(file.path)' was cancelled")) { _ -> Result<FileReference, APIError> in
+                    do {
+                        return .success(try await uploader.upload(file))
+                    } catch {
+                        return .failure(APIError(wrapping: error, kind: .uploadFailed, provider: nil, context: "upload"))
+                    }
                 }
+                return (try outcome.result.get(), nil)
             }
             return .success(Lease(reference: reference, reused: shared))
         } catch {

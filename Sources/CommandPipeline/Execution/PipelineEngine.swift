@@ -18,13 +18,15 @@ public struct PipelineEngine: Sendable {
         // Always present: without limits it still pauses every call after a provider 429.
         let limiter = RateLimiter(
             requestsPerMinute: configuration.rateLimit?.requestsPerMinute, tokensPerMinute: configuration.rateLimit?.tokensPerMinute,
-            clock: configuration.clock)
-        let invoker = CallInvoker(policy: configuration.retryPolicy, callTimeout: configuration.callTimeout, clock: configuration.clock, limiter: limiter)
+            maxPause: configuration.retryPolicy.maxRetryAfter, clock: configuration.clock)
+        // One retry layer for every request: generate calls, uploads and cache creation.
+        let retrier = Retrier(policy: configuration.retryPolicy, clock: configuration.clock)
+        let invoker = CallInvoker(retrier: retrier, callTimeout: configuration.callTimeout, limiter: limiter)
         self.init(
             provider: provider,
             stages: [
-                UploadStage(registry: FileRegistry(), resolver: configuration.files),
-                CacheStage(registry: CacheRegistry(clock: configuration.clock)),
+                UploadStage(registry: FileRegistry(), resolver: configuration.files, retrier: retrier),
+                CacheStage(registry: CacheRegistry(clock: configuration.clock), retrier: retrier),
                 GenerateStage(maxConcurrentCalls: configuration.maxConcurrentCalls, invoker: invoker),
                 TelemetryStage(),
             ],

@@ -7,11 +7,18 @@ import Synchronization
 /// With neither limit set it grants at once, recording nothing, and only pauses after a 429.
 ///
 /// Adaptive: `throttle(after:)` on a provider 429 pauses all grants until the provider's
-/// `Retry-After` (or a growing backoff) has passed and halves the request budget, which
-/// recovers step by step as calls succeed — so in-flight calls do not all retry at once.
+/// `Retry-After` (capped at `maxPause`, like every retry hint) or a growing backoff has
+/// passed, and halves the request budget, which recovers step by step as calls succeed.
+/// The 429s of calls that were already in flight belong to the same episode: they extend
+/// nothing and halve nothing again. After the pause, until a call succeeds, grants are let
+/// through one per `probeSpacing`, so waiting calls do not all retry at once.
 public final class RateLimiter: Sendable {
     public let requestsPerMinute: Int?
     public let tokensPerMinute: Int?
+    /// The longest pause one 429 can cause, whatever the provider's `Retry-After` says.
+    public let maxPause: Duration
+    /// After a 429 and until a success, one grant per this interval.
+    public let probeSpacing: Duration
     private let clock: any PipelineClock
     private static let window = Duration.seconds(60)
 
@@ -27,6 +34,7 @@ public final class RateLimiter: Sendable {
         var nextID = 0
         var pausedUntil: Duration = .zero
         var consecutive429 = 0
+        var nextProbe: Duration?     // set from a 429 until a success: when the next grant may go
         var budgetFactor = 1.0       // adaptive share of requestsPerMinute
         var peakRequests = 0         // most grants in any 60 s window so far
 
@@ -43,9 +51,14 @@ public final class RateLimiter: Sendable {
 
     private let state = Mutex(State())
 
-    public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, clock: any PipelineClock = SystemClock()) {
+    public init(
+        requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, maxPause: Duration = .seconds(60),
+        probeSpacing: Duration = .milliseconds(250), clock: any PipelineClock = SystemClock()
+    ) {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
+        self.maxPause = max(.zero, maxPause)
+        self.probeSpacing = max(.zero, probeSpacing)
         self.clock = clock
     }
 
@@ -79,8 +92,14 @@ public final class RateLimiter: Sendable {
     private func decide(tokens: Int, now: Duration) -> Decision {
         state.withLock { s in
             if now < s.pausedUntil { return .wait(until: s.pausedUntil) }
+            if let probe = s.nextProbe {
+                if now < probe { return .wait(until: probe) }
+            }
             // Without limits the limiter only pauses after a 429: nothing to record.
-            if requestsPerMinute == nil && tokensPerMinute == nil { return .granted(Ticket(id: 0)) }
+            if requestsPerMinute == nil && tokensPerMinute == nil {
+                if s.nextProbe != nil { s.nextProbe = now + probeSpacing }
+                return .granted(Ticket(id: 0))
+            }
             s.expire(before: now - Self.window)
             let live = s.live
             if let rpm = requestsPerMinute {
@@ -91,15 +110,16 @@ public final class RateLimiter: Sendable {
                 }
             }
             if let tpm = tokensPerMinute, !live.isEmpty {
-                var used = live.reduce(0) { $0 + $1.tokens }
-                if used + tokens > tpm {
+                var used = live.saturatingSum(\.tokens)
+                if used.addingSaturating(tokens) > tpm {
                     for grant in live {
                         used -= grant.tokens
-                        if used + tokens <= tpm { return .wait(until: grant.at + Self.window) }
+                        if used.addingSaturating(tokens) <= tpm { return .wait(until: grant.at + Self.window) }
                     }
                     return .wait(until: live.last!.at + Self.window)
                 }
             }
+            if s.nextProbe != nil { s.nextProbe = now + probeSpacing }
             s.nextID += 1
             s.grants.append(Grant(id: s.nextID, at: now, tokens: tokens))
             s.peakRequests = max(s.peakRequests, s.grants.count - s.head)
@@ -122,9 +142,12 @@ public final class RateLimiter: Sendable {
     public func throttle(after error: APIError) {
         let now = clock.now
         state.withLock { s in
+            // A 429 of a call sent before the pause began is part of the same episode.
+            if now < s.pausedUntil { return }
             s.consecutive429 += 1
-            let backoff = error.retryAfter ?? .seconds(min(30, 1 << min(s.consecutive429 - 1, 5)))
-            s.pausedUntil = max(s.pausedUntil, now + backoff)
+            let backoff = min(error.retryAfter ?? .seconds(min(30, 1 << min(s.consecutive429 - 1, 5))), maxPause)
+            s.pausedUntil = now + max(backoff, .zero)
+            s.nextProbe = s.pausedUntil
             s.budgetFactor = max(0.1, s.budgetFactor / 2)
         }
     }
@@ -133,6 +156,7 @@ public final class RateLimiter: Sendable {
     public func recordSuccess() {
         state.withLock { s in
             s.consecutive429 = 0
+            s.nextProbe = nil
             if s.budgetFactor < 1 { s.budgetFactor = min(1, s.budgetFactor * 1.1) }
         }
     }

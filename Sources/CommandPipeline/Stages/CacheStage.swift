@@ -6,8 +6,13 @@
 /// A provider without `CachingCapability` skips the stage (telemetry shows the key with no id).
 public struct CacheStage: ExecutionStage {
     public let registry: CacheRegistry
+    /// Cache creation is retried like every request (`RetryPolicy.none` to not retry).
+    public let retrier: Retrier
 
-    public init(registry: CacheRegistry = CacheRegistry()) { self.registry = registry }
+    public init(registry: CacheRegistry = CacheRegistry(), retrier: Retrier = Retrier(policy: .none)) {
+        self.registry = registry
+        self.retrier = retrier
+    }
 
     public var kind: StageKind { .cache }
 
@@ -29,7 +34,7 @@ public struct CacheStage: ExecutionStage {
             return state.with(cache: nil, telemetry: CacheTelemetry(id: nil, key: request.key, created: false, reused: false))
         }
         do throws(APIError) {
-            let lease = try await registry.lease(for: request, using: caching)
+            let lease = try await registry.lease(for: request, using: caching, retrier: retrier)
             return state.with(
                 cache: lease.reference,
                 telemetry: CacheTelemetry(id: lease.reference.id, key: request.key, created: lease.created, reused: !lease.created))

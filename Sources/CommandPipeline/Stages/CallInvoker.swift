@@ -1,27 +1,31 @@
 /// Sends one call to the provider: through the rate limiters, with a per-call timeout,
-/// retrying retryable errors by the `RetryPolicy`, and once more without the cache when a
-/// cached call failed. This is the one place a provider's `generate` is called, so it is
-/// the engine's one retry layer (adapters never retry on their own).
+/// retrying retryable errors through the engine's `Retrier`, and once more without the
+/// cache when a cached call failed. This is the one place a provider's `generate` is called.
 public struct CallInvoker: Sendable {
     public struct Outcome: Sendable {
         public var result: Result<GenerationResponse, APIError>
         public var telemetry: CallTelemetry
     }
 
-    public var policy: RetryPolicy
+    public var policy: RetryPolicy { retrier.policy }
     /// Each attempt that takes longer fails with a retryable `timeout`.
     public var callTimeout: Duration?
-    public var clock: any PipelineClock
+    public var clock: any PipelineClock { retrier.clock }
     /// Shared by every command of the engine (`--rate-limit-rpm/tpm`).
     public var limiter: RateLimiter?
+    /// The engine's one retry layer, shared with uploads and cache creation.
+    public let retrier: Retrier
     private let deadlines: DeadlineScheduler
 
     public init(policy: RetryPolicy = RetryPolicy(), callTimeout: Duration? = nil, clock: any PipelineClock = SystemClock(), limiter: RateLimiter? = nil) {
-        self.policy = policy
+        self.init(retrier: Retrier(policy: policy, clock: clock), callTimeout: callTimeout, limiter: limiter)
+    }
+
+    public init(retrier: Retrier, callTimeout: Duration? = nil, limiter: RateLimiter? = nil) {
+        self.retrier = retrier
         self.callTimeout = callTimeout
-        self.clock = clock
         self.limiter = limiter
-        self.deadlines = DeadlineScheduler(clock: clock)
+        self.deadlines = DeadlineScheduler(clock: retrier.clock)
     }
 
     /// One call of a plan.
@@ -33,52 +37,64 @@ public struct CallInvoker: Sendable {
         _ request: GenerationRequest, uncached: GenerationRequest? = nil, callIndex: Int, estimatedTokens: @autoclosure () -> Int = 0,
         planLimiter: RateLimiter? = nil, provider: any GenerationCapability
     ) async -> Outcome {
-        var telemetry = CallTelemetry(callIndex: callIndex, attempts: 0)
-        var current = request
         let limiters = [planLimiter, limiter].compactMap { $0 }
         let tokens = limiters.contains { $0.tokensPerMinute != nil } ? estimatedTokens() : 0
-        var retriesLeft = policy.maxAttempts - 1
-        while true {
-            telemetry.attempts += 1
-            var tickets: [(RateLimiter, RateLimiter.Ticket)] = []
-            do {
-                for limiter in limiters { tickets.append((limiter, try await limiter.acquire(tokens: tokens))) }
-            } catch {
-                return Outcome(result: .failure(cancelled(callIndex, provider)), telemetry: telemetry)
-            }
-            let result = await attempt(current, callIndex: callIndex, provider: provider)
-            switch result {
-            case .success(let response):
-                for (limiter, ticket) in tickets {
-                    limiter.settle(ticket, actualTokens: response.usage.totalTokens)
-                    limiter.recordSuccess()
-                }
-                return Outcome(result: result, telemetry: telemetry)
-            case .failure(let error):
-                if error.kind == .cancelled || Task.isCancelled {
-                    return Outcome(result: .failure(error.kind == .cancelled ? error : cancelled(callIndex, provider)), telemetry: telemetry)
-                }
-                if error.kind == .rateLimited { for limiter in limiters { limiter.throttle(after: error) } }
-                if error.retryable && retriesLeft > 0 {
-                    retriesLeft -= 1
-                    let delay = policy.delay(after: telemetry.attempts, error: error, random: policy.jitter > 0 ? Double.random(in: 0..<1) : 0)
-                    do {
-                        try await clock.sleep(for: delay)
-                    } catch {
-                        return Outcome(result: .failure(cancelled(callIndex, provider)), telemetry: telemetry)
-                    }
-                    telemetry.retryWait += delay
-                    continue
-                }
-                if let uncached, current.cache != nil, !telemetry.cacheBypassed {
-                    // A cached call that failed is tried once more with the shared parts themselves.
-                    telemetry.cacheBypassed = true
-                    current = uncached
-                    continue
-                }
-                return Outcome(result: .failure(error), telemetry: telemetry)
+        var telemetry = CallTelemetry(callIndex: callIndex, attempts: 0)
+        var limiterWait = Duration.zero
+        func attempts(of request: GenerationRequest, maxAttempts: Int?) async -> Retrier.Outcome<GenerationResponse> {
+            await retrier.run(maxAttempts: maxAttempts, cancelled: cancelled(callIndex, provider)) { _ in
+                let (result, waited) = await limitedAttempt(request, callIndex: callIndex, tokens: tokens, limiters: limiters, provider: provider)
+                limiterWait += waited
+                return result
             }
         }
+        var outcome = await attempts(of: request, maxAttempts: nil)
+        telemetry.attempts = outcome.attempts
+        telemetry.retryWait = outcome.waited
+        if case .failure(let error) = outcome.result, error.kind != .cancelled, let uncached, request.cache != nil {
+            // A cached call that failed is tried once more with the shared parts themselves,
+            // with the attempts the policy has left (at least one).
+            telemetry.cacheBypassed = true
+            outcome = await attempts(of: uncached, maxAttempts: max(1, policy.maxAttempts - outcome.attempts + 1))
+            telemetry.attempts += outcome.attempts
+            telemetry.retryWait += outcome.waited
+        }
+        telemetry.retryWait += limiterWait
+        return Outcome(result: outcome.result, telemetry: telemetry)
+    }
+
+    /// One attempt through the rate limiters: waits for a grant from each (returning how long
+    /// it waited), settles the grant with the real usage, and pauses the limiters on a 429.
+    private func limitedAttempt(
+        _ request: GenerationRequest, callIndex: Int, tokens: Int, limiters: [RateLimiter], provider: any GenerationCapability
+    ) async -> (Result<GenerationResponse, APIError>, Duration) {
+        var tickets: [(RateLimiter, RateLimiter.Ticket)] = []
+        var waited = Duration.zero
+        for limiter in limiters {
+            // Time is only counted when the limiter really makes the call wait.
+            if let ticket = limiter.tryAcquire(tokens: tokens) {
+                tickets.append((limiter, ticket))
+                continue
+            }
+            let start = clock.now
+            do {
+                tickets.append((limiter, try await limiter.acquire(tokens: tokens)))
+                waited += clock.now - start
+            } catch {
+                return (.failure(cancelled(callIndex, provider)), waited + (clock.now - start))
+            }
+        }
+        let result = await attempt(request, callIndex: callIndex, provider: provider)
+        switch result {
+        case .success(let response):
+            for (limiter, ticket) in tickets {
+                limiter.settle(ticket, actualTokens: response.usage.totalTokens)
+                limiter.recordSuccess()
+            }
+        case .failure(let error):
+            if error.kind == .rateLimited { for (limiter, _) in tickets { limiter.throttle(after: error) } }
+        }
+        return (result, waited)
     }
 
     private func cancelled(_ callIndex: Int, _ provider: any GenerationCapability) -> APIError {

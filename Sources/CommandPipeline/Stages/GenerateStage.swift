@@ -41,14 +41,14 @@ public struct GenerateStage: ExecutionStage {
         if command.perCallEstimates.indices.contains(index) { return command.perCallEstimates[index].expectedTokens }
         if let estimate = command.tokenEstimate { return max(1, estimate.expectedTokens / max(1, state.calls.count)) }
         let parts = state.sharedParts + state.calls[index].parts
-        let prompt = parts.reduce(0) { sum, part in
+        let prompt = parts.saturatingSum { part in
             switch part {
-            case .text(let text): sum + text.utf8.count / 3 + 1
-            case .fileRef, .filePlaceholder, .inline: sum + 1024
-            case .history(let h): sum + h.turns.reduce(0) { $0 + ($1.question.utf8.count + $1.answer.utf8.count) / 3 + 2 }
+            case .text(let text): text.utf8.count / 3 + 1
+            case .fileRef, .filePlaceholder, .inline: 1024
+            case .history(let h): h.turns.saturatingSum { ($0.question.utf8.count + $0.answer.utf8.count) / 3 + 2 }
             }
         }
-        return prompt + (state.calls[index].config.maxTokens ?? 1024)
+        return prompt.addingSaturating(state.calls[index].config.maxTokens ?? 1024)
     }
 
     private func invoke(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ provider: any GenerationCapability) async -> CallInvoker.Outcome {
@@ -62,7 +62,8 @@ public struct GenerateStage: ExecutionStage {
     public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
         let count = state.calls.count
         let planLimiter = state.plan.rateConstraint.map {
-            RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, clock: invoker.clock)
+            RateLimiter(
+                requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, maxPause: invoker.policy.maxRetryAfter, clock: invoker.clock)
         }
         if count == 1 {
             let outcome = await invoke(0, state, planLimiter, provider)

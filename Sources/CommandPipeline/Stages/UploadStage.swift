@@ -11,10 +11,13 @@ import Foundation
 public struct UploadStage: ExecutionStage {
     public let registry: FileRegistry
     public let resolver: FileResolver
+    /// Uploads are retried like every request (`RetryPolicy.none` to not retry).
+    public let retrier: Retrier
 
-    public init(registry: FileRegistry = FileRegistry(), resolver: FileResolver = FileResolver()) {
+    public init(registry: FileRegistry = FileRegistry(), resolver: FileResolver = FileResolver(), retrier: Retrier = Retrier(policy: .none)) {
         self.registry = registry
         self.resolver = resolver
+        self.retrier = retrier
     }
 
     public var kind: StageKind { .upload }
@@ -93,10 +96,10 @@ public struct UploadStage: ExecutionStage {
             if files[path] == nil { files[path] = FileUpload(path: path, mimeType: target.placeholder.effectiveMimeType) }
         }
 
-        let registry = self.registry
+        let registry = self.registry, retrier = self.retrier
         let outcomes = await withTaskGroup(of: (String, Result<FileRegistry.Lease, APIError>).self) { group in
             for file in files.values {
-                group.addTask { (file.path, await registry.reference(for: file, using: uploader)) }
+                group.addTask { (file.path, await registry.reference(for: file, using: uploader, retrier: retrier)) }
             }
             var collected: [String: Result<FileRegistry.Lease, APIError>] = [:]
             for await (path, outcome) in group { collected[path] = outcome }

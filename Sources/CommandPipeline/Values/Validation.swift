@@ -45,13 +45,11 @@ extension PlannedCommand {
                 }
             }
         }
-        if let cache = plan.cache, cache.ttlSeconds < 1 {
-            issue("plan.cache.ttl_seconds", "ttl_seconds must be at least 1, got \(cache.ttlSeconds)")
-        }
+        if let cache = plan.cache { checkRange(cache.ttlSeconds, Limits.cacheTTLSeconds, "plan.cache.ttl_seconds", issue) }
         if let cache = plan.cache, let key = cache.key, key.isEmpty { issue("plan.cache.key", "key must not be empty; omit it to derive one") }
         if let rate = plan.rateConstraint {
-            if let rpm = rate.requestsPerMinute, rpm < 1 { issue("plan.rate_constraint.requests_per_minute", "must be at least 1, got \(rpm)") }
-            if let tpm = rate.tokensPerMinute, tpm < 1 { issue("plan.rate_constraint.tokens_per_minute", "must be at least 1, got \(tpm)") }
+            if let rpm = rate.requestsPerMinute { checkRange(rpm, Limits.requestsPerMinute, "plan.rate_constraint.requests_per_minute", issue) }
+            if let tpm = rate.tokensPerMinute { checkRange(tpm, Limits.tokensPerMinute, "plan.rate_constraint.tokens_per_minute", issue) }
         }
         if let estimate = tokenEstimate { check(estimate, at: "token_estimate", issue) }
         if !perCallEstimates.isEmpty && perCallEstimates.count != plan.calls.count {
@@ -70,7 +68,7 @@ extension PlannedCommand {
         let config = call.config
                 if let t = config.temperature, !(0...2).contains(t) { issue(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
         if let p = config.topP, !(0...1).contains(p) { issue(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
-        if let m = config.maxTokens, m < 1 { issue(path() + ".config" + ".max_tokens", "max_tokens must be at least 1, got \(m)") }
+        if let m = config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", issue) }
         if let stop = config.stop, stop.contains(where: \.isEmpty) { issue(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
     }
 
@@ -90,10 +88,19 @@ extension PlannedCommand {
     }
 
     private func check(_ estimate: TokenEstimate, at path: @autoclosure () -> String, _ issue: (String, String) -> Void) {
-        if estimate.minTokens < 0 { issue(path() + ".min_tokens", "min_tokens must not be negative") }
+        checkRange(estimate.minTokens, Limits.tokenCount, path() + ".min_tokens", issue)
+        checkRange(estimate.expectedTokens, Limits.tokenCount, path() + ".expected_tokens", issue)
+        checkRange(estimate.maxTokens, Limits.tokenCount, path() + ".max_tokens", issue)
         if estimate.minTokens > estimate.expectedTokens || estimate.expectedTokens > estimate.maxTokens {
             issue(path(), "estimates must satisfy min_tokens ≤ expected_tokens ≤ max_tokens, got \(estimate.minTokens) ≤ \(estimate.expectedTokens) ≤ \(estimate.maxTokens)")
         }
         if let c = estimate.confidence, !(0...1).contains(c) { issue(path() + ".confidence", "confidence must be between 0 and 1, got \(c)") }
+    }
+
+    /// One issue when `value` is outside `range`, naming the field's last key.
+    private func checkRange(_ value: Int, _ range: ClosedRange<Int>, _ path: String, _ issue: (String, String) -> Void) {
+        guard !range.contains(value) else { return }
+        let key = path.split(separator: ".").last.map(String.init) ?? path
+        issue(path, "\(key) must be \(range.spelled), got \(value)")
     }
 }

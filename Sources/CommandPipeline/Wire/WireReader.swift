@@ -66,7 +66,11 @@ public struct WireReader {
 
     public mutating func int(_ value: JSONValue) -> Int? {
         if let i = value.intValue { return i }
-        fail("expected an integer, found \(value.typeName == "number" ? "a fractional number" : value.typeName)")
+        if let d = value.doubleValue, d.rounded() == d {
+            fail("the integer \(d) is too large; integers here must be between \(Int.min.grouped) and \(Int.max.grouped)")
+        } else {
+            fail("expected an integer, found \(value.typeName == "number" ? "a fractional number" : value.typeName)")
+        }
         return nil
     }
 

@@ -1,0 +1,51 @@
+/// The engine's one retry layer: every request the engine makes of a provider — a
+/// generate call, an upload, a cache creation — goes through `run`, so the same
+/// `RetryPolicy` (attempts, backoff, jitter, capped `Retry-After`) applies to all of them.
+/// Adapters never retry on their own.
+public struct Retrier: Sendable {
+    public var policy: RetryPolicy
+    public var clock: any PipelineClock
+    /// A number in 0..<1 for jitter; tests pass a constant.
+    public var random: @Sendable () -> Double
+
+    public init(policy: RetryPolicy = RetryPolicy(), clock: any PipelineClock = SystemClock(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        self.policy = policy
+        self.clock = clock
+        self.random = random
+    }
+
+    /// What `run` did: the final result, the attempts made and the time spent waiting between them.
+    public struct Outcome<Value: Sendable>: Sendable {
+        public var result: Result<Value, APIError>
+        public var attempts: Int
+        public var waited: Duration
+    }
+
+    /// Calls `attempt` (with the 1-based attempt number) until it succeeds, fails with an
+    /// error that is not retryable, or `maxAttempts` (default: the policy's) are used up.
+    /// Cancellation while waiting ends the loop with a `cancelled` error made by `cancelled`.
+    public func run<Value: Sendable>(
+        maxAttempts: Int? = nil, cancelled: @autoclosure () -> APIError,
+        _ attempt: (Int) async -> Result<Value, APIError>
+    ) async -> Outcome<Value> {
+        let limit = max(1, maxAttempts ?? policy.maxAttempts)
+        var waited = Duration.zero
+        var number = 0
+        while true {
+            number += 1
+            let result = await attempt(number)
+            guard case .failure(let error) = result else { return Outcome(result: result, attempts: number, waited: waited) }
+            if error.kind == .cancelled || Task.isCancelled {
+                return Outcome(result: .failure(error.kind == .cancelled ? error : cancelled()), attempts: number, waited: waited)
+            }
+            guard error.retryable && number < limit else { return Outcome(result: result, attempts: number, waited: waited) }
+            let delay = policy.delay(after: number, error: error, random: policy.jitter > 0 ? random() : 0)
+            do {
+                try await clock.sleep(for: delay)
+            } catch {
+                return Outcome(result: .failure(cancelled()), attempts: number, waited: waited)
+            }
+            waited += delay
+        }
+    }
+}
