@@ -86,17 +86,13 @@ import Testing
         #expect(second.success?.telemetry.uploads == UploadCounts(reused: 1))
     }
 
-    @Test func ephemeralFilesAreRemovedOnlyAfterSuccess() async throws {
-        let dir = try temporaryDirectory(files: ["a.txt": "A"])
+    @Test func theStageHandsEphemeralFilesOnInsteadOfDeletingThem() async throws {
+        let dir = try temporaryDirectory(files: ["a.txt": "A", "b.txt": "B"])
         let provider = UploadingProvider(base: RecordingProvider(clock: ManualClock()))
-        _ = try await UploadStage().execute(ExecutionState(command: placeholderCommand(dir, files: ["a.txt"], ephemeral: true)), provider: provider)
-        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("a.txt").path))
-
-        // One upload fails: the ephemeral file that did upload stays.
-        let dir2 = try temporaryDirectory(files: ["b.txt": "B"])
-        let failing = ExecutionState(command: placeholderCommand(dir2, files: ["b.txt", "missing.txt"], ephemeral: true))
-        await #expect(throws: APIError.self) { try await UploadStage().execute(failing, provider: provider) }
-        #expect(FileManager.default.fileExists(atPath: dir2.appendingPathComponent("b.txt").path))
+        let state = ExecutionState(command: placeholderCommand(dir, files: ["a.txt", "b.txt", "a.txt"], ephemeral: true))
+        let next = try await UploadStage(resolver: FileResolver(confinedTo: dir.path)).execute(state, provider: provider)
+        #expect(next.ephemeralFiles.map { URL(fileURLWithPath: $0.path).lastPathComponent }.sorted() == ["a.txt", "b.txt"], "each file once")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a.txt").path), "the engine deletes, after success")
     }
 
     @Test func aMissingFileFailsWithUploadFailedNamingThePath() async throws {
@@ -117,7 +113,8 @@ import Testing
         #expect((try? resolver.resolve("inside.txt").get()) == dir.appendingPathComponent("inside.txt").standardizedFileURL.path)
         #expect((try? resolver.resolve("../x.txt").get()) == nil)
         #expect((try? resolver.resolve(outside.appendingPathComponent("secret.txt").path).get()) == nil)
-        #expect((try? resolver.resolve("link.txt").get()) == nil)
+        #expect((try? resolver.open("link.txt").get()) == nil, "the link is refused on the descriptor actually opened")
+        #expect((try? resolver.open("inside.txt").get())?.size == 2)
 
         let provider = UploadingProvider(base: RecordingProvider(clock: ManualClock()))
         let stage = UploadStage(resolver: resolver)

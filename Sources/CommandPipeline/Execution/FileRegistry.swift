@@ -1,8 +1,8 @@
 import Foundation
 
 /// Remembers what each local file was uploaded as, so a file is uploaded once per
-/// engine even when many parts, calls or concurrent commands name it. A file whose
-/// size or modification time changed counts as a new file.
+/// engine even when many parts, calls or concurrent commands name it. Files are told
+/// apart by device and inode; one whose size or modification time changed is a new file.
 public final class FileRegistry: Sendable {
     /// A reference and whether it came from an earlier or concurrent upload.
     public struct Lease: Sendable, Hashable {
@@ -17,10 +17,14 @@ public final class FileRegistry: Sendable {
     /// The upload goes through `retrier`, inside the single flight, so commands waiting for the
     /// same file share one retried upload.
     public func reference(for file: FileUpload, using uploader: any UploadsCapability, retrier: Retrier = Retrier(policy: .none)) async -> Result<Lease, APIError> {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: file.path)
-        let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
-        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let key = "\(file.path)\u{0}\(size)\u{0}\(modified)\u{0}\(file.mimeType)"
+        // The opened file's identity: the same content under two names is one upload, and a
+        // file changed in place (new size or time) is a new one.
+        let key: String
+        if let identity = file.file?.identity {
+            key = "\(identity.device):\(identity.inode):\(identity.size):\(identity.modifiedNanoseconds)\u{0}\(file.mimeType)"
+        } else {
+            key = "\(file.path)\u{0}\(file.mimeType)"
+        }
         do throws(APIError) {
             let (reference, shared) = try await flights.value(for: key, now: { .zero }) { () throws(APIError) in
                 let outcome = await retrier.run(cancelled: APIError(.cancelled, "upload of '\(file.path)' was cancelled")) { _ -> Result<FileReference, APIError> in

@@ -12,6 +12,8 @@ public struct PipelineEngine: Sendable {
     /// Deadline for each command, retries and fallback included.
     public let commandTimeout: Duration?
     private let deadlines: DeadlineScheduler
+    /// Deletes ephemeral files after success: the upload stage's resolver, when there is one.
+    private let files: FileResolver?
 
     /// An engine with the standard stages.
     public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
@@ -44,11 +46,16 @@ public struct PipelineEngine: Sendable {
         self.sinks = sinks
         self.commandTimeout = commandTimeout
         self.deadlines = DeadlineScheduler(clock: clock)
+        self.files = stages.lazy.compactMap { ($0 as? UploadStage)?.resolver }.first
     }
 
     /// Runs the command's primary execution only.
     public func execute(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
-        let result = await withDeadline(command) { await primary(command).result }
+        let result = await withDeadline(command) {
+            let run = await primary(command)
+            removeEphemeralFiles(of: run.state, after: run.result)
+            return run.result
+        }
         await record(result, of: command)
         return result
     }
@@ -85,6 +92,7 @@ public struct PipelineEngine: Sendable {
         guard case .failure(let primaryError) = first.result, let fallbackCall = command.plan.fallbackCall,
             primaryError.kind != .cancelled, primaryError.kind != .invalidCommand
         else {
+            removeEphemeralFiles(of: first.state, after: first.result)
             return first.result
         }
         let state = ExecutionState(command: command, mode: .fallback, sharedParts: first.state.sharedParts, calls: [fallbackCall])
@@ -116,7 +124,15 @@ public struct PipelineEngine: Sendable {
             }
             result = .failure(error)
         }
+        removeEphemeralFiles(of: first.state, after: result)
         return result
+    }
+
+    /// Ephemeral uploads are deleted only when the command succeeded (a failed command keeps
+    /// its files for the next try), and only inside an explicit files root.
+    private func removeEphemeralFiles(of state: ExecutionState, after result: Result<FinalizedCommand, APIError>) {
+        guard case .success = result, let files else { return }
+        for file in state.ephemeralFiles { _ = files.removeEphemeral(file) }
     }
 
     // MARK: - The stage loop

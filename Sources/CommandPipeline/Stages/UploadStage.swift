@@ -7,7 +7,10 @@ import Foundation
 ///   naming the part; optional ones stay placeholders (counted as `skipped`).
 /// - Distinct files upload concurrently; a file named by several parts or calls, or by
 ///   an earlier command of the same engine, is uploaded once (`FileRegistry`).
-/// - Ephemeral files are deleted once every upload of the stage succeeded, never otherwise.
+/// - Each file is opened once, through the resolver (confinement and "regular file" are
+///   checked on the descriptor), and read only through that descriptor.
+/// - Ephemeral files are handed to the engine, which deletes them only once the whole
+///   command has succeeded, and only inside an explicit files root.
 public struct UploadStage: ExecutionStage {
     public let registry: FileRegistry
     public let resolver: FileResolver
@@ -82,7 +85,7 @@ public struct UploadStage: ExecutionStage {
             return state.with(sharedParts: state.sharedParts, calls: state.calls, uploads: UploadCounts(skipped: targets.count))
         }
 
-        // One upload per distinct file.
+        // One upload per distinct file, each opened once.
         var files: [String: FileUpload] = [:]
         var fileOfTarget: [String] = []
         for target in targets {
@@ -93,7 +96,16 @@ public struct UploadStage: ExecutionStage {
                 throw APIError(.invalidCommand, refusal.message, path: target.location.path + ".path", provider: provider.providerName)
             }
             fileOfTarget.append(path)
-            if files[path] == nil { files[path] = FileUpload(path: path, mimeType: target.placeholder.effectiveMimeType) }
+            if files[path] != nil { continue }
+            switch resolver.open(path) {
+            case .success(let opened): files[path] = FileUpload(file: opened, mimeType: target.placeholder.effectiveMimeType)
+            case .failure(.refused(let message)):
+                throw APIError(.invalidCommand, message, path: target.location.path + ".path", provider: provider.providerName)
+            case .failure(.unreadable(let message)):
+                throw APIError(
+                    .uploadFailed, "upload of '\(target.placeholder.path)' for \(target.location.path) failed: \(message)",
+                    path: target.location.path, provider: provider.providerName)
+            }
         }
 
         let registry = self.registry, retrier = self.retrier
@@ -134,9 +146,10 @@ public struct UploadStage: ExecutionStage {
         }
         for c in calls.indices where callParts[c] != calls[c].parts { calls[c] = calls[c].with(parts: callParts[c]) }
 
+        var ephemeral: [OpenedFile] = []
         for (target, path) in zip(targets, fileOfTarget) where target.placeholder.ephemeral {
-            try? FileManager.default.removeItem(atPath: path)
+            if let file = files[path]?.file, !ephemeral.contains(where: { $0 === file }) { ephemeral.append(file) }
         }
-        return state.with(sharedParts: shared, calls: calls, uploads: counts)
+        return state.with(sharedParts: shared, calls: calls, uploads: counts, ephemeralFiles: ephemeral)
     }
 }

@@ -29,6 +29,8 @@ public struct ExecutionState: Sendable, Hashable {
     public private(set) var tokenValidation: TokenValidation?
     /// Attempts, waits and cache bypasses of each call, once generated.
     public private(set) var callTelemetry: [CallTelemetry]
+    /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
+    public private(set) var ephemeralFiles: [OpenedFile]
 
     /// Attempts beyond the first, over all calls.
     public var retries: Int { callTelemetry.reduce(0) { $0 + $1.retries } }
@@ -51,6 +53,7 @@ public struct ExecutionState: Sendable, Hashable {
         self.usage = .zero
         self.tokenValidation = nil
         self.callTelemetry = []
+        self.ephemeralFiles = []
     }
 
     public var plan: ExecutionPlan { command.plan }
@@ -75,11 +78,12 @@ public struct ExecutionState: Sendable, Hashable {
         sharedParts + calls[index].parts
     }
 
-    public func with(sharedParts: [APIPart], calls: [APICall], uploads: UploadCounts) -> ExecutionState {
+    public func with(sharedParts: [APIPart], calls: [APICall], uploads: UploadCounts, ephemeralFiles: [OpenedFile] = []) -> ExecutionState {
         var copy = self
         copy.sharedParts = sharedParts
         copy.calls = calls
         copy.uploads = uploads
+        copy.ephemeralFiles = ephemeralFiles
         return copy
     }
 

@@ -144,11 +144,15 @@ final class OpenAICore: Sendable {
         let multipart = MultipartBody()
         let bodyFile: URL
         do {
-            bodyFile = try multipart.write(
-                fields: [("purpose", configuration.uploadPurpose)], fileField: "file", file: URL(fileURLWithPath: file.path),
+            bodyFile = try await multipart.write(
+                fields: [("purpose", configuration.uploadPurpose)], fileField: "file", file: try file.open(),
                 filename: URL(fileURLWithPath: file.path).lastPathComponent, mimeType: file.mimeType)
+        } catch is CancellationError {
+            throw APIError(.cancelled, "upload of '\(file.path)' was cancelled", provider: OpenAIProvider.name)
+        } catch let failure as OpenedFile.Failure {
+            throw APIError(.uploadFailed, failure.message, provider: OpenAIProvider.name)
         } catch {
-            throw APIError(.uploadFailed, "cannot read '\(file.path)' for upload: \(error.localizedDescription)", provider: OpenAIProvider.name)
+            throw APIError(.uploadFailed, "cannot prepare '\(file.path)' for upload: \(error)", provider: OpenAIProvider.name)
         }
         defer { try? FileManager.default.removeItem(at: bodyFile) }
         var request = URLRequest(url: url)

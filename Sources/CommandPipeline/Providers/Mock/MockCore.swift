@@ -86,13 +86,16 @@ final class MockCore: Sendable {
 
     func upload(_ file: FileUpload) async throws -> FileReference {
         if configuration.uploadLatency > .zero { try await configuration.clock.sleep(for: configuration.uploadLatency) }
-        let data: Data
+        let opened: OpenedFile
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: file.path))
+            opened = try file.open()
         } catch {
-            throw APIError(.uploadFailed, "cannot read '\(file.path)': no such file or not readable", provider: Self.providerName)
+            throw APIError(.uploadFailed, error.message, provider: Self.providerName)
         }
-        return FileReference(uri: "mock://files/" + SHA256.hex(data), mimeType: file.mimeType)
+        // Hashed through the engine's descriptor, off the concurrency pool, cancellable.
+        let digest = Mutex(SHA256())
+        try await opened.forEachChunk { chunk in digest.withLock { $0.update(chunk) } }
+        return FileReference(uri: "mock://files/" + digest.withLock { $0.finalizeHex() }, mimeType: file.mimeType)
     }
 
     func createCache(_ request: CacheRequest) async throws -> CacheReference {
