@@ -193,3 +193,19 @@ struct AbsurdUsageProvider: GenerationCapability {
         #expect(exhausted.creations.load(ordering: .relaxed) == 2, "the policy's attempts bound cache creation too")
     }
 }
+
+@Suite struct MockFaultPlanRangeTests {
+    @Test(arguments: ["retry_after_ms=9223372036854775807", "jitter_ms=86400001", "jitter_ms=-1", "retry_after_ms=1e20"])
+    func durationsBeyondADayAreRefused(spec: String) throws {
+        guard case .failure(let error) = MockFaultPlan.parse(spec) else {
+            Issue.record("'\(spec)' was accepted")
+            return
+        }
+        #expect(error.message.contains("one day"))
+    }
+
+    @Test func aDayIsAccepted() throws {
+        let plan = try MockFaultPlan.parse("retry_after_ms=86400000").get()
+        #expect(plan.retryAfter == .seconds(86_400))
+    }
+}

@@ -51,13 +51,13 @@ public struct MockFaultPlan: Sendable, Hashable {
             }
             let (key, value) = (pair[0], pair[1])
             func fraction() -> Double? { Double(value).flatMap { (0...1).contains($0) ? $0 : nil } }
-            func milliseconds() -> Int? { Int(value).flatMap { $0 >= 0 ? $0 : nil } }
+            func milliseconds() -> Int? { Int(value).flatMap { (0...86_400_000).contains($0) ? $0 : nil } }
             switch key {
             case "retryable": guard let f = fraction() else { return bad(key, value, "a fraction from 0 to 1") }; plan.retryable = f
             case "fatal": guard let f = fraction() else { return bad(key, value, "a fraction from 0 to 1") }; plan.fatal = f
             case "hang": guard let f = fraction() else { return bad(key, value, "a fraction from 0 to 1") }; plan.hang = f
-            case "retry_after_ms": guard let ms = milliseconds() else { return bad(key, value, "whole milliseconds ≥ 0") }; plan.retryAfter = .milliseconds(ms)
-            case "jitter_ms": guard let ms = milliseconds() else { return bad(key, value, "whole milliseconds ≥ 0") }; plan.jitter = .milliseconds(ms)
+            case "retry_after_ms": guard let ms = milliseconds() else { return bad(key, value, "whole milliseconds from 0 to 86400000 (one day)") }; plan.retryAfter = .milliseconds(ms)
+            case "jitter_ms": guard let ms = milliseconds() else { return bad(key, value, "whole milliseconds from 0 to 86400000 (one day)") }; plan.jitter = .milliseconds(ms)
             case "seed": guard let seed = UInt64(value) else { return bad(key, value, "a whole number ≥ 0") }; plan.seed = seed
             default:
                 return .failure(APIError(.invalidCommand, "unknown fault '\(key)'; known: retryable, retry_after_ms, fatal, hang, jitter_ms, seed"))
