@@ -9,7 +9,7 @@ import Synchronization
 /// The write end of the self-pipe, read by the signal handler (async-signal-safe: a plain int).
 nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
 
-/// SIGINT and SIGTERM, delivered reliably.
+/// SIGINT, SIGTERM and SIGHUP (a closed terminal or session), delivered reliably.
 ///
 /// `install()` sets a process-wide handler with `sigaction`, so the signal is caught on
 /// whichever thread the kernel picks; the handler only writes one byte to a pipe (the
@@ -37,6 +37,7 @@ enum Signals {
         action.sa_flags = SA_RESTART
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
+        sigaction(SIGHUP, &action, nil)
         let thread = Thread {
             var byte: UInt8 = 0
             while true {
