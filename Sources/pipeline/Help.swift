@@ -25,29 +25,35 @@ enum Help {
                                                                                default: OPENAI_API_KEY (openai)
       --capabilities LIST       what an OpenAI-compatible server has: generation,uploads,streaming
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere
-      --concurrency N           commands in flight at once                     default: \(RunOptions.defaultConcurrency)
+      --concurrency N           commands in flight at once, 1–10000            default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --quiet                   no progress line and no summary on stderr      default: off
-      --resume FILE             skip commands whose id already succeeded in FILE (an earlier results file)
+      --resume FILE             skip commands whose id already succeeded in FILE (an earlier results file);
+                                an id repeated in the input is skipped only as often as it succeeded in FILE
       --files-root DIR          file paths resolve inside DIR and may not leave it   default: working directory
-      --timeout SECONDS         deadline for each command, retries included   default: none
-      --rate-limit-rpm N        requests per minute for the whole run         default: none
-      --rate-limit-tpm N        tokens per minute for the whole run           default: none
-      --call-timeout SECONDS    deadline for each attempt of a call (retried) default: none
-      --max-attempts N          attempts per call, the first included         default: 3
+      --timeout SECONDS         deadline for each command, retries included, 0.001–604800 (one week)
+                                                                               default: none
+      --rate-limit-rpm N        requests per minute for the whole run, 1–10000000        default: none
+      --rate-limit-tpm N        tokens per minute for the whole run, 1–10000000000       default: none
+      --call-timeout SECONDS    deadline for each attempt of a call (retried), 0.001–604800
+                                                                               default: none
+      --max-attempts N          attempts per call, the first included, 1–100  default: 3
                                 (retryable errors only; backoff 0.5 s doubling to 30 s, Retry-After honoured)
-      --mock-latency-ms N       mock: latency of each generate call           default: 0
+      --mock-latency-ms N       mock: latency of each generate call, 0–3600000   default: 0
       --mock-fail-model NAME    mock: calls on NAME fail (retryable, unavailable); repeatable
       --mock-capabilities LIST  mock: comma list from generation,uploads,caching,streaming,token_counting,batch
                                                                                default: all
       --mock-faults SPEC        mock: seeded faults, a comma list of key=value from
                                 retryable=FRACTION, retry_after_ms=N, fatal=FRACTION, hang=FRACTION,
-                                jitter_ms=N, seed=N   e.g. retryable=0.2,fatal=0.02,hang=0.01,seed=7
+                                jitter_ms=N, seed=N (N ms: 0–3600000)   e.g. retryable=0.2,fatal=0.02,hang=0.01,seed=7
                                 (hanging calls end only by --call-timeout or --timeout)
 
-    INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands.
+    INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands (UTF-8;
+      a leading byte order mark is skipped). A broken value yields one failed record and reading resumes
+      on the next line; one value may be at most 64 MiB; duplicate keys in an object are an error.
       Full commands have "plan"; the shorthand is {"model","prompt"|"prompts","system","files","fallback_model"}.
     OUTPUT: one JSON object per input command, status "succeeded" or "failed"; progress and summary on stderr.
-    EXIT STATUS: 0 all succeeded · 1 some failed · 2 usage error · 130 interrupted.
+    EXIT STATUS: 0 all succeeded · 1 some failed · 2 usage error (also: stdin closed or unreadable)
+      · 3 results could not be written (disk full, closed pipe or stdout) · 130 interrupted (SIGINT, SIGTERM, SIGHUP).
     """
 }

@@ -47,6 +47,13 @@ final class InputReader: Sendable {
                 let n = read(fd, chunk.baseAddress!, size)
                 if n < 0 {
                     if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK {
+                        // A non-blocking stdin with nothing to read yet is not its end: wait for
+                        // data, a bounded while at a time so a stop is seen.
+                        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                        _ = poll(&poller, 1, 200)
+                        continue
+                    }
                     readFailed(String(cString: strerror(errno)))
                     break
                 }

@@ -34,6 +34,20 @@ struct RunOptions {
     static let defaultConcurrency = 64
 }
 
+/// The documented range of every numeric flag (see `Help.text` and Design/wire-format.md).
+/// A value outside its range is a usage error naming the flag and the range, so nothing
+/// computed from a flag (windows of `4 × concurrency`, milliseconds of a timeout) can overflow.
+enum Limits {
+    static let concurrency = 1...10_000
+    /// `--timeout`, `--call-timeout`: 1 ms to one week.
+    static let seconds: ClosedRange<Double> = 0.001...604_800
+    static let maxAttempts = 1...100
+    static let requestsPerMinute = 1...10_000_000
+    static let tokensPerMinute = 1...10_000_000_000
+    /// `--mock-latency-ms` and the durations of `--mock-faults`: up to one hour.
+    static let milliseconds = 0...3_600_000
+}
+
 /// A command line that cannot be run: exit status 2, message on stderr.
 struct UsageError: Error {
     var message: String
@@ -126,29 +140,30 @@ enum ArgumentParser {
         case "--provider": options.provider = value
         case "--base-url": options.baseURL = value
         case "--api-key-env": options.apiKeyEnv = value
-        case "--concurrency": options.concurrency = try positiveInt(name, value)
+        case "--concurrency": options.concurrency = try integer(name, value, in: Limits.concurrency)
         case "--unordered": options.unordered = true
         case "--quiet": options.quiet = true
-        case "--resume": options.resume = value
         case "--files-root": options.filesRoot = value
+        case "--resume":
+            guard !value.isEmpty else { throw UsageError(message: "option '--resume' needs a file name") }
+            options.resume = value
         case "--timeout": options.timeoutSeconds = try seconds(name, value)
         case "--call-timeout": options.callTimeoutSeconds = try seconds(name, value)
-        case "--max-attempts": options.maxAttempts = try positiveInt(name, value)
+        case "--max-attempts": options.maxAttempts = try integer(name, value, in: Limits.maxAttempts)
         case "--capabilities":
             switch ProviderCapability.parseList(value) {
             case .success(let set): options.capabilities = set.union([.generation])
             case .failure(let error): throw UsageError(message: "option '--capabilities': \(error.message)")
             }
         case "--mock-faults":
+            try checkFaultMilliseconds(value)
             switch MockFaultPlan.parse(value) {
             case .success(let plan): options.mockFaults = plan
             case .failure(let error): throw UsageError(message: "option '--mock-faults': \(error.message)")
             }
-        case "--rate-limit-rpm": options.rateLimitRPM = try positiveInt(name, value)
-        case "--rate-limit-tpm": options.rateLimitTPM = try positiveInt(name, value)
-        case "--mock-latency-ms":
-            guard let ms = Int(value), ms >= 0 else { throw UsageError(message: "option '--mock-latency-ms' needs a whole number ≥ 0, got '\(value)'") }
-            options.mockLatencyMs = ms
+        case "--rate-limit-rpm": options.rateLimitRPM = try integer(name, value, in: Limits.requestsPerMinute)
+        case "--rate-limit-tpm": options.rateLimitTPM = try integer(name, value, in: Limits.tokensPerMinute)
+        case "--mock-latency-ms": options.mockLatencyMs = try integer(name, value, in: Limits.milliseconds)
         case "--mock-fail-model": options.mockFailModels.append(value)
         case "--mock-capabilities":
             switch ProviderCapability.parseList(value) {
@@ -159,16 +174,36 @@ enum ArgumentParser {
         }
     }
 
+    /// Seconds as a decimal number within `Limits.seconds` (1 ms to one week), so converting
+    /// them to whole milliseconds can never overflow.
     private static func seconds(_ name: String, _ value: String) throws(UsageError) -> Double {
-        guard let seconds = Double(value), seconds > 0, seconds.isFinite else {
-            throw UsageError(message: "option '\(name)' needs a positive number of seconds, got '\(value)'")
+        let range = Limits.seconds
+        guard let seconds = Double(value), seconds.isFinite, range.contains(seconds) else {
+            throw UsageError(message: "option '\(name)' needs a number of seconds from 0.001 to \(Int(range.upperBound)) (one week), got '\(value)'")
         }
         return seconds
     }
 
-    private static func positiveInt(_ name: String, _ value: String) throws(UsageError) -> Int {
-        guard let n = Int(value), n >= 1 else { throw UsageError(message: "option '\(name)' needs a whole number ≥ 1, got '\(value)'") }
+    /// A whole number within `range`; anything else (not a number, out of range, too big for
+    /// an Int) is a usage error naming the flag and the range.
+    private static func integer(_ name: String, _ value: String, in range: ClosedRange<Int>) throws(UsageError) -> Int {
+        guard let n = Int(value), range.contains(n) else {
+            throw UsageError(message: "option '\(name)' needs a whole number from \(range.lowerBound) to \(range.upperBound), got '\(value)'")
+        }
         return n
+    }
+
+    /// `--mock-faults` durations (`retry_after_ms`, `jitter_ms`) within `Limits.milliseconds`;
+    /// the rest of the spec is checked by `MockFaultPlan.parse`.
+    private static func checkFaultMilliseconds(_ spec: String) throws(UsageError) {
+        for item in spec.split(separator: ",") {
+            let pair = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2, pair[0] == "retry_after_ms" || pair[0] == "jitter_ms" else { continue }
+            let range = Limits.milliseconds
+            guard let n = Int(pair[1]), range.contains(n) else {
+                throw UsageError(message: "option '--mock-faults': \(pair[0]) needs a whole number of milliseconds from \(range.lowerBound) to \(range.upperBound), got '\(pair[1])'")
+            }
+        }
     }
 
     /// "did you mean …?" for a near miss (edit distance ≤ 2).

@@ -3,49 +3,110 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Writes result lines to a file descriptor. Into a pipe or terminal each line is written
 /// at once, so a consumer sees results as they finish; into a file, lines are gathered
 /// into large writes.
+///
+/// A write error (disk full, `/dev/full`, a closed pipe or stdout) is final: `failure` holds
+/// its errno, nothing more is written, and the run loop ends the run with exit status 3. Lines
+/// are only ever handed to `write(2)` whole, but the kernel may accept part of a buffer before
+/// failing (a disk filling up mid-write). Into a regular file the writer then truncates the file
+/// back to the end of the last whole line, so every line in it stays whole; into a pipe a torn
+/// tail cannot be taken back, but a pipe only fails when its reader is gone.
 final class LineWriter {
     private let fd: Int32
     private var buffer: [UInt8] = []
+    private var bufferedLines = 0
     private let lineByLine: Bool
-    /// Set when the reader went away (EPIPE): further output is dropped.
-    private(set) var broken = false
+    private let isRegularFile: Bool
+    /// The errno that ended output; nothing is written after it.
+    private(set) var failure: Int32?
+    /// Lines handed to the kernel whole.
+    private(set) var linesWritten = 0
 
     init(fd: Int32) {
         self.fd = fd
         var info = stat()
-        let isPipe = fstat(fd, &info) == 0 && ((info.st_mode & S_IFMT) == S_IFIFO || (info.st_mode & S_IFMT) == S_IFSOCK)
-        lineByLine = isPipe || isatty(fd) == 1
+        let known = fstat(fd, &info) == 0
+        let kind = info.st_mode & S_IFMT
+        lineByLine = (known && (kind == S_IFIFO || kind == S_IFSOCK)) || isatty(fd) == 1
+        isRegularFile = known && kind == S_IFREG
         buffer.reserveCapacity(1 << 17)
     }
 
-    func write(_ line: [UInt8]) {
+    /// Queues one line (ending in a newline); false once output has failed.
+    @discardableResult
+    func write(_ line: [UInt8]) -> Bool {
+        guard failure == nil else { return false }
         buffer.append(contentsOf: line)
-        if lineByLine || buffer.count >= 1 << 16 { flush() }
+        bufferedLines += 1
+        if lineByLine || buffer.count >= 1 << 16 { return flush() }
+        return true
     }
 
-    func flush() {
-        guard !buffer.isEmpty else { return }
-        defer { buffer.removeAll(keepingCapacity: true) }
-        guard !broken else { return }
+    /// Writes bytes that are not a result line (the newline that ends a torn line before a resumed run).
+    @discardableResult
+    func writeSeparator(_ bytes: [UInt8]) -> Bool {
+        guard failure == nil else { return false }
+        buffer.append(contentsOf: bytes)
+        return flush()
+    }
+
+    /// Writes everything queued; false (and `failure` set) when the write failed.
+    @discardableResult
+    func flush() -> Bool {
+        guard failure == nil else { return false }
+        guard !buffer.isEmpty else { return true }
         var written = 0
-        buffer.withUnsafeBytes { raw in
+        let error: Int32? = buffer.withUnsafeBytes { raw -> Int32? in
             while written < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
                 if n > 0 {
                     written += n
                 } else if n < 0 && errno == EINTR {
                     continue
+                } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    // A non-blocking stdout: wait until it takes more.
+                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&poller, 1, 1000)
                 } else {
-                    broken = true
-                    return
+                    return n < 0 ? errno : EIO
                 }
             }
+            return nil
         }
+        if let error {
+            failure = error
+            // Lines fully written before the failure count; a torn tail is taken back if possible.
+            let whole = buffer[..<written].lastIndex(of: 0x0a).map { $0 + 1 } ?? 0
+            linesWritten += buffer[..<whole].reduce(0) { $0 + ($1 == 0x0a ? 1 : 0) }
+            let torn = written - whole
+            if torn > 0 && isRegularFile {
+                let end = lseek(fd, 0, SEEK_CUR)
+                if end >= torn { _ = ftruncate(fd, end - off_t(torn)) }
+            }
+            buffer.removeAll(keepingCapacity: false)
+            bufferedLines = 0
+            return false
+        }
+        linesWritten += bufferedLines
+        bufferedLines = 0
+        buffer.removeAll(keepingCapacity: true)
+        return true
     }
+
+    /// Output failed without a write seeing it (the pipe's reader went away): nothing more is written.
+    func markFailed(_ error: Int32) {
+        guard failure == nil else { return }
+        failure = error
+        buffer.removeAll(keepingCapacity: false)
+        bufferedLines = 0
+    }
+
+    /// The failure as text, e.g. "No space left on device".
+    var failureText: String? { failure.map { String(cString: strerror($0)) } }
 }
 
 /// Human-facing text goes to stderr only.
@@ -63,4 +124,37 @@ enum StandardError {
     }
 
     static var isTerminal: Bool { isatty(2) == 1 }
+}
+
+/// The standard descriptors as the process found them.
+///
+/// A descriptor closed at startup (`pipeline <&-`) would be reused by the next `open` or
+/// `pipe` — the signal self-pipe became stdin and the CLI read its own signals. `secure()`
+/// runs first thing in `main`: it puts `/dev/null` on each closed descriptor (so no file the
+/// CLI opens lands there) and remembers which were closed, so the run reports them: a closed
+/// stdin is an unreadable stdin (exit 2), a closed stdout is output that cannot be written (exit 3).
+enum StandardStreams {
+    private static let closed = Atomic<UInt8>(0)   // bit 0: stdin, bit 1: stdout
+    static var stdinClosed: Bool { closed.load(ordering: .relaxed) & 1 != 0 }
+    static var stdoutClosed: Bool { closed.load(ordering: .relaxed) & 2 != 0 }
+
+    static func secure() {
+        for fd: Int32 in [0, 1, 2] where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
+            let opened = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY)
+            if opened >= 0 && opened != fd {
+                _ = dup2(opened, fd)
+                close(opened)
+            }
+            if fd < 2 { closed.bitwiseOr(UInt8(1) << UInt8(fd), ordering: .relaxed) }
+        }
+    }
+
+    /// Writes text to stdout (help, version, capabilities); false when it could not be written.
+    static func writeStdout(_ text: String) -> Bool {
+        if stdoutClosed {
+            return false
+        }
+        let writer = LineWriter(fd: 1)
+        return writer.write(Array(text.utf8)) && writer.flush()
+    }
 }

@@ -13,25 +13,36 @@ enum Pipeline {
         }
         switch invocation {
         case .help:
-            print(Help.text)
-            return 0
+            return printed(Help.text + "\n")
         case .version:
-            print(Help.version)
-            return 0
+            return printed(Help.version + "\n")
         case .capabilities(let options):
             switch makeProvider(options) {
             case .failure(let error): return usageFailure(error)
             case .success(let provider):
                 let capabilities = ProviderCapability.probe(provider).sorted()
                 let record: JSONValue = ["provider": .string(provider.providerName), "capabilities": .array(capabilities.map { .string($0.rawValue) })]
-                print(JSONSerializer.serialize(record))
-                return 0
+                return printed(JSONSerializer.serialize(record) + "\n")
             }
         case .validate(let options):
             return await stream(options, validateOnly: true)
         case .run(let options):
             return await stream(options, validateOnly: false)
         }
+    }
+
+    /// Writes `text` to stdout: 0, or 3 with a message when it cannot be written.
+    static func printed(_ text: String) -> Int32 {
+        if StandardStreams.writeStdout(text) { return 0 }
+        return outputFailure(StandardStreams.stdoutClosed ? "stdout is closed" : String(cString: strerror(errno)))
+    }
+
+    /// Exit status 3: results could not be written.
+    static func outputFailure(_ reason: String, written: Int? = nil) -> Int32 {
+        var text = "Error: cannot write results: \(reason)"
+        if let written { text += "; the run stopped after \(written) result line\(written == 1 ? "" : "s") written" }
+        StandardError.write(text + "\n")
+        return 3
     }
 
     static func usageFailure(_ error: UsageError) -> Int32 {
@@ -52,9 +63,24 @@ enum Pipeline {
     }
 
     static func stream(_ options: RunOptions, validateOnly: Bool) async -> Int32 {
-        var resumeIDs: Set<String> = []
+        if StandardStreams.stdinClosed {
+            return usageFailure(UsageError(message: "cannot read stdin: it is closed; give commands on stdin, e.g. pipeline < commands.jsonl"))
+        }
+        if StandardStreams.stdoutClosed { return outputFailure("stdout is closed") }
+        var resume: ResumeLedger?
+        var startOnNewLine = false
         if let path = options.resume {
-            do throws(UsageError) { resumeIDs = try Resume.succeededIDs(in: path) } catch { return usageFailure(error) }
+            let scan: Resume.Scan
+            do throws(UsageError) { scan = try Resume.scan(path) } catch { return usageFailure(error) }
+            resume = ResumeLedger(succeeded: scan.succeeded)
+            if Resume.isSameFile(1, as: scan) {
+                // `--resume out.jsonl >> out.jsonl` after a crash mid-write: the first record must not
+                // continue the torn line. (With `>` instead of `>>` the shell emptied the file first.)
+                startOnNewLine = scan.endsWithoutNewline
+                if fcntl(1, F_GETFL) & O_APPEND == 0 && !options.quiet {
+                    StandardError.write("Warning: stdout is the --resume file but not opened for appending (use >> to keep earlier results)\n")
+                }
+            }
         }
         var files = FileResolver()
         if let root = options.filesRoot {
@@ -90,13 +116,18 @@ enum Pipeline {
         let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
         let loop = RunLoop(
             mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered,
-            resumeIDs: resumeIDs, stats: stats)
-        let (interrupted, readError) = await loop.run(interrupts: Signals.interrupts())
+            resume: resume, startOnNewLine: startOnNewLine, stats: stats)
+        let ending = await loop.run(interrupts: Signals.interrupts())
         if let live {
             live.cancel()
             await live.value
         }
-        if let readError {
+        if let outputError = ending.outputError {
+            // No summary: it would count results that were computed but never written.
+            return outputFailure(outputError, written: ending.linesWritten)
+        }
+        let interrupted = ending.interrupted
+        if let readError = ending.readError {
             StandardError.write("Error: cannot read stdin: \(readError)\n")
             if stats.done == 0 { return 2 }
         }

@@ -1,27 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CommandPipeline
-import Foundation
+import Synchronization
 
-/// The ids that already succeeded in an earlier results file, read as a stream.
-enum Resume {
-    static func succeededIDs(in path: String) throws(UsageError) -> Set<String> {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw UsageError(message: "cannot read --resume file '\(path)'; give an earlier results file (it may be empty)")
+/// What an earlier results file says already succeeded, and the rule that decides which
+/// commands of this run to skip.
+///
+/// The rule (Design/wire-format.md, "Resume"): each succeeded record skips at most one
+/// command of this run. A command is skipped when a succeeded record has its `id` and its
+/// `index` (same input, same position: exactly the command that succeeded). Failing that, a
+/// succeeded record with its `id` whose `index` lies *before* the command's position and
+/// that no earlier command claimed skips it (the input changed since FILE was written, e.g.
+/// lines were added). A success at a later position is kept for the command at that
+/// position, so a repeated id never makes an unfinished occurrence skip on another's success.
+/// Decisions are taken in input order (`claim` is called by the run loop, one at a time).
+final class ResumeLedger: Sendable {
+    /// Per id: the indices of its succeeded records not yet claimed, ascending.
+    private let unclaimed: Mutex<[String: [Int]]>
+    let isEmpty: Bool
+
+    init(succeeded: [String: [Int]]) {
+        unclaimed = Mutex(succeeded.mapValues { $0.sorted() })
+        isEmpty = succeeded.isEmpty
+    }
+
+    /// Whether the command `id` at input position `index` is skipped (and claims a success if so).
+    func claim(id: String, index: Int) -> Bool {
+        unclaimed.withLock { table in
+            guard var indices = table[id], !indices.isEmpty else { return false }
+            if let exact = indices.firstIndex(of: index) {
+                indices.remove(at: exact)
+            } else if let first = indices.first, first < index {
+                indices.removeFirst()
+            } else {
+                return false
+            }
+            table[id] = indices.isEmpty ? nil : indices
+            return true
         }
-        defer { try? handle.close() }
-        var ids: Set<String> = []
+    }
+}
+
+enum Resume {
+    /// What reading the file found: the succeeded ids with their indices, and whether the
+    /// file ends in the middle of a line (a crash mid-write).
+    struct Scan {
+        var succeeded: [String: [Int]] = [:]
+        var endsWithoutNewline = false
+        var device: UInt64 = 0
+        var inode: UInt64 = 0
+    }
+
+    /// Streams FILE: every complete, parseable `succeeded` record counts; a torn last line
+    /// or any line that does not parse is ignored (it is re-run, never trusted).
+    static func scan(_ path: String) throws(UsageError) -> Scan {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw UsageError(message: "cannot read --resume file '\(path)': \(String(cString: strerror(errno))); give an earlier results file (it may be empty)")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw UsageError(message: "cannot read --resume file '\(path)': \(String(cString: strerror(errno)))")
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            throw UsageError(message: "--resume '\(path)' is a directory; give an earlier results file (it may be empty)")
+        }
+        var scan = Scan(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         var splitter = JSONStreamSplitter()
         func take(_ piece: JSONStreamSplitter.Piece) {
             guard case .success(.object(let record)) = piece.parse(), record["status"] == "succeeded",
-                case .string(let id)? = record["id"]
+                case .string(let id)? = record["id"], case .int(let index)? = record["index"]
             else { return }
-            ids.insert(id)
+            scan.succeeded[id, default: []].append(index)
         }
+        let size = 1 << 16
+        let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: size)
+        defer { chunk.deallocate() }
+        var last: UInt8 = 0x0a
+        var pending: [UInt8] = []   // the current line, so a torn last line is never parsed
+        var discarding = false
         while true {
-            let chunk = handle.readData(ofLength: 1 << 16)
-            if chunk.isEmpty { break }
-            splitter.feed([UInt8](chunk), take)
+            let n = read(fd, chunk.baseAddress!, size)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw UsageError(message: "cannot read --resume file '\(path)': \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            let bytes = UnsafeBufferPointer(rebasing: chunk[0..<n])
+            last = bytes[n - 1]
+            // Feed whole lines only; keep the tail of the last line for the next chunk.
+            var from = 0
+            if discarding {
+                guard let end = bytes.firstIndex(of: 0x0a) else { continue }
+                discarding = false
+                from = end + 1
+            }
+            if let end = bytes.lastIndex(of: 0x0a), end >= from {
+                if !pending.isEmpty {
+                    splitter.feed(pending, take)
+                    pending.removeAll(keepingCapacity: true)
+                }
+                splitter.feed(UnsafeBufferPointer(rebasing: bytes[from...end]), take)
+                pending.append(contentsOf: bytes[(end + 1)...])
+            } else {
+                pending.append(contentsOf: bytes[from...])
+            }
+            if pending.count > JSONStreamSplitter.maximumValueBytes {
+                // A line this long is none of our records: skip it to its end (it is never trusted).
+                pending = []
+                discarding = true
+            }
         }
         splitter.finish(take)
-        return ids
+        scan.endsWithoutNewline = last != 0x0a
+        return scan
+    }
+
+    /// Whether `fd` is the file that was scanned (e.g. `--resume out.jsonl >> out.jsonl`).
+    static func isSameFile(_ fd: Int32, as scan: Scan) -> Bool {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return false }
+        return UInt64(info.st_dev) == scan.device && UInt64(info.st_ino) == scan.inode
     }
 }

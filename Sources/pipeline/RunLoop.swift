@@ -26,18 +26,33 @@ struct RunLoop {
         case interrupt
         case cancelNow
         case readFailed(String)
+        /// The reader of stdout went away (seen by the watcher before any write failed).
+        case outputClosed
+    }
+
+    /// How a run ended.
+    struct Ending: Sendable {
+        var interrupted = false
+        var readError: String?
+        /// Results could not be written (exit status 3).
+        var outputError: String?
+        var linesWritten = 0
     }
 
     let mode: Mode
     let providerName: String
     let concurrency: Int
     let unordered: Bool
-    let resumeIDs: Set<String>
+    /// Successes of an earlier run (`--resume`), or nil.
+    let resume: ResumeLedger?
+    /// Write a newline before the first record (stdout is the resume file and ends mid-line).
+    var startOnNewLine = false
     let stats: Stats
 
-    /// Runs until the input ends (or an interrupt); returns whether the run was interrupted.
-    func run(interrupts: AsyncStream<Void>) async -> (interrupted: Bool, readError: String?) {
+    /// Runs until the input ends, an interrupt, or a failed write.
+    func run(interrupts: AsyncStream<Void>) async -> Ending {
         let (events, continuation) = AsyncStream<Event>.makeStream()
+        Self.watchOutput(fd: 1) { continuation.yield(.outputClosed) }
         let window = unordered ? max(concurrency * 2, 1024) : max(concurrency * 4, 4096)
         let reader = InputReader(fd: 0, window: window)
         reader.start(
@@ -49,7 +64,8 @@ struct RunLoop {
         defer { forward.cancel() }
 
         let writer = LineWriter(fd: 1)
-        var queue: [(JSONStreamSplitter.Piece, Int)] = []   // read, not started
+        if startOnNewLine { writer.writeSeparator([0x0a]) }
+        var queue: [(piece: JSONStreamSplitter.Piece, index: Int, skip: Bool)] = []   // read, not started
         var queueHead = 0
         var pending: [Int: Outcome] = [:]                   // finished, not yet written (ordered mode)
         var nextToWrite = 0
@@ -57,14 +73,15 @@ struct RunLoop {
         var inputEnded = false
         var interrupted = false
         var readError: String?
+        var outputFailed = writer.failure != nil
 
         await withDiscardingTaskGroup { group in
             func startQueued() {
-                while inFlight < concurrency && queueHead < queue.count && !interrupted {
-                    let (piece, index) = queue[queueHead]
+                while inFlight < concurrency && queueHead < queue.count && !interrupted && !outputFailed {
+                    let (piece, index, skip) = queue[queueHead]
                     queueHead += 1
                     inFlight += 1
-                    group.addTask { continuation.yield(.done(index, await process(piece, index: index))) }
+                    group.addTask { continuation.yield(.done(index, await process(piece, index: index, resumed: skip))) }
                 }
                 if queueHead == queue.count {
                     queue.removeAll(keepingCapacity: true)
@@ -76,19 +93,30 @@ struct RunLoop {
                 }
                 stats.inFlight.store(inFlight, ordering: .relaxed)
             }
+            /// Output failed: stop taking commands and cancel what runs; nothing more is written.
+            func stopForOutput() {
+                guard !outputFailed else { return }
+                outputFailed = true
+                reader.stop()
+                group.cancelAll()
+            }
             loop: for await event in events {
                 switch event {
                 case .input(let pieces, let first):
                     if pieces.isEmpty {
                         inputEnded = true
-                    } else if interrupted {
+                    } else if interrupted || outputFailed {
                         reader.gate.release(pieces.count)
                     } else {
-                        for (offset, piece) in pieces.enumerated() { queue.append((piece, first + offset)) }
+                        for (offset, piece) in pieces.enumerated() {
+                            let index = first + offset
+                            queue.append((piece, index, resume.map { Self.claim(piece, index: index, in: $0) } ?? false))
+                        }
                         startQueued()
                     }
                 case .done(let index, let outcome):
                     inFlight -= 1
+                    if outputFailed { break }
                     count(outcome)
                     if unordered {
                         write(outcome, to: writer)
@@ -103,7 +131,11 @@ struct RunLoop {
                         }
                         if written > 0 { reader.gate.release(written) }
                     }
+                    if writer.failure != nil { stopForOutput() }
                     startQueued()
+                case .outputClosed:
+                    if writer.failure == nil { writer.markFailed(EPIPE) }
+                    stopForOutput()
                 case .readFailed(let message):
                     readError = message
                     inputEnded = true
@@ -123,14 +155,47 @@ struct RunLoop {
                 case .cancelNow:
                     group.cancelAll()
                 }
-                if inFlight == 0 && (interrupted || (inputEnded && queueHead == queue.count)) { break loop }
+                if inFlight == 0 && (interrupted || outputFailed || (inputEnded && queueHead == queue.count)) { break loop }
             }
             group.cancelAll()
         }
-        // After an interrupt, results behind a command that never started stay pending: write them in order.
-        for index in pending.keys.sorted() { write(pending[index]!, to: writer) }
-        writer.flush()
-        return (interrupted, readError)
+        if !outputFailed {
+            // After an interrupt, results behind a command that never started stay pending: write them in order.
+            for index in pending.keys.sorted() { write(pending[index]!, to: writer) }
+            writer.flush()
+        }
+        return Ending(interrupted: interrupted, readError: readError, outputError: writer.failureText, linesWritten: writer.linesWritten)
+    }
+
+    /// Under `--resume`: whether this piece's command is skipped. Decided here, in input order,
+    /// because the ledger's rule depends on the order (see `ResumeLedger`). The id is the one
+    /// the command decoder will use: the `id` string, or `cmd-N`.
+    private static func claim(_ piece: JSONStreamSplitter.Piece, index: Int, in ledger: ResumeLedger) -> Bool {
+        guard !ledger.isEmpty, case .success(.object(let object)) = piece.parse() else { return false }
+        switch object["id"] {
+        case nil: return ledger.claim(id: "cmd-\(index + 1)", index: index)
+        case .string(let id)?: return ledger.claim(id: id, index: index)
+        default: return false
+        }
+    }
+
+    /// When stdout is a pipe, a thread waits for its reader to go away (poll reports POLLERR on
+    /// the write end), so a run whose consumer quit (`pipeline | head -1`) stops at once rather
+    /// than at its next write. The thread blocks in poll until then or until the process exits.
+    private static func watchOutput(fd: Int32, closed: @escaping @Sendable () -> Void) {
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFIFO else { return }
+        let thread = Thread {
+            var poller = pollfd(fd: fd, events: 0, revents: 0)
+            while true {
+                let n = poll(&poller, 1, -1)
+                if n < 0 && errno == EINTR { continue }
+                if n > 0 && (Int32(poller.revents) & (POLLERR | POLLHUP | POLLNVAL)) != 0 { closed() }
+                return
+            }
+        }
+        thread.stackSize = 1 << 16
+        thread.start()
     }
 
     private func count(_ outcome: Outcome) {
@@ -148,11 +213,11 @@ struct RunLoop {
     }
 
     /// Parses, validates and (in execute mode) runs one command; returns its result line.
-    func process(_ piece: JSONStreamSplitter.Piece, index: Int) async -> Outcome {
+    func process(_ piece: JSONStreamSplitter.Piece, index: Int, resumed: Bool = false) async -> Outcome {
         let command: PlannedCommand
         switch piece.parse() {
         case .failure(let error):
-            let apiError = APIError(.invalidCommand, error.message)
+            let apiError = APIError(.invalidCommand, error.message, path: error.path)
             return failed(apiError, id: "cmd-\(index + 1)", index: index, metadata: [:])
         case .success(let value):
             switch WireFormat.command(from: value, position: index + 1) {
@@ -162,7 +227,7 @@ struct RunLoop {
                 command = decoded
             }
         }
-        if !resumeIDs.isEmpty && resumeIDs.contains(command.id) {
+        if resumed {
             return Outcome(line: [], status: .skipped, tokens: 0, usedFallback: false)
         }
         switch mode {

@@ -9,7 +9,7 @@ import Synchronization
 /// The write end of the self-pipe, read by the signal handler (async-signal-safe: a plain int).
 nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
 
-/// SIGINT and SIGTERM, delivered reliably.
+/// SIGINT, SIGTERM and SIGHUP (a closed terminal or session), delivered reliably.
 ///
 /// `install()` sets a process-wide handler with `sigaction`, so the signal is caught on
 /// whichever thread the kernel picks; the handler only writes one byte to a pipe (the
@@ -17,13 +17,15 @@ nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
 /// on Linux uses `signalfd`, which misses signals that land on threads where they are not
 /// blocked — the runtime's threads exist before `main` can block anything — so Ctrl-C was
 /// sometimes lost.) While a run loop listens, a signal becomes an event of its stream;
-/// otherwise the process exits with 130 at once. SIGPIPE is ignored: a closed stdout shows
-/// up as a write error instead.
+/// otherwise the process exits with 130 at once. SIGPIPE and SIGXFSZ are ignored: a closed
+/// stdout or a file-size limit shows up as a write error instead (exit status 3).
 enum Signals {
     private static let listener = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
     static func install() {
         signal(SIGPIPE, SIG_IGN)
+        // Likewise a file-size limit (ulimit -f) shows up as EFBIG on write, not as a kill.
+        signal(SIGXFSZ, SIG_IGN)
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else { return }
         signalPipeWriteEnd = ends[1]
@@ -37,6 +39,7 @@ enum Signals {
         action.sa_flags = SA_RESTART
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
+        sigaction(SIGHUP, &action, nil)
         let thread = Thread {
             var byte: UInt8 = 0
             while true {

@@ -260,7 +260,7 @@ import Testing
         #expect(bad.status == 2)
     }
 
-    @Test(arguments: ["SIGINT", "SIGTERM"])
+    @Test(arguments: ["SIGINT", "SIGTERM", "SIGHUP"])
     func interruptedRunsWriteWhatFinishedAndExit130(signal: String) throws {
         let process = Process()
         process.executableURL = CLI.binary
@@ -278,7 +278,7 @@ import Testing
             if chunk.isEmpty { break }
             received.append(chunk)
         }
-        if signal == "SIGINT" { process.interrupt() } else { process.terminate() }
+        kill(process.processIdentifier, ["SIGINT": SIGINT, "SIGTERM": SIGTERM, "SIGHUP": SIGHUP][signal]!)
         received.append(output.fileHandleForReading.readDataToEndOfFile())
         process.waitUntilExit()
         #expect(process.terminationStatus == 130)

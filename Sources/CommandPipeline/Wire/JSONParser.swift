@@ -5,13 +5,34 @@ public struct JSONParser {
     public struct SyntaxError: Error, Sendable, Hashable {
         public var offset: Int
         public var message: String
+        /// For a duplicate key: where the object is, as a command path (`plan.calls[0].config`).
+        public var path: String?
+
+        public init(offset: Int, message: String, path: String? = nil) {
+            self.offset = offset
+            self.message = message
+            self.path = path
+        }
+    }
+
+    /// What the parser checks beyond the grammar.
+    public struct Options: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        /// Bytes in strings must be well-formed UTF-8 (else: an error at the first bad byte,
+        /// instead of replacement characters).
+        public static let validateUTF8 = Options(rawValue: 1)
+        /// An object may not hold one key twice (else: an error naming the key and its path).
+        public static let rejectDuplicateKeys = Options(rawValue: 2)
+        /// Both: how the CLI reads commands.
+        public static let strict: Options = [.validateUTF8, .rejectDuplicateKeys]
     }
 
     public static let maximumDepth = 512
 
     /// Parses exactly one JSON value (surrounding white space allowed).
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(SyntaxError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, options: Options = []) throws(SyntaxError) -> JSONValue {
+        var parser = JSONParser(bytes: bytes, options: options)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -19,19 +40,25 @@ public struct JSONParser {
         return value
     }
 
-    public static func parse(_ bytes: [UInt8]) throws(SyntaxError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8], options: Options = []) throws(SyntaxError) -> JSONValue {
         let result: Result<JSONValue, SyntaxError> = bytes.withUnsafeBufferPointer { buffer in
-            do throws(SyntaxError) { return .success(try parse(buffer)) } catch { return .failure(error) }
+            do throws(SyntaxError) { return .success(try parse(buffer, options: options)) } catch { return .failure(error) }
         }
         return try result.get()
     }
 
-    public static func parse(_ text: String) throws(SyntaxError) -> JSONValue { try parse(Array(text.utf8)) }
+    public static func parse(_ text: String, options: Options = []) throws(SyntaxError) -> JSONValue { try parse(Array(text.utf8), options: options) }
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    private let validateUTF8: Bool
+    private let rejectDuplicateKeys: Bool
 
-    private init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    private init(bytes: UnsafeBufferPointer<UInt8>, options: Options) {
+        self.bytes = bytes
+        validateUTF8 = options.contains(.validateUTF8)
+        rejectDuplicateKeys = options.contains(.rejectDuplicateKeys)
+    }
 
     private func error(_ message: String, at offset: Int? = nil) -> SyntaxError {
         SyntaxError(offset: offset ?? index, message: message)
@@ -76,6 +103,7 @@ public struct JSONParser {
         if depth > Self.maximumDepth { throw error("nesting deeper than \(Self.maximumDepth) levels") }
         index += 1
         var members: [(key: String, value: JSONValue)] = []
+        var seen: Set<String> = []
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -85,12 +113,22 @@ public struct JSONParser {
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in an object") }
             guard bytes[index] == UInt8(ascii: "\"") else { throw error("expected a string key in an object, found '\(describe(bytes[index]))'") }
+            let keyOffset = index
             let key = try parseString()
+            if rejectDuplicateKeys && Self.contains(key, in: members, seen: &seen) {
+                throw SyntaxError(offset: keyOffset, message: "duplicate key \"\(key)\" in an object; each key may appear once", path: key)
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after the object key \"\(key)\"") }
             index += 1
             skipWhitespace()
-            members.append((key: key, value: try parseValue(depth: depth)))
+            let value: JSONValue
+            do throws(SyntaxError) {
+                value = try parseValue(depth: depth)
+            } catch {
+                throw Self.within(key: key, error)
+            }
+            members.append((key: key, value: value))
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in an object") }
             switch bytes[index] {
@@ -114,7 +152,11 @@ public struct JSONParser {
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue(depth: depth))
+            do throws(SyntaxError) {
+                elements.append(try parseValue(depth: depth))
+            } catch {
+                throw Self.within(index: elements.count, error)
+            }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input in an array") }
             switch bytes[index] {
@@ -141,6 +183,7 @@ public struct JSONParser {
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("control character in a string; escape it (e.g. \\n)") }
+            if byte >= 0x80 && validateUTF8 { try skipUTF8Sequence(); continue }
             index += 1
         }
         guard index < bytes.count else { throw error("unterminated string", at: start) }
@@ -183,11 +226,69 @@ public struct JSONParser {
                 }
             default:
                 if byte < 0x20 { throw error("control character in a string; escape it (e.g. \\n)") }
+                if byte >= 0x80 && validateUTF8 {
+                    let from = index
+                    try skipUTF8Sequence()
+                    scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[from..<index]))
+                    continue
+                }
                 scratch.append(byte)
                 index += 1
             }
         }
         throw error("unterminated string", at: start)
+    }
+
+    /// Checks the multi-byte UTF-8 sequence at `index` (Unicode 15, table 3-7: no overlong
+    /// forms, no surrogates, nothing above U+10FFFF) and steps over it.
+    private mutating func skipUTF8Sequence() throws(SyntaxError) {
+        let first = bytes[index]
+        let length: Int
+        var low: UInt8 = 0x80, high: UInt8 = 0xBF   // range of the second byte
+        switch first {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; low = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; high = 0x9F
+        case 0xF0: length = 4; low = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; high = 0x8F
+        default: throw error("invalid UTF-8: byte 0x\(String(first, radix: 16, uppercase: true)) cannot start a character")
+        }
+        for k in 1..<length {
+            guard index + k < bytes.count else { throw error("invalid UTF-8: truncated character", at: index) }
+            let byte = bytes[index + k]
+            let (lo, hi) = k == 1 ? (low, high) : (UInt8(0x80), UInt8(0xBF))
+            guard byte >= lo && byte <= hi else {
+                throw error("invalid UTF-8: byte 0x\(String(byte, radix: 16, uppercase: true)) in the character starting at this offset", at: index)
+            }
+        }
+        index += length
+    }
+
+    /// Whether `key` is among `members`: a scan for small objects, a set for large ones.
+    private static func contains(_ key: String, in members: [(key: String, value: JSONValue)], seen: inout Set<String>) -> Bool {
+        if members.count < 16 {
+            for member in members where member.key == key { return true }
+            return false
+        }
+        if seen.isEmpty { for member in members { seen.insert(member.key) } }
+        return !seen.insert(key).inserted
+    }
+
+    /// A duplicate-key error found inside the value of `key`: its path gains the key.
+    private static func within(key: String, _ error: SyntaxError) -> SyntaxError {
+        guard let path = error.path else { return error }
+        var error = error
+        error.path = path.hasPrefix("[") ? key + path : key + "." + path
+        return error
+    }
+
+    private static func within(index: Int, _ error: SyntaxError) -> SyntaxError {
+        guard let path = error.path else { return error }
+        var error = error
+        error.path = path.hasPrefix("[") ? "[\(index)]" + path : "[\(index)]." + path
+        return error
     }
 
     private mutating func hex4() throws(SyntaxError) -> UInt32 {
