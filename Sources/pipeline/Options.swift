@@ -14,6 +14,7 @@ struct RunOptions {
     var provider = "mock"
     var baseURL: String?
     var apiKeyEnv: String?
+    var allowInsecureHTTP = false
     var concurrency = RunOptions.defaultConcurrency
     var unordered = false
     var quiet = false
@@ -54,6 +55,7 @@ enum ArgumentParser {
         Spec(name: "--provider", takesValue: true, subcommands: all),
         Spec(name: "--base-url", takesValue: true, subcommands: all),
         Spec(name: "--api-key-env", takesValue: true, subcommands: all),
+        Spec(name: "--allow-insecure-http", takesValue: false, subcommands: all),
         Spec(name: "--concurrency", takesValue: true, subcommands: runLike),
         Spec(name: "--unordered", takesValue: false, subcommands: runLike),
         Spec(name: "--quiet", takesValue: false, subcommands: runLike),
@@ -126,6 +128,7 @@ enum ArgumentParser {
         case "--provider": options.provider = value
         case "--base-url": options.baseURL = value
         case "--api-key-env": options.apiKeyEnv = value
+        case "--allow-insecure-http": options.allowInsecureHTTP = true
         case "--concurrency": options.concurrency = try positiveInt(name, value)
         case "--unordered": options.unordered = true
         case "--quiet": options.quiet = true
