@@ -14,14 +14,17 @@ extension ProviderRegistry {
 
 extension OpenAIConfiguration {
     /// A configuration from generic provider options: the key is read from the named
-    /// environment variable; a server off this machine without a key is refused.
+    /// environment variable; a server off this machine without a key is refused, and so are
+    /// `user:password@` in the base URL and a key bound for plain http off this machine
+    /// (unless `allowInsecureHTTP`). See "Secrets" in `Design/providers.md`.
     public init(options: ProviderOptions) throws(APIError) {
         let baseURL: URL
         if let text = options.baseURL {
-            guard let url = URL(string: text.hasSuffix("/") ? String(text.dropLast()) : text), let scheme = url.scheme,
+            let shown = DisplayURL.withoutUserinfo(text)
+            guard let url = URL(string: text.hasSuffix("/") ? String(text.dropLast()) : text), let scheme = url.scheme?.lowercased(),
                 ["http", "https"].contains(scheme), url.host != nil
             else {
-                throw APIError(.invalidCommand, "--base-url '\(text)' is not an http(s) URL; e.g. http://127.0.0.1:8000/v1")
+                throw APIError(.invalidCommand, "--base-url '\(shown)' is not an http(s) URL; e.g. http://127.0.0.1:8000/v1")
             }
             baseURL = url
         } else {
@@ -36,7 +39,8 @@ extension OpenAIConfiguration {
         }
         self.init(
             baseURL: baseURL, apiKey: APIKey.fromEnvironment(variable, in: options.environment), apiKeyVariable: variable,
-            capabilities: options.capabilities.map { $0.union([.generation]) })
+            capabilities: options.capabilities.map { $0.union([.generation]) }, allowInsecureHTTP: options.allowInsecureHTTP)
+        if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")
         }

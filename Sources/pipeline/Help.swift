@@ -23,6 +23,8 @@ enum Help {
                                                                                default: https://api.openai.com/v1 (openai)
       --api-key-env VAR         environment variable holding the API key (never a flag; optional on loopback)
                                                                                default: OPENAI_API_KEY (openai)
+      --allow-insecure-http     send the key over plain http:// to a host off this machine
+                                                                               default: off (loopback is always allowed)
       --capabilities LIST       what an OpenAI-compatible server has: generation,uploads,streaming
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere
       --concurrency N           commands in flight at once, 1–10000            default: \(RunOptions.defaultConcurrency)

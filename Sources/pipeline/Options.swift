@@ -14,6 +14,7 @@ struct RunOptions {
     var provider = "mock"
     var baseURL: String?
     var apiKeyEnv: String?
+    var allowInsecureHTTP = false
     var concurrency = RunOptions.defaultConcurrency
     var unordered = false
     var quiet = false
@@ -37,7 +38,7 @@ struct RunOptions {
 /// The documented range of every numeric flag (see `Help.text` and Design/wire-format.md).
 /// A value outside its range is a usage error naming the flag and the range, so nothing
 /// computed from a flag (windows of `4 × concurrency`, milliseconds of a timeout) can overflow.
-enum Limits {
+enum FlagLimits {
     static let concurrency = 1...10_000
     /// `--timeout`, `--call-timeout`: 1 ms to one week.
     static let seconds: ClosedRange<Double> = 0.001...604_800
@@ -68,6 +69,7 @@ enum ArgumentParser {
         Spec(name: "--provider", takesValue: true, subcommands: all),
         Spec(name: "--base-url", takesValue: true, subcommands: all),
         Spec(name: "--api-key-env", takesValue: true, subcommands: all),
+        Spec(name: "--allow-insecure-http", takesValue: false, subcommands: all),
         Spec(name: "--concurrency", takesValue: true, subcommands: runLike),
         Spec(name: "--unordered", takesValue: false, subcommands: runLike),
         Spec(name: "--quiet", takesValue: false, subcommands: runLike),
@@ -140,7 +142,8 @@ enum ArgumentParser {
         case "--provider": options.provider = value
         case "--base-url": options.baseURL = value
         case "--api-key-env": options.apiKeyEnv = value
-        case "--concurrency": options.concurrency = try integer(name, value, in: Limits.concurrency)
+        case "--allow-insecure-http": options.allowInsecureHTTP = true
+        case "--concurrency": options.concurrency = try integer(name, value, in: FlagLimits.concurrency)
         case "--unordered": options.unordered = true
         case "--quiet": options.quiet = true
         case "--files-root": options.filesRoot = value
@@ -149,7 +152,7 @@ enum ArgumentParser {
             options.resume = value
         case "--timeout": options.timeoutSeconds = try seconds(name, value)
         case "--call-timeout": options.callTimeoutSeconds = try seconds(name, value)
-        case "--max-attempts": options.maxAttempts = try integer(name, value, in: Limits.maxAttempts)
+        case "--max-attempts": options.maxAttempts = try integer(name, value, in: FlagLimits.maxAttempts)
         case "--capabilities":
             switch ProviderCapability.parseList(value) {
             case .success(let set): options.capabilities = set.union([.generation])
@@ -161,9 +164,9 @@ enum ArgumentParser {
             case .success(let plan): options.mockFaults = plan
             case .failure(let error): throw UsageError(message: "option '--mock-faults': \(error.message)")
             }
-        case "--rate-limit-rpm": options.rateLimitRPM = try integer(name, value, in: Limits.requestsPerMinute)
-        case "--rate-limit-tpm": options.rateLimitTPM = try integer(name, value, in: Limits.tokensPerMinute)
-        case "--mock-latency-ms": options.mockLatencyMs = try integer(name, value, in: Limits.milliseconds)
+        case "--rate-limit-rpm": options.rateLimitRPM = try integer(name, value, in: FlagLimits.requestsPerMinute)
+        case "--rate-limit-tpm": options.rateLimitTPM = try integer(name, value, in: FlagLimits.tokensPerMinute)
+        case "--mock-latency-ms": options.mockLatencyMs = try integer(name, value, in: FlagLimits.milliseconds)
         case "--mock-fail-model": options.mockFailModels.append(value)
         case "--mock-capabilities":
             switch ProviderCapability.parseList(value) {
@@ -174,10 +177,10 @@ enum ArgumentParser {
         }
     }
 
-    /// Seconds as a decimal number within `Limits.seconds` (1 ms to one week), so converting
+    /// Seconds as a decimal number within `FlagLimits.seconds` (1 ms to one week), so converting
     /// them to whole milliseconds can never overflow.
     private static func seconds(_ name: String, _ value: String) throws(UsageError) -> Double {
-        let range = Limits.seconds
+        let range = FlagLimits.seconds
         guard let seconds = Double(value), seconds.isFinite, range.contains(seconds) else {
             throw UsageError(message: "option '\(name)' needs a number of seconds from 0.001 to \(Int(range.upperBound)) (one week), got '\(value)'")
         }
@@ -193,13 +196,13 @@ enum ArgumentParser {
         return n
     }
 
-    /// `--mock-faults` durations (`retry_after_ms`, `jitter_ms`) within `Limits.milliseconds`;
+    /// `--mock-faults` durations (`retry_after_ms`, `jitter_ms`) within `FlagLimits.milliseconds`;
     /// the rest of the spec is checked by `MockFaultPlan.parse`.
     private static func checkFaultMilliseconds(_ spec: String) throws(UsageError) {
         for item in spec.split(separator: ",") {
             let pair = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard pair.count == 2, pair[0] == "retry_after_ms" || pair[0] == "jitter_ms" else { continue }
-            let range = Limits.milliseconds
+            let range = FlagLimits.milliseconds
             guard let n = Int(pair[1]), range.contains(n) else {
                 throw UsageError(message: "option '--mock-faults': \(pair[0]) needs a whole number of milliseconds from \(range.lowerBound) to \(range.upperBound), got '\(pair[1])'")
             }

@@ -58,7 +58,8 @@ enum Pipeline {
             latency: .milliseconds(options.mockLatencyMs), failingModels: Set(options.mockFailModels), capabilities: options.mockCapabilities,
             faults: options.mockFaults)
         let providerOptions = ProviderOptions(
-            baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, capabilities: options.capabilities, mock: mock)
+            baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, capabilities: options.capabilities,
+            allowInsecureHTTP: options.allowInsecureHTTP, mock: mock)
         return ProviderRegistry.withHTTPProviders.make(options.provider, options: providerOptions).mapError { UsageError(message: $0.message) }
     }
 

@@ -18,6 +18,10 @@ enum Peers {
     static let faults: Result<URL, PeerError> = start(
         "fault server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/fault_server.py").path, "{port}"])
 
+    /// A server that attacks its client: redirects, echoed keys, lying lengths, drips, absurd numbers.
+    static let hostile: Result<URL, PeerError> = start(
+        "hostile server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/hostile_server.py").path, "{port}"])
+
     struct PeerError: Error, CustomStringConvertible {
         var description: String
     }

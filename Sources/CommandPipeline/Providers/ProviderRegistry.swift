@@ -37,16 +37,19 @@ public struct ProviderOptions: Sendable {
     public var environment: [String: String]
     /// Optional capabilities a server was declared to have (for adapters whose servers differ).
     public var capabilities: Set<ProviderCapability>?
+    /// Let an HTTP adapter send a key over plain `http://` to a host off this machine (`--allow-insecure-http`).
+    public var allowInsecureHTTP: Bool
     public var mock: MockConfiguration
     public init(
         baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment, capabilities: Set<ProviderCapability>? = nil,
-        mock: MockConfiguration = MockConfiguration()
+        allowInsecureHTTP: Bool = false, mock: MockConfiguration = MockConfiguration()
     ) {
         self.baseURL = baseURL
         self.apiKeyEnvironmentVariable = apiKeyEnvironmentVariable
         self.environment = environment
         self.capabilities = capabilities
+        self.allowInsecureHTTP = allowInsecureHTTP
         self.mock = mock
     }
 }

@@ -52,9 +52,28 @@ struct ChatRequestBuilder {
             body["stream"] = true
             body["stream_options"] = ["include_usage": true]
         }
-        for (key, value) in config.providerOptions { body[key] = value }  // provider-specific keys win
+        // Provider-specific keys win over the typed ones, but not over the keys the adapter owns.
+        for (key, value) in config.providerOptions {
+            if let reason = Self.reservedKeys[key] {
+                throw APIError(
+                    .invalidCommand, "config.provider_options.\(key) cannot be set: \(reason); remove it from provider_options",
+                    path: "config.provider_options.\(key)", provider: providerName)
+            }
+            body[key] = value
+        }
         return .object(body)
     }
+
+    /// Body keys `provider_options` may not override, with why: each changes what comes back
+    /// (a stream where a whole answer is parsed, several answers where one is read, another
+    /// model or conversation than the plan's).
+    static let reservedKeys: [String: String] = [
+        "model": "the call's model is the plan's `model`",
+        "messages": "messages are built from the call's parts and system instruction",
+        "stream": "whether to stream is the engine's choice (a streamed answer would not parse as a whole one)",
+        "stream_options": "the adapter asks for usage in streams itself",
+        "n": "one call reads one answer; plan several calls instead",
+    ]
 
     private func contentPart(_ part: APIPart, index: Int) throws(APIError) -> JSONValue {
         switch part {

@@ -6,6 +6,7 @@ public struct OpenAIConfiguration: Sendable {
     public static let publicBaseURL = URL(string: "https://api.openai.com/v1")!
 
     /// The API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`.
+    /// Never with `user:password@` (refused: the key travels in `Authorization`).
     public var baseURL: URL
     public var apiKey: APIKey?
     /// The environment variable the key came from, named in authentication hints.
@@ -13,23 +14,40 @@ public struct OpenAIConfiguration: Sendable {
     /// Optional capabilities the server really has: `uploads` (Files API and `file` parts),
     /// `streaming` (SSE). The adapter conforms to exactly these.
     public var capabilities: Set<ProviderCapability>
-    /// Per-request timeout.
+    /// Longest silence while waiting for the answer or between pieces of it (idle timeout).
     public var requestTimeout: TimeInterval
+    /// Longest time one request may take in all, however steadily the server trickles bytes
+    /// (default 10 minutes). Past it the attempt fails with a retryable `timeout`.
+    public var resourceTimeout: TimeInterval
+    /// Largest response body read (default 64 MiB); a larger one, or a larger declared
+    /// `Content-Length`, fails with `response_too_large` instead of filling memory.
+    public var maxResponseBytes: Int
+    /// Send the key over plain `http://` to a host that is not this machine. Off by default:
+    /// anyone on the path could read the key. Loopback servers never need it.
+    public var allowInsecureHTTP: Bool
     /// `max_tokens` (most compatible servers) or `max_completion_tokens` (OpenAI reasoning models).
     public var maxTokensField: String
     /// `purpose` of uploaded files.
     public var uploadPurpose: String
 
+    public static let defaultResourceTimeout: TimeInterval = 600
+    public static let defaultMaxResponseBytes = 64 << 20
+
     public init(
         baseURL: URL = OpenAIConfiguration.publicBaseURL, apiKey: APIKey? = nil, apiKeyVariable: String = "OPENAI_API_KEY",
-        capabilities: Set<ProviderCapability>? = nil, requestTimeout: TimeInterval = 120, maxTokensField: String = "max_tokens",
-        uploadPurpose: String = "user_data"
+        capabilities: Set<ProviderCapability>? = nil, requestTimeout: TimeInterval = 120,
+        resourceTimeout: TimeInterval = OpenAIConfiguration.defaultResourceTimeout,
+        maxResponseBytes: Int = OpenAIConfiguration.defaultMaxResponseBytes, allowInsecureHTTP: Bool = false,
+        maxTokensField: String = "max_tokens", uploadPurpose: String = "user_data"
     ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
         self.apiKeyVariable = apiKeyVariable
         self.capabilities = capabilities ?? Self.defaultCapabilities(for: baseURL)
         self.requestTimeout = requestTimeout
+        self.resourceTimeout = resourceTimeout
+        self.maxResponseBytes = maxResponseBytes
+        self.allowInsecureHTTP = allowInsecureHTTP
         self.maxTokensField = maxTokensField
         self.uploadPurpose = uploadPurpose
     }
@@ -39,10 +57,39 @@ public struct OpenAIConfiguration: Sendable {
         baseURL.host == "api.openai.com" ? [.generation, .uploads, .streaming] : [.generation, .streaming]
     }
 
-    /// Whether the server is on this machine (then a missing API key is fine).
-    public var isLoopback: Bool {
-        guard let host = baseURL.host?.lowercased() else { return false }
-        return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+    /// Whether the server is on this machine: `localhost`, an IPv4 address in 127.0.0.0/8,
+    /// or `::1`. A name that merely starts with `127.` (`127.example.com`) is not.
+    public var isLoopback: Bool { baseURL.host.map(Self.isLoopbackHost) ?? false }
+
+    static func isLoopbackHost(_ host: String) -> Bool {
+        var host = host.lowercased()
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets.allSatisfy({ $0.count <= 3 && !$0.isEmpty && $0.allSatisfy(\.isASCII) }) else { return false }
+        let values = octets.compactMap { UInt8($0) }
+        return values.count == 4 && values[0] == 127
+    }
+
+    /// The base URL as messages show it (never with userinfo).
+    public var displayBaseURL: String { DisplayURL.string(baseURL) }
+
+    /// Why requests to `baseURL` must not be sent, if they must not: userinfo in the URL, or a
+    /// key bound for plain http off this machine without `allowInsecureHTTP`. Checked when the
+    /// provider is built from options (a usage error) and again before every request (for
+    /// configurations built in code).
+    public var endpointProblem: APIError? {
+        if baseURL.user != nil || baseURL.password != nil || DisplayURL.withoutUserinfo(baseURL.absoluteString) != baseURL.absoluteString {
+            return APIError(
+                .invalidCommand,
+                "the base URL \(displayBaseURL) carries user:password@; credentials in URLs end up in logs and error messages, so they are refused: put the key in $\(apiKeyVariable) (sent as a Bearer token) and remove user:password@ from --base-url")
+        }
+        if baseURL.scheme?.lowercased() == "http", apiKey != nil, !isLoopback, !allowInsecureHTTP {
+            return APIError(
+                .invalidCommand,
+                "refusing to send the API key in $\(apiKeyVariable) over plain http to \(displayBaseURL): anyone on the path could read it; use https:// or, if the network path is trusted, pass --allow-insecure-http (OpenAIConfiguration.allowInsecureHTTP)")
+        }
+        return nil
     }
 
     /// The capabilities the OpenAI adapter can offer at all.

@@ -5,39 +5,46 @@ import FoundationNetworking
 #endif
 
 /// HTTP statuses, bodies and transport errors mapped to the engine's error kinds.
-/// See the table in `Design/providers.md`.
+/// See the table in `Design/providers.md`. Server text reaches a message only through
+/// `text` (`ServerText`: the key redacted from the whole text, then cut).
 struct OpenAIErrorMapping {
     let configuration: OpenAIConfiguration
     let providerName: String
 
-    /// The server's own message: OpenAI's `{"error":{"message"}}`, FastAPI's `{"detail": …}`, or the raw text.
+    var text: ServerText { ServerText(key: configuration.apiKey) }
+
+    /// The server's own message (redacted, previewed): OpenAI's `{"error":{"message"}}`,
+    /// FastAPI's `{"detail": …}`, or the raw text; and its error code (redacted, short).
     func serverMessage(_ body: Data) -> (message: String, code: String?) {
-        if let value = try? JSONParser.parse([UInt8](body)), case .object(let object) = value {
-            if case .object(let error)? = object["error"] {
-                let code = error["code"]?.stringValue ?? error["type"]?.stringValue
-                return (error["message"]?.stringValue ?? JSONSerializer.serialize(.object(error)), code)
-            }
-            if let message = object["error"]?.stringValue { return (message, nil) }
-            if let detail = object["detail"] {
-                if let text = detail.stringValue { return (text, nil) }
-                if let items = detail.arrayValue {
-                    let messages = items.prefix(3).compactMap { item -> String? in
-                        guard case .object(let o) = item else { return nil }
-                        let location = o["loc"]?.arrayValue?.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ".")
-                        return [location, o["msg"]?.stringValue].compactMap { $0 }.joined(separator: ": ")
-                    }
-                    return (messages.joined(separator: "; ") + (items.count > 3 ? "; … (\(items.count) problems)" : ""), nil)
+        let (message, code) = rawServerMessage(body)
+        return (message.map { text.preview($0) } ?? text.preview(body), code.map { text.preview($0, limit: 100) })
+    }
+
+    private func rawServerMessage(_ body: Data) -> (message: String?, code: String?) {
+        guard let value = try? JSONParser.parse([UInt8](body)), case .object(let object) = value else { return (nil, nil) }
+        if case .object(let error)? = object["error"] {
+            let code = error["code"]?.stringValue ?? error["type"]?.stringValue
+            return (error["message"]?.stringValue ?? JSONSerializer.serialize(.object(error)), code)
+        }
+        if let message = object["error"]?.stringValue { return (message, nil) }
+        if let detail = object["detail"] {
+            if let text = detail.stringValue { return (text, nil) }
+            if let items = detail.arrayValue {
+                let messages = items.prefix(3).compactMap { item -> String? in
+                    guard case .object(let o) = item else { return nil }
+                    let location = o["loc"]?.arrayValue?.map { $0.stringValue ?? $0.intValue.map(String.init) ?? "?" }.joined(separator: ".")
+                    return [location, o["msg"]?.stringValue].compactMap { $0 }.joined(separator: ": ")
                 }
+                return (messages.joined(separator: "; ") + (items.count > 3 ? "; … (\(items.count) problems)" : ""), nil)
             }
         }
-        let text = String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return (text.isEmpty ? "(empty body)" : text, nil)
+        return (nil, nil)
     }
 
     func error(status: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
-        var (message, code) = serverMessage(body)
-        if let key = configuration.apiKey { message = key.redact(message) }
-        let prefix = "HTTP \(status) from \(endpoint)"
+        let prefix = "HTTP \(status) from \(DisplayURL.withoutUserinfo(endpoint))"
+        if (300..<400).contains(status) { return redirect(status: status, headers: headers, prefix: prefix) }
+        let (message, code) = serverMessage(body)
         var error: APIError
         switch status {
         case 401, 403:
@@ -62,37 +69,101 @@ struct OpenAIErrorMapping {
         return error
     }
 
-    /// `retry-after-ms`, then `retry-after` as seconds or an HTTP date.
+    /// A 3xx: never followed (the key would travel with the request, or the body be lost
+    /// on a 301/302/303 that turns POST into GET). The Location is named, redacted and
+    /// without userinfo, so the user can fix `--base-url`.
+    private func redirect(status: Int, headers: [String: String], prefix: String) -> APIError {
+        let location = headers["location"].map { text.preview(DisplayURL.withoutUserinfo($0), limit: 200) } ?? "(no Location header)"
+        return APIError(
+            .providerError,
+            "\(prefix): the server redirects to \(location); redirects are not followed, so the API key never travels to another address: point --base-url at the final address",
+            provider: providerName, retryable: false, code: "redirect")
+    }
+
+    /// The longest retry hint kept. The engine caps hints further (60 s by default); this cap
+    /// only makes sure no header value can overflow a `Duration` or an `Int`.
+    static let maxRetryAfter: Duration = .seconds(3600)
+
+    /// `retry-after-ms`, then `retry-after` as seconds or an HTTP date. Values are read
+    /// defensively: only plain decimal numbers count (no `inf`, `nan`, `1e20`, hex, signs), a
+    /// date in the past is zero, and everything is capped at `maxRetryAfter`.
     static func retryAfter(_ headers: [String: String], now: Date = Date()) -> Duration? {
-        if let ms = headers["retry-after-ms"].flatMap(Double.init), ms >= 0 { return .milliseconds(Int(ms)) }
+        if let ms = headers["retry-after-ms"].flatMap(decimal) { return capped(milliseconds: ms) }
         guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if let seconds = Double(value), seconds >= 0 { return .milliseconds(Int(seconds * 1000)) }
+        if let seconds = decimal(value) { return capped(milliseconds: seconds * 1000) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        if let date = formatter.date(from: value) { return .milliseconds(max(0, Int(date.timeIntervalSince(now) * 1000))) }
+        if let date = formatter.date(from: value) { return capped(milliseconds: date.timeIntervalSince(now) * 1000) }
         return nil
     }
 
-    /// Transport failures: timeouts, refused or dropped connections.
+    /// `text` as a number if it is digits with an optional fraction (`2`, `1.5`), else nil.
+    private static func decimal(_ text: String) -> Double? {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard !text.isEmpty, parts.count <= 2, !parts[0].isEmpty,
+            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }), parts.count == 1 || !parts[1].isEmpty
+        else { return nil }
+        return Double(text)
+    }
+
+    /// A non-negative, finite number of milliseconds as a `Duration`, at most `maxRetryAfter`.
+    private static func capped(milliseconds: Double) -> Duration? {
+        guard !milliseconds.isNaN else { return nil }
+        let cap = Double(maxRetryAfter.components.seconds) * 1000
+        return .milliseconds(Int(min(max(milliseconds, 0), cap)))
+    }
+
+    /// Transport failures: timeouts, refused or dropped connections, the client's own limits.
     func error(transport: any Error, endpoint: String) -> APIError {
+        let endpoint = DisplayURL.withoutUserinfo(endpoint)
         if transport is CancellationError { return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName) }
-        let base = configuration.baseURL.absoluteString
+        let base = configuration.displayBaseURL
+        if let failure = transport as? HTTPClient.Failure {
+            switch failure {
+            case .connectionLost(let received, let underlying):
+                return APIError(
+                    .providerError,
+                    "the connection to \(base) was lost before the answer was complete (after \(received) bytes of the body: \(text.preview(underlying.localizedDescription, limit: 120)))",
+                    provider: providerName, retryable: true, code: "connection_lost", underlying: failure)
+            case .deadlineExceeded(let seconds):
+                return APIError(
+                    .timeout,
+                    "the answer from \(endpoint) was not complete within \(Self.seconds(seconds)) (per-request deadline; the server kept the connection open without finishing); raise OpenAIConfiguration.resourceTimeout if answers really take this long",
+                    provider: providerName, retryable: true, underlying: failure)
+            case .bodyTooLarge(let limit, let declared):
+                let what = declared.map { "declares a \($0)-byte body" } ?? "sent a body of more than \(limit) bytes"
+                return APIError(
+                    .providerError,
+                    "the answer from \(endpoint) \(what), over the \(limit)-byte limit; check --base-url points at the API, or raise OpenAIConfiguration.maxResponseBytes",
+                    provider: providerName, retryable: false, code: "response_too_large", underlying: failure)
+            }
+        }
         guard let urlError = transport as? URLError else {
-            return APIError(.providerError, "request to \(endpoint) failed: \(transport.localizedDescription)", provider: providerName, retryable: true, underlying: transport)
+            return APIError(
+                .providerError, "request to \(endpoint) failed: \(text.preview(transport.localizedDescription, limit: 200))", provider: providerName,
+                retryable: true, underlying: transport)
         }
         switch urlError.code {
         case .cancelled:
             return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName)
         case .timedOut:
-            return APIError(.timeout, "no answer from \(endpoint) within \(Int(configuration.requestTimeout)) s (request timeout)", provider: providerName, retryable: true, underlying: urlError)
+            return APIError(.timeout, "no answer from \(endpoint) within \(Self.seconds(configuration.requestTimeout)) (request timeout)", provider: providerName, retryable: true, underlying: urlError)
         case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
             return APIError(.providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))", provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
         case .networkConnectionLost:
             return APIError(.providerError, "the connection to \(base) was lost before the answer was complete", provider: providerName, retryable: true, code: "connection_lost", underlying: urlError)
         default:
-            return APIError(.providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue))", provider: providerName, retryable: true, underlying: urlError)
+            return APIError(
+                .providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue): \(text.preview(urlError.localizedDescription, limit: 200)))",
+                provider: providerName, retryable: true, underlying: urlError)
         }
+    }
+
+    /// "1.5 s", "600 s".
+    static func seconds(_ value: TimeInterval) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? "\(Int(value)) s" : "\(value) s"
     }
 }

@@ -46,25 +46,36 @@ final class OpenAICore: Sendable {
 
     init(configuration: OpenAIConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout)
+        client = HTTPClient(
+            requestTimeout: configuration.requestTimeout, resourceTimeout: configuration.resourceTimeout,
+            maxResponseBytes: configuration.maxResponseBytes)
         builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)
         errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
     }
 
     private func endpoint(_ path: String) -> URL { configuration.baseURL.appendingPathComponent(path) }
 
-    private func request(_ path: String, json: JSONValue) -> URLRequest {
+    private var serverText: ServerText { errors.text }
+
+    private func request(_ path: String, json: JSONValue) throws(APIError) -> URLRequest {
         var request = URLRequest(url: endpoint(path))
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        authorize(&request)
+        try authorize(&request)
         var body: [UInt8] = []
         JSONSerializer.write(json, to: &body)
         request.httpBody = Data(body)
         return request
     }
 
-    private func authorize(_ request: inout URLRequest) {
+    /// Sets the timeout and the key. Refuses (before anything is sent) a base URL with
+    /// userinfo or a key bound for plain http off this machine: a configuration built in code
+    /// meets the same rules as one built from options.
+    private func authorize(_ request: inout URLRequest) throws(APIError) {
+        if var problem = configuration.endpointProblem {
+            problem.provider = OpenAIProvider.name
+            throw problem
+        }
         request.timeoutInterval = configuration.requestTimeout
         if let key = configuration.apiKey { request.setValue("Bearer \(key.value)", forHTTPHeaderField: "Authorization") }
     }
@@ -72,16 +83,17 @@ final class OpenAICore: Sendable {
     func generate(_ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
         let body = try builder.body(for: generation, stream: false)
         let url = endpoint("chat/completions").absoluteString
+        let request = try request("chat/completions", json: body)
         let response: HTTPClient.Response
         do {
-            response = try await client.send(request("chat/completions", json: body))
+            response = try await client.send(request)
         } catch {
             throw errors.error(transport: error, endpoint: url)
         }
         guard (200..<300).contains(response.status) else {
             throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url)
         }
-        return try OpenAIResponses.completion(response.body, requestedModel: generation.model, provider: OpenAIProvider.name)
+        return try OpenAIResponses.completion(response.body, requestedModel: generation.model, provider: OpenAIProvider.name, text: serverText)
     }
 
     func stream(_ generation: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
@@ -104,8 +116,10 @@ final class OpenAICore: Sendable {
         var assembler = OpenAIResponses.StreamAssembler(requestedModel: generation.model)
         var parser = ServerSentEventParser()
         var done = false
+        let request = try request("chat/completions", json: body)
+        let serverText = serverText
         do {
-            let response = try await client.stream(request("chat/completions", json: body))
+            let response = try await client.stream(request)
             guard (200..<300).contains(response.status) else {
                 var whole = Data()
                 for try await piece in response.body { whole.append(piece) }
@@ -117,8 +131,8 @@ final class OpenAICore: Sendable {
                         done = true
                         return
                     }
-                    let payload = try OpenAIResponses.parse(Data(event.data.utf8), provider: OpenAIProvider.name)
-                    if let delta = try assembler.take(payload, provider: OpenAIProvider.name) { continuation.yield(.delta(delta)) }
+                    let payload = try OpenAIResponses.parse(Data(event.data.utf8), provider: OpenAIProvider.name, text: serverText)
+                    if let delta = try assembler.take(payload, provider: OpenAIProvider.name, serverText: serverText) { continuation.yield(.delta(delta)) }
                 }
             }
             for try await piece in response.body {
@@ -158,7 +172,7 @@ final class OpenAICore: Sendable {
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
         request.setValue(multipart.contentType, forHTTPHeaderField: "Content-Type")
-        authorize(&request)
+        try authorize(&request)
         let response: HTTPClient.Response
         do {
             response = try await client.upload(request, fromFile: bodyFile)
@@ -168,7 +182,7 @@ final class OpenAICore: Sendable {
         guard (200..<300).contains(response.status) else {
             throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url.absoluteString)
         }
-        guard case .object(let object) = try OpenAIResponses.parse(response.body, provider: OpenAIProvider.name), let id = object["id"]?.stringValue else {
+        guard case .object(let object) = try OpenAIResponses.parse(response.body, provider: OpenAIProvider.name, text: serverText), let id = object["id"]?.stringValue else {
             throw APIError(.uploadFailed, "the Files API answered without a file id", provider: OpenAIProvider.name)
         }
         return FileReference(uri: id, mimeType: file.mimeType)

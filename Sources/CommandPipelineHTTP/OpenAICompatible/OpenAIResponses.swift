@@ -2,35 +2,51 @@ import CommandPipeline
 import Foundation
 
 /// Chat Completions responses (whole and streamed) normalised to `GenerationResponse`.
+/// Server text quoted in errors goes through `ServerText` (redacted, then cut).
 enum OpenAIResponses {
-    static func usage(_ value: JSONValue?) -> Usage {
-        guard case .object(let u)? = value else { return .zero }
-        let prompt = u["prompt_tokens"]?.intValue ?? u["input_tokens"]?.intValue ?? 0
-        let completion = u["completion_tokens"]?.intValue ?? u["output_tokens"]?.intValue ?? 0
-        let cached = u["prompt_tokens_details"]?.objectValue?["cached_tokens"]?.intValue ?? 0
-        return Usage(promptTokens: prompt, completionTokens: completion, totalTokens: u["total_tokens"]?.intValue ?? prompt + completion, cachedTokens: cached)
+    /// The largest token count taken from a server (2^53, exact in a double): a larger or
+    /// negative figure is pinned to `0...maxReportedTokens` where it enters, so sums of any
+    /// realistic number of calls cannot overflow.
+    static let maxReportedTokens = 1 << 53
+
+    /// A token count from a server: integers and integral doubles, pinned to `0...maxReportedTokens`;
+    /// anything else (strings, null, NaN) is nil.
+    static func tokens(_ value: JSONValue?) -> Int? {
+        switch value {
+        case .int(let i)?: return min(max(i, 0), maxReportedTokens)
+        case .double(let d)? where d.isFinite: return d <= 0 ? 0 : d >= Double(maxReportedTokens) ? maxReportedTokens : Int(d)
+        default: return nil
+        }
     }
 
-    static func completion(_ body: Data, requestedModel: String, provider: String) throws(APIError) -> GenerationResponse {
-        guard case .object(let object) = try parse(body, provider: provider) else {
-            throw APIError(.providerError, "the server's answer is not a JSON object", provider: provider)
+    static func usage(_ value: JSONValue?) -> Usage {
+        guard case .object(let u)? = value else { return .zero }
+        let prompt = tokens(u["prompt_tokens"]) ?? tokens(u["input_tokens"]) ?? 0
+        let completion = tokens(u["completion_tokens"]) ?? tokens(u["output_tokens"]) ?? 0
+        let cached = tokens(u["prompt_tokens_details"]?.objectValue?["cached_tokens"]) ?? 0
+        let total = tokens(u["total_tokens"]) ?? min(prompt + completion, maxReportedTokens)
+        return Usage(promptTokens: prompt, completionTokens: completion, totalTokens: total, cachedTokens: cached)
+    }
+
+    static func completion(_ body: Data, requestedModel: String, provider: String, text: ServerText) throws(APIError) -> GenerationResponse {
+        guard case .object(let object) = try parse(body, provider: provider, text: text) else {
+            throw APIError(.providerError, "the server's answer is not a JSON object: \(text.preview(body))", provider: provider)
         }
         guard case .object(let choice)? = object["choices"]?.arrayValue?.first else {
             throw APIError(.providerError, "the server's answer has no choices", provider: provider)
         }
         let message = choice["message"]?.objectValue
-        let text = message?["content"]?.stringValue ?? message?["refusal"]?.stringValue ?? ""
+        let content = message?["content"]?.stringValue ?? message?["refusal"]?.stringValue ?? ""
         return GenerationResponse(
-            text: text, model: object["model"]?.stringValue ?? requestedModel,
+            text: content, model: object["model"]?.stringValue ?? requestedModel,
             finishReason: choice["finish_reason"]?.stringValue ?? "stop", usage: usage(object["usage"]))
     }
 
-    static func parse(_ body: Data, provider: String) throws(APIError) -> JSONValue {
+    static func parse(_ body: Data, provider: String, text: ServerText) throws(APIError) -> JSONValue {
         do throws(JSONParser.SyntaxError) {
             return try JSONParser.parse([UInt8](body))
         } catch {
-            let preview = String(decoding: body.prefix(120), as: UTF8.self)
-            throw APIError(.providerError, "the server's answer is not JSON (\(error.message)): \(preview)", provider: provider)
+            throw APIError(.providerError, "the server's answer is not JSON (\(error.message)): \(text.preview(body))", provider: provider)
         }
     }
 
@@ -44,11 +60,11 @@ enum OpenAIResponses {
         init(requestedModel: String) { model = requestedModel }
 
         /// The text delta of one `data:` payload, if any. An `{"error": …}` payload throws.
-        mutating func take(_ payload: JSONValue, provider: String) throws(APIError) -> String? {
+        mutating func take(_ payload: JSONValue, provider: String, serverText: ServerText) throws(APIError) -> String? {
             guard case .object(let chunk) = payload else { return nil }
             if let error = chunk["error"] {
-                let message = error.objectValue?["message"]?.stringValue ?? JSONSerializer.serialize(error)
-                throw APIError(.providerError, "the stream reported an error: \(message)", provider: provider, retryable: true)
+                let message = error.objectValue?["message"]?.stringValue ?? error.stringValue ?? JSONSerializer.serialize(error)
+                throw APIError(.providerError, "the stream reported an error: \(serverText.preview(message))", provider: provider, retryable: true)
             }
             if let m = chunk["model"]?.stringValue { model = m }
             if let u = chunk["usage"], u != .null { usage = OpenAIResponses.usage(u) }

@@ -1,4 +1,5 @@
 import CommandPipeline
+import Dispatch
 import Foundation
 import Synchronization
 #if canImport(FoundationNetworking)
@@ -6,8 +7,14 @@ import FoundationNetworking
 #endif
 
 /// A thin, dependency-free HTTP client over one `URLSession`: connections are reused
-/// across calls, every request has a timeout, and cancelling the awaiting task cancels
-/// the request. It never retries: retrying is the engine's job (one retry layer).
+/// across calls, every request has an idle timeout and an overall deadline, response bodies
+/// are capped, redirects are never followed, and cancelling the awaiting task cancels the
+/// request. It never retries: retrying is the engine's job (one retry layer).
+///
+/// Every request (plain, upload, streamed) is a delegate-driven task of one session, so
+/// the same rules hold on every path: the delegate refuses redirects (a 3xx comes back as
+/// the response, for the caller to report), counts body bytes against the cap, and ends a
+/// task at its deadline.
 public final class HTTPClient: Sendable {
     /// A complete response.
     public struct Response: Sendable {
@@ -23,19 +30,47 @@ public final class HTTPClient: Sendable {
         public var body: AsyncThrowingStream<Data, any Error>
     }
 
-    /// One session for every request of the adapter; its delegate serves only streaming tasks.
-    private let session: URLSession
-    private let streamDelegate: StreamingDelegate
-    public let requestTimeout: TimeInterval
+    /// Failures the client itself decides (everything else is the `URLError` URLSession gave).
+    public enum Failure: Error, Sendable, CustomStringConvertible {
+        /// The connection broke after the response head arrived: the body is incomplete.
+        case connectionLost(receivedBytes: Int, underlying: URLError)
+        /// The request ran past `resourceTimeout` in all (the server may still be trickling bytes).
+        case deadlineExceeded(seconds: TimeInterval)
+        /// The body (or its declared `Content-Length`) passed `maxResponseBytes`.
+        case bodyTooLarge(limit: Int, declared: Int64?)
 
-    public init(requestTimeout: TimeInterval = 120, maxConnectionsPerHost: Int = 64) {
+        public var description: String {
+            switch self {
+            case .connectionLost(let received, let underlying):
+                "connection lost after \(received) body bytes (\(underlying.localizedDescription))"
+            case .deadlineExceeded(let seconds): "the request took longer than \(seconds) s in all"
+            case .bodyTooLarge(let limit, let declared?): "the response declares \(declared) bytes, more than the \(limit)-byte limit"
+            case .bodyTooLarge(let limit, nil): "the response body passed the \(limit)-byte limit"
+            }
+        }
+    }
+
+    private let session: URLSession
+    private let delegate: TaskDelegate
+    /// Longest silence before the answer or between its pieces.
+    public let requestTimeout: TimeInterval
+    /// Longest time one request may take in all.
+    public let resourceTimeout: TimeInterval
+    /// Largest body read.
+    public let maxResponseBytes: Int
+
+    public init(requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20, maxConnectionsPerHost: Int = 64) {
         self.requestTimeout = requestTimeout
+        self.resourceTimeout = resourceTimeout
+        self.maxResponseBytes = max(0, maxResponseBytes)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = requestTimeout
         configuration.httpMaximumConnectionsPerHost = maxConnectionsPerHost
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        streamDelegate = StreamingDelegate()
-        session = URLSession(configuration: configuration, delegate: streamDelegate, delegateQueue: nil)
+        configuration.httpShouldSetCookies = false
+        configuration.httpCookieAcceptPolicy = .never
+        delegate = TaskDelegate(resourceTimeout: resourceTimeout, maxResponseBytes: self.maxResponseBytes)
+        session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: nil)
     }
 
     deinit {
@@ -43,24 +78,26 @@ public final class HTTPClient: Sendable {
     }
 
     public func send(_ request: URLRequest) async throws -> Response {
-        let (data, response) = try await cancellable { try await self.session.data(for: request) }
-        return Response(status: (response as? HTTPURLResponse)?.statusCode ?? 0, headers: Self.headers(of: response), body: data)
+        try await collect(start(session.dataTask(with: request)))
     }
 
     /// Sends a request whose body is read from `file` as it goes out (never whole in memory).
     public func upload(_ request: URLRequest, fromFile file: URL) async throws -> Response {
-        let (data, response) = try await cancellable { try await self.session.upload(for: request, fromFile: file) }
-        return Response(status: (response as? HTTPURLResponse)?.statusCode ?? 0, headers: Self.headers(of: response), body: data)
+        try await collect(start(session.uploadTask(with: request, fromFile: file)))
     }
 
     /// Starts a request and returns as soon as the response head arrives; the body streams.
     /// Cancelling the consumer (or the awaiting task) cancels the request.
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {
-        let task = session.dataTask(with: request)
+        try await start(session.dataTask(with: request))
+    }
+
+    private func start(_ task: URLSessionTask) async throws -> StreamedResponse {
+        try Task.checkCancellation()
         let (body, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         let (status, headers) = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<(Int, [String: String]), any Error>) in
-                streamDelegate.register(task, head: head, body: continuation)
+                delegate.register(task, head: head, body: continuation)
                 continuation.onTermination = { @Sendable _ in task.cancel() }
                 task.resume()
             }
@@ -70,20 +107,12 @@ public final class HTTPClient: Sendable {
         return StreamedResponse(status: status, headers: headers, body: body)
     }
 
-    /// Runs a URLSession async call so that cancelling the task cancels the request promptly
-    /// (and surfaces as `CancellationError`).
-    private func cancellable<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    private func collect(_ response: StreamedResponse) async throws -> Response {
+        var body = Data()
+        for try await piece in response.body { body.append(piece) }
+        // A cancelled consumer sees the stream end early, not an error: say what happened.
         try Task.checkCancellation()
-        let task = Task { try await body() }
-        return try await withTaskCancellationHandler {
-            do {
-                return try await task.value
-            } catch let error as URLError where error.code == .cancelled {
-                throw CancellationError()
-            }
-        } onCancel: {
-            task.cancel()
-        }
+        return Response(status: response.status, headers: response.headers, body: body)
     }
 
     static func headers(of response: URLResponse?) -> [String: String] {
@@ -96,43 +125,124 @@ public final class HTTPClient: Sendable {
     }
 }
 
-/// Delivers the head and the body pieces of streaming data tasks.
-final class StreamingDelegate: NSObject, URLSessionDataDelegate, Sendable {
+/// Drives every task of the client's session: delivers the head and the body pieces,
+/// refuses redirects, enforces the body cap and the per-request deadline.
+final class TaskDelegate: NSObject, URLSessionDataDelegate, Sendable {
     private struct Entry {
         var head: CheckedContinuation<(Int, [String: String]), any Error>?
         var body: AsyncThrowingStream<Data, any Error>.Continuation
+        var received = 0
+        /// Set when the client ends the task itself (deadline, body cap): reported instead of `cancelled`.
+        var failure: HTTPClient.Failure?
+        var deadline: Deadline?
+    }
+
+    /// A task's deadline timer. Dispatch sources are thread-safe; Swift does not mark them `Sendable`.
+    private final class Deadline: @unchecked Sendable {
+        let source: any DispatchSourceTimer
+        init(_ source: any DispatchSourceTimer) { self.source = source }
     }
 
     private let entries = Mutex<[Int: Entry]>([:])
+    private let resourceTimeout: TimeInterval
+    private let maxResponseBytes: Int
+
+    init(resourceTimeout: TimeInterval, maxResponseBytes: Int) {
+        self.resourceTimeout = resourceTimeout
+        self.maxResponseBytes = maxResponseBytes
+    }
 
     func register(_ task: URLSessionTask, head: CheckedContinuation<(Int, [String: String]), any Error>, body: AsyncThrowingStream<Data, any Error>.Continuation) {
-        entries.withLock { $0[task.taskIdentifier] = Entry(head: head, body: body) }
+        let id = task.taskIdentifier
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        let seconds = resourceTimeout
+        timer.schedule(deadline: .now() + (seconds.isFinite ? max(0, min(seconds, 1e9)) : 1e9))
+        timer.setEventHandler { [weak self] in self?.fail(task, id, .deadlineExceeded(seconds: seconds)) }
+        let deadline = Deadline(timer)
+        entries.withLock { $0[id] = Entry(head: head, body: body, deadline: deadline) }
+        timer.resume()
+    }
+
+    /// Ends `task` with `failure` (unless it already ended).
+    private func fail(_ task: URLSessionTask, _ id: Int, _ failure: HTTPClient.Failure) {
+        let body = entries.withLock { entries -> AsyncThrowingStream<Data, any Error>.Continuation? in
+            guard entries[id] != nil, entries[id]?.failure == nil else { return nil }
+            entries[id]?.failure = failure
+            return entries[id]?.body
+        }
+        guard body != nil else { return }
+        task.cancel()
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse, newRequest request: URLRequest,
+        completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        // Never followed: the 3xx itself becomes the response, and the caller reports it.
+        // Following would carry the Authorization header (or lose the body) to wherever it points.
+        completionHandler(nil)
     }
 
     func urlSession(
         _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
         completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
     ) {
+        let id = dataTask.taskIdentifier
+        let declared = response.expectedContentLength
+        if declared > Int64(maxResponseBytes) {
+            fail(dataTask, id, .bodyTooLarge(limit: maxResponseBytes, declared: declared))
+            completionHandler(.cancel)
+            return
+        }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         let head = entries.withLock { entries -> CheckedContinuation<(Int, [String: String]), any Error>? in
-            defer { entries[dataTask.taskIdentifier]?.head = nil }
-            return entries[dataTask.taskIdentifier]?.head
+            defer { entries[id]?.head = nil }
+            return entries[id]?.head
         }
         head?.resume(returning: (status, HTTPClient.headers(of: response)))
         completionHandler(.allow)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        entries.withLock { $0[dataTask.taskIdentifier]?.body }?.yield(data)
+        let id = dataTask.taskIdentifier
+        let limit = maxResponseBytes
+        let (body, over) = entries.withLock { entries -> (AsyncThrowingStream<Data, any Error>.Continuation?, Bool) in
+            guard let entry = entries[id], entry.failure == nil else { return (nil, false) }
+            let (total, overflow) = entry.received.addingReportingOverflow(data.count)
+            entries[id]?.received = overflow ? .max : total
+            return (entry.body, overflow || total > limit)
+        }
+        if over {
+            fail(dataTask, id, .bodyTooLarge(limit: limit, declared: nil))
+        } else {
+            body?.yield(data)
+        }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
         guard let entry = entries.withLock({ $0.removeValue(forKey: task.taskIdentifier) }) else { return }
-        let failure: (any Error)? = error.map { ($0 as? URLError)?.code == .cancelled ? CancellationError() : $0 }
+        entry.deadline?.source.cancel()
+        var failure: (any Error)?
+        if let own = entry.failure {
+            failure = own
+        } else if let error {
+            let urlError = error as? URLError
+            switch urlError?.code {
+            case .cancelled?: failure = CancellationError()
+            case .timedOut?: failure = error
+            case _? where entry.head == nil:
+                // The head came, then the transfer broke: a Content-Length not met, a chunked body cut.
+                failure = HTTPClient.Failure.connectionLost(receivedBytes: entry.received, underlying: urlError!)
+            default: failure = error
+            }
+        }
         if let head = entry.head {
-            head.resume(throwing: failure ?? URLError(.badServerResponse))
+            if failure == nil, let response = task.response as? HTTPURLResponse {
+                head.resume(returning: (response.statusCode, HTTPClient.headers(of: response)))
+            } else {
+                head.resume(throwing: failure ?? URLError(.badServerResponse))
+            }
         }
         if let failure { entry.body.finish(throwing: failure) } else { entry.body.finish() }
     }
 }
-

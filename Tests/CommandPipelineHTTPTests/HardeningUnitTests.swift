@@ -1,0 +1,174 @@
+import CommandPipeline
+@testable import CommandPipelineHTTP
+import Foundation
+import Testing
+
+/// Redaction, URL display, retry hints, usage numbers, the endpoint rules and reserved
+/// provider options, without a server.
+@Suite struct RedactionTests {
+    static let key = "sk-live-0123456789abcdefXYZ"
+
+    static func leaks(_ text: String, _ key: String = key) -> Bool {
+        let chars = Array(key)
+        return (0...(chars.count - 8)).contains { text.contains(String(chars[$0..<$0 + 8])) }
+    }
+
+    @Test(arguments: Array(-30...30))
+    func aKeyStraddlingThePreviewCutNeverLeavesAPiece(shift: Int) {
+        // The key starts `shift` characters before the cut (negative: after it).
+        let body = String(repeating: "x", count: ServerText.previewLength - shift) + Self.key + " and more text"
+        let text = ServerText(key: APIKey(Self.key))
+        #expect(!Self.leaks(text.preview(body)), "string, shift \(shift)")
+        #expect(!Self.leaks(text.preview(Data(body.utf8))), "bytes, shift \(shift)")
+        #expect(text.preview(body).count <= ServerText.previewLength + 1)
+    }
+
+    @Test func everySpellingOfTheKeyIsRedacted() {
+        let key = APIKey("sk-abc/def+ghi_123")
+        let full = "sk-abc/def+ghi_123".utf8.map { String(format: "%%%02X", $0) }.joined()
+        for echo in [
+            "Bearer sk-abc/def+ghi_123", "Bearer%20sk-abc%2Fdef%2Bghi_123", "sk-abc%2fdef%2bghi_123", full, full.lowercased(),
+            "SK-ABC/DEF+GHI_123", #"{"k":"sk-abc\/def+ghi_123"}"#,
+        ] {
+            let redacted = key.redact("saw: " + echo)
+            #expect(redacted.contains("<redacted>"), "\(echo) → \(redacted)")
+            #expect(!Self.leaks(redacted, "sk-abc/def+ghi_123") && !redacted.lowercased().contains("def+ghi"), "\(echo) → \(redacted)")
+        }
+    }
+
+    @Test func shortKeysAreRedactedToo() {
+        #expect(APIKey("abc").redact("key abc here") == "key <redacted> here")
+        #expect(ServerText(key: APIKey("k1")).preview("k1 k1") == "<redacted> <redacted>")
+    }
+
+    @Test func theKeyNeverPrints() {
+        let key = APIKey(Self.key)
+        for text in ["\(key)", String(reflecting: key), "\(OpenAIConfiguration(apiKey: key))", String(reflecting: OpenAIConfiguration(apiKey: key))] {
+            #expect(!Self.leaks(text), "\(text)")
+        }
+    }
+
+    @Test(arguments: [
+        ("http://user:pass@host:8/v1", "http://host:8/v1"), ("https://u@h/x?y=1", "https://h/x?y=1"), ("http://h/p@q", "http://h/p@q"),
+        ("http://a:b@c@d/e", "http://d/e"), ("not a url", "not a url"), ("http://h:1/v1", "http://h:1/v1"),
+    ])
+    func urlsAreShownWithoutUserinfo(url: String, shown: String) {
+        #expect(DisplayURL.withoutUserinfo(url) == shown)
+    }
+}
+
+@Suite struct ServerNumberTests {
+    @Test(arguments: [
+        "1e20", "inf", "-inf", "nan", "-1", "-5", "0x10", "1e-320", "", " ", "1.", ".5", "+3", "99999999999999999999999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ])
+    func retryAfterNeverTrapsAndStaysInRange(value: String) {
+        for name in ["retry-after", "retry-after-ms"] {
+            if let after = OpenAIErrorMapping.retryAfter([name: value]) {
+                #expect(after >= .zero && after <= OpenAIErrorMapping.maxRetryAfter, "\(name): \(value) → \(after)")
+            }
+        }
+    }
+
+    @Test func retryAfterKeepsWhatIsSane() {
+        let now = Date(timeIntervalSince1970: 1_000_000)
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after": "99999999999"]) == .seconds(3600))
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after-ms": "99999999999999999999"]) == .seconds(3600))
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"], now: now) == .seconds(3600))
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after": "Thu, 01 Jan 1970 00:00:00 GMT"], now: now) == .zero)
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after": "1.5"]) == .milliseconds(1500))
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after": "nan"]) == nil)
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after": "-5"]) == nil)
+        #expect(OpenAIErrorMapping.retryAfter(["retry-after-ms": "inf", "retry-after": "2"]) == .seconds(2))
+    }
+
+    @Test func usageNumbersArePinnedWhereTheyEnter() throws {
+        let limit = OpenAIResponses.maxReportedTokens
+        #expect(limit == 1 << 53)
+        let cases: [(String, Usage)] = [
+            (#"{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807}"#, Usage(promptTokens: limit, completionTokens: limit, totalTokens: limit)),
+            (#"{"prompt_tokens":-5,"completion_tokens":-9223372036854775808,"total_tokens":-7}"#, Usage(promptTokens: 0, completionTokens: 0, totalTokens: 0)),
+            (#"{"prompt_tokens":1e30,"completion_tokens":2.5,"total_tokens":1e300}"#, Usage(promptTokens: limit, completionTokens: 2, totalTokens: limit)),
+            (#"{"prompt_tokens":"12","completion_tokens":null,"prompt_tokens_details":{"cached_tokens":-1}}"#, Usage()),
+            (#"{"prompt_tokens":3,"completion_tokens":4}"#, Usage(promptTokens: 3, completionTokens: 4, totalTokens: 7)),
+        ]
+        for (json, expected) in cases {
+            #expect(OpenAIResponses.usage(try JSONParser.parse(Array(json.utf8))) == expected, "\(json)")
+        }
+    }
+}
+
+@Suite struct EndpointRuleTests {
+    func options(_ url: String, key: String? = "sk-x", allowInsecure: Bool = false) -> ProviderOptions {
+        ProviderOptions(baseURL: url, environment: key.map { ["OPENAI_API_KEY": $0] } ?? [:], allowInsecureHTTP: allowInsecure)
+    }
+
+    @Test func userinfoInTheBaseURLIsRefusedWithoutRepeatingIt() {
+        for url in ["http://user:hunter2@127.0.0.1:8000/v1", "https://user:hunter2@api.example.com/v1", "http://hunter2@localhost/v1"] {
+            do {
+                _ = try OpenAIConfiguration(options: options(url))
+                Issue.record("\(url) was accepted")
+            } catch {
+                #expect(error.kind == .invalidCommand)
+                #expect(error.message.contains("user:password@"))
+                #expect(!error.message.contains("hunter2"), "\(error.message)")
+            }
+        }
+        let bad = #expect(throws: APIError.self) { try OpenAIConfiguration(options: options("ftp://u:hunter2@h/x")) }
+        #expect(bad?.message.contains("hunter2") == false)
+    }
+
+    @Test func aKeyGoesOverPlainHTTPOnlyToThisMachineUnlessAllowed() throws {
+        for url in ["http://127.0.0.1:8000/v1", "http://127.1.2.3/v1", "http://localhost:1/v1", "http://[::1]:8000/v1", "https://api.example.com/v1"] {
+            #expect(throws: Never.self, "\(url)") { try OpenAIConfiguration(options: options(url)) }
+        }
+        for url in ["http://api.example.com/v1", "http://10.0.0.5:8000/v1", "http://127.0.0.1.example.com/v1", "http://127.evil.example/v1", "HTTP://192.0.2.1/v1"] {
+            let error = #expect(throws: APIError.self, "\(url)") { try OpenAIConfiguration(options: options(url)) }
+            #expect(error?.message.contains("--allow-insecure-http") == true, "\(url): \(String(describing: error))")
+            #expect(throws: Never.self, "\(url)") { try OpenAIConfiguration(options: options(url, allowInsecure: true)) }
+        }
+    }
+
+    @Test func aNameThatStartsWith127IsNotLoopback() {
+        #expect(throws: APIError.self) { try OpenAIConfiguration(options: options("http://127.evil.example/v1", key: nil)) }
+        #expect(!OpenAIConfiguration.isLoopbackHost("127.0.0.1.nip.io"))
+        #expect(!OpenAIConfiguration.isLoopbackHost("127.0.0"))
+        #expect(!OpenAIConfiguration.isLoopbackHost("127.0.0.256"))
+        #expect(OpenAIConfiguration.isLoopbackHost("127.255.0.1"))
+        #expect(OpenAIConfiguration.isLoopbackHost("[::1]"))
+    }
+
+    @Test func aConfigurationBuiltInCodeMeetsTheSameRules() async throws {
+        for url in ["http://user:hunter2@127.0.0.1:9/v1", "http://192.0.2.1:9/v1"] {
+            let provider = OpenAIProvider.make(OpenAIConfiguration(baseURL: URL(string: url)!, apiKey: APIKey("sk-x")))
+            do {
+                _ = try await provider.generate(GenerationRequest(model: "m", parts: [.text("x")]))
+                Issue.record("\(url): sent")
+            } catch let error as APIError {
+                #expect(error.kind == .invalidCommand, "\(url): \(error)")
+                #expect(!error.message.contains("hunter2"))
+            }
+        }
+    }
+}
+
+@Suite struct ReservedProviderOptionTests {
+    let builder = ChatRequestBuilder(configuration: OpenAIConfiguration(baseURL: URL(string: "http://127.0.0.1:1/v1")!), providerName: "openai")
+
+    @Test(arguments: ["model", "messages", "stream", "stream_options", "n"])
+    func reservedKeysAreRefusedWithTheirPath(key: String) {
+        let request = GenerationRequest(model: "m", parts: [.text("x")], config: GenerationConfig(providerOptions: [key: true]))
+        for stream in [false, true] {
+            let error = #expect(throws: APIError.self) { try builder.body(for: request, stream: stream) }
+            #expect(error?.kind == .invalidCommand)
+            #expect(error?.path == "config.provider_options.\(key)")
+            #expect(error?.message.contains("provider_options") == true)
+        }
+    }
+
+    @Test func otherKeysStillPassThrough() throws {
+        let request = GenerationRequest(model: "m", parts: [.text("x")], config: GenerationConfig(providerOptions: ["user": "u", "max_completion_tokens": 5]))
+        let body = JSONSerializer.serialize(try builder.body(for: request, stream: false))
+        #expect(body.contains(#""user":"u","max_completion_tokens":5"#))
+    }
+}

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""An OpenAI-compatible server that attacks its client. Loopback only; Python stdlib only.
+
+Prints "PORT <n>" once listening (usage: hostile_server.py [PORT]). It also listens on a
+second loopback port, the "sink": the target of cross-origin redirects, which only counts
+what reaches it (GET /stats on the main port: {"sink_hits": n, "sink_auth": n}).
+
+The route is the request's model for chat completions, or the path segment after /r/ for
+any path (so an upload to {base}/r/<route>/v1/files takes a route too):
+
+  ok                          a normal completion (usage 3+2)
+  redirect-<S>-<T>            status S (301 302 303 307 308) with Location on target T:
+                              cross-port (the sink), cross-host (localhost, same port),
+                              same (same origin, another path), userinfo (the sink, with
+                              user:hunter2-password@ in the Location)
+  echo-json-error             400 OpenAI error whose message lists every request header
+  echo-text-200               200 text/plain listing the request headers (not JSON)
+  echo-text-500               500 text/plain listing the request headers
+  echo-encoded                500 text/plain with the Authorization header percent-encoded
+                              (quote(safe="")), fully %XX-encoded, and upper-cased
+  straddle-<N>-<K>            the key starting N characters before the 300-character
+                              preview boundary, K: text-500, text-200, json-400
+  stream-echo-error           200 SSE whose payload is {"error": {"message": <headers>}}
+  stream-echo-garbage         200 SSE whose payload is not JSON and lists the headers
+  huge-body                   200 with an 80 MiB chunked body (stops when the client leaves)
+  huge-declared               200 declaring Content-Length 10^12, sending 1 KiB, closing
+  lying-length                200 declaring Content-Length 100000, sending 50 bytes, closing
+  chunked-cut                 200 chunked: one chunk, then the connection closes
+  slow-drip                   200 head, then one byte every 0.2 s for up to 120 s
+  drop-mid-stream             200 chunked SSE: two deltas, then the connection closes
+  retry-after=<V>             429 with "Retry-After: V"
+  retry-after-ms=<V>          429 with "retry-after-ms: V"
+  usage=<V>                   200 whose usage is: max (Int.max, no total), max-total
+                              (Int.max everywhere), negative, float (1e30), bignum
+                              (10^30 as an integer literal), strings
+"""
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+SINK = {"sink_hits": 0, "sink_auth": 0}
+PORTS = {}
+PREVIEW = 300
+INT_MAX = 9223372036854775807
+
+
+def headers_text(headers):
+    """The request headers, Authorization first (so it is always inside a preview)."""
+    items = sorted(headers.items(), key=lambda item: item[0].lower() != "authorization")
+    return "; ".join(f"{k}: {v}" for k, v in items)
+
+
+def completion(model, usage):
+    return {"id": "chatcmpl-hostile", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+            "usage": usage}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    sink = False
+
+    def log_message(self, *args):
+        pass
+
+    def send_body(self, status, data, content_type="application/json", headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_json(self, status, body, headers=None):
+        self.send_body(status, json.dumps(body).encode(), headers=headers)
+
+    def do_GET(self):
+        self.handle_any(b"")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.handle_any(self.rfile.read(length))
+
+    def handle_any(self, raw):
+        if self.sink:
+            with LOCK:
+                SINK["sink_hits"] += 1
+                SINK["sink_auth"] += 1 if self.headers.get("Authorization") else 0
+            return self.send_json(200, completion("sink", {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}))
+        if self.path.endswith("/health"):
+            return self.send_json(200, {"status": "ok"})
+        if self.path.endswith("/stats"):
+            with LOCK:
+                return self.send_json(200, dict(SINK))
+        route = None
+        if self.path.startswith("/r/"):
+            route = self.path[3:].split("/", 1)[0]
+        elif raw:
+            try:
+                route = json.loads(raw).get("model")
+            except Exception:
+                route = None
+        try:
+            self.route(route or "", raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def route(self, route, raw):
+        auth = self.headers.get("Authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else auth
+        if route == "ok":
+            return self.send_json(200, completion("ok", {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}))
+        if route.startswith("redirect-"):
+            _, status, target = route.split("-", 2)
+            path = self.path
+            location = {
+                "cross-port": f"http://127.0.0.1:{PORTS['sink']}{path}",
+                "cross-host": f"http://localhost:{PORTS['main']}{path}",
+                "same": f"http://127.0.0.1:{PORTS['main']}/landing{path}",
+                "userinfo": f"http://user:hunter2-password@127.0.0.1:{PORTS['sink']}{path}",
+            }[target]
+            return self.send_json(int(status), {"moved": True}, headers={"Location": location})
+        if route == "echo-json-error":
+            return self.send_json(400, {"error": {"message": "bad request; you sent " + headers_text(self.headers), "type": "invalid_request_error"}})
+        if route == "echo-text-200":
+            return self.send_body(200, ("proxy saw " + headers_text(self.headers)).encode(), "text/plain")
+        if route == "echo-text-500":
+            return self.send_body(500, ("upstream failed; request was " + headers_text(self.headers)).encode(), "text/plain")
+        if route == "echo-encoded":
+            full = "".join(f"%{b:02X}" for b in key.encode())
+            text = f"quoted={urllib.parse.quote(auth, safe='')} full={full} lower={full.lower()} upper={key.upper()}"
+            return self.send_body(500, text.encode(), "text/plain")
+        if route.startswith("straddle-"):
+            _, n, kind = route.split("-", 2)
+            pad = "x" * (PREVIEW - int(n))
+            if kind == "json-400":
+                return self.send_json(400, {"error": {"message": pad + key + " trailing text"}})
+            return self.send_body(500 if kind == "text-500" else 200, (pad + key + " trailing text").encode(), "text/plain")
+        if route == "stream-echo-error":
+            self.start_stream()
+            self.event(json.dumps({"error": {"message": "upstream saw " + headers_text(self.headers)}}))
+            self.event("[DONE]")
+            return
+        if route == "stream-echo-garbage":
+            self.start_stream()
+            self.event("not json: " + headers_text(self.headers))
+            self.event("[DONE]")
+            return
+        if route == "huge-body":
+            self.start_chunked(200, "application/json")
+            block = b" " * (1 << 20)
+            for _ in range(80):
+                self.chunk(block)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if route == "huge-declared":
+            return self.truncated(10 ** 12, b"{" + b" " * 1023)
+        if route == "lying-length":
+            return self.truncated(100000, b'{"id":"chatcmpl-lying","choices":[{"index":0,"mes')
+        if route == "chunked-cut":
+            self.start_chunked(200, "application/json")
+            self.chunk(b'{"id":"chatcmpl-cut","choices":[')
+            return self.hang_up()
+        if route == "slow-drip":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.flush()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+            return self.hang_up()
+        if route == "drop-mid-stream":
+            self.start_chunked(200, "text/event-stream")
+            for piece in ["Hello", " wor"]:
+                data = json.dumps({"model": "drop", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                self.chunk(b"data: " + data.encode() + b"\n\n")
+            return self.hang_up()
+        if route.startswith("retry-after=") or route.startswith("retry-after-ms="):
+            name, value = route.split("=", 1)
+            if value == "far-future":
+                value = "Fri, 31 Dec 9999 23:59:59 GMT"
+            return self.send_json(429, {"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}, {name: value})
+        if route.startswith("usage="):
+            variant = route.split("=", 1)[1]
+            if variant == "bignum":
+                body = json.dumps(completion("usage", {})).replace('"usage": {}', '"usage": {"prompt_tokens": 1000000000000000000000000000000, "completion_tokens": 1000000000000000000000000000000}')
+                return self.send_body(200, body.encode())
+            usage = {
+                "max": {"prompt_tokens": INT_MAX, "completion_tokens": INT_MAX},
+                "max-total": {"prompt_tokens": INT_MAX, "completion_tokens": INT_MAX, "total_tokens": INT_MAX,
+                              "prompt_tokens_details": {"cached_tokens": INT_MAX}},
+                "negative": {"prompt_tokens": -5, "completion_tokens": -INT_MAX - 1, "total_tokens": -7,
+                             "prompt_tokens_details": {"cached_tokens": -1}},
+                "float": {"prompt_tokens": 1e30, "completion_tokens": 1e30, "total_tokens": 1e30},
+                "strings": {"prompt_tokens": "12", "completion_tokens": "x", "total_tokens": None},
+            }[variant]
+            return self.send_json(200, completion("usage", usage))
+        self.send_json(404, {"error": {"message": f"no route '{route}'", "type": "invalid_request_error"}})
+
+    def start_stream(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def event(self, data):
+        self.wfile.write(b"data: " + data.encode() + b"\n\n")
+        self.wfile.flush()
+
+    def start_chunked(self, status, content_type):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def chunk(self, data):
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def truncated(self, declared, data):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(declared))
+        self.end_headers()
+        self.wfile.write(data)
+        self.hang_up()
+
+    def hang_up(self):
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.shutdown(2)
+        except OSError:
+            pass
+
+
+class SinkHandler(Handler):
+    sink = True
+
+
+def main():
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), SinkHandler)
+    sink.daemon_threads = True
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    PORTS["main"], PORTS["sink"] = server.server_address[1], sink.server_address[1]
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    print(f"PORT {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
