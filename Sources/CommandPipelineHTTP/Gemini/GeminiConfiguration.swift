@@ -58,15 +58,18 @@ public struct GeminiConfiguration: Sendable {
         return URL(string: text)!
     }
 
-    /// The model's resource path, `models/<escaped name>` (a `models/` or `tunedModels/` prefix is kept).
+    /// The model's resource path, `models/<escaped name>` (a `models/` or `tunedModels/` prefix is
+    /// kept); the name itself is escaped whole, `/` included, so it can never leave its collection.
     static func modelPath(_ model: String) -> String {
-        let name = model.hasPrefix("models/") || model.hasPrefix("tunedModels/") ? model : "models/" + model
-        return escape(name)
+        for collection in ["models/", "tunedModels/"] where model.hasPrefix(collection) {
+            return collection + escape(String(model.dropFirst(collection.count)), keepingSlashes: false)
+        }
+        return "models/" + escape(model, keepingSlashes: false)
     }
 
-    /// Escapes a resource name for a URL path: unreserved characters and `/` stay.
-    static func escape(_ name: String) -> String {
-        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/")
+    /// Escapes a resource name for a URL path: unreserved characters (and `/` when kept) stay.
+    static func escape(_ name: String, keepingSlashes: Bool = true) -> String {
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~" + (keepingSlashes ? "/" : ""))
         return name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name
     }
 }

@@ -64,7 +64,7 @@ struct GeminiRequestBuilder {
     /// The `cachedContents.create` body: the shared parts and the system instruction, with the TTL.
     func cacheBody(for request: CacheRequest, displayName: String) throws(APIError) -> JSONValue {
         var body = JSONObject()
-        body["model"] = .string(GeminiConfiguration.modelPath(request.model).removingPercentEncoding ?? request.model)
+        body["model"] = .string(Self.modelName(request.model))
         body["displayName"] = .string(displayName)
         body["contents"] = .array(try contents(request.parts))
         if let system = request.systemInstruction { body["systemInstruction"] = Self.systemInstruction(system) }
@@ -76,8 +76,13 @@ struct GeminiRequestBuilder {
     /// cache are counted too), as the API takes it under `generateContentRequest`.
     func countBody(for request: GenerationRequest) throws(APIError) -> JSONValue {
         guard case .object(var inner) = try body(for: request) else { preconditionFailure("body is an object") }
-        inner["model"] = .string(GeminiConfiguration.modelPath(request.model).removingPercentEncoding ?? request.model)
+        inner["model"] = .string(Self.modelName(request.model))
         return ["generateContentRequest": .object(inner)]
+    }
+
+    /// The model's resource name for a JSON body (`models/…`, unescaped).
+    static func modelName(_ model: String) -> String {
+        model.hasPrefix("models/") || model.hasPrefix("tunedModels/") ? model : "models/" + model
     }
 
     static func systemInstruction(_ text: String) -> JSONValue {
