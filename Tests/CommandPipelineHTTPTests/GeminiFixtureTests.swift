@@ -2,6 +2,7 @@ import CommandPipeline
 import CommandPipelineHTTP
 import Foundation
 import PipelineTestSupport
+import Synchronization
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -27,8 +28,8 @@ import FoundationNetworking
                 maxProcessingWait: .seconds(30), clock: clock)
         }
 
-        /// Polling waits run 100 times faster than written, so the bounded wait of 30 s takes 0.3 s.
-        func adapter() -> GeminiAdapter { GeminiProvider.make(configuration(clock: ScaledClock(speedup: 100))) }
+        /// Polling waits go through a clock that jumps to each deadline at once: no real time passes.
+        func adapter() -> GeminiAdapter { GeminiProvider.make(configuration(clock: SteppingClock())) }
 
         func stats() async throws -> [String: Any] {
             var components = URLComponents(url: origin.appendingPathComponent("_fixture/stats"), resolvingAgainstBaseURL: false)!
@@ -110,7 +111,9 @@ import FoundationNetworking
             #expect(error.message.contains(file))
         }
         let stats = try await fixture.stats()
-        #expect((stats["file_gets"] as? Int ?? 0) >= 4, "the never-active file was polled with growing waits until the bound")
+        // fails-processing: one poll. never-active: after 1, 2, 4, 4, 4, 4, 4, 4 s of waiting (27 s),
+        // the next wait would pass the 30 s bound, so 8 polls.
+        #expect(stats["file_gets"] as? Int == 1 + 8, "the never-active file was polled with growing waits until the bound")
         #expect(stats["generate"] as? Int == 0, "nothing was generated from a file that is not ACTIVE")
     }
 
@@ -283,5 +286,16 @@ import FoundationNetworking
         components.queryItems = [URLQueryItem(name: "key", value: fixture.key)]
         let data = try Data(contentsOf: components.url!)
         return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+}
+
+/// A clock on which time passes only by sleeping: `sleep(until:)` moves `now` to the deadline
+/// and returns at once. Bounded waits are then exact and cost no real time.
+final class SteppingClock: PipelineClock {
+    private let current = Mutex<Duration>(.zero)
+    var now: Duration { current.withLock { $0 } }
+    func sleep(until deadline: Duration) async throws {
+        try Task.checkCancellation()
+        current.withLock { $0 = max($0, deadline) }
     }
 }
