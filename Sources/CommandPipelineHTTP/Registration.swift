@@ -2,11 +2,14 @@ import CommandPipeline
 import Foundation
 
 extension ProviderRegistry {
-    /// The built-in providers plus the HTTP ones (`openai`).
+    /// The built-in providers plus the HTTP ones (`openai`, `gemini`).
     public static var withHTTPProviders: ProviderRegistry {
         var registry = ProviderRegistry.standard
         registry.register(OpenAIProvider.name) { options throws(APIError) in
             try OpenAIProvider.make(OpenAIConfiguration(options: options))
+        }
+        registry.register(GeminiProvider.name) { options throws(APIError) in
+            GeminiProvider.make(try GeminiConfiguration(options: options))
         }
         return registry
     }
@@ -43,6 +46,48 @@ extension OpenAIConfiguration {
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")
+        }
+    }
+}
+
+extension GeminiConfiguration {
+    /// A configuration from generic provider options: the key is read from the named
+    /// environment variable, else `GEMINI_API_KEY`, else `GOOGLE_API_KEY`; a server off this
+    /// machine without a key is refused.
+    public init(options: ProviderOptions) throws(APIError) {
+        let baseURL: URL
+        if let text = options.baseURL {
+            var trimmed = text
+            while trimmed.hasSuffix("/") { trimmed.removeLast() }
+            let shown = DisplayURL.withoutUserinfo(text)
+            guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil,
+                url.query == nil, url.fragment == nil
+            else {
+                throw APIError(
+                    .invalidCommand,
+                    "--base-url '\(shown)' is not an http(s) origin; e.g. https://generativelanguage.googleapis.com or http://127.0.0.1:8000/gemini (the adapter appends /v1beta/…)")
+            }
+            guard !url.path.hasSuffix("/v1beta") else {
+                throw APIError(.invalidCommand, "--base-url '\(shown)' ends in /v1beta; for gemini give the origin without it, the adapter appends /v1beta/… itself")
+            }
+            baseURL = url
+        } else {
+            baseURL = GeminiConfiguration.publicBaseURL
+        }
+        if let declared = options.capabilities, declared.union([.generation]) != GeminiConfiguration.capabilities {
+            throw APIError(
+                .invalidCommand,
+                "the gemini provider always offers generation, uploads, caching, streaming, token_counting; --capabilities cannot change that (it is for openai-compatible servers)")
+        }
+        let variables = options.apiKeyEnvironmentVariable.map { [$0] } ?? GeminiConfiguration.defaultKeyVariables
+        let found = variables.lazy.compactMap { name in APIKey.fromEnvironment(name, in: options.environment).map { (name, $0) } }.first
+        self.init(baseURL: baseURL, apiKey: found?.1, apiKeyVariable: found?.0 ?? variables[0])
+        allowInsecureHTTP = options.allowInsecureHTTP
+        if let problem = endpointProblem { throw problem }
+        if apiKey == nil && !isLoopback {
+            throw APIError(
+                .invalidCommand,
+                "no API key: set $\(variables.joined(separator: " or $")) (or name another variable with --api-key-env); keys are never taken as flags")
         }
     }
 }

@@ -17,12 +17,12 @@ enum Help {
       pipeline --concurrency 128 --unordered < commands.jsonl > results.jsonl
 
     OPTIONS (run):
-      --provider NAME           mock (built in, offline) or openai (any OpenAI-compatible server)
+      --provider NAME           mock (built in, offline), openai (any OpenAI-compatible server) or gemini (native API)
                                                                                default: mock
-      --base-url URL            provider endpoint, e.g. http://127.0.0.1:8000/v1
-                                                                               default: https://api.openai.com/v1 (openai)
+      --base-url URL            provider endpoint, e.g. http://127.0.0.1:8000/v1; for gemini the origin (/v1beta/… is appended)
+                                                                               default: https://api.openai.com/v1 (openai), https://generativelanguage.googleapis.com (gemini)
       --api-key-env VAR         environment variable holding the API key (never a flag; optional on loopback)
-                                                                               default: OPENAI_API_KEY (openai)
+                                                                               default: OPENAI_API_KEY (openai), GEMINI_API_KEY then GOOGLE_API_KEY (gemini)
       --allow-insecure-http     send the key over plain http:// to a host off this machine
                                                                                default: off (loopback is always allowed)
       --capabilities LIST       what an OpenAI-compatible server has: generation,uploads,streaming

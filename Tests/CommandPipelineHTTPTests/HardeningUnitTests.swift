@@ -99,43 +99,53 @@ import Testing
 }
 
 @Suite struct EndpointRuleTests {
+    /// Every HTTP provider meets the endpoint rules (`EndpointRules`).
+    static let providers = ["openai", "gemini"]
+
     func options(_ url: String, key: String? = "sk-x", allowInsecure: Bool = false) -> ProviderOptions {
-        ProviderOptions(baseURL: url, environment: key.map { ["OPENAI_API_KEY": $0] } ?? [:], allowInsecureHTTP: allowInsecure)
+        let keys = key.map { ["OPENAI_API_KEY": $0, "GEMINI_API_KEY": $0, "ANTHROPIC_API_KEY": $0] } ?? [:]
+        return ProviderOptions(baseURL: url, environment: keys, allowInsecureHTTP: allowInsecure)
     }
 
-    @Test func userinfoInTheBaseURLIsRefusedWithoutRepeatingIt() {
+    func make(_ provider: String, _ options: ProviderOptions) throws(APIError) {
+        _ = try ProviderRegistry.withHTTPProviders.make(provider, options: options).get()
+    }
+
+    @Test(arguments: providers)
+    func userinfoInTheBaseURLIsRefusedWithoutRepeatingIt(provider: String) {
         for url in ["http://user:hunter2@127.0.0.1:8000/v1", "https://user:hunter2@api.example.com/v1", "http://hunter2@localhost/v1"] {
             do {
-                _ = try OpenAIConfiguration(options: options(url))
-                Issue.record("\(url) was accepted")
+                try make(provider, options(url))
+                Issue.record("\(provider): \(url) was accepted")
             } catch {
                 #expect(error.kind == .invalidCommand)
                 #expect(error.message.contains("user:password@"))
                 #expect(!error.message.contains("hunter2"), "\(error.message)")
             }
         }
-        let bad = #expect(throws: APIError.self) { try OpenAIConfiguration(options: options("ftp://u:hunter2@h/x")) }
+        let bad = #expect(throws: APIError.self) { try make(provider, options("ftp://u:hunter2@h/x")) }
         #expect(bad?.message.contains("hunter2") == false)
     }
 
-    @Test func aKeyGoesOverPlainHTTPOnlyToThisMachineUnlessAllowed() throws {
+    @Test(arguments: providers)
+    func aKeyGoesOverPlainHTTPOnlyToThisMachineUnlessAllowed(provider: String) throws {
         for url in ["http://127.0.0.1:8000/v1", "http://127.1.2.3/v1", "http://localhost:1/v1", "http://[::1]:8000/v1", "https://api.example.com/v1"] {
-            #expect(throws: Never.self, "\(url)") { try OpenAIConfiguration(options: options(url)) }
+            #expect(throws: Never.self, "\(provider): \(url)") { try make(provider, options(url)) }
         }
         for url in ["http://api.example.com/v1", "http://10.0.0.5:8000/v1", "http://127.0.0.1.example.com/v1", "http://127.evil.example/v1", "HTTP://192.0.2.1/v1"] {
-            let error = #expect(throws: APIError.self, "\(url)") { try OpenAIConfiguration(options: options(url)) }
+            let error = #expect(throws: APIError.self, "\(provider): \(url)") { try make(provider, options(url)) }
             #expect(error?.message.contains("--allow-insecure-http") == true, "\(url): \(String(describing: error))")
-            #expect(throws: Never.self, "\(url)") { try OpenAIConfiguration(options: options(url, allowInsecure: true)) }
+            #expect(throws: Never.self, "\(url)") { try make(provider, options(url, allowInsecure: true)) }
         }
     }
 
     @Test func aNameThatStartsWith127IsNotLoopback() {
         #expect(throws: APIError.self) { try OpenAIConfiguration(options: options("http://127.evil.example/v1", key: nil)) }
-        #expect(!OpenAIConfiguration.isLoopbackHost("127.0.0.1.nip.io"))
-        #expect(!OpenAIConfiguration.isLoopbackHost("127.0.0"))
-        #expect(!OpenAIConfiguration.isLoopbackHost("127.0.0.256"))
-        #expect(OpenAIConfiguration.isLoopbackHost("127.255.0.1"))
-        #expect(OpenAIConfiguration.isLoopbackHost("[::1]"))
+        #expect(!EndpointRules.isLoopbackHost("127.0.0.1.nip.io"))
+        #expect(!EndpointRules.isLoopbackHost("127.0.0"))
+        #expect(!EndpointRules.isLoopbackHost("127.0.0.256"))
+        #expect(EndpointRules.isLoopbackHost("127.255.0.1"))
+        #expect(EndpointRules.isLoopbackHost("[::1]"))
     }
 
     @Test func aConfigurationBuiltInCodeMeetsTheSameRules() async throws {

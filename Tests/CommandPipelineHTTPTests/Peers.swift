@@ -22,6 +22,17 @@ enum Peers {
     static let hostile: Result<URL, PeerError> = start(
         "hostile server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/hostile_server.py").path, "{port}"])
 
+    /// llmock (`pip install llmock`): Gemini's generateContent and streamGenerateContent under
+    /// `/gemini/v1beta/…`, with faults scripted through `/_llmock/scenario`. The URL is the origin.
+    static let llmock: Result<URL, PeerError> = start(
+        "llmock", [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
+        path: "")
+
+    /// Our Gemini fixture (Files API, cachedContents, countTokens, generateContent), checked
+    /// against Google's own SDK by `GeminiFixtureTests`. The URL is the origin.
+    static let geminiFixture: Result<URL, PeerError> = start(
+        "gemini fixture", [python.path, packageRoot.appendingPathComponent("Tests/Tools/gemini_fixture.py").path, "{port}"], path: "")
+
     struct PeerError: Error, CustomStringConvertible {
         var description: String
     }
@@ -29,7 +40,7 @@ enum Peers {
     /// Keeps each launcher's stdin open for the life of this process.
     private static let lifelines = Mutex<[FileHandle]>([])
 
-    private static func start(_ name: String, _ command: [String]) -> Result<URL, PeerError> {
+    private static func start(_ name: String, _ command: [String], path: String = "/v1") -> Result<URL, PeerError> {
         if let problem = TestPaths.pythonPeersProblem { return .failure(PeerError(description: "\(name): \(problem)")) }
         guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.isExecutableFile(atPath: command[0]) else {
             return .failure(PeerError(description: "\(name): \(command[0]) is missing after Tests/Tools/setup-python-peers.sh ran"))
@@ -52,7 +63,7 @@ enum Peers {
         guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5)) else {
             return .failure(PeerError(description: "\(name) did not start: \(text)"))
         }
-        return .success(URL(string: "http://127.0.0.1:\(port)/v1")!)
+        return .success(URL(string: "http://127.0.0.1:\(port)\(path)")!)
     }
 }
 

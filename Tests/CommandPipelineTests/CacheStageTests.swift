@@ -4,6 +4,47 @@ import Testing
 @Suite struct CacheStageTests {
     let shared: [APIPart] = [.text(String(repeating: "context ", count: 100))]
 
+    /// A provider whose caches have a minimum size this context never reaches.
+    struct MinimumSizeProvider: GenerationCapability, CachingCapability {
+        let base: RecordingProvider
+        var providerName: String { "minimum" }
+        func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await base.generate(request) }
+        func createCache(_ request: CacheRequest) async throws -> CacheReference {
+            base.recorder.counts.withLock { $0.cachesCreated += 1 }
+            throw APIError(
+                .cacheFailed, "the shared context is below the model's minimum (total_token_count=200, min_total_token_count=1024)",
+                provider: providerName, code: APIError.cacheBelowMinimumCode)
+        }
+        func cache(forKey key: String) async throws -> CacheReference? { nil }
+    }
+
+    @Test func aContextBelowTheProvidersMinimumRunsUncachedAndSaysWhyOncePerKey() async throws {
+        let provider = MinimumSizeProvider(base: RecordingProvider(clock: ManualClock()))
+        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: ManualClock()))
+        for id in ["1", "2", "3"] {
+            let finalized = try #require(await engine.execute(command(id, prompts: ["q"], shared: shared, cache: CachePlan())).success)
+            let telemetry = try #require(finalized.telemetry.cache)
+            #expect(telemetry.id == nil && !telemetry.created && !telemetry.reused)
+            #expect(telemetry.uncachedReason?.contains("min_total_token_count=1024") == true)
+            var line: [UInt8] = []
+            ResultWriter.succeeded(finalized, index: 0, to: &line)
+            #expect(String(decoding: line, as: UTF8.self).contains(#""reused":false,"uncached_reason":"the shared context is below"#))
+        }
+        // Asked once: the refusal is remembered for the TTL like a cache would be.
+        #expect(provider.base.recorder.snapshot.cachesCreated == 1)
+        // Every call went out with the shared parts themselves.
+        #expect(provider.base.recorder.snapshot.requests.allSatisfy { $0.cache == nil && $0.parts.count == 2 })
+    }
+
+    @Test func aCacheThatWasCreatedHasNoUncachedReasonOnTheWire() async throws {
+        let provider = CachingProvider(base: RecordingProvider(clock: ManualClock()))
+        let finalized = try #require(await PipelineEngine(provider: provider).execute(command(shared: shared, cache: CachePlan())).success)
+        #expect(finalized.telemetry.cache?.uncachedReason == nil)
+        var line: [UInt8] = []
+        ResultWriter.succeeded(finalized, index: 0, to: &line)
+        #expect(!String(decoding: line, as: UTF8.self).contains("uncached_reason"))
+    }
+
     @Test func concurrentCommandsWithOneKeyCreateOneCache() async throws {
         let clock = ManualClock()
         let provider = CachingProvider(base: RecordingProvider(clock: clock), createLatency: .milliseconds(100))

@@ -8,18 +8,27 @@ public final class CacheRegistry: Sendable {
         public var created: Bool
     }
 
-    private let flights = SingleFlight<String, Lease>()
+    /// What one creation attempt settled for a key: a cache, or the provider's word that the
+    /// context is below its minimum size (remembered too, so later commands do not ask again).
+    private enum Memo: Sendable {
+        case lease(Lease)
+        case belowMinimum(APIError)
+    }
+
+    private let flights = SingleFlight<String, Memo>()
     private let clock: any PipelineClock
 
     public init(clock: any PipelineClock = SystemClock()) { self.clock = clock }
 
     /// Finds a live cache for `request.key` (here, or at the provider) or creates one.
+    /// A context the provider finds too small (`APIError.cacheBelowMinimumCode`) is remembered
+    /// for the TTL like a cache, and every asker gets that error without asking the provider again.
     /// Looking up and creating go through `retrier`, inside the single flight, so commands
     /// waiting for the same cache share one retried creation.
     public func lease(for request: CacheRequest, using caching: any CachingCapability, retrier: Retrier = Retrier(policy: .none)) async throws(APIError) -> Lease {
         let clock = self.clock
         let ttl = Duration.seconds(request.ttlSeconds)
-        let (lease, shared) = try await flights.value(for: request.key, now: { clock.now }) { () throws(APIError) in
+        let (memo, shared) = try await flights.value(for: request.key, now: { clock.now }) { () throws(APIError) in
             let outcome = await retrier.run(cancelled: APIError(.cancelled, "creating cache '\(request.key)' was cancelled")) { _ -> Result<Lease, APIError> in
                 do {
                     if let existing = try await caching.cache(forKey: request.key) { return .success(Lease(reference: existing, created: false)) }
@@ -28,9 +37,16 @@ public final class CacheRegistry: Sendable {
                     return .failure(APIError(wrapping: error, kind: .cacheFailed, provider: nil, context: "cache"))
                 }
             }
-            return (try outcome.result.get(), clock.now + ttl)
+            switch outcome.result {
+            case .success(let lease): return (Memo.lease(lease), clock.now + ttl)
+            case .failure(let error) where error.code == APIError.cacheBelowMinimumCode: return (Memo.belowMinimum(error), clock.now + ttl)
+            case .failure(let error): throw error
+            }
         }
-        return shared ? Lease(reference: lease.reference, created: false) : lease
+        switch memo {
+        case .lease(let lease): return shared ? Lease(reference: lease.reference, created: false) : lease
+        case .belowMinimum(let error): throw error
+        }
     }
 
     /// Forgets `key`, e.g. after the provider said the cache is gone.

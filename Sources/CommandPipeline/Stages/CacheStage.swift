@@ -4,6 +4,8 @@
 /// The cache holds the shared parts and the first call's system instruction, for the
 /// first call's model; calls with another model or system instruction run without it.
 /// A provider without `CachingCapability` skips the stage (telemetry shows the key with no id).
+/// A context below the provider's minimum cache size is no error either: the command runs
+/// uncached and `telemetry.cache.uncached_reason` says why.
 public struct CacheStage: ExecutionStage {
     public let registry: CacheRegistry
     /// Cache creation is retried like every request (`RetryPolicy.none` to not retry).
@@ -38,6 +40,11 @@ public struct CacheStage: ExecutionStage {
             return state.with(
                 cache: lease.reference,
                 telemetry: CacheTelemetry(id: lease.reference.id, key: request.key, created: lease.created, reused: !lease.created))
+        } catch where error.code == APIError.cacheBelowMinimumCode {
+            // Not a failure of the command: it runs with the shared parts themselves.
+            return state.with(
+                cache: nil,
+                telemetry: CacheTelemetry(id: nil, key: request.key, created: false, reused: false, uncachedReason: error.message))
         } catch {
             var error = error
             if error.kind != .cancelled {

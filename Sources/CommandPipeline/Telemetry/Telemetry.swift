@@ -88,11 +88,15 @@ public struct CacheTelemetry: Sendable, Hashable {
     public var key: String
     public var created: Bool
     public var reused: Bool
-    public init(id: String?, key: String, created: Bool, reused: Bool) {
+    /// Why the command ran without the cache its plan asked for (e.g. a context below the
+    /// provider's minimum cache size); nil otherwise.
+    public var uncachedReason: String?
+    public init(id: String?, key: String, created: Bool, reused: Bool, uncachedReason: String? = nil) {
         self.id = id
         self.key = key
         self.created = created
         self.reused = reused
+        self.uncachedReason = uncachedReason
     }
 }
 

@@ -171,6 +171,10 @@ public enum ResultWriter {
             bool(c.created, to: &out)
             out.append(contentsOf: #","reused":"#.utf8)
             bool(c.reused, to: &out)
+            if let reason = c.uncachedReason {
+                out.append(contentsOf: #","uncached_reason":"#.utf8)
+                JSONSerializer.writeString(reason, to: &out)
+            }
             out.append(UInt8(ascii: "}"))
         } else {
             out.append(contentsOf: "null".utf8)

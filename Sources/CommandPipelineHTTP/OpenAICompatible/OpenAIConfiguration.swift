@@ -59,17 +59,7 @@ public struct OpenAIConfiguration: Sendable {
 
     /// Whether the server is on this machine: `localhost`, an IPv4 address in 127.0.0.0/8,
     /// or `::1`. A name that merely starts with `127.` (`127.example.com`) is not.
-    public var isLoopback: Bool { baseURL.host.map(Self.isLoopbackHost) ?? false }
-
-    static func isLoopbackHost(_ host: String) -> Bool {
-        var host = host.lowercased()
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        guard octets.count == 4, octets.allSatisfy({ $0.count <= 3 && !$0.isEmpty && $0.allSatisfy(\.isASCII) }) else { return false }
-        let values = octets.compactMap { UInt8($0) }
-        return values.count == 4 && values[0] == 127
-    }
+    public var isLoopback: Bool { baseURL.host.map(EndpointRules.isLoopbackHost) ?? false }
 
     /// The base URL as messages show it (never with userinfo).
     public var displayBaseURL: String { DisplayURL.string(baseURL) }
@@ -79,17 +69,8 @@ public struct OpenAIConfiguration: Sendable {
     /// provider is built from options (a usage error) and again before every request (for
     /// configurations built in code).
     public var endpointProblem: APIError? {
-        if baseURL.user != nil || baseURL.password != nil || DisplayURL.withoutUserinfo(baseURL.absoluteString) != baseURL.absoluteString {
-            return APIError(
-                .invalidCommand,
-                "the base URL \(displayBaseURL) carries user:password@; credentials in URLs end up in logs and error messages, so they are refused: put the key in $\(apiKeyVariable) (sent as a Bearer token) and remove user:password@ from --base-url")
-        }
-        if baseURL.scheme?.lowercased() == "http", apiKey != nil, !isLoopback, !allowInsecureHTTP {
-            return APIError(
-                .invalidCommand,
-                "refusing to send the API key in $\(apiKeyVariable) over plain http to \(displayBaseURL): anyone on the path could read it; use https:// or, if the network path is trusted, pass --allow-insecure-http (OpenAIConfiguration.allowInsecureHTTP)")
-        }
-        return nil
+        EndpointRules.problem(
+            baseURL: baseURL, hasKey: apiKey != nil, keyVariable: apiKeyVariable, allowInsecureHTTP: allowInsecureHTTP, provider: OpenAIProvider.name)
     }
 
     /// The capabilities the OpenAI adapter can offer at all.

@@ -1,0 +1,166 @@
+import CommandPipeline
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `google.rpc.Status` bodies, HTTP statuses and transport errors mapped to the engine's
+/// error kinds. See the Gemini error table in `Design/providers.md`.
+struct GeminiErrorMapping {
+    let configuration: GeminiConfiguration
+    let providerName: String
+
+    /// The longest retry hint taken from a server; the engine caps it further (`RetryPolicy.maxRetryAfter`).
+    static let maxRetryDelay = Duration.seconds(3600)
+
+    /// What a `google.rpc.Status` says.
+    struct Status {
+        var code: Int?
+        var message: String
+        /// `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, …
+        var status: String?
+        /// `ErrorInfo.reason`, e.g. `API_KEY_INVALID`.
+        var reason: String?
+        var retryDelay: Duration?
+        /// `QuotaFailure` violations' `quotaId`s.
+        var quotaIds: [String] = []
+    }
+
+    /// Reads `{"error": {code, message, status, details}}` (also inside a one-element array);
+    /// anything else gives the body's first bytes as the message.
+    static func status(_ body: Data) -> Status {
+        if let value = try? JSONParser.parse([UInt8](body)) {
+            var object = value.objectValue
+            if object == nil, let first = value.arrayValue?.first { object = first.objectValue }
+            if let error = object?["error"]?.objectValue { return status(error) }
+            if let message = object?["error"]?.stringValue { return Status(message: message) }
+        }
+        let text = String(decoding: body.prefix(65_536), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return Status(message: text.isEmpty ? "(empty body)" : text)
+    }
+
+    static func status(_ error: JSONObject) -> Status {
+        var result = Status(
+            code: GeminiResponses.integer(error["code"]), message: error["message"]?.stringValue ?? JSONSerializer.serialize(.object(error)),
+            status: error["status"]?.stringValue)
+        for detail in error["details"]?.arrayValue ?? [] {
+            guard let detail = detail.objectValue else { continue }
+            let type = detail["@type"]?.stringValue ?? ""
+            if let reason = detail["reason"]?.stringValue, result.reason == nil, type.hasSuffix("ErrorInfo") || type.isEmpty {
+                result.reason = reason
+            }
+            if type.hasSuffix("RetryInfo"), let delay = retryDelay(detail["retryDelay"]) { result.retryDelay = delay }
+            if type.hasSuffix("QuotaFailure") {
+                for violation in detail["violations"]?.arrayValue ?? [] {
+                    if let id = violation.objectValue?["quotaId"]?.stringValue { result.quotaIds.append(id) }
+                }
+            }
+        }
+        return result
+    }
+
+    /// A protobuf `Duration` in JSON: `"38s"`, `"1.5s"`, or `{"seconds": "38", "nanos": 0}`.
+    /// Negative, malformed or absurd values give nil; long ones are capped.
+    static func retryDelay(_ value: JSONValue?) -> Duration? {
+        var seconds: Double?
+        switch value {
+        case .string(let text)?:
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasSuffix("s"), trimmed.count <= 32 else { return nil }
+            seconds = Double(trimmed.dropLast())
+        case .object(let object)?:
+            let whole = GeminiResponses.integer(object["seconds"]).map(Double.init) ?? 0
+            let nanos = GeminiResponses.integer(object["nanos"]).map(Double.init) ?? 0
+            seconds = whole + nanos / 1e9
+        case .int, .double:
+            seconds = value?.doubleValue
+        default:
+            return nil
+        }
+        guard let seconds, seconds.isFinite, seconds >= 0 else { return nil }
+        let capped = min(seconds, Double(maxRetryDelay.components.seconds))
+        return .milliseconds(Int((capped * 1000).rounded()))
+    }
+
+    func error(status httpStatus: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
+        let parsed = Self.status(body)
+        // Redacted first, then shortened: a cut must never leave part of the key behind.
+        let message = Self.shorten(configuration.apiKey.map { $0.redact(parsed.message) } ?? parsed.message)
+        let statusWord = parsed.status.map { " \($0)" } ?? ""
+        let prefix = "HTTP \(httpStatus)\(statusWord) from \(endpoint)"
+        let code = parsed.reason ?? parsed.status
+        let keyHint = "check the API key in $\(configuration.apiKeyVariable) (name another variable with --api-key-env; GEMINI_API_KEY, then GOOGLE_API_KEY, are read by default)"
+        var error: APIError
+        switch httpStatus {
+        case 400 where parsed.reason == "API_KEY_INVALID" || message.localizedCaseInsensitiveContains("API key not valid"):
+            error = APIError(.providerError, "\(prefix): \(message) — \(keyHint)", provider: providerName, retryable: false, code: "API_KEY_INVALID")
+        case 401:
+            error = APIError(.providerError, "\(prefix): \(message) — \(keyHint)", provider: providerName, retryable: false, code: code)
+        case 403:
+            error = APIError(
+                .providerError,
+                "\(prefix): \(message) — check the API key in $\(configuration.apiKeyVariable) and that the file or cache named in the request still exists (files live 48 h, caches until their TTL)",
+                provider: providerName, retryable: false, code: code)
+        case 429:
+            let daily = parsed.quotaIds.contains { $0.localizedCaseInsensitiveContains("PerDay") }
+            if daily {
+                error = APIError(
+                    .providerError, "\(prefix): \(message) — a daily quota is exhausted; retrying today cannot help", provider: providerName,
+                    retryable: false, code: "quota_exhausted_per_day")
+            } else {
+                error = APIError(.rateLimited, "\(prefix): \(message)", provider: providerName, retryable: true, code: code)
+                error.retryAfter = parsed.retryDelay ?? Self.retryAfterHeader(headers)
+            }
+        case 408, 409, 500, 502, 503, 504:
+            error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: true, code: code)
+            error.retryAfter = parsed.retryDelay ?? Self.retryAfterHeader(headers)
+        default:
+            error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: false, code: code)
+        }
+        return error
+    }
+
+    /// At most `limit` characters, marked when cut.
+    static func shorten(_ text: String, limit: Int = 600) -> String {
+        text.count <= limit ? text : String(text.prefix(limit)) + "…"
+    }
+
+    /// A `Retry-After` header in seconds (some proxies and test servers send one).
+    static func retryAfterHeader(_ headers: [String: String]) -> Duration? {
+        if let ms = headers["retry-after-ms"].flatMap(Double.init), ms.isFinite, ms >= 0 {
+            return .milliseconds(Int(min(ms, Double(maxRetryDelay.components.seconds) * 1000)))
+        }
+        guard let seconds = headers["retry-after"].flatMap(Double.init), seconds.isFinite, seconds >= 0 else { return nil }
+        return .milliseconds(Int(min(seconds, Double(maxRetryDelay.components.seconds)) * 1000))
+    }
+
+    /// Transport failures: timeouts, refused or dropped connections.
+    func error(transport: any Error, endpoint: String) -> APIError {
+        if let api = transport as? APIError { return api }
+        if transport is CancellationError { return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName) }
+        let base = configuration.baseURL.absoluteString
+        guard let urlError = transport as? URLError else {
+            return APIError(.providerError, "request to \(endpoint) failed: \(transport)", provider: providerName, retryable: true, underlying: transport)
+        }
+        switch urlError.code {
+        case .cancelled:
+            return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName)
+        case .timedOut:
+            return APIError(
+                .timeout, "no answer from \(endpoint) within \(Int(configuration.requestTimeout)) s (request timeout)", provider: providerName,
+                retryable: true, underlying: urlError)
+        case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
+            return APIError(
+                .providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))",
+                provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
+        case .networkConnectionLost:
+            return APIError(
+                .providerError, "the connection to \(base) was lost before the answer was complete", provider: providerName, retryable: true,
+                code: "connection_lost", underlying: urlError)
+        default:
+            return APIError(
+                .providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue))", provider: providerName, retryable: true,
+                underlying: urlError)
+        }
+    }
+}

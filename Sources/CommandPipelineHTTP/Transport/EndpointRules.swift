@@ -1,0 +1,39 @@
+import CommandPipeline
+import Foundation
+
+/// The rules every HTTP provider applies to its base URL before anything is sent, so a
+/// new adapter cannot forget one (see "Secrets" in `Design/providers.md` and `Design/security.md`):
+/// no `user:password@` in the URL, and no key over plain http to a host off this machine
+/// unless the operator opted in (`--allow-insecure-http`).
+public enum EndpointRules {
+    /// Whether `host` is this machine: `localhost`, an IPv4 address in 127.0.0.0/8, or `::1`.
+    /// A name that merely starts with `127.` (`127.example.com`) is not.
+    public static func isLoopbackHost(_ host: String) -> Bool {
+        var host = host.lowercased()
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets.allSatisfy({ $0.count <= 3 && !$0.isEmpty && $0.allSatisfy(\.isASCII) }) else { return false }
+        let values = octets.compactMap { UInt8($0) }
+        return values.count == 4 && values[0] == 127
+    }
+
+    /// Why requests to `baseURL` must not be sent, if they must not.
+    public static func problem(baseURL: URL, hasKey: Bool, keyVariable: String, allowInsecureHTTP: Bool, provider: String) -> APIError? {
+        let shown = DisplayURL.string(baseURL)
+        if baseURL.user != nil || baseURL.password != nil || DisplayURL.withoutUserinfo(baseURL.absoluteString) != baseURL.absoluteString {
+            return APIError(
+                .invalidCommand,
+                "the base URL \(shown) carries user:password@; credentials in URLs end up in logs and error messages, so they are refused: put the key in $\(keyVariable) and remove user:password@ from --base-url",
+                provider: provider)
+        }
+        let loopback = baseURL.host.map(isLoopbackHost) ?? false
+        if baseURL.scheme?.lowercased() == "http", hasKey, !loopback, !allowInsecureHTTP {
+            return APIError(
+                .invalidCommand,
+                "refusing to send the API key in $\(keyVariable) over plain http to \(shown): anyone on the path could read it; use https:// or, if the network path is trusted, pass --allow-insecure-http",
+                provider: provider)
+        }
+        return nil
+    }
+}

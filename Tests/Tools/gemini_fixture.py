@@ -1,0 +1,537 @@
+#!/usr/bin/env python3
+"""A Gemini API fixture server for the tests (standard library only).
+
+No public mock serves the Files API, cachedContents or countTokens, so this one does,
+following the real protocol (v1beta, camelCase JSON, google.rpc.Status errors):
+
+  POST   /upload/v1beta/files                 resumable start (X-Goog-Upload-Protocol: resumable,
+                                              X-Goog-Upload-Command: start) -> X-Goog-Upload-URL
+  POST   <upload URL>                         X-Goog-Upload-Command: upload | upload, finalize with
+                                              X-Goog-Upload-Offset; every answer has X-Goog-Upload-Status
+  GET    /v1beta/files/{id}, GET /v1beta/files, DELETE /v1beta/files/{id}
+  POST   /v1beta/cachedContents               minimum size enforced (400 "Cached content is too small")
+  GET    /v1beta/cachedContents[/{id}], PATCH /v1beta/cachedContents/{id}, DELETE …
+  POST   /v1beta/models/{model}:countTokens   {contents} or {generateContentRequest}
+  POST   /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse
+  GET    /health
+(every /v1beta/ path is served under /v1/ too)
+
+Files are PROCESSING after the upload and ACTIVE on the next files.get; a display name
+containing "fails-processing" ends FAILED, one containing "never-active" stays PROCESSING.
+A missing or unknown cache or file is 403 PERMISSION_DENIED, as in the real API.
+
+Authentication: x-goog-api-key (or ?key=). A missing key is 403; a key starting with
+"invalid" is 400 INVALID_ARGUMENT with ErrorInfo reason API_KEY_INVALID. Upload URLs
+authorise the bytes by themselves.
+
+Test control (never under /v1beta):
+  GET  /_fixture/stats?key=K     what the requests made with key K did (counts, request log)
+  POST /_fixture/fail            {"key","path_contains","status","times","retryDelay"?,"message"?,
+                                  "quotaId"?}: the next matching requests of that key fail
+
+Token counts: a text is ceil(utf8 bytes / 4) tokens, a file or inline part 258.
+Usage: gemini_fixture.py PORT [--min-cache-tokens N]
+"""
+import base64
+import datetime
+import hashlib
+import json
+import math
+import re
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+LOCK = threading.Lock()
+FILES = {}  # id -> dict (the File resource plus private fields)
+SESSIONS = {}  # upload id -> {"key", "declared", "mime", "display", "data"}
+CACHES = {}  # id -> dict (resource plus private fields)
+STATS = {}  # key -> counters and log
+FAILURES = []  # scripted failures
+MIN_CACHE_TOKENS = 1024
+FILE_TOKENS = 258
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def stamp(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_stamp(text):
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z", text or "")
+    if not match:
+        return None
+    moment = datetime.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    if match.group(2):
+        moment += datetime.timedelta(seconds=float("0" + match.group(2)))
+    return moment
+
+
+def parse_duration(text):
+    match = re.fullmatch(r"(\d+(?:\.\d{1,9})?)s", text or "")
+    return float(match.group(1)) if match else None
+
+
+def stats(key):
+    return STATS.setdefault(key or "", {
+        "uploads_started": 0, "uploads_finalized": 0, "upload_chunks": 0, "file_gets": 0,
+        "caches_created": 0, "cache_creations_refused": 0, "cache_gets": 0, "cache_lists": 0, "caches_deleted": 0,
+        "count_tokens": 0, "generate": 0, "generate_with_cache": 0, "stream": 0, "key_in_url": 0,
+        "requests": [],
+    })
+
+
+class Failure(Exception):
+    def __init__(self, code, status, message, details=None):
+        super().__init__(message)
+        self.code, self.status, self.message, self.details = code, status, message, details or []
+
+
+def tokens_of_part(part):
+    if not isinstance(part, dict):
+        raise Failure(400, "INVALID_ARGUMENT", "Invalid JSON payload received. A part must be an object.")
+    if "text" in part:
+        return math.ceil(len(part["text"].encode()) / 4)
+    if "inlineData" in part or "inline_data" in part:
+        return FILE_TOKENS
+    if "fileData" in part or "file_data" in part:
+        data = part.get("fileData") or part.get("file_data")
+        uri = data.get("fileUri") or data.get("file_uri")
+        found = next((f for f in FILES.values() if f["uri"] == uri), None)
+        if found is None:
+            raise Failure(403, "PERMISSION_DENIED", f"You do not have permission to access the File {uri} or it may not exist.")
+        if found["state"] != "ACTIVE":
+            raise Failure(400, "FAILED_PRECONDITION", f"The File {found['name']} is not in an ACTIVE state and usage is not allowed.")
+        return FILE_TOKENS
+    raise Failure(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. Unknown part: {sorted(part)}")
+
+
+def tokens_of_contents(contents):
+    if not isinstance(contents, list):
+        raise Failure(400, "INVALID_ARGUMENT", "contents must be a list")
+    total = 0
+    for content in contents:
+        role = content.get("role", "user")
+        if role not in ("user", "model"):
+            raise Failure(400, "INVALID_ARGUMENT", f"Please use a valid role: user, model. (got {role!r})")
+        parts = content.get("parts")
+        if not parts:
+            raise Failure(400, "INVALID_ARGUMENT", "contents.parts must not be empty.")
+        total += sum(tokens_of_part(p) for p in parts)
+    return total
+
+
+def system_of(body):
+    return body.get("systemInstruction") or body.get("system_instruction")
+
+
+def last_text(contents):
+    for content in reversed(contents or []):
+        for part in reversed(content.get("parts") or []):
+            if isinstance(part, dict) and "text" in part:
+                return part["text"]
+    return ""
+
+
+def live_cache(name, model=None):
+    cache = CACHES.get(name)
+    if cache is None or parse_stamp(cache["expireTime"]) <= now():
+        raise Failure(403, "PERMISSION_DENIED", f"CachedContent not found (or permission denied): {name}")
+    if model is not None and cache["model"] != model:
+        raise Failure(400, "INVALID_ARGUMENT", f"Model {model} does not match the model of the cached content ({cache['model']}).")
+    return cache
+
+
+def public(resource):
+    return {k: v for k, v in resource.items() if not k.startswith("_")}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    # -- plumbing -------------------------------------------------------------
+
+    def body_bytes(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def json_body(self, raw):
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise Failure(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        if not isinstance(value, dict):
+            raise Failure(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Expected an object.")
+        return value
+
+    def send(self, code, payload=None, headers=None, raw=None):
+        data = raw if raw is not None else (b"" if payload is None else json.dumps(payload).encode())
+        self.send_response(code)
+        if payload is not None:
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def fail(self, failure):
+        error = {"code": failure.code, "message": failure.message, "status": failure.status}
+        if failure.details:
+            error["details"] = failure.details
+        self.send(failure.code, {"error": error})
+
+    def origin(self):
+        return f"http://{self.headers.get('Host')}"
+
+    def api_key(self, query):
+        key = self.headers.get("x-goog-api-key")
+        if key is None and "key" in query:
+            key = query["key"][0]
+            with LOCK:
+                stats(key)["key_in_url"] += 1
+        if not key:
+            raise Failure(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.")
+        if key.startswith("invalid"):
+            raise Failure(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", [
+                {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                 "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+                {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+                 "message": "API key not valid. Please pass a valid API key."},
+            ])
+        return key
+
+    def scripted_failure(self, key, path):
+        with LOCK:
+            for entry in FAILURES:
+                if entry["key"] == key and entry["path_contains"] in path and entry["times"] > 0:
+                    entry["times"] -= 1
+                    break
+            else:
+                return
+        details = []
+        if entry.get("quotaId"):
+            details.append({"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                            "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                                            "quotaId": entry["quotaId"]}]})
+            details.append({"@type": "type.googleapis.com/google.rpc.Help", "links": [{"description": "Learn more", "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]})
+        if entry.get("retryDelay"):
+            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": entry["retryDelay"]})
+        status = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+                  404: "NOT_FOUND", 403: "PERMISSION_DENIED", 400: "INVALID_ARGUMENT"}.get(entry["status"], "UNKNOWN")
+        raise Failure(entry["status"], status, entry.get("message") or f"scripted {status}", details)
+
+    def dispatch(self, method):
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        path = url.path
+        raw = self.body_bytes()
+        try:
+            if path == "/health":
+                return self.send(200, {"status": "ok"})
+            if path.startswith("/_fixture/"):
+                return self.control(method, path, query, raw)
+            # v1 and v1beta serve the same resources here (the adapter speaks v1beta; SDKs
+            # default to either, depending on their version).
+            path = re.sub(r"^(/upload)?/v1/", lambda m: (m.group(1) or "") + "/v1beta/", path)
+            if path == "/upload/v1beta/files" and "upload_id" in query:
+                return self.upload_bytes(query["upload_id"][0], raw)
+            key = self.api_key(query)
+            with LOCK:
+                stats(key)["requests"].append(f"{method} {path}")
+            self.scripted_failure(key, path)
+            if path == "/upload/v1beta/files" and method == "POST":
+                return self.upload_start(key, raw)
+            if not path.startswith("/v1beta/"):
+                raise Failure(404, "NOT_FOUND", f"The requested URL {path} was not found on this server.")
+            route = path[len("/v1beta/"):]
+            return self.api(method, route, query, key, raw)
+        except Failure as failure:
+            self.fail(failure)
+
+    do_GET = lambda self: self.dispatch("GET")  # noqa: E731
+    do_POST = lambda self: self.dispatch("POST")  # noqa: E731
+    do_PATCH = lambda self: self.dispatch("PATCH")  # noqa: E731
+    do_DELETE = lambda self: self.dispatch("DELETE")  # noqa: E731
+
+    def control(self, method, path, query, raw):
+        if path == "/_fixture/stats":
+            key = query.get("key", [""])[0]
+            with LOCK:
+                return self.send(200, json.loads(json.dumps(stats(key))))
+        if path == "/_fixture/fail" and method == "POST":
+            entry = self.json_body(raw)
+            entry.setdefault("times", 1)
+            entry.setdefault("path_contains", "")
+            with LOCK:
+                FAILURES.append(entry)
+            return self.send(200, {"queued": True})
+        raise Failure(404, "NOT_FOUND", path)
+
+    # -- Files API ------------------------------------------------------------
+
+    def upload_start(self, key, raw):
+        if self.headers.get("X-Goog-Upload-Protocol") != "resumable" or self.headers.get("X-Goog-Upload-Command") != "start":
+            raise Failure(400, "INVALID_ARGUMENT", "Only the resumable upload protocol is served here (X-Goog-Upload-Protocol: resumable, X-Goog-Upload-Command: start).")
+        declared = self.headers.get("X-Goog-Upload-Header-Content-Length")
+        if declared is None or not declared.isdigit():
+            raise Failure(400, "INVALID_ARGUMENT", "X-Goog-Upload-Header-Content-Length is required.")
+        body = self.json_body(raw)
+        file = body.get("file") or {}
+        mime = self.headers.get("X-Goog-Upload-Header-Content-Type") or file.get("mimeType") or file.get("mime_type")
+        if not mime:
+            raise Failure(400, "INVALID_ARGUMENT", "The file's MIME type is required (X-Goog-Upload-Header-Content-Type).")
+        upload_id = uuid.uuid4().hex
+        display = file.get("displayName") or file.get("display_name") or self.headers.get("X-Goog-Upload-File-Name") or ""
+        with LOCK:
+            SESSIONS[upload_id] = {"key": key, "declared": int(declared), "mime": mime, "display": display,
+                                   "data": bytearray(), "name": file.get("name")}
+            stats(key)["uploads_started"] += 1
+        location = f"{self.origin()}/upload/v1beta/files?upload_id={upload_id}&upload_protocol=resumable"
+        self.send(200, raw=b"", headers={"X-Goog-Upload-URL": location, "X-Goog-Upload-Status": "active",
+                                          "X-Goog-Upload-Chunk-Granularity": "8388608"})
+
+    def upload_bytes(self, upload_id, raw):
+        with LOCK:
+            session = SESSIONS.get(upload_id)
+        if session is None:
+            raise Failure(404, "NOT_FOUND", "Unknown upload session.")
+        if self.headers.get("x-goog-api-key"):
+            session["saw_key"] = True
+        command = [c.strip() for c in (self.headers.get("X-Goog-Upload-Command") or "").split(",")]
+        offset = self.headers.get("X-Goog-Upload-Offset")
+        if "upload" not in command or offset is None or not offset.isdigit():
+            raise Failure(400, "INVALID_ARGUMENT", "X-Goog-Upload-Command: upload[, finalize] and X-Goog-Upload-Offset are required.")
+        with LOCK:
+            if int(offset) != len(session["data"]):
+                self.send(400, {"error": {"code": 400, "message": f"Offset {offset} does not match {len(session['data'])} bytes received.",
+                                          "status": "INVALID_ARGUMENT"}}, headers={"X-Goog-Upload-Status": "active"})
+                return
+            session["data"].extend(raw)
+            stats(session["key"])["upload_chunks"] += 1
+        if "finalize" not in command:
+            return self.send(200, raw=b"", headers={"X-Goog-Upload-Status": "active"})
+        if len(session["data"]) != session["declared"]:
+            raise Failure(400, "INVALID_ARGUMENT", f"Received {len(session['data'])} bytes, but {session['declared']} were declared.")
+        file_id = (session.get("name") or "").removeprefix("files/") or uuid.uuid4().hex[:12]
+        created = now()
+        display = session["display"]
+        resource = {
+            "name": f"files/{file_id}",
+            "displayName": display,
+            "mimeType": session["mime"],
+            "sizeBytes": str(len(session["data"])),
+            "createTime": stamp(created),
+            "updateTime": stamp(created),
+            "expirationTime": stamp(created + datetime.timedelta(hours=48)),
+            "sha256Hash": base64.b64encode(hashlib.sha256(bytes(session["data"])).hexdigest().encode()).decode(),
+            "uri": f"{self.origin()}/v1beta/files/{file_id}",
+            "state": "PROCESSING",
+            "source": "UPLOADED",
+            "_key": session["key"],
+            "_sha256": hashlib.sha256(bytes(session["data"])).hexdigest(),
+            "_saw_key": session.get("saw_key", False),
+        }
+        with LOCK:
+            FILES[file_id] = resource
+            del SESSIONS[upload_id]
+            stats(session["key"])["uploads_finalized"] += 1
+        self.send(200, {"file": public(resource)}, headers={"X-Goog-Upload-Status": "final"})
+
+    def get_file(self, key, file_id):
+        with LOCK:
+            resource = FILES.get(file_id)
+            if resource is None:
+                raise Failure(403, "PERMISSION_DENIED", f"You do not have permission to access the File {file_id} or it may not exist.")
+            stats(key)["file_gets"] += 1
+            if resource["state"] == "PROCESSING" and "never-active" not in resource["displayName"]:
+                if "fails-processing" in resource["displayName"]:
+                    resource["state"] = "FAILED"
+                    resource["error"] = {"code": 400, "message": "The file could not be processed: unsupported content."}
+                else:
+                    resource["state"] = "ACTIVE"
+                resource["updateTime"] = stamp(now())
+            view = public(resource)
+            # Private facts for the tests, under a field the real API does not have.
+            view["fixture"] = {"sha256": resource["_sha256"], "uploadSawKey": resource["_saw_key"]}
+            return view
+
+    # -- the API --------------------------------------------------------------
+
+    def api(self, method, route, query, key, raw):
+        body = self.json_body(raw) if method in ("POST", "PATCH") else {}
+        if route == "files" and method == "GET":
+            with LOCK:
+                return self.send(200, {"files": [public(f) for f in FILES.values()]})
+        if route.startswith("files/"):
+            file_id = route[len("files/"):]
+            if method == "GET":
+                return self.send(200, self.get_file(key, file_id))
+            if method == "DELETE":
+                with LOCK:
+                    FILES.pop(file_id, None)
+                return self.send(200, {})
+        if route == "cachedContents" and method == "POST":
+            return self.create_cache(key, body)
+        if route == "cachedContents" and method == "GET":
+            with LOCK:
+                stats(key)["cache_lists"] += 1
+                live = [public(c) for c in CACHES.values() if parse_stamp(c["expireTime"]) > now()]
+            size = int(query.get("pageSize", ["50"])[0])
+            start = int(query.get("pageToken", ["0"])[0] or 0)
+            page = {"cachedContents": live[start:start + size]}
+            if start + size < len(live):
+                page["nextPageToken"] = str(start + size)
+            return self.send(200, page)
+        if route.startswith("cachedContents/"):
+            name = route
+            with LOCK:
+                cache = live_cache(name)
+                if method == "GET":
+                    stats(key)["cache_gets"] += 1
+                    return self.send(200, public(cache))
+                if method == "DELETE":
+                    del CACHES[name]
+                    stats(key)["caches_deleted"] += 1
+                    return self.send(200, {})
+                if method == "PATCH":
+                    self.set_expiry(cache, body)
+                    cache["updateTime"] = stamp(now())
+                    return self.send(200, public(cache))
+        match = re.fullmatch(r"models/([^/:]+):(generateContent|streamGenerateContent|countTokens)", route)
+        if match and method == "POST":
+            model, verb = f"models/{match.group(1)}", match.group(2)
+            if verb == "countTokens":
+                return self.count_tokens(key, model, body)
+            return self.generate(key, model, body, stream=verb == "streamGenerateContent", sse=query.get("alt") == ["sse"])
+        raise Failure(404, "NOT_FOUND", f"Method not found: {method} /v1beta/{route}")
+
+    def set_expiry(self, cache, body):
+        if "ttl" in body:
+            seconds = parse_duration(body["ttl"])
+            if seconds is None:
+                raise Failure(400, "INVALID_ARGUMENT", f"Invalid value at 'cached_content.ttl' ({body['ttl']!r}): expected a duration such as \"3600s\".")
+            cache["expireTime"] = stamp(now() + datetime.timedelta(seconds=seconds))
+        elif "expireTime" in body or "expire_time" in body:
+            moment = parse_stamp(body.get("expireTime") or body.get("expire_time"))
+            if moment is None:
+                raise Failure(400, "INVALID_ARGUMENT", "Invalid value at 'cached_content.expire_time'.")
+            cache["expireTime"] = stamp(moment)
+        else:
+            cache["expireTime"] = stamp(now() + datetime.timedelta(hours=1))
+
+    def create_cache(self, key, body):
+        model = body.get("model") or ""
+        if not model.startswith("models/"):
+            raise Failure(400, "INVALID_ARGUMENT", "cachedContent.model must be a model name such as models/gemini-2.5-flash.")
+        with LOCK:
+            total = tokens_of_contents(body.get("contents") or [])
+            system = system_of(body)
+            if system:
+                total += sum(tokens_of_part(p) for p in system.get("parts") or [])
+            if total < MIN_CACHE_TOKENS:
+                stats(key)["cache_creations_refused"] += 1
+                raise Failure(400, "INVALID_ARGUMENT", f"Cached content is too small. total_token_count={total}, min_total_token_count={MIN_CACHE_TOKENS}")
+            created = now()
+            name = f"cachedContents/{uuid.uuid4().hex[:16]}"
+            cache = {
+                "name": name, "model": model, "displayName": body.get("displayName") or body.get("display_name") or "",
+                "createTime": stamp(created), "updateTime": stamp(created),
+                "usageMetadata": {"totalTokenCount": total},
+                "_tokens": total, "_system": system, "_contents": body.get("contents") or [],
+            }
+            self.set_expiry(cache, body)
+            CACHES[name] = cache
+            stats(key)["caches_created"] += 1
+            return self.send(200, public(cache))
+
+    def prompt_tokens(self, model, request):
+        """(prompt tokens including the cache, cached tokens, the cache)"""
+        contents = request.get("contents") or []
+        cached, cache = 0, None
+        name = request.get("cachedContent") or request.get("cached_content")
+        if name:
+            cache = live_cache(name, model)
+            for forbidden in ("systemInstruction", "system_instruction", "tools", "toolConfig", "tool_config"):
+                if forbidden in request:
+                    raise Failure(400, "INVALID_ARGUMENT", "CachedContent can not be used with GenerateContent request setting system_instruction, tools or tool_config.\n\nProposed fix: move those values to CachedContent from GenerateContent request.")
+            cached = cache["_tokens"]
+        total = tokens_of_contents(contents)
+        system = system_of(request)
+        if system:
+            total += sum(tokens_of_part(p) for p in system.get("parts") or [])
+        return total + cached, cached, cache
+
+    def count_tokens(self, key, model, body):
+        request = body.get("generateContentRequest") or body.get("generate_content_request") or {"contents": body.get("contents")}
+        if request.get("model") not in (None, model):
+            raise Failure(400, "INVALID_ARGUMENT", "generateContentRequest.model must match the model in the URL.")
+        with LOCK:
+            total, cached, _ = self.prompt_tokens(model, request)
+            stats(key)["count_tokens"] += 1
+        answer = {"totalTokens": total}
+        if cached:
+            answer["cachedContentTokenCount"] = cached
+        return self.send(200, answer)
+
+    def generate(self, key, model, body, stream, sse):
+        contents = body.get("contents")
+        if not contents:
+            raise Failure(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
+        config = body.get("generationConfig") or {}
+        with LOCK:
+            prompt, cached, cache = self.prompt_tokens(model, body)
+            counters = stats(key)
+            counters["stream" if stream else "generate"] += 1
+            if cache:
+                counters["generate_with_cache"] += 1
+        files = sum(1 for c in contents for p in c.get("parts") or [] if "fileData" in p or "file_data" in p)
+        text = f"fixture answer to: {last_text(contents)}"
+        if cache:
+            text += f" [with {cache['name']}]"
+        if files:
+            text += f" [files: {files}]"
+        if config.get("responseMimeType") == "application/json":
+            text = json.dumps({"answer": text})
+        candidates = math.ceil(len(text.encode()) / 4)
+        usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": prompt + candidates}
+        if cached:
+            usage["cachedContentTokenCount"] = cached
+            usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+        response = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+                    "usageMetadata": usage, "modelVersion": model.removeprefix("models/"), "responseId": uuid.uuid4().hex[:12]}
+        if not stream:
+            return self.send(200, response)
+        half = len(text) // 2
+        first = {"candidates": [{"content": {"role": "model", "parts": [{"text": text[:half]}]}, "index": 0}],
+                 "usageMetadata": {"promptTokenCount": prompt, "totalTokenCount": prompt}, "modelVersion": response["modelVersion"]}
+        second = dict(response)
+        second["candidates"] = [{"content": {"role": "model", "parts": [{"text": text[half:]}]}, "finishReason": "STOP", "index": 0}]
+        if sse:
+            data = b"".join(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n" for chunk in (first, second))
+            return self.send(200, raw=data, headers={"Content-Type": "text/event-stream"})
+        return self.send(200, [first, second])
+
+
+def main():
+    global MIN_CACHE_TOKENS
+    port = int(sys.argv[1])
+    if "--min-cache-tokens" in sys.argv:
+        MIN_CACHE_TOKENS = int(sys.argv[sys.argv.index("--min-cache-tokens") + 1])
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
