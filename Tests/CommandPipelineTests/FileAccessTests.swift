@@ -83,7 +83,7 @@ import Testing
                 if flip {
                     symlink(outside.appendingPathComponent("secret.txt").path, staging)
                 } else {
-                    FileManager.default.createFile(atPath: staging, contents: Data("inside".utf8))
+                    _ = FileManager.default.createFile(atPath: staging, contents: Data("inside".utf8))
                 }
                 rename(staging, target)
                 flip.toggle()
@@ -125,7 +125,7 @@ import Testing
         let file = try resolver.open("a.txt").get()
         let path = root.appendingPathComponent("a.txt").path
         try FileManager.default.removeItem(atPath: path)
-        FileManager.default.createFile(atPath: path, contents: Data("someone else's".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("someone else's".utf8))
         guard case .failure(let refusal) = resolver.removeEphemeral(file) else {
             Issue.record("a replaced file was deleted")
             return

@@ -122,6 +122,9 @@ public struct CallInvoker: Sendable {
             return result
         case .expired(.success(let response)):
             return .success(response)
+        case .expired(.failure(let error)) where error.kind != .cancelled:
+            // The provider answered with its own error as the deadline passed: that error is the truth.
+            return .failure(error)
         case .expired(.failure):
             return .failure(APIError(
                 .timeout, "\(context) timed out after \(callTimeout.formattedSeconds) (per-call timeout)",
