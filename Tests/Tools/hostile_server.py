@@ -248,12 +248,15 @@ class SinkHandler(Handler):
     sink = True
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default backlog (5) resets connections when a test sends dozens at once
+
+
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    sink = ThreadingHTTPServer(("127.0.0.1", 0), SinkHandler)
-    sink.daemon_threads = True
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    sink = Server(("127.0.0.1", 0), SinkHandler)
+    server = Server(("127.0.0.1", port), Handler)
     PORTS["main"], PORTS["sink"] = server.server_address[1], sink.server_address[1]
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     print(f"PORT {server.server_address[1]}", flush=True)

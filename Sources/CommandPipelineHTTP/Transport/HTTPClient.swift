@@ -99,10 +99,16 @@ public final class HTTPClient: Sendable {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<(Int, [String: String]), any Error>) in
                 delegate.register(task, head: head, body: continuation)
                 continuation.onTermination = { @Sendable _ in task.cancel() }
-                task.resume()
+                // Cancelled before registering: `onCancel` found nothing to end, so end it here
+                // (a task cancelled before it resumes may never report its completion).
+                if Task.isCancelled {
+                    delegate.abandon(task)
+                } else {
+                    task.resume()
+                }
             }
-        } onCancel: {
-            task.cancel()
+        } onCancel: { [delegate] in
+            delegate.abandon(task)
         }
         return StreamedResponse(status: status, headers: headers, body: body)
     }
@@ -161,6 +167,17 @@ final class TaskDelegate: NSObject, URLSessionDataDelegate, Sendable {
         let deadline = Deadline(timer)
         entries.withLock { $0[id] = Entry(head: head, body: body, deadline: deadline) }
         timer.resume()
+    }
+
+    /// Ends `task` as cancelled at once, on our side too: its awaiting caller resumes even if
+    /// URLSession never reports the completion.
+    func abandon(_ task: URLSessionTask) {
+        let entry = entries.withLock { $0.removeValue(forKey: task.taskIdentifier) }
+        task.cancel()
+        guard let entry else { return }
+        entry.deadline?.source.cancel()
+        entry.head?.resume(throwing: CancellationError())
+        entry.body.finish(throwing: CancellationError())
     }
 
     /// Ends `task` with `failure` (unless it already ended).
