@@ -209,3 +209,25 @@ struct AbsurdUsageProvider: GenerationCapability {
         #expect(plan.retryAfter == .seconds(86_400))
     }
 }
+
+@Suite struct ErrorPathTests {
+    /// Refuses a reserved provider option, naming it relative to the call as adapters do.
+    struct RefusingProvider: GenerationCapability {
+        var providerName: String { "refusing" }
+        func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+            if request.parts == [.text("down")] { throw APIError(.providerError, "down", retryable: false) }
+            if request.parts == [.text("bad")] {
+                throw APIError(.invalidCommand, "config.provider_options.stream cannot be set", path: "config.provider_options.stream")
+            }
+            return GenerationResponse(text: "ok", model: request.model, usage: .zero)
+        }
+    }
+
+    @Test func anAdaptersRelativePathGetsTheCallsPath() async throws {
+        let engine = PipelineEngine(provider: RefusingProvider())
+        let error = try #require(await engine.execute(command(prompts: ["fine", "bad"])).failure)
+        #expect(error.path == "plan.calls[1].config.provider_options.stream")
+        let viaFallback = try #require(await engine.executeWithFallback(command(prompts: ["down"], fallback: APICall(model: "m", parts: [.text("bad")]))).failure)
+        #expect(viaFallback.path == "plan.fallback_call.config.provider_options.stream")
+    }
+}

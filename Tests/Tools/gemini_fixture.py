@@ -528,6 +528,7 @@ def main():
     port = int(sys.argv[1])
     if "--min-cache-tokens" in sys.argv:
         MIN_CACHE_TOKENS = int(sys.argv[sys.argv.index("--min-cache-tokens") + 1])
+    ThreadingHTTPServer.request_queue_size = 256  # the default backlog (5) resets connections under a burst
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.serve_forever()

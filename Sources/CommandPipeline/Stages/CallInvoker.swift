@@ -104,18 +104,25 @@ public struct CallInvoker: Sendable {
     /// One attempt, bounded by `callTimeout`; every error comes back as an `APIError`.
     private func attempt(_ request: GenerationRequest, callIndex: Int, provider: any GenerationCapability) async -> Result<GenerationResponse, APIError> {
         let context = "call \(callIndex) (\(request.model))"
+        /// An adapter names the call's fields relative to it (`config.provider_options.stream`); here they get the call's path.
+        @Sendable func located(_ error: APIError) -> APIError {
+            guard let path = error.path, !path.hasPrefix("plan.") else { return error }
+            var error = error
+            error.path = "plan.calls[\(callIndex)].\(path)"
+            return error
+        }
         guard let callTimeout else {
             do {
                 return .success(try await provider.generate(request))
             } catch {
-                return .failure(APIError(wrapping: error, provider: provider.providerName, context: context))
+                return .failure(located(APIError(wrapping: error, provider: provider.providerName, context: context)))
             }
         }
         switch await deadlines.race(callTimeout, { () async -> Result<GenerationResponse, APIError> in
             do {
                 return .success(try await provider.generate(request))
             } catch {
-                return .failure(APIError(wrapping: error, provider: provider.providerName, context: context))
+                return .failure(located(APIError(wrapping: error, provider: provider.providerName, context: context)))
             }
         }) {
         case .finished(let result):

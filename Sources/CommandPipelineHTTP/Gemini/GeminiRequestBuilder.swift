@@ -49,7 +49,7 @@ struct GeminiRequestBuilder {
                 throw APIError(
                     .invalidCommand,
                     "config.provider_options.\(key) would override what the gemini adapter sets; use \(instead) instead",
-                    provider: providerName)
+                    path: "config.provider_options.\(key)", provider: providerName)
             }
             if Self.requestLevelOptions.contains(name) {
                 body[key] = value
