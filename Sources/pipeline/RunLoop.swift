@@ -205,7 +205,8 @@ struct RunLoop {
         case .skipped: stats.skipped.add(1, ordering: .relaxed)
         }
         if outcome.usedFallback { stats.fallbacks.add(1, ordering: .relaxed) }
-        stats.tokens.add(outcome.tokens, ordering: .relaxed)
+        // One writer (this loop): a saturating load-and-store, so absurd usage cannot wrap the total.
+        stats.tokens.store(stats.tokens.load(ordering: .relaxed).addingSaturating(outcome.tokens), ordering: .relaxed)
     }
 
     private func write(_ outcome: Outcome, to writer: LineWriter) {
@@ -244,7 +245,7 @@ struct RunLoop {
             case .success(let finalized):
                 return Outcome(line: line, status: .succeeded, tokens: finalized.usage.totalTokens, usedFallback: finalized.telemetry.usedFallback)
             case .failure(let error):
-                let tokens = error.partialResponses.reduce(0) { $0 + $1.usage.totalTokens }
+                let tokens = error.partialResponses.saturatingSum(\.usage.totalTokens)
                 return Outcome(line: line, status: .failed, tokens: tokens, usedFallback: false)
             }
         }
