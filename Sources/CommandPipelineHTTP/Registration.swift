@@ -2,11 +2,14 @@ import CommandPipeline
 import Foundation
 
 extension ProviderRegistry {
-    /// The built-in providers plus the HTTP ones (`openai`).
+    /// The built-in providers plus the HTTP ones (`openai`, `anthropic`).
     public static var withHTTPProviders: ProviderRegistry {
         var registry = ProviderRegistry.standard
         registry.register(OpenAIProvider.name) { options throws(APIError) in
             try OpenAIProvider.make(OpenAIConfiguration(options: options))
+        }
+        registry.register(AnthropicProvider.name) { options throws(APIError) in
+            try AnthropicProvider.make(AnthropicConfiguration(options: options))
         }
         return registry
     }

@@ -4,6 +4,8 @@
 /// The cache holds the shared parts and the first call's system instruction, for the
 /// first call's model; calls with another model or system instruction run without it.
 /// A provider without `CachingCapability` skips the stage (telemetry shows the key with no id).
+/// Providers that cache by prefix (`CacheReference.Kind.prefix`) fit the same stage: creating
+/// the cache writes the prefix once, and the calls then carry the context with a breakpoint.
 public struct CacheStage: ExecutionStage {
     public let registry: CacheRegistry
     /// Cache creation is retried like every request (`RetryPolicy.none` to not retry).
@@ -35,9 +37,7 @@ public struct CacheStage: ExecutionStage {
         }
         do throws(APIError) {
             let lease = try await registry.lease(for: request, using: caching, retrier: retrier)
-            return state.with(
-                cache: lease.reference,
-                telemetry: CacheTelemetry(id: lease.reference.id, key: request.key, created: lease.created, reused: !lease.created))
+            return state.with(cache: lease.reference, telemetry: CacheTelemetry(reference: lease.reference, key: request.key, created: lease.created))
         } catch {
             var error = error
             if error.kind != .cancelled {
