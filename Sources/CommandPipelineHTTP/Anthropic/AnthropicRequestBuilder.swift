@@ -63,7 +63,7 @@ struct AnthropicRequestBuilder {
             messages.append(Message(role: "user", blocks: [Self.text(".")]))
         }
 
-        let cacheControl: JSONValue? = purpose == .countTokens ? nil : request.cache.flatMap(Self.cacheControl)
+        let cacheControl: JSONValue? = purpose == .countTokens ? Optional<JSONValue>.none : request.cache.flatMap(Self.cacheControl)
         if let cacheControl, let at = breakpoint, case .object(var block) = messages[at.message].blocks[at.block] {
             block["cache_control"] = cacheControl
             messages[at.message].blocks[at.block] = .object(block)
@@ -157,7 +157,9 @@ struct AnthropicRequestBuilder {
     private func block(_ part: APIPart, index: Int) throws(APIError) -> JSONValue? {
         switch part {
         case .text(let text):
-            return text.isEmpty ? nil : Self.text(text)
+            // Not `text.isEmpty ? nil : …`: there `nil` would be JSONValue's null literal.
+            if text.isEmpty { return Optional<JSONValue>.none }
+            return Self.text(text)
         case .inline(let inline):
             let mime = inline.mimeType.lowercased()
             let base64 = inline.data.base64EncodedString()
