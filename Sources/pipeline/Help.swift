@@ -17,14 +17,19 @@ enum Help {
       pipeline --concurrency 128 --unordered < commands.jsonl > results.jsonl
 
     OPTIONS (run):
-      --provider NAME           mock (built in, offline) or openai (any OpenAI-compatible server)
+      --provider NAME           mock (built in, offline), openai (any OpenAI-compatible server) or anthropic
                                                                                default: mock
-      --base-url URL            provider endpoint, e.g. http://127.0.0.1:8000/v1
-                                                                               default: https://api.openai.com/v1 (openai)
+      --base-url URL            provider endpoint, e.g. http://127.0.0.1:8000/v1; for anthropic the origin
+                                (the adapter appends /v1/…), e.g. http://127.0.0.1:8000/anthropic
+                                                                               default: https://api.openai.com/v1 (openai),
+                                                                               https://api.anthropic.com (anthropic)
       --api-key-env VAR         environment variable holding the API key (never a flag; optional on loopback)
-                                                                               default: OPENAI_API_KEY (openai)
-      --capabilities LIST       what an OpenAI-compatible server has: generation,uploads,streaming
-                                                                               default: uploads,streaming on api.openai.com, streaming elsewhere
+                                                                               default: OPENAI_API_KEY (openai),
+                                                                               ANTHROPIC_API_KEY (anthropic)
+      --capabilities LIST       what the server has: generation,uploads,streaming (openai);
+                                generation,uploads,caching,streaming,token_counting (anthropic)
+                                                                               default: uploads,streaming on api.openai.com, streaming elsewhere;
+                                                                               all of them for anthropic
       --concurrency N           commands in flight at once                     default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --quiet                   no progress line and no summary on stderr      default: off

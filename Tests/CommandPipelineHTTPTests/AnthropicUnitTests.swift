@@ -144,6 +144,15 @@ import Testing
         #expect(absurd.promptTokens == 0 && absurd.completionTokens == Limits.reportedTokens.upperBound && absurd.cachedTokens == 0)
     }
 
+    @Test func cacheWritesAndCacheKindsReachTheWire() {
+        #expect(JSONSerializer.serialize(Usage(promptTokens: 10, cachedTokens: 4).wireValue) == #"{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cached_tokens":4}"#)
+        #expect(JSONSerializer.serialize(Usage(promptTokens: 10, cacheCreationTokens: 6).wireValue).hasSuffix(#""cached_tokens":0,"cache_creation_tokens":6}"#))
+        #expect((Usage(cacheCreationTokens: 2) + Usage(cacheCreationTokens: .max)).cacheCreationTokens == Limits.reportedTokens.upperBound)
+        let prefix = CacheTelemetry(reference: CacheReference(id: "prefix:k", key: "k", model: "m", tokenCount: 2048, kind: .prefix(partCount: 1)), key: "k", created: true)
+        #expect(prefix.kind == .prefix && prefix.tokenCount == 2048 && prefix.created && !prefix.reused)
+        #expect(CacheTelemetry(reference: CacheReference(id: "c", key: "k", model: "m"), key: "k", created: false).kind == .stored)
+    }
+
     @Test(arguments: [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "refusal"), ("pause_turn", "pause_turn")])
     func stopReasonsMapToFinishReasons(stop: String, finish: String) {
         #expect(AnthropicResponses.finishReason(stop) == finish)
