@@ -2,7 +2,7 @@ import CommandPipeline
 import Foundation
 
 extension ProviderRegistry {
-    /// The built-in providers plus the HTTP ones (`openai`, `gemini`).
+    /// The built-in providers plus the HTTP ones (`openai`, `gemini`, `anthropic`).
     public static var withHTTPProviders: ProviderRegistry {
         var registry = ProviderRegistry.standard
         registry.register(OpenAIProvider.name) { options throws(APIError) in
@@ -10,6 +10,9 @@ extension ProviderRegistry {
         }
         registry.register(GeminiProvider.name) { options throws(APIError) in
             GeminiProvider.make(try GeminiConfiguration(options: options))
+        }
+        registry.register(AnthropicProvider.name) { options throws(APIError) in
+            try AnthropicProvider.make(AnthropicConfiguration(options: options))
         }
         return registry
     }

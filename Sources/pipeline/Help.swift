@@ -17,16 +17,22 @@ enum Help {
       pipeline --concurrency 128 --unordered < commands.jsonl > results.jsonl
 
     OPTIONS (run):
-      --provider NAME           mock (built in, offline), openai (any OpenAI-compatible server) or gemini (native API)
+      --provider NAME           mock (built in, offline), openai (any OpenAI-compatible server), gemini or anthropic (native APIs)
                                                                                default: mock
-      --base-url URL            provider endpoint, e.g. http://127.0.0.1:8000/v1; for gemini the origin (/v1beta/… is appended)
-                                                                               default: https://api.openai.com/v1 (openai), https://generativelanguage.googleapis.com (gemini)
+      --base-url URL            provider endpoint, e.g. http://127.0.0.1:8000/v1; for gemini and anthropic the origin
+                                (the adapter appends /v1beta/… or /v1/…), e.g. http://127.0.0.1:8000/anthropic
+                                                                               default: https://api.openai.com/v1 (openai),
+                                                                               https://generativelanguage.googleapis.com (gemini),
+                                                                               https://api.anthropic.com (anthropic)
       --api-key-env VAR         environment variable holding the API key (never a flag; optional on loopback)
-                                                                               default: OPENAI_API_KEY (openai), GEMINI_API_KEY then GOOGLE_API_KEY (gemini)
+                                                                               default: OPENAI_API_KEY (openai), GEMINI_API_KEY then
+                                                                               GOOGLE_API_KEY (gemini), ANTHROPIC_API_KEY (anthropic)
       --allow-insecure-http     send the key over plain http:// to a host off this machine
                                                                                default: off (loopback is always allowed)
-      --capabilities LIST       what an OpenAI-compatible server has: generation,uploads,streaming
-                                                                               default: uploads,streaming on api.openai.com, streaming elsewhere
+      --capabilities LIST       what the server has: generation,uploads,streaming (openai);
+                                generation,uploads,caching,streaming,token_counting (anthropic)
+                                                                               default: uploads,streaming on api.openai.com, streaming elsewhere;
+                                                                               all of them for anthropic and gemini
       --concurrency N           commands in flight at once, 1–10000            default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --quiet                   no progress line and no summary on stderr      default: off

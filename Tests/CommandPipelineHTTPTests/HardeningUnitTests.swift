@@ -100,7 +100,7 @@ import Testing
 
 @Suite struct EndpointRuleTests {
     /// Every HTTP provider meets the endpoint rules (`EndpointRules`).
-    static let providers = ["openai", "gemini"]
+    static let providers = ["openai", "gemini", "anthropic"]
 
     func options(_ url: String, key: String? = "sk-x", allowInsecure: Bool = false) -> ProviderOptions {
         let keys = key.map { ["OPENAI_API_KEY": $0, "GEMINI_API_KEY": $0, "ANTHROPIC_API_KEY": $0] } ?? [:]
@@ -113,7 +113,7 @@ import Testing
 
     @Test(arguments: providers)
     func userinfoInTheBaseURLIsRefusedWithoutRepeatingIt(provider: String) {
-        for url in ["http://user:hunter2@127.0.0.1:8000/v1", "https://user:hunter2@api.example.com/v1", "http://hunter2@localhost/v1"] {
+        for url in ["http://user:hunter2@127.0.0.1:8000/api", "https://user:hunter2@api.example.com/api", "http://hunter2@localhost/api"] {
             do {
                 try make(provider, options(url))
                 Issue.record("\(provider): \(url) was accepted")
@@ -129,10 +129,10 @@ import Testing
 
     @Test(arguments: providers)
     func aKeyGoesOverPlainHTTPOnlyToThisMachineUnlessAllowed(provider: String) throws {
-        for url in ["http://127.0.0.1:8000/v1", "http://127.1.2.3/v1", "http://localhost:1/v1", "http://[::1]:8000/v1", "https://api.example.com/v1"] {
+        for url in ["http://127.0.0.1:8000/api", "http://127.1.2.3/api", "http://localhost:1/api", "http://[::1]:8000/api", "https://api.example.com/api"] {
             #expect(throws: Never.self, "\(provider): \(url)") { try make(provider, options(url)) }
         }
-        for url in ["http://api.example.com/v1", "http://10.0.0.5:8000/v1", "http://127.0.0.1.example.com/v1", "http://127.evil.example/v1", "HTTP://192.0.2.1/v1"] {
+        for url in ["http://api.example.com/api", "http://10.0.0.5:8000/api", "http://127.0.0.1.example.com/api", "http://127.evil.example/api", "HTTP://192.0.2.1/api"] {
             let error = #expect(throws: APIError.self, "\(provider): \(url)") { try make(provider, options(url)) }
             #expect(error?.message.contains("--allow-insecure-http") == true, "\(url): \(String(describing: error))")
             #expect(throws: Never.self, "\(url)") { try make(provider, options(url, allowInsecure: true)) }

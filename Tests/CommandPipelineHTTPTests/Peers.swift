@@ -33,6 +33,29 @@ enum Peers {
     static let geminiFixture: Result<URL, PeerError> = start(
         "gemini fixture", [python.path, packageRoot.appendingPathComponent("Tests/Tools/gemini_fixture.py").path, "{port}"], path: "")
 
+    /// llmock (`pip install llmock`) for the Anthropic adapter: Anthropic's routes are under
+    /// `/anthropic`, answers echo the prompt, faults are scripted through `/_llmock/scenario`.
+    static let llmockAnthropic: Result<URL, PeerError> = start(
+        "llmock (anthropic)",
+        [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}",
+         "--response-style", "echo", "--log-level", "warning"]
+    ).map(origin)
+
+    /// fakellm (`pip install fakellm`), a second server for Anthropic messages and streaming.
+    static let fakeLLM: Result<URL, PeerError> = start(
+        "fakellm", [python.path, packageRoot.appendingPathComponent("Tests/Tools/fakellm_peer.py").path, "{port}"]
+    ).map(origin)
+
+    /// Our Anthropic fixture (prompt caching, count_tokens, Files API), checked with the SDK.
+    static let anthropicFixtureKey = "sk-ant-fixture-key-0042"
+    static let anthropicFixture: Result<URL, PeerError> = start(
+        "anthropic fixture",
+        [python.path, packageRoot.appendingPathComponent("Tests/Tools/anthropic_fixture.py").path, "{port}", "--key", anthropicFixtureKey]
+    ).map(origin)
+
+    /// `http://127.0.0.1:PORT` from the `…/v1` URL `start` gives (Anthropic's base URL is the origin).
+    private static func origin(_ url: URL) -> URL { url.deletingLastPathComponent() }
+
     struct PeerError: Error, CustomStringConvertible {
         var description: String
     }

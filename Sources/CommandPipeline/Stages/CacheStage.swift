@@ -6,6 +6,8 @@
 /// A provider without `CachingCapability` skips the stage (telemetry shows the key with no id).
 /// A context below the provider's minimum cache size is no error either: the command runs
 /// uncached and `telemetry.cache.uncached_reason` says why.
+/// Providers that cache by prefix (`CacheReference.Kind.prefix`) fit the same stage: creating
+/// the cache writes the prefix once, and the calls then carry the context with a breakpoint.
 public struct CacheStage: ExecutionStage {
     public let registry: CacheRegistry
     /// Cache creation is retried like every request (`RetryPolicy.none` to not retry).
@@ -37,9 +39,7 @@ public struct CacheStage: ExecutionStage {
         }
         do throws(APIError) {
             let lease = try await registry.lease(for: request, using: caching, retrier: retrier)
-            return state.with(
-                cache: lease.reference,
-                telemetry: CacheTelemetry(id: lease.reference.id, key: request.key, created: lease.created, reused: !lease.created))
+            return state.with(cache: lease.reference, telemetry: CacheTelemetry(reference: lease.reference, key: request.key, created: lease.created))
         } catch where error.code == APIError.cacheBelowMinimumCode {
             // Not a failure of the command: it runs with the shared parts themselves.
             return state.with(

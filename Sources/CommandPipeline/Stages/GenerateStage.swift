@@ -19,11 +19,17 @@ public struct GenerateStage: ExecutionStage {
     public func applies(to state: ExecutionState) -> Bool { state.responses.isEmpty }
 
     /// The request for call `index`: with the cache when it fits the call, else with the shared parts.
+    /// A prefix cache (`CacheReference.Kind.prefix`) keeps the shared parts and the system
+    /// instruction in the request; a stored cache replaces them.
     public static func request(for state: ExecutionState, call index: Int) -> GenerationRequest {
         let call = state.calls[index]
         if let cache = state.cache, cache.model == call.model,
             call.config.systemInstruction == state.calls[0].config.systemInstruction
         {
+            if case .prefix = cache.kind {
+                // The provider caches by prefix: the request carries the whole context.
+                return GenerationRequest(model: call.model, parts: state.sharedParts + call.parts, config: call.config, cache: cache)
+            }
             return GenerationRequest(model: call.model, parts: call.parts, config: call.config.withoutSystemInstruction(), cache: cache)
         }
         return uncachedRequest(for: state, call: index)

@@ -84,6 +84,12 @@ public struct UploadCounts: Sendable, Hashable {
 
 /// The cache a command used, and whether this command created it.
 public struct CacheTelemetry: Sendable, Hashable {
+    /// How the provider caches: a stored cache object, or a request prefix.
+    public enum Kind: String, Sendable, Hashable {
+        case stored
+        case prefix
+    }
+
     public var id: String?
     public var key: String
     public var created: Bool
@@ -91,12 +97,28 @@ public struct CacheTelemetry: Sendable, Hashable {
     /// Why the command ran without the cache its plan asked for (e.g. a context below the
     /// provider's minimum cache size); nil otherwise.
     public var uncachedReason: String?
-    public init(id: String?, key: String, created: Bool, reused: Bool, uncachedReason: String? = nil) {
+    /// `nil` when no cache was made (the provider cannot cache).
+    public var kind: Kind?
+    /// Tokens the cache holds, when the provider said (for a prefix cache: what creating it wrote or found).
+    public var tokenCount: Int?
+    public init(id: String?, key: String, created: Bool, reused: Bool, kind: Kind? = nil, tokenCount: Int? = nil, uncachedReason: String? = nil) {
         self.id = id
         self.key = key
         self.created = created
         self.reused = reused
         self.uncachedReason = uncachedReason
+        self.kind = kind
+        self.tokenCount = tokenCount.map { Limits.reportedTokens.clamp($0) }
+    }
+
+    /// The telemetry of a cache `reference` leased by a command.
+    public init(reference: CacheReference, key: String, created: Bool) {
+        let kind: Kind
+        switch reference.kind {
+        case .stored: kind = .stored
+        case .prefix: kind = .prefix
+        }
+        self.init(id: reference.id, key: key, created: created, reused: !created, kind: kind, tokenCount: reference.tokenCount)
     }
 }
 

@@ -2,6 +2,18 @@ import Foundation
 
 /// A provider-neutral handle on a cache the provider holds.
 public struct CacheReference: Sendable, Hashable {
+    /// How the provider holds the context, which decides what a request using the cache carries.
+    public enum Kind: Sendable, Hashable {
+        /// The provider stores the context under `id` (Gemini, the mock): a request names the
+        /// cache and carries only the call's own parts, without the system instruction.
+        case stored
+        /// The provider caches a request's leading context by itself (Anthropic): a request
+        /// carries the whole context, and the provider marks the end of its system instruction
+        /// and first `partCount` parts as the cacheable prefix. Nothing can go stale: a prefix
+        /// the provider no longer holds is simply written again.
+        case prefix(partCount: Int)
+    }
+
     /// The provider's name for the cache, e.g. `cachedContents/abc` or `mock-cache-<key>`.
     public var id: String
     /// The engine's key for the cached context.
@@ -12,10 +24,11 @@ public struct CacheReference: Sendable, Hashable {
     public var tokenCount: Int?
     public var createdAt: Date
     public var expiresAt: Date?
+    public var kind: Kind
 
     public init(
         id: String, key: String, model: String, tokenCount: Int? = nil, createdAt: Date = Date(),
-        expiresAt: Date? = nil
+        expiresAt: Date? = nil, kind: Kind = .stored
     ) {
         self.id = id
         self.key = key
@@ -23,5 +36,6 @@ public struct CacheReference: Sendable, Hashable {
         self.tokenCount = tokenCount
         self.createdAt = createdAt
         self.expiresAt = expiresAt
+        self.kind = kind
     }
 }

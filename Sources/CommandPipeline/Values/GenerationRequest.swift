@@ -4,7 +4,9 @@ public struct GenerationRequest: Sendable, Hashable {
     public var model: String
     public var parts: [APIPart]
     public var config: GenerationConfig
-    /// When set, the provider prepends the cached context (and its system instruction).
+    /// When set, the provider uses this cache: a `.stored` one stands for the shared context (and
+    /// its system instruction), which the request then leaves out; a `.prefix` one marks where the
+    /// cacheable prefix of the request's own parts ends.
     public var cache: CacheReference?
 
     public init(model: String, parts: [APIPart], config: GenerationConfig = GenerationConfig(), cache: CacheReference? = nil) {

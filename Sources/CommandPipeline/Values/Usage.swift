@@ -1,4 +1,6 @@
-/// Token usage, normalised across providers: `promptTokens` includes `cachedTokens`.
+/// Token usage, normalised across providers: `promptTokens` includes `cachedTokens` (read
+/// from a cache) and `cacheCreationTokens` (written to a cache, billed at a premium by
+/// providers that report it, such as Anthropic).
 ///
 /// Counts come from servers, so they are pinned to `Limits.reportedTokens` when made
 /// (a negative or absurd figure cannot flow on) and sums saturate instead of trapping.
@@ -7,13 +9,16 @@ public struct Usage: Sendable, Hashable {
     public var completionTokens: Int
     public var totalTokens: Int
     public var cachedTokens: Int
+    /// Prompt tokens this call wrote to a provider cache; 0 when none or not reported.
+    public var cacheCreationTokens: Int
 
-    public init(promptTokens: Int = 0, completionTokens: Int = 0, totalTokens: Int? = nil, cachedTokens: Int = 0) {
+    public init(promptTokens: Int = 0, completionTokens: Int = 0, totalTokens: Int? = nil, cachedTokens: Int = 0, cacheCreationTokens: Int = 0) {
         let range = Limits.reportedTokens
         self.promptTokens = range.clamp(promptTokens)
         self.completionTokens = range.clamp(completionTokens)
         self.totalTokens = range.clamp(totalTokens ?? promptTokens.addingSaturating(completionTokens))
         self.cachedTokens = range.clamp(cachedTokens)
+        self.cacheCreationTokens = range.clamp(cacheCreationTokens)
     }
 
     public static let zero = Usage()
@@ -23,6 +28,7 @@ public struct Usage: Sendable, Hashable {
             promptTokens: lhs.promptTokens.addingSaturating(rhs.promptTokens),
             completionTokens: lhs.completionTokens.addingSaturating(rhs.completionTokens),
             totalTokens: lhs.totalTokens.addingSaturating(rhs.totalTokens),
-            cachedTokens: lhs.cachedTokens.addingSaturating(rhs.cachedTokens))
+            cachedTokens: lhs.cachedTokens.addingSaturating(rhs.cachedTokens),
+            cacheCreationTokens: lhs.cacheCreationTokens.addingSaturating(rhs.cacheCreationTokens))
     }
 }

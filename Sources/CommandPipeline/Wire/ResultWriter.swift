@@ -80,6 +80,11 @@ public enum ResultWriter {
         JSONSerializer.writeInt(u.totalTokens, to: &out)
         out.append(contentsOf: #","cached_tokens":"#.utf8)
         JSONSerializer.writeInt(u.cachedTokens, to: &out)
+        if u.cacheCreationTokens > 0 {
+            // Only providers that report cache writes (Anthropic) have it; the key is left out otherwise.
+            out.append(contentsOf: #","cache_creation_tokens":"#.utf8)
+            JSONSerializer.writeInt(u.cacheCreationTokens, to: &out)
+        }
         out.append(UInt8(ascii: "}"))
     }
 
@@ -171,6 +176,10 @@ public enum ResultWriter {
             bool(c.created, to: &out)
             out.append(contentsOf: #","reused":"#.utf8)
             bool(c.reused, to: &out)
+            out.append(contentsOf: #","kind":"#.utf8)
+            optionalString(c.kind?.rawValue, to: &out)
+            out.append(contentsOf: #","token_count":"#.utf8)
+            if let tokens = c.tokenCount { JSONSerializer.writeInt(tokens, to: &out) } else { out.append(contentsOf: "null".utf8) }
             if let reason = c.uncachedReason {
                 out.append(contentsOf: #","uncached_reason":"#.utf8)
                 JSONSerializer.writeString(reason, to: &out)

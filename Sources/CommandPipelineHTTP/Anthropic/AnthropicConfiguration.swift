@@ -1,0 +1,99 @@
+import CommandPipeline
+import Foundation
+
+/// How to reach Anthropic's Messages API (or a server that speaks it), and what it can do.
+public struct AnthropicConfiguration: Sendable {
+    public static let publicBaseURL = URL(string: "https://api.anthropic.com")!
+    /// The `anthropic-version` header: one date, fixed by the API.
+    public static let apiVersion = "2023-06-01"
+    /// The `anthropic-beta` header of Files API requests (GA in the 2.x SDKs; harmless to send).
+    public static let filesBeta = "files-api-2025-04-14"
+    /// `max_tokens` when a command sets none: the API requires it on every request.
+    public static let defaultMaxTokens = 4096
+
+    /// The origin the API's paths hang from, e.g. `https://api.anthropic.com`, or a test
+    /// server with a prefix such as `http://127.0.0.1:8000/anthropic`; the adapter appends `/v1/…`.
+    public var baseURL: URL
+    public var apiKey: APIKey?
+    /// The environment variable the key came from, named in authentication hints.
+    public var apiKeyVariable: String
+    /// Optional capabilities the server really has. Anthropic has them all; compatible mock
+    /// servers often have only messages and streaming. The adapter conforms to exactly these.
+    public var capabilities: Set<ProviderCapability>
+    /// Per-request timeout.
+    public var requestTimeout: TimeInterval
+    /// `max_tokens` sent when the command has none.
+    public var defaultMaxTokens: Int
+    /// Send the key over plain http to a host off this machine (`--allow-insecure-http`).
+    public var allowInsecureHTTP: Bool = false
+
+    public init(
+        baseURL: URL = AnthropicConfiguration.publicBaseURL, apiKey: APIKey? = nil, apiKeyVariable: String = "ANTHROPIC_API_KEY",
+        capabilities: Set<ProviderCapability>? = nil, requestTimeout: TimeInterval = 300,
+        defaultMaxTokens: Int = AnthropicConfiguration.defaultMaxTokens
+    ) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        self.apiKeyVariable = apiKeyVariable
+        self.capabilities = (capabilities ?? Self.supportedCapabilities).union([.generation])
+        self.requestTimeout = requestTimeout
+        self.defaultMaxTokens = max(1, defaultMaxTokens)
+    }
+
+    /// The capabilities the Anthropic adapter can offer; the public API has all of them.
+    public static let supportedCapabilities: Set<ProviderCapability> = [.generation, .uploads, .caching, .streaming, .tokenCounting]
+
+    /// Whether the server is on this machine (then a missing API key is fine).
+    public var isLoopback: Bool { baseURL.host.map(EndpointRules.isLoopbackHost) ?? false }
+
+    /// Why requests must not be sent (userinfo in the URL, a key over plain http off this machine).
+    public var endpointProblem: APIError? {
+        EndpointRules.problem(
+            baseURL: baseURL, hasKey: apiKey != nil, keyVariable: apiKeyVariable, allowInsecureHTTP: allowInsecureHTTP, provider: AnthropicProvider.name)
+    }
+
+    /// `{base}/v1/{path}`.
+    func endpoint(_ path: String) -> URL { baseURL.appendingPathComponent("v1").appendingPathComponent(path) }
+}
+
+extension AnthropicConfiguration {
+    /// A configuration from generic provider options: `--base-url` is the API's origin (the
+    /// adapter appends `/v1/…`), the key is read from `$ANTHROPIC_API_KEY` or the variable
+    /// named by `--api-key-env`; a server off this machine without a key is refused.
+    public init(options: ProviderOptions) throws(APIError) {
+        let baseURL: URL
+        if let raw = options.baseURL {
+            let text = DisplayURL.withoutUserinfo(raw)
+            var trimmed = raw
+            while trimmed.hasSuffix("/") { trimmed.removeLast() }
+            guard let url = URL(string: trimmed), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw APIError(.invalidCommand, "--base-url '\(text)' is not an http(s) URL; e.g. https://api.anthropic.com or http://127.0.0.1:8000/anthropic")
+            }
+            if url.path.hasSuffix("/v1") {
+                throw APIError(
+                    .invalidCommand,
+                    "--base-url '\(text)' ends in /v1, but for anthropic it is the API's origin: the adapter appends /v1/messages itself; drop the /v1")
+            }
+            baseURL = url
+        } else {
+            baseURL = AnthropicConfiguration.publicBaseURL
+        }
+        let variable = options.apiKeyEnvironmentVariable ?? "ANTHROPIC_API_KEY"
+        if let declared = options.capabilities {
+            let unsupported = declared.subtracting(AnthropicConfiguration.supportedCapabilities)
+            guard unsupported.isEmpty else {
+                throw APIError(
+                    .invalidCommand,
+                    "the anthropic provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, caching, streaming, token_counting")
+            }
+        }
+        self.init(
+            baseURL: baseURL, apiKey: APIKey.fromEnvironment(variable, in: options.environment), apiKeyVariable: variable,
+            capabilities: options.capabilities)
+        allowInsecureHTTP = options.allowInsecureHTTP
+        if let problem = endpointProblem { throw problem }
+        if apiKey == nil && !isLoopback {
+            throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")
+        }
+    }
+}

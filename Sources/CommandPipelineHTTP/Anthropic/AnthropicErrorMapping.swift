@@ -1,0 +1,131 @@
+import CommandPipeline
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// HTTP statuses, error bodies and transport errors mapped to the engine's error kinds.
+/// See the Anthropic table in `Design/providers.md`. Adapters never retry: they only say
+/// whether retrying may help, and the engine's one retry layer decides.
+struct AnthropicErrorMapping {
+    let configuration: AnthropicConfiguration
+    let providerName: String
+
+    /// The longest `retry-after` taken from a server; a larger (or absurd) value is capped.
+    static let maxRetryAfter: Duration = .seconds(600)
+    /// Server text kept in a message, after the key is redacted.
+    static let maxServerText = 300
+
+    /// The server's own message and error type: `{"type":"error","error":{"type","message"}}`,
+    /// or the raw text (a proxy's 413 page, say). The key is redacted before the text is cut.
+    func serverMessage(_ body: Data) -> (message: String, type: String?) {
+        var message: String
+        var type: String?
+        if let value = try? JSONParser.parse([UInt8](body)), case .object(let object) = value, case .object(let error)? = object["error"] {
+            type = error["type"]?.stringValue
+            message = error["message"]?.stringValue ?? JSONSerializer.serialize(.object(error))
+            if let id = object["request_id"]?.stringValue { message += " (request \(id))" }
+        } else if let value = try? JSONParser.parse([UInt8](body)), case .object(let object) = value, let text = object["error"]?.stringValue ?? object["detail"]?.stringValue {
+            message = text
+        } else {
+            message = String(decoding: body.prefix(64 * 1024), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        message = redact(message)
+        if message.count > Self.maxServerText { message = String(message.prefix(Self.maxServerText)) + "…" }
+        return (message.isEmpty ? "(empty body)" : message, type)
+    }
+
+    func redact(_ text: String) -> String { configuration.apiKey?.redact(text) ?? text }
+
+    func error(status: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
+        let (message, type) = serverMessage(body)
+        let prefix = "HTTP \(status) from \(endpoint)"
+        var error: APIError
+        switch status {
+        case 401, 403:
+            error = APIError(
+                .providerError,
+                "\(prefix): \(message) — check the API key in $\(configuration.apiKeyVariable) (choose another variable with --api-key-env)",
+                provider: providerName, retryable: false, code: type)
+        case 404:
+            error = APIError(
+                .providerError, "\(prefix): \(message) — check the model name, the file id, or that --base-url is the API's origin (the adapter appends /v1/…)",
+                provider: providerName, retryable: false, code: type)
+        case 413:
+            error = APIError(
+                .providerError, "\(prefix): the request is too large (\(message)) — send large files through the Files API (uploads) or fewer parts per call",
+                provider: providerName, retryable: false, code: type ?? "request_too_large")
+        case 429:
+            error = APIError(.rateLimited, "\(prefix): \(message)", provider: providerName, retryable: true, code: type)
+            error.retryAfter = Self.retryAfter(headers)
+        case 529:
+            error = APIError(
+                .providerError, "\(prefix): Anthropic is overloaded (\(message)); retrying later helps", provider: providerName, retryable: true,
+                code: type ?? "overloaded_error")
+            error.retryAfter = Self.retryAfter(headers)
+        case 408, 409, 500...599:
+            error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: true, code: type)
+            error.retryAfter = Self.retryAfter(headers)
+        default:
+            error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: false, code: type)
+        }
+        switch headers["x-should-retry"]?.lowercased() {
+        case "true": error.retryable = true
+        case "false": error.retryable = false
+        default: break
+        }
+        return error
+    }
+
+    /// `retry-after-ms`, then `retry-after` (seconds, or an HTTP date), range-checked: negative,
+    /// non-finite or unparsable values are ignored, large ones capped at `maxRetryAfter`.
+    static func retryAfter(_ headers: [String: String], now: Date = Date()) -> Duration? {
+        func capped(seconds: Double) -> Duration? {
+            guard seconds.isFinite, seconds >= 0 else { return nil }
+            let limit = Double(maxRetryAfter.components.seconds)
+            return .milliseconds(Int((min(seconds, limit) * 1000).rounded()))
+        }
+        if let text = headers["retry-after-ms"]?.trimmingCharacters(in: .whitespaces), let ms = Double(text), let d = capped(seconds: ms / 1000) {
+            return d
+        }
+        guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Double(value) { return capped(seconds: seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        if let date = formatter.date(from: value) { return capped(seconds: max(0, date.timeIntervalSince(now))) }
+        return nil
+    }
+
+    /// Transport failures: timeouts, refused or dropped connections.
+    func error(transport: any Error, endpoint: String) -> APIError {
+        if transport is CancellationError { return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName) }
+        let base = configuration.baseURL.absoluteString
+        guard let urlError = transport as? URLError else {
+            return APIError(
+                .providerError, "request to \(endpoint) failed: \(redact(transport.localizedDescription))", provider: providerName, retryable: true,
+                underlying: transport)
+        }
+        switch urlError.code {
+        case .cancelled:
+            return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName)
+        case .timedOut:
+            return APIError(
+                .timeout, "no answer from \(endpoint) within \(Int(configuration.requestTimeout)) s (request timeout)", provider: providerName,
+                retryable: true, underlying: urlError)
+        case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
+            return APIError(
+                .providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))",
+                provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
+        case .networkConnectionLost:
+            return APIError(
+                .providerError, "the connection to \(base) was lost before the answer was complete", provider: providerName, retryable: true,
+                code: "connection_lost", underlying: urlError)
+        default:
+            return APIError(
+                .providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue))", provider: providerName, retryable: true,
+                underlying: urlError)
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import CommandPipeline
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// An adapter for Anthropic's Messages API (and servers that speak it). `make` returns an
+/// adapter that conforms to exactly the optional capabilities in the configuration, so
+/// probing sees what the server was declared to have.
+public enum AnthropicProvider {
+    public static let name = "anthropic"
+
+    public static func make(_ configuration: AnthropicConfiguration) -> any GenerationCapability {
+        let has = configuration.capabilities
+        func flag(_ capability: ProviderCapability) -> any CapabilityFlag.Type {
+            has.contains(capability) ? CapabilityOn.self : CapabilityOff.self
+        }
+        // Each metatype is opened into one phantom type parameter: one line covers every combination.
+        return adapter(AnthropicCore(configuration: configuration), flag(.uploads), flag(.caching), flag(.streaming), flag(.tokenCounting))
+    }
+
+    private static func adapter<U: CapabilityFlag, C: CapabilityFlag, S: CapabilityFlag, T: CapabilityFlag>(
+        _ core: AnthropicCore, _: U.Type, _: C.Type, _: S.Type, _: T.Type
+    ) -> any GenerationCapability {
+        AnthropicAdapter<U, C, S, T>(core: core)
+    }
+}
+
+/// The Anthropic adapter for one choice of optional capabilities, each a conditional conformance.
+public struct AnthropicAdapter<Uploads: CapabilityFlag, Caching: CapabilityFlag, Streaming: CapabilityFlag, Counting: CapabilityFlag>:
+    GenerationCapability
+{
+    let core: AnthropicCore
+    public var providerName: String { AnthropicProvider.name }
+    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await core.generate(request) }
+}
+
+extension AnthropicAdapter: UploadsCapability where Uploads == CapabilityOn {
+    public func upload(_ file: FileUpload) async throws -> FileReference { try await core.upload(file) }
+}
+
+extension AnthropicAdapter: CachingCapability where Caching == CapabilityOn {
+    public func createCache(_ request: CacheRequest) async throws -> CacheReference { try await core.createCache(request) }
+    /// Anthropic has no cache to look up: the engine's registry remembers the prefixes it wrote.
+    public func cache(forKey key: String) async throws -> CacheReference? { nil }
+}
+
+extension AnthropicAdapter: StreamingCapability where Streaming == CapabilityOn {
+    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { core.stream(request) }
+}
+
+extension AnthropicAdapter: TokenCountingCapability where Counting == CapabilityOn {
+    public func countTokens(_ request: GenerationRequest) async throws -> Int { try await core.countTokens(request) }
+}
+
+/// What every capability combination shares: the client, request building, error mapping.
+final class AnthropicCore: Sendable {
+    let configuration: AnthropicConfiguration
+    let client: HTTPClient
+    let builder: AnthropicRequestBuilder
+    let errors: AnthropicErrorMapping
+    private var name: String { AnthropicProvider.name }
+
+    init(configuration: AnthropicConfiguration) {
+        self.configuration = configuration
+        client = HTTPClient(requestTimeout: configuration.requestTimeout)
+        builder = AnthropicRequestBuilder(configuration: configuration, providerName: AnthropicProvider.name)
+        errors = AnthropicErrorMapping(configuration: configuration, providerName: AnthropicProvider.name)
+    }
+
+    private func authorize(_ request: inout URLRequest) {
+        request.timeoutInterval = configuration.requestTimeout
+        request.setValue(AnthropicConfiguration.apiVersion, forHTTPHeaderField: "anthropic-version")
+        // The key travels only in this header.
+        // Only where the endpoint rules allow it; every send checks `endpointProblem` first.
+        if let key = configuration.apiKey, configuration.endpointProblem == nil { request.setValue(key.value, forHTTPHeaderField: "x-api-key") }
+    }
+
+    private func request(_ path: String, json: JSONValue) -> URLRequest {
+        var request = URLRequest(url: configuration.endpoint(path))
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "content-type")
+        authorize(&request)
+        var body: [UInt8] = []
+        JSONSerializer.write(json, to: &body)
+        request.httpBody = Data(body)
+        return request
+    }
+
+    /// Sends a JSON request and returns the body of its 2xx answer.
+    private func post(_ path: String, json: JSONValue) async throws(APIError) -> Data {
+        let url = configuration.endpoint(path).absoluteString
+        if let problem = configuration.endpointProblem { throw problem }
+        let response: HTTPClient.Response
+        do {
+            response = try await client.send(request(path, json: json))
+        } catch {
+            throw errors.error(transport: error, endpoint: url)
+        }
+        guard (200..<300).contains(response.status) else {
+            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url)
+        }
+        return response.body
+    }
+
+    func generate(_ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
+        try checkCache(generation)
+        let body = try builder.body(for: generation, purpose: .generate(stream: false))
+        return try AnthropicResponses.message(try await post("messages", json: body), requestedModel: generation.model, provider: name)
+    }
+
+    /// A stored cache reference is not this adapter's: the engine then retries without it.
+    private func checkCache(_ generation: GenerationRequest) throws(APIError) {
+        guard let cache = generation.cache, case .stored = cache.kind else { return }
+        throw APIError(
+            .providerError, "cache '\(cache.id)' is not an Anthropic prefix cache; Anthropic caches by prefix (cache_control), not by cache id",
+            provider: name, code: "cache_not_prefix")
+    }
+
+    func countTokens(_ generation: GenerationRequest) async throws(APIError) -> Int {
+        let body = try builder.body(for: generation, purpose: .countTokens)
+        let data = try await post("messages/count_tokens", json: body)
+        guard case .object(let object) = try AnthropicResponses.parse(data, provider: name), let count = object["input_tokens"]?.intValue,
+            Limits.reportedTokens.contains(count)
+        else {
+            throw APIError(.providerError, "count_tokens answered without a valid input_tokens count", provider: name)
+        }
+        return count
+    }
+
+    /// Writes the prefix (system instruction and shared parts, breakpoint on the last) with a
+    /// one-token request, so every call after it reads the cache, concurrent ones included.
+    /// Below the model's minimum size nothing is cached and the API says nothing: the reference
+    /// then reports 0 tokens and the calls still carry the breakpoint, at no extra cost.
+    func createCache(_ cache: CacheRequest) async throws(APIError) -> CacheReference {
+        let now = Date()
+        let reference = CacheReference(
+            id: "prefix:\(cache.key)", key: cache.key, model: cache.model, createdAt: now,
+            expiresAt: now.addingTimeInterval(TimeInterval(max(0, cache.ttlSeconds))), kind: .prefix(partCount: cache.parts.count))
+        let warmUp = GenerationRequest(
+            model: cache.model, parts: cache.parts, config: GenerationConfig(systemInstruction: cache.systemInstruction), cache: reference)
+        let body = try builder.body(for: warmUp, purpose: .warmUp)
+        let response = try AnthropicResponses.message(try await post("messages", json: body), requestedModel: cache.model, provider: name)
+        var written = reference
+        written.tokenCount = response.usage.cacheCreationTokens.addingSaturating(response.usage.cachedTokens)
+        return written
+    }
+
+    func stream(_ generation: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    continuation.yield(.completed(try await self.streamInto(continuation, generation)))
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func streamInto(_ continuation: AsyncThrowingStream<GenerationChunk, any Error>.Continuation, _ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
+        try checkCache(generation)
+        if let problem = configuration.endpointProblem { throw problem }
+        let body = try builder.body(for: generation, purpose: .generate(stream: true))
+        let url = configuration.endpoint("messages").absoluteString
+        var assembler = AnthropicResponses.StreamAssembler(requestedModel: generation.model)
+        var parser = ServerSentEventParser()
+        let errors = self.errors
+        do {
+            let response = try await client.stream(request("messages", json: body))
+            guard (200..<300).contains(response.status) else {
+                var whole = Data()
+                for try await piece in response.body {
+                    whole.append(piece)
+                    if whole.count > 1 << 20 { break }  // an error body; its head is enough
+                }
+                throw errors.error(status: response.status, headers: response.headers, body: whole, endpoint: url)
+            }
+            func take(_ events: [ServerSentEventParser.Event]) throws(APIError) {
+                for event in events where !assembler.finished {
+                    if let delta = try assembler.take(event, provider: AnthropicProvider.name, redact: errors.redact) {
+                        continuation.yield(.delta(delta))
+                    }
+                }
+            }
+            for try await piece in response.body {
+                try take(parser.feed(piece))
+                if assembler.finished { break }
+            }
+            if !assembler.finished { try take(parser.finish()) }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw errors.error(transport: error, endpoint: url)
+        }
+        guard assembler.finished else {
+            throw APIError(
+                .providerError, "the stream from \(url) ended before message_stop: the answer is incomplete (\(assembler.text.count) characters received)",
+                provider: name, retryable: true, code: "stream_truncated")
+        }
+        return assembler.response
+    }
+
+    func upload(_ file: FileUpload) async throws(APIError) -> FileReference {
+        let url = configuration.endpoint("files")
+        if let problem = configuration.endpointProblem { throw problem }
+        let multipart = MultipartBody()
+        let bodyFile: URL
+        do {
+            bodyFile = try await multipart.write(
+                fields: [], fileField: "file", file: try file.open(), filename: URL(fileURLWithPath: file.path).lastPathComponent, mimeType: file.mimeType)
+        } catch is CancellationError {
+            throw APIError(.cancelled, "upload of '\(file.path)' was cancelled", provider: name)
+        } catch let failure as OpenedFile.Failure {
+            throw APIError(.uploadFailed, failure.message, provider: name)
+        } catch {
+            throw APIError(.uploadFailed, "cannot prepare '\(file.path)' for upload: \(error)", provider: name)
+        }
+        defer { try? FileManager.default.removeItem(at: bodyFile) }
+        var request = URLRequest(url: url)
+        request.httpMethod = "POST"
+        request.setValue(multipart.contentType, forHTTPHeaderField: "content-type")
+        request.setValue(AnthropicConfiguration.filesBeta, forHTTPHeaderField: "anthropic-beta")
+        authorize(&request)
+        let response: HTTPClient.Response
+        do {
+            response = try await client.upload(request, fromFile: bodyFile)
+        } catch {
+            throw errors.error(transport: error, endpoint: url.absoluteString)
+        }
+        guard (200..<300).contains(response.status) else {
+            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url.absoluteString)
+        }
+        guard case .object(let object) = try AnthropicResponses.parse(response.body, provider: name), let id = object["id"]?.stringValue, !id.isEmpty else {
+            throw APIError(.uploadFailed, "the Files API at \(url.absoluteString) answered without a file id", provider: name)
+        }
+        return FileReference(uri: id, mimeType: file.mimeType)
+    }
+}
