@@ -66,44 +66,10 @@ enum AnthropicPeers {
 
     /// Runs a tool to its end, or kills it after `timeout` seconds.
     static func run(_ executable: URL, _ arguments: [String], timeout: TimeInterval) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        try process.run()
-        let reader = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            _ = done.wait(timeout: .now() + 5)
-            return (-1, "timed out after \(Int(timeout)) s")
-        }
-        let data = try awaitSync { await reader.value }
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    private static func awaitSync<T: Sendable>(_ body: @escaping @Sendable () async -> T) throws -> T {
-        let box = ResultBox<T>()
-        let semaphore = DispatchSemaphore(value: 0)
-        Task.detached {
-            box.set(await body())
-            semaphore.signal()
-        }
-        guard semaphore.wait(timeout: .now() + 10) == .success, let value = box.get() else { throw CancellationError() }
-        return value
+        try runProcess(executable, arguments, timeout: timeout)
     }
 
     static var environment: [String: String] { ProcessInfo.processInfo.environment }
-}
-
-private final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: T?
-    func set(_ v: T) { lock.withLock { value = v } }
-    func get() -> T? { lock.withLock { value } }
 }
 
 /// The adapter and the CLI against llmock (PyPI), which serves Anthropic's Messages API under

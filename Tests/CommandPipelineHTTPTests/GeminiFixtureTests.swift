@@ -55,16 +55,10 @@ import FoundationNetworking
 
     @Test func googlesOwnSDKCanUseTheFixture() throws {
         let fixture = try Fixture.start("sdk")
-        let process = Process()
-        process.executableURL = Peers.python
-        process.arguments = [Peers.packageRoot.appendingPathComponent("Tests/Tools/gemini_sdk_check.py").path, fixture.origin.absoluteString, fixture.key]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "google-genai could not use the fixture:\n\(text)")
+        let (status, text) = try runProcess(
+            Peers.python, [Peers.packageRoot.appendingPathComponent("Tests/Tools/gemini_sdk_check.py").path, fixture.origin.absoluteString, fixture.key],
+            timeout: 180)
+        #expect(status == 0, "google-genai could not use the fixture:\n\(text)")
         #expect(text.contains("SDK CHECK OK"))
     }
 

@@ -28,7 +28,7 @@ import Testing
             #expect(telemetry.uncachedReason?.contains("min_total_token_count=1024") == true)
             var line: [UInt8] = []
             ResultWriter.succeeded(finalized, index: 0, to: &line)
-            #expect(String(decoding: line, as: UTF8.self).contains(#""reused":false,"uncached_reason":"the shared context is below"#))
+            #expect(String(decoding: line, as: UTF8.self).contains(#""token_count":null,"uncached_reason":"the shared context is below"#))
         }
         // Asked once: the refusal is remembered for the TTL like a cache would be.
         #expect(provider.base.recorder.snapshot.cachesCreated == 1)

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 
 /// Helpers shared by the test targets: where things are, running the built `pipeline`
@@ -9,8 +14,13 @@ public enum TestPaths {
     /// The Python of `.venv` (set up by `pythonPeersProblem` on first use).
     public static let python = packageRoot.appendingPathComponent(".venv/bin/python")
 
+    /// A child that exits before reading all its stdin must not kill the test process with
+    /// SIGPIPE (the write fails with EPIPE instead); every helper that starts a process uses this.
+    public static let pipesIgnored: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
     /// The built `pipeline`: `swift test` puts test bundles and executables in one directory.
     public static var pipelineBinary: URL {
+        _ = pipesIgnored
         var dir = Bundle.main.bundleURL
         if dir.pathExtension == "xctest" { dir.deleteLastPathComponent() }
         return dir.appendingPathComponent("pipeline")
@@ -19,6 +29,7 @@ public enum TestPaths {
     /// Runs `Tests/Tools/setup-python-peers.sh` once per test process (it is idempotent and
     /// locked), so `swift test` on a fresh clone provisions `.venv` by itself; `nil` when it worked.
     public static let pythonPeersProblem: String? = {
+        _ = pipesIgnored
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/setup-python-peers.sh").path]
@@ -95,4 +106,42 @@ extension Dictionary where Key == String, Value == Any {
         }
         return current
     }
+}
+
+/// Runs `executable` with stdout and stderr together, bounded by `timeout` (then it is
+/// terminated and the status is -1). Output is read on a thread of its own, never on the
+/// concurrency pool, so many of these at once cannot starve each other.
+public func runProcess(_ executable: URL, _ arguments: [String], timeout: TimeInterval) throws -> (status: Int32, output: String) {
+    _ = TestPaths.pipesIgnored
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    let done = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in done.signal() }
+    try process.run()
+    let collected = OutputCollector()
+    let reader = Thread {
+        collected.set(output.fileHandleForReading.readDataToEndOfFile())
+        collected.finished.signal()
+    }
+    reader.start()
+    if done.wait(timeout: .now() + timeout) == .timedOut {
+        process.terminate()
+        _ = done.wait(timeout: .now() + 5)
+        _ = collected.finished.wait(timeout: .now() + 5)
+        return (-1, "timed out after \(Int(timeout)) s\n" + String(decoding: collected.get(), as: UTF8.self))
+    }
+    _ = collected.finished.wait(timeout: .now() + 10)
+    return (process.terminationStatus, String(decoding: collected.get(), as: UTF8.self))
+}
+
+private final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    let finished = DispatchSemaphore(value: 0)
+    func set(_ d: Data) { lock.withLock { data = d } }
+    func get() -> Data { lock.withLock { data } }
 }

@@ -66,7 +66,7 @@ extension AnthropicConfiguration {
             let text = DisplayURL.withoutUserinfo(raw)
             var trimmed = raw
             while trimmed.hasSuffix("/") { trimmed.removeLast() }
-            guard let url = URL(string: trimmed), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
                 throw APIError(.invalidCommand, "--base-url '\(text)' is not an http(s) URL; e.g. https://api.anthropic.com or http://127.0.0.1:8000/anthropic")
             }
             if url.path.hasSuffix("/v1") {
