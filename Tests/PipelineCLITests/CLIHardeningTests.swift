@@ -305,6 +305,22 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         #expect((run.records[0][path: "error.message"] as? String)?.contains("line 1, byte offset") == true)
     }
 
+    /// A value over the 64 MiB cap is one failed record; endless garbage is one record; what
+    /// follows still runs.
+    @Test func oversizedValuesAndEndlessGarbageAreOneRecordEach() throws {
+        var input = Data(#"{"id":"big","model":"m","prompt":""#.utf8)
+        input.append(Data(repeating: UInt8(ascii: "x"), count: 65 << 20))
+        input.append(Data(("\"}\n" + okCommand + "\n").utf8))
+        input.append(Data(repeating: 0, count: 8 << 20))
+        input.append(Data(("\n" + okCommand).utf8))
+        let run = try bounded(["--quiet"], stdin: input, seconds: 300)
+        #expect(run.status == 1)
+        #expect(run.records.map { $0["status"] as? String } == ["failed", "succeeded", "failed", "succeeded"])
+        #expect((run.records.first?[path: "error.message"] as? String)?.contains("larger than 64 MiB") == true)
+        #expect((run.records[2][path: "error.message"] as? String)?.contains("input is not JSON") == true)
+        #expect(run.stdout.count < 16_384, "error records carry a preview, not the input")
+    }
+
     @Test func invalidUTF8AndDuplicateKeysArePreciseErrors() throws {
         var bytes = Data(#"{"id":"u","model":"m","prompt":"bad "#.utf8)
         bytes.append(contentsOf: [0xFF, 0x22, 0x7D, 0x0A])
