@@ -52,6 +52,10 @@ struct RunLoop {
 
     /// Runs until the input ends, an interrupt, or a failed write.
     func run(interrupts: AsyncStream<Void>) async -> Ending {
+        let writer = LineWriter(fd: 1)
+        if startOnNewLine && !writer.writeSeparator([0x0a]) {
+            return Ending(outputError: writer.failureText, linesWritten: 0)
+        }
         let (events, continuation) = AsyncStream<Event>.makeStream()
         Self.watchOutput(fd: 1) { continuation.yield(.outputClosed) }
         let window = unordered ? max(concurrency * 2, 1024) : max(concurrency * 4, 4096)
@@ -64,8 +68,6 @@ struct RunLoop {
         }
         defer { forward.cancel() }
 
-        let writer = LineWriter(fd: 1)
-        if startOnNewLine { writer.writeSeparator([0x0a]) }
         var queue: [(piece: JSONStreamSplitter.Piece, index: Int, skip: Bool)] = []   // read, not started
         var queueHead = 0
         var pending: [Int: (outcome: Outcome, weight: Int)] = [:]   // finished, not yet written (ordered mode)
@@ -74,7 +76,7 @@ struct RunLoop {
         var inputEnded = false
         var interrupted = false
         var readError: String?
-        var outputFailed = writer.failure != nil
+        var outputFailed = false
 
         await withDiscardingTaskGroup { group in
             func startQueued() {
