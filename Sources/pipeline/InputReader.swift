@@ -4,14 +4,19 @@ import Foundation
 import Synchronization
 
 /// Reads stdin on its own thread, splits it into JSON values and hands them to the run
-/// loop in batches (one per read), after taking one credit per value from `gate`. The run
-/// loop returns a credit for every result written, so at most `window` values are ever
-/// read but unwritten: memory stays flat however long the input is.
+/// loop in batches (one per read), after taking credits from `gate`: one per value plus one
+/// per 64 KiB of it (`weight(of:)`). The run loop returns a value's credits when its result
+/// is written, so at most `window` values — and at most `window` × 64 KiB of their bytes — are
+/// ever read but unwritten: memory stays flat however long the input is and however large its
+/// values (each at most `JSONStreamSplitter.maximumValueBytes`).
 final class InputReader: Sendable {
     let gate: CreditGate
     private let fd: Int32
     private let stopFlag = Atomic<Bool>(false)
     static let maxBatch = 256
+
+    /// Credits a piece takes: 1, plus 1 per 64 KiB it holds.
+    @inline(__always) static func weight(of piece: JSONStreamSplitter.Piece) -> Int { 1 + piece.bytes.count >> 16 }
 
     init(fd: Int32, window: Int) {
         self.fd = fd
@@ -32,13 +37,15 @@ final class InputReader: Sendable {
             var splitter = JSONStreamSplitter()
             var index = 0
             var batch: [JSONStreamSplitter.Piece] = []
+            var batchWeight = 0
             func send() {
                 guard !batch.isEmpty, !stopped else { return }
-                gate.acquire(batch.count)
+                gate.acquire(batchWeight)
                 if stopped { return }
                 deliver(batch, index)
                 index += batch.count
                 batch.removeAll(keepingCapacity: true)
+                batchWeight = 0
             }
             let size = 1 << 16
             let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: size)
@@ -60,12 +67,16 @@ final class InputReader: Sendable {
                 if n == 0 { break }
                 splitter.feed(UnsafeBufferPointer(rebasing: chunk[0..<n])) { piece in
                     batch.append(piece)
-                    if batch.count == Self.maxBatch { send() }
+                    batchWeight += Self.weight(of: piece)
+                    if batch.count == Self.maxBatch || batchWeight >= 1024 { send() }
                 }
                 send()
             }
             if !stopped {
-                splitter.finish { batch.append($0) }
+                splitter.finish {
+                    batch.append($0)
+                    batchWeight += Self.weight(of: $0)
+                }
                 send()
                 deliver([], index)
             }
@@ -85,18 +96,24 @@ final class CreditGate: Sendable {
 
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
+    private let capacity: Int
 
-    init(credits: Int) { state = Mutex(State(credits: credits)) }
+    init(credits: Int) {
+        state = Mutex(State(credits: credits))
+        capacity = credits
+    }
 
-    /// Blocks the calling thread until `n` credits are free, then takes them.
+    /// Blocks the calling thread until `n` credits are free, then takes them. A request larger
+    /// than the whole window waits until every credit is back (credits then go below zero).
     func acquire(_ n: Int) {
+        let needed = min(n, capacity)
         while true {
             let taken = state.withLock { s -> Bool in
-                if s.open || s.credits >= n {
+                if s.open || s.credits >= needed {
                     s.credits -= n
                     return true
                 }
-                s.waitingFor = n
+                s.waitingFor = needed
                 return false
             }
             if taken { return }

@@ -22,7 +22,8 @@ struct RunLoop {
     enum Event: Sendable {
         /// Pieces read, with the index of the first; empty at the end of input.
         case input([JSONStreamSplitter.Piece], Int)
-        case done(Int, Outcome)
+        /// A result, with the index and the credits (`InputReader.weight`) of its piece.
+        case done(Int, Int, Outcome)
         case interrupt
         case cancelNow
         case readFailed(String)
@@ -51,6 +52,10 @@ struct RunLoop {
 
     /// Runs until the input ends, an interrupt, or a failed write.
     func run(interrupts: AsyncStream<Void>) async -> Ending {
+        let writer = LineWriter(fd: 1)
+        if startOnNewLine && !writer.writeSeparator([0x0a]) {
+            return Ending(outputError: writer.failureText, linesWritten: 0)
+        }
         let (events, continuation) = AsyncStream<Event>.makeStream()
         Self.watchOutput(fd: 1) { continuation.yield(.outputClosed) }
         let window = unordered ? max(concurrency * 2, 1024) : max(concurrency * 4, 4096)
@@ -63,17 +68,15 @@ struct RunLoop {
         }
         defer { forward.cancel() }
 
-        let writer = LineWriter(fd: 1)
-        if startOnNewLine { writer.writeSeparator([0x0a]) }
         var queue: [(piece: JSONStreamSplitter.Piece, index: Int, skip: Bool)] = []   // read, not started
         var queueHead = 0
-        var pending: [Int: Outcome] = [:]                   // finished, not yet written (ordered mode)
+        var pending: [Int: (outcome: Outcome, weight: Int)] = [:]   // finished, not yet written (ordered mode)
         var nextToWrite = 0
         var inFlight = 0
         var inputEnded = false
         var interrupted = false
         var readError: String?
-        var outputFailed = writer.failure != nil
+        var outputFailed = false
 
         await withDiscardingTaskGroup { group in
             func startQueued() {
@@ -81,7 +84,10 @@ struct RunLoop {
                     let (piece, index, skip) = queue[queueHead]
                     queueHead += 1
                     inFlight += 1
-                    group.addTask { continuation.yield(.done(index, await process(piece, index: index, resumed: skip))) }
+                    group.addTask {
+                        let weight = InputReader.weight(of: piece)
+                        continuation.yield(.done(index, weight, await process(piece, index: index, resumed: skip)))
+                    }
                 }
                 if queueHead == queue.count {
                     queue.removeAll(keepingCapacity: true)
@@ -106,7 +112,7 @@ struct RunLoop {
                     if pieces.isEmpty {
                         inputEnded = true
                     } else if interrupted || outputFailed {
-                        reader.gate.release(pieces.count)
+                        reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
                     } else {
                         for (offset, piece) in pieces.enumerated() {
                             let index = first + offset
@@ -114,22 +120,22 @@ struct RunLoop {
                         }
                         startQueued()
                     }
-                case .done(let index, let outcome):
+                case .done(let index, let weight, let outcome):
                     inFlight -= 1
                     if outputFailed { break }
                     count(outcome)
                     if unordered {
                         write(outcome, to: writer)
-                        reader.gate.release(1)
+                        reader.gate.release(weight)
                     } else {
-                        pending[index] = outcome
-                        var written = 0
+                        pending[index] = (outcome, weight)
+                        var released = 0
                         while let ready = pending.removeValue(forKey: nextToWrite) {
-                            write(ready, to: writer)
+                            write(ready.outcome, to: writer)
                             nextToWrite += 1
-                            written += 1
+                            released += ready.weight
                         }
-                        if written > 0 { reader.gate.release(written) }
+                        if released > 0 { reader.gate.release(released) }
                     }
                     if writer.failure != nil { stopForOutput() }
                     startQueued()
@@ -161,7 +167,7 @@ struct RunLoop {
         }
         if !outputFailed {
             // After an interrupt, results behind a command that never started stay pending: write them in order.
-            for index in pending.keys.sorted() { write(pending[index]!, to: writer) }
+            for index in pending.keys.sorted() { write(pending[index]!.outcome, to: writer) }
             writer.flush()
         }
         return Ending(interrupted: interrupted, readError: readError, outputError: writer.failureText, linesWritten: writer.linesWritten)

@@ -2,15 +2,17 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import Testing
 
-/// A `pipeline` process the test drives by hand, with every wait bounded.
+/// A `pipeline` process the test drives by hand. Every wait is bounded: a watchdog kills the
+/// process after `limit` seconds, so a blocking read of its pipes always ends.
 final class Launched: @unchecked Sendable {
     let process = Process()
     private let exited = DispatchSemaphore(value: 0)
 
     /// Runs `executable` (default: the built `pipeline`) with the given standard streams.
-    init(_ arguments: [String], executable: URL = CLI.binary, stdin: Any?, stdout: Any?, stderr: Any? = nil) throws {
+    init(_ arguments: [String], executable: URL = CLI.binary, stdin: Any?, stdout: Any?, stderr: Any? = nil, limit: Double = 120) throws {
         process.executableURL = executable
         process.arguments = arguments
         process.standardInput = stdin
@@ -18,17 +20,60 @@ final class Launched: @unchecked Sendable {
         process.standardError = stderr ?? FileHandle.nullDevice
         process.terminationHandler = { [exited] _ in exited.signal() }
         try process.run()
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit) { [weak self] in
+            if self?.process.isRunning == true { kill(pid, SIGKILL) }
+        }
     }
 
     /// Waits at most `seconds` for the exit; on timeout kills the process and returns nil.
+    /// A process killed by a signal (a trap, the watchdog) also returns nil.
     func wait(seconds: Double = 60) -> Int32? {
         if exited.wait(timeout: .now() + seconds) == .timedOut {
             kill(process.processIdentifier, SIGKILL)
             _ = exited.wait(timeout: .now() + 10)
             return nil
         }
-        return process.terminationStatus
+        return process.terminationReason == .exit ? process.terminationStatus : nil
     }
+}
+
+/// A finished bounded run: what it printed and its exit status (nil: killed, trapped or hung).
+struct Finished {
+    var status: Int32?
+    var stdout: Data
+    var stderr: String
+    var text: String { String(decoding: stdout, as: UTF8.self) }
+    var lines: [String] { text.split(separator: "\n").map(String.init) }
+    var records: [[String: Any]] {
+        lines.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? ["unparsed": $0] }
+    }
+}
+
+/// Runs the built `pipeline` with `stdin`, reading its output concurrently, for at most `seconds`.
+func bounded(_ arguments: [String], stdin: Data, seconds: Double = 120, executable: URL = CLI.binary, currentDirectory: URL? = nil) throws -> Finished {
+    let input = Pipe(), output = Pipe(), errors = Pipe()
+    let run = try Launched(arguments, executable: executable, stdin: input, stdout: output, stderr: errors, limit: seconds)
+    let writer = Thread {
+        input.fileHandleForWriting.write(stdin)
+        try? input.fileHandleForWriting.close()
+    }
+    writer.start()
+    let errorText = Mutex<Data>(Data())
+    let done = DispatchSemaphore(value: 0)
+    Thread {
+        let data = errors.fileHandleForReading.readDataToEndOfFile()
+        errorText.withLock { $0 = data }
+        done.signal()
+    }.start()
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    done.wait()
+    let status = run.wait(seconds: seconds)
+    return Finished(status: status, stdout: out, stderr: String(decoding: errorText.withLock { $0 }, as: UTF8.self))
+}
+
+func bounded(_ arguments: [String], stdin: String = "", seconds: Double = 120) throws -> Finished {
+    try bounded(arguments, stdin: Data(stdin.utf8), seconds: seconds)
 }
 
 /// Reads a pipe until `count` newlines arrived (or end of file); the read blocks, the pipe's
@@ -58,7 +103,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         ("--mock-faults", "jitter_ms=9223372036854775807", "0 to 3600000"), ("--mock-faults", "retry_after_ms=3600001", "0 to 3600000"),
     ])
     func aFlagOutOfItsRangeIsAUsageErrorNamingFlagAndRange(flag: String, value: String, range: String) throws {
-        let run = try CLI.run([flag, value], stdin: okCommand)
+        let run = try bounded([flag, value], stdin: okCommand)
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("'\(flag)'"), "\(run.stderr)")
@@ -66,17 +111,17 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     }
 
     @Test func theEdgesOfEveryRangeAreAccepted() throws {
-        let run = try CLI.run(
+        let run = try bounded(
             ["--quiet", "--concurrency", "10000", "--timeout", "604800", "--call-timeout", "0.001", "--max-attempts", "100",
              "--rate-limit-rpm", "10000000", "--rate-limit-tpm", "10000000000", "--mock-latency-ms", "0",
              "--mock-faults", "jitter_ms=0,retry_after_ms=3600000"], stdin: okCommand)
         #expect(run.status == 0, "\(run.stderr)")
-        let low = try CLI.run(["--quiet", "--concurrency", "1", "--timeout", "0.001", "--max-attempts", "1", "--rate-limit-rpm", "1", "--rate-limit-tpm", "1"], stdin: "")
+        let low = try bounded(["--quiet", "--concurrency", "1", "--timeout", "0.001", "--max-attempts", "1", "--rate-limit-rpm", "1", "--rate-limit-tpm", "1"], stdin: "")
         #expect(low.status == 0, "\(low.stderr)")
     }
 
     @Test func theHelpStatesTheRanges() throws {
-        let help = try CLI.run(["--help"]).stdout
+        let help = try bounded(["--help"]).text
         for text in ["1–10000", "0.001–604800", "1–100 ", "0–3600000", "SIGHUP", "3 results could not be written"] {
             #expect(help.contains(text), "\(text)")
         }
@@ -84,7 +129,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 
     @Test func aDirectoryAsResumeFileIsAUsageError() throws {
         let dir = try CLI.temporaryDirectory()
-        let run = try CLI.run(["--resume", dir.path], stdin: okCommand)
+        let run = try bounded(["--resume", dir.path], stdin: okCommand)
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("is a directory"))
@@ -190,7 +235,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         let ids = (1...5).map { "c\($0)" }
         let input = ids.map { shorthand($0, model: $0 == "c2" ? "flaky" : "ok") }.joined(separator: "\n") + "\n"
         try input.write(to: dir.appendingPathComponent("in.jsonl"), atomically: true, encoding: .utf8)
-        let first = try CLI.run(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
+        let first = try bounded(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
         #expect(first.status == 1)
         // The crash: c1–c3 written, c4's record torn halfway (it succeeded, but is not whole).
         let lines = first.lines
@@ -214,9 +259,9 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     func aRepeatedIdIsSkippedOnlyWhereItSucceeded(failingFirst: Bool) throws {
         // Two commands share the id "a"; one of them failed in the first run.
         let input = [shorthand("a", model: failingFirst ? "flaky" : "ok", prompt: "one"), shorthand("a", model: failingFirst ? "ok" : "flaky", prompt: "two")].joined(separator: "\n")
-        let first = try CLI.run(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
-        let dir = try CLI.temporaryDirectory(files: ["out.jsonl": first.stdout])
-        let second = try CLI.run(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
+        let first = try bounded(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
+        let dir = try CLI.temporaryDirectory(files: ["out.jsonl": first.text])
+        let second = try bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
         #expect(second.status == 0)
         #expect(second.records.count == 1)
         #expect(second.records.first?["index"] as? Int == (failingFirst ? 0 : 1), "the occurrence that failed runs again")
@@ -226,19 +271,19 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     /// Unordered output, crash: only the second occurrence of "a" was written. The first must run.
     @Test func aSuccessOfALaterOccurrenceNeverSkipsAnEarlierOne() throws {
         let input = [shorthand("a", prompt: "one"), shorthand("a", prompt: "two")].joined(separator: "\n")
-        let full = try CLI.run(["--quiet"], stdin: input)
+        let full = try bounded(["--quiet"], stdin: input)
         let dir = try CLI.temporaryDirectory(files: ["out.jsonl": full.lines[1] + "\n"])
-        let second = try CLI.run(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
+        let second = try bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
         #expect(second.records.map { $0["index"] as? Int } == [0])
         // With the input edited (a command inserted before), the id still matches once.
-        let shifted = try CLI.run(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: shorthand("new") + "\n" + shorthand("z") + "\n" + shorthand("a", prompt: "two"))
+        let shifted = try bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: shorthand("new") + "\n" + shorthand("z") + "\n" + shorthand("a", prompt: "two"))
         #expect(shifted.records.compactMap { $0["id"] as? String } == ["new", "z"])
     }
 }
 
 @Suite struct CLIInputHardeningTests {
     @Test func aByteOrderMarkIsSkipped() throws {
-        let run = try CLI.run(["--quiet"], stdin: "\u{FEFF}" + okCommand + "\n" + okCommand)
+        let run = try bounded(["--quiet"], stdin: "\u{FEFF}" + okCommand + "\n" + okCommand)
         #expect(run.status == 0)
         #expect(run.records.map { $0["id"] as? String } == ["cmd-1", "cmd-2"])
         #expect(run.records.map { $0["index"] as? Int } == [0, 1])
@@ -248,16 +293,32 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     @Test func indentZeroOutputRunsAsOneCommandEach() throws {
         let command = "{\n\"id\": \"ID\",\n\"plan\": {\n\"calls\": [\n{\n\"model\": \"m\",\n\"parts\": [\n{\n\"type\": \"text\",\n\"text\": \"hi\"\n}\n]\n}\n]\n},\n\"metadata\": {\n\"k\": {\n\"deep\": true\n}\n}\n}"
         let input = ["a", "b", "c"].map { command.replacingOccurrences(of: "ID", with: $0) }.joined(separator: "\n")
-        let run = try CLI.run(["--quiet"], stdin: input)
-        #expect(run.status == 0, "\(run.stdout)")
+        let run = try bounded(["--quiet"], stdin: input)
+        #expect(run.status == 0, "\(run.text)")
         #expect(run.records.map { $0["id"] as? String } == ["a", "b", "c"])
     }
 
     @Test func aStringEndingInABackslashDoesNotSwallowTheNextCommand() throws {
-        let run = try CLI.run(["--quiet"], stdin: #"{"id":"x","model":"m","prompt":"ends in \"# + "\n" + #"{"id":"ok","model":"m","prompt":"b"}"# + "\n" + #"[{"id":"in-array","model":"m","prompt":"c"}]"#)
+        let run = try bounded(["--quiet"], stdin: #"{"id":"x","model":"m","prompt":"ends in \"# + "\n" + #"{"id":"ok","model":"m","prompt":"b"}"# + "\n" + #"[{"id":"in-array","model":"m","prompt":"c"}]"#)
         #expect(run.records.map { $0["id"] as? String } == ["cmd-1", "ok", "in-array"])
         #expect(run.records.map { $0["status"] as? String } == ["failed", "succeeded", "succeeded"])
         #expect((run.records[0][path: "error.message"] as? String)?.contains("line 1, byte offset") == true)
+    }
+
+    /// A value over the 64 MiB cap is one failed record; endless garbage is one record; what
+    /// follows still runs.
+    @Test func oversizedValuesAndEndlessGarbageAreOneRecordEach() throws {
+        var input = Data(#"{"id":"big","model":"m","prompt":""#.utf8)
+        input.append(Data(repeating: UInt8(ascii: "x"), count: 65 << 20))
+        input.append(Data(("\"}\n" + okCommand + "\n").utf8))
+        input.append(Data(repeating: 0, count: 8 << 20))
+        input.append(Data(("\n" + okCommand).utf8))
+        let run = try bounded(["--quiet"], stdin: input, seconds: 300)
+        #expect(run.status == 1)
+        #expect(run.records.map { $0["status"] as? String } == ["failed", "succeeded", "failed", "succeeded"])
+        #expect((run.records.first?[path: "error.message"] as? String)?.contains("larger than 64 MiB") == true)
+        #expect((run.records[2][path: "error.message"] as? String)?.contains("input is not JSON") == true)
+        #expect(run.stdout.count < 16_384, "error records carry a preview, not the input")
     }
 
     @Test func invalidUTF8AndDuplicateKeysArePreciseErrors() throws {
