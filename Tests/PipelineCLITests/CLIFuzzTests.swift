@@ -10,14 +10,12 @@ import Testing
 ///
 /// Size: `PIPELINE_FUZZ_COMMANDS` generated values (default 3,000, a few seconds);
 /// `PIPELINE_FUZZ_COMMANDS=100000` for a long run. `PIPELINE_FUZZ_SEED` replays a seed (printed
-/// on failure). `PIPELINE_FUZZ_HUGE_INTEGERS=1` also puts Int.max-sized integers into the integer
-/// fields of commands (max_tokens, rate_constraint, token_estimate): the engine traps on some of
-/// them until CommandDecoding range-checks them, so the default run leaves them out and
-/// `hugeIntegersInCommandFieldsNeverCrash` tracks that as a known issue.
+/// on failure). Int.max-sized integers go into the integer fields of commands (max_tokens,
+/// rate_constraint, token_estimate, ttl_seconds) too: they must be `invalid_command` records.
 @Suite struct CLIFuzzTests {
     static var size: Int { ProcessInfo.processInfo.environment["PIPELINE_FUZZ_COMMANDS"].flatMap(Int.init) ?? 3000 }
     static var seed: UInt64 { ProcessInfo.processInfo.environment["PIPELINE_FUZZ_SEED"].flatMap(UInt64.init) ?? 20261122 }
-    static var hugeIntegers: Bool { ProcessInfo.processInfo.environment["PIPELINE_FUZZ_HUGE_INTEGERS"] == "1" }
+    static let hugeIntegers = true
 
     @Test func damagedStreamsYieldExactlyOneRecordPerValueAndNeverCrash() throws {
         let seed = Self.seed
@@ -46,8 +44,8 @@ import Testing
         }
     }
 
-    /// Huge integers in the integer fields of commands must become `invalid_command` records, not
-    /// traps. The range checks belong to CommandDecoding (in progress in the engine).
+    /// Huge integers in the integer fields of commands become `invalid_command` records naming
+    /// the field (range-checked by `PlannedCommand.validationIssues()`), never traps.
     @Test func hugeIntegersInCommandFieldsNeverCrash() throws {
         let fields = [
             #"{"model":"m","prompt":"a","token_estimate":{"min_tokens":1,"expected_tokens":2,"max_tokens":9223372036854775807}}"#,
@@ -55,11 +53,12 @@ import Testing
             #"{"plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"x"}]}],"rate_constraint":{"requests_per_minute":9223372036854775807,"tokens_per_minute":9223372036854775807}}}"#,
             #"{"plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"x"}]}],"cache":{"ttl_seconds":9223372036854775807}}}"#,
         ]
-        withKnownIssue("the engine traps on Int.max in max_tokens / rate_constraint until CommandDecoding range-checks them", isIntermittent: true) {
-            let run = try bounded(["--quiet"], stdin: fields.joined(separator: "\n"), seconds: 60)
-            #expect(run.status == 0 || run.status == 1, "died of a signal")
-            #expect(run.lines.count == fields.count)
-        }
+        let run = try bounded(["--quiet"], stdin: fields.joined(separator: "\n"), seconds: 60)
+        #expect(run.status == 1, "every command fails, none crashes: \(run.stderr)")
+        #expect(run.lines.count == fields.count)
+        let paths = run.records.map { ($0["error"] as? [String: Any])?["path"] as? String }
+        #expect(run.records.allSatisfy { ($0["error"] as? [String: Any])?["kind"] as? String == "invalid_command" })
+        #expect(paths == ["token_estimate.max_tokens", "plan.calls[0].config.max_tokens", "plan.rate_constraint.requests_per_minute", "plan.cache.ttl_seconds"])
     }
 
     /// Runs the CLI on `input` and compares with the reference splitter.
