@@ -1,6 +1,7 @@
 import CommandPipeline
 @testable import CommandPipelineHTTP
 import Foundation
+import PipelineTestSupport
 import Testing
 
 /// Redaction, URL display, retry hints, usage numbers, the endpoint rules and reserved
@@ -181,4 +182,42 @@ import Testing
         let body = JSONSerializer.serialize(try builder.body(for: request, stream: false))
         #expect(body.contains(#""user":"u","max_completion_tokens":5"#))
     }
+}
+
+/// Request bodies on disk hold a private file's bytes: owner-only, exclusive, removed on failure.
+@Suite struct PrivateBodyFileTests {
+    @Test func aBodyFileIsReadableByItsOwnerOnlyAndHoldsTheFile() async throws {
+        let dir = try temporaryDirectory(files: ["secret.txt": "private bytes"])
+        let source = try OpenedFile.open(dir.appendingPathComponent("secret.txt").path).get()
+        let body = try await PrivateTemporaryFile.write(label: "test") { file in
+            try file.append(Array("head:".utf8))
+            try await file.append(source)
+        }
+        defer { try? FileManager.default.removeItem(at: body.url) }
+        let attributes = try FileManager.default.attributesOfItem(atPath: body.url.path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(try String(contentsOf: body.url, encoding: .utf8) == "head:private bytes")
+        #expect(body.size == 18)
+    }
+
+    @Test func aBodyThatFailsHalfWayLeavesNoFileBehind() async throws {
+        struct Stop: Error {}
+        let created = LockedURL()
+        await #expect(throws: Stop.self) {
+            _ = try await PrivateTemporaryFile.write(label: "test") { file in
+                created.set(file.url)
+                try file.append(Array("partial".utf8))
+                throw Stop()
+            }
+        }
+        let url = try #require(created.get())
+        #expect(!FileManager.default.fileExists(atPath: url.path))
+    }
+}
+
+private final class LockedURL: @unchecked Sendable {
+    private let lock = NSLock()
+    private var url: URL?
+    func set(_ u: URL) { lock.withLock { url = u } }
+    func get() -> URL? { lock.withLock { url } }
 }
