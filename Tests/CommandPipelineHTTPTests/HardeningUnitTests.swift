@@ -221,3 +221,43 @@ private final class LockedURL: @unchecked Sendable {
     func set(_ u: URL) { lock.withLock { url = u } }
     func get() -> URL? { lock.withLock { url } }
 }
+
+/// Every adapter maps redirects and the client's transport failures the same way.
+@Suite struct TransportErrorsEveryAdapterTests {
+    static let key = "sk-every-adapter-0123456789"
+
+    /// status, headers → error; transport error → error; for each adapter's mapping.
+    static let adapters: [(String, @Sendable (Int, [String: String]) -> APIError, @Sendable (any Error) -> APIError)] = {
+        let base = URL(string: "http://127.0.0.1:9")!
+        let openai = OpenAIErrorMapping(configuration: OpenAIConfiguration(baseURL: base, apiKey: APIKey(key)), providerName: "openai")
+        let gemini = GeminiErrorMapping(configuration: GeminiConfiguration(baseURL: base, apiKey: APIKey(key)), providerName: "gemini")
+        let anthropic = AnthropicErrorMapping(configuration: AnthropicConfiguration(baseURL: base, apiKey: APIKey(key)), providerName: "anthropic")
+        return [
+            ("openai", { openai.error(status: $0, headers: $1, body: Data(), endpoint: "http://127.0.0.1:9/x") }, { openai.error(transport: $0, endpoint: "http://127.0.0.1:9/x") }),
+            ("gemini", { gemini.error(status: $0, headers: $1, body: Data(), endpoint: "http://127.0.0.1:9/x") }, { gemini.error(transport: $0, endpoint: "http://127.0.0.1:9/x") }),
+            ("anthropic", { anthropic.error(status: $0, headers: $1, body: Data(), endpoint: "http://127.0.0.1:9/x") }, { anthropic.error(transport: $0, endpoint: "http://127.0.0.1:9/x") }),
+        ]
+    }()
+
+    @Test(arguments: [0, 1, 2])
+    func aRedirectIsAnErrorThatNamesNeitherKeyNorPassword(adapter: Int) {
+        let (name, status, _) = Self.adapters[adapter]
+        for code in [301, 302, 303, 307, 308] {
+            let error = status(code, ["location": "http://user:hunter2@evil.example:9/v1?key=\(Self.key)"])
+            #expect(error.code == "redirect" && !error.retryable, "\(name) \(code): \(error)")
+            #expect(!error.message.contains(Self.key) && !error.message.contains("hunter2"), "\(name): \(error.message)")
+            #expect(error.message.contains("evil.example"), "the user is told where it points")
+        }
+    }
+
+    @Test(arguments: [0, 1, 2])
+    func theClientsLimitsMapAlike(adapter: Int) {
+        let (name, _, transport) = Self.adapters[adapter]
+        let lost = transport(HTTPClient.Failure.connectionLost(receivedBytes: 10, underlying: URLError(.unknown)))
+        #expect(lost.code == "connection_lost" && lost.retryable, "\(name): \(lost)")
+        let slow = transport(HTTPClient.Failure.deadlineExceeded(seconds: 600))
+        #expect(slow.kind == .timeout && slow.retryable, "\(name): \(slow)")
+        let big = transport(HTTPClient.Failure.bodyTooLarge(limit: 64, declared: 1 << 40))
+        #expect(big.code == "response_too_large" && !big.retryable, "\(name): \(big)")
+    }
+}

@@ -83,6 +83,7 @@ struct GeminiErrorMapping {
     }
 
     func error(status httpStatus: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
+        if (300..<400).contains(httpStatus) { return transport.redirect(status: httpStatus, headers: headers, endpoint: endpoint) }
         let parsed = Self.status(body)
         // Redacted first, then shortened: a cut must never leave part of the key behind.
         let message = Self.shorten(configuration.apiKey.map { $0.redact(parsed.message) } ?? parsed.message)
@@ -134,33 +135,15 @@ struct GeminiErrorMapping {
         return .milliseconds(Int(min(seconds, Double(maxRetryDelay.components.seconds)) * 1000))
     }
 
-    /// Transport failures: timeouts, refused or dropped connections.
-    func error(transport: any Error, endpoint: String) -> APIError {
-        if let api = transport as? APIError { return api }
-        if transport is CancellationError { return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName) }
-        let base = configuration.baseURL.absoluteString
-        guard let urlError = transport as? URLError else {
-            return APIError(.providerError, "request to \(endpoint) failed: \(transport)", provider: providerName, retryable: true, underlying: transport)
-        }
-        switch urlError.code {
-        case .cancelled:
-            return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName)
-        case .timedOut:
-            return APIError(
-                .timeout, "no answer from \(endpoint) within \(Int(configuration.requestTimeout)) s (request timeout)", provider: providerName,
-                retryable: true, underlying: urlError)
-        case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
-            return APIError(
-                .providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))",
-                provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
-        case .networkConnectionLost:
-            return APIError(
-                .providerError, "the connection to \(base) was lost before the answer was complete", provider: providerName, retryable: true,
-                code: "connection_lost", underlying: urlError)
-        default:
-            return APIError(
-                .providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue))", provider: providerName, retryable: true,
-                underlying: urlError)
-        }
+    /// Transport failures and redirects, as every adapter reports them.
+    var transport: TransportErrors {
+        TransportErrors(
+            providerName: providerName, displayBaseURL: DisplayURL.string(configuration.baseURL), requestTimeout: configuration.requestTimeout,
+            deadlineSetting: "the per-request deadline (HTTPClient.resourceTimeout)", bodyLimitSetting: "HTTPClient.maxResponseBytes",
+            text: ServerText(key: configuration.apiKey))
+    }
+
+    func error(transport failure: any Error, endpoint: String) -> APIError {
+        transport.error(transport: failure, endpoint: endpoint)
     }
 }

@@ -13,6 +13,12 @@ struct OpenAIErrorMapping {
 
     var text: ServerText { ServerText(key: configuration.apiKey) }
 
+    var transport: TransportErrors {
+        TransportErrors(
+            providerName: providerName, displayBaseURL: configuration.displayBaseURL, requestTimeout: configuration.requestTimeout,
+            deadlineSetting: "OpenAIConfiguration.resourceTimeout", bodyLimitSetting: "OpenAIConfiguration.maxResponseBytes", text: text)
+    }
+
     /// The server's own message (redacted, previewed): OpenAI's `{"error":{"message"}}`,
     /// FastAPI's `{"detail": …}`, or the raw text; and its error code (redacted, short).
     func serverMessage(_ body: Data) -> (message: String, code: String?) {
@@ -43,7 +49,7 @@ struct OpenAIErrorMapping {
 
     func error(status: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
         let prefix = "HTTP \(status) from \(DisplayURL.withoutUserinfo(endpoint))"
-        if (300..<400).contains(status) { return redirect(status: status, headers: headers, prefix: prefix) }
+        if (300..<400).contains(status) { return transport.redirect(status: status, headers: headers, endpoint: endpoint) }
         let (message, code) = serverMessage(body)
         var error: APIError
         switch status {
@@ -67,17 +73,6 @@ struct OpenAIErrorMapping {
         default: break
         }
         return error
-    }
-
-    /// A 3xx: never followed (the key would travel with the request, or the body be lost
-    /// on a 301/302/303 that turns POST into GET). The Location is named, redacted and
-    /// without userinfo, so the user can fix `--base-url`.
-    private func redirect(status: Int, headers: [String: String], prefix: String) -> APIError {
-        let location = headers["location"].map { text.preview(DisplayURL.withoutUserinfo($0), limit: 200) } ?? "(no Location header)"
-        return APIError(
-            .providerError,
-            "\(prefix): the server redirects to \(location); redirects are not followed, so the API key never travels to another address: point --base-url at the final address",
-            provider: providerName, retryable: false, code: "redirect")
     }
 
     /// The longest retry hint kept. The engine caps hints further (60 s by default); this cap
@@ -116,54 +111,8 @@ struct OpenAIErrorMapping {
         return .milliseconds(Int(min(max(milliseconds, 0), cap)))
     }
 
-    /// Transport failures: timeouts, refused or dropped connections, the client's own limits.
-    func error(transport: any Error, endpoint: String) -> APIError {
-        let endpoint = DisplayURL.withoutUserinfo(endpoint)
-        if transport is CancellationError { return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName) }
-        let base = configuration.displayBaseURL
-        if let failure = transport as? HTTPClient.Failure {
-            switch failure {
-            case .connectionLost(let received, let underlying):
-                return APIError(
-                    .providerError,
-                    "the connection to \(base) was lost before the answer was complete (after \(received) bytes of the body: \(text.preview(underlying.localizedDescription, limit: 120)))",
-                    provider: providerName, retryable: true, code: "connection_lost", underlying: failure)
-            case .deadlineExceeded(let seconds):
-                return APIError(
-                    .timeout,
-                    "the answer from \(endpoint) was not complete within \(Self.seconds(seconds)) (per-request deadline; the server kept the connection open without finishing); raise OpenAIConfiguration.resourceTimeout if answers really take this long",
-                    provider: providerName, retryable: true, underlying: failure)
-            case .bodyTooLarge(let limit, let declared):
-                let what = declared.map { "declares a \($0)-byte body" } ?? "sent a body of more than \(limit) bytes"
-                return APIError(
-                    .providerError,
-                    "the answer from \(endpoint) \(what), over the \(limit)-byte limit; check --base-url points at the API, or raise OpenAIConfiguration.maxResponseBytes",
-                    provider: providerName, retryable: false, code: "response_too_large", underlying: failure)
-            }
-        }
-        guard let urlError = transport as? URLError else {
-            return APIError(
-                .providerError, "request to \(endpoint) failed: \(text.preview(transport.localizedDescription, limit: 200))", provider: providerName,
-                retryable: true, underlying: transport)
-        }
-        switch urlError.code {
-        case .cancelled:
-            return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName)
-        case .timedOut:
-            return APIError(.timeout, "no answer from \(endpoint) within \(Self.seconds(configuration.requestTimeout)) (request timeout)", provider: providerName, retryable: true, underlying: urlError)
-        case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
-            return APIError(.providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))", provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
-        case .networkConnectionLost:
-            return APIError(.providerError, "the connection to \(base) was lost before the answer was complete", provider: providerName, retryable: true, code: "connection_lost", underlying: urlError)
-        default:
-            return APIError(
-                .providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue): \(text.preview(urlError.localizedDescription, limit: 200)))",
-                provider: providerName, retryable: true, underlying: urlError)
-        }
-    }
-
-    /// "1.5 s", "600 s".
-    static func seconds(_ value: TimeInterval) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? "\(Int(value)) s" : "\(value) s"
+    /// Transport failures: timeouts, refused or dropped connections, the deadline and body cap.
+    func error(transport failure: any Error, endpoint: String) -> APIError {
+        transport.error(transport: failure, endpoint: endpoint)
     }
 }

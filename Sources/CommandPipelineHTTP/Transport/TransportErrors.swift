@@ -1,0 +1,83 @@
+import CommandPipeline
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// What every HTTP adapter says about failures that are not the provider's own error body:
+/// transport errors (`HTTPClient.Failure`, `URLError`) and redirects, which `HTTPClient`
+/// never follows. One place, so a new adapter gets `connection_lost`, the per-request
+/// deadline, the body cap and the redirect rule without writing them again. Any text that
+/// came from outside goes through `ServerText` (redacted, then cut).
+struct TransportErrors: Sendable {
+    let providerName: String
+    /// The base URL as messages show it (never with userinfo).
+    let displayBaseURL: String
+    let requestTimeout: TimeInterval
+    /// The configuration field or flag that raises each limit, for the hints.
+    let deadlineSetting: String
+    let bodyLimitSetting: String
+    let text: ServerText
+
+    /// A 3xx: never followed (the key would travel with the request, or the body be lost
+    /// on a 301/302/303 that turns POST into GET). The Location is named, redacted and
+    /// without userinfo, so the user can fix `--base-url`.
+    func redirect(status: Int, headers: [String: String], endpoint: String) -> APIError {
+        let location = headers["location"].map { text.preview(DisplayURL.withoutUserinfo($0), limit: 200) } ?? "(no Location header)"
+        return APIError(
+            .providerError,
+            "HTTP \(status) from \(DisplayURL.withoutUserinfo(endpoint)): the server redirects to \(location); redirects are not followed, so the API key never travels to another address: point --base-url at the final address",
+            provider: providerName, retryable: false, code: "redirect")
+    }
+
+    func error(transport: any Error, endpoint: String) -> APIError {
+        let endpoint = DisplayURL.withoutUserinfo(endpoint)
+        if let api = transport as? APIError { return api }
+        if transport is CancellationError { return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName) }
+        let base = displayBaseURL
+        if let failure = transport as? HTTPClient.Failure {
+            switch failure {
+            case .connectionLost(let received, let underlying):
+                return APIError(
+                    .providerError,
+                    "the connection to \(base) was lost before the answer was complete (after \(received) bytes of the body: \(text.preview(underlying.localizedDescription, limit: 120)))",
+                    provider: providerName, retryable: true, code: "connection_lost", underlying: failure)
+            case .deadlineExceeded(let seconds):
+                return APIError(
+                    .timeout,
+                    "the answer from \(endpoint) was not complete within \(Self.seconds(seconds)) (per-request deadline; the server kept the connection open without finishing); raise \(deadlineSetting) if answers really take this long",
+                    provider: providerName, retryable: true, underlying: failure)
+            case .bodyTooLarge(let limit, let declared):
+                let what = declared.map { "declares a \($0)-byte body" } ?? "sent a body of more than \(limit) bytes"
+                return APIError(
+                    .providerError,
+                    "the answer from \(endpoint) \(what), over the \(limit)-byte limit; check --base-url points at the API, or raise \(bodyLimitSetting)",
+                    provider: providerName, retryable: false, code: "response_too_large", underlying: failure)
+            }
+        }
+        guard let urlError = transport as? URLError else {
+            return APIError(
+                .providerError, "request to \(endpoint) failed: \(text.preview(transport.localizedDescription, limit: 200))", provider: providerName,
+                retryable: true, underlying: transport)
+        }
+        switch urlError.code {
+        case .cancelled:
+            return APIError(.cancelled, "request to \(endpoint) was cancelled", provider: providerName)
+        case .timedOut:
+            return APIError(.timeout, "no answer from \(endpoint) within \(Self.seconds(requestTimeout)) (request timeout)", provider: providerName, retryable: true, underlying: urlError)
+        case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
+            return APIError(.providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))", provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
+        case .networkConnectionLost:
+            return APIError(.providerError, "the connection to \(base) was lost before the answer was complete", provider: providerName, retryable: true, code: "connection_lost", underlying: urlError)
+        default:
+            return APIError(
+                .providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue): \(text.preview(urlError.localizedDescription, limit: 200)))",
+                provider: providerName, retryable: true, underlying: urlError)
+        }
+    }
+
+    /// "1.5 s", "600 s".
+    static func seconds(_ value: TimeInterval) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? "\(Int(value)) s" : "\(value) s"
+    }
+}
