@@ -321,3 +321,26 @@ import Testing
         #expect(https.status == 0, "\(https.stderr)")
     }
 }
+
+/// The same canary discipline for every adapter: routes that put the key where nobody thinks
+/// of it as server text (model, finish reason, error status, type or reason, a 200 error body,
+/// a safety block message, a non-JSON 200), answered in each provider's own shape.
+@Suite struct EveryProviderKeyTests {
+    static let routes = ["key-model", "key-status", "key-error-200", "key-block", "key-nonjson-200", "echo-json-error", "echo-text-200", "echo-text-500"]
+
+    @Test(arguments: ["openai", "gemini", "anthropic"])
+    func noProviderPrintsTheKeyWhateverTheServerSays(provider: String) throws {
+        let origin = try Peers.hostile.get().deletingLastPathComponent()
+        var environment = ProcessInfo.processInfo.environment
+        environment["CANARY_KEY"] = HostileServerTests.canary
+        for route in Self.routes {
+            let base = origin.appendingPathComponent("r").appendingPathComponent(route).absoluteString
+            let run = try runPipeline(
+                ["--provider", provider, "--base-url", base, "--api-key-env", "CANARY_KEY", "--max-attempts", "1", "--timeout", "60", "--quiet"],
+                stdin: #"{"id":"x","model":"m","prompt":"hi"}"#, environment: environment)
+            #expect(!HostileServerTests.leaks(run.stdout), "\(provider) \(route): the key reached stdout: \(run.stdout)")
+            #expect(!HostileServerTests.leaks(run.stderr), "\(provider) \(route): the key reached stderr: \(run.stderr)")
+            #expect([0, 1].contains(run.status) && run.lines.count == 1, "\(provider) \(route): \(run.status) \(run.stderr)")
+        }
+    }
+}

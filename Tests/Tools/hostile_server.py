@@ -113,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
     def route(self, route, raw):
         auth = self.headers.get("Authorization", "")
         key = auth[7:] if auth.startswith("Bearer ") else auth
+        if route.startswith("key-"):
+            return self.key_route(route, self.headers.get("x-goog-api-key") or self.headers.get("x-api-key") or key)
         if route == "ok":
             return self.send_json(200, completion("ok", {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}))
         if route.startswith("redirect-"):
@@ -242,6 +244,51 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(2)
         except OSError:
             pass
+
+
+def provider_of(path):
+    return "gemini" if "/v1beta/" in path else "anthropic" if path.endswith("/v1/messages") else "openai"
+
+
+def key_route(self, route, k):
+    """Provider-shaped answers that put the key where nobody thinks of it as server text:
+    the model name, the finish reason, an error's status, type or reason, a 200 error body,
+    a safety block message. The shape follows the path, so one route serves every adapter."""
+    provider = provider_of(self.path)
+    if route == "key-model":
+        body = {
+            "gemini": {"modelVersion": "echo " + k, "candidates": [{"content": {"parts": [{"text": "hi " + k}]}, "finishReason": "echo " + k}],
+                       "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}},
+            "anthropic": {"type": "message", "role": "assistant", "model": "echo " + k, "content": [{"type": "text", "text": "hi " + k}],
+                          "stop_reason": "echo " + k, "usage": {"input_tokens": 1, "output_tokens": 1}},
+            "openai": {"id": "c", "object": "chat.completion", "model": "echo " + k,
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi " + k}, "finish_reason": "echo " + k}],
+                       "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+        }[provider]
+        return self.send_json(200, body)
+    if route == "key-status":
+        body = {
+            "gemini": {"error": {"code": 400, "message": "bad", "status": "ECHO_" + k,
+                                 "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R_" + k}]}},
+            "anthropic": {"type": "error", "error": {"type": "T_" + k, "message": "bad"}},
+            "openai": {"error": {"message": "bad", "type": "T_" + k, "code": "C_" + k}},
+        }[provider]
+        return self.send_json(400, body)
+    if route == "key-error-200":
+        body = {
+            "gemini": {"error": {"code": 503, "message": "echo " + k, "status": "UNAVAILABLE"}},
+            "anthropic": {"type": "error", "error": {"type": "overloaded_error", "message": "echo " + k}},
+            "openai": {"error": {"message": "echo " + k}},
+        }[provider]
+        return self.send_json(200, body)
+    if route == "key-block":
+        return self.send_json(200, {"promptFeedback": {"blockReason": "OTHER", "blockReasonMessage": "echo " + k}})
+    if route == "key-nonjson-200":
+        return self.send_body(200, ("echo: " + k).encode(), "text/plain")
+    return self.send_json(404, {"error": {"message": "unknown key route"}})
+
+
+Handler.key_route = key_route
 
 
 class SinkHandler(Handler):

@@ -32,25 +32,31 @@ public struct AnthropicAdapter<Uploads: CapabilityFlag, Caching: CapabilityFlag,
 {
     let core: AnthropicCore
     public var providerName: String { AnthropicProvider.name }
-    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await core.generate(request) }
+    // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
+    var scrub: ServerText { ServerText(key: core.configuration.apiKey) }
+    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+        try await scrub.scrubbing { scrub.scrub(try await core.generate(request)) }
+    }
 }
 
 extension AnthropicAdapter: UploadsCapability where Uploads == CapabilityOn {
-    public func upload(_ file: FileUpload) async throws -> FileReference { try await core.upload(file) }
+    public func upload(_ file: FileUpload) async throws -> FileReference { try await scrub.scrubbing { try await core.upload(file) } }
 }
 
 extension AnthropicAdapter: CachingCapability where Caching == CapabilityOn {
-    public func createCache(_ request: CacheRequest) async throws -> CacheReference { try await core.createCache(request) }
+    public func createCache(_ request: CacheRequest) async throws -> CacheReference {
+        try await scrub.scrubbing { scrub.scrub(try await core.createCache(request)) }
+    }
     /// Anthropic has no cache to look up: the engine's registry remembers the prefixes it wrote.
     public func cache(forKey key: String) async throws -> CacheReference? { nil }
 }
 
 extension AnthropicAdapter: StreamingCapability where Streaming == CapabilityOn {
-    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { core.stream(request) }
+    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { scrub.scrub(core.stream(request)) }
 }
 
 extension AnthropicAdapter: TokenCountingCapability where Counting == CapabilityOn {
-    public func countTokens(_ request: GenerationRequest) async throws -> Int { try await core.countTokens(request) }
+    public func countTokens(_ request: GenerationRequest) async throws -> Int { try await scrub.scrubbing { try await core.countTokens(request) } }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.

@@ -55,7 +55,9 @@ enum AnthropicResponses {
         do throws(JSONParser.SyntaxError) {
             return try JSONParser.parse([UInt8](body))
         } catch {
-            let preview = String(decoding: body.prefix(120), as: UTF8.self)
+            // No quote of the body here: this function has no key to redact with, and a quote cut
+            // before redaction could leave a piece of a key behind. The status and size say enough.
+            let preview = "\(body.count) bytes"
             throw APIError(.providerError, "the server's answer is not JSON (\(error.message)): \(preview)", provider: provider)
         }
     }
@@ -117,7 +119,7 @@ enum AnthropicResponses {
                 let clientFault = ["invalid_request_error", "authentication_error", "permission_error", "not_found_error", "request_too_large"].contains(errorType)
                 throw APIError(
                     errorType == "rate_limit_error" ? .rateLimited : .providerError,
-                    "the stream reported \(errorType) after the answer began: \(String(message.prefix(300)))",
+                    "the stream reported \(errorType) after the answer began: \(message.count > 300 ? String(message.prefix(300)) + "…" : message)",
                     provider: provider, retryable: !clientFault, code: errorType)
             default:
                 break  // ping, content_block_stop, and event types added later

@@ -20,14 +20,22 @@ public enum GeminiProvider {
 public struct GeminiAdapter: GenerationCapability, StreamingCapability, UploadsCapability, CachingCapability, TokenCountingCapability {
     let core: GeminiCore
     public var providerName: String { GeminiProvider.name }
-    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await core.generate(request) }
-    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { core.stream(request) }
-    public func upload(_ file: FileUpload) async throws -> FileReference { try await core.upload(file) }
-    public func createCache(_ request: CacheRequest) async throws -> CacheReference { try await core.createCache(request) }
-    public func cache(forKey key: String) async throws -> CacheReference? { try await core.cache(forKey: key) }
-    public func countTokens(_ request: GenerationRequest) async throws -> Int { try await core.countTokens(request) }
+    // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
+    private var scrub: ServerText { ServerText(key: core.configuration.apiKey) }
+    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+        try await scrub.scrubbing { scrub.scrub(try await core.generate(request)) }
+    }
+    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { scrub.scrub(core.stream(request)) }
+    public func upload(_ file: FileUpload) async throws -> FileReference { try await scrub.scrubbing { try await core.upload(file) } }
+    public func createCache(_ request: CacheRequest) async throws -> CacheReference {
+        try await scrub.scrubbing { scrub.scrub(try await core.createCache(request)) }
+    }
+    public func cache(forKey key: String) async throws -> CacheReference? {
+        try await scrub.scrubbing { try await core.cache(forKey: key).map(scrub.scrub) }
+    }
+    public func countTokens(_ request: GenerationRequest) async throws -> Int { try await scrub.scrubbing { try await core.countTokens(request) } }
     /// Deletes a cache (`DELETE cachedContents/{id}`), e.g. when a run is done with it.
-    public func deleteCache(_ reference: CacheReference) async throws { try await core.deleteCache(id: reference.id) }
+    public func deleteCache(_ reference: CacheReference) async throws { try await scrub.scrubbing { try await core.deleteCache(id: reference.id) } }
 }
 
 /// The client, request building and error mapping behind the adapter.
@@ -150,7 +158,7 @@ final class GeminiCore: Sendable {
                 }
             }
             for try await piece in response.body {
-                if head.count < 200 { head.append(piece.prefix(200 - head.count)) }
+                if head.count < 4096 { head.append(piece.prefix(4096 - head.count)) }
                 try take(parser.feed(piece))
             }
             try take(parser.finish())
@@ -160,7 +168,7 @@ final class GeminiCore: Sendable {
             throw errors.error(transport: error, endpoint: endpoint)
         }
         guard events > 0 else {
-            let preview = String(decoding: head, as: UTF8.self)
+            let preview = ServerText(key: configuration.apiKey).preview(String(decoding: head, as: UTF8.self), limit: 200)
             throw APIError(
                 .providerError, "the stream from \(endpoint) held no server-sent events\(preview.isEmpty ? " (empty body)" : ": \(preview)")",
                 provider: provider, retryable: true, code: "stream_truncated")

@@ -31,7 +31,9 @@ enum GeminiResponses {
         do throws(JSONParser.SyntaxError) {
             return try JSONParser.parse([UInt8](body))
         } catch {
-            let preview = String(decoding: body.prefix(120), as: UTF8.self)
+            // No quote of the body here: this function has no key to redact with, and a quote cut
+            // before redaction could leave a piece of a key behind. The status and size say enough.
+            let preview = "\(body.count) bytes"
             throw APIError(.providerError, "\(what) is not JSON (\(error.message)): \(preview)", provider: provider)
         }
     }

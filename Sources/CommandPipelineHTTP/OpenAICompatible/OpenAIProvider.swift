@@ -26,15 +26,19 @@ public enum OpenAIProvider {
 public struct OpenAIAdapter<Uploads: CapabilityFlag, Streaming: CapabilityFlag>: GenerationCapability {
     let core: OpenAICore
     public var providerName: String { OpenAIProvider.name }
-    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await core.generate(request) }
+    // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
+    var scrub: ServerText { ServerText(key: core.configuration.apiKey) }
+    public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+        try await scrub.scrubbing { scrub.scrub(try await core.generate(request)) }
+    }
 }
 
 extension OpenAIAdapter: UploadsCapability where Uploads == CapabilityOn {
-    public func upload(_ file: FileUpload) async throws -> FileReference { try await core.upload(file) }
+    public func upload(_ file: FileUpload) async throws -> FileReference { try await scrub.scrubbing { try await core.upload(file) } }
 }
 
 extension OpenAIAdapter: StreamingCapability where Streaming == CapabilityOn {
-    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { core.stream(request) }
+    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { scrub.scrub(core.stream(request)) }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.

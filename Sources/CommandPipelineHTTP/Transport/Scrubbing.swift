@@ -1,0 +1,60 @@
+import CommandPipeline
+import Foundation
+
+/// The last line of defence at an adapter's boundary: whatever an adapter hands the engine
+/// — an answer's text, model and finish reason, a cache id, an error's message and code —
+/// has the key removed, in full, before anything can print it. Messages that quote server
+/// text also go through `ServerText.preview` where they are made (redact, then cut); this
+/// pass catches the strings nobody thought of as server text (a `model` echoing a header).
+/// Every public method of every adapter runs through it.
+extension ServerText {
+    func scrub(_ response: GenerationResponse) -> GenerationResponse {
+        guard key != nil else { return response }
+        var response = response
+        response.text = redact(response.text)
+        response.model = preview(response.model, limit: 200)
+        response.finishReason = preview(response.finishReason, limit: 100)
+        return response
+    }
+
+    func scrub(_ reference: CacheReference) -> CacheReference {
+        guard key != nil else { return reference }
+        var reference = reference
+        reference.id = redact(reference.id)
+        return reference
+    }
+
+    func scrub(_ error: any Error) -> any Error {
+        guard key != nil, var api = error as? APIError else { return error }
+        api.message = redact(api.message)
+        api.code = api.code.map { preview($0, limit: 100) }
+        return api
+    }
+
+    /// Runs `body`, scrubbing what it throws.
+    func scrubbing<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch { throw scrub(error) }
+    }
+
+    /// The stream with every delta, the final answer and any error scrubbed. (A key split
+    /// across two deltas is caught in the final answer, not in the pieces.)
+    func scrub(_ stream: AsyncThrowingStream<GenerationChunk, any Error>) -> AsyncThrowingStream<GenerationChunk, any Error> {
+        guard key != nil else { return stream }
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for try await chunk in stream {
+                        switch chunk {
+                        case .delta(let text): continuation.yield(.delta(redact(text)))
+                        case .completed(let response): continuation.yield(.completed(scrub(response)))
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: scrub(error))
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
