@@ -144,4 +144,25 @@ import Testing
         let result = await upload(path, engine: engine(timeout: .milliseconds(200)))
         #expect(result.failure?.kind == .timeout)
     }
+
+    @Test func aDeviceIsRefusedByItsName() async throws {
+        let error = try #require(await upload("/dev/null", engine: engine()).failure)
+        #expect(error.kind == .invalidCommand && error.message.contains("character device"), "\(error)")
+    }
+
+    @Test func aFileThatGrowsOrShrinksWhileReadIsRefused() async throws {
+        let dir = try temporaryDirectory(files: ["a.txt": "12345"])
+        let path = dir.appendingPathComponent("a.txt").path
+        let grown = try OpenedFile.open(path).get()
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("6789".utf8))
+        try handle.close()
+        await #expect(throws: OpenedFile.Failure.self) { _ = try await grown.contents() }
+        let shrunk = try OpenedFile.open(path).get()
+        #expect(truncate(path, 2) == 0)
+        await #expect(throws: OpenedFile.Failure.self) { _ = try await shrunk.contents() }
+        let whole = try OpenedFile.open(path).get()
+        #expect(try await whole.contents() == Data("12".utf8))
+    }
 }

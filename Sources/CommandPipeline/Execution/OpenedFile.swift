@@ -49,6 +49,13 @@ public final class OpenedFile: Sendable {
     /// Opens `path` (absolute) for reading without blocking, and checks it is a regular file
     /// of at most `maximumBytes`.
     public static func open(_ path: String, maximumBytes: Int = FileResolver.defaultMaximumFileBytes) -> Result<OpenedFile, Failure> {
+        // Look before opening: opening a device can have effects of its own (a tape rewinds, a
+        // watchdog arms), so only what looks like a regular file is opened at all. What was
+        // opened is checked again on the descriptor below, so a swap in between is refused too.
+        var named = stat()
+        if stat(path, &named) == 0, (named.st_mode & S_IFMT) != S_IFREG {
+            return .failure(.refused("'\(path)' is \(describe(mode: named.st_mode)), not a regular file; name a regular file"))
+        }
         // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
         let fd = openForReading(path)
         guard fd >= 0 else {
@@ -111,15 +118,24 @@ public final class OpenedFile: Sendable {
     private func readAll(chunkSize: Int, cancelled: CancellationFlag, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, chunkSize), alignment: 16)
         defer { buffer.deallocate() }
+        // Exactly the size that was checked: a file that grows or shrinks while it is read is
+        // refused, so `maximumBytes` holds and a half-changed file is never sent.
         var offset = 0
         while true {
             if cancelled.isSet { throw CancellationError() }
-            let n = pread(descriptor, buffer.baseAddress, buffer.count, off_t(offset))
+            let wanted = offset < size ? min(buffer.count, size - offset) : 1
+            let n = pread(descriptor, buffer.baseAddress, wanted, off_t(offset))
             if n < 0 {
                 if errno == EINTR { continue }
                 throw OpenedFile.Failure.unreadable("cannot read '\(path)': \(String(cString: strerror(errno)))")
             }
-            if n == 0 { return }
+            if offset >= size {
+                if n == 0 { return }
+                throw OpenedFile.Failure.unreadable("'\(path)' grew while it was read (it had \(size) bytes when opened); try again once it is complete")
+            }
+            if n == 0 {
+                throw OpenedFile.Failure.unreadable("'\(path)' shrank while it was read (\(offset) of \(size) bytes); try again once it is complete")
+            }
             try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             offset += n
         }
