@@ -98,8 +98,9 @@ extension PlannedCommand {
     }
 
     /// One issue when `value` is outside `range`, naming the field's last key.
-    private func checkRange(_ value: Int, _ range: ClosedRange<Int>, _ path: String, _ issue: (String, String) -> Void) {
+    private func checkRange(_ value: Int, _ range: ClosedRange<Int>, _ path: @autoclosure () -> String, _ issue: (String, String) -> Void) {
         guard !range.contains(value) else { return }
+        let path = path()
         let key = path.split(separator: ".").last.map(String.init) ?? path
         issue(path, "\(key) must be \(range.spelled), got \(value)")
     }
