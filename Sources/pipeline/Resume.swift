@@ -57,7 +57,8 @@ enum Resume {
     /// Streams FILE: every complete, parseable `succeeded` record counts; a torn last line
     /// or any line that does not parse is ignored (it is re-run, never trusted).
     static func scan(_ path: String) throws(UsageError) -> Scan {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking: a FIFO must not hang the start; it is refused just below.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else {
             throw UsageError(message: "cannot read --resume file '\(path)': \(String(cString: strerror(errno))); give an earlier results file (it may be empty)")
         }
@@ -68,6 +69,12 @@ enum Resume {
         }
         if (info.st_mode & S_IFMT) == S_IFDIR {
             throw UsageError(message: "--resume '\(path)' is a directory; give an earlier results file (it may be empty)")
+        }
+        // Only a regular file is a results file (/dev/null stands for "no earlier results"):
+        // /dev/zero would be read forever, a FIFO would wait for a writer.
+        if (info.st_mode & S_IFMT) != S_IFREG {
+            if path == "/dev/null" { return Scan(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) }
+            throw UsageError(message: "--resume '\(path)' is not a regular file; give an earlier results file (it may be empty)")
         }
         var scan = Scan(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         var splitter = JSONStreamSplitter()

@@ -179,7 +179,7 @@ struct RunLoop {
     private static func claim(_ piece: JSONStreamSplitter.Piece, index: Int, in ledger: ResumeLedger) -> Bool {
         guard !ledger.isEmpty, case .success(.object(let object)) = piece.parse() else { return false }
         switch object["id"] {
-        case nil: return ledger.claim(id: "cmd-\(index + 1)", index: index)
+        case nil, .null?: return ledger.claim(id: "cmd-\(index + 1)", index: index)
         case .string(let id)?: return ledger.claim(id: id, index: index)
         default: return false
         }

@@ -134,6 +134,34 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("is a directory"))
     }
+
+    /// /dev/zero would be read forever and a FIFO would wait for a writer: both are refused at once.
+    @Test func aResumeFileThatIsNotARegularFileIsAUsageError() throws {
+        let dir = try CLI.temporaryDirectory()
+        let fifo = dir.appendingPathComponent("results.fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for path in ["/dev/zero", fifo] {
+            let run = try bounded(["--resume", path], stdin: okCommand, seconds: 30)
+            #expect(run.status == 2, "\(path): \(run.stderr)")
+            #expect(run.stdout.isEmpty)
+            #expect(run.stderr.contains("not a regular file"), "\(path): \(run.stderr)")
+        }
+        let empty = try bounded(["--resume", "/dev/null", "--quiet"], stdin: okCommand, seconds: 30)
+        #expect(empty.status == 0 && empty.lines.count == 1, "/dev/null means no earlier results")
+    }
+
+    /// `"id": null` is named `cmd-N` like a missing id, by the decoder and by resume alike.
+    @Test func aNullIdIsResumedLikeAMissingOne() throws {
+        let dir = try CLI.temporaryDirectory()
+        let results = dir.appendingPathComponent("r.jsonl")
+        let input = #"{"id":null,"model":"mock","prompt":"a"}"#
+        let first = try bounded(["--quiet"], stdin: input, seconds: 30)
+        #expect(first.status == 0 && first.lines.count == 1)
+        try first.stdout.write(to: results)
+        let resumed = try bounded(["--quiet", "--resume", results.path], stdin: input, seconds: 30)
+        #expect(resumed.status == 0)
+        #expect(resumed.stdout.isEmpty, "the command that succeeded is not paid for again: \(resumed.text)")
+    }
 }
 
 @Suite struct CLIOutputFailureTests {
