@@ -37,6 +37,20 @@ import Testing
         #expect(pieces.map(\.line) == [1, 2, 4, 4])
     }
 
+    /// `json.dumps(list)` writes one line: a broken element ends at its own `,` or `]`
+    /// (brackets and strings followed), so the elements after it still come out.
+    @Test(arguments: [1, 3, 4096])
+    func aBrokenElementOfAOneLineArrayLosesNoOtherElement(chunk: Int) {
+        let nan = split(#"[{"p":"a","t":NaN},{"p":"b"},{"p":"c"}]"# + "\n", chunk: chunk)
+        #expect(nan.map(\.parsed) == [false, true, true])
+        #expect(nan.dropFirst().map(\.text) == [#"{"p":"b"}"#, #"{"p":"c"}"#])
+        let nested = split(#"[{"a":1,,"b":{"c":[1,{"d":"],}"}]}},{"e":2}]"# + "\n" + #"{"f":3}"#, chunk: chunk)
+        #expect(nested.map(\.parsed) == [false, true, true])
+        #expect(nested.dropFirst().map(\.text) == [#"{"e":2}"#, #"{"f":3}"#])
+        let last = split(#"[{"a":1},{"b":tru}]"# + "\n" + #"{"c":3}"#, chunk: chunk)
+        #expect(last.map(\.parsed) == [true, false, true], "the broken last element ends at the array's `]`")
+    }
+
     @Test func aTopLevelArrayIsAListOfValues() {
         let pieces = split("[\n{\"a\":1},\n{\"b\":2}\n]\n{\"c\":3}")
         #expect(pieces.map(\.text) == ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"])

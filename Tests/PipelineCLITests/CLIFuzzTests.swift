@@ -410,12 +410,70 @@ def split(data):
                 depth -= 1
         return None
 
+    def open_depth(start, at):
+        # Containers open at `at` in the value that starts at `start` (strings skipped).
+        depth, in_string, escaped = 0, False, False
+        for k in range(start, at):
+            c = s[k]
+            if in_string:
+                if escaped: escaped = False
+                elif c == '\\': escaped = True
+                elif c == '"': in_string = False
+            elif c == '"': in_string = True
+            elif c in '{[': depth += 1
+            elif c in '}]': depth -= 1
+        return depth
+
+    def line_candidate(q, column):
+        # At a line start (q may sit on blanks): where a command can start, else None and the
+        # first non-blank byte.
+        while q < n and s[q] in WS:
+            q += 1
+        if q >= n:
+            return n, q
+        if (s[q] in '{[' or s[q] in ',]') and q - line_start(q) <= column:
+            return q, q
+        return None, q
+
+    def skip_element(q, depth, column):
+        # A broken element of a top-level array ends at its own ',' or ']' (brackets followed,
+        # strings skipped); a line that can start a command ends it too.
+        in_string = escaped = False
+        while q < n:
+            c = s[q]
+            if c == '\n':
+                found, q = line_candidate(q, column)
+                if found is not None:
+                    return found
+                in_string = escaped = False
+                continue
+            if in_string:
+                if escaped: escaped = False
+                elif c == '\\': escaped = True
+                elif c == '"': in_string = False
+            elif c == '"': in_string = True
+            elif c in '{[': depth += 1
+            elif c in '}]':
+                if depth > 0: depth -= 1
+                elif c == ']': return q
+            elif c == ',' and depth == 0:
+                return q
+            q += 1
+        return n
+
     def broken(start, at):
-        # A value broken at `at`: resume on that line if `at` opens it, else on the next.
+        # A value broken at `at`: resume on that line if `at` opens it, else on the next; inside
+        # a top-level array, at the element's own ',' or ']' as well.
         out.append(None)
         column = start - line_start(start)
         if at >= n:
             return n
+        if in_array:
+            depth = open_depth(start, at)
+            if s[at] == '\n' or opens_line(at):
+                found, q = line_candidate(at, column)
+                return found if found is not None else skip_element(q, depth, column)
+            return skip_element(at, depth, column)
         if s[at] == '\n':
             return resume(at + 1, column)
         if opens_line(at):

@@ -88,6 +88,9 @@ public struct JSONStreamSplitter {
         case between          // top level: no value open
         case skipLine         // recovering: skip to the end of the line
         case lineStart        // recovering: at the start of a line, does it start a command?
+        case skipElement      // recovering inside a top-level array: to the element's `,` or `]`
+        case skipElementString
+        case skipElementEscape
         case value            // in a container: a value (after ':' or an array's ',')
         case arrayFirst       // after '[': a value or ']'
         case objectFirst      // after '{': a key or '}'
@@ -139,6 +142,10 @@ public struct JSONStreamSplitter {
     private var startColumn = 0
     /// While recovering: the largest column at which `{` or `[` starts the next value.
     private var resumeColumn = Int.max
+    /// While recovering a broken element of a top-level array: containers still open in it.
+    private var skipDepth = 0
+    /// A line that does not start a command sends recovery back to the element, not the line.
+    private var skippingElement = false
 
     /// The largest value this splitter holds (`maximumValueBytes` unless a test asks for less).
     private let valueLimit: Int
@@ -207,13 +214,22 @@ public struct JSONStreamSplitter {
             let reportOffset = at ?? (s.offset + i)
             let reportLine = atLine ?? s.line
             let bytes = preview(&s, to: i)
+            let depth = s.stack.count
             s.stack.removeAll(keepingCapacity: true)
             s.oversized = false
             emit(Piece(bytes: bytes, offset: s.start, line: s.startLine, error: PieceError(
                 offset: reportOffset, line: reportLine, message: "invalid JSON at line \(reportLine), byte offset \(reportOffset): \(reason)")))
             // The offending byte's line is a candidate when the byte opens it; else the next line.
+            // Inside a top-level array the element's own `,` or `]` ends it too, so the next
+            // elements on the same line (`json.dumps` of a list is one line) still come out.
             s.resumeColumn = s.startColumn
-            s.state = (base[i] == 0x0a || s.atLineStart) ? .lineStart : .skipLine
+            s.skippingElement = s.inArray
+            s.skipDepth = depth
+            if base[i] == 0x0a || s.atLineStart {
+                s.state = .lineStart
+            } else {
+                s.state = s.inArray ? .skipElement : .skipLine
+            }
         }
 
         func startValue(_ s: inout JSONStreamSplitter, _ byte: UInt8, at i: Int) -> Bool {
@@ -311,11 +327,51 @@ public struct JSONStreamSplitter {
                     || (inArray && (byte == UInt8(ascii: "]") || byte == UInt8(ascii: ",")))
                 if opens && column <= resumeColumn {
                     atLineStart = true
+                    skippingElement = false
                     state = .between
                 } else {
-                    state = .skipLine
+                    state = skippingElement ? .skipElement : .skipLine
                 }
                 continue
+
+            case .skipElement:
+                // Follows the broken element's brackets (strings skipped) to its end at depth 0.
+                switch byte {
+                case 0x0a:
+                    state = .lineStart
+                    continue
+                case UInt8(ascii: "\""): state = .skipElementString
+                case UInt8(ascii: "{"), UInt8(ascii: "["): skipDepth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    if skipDepth > 0 {
+                        skipDepth -= 1
+                    } else if byte == UInt8(ascii: "]") {
+                        skippingElement = false
+                        state = .between   // closes the top-level array, read again there
+                        continue
+                    }
+                case UInt8(ascii: ","):
+                    if skipDepth == 0 {
+                        skippingElement = false
+                        state = .between   // the next element follows, read again there
+                        continue
+                    }
+                default: break
+                }
+
+            case .skipElementString:
+                if byte == 0x0a {
+                    state = .lineStart     // a line break cannot be inside a string: it ended broken
+                    continue
+                }
+                if byte == UInt8(ascii: "\\") { state = .skipElementEscape } else if byte == UInt8(ascii: "\"") { state = .skipElement }
+
+            case .skipElementEscape:
+                if byte == 0x0a {
+                    state = .lineStart
+                    continue
+                }
+                state = .skipElementString
 
             case .bom:
                 let expected: [UInt8] = [0xEF, 0xBB, 0xBF]
@@ -534,7 +590,7 @@ public struct JSONStreamSplitter {
     /// literal at the very end is complete.
     public mutating func finish(_ emit: (Piece) -> Void) {
         switch state {
-        case .between: break
+        case .between, .skipElement, .skipElementString, .skipElementEscape: break
         case .skipLine, .lineStart, .bom:
             if state == .bom { garbage = (Array([0xEF, 0xBB, 0xBF].prefix(offset)), 0, 1) }
             emitGarbage(emit)
@@ -568,7 +624,7 @@ public struct JSONStreamSplitter {
 
     private var isOpen: Bool {
         switch state {
-        case .between, .skipLine, .lineStart, .bom: false
+        case .between, .skipLine, .lineStart, .skipElement, .skipElementString, .skipElementEscape, .bom: false
         default: true
         }
     }
