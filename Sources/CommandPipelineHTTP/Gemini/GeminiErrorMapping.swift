@@ -137,10 +137,7 @@ struct GeminiErrorMapping {
 
     /// Transport failures and redirects, as every adapter reports them.
     var transport: TransportErrors {
-        TransportErrors(
-            providerName: providerName, displayBaseURL: DisplayURL.string(configuration.baseURL), requestTimeout: configuration.requestTimeout,
-            deadlineSetting: "the per-request deadline (HTTPClient.resourceTimeout)", bodyLimitSetting: "HTTPClient.maxResponseBytes",
-            text: ServerText(key: configuration.apiKey))
+        TransportErrors(providerName: providerName, baseURL: configuration.baseURL, key: configuration.apiKey, requestTimeout: configuration.requestTimeout)
     }
 
     func error(transport failure: any Error, endpoint: String) -> APIError {

@@ -105,17 +105,7 @@ final class GeminiCore: Sendable {
     }
 
     func stream(_ generation: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    continuation.yield(.completed(try await self.streamInto(continuation, generation)))
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        GenerationStream.run { continuation in try await self.streamInto(continuation, generation) }
     }
 
     /// `streamGenerateContent?alt=sse`: one `data:` event per partial response and no end

@@ -101,17 +101,7 @@ final class OpenAICore: Sendable {
     }
 
     func stream(_ generation: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    continuation.yield(.completed(try await self.streamInto(continuation, generation)))
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        GenerationStream.run { continuation in try await self.streamInto(continuation, generation) }
     }
 
     private func streamInto(_ continuation: AsyncThrowingStream<GenerationChunk, any Error>.Continuation, _ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {

@@ -19,6 +19,23 @@ struct TransportErrors: Sendable {
     let bodyLimitSetting: String
     let text: ServerText
 
+    init(providerName: String, displayBaseURL: String, requestTimeout: TimeInterval, deadlineSetting: String, bodyLimitSetting: String, text: ServerText) {
+        self.providerName = providerName
+        self.displayBaseURL = displayBaseURL
+        self.requestTimeout = requestTimeout
+        self.deadlineSetting = deadlineSetting
+        self.bodyLimitSetting = bodyLimitSetting
+        self.text = text
+    }
+
+    /// For an adapter that uses `HTTPClient`'s default deadline and body cap.
+    init(providerName: String, baseURL: URL, key: APIKey?, requestTimeout: TimeInterval) {
+        self.init(
+            providerName: providerName, displayBaseURL: DisplayURL.string(baseURL), requestTimeout: requestTimeout,
+            deadlineSetting: "the per-request deadline (HTTPClient.resourceTimeout)", bodyLimitSetting: "HTTPClient.maxResponseBytes",
+            text: ServerText(key: key))
+    }
+
     /// A 3xx: never followed (the key would travel with the request, or the body be lost
     /// on a 301/302/303 that turns POST into GET). The Location is named, redacted and
     /// without userinfo, so the user can fix `--base-url`.
