@@ -36,8 +36,8 @@ enum Help {
       --concurrency N           commands in flight at once, 1–10000            default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --quiet                   no progress line and no summary on stderr      default: off
-      --resume FILE             skip commands whose id already succeeded in FILE (an earlier results file);
-                                an id repeated in the input is skipped only as often as it succeeded in FILE
+      --resume FILE             skip commands that already succeeded in FILE (an earlier results file): same id
+                                and same input bytes (`input_hash`); never one that did not succeed
       --files-root DIR          file paths resolve inside DIR and may not leave it   default: working directory
       --timeout SECONDS         deadline for each command, retries included, 0.001–604800 (one week)
                                                                                default: none

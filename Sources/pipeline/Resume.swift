@@ -7,40 +7,48 @@ import CommandPipeline
 import Synchronization
 
 /// What an earlier results file says already succeeded, and the rule that decides which
-/// commands of this run to skip.
+/// commands of this run to skip (Design/wire-format.md, "Resume").
 ///
-/// The rule (Design/wire-format.md, "Resume"): each succeeded record skips at most one
-/// command of this run. A command is skipped when a succeeded record has its `id` and its
-/// `index` (same input, same position: exactly the command that succeeded). Failing that, a
-/// succeeded record with its `id` whose `index` lies *before* the command's position and
-/// that no earlier command claimed skips it (the input changed since FILE was written, e.g.
-/// lines were added). A success at a later position is kept for the command at that
-/// position, so a repeated id never makes an unfinished occurrence skip on another's success.
-/// Decisions are taken in input order (`claim` is called by the run loop, one at a time).
+/// Every result line of `run` carries `input_hash`, a digest of its command's exact input
+/// bytes. A command is skipped only when a succeeded record has its `id` *and* its
+/// `input_hash`: the same command, wherever it now stands in the input. Each succeeded record
+/// skips at most one command (in input order), so a repeated command runs as often as it did
+/// not succeed. A command that did not succeed is never skipped: an id is not enough, however
+/// the input changed. Records without `input_hash` (older versions) are not trusted.
 final class ResumeLedger: Sendable {
-    /// Per id: the indices of its succeeded records not yet claimed, ascending.
-    private let unclaimed: Mutex<[String: [Int]]>
+    struct Key: Hashable, Sendable {
+        var id: String
+        var hash: String
+    }
+
+    /// Per id and input digest: how many succeeded records are not yet claimed.
+    private let unclaimed: Mutex<[Key: Int]>
     let isEmpty: Bool
 
-    init(succeeded: [String: [Int]]) {
-        unclaimed = Mutex(succeeded.mapValues { $0.sorted() })
+    init(succeeded: [Key: Int]) {
+        unclaimed = Mutex(succeeded)
         isEmpty = succeeded.isEmpty
     }
 
-    /// Whether the command `id` at input position `index` is skipped (and claims a success if so).
-    func claim(id: String, index: Int) -> Bool {
+    /// Whether the command `id` with input digest `hash` is skipped (and claims a success if so).
+    func claim(id: String, hash: String) -> Bool {
         unclaimed.withLock { table in
-            guard var indices = table[id], !indices.isEmpty else { return false }
-            if let exact = indices.firstIndex(of: index) {
-                indices.remove(at: exact)
-            } else if let first = indices.first, first < index {
-                indices.removeFirst()
-            } else {
-                return false
-            }
-            table[id] = indices.isEmpty ? nil : indices
+            let key = Key(id: id, hash: hash)
+            guard let left = table[key], left > 0 else { return false }
+            table[key] = left == 1 ? nil : left - 1
             return true
         }
+    }
+
+    /// FNV-1a, 64 bits, as 16 hex digits: the digest written as `input_hash`.
+    static func digest(_ bytes: [UInt8]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
 
@@ -48,7 +56,7 @@ enum Resume {
     /// What reading the file found: the succeeded ids with their indices, and whether the
     /// file ends in the middle of a line (a crash mid-write).
     struct Scan {
-        var succeeded: [String: [Int]] = [:]
+        var succeeded: [ResumeLedger.Key: Int] = [:]
         var endsWithoutNewline = false
         var device: UInt64 = 0
         var inode: UInt64 = 0
@@ -80,9 +88,9 @@ enum Resume {
         var splitter = JSONStreamSplitter()
         func take(_ piece: JSONStreamSplitter.Piece) {
             guard case .success(.object(let record)) = piece.parse(), record["status"] == "succeeded",
-                case .string(let id)? = record["id"], case .int(let index)? = record["index"]
+                case .string(let id)? = record["id"], case .string(let hash)? = record["input_hash"]
             else { return }
-            scan.succeeded[id, default: []].append(index)
+            scan.succeeded[ResumeLedger.Key(id: id, hash: hash), default: 0] += 1
         }
         let size = 1 << 16
         let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: size)

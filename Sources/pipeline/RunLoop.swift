@@ -179,8 +179,8 @@ struct RunLoop {
     private static func claim(_ piece: JSONStreamSplitter.Piece, index: Int, in ledger: ResumeLedger) -> Bool {
         guard !ledger.isEmpty, case .success(.object(let object)) = piece.parse() else { return false }
         switch object["id"] {
-        case nil, .null?: return ledger.claim(id: "cmd-\(index + 1)", index: index)
-        case .string(let id)?: return ledger.claim(id: id, index: index)
+        case nil, .null?: return ledger.claim(id: "cmd-\(index + 1)", hash: ResumeLedger.digest(piece.bytes))
+        case .string(let id)?: return ledger.claim(id: id, hash: ResumeLedger.digest(piece.bytes))
         default: return false
         }
     }
@@ -225,11 +225,11 @@ struct RunLoop {
         switch piece.parse() {
         case .failure(let error):
             let apiError = APIError(.invalidCommand, error.message, path: error.path)
-            return failed(apiError, id: "cmd-\(index + 1)", index: index, metadata: [:])
+            return failed(apiError, id: "cmd-\(index + 1)", index: index, metadata: [:], piece: piece)
         case .success(let value):
             switch WireFormat.command(from: value, position: index + 1) {
             case .failure(let rejection):
-                return failed(rejection.error, id: rejection.id, index: index, metadata: rejection.metadata)
+                return failed(rejection.error, id: rejection.id, index: index, metadata: rejection.metadata, piece: piece)
             case .success(let decoded):
                 command = decoded
             }
@@ -246,6 +246,7 @@ struct RunLoop {
             var line: [UInt8] = []
             line.reserveCapacity(640)
             ResultWriter.record(result, id: command.id, index: index, metadata: command.metadata, provider: providerName, to: &line)
+            Self.appendInputHash(of: piece, to: &line)
             line.append(0x0a)
             switch result {
             case .success(let finalized):
@@ -257,11 +258,22 @@ struct RunLoop {
         }
     }
 
-    private func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject) -> Outcome {
+    private func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject, piece: JSONStreamSplitter.Piece) -> Outcome {
         var line: [UInt8] = []
         ResultWriter.failed(error, id: id, index: index, metadata: metadata, provider: providerName, to: &line)
+        if case .execute = mode { Self.appendInputHash(of: piece, to: &line) }
         line.append(0x0a)
         return Outcome(line: line, status: .failed, tokens: 0, usedFallback: false)
+    }
+
+    /// Adds `"input_hash"` (the digest `--resume` matches on) as the record's last key: the
+    /// record ends in its closing brace, which moves behind the new key.
+    static func appendInputHash(of piece: JSONStreamSplitter.Piece, to line: inout [UInt8]) {
+        guard line.last == UInt8(ascii: "}") else { return }
+        line.removeLast()
+        line.append(contentsOf: #","input_hash":""#.utf8)
+        line.append(contentsOf: ResumeLedger.digest(piece.bytes).utf8)
+        line.append(contentsOf: #""}"#.utf8)
     }
 
     static func line(_ record: JSONValue) -> [UInt8] {

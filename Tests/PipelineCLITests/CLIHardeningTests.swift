@@ -150,6 +150,31 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         #expect(empty.status == 0 && empty.lines.count == 1, "/dev/null means no earlier results")
     }
 
+    /// Resume matches the command itself (id and a digest of its input bytes), not its
+    /// position: an input edited between runs never skips a command that did not succeed.
+    @Test func anEditedInputNeverSkipsACommandThatDidNotSucceed() throws {
+        let dir = try CLI.temporaryDirectory()
+        let results = dir.appendingPathComponent("r.jsonl")
+        // Repeated ids: "one" fails, "two" succeeds; then a command is put in front.
+        let one = #"{"id":"a","model":"flaky","prompt":"one"}"#, two = #"{"id":"a","model":"ok","prompt":"two"}"#
+        let first = try bounded(["--quiet", "--mock-fail-model", "flaky", "--max-attempts", "1"], stdin: one + "\n" + two, seconds: 30)
+        try first.stdout.write(to: results)
+        let edited = try bounded(
+            ["--quiet", "--mock-fail-model", "flaky", "--max-attempts", "1", "--resume", results.path],
+            stdin: #"{"id":"new","model":"ok","prompt":"x"}"# + "\n" + one + "\n" + two, seconds: 30)
+        #expect(edited.records.map { $0["index"] as? Int } == [0, 1], "the new command and the failed one run; the success is skipped: \(edited.text)")
+        #expect(edited.records.map { $0["status"] as? String } == ["succeeded", "failed"])
+
+        // Generated ids: cmd-1 succeeded as "A"; a new "B" now stands first and is cmd-1.
+        let a = #"{"model":"ok","prompt":"A"}"#
+        let firstA = try bounded(["--quiet"], stdin: a, seconds: 30)
+        try firstA.stdout.write(to: results)
+        let b = try bounded(["--quiet", "--resume", results.path], stdin: #"{"model":"ok","prompt":"B"}"# + "\n" + a, seconds: 30)
+        // B (now cmd-1) must run; A is now cmd-2, another id, so it runs again too (safe, not lost).
+        #expect(b.records.map { $0["id"] as? String } == ["cmd-1", "cmd-2"], "\(b.text)")
+        #expect((b.records.first?["responses"] as? [[String: Any]])?.first?["text"] as? String == "echo: B")
+    }
+
     /// `"id": null` is named `cmd-N` like a missing id, by the decoder and by resume alike.
     @Test func aNullIdIsResumedLikeAMissingOne() throws {
         let dir = try CLI.temporaryDirectory()
