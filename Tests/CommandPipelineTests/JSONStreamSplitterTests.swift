@@ -223,7 +223,7 @@ import Testing
     /// Random valid JSON in random layouts, fed in random chunk sizes: the pieces are exactly the
     /// generated values (compared as parsed values).
     @Test func randomValidJSONSplitsIntoExactlyItsValues() throws {
-        var rng = SeededGenerator(seed: 0x5EED)
+        var rng = SeededRandom(seed: 0x5EED)
         for round in 0..<200 {
             var values: [String] = []
             var text = ""
@@ -252,7 +252,7 @@ import Testing
     /// is never lost (JSON Lines: each line is one value, and damage stays on its line or is
     /// reported at the next line's `{`).
     @Test func damagedJSONLinesNeverTrapAndLoseNoUndamagedLine() {
-        var rng = SeededGenerator(seed: 0xF0221)
+        var rng = SeededRandom(seed: 0xF0221)
         let alphabet = Array("{}[]\",:\\ \n0123456789-+.eEtrufalsn\u{00}".utf8) + [0xC3, 0xFF, 0xEF, 0xBB, 0xBF]
         for round in 0..<300 {
             var lines: [[UInt8]] = []
@@ -295,8 +295,8 @@ import Testing
         return pieces.last?.error?.message.contains("unexpected end of input") == true
     }
 
-    private func randomValue(depth: Int, _ rng: inout SeededGenerator) -> String {
-        let ws = { (rng: inout SeededGenerator) in ["", " ", "\n", "\n\n  ", "\t"].randomElement(using: &rng)! }
+    private func randomValue(depth: Int, _ rng: inout SeededRandom) -> String {
+        let ws = { (rng: inout SeededRandom) in ["", " ", "\n", "\n\n  ", "\t"].randomElement(using: &rng)! }
         switch Int.random(in: depth > 3 ? 0...3 : 0...5, using: &rng) {
         case 0: return ["0", "-1", "12.5e-3", "1E+2", "-0.0", "123456789"].randomElement(using: &rng)!
         case 1: return ["true", "false", "null"].randomElement(using: &rng)!
@@ -311,15 +311,3 @@ import Testing
     }
 }
 
-/// SplitMix64: the same sequence on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -19,13 +19,13 @@ import Testing
 
     @Test func damagedStreamsYieldExactlyOneRecordPerValueAndNeverCrash() throws {
         let seed = Self.seed
-        var rng = FuzzRandom(seed: seed)
+        var rng = SeededRandom(seed: seed)
         var remaining = Self.size
         var batch = 0
         while remaining > 0 {
             let count = min(remaining, Int.random(in: 500...5000, using: &rng))
             remaining -= count
-            var generator = StreamGenerator(rng: FuzzRandom(seed: rng.next()), hugeIntegers: Self.hugeIntegers)
+            var generator = StreamGenerator(rng: SeededRandom(seed: rng.next()), hugeIntegers: Self.hugeIntegers)
             let input = generator.stream(values: count)
             let flags = FlagGenerator.withinRange(&rng)
             try check(input: input, intact: generator.intact, flags: flags, context: "seed \(seed), batch \(batch), flags \(flags)")
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func flagsBeyondTheirRangesAreUsageErrorsWithNothingOnStdout() throws {
-        var rng = FuzzRandom(seed: Self.seed ^ 0xF1A6)
+        var rng = SeededRandom(seed: Self.seed ^ 0xF1A6)
         for _ in 0..<12 {
             let flags = FlagGenerator.beyondRange(&rng)
             let run = try bounded(flags, stdin: #"{"model":"m","prompt":"x"}"#, seconds: 60)
@@ -101,22 +101,10 @@ import Testing
     }
 }
 
-/// SplitMix64, seeded.
-struct FuzzRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum FlagGenerator {
     /// Flags inside their documented ranges that keep a run fast (no pacing, no latency).
-    static func withinRange(_ rng: inout FuzzRandom) -> [String] {
+    static func withinRange(_ rng: inout SeededRandom) -> [String] {
         if Int.random(in: 0..<8, using: &rng) == 0 {
             var flags = ["validate", "--quiet", "--concurrency", String([1, 3, 64, 10_000].randomElement(using: &rng)!)]
             if Bool.random(using: &rng) { flags.append("--unordered") }
@@ -134,7 +122,7 @@ enum FlagGenerator {
     }
 
     /// One flag just or far beyond its range, or not a number at all.
-    static func beyondRange(_ rng: inout FuzzRandom) -> [String] {
+    static func beyondRange(_ rng: inout SeededRandom) -> [String] {
         let huge = ["9223372036854775807", "9223372036854775808", "-9223372036854775808", "1e308", "99999999999999999999999", "nan", "inf", "-1", "0x10", ""]
         let cases: [(String, [String])] = [
             ("--concurrency", ["0", "10001"] + huge),
@@ -155,12 +143,12 @@ enum FlagGenerator {
 /// nested garbage, huge numbers, deep nesting. `intact` maps the exact bytes of every valid
 /// command left undamaged to its id.
 struct StreamGenerator {
-    var rng: FuzzRandom
+    var rng: SeededRandom
     let hugeIntegers: Bool
     private(set) var intact: [[UInt8]: String] = [:]
     private var serial = 0
 
-    init(rng: FuzzRandom, hugeIntegers: Bool) {
+    init(rng: SeededRandom, hugeIntegers: Bool) {
         self.rng = rng
         self.hugeIntegers = hugeIntegers
     }
