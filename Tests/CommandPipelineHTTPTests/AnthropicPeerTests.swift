@@ -16,7 +16,7 @@ enum AnthropicPeers {
 
     /// The deltas and the final response of a stream.
     static func stream(_ provider: any GenerationCapability, _ request: GenerationRequest) async throws -> (deltas: String, final: GenerationResponse?) {
-        let streaming = try #require(provider as? any StreamingCapability)
+        let streaming = try #require(provider.streaming)
         var deltas = ""
         var final: GenerationResponse?
         for try await chunk in streaming.stream(request) {
@@ -30,7 +30,7 @@ enum AnthropicPeers {
 
     /// The `APIError` a stream ends with, and the text it delivered first.
     static func streamFailure(_ provider: any GenerationCapability, _ request: GenerationRequest) async throws -> (APIError?, String) {
-        let streaming = try #require(provider as? any StreamingCapability)
+        let streaming = try #require(provider.streaming)
         var received = ""
         do {
             for try await chunk in streaming.stream(request) {

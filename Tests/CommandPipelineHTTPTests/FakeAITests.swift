@@ -39,7 +39,7 @@ import Testing
 
     @Test func streamingDeliversDeltasAndAFinalResponse() async throws {
         let provider = try engine().provider
-        let streaming = try #require(provider as? any StreamingCapability)
+        let streaming = try #require(provider.streaming)
         var deltas = ""
         var final: GenerationResponse?
         for try await chunk in streaming.stream(GenerationRequest(model: "gpt-4o-mini", parts: [.text("Tell me a story")], config: GenerationConfig(maxTokens: 30))) {

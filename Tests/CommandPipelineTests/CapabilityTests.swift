@@ -4,27 +4,30 @@ import Testing
 @Suite struct CapabilityTests {
     @Test func fullMockHasEveryCapability() {
         let mock = MockProvider.make()
-        #expect(mock is any UploadsCapability)
-        #expect(mock is any CachingCapability)
-        #expect(mock is any StreamingCapability)
-        #expect(mock is any TokenCountingCapability)
-        #expect(mock is any BatchCapability)
+        #expect(mock.uploads != nil)
+        #expect(mock.caching != nil)
+        #expect(mock.streaming != nil)
+        #expect(mock.tokenCounting != nil)
+        #expect(mock.batch != nil)
         #expect(ProviderCapability.probe(mock) == Set(ProviderCapability.allCases))
     }
 
     @Test func generationOnlyProviderLacksTheOptionalOnes() {
         let provider = RecordingProvider(clock: ManualClock())
         #expect(ProviderCapability.probe(provider) == [.generation])
-        #expect((provider as Any) as? any UploadsCapability == nil)
+        #expect(provider.uploads == nil && provider.caching == nil && provider.streaming == nil)
     }
 
-    /// Every one of the 32 subsets of optional capabilities probes as exactly that subset.
+    /// Every one of the 32 subsets of optional capabilities probes as exactly that subset,
+    /// and the accessors the engine uses agree.
     @Test(arguments: 0..<32) func mockSubsetsReallyLackTheirConformances(mask: Int) {
         let optional: [ProviderCapability] = [.uploads, .caching, .streaming, .tokenCounting, .batch]
         var wanted: Set<ProviderCapability> = [.generation]
         for (bit, capability) in optional.enumerated() where mask & (1 << bit) != 0 { wanted.insert(capability) }
         let mock = MockProvider.make(MockConfiguration(capabilities: wanted))
         #expect(ProviderCapability.probe(mock) == wanted)
+        #expect((mock.uploads != nil) == wanted.contains(.uploads))
+        #expect((mock.batch != nil) == wanted.contains(.batch))
     }
 
     @Test func capabilityListsParseAndRejectUnknownNames() throws {

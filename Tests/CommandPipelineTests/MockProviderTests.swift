@@ -30,14 +30,14 @@ import Testing
 
     @Test func uploadsAreContentAddressed() async throws {
         let dir = try temporaryDirectory(files: ["a.txt": "abc"])
-        let uploader = try #require(MockProvider.make() as? any UploadsCapability)
+        let uploader = try #require(MockProvider.make().uploads)
         let ref = try await uploader.upload(FileUpload(path: dir.appendingPathComponent("a.txt").path, mimeType: "text/plain"))
         #expect(ref.uri == "mock://files/ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     @Test func streamingEndsWithTheSameResponseAsGenerate() async throws {
         let mock = MockProvider.make()
-        let streaming = try #require(mock as? any StreamingCapability)
+        let streaming = try #require(mock.streaming)
         let request = GenerationRequest(model: "m", parts: [.text("one two three")])
         var deltas = ""
         var final: GenerationResponse?

@@ -1,10 +1,29 @@
 /// The one thing every provider adapter must do. Optional abilities are separate
-/// protocols (`UploadsCapability`, `CachingCapability`, …) that an adapter conforms to
-/// as well; the engine finds them with `as?`, never with a flag.
+/// protocols (`UploadsCapability`, `CachingCapability`, …); the engine reaches them only
+/// through the accessors below, never by casting.
+///
+/// Each accessor defaults to "this value, when it conforms". An adapter whose abilities are
+/// chosen at run time (the mock, a server declared with fewer features) conforms to every
+/// protocol it can implement and answers `nil` from the accessors it was not given: one
+/// type, one stored set, no generic switch that doubles with each new capability.
 ///
 /// Throw `APIError` with a precise kind; anything else is wrapped as `provider_error`.
 public protocol GenerationCapability: Sendable {
     /// The provider's name as it appears in telemetry and errors, e.g. `mock`, `openai`.
     var providerName: String { get }
     func generate(_ request: GenerationRequest) async throws -> GenerationResponse
+
+    var uploads: (any UploadsCapability)? { get }
+    var caching: (any CachingCapability)? { get }
+    var streaming: (any StreamingCapability)? { get }
+    var tokenCounting: (any TokenCountingCapability)? { get }
+    var batch: (any BatchCapability)? { get }
+}
+
+extension GenerationCapability {
+    public var uploads: (any UploadsCapability)? { self as? any UploadsCapability }
+    public var caching: (any CachingCapability)? { self as? any CachingCapability }
+    public var streaming: (any StreamingCapability)? { self as? any StreamingCapability }
+    public var tokenCounting: (any TokenCountingCapability)? { self as? any TokenCountingCapability }
+    public var batch: (any BatchCapability)? { self as? any BatchCapability }
 }

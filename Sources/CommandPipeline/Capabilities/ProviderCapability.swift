@@ -13,15 +13,14 @@ public enum ProviderCapability: String, Sendable, Hashable, CaseIterable, Codabl
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
 
-    /// The capabilities `provider` really has, found by probing its conformances.
-    /// This is the only place the engine asks; there is no flag that could disagree.
+    /// The capabilities `provider` really has, read from the accessors the engine uses.
     public static func probe(_ provider: any GenerationCapability) -> Set<ProviderCapability> {
         var found: Set<ProviderCapability> = [.generation]
-        if provider is any UploadsCapability { found.insert(.uploads) }
-        if provider is any CachingCapability { found.insert(.caching) }
-        if provider is any StreamingCapability { found.insert(.streaming) }
-        if provider is any TokenCountingCapability { found.insert(.tokenCounting) }
-        if provider is any BatchCapability { found.insert(.batch) }
+        if provider.uploads != nil { found.insert(.uploads) }
+        if provider.caching != nil { found.insert(.caching) }
+        if provider.streaming != nil { found.insert(.streaming) }
+        if provider.tokenCounting != nil { found.insert(.tokenCounting) }
+        if provider.batch != nil { found.insert(.batch) }
         return found
     }
 

@@ -34,7 +34,7 @@ public struct CacheStage: ExecutionStage {
 
     public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
         guard let request = Self.request(for: state) else { return state }
-        guard let caching = provider as? any CachingCapability else {
+        guard let caching = provider.caching else {
             return state.with(cache: nil, telemetry: CacheTelemetry(id: nil, key: request.key, created: false, reused: false))
         }
         do throws(APIError) {

@@ -75,7 +75,7 @@ public struct UploadStage: ExecutionStage {
     public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
         let targets = try targets(of: state)
         if targets.isEmpty { return state }
-        guard let uploader = provider as? any UploadsCapability else {
+        guard let uploader = provider.uploads else {
             if let required = targets.first(where: \.required) {
                 throw APIError(
                     .capabilityMissing,

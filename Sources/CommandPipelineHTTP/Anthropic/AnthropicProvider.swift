@@ -5,31 +5,17 @@ import FoundationNetworking
 #endif
 
 /// An adapter for Anthropic's Messages API (and servers that speak it). `make` returns an
-/// adapter that conforms to exactly the optional capabilities in the configuration, so
-/// probing sees what the server was declared to have.
+/// adapter whose capability accessors answer what the server was declared to have.
 public enum AnthropicProvider {
     public static let name = "anthropic"
 
     public static func make(_ configuration: AnthropicConfiguration) -> any GenerationCapability {
-        let has = configuration.capabilities
-        func flag(_ capability: ProviderCapability) -> any CapabilityFlag.Type {
-            has.contains(capability) ? CapabilityOn.self : CapabilityOff.self
-        }
-        // Each metatype is opened into one phantom type parameter: one line covers every combination.
-        return adapter(AnthropicCore(configuration: configuration), flag(.uploads), flag(.caching), flag(.streaming), flag(.tokenCounting))
-    }
-
-    private static func adapter<U: CapabilityFlag, C: CapabilityFlag, S: CapabilityFlag, T: CapabilityFlag>(
-        _ core: AnthropicCore, _: U.Type, _: C.Type, _: S.Type, _: T.Type
-    ) -> any GenerationCapability {
-        AnthropicAdapter<U, C, S, T>(core: core)
+        AnthropicAdapter(core: AnthropicCore(configuration: configuration))
     }
 }
 
-/// The Anthropic adapter for one choice of optional capabilities, each a conditional conformance.
-public struct AnthropicAdapter<Uploads: CapabilityFlag, Caching: CapabilityFlag, Streaming: CapabilityFlag, Counting: CapabilityFlag>:
-    GenerationCapability
-{
+/// The Anthropic adapter.
+public struct AnthropicAdapter: GenerationCapability, UploadsCapability, CachingCapability, StreamingCapability, TokenCountingCapability {
     let core: AnthropicCore
     public var providerName: String { AnthropicProvider.name }
     // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
@@ -37,26 +23,20 @@ public struct AnthropicAdapter<Uploads: CapabilityFlag, Caching: CapabilityFlag,
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         try await scrub.scrubbing { scrub.scrub(try await core.generate(request)) }
     }
-}
-
-extension AnthropicAdapter: UploadsCapability where Uploads == CapabilityOn {
     public func upload(_ file: FileUpload) async throws -> FileReference { try await scrub.scrubbing { try await core.upload(file) } }
-}
-
-extension AnthropicAdapter: CachingCapability where Caching == CapabilityOn {
     public func createCache(_ request: CacheRequest) async throws -> CacheReference {
         try await scrub.scrubbing { scrub.scrub(try await core.createCache(request)) }
     }
     /// Anthropic has no cache to look up: the engine's registry remembers the prefixes it wrote.
     public func cache(forKey key: String) async throws -> CacheReference? { nil }
-}
-
-extension AnthropicAdapter: StreamingCapability where Streaming == CapabilityOn {
     public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { scrub.scrub(core.stream(request)) }
-}
-
-extension AnthropicAdapter: TokenCountingCapability where Counting == CapabilityOn {
     public func countTokens(_ request: GenerationRequest) async throws -> Int { try await scrub.scrubbing { try await core.countTokens(request) } }
+
+    private var has: Set<ProviderCapability> { core.configuration.capabilities }
+    public var uploads: (any UploadsCapability)? { has.contains(.uploads) ? self : nil }
+    public var caching: (any CachingCapability)? { has.contains(.caching) ? self : nil }
+    public var streaming: (any StreamingCapability)? { has.contains(.streaming) ? self : nil }
+    public var tokenCounting: (any TokenCountingCapability)? { has.contains(.tokenCounting) ? self : nil }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.

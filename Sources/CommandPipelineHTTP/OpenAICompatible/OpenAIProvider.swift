@@ -5,25 +5,18 @@ import FoundationNetworking
 #endif
 
 /// An adapter for servers that speak OpenAI's Chat Completions protocol: OpenAI itself,
-/// vLLM, Ollama, llama.cpp, LM Studio, OpenRouter, FakeAI, … `make` returns an adapter that
-/// conforms to exactly the optional capabilities in the configuration, so probing sees
-/// what the server was declared to have.
+/// vLLM, Ollama, llama.cpp, LM Studio, OpenRouter, FakeAI, … `make` returns an adapter whose
+/// capability accessors answer what the server was declared to have.
 public enum OpenAIProvider {
     public static let name = "openai"
 
     public static func make(_ configuration: OpenAIConfiguration) -> any GenerationCapability {
-        let core = OpenAICore(configuration: configuration)
-        switch (configuration.capabilities.contains(.uploads), configuration.capabilities.contains(.streaming)) {
-        case (true, true): return OpenAIAdapter<CapabilityOn, CapabilityOn>(core: core)
-        case (true, false): return OpenAIAdapter<CapabilityOn, CapabilityOff>(core: core)
-        case (false, true): return OpenAIAdapter<CapabilityOff, CapabilityOn>(core: core)
-        case (false, false): return OpenAIAdapter<CapabilityOff, CapabilityOff>(core: core)
-        }
+        OpenAIAdapter(core: OpenAICore(configuration: configuration))
     }
 }
 
-/// The OpenAI-compatible adapter for one choice of optional capabilities.
-public struct OpenAIAdapter<Uploads: CapabilityFlag, Streaming: CapabilityFlag>: GenerationCapability {
+/// The OpenAI-compatible adapter.
+public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingCapability {
     let core: OpenAICore
     public var providerName: String { OpenAIProvider.name }
     // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
@@ -31,14 +24,11 @@ public struct OpenAIAdapter<Uploads: CapabilityFlag, Streaming: CapabilityFlag>:
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         try await scrub.scrubbing { scrub.scrub(try await core.generate(request)) }
     }
-}
-
-extension OpenAIAdapter: UploadsCapability where Uploads == CapabilityOn {
     public func upload(_ file: FileUpload) async throws -> FileReference { try await scrub.scrubbing { try await core.upload(file) } }
-}
-
-extension OpenAIAdapter: StreamingCapability where Streaming == CapabilityOn {
     public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { scrub.scrub(core.stream(request)) }
+
+    public var uploads: (any UploadsCapability)? { core.configuration.capabilities.contains(.uploads) ? self : nil }
+    public var streaming: (any StreamingCapability)? { core.configuration.capabilities.contains(.streaming) ? self : nil }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.
