@@ -13,27 +13,25 @@ func faultsScenario(commands: Int) async -> [Figure] {
     let start = clock.now
     var rssSamples: [Int] = []  // resident set (KiB) after each further 10% of the commands
     var succeeded = 0, failed = 0, fatal = 0, fatalReportedRetryable = 0, attempts = 0, maxAttempts = 0
-    await withTaskGroup(of: Result<FinalizedCommand, APIError>.self) { group in
+    await withTaskGroup(of: CommandOutcome.self) { group in
         var next = 0
         func launch() {
             let command = PlannedCommand(id: "c\(next)", plan: ExecutionPlan(call: APICall(model: "mock", parts: [.text("prompt \(next)")])))
-            group.addTask { await engine.executeWithFallback(command) }
+            group.addTask { await engine.run(command) }
             next += 1
         }
         while next < min(256, commands) { launch() }
-        for await result in group {
-            let calls: [CallTelemetry]
-            switch result {
-            case .success(let finalized):
+        for await outcome in group {
+            let calls = outcome.telemetry.calls
+            switch outcome.result {
+            case .success:
                 succeeded += 1
-                calls = finalized.telemetry.calls
             case .failure(let error):
                 failed += 1
                 if error.code == "invalid_request" {
                     fatal += 1
                     if error.retryable { fatalReportedRetryable += 1 }
                 }
-                calls = error.telemetry?.calls ?? []
             }
             for call in calls {
                 attempts += call.attempts

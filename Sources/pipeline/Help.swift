@@ -35,6 +35,8 @@ enum Help {
                                                                                all of them for anthropic and gemini
       --concurrency N           commands in flight at once, 1–10000            default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
+      --events                  write each command's events as JSON Lines (text deltas,
+                                attempts, waits, …) ending in its result    default: off
       --quiet                   no progress line and no summary on stderr      default: off
       --resume FILE             skip commands that already succeeded in FILE (an earlier results file): same id
                                 and same input bytes (`input_hash`); never one that did not succeed

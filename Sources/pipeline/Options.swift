@@ -17,6 +17,8 @@ struct RunOptions {
     var allowInsecureHTTP = false
     var concurrency = RunOptions.defaultConcurrency
     var unordered = false
+    /// Write each command's event stream instead of one result line (`--events`).
+    var events = false
     var quiet = false
     var resume: String?
     var filesRoot: String?
@@ -72,6 +74,7 @@ enum ArgumentParser {
         Spec(name: "--allow-insecure-http", takesValue: false, subcommands: all),
         Spec(name: "--concurrency", takesValue: true, subcommands: runLike),
         Spec(name: "--unordered", takesValue: false, subcommands: runLike),
+        Spec(name: "--events", takesValue: false, subcommands: ["run"]),
         Spec(name: "--quiet", takesValue: false, subcommands: runLike),
         Spec(name: "--resume", takesValue: true, subcommands: ["run"]),
         Spec(name: "--files-root", takesValue: true, subcommands: runLike),
@@ -145,6 +148,7 @@ enum ArgumentParser {
         case "--allow-insecure-http": options.allowInsecureHTTP = true
         case "--concurrency": options.concurrency = try integer(name, value, in: FlagLimits.concurrency)
         case "--unordered": options.unordered = true
+        case "--events": options.events = true
         case "--quiet": options.quiet = true
         case "--files-root": options.filesRoot = value
         case "--resume":

@@ -116,7 +116,7 @@ enum Pipeline {
         let progress = Progress(stats: stats)
         let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
         let loop = RunLoop(
-            mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered,
+            mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered, eventsMode: options.events,
             resume: resume, startOnNewLine: startOnNewLine, stats: stats)
         let ending = await loop.run(interrupts: Signals.interrupts())
         if let live {

@@ -29,6 +29,8 @@ struct RunLoop {
         case readFailed(String)
         /// The reader of stdout went away (seen by the watcher before any write failed).
         case outputClosed
+        /// An event line of a running command (`--events`), written at once.
+        case eventLine([UInt8])
     }
 
     /// How a run ended.
@@ -44,6 +46,8 @@ struct RunLoop {
     let providerName: String
     let concurrency: Int
     let unordered: Bool
+    /// Write each command's events (`--events`) instead of one result line.
+    var eventsMode = false
     /// Successes of an earlier run (`--resume`), or nil.
     let resume: ResumeLedger?
     /// Write a newline before the first record (stdout is the resume file and ends mid-line).
@@ -58,6 +62,8 @@ struct RunLoop {
         }
         let (events, continuation) = AsyncStream<Event>.makeStream()
         Self.watchOutput(fd: 1) { continuation.yield(.outputClosed) }
+        // Events are written as they happen: no reordering, so credits come back at once.
+        let unordered = self.unordered || eventsMode
         let window = unordered ? max(concurrency * 2, 1024) : max(concurrency * 4, 4096)
         let reader = InputReader(fd: 0, window: window)
         reader.start(
@@ -78,6 +84,12 @@ struct RunLoop {
         var readError: String?
         var outputFailed = false
 
+        let emit: (@Sendable ([UInt8]) -> Void)?
+        if eventsMode {
+            emit = { @Sendable line in continuation.yield(.eventLine(line)) }
+        } else {
+            emit = nil
+        }
         await withDiscardingTaskGroup { group in
             func startQueued() {
                 while inFlight < concurrency && queueHead < queue.count && !interrupted && !outputFailed {
@@ -86,7 +98,8 @@ struct RunLoop {
                     inFlight += 1
                     group.addTask {
                         let weight = InputReader.weight(of: piece)
-                        continuation.yield(.done(index, weight, await process(piece, index: index, resumed: skip)))
+                        let outcome = await process(piece, index: index, resumed: skip, emit: emit)
+                        continuation.yield(.done(index, weight, outcome))
                     }
                 }
                 if queueHead == queue.count {
@@ -139,6 +152,10 @@ struct RunLoop {
                     }
                     if writer.failure != nil { stopForOutput() }
                     startQueued()
+                case .eventLine(let line):
+                    if outputFailed { break }
+                    writer.write(line)
+                    if writer.failure != nil { stopForOutput() }
                 case .outputClosed:
                     if writer.failure == nil { writer.markFailed(EPIPE) }
                     stopForOutput()
@@ -220,16 +237,18 @@ struct RunLoop {
     }
 
     /// Parses, validates and (in execute mode) runs one command; returns its result line.
-    func process(_ piece: JSONStreamSplitter.Piece, index: Int, resumed: Bool = false) async -> Outcome {
+    /// With `emit` (`--events`), the command's event lines go to `emit` as they happen and the
+    /// returned outcome has no line.
+    func process(_ piece: JSONStreamSplitter.Piece, index: Int, resumed: Bool = false, emit: (@Sendable ([UInt8]) -> Void)? = nil) async -> Outcome {
         let command: PlannedCommand
         switch piece.parse() {
         case .failure(let error):
             let apiError = APIError(.invalidCommand, error.message, path: error.path)
-            return failed(apiError, id: "cmd-\(index + 1)", index: index, metadata: [:], piece: piece)
+            return failed(apiError, id: "cmd-\(index + 1)", index: index, metadata: [:], piece: piece, emit: emit)
         case .success(let value):
             switch WireFormat.command(from: value, position: index + 1) {
             case .failure(let rejection):
-                return failed(rejection.error, id: rejection.id, index: index, metadata: rejection.metadata, piece: piece)
+                return failed(rejection.error, id: rejection.id, index: index, metadata: rejection.metadata, piece: piece, emit: emit)
             case .success(let decoded):
                 command = decoded
             }
@@ -242,28 +261,55 @@ struct RunLoop {
             let record: JSONValue = ["id": .string(command.id), "index": .int(index), "status": "valid", "metadata": .object(command.metadata)]
             return Outcome(line: Self.line(record), status: .succeeded, tokens: 0, usedFallback: false)
         case .execute(let engine):
-            let result = await engine.executeWithFallback(command)
+            let outcome: CommandOutcome
             var line: [UInt8] = []
-            line.reserveCapacity(640)
-            ResultWriter.record(result, id: command.id, index: index, metadata: command.metadata, provider: providerName, to: &line)
-            Self.appendInputHash(of: piece, to: &line)
-            line.append(0x0a)
-            switch result {
-            case .success(let finalized):
-                return Outcome(line: line, status: .succeeded, tokens: finalized.usage.totalTokens, usedFallback: finalized.telemetry.usedFallback)
-            case .failure(let error):
-                let tokens = error.partialResponses.saturatingSum(\.usage.totalTokens)
-                return Outcome(line: line, status: .failed, tokens: tokens, usedFallback: false)
+            if let emit {
+                outcome = await engine.run(command, index: index, streaming: true) { event in
+                    var bytes: [UInt8] = []
+                    EventWriter.write(event, to: &bytes) { outcome, out in
+                        ResultWriter.record(outcome, index: index, to: &out)
+                        Self.appendInputHash(of: piece, to: &out)
+                    }
+                    bytes.append(0x0a)
+                    emit(bytes)
+                }
+            } else {
+                outcome = await engine.run(command, index: index)
+                line.reserveCapacity(640)
+                ResultWriter.record(outcome, index: index, to: &line)
+                Self.appendInputHash(of: piece, to: &line)
+                line.append(0x0a)
             }
+            return Outcome(
+                line: line, status: outcome.succeeded ? .succeeded : .failed, tokens: outcome.usage.totalTokens,
+                usedFallback: outcome.succeeded && outcome.telemetry.usedFallback)
         }
     }
 
-    private func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject, piece: JSONStreamSplitter.Piece) -> Outcome {
-        var line: [UInt8] = []
-        ResultWriter.failed(error, id: id, index: index, metadata: metadata, provider: providerName, to: &line)
-        if case .execute = mode { Self.appendInputHash(of: piece, to: &line) }
-        line.append(0x0a)
-        return Outcome(line: line, status: .failed, tokens: 0, usedFallback: false)
+    /// The record of a command rejected before it could run. With `emit`, its two events
+    /// (`command_started`, `command_failed`) as lines instead.
+    private func failed(
+        _ error: APIError, id: String, index: Int, metadata: JSONObject, piece: JSONStreamSplitter.Piece, emit: (@Sendable ([UInt8]) -> Void)?
+    ) -> Outcome {
+        var record: [UInt8] = []
+        ResultWriter.failed(error, id: id, index: index, metadata: metadata, telemetry: Telemetry(provider: providerName), to: &record)
+        if case .execute = mode { Self.appendInputHash(of: piece, to: &record) }
+        guard emit != nil else {
+            record.append(0x0a)
+            return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false)
+        }
+        var lines: [UInt8] = []
+        for (seq, type) in ["command_started", "command_failed"].enumerated() {
+            lines.append(contentsOf: #"{"id":"#.utf8)
+            JSONSerializer.writeString(id, to: &lines)
+            lines.append(contentsOf: #","index":\#(index),"seq":\#(seq),"type":"\#(type)","t_ms":0"#.utf8)
+            if seq == 1 {
+                lines.append(contentsOf: #","result":"#.utf8)
+                lines.append(contentsOf: record)
+            }
+            lines.append(contentsOf: "}\n".utf8)
+        }
+        return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false)
     }
 
     /// Adds `"input_hash"` (the digest `--resume` matches on) as the record's last key: the

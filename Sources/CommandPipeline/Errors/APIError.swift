@@ -2,6 +2,8 @@ import Foundation
 
 /// Why a command, or one part of it, failed. Every public entry point returns this
 /// inside a `Result`, so a caller can switch on `kind` and read where it happened.
+/// It says what went wrong and nothing more: what a failed command left (partial responses,
+/// failed calls, telemetry) sits beside it in `CommandOutcome`.
 public struct APIError: Error, Sendable, Hashable {
     /// The error taxonomy of the wire format; see `Design/errors.md`.
     public enum Kind: String, Sendable, Hashable, CaseIterable, Codable {
@@ -35,23 +37,6 @@ public struct APIError: Error, Sendable, Hashable {
     public var retryAfter: Duration?
     /// The error this one wraps (a transport or decoding error), when there is one.
     public var underlying: (any Error & Sendable)?
-    /// Call indices of a fan-out that failed.
-    public var failedCalls: [Int]
-    /// Responses of calls that succeeded before the command failed: nothing paid for is lost.
-    public var partialResponses: [CallResponse]
-    /// What happened to each call before the command failed.
-    public var callTelemetry: [CallTelemetry]
-    /// Attempts beyond the first made before failing.
-    public var retries: Int { callTelemetry.reduce(0) { $0 + $1.retries } }
-    /// What was measured before the failure. Set by the engine.
-    public var telemetry: Telemetry? {
-        get { telemetryBox?.value }
-        set { telemetryBox = newValue.map(Box.init) }
-    }
-    private var telemetryBox: Box<Telemetry>?
-    /// When a fallback also failed: the primary execution's error.
-    public var primaryError: ErrorSummary?
-
     public init(
         _ kind: Kind, _ message: String, path: String? = nil, provider: String? = nil,
         retryable: Bool = false, code: String? = nil, retryAfter: Duration? = nil,
@@ -65,11 +50,6 @@ public struct APIError: Error, Sendable, Hashable {
         self.code = code
         self.retryAfter = retryAfter
         self.underlying = underlying
-        self.failedCalls = []
-        self.partialResponses = []
-        self.callTelemetry = []
-        self.telemetryBox = nil
-        self.primaryError = nil
     }
 
     /// Normalises anything thrown by a provider or stage into an `APIError`.
@@ -89,8 +69,6 @@ public struct APIError: Error, Sendable, Hashable {
     public static func == (lhs: APIError, rhs: APIError) -> Bool {
         lhs.kind == rhs.kind && lhs.message == rhs.message && lhs.path == rhs.path && lhs.provider == rhs.provider
             && lhs.retryable == rhs.retryable && lhs.code == rhs.code && lhs.retryAfter == rhs.retryAfter
-            && lhs.failedCalls == rhs.failedCalls && lhs.partialResponses == rhs.partialResponses
-            && lhs.telemetry == rhs.telemetry && lhs.primaryError == rhs.primaryError
     }
 
     public func hash(into hasher: inout Hasher) {

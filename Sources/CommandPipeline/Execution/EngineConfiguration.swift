@@ -31,4 +31,27 @@ public struct EngineConfiguration: Sendable {
         self.commandTimeout = commandTimeout
         self.rateLimit = rateLimit
     }
+
+    /// The units around each command, outermost first: sinks see the final outcome, the
+    /// deadline bounds everything else, validation runs before any work.
+    public func commandUnits() -> [any ChainUnit<CommandRun, CommandOutcome>] {
+        var units: [any ChainUnit<CommandRun, CommandOutcome>] = []
+        if !sinks.isEmpty { units.append(TelemetrySinkUnit(sinks: sinks)) }
+        if let commandTimeout { units.append(DeadlineUnit(deadline: commandTimeout, clock: clock)) }
+        units.append(ValidationUnit())
+        return units
+    }
+
+    /// The chain around each call, outermost first.
+    public func callChain(retrier: Retrier) -> CallChain {
+        // Always present: without limits it still pauses every call after a provider 429.
+        let limiter = RateLimiter(
+            requestsPerMinute: rateLimit?.requestsPerMinute, tokensPerMinute: rateLimit?.tokensPerMinute,
+            maxPause: retryPolicy.maxRetryAfter, clock: clock)
+        var units: [any ChainUnit<CallInput, Result<GenerationResponse, APIError>>] = [
+            CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
+        ]
+        if let callTimeout { units.append(CallTimeoutUnit(timeout: callTimeout, clock: clock)) }
+        return CallChain(units, terminal: ProviderCall.run)
+    }
 }

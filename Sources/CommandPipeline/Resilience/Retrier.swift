@@ -21,11 +21,24 @@ public struct Retrier: Sendable {
         public var waited: Duration
     }
 
+    /// Told what the loop decides, as it decides it (the call chain records it as events).
+    public struct Observer: Sendable {
+        /// An attempt failed: its number, the error, and whether another attempt follows.
+        public var failed: @Sendable (Int, APIError, Bool) -> Void
+        /// The loop waits this long before the next attempt.
+        public var waiting: @Sendable (Duration) -> Void
+
+        public init(failed: @escaping @Sendable (Int, APIError, Bool) -> Void, waiting: @escaping @Sendable (Duration) -> Void) {
+            self.failed = failed
+            self.waiting = waiting
+        }
+    }
+
     /// Calls `attempt` (with the 1-based attempt number) until it succeeds, fails with an
     /// error that is not retryable, or `maxAttempts` (default: the policy's) are used up.
     /// Cancellation while waiting ends the loop with a `cancelled` error made by `cancelled`.
     public func run<Value: Sendable>(
-        maxAttempts: Int? = nil, cancelled: @autoclosure () -> APIError,
+        maxAttempts: Int? = nil, cancelled: @autoclosure () -> APIError, observer: Observer? = nil,
         _ attempt: (Int) async -> Result<Value, APIError>
     ) async -> Outcome<Value> {
         let limit = max(1, maxAttempts ?? policy.maxAttempts)
@@ -36,10 +49,16 @@ public struct Retrier: Sendable {
             let result = await attempt(number)
             guard case .failure(let error) = result else { return Outcome(result: result, attempts: number, waited: waited) }
             if error.kind == .cancelled || Task.isCancelled {
+                observer?.failed(number, error, false)
                 return Outcome(result: .failure(error.kind == .cancelled ? error : cancelled()), attempts: number, waited: waited)
             }
-            guard error.retryable && number < limit else { return Outcome(result: result, attempts: number, waited: waited) }
+            guard error.retryable && number < limit else {
+                observer?.failed(number, error, false)
+                return Outcome(result: result, attempts: number, waited: waited)
+            }
+            observer?.failed(number, error, true)
             let delay = policy.delay(after: number, error: error, random: policy.jitter > 0 ? random() : 0)
+            observer?.waiting(delay)
             do {
                 try await clock.sleep(for: delay)
             } catch {

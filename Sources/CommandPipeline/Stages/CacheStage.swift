@@ -18,10 +18,11 @@ public struct CacheStage: ExecutionStage {
         self.retrier = retrier
     }
 
-    public var kind: StageKind { .cache }
+    public static let name = "cache"
+    public var name: String { Self.name }
 
     public func applies(to state: ExecutionState) -> Bool {
-        state.mode == .primary && state.plan.cache != nil && !state.sharedParts.isEmpty
+        state.plan.cache != nil && !state.sharedParts.isEmpty
     }
 
     /// The cache request the state's plan asks for.
@@ -32,19 +33,22 @@ public struct CacheStage: ExecutionStage {
         return CacheRequest(key: key, model: first.model, systemInstruction: system, parts: state.sharedParts, ttlSeconds: plan.ttlSeconds)
     }
 
-    public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
+    public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
+        let provider = context.provider
         guard let request = Self.request(for: state) else { return state }
         guard let caching = provider.caching else {
-            return state.with(cache: nil, telemetry: CacheTelemetry(id: nil, key: request.key, created: false, reused: false))
+            context.log.record(.cacheSkipped(CacheTelemetry(id: nil, key: request.key, created: false, reused: false)))
+            return state.with(cache: nil)
         }
         do throws(APIError) {
             let lease = try await registry.lease(for: request, using: caching, retrier: retrier)
-            return state.with(cache: lease.reference, telemetry: CacheTelemetry(reference: lease.reference, key: request.key, created: lease.created))
+            let telemetry = CacheTelemetry(reference: lease.reference, key: request.key, created: lease.created)
+            context.log.record(lease.created ? .cacheCreated(telemetry) : .cacheReused(telemetry))
+            return state.with(cache: lease.reference)
         } catch where error.code == APIError.cacheBelowMinimumCode {
             // Not a failure of the command: it runs with the shared parts themselves.
-            return state.with(
-                cache: nil,
-                telemetry: CacheTelemetry(id: nil, key: request.key, created: false, reused: false, uncachedReason: error.message))
+            context.log.record(.cacheSkipped(CacheTelemetry(id: nil, key: request.key, created: false, reused: false, uncachedReason: error.message)))
+            return state.with(cache: nil)
         } catch {
             var error = error
             if error.kind != .cancelled {

@@ -1,21 +1,35 @@
-/// One step of a command's execution. A stage reads a state and returns a new one;
-/// it never changes the state it was given, and knows nothing of the stages around it.
+/// One step of a command's execution. A stage reads a state and returns a new one; it
+/// never changes the state it was given, and knows nothing of the stages around it, of
+/// fallback, or of telemetry: what it did, it records in `context.log`.
 ///
-/// The engine folds the stages in one loop (`PipelineEngine.run`):
+/// The engine's stage loop (`StageLoop`) runs the stages in order, innermost in the
+/// command chain:
 ///
 ///     ExecutionState ─▶ upload ─▶ cache ─▶ generate ─▶ telemetry ─▶ FinalizedCommand
 ///                         │         │          │            │
 ///                         └─────────┴──────────┴────────────┴──▶ APIError (first failure ends the loop)
 ///
-/// A stage whose `applies(to:)` is false is skipped and costs nothing.
+/// A stage whose `applies(to:)` is false is skipped and costs nothing. A new stage needs
+/// only its own file and a place in the list given to `PipelineEngine`: its time appears in
+/// telemetry under its `name`.
 public protocol ExecutionStage: Sendable {
-    /// Which duration in telemetry this stage's time counts towards.
-    var kind: StageKind { get }
+    /// The stage's name in events and in `telemetry.durations_ms`.
+    var name: String { get }
     func applies(to state: ExecutionState) -> Bool
-    func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState
+    func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState
 }
 
-/// The stages the engine knows by name, in the order it runs them.
-public enum StageKind: String, Sendable, Hashable, CaseIterable {
-    case upload, cache, generate, telemetry
+/// What a stage works with besides the state.
+public struct StageContext: Sendable {
+    public let provider: any GenerationCapability
+    /// The command's log: record what the stage did.
+    public let log: EventLog
+    /// Whether calls should stream text deltas when the provider can.
+    public let streaming: Bool
+
+    public init(provider: any GenerationCapability, log: EventLog, streaming: Bool = false) {
+        self.provider = provider
+        self.log = log
+        self.streaming = streaming
+    }
 }

@@ -1,20 +1,31 @@
 /// Runs one generate call per planned call: shared parts first (or the cache in their
 /// place), at most `maxConcurrentCalls` at a time, responses back in call order. Each
-/// call goes through the `CallInvoker` (rate limits, timeout, retries, cache bypass).
+/// call goes through the call chain (cache bypass, retry, rate limits, timeout, provider).
 ///
-/// A call that fails does not stop the others: when any fail, the stage throws an
-/// error that names the failed calls and carries the responses of those that succeeded.
+/// A call that fails does not stop the others: each finished call is recorded
+/// (`call_finished` / `call_failed`), and when any fail the stage throws an error that
+/// names how many; the outcome keeps the responses of those that succeeded.
 public struct GenerateStage: ExecutionStage {
+    public static let name = "generate"
     public let maxConcurrentCalls: Int
-    public let invoker: CallInvoker
+    public let calls: CallChain
+    /// Used for the plan's own rate limiter (`rate_constraint`).
+    let clock: any PipelineClock
+    let maxPause: Duration
 
-    public init(maxConcurrentCalls: Int = 64, invoker: CallInvoker = CallInvoker()) {
+    /// A stage whose calls go through `calls` (by default, straight to the provider).
+    public init(
+        maxConcurrentCalls: Int = 64, calls: CallChain = CallChain([], terminal: ProviderCall.run), clock: any PipelineClock = SystemClock(),
+        maxPause: Duration = RetryPolicy().maxRetryAfter
+    ) {
         precondition(maxConcurrentCalls >= 1, "maxConcurrentCalls must be at least 1")
         self.maxConcurrentCalls = maxConcurrentCalls
-        self.invoker = invoker
+        self.calls = calls
+        self.clock = clock
+        self.maxPause = maxPause
     }
 
-    public var kind: StageKind { .generate }
+    public var name: String { Self.name }
 
     public func applies(to state: ExecutionState) -> Bool { state.responses.isEmpty }
 
@@ -57,39 +68,46 @@ public struct GenerateStage: ExecutionStage {
         return prompt.addingSaturating(state.calls[index].config.maxTokens ?? 1024)
     }
 
-    private func invoke(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ provider: any GenerationCapability) async -> CallInvoker.Outcome {
+    private func input(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) -> CallInput {
         let request = Self.request(for: state, call: index)
-        let uncached = request.cache == nil ? nil : Self.uncachedRequest(for: state, call: index)
-        return await invoker.invoke(
-            request, uncached: uncached, callIndex: index, estimatedTokens: Self.estimatedTokens(for: state, call: index),
-            planLimiter: planLimiter, provider: provider)
+        return CallInput(
+            request: request, uncached: request.cache == nil ? nil : Self.uncachedRequest(for: state, call: index), callIndex: index,
+            path: state.callPaths.path(index), state: state, planLimiter: planLimiter, provider: context.provider, log: context.log,
+            streaming: context.streaming)
     }
 
-    public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
+    /// Runs call `index` and records how it ended.
+    private func run(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) async -> Result<CallResponse, APIError> {
+        switch await calls(input(index, state, planLimiter, context)) {
+        case .success(let response):
+            let answer = CallResponse(callIndex: index, response: response)
+            context.log.record(.callFinished(answer))
+            return .success(answer)
+        case .failure(let error):
+            context.log.record(.callFailed(call: index, error: error.summary))
+            return .failure(error)
+        }
+    }
+
+    public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
         let count = state.calls.count
         let planLimiter = state.plan.rateConstraint.map {
-            RateLimiter(
-                requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, maxPause: invoker.policy.maxRetryAfter, clock: invoker.clock)
+            RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, maxPause: maxPause, clock: clock)
         }
         if count == 1 {
-            let outcome = await invoke(0, state, planLimiter, provider)
-            switch outcome.result {
-            case .success(let response):
-                return state.with(responses: [CallResponse(callIndex: 0, response: response)], calls: [outcome.telemetry])
-            case .failure(var error):
-                error.failedCalls = [0]
-                error.callTelemetry = [outcome.telemetry]
-                throw error
+            switch await run(0, state, planLimiter, context) {
+            case .success(let response): return state.with(responses: [response])
+            case .failure(let error): throw error
             }
         }
 
         let limit = maxConcurrentCalls
-        let outcomes = await withTaskGroup(of: (Int, CallInvoker.Outcome).self) { group in
-            var results = [CallInvoker.Outcome?](repeating: nil, count: count)
+        let outcomes = await withTaskGroup(of: (Int, Result<CallResponse, APIError>).self) { group in
+            var results = [Result<CallResponse, APIError>?](repeating: nil, count: count)
             var next = 0
             func launch() {
                 let index = next
-                group.addTask { (index, await invoke(index, state, planLimiter, provider)) }
+                group.addTask { (index, await run(index, state, planLimiter, context)) }
                 next += 1
             }
             while next < min(limit, count) { launch() }
@@ -102,30 +120,19 @@ public struct GenerateStage: ExecutionStage {
 
         var responses: [CallResponse] = []
         var failures: [(Int, APIError)] = []
-        var calls: [CallTelemetry] = []
         for (index, outcome) in outcomes.enumerated() {
-            guard let outcome else {
-                failures.append((index, APIError(.cancelled, "call \(index) was not started: the command was cancelled")))
-                continue
-            }
-            calls.append(outcome.telemetry)
-            switch outcome.result {
-            case .success(let response): responses.append(CallResponse(callIndex: index, response: response))
-            case .failure(let error): failures.append((index, error))
+            switch outcome {
+            case .success(let response)?: responses.append(response)
+            case .failure(let error)?: failures.append((index, error))
+            case nil: failures.append((index, APIError(.cancelled, "call \(index) was not started: the command was cancelled")))
             }
         }
-        guard let (firstIndex, firstError) = failures.first else {
-            return state.with(responses: responses, calls: calls)
+        guard let (firstIndex, firstError) = failures.first else { return state.with(responses: responses) }
+        if failures.allSatisfy({ $0.1.kind == .cancelled }) {
+            throw APIError(.cancelled, "the command was cancelled during generation", provider: context.provider.providerName)
         }
         var error = firstError
-        if failures.allSatisfy({ $0.1.kind == .cancelled }) {
-            error = APIError(.cancelled, "the command was cancelled during generation", provider: provider.providerName)
-        } else {
-            error.message = "\(failures.count) of \(count) calls failed; first, call \(firstIndex): \(firstError.message)"
-        }
-        error.failedCalls = failures.map(\.0)
-        error.partialResponses = responses
-        error.callTelemetry = calls
+        error.message = "\(failures.count) of \(count) calls failed; first, call \(firstIndex): \(firstError.message)"
         throw error
     }
 }

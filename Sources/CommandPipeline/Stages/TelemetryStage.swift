@@ -1,14 +1,15 @@
-/// Adds up the responses' usage and checks it against the command's token estimate.
+/// Folds the command's event log into its telemetry and usage (`LogSummary`), and checks
+/// usage against the command's token estimate (seed 002 §6).
 public struct TelemetryStage: ExecutionStage {
+    public static let name = "telemetry"
     public init() {}
 
-    public var kind: StageKind { .telemetry }
+    public var name: String { Self.name }
 
     public func applies(to state: ExecutionState) -> Bool { true }
 
-    public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
-        let usage = state.responses.reduce(Usage.zero) { $0 + $1.usage }
-        let validation = state.command.tokenEstimate.map { TokenValidation(estimate: $0, actual: usage.totalTokens) }
-        return state.with(usage: usage, tokenValidation: validation)
+    public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
+        let log = context.log
+        return state.with(summary: LogSummary(log.entries, provider: log.provider, total: log.elapsed, estimate: state.command.tokenEstimate))
     }
 }

@@ -23,10 +23,10 @@ public struct UploadStage: ExecutionStage {
         self.retrier = retrier
     }
 
-    public var kind: StageKind { .upload }
+    public static let name = "upload"
+    public var name: String { Self.name }
 
     public func applies(to state: ExecutionState) -> Bool {
-        guard state.mode == .primary else { return false }
         if !state.plan.uploadTasks.isEmpty { return true }
         return state.sharedParts.contains { $0.placeholder != nil }
             || state.calls.contains { $0.parts.contains { $0.placeholder != nil } }
@@ -72,7 +72,8 @@ public struct UploadStage: ExecutionStage {
         }
     }
 
-    public func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
+    public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
+        let provider = context.provider
         let targets = try targets(of: state)
         if targets.isEmpty { return state }
         guard let uploader = provider.uploads else {
@@ -82,7 +83,8 @@ public struct UploadStage: ExecutionStage {
                     "\(required.location.path) needs an upload of '\(required.placeholder.path)', but provider '\(provider.providerName)' cannot upload files; mark the upload task \"required\": false or choose a provider with uploads",
                     path: required.location.path, provider: provider.providerName)
             }
-            return state.with(sharedParts: state.sharedParts, calls: state.calls, uploads: UploadCounts(skipped: targets.count))
+            for target in targets { context.log.record(.uploadSkipped(path: target.placeholder.path)) }
+            return state
         }
 
         // One upload per distinct file, each opened once.
@@ -118,13 +120,12 @@ public struct UploadStage: ExecutionStage {
             return collected
         }
 
-        var counts = UploadCounts()
         var references: [String: FileReference] = [:]
-        for (path, outcome) in outcomes {
+        for (path, outcome) in outcomes.sorted(by: { $0.key < $1.key }) {
             switch outcome {
             case .success(let lease):
                 references[path] = lease.reference
-                if lease.reused { counts.reused += 1 } else { counts.performed += 1 }
+                context.log.record(lease.reused ? .uploadReused(path: path, uri: lease.reference.uri) : .uploadPerformed(path: path, uri: lease.reference.uri))
             case .failure(var error):
                 let target = zip(targets, fileOfTarget).first { $0.1 == path }!.0
                 if error.kind != .cancelled {
@@ -150,6 +151,6 @@ public struct UploadStage: ExecutionStage {
         for (target, path) in zip(targets, fileOfTarget) where target.placeholder.ephemeral {
             if let file = files[path]?.file, !ephemeral.contains(where: { $0 === file }) { ephemeral.append(file) }
         }
-        return state.with(sharedParts: shared, calls: calls, uploads: counts, ephemeralFiles: ephemeral)
+        return state.with(sharedParts: shared, calls: calls, ephemeralFiles: ephemeral)
     }
 }

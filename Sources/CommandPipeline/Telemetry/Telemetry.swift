@@ -34,39 +34,29 @@ public struct Telemetry: Sendable, Hashable {
     }
 }
 
-/// Time spent in each stage, and in the whole command.
+/// Time spent in each stage, keyed by the stage's name (in the order stages first ran),
+/// and in the whole command. A new stage's time appears under its name with no change here.
 public struct StageDurations: Sendable, Hashable {
-    public var upload: Duration = .zero
-    public var cache: Duration = .zero
-    public var generate: Duration = .zero
-    public var telemetry: Duration = .zero
+    public private(set) var stages: [(name: String, duration: Duration)] = []
     public var total: Duration = .zero
     public init() {}
 
-    public subscript(stage: StageKind) -> Duration {
-        get {
-            switch stage {
-            case .upload: upload
-            case .cache: cache
-            case .generate: generate
-            case .telemetry: telemetry
-            }
-        }
+    /// The time of stage `name`; zero for a stage that did not run.
+    public subscript(name: String) -> Duration {
+        get { stages.first { $0.name == name }?.duration ?? .zero }
         set {
-            switch stage {
-            case .upload: upload = newValue
-            case .cache: cache = newValue
-            case .generate: generate = newValue
-            case .telemetry: telemetry = newValue
-            }
+            if let i = stages.firstIndex(where: { $0.name == name }) { stages[i].duration = newValue } else { stages.append((name, newValue)) }
         }
     }
 
-    static func + (lhs: StageDurations, rhs: StageDurations) -> StageDurations {
-        var sum = StageDurations()
-        for stage in StageKind.allCases { sum[stage] = lhs[stage] + rhs[stage] }
-        sum.total = lhs.total + rhs.total
-        return sum
+    public static func == (lhs: StageDurations, rhs: StageDurations) -> Bool {
+        lhs.total == rhs.total && lhs.stages.count == rhs.stages.count
+            && zip(lhs.stages, rhs.stages).allSatisfy { $0.name == $1.name && $0.duration == $1.duration }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(total)
+        for stage in stages { hasher.combine(stage.name) }
     }
 }
 

@@ -23,6 +23,14 @@ public struct CallResponse: Sendable, Hashable {
     public var finishReason: String
     public var usage: Usage
 
+    public init(callIndex: Int, text: String, model: String, finishReason: String, usage: Usage) {
+        self.callIndex = callIndex
+        self.text = text
+        self.model = model
+        self.finishReason = finishReason
+        self.usage = usage
+    }
+
     public init(callIndex: Int, response: GenerationResponse) {
         self.callIndex = callIndex
         self.text = response.text

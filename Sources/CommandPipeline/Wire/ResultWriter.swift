@@ -21,30 +21,38 @@ public enum ResultWriter {
 
     /// Appends one failed result record (no newline). Responses of calls that succeeded
     /// before the failure are kept, with their usage.
-    public static func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject, provider: String, to out: inout [UInt8]) {
+    public static func failed(
+        _ error: APIError, id: String, index: Int, metadata: JSONObject, telemetry: Telemetry, partialResponses: [CallResponse] = [],
+        failedCalls: [Int] = [], to out: inout [UInt8]
+    ) {
         out.append(contentsOf: #"{"id":"#.utf8)
         JSONSerializer.writeString(id, to: &out)
         out.append(contentsOf: #","index":"#.utf8)
         JSONSerializer.writeInt(index, to: &out)
         out.append(contentsOf: #","status":"failed","error":"#.utf8)
-        self.error(error, to: &out)
+        self.error(error, failedCalls: failedCalls, primaryError: telemetry.primaryError, to: &out)
         out.append(contentsOf: #","telemetry":"#.utf8)
-        telemetry(error.telemetry ?? Telemetry(provider: provider), to: &out)
-        if !error.partialResponses.isEmpty {
+        self.telemetry(telemetry, to: &out)
+        if !partialResponses.isEmpty {
             out.append(contentsOf: #","responses":"#.utf8)
-            responses(error.partialResponses, to: &out)
+            responses(partialResponses, to: &out)
             out.append(contentsOf: #","usage":"#.utf8)
-            usage(error.partialResponses.reduce(Usage.zero) { $0 + $1.usage }, to: &out)
+            usage(partialResponses.reduce(Usage.zero) { $0 + $1.usage }, to: &out)
         }
         out.append(contentsOf: #","metadata":"#.utf8)
         JSONSerializer.write(.object(metadata), to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
-    public static func record(_ result: Result<FinalizedCommand, APIError>, id: String, index: Int, metadata: JSONObject, provider: String, to out: inout [UInt8]) {
-        switch result {
+    /// Appends the record of a command's outcome (no newline).
+    public static func record(_ outcome: CommandOutcome, index: Int, to out: inout [UInt8]) {
+        switch outcome.result {
         case .success(let finalized): succeeded(finalized, index: index, to: &out)
-        case .failure(let error): failed(error, id: id, index: index, metadata: metadata, provider: provider, to: &out)
+        case .failure(let error):
+            let command = outcome.command
+            failed(
+                error, id: command.id, index: index, metadata: command.metadata, telemetry: outcome.telemetry,
+                partialResponses: outcome.partialResponses, failedCalls: outcome.failedCalls, to: &out)
         }
     }
 
@@ -152,12 +160,19 @@ public enum ResultWriter {
             out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "]"))
+        // The standard stages always, then any other stage by name (the telemetry stage's own time is left out).
         out.append(contentsOf: #","durations_ms":{"upload":"#.utf8)
-        milliseconds(t.durations.upload, to: &out)
+        milliseconds(t.durations[UploadStage.name], to: &out)
         out.append(contentsOf: #","cache":"#.utf8)
-        milliseconds(t.durations.cache, to: &out)
+        milliseconds(t.durations[CacheStage.name], to: &out)
         out.append(contentsOf: #","generate":"#.utf8)
-        milliseconds(t.durations.generate, to: &out)
+        milliseconds(t.durations[GenerateStage.name], to: &out)
+        for (name, duration) in t.durations.stages where !standardStages.contains(name) {
+            out.append(UInt8(ascii: ","))
+            JSONSerializer.writeString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            milliseconds(duration, to: &out)
+        }
         out.append(contentsOf: #","total":"#.utf8)
         milliseconds(t.durations.total, to: &out)
         out.append(contentsOf: #"},"uploads":{"performed":"#.utf8)
@@ -167,33 +182,35 @@ public enum ResultWriter {
         out.append(contentsOf: #","skipped":"#.utf8)
         JSONSerializer.writeInt(t.uploads.skipped, to: &out)
         out.append(contentsOf: #"},"cache":"#.utf8)
-        if let c = t.cache {
-            out.append(contentsOf: #"{"id":"#.utf8)
-            optionalString(c.id, to: &out)
-            out.append(contentsOf: #","key":"#.utf8)
-            JSONSerializer.writeString(c.key, to: &out)
-            out.append(contentsOf: #","created":"#.utf8)
-            bool(c.created, to: &out)
-            out.append(contentsOf: #","reused":"#.utf8)
-            bool(c.reused, to: &out)
-            out.append(contentsOf: #","kind":"#.utf8)
-            optionalString(c.kind?.rawValue, to: &out)
-            out.append(contentsOf: #","token_count":"#.utf8)
-            if let tokens = c.tokenCount { JSONSerializer.writeInt(tokens, to: &out) } else { out.append(contentsOf: "null".utf8) }
-            if let reason = c.uncachedReason {
-                out.append(contentsOf: #","uncached_reason":"#.utf8)
-                JSONSerializer.writeString(reason, to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
-        } else {
-            out.append(contentsOf: "null".utf8)
-        }
+        if let c = t.cache { cache(c, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","token_validation":"#.utf8)
         if let v = t.tokenValidation { tokenValidation(v, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(UInt8(ascii: "}"))
     }
 
-    static func error(_ e: APIError, to out: inout [UInt8]) {
+    static func cache(_ c: CacheTelemetry, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"id":"#.utf8)
+        optionalString(c.id, to: &out)
+        out.append(contentsOf: #","key":"#.utf8)
+        JSONSerializer.writeString(c.key, to: &out)
+        out.append(contentsOf: #","created":"#.utf8)
+        bool(c.created, to: &out)
+        out.append(contentsOf: #","reused":"#.utf8)
+        bool(c.reused, to: &out)
+        out.append(contentsOf: #","kind":"#.utf8)
+        optionalString(c.kind?.rawValue, to: &out)
+        out.append(contentsOf: #","token_count":"#.utf8)
+        if let tokens = c.tokenCount { JSONSerializer.writeInt(tokens, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if let reason = c.uncachedReason {
+            out.append(contentsOf: #","uncached_reason":"#.utf8)
+            JSONSerializer.writeString(reason, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private static let standardStages: Set<String> = [UploadStage.name, CacheStage.name, GenerateStage.name, TelemetryStage.name, "total"]
+
+    static func error(_ e: APIError, failedCalls: [Int] = [], primaryError: ErrorSummary? = nil, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"kind":""#.utf8)
         out.append(contentsOf: e.kind.rawValue.utf8)
         out.append(contentsOf: #"","message":"#.utf8)
@@ -207,10 +224,10 @@ public enum ResultWriter {
         var details: [(String, (inout [UInt8]) -> Void)] = []
         if let code = e.code { details.append(("code", { JSONSerializer.writeString(code, to: &$0) })) }
         if let after = e.retryAfter { details.append(("retry_after_ms", { milliseconds(after, to: &$0) })) }
-        if !e.failedCalls.isEmpty {
-            details.append(("failed_calls", { JSONSerializer.write(.array(e.failedCalls.map(JSONValue.int)), to: &$0) }))
+        if !failedCalls.isEmpty {
+            details.append(("failed_calls", { JSONSerializer.write(.array(failedCalls.map(JSONValue.int)), to: &$0) }))
         }
-        if let p = e.primaryError { details.append(("primary_error", { summary(p, to: &$0) })) }
+        if let p = primaryError { details.append(("primary_error", { summary(p, to: &$0) })) }
         if !details.isEmpty {
             out.append(contentsOf: #","details":{"#.utf8)
             for (i, (key, write)) in details.enumerated() {

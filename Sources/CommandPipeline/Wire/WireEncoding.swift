@@ -121,11 +121,7 @@ public enum ResultRecord {
         ResultWriter.value { ResultWriter.succeeded(command, index: index, to: &$0) }
     }
 
-    public static func failed(_ error: APIError, id: String, index: Int, metadata: JSONObject, provider: String) -> JSONValue {
-        ResultWriter.value { ResultWriter.failed(error, id: id, index: index, metadata: metadata, provider: provider, to: &$0) }
-    }
-
-    public static func make(_ result: Result<FinalizedCommand, APIError>, id: String, index: Int, metadata: JSONObject, provider: String) -> JSONValue {
-        ResultWriter.value { ResultWriter.record(result, id: id, index: index, metadata: metadata, provider: provider, to: &$0) }
+    public static func make(_ outcome: CommandOutcome, index: Int) -> JSONValue {
+        ResultWriter.value { ResultWriter.record(outcome, index: index, to: &$0) }
     }
 }

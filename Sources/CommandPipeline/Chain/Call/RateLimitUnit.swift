@@ -1,0 +1,49 @@
+/// Holds each attempt until the rate limiters grant it: the engine's (`--rate-limit-rpm/tpm`,
+/// and the pause after a provider's 429) and the plan's own `rate_constraint`. A grant is
+/// settled with the real usage; a 429 pauses the limiters. Time spent waiting is recorded.
+public struct RateLimitUnit: ChainUnit {
+    /// Shared by every command of the engine.
+    public let limiter: RateLimiter?
+    let clock: any PipelineClock
+
+    public init(limiter: RateLimiter?, clock: any PipelineClock) {
+        self.limiter = limiter
+        self.clock = clock
+    }
+
+    public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
+        var limiters: [RateLimiter] = []
+        if let plan = input.planLimiter { limiters.append(plan) }
+        if let limiter { limiters.append(limiter) }
+        if limiters.isEmpty { return await next(input) }
+        let tokens = limiters.contains { $0.tokensPerMinute != nil } ? GenerateStage.estimatedTokens(for: input.state, call: input.callIndex) : 0
+        var tickets: [(RateLimiter, RateLimiter.Ticket)] = []
+        var waited = Duration.zero
+        for limiter in limiters {
+            // Time is only counted when the limiter really makes the call wait.
+            if let ticket = limiter.tryAcquire(tokens: tokens) {
+                tickets.append((limiter, ticket))
+                continue
+            }
+            let start = clock.now
+            do {
+                tickets.append((limiter, try await limiter.acquire(tokens: tokens)))
+                waited += clock.now - start
+            } catch {
+                return .failure(input.cancelled())
+            }
+        }
+        if waited > .zero { input.log.record(.waiting(call: input.callIndex, reason: .rateLimit, duration: waited)) }
+        let result = await next(input)
+        switch result {
+        case .success(let response):
+            for (limiter, ticket) in tickets {
+                limiter.settle(ticket, actualTokens: response.usage.totalTokens)
+                limiter.recordSuccess()
+            }
+        case .failure(let error):
+            if error.kind == .rateLimited { for (limiter, _) in tickets { limiter.throttle(after: error) } }
+        }
+        return result
+    }
+}

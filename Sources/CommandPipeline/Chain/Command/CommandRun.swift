@@ -1,0 +1,70 @@
+/// What flows into the command chain: the state to run the stages on, and the command's log.
+public struct CommandRun: Sendable {
+    public var state: ExecutionState
+    public let log: EventLog
+    /// Stages not to run, by name (the fallback skips `upload` and `cache`).
+    public var skipping: Set<String>
+    /// Ask providers that can stream for deltas (`text_delta` events).
+    public var streaming: Bool
+
+    public init(state: ExecutionState, log: EventLog, skipping: Set<String> = [], streaming: Bool = false) {
+        self.state = state
+        self.log = log
+        self.skipping = skipping
+        self.streaming = streaming
+    }
+
+    public var command: PlannedCommand { state.command }
+}
+
+/// How a command ended: its result and, beside it (never inside the error), what it left.
+public struct CommandOutcome: Sendable {
+    public var result: Result<FinalizedCommand, APIError>
+    /// The state the stages reached (the fallback's, when it ran).
+    public var state: ExecutionState
+    /// On success, the same as `result`'s telemetry.
+    public var telemetry: Telemetry
+    /// Responses of calls that succeeded before the command failed, and text a broken stream
+    /// delivered (`finish_reason` `interrupted`): nothing paid for is lost. Empty on success.
+    public var partialResponses: [CallResponse]
+    /// Call indices of a fan-out that failed (primary execution).
+    public var failedCalls: [Int]
+
+    public init(result: Result<FinalizedCommand, APIError>, state: ExecutionState, telemetry: Telemetry, partialResponses: [CallResponse] = [], failedCalls: [Int] = []) {
+        self.result = result
+        self.state = state
+        self.telemetry = telemetry
+        self.partialResponses = partialResponses
+        self.failedCalls = failedCalls
+    }
+
+    /// A success.
+    public init(_ finalized: FinalizedCommand, state: ExecutionState) {
+        self.init(result: .success(finalized), state: state, telemetry: finalized.telemetry)
+    }
+
+    /// A failure, with telemetry and partial results folded from `log`.
+    public init(_ error: APIError, state: ExecutionState, log: EventLog) {
+        let summary = LogSummary(log.entries, provider: log.provider, total: log.elapsed)
+        self.init(result: .failure(error), state: state, telemetry: summary.telemetry, partialResponses: summary.partialResponses, failedCalls: summary.failedCalls)
+    }
+
+    public var command: PlannedCommand { state.command }
+    public var succeeded: Bool { if case .success = result { true } else { false } }
+    public var error: APIError? { if case .failure(let error) = result { error } else { nil } }
+
+    /// Usage of the responses the command returns (partial ones on failure).
+    public var usage: Usage {
+        switch result {
+        case .success(let finalized): finalized.usage
+        case .failure: partialResponses.reduce(Usage.zero) { $0 + $1.usage }
+        }
+    }
+
+    /// The same outcome with another error (a unit rewording a failure).
+    public func with(error: APIError) -> CommandOutcome {
+        var copy = self
+        copy.result = .failure(error)
+        return copy
+    }
+}

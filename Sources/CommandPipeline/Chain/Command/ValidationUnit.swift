@@ -1,0 +1,12 @@
+/// Rejects a command whose values break the rules (`PlannedCommand.validationIssues()`)
+/// before anything runs: no upload, no call, no fallback.
+public struct ValidationUnit: ChainUnit {
+    public init() {}
+
+    public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
+        let issues = input.command.validationIssues()
+        guard let first = issues.first else { return await next(input) }
+        let message = issues.count == 1 ? first.message : issues.map { "\($0.path): \($0.message)" }.joined(separator: "; ")
+        return CommandOutcome(APIError(.invalidCommand, message, path: first.path), state: input.state, log: input.log)
+    }
+}

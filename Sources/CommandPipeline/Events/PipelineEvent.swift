@@ -1,0 +1,105 @@
+/// One step of one command, as it happened. Every command records these into its
+/// `EventLog`; telemetry is a fold over them, and `PipelineEngine.events(for:)` and the CLI's
+/// `--events` mode hand them to users as they happen.
+///
+/// `seq` starts at 0 with `commandStarted` and grows by one per event of the command; the
+/// last event is always exactly one `commandSucceeded` or `commandFailed`.
+public struct PipelineEvent: Sendable {
+    /// The command's id.
+    public var commandID: String
+    /// The command's position in its input (0 when run alone).
+    public var index: Int
+    public var seq: Int
+    /// Time since the command started.
+    public var elapsed: Duration
+    public var kind: Kind
+
+    public init(commandID: String, index: Int, seq: Int, elapsed: Duration, kind: Kind) {
+        self.commandID = commandID
+        self.index = index
+        self.seq = seq
+        self.elapsed = elapsed
+        self.kind = kind
+    }
+
+    public enum Kind: Sendable {
+        case commandStarted
+        /// A stage that applies begins (`upload`, `cache`, `generate`, `telemetry`, or a custom stage's name).
+        case stageStarted(String)
+        case stageFinished(String, duration: Duration)
+        /// A file was uploaded by this command.
+        case uploadPerformed(path: String, uri: String)
+        /// A file uploaded earlier (by this engine) was used again.
+        case uploadReused(path: String, uri: String)
+        /// A placeholder stayed a placeholder: the provider cannot upload and the upload was optional.
+        case uploadSkipped(path: String)
+        case cacheCreated(CacheTelemetry)
+        case cacheReused(CacheTelemetry)
+        /// The plan asked for a cache and the command runs without one (`reason` says why, when known).
+        case cacheSkipped(CacheTelemetry)
+        /// An attempt of call `call` (1-based `attempt`) is sent; `cached` when it uses the cache.
+        case attemptStarted(call: Int, attempt: Int, model: String, cached: Bool)
+        case attemptFailed(call: Int, attempt: Int, error: ErrorSummary, willRetry: Bool)
+        /// The call waits before going on: a backoff between attempts, or a rate limit.
+        case waiting(call: Int, reason: WaitReason, duration: Duration)
+        /// A call that used the cache failed and is tried once more with the shared parts themselves.
+        case cacheBypassed(call: Int)
+        /// A piece of a call's answer, as it streams. A call's deltas concatenated are its final text.
+        case textDelta(call: Int, text: String)
+        case callFinished(CallResponse)
+        case callFailed(call: Int, error: ErrorSummary)
+        /// The primary execution failed; the plan's fallback call runs now.
+        case fallbackStarted(model: String, primaryError: ErrorSummary)
+        indirect case commandSucceeded(CommandOutcome)
+        indirect case commandFailed(CommandOutcome)
+    }
+
+    public enum WaitReason: String, Sendable, Hashable {
+        case backoff
+        case rateLimit = "rate_limit"
+    }
+
+    /// The type's name on the wire (`command_started`, `text_delta`, …).
+    public var type: String { kind.type }
+
+    /// Whether this is the command's last event.
+    public var isTerminal: Bool {
+        switch kind {
+        case .commandSucceeded, .commandFailed: true
+        default: false
+        }
+    }
+}
+
+extension PipelineEvent.Kind {
+    /// Wire names, in the order a command usually meets them.
+    public static let types = [
+        "command_started", "stage_started", "stage_finished", "upload_performed", "upload_reused", "upload_skipped",
+        "cache_created", "cache_reused", "cache_skipped", "attempt_started", "attempt_failed", "waiting", "cache_bypassed",
+        "text_delta", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
+    ]
+
+    public var type: String {
+        switch self {
+        case .commandStarted: "command_started"
+        case .stageStarted: "stage_started"
+        case .stageFinished: "stage_finished"
+        case .uploadPerformed: "upload_performed"
+        case .uploadReused: "upload_reused"
+        case .uploadSkipped: "upload_skipped"
+        case .cacheCreated: "cache_created"
+        case .cacheReused: "cache_reused"
+        case .cacheSkipped: "cache_skipped"
+        case .attemptStarted: "attempt_started"
+        case .attemptFailed: "attempt_failed"
+        case .waiting: "waiting"
+        case .cacheBypassed: "cache_bypassed"
+        case .textDelta: "text_delta"
+        case .callFinished: "call_finished"
+        case .callFailed: "call_failed"
+        case .fallbackStarted: "fallback_started"
+        case .commandSucceeded: "command_succeeded"
+        case .commandFailed: "command_failed"
+        }
+    }
+}

@@ -1,0 +1,42 @@
+/// The end of the command chain: runs the stages in order over the state, each stage that
+/// applies turning it into a new one, and records each stage's start and finish. The first
+/// error ends the loop. Time is measured around stages, never inside them.
+struct StageLoop: Sendable {
+    let stages: [any ExecutionStage]
+    let provider: any GenerationCapability
+    let clock: any PipelineClock
+
+    func run(_ input: CommandRun) async -> CommandOutcome {
+        var state = input.state
+        let log = input.log
+        let context = StageContext(provider: provider, log: log, streaming: input.streaming)
+        var failure: APIError?
+        for stage in stages where !input.skipping.contains(stage.name) && stage.applies(to: state) {
+            if Task.isCancelled {
+                failure = APIError(.cancelled, "command '\(state.command.id)' was cancelled before the \(stage.name) stage", provider: provider.providerName)
+                break
+            }
+            log.record(.stageStarted(stage.name))
+            let start = clock.now
+            do throws(APIError) {
+                state = try await stage.execute(state, context: context)
+                log.record(.stageFinished(stage.name, duration: clock.now - start))
+            } catch {
+                log.record(.stageFinished(stage.name, duration: clock.now - start))
+                failure = error
+                break
+            }
+        }
+        if var error = failure {
+            if Task.isCancelled && error.kind != .cancelled {
+                error = APIError(.cancelled, "command '\(state.command.id)' was cancelled: \(error.message)", provider: error.provider)
+            }
+            if error.provider == nil { error.provider = provider.providerName }
+            return CommandOutcome(error, state: state, log: log)
+        }
+        let summary = state.summary ?? LogSummary(log.entries, provider: log.provider, total: log.elapsed, estimate: state.command.tokenEstimate)
+        let finalized = FinalizedCommand(
+            id: state.command.id, responses: state.responses, usage: summary.usage, telemetry: summary.telemetry, metadata: state.command.metadata)
+        return CommandOutcome(finalized, state: state)
+    }
+}

@@ -1,0 +1,82 @@
+/// Writes events as the JSON lines of the CLI's `--events` mode (`Design/wire-format.md`,
+/// "Events mode"): `id`, `index`, `seq`, `type` and `t_ms` on every line, then the type's
+/// fields. A terminal event carries under `result` the record plain mode would print.
+public enum EventWriter {
+    /// Appends one event (no newline). `result` writes a terminal event's record; by default
+    /// `ResultWriter.record` of the event's outcome.
+    public static func write(_ event: PipelineEvent, to out: inout [UInt8], result: ((CommandOutcome, inout [UInt8]) -> Void)? = nil) {
+        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONSerializer.writeString(event.commandID, to: &out)
+        out.append(contentsOf: #","index":"#.utf8)
+        JSONSerializer.writeInt(event.index, to: &out)
+        out.append(contentsOf: #","seq":"#.utf8)
+        JSONSerializer.writeInt(event.seq, to: &out)
+        out.append(contentsOf: #","type":""#.utf8)
+        out.append(contentsOf: event.type.utf8)
+        out.append(contentsOf: #"","t_ms":"#.utf8)
+        ResultWriter.milliseconds(event.elapsed, to: &out)
+        func key(_ name: String) {
+            out.append(contentsOf: #",""#.utf8)
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: #"":"#.utf8)
+        }
+        func int(_ name: String, _ value: Int) { key(name); JSONSerializer.writeInt(value, to: &out) }
+        func string(_ name: String, _ value: String) { key(name); JSONSerializer.writeString(value, to: &out) }
+        func duration(_ name: String, _ value: Duration) { key(name); ResultWriter.milliseconds(value, to: &out) }
+        switch event.kind {
+        case .commandStarted:
+            break
+        case .stageStarted(let stage):
+            string("stage", stage)
+        case .stageFinished(let stage, let d):
+            string("stage", stage)
+            duration("duration_ms", d)
+        case .uploadPerformed(let path, let uri), .uploadReused(let path, let uri):
+            string("path", path)
+            string("uri", uri)
+        case .uploadSkipped(let path):
+            string("path", path)
+        case .cacheCreated(let cache), .cacheReused(let cache), .cacheSkipped(let cache):
+            key("cache")
+            ResultWriter.cache(cache, to: &out)
+        case .attemptStarted(let call, let attempt, let model, let cached):
+            int("call_index", call)
+            int("attempt", attempt)
+            string("model", model)
+            key("cached")
+            ResultWriter.bool(cached, to: &out)
+        case .attemptFailed(let call, let attempt, let error, let willRetry):
+            int("call_index", call)
+            int("attempt", attempt)
+            key("error")
+            ResultWriter.summary(error, to: &out)
+            key("will_retry")
+            ResultWriter.bool(willRetry, to: &out)
+        case .waiting(let call, let reason, let d):
+            int("call_index", call)
+            string("reason", reason.rawValue)
+            duration("duration_ms", d)
+        case .cacheBypassed(let call):
+            int("call_index", call)
+        case .textDelta(let call, let text):
+            int("call_index", call)
+            string("text", text)
+        case .callFinished(let response):
+            int("call_index", response.callIndex)
+            key("response")
+            ResultWriter.response(response, to: &out)
+        case .callFailed(let call, let error):
+            int("call_index", call)
+            key("error")
+            ResultWriter.summary(error, to: &out)
+        case .fallbackStarted(let model, let primaryError):
+            string("model", model)
+            key("primary_error")
+            ResultWriter.summary(primaryError, to: &out)
+        case .commandSucceeded(let outcome), .commandFailed(let outcome):
+            key("result")
+            if let result { result(outcome, &out) } else { ResultWriter.record(outcome, index: event.index, to: &out) }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}
