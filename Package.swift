@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "CommandPipeline", targets: ["CommandPipeline"]),
         .library(name: "CommandPipelineHTTP", targets: ["CommandPipelineHTTP"]),
+        // Test doubles for users' own tests: a manual clock, in-memory sinks, scripted providers, a stage harness.
+        .library(name: "CommandPipelineTesting", targets: ["CommandPipelineTesting"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
     ],
     // No package dependencies: only what the toolchain ships.
@@ -14,17 +16,18 @@ let package = Package(
         .target(name: "CommandPipeline"),
         // Provider adapters over HTTP (URLSession only), so the engine core stays free of networking.
         .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline"]),
+        .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),
         .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP"]),
         .executableTarget(
             name: "PipelineBench",
-            dependencies: ["CommandPipeline"],
+            dependencies: ["CommandPipeline", "CommandPipelineTesting"],
             path: "Benchmarks/PipelineBench"
         ),
         // Helpers shared by the test targets (running the binary, temp dirs, Python peers).
         .target(name: "PipelineTestSupport", path: "Tests/PipelineTestSupport"),
-        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "PipelineTestSupport"]),
+        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineTesting", "PipelineTestSupport"]),
         // Runs against FakeAI and a local fault server (Tests/Tools), and the built `pipeline` binary.
-        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "pipeline", "PipelineTestSupport"]),
+        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
         .testTarget(name: "PipelineCLITests", dependencies: ["pipeline", "PipelineTestSupport"]),
     ]

@@ -58,15 +58,16 @@ import Testing
         let file = try temporaryDirectory(files: ["report.pdf": "%PDF-1.4 a small report"]).appendingPathComponent("report.pdf")
         let engine = try engine([.generation, .uploads])
         let plan = ExecutionPlan(calls: [APICall(model: "gpt-4o-mini", parts: [.filePlaceholder(FilePlaceholder(path: file.path)), .text("Summarise.")])])
-        let error = try #require(await engine.execute(PlannedCommand(id: "file", plan: plan)).failure)
+        let outcome = await engine.run(PlannedCommand(id: "file", plan: plan))
+        let error = try #require(outcome.error)
         // The upload really happened (FakeAI returned a file id) …
-        #expect(error.telemetry?.uploads.performed == 1)
+        #expect(outcome.telemetry.uploads.performed == 1)
         // … and FakeAI's Chat Completions accepts no `file` content parts: a 422 with FastAPI's {"detail": …}.
         #expect(error.kind == .providerError)
         #expect(!error.retryable)
         #expect(error.message.contains("HTTP 422"))
         #expect(error.message.contains("Input should be"))
-        #expect(error.telemetry?.calls.first?.attempts == 1, "a 422 is not retried")
+        #expect(outcome.telemetry.calls.first?.attempts == 1, "a 422 is not retried")
     }
 
     @Test func theCLIRunsAMixedFileAgainstFakeAI() throws {

@@ -189,9 +189,10 @@ struct LLMock {
         #expect(recovered.responses.first?.text == "recovered")
         #expect(recovered.telemetry.retries == 1)
         try await mock.script(model: model, [["type": "fail", "status": 404, "code": "NOT_FOUND", "message": "models/x is not found"]])
-        let failed = try #require(await mock.engine().execute(PlannedCommand(id: "404", plan: ExecutionPlan(calls: [APICall(model: model, parts: [.text("Hi")])]))).failure)
+        let outcome = await mock.engine().run(PlannedCommand(id: "404", plan: ExecutionPlan(calls: [APICall(model: model, parts: [.text("Hi")])])))
+        let failed = try #require(outcome.error)
         #expect(failed.kind == .providerError && !failed.retryable)
-        #expect(failed.telemetry?.retries == 0)
+        #expect(outcome.telemetry.retries == 0)
     }
 
     @Test func streamingDeliversDeltasAndTheLastChunksUsage() async throws {

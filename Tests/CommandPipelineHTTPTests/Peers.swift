@@ -1,4 +1,5 @@
 import Foundation
+@_exported import CommandPipelineTesting
 import PipelineTestSupport
 import Synchronization
 import Testing

@@ -64,11 +64,12 @@ import Testing
     @Test func whenBothFailTheErrorReportsBoth() async throws {
         let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["big", "small"])))
         let cmd = command(model: "big", fallback: APICall(model: "small", parts: [.text("Q")]))
-        let error = try #require(await engine.executeWithFallback(cmd).failure)
-        #expect(error.primaryError?.message.contains("'big'") == true)
+        let outcome = await engine.run(cmd)
+        let error = try #require(outcome.error)
+        #expect(outcome.telemetry.primaryError?.message.contains("'big'") == true)
         #expect(error.message.contains("'small'"))
         #expect(error.message.contains("primary failed first"))
-        #expect(error.telemetry?.usedFallback == true)
+        #expect(outcome.telemetry.usedFallback == true)
     }
 
     @Test func fallbackRunsWithoutUploadsOrCache() async throws {
@@ -117,16 +118,20 @@ import Testing
 
     @Test func customStagesRunInTheGivenOrder() async throws {
         struct Shout: ExecutionStage {
-            var kind: StageKind { .telemetry }
+            var name: String { "shout" }
             func applies(to state: ExecutionState) -> Bool { !state.responses.isEmpty }
-            func execute(_ state: ExecutionState, provider: any GenerationCapability) async throws(APIError) -> ExecutionState {
+            func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
                 var responses = state.responses
                 for i in responses.indices { responses[i].text = responses[i].text.uppercased() }
-                return state.with(responses: responses, calls: state.callTelemetry)
+                return state.with(responses: responses)
             }
         }
         let engine = PipelineEngine(provider: MockProvider.make(), stages: [GenerateStage(), Shout(), TelemetryStage()])
         let finalized = try #require(await engine.execute(command(prompts: ["hi"])).success)
         #expect(finalized.responses.first?.text == "ECHO: HI")
+        // Its time is in telemetry under its name, and its events in the log: no other file knows it.
+        #expect(finalized.telemetry.durations.stages.map(\.name) == ["generate", "shout"])
+        let record = ResultRecord.succeeded(finalized, index: 0)
+        #expect(record.objectValue?["telemetry"]?.objectValue?["durations_ms"]?.objectValue?["shout"] != nil)
     }
 }

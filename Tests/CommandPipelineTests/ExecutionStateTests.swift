@@ -4,21 +4,23 @@ import Testing
 @Suite struct ExecutionStateTests {
     @Test func transformsReturnNewValuesAndLeaveTheOriginal() {
         let original = ExecutionState(command: command(shared: [.text("context")]))
-        let replaced = original.with(sharedParts: [.text("new")], calls: original.calls, uploads: UploadCounts(performed: 1))
+        let replaced = original.with(sharedParts: [.text("new")], calls: original.calls)
         #expect(original.sharedParts == [.text("context")])
-        #expect(original.uploads == UploadCounts())
         #expect(replaced.sharedParts == [.text("new")])
-        #expect(replaced.uploads.performed == 1)
         #expect(replaced != original)
 
-        let cached = replaced.with(cache: CacheReference(id: "x", key: "k", model: "m"), telemetry: nil)
+        let cached = replaced.with(cache: CacheReference(id: "x", key: "k", model: "m"))
         #expect(replaced.cache == nil)
         #expect(cached.cache?.id == "x")
 
-        let answered = cached.with(responses: [CallResponse(callIndex: 0, response: GenerationResponse(text: "t", model: "m", usage: .zero))], calls: [CallTelemetry(callIndex: 0, attempts: 3)])
+        let answered = cached.with(responses: [CallResponse(callIndex: 0, response: GenerationResponse(text: "t", model: "m", usage: .zero))])
         #expect(cached.responses.isEmpty)
         #expect(answered.responses.count == 1)
-        #expect(answered.retries == 2)
+
+        let fallback = answered.forFallback(APICall(model: "f", parts: [.text("q")]))
+        #expect(fallback.sharedParts == [.text("new")] && fallback.cache == nil && fallback.responses.isEmpty)
+        #expect(fallback.callPaths.path(0) == "plan.fallback_call")
+        #expect(answered.callPaths.path(2) == "plan.calls[2]")
     }
 
     @Test func effectivePartsPutSharedPartsFirst() {

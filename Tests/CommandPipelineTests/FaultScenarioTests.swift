@@ -23,14 +23,14 @@ final class CountingProvider: GenerationCapability {
 }
 
 /// Runs `count` single-call commands through `engine`, at most `concurrency` at once.
-func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [(id: String, result: Result<FinalizedCommand, APIError>)] {
-    await withTaskGroup(of: (id: String, result: Result<FinalizedCommand, APIError>).self) { group in
-        var results: [(id: String, result: Result<FinalizedCommand, APIError>)] = []
+func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [CommandOutcome] {
+    await withTaskGroup(of: CommandOutcome.self) { group in
+        var results: [CommandOutcome] = []
         results.reserveCapacity(count)
         var next = 0
         func launch() {
             let command = PlannedCommand(id: "c\(next)", plan: ExecutionPlan(call: APICall(model: "mock", parts: [.text("prompt \(next)")])))
-            group.addTask { (command.id, await engine.executeWithFallback(command)) }
+            group.addTask { await engine.run(command) }
             next += 1
         }
         while next < min(concurrency, count) { launch() }
@@ -54,13 +54,13 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [(
         let results = outcomes.map(\.result)
 
         #expect(results.count == submitted, "exactly one result per command")
-        #expect(Set(outcomes.map(\.id)).count == submitted, "no command answered twice or lost")
+        #expect(Set(outcomes.map(\.command.id)).count == submitted, "no command answered twice or lost")
         #expect(results.compactMap(\.success).allSatisfy { $0.id.hasPrefix("c") })
         let succeeded = results.compactMap(\.success)
         let failed = results.compactMap(\.failure)
         #expect(succeeded.count + failed.count == submitted)
 
-        let calls = succeeded.flatMap(\.telemetry.calls) + failed.flatMap { $0.telemetry?.calls ?? [] }
+        let calls = outcomes.flatMap(\.telemetry.calls)
         #expect(calls.count == submitted)
         #expect(calls.allSatisfy { (1...3).contains($0.attempts) }, "no call is attempted more than the policy allows")
         #expect(calls.reduce(0) { $0 + $1.attempts } == provider.attempts.load(ordering: .relaxed), "telemetry counts every attempt")
@@ -68,8 +68,11 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [(
         let fatal = failed.filter { $0.code == "invalid_request" }
         #expect(fatal.count == provider.fatalRaised.load(ordering: .relaxed), "every non-retryable fault is reported as such")
         #expect(fatal.allSatisfy { !$0.retryable && $0.kind == .providerError })
-        let exhausted = failed.filter { $0.code != "invalid_request" }
-        #expect(exhausted.allSatisfy { $0.retryable && ($0.kind == .timeout || $0.code == "unavailable") && $0.telemetry?.calls.first?.attempts == 3 })
+        let exhausted = outcomes.filter { $0.error.map { $0.code != "invalid_request" } ?? false }
+        #expect(exhausted.allSatisfy { outcome in
+            let error = outcome.error!
+            return error.retryable && (error.kind == .timeout || error.code == "unavailable") && outcome.telemetry.calls.first?.attempts == 3
+        })
 
         // The fractions are what the plan asked for (2% fatal per attempt, ~20% retryable per attempt).
         #expect((1_500...2_600).contains(fatal.count))
@@ -93,10 +96,13 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [(
         let clock = ScaledClock(speedup: 200)
         let faults = MockFaultPlan(retryable: 0.2, fatal: 0.02, seed: 3)
         let limiter = RateLimiter(requestsPerMinute: 600, clock: clock)
-        let invoker = CallInvoker(policy: RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0.5), clock: clock, limiter: limiter)
+        let policy = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0.5)
+        let calls = CallChain(
+            [CacheBypassUnit(policy: policy), RetryUnit(retrier: Retrier(policy: policy, clock: clock)), RateLimitUnit(limiter: limiter, clock: clock)],
+            terminal: ProviderCall.run)
         let engine = PipelineEngine(
             provider: MockProvider.make(MockConfiguration(faults: faults, clock: clock)),
-            stages: [GenerateStage(invoker: invoker), TelemetryStage()], clock: clock)
+            stages: [GenerateStage(calls: calls, clock: clock), TelemetryStage()], clock: clock)
         let results = await runMany(engine, count: 3_000, concurrency: 256)
         #expect(results.count == 3_000)
         #expect(limiter.peakRequestsPerMinute == 600, "the limit was reached and never exceeded")

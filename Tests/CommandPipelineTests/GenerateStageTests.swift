@@ -44,13 +44,13 @@ import Testing
             APICall(model: "good", parts: [.text("a")]), APICall(model: "bad", parts: [.text("b")]),
             APICall(model: "good", parts: [.text("c")]),
         ])
-        let result = await PipelineEngine(provider: provider).execute(PlannedCommand(id: "p", plan: plan))
-        let error = try #require(result.failure)
+        let outcome = await PipelineEngine(provider: provider).run(PlannedCommand(id: "p", plan: plan))
+        let error = try #require(outcome.error)
         #expect(error.kind == .providerError)
-        #expect(error.failedCalls == [1])
-        #expect(error.partialResponses.map(\.callIndex) == [0, 2])
+        #expect(outcome.failedCalls == [1])
+        #expect(outcome.partialResponses.map(\.callIndex) == [0, 2])
         #expect(error.message.contains("1 of 3 calls failed"))
-        #expect(error.telemetry?.provider == "recording")
+        #expect(outcome.telemetry.provider == "recording")
     }
 
     @Test func sharedPartsComeBeforeEachCallsOwnParts() async throws {

@@ -124,12 +124,14 @@ struct AbsurdUsageProvider: GenerationCapability {
         let limiter = RateLimiter(clock: clock)
         limiter.throttle(after: limited(retryAfter: .seconds(10)))  // another call's 429
         let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable)
-        let invoker = CallInvoker(policy: RetryPolicy(jitter: 0), clock: clock, limiter: limiter)
-        let request = GenerationRequest(model: "m", parts: [.text("a")])
-        let outcome = Task { await invoker.invoke(request, callIndex: 0, provider: provider) }
+        let policy = RetryPolicy(jitter: 0)
+        let calls = CallChain(
+            [RetryUnit(retrier: Retrier(policy: policy, clock: clock)), RateLimitUnit(limiter: limiter, clock: clock)], terminal: ProviderCall.run)
+        let engine = PipelineEngine(provider: provider, stages: [GenerateStage(calls: calls, clock: clock), TelemetryStage()], clock: clock)
+        let outcome = Task { await engine.run(command(prompts: ["a"])) }
         await clock.waitForSleepers(1)
         clock.advance(by: .seconds(10))
-        let telemetry = await outcome.value.telemetry
+        let telemetry = try #require(await outcome.value.telemetry.calls.first)
         #expect(telemetry.attempts == 1)
         #expect(telemetry.retryWait == .seconds(10), "the pause this call sat out is part of its waiting")
     }

@@ -93,24 +93,26 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         let clock = ManualClock()
         let fatal = APIError(.providerError, "bad request", provider: "scripted", retryable: false)
         let provider = ScriptedProvider(clock: clock, failures: 1, error: fatal)
-        let error = try #require(await engine(provider, clock).execute(command()).failure)
+        let outcome = await engine(provider, clock).run(command())
+        let error = try #require(outcome.error)
         #expect(error.message.contains("bad request"))
         #expect(!error.retryable)
         #expect(provider.totalAttempts == 1)
-        #expect(error.telemetry?.calls.first?.attempts == 1)
+        #expect(outcome.telemetry.calls.first?.attempts == 1)
     }
 
     @Test func attemptsNeverExceedThePolicyAndTheFallbackComesAfter() async throws {
         let clock = ManualClock()
         let provider = ScriptedProvider(clock: clock, failures: 100, error: unavailable)
         let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 4, baseDelay: .seconds(1), jitter: 0))
-        let task = Task { await engine.executeWithFallback(command(prompts: ["p"], fallback: APICall(model: "f", parts: [.text("fb")]))) }
+        let task = Task { await engine.run(command(prompts: ["p"], fallback: APICall(model: "f", parts: [.text("fb")]))) }
         await drive(clock, until: { provider.totalAttempts >= 8 }, step: .seconds(1))
-        let error = try #require(await task.value.failure)
+        let outcome = await task.value
+        #expect(outcome.error != nil)
         #expect(provider.attempts.withLock { $0 } == [[APIPart.text("p")].description: 4, [APIPart.text("fb")].description: 4])
-        #expect(error.primaryError != nil)
-        #expect(error.telemetry?.calls.map(\.attempts) == [4, 4])
-        #expect(error.telemetry?.retries == 6)
+        #expect(outcome.telemetry.primaryError != nil)
+        #expect(outcome.telemetry.calls.map(\.attempts) == [4, 4])
+        #expect(outcome.telemetry.retries == 6)
     }
 
     @Test func retryAfterFromTheProviderIsHonoured() async throws {
@@ -152,16 +154,17 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 2, baseDelay: .seconds(1), jitter: 0), callTimeout: .seconds(10))
         let finished = Flag()
         let task = Task {
-            let result = await engine.execute(command())
+            let outcome = await engine.run(command())
             finished.set()
-            return result
+            return outcome
         }
         // Advance one second at a time while anything sleeps, until the command has finished.
         await drive(clock, until: { finished.isSet }, step: .seconds(1))
-        let error = try #require(await task.value.failure)
+        let outcome = await task.value
+        let error = try #require(outcome.error)
         #expect(error.kind == .timeout)
         #expect(error.message.contains("timed out after 10 s"))
-        #expect(error.telemetry?.calls.first?.attempts == 2)
+        #expect(outcome.telemetry.calls.first?.attempts == 2)
         #expect(clock.sleeperCount == 0, "the hanging calls were cancelled")
     }
 

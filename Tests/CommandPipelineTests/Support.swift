@@ -1,5 +1,6 @@
 import CommandPipeline
 import Foundation
+@_exported import CommandPipelineTesting
 @_exported import PipelineTestSupport
 import Synchronization
 

@@ -14,26 +14,26 @@ import Testing
         let state = ExecutionState(command: placeholderCommand(dir, files: ["a.pdf"]))
         let stage = UploadStage()
         #expect(stage.applies(to: state))
-        let next = try await stage.execute(state, provider: provider)
+        let next = try await stage.run(state, provider: provider)
         #expect(next.calls[0].parts[0] == .fileRef(FileReference(uri: "test://a.pdf", mimeType: "application/pdf")))
-        #expect(next.uploads == UploadCounts(performed: 1))
+        #expect(next.telemetry.uploads == UploadCounts(performed: 1))
         #expect(state.calls[0].parts[0].placeholder != nil, "the input state is unchanged")
     }
 
     @Test func optionalUploadsWithoutTheCapabilityLeaveThePartAsItWas() async throws {
         let dir = try temporaryDirectory(files: ["a.pdf": "A"])
         let state = ExecutionState(command: placeholderCommand(dir, files: ["a.pdf"]))
-        let next = try await UploadStage().execute(state, provider: RecordingProvider(clock: ManualClock()))
+        let next = try await UploadStage().run(state, provider: RecordingProvider(clock: ManualClock()))
         #expect(next.calls == state.calls)
-        #expect(next.uploads == UploadCounts(skipped: 1))
+        #expect(next.telemetry.uploads == UploadCounts(skipped: 1))
     }
 
     @Test func aRequiredUploadWithoutTheCapabilityFailsNamingThePart() async throws {
         let dir = try temporaryDirectory(files: ["a.pdf": "A"])
         let state = ExecutionState(command: placeholderCommand(dir, files: ["a.pdf"], tasks: [UploadTask(partIndex: 0, required: true)]))
-        await #expect(throws: APIError.self) { try await UploadStage().execute(state, provider: RecordingProvider(clock: ManualClock())) }
+        await #expect(throws: APIError.self) { try await UploadStage().run(state, provider: RecordingProvider(clock: ManualClock())) }
         do {
-            _ = try await UploadStage().execute(state, provider: RecordingProvider(clock: ManualClock()))
+            _ = try await UploadStage().run(state, provider: RecordingProvider(clock: ManualClock()))
         } catch {
             #expect(error.kind == .capabilityMissing)
             #expect(error.path == "plan.calls[0].parts[0]")
@@ -45,7 +45,7 @@ import Testing
         let dir = try temporaryDirectory(files: ["a.pdf": "A", "b.pdf": "B"])
         let provider = UploadingProvider(base: RecordingProvider(clock: ManualClock()))
         let state = ExecutionState(command: placeholderCommand(dir, files: ["a.pdf", "b.pdf"], tasks: [UploadTask(partIndex: 1)]))
-        let next = try await UploadStage().execute(state, provider: provider)
+        let next = try await UploadStage().run(state, provider: provider)
         #expect(next.calls[0].parts[0].placeholder != nil)
         #expect(next.calls[0].parts[1] == .fileRef(FileReference(uri: "test://b.pdf", mimeType: "application/pdf")))
         #expect(provider.recorder.snapshot.uploads.count == 1)
@@ -57,12 +57,12 @@ import Testing
         let clock = ManualClock()
         let provider = UploadingProvider(base: RecordingProvider(clock: clock), uploadLatency: .milliseconds(50))
         let state = ExecutionState(command: placeholderCommand(dir, files: names))
-        let task = Task { try await UploadStage().execute(state, provider: provider) }
+        let task = Task { try await UploadStage().run(state, provider: provider) }
         await clock.waitForSleepers(16)
         #expect(provider.recorder.snapshot.maxInFlight == 16, "all 16 uploads were in flight together")
         clock.advance(by: .milliseconds(50))
         let next = try await task.value
-        #expect(next.uploads.performed == 16)
+        #expect(next.telemetry.uploads.performed == 16)
     }
 
     @Test func aFileNamedTwiceIsUploadedOnce() async throws {
@@ -73,9 +73,9 @@ import Testing
             calls: [APICall(model: "m", parts: [.filePlaceholder(FilePlaceholder(path: path)), .text("1")]),
                     APICall(model: "m", parts: [.filePlaceholder(FilePlaceholder(path: path)), .text("2")])],
             sharedParts: [.filePlaceholder(FilePlaceholder(path: path))])
-        let next = try await UploadStage().execute(ExecutionState(command: PlannedCommand(id: "x", plan: plan)), provider: provider)
+        let next = try await UploadStage().run(ExecutionState(command: PlannedCommand(id: "x", plan: plan)), provider: provider)
         #expect(provider.recorder.snapshot.uploads == [path])
-        #expect(next.uploads.performed == 1)
+        #expect(next.telemetry.uploads.performed == 1)
         #expect(next.sharedParts[0] == next.calls[1].parts[0])
 
         // A later command through the same registry reuses the upload.
@@ -90,7 +90,7 @@ import Testing
         let dir = try temporaryDirectory(files: ["a.txt": "A", "b.txt": "B"])
         let provider = UploadingProvider(base: RecordingProvider(clock: ManualClock()))
         let state = ExecutionState(command: placeholderCommand(dir, files: ["a.txt", "b.txt", "a.txt"], ephemeral: true))
-        let next = try await UploadStage(resolver: FileResolver(confinedTo: dir.path)).execute(state, provider: provider)
+        let next = try await UploadStage(resolver: FileResolver(confinedTo: dir.path)).run(state, provider: provider)
         #expect(next.ephemeralFiles.map { URL(fileURLWithPath: $0.path).lastPathComponent }.sorted() == ["a.txt", "b.txt"], "each file once")
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a.txt").path), "the engine deletes, after success")
     }
@@ -120,7 +120,7 @@ import Testing
         let stage = UploadStage(resolver: resolver)
         let cmd = PlannedCommand(id: "x", plan: ExecutionPlan(calls: [APICall(model: "m", parts: [.filePlaceholder(FilePlaceholder(path: "../etc/passwd"))])]))
         do {
-            _ = try await stage.execute(ExecutionState(command: cmd), provider: provider)
+            _ = try await stage.run(ExecutionState(command: cmd), provider: provider)
             Issue.record("an escaping path was accepted")
         } catch {
             #expect(error.kind == .invalidCommand)

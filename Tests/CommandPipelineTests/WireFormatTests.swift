@@ -135,8 +135,8 @@ import Testing
     @Test func failedRecordsCarryPartialResponsesAndFailedCalls() async throws {
         let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["bad"])))
         let plan = ExecutionPlan(calls: [APICall(model: "ok", parts: [.text("a")]), APICall(model: "bad", parts: [.text("b")])])
-        let error = try #require(await engine.execute(PlannedCommand(id: "p", plan: plan)).failure)
-        let record = try #require(ResultRecord.failed(error, id: "p", index: 0, metadata: [:], provider: "mock").objectValue)
+        let outcome = await engine.run(PlannedCommand(id: "p", plan: plan))
+        let record = try #require(ResultRecord.make(outcome, index: 0).objectValue)
         #expect(record["status"] == "failed")
         #expect(record["error"]?.objectValue?["kind"] == "provider_error")
         #expect(record["error"]?.objectValue?["details"]?.objectValue?["failed_calls"] == [1])

@@ -1,3 +1,4 @@
+import CommandPipeline
 import Synchronization
 
 /// A clock that moves only when told to. Sleepers wake, in deadline order, when

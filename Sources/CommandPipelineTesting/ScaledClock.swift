@@ -1,3 +1,4 @@
+import CommandPipeline
 /// Real time sped up: `speedup` clock seconds pass per real second. Lets a benchmark or a
 /// test exercise per-minute rate limits and long timeouts at scale in a few real seconds,
 /// without changing any of the engine's arithmetic.
