@@ -17,8 +17,8 @@ extension ExecutionStage {
     public func run(
         _ state: ExecutionState, provider: any GenerationCapability, clock: any PipelineClock = SystemClock(), streaming: Bool = false
     ) async throws(APIError) -> StageRun {
-        let log = EventLog(commandID: state.command.id, provider: provider.providerName, clock: clock)
+        let log = EventLog(commandID: state.command.id, provider: provider.providerName, clock: clock, keepingEvents: true)
         let next = try await execute(state, context: StageContext(provider: provider, log: log, streaming: streaming))
-        return StageRun(state: next, events: log.events, summary: LogSummary(log.entries, provider: log.provider, total: log.elapsed))
+        return StageRun(state: next, events: log.events, summary: log.summary())
     }
 }

@@ -33,13 +33,13 @@ public struct PipelineEvent: Sendable {
         case uploadReused(path: String, uri: String)
         /// A placeholder stayed a placeholder: the provider cannot upload and the upload was optional.
         case uploadSkipped(path: String)
-        case cacheCreated(CacheTelemetry)
-        case cacheReused(CacheTelemetry)
+        indirect case cacheCreated(CacheTelemetry)
+        indirect case cacheReused(CacheTelemetry)
         /// The plan asked for a cache and the command runs without one (`reason` says why, when known).
-        case cacheSkipped(CacheTelemetry)
+        indirect case cacheSkipped(CacheTelemetry)
         /// An attempt of call `call` (1-based `attempt`) is sent; `cached` when it uses the cache.
         case attemptStarted(call: Int, attempt: Int, model: String, cached: Bool)
-        case attemptFailed(call: Int, attempt: Int, error: ErrorSummary, willRetry: Bool)
+        indirect case attemptFailed(call: Int, attempt: Int, error: ErrorSummary, willRetry: Bool)
         /// The call waits before going on: a backoff between attempts, or a rate limit.
         case waiting(call: Int, reason: WaitReason, duration: Duration)
         /// A call that used the cache failed and is tried once more with the shared parts themselves.
@@ -47,9 +47,9 @@ public struct PipelineEvent: Sendable {
         /// A piece of a call's answer, as it streams. A call's deltas concatenated are its final text.
         case textDelta(call: Int, text: String)
         case callFinished(CallResponse)
-        case callFailed(call: Int, error: ErrorSummary)
+        indirect case callFailed(call: Int, error: ErrorSummary)
         /// The primary execution failed; the plan's fallback call runs now.
-        case fallbackStarted(model: String, primaryError: ErrorSummary)
+        indirect case fallbackStarted(model: String, primaryError: ErrorSummary)
         indirect case commandSucceeded(CommandOutcome)
         indirect case commandFailed(CommandOutcome)
     }

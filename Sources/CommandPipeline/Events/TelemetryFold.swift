@@ -1,72 +1,135 @@
 /// What a command's event log adds up to: its telemetry, its usage, and what a failure
-/// leaves behind. This is the only place telemetry is computed; the telemetry stage runs it
-/// for a success, the engine for a failure.
+/// leaves behind. This is the only place telemetry is computed: `add` is the fold's step,
+/// and the log applies it to every event as it is recorded, so reading the summary costs
+/// nothing more (the telemetry stage reads it for a success, the engine for a failure).
 public struct LogSummary: Sendable {
     public var telemetry: Telemetry
     /// Usage of the responses of the last execution (the primary's, or the fallback's).
-    public var usage: Usage
+    public var usage: Usage = .zero
     /// Responses of calls that finished in the primary execution, then text delivered by
-    /// calls whose stream broke (`finish_reason` `interrupted`).
-    public var partialResponses: [CallResponse]
+    /// calls whose stream broke (`finish_reason` `interrupted`). Filled for a failure only.
+    public var partialResponses: [CallResponse] = []
     /// Calls of the primary execution that failed.
-    public var failedCalls: [Int]
+    public var failedCalls: [Int] = []
 
-    /// Folds `entries` in order. `estimate` gives `telemetry.tokenValidation` (nil for failures).
-    public init(_ entries: [EventLog.Entry], provider: String, total: Duration, estimate: TokenEstimate? = nil) {
-        var telemetry = Telemetry(provider: provider)
-        var phase = 0
-        var calls: [(phase: Int, call: CallTelemetry)] = []
-        var finished: [(phase: Int, response: CallResponse)] = []
-        var failed: [Int] = []
-        var streamed: [(phase: Int, call: Int, model: String, text: String)] = []
-        var models: [Int: String] = [:]
+    private var phase = 0
+    private var calls = CallTable()
+    /// Responses of the current execution, and of the primary once a fallback started.
+    private var finished: [CallResponse] = []
+    private var primaryFinished: [CallResponse]?
+    /// Text of streams not (yet) finished: (phase, call, model, text).
+    private var streams: [(phase: Int, call: Int, model: String, text: String)] = []
 
-        func callIndex(_ call: Int) -> Int {
-            if let i = calls.lastIndex(where: { $0.phase == phase && $0.call.callIndex == call }) { return i }
-            calls.append((phase, CallTelemetry(callIndex: call, attempts: 0)))
-            return calls.count - 1
+    /// The fold of no event.
+    public init(provider: String) {
+        telemetry = Telemetry(provider: provider)
+    }
+
+    /// Folds `entries` in order, then `finished`.
+    public init(_ entries: [EventLog.Entry], provider: String, total: Duration, estimate: TokenEstimate? = nil, partials: Bool = false) {
+        self.init(provider: provider)
+        for entry in entries { add(entry.kind) }
+        self = finished(total: total, estimate: estimate, partials: partials)
+    }
+
+    /// The fold's step.
+    public mutating func add(_ kind: PipelineEvent.Kind) {
+        switch kind {
+        case .stageFinished(let name, let duration): telemetry.durations[name] += duration
+        case .uploadPerformed: telemetry.uploads.performed += 1
+        case .uploadReused: telemetry.uploads.reused += 1
+        case .uploadSkipped: telemetry.uploads.skipped += 1
+        case .cacheCreated(let cache), .cacheReused(let cache), .cacheSkipped(let cache): telemetry.cache = cache
+        case .attemptStarted(let call, _, let model, _):
+            calls.update(phase: phase, call: call) { row in
+                row.telemetry.attempts += 1
+                row.model = model
+            }
+        case .waiting(let call, _, let duration): calls.update(phase: phase, call: call) { $0.telemetry.retryWait += duration }
+        case .cacheBypassed(let call): calls.update(phase: phase, call: call) { $0.telemetry.cacheBypassed = true }
+        case .textDelta(let call, let text):
+            if let i = streams.lastIndex(where: { $0.phase == phase && $0.call == call }) {
+                streams[i].text += text
+            } else {
+                streams.append((phase, call, calls.model(phase: phase, call: call), text))
+            }
+        case .callFinished(let response):
+            finished.append(response)
+            if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == response.callIndex } }
+        case .callFailed(let call, _): if phase == 0 { failedCalls.append(call) }
+        case .fallbackStarted(_, let primaryError):
+            telemetry.usedFallback = true
+            telemetry.primaryError = primaryError
+            if primaryFinished == nil { primaryFinished = finished }
+            finished = []
+            phase += 1
+        case .commandStarted, .stageStarted, .attemptFailed, .commandSucceeded, .commandFailed: break
         }
+    }
 
-        for entry in entries {
-            switch entry.kind {
-            case .stageFinished(let name, let duration): telemetry.durations[name] += duration
-            case .uploadPerformed: telemetry.uploads.performed += 1
-            case .uploadReused: telemetry.uploads.reused += 1
-            case .uploadSkipped: telemetry.uploads.skipped += 1
-            case .cacheCreated(let cache), .cacheReused(let cache), .cacheSkipped(let cache): telemetry.cache = cache
-            case .attemptStarted(let call, _, let model, _):
-                calls[callIndex(call)].call.attempts += 1
-                models[call] = model
-            case .waiting(let call, _, let duration): calls[callIndex(call)].call.retryWait += duration
-            case .cacheBypassed(let call): calls[callIndex(call)].call.cacheBypassed = true
-            case .textDelta(let call, let text):
-                if let i = streamed.lastIndex(where: { $0.phase == phase && $0.call == call }) {
-                    streamed[i].text += text
-                } else {
-                    streamed.append((phase, call, models[call] ?? "", text))
-                }
-            case .callFinished(let response):
-                finished.append((phase, response))
-                streamed.removeAll { $0.phase == phase && $0.call == response.callIndex }
-            case .callFailed(let call, _): if phase == 0 { failed.append(call) }
-            case .fallbackStarted(_, let primaryError):
-                telemetry.usedFallback = true
-                telemetry.primaryError = primaryError
-                phase += 1
-                models = [:]
-            case .commandStarted, .stageStarted, .attemptFailed, .commandSucceeded, .commandFailed: break
+    /// Attempts of call `call` in the current execution.
+    func attempts(call: Int) -> Int { calls.attempts(phase: phase, call: call) }
+
+    /// The summary as it stands, with the command's total time, the token validation (given an
+    /// estimate) and, with `partials`, what a failure leaves.
+    public func finished(total: Duration, estimate: TokenEstimate?, partials: Bool = false) -> LogSummary {
+        var done = self
+        done.finish(total: total, estimate: estimate, partials: partials)
+        return done
+    }
+
+    mutating func finish(total: Duration, estimate: TokenEstimate?, partials: Bool) {
+        telemetry.durations.total = total
+        telemetry.calls = calls.rows.map(\.telemetry)
+        usage = finished.reduce(Usage.zero) { $0 + $1.usage }
+        if let estimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
+        failedCalls.sort()
+        if partials {
+            partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }
+                + streams.map { CallResponse(callIndex: $0.call, text: $0.text, model: $0.model, finishReason: CallResponse.interrupted, usage: .zero) }
+        }
+    }
+}
+
+/// Each call's telemetry in order of first appearance (primary calls, then the fallback's),
+/// found by (phase, call): a scan for small plans, an index for large fan-outs.
+private struct CallTable: Sendable {
+    struct Row: Sendable {
+        var key: Int
+        var telemetry: CallTelemetry
+        var model: String
+    }
+
+    private(set) var rows: [Row] = []
+    private var index: [Int: Int]?
+
+    private static func key(_ phase: Int, _ call: Int) -> Int { phase &<< 40 | call }
+
+    private func find(_ key: Int) -> Int? {
+        if let index { return index[key] }
+        return rows.lastIndex { $0.key == key }
+    }
+
+    mutating func update(phase: Int, call: Int, _ change: (inout Row) -> Void) {
+        let key = Self.key(phase, call)
+        let row: Int
+        if let found = find(key) {
+            row = found
+        } else {
+            rows.append(Row(key: key, telemetry: CallTelemetry(callIndex: call, attempts: 0), model: ""))
+            row = rows.count - 1
+            if index != nil {
+                index![key] = row
+            } else if rows.count > 16 {
+                index = Dictionary(uniqueKeysWithValues: rows.enumerated().map { ($1.key, $0) })
             }
         }
-        telemetry.durations.total = total
-        telemetry.calls = calls.map(\.call)
-        let last = finished.filter { $0.phase == phase }.map(\.response)
-        self.usage = last.reduce(Usage.zero) { $0 + $1.usage }
-        if let estimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
-        self.telemetry = telemetry
-        self.failedCalls = failed.sorted()
-        self.partialResponses = finished.filter { $0.phase == 0 }.map(\.response).sorted { $0.callIndex < $1.callIndex }
-            + streamed.map { CallResponse(callIndex: $0.call, text: $0.text, model: $0.model, finishReason: CallResponse.interrupted, usage: .zero) }
+        change(&rows[row])
     }
+
+    func attempts(phase: Int, call: Int) -> Int { find(Self.key(phase, call)).map { rows[$0].telemetry.attempts } ?? 0 }
+
+    func model(phase: Int, call: Int) -> String { find(Self.key(phase, call)).map { rows[$0].model } ?? "" }
 }
 
 extension CallResponse {

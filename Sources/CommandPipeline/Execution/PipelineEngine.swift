@@ -85,7 +85,8 @@ public struct PipelineEngine: Sendable {
         let run = CommandRun(state: ExecutionState(command: command), log: log, streaming: streaming)
         let outcome = fallback ? await fallbackChain(run) : await primaryChain(run)
         removeEphemeralFiles(of: outcome)
-        log.record(outcome.succeeded ? .commandSucceeded(outcome) : .commandFailed(outcome))
+        // The terminal event is for readers of the log; the fold has nothing to add from it.
+        if log.keepsEvents { log.record(outcome.succeeded ? .commandSucceeded(outcome) : .commandFailed(outcome)) }
         return outcome
     }
 

@@ -11,18 +11,21 @@ struct StageLoop: Sendable {
         let log = input.log
         let context = StageContext(provider: provider, log: log, streaming: input.streaming)
         var failure: APIError?
-        for stage in stages where !input.skipping.contains(stage.name) && stage.applies(to: state) {
+        let skipping = input.skipping
+        for stage in stages where (skipping.isEmpty || !skipping.contains(stage.name)) && stage.applies(to: state) {
             if Task.isCancelled {
                 failure = APIError(.cancelled, "command '\(state.command.id)' was cancelled before the \(stage.name) stage", provider: provider.providerName)
                 break
             }
-            log.record(.stageStarted(stage.name))
             let start = clock.now
+            log.record(.stageStarted(stage.name), now: start)
             do throws(APIError) {
                 state = try await stage.execute(state, context: context)
-                log.record(.stageFinished(stage.name, duration: clock.now - start))
+                let end = clock.now
+                log.record(.stageFinished(stage.name, duration: end - start), now: end)
             } catch {
-                log.record(.stageFinished(stage.name, duration: clock.now - start))
+                let end = clock.now
+                log.record(.stageFinished(stage.name, duration: end - start), now: end)
                 failure = error
                 break
             }
@@ -34,7 +37,7 @@ struct StageLoop: Sendable {
             if error.provider == nil { error.provider = provider.providerName }
             return CommandOutcome(error, state: state, log: log)
         }
-        let summary = state.summary ?? LogSummary(log.entries, provider: log.provider, total: log.elapsed, estimate: state.command.tokenEstimate)
+        let summary = state.summary ?? log.summary(estimate: state.command.tokenEstimate)
         let finalized = FinalizedCommand(
             id: state.command.id, responses: state.responses, usage: summary.usage, telemetry: summary.telemetry, metadata: state.command.metadata)
         return CommandOutcome(finalized, state: state)

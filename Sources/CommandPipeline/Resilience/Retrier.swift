@@ -21,32 +21,45 @@ public struct Retrier: Sendable {
         public var waited: Duration
     }
 
-    /// Told what the loop decides, as it decides it (the call chain records it as events).
+    /// Where the loop records what it decides, as it decides it: each failed attempt (and
+    /// whether another follows) and each backoff, as events of call `call` in `log`.
     public struct Observer: Sendable {
-        /// An attempt failed: its number, the error, and whether another attempt follows.
-        public var failed: @Sendable (Int, APIError, Bool) -> Void
-        /// The loop waits this long before the next attempt.
-        public var waiting: @Sendable (Duration) -> Void
+        public let log: EventLog
+        public let call: Int
 
-        public init(failed: @escaping @Sendable (Int, APIError, Bool) -> Void, waiting: @escaping @Sendable (Duration) -> Void) {
-            self.failed = failed
-            self.waiting = waiting
+        public init(log: EventLog, call: Int) {
+            self.log = log
+            self.call = call
         }
+
+        func failed(_ attempt: Int, _ error: APIError, _ willRetry: Bool) {
+            log.record(.attemptFailed(call: call, attempt: attempt, error: error.summary, willRetry: willRetry))
+        }
+
+        func waiting(_ delay: Duration) { log.record(.waiting(call: call, reason: .backoff, duration: delay)) }
     }
 
     /// Calls `attempt` (with the 1-based attempt number) until it succeeds, fails with an
     /// error that is not retryable, or `maxAttempts` (default: the policy's) are used up.
     /// Cancellation while waiting ends the loop with a `cancelled` error made by `cancelled`.
+    /// `first`, when given, is the result of attempt 1, already made by the caller.
     public func run<Value: Sendable>(
-        maxAttempts: Int? = nil, cancelled: @autoclosure () -> APIError, observer: Observer? = nil,
+        maxAttempts: Int? = nil, cancelled: @autoclosure () -> APIError, observer: Observer? = nil, first: Result<Value, APIError>? = nil,
         _ attempt: (Int) async -> Result<Value, APIError>
     ) async -> Outcome<Value> {
         let limit = max(1, maxAttempts ?? policy.maxAttempts)
         var waited = Duration.zero
         var number = 0
+        var made = first
         while true {
             number += 1
-            let result = await attempt(number)
+            let result: Result<Value, APIError>
+            if let done = made {
+                result = done
+                made = nil
+            } else {
+                result = await attempt(number)
+            }
             guard case .failure(let error) = result else { return Outcome(result: result, attempts: number, waited: waited) }
             if error.kind == .cancelled || Task.isCancelled {
                 observer?.failed(number, error, false)

@@ -9,7 +9,6 @@ public struct TelemetryStage: ExecutionStage {
     public func applies(to state: ExecutionState) -> Bool { true }
 
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
-        let log = context.log
-        return state.with(summary: LogSummary(log.entries, provider: log.provider, total: log.elapsed, estimate: state.command.tokenEstimate))
+        state.with(summary: context.log.summary(estimate: state.command.tokenEstimate))
     }
 }

@@ -1,62 +1,145 @@
 /// What the engine measured while running a command. Recorded beside the result,
 /// never consulted by execution.
+///
+/// A value with copy-on-write storage, like `Array`: telemetry is some 350 bytes and passes
+/// through the log, the state, the finalized command and the outcome, so a copy is one
+/// reference, and a change copies only when the storage is shared.
 public struct Telemetry: Sendable, Hashable {
-    public var provider: String
-    public var usedFallback: Bool
+    private struct Fields: Sendable, Hashable {
+        var provider: String
+        var usedFallback: Bool
+        var primaryError: ErrorSummary?
+        var calls: [CallTelemetry]
+        var durations: StageDurations
+        var uploads: UploadCounts
+        var cache: CacheTelemetry?
+        var tokenValidation: TokenValidation?
+    }
+
+    /// Mutated only while uniquely referenced (see `fields`), so sharing it across tasks is safe.
+    private final class Storage: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var storage: Storage
+
+    private var fields: Fields {
+        get { storage.fields }
+        _modify {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+            yield &storage.fields
+        }
+    }
+
+    public var provider: String {
+        get { fields.provider }
+        set { fields.provider = newValue }
+    }
+    public var usedFallback: Bool {
+        get { fields.usedFallback }
+        set { fields.usedFallback = newValue }
+    }
     /// Set when the primary execution failed and the fallback ran.
-    public var primaryError: ErrorSummary?
+    public var primaryError: ErrorSummary? {
+        get { fields.primaryError }
+        set { fields.primaryError = newValue }
+    }
     /// Attempts beyond the first, summed over the command's calls.
     public var retries: Int { calls.reduce(0) { $0 + $1.retries } }
     /// Time spent waiting between attempts, summed over the command's calls.
     public var retryWait: Duration { calls.reduce(.zero) { $0 + $1.retryWait } }
     /// Each call's attempts, waits and cache bypass (primary calls, then the fallback's).
-    public var calls: [CallTelemetry]
-    public var durations: StageDurations
-    public var uploads: UploadCounts
+    public var calls: [CallTelemetry] {
+        get { fields.calls }
+        set { fields.calls = newValue }
+    }
+    public var durations: StageDurations {
+        get { fields.durations }
+        _modify { yield &fields.durations }
+    }
+    public var uploads: UploadCounts {
+        get { fields.uploads }
+        _modify { yield &fields.uploads }
+    }
     /// `nil` when the plan has no cache.
-    public var cache: CacheTelemetry?
+    public var cache: CacheTelemetry? {
+        get { fields.cache }
+        set { fields.cache = newValue }
+    }
     /// `nil` when the command has no token estimate.
-    public var tokenValidation: TokenValidation?
+    public var tokenValidation: TokenValidation? {
+        get { fields.tokenValidation }
+        set { fields.tokenValidation = newValue }
+    }
 
     public init(
         provider: String, usedFallback: Bool = false, primaryError: ErrorSummary? = nil, calls: [CallTelemetry] = [],
         durations: StageDurations = StageDurations(), uploads: UploadCounts = UploadCounts(),
         cache: CacheTelemetry? = nil, tokenValidation: TokenValidation? = nil
     ) {
-        self.provider = provider
-        self.usedFallback = usedFallback
-        self.primaryError = primaryError
-        self.calls = calls
-        self.durations = durations
-        self.uploads = uploads
-        self.cache = cache
-        self.tokenValidation = tokenValidation
+        storage = Storage(Fields(
+            provider: provider, usedFallback: usedFallback, primaryError: primaryError, calls: calls, durations: durations, uploads: uploads,
+            cache: cache, tokenValidation: tokenValidation))
     }
+
+    public static func == (lhs: Telemetry, rhs: Telemetry) -> Bool { lhs.storage === rhs.storage || lhs.fields == rhs.fields }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(fields) }
 }
 
-/// Time spent in each stage, keyed by the stage's name (in the order stages first ran),
-/// and in the whole command. A new stage's time appears under its name with no change here.
+/// Time spent in each stage, keyed by the stage's name, and in the whole command. A new
+/// stage's time appears under its name with no change here. (The four standard stages have
+/// slots of their own: a command's telemetry is built for every command, and an array for
+/// two entries was one allocation too many.)
 public struct StageDurations: Sendable, Hashable {
-    public private(set) var stages: [(name: String, duration: Duration)] = []
+    private var standard: [Duration?] { [upload, cache, generate, telemetry] }
+    private var upload: Duration?
+    private var cache: Duration?
+    private var generate: Duration?
+    private var telemetry: Duration?
+    private var others: [Other] = []
     public var total: Duration = .zero
+
+    private struct Other: Sendable, Hashable {
+        var name: String
+        var duration: Duration
+    }
+
+    private static let standardNames = ["upload", "cache", "generate", "telemetry"]
+
     public init() {}
+
+    /// The stages that ran, with their time: the standard ones in pipeline order, then the
+    /// others in the order they first ran.
+    public var stages: [(name: String, duration: Duration)] {
+        var list: [(name: String, duration: Duration)] = []
+        for (name, duration) in zip(Self.standardNames, standard) { if let duration { list.append((name, duration)) } }
+        for other in others { list.append((other.name, other.duration)) }
+        return list
+    }
 
     /// The time of stage `name`; zero for a stage that did not run.
     public subscript(name: String) -> Duration {
-        get { stages.first { $0.name == name }?.duration ?? .zero }
-        set {
-            if let i = stages.firstIndex(where: { $0.name == name }) { stages[i].duration = newValue } else { stages.append((name, newValue)) }
+        get {
+            switch name {
+            case "upload": upload ?? .zero
+            case "cache": cache ?? .zero
+            case "generate": generate ?? .zero
+            case "telemetry": telemetry ?? .zero
+            default: others.first { $0.name == name }?.duration ?? .zero
+            }
         }
-    }
-
-    public static func == (lhs: StageDurations, rhs: StageDurations) -> Bool {
-        lhs.total == rhs.total && lhs.stages.count == rhs.stages.count
-            && zip(lhs.stages, rhs.stages).allSatisfy { $0.name == $1.name && $0.duration == $1.duration }
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(total)
-        for stage in stages { hasher.combine(stage.name) }
+        set {
+            switch name {
+            case "upload": upload = newValue
+            case "cache": cache = newValue
+            case "generate": generate = newValue
+            case "telemetry": telemetry = newValue
+            default:
+                if let i = others.firstIndex(where: { $0.name == name }) { others[i].duration = newValue } else { others.append(Other(name: name, duration: newValue)) }
+            }
+        }
     }
 }
 

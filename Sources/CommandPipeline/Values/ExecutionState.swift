@@ -4,22 +4,36 @@
 /// What happened on the way (uploads, caches, attempts, waits) is not kept here but in the
 /// command's `EventLog`; the state holds only what later stages need to do their work.
 public struct ExecutionState: Sendable, Hashable {
-    private let commandBox: Box<PlannedCommand>
-    public var command: PlannedCommand { commandBox.value }
+    /// Every field in one box: a state is copied at every stage and call, and one reference
+    /// is cheaper to copy than nine fields; each transform makes a new box.
+    private struct Storage: Sendable {
+        var command: PlannedCommand
+        var sharedParts: [APIPart]
+        var calls: [APICall]
+        var callPaths: CallPaths
+        var cache: CacheReference?
+        var responses: [CallResponse]
+        var summary: LogSummary?
+        var ephemeralFiles: [OpenedFile]
+    }
+
+    private var storage: Box<Storage>
+
+    public var command: PlannedCommand { storage.value.command }
     /// Shared parts, with placeholders replaced by references once uploaded.
-    public private(set) var sharedParts: [APIPart]
+    public var sharedParts: [APIPart] { storage.value.sharedParts }
     /// The calls to run, with their parts resolved the same way.
-    public private(set) var calls: [APICall]
+    public var calls: [APICall] { storage.value.calls }
     /// Where call `i` sits in the command, for errors: `plan.calls[i]`, or the fallback call's path.
-    public let callPaths: CallPaths
+    public var callPaths: CallPaths { storage.value.callPaths }
     /// The cache the calls use, once the cache stage has one.
-    public private(set) var cache: CacheReference?
+    public var cache: CacheReference? { storage.value.cache }
     /// Responses in call order, once generated.
-    public private(set) var responses: [CallResponse]
+    public var responses: [CallResponse] { storage.value.responses }
     /// Set by the telemetry stage: the fold of the command's log.
-    public private(set) var summary: LogSummary?
+    public var summary: LogSummary? { storage.value.summary }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
-    public private(set) var ephemeralFiles: [OpenedFile]
+    public var ephemeralFiles: [OpenedFile] { storage.value.ephemeralFiles }
 
     /// How the calls of a state are named in errors.
     public enum CallPaths: Sendable, Hashable {
@@ -43,30 +57,32 @@ public struct ExecutionState: Sendable, Hashable {
 
     /// A state over any parts and calls.
     public init(command: PlannedCommand, sharedParts: [APIPart], calls: [APICall], callPaths: CallPaths = .planCalls) {
-        self.commandBox = Box(command)
-        self.sharedParts = sharedParts
-        self.calls = calls
-        self.callPaths = callPaths
-        self.cache = nil
-        self.responses = []
-        self.summary = nil
-        self.ephemeralFiles = []
+        storage = Box(Storage(
+            command: command, sharedParts: sharedParts, calls: calls, callPaths: callPaths, cache: nil, responses: [], summary: nil, ephemeralFiles: []))
     }
 
     public var plan: ExecutionPlan { command.plan }
 
+    private func with(_ change: (inout Storage) -> Void) -> ExecutionState {
+        var value = storage.value
+        change(&value)
+        var copy = self
+        copy.storage = Box(value)
+        return copy
+    }
+
     /// The state for the plan's fallback `call`: this state's shared parts (uploads done
     /// stay done) and ephemeral files, no cache, no responses.
     public func forFallback(_ call: APICall) -> ExecutionState {
-        var next = ExecutionState(command: command, sharedParts: sharedParts, calls: [call], callPaths: .single("plan.fallback_call"))
-        next.ephemeralFiles = ephemeralFiles
-        return next
+        let files = ephemeralFiles
+        return ExecutionState(command: command, sharedParts: sharedParts, calls: [call], callPaths: .single("plan.fallback_call"))
+            .with { $0.ephemeralFiles = files }
     }
 
     public static func == (lhs: ExecutionState, rhs: ExecutionState) -> Bool {
-        (lhs.commandBox === rhs.commandBox || lhs.command == rhs.command) && lhs.callPaths == rhs.callPaths
-            && lhs.sharedParts == rhs.sharedParts && lhs.calls == rhs.calls && lhs.cache == rhs.cache
-            && lhs.responses == rhs.responses
+        if lhs.storage === rhs.storage { return true }
+        return lhs.command == rhs.command && lhs.callPaths == rhs.callPaths && lhs.sharedParts == rhs.sharedParts && lhs.calls == rhs.calls
+            && lhs.cache == rhs.cache && lhs.responses == rhs.responses
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -82,28 +98,16 @@ public struct ExecutionState: Sendable, Hashable {
     }
 
     public func with(sharedParts: [APIPart], calls: [APICall], ephemeralFiles: [OpenedFile] = []) -> ExecutionState {
-        var copy = self
-        copy.sharedParts = sharedParts
-        copy.calls = calls
-        copy.ephemeralFiles = ephemeralFiles
-        return copy
+        with {
+            $0.sharedParts = sharedParts
+            $0.calls = calls
+            $0.ephemeralFiles = ephemeralFiles
+        }
     }
 
-    public func with(cache: CacheReference?) -> ExecutionState {
-        var copy = self
-        copy.cache = cache
-        return copy
-    }
+    public func with(cache: CacheReference?) -> ExecutionState { with { $0.cache = cache } }
 
-    public func with(responses: [CallResponse]) -> ExecutionState {
-        var copy = self
-        copy.responses = responses
-        return copy
-    }
+    public func with(responses: [CallResponse]) -> ExecutionState { with { $0.responses = responses } }
 
-    public func with(summary: LogSummary) -> ExecutionState {
-        var copy = self
-        copy.summary = summary
-        return copy
-    }
+    public func with(summary: LogSummary) -> ExecutionState { with { $0.summary = summary } }
 }

@@ -1,21 +1,33 @@
 /// What flows into the call chain: one call of a plan, and what the units around it need.
+/// (What no unit changes is held in one box: the input is copied at every unit.)
 public struct CallInput: Sendable {
     public var request: GenerationRequest
     /// The same call with the shared parts instead of the cache, when `request` uses one.
     public var uncached: GenerationRequest?
-    public let callIndex: Int
-    /// Where the call sits in the command (`plan.calls[2]`, `plan.fallback_call`), for errors.
-    public let path: String
-    /// The state the call was made from (the rate limiter estimates tokens from it).
-    public let state: ExecutionState
-    /// The plan's own `rate_constraint`, shared by its calls.
-    public let planLimiter: RateLimiter?
     /// Attempts the retry unit may make; nil for the policy's.
     public var maxAttempts: Int?
-    public let provider: any GenerationCapability
-    public let log: EventLog
+    public let callIndex: Int
+    private let fixed: Box<Fixed>
+
+    private struct Fixed: Sendable {
+        let path: String
+        let state: ExecutionState
+        let planLimiter: RateLimiter?
+        let provider: any GenerationCapability
+        let log: EventLog
+        let streaming: Bool
+    }
+
+    /// Where the call sits in the command (`plan.calls[2]`, `plan.fallback_call`), for errors.
+    public var path: String { fixed.value.path }
+    /// The state the call was made from (the rate limiter estimates tokens from it).
+    public var state: ExecutionState { fixed.value.state }
+    /// The plan's own `rate_constraint`, shared by its calls.
+    public var planLimiter: RateLimiter? { fixed.value.planLimiter }
+    public var provider: any GenerationCapability { fixed.value.provider }
+    public var log: EventLog { fixed.value.log }
     /// Stream text deltas when the provider can.
-    public let streaming: Bool
+    public var streaming: Bool { fixed.value.streaming }
 
     public init(
         request: GenerationRequest, uncached: GenerationRequest? = nil, callIndex: Int, path: String, state: ExecutionState,
@@ -24,13 +36,8 @@ public struct CallInput: Sendable {
         self.request = request
         self.uncached = uncached
         self.callIndex = callIndex
-        self.path = path
-        self.state = state
-        self.planLimiter = planLimiter
         self.maxAttempts = maxAttempts
-        self.provider = provider
-        self.log = log
-        self.streaming = streaming
+        self.fixed = Box(Fixed(path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming))
     }
 
     func cancelled() -> APIError {

@@ -8,10 +8,12 @@ public struct RetryUnit: ChainUnit {
 
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         let log = input.log, call = input.callIndex
-        let observer = Retrier.Observer(
-            failed: { attempt, error, willRetry in log.record(.attemptFailed(call: call, attempt: attempt, error: error.summary, willRetry: willRetry)) },
-            waiting: { delay in log.record(.waiting(call: call, reason: .backoff, duration: delay)) })
-        let outcome = await retrier.run(maxAttempts: input.maxAttempts, cancelled: input.cancelled(), observer: observer) { attempt in
+        let observer = Retrier.Observer(log: log, call: call)
+        // The first attempt is made here: most calls succeed at once and need no retry loop.
+        log.record(.attemptStarted(call: call, attempt: 1, model: input.request.model, cached: input.request.cache != nil))
+        let first = await next(input)
+        guard case .failure = first else { return first }
+        let outcome = await retrier.run(maxAttempts: input.maxAttempts, cancelled: input.cancelled(), observer: observer, first: first) { attempt in
             log.record(.attemptStarted(call: call, attempt: attempt, model: input.request.model, cached: input.request.cache != nil))
             return await next(input)
         }

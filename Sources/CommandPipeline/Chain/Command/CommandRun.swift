@@ -18,24 +18,32 @@ public struct CommandRun: Sendable {
 }
 
 /// How a command ended: its result and, beside it (never inside the error), what it left.
+/// (Held in one box: an outcome passes through every unit of the chain, and copying it
+/// whole at each step cost more than the rest of a command.)
 public struct CommandOutcome: Sendable {
-    public var result: Result<FinalizedCommand, APIError>
+    private struct Storage: Sendable {
+        var result: Result<FinalizedCommand, APIError>
+        var state: ExecutionState
+        var telemetry: Telemetry
+        var partialResponses: [CallResponse]
+        var failedCalls: [Int]
+    }
+
+    private var storage: Box<Storage>
+
+    public var result: Result<FinalizedCommand, APIError> { storage.value.result }
     /// The state the stages reached (the fallback's, when it ran).
-    public var state: ExecutionState
+    public var state: ExecutionState { storage.value.state }
     /// On success, the same as `result`'s telemetry.
-    public var telemetry: Telemetry
+    public var telemetry: Telemetry { storage.value.telemetry }
     /// Responses of calls that succeeded before the command failed, and text a broken stream
     /// delivered (`finish_reason` `interrupted`): nothing paid for is lost. Empty on success.
-    public var partialResponses: [CallResponse]
+    public var partialResponses: [CallResponse] { storage.value.partialResponses }
     /// Call indices of a fan-out that failed (primary execution).
-    public var failedCalls: [Int]
+    public var failedCalls: [Int] { storage.value.failedCalls }
 
     public init(result: Result<FinalizedCommand, APIError>, state: ExecutionState, telemetry: Telemetry, partialResponses: [CallResponse] = [], failedCalls: [Int] = []) {
-        self.result = result
-        self.state = state
-        self.telemetry = telemetry
-        self.partialResponses = partialResponses
-        self.failedCalls = failedCalls
+        storage = Box(Storage(result: result, state: state, telemetry: telemetry, partialResponses: partialResponses, failedCalls: failedCalls))
     }
 
     /// A success.
@@ -45,7 +53,7 @@ public struct CommandOutcome: Sendable {
 
     /// A failure, with telemetry and partial results folded from `log`.
     public init(_ error: APIError, state: ExecutionState, log: EventLog) {
-        let summary = LogSummary(log.entries, provider: log.provider, total: log.elapsed)
+        let summary = log.summary(partials: true)
         self.init(result: .failure(error), state: state, telemetry: summary.telemetry, partialResponses: summary.partialResponses, failedCalls: summary.failedCalls)
     }
 
@@ -63,8 +71,10 @@ public struct CommandOutcome: Sendable {
 
     /// The same outcome with another error (a unit rewording a failure).
     public func with(error: APIError) -> CommandOutcome {
+        var storage = self.storage.value
+        storage.result = .failure(error)
         var copy = self
-        copy.result = .failure(error)
+        copy.storage = Box(storage)
         return copy
     }
 }

@@ -10,6 +10,8 @@ public struct FallbackUnit: ChainUnit {
 
     public init() {}
 
+    public func applies(to input: CommandRun) -> Bool { input.command.plan.fallbackCall != nil }
+
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         let first = await next(input)
         guard let primaryError = first.error, let call = input.command.plan.fallbackCall,
