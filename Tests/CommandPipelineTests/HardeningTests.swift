@@ -123,7 +123,7 @@ struct AbsurdUsageProvider: GenerationCapability {
         let clock = ManualClock()
         let limiter = RateLimiter(clock: clock)
         limiter.throttle(after: limited(retryAfter: .seconds(10)))  // another call's 429
-        let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable)
+        let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable)
         let policy = RetryPolicy(jitter: 0)
         let calls = CallChain(
             [RetryUnit(retrier: Retrier(policy: policy, clock: clock)), RateLimitUnit(limiter: limiter, clock: clock)], terminal: ProviderCall.run)

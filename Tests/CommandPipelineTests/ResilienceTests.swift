@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 
 /// Fails the first `failures` attempts of every call with `error`, then answers; counts attempts.
-final class ScriptedProvider: GenerationCapability {
+final class FlakyProvider: GenerationCapability {
     let clock: ManualClock
     let failures: Int
     let error: APIError
@@ -69,14 +69,14 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 }
 
 @Suite struct RetryTests {
-    func engine(_ provider: ScriptedProvider, _ clock: ManualClock, policy: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0),
+    func engine(_ provider: FlakyProvider, _ clock: ManualClock, policy: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0),
                 callTimeout: Duration? = nil, commandTimeout: Duration? = nil) -> PipelineEngine {
         PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: policy, callTimeout: callTimeout, commandTimeout: commandTimeout))
     }
 
     @Test func retryableErrorsAreRetriedWithBackoffAndCounted() async throws {
         let clock = ManualClock()
-        let provider = ScriptedProvider(clock: clock, failures: 2, error: unavailable)
+        let provider = FlakyProvider(clock: clock, failures: 2, error: unavailable)
         let engine = engine(provider, clock)
         let task = Task { await engine.executeWithFallback(command()) }
         await clock.waitForSleepers(1)
@@ -92,7 +92,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
     @Test func nonRetryableErrorsFailAtOnce() async throws {
         let clock = ManualClock()
         let fatal = APIError(.providerError, "bad request", provider: "scripted", retryable: false)
-        let provider = ScriptedProvider(clock: clock, failures: 1, error: fatal)
+        let provider = FlakyProvider(clock: clock, failures: 1, error: fatal)
         let outcome = await engine(provider, clock).run(command())
         let error = try #require(outcome.error)
         #expect(error.message.contains("bad request"))
@@ -103,7 +103,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 
     @Test func attemptsNeverExceedThePolicyAndTheFallbackComesAfter() async throws {
         let clock = ManualClock()
-        let provider = ScriptedProvider(clock: clock, failures: 100, error: unavailable)
+        let provider = FlakyProvider(clock: clock, failures: 100, error: unavailable)
         let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 4, baseDelay: .seconds(1), jitter: 0))
         let task = Task { await engine.run(command(prompts: ["p"], fallback: APICall(model: "f", parts: [.text("fb")]))) }
         await drive(clock, until: { provider.totalAttempts >= 8 }, step: .seconds(1))
@@ -119,7 +119,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         let clock = ManualClock()
         var limited = APIError(.rateLimited, "slow down", provider: "scripted", retryable: true)
         limited.retryAfter = .seconds(7)
-        let provider = ScriptedProvider(clock: clock, failures: 1, error: limited)
+        let provider = FlakyProvider(clock: clock, failures: 1, error: limited)
         let engine = engine(provider, clock)
         let task = Task { await engine.execute(command()) }
         await clock.waitForSleepers(1)
@@ -150,7 +150,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 
     @Test func aHangingCallTimesOutAndIsRetried() async throws {
         let clock = ManualClock()
-        let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
+        let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
         let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 2, baseDelay: .seconds(1), jitter: 0), callTimeout: .seconds(10))
         let finished = Flag()
         let task = Task {
@@ -170,7 +170,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 
     @Test func theCommandDeadlineCoversRetriesAndCancelsWhatRuns() async throws {
         let clock = ManualClock()
-        let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
+        let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
         let engine = engine(provider, clock, commandTimeout: .seconds(30))
         let task = Task { await engine.executeWithFallback(command(prompts: ["a", "b"], fallback: APICall(model: "f", parts: [.text("x")]))) }
         await clock.waitForSleepers(3)
@@ -245,7 +245,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 
     @Test func aPlansRateConstraintPacesItsOwnCalls() async throws {
         let clock = ManualClock()
-        let provider = ScriptedProvider(clock: clock, failures: 0, error: unavailable)
+        let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable)
         let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
         var cmd = command(prompts: (0..<5).map { "p\($0)" })
         cmd.plan.rateConstraint = RateConstraint(requestsPerMinute: 2)
@@ -261,7 +261,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         let clock = ManualClock()
         var limited = APIError(.rateLimited, "429", provider: "scripted", retryable: true)
         limited.retryAfter = .seconds(10)
-        let provider = ScriptedProvider(clock: clock, failures: 1, error: limited)
+        let provider = FlakyProvider(clock: clock, failures: 1, error: limited)
         let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: 2, jitter: 0)))
         let first = Task { await engine.execute(command("first", prompts: ["a"])) }
         await clock.waitForSleepers(1)  // "a" got its 429 and waits for Retry-After

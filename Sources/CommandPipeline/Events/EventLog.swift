@@ -17,6 +17,12 @@ public final class EventLog: Sendable {
         public var seq: Int
         public var elapsed: Duration
         public var kind: PipelineEvent.Kind
+
+        public init(seq: Int, elapsed: Duration, kind: PipelineEvent.Kind) {
+            self.seq = seq
+            self.elapsed = elapsed
+            self.kind = kind
+        }
     }
 
     private struct State {

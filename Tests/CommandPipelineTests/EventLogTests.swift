@@ -1,0 +1,192 @@
+import CommandPipeline
+import Synchronization
+import Testing
+
+/// The event log and the event stream: what users see of a command as it runs.
+@Suite struct EventLogTests {
+    let unavailable = APIError(.providerError, "overloaded", provider: "scripted", retryable: true, code: "unavailable")
+    let fastRetries = RetryPolicy(maxAttempts: 3, baseDelay: .zero, jitter: 0)
+
+    func engine(_ provider: ScriptedProvider, policy: RetryPolicy? = nil) -> PipelineEngine {
+        PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy ?? fastRetries))
+    }
+
+    func collect(_ stream: AsyncStream<PipelineEvent>) async -> [PipelineEvent] {
+        var events: [PipelineEvent] = []
+        for await event in stream { events.append(event) }
+        return events
+    }
+
+    /// Every rule of the stream: seq 0, 1, 2, …; started first; one terminal, last.
+    func checkShape(_ events: [PipelineEvent], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(events.map(\.seq) == Array(0..<events.count), sourceLocation: sourceLocation)
+        #expect(events.first?.type == "command_started", sourceLocation: sourceLocation)
+        #expect(events.filter(\.isTerminal).count == 1, sourceLocation: sourceLocation)
+        #expect(events.last?.isTerminal == true, sourceLocation: sourceLocation)
+    }
+
+    func texts(_ events: [PipelineEvent], call: Int) -> String {
+        events.compactMap { if case .textDelta(call, let text) = $0.kind { text } else { nil } }.joined()
+    }
+
+    func outcome(_ events: [PipelineEvent]) -> CommandOutcome? {
+        switch events.last?.kind {
+        case .commandSucceeded(let outcome)?, .commandFailed(let outcome)?: outcome
+        default: nil
+        }
+    }
+
+    @Test func aStreamedCommandShowsEveryStepAndItsDeltasMakeTheText() async throws {
+        let provider = ScriptedProvider(script: ["m": [.answer("the quick brown fox")]])
+        let events = await collect(engine(provider).events(for: command(prompts: ["go"]), index: 7))
+        checkShape(events)
+        #expect(events.allSatisfy { $0.commandID == "c" && $0.index == 7 })
+        #expect(events.map(\.type) == [
+            "command_started", "stage_started", "attempt_started", "text_delta", "text_delta", "text_delta", "text_delta", "call_finished",
+            "stage_finished", "stage_started", "stage_finished", "command_succeeded",
+        ])
+        let finalized = try #require(try outcome(events)?.result.get())
+        #expect(texts(events, call: 0) == "the quick brown fox")
+        #expect(finalized.responses.first?.text == texts(events, call: 0))
+        // Times are measured when the stream is read: they never go back.
+        #expect(zip(events, events.dropFirst()).allSatisfy { $0.elapsed <= $1.elapsed })
+    }
+
+    @Test func retriesWaitsAndTheFallbackAreEvents() async throws {
+        let provider = ScriptedProvider(script: ["big": [.fail(unavailable)], "small": [.answer("rescued")]])
+        let cmd = command(model: "big", fallback: APICall(model: "small", parts: [.text("Q")]))
+        let events = await collect(engine(provider, policy: RetryPolicy(maxAttempts: 2, baseDelay: .zero, jitter: 0)).events(for: cmd))
+        checkShape(events)
+        let attempts = events.compactMap { event -> (Int, Bool)? in
+            if case .attemptFailed(_, let attempt, _, let willRetry) = event.kind { (attempt, willRetry) } else { nil }
+        }
+        #expect(attempts.map(\.0) == [1, 2] && attempts.map(\.1) == [true, false])
+        #expect(events.contains { if case .waiting(0, .backoff, _) = $0.kind { true } else { false } })
+        let types = events.map(\.type)
+        let fallback = try #require(types.firstIndex(of: "fallback_started"))
+        #expect(try #require(types.firstIndex(of: "call_failed")) < fallback)
+        #expect(types.last == "command_succeeded")
+        let done = try #require(outcome(events))
+        #expect(done.telemetry.usedFallback && done.telemetry.primaryError?.message == "overloaded")
+        #expect(done.telemetry.calls.map(\.attempts) == [2, 1])
+        #expect(texts(events[fallback...].map { $0 }, call: 0) == "rescued")
+    }
+
+    @Test func aStreamThatBreaksBeforeItsFirstDeltaIsRetried() async throws {
+        let provider = ScriptedProvider(script: ["m": [.breakAfter([], unavailable), .answer("second time lucky")]])
+        let events = await collect(engine(provider).events(for: command(prompts: ["go"])))
+        checkShape(events)
+        let done = try #require(outcome(events))
+        #expect(done.succeeded)
+        #expect(done.telemetry.calls.first?.attempts == 2)
+        #expect(texts(events, call: 0) == "second time lucky")
+    }
+
+    @Test func aStreamThatBreaksAfterADeltaFailsForGoodAndKeepsItsText() async throws {
+        let provider = ScriptedProvider(script: ["m": [.breakAfter(["Hel", "lo "], unavailable), .answer("never sent")], "f": [.answer("fallback")]])
+        let cmd = command(model: "m", fallback: APICall(model: "f", parts: [.text("Q")]))
+        let events = await collect(engine(provider).events(for: cmd))
+        checkShape(events)
+        let done = try #require(outcome(events))
+        let error = try #require(done.error)
+        #expect(error.code == ProviderCall.streamInterruptedCode)
+        #expect(!error.retryable, "an answer that has begun is not asked for again")
+        #expect(done.telemetry.calls.first?.attempts == 1)
+        #expect(!events.contains { $0.type == "fallback_started" }, "the reader has part of this model's answer: no other model's")
+        #expect(provider.requests.count == 1)
+        let partial = try #require(done.partialResponses.first)
+        #expect(partial.text == "Hello " && partial.finishReason == CallResponse.interrupted && partial.model == "m")
+        #expect(events.last?.type == "command_failed")
+    }
+
+    @Test func withoutStreamingTheSameCommandGetsNoDeltas() async throws {
+        let provider = ScriptedProvider(script: ["m": [.answer("all at once")]])
+        var seen: [PipelineEvent] = []
+        let box = Mutex<[PipelineEvent]>([])
+        let done = await engine(provider).run(command(prompts: ["go"]), observer: { event in box.withLock { $0.append(event) } })
+        seen = box.withLock { $0 }
+        checkShape(seen)
+        #expect(done.succeeded)
+        #expect(!seen.contains { $0.type == "text_delta" })
+        #expect(seen.contains { if case .callFinished(let r) = $0.kind { r.text == "all at once" } else { false } })
+    }
+
+    /// A fan-out's calls record concurrently: sequence numbers still follow recording order.
+    @Test func concurrentCallsRecordStrictlyIncreasingSequenceNumbers() async throws {
+        let provider = ScriptedProvider()
+        let seqs = Mutex<[Int]>([])
+        let plan = ExecutionPlan(calls: (0..<64).map { APICall(model: "m", parts: [.text("p\($0)")]) })
+        let done = await engine(provider).run(PlannedCommand(id: "fan", plan: plan), streaming: true) { event in seqs.withLock { $0.append(event.seq) } }
+        #expect(done.succeeded)
+        let recorded = seqs.withLock { $0 }
+        #expect(recorded == Array(0..<recorded.count))
+        let expected = 1 + 2 + 64 * 3 + 2 + 1  // started, generate stage, 64 × (attempt, delta, finished), telemetry stage, terminal
+        #expect(recorded.count == expected)
+    }
+
+    /// Telemetry is the fold of the log: folding the kept events again gives the same figures.
+    @Test func telemetryIsTheFoldOfTheLog() async throws {
+        let provider = ScriptedProvider(script: ["m": [.fail(unavailable), .answer("ok")]])
+        let box = Mutex<[PipelineEvent]>([])
+        let plan = ExecutionPlan(calls: [APICall(model: "m", parts: [.text("a")]), APICall(model: "n", parts: [.text("b")])])
+        let done = await engine(provider).run(PlannedCommand(id: "fold", plan: plan)) { event in box.withLock { $0.append(event) } }
+        let events = box.withLock { $0 }
+        let entries = events.map { EventLog.Entry(seq: $0.seq, elapsed: $0.elapsed, kind: $0.kind) }
+        let refolded = LogSummary(entries, provider: "scripted", total: done.telemetry.durations.total)
+        #expect(refolded.telemetry.calls == done.telemetry.calls)
+        #expect(done.telemetry.calls.map(\.attempts) == [2, 1])
+        let usage = try done.result.get().usage
+        #expect(refolded.usage == usage)
+        #expect(refolded.telemetry.durations[GenerateStage.name] == done.telemetry.durations[GenerateStage.name])
+    }
+
+    @Test func stoppingTheEventStreamCancelsTheCommand() async throws {
+        let clock = ManualClock()
+        let provider = MockProvider.make(MockConfiguration(latency: .seconds(60), clock: clock))
+        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        let stream = engine.events(for: command(prompts: ["slow"]))
+        let consumer = Task {
+            var types: [String] = []
+            for await event in stream { types.append(event.type) }
+            return types
+        }
+        await clock.waitForSleepers(1)
+        consumer.cancel()
+        // The command's sleep is cancelled with it (bounded: a regression fails, it does not hang).
+        var polls = 0
+        while clock.sleeperCount > 0 && polls < 1_000_000 {
+            await Task.yield()
+            polls += 1
+        }
+        #expect(clock.sleeperCount == 0, "the command stopped when its reader did")
+        let seen = await consumer.value
+        #expect(seen.first == "command_started")
+    }
+}
+
+/// The chain is folded once, in order, and skips units that do not apply.
+@Suite struct ChainTests {
+    final class Trail: Sendable {
+        let names = Mutex<[String]>([])
+    }
+
+    struct Tag: ChainUnit {
+        let name: String
+        let log: Trail
+        var skip = false
+        func applies(to input: Int) -> Bool { !skip }
+        func handle(_ input: Int, next: Next<Int, [String]>) async -> [String] {
+            log.names.withLock { $0.append(name) }
+            return [name] + (await next(input + 1))
+        }
+    }
+
+    @Test func unitsRunOutermostFirstAndTheTerminalLast() async {
+        let log = Trail()
+        let chain = Chain<Int, [String]>([Tag(name: "a", log: log), Tag(name: "b", log: log, skip: true), Tag(name: "c", log: log)]) { depth in
+            ["end at \(depth)"]
+        }
+        #expect(await chain(0) == ["a", "c", "end at 2"])
+        #expect(log.names.withLock { $0 } == ["a", "c"])
+    }
+}
