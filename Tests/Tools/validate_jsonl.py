@@ -3,17 +3,25 @@
 
 Usage: validate_jsonl.py SCHEMA.json < lines.jsonl
 Prints one line per invalid document and exits 1 if any; prints "N valid" and exits 0 otherwise.
+Every *.schema.json beside SCHEMA.json is registered under its $id, so schemas may refer to
+each other (the event schema's `result` is the result schema's record).
 """
 import json
+import pathlib
 import sys
 
 import jsonschema
+from referencing import Registry, Resource
 
 
 def main() -> int:
-    with open(sys.argv[1]) as f:
-        schema = json.load(f)
-    validator = jsonschema.Draft202012Validator(schema)
+    path = pathlib.Path(sys.argv[1])
+    schema = json.loads(path.read_text())
+    registry = Registry()
+    for sibling in path.parent.glob("*.schema.json"):
+        document = json.loads(sibling.read_text())
+        registry = registry.with_resource(document["$id"], Resource.from_contents(document))
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
     jsonschema.Draft202012Validator.check_schema(schema)
     bad = 0
     count = 0
