@@ -115,7 +115,17 @@ final class OpenAICore: Sendable {
                         done = true
                         return
                     }
-                    let payload = try OpenAIResponses.parse(Data(event.data.utf8), provider: OpenAIProvider.name, text: serverText)
+                    let payload: JSONValue
+                    do throws(APIError) {
+                        payload = try OpenAIResponses.parse(Data(event.data.utf8), provider: OpenAIProvider.name, text: serverText)
+                    } catch {
+                        // A broken chunk is a broken stream: like a dropped connection, worth another attempt.
+                        var broken = error
+                        broken.retryable = true
+                        broken.code = "stream_malformed"
+                        broken.message = "a chunk of the stream from \(url) is broken: \(error.message)"
+                        throw broken
+                    }
                     if let delta = try assembler.take(payload, provider: OpenAIProvider.name, serverText: serverText) { continuation.yield(.delta(delta)) }
                 }
             }

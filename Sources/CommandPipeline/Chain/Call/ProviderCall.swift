@@ -20,13 +20,20 @@ public enum ProviderCall {
             var error = APIError(wrapping: error, provider: provider.providerName, context: "call \(input.callIndex) (\(input.request.model))")
             // An adapter names the call's fields relative to it (`config.provider_options.stream`).
             if let path = error.path, !path.hasPrefix("plan.") { error.path = "\(input.path).\(path)" }
-            if input.log.hasStreamed(call: input.callIndex), error.kind != .cancelled {
-                error.retryable = false
-                error.code = streamInterruptedCode
-                error.message = "the stream of call \(input.callIndex) broke after part of the answer was delivered: \(error.message)"
-            }
-            return .failure(error)
+            return .failure(interrupted(error, input))
         }
+    }
+
+    /// `error` as the end of a call that has already streamed text: final (`retryable` false,
+    /// code `stream_interrupted`), whatever broke it — the provider, the connection, or a unit
+    /// around the call such as its timeout. Unchanged when nothing was streamed, or on cancellation.
+    public static func interrupted(_ error: APIError, _ input: CallInput) -> APIError {
+        guard error.kind != .cancelled, error.code != streamInterruptedCode, input.log.hasStreamed(call: input.callIndex) else { return error }
+        var error = error
+        error.retryable = false
+        error.code = streamInterruptedCode
+        error.message = "the stream of call \(input.callIndex) broke after part of the answer was delivered: \(error.message)"
+        return error
     }
 
     private static func stream(_ input: CallInput, _ streaming: any StreamingCapability) async throws -> GenerationResponse {

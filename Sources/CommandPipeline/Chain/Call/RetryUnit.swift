@@ -1,6 +1,7 @@
 /// Retries a call's retryable failures through the engine's one `Retrier` (the same policy
 /// as uploads and cache creation), recording each attempt, each failure (and whether it
-/// will be retried) and each backoff. A failure after streamed text is never retried.
+/// will be retried) and each backoff. A failure after streamed text is never retried, whatever
+/// raised it (`ProviderCall.interrupted`).
 public struct RetryUnit: ChainUnit {
     public let retrier: Retrier
 
@@ -12,10 +13,12 @@ public struct RetryUnit: ChainUnit {
         // The first attempt is made here: most calls succeed at once and need no retry loop.
         log.record(.attemptStarted(call: call, attempt: 1, model: input.request.model, cached: input.request.cache != nil))
         let first = await next(input)
-        guard case .failure = first else { return first }
-        let outcome = await retrier.run(maxAttempts: input.maxAttempts, cancelled: input.cancelled(), observer: observer, first: first) { attempt in
+        guard case .failure(let error) = first else { return first }
+        let outcome = await retrier.run(
+            maxAttempts: input.maxAttempts, cancelled: input.cancelled(), observer: observer, first: .failure(ProviderCall.interrupted(error, input))
+        ) { attempt in
             log.record(.attemptStarted(call: call, attempt: attempt, model: input.request.model, cached: input.request.cache != nil))
-            return await next(input)
+            return await next(input).mapError { ProviderCall.interrupted($0, input) }
         }
         return outcome.result
     }
