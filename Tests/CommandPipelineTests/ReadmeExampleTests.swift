@@ -16,5 +16,14 @@ import Testing
         #expect(finalized.responses[0].text == "echo: List the three main claims.")
         #expect(finalized.telemetry.cache?.created == true)
         #expect(finalized.usage.cachedTokens > 0)
+
+        let outcome = await engine.run(command)
+        #expect(outcome.partialResponses.isEmpty && outcome.failedCalls.isEmpty && outcome.telemetry.retries == 0)
+
+        var streamed = ""
+        for await event in engine.events(for: command) {
+            if case .textDelta(_, let text) = event.kind { streamed += text }
+        }
+        #expect(streamed == "echo: List the three main claims.")
     }
 }
