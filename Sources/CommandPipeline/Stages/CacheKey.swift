@@ -1,7 +1,7 @@
 /// Derives the cache key of a shared context: equal model, system instruction and
 /// shared parts give equal keys, in any process.
-public enum CacheKey {
-    public static func derive(model: String, systemInstruction: String?, parts: [APIPart]) -> String {
+package enum CacheKey {
+    package static func derive(model: String, systemInstruction: String?, parts: [APIPart]) -> String {
         var hasher = SHA256()
         func field(_ tag: String, _ value: String) {
             hasher.update("\(tag)\(value.utf8.count):")

@@ -1,5 +1,5 @@
 /// MIME types inferred from file extensions, for placeholders that do not name one.
-public enum MIMEType {
+package enum MIMEType {
     static let byExtension: [String: String] = [
         "pdf": "application/pdf", "txt": "text/plain", "md": "text/markdown", "csv": "text/csv",
         "html": "text/html", "htm": "text/html", "json": "application/json", "jsonl": "application/jsonl",
@@ -10,7 +10,7 @@ public enum MIMEType {
     ]
 
     /// The type for `path`'s extension, or `application/octet-stream`.
-    public static func infer(fromPath path: String) -> String {
+    package static func infer(fromPath path: String) -> String {
         guard let dot = path.lastIndex(of: "."), !path[dot...].contains("/") else { return "application/octet-stream" }
         let ext = path[path.index(after: dot)...].lowercased()
         return byExtension[ext] ?? "application/octet-stream"

@@ -1,6 +1,6 @@
 /// SHA-256 (FIPS 180-4). The toolchain ships no hash on Linux and the package takes
 /// no dependencies, so the engine carries this small one for content addresses and cache keys.
-public struct SHA256: Sendable {
+package struct SHA256: Sendable {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -18,9 +18,9 @@ public struct SHA256: Sendable {
     private var buffer: [UInt8] = []
     private var length: UInt64 = 0
 
-    public init() { buffer.reserveCapacity(64) }
+    package init() { buffer.reserveCapacity(64) }
 
-    public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+    package mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         for byte in bytes {
             buffer.append(byte)
             length &+= 1
@@ -31,10 +31,10 @@ public struct SHA256: Sendable {
         }
     }
 
-    public mutating func update(_ string: String) { update(string.utf8) }
+    package mutating func update(_ string: String) { update(string.utf8) }
 
     /// The digest as 64 lowercase hex characters.
-    public consuming func finalizeHex() -> String {
+    package consuming func finalizeHex() -> String {
         let bitLength = length &* 8
         buffer.append(0x80)
         if buffer.count > 56 {
@@ -55,7 +55,7 @@ public struct SHA256: Sendable {
     }
 
     /// The hex digest of `bytes`.
-    public static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    package static func hex<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var hasher = SHA256()
         hasher.update(bytes)
         return hasher.finalizeHex()

@@ -196,8 +196,8 @@ public struct CacheTelemetry: Sendable, Hashable {
 }
 
 extension Duration {
-    /// Milliseconds as a `Double`, for reports.
-    public var milliseconds: Double {
+    /// Milliseconds as a `Double`, for reports (the package's own: `Duration` is not ours to extend for users).
+    package var milliseconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) * 1000 + Double(attoseconds) / 1e15
     }

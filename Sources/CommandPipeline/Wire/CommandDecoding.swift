@@ -2,14 +2,14 @@ import Foundation
 
 /// A command the wire could not turn into a `PlannedCommand`, with what is needed to
 /// still write its result line: the id and metadata when they were readable.
-public struct CommandRejection: Error, Sendable, Hashable {
-    public var id: String
-    public var metadata: JSONObject
+package struct CommandRejection: Error, Sendable, Hashable {
+    package var id: String
+    package var metadata: JSONObject
     /// Every problem found, each with its field path.
-    public var issues: [ValidationIssue]
+    package var issues: [ValidationIssue]
 
     /// One `invalid_command` error listing every issue; `path` is the first issue's.
-    public var error: APIError {
+    package var error: APIError {
         let message = issues.count == 1
             ? issues[0].message
             : "\(issues.count) problems: " + issues.map(\.description).joined(separator: "; ")
@@ -18,13 +18,13 @@ public struct CommandRejection: Error, Sendable, Hashable {
 }
 
 /// The wire format of WIRE-FORMAT.md: full commands and the shorthand for people.
-public enum WireFormat {
+package enum WireFormat {
     static let commandKeys = ["id", "plan", "token_estimate", "per_call_estimates", "metadata"]
     static let shorthandKeys = ["id", "model", "prompt", "prompts", "system", "files", "fallback_model", "cache", "metadata", "token_estimate"]
     static let planKeys = ["calls", "shared_parts", "fallback_call", "upload_tasks", "cache", "rate_constraint"]
 
     /// Reads one command. `position` is 1-based and names commands without an id (`cmd-N`).
-    public static func command(from value: JSONValue, position: Int) -> Result<PlannedCommand, CommandRejection> {
+    package static func command(from value: JSONValue, position: Int) -> Result<PlannedCommand, CommandRejection> {
         var reader = WireReader()
         let fallbackID = "cmd-\(position)"
         guard case .object(let object) = value else {

@@ -1,14 +1,14 @@
 /// A strict RFC 8259 parser from UTF-8 bytes to `JSONValue`. It keeps object key order
 /// and reports faults by byte offset, which `JSONDecoder` does not.
-public struct JSONParser {
+package struct JSONParser {
     /// A syntax error at a byte offset of the parsed buffer.
-    public struct SyntaxError: Error, Sendable, Hashable {
-        public var offset: Int
-        public var message: String
+    package struct SyntaxError: Error, Sendable, Hashable {
+        package var offset: Int
+        package var message: String
         /// For a duplicate key: where the object is, as a command path (`plan.calls[0].config`).
-        public var path: String?
+        package var path: String?
 
-        public init(offset: Int, message: String, path: String? = nil) {
+        package init(offset: Int, message: String, path: String? = nil) {
             self.offset = offset
             self.message = message
             self.path = path
@@ -16,22 +16,22 @@ public struct JSONParser {
     }
 
     /// What the parser checks beyond the grammar.
-    public struct Options: OptionSet, Sendable {
-        public let rawValue: Int
-        public init(rawValue: Int) { self.rawValue = rawValue }
+    package struct Options: OptionSet, Sendable {
+        package let rawValue: Int
+        package init(rawValue: Int) { self.rawValue = rawValue }
         /// Bytes in strings must be well-formed UTF-8 (else: an error at the first bad byte,
         /// instead of replacement characters).
-        public static let validateUTF8 = Options(rawValue: 1)
+        package static let validateUTF8 = Options(rawValue: 1)
         /// An object may not hold one key twice (else: an error naming the key and its path).
-        public static let rejectDuplicateKeys = Options(rawValue: 2)
+        package static let rejectDuplicateKeys = Options(rawValue: 2)
         /// Both: how the CLI reads commands.
-        public static let strict: Options = [.validateUTF8, .rejectDuplicateKeys]
+        package static let strict: Options = [.validateUTF8, .rejectDuplicateKeys]
     }
 
-    public static let maximumDepth = 512
+    package static let maximumDepth = 512
 
     /// Parses exactly one JSON value (surrounding white space allowed).
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, options: Options = []) throws(SyntaxError) -> JSONValue {
+    package static func parse(_ bytes: UnsafeBufferPointer<UInt8>, options: Options = []) throws(SyntaxError) -> JSONValue {
         var parser = JSONParser(bytes: bytes, options: options)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -40,14 +40,14 @@ public struct JSONParser {
         return value
     }
 
-    public static func parse(_ bytes: [UInt8], options: Options = []) throws(SyntaxError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8], options: Options = []) throws(SyntaxError) -> JSONValue {
         let result: Result<JSONValue, SyntaxError> = bytes.withUnsafeBufferPointer { buffer in
             do throws(SyntaxError) { return .success(try parse(buffer, options: options)) } catch { return .failure(error) }
         }
         return try result.get()
     }
 
-    public static func parse(_ text: String, options: Options = []) throws(SyntaxError) -> JSONValue { try parse(Array(text.utf8), options: options) }
+    package static func parse(_ text: String, options: Options = []) throws(SyntaxError) -> JSONValue { try parse(Array(text.utf8), options: options) }
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0

@@ -1,12 +1,12 @@
 /// Writes `JSONValue`s as compact JSON bytes, appending to a buffer the caller reuses.
-public struct JSONSerializer {
-    public static func serialize(_ value: JSONValue) -> String {
+package struct JSONSerializer {
+    package static func serialize(_ value: JSONValue) -> String {
         var out: [UInt8] = []
         write(value, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func write(_ value: JSONValue, to out: inout [UInt8]) {
+    package static func write(_ value: JSONValue, to out: inout [UInt8]) {
         switch value {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
@@ -34,7 +34,7 @@ public struct JSONSerializer {
         }
     }
 
-    public static func writeInt(_ value: Int, to out: inout [UInt8]) {
+    package static func writeInt(_ value: Int, to out: inout [UInt8]) {
         if value >= 0 && value < 10 {
             out.append(UInt8(ascii: "0") + UInt8(value))
             return
@@ -43,7 +43,7 @@ public struct JSONSerializer {
     }
 
     /// Finite doubles in their shortest round-trip form; NaN and infinities (not JSON) as `null`.
-    public static func writeDouble(_ value: Double, to out: inout [UInt8]) {
+    package static func writeDouble(_ value: Double, to out: inout [UInt8]) {
         guard value.isFinite else {
             out.append(contentsOf: "null".utf8)
             return
@@ -53,7 +53,7 @@ public struct JSONSerializer {
 
     private static let hex = Array("0123456789abcdef".utf8)
 
-    public static func writeString(_ string: String, to out: inout [UInt8]) {
+    package static func writeString(_ string: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var string = string
         string.withUTF8 { bytes in

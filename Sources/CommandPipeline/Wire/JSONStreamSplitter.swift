@@ -24,26 +24,26 @@
 /// A UTF-8 byte order mark at the very start is skipped. Bytes inside strings are not
 /// checked here: `Piece.parse()` (off the reading thread) rejects invalid UTF-8 and
 /// duplicate keys with a precise offset.
-public struct JSONStreamSplitter {
+package struct JSONStreamSplitter {
     /// The largest value (one command) held in memory: 64 MiB.
-    public static let maximumValueBytes = 64 << 20
+    package static let maximumValueBytes = 64 << 20
     /// Containers nested deeper than this are an error (the parser's limit).
-    public static let maximumDepth = JSONParser.maximumDepth
+    package static let maximumDepth = JSONParser.maximumDepth
     /// How much of a broken value or a garbage run an error piece keeps.
-    public static let previewBytes = 64
+    package static let previewBytes = 64
 
     /// One piece of input: a value's bytes to parse, or a broken value with its error.
-    public struct Piece: Sendable {
+    package struct Piece: Sendable {
         /// The value's bytes; for a broken value, a preview of its start.
-        public var bytes: [UInt8]
+        package var bytes: [UInt8]
         /// Byte offset of the first byte in the whole stream.
-        public var offset: Int
+        package var offset: Int
         /// 1-based line of the first byte.
-        public var line: Int
+        package var line: Int
         /// Set when the splitter found the value broken (syntax, truncation, size).
-        public var error: PieceError?
+        package var error: PieceError?
 
-        public init(bytes: [UInt8], offset: Int, line: Int, error: PieceError? = nil) {
+        package init(bytes: [UInt8], offset: Int, line: Int, error: PieceError? = nil) {
             self.bytes = bytes
             self.offset = offset
             self.line = line
@@ -52,7 +52,7 @@ public struct JSONStreamSplitter {
 
         /// Parses the piece strictly (valid UTF-8, unique keys); errors name the absolute byte
         /// offset and line, and for a duplicate key its path.
-        public func parse() -> Result<JSONValue, PieceError> {
+        package func parse() -> Result<JSONValue, PieceError> {
             if let error { return .failure(error) }
             do throws(JSONParser.SyntaxError) {
                 return .success(try JSONParser.parse(bytes, options: .strict))
@@ -69,14 +69,14 @@ public struct JSONStreamSplitter {
         }
     }
 
-    public struct PieceError: Error, Sendable, Hashable {
-        public var offset: Int
-        public var line: Int
-        public var message: String
+    package struct PieceError: Error, Sendable, Hashable {
+        package var offset: Int
+        package var line: Int
+        package var message: String
         /// Where in the value the fault is (duplicate keys), as a command path.
-        public var path: String?
+        package var path: String?
 
-        public init(offset: Int, line: Int, message: String, path: String? = nil) {
+        package init(offset: Int, line: Int, message: String, path: String? = nil) {
             self.offset = offset
             self.line = line
             self.message = message
@@ -150,12 +150,12 @@ public struct JSONStreamSplitter {
     /// The largest value this splitter holds (`maximumValueBytes` unless a test asks for less).
     private let valueLimit: Int
 
-    public init(maximumValueBytes: Int = JSONStreamSplitter.maximumValueBytes) {
+    package init(maximumValueBytes: Int = JSONStreamSplitter.maximumValueBytes) {
         valueLimit = max(maximumValueBytes, 1)
     }
 
     /// Feeds the next chunk; `emit` receives every piece completed by it, in order.
-    public mutating func feed(_ chunk: UnsafeBufferPointer<UInt8>, _ emit: (Piece) -> Void) {
+    package mutating func feed(_ chunk: UnsafeBufferPointer<UInt8>, _ emit: (Piece) -> Void) {
         guard let base = chunk.baseAddress else { return }
         if offset == 0 && chunk.count > 0 && chunk[0] == 0xEF && state == .between { state = .bom }
         let n = chunk.count
@@ -582,13 +582,13 @@ public struct JSONStreamSplitter {
         offset += n
     }
 
-    public mutating func feed(_ bytes: [UInt8], _ emit: (Piece) -> Void) {
+    package mutating func feed(_ bytes: [UInt8], _ emit: (Piece) -> Void) {
         bytes.withUnsafeBufferPointer { feed($0, emit) }
     }
 
     /// Ends the stream: an unfinished value is reported as truncated; a top-level number or
     /// literal at the very end is complete.
-    public mutating func finish(_ emit: (Piece) -> Void) {
+    package mutating func finish(_ emit: (Piece) -> Void) {
         switch state {
         case .between, .skipElement, .skipElementString, .skipElementEscape: break
         case .skipLine, .lineStart, .bom:

@@ -10,7 +10,7 @@ public enum MockProvider {
 }
 
 /// The mock: it can do everything, and offers what its configuration chose.
-public struct MockAdapter: GenerationCapability {
+struct MockAdapter: GenerationCapability {
     let core: MockCore
     let capabilities: Set<ProviderCapability>
 
