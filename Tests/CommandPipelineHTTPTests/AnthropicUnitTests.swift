@@ -145,8 +145,8 @@ import Testing
     }
 
     @Test func cacheWritesAndCacheKindsReachTheWire() {
-        #expect(JSONSerializer.serialize(Usage(promptTokens: 10, cachedTokens: 4).wireValue) == #"{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cached_tokens":4}"#)
-        #expect(JSONSerializer.serialize(Usage(promptTokens: 10, cacheCreationTokens: 6).wireValue).hasSuffix(#""cached_tokens":0,"cache_creation_tokens":6}"#))
+        #expect(WrittenRecords.usage(Usage(promptTokens: 10, cachedTokens: 4)) == #"{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cached_tokens":4}"#)
+        #expect(WrittenRecords.usage(Usage(promptTokens: 10, cacheCreationTokens: 6)).hasSuffix(#""cached_tokens":0,"cache_creation_tokens":6}"#))
         #expect((Usage(cacheCreationTokens: 2) + Usage(cacheCreationTokens: .max)).cacheCreationTokens == Limits.reportedTokens.upperBound)
         let prefix = CacheTelemetry(reference: CacheReference(id: "prefix:k", key: "k", model: "m", tokenCount: 2048, kind: .prefix(partCount: 1)), key: "k", created: true)
         #expect(prefix.kind == .prefix && prefix.tokenCount == 2048 && prefix.created && !prefix.reused)

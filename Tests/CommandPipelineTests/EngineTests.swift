@@ -131,7 +131,7 @@ import Testing
         #expect(finalized.responses.first?.text == "ECHO: HI")
         // Its time is in telemetry under its name, and its events in the log: no other file knows it.
         #expect(finalized.telemetry.durations.stages.map(\.name) == ["generate", "shout"])
-        let record = ResultRecord.succeeded(finalized, index: 0)
+        let record = WrittenRecords.succeeded(finalized, index: 0)
         #expect(record.objectValue?["telemetry"]?.objectValue?["durations_ms"]?.objectValue?["shout"] != nil)
     }
 }

@@ -123,7 +123,7 @@ import Testing
     @Test func succeededRecordsHaveEveryKeyOfTheContract() async throws {
         let engine = PipelineEngine(provider: MockProvider.make())
         let finalized = try #require(await engine.execute(command("x", prompts: ["Hello"])).success)
-        let record = try #require(ResultRecord.succeeded(finalized, index: 3).objectValue)
+        let record = try #require(WrittenRecords.succeeded(finalized, index: 3).objectValue)
         #expect(record.keys == ["id", "index", "status", "responses", "usage", "telemetry", "metadata"])
         #expect(record["status"] == "succeeded")
         let telemetry = try #require(record["telemetry"]?.objectValue)
@@ -136,7 +136,7 @@ import Testing
         let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["bad"])))
         let plan = ExecutionPlan(calls: [APICall(model: "ok", parts: [.text("a")]), APICall(model: "bad", parts: [.text("b")])])
         let outcome = await engine.run(PlannedCommand(id: "p", plan: plan))
-        let record = try #require(ResultRecord.make(outcome, index: 0).objectValue)
+        let record = try #require(WrittenRecords.record(outcome, index: 0).objectValue)
         #expect(record["status"] == "failed")
         #expect(record["error"]?.objectValue?["kind"] == "provider_error")
         #expect(record["error"]?.objectValue?["details"]?.objectValue?["failed_calls"] == [1])

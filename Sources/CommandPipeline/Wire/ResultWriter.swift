@@ -1,6 +1,8 @@
-/// Writes result records (and their parts) straight to JSON bytes. This is the one
-/// definition of the output format: `wireValue` of the output types parses what it writes.
-/// Building `JSONValue` trees first cost more than everything else in the CLI together.
+/// Writes result records (and their parts) straight to JSON bytes, through the primitives of
+/// `JSONSerializer`, the one JSON writer (request bodies and commands are `JSONValue` trees it
+/// writes; results and events are laid out here and in `EventWriter`). This is the one
+/// definition of the output format; it is only ever written, never rebuilt as a tree.
+/// (Building `JSONValue` trees first cost more than everything else in the CLI together.)
 public enum ResultWriter {
     /// Appends one succeeded result record (no newline).
     public static func succeeded(_ command: FinalizedCommand, index: Int, to out: inout [UInt8]) {
@@ -56,7 +58,7 @@ public enum ResultWriter {
         }
     }
 
-    static func responses(_ responses: [CallResponse], to out: inout [UInt8]) {
+    package static func responses(_ responses: [CallResponse], to out: inout [UInt8]) {
         out.append(UInt8(ascii: "["))
         for (i, r) in responses.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -65,7 +67,7 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "]"))
     }
 
-    static func response(_ r: CallResponse, to out: inout [UInt8]) {
+    package static func response(_ r: CallResponse, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"call_index":"#.utf8)
         JSONSerializer.writeInt(r.callIndex, to: &out)
         out.append(contentsOf: #","text":"#.utf8)
@@ -79,7 +81,7 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    static func usage(_ u: Usage, to out: inout [UInt8]) {
+    package static func usage(_ u: Usage, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"prompt_tokens":"#.utf8)
         JSONSerializer.writeInt(u.promptTokens, to: &out)
         out.append(contentsOf: #","completion_tokens":"#.utf8)
@@ -96,18 +98,18 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    static func optionalString(_ s: String?, to out: inout [UInt8]) {
+    package static func optionalString(_ s: String?, to out: inout [UInt8]) {
         if let s { JSONSerializer.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
     }
 
-    static func bool(_ b: Bool, to out: inout [UInt8]) { out.append(contentsOf: (b ? "true" : "false").utf8) }
+    package static func bool(_ b: Bool, to out: inout [UInt8]) { out.append(contentsOf: (b ? "true" : "false").utf8) }
 
     /// Milliseconds with three decimals.
-    static func milliseconds(_ d: Duration, to out: inout [UInt8]) {
+    package static func milliseconds(_ d: Duration, to out: inout [UInt8]) {
         JSONSerializer.writeDouble((d.milliseconds * 1000).rounded() / 1000, to: &out)
     }
 
-    static func summary(_ s: ErrorSummary, to out: inout [UInt8]) {
+    package static func summary(_ s: ErrorSummary, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"kind":""#.utf8)
         out.append(contentsOf: s.kind.rawValue.utf8)
         out.append(contentsOf: #"","message":"#.utf8)
@@ -119,7 +121,7 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    static func tokenValidation(_ v: TokenValidation, to out: inout [UInt8]) {
+    package static func tokenValidation(_ v: TokenValidation, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"estimated":{"min":"#.utf8)
         JSONSerializer.writeInt(v.estimated.minTokens, to: &out)
         out.append(contentsOf: #","expected":"#.utf8)
@@ -135,7 +137,7 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    static func telemetry(_ t: Telemetry, to out: inout [UInt8]) {
+    package static func telemetry(_ t: Telemetry, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"provider":"#.utf8)
         JSONSerializer.writeString(t.provider, to: &out)
         out.append(contentsOf: #","used_fallback":"#.utf8)
@@ -188,7 +190,7 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    static func cache(_ c: CacheTelemetry, to out: inout [UInt8]) {
+    package static func cache(_ c: CacheTelemetry, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"id":"#.utf8)
         optionalString(c.id, to: &out)
         out.append(contentsOf: #","key":"#.utf8)
@@ -210,7 +212,7 @@ public enum ResultWriter {
 
     private static let standardStages: Set<String> = [UploadStage.name, CacheStage.name, GenerateStage.name, TelemetryStage.name, "total"]
 
-    static func error(_ e: APIError, failedCalls: [Int] = [], primaryError: ErrorSummary? = nil, to out: inout [UInt8]) {
+    package static func error(_ e: APIError, failedCalls: [Int] = [], primaryError: ErrorSummary? = nil, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"kind":""#.utf8)
         out.append(contentsOf: e.kind.rawValue.utf8)
         out.append(contentsOf: #"","message":"#.utf8)
@@ -239,16 +241,5 @@ public enum ResultWriter {
             out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "}"))
-    }
-
-    /// Parses bytes this writer produced (always valid JSON) back into a value.
-    static func value(_ write: (inout [UInt8]) -> Void) -> JSONValue {
-        var out: [UInt8] = []
-        write(&out)
-        do throws(JSONParser.SyntaxError) {
-            return try JSONParser.parse(out)
-        } catch {
-            preconditionFailure("ResultWriter produced invalid JSON at \(error.offset): \(error.message)")
-        }
     }
 }

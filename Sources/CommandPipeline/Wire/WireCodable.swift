@@ -65,16 +65,3 @@ extension RateConstraint: WireCodable {
 extension TokenEstimate: WireCodable {
     public static func read(_ value: JSONValue, _ reader: inout WireReader) -> TokenEstimate? { WireFormat.tokenEstimate(value, &reader) }
 }
-
-/// Results are written, not read back, by the engine; they encode through their wire form.
-extension FinalizedCommand: Encodable {
-    public func encode(to encoder: any Encoder) throws { try ResultRecord.succeeded(self, index: 0).encode(to: encoder) }
-}
-
-extension Usage: Encodable {
-    public func encode(to encoder: any Encoder) throws { try wireValue.encode(to: encoder) }
-}
-
-extension Telemetry: Encodable {
-    public func encode(to encoder: any Encoder) throws { try wireValue.encode(to: encoder) }
-}
