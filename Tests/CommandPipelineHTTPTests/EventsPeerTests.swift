@@ -33,7 +33,7 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         #expect(check.types("one").last == "command_succeeded" && check.types("fan").last == "command_succeeded")
         #expect(deltas(check, "one").count > 1, "FakeAI streams in pieces")
-        let (valid, report) = try validateEvents(run.stdout)
+        let (valid, report) = try validateJSONLines(run.stdout, against: "event.schema.json")
         #expect(valid, "\(report)")
     }
 
@@ -119,22 +119,5 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         #expect(deltas(check, "a").count > 1)
         #expect(deltas(check, "a").joined() == "Hello! You said: Hello there")
-    }
-
-    func validateEvents(_ jsonl: String) throws -> (Bool, String) {
-        let process = Process()
-        process.executableURL = TestPaths.python
-        process.arguments = [TestPaths.packageRoot.appendingPathComponent("Tests/Tools/validate_jsonl.py").path,
-                             TestPaths.packageRoot.appendingPathComponent("Design/schema/event.schema.json").path]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(jsonl.utf8))
-        try input.fileHandleForWriting.close()
-        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus == 0, report)
     }
 }

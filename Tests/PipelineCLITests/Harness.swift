@@ -18,20 +18,6 @@ enum CLI {
 
     /// Validates JSON lines against a schema in `Design/schema/` with a real JSON Schema validator.
     static func validate(_ jsonl: String, against schema: String) throws -> (valid: Bool, report: String) {
-        if let problem = TestPaths.pythonPeersProblem { return (false, problem) }
-        let process = Process()
-        process.executableURL = TestPaths.python
-        process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/validate_jsonl.py").path,
-                             packageRoot.appendingPathComponent("Design/schema/\(schema)").path]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(jsonl.utf8))
-        try input.fileHandleForWriting.close()
-        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus == 0, report)
+        try validateJSONLines(jsonl, against: schema)
     }
 }
