@@ -5,6 +5,15 @@ import Darwin
 #endif
 import Synchronization
 
+/// `write(2)`, named through its C library (the writers here have `write` methods of their own).
+func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.write(fd, bytes, count)
+    #else
+    Darwin.write(fd, bytes, count)
+    #endif
+}
+
 /// Writes result lines to a file descriptor. Into a pipe or terminal each line is written
 /// at once, so a consumer sees results as they finish; into a file, lines are gathered
 /// into large writes.
@@ -62,7 +71,7 @@ final class LineWriter {
         var written = 0
         let error: Int32? = buffer.withUnsafeBytes { raw -> Int32? in
             while written < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
+                let n = systemWrite(fd, raw.baseAddress! + written, raw.count - written)
                 if n > 0 {
                     written += n
                 } else if n < 0 && errno == EINTR {
@@ -116,7 +125,7 @@ enum StandardError {
         text.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
-                let n = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                let n = systemWrite(2, bytes.baseAddress! + offset, bytes.count - offset)
                 if n <= 0 { if n < 0 && errno == EINTR { continue } else { return } }
                 offset += n
             }
