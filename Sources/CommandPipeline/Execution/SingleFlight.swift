@@ -2,7 +2,7 @@
 /// it until its deadline. The first asker makes the value in its own task (so its
 /// cancellation is structured); the others wait. If the maker is cancelled, a waiter
 /// takes over; if making fails, every waiter gets the error and the key is forgotten.
-actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
+package actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
     private enum Outcome: Sendable {
         case value(Value)
         case failure(APIError)
@@ -16,8 +16,10 @@ actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
 
     private var slots: [Key: Slot] = [:]
 
+    package init() {}
+
     /// The value for `key` and whether it was made by someone else (`shared`).
-    func value(
+    package func value(
         for key: Key, now: @Sendable () -> Duration,
         make: @Sendable () async throws(APIError) -> (value: Value, deadline: Duration?)
     ) async throws(APIError) -> (value: Value, shared: Bool) {
@@ -60,7 +62,12 @@ actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
     }
 
     /// Forgets `key`, so the next asker makes the value again.
-    func invalidate(_ key: Key) {
+    package func invalidate(_ key: Key) {
         if case .ready = slots[key] { slots[key] = nil }
+    }
+
+    /// Askers waiting for `key`'s value while someone makes it (for tests).
+    package func waiting(for key: Key) -> Int {
+        if case .inFlight(let waiters) = slots[key] { waiters.count } else { 0 }
     }
 }

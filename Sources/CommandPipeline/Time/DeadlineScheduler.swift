@@ -7,8 +7,8 @@ import Synchronization
 /// so a run of a million commands with `--timeout 300` would hold every timer for five
 /// minutes. Here only the deadlines of work still in flight are kept; finished work removes
 /// its entry, and one task sleeps until the earliest remaining deadline.
-final class DeadlineScheduler: Sendable {
-    struct Token: Sendable, Hashable {
+package final class DeadlineScheduler: Sendable {
+    package struct Token: Sendable, Hashable {
         fileprivate let id: Int
         fileprivate let deadline: Duration
     }
@@ -39,10 +39,10 @@ final class DeadlineScheduler: Sendable {
     private let clock: any PipelineClock
     private let state = Mutex(State())
 
-    init(clock: any PipelineClock) { self.clock = clock }
+    package init(clock: any PipelineClock) { self.clock = clock }
 
     /// Calls `fire` once at `deadline`, unless cancelled first.
-    func schedule(at deadline: Duration, _ fire: @escaping @Sendable () -> Void) -> Token {
+    package func schedule(at deadline: Duration, _ fire: @escaping @Sendable () -> Void) -> Token {
         state.withLock { s in
             s.nextID += 1
             let entry = Entry(id: s.nextID, deadline: deadline, fire: fire)
@@ -60,7 +60,7 @@ final class DeadlineScheduler: Sendable {
     }
 
     /// Forgets a deadline that is no longer needed.
-    func cancel(_ token: Token) {
+    package func cancel(_ token: Token) {
         state.withLock { s in
             let index = s.insertionIndex(token.deadline, token.id)
             if index < s.entries.count && s.entries[index].id == token.id { s.entries.remove(at: index) }
@@ -68,7 +68,7 @@ final class DeadlineScheduler: Sendable {
     }
 
     /// Deadlines waiting to fire (for tests and diagnostics).
-    var pendingCount: Int { state.withLock { $0.entries.count } }
+    package var pendingCount: Int { state.withLock { $0.entries.count } }
 
     private func sleep(_ generation: Int) async {
         while true {
@@ -91,7 +91,7 @@ final class DeadlineScheduler: Sendable {
 }
 
 extension DeadlineScheduler {
-    enum Raced<T: Sendable>: Sendable {
+    package enum Raced<T: Sendable>: Sendable {
         case finished(T)
         /// The deadline passed: `body` was cancelled and this is what it returned then.
         case expired(T)
@@ -99,7 +99,7 @@ extension DeadlineScheduler {
 
     /// Runs `body`; if `duration` passes first, cancels it (structured: everything it started
     /// stops) and returns what it gave back after cancellation.
-    func race<T: Sendable>(_ duration: Duration, _ body: @escaping @Sendable () async -> T) async -> Raced<T> {
+    package func race<T: Sendable>(_ duration: Duration, _ body: @escaping @Sendable () async -> T) async -> Raced<T> {
         let latch = Latch()
         let token = schedule(at: clock.now + duration) { latch.open() }
         return await withTaskGroup(of: RaceEvent<T>.self) { group in

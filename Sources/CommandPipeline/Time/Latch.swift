@@ -2,7 +2,7 @@ import Synchronization
 
 /// A one-shot gate a task can wait on until it is opened or the task is cancelled — with
 /// no timer behind it, so waiting costs nothing until one of the two happens.
-final class Latch: Sendable {
+package final class Latch: Sendable {
     private struct State {
         var opened = false
         var cancelled = false
@@ -11,8 +11,10 @@ final class Latch: Sendable {
 
     private let state = Mutex(State())
 
+    package init() {}
+
     /// Opens the latch: the waiter (now or later) gets `true`.
-    func open() {
+    package func open() {
         let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
             s.opened = true
             defer { s.waiter = nil }
@@ -22,7 +24,7 @@ final class Latch: Sendable {
     }
 
     /// `true` once opened; `false` as soon as the waiting task is cancelled.
-    func wait() async -> Bool {
+    package func wait() async -> Bool {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                 let now: Bool? = state.withLock { s in
@@ -44,7 +46,7 @@ final class Latch: Sendable {
     }
 
     /// Suspends until the task is cancelled, then throws `CancellationError`.
-    static func waitForCancellation() async throws {
+    package static func waitForCancellation() async throws {
         _ = await Latch().wait()
         throw CancellationError()
     }
