@@ -65,8 +65,17 @@ public final class ManualClock: PipelineClock {
         for sleeper in woken { sleeper.continuation.resume() }
     }
 
-    /// Waits (by yielding, not sleeping) until at least `count` tasks sleep on this clock.
-    public func waitForSleepers(_ count: Int) async {
-        while sleeperCount < count { await Task.yield() }
+    /// Waits (by yielding, not sleeping) until at least `count` tasks sleep on this clock, or
+    /// gives up after `maxYields` yields so that a test whose sleeper never comes fails instead
+    /// of hanging. Returns whether the sleepers came.
+    @discardableResult
+    public func waitForSleepers(_ count: Int, maxYields: Int = 5_000_000) async -> Bool {
+        var yields = 0
+        while sleeperCount < count {
+            if yields >= maxYields { return false }
+            yields += 1
+            await Task.yield()
+        }
+        return true
     }
 }

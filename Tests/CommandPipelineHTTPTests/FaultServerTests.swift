@@ -97,8 +97,14 @@ import Testing
 
     @Test func cancellingTheTaskCancelsTheRequest() async throws {
         let provider = try provider()
+        let stats = try Peers.faults.get().appendingPathComponent("stats")
+        func hangs() async throws -> Int { (try await peerJSON(stats) as? [String: Any])?["hang"] as? Int ?? 0 }
+        let before = try await hangs()
         let task = Task { try await provider.generate(GenerationRequest(model: "hang", parts: [.text("x")])) }
-        try await Task.sleep(for: .milliseconds(200))
+        // Cancel once the server holds the request (it counts arrivals), not after a guessed delay.
+        var polls = 0
+        while try await hangs() == before && polls < 10_000 { polls += 1 }
+        #expect(try await hangs() > before, "the request reached the server")
         task.cancel()
         let result = await task.result
         // Cancelled, not timed out: the request ended when the task did, not after 30 s.

@@ -46,8 +46,12 @@ final class TimeLog: Sendable {
 let unavailable = APIError(.providerError, "overloaded", provider: "scripted", retryable: true, code: "unavailable")
 
 /// Drives a manual clock: whenever `tasks` sleepers are waiting, moves time to the earliest wake-up.
-func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, step: Duration) async {
-    while !done() {
+/// Advances `clock` by `step` whenever something sleeps on it, until `done` — or until
+/// `maxYields` yields have passed, so a regression fails the test instead of hanging it.
+func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, step: Duration, maxYields: Int = 5_000_000) async {
+    var yields = 0
+    while !done() && yields < maxYields {
+        yields += 1
         await Task.yield()
         if clock.sleeperCount > 0 { clock.advance(by: step) }
     }
