@@ -68,6 +68,8 @@ public final class EventLog: Sendable {
 
     /// Records `kind` as happening at `now` (a reading of the log's clock the caller already took).
     public func record(_ kind: PipelineEvent.Kind, now: Duration) {
+        // Unread, an event the fold ignores leaves no trace: no lock, no entry.
+        if !keepsEvents && !LogSummary.folds(kind) { return }
         state.withLock { state in
             let seq = state.count
             state.count += 1
@@ -103,9 +105,6 @@ public final class EventLog: Sendable {
     public var events: [PipelineEvent] {
         entries.map { PipelineEvent(commandID: commandID, index: index, seq: $0.seq, elapsed: $0.elapsed, kind: $0.kind) }
     }
-
-    /// Events recorded so far, kept or not.
-    public var count: Int { state.withLock { $0.count } }
 
     /// Whether call `call` of the current phase has delivered text: after that, a failure is not
     /// retried, bypassed or rescued by the fallback (the reader already has part of an answer).

@@ -67,6 +67,14 @@ public struct LogSummary: Sendable {
         }
     }
 
+    /// Whether `add` does anything with `kind` (the log keeps nothing else of an unread event).
+    static func folds(_ kind: PipelineEvent.Kind) -> Bool {
+        switch kind {
+        case .commandStarted, .stageStarted, .attemptFailed, .commandSucceeded, .commandFailed: false
+        default: true
+        }
+    }
+
     /// Attempts of call `call` in the current execution.
     func attempts(call: Int) -> Int { calls.attempts(phase: phase, call: call) }
 

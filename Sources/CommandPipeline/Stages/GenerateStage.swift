@@ -48,7 +48,9 @@ public struct GenerateStage: ExecutionStage {
 
     static func uncachedRequest(for state: ExecutionState, call index: Int) -> GenerationRequest {
         let call = state.calls[index]
-        return GenerationRequest(model: call.model, parts: state.sharedParts + call.parts, config: call.config)
+        // Without shared parts the call's own array is used as it is (no copy per call).
+        let parts = state.sharedParts.isEmpty ? call.parts : state.sharedParts + call.parts
+        return GenerationRequest(model: call.model, parts: parts, config: call.config)
     }
 
     /// Tokens the rate limiter charges before call `index`: the planner's estimate when there

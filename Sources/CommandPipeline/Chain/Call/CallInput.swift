@@ -1,5 +1,4 @@
 /// What flows into the call chain: one call of a plan, and what the units around it need.
-/// (What no unit changes is held in one box: the input is copied at every unit.)
 public struct CallInput: Sendable {
     public var request: GenerationRequest
     /// The same call with the shared parts instead of the cache, when `request` uses one.
@@ -7,7 +6,7 @@ public struct CallInput: Sendable {
     /// Attempts the retry unit may make; nil for the policy's.
     public var maxAttempts: Int?
     public let callIndex: Int
-    private let fixed: Box<Fixed>
+    private let fixed: Fixed
 
     private struct Fixed: Sendable {
         let path: String
@@ -19,15 +18,15 @@ public struct CallInput: Sendable {
     }
 
     /// Where the call sits in the command (`plan.calls[2]`, `plan.fallback_call`), for errors.
-    public var path: String { fixed.value.path }
+    public var path: String { fixed.path }
     /// The state the call was made from (the rate limiter estimates tokens from it).
-    public var state: ExecutionState { fixed.value.state }
+    public var state: ExecutionState { fixed.state }
     /// The plan's own `rate_constraint`, shared by its calls.
-    public var planLimiter: RateLimiter? { fixed.value.planLimiter }
-    public var provider: any GenerationCapability { fixed.value.provider }
-    public var log: EventLog { fixed.value.log }
+    public var planLimiter: RateLimiter? { fixed.planLimiter }
+    public var provider: any GenerationCapability { fixed.provider }
+    public var log: EventLog { fixed.log }
     /// Stream text deltas when the provider can.
-    public var streaming: Bool { fixed.value.streaming }
+    public var streaming: Bool { fixed.streaming }
 
     public init(
         request: GenerationRequest, uncached: GenerationRequest? = nil, callIndex: Int, path: String, state: ExecutionState,
@@ -37,7 +36,7 @@ public struct CallInput: Sendable {
         self.uncached = uncached
         self.callIndex = callIndex
         self.maxAttempts = maxAttempts
-        self.fixed = Box(Fixed(path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming))
+        self.fixed = Fixed(path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
     }
 
     func cancelled() -> APIError {
