@@ -24,16 +24,26 @@ func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
 /// failing (a disk filling up mid-write). Into a regular file the writer then truncates the file
 /// back to the end of the last whole line, so every line in it stays whole; into a pipe a torn
 /// tail cannot be taken back, but a pipe only fails when its reader is gone.
-final class LineWriter {
+///
+/// Thread-safe: in events mode every command's task writes its event lines as they happen,
+/// without a hop through the run loop (one lock per line instead of a task switch).
+final class LineWriter: Sendable {
+    private struct State {
+        var buffer: [UInt8] = []
+        var bufferedLines = 0
+        var failure: Int32?
+        var linesWritten = 0
+    }
+
     private let fd: Int32
-    private var buffer: [UInt8] = []
-    private var bufferedLines = 0
     private let lineByLine: Bool
     private let isRegularFile: Bool
+    private let state: Mutex<State>
+
     /// The errno that ended output; nothing is written after it.
-    private(set) var failure: Int32?
+    var failure: Int32? { state.withLock { $0.failure } }
     /// Lines handed to the kernel whole.
-    private(set) var linesWritten = 0
+    var linesWritten: Int { state.withLock { $0.linesWritten } }
 
     init(fd: Int32) {
         self.fd = fd
@@ -42,34 +52,43 @@ final class LineWriter {
         let kind = info.st_mode & S_IFMT
         lineByLine = (known && (kind == S_IFIFO || kind == S_IFSOCK)) || isatty(fd) == 1
         isRegularFile = known && kind == S_IFREG
-        buffer.reserveCapacity(1 << 17)
+        var initial = State()
+        initial.buffer.reserveCapacity(1 << 17)
+        state = Mutex(initial)
     }
 
     /// Queues one line (ending in a newline); false once output has failed.
     @discardableResult
     func write(_ line: [UInt8]) -> Bool {
-        guard failure == nil else { return false }
-        buffer.append(contentsOf: line)
-        bufferedLines += 1
-        if lineByLine || buffer.count >= 1 << 16 { return flush() }
-        return true
+        state.withLock { s in
+            guard s.failure == nil else { return false }
+            s.buffer.append(contentsOf: line)
+            s.bufferedLines += 1
+            if lineByLine || s.buffer.count >= 1 << 16 { return flush(&s) }
+            return true
+        }
     }
 
     /// Writes bytes that are not a result line (the newline that ends a torn line before a resumed run).
     @discardableResult
     func writeSeparator(_ bytes: [UInt8]) -> Bool {
-        guard failure == nil else { return false }
-        buffer.append(contentsOf: bytes)
-        return flush()
+        state.withLock { s in
+            guard s.failure == nil else { return false }
+            s.buffer.append(contentsOf: bytes)
+            return flush(&s)
+        }
     }
 
     /// Writes everything queued; false (and `failure` set) when the write failed.
     @discardableResult
-    func flush() -> Bool {
-        guard failure == nil else { return false }
-        guard !buffer.isEmpty else { return true }
+    func flush() -> Bool { state.withLock { flush(&$0) } }
+
+    private func flush(_ s: inout State) -> Bool {
+        guard s.failure == nil else { return false }
+        guard !s.buffer.isEmpty else { return true }
         var written = 0
-        let error: Int32? = buffer.withUnsafeBytes { raw -> Int32? in
+        let fd = self.fd
+        let error: Int32? = s.buffer.withUnsafeBytes { raw -> Int32? in
             while written < raw.count {
                 let n = systemWrite(fd, raw.baseAddress! + written, raw.count - written)
                 if n > 0 {
@@ -87,31 +106,33 @@ final class LineWriter {
             return nil
         }
         if let error {
-            failure = error
+            s.failure = error
             // Lines fully written before the failure count; a torn tail is taken back if possible.
-            let whole = buffer[..<written].lastIndex(of: 0x0a).map { $0 + 1 } ?? 0
-            linesWritten += buffer[..<whole].reduce(0) { $0 + ($1 == 0x0a ? 1 : 0) }
+            let whole = s.buffer[..<written].lastIndex(of: 0x0a).map { $0 + 1 } ?? 0
+            s.linesWritten += s.buffer[..<whole].reduce(0) { $0 + ($1 == 0x0a ? 1 : 0) }
             let torn = written - whole
             if torn > 0 && isRegularFile {
                 let end = lseek(fd, 0, SEEK_CUR)
                 if end >= torn { _ = ftruncate(fd, end - off_t(torn)) }
             }
-            buffer.removeAll(keepingCapacity: false)
-            bufferedLines = 0
+            s.buffer.removeAll(keepingCapacity: false)
+            s.bufferedLines = 0
             return false
         }
-        linesWritten += bufferedLines
-        bufferedLines = 0
-        buffer.removeAll(keepingCapacity: true)
+        s.linesWritten += s.bufferedLines
+        s.bufferedLines = 0
+        s.buffer.removeAll(keepingCapacity: true)
         return true
     }
 
     /// Output failed without a write seeing it (the pipe's reader went away): nothing more is written.
     func markFailed(_ error: Int32) {
-        guard failure == nil else { return }
-        failure = error
-        buffer.removeAll(keepingCapacity: false)
-        bufferedLines = 0
+        state.withLock { s in
+            guard s.failure == nil else { return }
+            s.failure = error
+            s.buffer.removeAll(keepingCapacity: false)
+            s.bufferedLines = 0
+        }
     }
 
     /// The failure as text, e.g. "No space left on device".

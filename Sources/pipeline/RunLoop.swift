@@ -27,10 +27,9 @@ struct RunLoop {
         case interrupt
         case cancelNow
         case readFailed(String)
-        /// The reader of stdout went away (seen by the watcher before any write failed).
+        /// Output failed: the reader of stdout went away (seen by the watcher before any write
+        /// failed), or a command's event line could not be written.
         case outputClosed
-        /// An event line of a running command (`--events`), written at once.
-        case eventLine([UInt8])
     }
 
     /// How a run ended.
@@ -84,9 +83,11 @@ struct RunLoop {
         var readError: String?
         var outputFailed = false
 
+        // Event lines go straight to the (thread-safe) writer from each command's task; the loop
+        // only hears of a failed write.
         let emit: (@Sendable ([UInt8]) -> Void)?
         if eventsMode {
-            emit = { @Sendable line in continuation.yield(.eventLine(line)) }
+            emit = { @Sendable line in if !writer.write(line) { continuation.yield(.outputClosed) } }
         } else {
             emit = nil
         }
@@ -152,10 +153,6 @@ struct RunLoop {
                     }
                     if writer.failure != nil { stopForOutput() }
                     startQueued()
-                case .eventLine(let line):
-                    if outputFailed { break }
-                    writer.write(line)
-                    if writer.failure != nil { stopForOutput() }
                 case .outputClosed:
                     if writer.failure == nil { writer.markFailed(EPIPE) }
                     stopForOutput()

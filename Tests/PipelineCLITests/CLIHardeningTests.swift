@@ -190,11 +190,13 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 }
 
 @Suite struct CLIOutputFailureTests {
-    @Test func stdoutOnDevFullEndsWithStatus3AndAMessage() throws {
+    /// Plain results and event lines (written from each command's task) alike.
+    @Test(arguments: [[String](), ["--events"]])
+    func stdoutOnDevFullEndsWithStatus3AndAMessage(flags: [String]) throws {
         let errors = Pipe()
         let input = String(repeating: okCommand + "\n", count: 50)
         let stdin = Pipe()
-        let run = try Launched(["--quiet"], stdin: stdin, stdout: FileHandle(forWritingAtPath: "/dev/full"), stderr: errors)
+        let run = try Launched(["--quiet"] + flags, stdin: stdin, stdout: FileHandle(forWritingAtPath: "/dev/full"), stderr: errors)
         stdin.fileHandleForWriting.write(Data(input.utf8))
         try stdin.fileHandleForWriting.close()
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
