@@ -7,19 +7,20 @@ public struct ExecutionState: Sendable, Hashable {
     /// Every field in one box: a state is copied at every stage and call, and one reference
     /// is cheaper to copy than nine fields; each transform makes a new box.
     private struct Storage: Sendable {
-        var command: PlannedCommand
+        /// Boxed once for every state of the command: a transform copies one reference.
+        let command: Box<PlannedCommand>
         var sharedParts: [APIPart]
         var calls: [APICall]
         var callPaths: CallPaths
         var cache: CacheReference?
         var responses: [CallResponse]
-        var summary: LogSummary?
+        var summary: Box<LogSummary>?
         var ephemeralFiles: [OpenedFile]
     }
 
     private var storage: Box<Storage>
 
-    public var command: PlannedCommand { storage.value.command }
+    public var command: PlannedCommand { storage.value.command.value }
     /// Shared parts, with placeholders replaced by references once uploaded.
     public var sharedParts: [APIPart] { storage.value.sharedParts }
     /// The calls to run, with their parts resolved the same way.
@@ -31,7 +32,7 @@ public struct ExecutionState: Sendable, Hashable {
     /// Responses in call order, once generated.
     public var responses: [CallResponse] { storage.value.responses }
     /// Set by the telemetry stage: the fold of the command's log.
-    public var summary: LogSummary? { storage.value.summary }
+    public var summary: LogSummary? { storage.value.summary?.value }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
     public var ephemeralFiles: [OpenedFile] { storage.value.ephemeralFiles }
 
@@ -58,7 +59,7 @@ public struct ExecutionState: Sendable, Hashable {
     /// A state over any parts and calls.
     public init(command: PlannedCommand, sharedParts: [APIPart], calls: [APICall], callPaths: CallPaths = .planCalls) {
         storage = Box(Storage(
-            command: command, sharedParts: sharedParts, calls: calls, callPaths: callPaths, cache: nil, responses: [], summary: nil, ephemeralFiles: []))
+            command: Box(command), sharedParts: sharedParts, calls: calls, callPaths: callPaths, cache: nil, responses: [], summary: nil, ephemeralFiles: []))
     }
 
     public var plan: ExecutionPlan { command.plan }
@@ -109,5 +110,5 @@ public struct ExecutionState: Sendable, Hashable {
 
     public func with(responses: [CallResponse]) -> ExecutionState { with { $0.responses = responses } }
 
-    public func with(summary: LogSummary) -> ExecutionState { with { $0.summary = summary } }
+    public func with(summary: LogSummary) -> ExecutionState { with { $0.summary = Box(summary) } }
 }
