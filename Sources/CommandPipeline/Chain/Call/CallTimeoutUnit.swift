@@ -14,10 +14,9 @@ public struct CallTimeoutUnit: ChainUnit {
             return result
         case .expired(.success(let response)):
             return .success(response)
-        case .expired(.failure(let error)) where error.kind != .cancelled:
-            // The provider answered with its own error as the deadline passed: that error is the truth.
-            return .failure(error)
         case .expired(.failure):
+            // Whatever the cut-off attempt said last (a cancellation, or the error a connection
+            // torn down by it raised), the deadline is why it ended.
             return .failure(APIError(
                 .timeout, "call \(input.callIndex) (\(input.request.model)) timed out after \(timeout.formattedSeconds) (per-call timeout)",
                 provider: input.provider.providerName, retryable: true))
