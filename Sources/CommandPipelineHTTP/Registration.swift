@@ -46,6 +46,7 @@ extension OpenAIConfiguration {
         self.init(
             baseURL: baseURL, apiKey: APIKey.fromEnvironment(variable, in: options.environment), apiKeyVariable: variable,
             capabilities: options.capabilities.map { $0.union([.generation]) }, allowInsecureHTTP: options.allowInsecureHTTP)
+        if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")
@@ -86,6 +87,7 @@ extension GeminiConfiguration {
         let found = variables.lazy.compactMap { name in APIKey.fromEnvironment(name, in: options.environment).map { (name, $0) } }.first
         self.init(baseURL: baseURL, apiKey: found?.1, apiKeyVariable: found?.0 ?? variables[0])
         allowInsecureHTTP = options.allowInsecureHTTP
+        if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(

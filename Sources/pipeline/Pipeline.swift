@@ -53,13 +53,19 @@ enum Pipeline {
         return 2
     }
 
+    /// Connections per host: one for every request the run can have in flight, commands ×
+    /// calls per command (capped at 65,536): the client must never be what holds a run back.
+    static func connections(_ options: RunOptions) -> Int {
+        min(65_536, options.concurrency.multipliedReportingOverflow(by: EngineConfiguration().maxConcurrentCalls).partialValue)
+    }
+
     static func makeProvider(_ options: RunOptions) -> Result<any GenerationCapability, UsageError> {
         let mock = MockConfiguration(
             latency: .milliseconds(options.mockLatencyMs), failingModels: Set(options.mockFailModels), capabilities: options.mockCapabilities,
             faults: options.mockFaults)
         let providerOptions = ProviderOptions(
             baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, capabilities: options.capabilities,
-            allowInsecureHTTP: options.allowInsecureHTTP, mock: mock)
+            allowInsecureHTTP: options.allowInsecureHTTP, maxConnectionsPerHost: connections(options), mock: mock)
         return ProviderRegistry.withHTTPProviders.make(options.provider, options: providerOptions).mapError { UsageError(message: $0.message) }
     }
 

@@ -1,6 +1,7 @@
 import CommandPipeline
 import CommandPipelineHTTP
 import Foundation
+import PipelineTestSupport
 import Testing
 
 /// The adapter against our own fault server: the faults FakeAI cannot produce.
@@ -150,4 +151,27 @@ import Testing
 
 extension Result {
     var success: Success? { if case .success(let s) = self { s } else { nil } }
+}
+
+/// Connections follow the run's concurrency: the client never queues what `--concurrency` lets go.
+@Suite struct ConnectionConcurrencyTests {
+    @Test func twoHundredFiftySixSlowCommandsAreAllInFlightAtOnce() async throws {
+        let base = try Peers.faults.get()
+        let model = "slow-\(UUID().uuidString.prefix(8))"
+        let input = (0..<256).map { #"{"id":"c\#($0)","model":"\#(model)","prompt":"p\#($0)"}"# }.joined(separator: "\n")
+        let run = try runPipeline(
+            ["--provider", "openai", "--base-url", base.absoluteString, "--concurrency", "256", "--quiet", "--max-attempts", "1"], stdin: input)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.lines.count == 256)
+        let stats = try await peerJSON(base.appendingPathComponent("stats")) as? [String: Any]
+        // The server counts the requests it holds at once (each for 1 s): all 256, not the 64 a default client allows.
+        #expect(stats?["max_inflight:\(model)"] as? Int == 256, "\(String(describing: stats?["max_inflight:\(model)"]))")
+    }
+
+    @Test func theConnectionLimitIsClampedWhereItEnters() {
+        #expect(ProviderOptions(maxConnectionsPerHost: 0).maxConnectionsPerHost == 1)
+        #expect(ProviderOptions(maxConnectionsPerHost: Int.max).maxConnectionsPerHost == 65_536)
+        #expect(ProviderOptions().maxConnectionsPerHost == nil)
+        #expect(HTTPClient.defaultMaxConnectionsPerHost == 64)
+    }
 }

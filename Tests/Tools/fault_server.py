@@ -92,6 +92,15 @@ class Handler(BaseHTTPRequestHandler):
             if attempt <= int(flaky.group(1)):
                 return self.send_json(503, {"error": {"message": f"overloaded (attempt {attempt})", "type": "server_error"}})
             model = "echo"
+        if model.startswith("slow-"):
+            # Answers after 1 s, counting how many requests for this model are in flight at once.
+            with LOCK:
+                STATS["inflight:" + model] += 1
+                STATS["max_inflight:" + model] = max(STATS["max_inflight:" + model], STATS["inflight:" + model])
+            time.sleep(1)
+            with LOCK:
+                STATS["inflight:" + model] -= 1
+            return self.send_json(200, self.completion(body, text))
         if model == "echo":
             return self.stream_echo(body, text) if stream else self.send_json(200, self.completion(body, text))
         if model == "rate-limited":
@@ -197,7 +206,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    ThreadingHTTPServer.request_queue_size = 256  # the default backlog (5) resets connections under a burst
+    ThreadingHTTPServer.request_queue_size = 1024  # the default backlog (5) resets connections under a burst
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)

@@ -39,12 +39,16 @@ public struct ProviderOptions: Sendable {
     public var capabilities: Set<ProviderCapability>?
     /// Let an HTTP adapter send a key over plain `http://` to a host off this machine (`--allow-insecure-http`).
     public var allowInsecureHTTP: Bool
+    /// Connections an HTTP adapter may open to one host: as many as requests can be in flight
+    /// (a run's commands × calls), so the client never queues what the run lets go. nil: 64.
+    public var maxConnectionsPerHost: Int?
     public var mock: MockConfiguration
     public init(
         baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment, capabilities: Set<ProviderCapability>? = nil,
-        allowInsecureHTTP: Bool = false, mock: MockConfiguration = MockConfiguration()
+        allowInsecureHTTP: Bool = false, maxConnectionsPerHost: Int? = nil, mock: MockConfiguration = MockConfiguration()
     ) {
+        self.maxConnectionsPerHost = maxConnectionsPerHost.map { min(max($0, 1), 65_536) }
         self.baseURL = baseURL
         self.apiKeyEnvironmentVariable = apiKeyEnvironmentVariable
         self.environment = environment

@@ -22,6 +22,8 @@ public struct AnthropicConfiguration: Sendable {
     public var capabilities: Set<ProviderCapability>
     /// Per-request timeout.
     public var requestTimeout: TimeInterval
+    /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
+    public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
     /// `max_tokens` sent when the command has none.
     public var defaultMaxTokens: Int
     /// Send the key over plain http to a host off this machine (`--allow-insecure-http`).
@@ -91,6 +93,7 @@ extension AnthropicConfiguration {
             baseURL: baseURL, apiKey: APIKey.fromEnvironment(variable, in: options.environment), apiKeyVariable: variable,
             capabilities: options.capabilities)
         allowInsecureHTTP = options.allowInsecureHTTP
+        if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")

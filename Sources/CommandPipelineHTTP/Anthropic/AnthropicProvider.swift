@@ -49,7 +49,7 @@ final class AnthropicCore: Sendable {
 
     init(configuration: AnthropicConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout)
+        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
         builder = AnthropicRequestBuilder(configuration: configuration, providerName: AnthropicProvider.name)
         errors = AnthropicErrorMapping(configuration: configuration, providerName: AnthropicProvider.name)
     }

@@ -15,6 +15,8 @@ public struct GeminiConfiguration: Sendable {
     public var apiKeyVariable: String
     /// Per-request timeout.
     public var requestTimeout: TimeInterval
+    /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
+    public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
     /// After an upload, the file is polled until `ACTIVE`: first after `pollInterval`, then
     /// each wait doubled up to `maxPollInterval`, for at most `maxProcessingWait` in all.
     public var pollInterval: Duration

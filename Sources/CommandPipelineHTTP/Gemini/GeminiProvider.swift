@@ -48,7 +48,7 @@ final class GeminiCore: Sendable {
 
     init(configuration: GeminiConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout)
+        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
         builder = GeminiRequestBuilder(providerName: GeminiProvider.name)
         errors = GeminiErrorMapping(configuration: configuration, providerName: GeminiProvider.name)
     }

@@ -16,6 +16,8 @@ public struct OpenAIConfiguration: Sendable {
     public var capabilities: Set<ProviderCapability>
     /// Longest silence while waiting for the answer or between pieces of it (idle timeout).
     public var requestTimeout: TimeInterval
+    /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
+    public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
     /// Longest time one request may take in all, however steadily the server trickles bytes
     /// (default 10 minutes). Past it the attempt fails with a retryable `timeout`.
     public var resourceTimeout: TimeInterval

@@ -42,7 +42,7 @@ final class OpenAICore: Sendable {
         self.configuration = configuration
         client = HTTPClient(
             requestTimeout: configuration.requestTimeout, resourceTimeout: configuration.resourceTimeout,
-            maxResponseBytes: configuration.maxResponseBytes)
+            maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
         builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)
         errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
     }

@@ -59,13 +59,19 @@ public final class HTTPClient: Sendable {
     /// Largest body read.
     public let maxResponseBytes: Int
 
-    public init(requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20, maxConnectionsPerHost: Int = 64) {
+    /// Connections to one host when nobody says how many requests will be in flight.
+    public static let defaultMaxConnectionsPerHost = 64
+
+    public init(
+        requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20,
+        maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+    ) {
         self.requestTimeout = requestTimeout
         self.resourceTimeout = resourceTimeout
         self.maxResponseBytes = max(0, maxResponseBytes)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = requestTimeout
-        configuration.httpMaximumConnectionsPerHost = maxConnectionsPerHost
+        configuration.httpMaximumConnectionsPerHost = max(1, maxConnectionsPerHost)
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.httpShouldSetCookies = false
         configuration.httpCookieAcceptPolicy = .never
