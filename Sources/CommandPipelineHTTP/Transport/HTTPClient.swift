@@ -6,15 +6,23 @@ import Synchronization
 import FoundationNetworking
 #endif
 
-/// A thin, dependency-free HTTP client over one `URLSession`: connections are reused
-/// across calls, every request has an idle timeout and an overall deadline, response bodies
-/// are capped, redirects are never followed, and cancelling the awaiting task cancels the
-/// request. It never retries: retrying is the engine's job (one retry layer).
+/// A thin, dependency-free HTTP client: connections are reused across calls, every request
+/// has an idle timeout and an overall deadline, response bodies are capped, redirects are
+/// never followed, and cancelling the awaiting task cancels the request. It never retries:
+/// retrying is the engine's job (one retry layer).
 ///
-/// Every request (plain, upload, streamed) is a delegate-driven task of one session, so
-/// the same rules hold on every path: the delegate refuses redirects (a 3xx comes back as
-/// the response, for the caller to report), counts body bytes against the cap, and ends a
-/// task at its deadline.
+/// Two paths behind one API (`Design/decisions/0007-http-transport.md`):
+/// - plain `http://` requests with the body in memory (`send`, `stream`) go through our own
+///   HTTP/1.1 keep-alive client over non-blocking sockets (`HTTP1/`), about 8× cheaper per
+///   request than `URLSession` on Linux;
+/// - `https://` and file uploads go through one `URLSession` (HTTP/2 where the server
+///   negotiates it), each request a delegate-driven task.
+///
+/// The same rules hold on every path: a 3xx comes back as the response, for the caller to
+/// report; body bytes count against the cap; a request ends at its deadline; at most
+/// `maxConnectionsPerHost` connections per host, further requests wait their turn.
+/// `COMMANDPIPELINE_HTTP_TRANSPORT=urlsession` in the environment sends plain http through
+/// `URLSession` too (for comparison and as an escape hatch).
 public final class HTTPClient: Sendable {
     /// A complete response.
     public struct Response: Sendable {
@@ -38,6 +46,9 @@ public final class HTTPClient: Sendable {
         case deadlineExceeded(seconds: TimeInterval)
         /// The body (or its declared `Content-Length`) passed `maxResponseBytes`.
         case bodyTooLarge(limit: Int, declared: Int64?)
+        /// A request header has a name that is not a token, or a value with CR, LF or NUL
+        /// (it would inject headers); the request is not sent.
+        case invalidHeader(name: String)
 
         public var description: String {
             switch self {
@@ -46,12 +57,15 @@ public final class HTTPClient: Sendable {
             case .deadlineExceeded(let seconds): "the request took longer than \(seconds) s in all"
             case .bodyTooLarge(let limit, let declared?): "the response declares \(declared) bytes, more than the \(limit)-byte limit"
             case .bodyTooLarge(let limit, nil): "the response body passed the \(limit)-byte limit"
+            case .invalidHeader(let name): "the request header \(name) has a line break or a forbidden character; nothing was sent"
             }
         }
     }
 
     private let session: URLSession
     private let delegate: TaskDelegate
+    /// The plain-http path; nil when `COMMANDPIPELINE_HTTP_TRANSPORT=urlsession`.
+    private let http1: HTTP1Transport?
     /// Longest silence before the answer or between its pieces.
     public let requestTimeout: TimeInterval
     /// Longest time one request may take in all.
@@ -77,6 +91,12 @@ public final class HTTPClient: Sendable {
         configuration.httpCookieAcceptPolicy = .never
         delegate = TaskDelegate(resourceTimeout: resourceTimeout, maxResponseBytes: self.maxResponseBytes)
         session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: nil)
+        let choice = ProcessInfo.processInfo.environment["COMMANDPIPELINE_HTTP_TRANSPORT"]?.lowercased()
+        http1 =
+            choice == "urlsession"
+            ? nil
+            : HTTP1Transport(
+                maxConnectionsPerOrigin: max(1, maxConnectionsPerHost), maxResponseBytes: self.maxResponseBytes, resourceTimeout: resourceTimeout)
     }
 
     deinit {
@@ -84,7 +104,8 @@ public final class HTTPClient: Sendable {
     }
 
     public func send(_ request: URLRequest) async throws -> Response {
-        try await collect(start(session.dataTask(with: request)))
+        if let http1, HTTP1Transport.handles(request) { return try await http1.send(request) }
+        return try await collect(start(session.dataTask(with: request)))
     }
 
     /// Sends a request whose body is read from `file` as it goes out (never whole in memory).
@@ -95,7 +116,8 @@ public final class HTTPClient: Sendable {
     /// Starts a request and returns as soon as the response head arrives; the body streams.
     /// Cancelling the consumer (or the awaiting task) cancels the request.
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {
-        try await start(session.dataTask(with: request))
+        if let http1, HTTP1Transport.handles(request) { return try await http1.stream(request) }
+        return try await start(session.dataTask(with: request))
     }
 
     private func start(_ task: URLSessionTask) async throws -> StreamedResponse {

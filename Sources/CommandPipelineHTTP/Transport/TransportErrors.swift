@@ -70,6 +70,10 @@ struct TransportErrors: Sendable {
                     .providerError,
                     "the answer from \(endpoint) \(what), over the \(limit)-byte limit; check --base-url points at the API, or raise \(bodyLimitSetting)",
                     provider: providerName, retryable: false, code: "response_too_large", underlying: failure)
+            case .invalidHeader:
+                return APIError(
+                    .invalidCommand, "request to \(endpoint) not sent: \(failure.description) (check the API key's variable for stray line breaks)",
+                    provider: providerName, retryable: false, underlying: failure)
             }
         }
         guard let urlError = transport as? URLError else {

@@ -1,0 +1,560 @@
+import Dispatch
+import Foundation
+import Synchronization
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One request on its way: what to send, where, its limits, and whom to tell.
+/// Built by the caller, then owned by the event loop's thread (handed over through the inbox).
+final class HTTP1Exchange: @unchecked Sendable {
+    enum Sink {
+        case collect(CheckedContinuation<HTTPClient.Response, any Error>)
+        case stream(head: CheckedContinuation<(Int, [String: String]), any Error>, body: AsyncThrowingStream<Data, any Error>.Continuation)
+    }
+
+    let origin: String
+    let addresses: [SocketAddress]
+    let request: [UInt8]
+    let isHead: Bool
+    let idleTimeout: UInt64
+    let deadline: UInt64
+    let resourceSeconds: TimeInterval
+    let maxBodyBytes: Int
+    /// Set from any thread when the awaiting task is cancelled; the loop checks it on arrival.
+    let cancelled = Atomic<Bool>(false)
+    var sink: Sink?
+
+    // The loop's thread only, from here on.
+    var finished = false
+    var lastActivity: UInt64
+    var connection: HTTP1Connection?
+    var status = 0
+    var headers: [String: String] = [:]
+    var body = Data()
+    var headDelivered = false
+
+    init(
+        origin: String, addresses: [SocketAddress], request: [UInt8], isHead: Bool, idleTimeout: TimeInterval, resourceTimeout: TimeInterval,
+        maxBodyBytes: Int
+    ) {
+        self.origin = origin
+        self.addresses = addresses
+        self.request = request
+        self.isHead = isHead
+        let now = HTTP1EventLoop.now()
+        self.idleTimeout = HTTP1EventLoop.nanoseconds(idleTimeout)
+        self.deadline = now &+ HTTP1EventLoop.nanoseconds(resourceTimeout)
+        self.resourceSeconds = resourceTimeout
+        self.maxBodyBytes = maxBodyBytes
+        lastActivity = now
+    }
+}
+
+/// A connection to one origin (the loop's thread only).
+final class HTTP1Connection {
+    enum State { case connecting, active, idle, closed }
+    var fd: Int32
+    let origin: String
+    var state: State
+    var exchange: HTTP1Exchange?
+    var addressIndex = 0
+    var out: [UInt8] = []
+    var written = 0
+    var parser = HTTP1ResponseParser(maxBodyBytes: 0)
+    /// Responses completed on this connection (a reused connection's first write may meet a close).
+    var served = 0
+    var idleSince: UInt64 = 0
+
+    init(fd: Int32, origin: String, state: State) {
+        self.fd = fd
+        self.origin = origin
+        self.state = state
+    }
+}
+
+/// The HTTP/1.1 client's one I/O thread: non-blocking sockets multiplexed with `poll(2)`,
+/// a keep-alive pool per origin of at most `maxConnectionsPerOrigin` connections, requests
+/// beyond it queued in order. Callers hand requests over through a locked inbox and a wake
+/// pipe; the loop answers by resuming their continuations. Everything else it owns alone.
+final class HTTP1EventLoop: @unchecked Sendable {
+    private enum Op {
+        case submit(HTTP1Exchange)
+        case cancel(HTTP1Exchange)
+        case shutdown
+    }
+
+    private final class Pool {
+        var open = 0
+        var idle: [HTTP1Connection] = []
+        var waiting: [HTTP1Exchange] = []
+        var waitingHead = 0
+    }
+
+    private struct Inbox {
+        var ops: [Op] = []
+        var sleeping = false
+    }
+
+    let maxConnectionsPerOrigin: Int
+    /// An idle connection is closed after this long unused.
+    static let idleConnectionLifetime: UInt64 = 60_000_000_000
+    private let inbox = Mutex(Inbox())
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    // The loop's thread only.
+    private var pools: [String: Pool] = [:]
+    private var connections: [HTTP1Connection] = []
+    private var running = true
+    private let readBuffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 64 * 1024)
+
+    init?(maxConnectionsPerOrigin: Int) {
+        guard let (r, w) = Sockets.wakePipe() else { return nil }
+        wakeRead = r
+        wakeWrite = w
+        self.maxConnectionsPerOrigin = max(1, maxConnectionsPerOrigin)
+        let thread = Thread { [self] in run() }
+        thread.name = "CommandPipeline HTTP/1.1"
+        thread.start()
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        Sockets.close(wakeRead)
+        Sockets.close(wakeWrite)
+    }
+
+    func submit(_ exchange: HTTP1Exchange) { post(.submit(exchange)) }
+
+    func cancel(_ exchange: HTTP1Exchange) {
+        exchange.cancelled.store(true, ordering: .releasing)
+        post(.cancel(exchange))
+    }
+
+    /// Fails everything outstanding as cancelled, closes every connection, ends the thread.
+    func shutdown() { post(.shutdown) }
+
+    private func post(_ op: Op) {
+        let wake = inbox.withLock { inbox -> Bool in
+            inbox.ops.append(op)
+            defer { inbox.sleeping = false }
+            return inbox.sleeping
+        }
+        if wake {
+            var byte: UInt8 = 1
+            _ = write(wakeWrite, &byte, 1)
+        }
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    static func nanoseconds(_ seconds: TimeInterval) -> UInt64 {
+        guard seconds.isFinite, seconds > 0 else { return seconds > 0 ? UInt64(1e18) : 0 }
+        return UInt64(min(seconds, 1e9) * 1e9)
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        var fds: [pollfd] = []
+        var polled: [HTTP1Connection] = []
+        while running {
+            let ops = inbox.withLock { inbox -> [Op] in
+                if inbox.ops.isEmpty {
+                    inbox.sleeping = true
+                    return []
+                }
+                let ops = inbox.ops
+                inbox.ops.removeAll(keepingCapacity: true)
+                return ops
+            }
+            for op in ops { handle(op) }
+            guard running else { break }
+            if !ops.isEmpty {
+                // More may have arrived while handling these: look again before sleeping.
+                continue
+            }
+            let now = Self.now()
+            let timeout = expireAndNextTimeout(now)
+            fds.removeAll(keepingCapacity: true)
+            polled.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: wakeRead, events: Sockets.pollIn, revents: 0))
+            for connection in connections where connection.state != .closed {
+                var events = Sockets.pollIn
+                if connection.state == .connecting || connection.written < connection.out.count { events |= Sockets.pollOut }
+                fds.append(pollfd(fd: connection.fd, events: events, revents: 0))
+                polled.append(connection)
+            }
+            let ready = Sockets.poll(&fds, timeoutMilliseconds: timeout)
+            inbox.withLock { $0.sleeping = false }
+            if ready > 0 {
+                if fds[0].revents != 0 { drainWakePipe() }
+                for (index, connection) in polled.enumerated() {
+                    let revents = fds[index + 1].revents
+                    if revents != 0 && connection.state != .closed { service(connection, revents) }
+                }
+            }
+            if connections.contains(where: { $0.state == .closed }) { connections.removeAll { $0.state == .closed } }
+        }
+        for connection in connections where connection.state != .closed {
+            if let exchange = connection.exchange { fail(exchange, CancellationError()) }
+            close(connection)
+        }
+        for pool in pools.values {
+            for exchange in pool.waiting[pool.waitingHead...] where !exchange.finished { fail(exchange, CancellationError()) }
+        }
+        pools.removeAll()
+        connections.removeAll()
+    }
+
+    private func drainWakePipe() {
+        var scratch = [UInt8](repeating: 0, count: 256)
+        while read(wakeRead, &scratch, scratch.count) > 0 {}
+    }
+
+    private func handle(_ op: Op) {
+        switch op {
+        case .submit(let exchange):
+            if exchange.cancelled.load(ordering: .acquiring) {
+                fail(exchange, CancellationError())
+            } else {
+                dispatch(exchange)
+            }
+        case .cancel(let exchange):
+            guard !exchange.finished else { return }
+            if let connection = exchange.connection { close(connection) }
+            fail(exchange, CancellationError())
+        case .shutdown:
+            running = false
+        }
+    }
+
+    private func pool(_ origin: String) -> Pool {
+        if let pool = pools[origin] { return pool }
+        let pool = Pool()
+        pools[origin] = pool
+        return pool
+    }
+
+    /// An idle connection, a new one, or the queue.
+    private func dispatch(_ exchange: HTTP1Exchange) {
+        let pool = pool(exchange.origin)
+        if let connection = pool.idle.popLast() {
+            start(exchange, on: connection)
+        } else if pool.open < maxConnectionsPerOrigin {
+            open(for: exchange, in: pool)
+        } else {
+            pool.waiting.append(exchange)
+        }
+    }
+
+    private func open(for exchange: HTTP1Exchange, in pool: Pool, addressIndex: Int = 0) {
+        guard addressIndex < exchange.addresses.count else {
+            fail(exchange, URLError(.cannotConnectToHost))
+            return
+        }
+        do {
+            let (fd, inProgress) = try Sockets.connect(exchange.addresses[addressIndex])
+            pool.open += 1
+            let connection = HTTP1Connection(fd: fd, origin: exchange.origin, state: .connecting)
+            connection.addressIndex = addressIndex
+            connections.append(connection)
+            connection.exchange = exchange
+            exchange.connection = connection
+            if !inProgress { start(exchange, on: connection) }
+        } catch {
+            if addressIndex + 1 < exchange.addresses.count {
+                open(for: exchange, in: pool, addressIndex: addressIndex + 1)
+            } else {
+                fail(exchange, Self.connectError(error.code))
+            }
+        }
+    }
+
+    static func connectError(_ code: Int32) -> URLError {
+        switch code {
+        case ETIMEDOUT: URLError(.timedOut)
+        case ENETUNREACH, EHOSTUNREACH: URLError(.cannotConnectToHost)
+        default: URLError(.cannotConnectToHost)
+        }
+    }
+
+    private func start(_ exchange: HTTP1Exchange, on connection: HTTP1Connection) {
+        connection.state = .active
+        connection.exchange = exchange
+        exchange.connection = connection
+        exchange.lastActivity = Self.now()
+        connection.out = exchange.request
+        connection.written = 0
+        connection.parser = HTTP1ResponseParser(maxBodyBytes: exchange.maxBodyBytes, requestIsHead: exchange.isHead)
+        flush(connection)
+    }
+
+    /// Writes what the socket takes now.
+    private func flush(_ connection: HTTP1Connection) {
+        while connection.written < connection.out.count {
+            let n = connection.out.withUnsafeBytes { raw in
+                Sockets.send(connection.fd, UnsafeRawBufferPointer(rebasing: raw[connection.written...]))
+            }
+            if n > 0 {
+                connection.written += n
+                connection.exchange?.lastActivity = Self.now()
+            } else if n == 0 {
+                return
+            } else {
+                broken(connection, error: Int32(-n), whileWriting: true)
+                return
+            }
+        }
+    }
+
+    private func service(_ connection: HTTP1Connection, _ revents: Int16) {
+        switch connection.state {
+        case .connecting:
+            let error = Sockets.pendingError(connection.fd)
+            if error != 0 || revents & (Sockets.pollOut | Sockets.pollIn) == 0 {
+                // Refused (or unreachable): the next address, else the exchange fails.
+                guard let exchange = connection.exchange else { return close(connection) }
+                close(connection)
+                exchange.connection = nil
+                if connection.addressIndex + 1 < exchange.addresses.count {
+                    open(for: exchange, in: pool(exchange.origin), addressIndex: connection.addressIndex + 1)
+                } else {
+                    fail(exchange, Self.connectError(error))
+                }
+                return
+            }
+            guard let exchange = connection.exchange else { return close(connection) }
+            start(exchange, on: connection)
+        case .idle:
+            // The server closed it (or sent what nobody asked for): it will carry nothing more.
+            close(connection)
+        case .active:
+            if revents & Sockets.pollOut != 0 || (revents & Sockets.pollBroken != 0 && connection.written < connection.out.count) {
+                flush(connection)
+                guard connection.state == .active else { return }
+            }
+            if revents & (Sockets.pollIn | Sockets.pollBroken) != 0 { receive(connection) }
+        case .closed:
+            return
+        }
+    }
+
+    private func receive(_ connection: HTTP1Connection) {
+        while connection.state == .active, let exchange = connection.exchange {
+            guard let n = Sockets.receive(connection.fd, into: readBuffer) else { return }
+            if n <= 0 {
+                broken(connection, error: n == 0 ? 0 : Int32(-n), whileWriting: false)
+                return
+            }
+            exchange.lastActivity = Self.now()
+            do {
+                try connection.parser.consume(UnsafeBufferPointer(rebasing: readBuffer[0..<n])) { event in
+                    deliver(event, exchange)
+                }
+            } catch let failure as HTTP1ResponseParser.Failure {
+                close(connection)
+                fail(exchange, error(failure, exchange, connection.parser))
+                return
+            } catch {
+                close(connection)
+                fail(exchange, error)
+                return
+            }
+            if connection.parser.isDone {
+                complete(connection, exchange)
+                return
+            }
+            if n < readBuffer.count { return }
+        }
+    }
+
+    private func deliver(_ event: HTTP1ResponseParser.Event, _ exchange: HTTP1Exchange) {
+        switch event {
+        case .head(let status, let headers):
+            exchange.status = status
+            exchange.headers = headers
+            if case .stream(let head, _)? = exchange.sink {
+                exchange.headDelivered = true
+                head.resume(returning: (status, headers))
+            }
+        case .body(let piece):
+            switch exchange.sink {
+            case .collect?: exchange.body.append(piece)
+            case .stream(_, let body)?: body.yield(Data(buffer: piece))
+            case nil: break
+            }
+        case .end:
+            break
+        }
+    }
+
+    /// The response is complete: hand it over, then reuse the connection or close it.
+    private func complete(_ connection: HTTP1Connection, _ exchange: HTTP1Exchange) {
+        finish(exchange)
+        connection.exchange = nil
+        exchange.connection = nil
+        connection.served += 1
+        let pool = pool(connection.origin)
+        guard connection.parser.keepAlive, connection.written == connection.out.count else {
+            close(connection)
+            return
+        }
+        connection.out = []
+        connection.written = 0
+        if let next = nextWaiting(pool) {
+            start(next, on: connection)
+        } else {
+            connection.state = .idle
+            connection.idleSince = Self.now()
+            pool.idle.append(connection)
+        }
+    }
+
+    /// The connection ended (end of stream or an error) while `connection.exchange` was on it.
+    private func broken(_ connection: HTTP1Connection, error code: Int32, whileWriting: Bool) {
+        guard let exchange = connection.exchange else { return close(connection) }
+        // The end of a body framed by the close.
+        if code == 0 && !whileWriting {
+            do {
+                try connection.parser.endOfInput { event in deliver(event, exchange) }
+                complete(connection, exchange)
+                return
+            } catch {}
+        }
+        let reused = connection.served > 0
+        let nothingSent = connection.written == 0
+        close(connection)
+        exchange.connection = nil
+        if reused && nothingSent && !connection.parser.sawHead {
+            // The server closed a kept-alive connection before this request went out: nothing
+            // was sent, so sending it on a fresh connection is safe.
+            dispatch(exchange)
+            return
+        }
+        if connection.parser.sawHead {
+            fail(exchange, HTTPClient.Failure.connectionLost(receivedBytes: connection.parser.bodyBytes, underlying: URLError(.networkConnectionLost)))
+        } else {
+            fail(exchange, URLError(.networkConnectionLost))
+        }
+    }
+
+    private func error(_ failure: HTTP1ResponseParser.Failure, _ exchange: HTTP1Exchange, _ parser: HTTP1ResponseParser) -> any Error {
+        switch failure {
+        case .bodyTooLarge(let declared): return HTTPClient.Failure.bodyTooLarge(limit: exchange.maxBodyBytes, declared: declared)
+        case .truncated where parser.sawHead:
+            return HTTPClient.Failure.connectionLost(receivedBytes: parser.bodyBytes, underlying: URLError(.networkConnectionLost))
+        case .truncated: return URLError(.networkConnectionLost)
+        case .malformed, .headTooLarge:
+            if parser.sawHead {
+                return HTTPClient.Failure.connectionLost(receivedBytes: parser.bodyBytes, underlying: URLError(.cannotParseResponse))
+            }
+            return URLError(.badServerResponse)
+        }
+    }
+
+    private func nextWaiting(_ pool: Pool) -> HTTP1Exchange? {
+        while pool.waitingHead < pool.waiting.count {
+            let exchange = pool.waiting[pool.waitingHead]
+            pool.waitingHead += 1
+            if pool.waitingHead == pool.waiting.count {
+                pool.waiting.removeAll(keepingCapacity: true)
+                pool.waitingHead = 0
+            } else if pool.waitingHead > 1024 && pool.waitingHead * 2 > pool.waiting.count {
+                pool.waiting.removeFirst(pool.waitingHead)
+                pool.waitingHead = 0
+            }
+            if !exchange.finished { return exchange }
+        }
+        return nil
+    }
+
+    private func close(_ connection: HTTP1Connection) {
+        guard connection.state != .closed else { return }
+        if connection.state == .idle {
+            let pool = pool(connection.origin)
+            if let index = pool.idle.firstIndex(where: { $0 === connection }) { pool.idle.remove(at: index) }
+        }
+        connection.state = .closed
+        Sockets.close(connection.fd)
+        connection.fd = -1
+        let pool = pool(connection.origin)
+        pool.open -= 1
+        // A slot opened: the oldest waiting request takes it.
+        if pool.open < maxConnectionsPerOrigin, let next = nextWaiting(pool) { open(for: next, in: pool) }
+    }
+
+    private func finish(_ exchange: HTTP1Exchange) {
+        guard !exchange.finished else { return }
+        exchange.finished = true
+        switch exchange.sink {
+        case .collect(let continuation)?:
+            continuation.resume(returning: HTTPClient.Response(status: exchange.status, headers: exchange.headers, body: exchange.body))
+        case .stream(_, let body)?:
+            body.finish()
+        case nil: break
+        }
+        exchange.sink = nil
+    }
+
+    private func fail(_ exchange: HTTP1Exchange, _ error: any Error) {
+        guard !exchange.finished else { return }
+        exchange.finished = true
+        exchange.connection = nil
+        switch exchange.sink {
+        case .collect(let continuation)?:
+            continuation.resume(throwing: error)
+        case .stream(let head, let body)?:
+            if exchange.headDelivered {
+                body.finish(throwing: error)
+            } else {
+                head.resume(throwing: error)
+                body.finish(throwing: error)
+            }
+        case nil: break
+        }
+        exchange.sink = nil
+    }
+
+    /// Ends what is past its deadline or silent too long; the poll timeout until the next deadline.
+    private func expireAndNextTimeout(_ now: UInt64) -> Int32 {
+        var next = UInt64.max
+        func check(_ exchange: HTTP1Exchange) -> (any Error)? {
+            if now >= exchange.deadline { return HTTPClient.Failure.deadlineExceeded(seconds: exchange.resourceSeconds) }
+            let idleEnd = exchange.lastActivity &+ exchange.idleTimeout
+            if now >= idleEnd { return URLError(.timedOut) }
+            next = min(next, exchange.deadline, idleEnd)
+            return nil
+        }
+        for connection in connections {
+            switch connection.state {
+            case .active, .connecting:
+                guard let exchange = connection.exchange else { continue }
+                if let error = check(exchange) {
+                    close(connection)
+                    fail(exchange, error)
+                }
+            case .idle:
+                let end = connection.idleSince &+ Self.idleConnectionLifetime
+                if now >= end { close(connection) } else { next = min(next, end) }
+            case .closed:
+                continue
+            }
+        }
+        for pool in pools.values where pool.waitingHead < pool.waiting.count {
+            for exchange in pool.waiting[pool.waitingHead...] where !exchange.finished {
+                if let error = check(exchange) { fail(exchange, error) }
+            }
+        }
+        if connections.contains(where: { $0.state == .closed }) { connections.removeAll { $0.state == .closed } }
+        guard next != .max else { return -1 }
+        // Round up so the loop wakes after, not just before, the deadline.
+        return Int32(clamping: (next - min(next, now) + 999_999) / 1_000_000)
+    }
+}

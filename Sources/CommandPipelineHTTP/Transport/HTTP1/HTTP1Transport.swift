@@ -1,0 +1,142 @@
+import Dispatch
+import Foundation
+import Synchronization
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `HTTPClient`'s path for plain `http://`: HTTP/1.1 with keep-alive over non-blocking
+/// sockets, one I/O thread (`HTTP1EventLoop`) started on first use. Same rules as the
+/// `URLSession` path: redirects are returned, never followed; idle timeout and overall
+/// deadline; body cap; cancelling the awaiting task (or the body's consumer) closes the
+/// connection. See `Design/decisions/0007-http-transport.md`.
+final class HTTP1Transport: Sendable {
+    let maxConnectionsPerOrigin: Int
+    let maxResponseBytes: Int
+    let resourceTimeout: TimeInterval
+    private let loop = Mutex<HTTP1EventLoop?>(nil)
+    private let addresses = Mutex<[String: (addresses: [SocketAddress], expires: UInt64)]>([:])
+    /// Names are looked up again after this long (a load balancer's DNS may move).
+    static let addressLifetime: UInt64 = 30_000_000_000
+
+    init(maxConnectionsPerOrigin: Int, maxResponseBytes: Int, resourceTimeout: TimeInterval) {
+        self.maxConnectionsPerOrigin = max(1, maxConnectionsPerOrigin)
+        self.maxResponseBytes = maxResponseBytes
+        self.resourceTimeout = resourceTimeout
+    }
+
+    deinit {
+        loop.withLock { $0?.shutdown() }
+    }
+
+    /// Whether this path takes `request`: plain http with a host, a body in memory (or none).
+    static func handles(_ request: URLRequest) -> Bool {
+        guard let url = request.url, url.scheme?.lowercased() == "http", let host = url.host, !host.isEmpty else { return false }
+        return request.httpBodyStream == nil
+    }
+
+    func send(_ request: URLRequest) async throws -> HTTPClient.Response {
+        let exchange = try await prepare(request)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPClient.Response, any Error>) in
+                exchange.sink = .collect(continuation)
+                eventLoop().submit(exchange)
+            }
+        } onCancel: {
+            eventLoop().cancel(exchange)
+        }
+    }
+
+    func stream(_ request: URLRequest) async throws -> HTTPClient.StreamedResponse {
+        let exchange = try await prepare(request)
+        let (body, bodyContinuation) = AsyncThrowingStream<Data, any Error>.makeStream()
+        let loop = eventLoop()
+        bodyContinuation.onTermination = { @Sendable termination in
+            if case .cancelled = termination { loop.cancel(exchange) }
+        }
+        let (status, headers) = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (head: CheckedContinuation<(Int, [String: String]), any Error>) in
+                exchange.sink = .stream(head: head, body: bodyContinuation)
+                loop.submit(exchange)
+            }
+        } onCancel: {
+            loop.cancel(exchange)
+        }
+        return HTTPClient.StreamedResponse(status: status, headers: headers, body: body)
+    }
+
+    private func eventLoop() -> HTTP1EventLoop {
+        loop.withLock { loop in
+            if let loop { return loop }
+            // A pipe is all it needs; without one there is no transport at all.
+            guard let made = HTTP1EventLoop(maxConnectionsPerOrigin: maxConnectionsPerOrigin) else {
+                fatalError("cannot create the HTTP event loop's wake pipe (out of file descriptors)")
+            }
+            loop = made
+            return made
+        }
+    }
+
+    private func prepare(_ request: URLRequest) async throws -> HTTP1Exchange {
+        try Task.checkCancellation()
+        guard let url = request.url, let host = url.host else { throw URLError(.badURL) }
+        let port = url.port ?? 80
+        guard (1...65_535).contains(port) else { throw URLError(.badURL) }
+        let origin = "\(host.lowercased()):\(port)"
+        let bytes = try Self.serialize(request, url: url, host: host, port: port)
+        let resolved = try await resolve(host: host, port: port, origin: origin)
+        let idle = request.timeoutInterval > 0 ? request.timeoutInterval : 60
+        return HTTP1Exchange(
+            origin: origin, addresses: resolved, request: bytes, isHead: request.httpMethod?.uppercased() == "HEAD", idleTimeout: idle,
+            resourceTimeout: resourceTimeout, maxBodyBytes: maxResponseBytes)
+    }
+
+    private func resolve(host: String, port: Int, origin: String) async throws -> [SocketAddress] {
+        let now = HTTP1EventLoop.now()
+        if let cached = addresses.withLock({ $0[origin] }), cached.expires > now { return cached.addresses }
+        // An IP literal needs no lookup; a name is looked up off the cooperative pool (getaddrinfo blocks).
+        let found = await withCheckedContinuation { (continuation: CheckedContinuation<[SocketAddress], Never>) in
+            DispatchQueue.global().async { continuation.resume(returning: Sockets.resolve(host: host, port: port)) }
+        }
+        guard !found.isEmpty else { throw URLError(.cannotFindHost) }
+        addresses.withLock { $0[origin] = (found, now &+ Self.addressLifetime) }
+        return found
+    }
+
+    /// The request as bytes on the wire. Header names must be tokens and values free of CR,
+    /// LF and NUL: a key with a line break in its variable would otherwise inject headers.
+    static func serialize(_ request: URLRequest, url: URL, host: String, port: Int) throws -> [UInt8] {
+        let method = request.httpMethod ?? "GET"
+        guard !method.isEmpty, method.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte) else { throw URLError(.badURL) }
+        var target = "/"
+        if let components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
+            let path = components.percentEncodedPath
+            target = path.isEmpty ? "/" : path
+            if let query = components.percentEncodedQuery { target += "?" + query }
+        }
+        guard target.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw URLError(.badURL) }
+        let hostField = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == 80 ? "" : ":\(port)")\r\n"
+        let body = request.httpBody
+        var sawAccept = false
+        for (name, value) in request.allHTTPHeaderFields ?? [:] {
+            let lower = name.lowercased()
+            if ["host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te"].contains(lower) { continue }
+            guard !name.isEmpty, name.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte),
+                !value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 })
+            else { throw HTTPClient.Failure.invalidHeader(name: name.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte) ? name : "(not a token)") }
+            if lower == "accept" { sawAccept = true }
+            head += "\(name): \(value)\r\n"
+        }
+        if !sawAccept { head += "Accept: */*\r\n" }
+        if let body {
+            head += "Content-Length: \(body.count)\r\n"
+        } else if ["POST", "PUT", "PATCH"].contains(method.uppercased()) {
+            head += "Content-Length: 0\r\n"
+        }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        if let body { bytes.append(contentsOf: body) }
+        return bytes
+    }
+}
