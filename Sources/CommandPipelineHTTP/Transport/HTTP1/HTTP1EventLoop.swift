@@ -245,9 +245,17 @@ final class HTTP1EventLoop: @unchecked Sendable {
     /// An idle connection, a new one, or the queue.
     private func dispatch(_ exchange: HTTP1Exchange) {
         let pool = pool(exchange.origin)
-        if let connection = pool.idle.popLast() {
+        while let connection = pool.idle.popLast() {
+            // A server may close an idle connection at any time; a close already here is seen
+            // now, before anything is sent, and the request takes another connection.
+            guard Sockets.isOpenAndQuiet(connection.fd) else {
+                close(connection)
+                continue
+            }
             start(exchange, on: connection)
-        } else if pool.open < maxConnectionsPerOrigin {
+            return
+        }
+        if pool.open < maxConnectionsPerOrigin {
             open(for: exchange, in: pool)
         } else {
             pool.waiting.append(exchange)

@@ -106,7 +106,12 @@ final class HTTP1Transport: Sendable {
     /// The request as bytes on the wire. Header names must be tokens and values free of CR,
     /// LF and NUL: a key with a line break in its variable would otherwise inject headers.
     static func serialize(_ request: URLRequest, url: URL, host: String, port: Int) throws -> [UInt8] {
-        let method = request.httpMethod ?? "GET"
+        try serialize(
+            method: request.httpMethod ?? "GET", url: url, host: host, port: port, headers: (request.allHTTPHeaderFields ?? [:]).map { ($0.key, $0.value) },
+            body: request.httpBody)
+    }
+
+    static func serialize(method: String, url: URL, host: String, port: Int, headers: [(String, String)], body: Data?) throws -> [UInt8] {
         guard !method.isEmpty, method.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte) else { throw URLError(.badURL) }
         var target = "/"
         if let components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
@@ -117,9 +122,8 @@ final class HTTP1Transport: Sendable {
         guard target.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw URLError(.badURL) }
         let hostField = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         var head = "\(method) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == 80 ? "" : ":\(port)")\r\n"
-        let body = request.httpBody
         var sawAccept = false
-        for (name, value) in request.allHTTPHeaderFields ?? [:] {
+        for (name, value) in headers {
             let lower = name.lowercased()
             if ["host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te"].contains(lower) { continue }
             guard !name.isEmpty, name.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte),

@@ -98,6 +98,14 @@ enum Sockets {
         }
     }
 
+    /// Whether an idle connection is still open with nothing unread (the peer has neither
+    /// closed it nor sent bytes nobody asked for).
+    static func isOpenAndQuiet(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)
+    }
+
     static func close(_ fd: Int32) {
         #if canImport(Glibc)
         _ = Glibc.close(fd)

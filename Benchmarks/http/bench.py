@@ -1,0 +1,312 @@
+"""The HTTP path side by side: wrk, `pipeline` and Python peers against one local nginx.
+
+Run through run.sh (which installs nginx, wrk and the peers' venv and builds `pipeline`).
+Each round runs every client once, the order rotated from round to round so drift cancels;
+the table gives each client's median over the rounds: requests/s, CPU per request (user +
+system, the client's process only) and both as ratios against `pipeline`. It then times 256
+commands at --concurrency 256 against a server that answers each request after 1 s.
+
+Environment: ROUNDS (3), CONCURRENCY (64), N_FAST (10000: wrk's duration is set to match,
+pipeline, aiohttp), N_SLOW (2000: openai, pollux, litellm), CLIENTS (comma list to run a subset),
+SLOW_RUNS (3; 0 skips the 1-second scenario).
+"""
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+PIPELINE = Path(os.environ.get("PIPELINE", ROOT / ".build/release/pipeline"))
+PYTHON = HERE / ".venv/bin/python"
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
+N_FAST = int(os.environ.get("N_FAST", "10000"))
+N_SLOW = int(os.environ.get("N_SLOW", "2000"))
+SLOW_RUNS = int(os.environ.get("SLOW_RUNS", "3"))
+ALL_CLIENTS = ["wrk", "pipeline", "pipeline-urlsession", "aiohttp", "openai", "pollux", "litellm"]
+CLIENTS = [c for c in os.environ.get("CLIENTS", ",".join(ALL_CLIENTS)).split(",") if c]
+LABELS = {
+    "wrk": "wrk (C, the limit)",
+    "pipeline": "pipeline --provider openai",
+    "pipeline-urlsession": "pipeline, URLSession transport",
+    "aiohttp": "Python aiohttp, raw",
+    "openai": "openai SDK (AsyncOpenAI)",
+    "pollux": "pollux-ai 2",
+    "litellm": "LiteLLM acompletion",
+}
+
+COMPLETION = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+}, separators=(",", ":"))
+MODELS = json.dumps({"object": "list", "data": [{"id": "bench", "object": "model", "owned_by": "bench"}]})
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, seconds=10):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {seconds} s")
+
+
+def start_nginx(workdir):
+    port = free_port()
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    conf = workdir / "nginx.conf"
+    for d in ["logs", "tmp"]:
+        (workdir / d).mkdir(exist_ok=True)
+    user = "user root;" if os.geteuid() == 0 else ""
+    conf.write_text(f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {workdir}/tmp/body;
+    proxy_temp_path {workdir}/tmp/proxy;
+    fastcgi_temp_path {workdir}/tmp/fastcgi;
+    uwsgi_temp_path {workdir}/tmp/uwsgi;
+    scgi_temp_path {workdir}/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        default_type application/json;
+        location = /v1/chat/completions {{ return 200 '{COMPLETION}'; }}
+        location = /v1/models {{ return 200 '{MODELS}'; }}
+        location / {{ return 404 '{{"error":{{"message":"not found"}}}}'; }}
+    }}
+}}
+""")
+    process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_port(port)
+    return process, port
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(port, workdir):
+    script = workdir / "post.lua"
+    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say ok."}]})
+    script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(body)}\n')
+    # wrk runs for a duration: about as long as pipeline takes for N_FAST, at least 2 s.
+    seconds = max(2, round(N_FAST / 20000))
+    cpu = children_cpu()
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONCURRENCY}", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"],
+        capture_output=True, text=True, check=True).stdout
+    cpu = children_cpu() - cpu
+    requests = int(next(line for line in out.splitlines() if "requests in" in line).split()[0])
+    rate = float(next(line for line in out.splitlines() if line.startswith("Requests/sec:")).split()[1])
+    errors = sum(int(x) for line in out.splitlines() if "Non-2xx" in line for x in line.split()[-1:])
+    return {"requests": requests, "ok": requests - errors, "rate": rate, "cpu_us": cpu / max(1, requests) * 1e6}
+
+
+def commands_file(workdir, n):
+    path = workdir / f"commands-{n}.jsonl"
+    if not path.exists():
+        with path.open("w") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": f"c{i}", "model": "bench", "prompt": "Say ok."}) + "\n")
+    return path
+
+
+def run_pipeline(port, workdir, n, concurrency, transport=None, base=None):
+    env = dict(os.environ)
+    env.pop("OPENAI_API_KEY", None)
+    if transport:
+        env["COMMANDPIPELINE_HTTP_TRANSPORT"] = transport
+    base = base or f"http://127.0.0.1:{port}/v1"
+    with commands_file(workdir, n).open("rb") as stdin:
+        cpu = children_cpu()
+        start = time.perf_counter()
+        done = subprocess.run(
+            [str(PIPELINE), "--provider", "openai", "--base-url", base, "--concurrency", str(concurrency), "--quiet", "--max-attempts", "1"],
+            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        wall = time.perf_counter() - start
+        cpu = children_cpu() - cpu
+    ok = done.stdout.count(b'"status":"succeeded"')
+    if done.returncode != 0:
+        print(f"  pipeline exited {done.returncode}: {done.stderr.decode()[-300:]}", file=sys.stderr)
+    return {"requests": n, "ok": ok, "rate": n / wall, "cpu_us": cpu / n * 1e6, "wall_s": wall}
+
+
+def run_peer(client, port, n):
+    out = subprocess.run(
+        [str(PYTHON), str(HERE / "peers.py"), client, f"http://127.0.0.1:{port}/v1", str(n), str(CONCURRENCY)],
+        capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    if out.returncode != 0:
+        raise SystemExit(f"{client} failed: {out.stderr[-2000:]}")
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"requests": row["requests"], "ok": row["ok"], "rate": row["requests"] / row["wall_s"], "cpu_us": row["cpu_s"] / row["requests"] * 1e6}
+
+
+def run_client(client, port, workdir):
+    if client == "wrk":
+        return run_wrk(port, workdir)
+    if client == "pipeline":
+        return run_pipeline(port, workdir, N_FAST, CONCURRENCY)
+    if client == "pipeline-urlsession":
+        return run_pipeline(port, workdir, N_FAST, CONCURRENCY, transport="urlsession")
+    return run_peer(client, port, N_FAST if client == "aiohttp" else N_SLOW)
+
+
+def slow_scenario(workdir):
+    """256 commands, --concurrency 256, each answered after 1 s: wall time, ideally 1 s."""
+    port = free_port()
+    server = subprocess.Popen([str(PYTHON), str(ROOT / "Tests/Tools/fault_server.py"), str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        walls = []
+        for run in range(SLOW_RUNS):
+            model = f"slow-bench{run}"
+            path = workdir / f"slow-{run}.jsonl"
+            path.write_text("".join(json.dumps({"id": f"s{i}", "model": model, "prompt": "p"}) + "\n" for i in range(256)))
+            with path.open("rb") as stdin:
+                start = time.perf_counter()
+                done = subprocess.run(
+                    [str(PIPELINE), "--provider", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--concurrency", "256", "--quiet",
+                     "--max-attempts", "1"], stdin=stdin, capture_output=True)
+                walls.append(time.perf_counter() - start)
+            ok = done.stdout.count(b'"status":"succeeded"')
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"GET /v1/stats HTTP/1.0\r\nHost: x\r\n\r\n")
+                raw = b""
+                while chunk := s.recv(65536):
+                    raw += chunk
+            stats = json.loads(raw.split(b"\r\n\r\n", 1)[1] or b"{}")
+            print(f"  256 x 1 s at --concurrency 256: {walls[-1]:.3f} s wall, {ok}/256 succeeded, "
+                  f"server saw {stats.get('max_inflight:' + model)} in flight at once")
+        return walls
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def svg(rows, path, title):
+    """Two horizontal bar charts (log scale): requests/s and CPU µs per request."""
+    width, left, bar, gap, top = 960, 260, 22, 8, 70
+    panel_w = (width - left - 40) // 2
+    height = top + len(rows) * (bar + gap) + 60
+    import math
+
+    def scale(value, lo, hi):
+        value = max(lo, min(hi, value))
+        return (math.log10(value) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * (panel_w - 70)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="13">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{width // 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">{escape(title)}</text>']
+    panels = [("requests/s (log scale, more is better)", "rate", 100, 1_000_000, "#3b7dd8"),
+              ("CPU µs per request (log scale, less is better)", "cpu_us", 1, 100_000, "#d8833b")]
+    for p, (label, key, lo, hi, colour) in enumerate(panels):
+        x0 = left + p * (panel_w + 20)
+        out.append(f'<text x="{x0}" y="{top - 24}" font-weight="bold">{escape(label)}</text>')
+        decade = lo
+        while decade <= hi:
+            gx = x0 + scale(decade, lo, hi)
+            out.append(f'<line x1="{gx:.1f}" y1="{top - 12}" x2="{gx:.1f}" y2="{height - 50}" stroke="#ddd"/>')
+            out.append(f'<text x="{gx:.1f}" y="{height - 34}" text-anchor="middle" fill="#666" font-size="11">{human(decade)}</text>')
+            decade *= 10
+        for i, row in enumerate(rows):
+            y = top + i * (bar + gap)
+            value = row[key]
+            w = max(1.0, scale(value, lo, hi))
+            fill = "#2a9d4b" if row["client"] == "pipeline" else colour
+            out.append(f'<rect x="{x0}" y="{y}" width="{w:.1f}" height="{bar}" fill="{fill}"/>')
+            out.append(f'<text x="{x0 + w + 4:.1f}" y="{y + bar - 6}" font-size="12">{human(value)}</text>')
+    for i, row in enumerate(rows):
+        y = top + i * (bar + gap)
+        out.append(f'<text x="{left - 10}" y="{y + bar - 6}" text-anchor="end">{escape(LABELS.get(row["client"], row["client"]))}</text>')
+    out.append(f'<text x="10" y="{height - 10}" fill="#666" font-size="11">{escape(f"median of {ROUNDS} alternating rounds, concurrency {CONCURRENCY}, one local nginx (1 worker); Benchmarks/http/run.sh")}</text>')
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+
+
+def human(value):
+    if value >= 1000:
+        return f"{value / 1000:,.1f}k" if value < 10000 else f"{value / 1000:,.0f}k"
+    return f"{value:,.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def main():
+    if not PIPELINE.exists():
+        raise SystemExit(f"{PIPELINE} is missing: swift build -c release")
+    workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
+    nginx, port = start_nginx(workdir)
+    results = {c: [] for c in CLIENTS}
+    try:
+        print(f"nginx on 127.0.0.1:{port}; {ROUNDS} rounds, concurrency {CONCURRENCY}, N={N_FAST} (wrk, pipeline, aiohttp) / {N_SLOW} (SDKs)")
+        for r in range(ROUNDS):
+            order = CLIENTS[r % len(CLIENTS):] + CLIENTS[:r % len(CLIENTS)]
+            for client in order:
+                row = run_client(client, port, workdir)
+                results[client].append(row)
+                print(f"  round {r + 1} {client:20} {row['rate']:>10,.0f} req/s {row['cpu_us']:>9,.1f} µs CPU/req  ({row['ok']}/{row['requests']} ok)", flush=True)
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        try:
+            nginx.wait(5)
+        except subprocess.TimeoutExpired:
+            nginx.kill()
+    rows = []
+    for client in CLIENTS:
+        runs = results[client]
+        rows.append({"client": client, "rate": statistics.median(r["rate"] for r in runs), "cpu_us": statistics.median(r["cpu_us"] for r in runs),
+                     "ok": min(r["ok"] / r["requests"] for r in runs)})
+    reference = next((r for r in rows if r["client"] == "pipeline"), None)
+    print()
+    print(f"| client | requests/s | CPU µs/request | rate ÷ pipeline | CPU ÷ pipeline |")
+    print(f"|---|---:|---:|---:|---:|")
+    for row in rows:
+        ratio = f"{row['rate'] / reference['rate']:.2f}×" if reference else "-"
+        cpu_ratio = f"{row['cpu_us'] / reference['cpu_us']:.2f}×" if reference else "-"
+        flag = "" if row["ok"] == 1 else f" (only {row['ok']:.0%} succeeded)"
+        print(f"| {LABELS.get(row['client'], row['client'])}{flag} | {row['rate']:,.0f} | {row['cpu_us']:,.1f} | {ratio} | {cpu_ratio} |")
+    slow = slow_scenario(workdir) if SLOW_RUNS > 0 and "pipeline" in CLIENTS else []
+    if slow:
+        print(f"\n256 commands × 1 s at --concurrency 256: median {statistics.median(slow):.3f} s (runs: {', '.join(f'{w:.3f}' for w in slow)}; ideal 1 s)")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    results_dir = ROOT / "Benchmarks/results"
+    results_dir.mkdir(exist_ok=True)
+    svg(rows, results_dir / "http.svg", f"HTTP path against one local nginx, {stamp}")
+    (results_dir / "http.json").write_text(json.dumps({"date": stamp, "rounds": ROUNDS, "concurrency": CONCURRENCY, "rows": rows,
+                                                       "runs": results, "slow_256_at_1s": slow}, indent=1) + "\n")
+    print(f"\nwrote {results_dir / 'http.svg'} and http.json")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
