@@ -392,6 +392,30 @@ import Darwin
     }
 }
 
+/// The request as it goes on the wire.
+@Suite struct HTTP1RequestTests {
+    @Test(arguments: [
+        ("http://h:8080/v1/chat/completions", "/v1/chat/completions"), ("http://h", "/"), ("http://h:1?x=1", "/?x=1"),
+        ("http://h/a%20b?q=%2F#frag", "/a%20b?q=%2F"), ("http://[::1]:9/p", "/p"),
+    ])
+    func theTargetIsPathAndQueryWithoutTheFragment(url: String, target: String) {
+        #expect(HTTP1Transport.requestTarget(url) == target)
+    }
+
+    @Test func framingHeadersAreTheTransportsOwn() throws {
+        let bytes = try HTTP1Transport.serialize(
+            method: "POST", url: URL(string: "http://[::1]:8080/v1?a=b")!, host: "::1", port: 8080,
+            headers: [("Content-Length", "999"), ("Connection", "close"), ("Transfer-Encoding", "chunked"), ("X-Key", "v")], body: Data("abc".utf8))
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text == "POST /v1?a=b HTTP/1.1\r\nHost: [::1]:8080\r\nX-Key: v\r\nAccept: */*\r\nContent-Length: 3\r\n\r\nabc")
+        let get = try HTTP1Transport.serialize(method: "GET", url: URL(string: "http://h/")!, host: "h", port: 80, headers: [], body: nil)
+        #expect(String(decoding: get, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")
+        #expect(throws: HTTPClient.Failure.self) {
+            try HTTP1Transport.serialize(method: "GET", url: URL(string: "http://h/")!, host: "h", port: 80, headers: [("Bad Name", "v")], body: nil)
+        }
+    }
+}
+
 // MARK: - A scripted server
 
 /// A TCP server on 127.0.0.1 with blocking sockets, one thread per connection, each handled by
@@ -422,6 +446,9 @@ final class ScriptedServer: @unchecked Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
         listener = fd
         let thread = Thread { [self] in
+            // Only this thread closes the listener: closed from `stop()`, its number could be
+            // reused by another test's socket before this thread reaches `accept`.
+            defer { _ = close(fd) }
             while true {
                 let client = accept(fd, nil, nil)
                 if client < 0 { return }
@@ -443,7 +470,6 @@ final class ScriptedServer: @unchecked Sendable {
     func stop() {
         state.withLock { $0.stopped = true }
         shutdown(listener, Int32(SHUT_RDWR))
-        _ = close(listener)
     }
 }
 

@@ -82,6 +82,8 @@ enum DisplayURL {
     /// `text` without the userinfo of its authority (`http://u:p@h/x` → `http://h/x`). Works on
     /// text that does not parse as a URL too.
     static func withoutUserinfo(_ text: String) -> String {
+        // Most URLs have no "@" at all: a byte scan instead of a walk over Characters.
+        guard text.utf8.contains(UInt8(ascii: "@")) else { return text }
         guard let scheme = text.range(of: "://") else { return text }
         let authority = text[scheme.upperBound...]
         let end = authority.firstIndex { "/?#".contains($0) } ?? text.endIndex

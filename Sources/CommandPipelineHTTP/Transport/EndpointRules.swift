@@ -20,7 +20,8 @@ public enum EndpointRules {
 
     /// Why requests to `baseURL` must not be sent, if they must not.
     public static func problem(baseURL: URL, hasKey: Bool, keyVariable: String, allowInsecureHTTP: Bool, provider: String) -> APIError? {
-        let shown = DisplayURL.string(baseURL)
+        // Checked before every request: the URL is shown only when there is something to say.
+        var shown: String { DisplayURL.string(baseURL) }
         if baseURL.user != nil || baseURL.password != nil || DisplayURL.withoutUserinfo(baseURL.absoluteString) != baseURL.absoluteString {
             return APIError(
                 .invalidCommand,

@@ -310,7 +310,12 @@ struct HTTP1ResponseParser {
 
     /// A comma-separated header's tokens, lowercased and trimmed.
     static func tokens(_ value: String) -> [String] {
-        value.lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        var tokens: [String] = []
+        for part in value.utf8.split(separator: UInt8(ascii: ",")) {
+            let trimmed = part.drop { $0 == 32 || $0 == 9 }.reversed().drop { $0 == 32 || $0 == 9 }.reversed()
+            if !trimmed.isEmpty { tokens.append(String(decoding: trimmed.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)) }
+        }
+        return tokens
     }
 
     static func isTokenByte(_ b: UInt8) -> Bool {

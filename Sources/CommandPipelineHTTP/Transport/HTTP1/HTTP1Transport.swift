@@ -87,7 +87,7 @@ final class HTTP1Transport: Sendable {
         let resolved = try await resolve(host: host, port: port, origin: origin)
         let idle = request.timeoutInterval > 0 ? request.timeoutInterval : 60
         return HTTP1Exchange(
-            origin: origin, addresses: resolved, request: bytes, isHead: request.httpMethod?.uppercased() == "HEAD", idleTimeout: idle,
+            origin: origin, addresses: resolved, request: bytes, isHead: bytes.starts(with: Array("HEAD ".utf8)), idleTimeout: idle,
             resourceTimeout: resourceTimeout, maxBodyBytes: maxResponseBytes)
     }
 
@@ -103,6 +103,17 @@ final class HTTP1Transport: Sendable {
         return found
     }
 
+    /// "/path?query" of an absolute URL string (already percent-encoded, as `URL` keeps it):
+    /// what follows the authority, without the fragment; "/" when empty.
+    static func requestTarget(_ absolute: String) -> String {
+        let bytes = Array(absolute.utf8)
+        guard let schemeEnd = bytes.firstRange(of: Array("://".utf8))?.upperBound else { return "/" }
+        let start = bytes[schemeEnd...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.endIndex
+        let end = bytes[start...].firstIndex(of: UInt8(ascii: "#")) ?? bytes.endIndex
+        let target = String(decoding: bytes[start..<end], as: UTF8.self)
+        return target.hasPrefix("/") ? target : "/" + target
+    }
+
     /// The request as bytes on the wire. Header names must be tokens and values free of CR,
     /// LF and NUL: a key with a line break in its variable would otherwise inject headers.
     static func serialize(_ request: URLRequest, url: URL, host: String, port: Int) throws -> [UInt8] {
@@ -113,34 +124,38 @@ final class HTTP1Transport: Sendable {
 
     static func serialize(method: String, url: URL, host: String, port: Int, headers: [(String, String)], body: Data?) throws -> [UInt8] {
         guard !method.isEmpty, method.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte) else { throw URLError(.badURL) }
-        var target = "/"
-        if let components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
-            let path = components.percentEncodedPath
-            target = path.isEmpty ? "/" : path
-            if let query = components.percentEncodedQuery { target += "?" + query }
-        }
+        let target = requestTarget(url.absoluteString)
         guard target.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw URLError(.badURL) }
         let hostField = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        var head = "\(method) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == 80 ? "" : ":\(port)")\r\n"
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512 + (body?.count ?? 0))
+        bytes.append(contentsOf: "\(method) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == 80 ? "" : ":\(port)")\r\n".utf8)
         var sawAccept = false
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if ["host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te"].contains(lower) { continue }
-            guard !name.isEmpty, name.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte),
-                !value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 })
-            else { throw HTTPClient.Failure.invalidHeader(name: name.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte) ? name : "(not a token)") }
-            if lower == "accept" { sawAccept = true }
-            head += "\(name): \(value)\r\n"
+            // Framing and connection headers are the transport's own.
+            switch name.lowercased() {
+            case "host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te": continue
+            case "accept": sawAccept = true
+            default: break
+            }
+            let token = !name.isEmpty && name.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte)
+            guard token, !value.utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) else {
+                throw HTTPClient.Failure.invalidHeader(name: token ? name : "(not a token)")
+            }
+            bytes.append(contentsOf: name.utf8)
+            bytes.append(contentsOf: ": ".utf8)
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(contentsOf: "\r\n".utf8)
         }
-        if !sawAccept { head += "Accept: */*\r\n" }
+        if !sawAccept { bytes.append(contentsOf: "Accept: */*\r\n".utf8) }
         if let body {
-            head += "Content-Length: \(body.count)\r\n"
+            bytes.append(contentsOf: "Content-Length: \(body.count)\r\n\r\n".utf8)
+            bytes.append(contentsOf: body)
         } else if ["POST", "PUT", "PATCH"].contains(method.uppercased()) {
-            head += "Content-Length: 0\r\n"
+            bytes.append(contentsOf: "Content-Length: 0\r\n\r\n".utf8)
+        } else {
+            bytes.append(contentsOf: "\r\n".utf8)
         }
-        head += "\r\n"
-        var bytes = Array(head.utf8)
-        if let body { bytes.append(contentsOf: body) }
         return bytes
     }
 }
