@@ -234,7 +234,7 @@ def svg(rows, path, title):
         while decade <= hi:
             gx = x0 + scale(decade, lo, hi)
             out.append(f'<line x1="{gx:.1f}" y1="{top - 12}" x2="{gx:.1f}" y2="{height - 50}" stroke="#ddd"/>')
-            out.append(f'<text x="{gx:.1f}" y="{height - 34}" text-anchor="middle" fill="#666" font-size="11">{human(decade)}</text>')
+            out.append(f'<text x="{gx:.1f}" y="{height - 34}" text-anchor="middle" fill="#666" font-size="11">{axis(decade)}</text>')
             decade *= 10
         for i, row in enumerate(rows):
             y = top + i * (bar + gap)
@@ -251,7 +251,13 @@ def svg(rows, path, title):
     path.write_text("\n".join(out) + "\n")
 
 
+def axis(decade):
+    return {1_000_000: "1M", 100_000: "100k", 10_000: "10k", 1000: "1k"}.get(decade, f"{decade:g}")
+
+
 def human(value):
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:g}M"
     if value >= 1000:
         return f"{value / 1000:,.1f}k" if value < 10000 else f"{value / 1000:,.0f}k"
     return f"{value:,.1f}" if value < 10 else f"{value:,.0f}"
@@ -261,7 +267,17 @@ def escape(text):
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def redraw():
+    """Benchmarks/results/http.svg again from http.json (after a change to the drawing)."""
+    saved = json.loads((ROOT / "Benchmarks/results/http.json").read_text())
+    global ROUNDS, CONCURRENCY
+    ROUNDS, CONCURRENCY = saved["rounds"], saved["concurrency"]
+    svg(saved["rows"], ROOT / "Benchmarks/results/http.svg", f"HTTP path against one local nginx, {saved['date']}")
+
+
 def main():
+    if sys.argv[1:] == ["--redraw"]:
+        return redraw()
     if not PIPELINE.exists():
         raise SystemExit(f"{PIPELINE} is missing: swift build -c release")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
