@@ -288,7 +288,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
     static func connectError(_ code: Int32) -> URLError {
         switch code {
         case ETIMEDOUT: URLError(.timedOut)
-        case ENETUNREACH, EHOSTUNREACH: URLError(.cannotConnectToHost)
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM: URLError(.resourceUnavailable)
         default: URLError(.cannotConnectToHost)
         }
     }

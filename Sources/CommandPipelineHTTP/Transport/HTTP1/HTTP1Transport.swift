@@ -37,20 +37,21 @@ final class HTTP1Transport: Sendable {
 
     func send(_ request: URLRequest) async throws -> HTTPClient.Response {
         let exchange = try await prepare(request)
+        guard let loop = eventLoop() else { throw URLError(.resourceUnavailable) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPClient.Response, any Error>) in
                 exchange.sink = .collect(continuation)
-                eventLoop().submit(exchange)
+                loop.submit(exchange)
             }
         } onCancel: {
-            eventLoop().cancel(exchange)
+            loop.cancel(exchange)
         }
     }
 
     func stream(_ request: URLRequest) async throws -> HTTPClient.StreamedResponse {
         let exchange = try await prepare(request)
+        guard let loop = eventLoop() else { throw URLError(.resourceUnavailable) }
         let (body, bodyContinuation) = AsyncThrowingStream<Data, any Error>.makeStream()
-        let loop = eventLoop()
         bodyContinuation.onTermination = { @Sendable termination in
             if case .cancelled = termination { loop.cancel(exchange) }
         }
@@ -65,15 +66,13 @@ final class HTTP1Transport: Sendable {
         return HTTPClient.StreamedResponse(status: status, headers: headers, body: body)
     }
 
-    private func eventLoop() -> HTTP1EventLoop {
+    /// The I/O thread, started on first use; nil when even its wake pipe cannot be made
+    /// (out of file descriptors), which fails the request instead of the process.
+    private func eventLoop() -> HTTP1EventLoop? {
         loop.withLock { loop in
             if let loop { return loop }
-            // A pipe is all it needs; without one there is no transport at all.
-            guard let made = HTTP1EventLoop(maxConnectionsPerOrigin: maxConnectionsPerOrigin) else {
-                fatalError("cannot create the HTTP event loop's wake pipe (out of file descriptors)")
-            }
-            loop = made
-            return made
+            loop = HTTP1EventLoop(maxConnectionsPerOrigin: maxConnectionsPerOrigin)
+            return loop
         }
     }
 
