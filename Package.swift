@@ -14,7 +14,7 @@ let package = Package(
     // No package dependencies: only what the toolchain ships.
     targets: [
         .target(name: "CommandPipeline"),
-        // Provider adapters over HTTP (URLSession only), so the engine core stays free of networking.
+        // Provider adapters over HTTP (own HTTP/1.1 for plain http, URLSession for https), so the engine core stays free of networking.
         .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline"]),
         .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),
         .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP"]),
