@@ -215,6 +215,29 @@ import Darwin
         try await clientClosed.wait()
     }
 
+    /// Like `URLSession.finishTasksAndInvalidate`: dropping the client lets an answer that is
+    /// streaming finish; only then does the I/O thread end.
+    @Test func aDroppedClientLetsAStreamingAnswerFinish() async throws {
+        let firstRead = ServerSignal()
+        let server = try ScriptedServer { connection in
+            guard connection.readRequest() != nil else { return }
+            connection.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+            guard (try? firstRead.waitBlocking()) != nil else { return }
+            connection.write("6\r\nsecond\r\n0\r\n\r\n")
+            _ = connection.readRequest()
+        }
+        defer { server.stop() }
+        var transport: HTTP1Transport? = Self.transport()
+        let response = try await transport!.stream(Self.request(server))
+        transport = nil
+        var pieces: [String] = []
+        for try await piece in response.body {
+            pieces.append(String(decoding: piece, as: UTF8.self))
+            firstRead.raise()
+        }
+        #expect(pieces.joined() == "firstsecond")
+    }
+
     @Test func silenceLongerThanTheRequestTimeoutIsATimeout() async throws {
         let server = try ScriptedServer { connection in
             guard connection.readRequest() != nil else { return }
@@ -567,6 +590,18 @@ final class ServerSignal: Sendable {
     func raise() {
         continuation.yield()
         continuation.finish()
+    }
+
+    /// For a server thread: blocks until raised (at most `seconds`).
+    func waitBlocking(seconds: Double = 10) throws {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<(any Error)?>(nil)
+        Task {
+            do { try await wait(seconds: seconds) } catch { outcome.withLock { $0 = error } }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.withLock({ $0 }) { throw error }
     }
 
     func wait(seconds: Double = 10) async throws {

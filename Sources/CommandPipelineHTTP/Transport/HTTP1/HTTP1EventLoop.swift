@@ -112,6 +112,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
     private var pools: [String: Pool] = [:]
     private var connections: [HTTP1Connection] = []
     private var running = true
+    /// Shut down: finish what is in flight, then stop.
+    private var draining = false
     private let readBuffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 64 * 1024)
 
     init?(maxConnectionsPerOrigin: Int) {
@@ -137,7 +139,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
         post(.cancel(exchange))
     }
 
-    /// Fails everything outstanding as cancelled, closes every connection, ends the thread.
+    /// Lets what is in flight finish (like `URLSession.finishTasksAndInvalidate`), closes
+    /// connections as they fall idle, then ends the thread.
     func shutdown() { post(.shutdown) }
 
     private func post(_ op: Op) {
@@ -175,6 +178,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
                 return ops
             }
             for op in ops { handle(op) }
+            if draining && !hasWork() { running = false }
             guard running else { break }
             if !ops.isEmpty {
                 // More may have arrived while handling these: look again before sleeping.
@@ -231,8 +235,14 @@ final class HTTP1EventLoop: @unchecked Sendable {
             if let connection = exchange.connection { close(connection) }
             fail(exchange, CancellationError())
         case .shutdown:
-            running = false
+            draining = true
+            for connection in connections where connection.state == .idle { close(connection) }
         }
+    }
+
+    private func hasWork() -> Bool {
+        connections.contains { $0.state == .active || $0.state == .connecting }
+            || pools.values.contains { pool in pool.waiting[pool.waitingHead...].contains { !$0.finished } }
     }
 
     private func pool(_ origin: String) -> Pool {
@@ -418,6 +428,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
         connection.written = 0
         if let next = nextWaiting(pool) {
             start(next, on: connection)
+        } else if draining {
+            close(connection)
         } else {
             connection.state = .idle
             connection.idleSince = Self.now()
