@@ -277,6 +277,32 @@ import Darwin
         } throws: { ($0 as? URLError)?.code == .cannotConnectToHost }
     }
 
+    /// A name is looked up (`localhost`), and every address it has is tried in turn: here the
+    /// first refuses the connection (as `::1` does for a server on 127.0.0.1 only).
+    @Test func aNameIsResolvedAndEveryAddressTried() async throws {
+        let server = try ScriptedServer { connection in
+            while connection.readRequest() != nil { connection.write(Self.ok("ok")) }
+        }
+        defer { server.stop() }
+        var request = URLRequest(url: URL(string: "http://localhost:\(server.port)/v1/x")!, timeoutInterval: 10)
+        request.httpMethod = "GET"
+        let transport = Self.transport()
+        #expect(try await transport.send(request).status == 200)
+        #expect(server.requests.first?.contains("Host: localhost:\(server.port)\r\n") == true)
+
+        let closed = try ScriptedServer { _ in }
+        closed.stop()
+        let refused = Sockets.resolve(host: "127.0.0.1", port: closed.port)
+        let good = Sockets.resolve(host: "127.0.0.1", port: server.port)
+        transport.remember(refused + good, host: "several.test", port: server.port)
+        let named = URLRequest(url: URL(string: "http://several.test:\(server.port)/")!, timeoutInterval: 10)
+        #expect(try await transport.send(named).status == 200)
+        transport.remember(refused, host: "refused.test", port: server.port)
+        await #expect {
+            _ = try await transport.send(URLRequest(url: URL(string: "http://refused.test:\(server.port)/")!, timeoutInterval: 10))
+        } throws: { ($0 as? URLError)?.code == .cannotConnectToHost }
+    }
+
     /// At most `maxConnectionsPerOrigin` connections: ten requests over four, never more in
     /// flight at once, the rest waiting their turn and reusing the four.
     @Test func connectionsNeverExceedThePoolAndQueuedRequestsReuseThem() async throws {
@@ -430,9 +456,9 @@ import Darwin
             method: "POST", url: URL(string: "http://[::1]:8080/v1?a=b")!, host: "::1", port: 8080,
             headers: [("Content-Length", "999"), ("Connection", "close"), ("Transfer-Encoding", "chunked"), ("X-Key", "v")], body: Data("abc".utf8))
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text == "POST /v1?a=b HTTP/1.1\r\nHost: [::1]:8080\r\nX-Key: v\r\nAccept: */*\r\nContent-Length: 3\r\n\r\nabc")
+        #expect(text == "POST /v1?a=b HTTP/1.1\r\nHost: [::1]:8080\r\nX-Key: v\r\nAccept: */*\r\nUser-Agent: CommandPipeline\r\nContent-Length: 3\r\n\r\nabc")
         let get = try HTTP1Transport.serialize(method: "GET", url: URL(string: "http://h/")!, host: "h", port: 80, headers: [], body: nil)
-        #expect(String(decoding: get, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")
+        #expect(String(decoding: get, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nUser-Agent: CommandPipeline\r\n\r\n")
         #expect(throws: HTTPClient.Failure.self) {
             try HTTP1Transport.serialize(method: "GET", url: URL(string: "http://h/")!, host: "h", port: 80, headers: [("Bad Name", "v")], body: nil)
         }

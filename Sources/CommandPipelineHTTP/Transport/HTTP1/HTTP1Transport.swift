@@ -90,6 +90,11 @@ final class HTTP1Transport: Sendable {
             resourceTimeout: resourceTimeout, maxBodyBytes: maxResponseBytes)
     }
 
+    /// Sets the addresses a host:port resolves to (for tests: a name with several addresses).
+    func remember(_ found: [SocketAddress], host: String, port: Int) {
+        addresses.withLock { $0["\(host.lowercased()):\(port)"] = (found, HTTP1EventLoop.now() &+ Self.addressLifetime) }
+    }
+
     private func resolve(host: String, port: Int, origin: String) async throws -> [SocketAddress] {
         let now = HTTP1EventLoop.now()
         if let cached = addresses.withLock({ $0[origin] }), cached.expires > now { return cached.addresses }
@@ -130,11 +135,13 @@ final class HTTP1Transport: Sendable {
         bytes.reserveCapacity(512 + (body?.count ?? 0))
         bytes.append(contentsOf: "\(method) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == 80 ? "" : ":\(port)")\r\n".utf8)
         var sawAccept = false
+        var sawAgent = false
         for (name, value) in headers {
             // Framing and connection headers are the transport's own.
             switch name.lowercased() {
             case "host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te": continue
             case "accept": sawAccept = true
+            case "user-agent": sawAgent = true
             default: break
             }
             let token = !name.isEmpty && name.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte)
@@ -147,6 +154,7 @@ final class HTTP1Transport: Sendable {
             bytes.append(contentsOf: "\r\n".utf8)
         }
         if !sawAccept { bytes.append(contentsOf: "Accept: */*\r\n".utf8) }
+        if !sawAgent { bytes.append(contentsOf: "User-Agent: CommandPipeline\r\n".utf8) }
         if let body {
             bytes.append(contentsOf: "Content-Length: \(body.count)\r\n\r\n".utf8)
             bytes.append(contentsOf: body)
