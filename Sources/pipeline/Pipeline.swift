@@ -118,13 +118,27 @@ enum Pipeline {
             }
         }
 
+        let runID = options.runID ?? RunID.make()
+        var sinks: SinkFeed?
+        if !validateOnly {
+            if options.events && !options.sinks.isEmpty {
+                return usageFailure(UsageError(message: "option '--sink' does not apply with '--events' yet: results reach sinks in plain mode"))
+            }
+            switch SinkFeed.make(options, runID: runID) {
+            case .failure(let error): return usageFailure(error)
+            case .success(let feed): sinks = feed
+            }
+        }
+
         let stats = Stats()
         let progress = Progress(stats: stats)
         let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
         let loop = RunLoop(
             mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered, eventsMode: options.events,
-            resume: resume, startOnNewLine: startOnNewLine, stats: stats)
+            resume: resume, startOnNewLine: startOnNewLine, stats: stats, sinks: sinks)
         let ending = await loop.run(interrupts: Signals.interrupts())
+        // Bounded: a hung sink was abandoned at its timeout; what is still queued waits at most 2 × --sink-timeout.
+        let sinkFailures = await sinks?.finish() ?? []
         if let live {
             live.cancel()
             await live.value
@@ -138,7 +152,13 @@ enum Pipeline {
             StandardError.write("Error: cannot read stdin: \(readError)\n")
             if stats.done == 0 { return 2 }
         }
-        if !options.quiet { StandardError.write(progress.summary()) }
+        if !options.quiet {
+            StandardError.write(progress.summary())
+            if sinks != nil {
+                let n = sinkFailures.count
+                StandardError.write("pipeline: run id \(runID); sinks: \(n == 0 ? "every result delivered" : "\(n) failure\(n == 1 ? "" : "s") (see above)")\n")
+            }
+        }
         if interrupted { return 130 }
         return stats.failed.load(ordering: .relaxed) > 0 ? 1 : 0
     }

@@ -4,6 +4,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import PipelineTestSupport
 import Testing
 
 /// The webhook sink against a real local server (`Tests/Tools/webhook_server.py`) that records
@@ -90,5 +91,44 @@ import Testing
         #expect(throws: APIError.self) { try WebhookSink(url: URL(string: "https://example.com/hook")!, batchSize: 0) }
         let sink = try? WebhookSink(url: URL(string: "https://example.com/hook?token=s3cret")!)
         #expect(sink?.name == "webhook(https://example.com/hook?…)", "a token in the query is never shown")
+    }
+}
+
+/// `pipeline --sink webhook:URL` against the recording server.
+@Suite struct CLIWebhookSinkTests {
+    let input = (0..<5).map { #"{"id":"w\#($0)","model":"m","prompt":"p\#($0)"}"# }.joined(separator: "\n")
+
+    @Test func everyResultReachesTheWebhook() async throws {
+        let name = "cli-\(UUID().uuidString)"
+        let url = try Peers.webhook.get().appendingPathComponent("hook/\(name)")
+        let run = try runPipeline(["--sink", "webhook:\(url.absoluteString)", "--run-id", "cli-run", "--quiet"], stdin: input)
+        #expect(run.status == 0, "\(run.stderr)")
+        let (data, _) = try await URLSession.shared.data(from: try Peers.webhook.get().appendingPathComponent("requests/\(name)"))
+        let requests = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+        let results = requests.flatMap { (($0["body"] as? [String: Any])?["results"] as? [[String: Any]]) ?? [] }
+        #expect(results.map { $0["idempotency_key"] as? String } == (0..<5).map { "cli-run/w\($0)" })
+        #expect(results.compactMap { ($0["result"] as? [String: Any])?["id"] as? String } == run.records.compactMap { $0["id"] as? String })
+    }
+
+    /// The receiver never answers: stdout still gets every result at once, the sink after the
+    /// hanging one still gets every line, and the run ends within the sink timeout's bound.
+    @Test func aHangingWebhookDelaysNoOutputAndNoOtherSink() async throws {
+        let name = "hang-\(UUID().uuidString)"
+        let url = try Peers.webhook.get().appendingPathComponent("hang/\(name)")
+        let dir = try temporaryDirectory()
+        let copy = dir.appendingPathComponent("copy.jsonl").path
+        let started = ContinuousClock.now
+        let run = try runPipeline(
+            ["--sink", "webhook:\(url.absoluteString)@1", "--sink", "jsonl:\(copy)@2", "--sink-timeout", "1"],
+            stdin: (0..<60).map { #"{"id":"h\#($0)","model":"m","prompt":"p"}"# }.joined(separator: "\n"))
+        let took = ContinuousClock.now - started
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.lines.count == 60)
+        #expect(try String(contentsOfFile: copy, encoding: .utf8) == run.stdout)
+        #expect(run.stderr.contains("timed out delivering 'h49'"), "the 50th result fills the first batch, whose POST hangs: \(run.stderr)")
+        // The abandoned POST was cancelled (the sink honours cancellation), so the last 10 results
+        // were batched again and their POST at the end hung in turn.
+        #expect(run.stderr.contains("timed out finishing"), "\(run.stderr)")
+        #expect(took < .seconds(30), "bounded by the sink timeout (1 s) and the drain (2 s), not by the server (120 s)")
     }
 }

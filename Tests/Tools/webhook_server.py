@@ -7,6 +7,7 @@ Usage: webhook_server.py PORT
                                 Idempotency-Key, then 200
   POST /redirect/<name>         302 to /hook/<name> (a client must not follow it)
   POST /reject/<name>           400
+  POST /hang/<name>             answers after 120 s (a receiver that hangs)
   GET  /requests/<name>         the recorded requests to that name, as a JSON list of
                                 {"path", "idempotency_key", "content_type", "body"} (body parsed)
   GET  /health                  200
@@ -14,6 +15,7 @@ Usage: webhook_server.py PORT
 import json
 import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -72,6 +74,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"ok": True})
         if mode == "redirect":
             return self.reply(302, {}, {"Location": f"/hook/{name}"})
+        if mode == "hang":
+            time.sleep(120)
+            return self.reply(200, {"ok": True})
         if mode == "reject":
             return self.reply(400, {"error": "no"})
         self.reply(404, {"error": "no such mode"})

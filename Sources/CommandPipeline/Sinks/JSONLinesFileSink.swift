@@ -97,7 +97,8 @@ public final class JSONLinesFileSink: ResultSink {
                 close(fd)
                 fd = -1
             }
-            guard fsync(fd) == 0 else { throw WriteError(operation: "fsync", path: path, errno: errno) }
+            // EINVAL: a descriptor that cannot be synced (a device such as /dev/null): nothing to make durable.
+            guard fsync(fd) == 0 || errno == EINVAL else { throw WriteError(operation: "fsync", path: path, errno: errno) }
             if created {
                 // A new file's name is durable only once its directory is.
                 let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
