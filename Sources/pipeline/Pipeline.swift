@@ -97,6 +97,16 @@ enum Pipeline {
             }
             files = FileResolver(confinedTo: root)
         }
+        // The model catalog: built in, with --models over it.
+        var catalog = ModelCatalog.builtin
+        if let path = options.modelsFile {
+            switch CatalogFile.load(path, over: catalog) {
+            case .success(let loaded): catalog = loaded
+            case .failure(let problem): return usageFailure(UsageError(message: "option '--models \(path)': \(problem)"))
+            }
+        }
+        let ledger = CostLedger(limit: options.maxCostUSD)
+        let quiet = options.quiet
         let mode: RunLoop.Mode
         let providerName: String
         if validateOnly {
@@ -108,10 +118,15 @@ enum Pipeline {
             case .success(let provider):
                 let rateLimit = (options.rateLimitRPM != nil || options.rateLimitTPM != nil)
                     ? RateConstraint(requestsPerMinute: options.rateLimitRPM, tokensPerMinute: options.rateLimitTPM) : nil
-                let configuration = EngineConfiguration(
+                var configuration = EngineConfiguration(
                     files: files, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
                     callTimeout: options.callTimeoutSeconds.map { .milliseconds(Int($0 * 1000)) },
                     commandTimeout: options.timeoutSeconds.map { .milliseconds(Int($0 * 1000)) }, rateLimit: rateLimit)
+                configuration.catalog = catalog
+                configuration.costLedger = ledger
+                configuration.onUnknownModel = { model in
+                    if !quiet { StandardError.write("pipeline: model '\(model)' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
+                }
                 let engine = PipelineEngine(provider: provider, configuration: configuration)
                 mode = .execute(engine)
                 providerName = provider.providerName
@@ -131,7 +146,11 @@ enum Pipeline {
         }
 
         let stats = Stats()
-        let progress = Progress(stats: stats)
+        var progress = Progress(stats: stats)
+        if !validateOnly {
+            progress.ledger = ledger
+            progress.mockProvider = providerName == "mock"
+        }
         let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
         let loop = RunLoop(
             mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered, eventsMode: options.events,
