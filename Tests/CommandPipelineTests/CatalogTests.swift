@@ -73,7 +73,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         (#"{"models": {"x": {"context_window": "big", "max_output_tokens": 1}}}"#, #"models.x.context_window: expected a whole number from 1 to 100000000, got "big""#),
         (#"{"models": {"x": {"context_window": 0, "max_output_tokens": 1}}}"#, "models.x.context_window: expected a whole number from 1 to 100000000, got 0"),
         (#"{"models": {"x": {"context_window": 10, "max_output_tokens": 20}}}"#, "models.x.max_output_tokens: 20 is larger than the context window (10)"),
-        (#"{"models": {"gpt-4o": {"prices": {"input": -1}}}}"#, "models.gpt-4o.prices.input: expected a number from 0 to 100000, got -1"),
+        (#"{"models": {"gpt-4o": {"prices": {"input": -1}}}}"#, "models.gpt-4o.prices.input: expected a number from 0 to 1000000, got -1"),
         (#"{"models": {"gpt-4o": {"prices": {"batch_discount": 1}}}}"#, "models.gpt-4o.prices.batch_discount: expected a number from 0 to 0.99, got 1"),
         (#"{"models": {"gpt-4o": {"input_modalities": ["text", "smell"]}}}"#, #"models.gpt-4o.input_modalities[1]: unknown modality "smell""#),
         (#"{"models": {"gpt-4o": {"streamin": true}}}"#, #"models.gpt-4o.streamin: unknown key "streamin""#),

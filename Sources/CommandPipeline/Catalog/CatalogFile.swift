@@ -27,7 +27,7 @@ public enum CatalogFile {
 
     static let maxBytes = 16 << 20
     static let tokenRange = 1...100_000_000
-    static let priceRange: ClosedRange<Double> = 0...100_000
+    static let priceRange: ClosedRange<Double> = 0...1_000_000
 
     /// Reads `path` and returns `base` with its entries added.
     public static func load(_ path: String, over base: ModelCatalog) -> Result<ModelCatalog, Problem> {
@@ -166,7 +166,8 @@ public enum CatalogFile {
 
     private static func number(_ value: JSONValue, in range: ClosedRange<Double>, at path: String) throws(Problem) -> Double {
         let n: Double
-        let expected = "expected a number from \(String(format: "%g", range.lowerBound)) to \(String(format: "%g", range.upperBound)), got \(describe(value))"
+        func spelled(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
+        let expected = "expected a number from \(spelled(range.lowerBound)) to \(spelled(range.upperBound)), got \(describe(value))"
         switch value {
         case .int(let i): n = Double(i)
         case .double(let d): n = d
