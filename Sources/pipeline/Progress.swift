@@ -47,6 +47,8 @@ struct Progress {
     func costSummary() -> String {
         guard let ledger else { return "" }
         let priced = ledger.pricedCommands, unpriced = ledger.unpricedCommands
+        // Nothing priced and no budget: the notes on unknown models have said it all.
+        if priced == 0 && ledger.limit == nil { return "" }
         var text = String(format: "pipeline: cost $%.6f at catalog prices", ledger.spent)
         var notes: [String] = ["\(priced) command\(priced == 1 ? "" : "s") priced"]
         if unpriced > 0 { notes.append("\(unpriced) unpriced (model not in the catalog)") }
