@@ -36,7 +36,7 @@ let package = Package(
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
         .testTarget(name: "PipelineCLITests", dependencies: ["pipeline", "PipelineTestSupport"]),
         // The SQLite sink, read back with Python's sqlite3.
-        .testTarget(name: "CommandPipelineSQLiteTests", dependencies: ["CommandPipelineSQLite", "PipelineTestSupport"]),
+        .testTarget(name: "CommandPipelineSQLiteTests", dependencies: ["CommandPipelineSQLite", "CommandPipelineTesting", "PipelineTestSupport"]),
     ]
 )
 

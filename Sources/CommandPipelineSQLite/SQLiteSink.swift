@@ -14,13 +14,21 @@ import Synchronization
 /// in one run share a row: the later result wins.) `record` is the result line's JSON, so
 /// `json_extract(record, '$.usage.total_tokens')` works in queries.
 ///
-/// Uses the system's libsqlite3. The database is in WAL mode with `synchronous=NORMAL`: each row
-/// is committed as it arrives, and `finish` checkpoints the log into the database file and closes
-/// it, so everything is durable when the run ends.
+/// Uses the system's libsqlite3. The database is in WAL mode with `synchronous=NORMAL`. Rows are
+/// committed in groups: a transaction opens with the first row and commits after `maxBatch` rows
+/// or `commitDelay`, whichever comes first (a commit per row would cap a run at a few thousand
+/// rows a second); `finish` commits what is open, checkpoints the log into the database file and
+/// closes it, so everything is durable when the run ends. A commit that fails in the background
+/// is reported by the next `deliver` or by `finish`.
 public final class SQLiteSink: ResultSink {
     public let name: String
     public let priority: Int
     public let path: String
+    /// Rows per transaction at most.
+    public let maxBatch: Int
+    /// Longest a row waits for its commit.
+    public let commitDelay: Duration
+    private let clock: any PipelineClock
     private let filter: (@Sendable (ResultDelivery) -> Bool)?
     private let connection: Mutex<Connection?>
 
@@ -36,6 +44,11 @@ public final class SQLiteSink: ResultSink {
     private final class Connection: @unchecked Sendable {
         let db: OpaquePointer
         let upsert: OpaquePointer
+        /// Rows in the open transaction (0: none open), which transaction it is, and a commit
+        /// that failed in the background, to report.
+        var pendingRows = 0
+        var transaction = 0
+        var failedCommit: SQLiteError?
         init(db: OpaquePointer, upsert: OpaquePointer) {
             self.db = db
             self.upsert = upsert
@@ -68,9 +81,15 @@ public final class SQLiteSink: ResultSink {
         """
 
     /// Opens (or creates) the database at `path` and its `results` table; throws `SQLiteError`.
-    public init(path: String, priority: Int = 100, filter: (@Sendable (ResultDelivery) -> Bool)? = nil) throws {
+    public init(
+        path: String, priority: Int = 100, maxBatch: Int = 512, commitDelay: Duration = .milliseconds(200), clock: any PipelineClock = SystemClock(),
+        filter: (@Sendable (ResultDelivery) -> Bool)? = nil
+    ) throws {
         self.path = path
         self.priority = priority
+        self.maxBatch = max(1, maxBatch)
+        self.commitDelay = commitDelay
+        self.clock = clock
         self.filter = filter
         name = "sqlite(\(path))"
         var handle: OpaquePointer?
@@ -108,9 +127,63 @@ public final class SQLiteSink: ResultSink {
 
     public func enabled(for delivery: ResultDelivery) -> Bool { filter?(delivery) ?? true }
 
+    /// Rows delivered but not committed yet.
+    public var uncommittedRows: Int { connection.withLock { $0?.pendingRows ?? 0 } }
+
     public func deliver(_ delivery: ResultDelivery) async throws {
-        try connection.withLock { c throws(SQLiteError) in
+        let opened = try connection.withLock { c throws(SQLiteError) -> Int? in
             guard let c else { throw SQLiteError(operation: "insert", code: SQLITE_MISUSE, message: "the database is closed") }
+            if let failed = c.failedCommit {
+                c.failedCommit = nil
+                throw failed
+            }
+            var opened: Int?
+            if c.pendingRows == 0 {
+                try Self.execute(c.db, "BEGIN", operation: "begin")
+                c.transaction += 1
+                opened = c.transaction
+            }
+            do throws(SQLiteError) {
+                try Self.upsert(delivery, into: c)
+            } catch {
+                // A transaction opened for this row alone is not left open.
+                if c.pendingRows == 0 { _ = sqlite3_exec(c.db, "ROLLBACK", nil, nil, nil) }
+                throw error
+            }
+            c.pendingRows += 1
+            if c.pendingRows >= maxBatch { try Self.commit(c) }
+            return opened
+        }
+        // A transaction opened: it commits by `commitDelay` at the latest, even if no row follows.
+        if let transaction = opened {
+            let delay = commitDelay, clock = self.clock
+            Task { [weak self] in
+                try? await clock.sleep(for: delay)
+                self?.commitIfOpen(transaction)
+            }
+        }
+    }
+
+    private func commitIfOpen(_ transaction: Int) {
+        connection.withLock { c in
+            guard let c, c.pendingRows > 0, c.transaction == transaction else { return }
+            do throws(SQLiteError) { try Self.commit(c) } catch { c.failedCommit = error }
+        }
+    }
+
+    private static func commit(_ c: Connection) throws(SQLiteError) {
+        let rows = c.pendingRows
+        c.pendingRows = 0
+        do throws(SQLiteError) {
+            try execute(c.db, "COMMIT", operation: "commit")
+        } catch {
+            _ = sqlite3_exec(c.db, "ROLLBACK", nil, nil, nil)
+            throw SQLiteError(operation: "commit of \(rows) row\(rows == 1 ? "" : "s")", code: error.code, message: error.message)
+        }
+    }
+
+    private static func upsert(_ delivery: ResultDelivery, into c: Connection) throws(SQLiteError) {
+        do {  // (one scope for the statement's reset)
             let statement = c.upsert
             defer {
                 sqlite3_reset(statement)
@@ -140,7 +213,7 @@ public final class SQLiteSink: ResultSink {
         }
     }
 
-    /// Checkpoints the write-ahead log into the database file and closes the database.
+    /// Commits what is open, checkpoints the write-ahead log into the database file and closes the database.
     public func finish() async throws {
         try connection.withLock { c throws(SQLiteError) in
             guard let open = c else { return }
@@ -148,6 +221,8 @@ public final class SQLiteSink: ResultSink {
                 open.close()
                 c = nil
             }
+            if let failed = open.failedCommit { throw failed }
+            if open.pendingRows > 0 { try Self.commit(open) }
             try Self.execute(open.db, "PRAGMA wal_checkpoint(TRUNCATE)", operation: "checkpoint")
         }
     }

@@ -103,7 +103,7 @@ enum ArgumentParser {
         Spec(name: "--sink", takesValue: true, subcommands: ["run"]),
         Spec(name: "--sink-timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--run-id", takesValue: true, subcommands: ["run"]),
-        Spec(name: "--models", takesValue: true, subcommands: runLike),
+        Spec(name: "--models", takesValue: true, subcommands: ["run"]),
         Spec(name: "--max-cost", takesValue: true, subcommands: ["run"]),
     ]
 

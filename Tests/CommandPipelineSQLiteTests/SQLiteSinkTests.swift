@@ -1,5 +1,6 @@
 import CommandPipeline
 import CommandPipelineSQLite
+import CommandPipelineTesting
 import Foundation
 import PipelineTestSupport
 import Testing
@@ -59,6 +60,26 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
         // Durable at the end: finish checkpointed the log into the database file.
         let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
         #expect(wal == 0)
+    }
+
+    /// Rows are committed in groups: after `maxBatch` rows at once, else by `commitDelay`
+    /// (on the manual clock) even when no row follows. Another client sees only committed rows.
+    @Test func rowsAreCommittedInGroupsAndByTheDelayAtTheLatest() async throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("grouped.db").path
+        let clock = ManualClock()
+        let sink = try SQLiteSink(path: path, maxBatch: 2, commitDelay: .seconds(1), clock: clock)
+        for i in 0..<3 { try await sink.deliver(delivery(run: "g", "c\(i)", index: i, status: .succeeded, text: "t")) }
+        #expect(sink.uncommittedRows == 1, "two rows made a full group")
+        #expect(try readBack(path).count == 2)
+        var polls = 0
+        while clock.sleeperCount == 0 && polls < 1_000_000 { polls += 1; await Task.yield() }
+        clock.advance(by: .seconds(1))
+        polls = 0
+        while sink.uncommittedRows > 0 && polls < 1_000_000 { polls += 1; await Task.yield() }
+        #expect(sink.uncommittedRows == 0, "the delay committed the last row")
+        #expect(try readBack(path).count == 3)
+        try await sink.finish()
     }
 
     @Test func aPathThatCannotBeOpenedFailsWhenTheSinkIsMade() throws {

@@ -87,10 +87,9 @@ public final class SinkDispatcher: Sendable {
         if let task = worker.withLock({ $0 }) {
             let drained = await Self.race(timeout: limit, clock: clock) { await task.value }
             if case .timedOut = drained {
+                // The worker now reports each queued delivery without running a sink (it is not
+                // cancelled: it still owes those reports); its current sink call is bounded by `timeout`.
                 state.withLock { $0.abandoned = true }
-                task.cancel()
-                // The worker now reports each queued delivery without running a sink; its
-                // current sink call is bounded by `timeout`.
                 _ = await Self.race(timeout: timeout, clock: clock) { await task.value }
             }
         }
