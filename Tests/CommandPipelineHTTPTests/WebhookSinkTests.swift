@@ -28,7 +28,7 @@ import Testing
     @Test func postsBatchesWithIdempotencyKeysAndTheRecordsAsTheyAre() async throws {
         let name = "batches-\(UUID().uuidString)"
         let sink = try WebhookSink(url: try server().appendingPathComponent("hook/\(name)"), batchSize: 2)
-        let dispatcher = SinkDispatcher(sinks: [sink])
+        let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
         let sent = deliveries(3)
         for d in sent { dispatcher.submit(d) }
         #expect(await dispatcher.finish(within: .seconds(60)).isEmpty)
@@ -53,7 +53,7 @@ import Testing
         let name = "flaky-\(UUID().uuidString)"
         let policy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(1), jitter: 0)
         let sink = try WebhookSink(url: try server().appendingPathComponent("flaky-2/\(name)"), batchSize: 1, retryPolicy: policy)
-        let dispatcher = SinkDispatcher(sinks: [sink])
+        let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
         dispatcher.submit(deliveries(1)[0])
         #expect(await dispatcher.finish(within: .seconds(60)).isEmpty)
         let requests = try await recorded(name)
@@ -64,7 +64,7 @@ import Testing
     @Test func aRedirectIsNotFollowedAndFailsTheSinkByName() async throws {
         let name = "redirect-\(UUID().uuidString)"
         let sink = try WebhookSink(url: try server().appendingPathComponent("redirect/\(name)"), batchSize: 1)
-        let dispatcher = SinkDispatcher(sinks: [sink])
+        let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
         dispatcher.submit(deliveries(1)[0])
         let failures = await dispatcher.finish(within: .seconds(60))
         #expect(failures.count == 1)
@@ -77,7 +77,7 @@ import Testing
     @Test func aRejectedBatchIsNotRetried() async throws {
         let name = "reject-\(UUID().uuidString)"
         let sink = try WebhookSink(url: try server().appendingPathComponent("reject/\(name)"), batchSize: 1)
-        let dispatcher = SinkDispatcher(sinks: [sink])
+        let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
         dispatcher.submit(deliveries(1)[0])
         let failures = await dispatcher.finish(within: .seconds(60))
         #expect(failures.first?.description.contains("HTTP 400") == true)
@@ -119,7 +119,7 @@ import Testing
         let copy = dir.appendingPathComponent("copy.jsonl").path
         let started = ContinuousClock.now
         let run = try runPipeline(
-            ["--sink", "webhook:\(url.absoluteString)@1", "--sink", "jsonl:\(copy)@2", "--sink-timeout", "1"],
+            ["--sink", "webhook:\(url.absoluteString)@1", "--sink", "jsonl:\(copy)@2", "--sink-timeout", "3"],
             stdin: (0..<60).map { #"{"id":"h\#($0)","model":"m","prompt":"p"}"# }.joined(separator: "\n"))
         let took = ContinuousClock.now - started
         #expect(run.status == 0, "\(run.stderr)")
@@ -129,6 +129,6 @@ import Testing
         // The abandoned POST was cancelled (the sink honours cancellation), so the last 10 results
         // were batched again and their POST at the end hung in turn.
         #expect(run.stderr.contains("timed out finishing"), "\(run.stderr)")
-        #expect(took < .seconds(30), "bounded by the sink timeout (1 s) and the drain (2 s), not by the server (120 s)")
+        #expect(took < .seconds(30), "bounded by the sink timeout (3 s) and the drain (6 s), not by the server (120 s)")
     }
 }

@@ -38,13 +38,13 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
         let path = dir.appendingPathComponent("results.db").path
 
         // First run: "b" fails.
-        let first = SinkDispatcher(sinks: [try SQLiteSink(path: path)])
+        let first = SinkDispatcher(sinks: [try SQLiteSink(path: path)], clock: ManualClock())
         first.submit(delivery(run: "r1", "a", index: 0, status: .succeeded, text: "one"))
         first.submit(delivery(run: "r1", "b", index: 1, status: .failed, text: "broke"))
         #expect(await first.finish(within: .seconds(60)).isEmpty)
 
         // The resumed run keeps its run id and delivers "b" again, now succeeded; another run adds its own rows.
-        let resumed = SinkDispatcher(sinks: [try SQLiteSink(path: path)])
+        let resumed = SinkDispatcher(sinks: [try SQLiteSink(path: path)], clock: ManualClock())
         resumed.submit(delivery(run: "r1", "b", index: 1, status: .succeeded, text: "fixed ✓"))
         resumed.submit(delivery(run: "r2", "a", index: 0, status: .succeeded, text: "other run"))
         #expect(await resumed.finish(within: .seconds(60)).isEmpty)

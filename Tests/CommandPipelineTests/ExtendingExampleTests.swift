@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineTesting
 import Foundation
 import PipelineTestSupport
 import Synchronization
@@ -21,6 +22,8 @@ import Testing
         var collected: [String] { ids.withLock { $0 } }
     }
 
+    /// As in the document, but timed by a manual clock, which never moves here: no timeout can
+    /// fire because a loaded test machine was slow.
     @Test func theSinkExample() async throws {
         let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("results.jsonl").path
@@ -29,7 +32,7 @@ import Testing
             PlannedCommand(id: "empty", plan: ExecutionPlan(calls: [])),
         ]
         let failed = FailedIDs()
-        let dispatcher = SinkDispatcher(sinks: [failed, try JSONLinesFileSink(path: path)], timeout: .seconds(10))
+        let dispatcher = SinkDispatcher(sinks: [failed, try JSONLinesFileSink(path: path)], timeout: .seconds(10), clock: ManualClock())
         let engine = PipelineEngine(provider: MockProvider.make())
         let runID = RunID.make()
         for (index, command) in commands.enumerated() {

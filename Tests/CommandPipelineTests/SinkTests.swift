@@ -70,7 +70,7 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         let early = RecordingSink("early", priority: 10, order: order)
         let middle = RecordingSink("middle", priority: 50, order: order)
         let alsoMiddle = RecordingSink("alsoMiddle", priority: 50, order: order)
-        let dispatcher = SinkDispatcher(sinks: [late, middle, early, alsoMiddle])
+        let dispatcher = SinkDispatcher(sinks: [late, middle, early, alsoMiddle], clock: ManualClock())
         dispatcher.submit(delivery("a", index: 0))
         dispatcher.submit(delivery("b", index: 1))
         let failures = await dispatcher.finish(within: .seconds(60))
@@ -85,7 +85,7 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         let order = Shared<[String]>([])
         let thrower = RecordingSink("thrower", priority: 1, order: order, fails: true)
         let after = RecordingSink("after", priority: 2, order: order)
-        let dispatcher = SinkDispatcher(sinks: [after, thrower])
+        let dispatcher = SinkDispatcher(sinks: [after, thrower], clock: ManualClock())
         let sent = [delivery("a", index: 0), delivery("b", index: 1, status: .failed)]
         for d in sent { dispatcher.submit(d) }
         let failures = await dispatcher.finish(within: .seconds(60))
@@ -103,7 +103,7 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         let order = Shared<[String]>([])
         let failuresOnly = RecordingSink("failures-only", order: order, accepts: { $0.status == .failed })
         let all = RecordingSink("all", order: order)
-        let dispatcher = SinkDispatcher(sinks: [failuresOnly, all])
+        let dispatcher = SinkDispatcher(sinks: [failuresOnly, all], clock: ManualClock())
         dispatcher.submit(delivery("ok", index: 0))
         dispatcher.submit(delivery("bad", index: 1, status: .failed))
         #expect(await dispatcher.finish(within: .seconds(60)).isEmpty)
@@ -200,7 +200,7 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         let dir = try temporaryDirectory(files: ["out.jsonl": "{\"earlier\":true}\n"])
         let path = dir.appendingPathComponent("out.jsonl").path
         let sink = try JSONLinesFileSink(path: path)
-        let dispatcher = SinkDispatcher(sinks: [sink])
+        let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
         dispatcher.submit(delivery("a", index: 0))
         dispatcher.submit(delivery("b", index: 1, status: .failed))
         #expect(await dispatcher.finish(within: .seconds(60)).isEmpty)
@@ -223,7 +223,7 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
     @Test func aFailedWriteIsAnError() async throws {
         guard FileManager.default.fileExists(atPath: "/dev/full") else { return }
         let sink = try JSONLinesFileSink(path: "/dev/full")
-        let dispatcher = SinkDispatcher(sinks: [sink])
+        let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
         dispatcher.submit(delivery("a", index: 0))
         let failures = await dispatcher.finish(within: .seconds(60))
         #expect(failures.first?.sink == "jsonl(/dev/full)")
