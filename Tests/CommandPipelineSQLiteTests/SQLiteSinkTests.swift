@@ -15,7 +15,7 @@ private func readBack(_ path: String) throws -> [[String: Any]] {
                           "json_extract(record, '$.status') FROM results ORDER BY run_id, command_index").fetchall()
         print(json.dumps([dict(zip(["run_id", "command_id", "command_index", "status", "idempotency_key", "record", "record_status"], r)) for r in rows]))
         """
-    let result = try runProcess(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script, path], timeout: 60)
+    let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, path], timeout: 60)
     guard result.status == 0, let rows = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] else {
         throw ReadError(output: result.output)
     }

@@ -17,7 +17,7 @@ import Testing
             rows = sqlite3.connect(sys.argv[1]).execute("SELECT run_id, command_id, status, record FROM results ORDER BY run_id, command_index").fetchall()
             print(json.dumps([dict(zip(["run_id", "command_id", "status", "record"], r)) for r in rows]))
             """
-        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script, path], timeout: 60)
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, path], timeout: 60)
         #expect(result.status == 0, "\(result.output)")
         return (try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]]) ?? []
     }
