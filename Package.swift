@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "CommandPipeline", targets: ["CommandPipeline"]),
         .library(name: "CommandPipelineHTTP", targets: ["CommandPipelineHTTP"]),
+        // The SQLite result sink, over the system's libsqlite3 (a system library, not a package).
+        .library(name: "CommandPipelineSQLite", targets: ["CommandPipelineSQLite"]),
         // Test doubles for users' own tests: a manual clock, in-memory sinks, scripted providers, a stage harness.
         .library(name: "CommandPipelineTesting", targets: ["CommandPipelineTesting"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
@@ -17,7 +19,10 @@ let package = Package(
         // Provider adapters over HTTP (own HTTP/1.1 for plain http, URLSession for https), so the engine core stays free of networking.
         .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline"]),
         .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),
-        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP"]),
+        // The system's libsqlite3 (Debian: libsqlite3-dev), for the SQLite result sink only.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
+        .target(name: "CommandPipelineSQLite", dependencies: ["CommandPipeline", "CSQLite"]),
+        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP", "CommandPipelineSQLite"]),
         .executableTarget(
             name: "PipelineBench",
             dependencies: ["CommandPipeline", "CommandPipelineTesting"],
@@ -30,10 +35,12 @@ let package = Package(
         .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
         .testTarget(name: "PipelineCLITests", dependencies: ["pipeline", "PipelineTestSupport"]),
+        // The SQLite sink, read back with Python's sqlite3.
+        .testTarget(name: "CommandPipelineSQLiteTests", dependencies: ["CommandPipelineSQLite", "CommandPipelineTesting", "PipelineTestSupport"]),
     ]
 )
 
-for target in package.targets {
+for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []
     // Swift 6 language mode: complete strict concurrency checking.
     settings.append(.swiftLanguageMode(.v6))

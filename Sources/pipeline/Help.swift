@@ -57,12 +57,27 @@ enum Help {
                                 retryable=FRACTION, retry_after_ms=N, fatal=FRACTION, hang=FRACTION,
                                 jitter_ms=N, seed=N (N ms: 0–3600000)   e.g. retryable=0.2,fatal=0.02,hang=0.01,seed=7
                                 (hanging calls end only by --call-timeout or --timeout)
+      --sink KIND:TARGET[@N]    also hand every result line to a sink, off the output path; repeatable:
+                                  jsonl:PATH     append to a file, fsync at the end
+                                  sqlite:PATH    upsert into table results, keyed by (run_id, command_id)
+                                  webhook:URL    POST batches of 50 with an Idempotency-Key, retried, no redirects
+                                @N: priority, lower runs first, -1000000–1000000   e.g. --sink sqlite:out.db@10
+                                                                               default: none; priority 100
+      --sink-timeout SECONDS    longest one sink call may take; a hung sink is abandoned and skipped,
+                                the end of the run waits at most twice this, 0.001–604800   default: 30
+      --run-id ID               the run id sinks see (1–128 of A–Z a–z 0–9 . _ : -); reuse it when resuming
+                                                                               default: a fresh one
+      --models FILE             model catalog over the built-in one (limits, modalities, prices; JSON, see
+                                Design/extending.md); commands are checked before any call and priced after
+      --max-cost USD            stop taking commands once spent plus in-flight estimates would pass USD;
+                                commands not started fail with budget_exceeded, 0–1000000   default: none
 
     INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands (UTF-8;
       a leading byte order mark is skipped). A broken value yields one failed record and reading resumes
       on the next line; one value may be at most 64 MiB; duplicate keys in an object are an error.
       Full commands have "plan"; the shorthand is {"model","prompt"|"prompts","system","files","fallback_model"}.
-    OUTPUT: one JSON object per input command, status "succeeded" or "failed"; progress and summary on stderr.
+    OUTPUT: one JSON object per input command, status "succeeded" or "failed"; progress and summary on stderr
+      (with the run's cost at catalog prices; models not in the catalog run unchecked and uncosted, said once).
     EXIT STATUS: 0 all succeeded · 1 some failed · 2 usage error (also: stdin closed or unreadable)
       · 3 results could not be written (disk full, closed pipe or stdout) · 130 interrupted (SIGINT, SIGTERM, SIGHUP).
     """

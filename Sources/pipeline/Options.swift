@@ -33,6 +33,14 @@ struct RunOptions {
     var mockCapabilities: Set<ProviderCapability> = Set(ProviderCapability.allCases)
     /// Capabilities declared for a real provider's server (`--capabilities`); nil: the provider's default.
     var capabilities: Set<ProviderCapability>?
+    /// Result sinks (`--sink`, repeatable), their per-call timeout, and the run id they see.
+    var sinks: [SinkSpec] = []
+    var sinkTimeoutSeconds: Double = 30
+    var runID: String?
+    /// A user model catalog (`--models FILE`) over the built-in one.
+    var modelsFile: String?
+    /// Spending limit in US dollars (`--max-cost`).
+    var maxCostUSD: Double?
 
     static let defaultConcurrency = 64
 }
@@ -49,6 +57,10 @@ enum FlagLimits {
     static let tokensPerMinute = 1...10_000_000_000
     /// `--mock-latency-ms` and the durations of `--mock-faults`: up to one hour.
     static let milliseconds = 0...3_600_000
+    /// The `@PRIORITY` of `--sink`.
+    static let sinkPriority = -1_000_000...1_000_000
+    /// `--max-cost`: up to a million dollars, in dollars.
+    static let maxCost: ClosedRange<Double> = 0...1_000_000
 }
 
 /// A command line that cannot be run: exit status 2, message on stderr.
@@ -88,6 +100,11 @@ enum ArgumentParser {
         Spec(name: "--mock-fail-model", takesValue: true, subcommands: ["run"]),
         Spec(name: "--mock-capabilities", takesValue: true, subcommands: all),
         Spec(name: "--capabilities", takesValue: true, subcommands: all),
+        Spec(name: "--sink", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--sink-timeout", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--run-id", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--models", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--max-cost", takesValue: true, subcommands: ["run"]),
     ]
 
     static func parse(_ arguments: [String]) throws(UsageError) -> Invocation {
@@ -177,6 +194,20 @@ enum ArgumentParser {
             case .success(let set): options.mockCapabilities = set.union([.generation])
             case .failure(let error): throw UsageError(message: "option '--mock-capabilities': \(error.message)")
             }
+        case "--sink": options.sinks.append(try SinkSpec.parse(value))
+        case "--sink-timeout": options.sinkTimeoutSeconds = try seconds(name, value)
+        case "--run-id":
+            if let problem = RunID.problem(value) { throw UsageError(message: "option '--run-id': \(problem)") }
+            options.runID = value
+        case "--models":
+            guard !value.isEmpty else { throw UsageError(message: "option '--models' needs a file name") }
+            options.modelsFile = value
+        case "--max-cost":
+            let range = FlagLimits.maxCost
+            guard let usd = Double(value), usd.isFinite, range.contains(usd) else {
+                throw UsageError(message: "option '--max-cost' needs an amount in US dollars from 0 to \(Int(range.upperBound)), got '\(value)'")
+            }
+            options.maxCostUSD = usd
         default: break
         }
     }

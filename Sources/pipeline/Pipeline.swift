@@ -97,6 +97,16 @@ enum Pipeline {
             }
             files = FileResolver(confinedTo: root)
         }
+        // The model catalog: built in, with --models over it.
+        var catalog = ModelCatalog.builtin
+        if let path = options.modelsFile {
+            switch CatalogFile.load(path, over: catalog) {
+            case .success(let loaded): catalog = loaded
+            case .failure(let problem): return usageFailure(UsageError(message: "option '--models \(path)': \(problem)"))
+            }
+        }
+        let ledger = CostLedger(limit: options.maxCostUSD)
+        let quiet = options.quiet
         let mode: RunLoop.Mode
         let providerName: String
         if validateOnly {
@@ -108,23 +118,46 @@ enum Pipeline {
             case .success(let provider):
                 let rateLimit = (options.rateLimitRPM != nil || options.rateLimitTPM != nil)
                     ? RateConstraint(requestsPerMinute: options.rateLimitRPM, tokensPerMinute: options.rateLimitTPM) : nil
-                let configuration = EngineConfiguration(
+                var configuration = EngineConfiguration(
                     files: files, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
                     callTimeout: options.callTimeoutSeconds.map { .milliseconds(Int($0 * 1000)) },
                     commandTimeout: options.timeoutSeconds.map { .milliseconds(Int($0 * 1000)) }, rateLimit: rateLimit)
+                configuration.catalog = catalog
+                configuration.costLedger = ledger
+                configuration.onUnknownModel = { model in
+                    if !quiet { StandardError.write("pipeline: model '\(model)' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
+                }
                 let engine = PipelineEngine(provider: provider, configuration: configuration)
                 mode = .execute(engine)
                 providerName = provider.providerName
             }
         }
 
+        let runID = options.runID ?? RunID.make()
+        var sinks: SinkFeed?
+        if !validateOnly {
+            if options.events && !options.sinks.isEmpty {
+                return usageFailure(UsageError(message: "option '--sink' does not apply with '--events' yet: results reach sinks in plain mode"))
+            }
+            switch SinkFeed.make(options, runID: runID) {
+            case .failure(let error): return usageFailure(error)
+            case .success(let feed): sinks = feed
+            }
+        }
+
         let stats = Stats()
-        let progress = Progress(stats: stats)
+        var progress = Progress(stats: stats)
+        if !validateOnly {
+            progress.ledger = ledger
+            progress.mockProvider = providerName == "mock"
+        }
         let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
         let loop = RunLoop(
             mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered, eventsMode: options.events,
-            resume: resume, startOnNewLine: startOnNewLine, stats: stats)
+            resume: resume, startOnNewLine: startOnNewLine, stats: stats, sinks: sinks)
         let ending = await loop.run(interrupts: Signals.interrupts())
+        // Bounded: a hung sink was abandoned at its timeout; what is still queued waits at most 2 × --sink-timeout.
+        let sinkFailures = await sinks?.finish() ?? []
         if let live {
             live.cancel()
             await live.value
@@ -138,7 +171,13 @@ enum Pipeline {
             StandardError.write("Error: cannot read stdin: \(readError)\n")
             if stats.done == 0 { return 2 }
         }
-        if !options.quiet { StandardError.write(progress.summary()) }
+        if !options.quiet {
+            StandardError.write(progress.summary())
+            if sinks != nil {
+                let n = sinkFailures.count
+                StandardError.write("pipeline: run id \(runID); sinks: \(n == 0 ? "every result delivered" : "\(n) failure\(n == 1 ? "" : "s") (see above)")\n")
+            }
+        }
         if interrupted { return 130 }
         return stats.failed.load(ordering: .relaxed) > 0 ? 1 : 0
     }

@@ -52,6 +52,8 @@ struct RunLoop {
     /// Write a newline before the first record (stdout is the resume file and ends mid-line).
     var startOnNewLine = false
     let stats: Stats
+    /// Result sinks (`--sink`): each result line written is also handed to them (never waited for).
+    var sinks: SinkFeed? = nil
 
     /// Runs until the input ends, an interrupt, or a failed write.
     func run(interrupts: AsyncStream<Void>) async -> Ending {
@@ -231,6 +233,7 @@ struct RunLoop {
 
     private func write(_ outcome: Outcome, to writer: LineWriter) {
         if !outcome.line.isEmpty { writer.write(outcome.line) }
+        if let sinks, outcome.status != .skipped, !eventsMode, writer.failure == nil { sinks.submit(outcome.line, succeeded: outcome.status == .succeeded) }
     }
 
     /// Parses, validates and (in execute mode) runs one command; returns its result line.

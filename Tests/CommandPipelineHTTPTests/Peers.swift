@@ -19,6 +19,10 @@ enum Peers {
     static let faults: Result<URL, PeerError> = start(
         "fault server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/fault_server.py").path, "{port}"])
 
+    /// A webhook receiver that records every request (`Tests/Tools/webhook_server.py`). The URL is the origin.
+    static let webhook: Result<URL, PeerError> = start(
+        "webhook server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/webhook_server.py").path, "{port}"], path: "")
+
     /// A server that attacks its client: redirects, echoed keys, lying lengths, drips, absurd numbers.
     static let hostile: Result<URL, PeerError> = start(
         "hostile server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/hostile_server.py").path, "{port}"])

@@ -127,7 +127,7 @@ import Testing
         #expect(record.keys == ["id", "index", "status", "responses", "usage", "telemetry", "metadata"])
         #expect(record["status"] == "succeeded")
         let telemetry = try #require(record["telemetry"]?.objectValue)
-        #expect(telemetry.keys == ["provider", "used_fallback", "primary_error", "retries", "retry_wait_ms", "calls", "durations_ms", "uploads", "cache", "token_validation"])
+        #expect(telemetry.keys == ["provider", "used_fallback", "primary_error", "retries", "retry_wait_ms", "calls", "durations_ms", "uploads", "cache", "token_validation", "cost"])
         #expect(telemetry["cache"] == .null)
         #expect(record["responses"]?.arrayValue?.first?.objectValue?["call_index"] == 0)
     }

@@ -18,6 +18,8 @@ public struct APIError: Error, Sendable, Hashable {
         case rateLimited = "rate_limited"
         case timeout
         case cancelled
+        /// Not started: the run's spending limit (`--max-cost`, `CostLedger.limit`) would be passed.
+        case budgetExceeded = "budget_exceeded"
         /// A bug in the engine: please report it.
         case `internal`
     }

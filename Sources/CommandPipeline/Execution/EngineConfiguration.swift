@@ -16,6 +16,13 @@ public struct EngineConfiguration: Sendable {
     public var commandTimeout: Duration?
     /// Requests and tokens per minute for every command of the engine together.
     public var rateLimit: RateConstraint?
+    /// Models' limits and prices: with it, commands are checked before they run (`PreflightUnit`)
+    /// and priced after (`CostUnit`). nil: neither.
+    public var catalog: ModelCatalog?
+    /// The run's spending (and, with a limit, its budget); used with `catalog`.
+    public var costLedger: CostLedger?
+    /// Hears once each model name the catalog does not know (it runs unchecked and uncosted).
+    public var onUnknownModel: (@Sendable (String) -> Void)?
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
@@ -32,13 +39,17 @@ public struct EngineConfiguration: Sendable {
         self.rateLimit = rateLimit
     }
 
-    /// The units around each command, outermost first: sinks see the final outcome, the
-    /// deadline bounds everything else, validation runs before any work.
-    public func commandUnits() -> [any ChainUnit<CommandRun, CommandOutcome>] {
+    /// The units around each command, outermost first: sinks see the final outcome, costs are
+    /// added to it (and the budget checked before anything else), the deadline bounds everything
+    /// else, validation and the catalog's pre-flight checks run before any work.
+    /// - Parameter counting: the provider's token counting, for pre-flight checks near a context window.
+    public func commandUnits(counting: (any TokenCountingCapability)? = nil) -> [any ChainUnit<CommandRun, CommandOutcome>] {
         var units: [any ChainUnit<CommandRun, CommandOutcome>] = []
         if !sinks.isEmpty { units.append(TelemetrySinkUnit(sinks: sinks)) }
+        if let catalog { units.append(CostUnit(catalog: catalog, ledger: costLedger)) }
         if let commandTimeout { units.append(DeadlineUnit(deadline: commandTimeout, clock: clock)) }
         units.append(ValidationUnit())
+        if let catalog { units.append(PreflightUnit(catalog: catalog, counting: counting, onUnknownModel: onUnknownModel)) }
         return units
     }
 

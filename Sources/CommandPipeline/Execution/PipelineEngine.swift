@@ -40,7 +40,7 @@ public struct PipelineEngine: Sendable {
                     maxPause: configuration.retryPolicy.maxRetryAfter),
                 TelemetryStage(),
             ],
-            clock: clock, units: configuration.commandUnits())
+            clock: clock, units: configuration.commandUnits(counting: provider.tokenCounting))
     }
 
     /// An engine with stages and command units of your choosing, run in the order given.

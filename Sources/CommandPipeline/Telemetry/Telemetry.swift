@@ -14,6 +14,7 @@ public struct Telemetry: Sendable, Hashable {
         var uploads: UploadCounts
         var cache: CacheTelemetry?
         var tokenValidation: TokenValidation?
+        var cost: Cost?
     }
 
     /// Mutated only while uniquely referenced (see `fields`), so sharing it across tasks is safe.
@@ -71,6 +72,13 @@ public struct Telemetry: Sendable, Hashable {
     public var tokenValidation: TokenValidation? {
         get { fields.tokenValidation }
         set { fields.tokenValidation = newValue }
+    }
+
+    /// What the command's responses cost by the catalog's prices (`CostUnit`); nil when
+    /// unpriced (no catalog, or no priced model answered).
+    public var cost: Cost? {
+        get { fields.cost }
+        set { fields.cost = newValue }
     }
 
     public init(

@@ -22,13 +22,16 @@ public struct CallResponse: Sendable, Hashable {
     public var model: String
     public var finishReason: String
     public var usage: Usage
+    /// What this call cost by the catalog's prices; nil when unpriced.
+    public var cost: Cost?
 
-    public init(callIndex: Int, text: String, model: String, finishReason: String, usage: Usage) {
+    public init(callIndex: Int, text: String, model: String, finishReason: String, usage: Usage, cost: Cost? = nil) {
         self.callIndex = callIndex
         self.text = text
         self.model = model
         self.finishReason = finishReason
         self.usage = usage
+        self.cost = cost
     }
 
     public init(callIndex: Int, response: GenerationResponse) {

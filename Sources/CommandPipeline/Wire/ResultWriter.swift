@@ -78,6 +78,11 @@ public enum ResultWriter {
         JSONSerializer.writeString(r.finishReason, to: &out)
         out.append(contentsOf: #","usage":"#.utf8)
         usage(r.usage, to: &out)
+        if let c = r.cost {
+            // Only with a model catalog that prices the model; left out otherwise.
+            out.append(contentsOf: #","cost":"#.utf8)
+            cost(c, to: &out)
+        }
         out.append(UInt8(ascii: "}"))
     }
 
@@ -187,6 +192,26 @@ public enum ResultWriter {
         if let c = t.cache { cache(c, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","token_validation":"#.utf8)
         if let v = t.tokenValidation { tokenValidation(v, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(contentsOf: #","cost":"#.utf8)
+        if let c = t.cost { cost(c, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// US dollars, rounded to a billionth of a dollar (sums of binary fractions carry noise).
+    package static func cost(_ c: Cost, to out: inout [UInt8]) {
+        func dollars(_ value: Double) { JSONSerializer.writeDouble((value * 1e9).rounded() / 1e9, to: &out) }
+        out.append(contentsOf: #"{"usd":"#.utf8)
+        dollars(c.totalUSD)
+        out.append(contentsOf: #","input_usd":"#.utf8)
+        dollars(c.inputUSD)
+        out.append(contentsOf: #","cached_input_usd":"#.utf8)
+        dollars(c.cachedInputUSD)
+        out.append(contentsOf: #","cache_write_usd":"#.utf8)
+        dollars(c.cacheWriteUSD)
+        out.append(contentsOf: #","output_usd":"#.utf8)
+        dollars(c.outputUSD)
+        out.append(contentsOf: #","unpriced_calls":"#.utf8)
+        JSONSerializer.writeInt(c.unpricedCalls, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 

@@ -1,0 +1,163 @@
+import Synchronization
+
+/// Checks each command against the catalog before anything runs (`Preflight`): a failed check
+/// ends the command with its error, no upload and no call made. A cache plan below the model's
+/// minimum is dropped (the cache stage is skipped) with the reason in `telemetry.cache.uncached_reason`.
+/// Models the catalog does not know run unchecked; `onUnknownModel` hears each such name once.
+public struct PreflightUnit: ChainUnit {
+    public let catalog: ModelCatalog
+    /// When set, counts the tokens of calls whose estimate is near the context window.
+    public let counting: (any TokenCountingCapability)?
+    private let unknown: UnknownModels?
+
+    public init(catalog: ModelCatalog, counting: (any TokenCountingCapability)? = nil, onUnknownModel: (@Sendable (String) -> Void)? = nil) {
+        self.catalog = catalog
+        self.counting = counting
+        unknown = onUnknownModel.map(UnknownModels.init)
+    }
+
+    public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
+        let command = input.command
+        if let unknown {
+            for call in command.plan.calls + (command.plan.fallbackCall.map { [$0] } ?? []) where catalog.info(for: call.model) == nil {
+                unknown.report(call.model)
+            }
+        }
+        let problem: APIError?
+        if let counting {
+            problem = await Preflight.check(command, catalog: catalog, counting: counting)
+        } else {
+            problem = Preflight.check(command, catalog: catalog)
+        }
+        if let problem { return CommandOutcome(problem, state: input.state, log: input.log) }
+        guard let reason = Preflight.uncachedReason(command, catalog: catalog), let request = CacheStage.request(for: input.state) else {
+            return await next(input)
+        }
+        var run = input
+        run.skipping.insert(CacheStage.name)
+        run.log.record(.cacheSkipped(CacheTelemetry(id: nil, key: request.key, created: false, reused: false, uncachedReason: reason)))
+        return await next(run)
+    }
+
+    /// Names already reported, so each is said once per engine.
+    private final class UnknownModels: Sendable {
+        private let seen = Mutex<Set<String>>([])
+        private let onUnknown: @Sendable (String) -> Void
+        init(_ onUnknown: @escaping @Sendable (String) -> Void) { self.onUnknown = onUnknown }
+        func report(_ model: String) {
+            if seen.withLock({ $0.insert(model).inserted }) { onUnknown(model) }
+        }
+    }
+}
+
+/// Prices each command's responses from the catalog (`Cost`), into `telemetry.cost` and each
+/// response's `cost`, and keeps the run's account in `ledger`. With a limit on the ledger it is
+/// also the budget: a command whose estimate (`Cost.estimate`) would take spent plus in-flight
+/// estimates past the limit is not started (`budget_exceeded`), and from then on no command is.
+public struct CostUnit: ChainUnit {
+    public let catalog: ModelCatalog
+    public let ledger: CostLedger?
+
+    public init(catalog: ModelCatalog, ledger: CostLedger? = nil) {
+        self.catalog = catalog
+        self.ledger = ledger
+    }
+
+    public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
+        let estimate = ledger?.limit == nil ? 0 : Cost.estimate(input.command, catalog: catalog)
+        if let ledger, !ledger.reserve(estimate) {
+            let limit = ledger.limit ?? 0
+            let error = APIError(
+                .budgetExceeded,
+                String(format: "not started: the run's budget of $%.2f (--max-cost) would be passed (spent $%.4f, in flight and this command estimated $%.4f)",
+                       limit, ledger.spent, ledger.reserved + estimate))
+            return CommandOutcome(error, state: input.state, log: input.log)
+        }
+        let outcome = Self.priced(await next(input), catalog: catalog)
+        ledger?.settle(reserved: estimate, cost: outcome.telemetry.cost)
+        return outcome
+    }
+
+    /// `outcome` with the cost of each response and of the command in its telemetry.
+    public static func priced(_ outcome: CommandOutcome, catalog: ModelCatalog) -> CommandOutcome {
+        func price(_ responses: [CallResponse]) -> [CallResponse] {
+            responses.map { response in
+                var priced = response
+                priced.cost = Cost.of(response, catalog: catalog)
+                return priced
+            }
+        }
+        switch outcome.result {
+        case .success(var finalized):
+            finalized.responses = price(finalized.responses)
+            finalized.telemetry.cost = Cost.of(finalized.responses, catalog: catalog)
+            return CommandOutcome(finalized, state: outcome.state)
+        case .failure(let error):
+            let partial = price(outcome.partialResponses)
+            var telemetry = outcome.telemetry
+            telemetry.cost = Cost.of(partial, catalog: catalog)
+            return CommandOutcome(
+                result: .failure(error), state: outcome.state, telemetry: telemetry, partialResponses: partial, failedCalls: outcome.failedCalls)
+        }
+    }
+}
+
+/// The run's spending: what finished commands cost, what running ones are estimated to, and
+/// (with a `limit`) the budget they are held to. Shared by every command of an engine.
+public final class CostLedger: Sendable {
+    /// US dollars; nil: only count.
+    public let limit: Double?
+
+    private struct State {
+        var spent = 0.0
+        var reserved = 0.0
+        var refused = 0
+        var exhausted = false
+        var unpricedCommands = 0
+        var pricedCommands = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init(limit: Double? = nil) { self.limit = limit }
+
+    /// Dollars spent by finished commands.
+    public var spent: Double { state.withLock { $0.spent } }
+    /// Estimates of commands still running.
+    public var reserved: Double { state.withLock { max(0, $0.reserved) } }
+    /// Commands not started because of the budget.
+    public var refused: Int { state.withLock { $0.refused } }
+    /// Whether the budget stopped the run from taking commands.
+    public var exhausted: Bool { state.withLock { $0.exhausted } }
+    /// Finished commands with a cost, and without one (no priced model answered).
+    public var pricedCommands: Int { state.withLock { $0.pricedCommands } }
+    public var unpricedCommands: Int { state.withLock { $0.unpricedCommands } }
+
+    /// Takes `estimate` into the in-flight account, or refuses (and from then on refuses every
+    /// command) when spent + in flight + `estimate` would pass the limit.
+    public func reserve(_ estimate: Double) -> Bool {
+        state.withLock { s in
+            guard let limit else { return true }
+            if !s.exhausted && s.spent + max(0, s.reserved) + estimate <= limit {
+                s.reserved += estimate
+                return true
+            }
+            s.exhausted = true
+            s.refused += 1
+            return false
+        }
+    }
+
+    /// A command ended: its estimate leaves the in-flight account and its cost joins the spent one.
+    public func settle(reserved estimate: Double, cost: Cost?) {
+        state.withLock { s in
+            s.reserved -= estimate
+            if let cost {
+                s.spent += cost.totalUSD
+                s.pricedCommands += 1
+            } else {
+                s.unpricedCommands += 1
+            }
+        }
+    }
+}

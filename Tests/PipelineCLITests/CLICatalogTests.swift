@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+/// `--models`, pre-flight checks, cost and `--max-cost` through the real binary.
+@Suite struct CLICatalogTests {
+    /// "m" costs $0.1 per prompt token and $0.2 per completion token.
+    let models = #"{"models": {"m": {"context_window": 100, "max_output_tokens": 50, "input_modalities": ["text"], "prices": {"input": 100000, "output": 200000}}}}"#
+
+    func call(_ id: String, _ prompt: String = "hello", model: String = "m") -> String {
+        #"{"id":"\#(id)","plan":{"calls":[{"model":"\#(model)","parts":[{"type":"text","text":"\#(prompt)"}],"config":{"max_tokens":3}}]}}"#
+    }
+
+    @Test func resultsCarryTheirCostAndTheSummaryTheRunsCost() throws {
+        let dir = try CLI.temporaryDirectory(files: ["models.json": models])
+        let input = [call("a"), call("b"), call("c", model: "gpt-4o-mini")].joined(separator: "\n")
+        let run = try CLI.run(["--models", "models.json", "--concurrency", "1"], stdin: input, currentDirectory: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.records.map { $0[path: "telemetry.cost.usd"] as? Double } == [0.8, 0.8, 2.1e-6])
+        #expect(run.records.first?[path: "responses.0.cost.output_usd"] as? Double == 0.6)
+        #expect(run.stderr.contains("pipeline: cost $1.600002 at catalog prices (3 commands priced, mock provider: nothing was charged)"), "\(run.stderr)")
+        let (valid, report) = try CLI.validate(run.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+    }
+
+    @Test func unknownModelsRunUncostedAndAreNamedOnce() throws {
+        let run = try CLI.run([], stdin: [call("a", model: "my-model"), call("b", model: "my-model")].joined(separator: "\n"))
+        #expect(run.status == 0)
+        #expect(run.records.allSatisfy { $0[path: "telemetry.cost"] is NSNull })
+        #expect(run.stderr.components(separatedBy: "model 'my-model' is not in the model catalog: it runs unchecked and uncosted").count == 2, "once: \(run.stderr)")
+        #expect(!run.stderr.contains("cost $"), "nothing priced, no budget: no cost line")
+        let quiet = try CLI.run(["--quiet"], stdin: call("a", model: "my-model"))
+        #expect(quiet.stderr.isEmpty)
+    }
+
+    @Test func preflightFailuresAreRecordsBeforeAnyCall() throws {
+        let dir = try CLI.temporaryDirectory(files: ["models.json": models])
+        let image = #"{"id":"img","plan":{"calls":[{"model":"m","parts":[{"type":"inline","mime_type":"image/png","data":"iVBO"}]}]}}"#
+        let long = call("long", String(repeating: "abcd", count: 150))
+        let run = try CLI.run(["--models", "models.json", "--quiet"], stdin: [image, long, call("ok")].joined(separator: "\n"), currentDirectory: dir)
+        #expect(run.status == 1)
+        try #require(run.records.count == 3, "\(run.stderr)")
+        #expect(run.records[0][path: "error.kind"] as? String == "capability_missing")
+        #expect(run.records[0][path: "error.path"] as? String == "plan.calls[0].parts[0]")
+        #expect((run.records[0][path: "error.message"] as? String)?.contains("model 'm' does not accept image input") == true)
+        #expect(run.records[1][path: "error.kind"] as? String == "invalid_command")
+        #expect((run.records[1][path: "error.message"] as? String)?.contains("100-token context window of 'm'") == true)
+        #expect((run.records[1][path: "telemetry.calls"] as? [Any])?.isEmpty == true)
+        #expect(run.records[2]["status"] as? String == "succeeded")
+        let (valid, report) = try CLI.validate(run.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+    }
+
+    @Test func maxCostStopsTakingCommandsAndTheSummarySaysSo() throws {
+        let dir = try CLI.temporaryDirectory(files: ["models.json": models])
+        let input = (1...5).map { call("c\($0)") }.joined(separator: "\n")
+        let run = try CLI.run(["--models", "models.json", "--max-cost", "2", "--concurrency", "1"], stdin: input, currentDirectory: dir)
+        #expect(run.status == 1)
+        #expect(run.records.map { $0["status"] as? String } == ["succeeded", "succeeded", "failed", "failed", "failed"])
+        #expect(run.records.dropFirst(2).allSatisfy { $0[path: "error.kind"] as? String == "budget_exceeded" })
+        #expect(run.stderr.contains("pipeline: budget $2.00 (--max-cost) reached: 3 commands not started (budget_exceeded)"), "\(run.stderr)")
+        #expect(run.stderr.contains("cost $1.600000"))
+        let (valid, report) = try CLI.validate(run.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+    }
+
+    @Test(arguments: [
+        (["--models", "/no/such.json"], "cannot open /no/such.json"),
+        (["--max-cost", "-1"], "option '--max-cost' needs an amount in US dollars from 0 to 1000000"),
+        (["--max-cost", "nan"], "option '--max-cost' needs an amount"),
+        (["--max-cost", "1e309"], "option '--max-cost' needs an amount"),
+    ])
+    func badCatalogOptionsAreUsageErrors(_ arguments: [String], _ message: String) throws {
+        let run = try CLI.run(arguments, stdin: call("a"))
+        #expect(run.status == 2)
+        #expect(run.stdout.isEmpty)
+        #expect(run.stderr.contains(message), "\(run.stderr)")
+    }
+
+    @Test func aBadCatalogFileSaysWhere() throws {
+        let dir = try CLI.temporaryDirectory(files: ["models.json": #"{"models": {"m": {"context_window": 100, "max_output_tokens": 50, "prices": {"input": "cheap", "output": 1}}}}"#])
+        let run = try CLI.run(["--models", "models.json"], stdin: call("a"), currentDirectory: dir)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains(#"option '--models models.json': models.m.prices.input: expected a number from 0 to 1000000, got "cheap""#), "\(run.stderr)")
+    }
+}
