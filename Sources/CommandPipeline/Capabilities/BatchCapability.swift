@@ -76,9 +76,12 @@ public enum BatchLookup: Sendable, Hashable {
 public struct BatchLimits: Sendable, Hashable {
     public var maxRequests: Int
     public var maxBytes: Int
-    public init(maxRequests: Int, maxBytes: Int) {
+    /// Every request of a job must name the same model (OpenAI's input file, Gemini's endpoint).
+    public var oneModelPerJob: Bool
+    public init(maxRequests: Int, maxBytes: Int, oneModelPerJob: Bool = false) {
         self.maxRequests = maxRequests
         self.maxBytes = maxBytes
+        self.oneModelPerJob = oneModelPerJob
     }
 }
 
