@@ -40,7 +40,7 @@ extension OpenAIConfiguration {
         if let declared = options.capabilities {
             let unsupported = declared.subtracting(OpenAIConfiguration.supportedCapabilities)
             guard unsupported.isEmpty else {
-                throw APIError(.invalidCommand, "the openai provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, streaming")
+                throw APIError(.invalidCommand, "the openai provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, streaming, batch")
             }
         }
         self.init(

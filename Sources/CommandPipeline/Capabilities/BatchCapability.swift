@@ -56,10 +56,13 @@ public struct BatchMarker: Sendable, Hashable {
     public var requestCount: Int
     /// The submission was made at or after this time.
     public var notBefore: Date
-    public init(name: String, requestCount: Int, notBefore: Date) {
+    /// Jobs known to belong to other submissions (recorded earlier): never this one.
+    public var knownJobs: Set<String>
+    public init(name: String, requestCount: Int, notBefore: Date, knownJobs: Set<String> = []) {
         self.name = name
         self.requestCount = requestCount
         self.notBefore = notBefore
+        self.knownJobs = knownJobs
     }
 }
 

@@ -121,7 +121,9 @@ enum BatchCommand {
             let requests = plan.chunks[n].requests
             if chunk.state == .submitting {
                 // Killed between sending and recording: the provider may hold the job already.
-                let marker = BatchMarker(name: chunk.marker, requestCount: chunk.requests, notBefore: Date(timeIntervalSince1970: chunk.since ?? 0))
+                let marker = BatchMarker(
+                    name: chunk.marker, requestCount: chunk.requests, notBefore: Date(timeIntervalSince1970: chunk.since ?? 0),
+                    knownJobs: Set(job.chunks.compactMap(\.jobID)))
                 let lookup: BatchLookup
                 do { lookup = try await batch.findBatch(marker) } catch {
                     return fail("cannot check whether job \(n + 1) of \(job.chunks.count) (marker \(chunk.marker)) reached the provider: \(describe(error)); run submit again later", status: notFinished)
