@@ -29,6 +29,14 @@ enum Peers {
         "llmock", [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
         path: "")
 
+    /// A second llmock for the batch tests alone (OpenAI files + batches, Anthropic message
+    /// batches): a message batch has no label, so the in-doubt reconciliation must not see other
+    /// tests' batches. The URL is the origin.
+    static let llmockBatches: Result<URL, PeerError> = start(
+        "llmock (batches)",
+        [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
+        path: "")
+
     /// Our Gemini fixture (Files API, cachedContents, countTokens, generateContent), checked
     /// against Google's own SDK by `GeminiFixtureTests`. The URL is the origin.
     static let geminiFixture: Result<URL, PeerError> = start(
