@@ -81,7 +81,7 @@ extension GeminiConfiguration {
         if let declared = options.capabilities, declared.union([.generation]) != GeminiConfiguration.capabilities {
             throw APIError(
                 .invalidCommand,
-                "the gemini provider always offers generation, uploads, caching, streaming, token_counting; --capabilities cannot change that (it is for openai-compatible servers)")
+                "the gemini provider always offers generation, uploads, caching, streaming, token_counting, batch; --capabilities cannot change that (it is for openai-compatible servers)")
         }
         let variables = options.apiKeyEnvironmentVariable.map { [$0] } ?? GeminiConfiguration.defaultKeyVariables
         let found = variables.lazy.compactMap { name in APIKey.fromEnvironment(name, in: options.environment).map { (name, $0) } }.first
