@@ -56,6 +56,39 @@ import Testing
         #expect(first.records.map { $0["input_hash"] as? String } == live.records.map { $0["input_hash"] as? String })
         #expect(first.records.map { $0["metadata"] as? NSDictionary } == live.records.map { $0["metadata"] as? NSDictionary })
         #expect(first.records.allSatisfy { $0[path: "telemetry.batch"] as? Bool == true && ($0[path: "telemetry.batch_job"] as? String)?.hasPrefix("mockbatch-") == true })
+        let (valid, report) = try CLI.validate(first.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+    }
+
+    @Test func commandsABatchCannotCarryAreFailedRecordsInPlaceAndTheRestRuns() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let input = """
+        {"id":"ok","model":"m","prompt":"fine"}
+        {"id":"fb","model":"m","prompt":"x","fallback_model":"m2"}
+        {"id":"file","model":"m","files":["a.pdf"],"prompt":"read it"}
+        not json
+        {"id":"cached","model":"m","prompt":"y","cache":{"ttl_seconds":60}}
+        {"id":"down","model":"down","prompt":"z"}
+        """
+        let submit = try CLI.run(["batch", "submit", "--job", job.path, "--mock-fail-model", "down", "--quiet"], stdin: input)
+        #expect(submit.status == 0, "\(submit.stderr)")
+        #expect(submit.records.first?["rejected"] as? Int == 3)
+        let collected = try CLI.run(["batch", "collect", job.path, "--quiet"])
+        #expect(collected.status == 1)
+        let records = collected.records
+        #expect(records.map { $0["index"] as? Int } == Array(0..<6))
+        #expect(records.map { $0["status"] as? String } == ["succeeded", "failed", "failed", "failed", "succeeded", "failed"])
+        #expect(records[1][path: "error.kind"] as? String == "capability_missing")
+        #expect(records[1][path: "error.path"] as? String == "plan.fallback_call")
+        #expect(records[2][path: "error.kind"] as? String == "capability_missing")
+        #expect(records[2][path: "error.path"] as? String == "plan.shared_parts[0]")
+        #expect(records[3][path: "error.kind"] as? String == "invalid_command")
+        #expect(records[4][path: "telemetry.cache.uncached_reason"] as? String != nil)
+        #expect(records[5][path: "error.details.code"] as? String == "unavailable")
+        #expect(records[5][path: "error.details.failed_calls"] as? [Int] == [0])
+        let (valid, report) = try CLI.validate(collected.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
     }
 
     @Test func collectBeforeTheEndWaitsOrSaysSo() throws {
