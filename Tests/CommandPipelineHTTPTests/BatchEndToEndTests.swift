@@ -78,14 +78,14 @@ struct BatchEndToEndTests {
 
     /// Jobs on the server that belong to this run: exactly the job file's.
     @Test func openAI10kKilledAndRerunEqualsRun() async throws {
-        let target = try BatchLLMockTests.Target.openAI()
+        let target = try BatchLLMockTests.Target.openAI(Peers.llmockEndToEnd)
         let before = try await target.batchCount()
         let outcome = try check(provider: target.providerArguments, models: target.models)
         #expect(try await target.batchCount() == before + outcome.jobs, "nothing was submitted twice")
     }
 
     @Test func anthropic10kKilledAndRerunEqualsRun() async throws {
-        let target = try BatchLLMockTests.Target.anthropic()
+        let target = try BatchLLMockTests.Target.anthropic(Peers.llmockEndToEnd)
         let before = try await target.batchCount()
         let outcome = try check(provider: target.providerArguments, models: target.models)
         #expect(try await target.batchCount() == before + outcome.jobs, "nothing was submitted twice")

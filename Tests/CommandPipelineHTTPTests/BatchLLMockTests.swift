@@ -1,5 +1,5 @@
 import CommandPipeline
-import CommandPipelineHTTP
+@testable import CommandPipelineHTTP
 import Foundation
 import PipelineTestSupport
 import Testing
@@ -20,19 +20,20 @@ import FoundationNetworking
         var models: [String]
         /// Where the server lists its batches (for counting them).
         var listPath: String
+        var origin: URL
 
-        static func openAI() throws -> Target {
-            let origin = try Peers.llmockBatches.get()
+        static func openAI(_ peer: Result<URL, Peers.PeerError> = Peers.llmockBatches) throws -> Target {
+            let origin = try peer.get()
             return Target(
                 provider: "openai", baseURL: origin.appendingPathComponent("v1").absoluteString, models: ["gpt-4o", "gpt-4o-mini"],
-                listPath: "v1/batches")
+                listPath: "v1/batches", origin: origin)
         }
 
-        static func anthropic() throws -> Target {
-            let origin = try Peers.llmockBatches.get()
+        static func anthropic(_ peer: Result<URL, Peers.PeerError> = Peers.llmockBatches) throws -> Target {
+            let origin = try peer.get()
             return Target(
                 provider: "anthropic", baseURL: origin.appendingPathComponent("anthropic").absoluteString,
-                models: ["claude-sonnet-4-6", "claude-haiku-4-5"], listPath: "anthropic/v1/messages/batches")
+                models: ["claude-sonnet-4-6", "claude-haiku-4-5"], listPath: "anthropic/v1/messages/batches", origin: origin)
         }
 
         var providerArguments: [String] {
@@ -43,7 +44,6 @@ import FoundationNetworking
 
         /// The batches the server holds.
         func batchCount() async throws -> Int {
-            let origin = try Peers.llmockBatches.get()
             var components = URLComponents(url: origin.appendingPathComponent(listPath), resolvingAgainstBaseURL: false)!
             components.queryItems = [URLQueryItem(name: "limit", value: "100000")]
             let list = try await peerJSON(components.url!) as? [String: Any]
@@ -151,5 +151,17 @@ import FoundationNetworking
         #expect(try await batch.cancelBatch(other.id).state == .cancelled)
         #expect(try await batch.batchResults(other.id).isEmpty)
         await #expect(throws: APIError.self) { try await batch.batchStatus("../files") }
+    }
+}
+
+/// What a batch adapter hands on never carries the key.
+@Suite struct BatchScrubbingTests {
+    @Test func aJobIdCarryingTheKeyIsRefusedAndMessagesAreRedacted() throws {
+        let key = "sk-live-0123456789abcdefXYZ"
+        let text = ServerText(key: APIKey(key))
+        #expect(throws: APIError.self) { try text.scrub(BatchJob(id: "batch_\(key)", state: .running, counts: BatchCounts(total: 1, succeeded: 0, failed: 0))) }
+        let job = try text.scrub(BatchJob(id: "batch_1", state: .failed, counts: BatchCounts(total: 1, succeeded: 0, failed: 1), message: "bad key \(key)"))
+        #expect(job.message?.contains(key) == false)
+        #expect(try text.scrub(BatchLookup.ambiguous("two: \(key)")) == .ambiguous("two: <redacted>"))
     }
 }

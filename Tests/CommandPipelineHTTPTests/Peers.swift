@@ -37,6 +37,13 @@ enum Peers {
         [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
         path: "")
 
+    /// A third llmock for the 10,000-command batch runs (`BatchEndToEndTests`), which run beside
+    /// `BatchLLMockTests` and count the server's batches.
+    static let llmockEndToEnd: Result<URL, PeerError> = start(
+        "llmock (batch end to end)",
+        [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
+        path: "")
+
     /// Our Gemini fixture (Files API, cachedContents, countTokens, generateContent), checked
     /// against Google's own SDK by `GeminiFixtureTests`. The URL is the origin.
     static let geminiFixture: Result<URL, PeerError> = start(

@@ -24,13 +24,13 @@ extension AnthropicAdapter: BatchCapability {
     }
 
     public func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws -> BatchJob {
-        try await scrub.scrubbing { try await core.submitBatch(requests) }
+        try await scrub.scrubbing { try scrub.scrub(try await core.submitBatch(requests)) }
     }
 
-    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await scrub.scrubbing { try await core.findBatch(marker) } }
+    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await scrub.scrubbing { try scrub.scrub(try await core.findBatch(marker)) } }
 
     public func batchStatus(_ jobID: String) async throws -> BatchJob {
-        try await scrub.scrubbing { try core.job(try await core.get("messages/batches/\(try core.checked(jobID))")) }
+        try await scrub.scrubbing { try scrub.scrub(try core.job(try await core.get("messages/batches/\(try core.checked(jobID))"))) }
     }
 
     public func batchResults(_ jobID: String) async throws -> [BatchResult] {
@@ -45,7 +45,7 @@ extension AnthropicAdapter: BatchCapability {
     }
 
     public func cancelBatch(_ jobID: String) async throws -> BatchJob {
-        try await scrub.scrubbing { try core.job(try await core.send("POST", core.configuration.endpoint("messages/batches/\(try core.checked(jobID))/cancel"))) }
+        try await scrub.scrubbing { try scrub.scrub(try core.job(try await core.send("POST", core.configuration.endpoint("messages/batches/\(try core.checked(jobID))/cancel")))) }
     }
 }
 

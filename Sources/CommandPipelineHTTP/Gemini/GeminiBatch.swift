@@ -24,13 +24,13 @@ extension GeminiAdapter: BatchCapability {
     }
 
     public func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws -> BatchJob {
-        try await batchScrub.scrubbing { try await core.submitBatch(requests, marker: marker) }
+        try await batchScrub.scrubbing { try batchScrub.scrub(try await core.submitBatch(requests, marker: marker)) }
     }
 
-    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await batchScrub.scrubbing { try await core.findBatch(marker) } }
+    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await batchScrub.scrubbing { try batchScrub.scrub(try await core.findBatch(marker)) } }
 
     public func batchStatus(_ jobID: String) async throws -> BatchJob {
-        try await batchScrub.scrubbing { try core.job(try await core.operation(jobID)) }
+        try await batchScrub.scrubbing { try batchScrub.scrub(try core.job(try await core.operation(jobID))) }
     }
 
     public func batchResults(_ jobID: String) async throws -> [BatchResult] {
@@ -46,7 +46,7 @@ extension GeminiAdapter: BatchCapability {
     }
 
     public func cancelBatch(_ jobID: String) async throws -> BatchJob {
-        try await batchScrub.scrubbing { try await core.cancelBatch(jobID) }
+        try await batchScrub.scrubbing { try batchScrub.scrub(try await core.cancelBatch(jobID)) }
     }
 
     private var batchScrub: ServerText { ServerText(key: core.configuration.apiKey) }

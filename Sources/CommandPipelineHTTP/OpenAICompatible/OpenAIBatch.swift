@@ -17,12 +17,12 @@ extension OpenAIAdapter: BatchCapability {
     public func batchSize(of request: BatchRequest) throws -> Int { try core.batchLine(request).count }
 
     public func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws -> BatchJob {
-        try await scrub.scrubbing { try await core.submitBatch(requests, marker: marker) }
+        try await scrub.scrubbing { try scrub.scrub(try await core.submitBatch(requests, marker: marker)) }
     }
 
-    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await scrub.scrubbing { try await core.findBatch(marker) } }
+    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await scrub.scrubbing { try scrub.scrub(try await core.findBatch(marker)) } }
 
-    public func batchStatus(_ jobID: String) async throws -> BatchJob { try await scrub.scrubbing { try await core.batchStatus(jobID) } }
+    public func batchStatus(_ jobID: String) async throws -> BatchJob { try await scrub.scrubbing { try scrub.scrub(try await core.batchStatus(jobID)) } }
 
     public func batchResults(_ jobID: String) async throws -> [BatchResult] {
         try await scrub.scrubbing {
@@ -35,7 +35,7 @@ extension OpenAIAdapter: BatchCapability {
         }
     }
 
-    public func cancelBatch(_ jobID: String) async throws -> BatchJob { try await scrub.scrubbing { try await core.cancelBatch(jobID) } }
+    public func cancelBatch(_ jobID: String) async throws -> BatchJob { try await scrub.scrubbing { try scrub.scrub(try await core.cancelBatch(jobID)) } }
 }
 
 extension OpenAICore {
@@ -235,6 +235,27 @@ extension OpenAICore {
             return BatchResult(id: customID, outcome: .success(try OpenAIResponses.completion(Data(body), requestedModel: "", provider: OpenAIProvider.name, text: serverText)))
         } catch {
             return BatchResult(id: customID, outcome: .failure(error))
+        }
+    }
+}
+
+extension ServerText {
+    /// A job as a provider described it, for the engine: its message redacted, and refused when
+    /// its id carries the key (the id goes into the job file and onto stdout).
+    func scrub(_ job: BatchJob) throws(APIError) -> BatchJob {
+        guard redact(job.id) == job.id else {
+            throw APIError(.providerError, "the server answered with a batch id that contains the API key; it is not recorded", code: "key_in_batch_id")
+        }
+        var job = job
+        job.message = job.message.map(redact)
+        return job
+    }
+
+    func scrub(_ lookup: BatchLookup) throws(APIError) -> BatchLookup {
+        switch lookup {
+        case .found(let job): return .found(try scrub(job))
+        case .absent: return .absent
+        case .ambiguous(let why): return .ambiguous(redact(why))
         }
     }
 }
