@@ -40,7 +40,7 @@ extension OpenAIConfiguration {
         if let declared = options.capabilities {
             let unsupported = declared.subtracting(OpenAIConfiguration.supportedCapabilities)
             guard unsupported.isEmpty else {
-                throw APIError(.invalidCommand, "the openai provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, streaming")
+                throw APIError(.invalidCommand, "the openai provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, streaming, batch")
             }
         }
         self.init(
@@ -81,7 +81,7 @@ extension GeminiConfiguration {
         if let declared = options.capabilities, declared.union([.generation]) != GeminiConfiguration.capabilities {
             throw APIError(
                 .invalidCommand,
-                "the gemini provider always offers generation, uploads, caching, streaming, token_counting; --capabilities cannot change that (it is for openai-compatible servers)")
+                "the gemini provider always offers generation, uploads, caching, streaming, token_counting, batch; --capabilities cannot change that (it is for openai-compatible servers)")
         }
         let variables = options.apiKeyEnvironmentVariable.map { [$0] } ?? GeminiConfiguration.defaultKeyVariables
         let found = variables.lazy.compactMap { name in APIKey.fromEnvironment(name, in: options.environment).map { (name, $0) } }.first

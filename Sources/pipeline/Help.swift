@@ -10,6 +10,7 @@ enum Help {
       pipeline [run] [options] < commands.json > results.jsonl
       pipeline validate [options] < commands.json      parse and validate, execute nothing
       pipeline capabilities [--provider NAME]          print the provider's probed capabilities as JSON
+      pipeline batch submit|status|collect|cancel …    run commands through the provider's batch service (pipeline batch --help)
       pipeline --help | --version
 
     EXAMPLE:

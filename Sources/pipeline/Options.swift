@@ -5,6 +5,8 @@ enum Invocation {
     case run(RunOptions)
     case validate(RunOptions)
     case capabilities(RunOptions)
+    /// `pipeline batch …` (Batch/BatchOptions.swift).
+    case batch(BatchInvocation)
     case help
     case version
 }
@@ -41,6 +43,9 @@ struct RunOptions {
     var modelsFile: String?
     /// Spending limit in US dollars (`--max-cost`).
     var maxCostUSD: Double?
+    /// Mock batch jobs: how long each runs, and where they are kept (`pipeline batch`).
+    var mockBatchDelayMs = 0
+    var mockBatchDirectory: String?
 
     static let defaultConcurrency = 64
 }
@@ -109,12 +114,16 @@ enum ArgumentParser {
 
     static func parse(_ arguments: [String]) throws(UsageError) -> Invocation {
         var rest = arguments[...]
+        if rest.first == "batch" {
+            if rest.contains("--help") || rest.contains("-h") { return .batch(BatchInvocation(action: .help, jobFile: "")) }
+            return .batch(try BatchInvocation.parse(rest.dropFirst()))
+        }
         if rest.contains("--help") || rest.contains("-h") { return .help }
         if rest.contains("--version") { return .version }
         var subcommand = "run"
         if let first = rest.first, !first.hasPrefix("-") {
             guard all.contains(first) else {
-                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all)))
+                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all) + ["batch"]))
             }
             subcommand = first
             rest = rest.dropFirst()

@@ -24,6 +24,8 @@ enum Pipeline {
                 let record: JSONValue = ["provider": .string(provider.providerName), "capabilities": .array(capabilities.map { .string($0.rawValue) })]
                 return printed(JSONSerializer.serialize(record) + "\n")
             }
+        case .batch(let batch):
+            return await BatchCommand.main(batch)
         case .validate(let options):
             return await stream(options, validateOnly: true)
         case .run(let options):
@@ -60,9 +62,11 @@ enum Pipeline {
     }
 
     static func makeProvider(_ options: RunOptions) -> Result<any GenerationCapability, UsageError> {
-        let mock = MockConfiguration(
+        var mock = MockConfiguration(
             latency: .milliseconds(options.mockLatencyMs), failingModels: Set(options.mockFailModels), capabilities: options.mockCapabilities,
             faults: options.mockFaults)
+        mock.batchDelay = .milliseconds(options.mockBatchDelayMs)
+        mock.batchDirectory = options.mockBatchDirectory
         let providerOptions = ProviderOptions(
             baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, capabilities: options.capabilities,
             allowInsecureHTTP: options.allowInsecureHTTP, maxConnectionsPerHost: connections(options), mock: mock)

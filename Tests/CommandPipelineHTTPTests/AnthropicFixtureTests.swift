@@ -218,7 +218,7 @@ import Testing
         environment["ANTHROPIC_API_KEY"] = "sk-ant-capabilities-check"
         let run = try runPipeline(["capabilities", "--provider", "anthropic"], environment: environment)
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(run.stdout.contains(#"{"provider":"anthropic","capabilities":["generation","uploads","caching","streaming","token_counting"]}"#), "\(run.stdout)")
+        #expect(run.stdout.contains(#"{"provider":"anthropic","capabilities":["generation","uploads","caching","streaming","token_counting","batch"]}"#), "\(run.stdout)")
         #expect(!run.stdout.contains("sk-ant-capabilities-check"))
         environment["ANTHROPIC_API_KEY"] = nil
         let noKey = try runPipeline(["capabilities", "--provider", "anthropic"], environment: environment)

@@ -269,13 +269,12 @@ import Testing
         #expect(custom.endpoint("messages").absoluteString == "https://api.anthropic.com/v1/messages")
         let prefixed = try AnthropicConfiguration(options: ProviderOptions(baseURL: "http://127.0.0.1:8000/anthropic/", environment: [:]))
         #expect(prefixed.endpoint("messages/count_tokens").absoluteString == "http://127.0.0.1:8000/anthropic/v1/messages/count_tokens")
-        #expect(throws: APIError.self) {
-            try AnthropicConfiguration(options: ProviderOptions(baseURL: "http://127.0.0.1:9", environment: [:], capabilities: [.generation, .batch]))
-        }
+        let declared = try AnthropicConfiguration(options: ProviderOptions(baseURL: "http://127.0.0.1:9", environment: [:], capabilities: [.generation, .batch]))
+        #expect(declared.capabilities == [.generation, .batch])
     }
 
     @Test func probingSeesExactlyTheDeclaredCapabilities() {
-        #expect(ProviderCapability.probe(AnthropicProvider.make(configuration)) == [.generation, .uploads, .caching, .streaming, .tokenCounting])
+        #expect(ProviderCapability.probe(AnthropicProvider.make(configuration)) == [.generation, .uploads, .caching, .streaming, .tokenCounting, .batch])
         let mock = AnthropicProvider.make(AnthropicConfiguration(capabilities: [.streaming]))
         #expect(ProviderCapability.probe(mock) == [.generation, .streaming])
         let counting = AnthropicProvider.make(AnthropicConfiguration(capabilities: [.tokenCounting, .caching]))

@@ -228,7 +228,7 @@ import FoundationNetworking
         #expect(try await adapter.countTokens(request) == 1 + 1 + 2 + 2)
         let generated = try await adapter.generate(request)
         #expect(generated.usage.promptTokens == 6)
-        #expect(ProviderCapability.probe(adapter) == [.generation, .uploads, .caching, .streaming, .tokenCounting])
+        #expect(ProviderCapability.probe(adapter) == [.generation, .uploads, .caching, .streaming, .tokenCounting, .batch])
     }
 
     @Test func theCLIRunsAFileOfCommandsSharingOneContextAndOnePDFWithOneUploadAndOneCache() throws {
@@ -271,7 +271,7 @@ import FoundationNetworking
 
         let capabilities = try runPipeline(["capabilities", "--provider", "gemini", "--base-url", fixture.origin.absoluteString], environment: environment)
         #expect(capabilities.status == 0, "\(capabilities.stderr)")
-        #expect(capabilities.stdout.contains(#""capabilities":["generation","uploads","caching","streaming","token_counting"]"#), "\(capabilities.stdout)")
+        #expect(capabilities.stdout.contains(#""capabilities":["generation","uploads","caching","streaming","token_counting","batch"]"#), "\(capabilities.stdout)")
     }
 
     /// The fixture's counters, read from synchronous test code.

@@ -111,7 +111,7 @@ import Testing
     @Test func aRemoteServerNeedsAKeyAndLoopbackDoesNot() throws {
         #expect(throws: APIError.self) { try OpenAIConfiguration(options: ProviderOptions(environment: [:])) }
         let remote = try OpenAIConfiguration(options: ProviderOptions(environment: ["OPENAI_API_KEY": "sk-x"]))
-        #expect(remote.capabilities == [.generation, .uploads, .streaming])
+        #expect(remote.capabilities == [.generation, .uploads, .streaming, .batch])
         let local = try OpenAIConfiguration(options: ProviderOptions(baseURL: "http://localhost:8000/v1", environment: [:]))
         #expect(local.apiKey == nil)
         #expect(local.capabilities == [.generation, .streaming])
@@ -121,6 +121,7 @@ import Testing
 
     @Test(arguments: [
         Set<ProviderCapability>([.generation]), [.generation, .uploads], [.generation, .streaming], [.generation, .uploads, .streaming],
+        [.generation, .batch],
     ])
     func probingSeesExactlyTheDeclaredCapabilities(declared: Set<ProviderCapability>) {
         let provider = OpenAIProvider.make(OpenAIConfiguration(baseURL: URL(string: "http://127.0.0.1:1/v1")!, capabilities: declared))

@@ -33,6 +33,21 @@ enum Peers {
         "llmock", [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
         path: "")
 
+    /// A second llmock for the batch tests alone (OpenAI files + batches, Anthropic message
+    /// batches): a message batch has no label, so the in-doubt reconciliation must not see other
+    /// tests' batches. The URL is the origin.
+    static let llmockBatches: Result<URL, PeerError> = start(
+        "llmock (batches)",
+        [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
+        path: "")
+
+    /// A third llmock for the 10,000-command batch runs (`BatchEndToEndTests`), which run beside
+    /// `BatchLLMockTests` and count the server's batches.
+    static let llmockEndToEnd: Result<URL, PeerError> = start(
+        "llmock (batch end to end)",
+        [packageRoot.appendingPathComponent(".venv/bin/llmock").path, "serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"],
+        path: "")
+
     /// Our Gemini fixture (Files API, cachedContents, countTokens, generateContent), checked
     /// against Google's own SDK by `GeminiFixtureTests`. The URL is the origin.
     static let geminiFixture: Result<URL, PeerError> = start(

@@ -52,13 +52,10 @@ import Testing
         #expect(deltas == direct.text)
     }
 
-    @Test func tokenCountingAndBatchAgreeWithGenerate() async throws {
+    @Test func tokenCountingAgreesWithGenerate() async throws {
         let mock = MockProvider.make(MockConfiguration(failingModels: ["down"]))
         let request = GenerationRequest(model: "m", parts: [.text("12345678")])
         #expect(try await (mock as! any TokenCountingCapability).countTokens(request) == 2)
-        let results = try await (mock as! any BatchCapability).generateBatch([request, GenerationRequest(model: "down", parts: [.text("x")])])
-        #expect(results[0].success?.text == "echo: 12345678")
-        #expect(results[1].failure?.code == "unavailable")
     }
 
     @Test func registryMakesProvidersByName() throws {

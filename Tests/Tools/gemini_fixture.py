@@ -13,8 +13,18 @@ following the real protocol (v1beta, camelCase JSON, google.rpc.Status errors):
   GET    /v1beta/cachedContents[/{id}], PATCH /v1beta/cachedContents/{id}, DELETE …
   POST   /v1beta/models/{model}:countTokens   {contents} or {generateContentRequest}
   POST   /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse
+  POST   /v1beta/models/{model}:batchGenerateContent   inline requests or an uploaded JSONL file
+  GET    /v1beta/batches[/{id}], POST /v1beta/batches/{id}:cancel, DELETE /v1beta/batches/{id}
+  GET    /v1beta/files/{id}:download?alt=media      a batch's responses file
   GET    /health
 (every /v1beta/ path is served under /v1/ too)
+
+Batches: the operation is BATCH_STATE_PENDING when created, RUNNING on the next batches.get
+and SUCCEEDED on the one after (no clock involved); a display name containing "never-ends"
+stays RUNNING. Answers are generateContent's; a request whose last text contains
+"batch-fail" gets a per-request error instead. Inline input gives inlinedResponses, file input
+a responsesFile of {"key","response"|"error"} lines. Zero counts and empty lists are omitted,
+an unfinished operation has no "done", as the real API does.
 
 Files are PROCESSING after the upload and ACTIVE on the next files.get; a display name
 containing "fails-processing" ends FAILED, one containing "never-active" stays PROCESSING.
@@ -48,6 +58,7 @@ LOCK = threading.Lock()
 FILES = {}  # id -> dict (the File resource plus private fields)
 SESSIONS = {}  # upload id -> {"key", "declared", "mime", "display", "data"}
 CACHES = {}  # id -> dict (resource plus private fields)
+BATCHES = {}  # id -> dict (private fields: _model, _display, _state, _items, _file_input, _created)
 STATS = {}  # key -> counters and log
 FAILURES = []  # scripted failures
 MIN_CACHE_TOKENS = 1024
@@ -81,7 +92,7 @@ def stats(key):
     return STATS.setdefault(key or "", {
         "uploads_started": 0, "uploads_finalized": 0, "upload_chunks": 0, "file_gets": 0,
         "caches_created": 0, "cache_creations_refused": 0, "cache_gets": 0, "cache_lists": 0, "caches_deleted": 0,
-        "count_tokens": 0, "generate": 0, "generate_with_cache": 0, "stream": 0, "key_in_url": 0,
+        "count_tokens": 0, "generate": 0, "generate_with_cache": 0, "stream": 0, "key_in_url": 0, "batches_created": 0,
         "requests": [],
     })
 
@@ -340,6 +351,7 @@ class Handler(BaseHTTPRequestHandler):
             "source": "UPLOADED",
             "_key": session["key"],
             "_sha256": hashlib.sha256(bytes(session["data"])).hexdigest(),
+            "_data": bytes(session["data"]) if session["mime"] in ("application/jsonl", "application/json", "text/plain") else None,
             "_saw_key": session.get("saw_key", False),
         }
         with LOCK:
@@ -373,6 +385,12 @@ class Handler(BaseHTTPRequestHandler):
         if route == "files" and method == "GET":
             with LOCK:
                 return self.send(200, {"files": [public(f) for f in FILES.values()]})
+        if route.startswith("files/") and route.endswith(":download") and method == "GET":
+            return self.download(route[len("files/"):-len(":download")], query)
+        if route == "batches" and method == "GET":
+            return self.list_batches(query)
+        if route.startswith("batches/"):
+            return self.batch_route(method, route[len("batches/"):])
         if route.startswith("files/"):
             file_id = route[len("files/"):]
             if method == "GET":
@@ -408,9 +426,11 @@ class Handler(BaseHTTPRequestHandler):
                     self.set_expiry(cache, body)
                     cache["updateTime"] = stamp(now())
                     return self.send(200, public(cache))
-        match = re.fullmatch(r"models/([^/:]+):(generateContent|streamGenerateContent|countTokens)", route)
+        match = re.fullmatch(r"models/([^/:]+):(generateContent|streamGenerateContent|countTokens|batchGenerateContent)", route)
         if match and method == "POST":
             model, verb = f"models/{match.group(1)}", match.group(2)
+            if verb == "batchGenerateContent":
+                return self.create_batch(key, model, body)
             if verb == "countTokens":
                 return self.count_tokens(key, model, body)
             return self.generate(key, model, body, stream=verb == "streamGenerateContent", sse=query.get("alt") == ["sse"])
@@ -484,17 +504,13 @@ class Handler(BaseHTTPRequestHandler):
             answer["cachedContentTokenCount"] = cached
         return self.send(200, answer)
 
-    def generate(self, key, model, body, stream, sse):
+    def answer(self, model, body):
+        """The generateContent response for body (call with LOCK held)."""
         contents = body.get("contents")
         if not contents:
             raise Failure(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
         config = body.get("generationConfig") or {}
-        with LOCK:
-            prompt, cached, cache = self.prompt_tokens(model, body)
-            counters = stats(key)
-            counters["stream" if stream else "generate"] += 1
-            if cache:
-                counters["generate_with_cache"] += 1
+        prompt, cached, cache = self.prompt_tokens(model, body)
         files = sum(1 for c in contents for p in c.get("parts") or [] if "fileData" in p or "file_data" in p)
         text = f"fixture answer to: {last_text(contents)}"
         if cache:
@@ -510,6 +526,17 @@ class Handler(BaseHTTPRequestHandler):
             usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
         response = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
                     "usageMetadata": usage, "modelVersion": model.removeprefix("models/"), "responseId": uuid.uuid4().hex[:12]}
+        return response, cache
+
+    def generate(self, key, model, body, stream, sse):
+        with LOCK:
+            response, cache = self.answer(model, body)
+            counters = stats(key)
+            counters["stream" if stream else "generate"] += 1
+            if cache:
+                counters["generate_with_cache"] += 1
+        text = response["candidates"][0]["content"]["parts"][0]["text"]
+        prompt = response["usageMetadata"]["promptTokenCount"]
         if not stream:
             return self.send(200, response)
         half = len(text) // 2
@@ -521,6 +548,146 @@ class Handler(BaseHTTPRequestHandler):
             data = b"".join(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n" for chunk in (first, second))
             return self.send(200, raw=data, headers={"Content-Type": "text/event-stream"})
         return self.send(200, [first, second])
+
+    # -- batches ----------------------------------------------------------------
+
+    def create_batch(self, key, model, body):
+        batch = body.get("batch")
+        if not isinstance(batch, dict):
+            raise Failure(400, "INVALID_ARGUMENT", "* BatchGenerateContentRequest.batch: batch is required")
+        display = batch.get("displayName") or batch.get("display_name") or ""
+        config = batch.get("inputConfig") or batch.get("input_config") or {}
+        items = []  # (key, request)
+        file_input = False
+        if "requests" in config:
+            requests = (config.get("requests") or {}).get("requests")
+            if not isinstance(requests, list) or not requests:
+                raise Failure(400, "INVALID_ARGUMENT", "* inputConfig.requests.requests: at least one request is required")
+            for n, entry in enumerate(requests):
+                if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
+                    raise Failure(400, "INVALID_ARGUMENT", f"* inputConfig.requests.requests[{n}].request is required")
+                items.append(((entry.get("metadata") or {}).get("key"), entry["request"]))
+        elif "fileName" in config or "file_name" in config:
+            name = config.get("fileName") or config.get("file_name")
+            with LOCK:
+                resource = FILES.get(str(name).removeprefix("files/"))
+            if resource is None or resource.get("_data") is None:
+                raise Failure(400, "INVALID_ARGUMENT", f"* inputConfig.fileName: file {name} not found or not a JSONL file")
+            for n, line in enumerate(resource["_data"].decode().splitlines()):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    raise Failure(400, "INVALID_ARGUMENT", f"line {n + 1} of {name} is not JSON")
+                items.append((entry.get("key"), entry.get("request") or {}))
+            file_input = True
+        else:
+            raise Failure(400, "INVALID_ARGUMENT", "* BatchGenerateContentRequest.batch.input_config: requests or file_name is required")
+        with LOCK:
+            batch_id = uuid.uuid4().hex[:20]
+            BATCHES[batch_id] = {"_model": model, "_display": display, "_state": "BATCH_STATE_PENDING", "_items": items,
+                                 "_file_input": file_input, "_created": stamp(now()), "_key": key, "_output": None}
+            stats(key)["batches_created"] += 1
+            return self.send(200, self.operation(batch_id))
+
+    def operation(self, batch_id):
+        """The batch as the API shows it (call with LOCK held)."""
+        batch = BATCHES[batch_id]
+        metadata = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
+                    "model": batch["_model"], "displayName": batch["_display"], "state": batch["_state"],
+                    "createTime": batch["_created"], "updateTime": batch["_created"], "name": f"batches/{batch_id}"}
+        total = len(batch["_items"])
+        stats_ = {"requestCount": str(total)}
+        done = batch["_state"] in ("BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED")
+        if batch["_state"] == "BATCH_STATE_SUCCEEDED":
+            ok = sum(1 for _, r in batch["_output"] if "response" in r)
+            if ok:
+                stats_["successfulRequestCount"] = str(ok)
+            if total - ok:
+                stats_["failedRequestCount"] = str(total - ok)
+        elif not done:
+            stats_["pendingRequestCount"] = str(total)
+        metadata["batchStats"] = stats_
+        operation = {"name": f"batches/{batch_id}", "metadata": metadata}
+        if batch["_state"] == "BATCH_STATE_SUCCEEDED":
+            if batch["_file_input"]:
+                output = {"responsesFile": batch["_responses_file"]}
+            else:
+                output = {"inlinedResponses": {"inlinedResponses": [dict(r, metadata={"key": k}) for k, r in batch["_output"]]}}
+            metadata["output"] = output
+            operation["response"] = dict(output, **{"@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"})
+        if done:
+            metadata["endTime"] = batch["_created"]
+            operation["done"] = True
+        return operation
+
+    def run_batch(self, batch):
+        """Answers every request (call with LOCK held)."""
+        output = []
+        for key, request in batch["_items"]:
+            if "batch-fail" in last_text(request.get("contents") or []):
+                output.append((key, {"error": {"code": 400, "message": "the fixture fails requests that ask for batch-fail", "status": "INVALID_ARGUMENT"}}))
+                continue
+            try:
+                response, _ = self.answer(batch["_model"], request)
+                output.append((key, {"response": response}))
+            except Failure as failure:
+                output.append((key, {"error": {"code": failure.code, "message": failure.message, "status": failure.status}}))
+        batch["_output"] = output
+        if batch["_file_input"]:
+            lines = "\n".join(json.dumps(dict(r, key=k)) for k, r in output).encode()
+            file_id = uuid.uuid4().hex[:16]
+            FILES[file_id] = {"name": f"files/{file_id}", "displayName": f"batch-{file_id}-responses", "mimeType": "application/jsonl",
+                              "sizeBytes": str(len(lines)), "state": "ACTIVE", "source": "GENERATED", "uri": f"{self.origin()}/v1beta/files/{file_id}",
+                              "downloadUri": f"{self.origin()}/v1beta/files/{file_id}:download?alt=media",
+                              "_key": batch["_key"], "_sha256": hashlib.sha256(lines).hexdigest(), "_saw_key": False, "_data": lines}
+            batch["_responses_file"] = f"files/{file_id}"
+
+    def batch_route(self, method, rest):
+        name, _, verb = rest.partition(":")
+        with LOCK:
+            batch = BATCHES.get(name)
+            if batch is None:
+                raise Failure(404, "NOT_FOUND", f"Requested entity was not found: batches/{name}")
+            if method == "GET" and not verb:
+                if batch["_state"] == "BATCH_STATE_PENDING":
+                    batch["_state"] = "BATCH_STATE_RUNNING"
+                elif batch["_state"] == "BATCH_STATE_RUNNING" and "never-ends" not in batch["_display"]:
+                    self.run_batch(batch)
+                    batch["_state"] = "BATCH_STATE_SUCCEEDED"
+                return self.send(200, self.operation(name))
+            if method == "POST" and verb == "cancel":
+                if batch["_state"] in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"):
+                    batch["_state"] = "BATCH_STATE_CANCELLED"
+                    return self.send(200, {})
+                raise Failure(400, "FAILED_PRECONDITION", f"batches/{name} has already ended ({batch['_state']})")
+            if method == "DELETE" and not verb:
+                del BATCHES[name]
+                return self.send(200, {})
+        raise Failure(404, "NOT_FOUND", f"Method not found: {method} /v1beta/batches/{rest}")
+
+    def list_batches(self, query):
+        size = max(1, min(int(query.get("pageSize", ["50"])[0] or 50), 1000))
+        start = int(query.get("pageToken", ["0"])[0] or 0)
+        with LOCK:
+            names = list(BATCHES.keys())
+            page = {"operations": [self.operation(n) for n in names[start:start + size]]}
+        if start + size < len(names):
+            page["nextPageToken"] = str(start + size)
+        if not page["operations"]:
+            del page["operations"]
+        return self.send(200, page)
+
+    def download(self, file_id, query):
+        if query.get("alt") != ["media"]:
+            raise Failure(400, "INVALID_ARGUMENT", "files.download needs alt=media")
+        with LOCK:
+            resource = FILES.get(file_id)
+            if resource is None or resource.get("source") != "GENERATED":
+                raise Failure(400 if resource else 403, "INVALID_ARGUMENT" if resource else "PERMISSION_DENIED",
+                              "Only generated files can be downloaded" if resource else f"You do not have permission to access the File {file_id} or it may not exist.")
+            return self.send(200, raw=resource["_data"], headers={"Content-Type": "application/jsonl"})
 
 
 def main():

@@ -2,13 +2,14 @@
 """Drives Tests/Tools/gemini_fixture.py with Google's own google-genai SDK.
 
 The fixture's fidelity is not taken on trust: if the official SDK cannot upload, poll,
-create/get/list/update/use/delete a cache, count tokens and generate with a file and with a
-cache against it — or if the fixture's errors are not the ones the SDK expects — this exits
+create/get/list/update/use/delete a cache, count tokens, generate with a file and with a
+cache, and create/get/list/cancel batches (inline and from a file) against it — or if the fixture's errors are not the ones the SDK expects — this exits
 non-zero with the step that failed.
 
 Usage: gemini_sdk_check.py BASE_URL API_KEY
 Prints one line per step, then "SDK CHECK OK".
 """
+import json
 import os
 import sys
 import tempfile
@@ -134,6 +135,51 @@ def main():
         expect(error.code == 400, f"{error.code}")
         reasons = [d.get("reason") for d in (error.details or {}).get("error", {}).get("details", [])]
         expect("API_KEY_INVALID" in reasons, f"details {error.details}")
+
+    step("batches.create with inline requests, get until JOB_STATE_SUCCEEDED, answers by key")
+    job = client.batches.create(
+        model=MODEL,
+        src=[{"contents": [{"role": "user", "parts": [{"text": f"batch question {n}"}]}], "metadata": {"key": f"k{n}"}} for n in range(3)],
+        config={"display_name": "sdk-batch-inline"})
+    expect(job.name.startswith("batches/"), f"batch name {job.name!r}")
+    expect(job.state.name == "JOB_STATE_PENDING", f"state {job.state}")
+    expect(job.display_name == "sdk-batch-inline", f"display_name {job.display_name!r}")
+    seen = []
+    for _ in range(5):
+        job = client.batches.get(name=job.name)
+        seen.append(job.state.name)
+        if job.done:
+            break
+    expect(seen[-1] == "JOB_STATE_SUCCEEDED" and "JOB_STATE_RUNNING" in seen, f"states {seen}")
+    answers = {r.metadata["key"]: r.response.text for r in job.dest.inlined_responses}
+    expect(answers == {f"k{n}": f"fixture answer to: batch question {n}" for n in range(3)}, f"answers {answers}")
+
+    step("batches.create from an uploaded JSONL file, results in a responses file (files.download)")
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+        for n in range(2):
+            handle.write(json.dumps({"key": f"f{n}", "request": {"contents": [{"role": "user", "parts": [{"text": f"file question {n}"}]}]}}) + "\n")
+        handle.write(json.dumps({"key": "bad", "request": {"contents": [{"role": "user", "parts": [{"text": "batch-fail"}]}]}}) + "\n")
+        path = handle.name
+    try:
+        source = client.files.upload(file=path, config=types.UploadFileConfig(mime_type="application/jsonl", display_name="sdk-batch-input.jsonl"))
+    finally:
+        os.unlink(path)
+    job = client.batches.create(model=MODEL, src=source.name, config={"display_name": "sdk-batch-file"})
+    while not job.done:
+        job = client.batches.get(name=job.name)
+    expect(job.state.name == "JOB_STATE_SUCCEEDED", f"state {job.state}")
+    expect(job.dest.file_name and job.dest.file_name.startswith("files/"), f"dest {job.dest}")
+    lines = [json.loads(line) for line in client.files.download(file=job.dest.file_name).decode().splitlines()]
+    by_key = {line["key"]: line for line in lines}
+    expect(by_key["f1"]["response"]["candidates"][0]["content"]["parts"][0]["text"] == "fixture answer to: file question 1", f"lines {lines}")
+    expect(by_key["bad"]["error"]["status"] == "INVALID_ARGUMENT", f"lines {lines}")
+
+    step("batches.list finds both by display name; batches.cancel ends a running one")
+    names = {b.display_name for b in client.batches.list(config={"page_size": 1})}
+    expect({"sdk-batch-inline", "sdk-batch-file"} <= names, f"listed {names}")
+    running = client.batches.create(model=MODEL, src=[{"contents": [{"role": "user", "parts": [{"text": "x"}]}]}], config={"display_name": "sdk-never-ends"})
+    client.batches.cancel(name=running.name)
+    expect(client.batches.get(name=running.name).state.name == "JOB_STATE_CANCELLED", "cancelled batch state")
 
     step("files.delete")
     client.files.delete(name=uploaded.name)

@@ -43,7 +43,7 @@ public struct AnthropicConfiguration: Sendable {
     }
 
     /// The capabilities the Anthropic adapter can offer; the public API has all of them.
-    public static let supportedCapabilities: Set<ProviderCapability> = [.generation, .uploads, .caching, .streaming, .tokenCounting]
+    public static let supportedCapabilities: Set<ProviderCapability> = [.generation, .uploads, .caching, .streaming, .tokenCounting, .batch]
 
     /// Whether the server is on this machine (then a missing API key is fine).
     public var isLoopback: Bool { baseURL.host.map(EndpointRules.isLoopbackHost) ?? false }
@@ -86,7 +86,7 @@ extension AnthropicConfiguration {
             guard unsupported.isEmpty else {
                 throw APIError(
                     .invalidCommand,
-                    "the anthropic provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, caching, streaming, token_counting")
+                    "the anthropic provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, caching, streaming, token_counting, batch")
             }
         }
         self.init(

@@ -55,7 +55,12 @@ public struct GeminiConfiguration: Sendable {
     }
 
     /// Everything the Gemini adapter offers; it always has all of it.
-    public static let capabilities: Set<ProviderCapability> = [.generation, .uploads, .caching, .streaming, .tokenCounting]
+    public static let capabilities: Set<ProviderCapability> = [.generation, .uploads, .caching, .streaming, .tokenCounting, .batch]
+
+    /// Largest batch job input sent inline (20 MB, the API's limit); a larger one goes as a file.
+    public var batchInlineBytes = 20_000_000
+    /// Requests per batch job: the API states no count limit, only bytes (⚠); this bounds memory.
+    public static let batchMaxRequests = 100_000
 
     /// `{base}/v1beta/{path}` (or `/upload/v1beta/…`), the path already escaped.
     func url(_ path: String, upload: Bool = false, query: String? = nil) -> URL {

@@ -55,7 +55,7 @@ final class GeminiCore: Sendable {
 
     // MARK: requests
 
-    private func request(_ url: URL, method: String = "POST", json: JSONValue? = nil) -> URLRequest {
+    func request(_ url: URL, method: String = "POST", json: JSONValue? = nil) -> URLRequest {
         var request = URLRequest(url: url)
         request.httpMethod = method
         request.timeoutInterval = configuration.requestTimeout
@@ -71,7 +71,7 @@ final class GeminiCore: Sendable {
     }
 
     /// Sends `request` and returns the body of a 2xx answer; anything else throws the mapped error.
-    private func send(_ request: URLRequest) async throws(APIError) -> HTTPClient.Response {
+    func send(_ request: URLRequest) async throws(APIError) -> HTTPClient.Response {
         let endpoint = Self.describe(request.url)
         if let problem = configuration.endpointProblem { throw problem }
         let response: HTTPClient.Response

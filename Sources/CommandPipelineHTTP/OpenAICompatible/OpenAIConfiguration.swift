@@ -12,7 +12,7 @@ public struct OpenAIConfiguration: Sendable {
     /// The environment variable the key came from, named in authentication hints.
     public var apiKeyVariable: String
     /// Optional capabilities the server really has: `uploads` (Files API and `file` parts),
-    /// `streaming` (SSE). The adapter conforms to exactly these.
+    /// `streaming` (SSE), `batch` (Files API with `purpose=batch` and `/batches`). The adapter conforms to exactly these.
     public var capabilities: Set<ProviderCapability>
     /// Longest silence while waiting for the answer or between pieces of it (idle timeout).
     public var requestTimeout: TimeInterval
@@ -56,7 +56,7 @@ public struct OpenAIConfiguration: Sendable {
 
     /// OpenAI itself takes uploaded files; most compatible servers take only text and images.
     public static func defaultCapabilities(for baseURL: URL) -> Set<ProviderCapability> {
-        baseURL.host == "api.openai.com" ? [.generation, .uploads, .streaming] : [.generation, .streaming]
+        baseURL.host == "api.openai.com" ? [.generation, .uploads, .streaming, .batch] : [.generation, .streaming]
     }
 
     /// Whether the server is on this machine: `localhost`, an IPv4 address in 127.0.0.0/8,
@@ -76,5 +76,5 @@ public struct OpenAIConfiguration: Sendable {
     }
 
     /// The capabilities the OpenAI adapter can offer at all.
-    public static let supportedCapabilities: Set<ProviderCapability> = [.generation, .uploads, .streaming]
+    public static let supportedCapabilities: Set<ProviderCapability> = [.generation, .uploads, .streaming, .batch]
 }

@@ -29,6 +29,7 @@ public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingC
 
     public var uploads: (any UploadsCapability)? { core.configuration.capabilities.contains(.uploads) ? self : nil }
     public var streaming: (any StreamingCapability)? { core.configuration.capabilities.contains(.streaming) ? self : nil }
+    public var batch: (any BatchCapability)? { core.configuration.capabilities.contains(.batch) ? self : nil }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.
@@ -47,9 +48,9 @@ final class OpenAICore: Sendable {
         errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
     }
 
-    private func endpoint(_ path: String) -> URL { configuration.baseURL.appendingPathComponent(path) }
+    func endpoint(_ path: String) -> URL { configuration.baseURL.appendingPathComponent(path) }
 
-    private var serverText: ServerText { errors.text }
+    var serverText: ServerText { errors.text }
 
     private func request(_ path: String, json: JSONValue) throws(APIError) -> URLRequest {
         var request = URLRequest(url: endpoint(path))
@@ -65,7 +66,7 @@ final class OpenAICore: Sendable {
     /// Sets the timeout and the key. Refuses (before anything is sent) a base URL with
     /// userinfo or a key bound for plain http off this machine: a configuration built in code
     /// meets the same rules as one built from options.
-    private func authorize(_ request: inout URLRequest) throws(APIError) {
+    func authorize(_ request: inout URLRequest) throws(APIError) {
         if var problem = configuration.endpointProblem {
             problem.provider = OpenAIProvider.name
             throw problem

@@ -14,6 +14,10 @@ public struct MockConfiguration: Sendable {
     public var faults: MockFaultPlan?
     /// Time for latency and cache expiry.
     public var clock: any PipelineClock
+    /// How long a batch job runs before it ends (on `clock`, or the wall clock with `batchDirectory`).
+    public var batchDelay: Duration = .zero
+    /// Where batch jobs are kept, one file each, so they outlive the process; nil: in memory.
+    public var batchDirectory: String?
 
     public init(
         latency: Duration = .zero, uploadLatency: Duration = .zero, cacheLatency: Duration = .zero,

@@ -5,13 +5,14 @@ public enum MockProvider {
 
     /// A mock with the capabilities of `configuration` (generation is always there).
     public static func make(_ configuration: MockConfiguration = MockConfiguration()) -> any GenerationCapability {
-        MockAdapter(core: MockCore(configuration: configuration), capabilities: configuration.capabilities)
+        MockAdapter(core: MockCore(configuration: configuration), batches: MockBatchService(configuration: configuration), capabilities: configuration.capabilities)
     }
 }
 
 /// The mock: it can do everything, and offers what its configuration chose.
 struct MockAdapter: GenerationCapability {
     let core: MockCore
+    let batches: MockBatchService
     let capabilities: Set<ProviderCapability>
 
     public var providerName: String { MockProvider.name }
@@ -42,18 +43,4 @@ extension MockAdapter: StreamingCapability {
 
 extension MockAdapter: TokenCountingCapability {
     public func countTokens(_ request: GenerationRequest) async throws -> Int { try core.countTokens(request) }
-}
-
-extension MockAdapter: BatchCapability {
-    public func generateBatch(_ requests: [GenerationRequest]) async throws -> [Result<GenerationResponse, APIError>] {
-        var results: [Result<GenerationResponse, APIError>] = []
-        for request in requests {
-            do {
-                results.append(.success(try await core.generate(request)))
-            } catch {
-                results.append(.failure(APIError(wrapping: error, provider: MockProvider.name, context: "batch request")))
-            }
-        }
-        return results
-    }
 }

@@ -1,0 +1,165 @@
+import CommandPipeline
+
+/// `pipeline batch submit|status|collect|cancel`, as parsed.
+struct BatchInvocation {
+    enum Action: String, CaseIterable {
+        case submit, status, collect, cancel
+        /// `pipeline batch --help`.
+        case help
+    }
+
+    var action: Action
+    var jobFile: String
+    /// Provider options (submit only: the others read them from the job file).
+    var run = RunOptions()
+    /// Requests per job, at most the provider's limit (submit).
+    var maxRequestsPerJob: Int?
+    /// `status`/`collect`: poll until every job has ended.
+    var wait = false
+    var pollSeconds: Double = 30
+    /// `--wait` gives up after this long (exit status 4).
+    var waitTimeoutSeconds: Double?
+    var quiet = false
+
+    static let usage = "pipeline batch submit --job JOBFILE [options] < commands.jsonl | pipeline batch status|collect|cancel JOBFILE [options]"
+
+    static let help = """
+    pipeline batch — run commands through the provider's batch service (about half the price, results within 24 h)
+
+    Usage:
+      pipeline batch submit --job JOBFILE [options] < commands.jsonl
+      pipeline batch status JOBFILE [--wait] [--poll-seconds S] [--timeout S]
+      pipeline batch collect JOBFILE [--wait] [--poll-seconds S] [--timeout S] > results.jsonl
+      pipeline batch cancel JOBFILE
+
+    submit validates every command (the same errors as run), builds the requests as run does,
+    splits them into jobs within the provider's limits and submits them, recording each in
+    JOBFILE (atomically, before and after each submission). Re-running submit with the same
+    input continues where it stopped and never submits a job twice.
+    collect writes one result line per command, in input order, in the schema of run
+    (telemetry has "batch": true and "batch_job"); failed, expired and cancelled requests are
+    failed records. Collecting twice gives the same lines.
+
+    Options of submit:
+      --job JOBFILE              the job file to create or continue (required)
+      --provider NAME            mock, openai, gemini, anthropic (default mock)
+      --base-url URL, --api-key-env VAR, --allow-insecure-http, --capabilities LIST   as for run
+      --max-requests-per-job N   split into jobs of at most N requests (1 to the provider's limit)
+      --mock-batch-delay-ms N    mock: how long a job runs (default 0)
+      --mock-fail-model NAME, --mock-faults SPEC, --mock-capabilities LIST   mock, as for run
+      --quiet                    no progress on stderr
+    Options of status and collect:
+      --wait                     poll until every job has ended
+      --poll-seconds S           time between polls (0.05 to 3600, default 30)
+      --timeout S                give up waiting after S seconds (exit status 4)
+
+    Exit status: 0 done (collect: every command succeeded), 1 collect: some command failed,
+    2 usage error or unusable job file, 3 output or job file could not be written,
+    4 not finished (jobs still running, or submit stopped at a job it cannot reconcile), 130 interrupted.
+    See Design/batch.md.
+    """
+
+    static func parse(_ arguments: ArraySlice<String>) throws(UsageError) -> BatchInvocation {
+        var rest = arguments
+        guard let first = rest.popFirst() else {
+            throw UsageError(message: "'batch' needs an action: submit, status, collect or cancel")
+        }
+        guard let action = Action(rawValue: first), action != .help else {
+            throw UsageError(message: "unknown batch action '\(first)'", hint: ArgumentParser.suggestion(first, among: ["submit", "status", "collect", "cancel"]))
+        }
+        var invocation = BatchInvocation(action: action, jobFile: "")
+        var jobFile: String?
+        let submitOnly: Set<String> = [
+            "--job", "--provider", "--base-url", "--api-key-env", "--allow-insecure-http", "--capabilities", "--max-requests-per-job",
+            "--mock-batch-delay-ms", "--mock-fail-model", "--mock-faults", "--mock-capabilities",
+        ]
+        let waiting: Set<String> = ["--wait", "--poll-seconds", "--timeout"]
+        let flags: Set<String> = ["--allow-insecure-http", "--wait", "--quiet"]
+        while let argument = rest.popFirst() {
+            guard argument.hasPrefix("--") else {
+                guard action != .submit, jobFile == nil else {
+                    throw UsageError(message: "unexpected argument '\(argument)'" + (action == .submit ? "; give the job file with --job and commands on stdin" : ""))
+                }
+                jobFile = argument
+                continue
+            }
+            var name = argument
+            var inline: String?
+            if let eq = argument.firstIndex(of: "=") {
+                name = String(argument[..<eq])
+                inline = String(argument[argument.index(after: eq)...])
+            }
+            let known = submitOnly.union(waiting).union(["--quiet"])
+            guard known.contains(name) else {
+                throw UsageError(message: "unknown option '\(name)' for 'batch \(action.rawValue)'", hint: ArgumentParser.suggestion(name, among: Array(known)))
+            }
+            if submitOnly.contains(name) && action != .submit || waiting.contains(name) && action != .status && action != .collect {
+                throw UsageError(message: "option '\(name)' does not apply to 'batch \(action.rawValue)'")
+            }
+            var value = ""
+            if flags.contains(name) {
+                if inline != nil { throw UsageError(message: "option '\(name)' takes no value") }
+            } else if let inline {
+                value = inline
+            } else if let next = rest.popFirst(), !next.hasPrefix("--") {
+                value = next
+            } else {
+                throw UsageError(message: "option '\(name)' needs a value")
+            }
+            switch name {
+            case "--job":
+                guard !value.isEmpty else { throw UsageError(message: "option '--job' needs a file name") }
+                jobFile = value
+            case "--allow-insecure-http": invocation.run.allowInsecureHTTP = true
+            case "--wait": invocation.wait = true
+            case "--quiet": invocation.quiet = true
+            case "--poll-seconds": invocation.pollSeconds = try seconds(name, value, 0.05...3600)
+            case "--timeout": invocation.waitTimeoutSeconds = try seconds(name, value, 0.05...604_800)
+            case "--max-requests-per-job":
+                guard let n = Int(value), (1...1_000_000).contains(n) else {
+                    throw UsageError(message: "option '--max-requests-per-job' needs a whole number from 1 to 1000000, got '\(value)'")
+                }
+                invocation.maxRequestsPerJob = n
+            case "--mock-batch-delay-ms":
+                guard let n = Int(value), FlagLimits.milliseconds.contains(n) else {
+                    throw UsageError(message: "option '--mock-batch-delay-ms' needs a whole number from 0 to \(FlagLimits.milliseconds.upperBound), got '\(value)'")
+                }
+                invocation.run.mockBatchDelayMs = n
+            default:
+                // The provider options of run, parsed by run's own rules.
+                let parsed = try ArgumentParser.parse(["run", "\(name)=\(value)"])
+                guard case .run(let options) = parsed else { continue }
+                invocation.run.merge(name, from: options)
+            }
+        }
+        guard let jobFile else {
+            throw UsageError(message: action == .submit ? "'batch submit' needs --job JOBFILE" : "'batch \(action.rawValue)' needs the job file, e.g. pipeline batch \(action.rawValue) job.json")
+        }
+        invocation.jobFile = jobFile
+        return invocation
+    }
+
+    private static func seconds(_ name: String, _ value: String, _ range: ClosedRange<Double>) throws(UsageError) -> Double {
+        guard let s = Double(value), s.isFinite, range.contains(s) else {
+            throw UsageError(message: "option '\(name)' needs a number of seconds from \(range.lowerBound) to \(Int(range.upperBound)), got '\(value)'")
+        }
+        return s
+    }
+}
+
+extension RunOptions {
+    /// Takes the one option `name` from `other` (parsed by run's rules).
+    mutating func merge(_ name: String, from other: RunOptions) {
+        switch name {
+        case "--provider": provider = other.provider
+        case "--base-url": baseURL = other.baseURL
+        case "--api-key-env": apiKeyEnv = other.apiKeyEnv
+        case "--allow-insecure-http": allowInsecureHTTP = true
+        case "--capabilities": capabilities = other.capabilities
+        case "--mock-fail-model": mockFailModels += other.mockFailModels
+        case "--mock-faults": mockFaults = other.mockFaults
+        case "--mock-capabilities": mockCapabilities = other.mockCapabilities
+        default: break
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+
+/// `pipeline batch` on the mock provider, whose jobs live in `JOBFILE.mock/` so that separate
+/// processes (submit, status, collect) share them as they would share a real provider.
+@Suite struct BatchCLITests {
+    private func commands(_ n: Int) -> String {
+        (0..<n).map { i in
+            i % 3 == 0
+                ? #"{"id":"c\#(i)","model":"m","prompts":["first \#(i)","second \#(i)"],"system":"terse","metadata":{"n":\#(i)}}"#
+                : #"{"model":"m","prompt":"hello \#(i)"}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    private func texts(_ run: CLI.Run) -> [[String]] {
+        run.records.map { ($0["responses"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String } }
+    }
+
+    private func mockJobs(_ job: URL) throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: job.path + ".mock").count { $0.hasSuffix(".json") }
+    }
+
+    @Test func aSubmitKilledBetweenSendingAndRecordingIsReconciledAndCollectMatchesRun() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let input = commands(30)   // 40 requests: 10 commands of two calls, 20 of one
+        var environment = ProcessInfo.processInfo.environment
+        environment["PIPELINE_BATCH_TEST_CRASH_AFTER_SUBMITS"] = "2"
+        let killed = try CLI.run(["batch", "submit", "--job", job.path, "--max-requests-per-job", "7", "--quiet"], stdin: input, environment: environment)
+        #expect(killed.status == 137)
+        let state = try String(contentsOf: job, encoding: .utf8)
+        #expect(state.contains(#""state":"submitting""#), "the second job is in doubt: \(state)")
+        #expect(try mockJobs(job) == 2, "two jobs reached the provider")
+
+        let rerun = try CLI.run(["batch", "submit", "--job", job.path, "--max-requests-per-job", "7"], stdin: input)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(rerun.stderr.contains("already submitted"), "the in-doubt job was found by its marker: \(rerun.stderr)")
+        #expect(try mockJobs(job) == 6, "40 requests in jobs of 7: six jobs, none twice")
+        // A third run has nothing left to send.
+        let again = try CLI.run(["batch", "submit", "--job", job.path, "--max-requests-per-job", "7", "--quiet"], stdin: input)
+        #expect(again.status == 0)
+        #expect(try mockJobs(job) == 6)
+
+        let status = try CLI.run(["batch", "status", job.path])
+        #expect(status.records.first?["state"] as? String == "ended")
+        #expect(status.records.first?["succeeded"] as? Int == 40)
+
+        let first = try CLI.run(["batch", "collect", job.path, "--quiet"])
+        let second = try CLI.run(["batch", "collect", job.path, "--quiet"])
+        let live = try CLI.run(["--quiet"], stdin: input)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout == second.stdout, "collecting twice gives the same lines")
+        #expect(first.records.count == 30)
+        #expect(texts(first) == texts(live))
+        #expect(first.records.map { $0["id"] as? String } == live.records.map { $0["id"] as? String })
+        #expect(first.records.map { $0["input_hash"] as? String } == live.records.map { $0["input_hash"] as? String })
+        #expect(first.records.map { $0["metadata"] as? NSDictionary } == live.records.map { $0["metadata"] as? NSDictionary })
+        #expect(first.records.allSatisfy { $0[path: "telemetry.batch"] as? Bool == true && ($0[path: "telemetry.batch_job"] as? String)?.hasPrefix("mockbatch-") == true })
+        let (valid, report) = try CLI.validate(first.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+    }
+
+    @Test func commandsABatchCannotCarryAreFailedRecordsInPlaceAndTheRestRuns() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let input = """
+        {"id":"ok","model":"m","prompt":"fine"}
+        {"id":"fb","model":"m","prompt":"x","fallback_model":"m2"}
+        {"id":"file","model":"m","files":["a.pdf"],"prompt":"read it"}
+        not json
+        {"id":"cached","model":"m","prompt":"y","cache":{"ttl_seconds":60}}
+        {"id":"down","model":"down","prompt":"z"}
+        """
+        let submit = try CLI.run(["batch", "submit", "--job", job.path, "--mock-fail-model", "down", "--quiet"], stdin: input)
+        #expect(submit.status == 0, "\(submit.stderr)")
+        #expect(submit.records.first?["rejected"] as? Int == 3)
+        let collected = try CLI.run(["batch", "collect", job.path, "--quiet"])
+        #expect(collected.status == 1)
+        let records = collected.records
+        #expect(records.map { $0["index"] as? Int } == Array(0..<6))
+        #expect(records.map { $0["status"] as? String } == ["succeeded", "failed", "failed", "failed", "succeeded", "failed"])
+        #expect(records[1][path: "error.kind"] as? String == "capability_missing")
+        #expect(records[1][path: "error.path"] as? String == "plan.fallback_call")
+        #expect(records[2][path: "error.kind"] as? String == "capability_missing")
+        #expect(records[2][path: "error.path"] as? String == "plan.shared_parts[0]")
+        #expect(records[3][path: "error.kind"] as? String == "invalid_command")
+        #expect(records[4][path: "telemetry.cache.uncached_reason"] as? String != nil)
+        #expect(records[5][path: "error.details.code"] as? String == "unavailable")
+        #expect(records[5][path: "error.details.failed_calls"] as? [Int] == [0])
+        let (valid, report) = try CLI.validate(collected.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+    }
+
+    @Test func collectBeforeTheEndWaitsOrSaysSo() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let submit = try CLI.run(["batch", "submit", "--job", job.path, "--mock-batch-delay-ms", "600000", "--quiet"], stdin: commands(3))
+        #expect(submit.status == 0)
+        let early = try CLI.run(["batch", "collect", job.path])
+        #expect(early.status == 4)
+        #expect(early.stdout.isEmpty)
+        #expect(early.stderr.contains("0/4 requests done"))
+        let waited = try CLI.run(["batch", "status", job.path, "--wait", "--poll-seconds", "0.05", "--timeout", "0.3"])
+        #expect(waited.status == 4)
+        #expect(waited.records.first?["state"] as? String == "running")
+    }
+
+    @Test func cancelStopsTheJobsAndLaterSubmitsAndCollectReportsEveryCommand() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let input = commands(6)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PIPELINE_BATCH_TEST_CRASH_AFTER_SUBMITS"] = "1"
+        // One job sent (and recorded in doubt), two never sent.
+        let killed = try CLI.run(
+            ["batch", "submit", "--job", job.path, "--max-requests-per-job", "3", "--mock-batch-delay-ms", "600000", "--quiet"], stdin: input,
+            environment: environment)
+        #expect(killed.status == 137)
+        let cancel = try CLI.run(["batch", "cancel", job.path])
+        #expect(cancel.status == 0, "\(cancel.stderr)")
+        #expect(cancel.records.first?["in_doubt_jobs"] as? Int == 1)
+        // The re-run finds the in-doubt job, and sends nothing more.
+        let rerun = try CLI.run(["batch", "submit", "--job", job.path, "--max-requests-per-job", "3", "--quiet"], stdin: input)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(try mockJobs(job) == 1)
+        _ = try CLI.run(["batch", "cancel", job.path])
+        let collected = try CLI.run(["batch", "collect", job.path, "--quiet"])
+        #expect(collected.status == 1)
+        #expect(collected.records.count == 6)
+        #expect(collected.records.allSatisfy { $0["status"] as? String == "failed" && $0[path: "error.kind"] as? String == "cancelled" })
+        #expect(collected.records.map { $0["index"] as? Int } == Array(0..<6))
+    }
+
+    @Test func theJobFileMustMatchItsInputAndBeIntact() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        #expect(try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: commands(2)).status == 0)
+        let other = try CLI.run(["batch", "submit", "--job", job.path], stdin: commands(3))
+        #expect(other.status == 2)
+        #expect(other.stderr.contains("the input is not the one job file"))
+        try Data("{\"format\":\"pipeline-batch/1\",\"chunks\":[{\"requests\":-1}]}".utf8).write(to: job)
+        let damaged = try CLI.run(["batch", "status", job.path])
+        #expect(damaged.status == 2)
+        #expect(damaged.stderr.contains("is not a usable pipeline batch job file"))
+        let usage = try CLI.run(["batch", "submit"], stdin: "")
+        #expect(usage.status == 2)
+        #expect(usage.stderr.contains("needs --job JOBFILE"))
+        let unknown = try CLI.run(["batch", "sumbit"])
+        #expect(unknown.stderr.contains("did you mean 'submit'?"))
+        let noBatch = try CLI.run(["batch", "submit", "--job", dir.appendingPathComponent("j2.json").path, "--mock-capabilities", "generation"], stdin: commands(1))
+        #expect(noBatch.status == 2)
+        #expect(noBatch.stderr.contains("has no batch service"))
+    }
+}
