@@ -42,7 +42,9 @@ import Darwin
             #expect(response.status == 200)
             #expect(String(decoding: response.body, as: UTF8.self) == #"{"ok":true}"#)
         }
-        #expect(server.accepted == 1)
+        // Sequential requests reuse the connection. (The answer can reach the caller a moment before
+        // its connection is back in the pool, so a busy machine may open one more: never five.)
+        #expect(server.accepted <= 2, "\(server.accepted) connections for 5 sequential requests")
         #expect(server.requests.count == 5)
         let head = try #require(server.requests.first)
         #expect(head.hasPrefix("POST /v1/x HTTP/1.1\r\n") && head.contains("Host: 127.0.0.1:\(server.port)\r\n") && head.contains("Content-Length: 7\r\n"))
