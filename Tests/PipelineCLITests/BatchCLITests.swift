@@ -60,6 +60,50 @@ import Testing
         #expect(valid, "\(report)")
     }
 
+    /// Issue 14 item 4: collect prices each answer at the catalog's batch prices — the same
+    /// usage as a live run, with the model's batch discount off every price.
+    @Test func collectPricesAtBatchPricesFromTheCatalog() throws {
+        // "m": $0.1 per prompt token, $0.3 per completion token, a 40% batch discount; "other" is unpriced.
+        let models = #"{"models": {"m": {"context_window": 100000, "max_output_tokens": 1000, "prices": {"input": 100000, "output": 300000, "batch_discount": 0.4}}}}"#
+        let dir = try CLI.temporaryDirectory(files: ["models.json": models])
+        let job = dir.appendingPathComponent("job.json")
+        let input = commands(6) + #"{"id":"unpriced","model":"other","prompt":"hi"}"# + "\n"
+        let submitted = try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let collected = try CLI.run(["batch", "collect", job.path, "--models", "models.json"], currentDirectory: dir)
+        let live = try CLI.run(["--quiet", "--models", "models.json"], stdin: input, currentDirectory: dir)
+        #expect(collected.status == 0, "\(collected.stderr)")
+        #expect(collected.records.count == 7 && live.records.count == 7)
+        var total = 0.0
+        for (batched, running) in zip(collected.records, live.records) {
+            let usage = batched[path: "usage.prompt_tokens"] as? Int
+            #expect(usage != nil && usage == running[path: "usage.prompt_tokens"] as? Int, "same usage as the live run")
+            guard batched["id"] as? String != "unpriced" else {
+                #expect(batched[path: "telemetry.cost"] is NSNull, "a model not in the catalog runs uncosted")
+                continue
+            }
+            let prompt = Double(batched[path: "usage.prompt_tokens"] as? Int ?? -1)
+            let completion = Double(batched[path: "usage.completion_tokens"] as? Int ?? -1)
+            let expected = (prompt * 0.1 + completion * 0.3) * 0.6
+            let cost = batched[path: "telemetry.cost.usd"] as? Double ?? -1
+            #expect(abs(cost - expected) < 1e-9, "\(cost) ≠ \(expected) = (0.1 × prompt + 0.3 × completion) × (1 − 0.4)")
+            let full = running[path: "telemetry.cost.usd"] as? Double ?? -1
+            #expect(abs(cost - full * 0.6) < 1e-9, "batch price = live price × 0.6: \(cost) vs \(full)")
+            #expect(batched[path: "responses.0.cost.input_usd"] as? Double != nil, "each response carries its cost")
+            total += cost
+        }
+        let expectedLine = String(format: "cost $%.6f at catalog batch prices (6 commands priced, 1 unpriced)", total)
+        #expect(collected.stderr.contains(expectedLine), "\(expectedLine) in \(collected.stderr)")
+        let (valid, report) = try CLI.validate(collected.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+        // Without --models the built-in catalog does not know "m": no cost, no cost line.
+        let plain = try CLI.run(["batch", "collect", job.path])
+        #expect(plain.records.allSatisfy { $0[path: "telemetry.cost"] is NSNull })
+        #expect(!plain.stderr.contains("cost $"), "\(plain.stderr)")
+        let misplaced = try CLI.run(["batch", "status", job.path, "--models", "models.json"], currentDirectory: dir)
+        #expect(misplaced.status == 2 && misplaced.stderr.contains("option '--models' does not apply to 'batch status'"), "\(misplaced.stderr)")
+    }
+
     @Test func commandsABatchCannotCarryAreFailedRecordsInPlaceAndTheRestRuns() throws {
         let dir = try CLI.temporaryDirectory()
         let job = dir.appendingPathComponent("job.json")

@@ -78,24 +78,25 @@ public struct CostUnit: ChainUnit {
         return outcome
     }
 
-    /// `outcome` with the cost of each response and of the command in its telemetry.
-    public static func priced(_ outcome: CommandOutcome, catalog: ModelCatalog) -> CommandOutcome {
+    /// `outcome` with the cost of each response and of the command in its telemetry; `batch`
+    /// prices it as a batch service's answer (each model's `batchDiscount` off every price).
+    public static func priced(_ outcome: CommandOutcome, catalog: ModelCatalog, batch: Bool = false) -> CommandOutcome {
         func price(_ responses: [CallResponse]) -> [CallResponse] {
             responses.map { response in
                 var priced = response
-                priced.cost = Cost.of(response, catalog: catalog)
+                priced.cost = Cost.of(response, catalog: catalog, batch: batch)
                 return priced
             }
         }
         switch outcome.result {
         case .success(var finalized):
             finalized.responses = price(finalized.responses)
-            finalized.telemetry.cost = Cost.of(finalized.responses, catalog: catalog)
+            finalized.telemetry.cost = Cost.of(finalized.responses, catalog: catalog, batch: batch)
             return CommandOutcome(finalized, state: outcome.state)
         case .failure(let error):
             let partial = price(outcome.partialResponses)
             var telemetry = outcome.telemetry
-            telemetry.cost = Cost.of(partial, catalog: catalog)
+            telemetry.cost = Cost.of(partial, catalog: catalog, batch: batch)
             return CommandOutcome(
                 result: .failure(error), state: outcome.state, telemetry: telemetry, partialResponses: partial, failedCalls: outcome.failedCalls)
         }

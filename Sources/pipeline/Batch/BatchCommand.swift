@@ -296,6 +296,14 @@ enum BatchCommand {
         case .failure(let error): return Pipeline.usageFailure(error)
         case .success(let made): batch = made
         }
+        // Batch prices: the built-in catalog, with --models over it (as run reads it).
+        var catalog = ModelCatalog.builtin
+        if let models = invocation.modelsFile {
+            switch CatalogFile.load(models, over: catalog) {
+            case .success(let loaded): catalog = loaded
+            case .failure(let problem): return Pipeline.usageFailure(UsageError(message: "option '--models \(models)': \(problem)"))
+            }
+        }
         let progress: Progress
         switch await settle(invocation, job, batch) {
         case .failure(let status): return status.code
@@ -345,6 +353,7 @@ enum BatchCommand {
         }
         let writer = LineWriter(fd: 1)
         var failedCommands = 0
+        var spent = BatchSpending()
         var broken: String?
         for raw in manifest.split(separator: 0x0a) {
             guard let line = manifestLine(Array(raw), job: job) else {
@@ -365,8 +374,10 @@ enum BatchCommand {
                     return results[id] ?? .failure(missing(id, chunk: chunk))
                 }
                 let jobID = jobOfChunk[chunks[0]]?.id ?? "none"
-                let made = BatchRecords.line(command: command, index: index, inputHash: hash, provider: provider, job: jobID, outcomes: outcomes)
+                let made = BatchRecords.line(
+                    command: command, index: index, inputHash: hash, provider: provider, job: jobID, outcomes: outcomes, catalog: catalog)
                 if !made.succeeded { failedCommands += 1 }
+                if let cost = made.cost { spent.add(cost) } else { spent.unpriced += 1 }
                 writer.write(made.line)
             }
             if broken != nil || writer.failure != nil { break }
@@ -374,8 +385,30 @@ enum BatchCommand {
         writer.flush()
         if let text = writer.failureText { return Pipeline.outputFailure(text, written: writer.linesWritten) }
         if let broken { return fail("\(broken) ('\(JobFile.manifestPath(path))')", status: 2) }
-        note(invocation, "batch: \(job.commands) commands collected, \(failedCommands) failed")
+        note(invocation, "batch: \(job.commands) commands collected, \(failedCommands) failed" + spent.summary)
         return failedCommands > 0 ? 1 : 0
+    }
+
+    /// What the collected commands cost at batch prices, for the closing line.
+    struct BatchSpending {
+        var usd = 0.0
+        var priced = 0
+        /// Batched commands without a priced response (model not in the catalog, or no answer).
+        var unpriced = 0
+
+        mutating func add(_ cost: Cost) {
+            usd += cost.totalUSD
+            priced += 1
+        }
+
+        /// ", cost $0.001234 at catalog batch prices (3 commands priced, 1 unpriced)", or nothing
+        /// when no command was priced.
+        var summary: String {
+            guard priced > 0 else { return "" }
+            var notes = ["\(priced) command\(priced == 1 ? "" : "s") priced"]
+            if unpriced > 0 { notes.append("\(unpriced) unpriced") }
+            return String(format: ", cost $%.6f at catalog batch prices", usd) + " (" + notes.joined(separator: ", ") + ")"
+        }
     }
 
     enum ManifestLine {

@@ -20,6 +20,8 @@ struct BatchInvocation {
     /// `--wait` gives up after this long (exit status 4).
     var waitTimeoutSeconds: Double?
     var quiet = false
+    /// `collect`: a user model catalog (`--models FILE`) over the built-in one, for batch prices.
+    var modelsFile: String?
 
     static let usage = "pipeline batch submit --job JOBFILE [options] < commands.jsonl | pipeline batch status|collect|cancel JOBFILE [options]"
 
@@ -29,7 +31,7 @@ struct BatchInvocation {
     Usage:
       pipeline batch submit --job JOBFILE [options] < commands.jsonl
       pipeline batch status JOBFILE [--wait] [--poll-seconds S] [--timeout S]
-      pipeline batch collect JOBFILE [--wait] [--poll-seconds S] [--timeout S] > results.jsonl
+      pipeline batch collect JOBFILE [--wait] [--poll-seconds S] [--timeout S] [--models FILE] > results.jsonl
       pipeline batch cancel JOBFILE
 
     submit validates every command (the same errors as run), builds the requests as run does,
@@ -38,7 +40,9 @@ struct BatchInvocation {
     input continues where it stopped and never submits a job twice.
     collect writes one result line per command, in input order, in the schema of run
     (telemetry has "batch": true and "batch_job"); failed, expired and cancelled requests are
-    failed records. Collecting twice gives the same lines.
+    failed records. Collecting twice gives the same lines. Each priced response, and the
+    command, carry their "cost" at the catalog's batch prices (the model's batch discount off
+    every price), and the closing line on stderr gives the total.
 
     Options of submit:
       --job JOBFILE              the job file to create or continue (required)
@@ -52,6 +56,8 @@ struct BatchInvocation {
       --wait                     poll until every job has ended
       --poll-seconds S           time between polls (0.05 to 3600, default 30)
       --timeout S                give up waiting after S seconds (exit status 4)
+    Options of collect:
+      --models FILE              model catalog over the built-in one, as for run (batch prices)
 
     Exit status: 0 done (collect: every command succeeded), 1 collect: some command failed,
     2 usage error or unusable job file, 3 output or job file could not be written,
@@ -74,6 +80,7 @@ struct BatchInvocation {
             "--mock-batch-delay-ms", "--mock-fail-model", "--mock-faults", "--mock-capabilities",
         ]
         let waiting: Set<String> = ["--wait", "--poll-seconds", "--timeout"]
+        let collectOnly: Set<String> = ["--models"]
         let flags: Set<String> = ["--allow-insecure-http", "--wait", "--quiet"]
         while let argument = rest.popFirst() {
             guard argument.hasPrefix("--") else {
@@ -89,11 +96,12 @@ struct BatchInvocation {
                 name = String(argument[..<eq])
                 inline = String(argument[argument.index(after: eq)...])
             }
-            let known = submitOnly.union(waiting).union(["--quiet"])
+            let known = submitOnly.union(waiting).union(collectOnly).union(["--quiet"])
             guard known.contains(name) else {
                 throw UsageError(message: "unknown option '\(name)' for 'batch \(action.rawValue)'", hint: ArgumentParser.suggestion(name, among: Array(known)))
             }
-            if submitOnly.contains(name) && action != .submit || waiting.contains(name) && action != .status && action != .collect {
+            if submitOnly.contains(name) && action != .submit || waiting.contains(name) && action != .status && action != .collect
+                || collectOnly.contains(name) && action != .collect {
                 throw UsageError(message: "option '\(name)' does not apply to 'batch \(action.rawValue)'")
             }
             var value = ""
@@ -113,6 +121,9 @@ struct BatchInvocation {
             case "--allow-insecure-http": invocation.run.allowInsecureHTTP = true
             case "--wait": invocation.wait = true
             case "--quiet": invocation.quiet = true
+            case "--models":
+                guard !value.isEmpty else { throw UsageError(message: "option '--models' needs a file name") }
+                invocation.modelsFile = value
             case "--poll-seconds": invocation.pollSeconds = try seconds(name, value, 0.05...3600)
             case "--timeout": invocation.waitTimeoutSeconds = try seconds(name, value, 0.05...604_800)
             case "--max-requests-per-job":

@@ -73,10 +73,11 @@ enum BatchRecords {
     }
 
     /// The result line (with newline) of a batched command from the results of its calls, in
-    /// call order; `nil` for a call without a result stands for `missing`.
+    /// call order. With a `catalog`, the responses are priced at its batch prices (`cost`).
     static func line(
-        command: PlannedCommand, index: Int, inputHash: String, provider: String, job: String, outcomes: [Result<GenerationResponse, APIError>]
-    ) -> (line: [UInt8], succeeded: Bool, tokens: Int) {
+        command: PlannedCommand, index: Int, inputHash: String, provider: String, job: String, outcomes: [Result<GenerationResponse, APIError>],
+        catalog: ModelCatalog? = nil
+    ) -> (line: [UInt8], succeeded: Bool, tokens: Int, cost: Cost?) {
         var telemetry = Telemetry(provider: provider, calls: outcomes.indices.map { CallTelemetry(callIndex: $0) })
         if let plan = command.plan.cache, let first = command.plan.calls.first {
             let key = plan.key ?? CacheKey.derive(model: first.model, systemInstruction: first.config.systemInstruction, parts: command.plan.sharedParts)
@@ -95,7 +96,7 @@ enum BatchRecords {
         let usage = responses.reduce(Usage.zero) { $0 + $1.usage }
         if let estimate = command.tokenEstimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
         let state = ExecutionState(command: command)
-        let outcome: CommandOutcome
+        var outcome: CommandOutcome
         if let (firstIndex, firstError) = failures.first {
             var error = firstError
             if outcomes.count > 1 { error.message = "\(failures.count) of \(outcomes.count) calls failed; first, call \(firstIndex): \(firstError.message)" }
@@ -106,10 +107,11 @@ enum BatchRecords {
             let finalized = FinalizedCommand(id: command.id, responses: responses, usage: usage, telemetry: telemetry, metadata: command.metadata)
             outcome = CommandOutcome(finalized, state: state)
         }
+        if let catalog { outcome = CostUnit.priced(outcome, catalog: catalog, batch: true) }
         var line: [UInt8] = []
         line.reserveCapacity(768)
         ResultWriter.record(outcome, index: index, to: &line)
-        return (finish(line, job: job, inputHash: inputHash), failures.isEmpty, usage.totalTokens)
+        return (finish(line, job: job, inputHash: inputHash), failures.isEmpty, usage.totalTokens, outcome.telemetry.cost)
     }
 
     /// Adds the batch keys to the telemetry and `input_hash` last (as `run` does), and the newline.
