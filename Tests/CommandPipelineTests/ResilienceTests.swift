@@ -267,18 +267,32 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         limited.retryAfter = .seconds(10)
         let provider = FlakyProvider(clock: clock, failures: 1, error: limited)
         let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: 2, jitter: 0)))
-        let first = Task { await engine.execute(command("first", prompts: ["a"])) }
-        await clock.waitForSleepers(1)  // "a" got its 429 and waits for Retry-After
-        let second = Task { await engine.execute(command("second", prompts: ["b"])) }
-        await clock.waitForSleepers(2)
+        final class Finished: Sendable { let count = Atomic<Int>(0) }
+        let finished = Finished()
+        let first = Task {
+            let result = await engine.execute(command("first", prompts: ["a"]))
+            finished.count.add(1, ordering: .releasing)
+            return result
+        }
+        #expect(await clock.waitForSleepers(1))  // "a" got its 429 and waits for Retry-After
+        let second = Task {
+            let result = await engine.execute(command("second", prompts: ["b"]))
+            finished.count.add(1, ordering: .releasing)
+            return result
+        }
+        #expect(await clock.waitForSleepers(2))
         #expect(provider.totalAttempts == 1, "the second command's call waits for the pause instead of hitting the server")
-        clock.advance(by: .seconds(10))
+        // From here the order depends on which task resumes first after each pause ("b" meets
+        // its own scripted 429 at 10 s, before or after "a" succeeds): drive the clock pause by
+        // pause until both are done (bounded), then check what holds either way.
+        await drive(clock, until: { finished.count.load(ordering: .acquiring) == 2 }, step: .seconds(10))
+        #expect(finished.count.load(ordering: .acquiring) == 2, "both commands end")
         #expect(await first.value.success != nil)
-        // "b" now meets its own scripted 429 and waits out a second pause.
-        await clock.waitForSleepers(1)
-        clock.advance(by: .seconds(10))
         let secondResult = try #require(await second.value.success)
         #expect(secondResult.telemetry.calls.first?.attempts == 2)
-        #expect(provider.times.withLock { $0 }.sorted() == [.zero, .seconds(10), .seconds(10), .seconds(20)])
+        let times = provider.times.withLock { $0 }.sorted()
+        #expect(times.count == 4)
+        #expect(times.first == .zero && times.dropFirst().allSatisfy { $0 >= .seconds(10) }, "no call was sent during the first pause: \(times)")
+        #expect(times.last.map { $0 >= .seconds(20) } == true, "the second 429 (at 10 s or later) paused the retry for 10 s more: \(times)")
     }
 }

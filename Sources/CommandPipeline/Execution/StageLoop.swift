@@ -12,16 +12,19 @@ struct StageLoop: Sendable {
         let context = StageContext(provider: provider, log: log, streaming: input.streaming)
         var failure: APIError?
         let skipping = input.skipping
+        // One clock reading per stage boundary: a stage's end is the next one's start.
+        var reading: Duration?
         for stage in stages where (skipping.isEmpty || !skipping.contains(stage.name)) && stage.applies(to: state) {
             if Task.isCancelled {
                 failure = APIError(.cancelled, "command '\(state.command.id)' was cancelled before the \(stage.name) stage", provider: provider.providerName)
                 break
             }
-            let start = clock.now
+            let start = reading ?? clock.now
             log.record(.stageStarted(stage.name), now: start)
             do throws(APIError) {
                 state = try await stage.execute(state, context: context)
                 let end = clock.now
+                reading = end
                 log.record(.stageFinished(stage.name, duration: end - start), now: end)
             } catch {
                 let end = clock.now

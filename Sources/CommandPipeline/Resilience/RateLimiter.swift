@@ -50,6 +50,14 @@ public final class RateLimiter: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Set by the first 429 and never cleared: until then a limiter without limits has nothing
+    /// to check or record (`isIdle`), which spares every call a lock and a clock reading.
+    private let everThrottled = Atomic<Bool>(false)
+
+    /// Whether a grant needs no decision: neither limit is set and no 429 was ever seen.
+    public var isIdle: Bool {
+        requestsPerMinute == nil && tokensPerMinute == nil && !everThrottled.load(ordering: .acquiring)
+    }
 
     public init(
         requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, maxPause: Duration = .seconds(60),
@@ -141,6 +149,7 @@ public final class RateLimiter: Sendable {
     /// The provider said 429: pause every grant and shrink the request budget.
     public func throttle(after error: APIError) {
         let now = clock.now
+        everThrottled.store(true, ordering: .releasing)
         state.withLock { s in
             // A 429 of a call sent before the pause began is part of the same episode.
             if now < s.pausedUntil { return }

@@ -74,8 +74,7 @@ public struct GenerateStage: ExecutionStage {
         let request = Self.request(for: state, call: index)
         return CallInput(
             request: request, uncached: request.cache == nil ? nil : Self.uncachedRequest(for: state, call: index), callIndex: index,
-            path: state.callPaths.path(index), state: state, planLimiter: planLimiter, provider: context.provider, log: context.log,
-            streaming: context.streaming)
+            state: state, planLimiter: planLimiter, provider: context.provider, log: context.log, streaming: context.streaming)
     }
 
     /// Runs call `index` and records how it ended.

@@ -1,42 +1,83 @@
 /// What flows into the call chain: one call of a plan, and what the units around it need.
 public struct CallInput: Sendable {
-    public var request: GenerationRequest
+    /// The request to send.
+    public var request: GenerationRequest {
+        get { storage.request }
+        set { storage = storage.with(request: newValue, uncached: storage.uncached) }
+    }
     /// The same call with the shared parts instead of the cache, when `request` uses one.
-    public var uncached: GenerationRequest?
+    public var uncached: GenerationRequest? {
+        get { storage.uncached }
+        set { storage = storage.with(request: storage.request, uncached: newValue) }
+    }
     /// Attempts the retry unit may make; nil for the policy's.
     public var maxAttempts: Int?
     public let callIndex: Int
-    private let fixed: Fixed
+    // Held behind one reference: a call input passes through every unit's async frame, and
+    // inline (two requests and the call's context) it was 600 bytes, copied at each step.
+    // Changing a request (the cache bypass) makes a new storage; nothing else changes it.
+    private var storage: Storage
 
-    private struct Fixed: Sendable {
-        let path: String
+    private final class Storage: Sendable {
+        let request: GenerationRequest
+        let uncached: GenerationRequest?
+        /// nil: the state's own path for the call, made only when asked for (errors).
+        let path: String?
         let state: ExecutionState
         let planLimiter: RateLimiter?
         let provider: any GenerationCapability
         let log: EventLog
         let streaming: Bool
+
+        init(
+            request: GenerationRequest, uncached: GenerationRequest?, path: String?, state: ExecutionState, planLimiter: RateLimiter?,
+            provider: any GenerationCapability, log: EventLog, streaming: Bool
+        ) {
+            self.request = request
+            self.uncached = uncached
+            self.path = path
+            self.state = state
+            self.planLimiter = planLimiter
+            self.provider = provider
+            self.log = log
+            self.streaming = streaming
+        }
+
+        func with(request: GenerationRequest, uncached: GenerationRequest?) -> Storage {
+            Storage(request: request, uncached: uncached, path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
+        }
     }
 
     /// Where the call sits in the command (`plan.calls[2]`, `plan.fallback_call`), for errors.
-    public var path: String { fixed.path }
+    public var path: String { storage.path ?? storage.state.callPaths.path(callIndex) }
     /// The state the call was made from (the rate limiter estimates tokens from it).
-    public var state: ExecutionState { fixed.state }
+    public var state: ExecutionState { storage.state }
     /// The plan's own `rate_constraint`, shared by its calls.
-    public var planLimiter: RateLimiter? { fixed.planLimiter }
-    public var provider: any GenerationCapability { fixed.provider }
-    public var log: EventLog { fixed.log }
+    public var planLimiter: RateLimiter? { storage.planLimiter }
+    public var provider: any GenerationCapability { storage.provider }
+    public var log: EventLog { storage.log }
     /// Stream text deltas when the provider can.
-    public var streaming: Bool { fixed.streaming }
+    public var streaming: Bool { storage.streaming }
 
     public init(
         request: GenerationRequest, uncached: GenerationRequest? = nil, callIndex: Int, path: String, state: ExecutionState,
         planLimiter: RateLimiter? = nil, maxAttempts: Int? = nil, provider: any GenerationCapability, log: EventLog, streaming: Bool = false
     ) {
-        self.request = request
-        self.uncached = uncached
         self.callIndex = callIndex
         self.maxAttempts = maxAttempts
-        self.fixed = Fixed(path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
+        storage = Storage(
+            request: request, uncached: uncached, path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
+    }
+
+    /// A call of `state` at the state's own path for it (`ExecutionState.callPaths`).
+    init(
+        request: GenerationRequest, uncached: GenerationRequest?, callIndex: Int, state: ExecutionState, planLimiter: RateLimiter?,
+        provider: any GenerationCapability, log: EventLog, streaming: Bool
+    ) {
+        self.callIndex = callIndex
+        self.maxAttempts = nil
+        storage = Storage(
+            request: request, uncached: uncached, path: nil, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
     }
 
     func cancelled() -> APIError {

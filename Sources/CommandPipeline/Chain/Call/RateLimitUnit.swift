@@ -12,6 +12,13 @@ public struct RateLimitUnit: ChainUnit {
     }
 
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
+        // The common case: no limits and no 429 yet. Nothing to acquire or settle; a 429
+        // still pauses the limiter for every later call.
+        if input.planLimiter == nil, limiter?.isIdle ?? true {
+            let result = await next(input)
+            if case .failure(let error) = result, error.kind == .rateLimited { limiter?.throttle(after: error) }
+            return result
+        }
         var limiters: [RateLimiter] = []
         if let plan = input.planLimiter { limiters.append(plan) }
         if let limiter { limiters.append(limiter) }
