@@ -58,7 +58,8 @@ enum Help {
                                 retryable=FRACTION, retry_after_ms=N, fatal=FRACTION, hang=FRACTION,
                                 jitter_ms=N, seed=N (N ms: 0–3600000)   e.g. retryable=0.2,fatal=0.02,hang=0.01,seed=7
                                 (hanging calls end only by --call-timeout or --timeout)
-      --sink KIND:TARGET[@N]    also hand every result line to a sink, off the output path; repeatable:
+      --sink KIND:TARGET[@N]    also hand every result line (with --events: each command's result) to a sink,
+                                off the output path; repeatable:
                                   jsonl:PATH     append to a file, fsync at the end
                                   sqlite:PATH    upsert into table results, keyed by (run_id, command_id)
                                   webhook:URL    POST batches of 50 with an Idempotency-Key, retried, no redirects

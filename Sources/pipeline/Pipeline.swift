@@ -140,9 +140,6 @@ enum Pipeline {
         let runID = options.runID ?? RunID.make()
         var sinks: SinkFeed?
         if !validateOnly {
-            if options.events && !options.sinks.isEmpty {
-                return usageFailure(UsageError(message: "option '--sink' does not apply with '--events' yet: results reach sinks in plain mode"))
-            }
             switch SinkFeed.make(options, runID: runID) {
             case .failure(let error): return usageFailure(error)
             case .success(let feed): sinks = feed

@@ -17,6 +17,9 @@ struct RunLoop {
         var status: Status
         var tokens: Int
         var usedFallback: Bool
+        /// In events mode with sinks: the plain-mode result line sinks receive (the terminal
+        /// event's `result`); in plain mode sinks receive `line` itself.
+        var sinkRecord: [UInt8]? = nil
     }
 
     enum Event: Sendable {
@@ -233,7 +236,9 @@ struct RunLoop {
 
     private func write(_ outcome: Outcome, to writer: LineWriter) {
         if !outcome.line.isEmpty { writer.write(outcome.line) }
-        if let sinks, outcome.status != .skipped, !eventsMode, writer.failure == nil { sinks.submit(outcome.line, succeeded: outcome.status == .succeeded) }
+        guard let sinks, outcome.status != .skipped, writer.failure == nil else { return }
+        // In events mode the lines are events: sinks get the plain result record instead.
+        if let record = eventsMode ? outcome.sinkRecord : outcome.line { sinks.submit(record, succeeded: outcome.status == .succeeded) }
     }
 
     /// Parses, validates and (in execute mode) runs one command; returns its result line.
@@ -280,9 +285,16 @@ struct RunLoop {
                 Self.appendInputHash(of: piece, to: &line)
                 line.append(0x0a)
             }
+            var sinkRecord: [UInt8]?
+            if emit != nil && sinks != nil {
+                var record: [UInt8] = []
+                ResultWriter.record(outcome, index: index, to: &record)
+                Self.appendInputHash(of: piece, to: &record)
+                sinkRecord = record
+            }
             return Outcome(
                 line: line, status: outcome.succeeded ? .succeeded : .failed, tokens: outcome.usage.totalTokens,
-                usedFallback: outcome.succeeded && outcome.telemetry.usedFallback)
+                usedFallback: outcome.succeeded && outcome.telemetry.usedFallback, sinkRecord: sinkRecord)
         }
     }
 
@@ -309,7 +321,7 @@ struct RunLoop {
             }
             lines.append(contentsOf: "}\n".utf8)
         }
-        return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false)
+        return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record)
     }
 
     /// Adds `"input_hash"` (the digest `--resume` matches on) as the record's last key: the

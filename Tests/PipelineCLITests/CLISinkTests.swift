@@ -48,6 +48,38 @@ import Testing
         #expect(Set(all.compactMap { $0["run_id"] as? String }).count == 2, "a run without --run-id gets a fresh one")
     }
 
+    /// With `--events`, stdout carries events; sinks get each command's plain result record:
+    /// the `result` of its terminal event, byte for byte the line plain mode writes.
+    @Test func withEventsSinksGetThePlainResultOfEachTerminalEvent() throws {
+        let dir = try CLI.temporaryDirectory()
+        let jsonl = dir.appendingPathComponent("copy.jsonl").path
+        let db = dir.appendingPathComponent("results.db").path
+        let run = try CLI.run(["--events", "--sink", "jsonl:\(jsonl)", "--sink", "sqlite:\(db)", "--run-id", "ev-1"], stdin: input)
+        #expect(run.status == 1, "one command is invalid: \(run.stderr)")
+        let terminals = run.records.filter { ["command_succeeded", "command_failed"].contains($0["type"] as? String) }
+        #expect(terminals.count == 3)
+        let plain = try CLI.run(["--quiet"], stdin: input)
+        // Events mode writes as commands finish: the sink file is in that order; sort by index.
+        func index(_ line: Substring) -> Int { ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["index"] as? Int ?? -1 }
+        let delivered = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n").sorted { index($0) < index($1) }
+        #expect(delivered.count == 3)
+        // Durations differ between runs: compare the records without telemetry.
+        func withoutTelemetry(_ line: Substring) -> NSDictionary? {
+            guard var object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            object["telemetry"] = nil
+            return object as NSDictionary
+        }
+        #expect(delivered.map(withoutTelemetry) == plain.stdout.split(separator: "\n").map(withoutTelemetry))
+        // And each delivered line is exactly its terminal event's result.
+        func canonical(_ object: Any?) -> Data? { object.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) } }
+        let results = terminals.sorted { ($0["index"] as? Int ?? -1) < ($1["index"] as? Int ?? -1) }.map { canonical($0["result"]) }
+        #expect(results == delivered.map { canonical(try? JSONSerialization.jsonObject(with: Data($0.utf8))) })
+        let stored = try rows(db)
+        #expect(stored.map { $0["command_id"] as? String } == ["a", "b", "c"])
+        #expect(stored.map { $0["status"] as? String } == ["succeeded", "failed", "succeeded"])
+        #expect(stored.map { $0["record"] as? String } == delivered.map(String.init))
+    }
+
     @Test func aFailingSinkIsReportedByNameAndChangesNoResult() throws {
         let dir = try CLI.temporaryDirectory()
         let jsonl = dir.appendingPathComponent("copy.jsonl").path
