@@ -8,7 +8,7 @@ enum Help {
 
     USAGE:
       pipeline [run] [options] < commands.json > results.jsonl
-      pipeline validate [options] < commands.json      parse and validate, execute nothing
+      pipeline validate [options] < commands.json      parse, validate, check against the model catalog; execute nothing
       pipeline capabilities [--provider NAME]          print the provider's probed capabilities as JSON
       pipeline batch submit|status|collect|cancel …    run commands through the provider's batch service (pipeline batch --help)
       pipeline --help | --version

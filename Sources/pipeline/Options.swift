@@ -108,7 +108,7 @@ enum ArgumentParser {
         Spec(name: "--sink", takesValue: true, subcommands: ["run"]),
         Spec(name: "--sink-timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--run-id", takesValue: true, subcommands: ["run"]),
-        Spec(name: "--models", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--models", takesValue: true, subcommands: ["run", "validate"]),
         Spec(name: "--max-cost", takesValue: true, subcommands: ["run"]),
     ]
 

@@ -114,7 +114,7 @@ enum Pipeline {
         let mode: RunLoop.Mode
         let providerName: String
         if validateOnly {
-            mode = .validate
+            mode = .validate(catalog)
             providerName = options.provider
         } else {
             switch makeProvider(options) {

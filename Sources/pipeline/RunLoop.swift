@@ -8,7 +8,9 @@ import Foundation
 struct RunLoop {
     enum Mode {
         case execute(PipelineEngine)
-        case validate
+        /// Decode and validate only, and check each command against the model catalog
+        /// (modalities, context window) as `run` would before any work.
+        case validate(ModelCatalog)
     }
 
     struct Outcome: Sendable {
@@ -262,7 +264,10 @@ struct RunLoop {
             return Outcome(line: [], status: .skipped, tokens: 0, usedFallback: false)
         }
         switch mode {
-        case .validate:
+        case .validate(let catalog):
+            if let problem = Preflight.check(command, catalog: catalog) {
+                return failed(problem, id: command.id, index: index, metadata: command.metadata, piece: piece, emit: nil)
+            }
             let record: JSONValue = ["id": .string(command.id), "index": .int(index), "status": "valid", "metadata": .object(command.metadata)]
             return Outcome(line: Self.line(record), status: .succeeded, tokens: 0, usedFallback: false)
         case .execute(let engine):

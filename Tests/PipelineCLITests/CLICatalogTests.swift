@@ -50,6 +50,31 @@ import Testing
         #expect(valid, "\(report)")
     }
 
+    /// `pipeline validate --models` makes the same pre-flight checks as `run`, and runs nothing.
+    @Test func validateChecksCommandsAgainstTheCatalog() throws {
+        let dir = try CLI.temporaryDirectory(files: ["models.json": models])
+        let image = #"{"id":"img","plan":{"calls":[{"model":"m","parts":[{"type":"inline","mime_type":"image/png","data":"iVBO"}]}]}}"#
+        let long = call("long", String(repeating: "abcd", count: 150))
+        let input = [image, long, call("ok"), call("unknown", model: "not-catalogued")].joined(separator: "\n")
+        let checked = try CLI.run(["validate", "--models", "models.json", "--quiet"], stdin: input, currentDirectory: dir)
+        let ran = try CLI.run(["--models", "models.json", "--quiet"], stdin: input, currentDirectory: dir)
+        #expect(checked.status == 1)
+        try #require(checked.records.count == 4, "\(checked.stderr)")
+        #expect(checked.records.map { $0["status"] as? String } == ["failed", "failed", "valid", "valid"])
+        // The same errors as run gives (run may count tokens with the provider; validate calls
+        // no provider and says it estimated).
+        for i in 0..<2 {
+            #expect(checked.records[i][path: "error.kind"] as? String == ran.records[i][path: "error.kind"] as? String)
+            #expect(checked.records[i][path: "error.path"] as? String == ran.records[i][path: "error.path"] as? String)
+        }
+        #expect(checked.records[0][path: "error.kind"] as? String == "capability_missing")
+        #expect(checked.records[0][path: "error.message"] as? String == ran.records[0][path: "error.message"] as? String)
+        #expect((checked.records[1][path: "error.message"] as? String)?.contains("(estimated at 4 bytes of text a token), more than the 100-token context window of 'm'") == true)
+        // Without --models only the built-in catalog applies: "m" is not in it, so all pass.
+        let plain = try CLI.run(["validate", "--quiet"], stdin: input, currentDirectory: dir)
+        #expect(plain.records.allSatisfy { $0["status"] as? String == "valid" }, "\(plain.stdout)")
+    }
+
     @Test func maxCostStopsTakingCommandsAndTheSummarySaysSo() throws {
         let dir = try CLI.temporaryDirectory(files: ["models.json": models])
         let input = (1...5).map { call("c\($0)") }.joined(separator: "\n")
