@@ -80,14 +80,14 @@ struct BatchEndToEndTests {
     @Test func openAI10kKilledAndRerunEqualsRun() async throws {
         let target = try BatchLLMockTests.Target.openAI(Peers.llmockEndToEnd)
         let before = try await target.batchCount()
-        let outcome = try check(provider: target.providerArguments, models: target.models)
+        let outcome = try await onOwnThread { try check(provider: target.providerArguments, models: target.models) }
         #expect(try await target.batchCount() == before + outcome.jobs, "nothing was submitted twice")
     }
 
     @Test func anthropic10kKilledAndRerunEqualsRun() async throws {
         let target = try BatchLLMockTests.Target.anthropic(Peers.llmockEndToEnd)
         let before = try await target.batchCount()
-        let outcome = try check(provider: target.providerArguments, models: target.models)
+        let outcome = try await onOwnThread { try check(provider: target.providerArguments, models: target.models) }
         #expect(try await target.batchCount() == before + outcome.jobs, "nothing was submitted twice")
     }
 
@@ -96,7 +96,10 @@ struct BatchEndToEndTests {
         var environment = ProcessInfo.processInfo.environment
         let key = "test-e2e-\(UUID().uuidString.prefix(8))"
         environment["GEMINI_API_KEY"] = key
-        let outcome = try check(provider: ["--provider", "gemini", "--base-url", origin.absoluteString], models: ["gemini-2.5-flash", "gemini-2.5-pro"], environment: environment)
+        let fixed = environment
+        let outcome = try await onOwnThread {
+            try check(provider: ["--provider", "gemini", "--base-url", origin.absoluteString], models: ["gemini-2.5-flash", "gemini-2.5-pro"], environment: fixed)
+        }
         var components = URLComponents(url: origin.appendingPathComponent("_fixture/stats"), resolvingAgainstBaseURL: false)!
         components.queryItems = [URLQueryItem(name: "key", value: key)]
         let stats = try await peerJSON(components.url!) as? [String: Any]

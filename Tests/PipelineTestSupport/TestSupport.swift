@@ -57,6 +57,15 @@ public struct PipelineRun: Sendable {
     }
 }
 
+/// Runs blocking work (waiting on processes for minutes) on a thread of its own: an `async`
+/// test that blocks holds one of the cooperative pool's few threads (two on two cores), and the
+/// tasks of every other test running beside it wait for them.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// Runs the built `pipeline` with `stdin`, capturing stdout, stderr and the exit status.
 public func runPipeline(_ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil) throws -> PipelineRun {
     let process = Process()
