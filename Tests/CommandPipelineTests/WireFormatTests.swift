@@ -1,5 +1,6 @@
 import CommandPipeline
 import Foundation
+import PipelineTestSupport
 import Testing
 
 @Suite struct JSONParserTests {
@@ -141,5 +142,39 @@ import Testing
         #expect(record["error"]?.objectValue?["kind"] == "provider_error")
         #expect(record["error"]?.objectValue?["details"]?.objectValue?["failed_calls"] == [1])
         #expect(record["responses"]?.arrayValue?.count == 1)
+    }
+}
+
+/// Durations are written from integer microseconds; the text must be exactly what formatting
+/// the rounded `Double` gives, which is what every result and event carried before.
+@Suite struct MillisecondsWriterTests {
+    private func written(_ d: Duration) -> String {
+        var out: [UInt8] = []
+        ResultWriter.milliseconds(d, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private func reference(_ d: Duration) -> String {
+        var out: [UInt8] = []
+        JSONSerializer.writeDouble((d.milliseconds * 1000).rounded() / 1000, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func matchesTheDoubleTextEverywhere() {
+        let fixed: [Duration] = [
+            .zero, .nanoseconds(1), .nanoseconds(499), .nanoseconds(500), .microseconds(1), .microseconds(5), .microseconds(50),
+            .microseconds(500), .microseconds(999), .microseconds(1000), .microseconds(1005), .microseconds(1050), .microseconds(1883),
+            .milliseconds(2), .milliseconds(10), .seconds(1), .seconds(86_400), .seconds(999_999_999), .seconds(1_000_000_000),
+            .seconds(Int64.max / 4), .nanoseconds(-1), .microseconds(-1), .milliseconds(-5),
+        ]
+        for d in fixed { #expect(written(d) == reference(d), "\(d)") }
+        var generator = SeededRandom(seed: 42)
+        for _ in 0..<20_000 {
+            let d = Duration.nanoseconds(Int64.random(in: 0...5_000_000_000, using: &generator))
+            #expect(written(d) == reference(d), "\(d)")
+        }
+        #expect(written(.microseconds(1005)) == "1.005")
+        #expect(written(.zero) == "0.0")
+        #expect(written(.microseconds(1500)) == "1.5")
     }
 }

@@ -81,6 +81,13 @@ public struct CostUnit: ChainUnit {
     /// `outcome` with the cost of each response and of the command in its telemetry; `batch`
     /// prices it as a batch service's answer (each model's `batchDiscount` off every price).
     public static func priced(_ outcome: CommandOutcome, catalog: ModelCatalog, batch: Bool = false) -> CommandOutcome {
+        // Nothing priced (the model is not in the catalog, or has no prices): nothing to copy.
+        let responses: [CallResponse]
+        switch outcome.result {
+        case .success(let finalized): responses = finalized.responses
+        case .failure: responses = outcome.partialResponses
+        }
+        guard responses.contains(where: { catalog.info(for: $0.model)?.prices != nil }) else { return outcome }
         func price(_ responses: [CallResponse]) -> [CallResponse] {
             responses.map { response in
                 var priced = response

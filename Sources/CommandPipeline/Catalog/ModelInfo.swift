@@ -103,8 +103,10 @@ public struct ModelCatalog: Sendable, Hashable {
     public func info(for model: String) -> ModelInfo? {
         if let found = models[model] { return found }
         var name = model
-        if name.hasPrefix("models/") { name.removeFirst("models/".count) }
-        if let found = models[name] { return found }
+        if name.hasPrefix("models/") {
+            name.removeFirst("models/".count)
+            if let found = models[name] { return found }
+        }
         for suffix in Self.datedSuffixes(of: name) {
             if let found = models[String(name.dropLast(suffix))] { return found }
         }
@@ -123,6 +125,9 @@ public struct ModelCatalog: Sendable, Hashable {
 
     /// Lengths of the dated suffixes `name` ends with: `-YYYY-MM-DD`, `-YYYYMMDD`, `-latest`.
     private static func datedSuffixes(of name: String) -> [Int] {
+        // Most names end in neither a digit nor "-latest" (and every lookup of a model the
+        // catalog does not know gets here, several times a command): nothing to copy then.
+        guard let last = name.utf8.last, (48...57).contains(last) || name.hasSuffix("-latest") else { return [] }
         let bytes = Array(name.utf8)
         func digits(_ range: Range<Int>) -> Bool { range.allSatisfy { bytes[$0] >= 48 && bytes[$0] <= 57 } }
         var found: [Int] = []

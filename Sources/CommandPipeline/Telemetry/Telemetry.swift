@@ -127,6 +127,10 @@ public struct StageDurations: Sendable, Hashable {
         return list
     }
 
+    /// The stages other than the four standard ones, in the order they first ran (none, and
+    /// nothing allocated, for the standard pipeline).
+    public var otherStages: [(name: String, duration: Duration)] { others.isEmpty ? [] : others.map { ($0.name, $0.duration) } }
+
     /// The time of stage `name`; zero for a stage that did not run.
     public subscript(name: String) -> Duration {
         get {

@@ -110,8 +110,36 @@ public enum ResultWriter {
     package static func bool(_ b: Bool, to out: inout [UInt8]) { out.append(contentsOf: (b ? "true" : "false").utf8) }
 
     /// Milliseconds with three decimals.
+    /// `d` in milliseconds with at most three decimals, exactly as `Double.description` writes
+    /// the rounded value ("0.0", "1.5", "1.883"). Six of these go into every result: below
+    /// 10^12 ms they are written from the integer count of microseconds, without formatting a
+    /// `Double` (each formatting made a string); anything else falls back to the `Double`.
     package static func milliseconds(_ d: Duration, to out: inout [UInt8]) {
-        JSONSerializer.writeDouble((d.milliseconds * 1000).rounded() / 1000, to: &out)
+        let rounded = (d.milliseconds * 1000).rounded()
+        guard rounded >= 0, rounded.sign == .plus, rounded < 1e15 else {
+            JSONSerializer.writeDouble(rounded / 1000, to: &out)
+            return
+        }
+        let micros = Int(rounded)
+        JSONSerializer.writeInt(micros / 1000, to: &out)
+        out.append(UInt8(ascii: "."))
+        var fraction = micros % 1000
+        guard fraction != 0 else {
+            out.append(UInt8(ascii: "0"))
+            return
+        }
+        var digits = 3
+        while fraction % 10 == 0 {
+            fraction /= 10
+            digits -= 1
+        }
+        // Leading zeros of the fraction ("1.005"), then its significant digits.
+        var divisor = 1
+        for _ in 1..<digits { divisor *= 10 }
+        while divisor > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(fraction / divisor % 10))
+            divisor /= 10
+        }
     }
 
     package static func summary(_ s: ErrorSummary, to out: inout [UInt8]) {
@@ -174,7 +202,7 @@ public enum ResultWriter {
         milliseconds(t.durations[CacheStage.name], to: &out)
         out.append(contentsOf: #","generate":"#.utf8)
         milliseconds(t.durations[GenerateStage.name], to: &out)
-        for (name, duration) in t.durations.stages where !standardStages.contains(name) {
+        for (name, duration) in t.durations.otherStages where !standardStages.contains(name) {
             out.append(UInt8(ascii: ","))
             JSONSerializer.writeString(name, to: &out)
             out.append(UInt8(ascii: ":"))
