@@ -46,5 +46,6 @@ for target in package.targets where target.type != .system {
     settings.append(.swiftLanguageMode(.v6))
     // Existentials are spelled `any P`, so every dynamic dispatch is visible at the use site.
     settings.append(.enableUpcomingFeature("ExistentialAny"))
+    if target.name == "CommandPipeline" { settings.append(.enableUpcomingFeature("NonisolatedNonsendingByDefault")) }
     target.swiftSettings = settings
 }

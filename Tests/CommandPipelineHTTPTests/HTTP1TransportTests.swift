@@ -613,7 +613,8 @@ final class ScriptedConnection: @unchecked Sendable {
 
 /// Raised by one side (a server thread or the test), awaited by the other, at most `seconds`.
 /// A semaphore, not a task: a server thread's wait must not need the cooperative pool, which
-/// long blocking tests running beside this one can keep busy.
+/// blocking tests running beside this one can keep busy — for many seconds in a full run on two
+/// cores, so the default bound is generous (it is a bound, not an expectation).
 final class ServerSignal: Sendable {
     struct NotRaised: Error {}
     private let raised = DispatchSemaphore(value: 0)
@@ -622,13 +623,13 @@ final class ServerSignal: Sendable {
     func raise() { raised.signal() }
 
     /// For a server thread: blocks until raised (at most `seconds`).
-    func waitBlocking(seconds: Double = 10) throws {
+    func waitBlocking(seconds: Double = 60) throws {
         guard raised.wait(timeout: .now() + seconds) == .success else { throw NotRaised() }
         raised.signal()   // stays raised for any other waiter
     }
 
     /// For the test: waits until raised (at most `seconds`) on a thread of its own.
-    func wait(seconds: Double = 10) async throws {
+    func wait(seconds: Double = 60) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             Thread.detachNewThread { [self] in continuation.resume(with: Result { try waitBlocking(seconds: seconds) }) }
         }

@@ -76,7 +76,7 @@ public struct PipelineEngine: Sendable {
     ///   - index: the command's position in its input, carried by its events.
     ///   - streaming: ask a provider that can stream for text deltas.
     ///   - observer: sees every event as it is recorded, the terminal one last.
-    public func run(
+    @concurrent public func run(
         _ command: PlannedCommand, index: Int = 0, fallback: Bool = true, streaming: Bool = false,
         observer: (@Sendable (PipelineEvent) -> Void)? = nil
     ) async -> CommandOutcome {
