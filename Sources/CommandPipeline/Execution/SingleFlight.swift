@@ -21,7 +21,7 @@ package actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
     /// The value for `key` and whether it was made by someone else (`shared`).
     package func value(
         for key: Key, now: @Sendable () -> Duration,
-        make: @Sendable () async throws(APIError) -> (value: Value, deadline: Duration?)
+        make: @concurrent @Sendable () async throws(APIError) -> (value: Value, deadline: Duration?)
     ) async throws(APIError) -> (value: Value, shared: Bool) {
         while true {
             switch slots[key] {
