@@ -33,6 +33,8 @@ public final class EventLog: Sendable {
         var streamedAny = false
         /// The fold of every event so far.
         var summary: LogSummary
+        /// Units that read events as they are recorded (`addReader`).
+        var readers: [@Sendable (PipelineEvent.Kind) -> Void] = []
     }
 
     public let commandID: String
@@ -44,6 +46,8 @@ public final class EventLog: Sendable {
     private let start: Duration
     private let observer: (@Sendable (PipelineEvent) -> Void)?
     private let state: Mutex<State>
+    /// Whether any reader was added: checked before the lock, so a log without readers pays nothing.
+    private let reading = Atomic<Bool>(false)
 
     public init(
         commandID: String, index: Int = 0, provider: String, clock: any PipelineClock, observer: (@Sendable (PipelineEvent) -> Void)? = nil,
@@ -69,9 +73,9 @@ public final class EventLog: Sendable {
     /// Records `kind` as happening at `now` (a reading of the log's clock the caller already took).
     public func record(_ kind: PipelineEvent.Kind, now: Duration) {
         // Unread, an event the fold ignores leaves no trace: no lock, no entry.
-        if !keepsEvents && !LogSummary.folds(kind) { return }
-        state.withLock { state in
-            let seq = state.count
+        let reading = reading.load(ordering: .acquiring)
+        if !keepsEvents && !reading && !LogSummary.folds(kind) { return }
+        let readers = state.withLock { state -> [@Sendable (PipelineEvent.Kind) -> Void] in
             state.count += 1
             switch kind {
             case .fallbackStarted: state.streamed = []
@@ -81,13 +85,28 @@ public final class EventLog: Sendable {
             default: break
             }
             state.summary.add(kind)
-            guard keepsEvents else { return }
-            let elapsed = now - start
-            state.entries.append(Entry(seq: seq, elapsed: elapsed, kind: kind))
-            if let observer {
-                observer(PipelineEvent(commandID: commandID, index: index, seq: seq, elapsed: elapsed, kind: kind))
-            }
+            if keepsEvents { observe(kind, now: now, in: &state) }
+            return reading ? state.readers : []
         }
+        for reader in readers { reader(kind) }
+    }
+
+    /// Keeps and times `kind` (it has just been given number `count - 1`) and shows it to the observer.
+    private func observe(_ kind: PipelineEvent.Kind, now: Duration, in state: inout State) {
+        let seq = state.count - 1
+        let elapsed = now - start
+        state.entries.append(Entry(seq: seq, elapsed: elapsed, kind: kind))
+        if let observer {
+            observer(PipelineEvent(commandID: commandID, index: index, seq: seq, elapsed: elapsed, kind: kind))
+        }
+    }
+
+    /// Adds a reader: it sees each event recorded from now on — every event, not only those the
+    /// fold keeps — after the log's lock is released (so in `seq` order for each call, not across
+    /// a fan-out's concurrent calls). Hooks read their command's events this way.
+    public func addReader(_ reader: @escaping @Sendable (PipelineEvent.Kind) -> Void) {
+        state.withLock { $0.readers.append(reader) }
+        reading.store(true, ordering: .releasing)
     }
 
     /// The fold of everything recorded so far, with the time since the command started and,

@@ -23,6 +23,8 @@ public struct EngineConfiguration: Sendable {
     public var costLedger: CostLedger?
     /// Hears once each model name the catalog does not know (it runs unchecked and uncosted).
     public var onUnknownModel: (@Sendable (String) -> Void)?
+    /// Code run around every command, in this order (`CommandHook`).
+    public var hooks: [any CommandHook] = []
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
@@ -39,13 +41,15 @@ public struct EngineConfiguration: Sendable {
         self.rateLimit = rateLimit
     }
 
-    /// The units around each command, outermost first: sinks see the final outcome, costs are
+    /// The units around each command, outermost first: sinks see the final outcome, hooks see
+    /// the command before anything else (an enriched one is priced and validated), costs are
     /// added to it (and the budget checked before anything else), the deadline bounds everything
     /// else, validation and the catalog's pre-flight checks run before any work.
     /// - Parameter counting: the provider's token counting, for pre-flight checks near a context window.
     public func commandUnits(counting: (any TokenCountingCapability)? = nil) -> [any ChainUnit<CommandRun, CommandOutcome>] {
         var units: [any ChainUnit<CommandRun, CommandOutcome>] = []
         if !sinks.isEmpty { units.append(TelemetrySinkUnit(sinks: sinks)) }
+        if !hooks.isEmpty { units.append(HookUnit(hooks: hooks)) }
         if let catalog { units.append(CostUnit(catalog: catalog, ledger: costLedger)) }
         if let commandTimeout { units.append(DeadlineUnit(deadline: commandTimeout, clock: clock)) }
         units.append(ValidationUnit())

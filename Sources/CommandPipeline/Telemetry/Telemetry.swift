@@ -15,6 +15,7 @@ public struct Telemetry: Sendable, Hashable {
         var cache: CacheTelemetry?
         var tokenValidation: TokenValidation?
         var cost: Cost?
+        var hookFailures: [HookFailure] = []
     }
 
     /// Mutated only while uniquely referenced (see `fields`), so sharing it across tasks is safe.
@@ -67,6 +68,11 @@ public struct Telemetry: Sendable, Hashable {
     public var cache: CacheTelemetry? {
         get { fields.cache }
         set { fields.cache = newValue }
+    }
+    /// Hooks that failed after the command ended (`CommandHook`); empty without hooks.
+    public var hookFailures: [HookFailure] {
+        get { fields.hookFailures }
+        set { fields.hookFailures = newValue }
     }
     /// `nil` when the command has no token estimate.
     public var tokenValidation: TokenValidation? {

@@ -222,6 +222,21 @@ public enum ResultWriter {
         if let v = t.tokenValidation { tokenValidation(v, to: &out) } else { out.append(contentsOf: "null".utf8) }
         out.append(contentsOf: #","cost":"#.utf8)
         if let c = t.cost { cost(c, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if !t.hookFailures.isEmpty {
+            // Only when a hook failed: without hooks the record is what it always was.
+            out.append(contentsOf: #","hook_failures":["#.utf8)
+            for (i, failure) in t.hookFailures.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #"{"hook":"#.utf8)
+                JSONSerializer.writeString(failure.hook, to: &out)
+                out.append(contentsOf: #","phase":""#.utf8)
+                out.append(contentsOf: failure.phase.rawValue.utf8)
+                out.append(contentsOf: #"","message":"#.utf8)
+                JSONSerializer.writeString(failure.message, to: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
         out.append(UInt8(ascii: "}"))
     }
 

@@ -1,0 +1,194 @@
+import CommandPipeline
+import CommandPipelineTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// `CommandHook` through the engine, as a user registers hooks: enrichment, rejection, order,
+/// isolation of failures after the command, error hooks, stream hooks, the scratch space and
+/// the context's clock.
+@Suite struct HookTests {
+    /// What hooks saw, in order, across every hook of a test.
+    final class Journal: Sendable {
+        private let entries = Mutex<[String]>([])
+        func add(_ entry: String) { entries.withLock { $0.append(entry) } }
+        var all: [String] { entries.withLock { $0 } }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A hook built from closures, named for the journal.
+    struct Probe: CommandHook {
+        let name: String
+        let journal: Journal
+        var before: (@Sendable (PlannedCommand, HookContext) throws -> PlannedCommand)? = nil
+        var after: (@Sendable (FinalizedCommand, HookContext) throws -> Void)? = nil
+        var error: (@Sendable (APIError, HookContext) throws -> Void)? = nil
+
+        func beforeCommand(_ command: PlannedCommand, context: HookContext) async throws -> PlannedCommand {
+            journal.add("\(name).before(\(context.commandID))")
+            return try before?(command, context) ?? command
+        }
+        func afterSuccess(_ result: FinalizedCommand, context: HookContext) async throws {
+            journal.add("\(name).after(\(result.id))")
+            try after?(result, context)
+        }
+        func onError(_ error: APIError, context: HookContext) async throws {
+            journal.add("\(name).error(\(error.kind.rawValue))")
+            try self.error?(error, context)
+        }
+        func streamStarted(call: Int, context: HookContext) { journal.add("\(name).start(\(call))") }
+        func streamChunk(_ text: String, call: Int, context: HookContext) { journal.add("\(name).chunk(\(call),\(text))") }
+        func streamEnded(call: Int, context: HookContext) { journal.add("\(name).end(\(call))") }
+    }
+
+    func command(_ id: String, prompts: [String] = ["hello there"], model: String = "m") -> PlannedCommand {
+        PlannedCommand(id: id, plan: ExecutionPlan(calls: prompts.map { APICall(model: model, parts: [.text($0)]) }))
+    }
+
+    func engine(_ provider: any GenerationCapability, _ hooks: [any CommandHook], clock: any PipelineClock = SystemClock()) -> PipelineEngine {
+        var configuration = EngineConfiguration(clock: clock)
+        configuration.hooks = hooks
+        return PipelineEngine(provider: provider, configuration: configuration)
+    }
+
+    @Test func beforeHooksEnrichInOrderAndTheEnrichedCommandRuns() async throws {
+        let journal = Journal()
+        let tag = Probe(name: "tag", journal: journal, before: { command, _ in
+            var command = command
+            command.metadata["team"] = "search"
+            return command
+        })
+        let stamp = Probe(name: "stamp", journal: journal, before: { command, _ in
+            var command = command
+            // Sees what the hook before it returned.
+            command.metadata["seen_team"] = command.metadata["team"] ?? .null
+            command.plan.calls[0].config.maxTokens = 7
+            return command
+        })
+        let provider = ScriptedProvider()
+        let result = try await engine(provider, [tag, stamp]).executeWithFallback(command("c1")).get()
+        #expect(result.metadata["team"] == "search")
+        #expect(result.metadata["seen_team"] == "search")
+        #expect(provider.requests.first?.config.maxTokens == 7, "the provider got the enriched command")
+        #expect(journal.all == ["tag.before(c1)", "stamp.before(c1)", "tag.after(c1)", "stamp.after(c1)"])
+    }
+
+    @Test func aRejectingHookNamesItselfAndNothingRuns() async throws {
+        let journal = Journal()
+        let guardHook = Probe(name: "pii-guard", journal: journal, before: { _, _ in throw Failure(description: "prompt holds an e-mail address") })
+        let later = Probe(name: "later", journal: journal)
+        let provider = ScriptedProvider()
+        let outcome = await engine(provider, [guardHook, later]).run(command("c1"))
+        let error = try #require(outcome.error)
+        #expect(error.kind == .invalidCommand)
+        #expect(error.message == "rejected by hook 'pii-guard': prompt holds an e-mail address")
+        #expect(provider.requests.isEmpty, "no call after a rejection")
+        #expect(journal.all == ["pii-guard.before(c1)"], "later hooks neither enrich nor see a rejected command: \(journal.all)")
+        // A hook may reject with its own kind.
+        let quota = Probe(name: "quota", journal: journal, before: { _, _ in throw APIError(.budgetExceeded, "team budget spent") })
+        let rejected = await engine(provider, [quota]).run(command("c2"))
+        #expect(rejected.error?.kind == .budgetExceeded)
+        #expect(rejected.error?.message == "rejected by hook 'quota': team budget spent")
+        // Validation still applies to what the hooks return.
+        let breaker = Probe(name: "breaker", journal: journal, before: { command, _ in
+            var command = command
+            command.plan.calls = []
+            return command
+        })
+        let invalid = await engine(provider, [breaker]).run(command("c3"))
+        #expect(invalid.error?.kind == .invalidCommand)
+        #expect(invalid.error?.path == "plan.calls")
+    }
+
+    @Test func aHookFailingAfterTheCommandChangesNothingButIsRecorded() async throws {
+        let journal = Journal()
+        let broken = Probe(name: "broken-metrics", journal: journal, after: { _, _ in throw Failure(description: "statsd unreachable") })
+        let next = Probe(name: "next", journal: journal)
+        let plain = try await engine(ScriptedProvider(), []).executeWithFallback(command("c1")).get()
+        let hooked = try await engine(ScriptedProvider(), [broken, next]).executeWithFallback(command("c1")).get()
+        #expect(hooked.responses.map(\.text) == plain.responses.map(\.text))
+        #expect(hooked.usage == plain.usage)
+        #expect(hooked.telemetry.hookFailures == [HookFailure(hook: "broken-metrics", phase: .afterSuccess, message: "statsd unreachable")])
+        #expect(plain.telemetry.hookFailures.isEmpty)
+        #expect(journal.all.suffix(2) == ["broken-metrics.after(c1)", "next.after(c1)"], "a failing hook does not stop the next one")
+    }
+
+    @Test func errorHooksSeeTheErrorAndTheirFailuresAreRecordedToo() async throws {
+        let journal = Journal()
+        let seen = Mutex<APIError?>(nil)
+        let watcher = Probe(name: "watcher", journal: journal, error: { error, _ in seen.withLock { $0 = error } })
+        let broken = Probe(name: "pager", journal: journal, error: { _, _ in throw Failure(description: "pager down") })
+        let provider = ScriptedProvider(otherwise: .fail(APIError(.providerError, "bad key", provider: "scripted", retryable: false)))
+        let outcome = await engine(provider, [watcher, broken]).run(command("c1"))
+        #expect(outcome.error?.kind == .providerError)
+        #expect(outcome.error?.message.contains("bad key") == true, "the error is the provider's, unchanged")
+        #expect(seen.withLock { $0 }?.kind == .providerError)
+        #expect(outcome.telemetry.hookFailures == [HookFailure(hook: "pager", phase: .onError, message: "pager down")])
+    }
+
+    @Test func streamHooksFollowEachStreamingCall() async throws {
+        let journal = Journal()
+        let probe = Probe(name: "s", journal: journal)
+        let engine = engine(ScriptedProvider(otherwise: .answer("one two three")), [probe])
+        var text = ""
+        for await event in engine.events(for: command("c1")) {
+            if case .textDelta(_, let piece) = event.kind { text += piece }
+        }
+        let streamed = journal.all.filter { !$0.contains(".before(") && !$0.contains(".after(") }
+        #expect(streamed == ["s.start(0)", "s.chunk(0,one )", "s.chunk(0,two )", "s.chunk(0,three)", "s.end(0)"])
+        #expect(streamed.compactMap { $0.hasPrefix("s.chunk(0,") ? String($0.dropFirst(10).dropLast()) : nil }.joined() == text)
+        // Without streaming there is no stream to follow.
+        let quiet = Journal()
+        _ = await self.engine(ScriptedProvider(), [Probe(name: "q", journal: quiet)]).run(command("c2"))
+        #expect(quiet.all == ["q.before(c2)", "q.after(c2)"])
+    }
+
+    @Test func theScratchSpaceIsSharedWithinACommandAndFreshForEach() async throws {
+        struct Writer: CommandHook {
+            let name = "writer"
+            func beforeCommand(_ command: PlannedCommand, context: HookContext) async throws -> PlannedCommand {
+                #expect(context.scratch["started"] == nil, "a fresh scratch space for each command")
+                context.scratch["started"] = command.id
+                return command
+            }
+            func event(_ event: PipelineEvent.Kind, context: HookContext) {
+                if case .attemptStarted = event { context.scratch.update("attempts", default: 0) { $0 += 1 } }
+            }
+        }
+        struct Reader: CommandHook {
+            let name = "reader"
+            let journal: Journal
+            func afterSuccess(_ result: FinalizedCommand, context: HookContext) async throws {
+                journal.add("\(context.scratch["started"] as? String ?? "-"):\(context.scratch["attempts"] as? Int ?? -1)")
+            }
+        }
+        let journal = Journal()
+        let engine = engine(ScriptedProvider(), [Writer(), Reader(journal: journal)])
+        _ = await engine.run(command("a", prompts: ["x", "y", "z"]))
+        _ = await engine.run(command("b"))
+        #expect(journal.all == ["a:3", "b:1"])
+    }
+
+    @Test func theContextCarriesTheCommandAndItsTimeOnTheEnginesClock() async throws {
+        let clock = ManualClock()
+        struct Timer: CommandHook {
+            let name = "timer"
+            let clock: ManualClock
+            let journal: Journal
+            func beforeCommand(_ command: PlannedCommand, context: HookContext) async throws -> PlannedCommand {
+                clock.advance(by: .milliseconds(250))
+                return command
+            }
+            func afterSuccess(_ result: FinalizedCommand, context: HookContext) async throws {
+                journal.add("\(context.commandID)@\(context.index) on \(context.provider): \(context.elapsed)")
+            }
+        }
+        let journal = Journal()
+        let engine = engine(ScriptedProvider(), [Timer(clock: clock, journal: journal)], clock: clock)
+        _ = await engine.run(command("c7"), index: 41)
+        #expect(journal.all == ["c7@41 on scripted: 0.25 seconds"])
+    }
+}
