@@ -1,0 +1,124 @@
+import Synchronization
+
+/// Per-model metrics for a whole run (seed 000's per-model metrics), fed by each command's event
+/// log through the hook interface: per provider and model, calls made, how they failed (by error
+/// kind), retries, tokens (input, cached, output) and latency percentiles. Register it as a hook
+/// (`EngineConfiguration.hooks`); read it with `snapshot()` at any time.
+///
+/// A call counts once, when it finishes or fails for good (after its retries); its latency runs
+/// from its first attempt to that moment. A fallback call counts under its own model. Commands
+/// rejected before any call (validation, pre-flight, a hook) make no calls and count nothing.
+public final class MetricsCollector: CommandHook {
+    public let name = "metrics"
+    private let rows = Mutex<[Key: Row]>([:])
+
+    private struct Key: Hashable {
+        var provider: String
+        var model: String
+    }
+
+    private struct Row {
+        var calls = 0
+        var succeeded = 0
+        var failures: [String: Int] = [:]
+        var retries = 0
+        var inputTokens = 0
+        var cachedTokens = 0
+        var outputTokens = 0
+        var latency = LatencyHistogram()
+    }
+
+    /// What one command's calls are doing, kept in its hook scratch space.
+    private final class Calls: Sendable {
+        struct Call {
+            var model: String
+            var started: Duration
+        }
+        let state = Mutex<(phase: Int, calls: [Int: Call])>((0, [:]))
+    }
+
+    public init() {}
+
+    public func event(_ event: PipelineEvent.Kind, context: HookContext) {
+        let calls: Calls
+        if let existing = context.scratch["metrics.calls"] as? Calls {
+            calls = existing
+        } else {
+            calls = Calls()
+            context.scratch["metrics.calls"] = calls
+        }
+        switch event {
+        case .attemptStarted(let call, let attempt, let model, _):
+            guard attempt == 1 else { return }
+            let now = context.elapsed
+            calls.state.withLock { $0.calls[call] = Calls.Call(model: model, started: now) }
+        case .attemptFailed(let call, _, _, let willRetry):
+            guard willRetry, let model = calls.state.withLock({ $0.calls[call]?.model }) else { return }
+            update(context.provider, model) { $0.retries = $0.retries.addingSaturating(1) }
+        case .callFinished(let response):
+            let now = context.elapsed
+            guard let call = calls.state.withLock({ $0.calls.removeValue(forKey: response.callIndex) }) else { return }
+            update(context.provider, call.model) { row in
+                row.calls = row.calls.addingSaturating(1)
+                row.succeeded = row.succeeded.addingSaturating(1)
+                row.inputTokens = row.inputTokens.addingSaturating(response.usage.promptTokens)
+                row.cachedTokens = row.cachedTokens.addingSaturating(response.usage.cachedTokens)
+                row.outputTokens = row.outputTokens.addingSaturating(response.usage.completionTokens)
+                row.latency.record(now - call.started)
+            }
+        case .callFailed(let index, let error):
+            let now = context.elapsed
+            guard let call = calls.state.withLock({ $0.calls.removeValue(forKey: index) }) else { return }
+            update(context.provider, call.model) { row in
+                row.calls = row.calls.addingSaturating(1)
+                row.failures[error.kind.rawValue, default: 0] = row.failures[error.kind.rawValue, default: 0].addingSaturating(1)
+                row.latency.record(now - call.started)
+            }
+        case .fallbackStarted:
+            // The fallback's call is numbered 0 again: what the primary left open is over.
+            calls.state.withLock { $0.calls.removeAll() }
+        default:
+            break
+        }
+    }
+
+    private func update(_ provider: String, _ model: String, _ change: (inout Row) -> Void) {
+        rows.withLock { rows in change(&rows[Key(provider: provider, model: model), default: Row()]) }
+    }
+
+    /// The figures so far, one row per provider and model, sorted by provider then model.
+    public func snapshot() -> MetricsSnapshot {
+        let rows = self.rows.withLock { $0 }
+        return MetricsSnapshot(rows: rows.sorted { ($0.key.provider, $0.key.model) < ($1.key.provider, $1.key.model) }.map { key, row in
+            MetricsSnapshot.Row(
+                provider: key.provider, model: key.model, calls: row.calls, succeeded: row.succeeded,
+                failures: row.failures.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, retries: row.retries,
+                inputTokens: row.inputTokens, cachedTokens: row.cachedTokens, outputTokens: row.outputTokens,
+                p50: row.latency.percentile(0.50), p95: row.latency.percentile(0.95), p99: row.latency.percentile(0.99))
+        })
+    }
+}
+
+/// `MetricsCollector`'s figures at one moment.
+public struct MetricsSnapshot: Sendable {
+    public struct Row: Sendable {
+        public var provider: String
+        public var model: String
+        /// Calls that ended (succeeded or failed for good).
+        public var calls: Int
+        public var succeeded: Int
+        /// Failed calls by error kind (`rate_limited`, `timeout`, …), sorted by kind.
+        public var failures: [(kind: String, count: Int)]
+        public var failed: Int { failures.reduce(0) { $0.addingSaturating($1.count) } }
+        /// Attempts that failed and were tried again.
+        public var retries: Int
+        public var inputTokens: Int
+        public var cachedTokens: Int
+        public var outputTokens: Int
+        public var p50: Duration
+        public var p95: Duration
+        public var p99: Duration
+    }
+
+    public var rows: [Row]
+}
