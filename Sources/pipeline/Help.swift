@@ -73,6 +73,9 @@ enum Help {
                                 Design/extending.md); commands are checked before any call and priced after
       --max-cost USD            stop taking commands once spent plus in-flight estimates would pass USD;
                                 commands not started fail with budget_exceeded, 0–1000000   default: none
+      --stats                   per provider and model at the end, on stderr: calls, failures by kind, retries,
+                                tokens (input, cached, output), latency p50/p95/p99
+      --stats-json FILE         the same as one JSON object in FILE (replaced atomically; a failed write is exit 3)
 
     INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands (UTF-8;
       a leading byte order mark is skipped). A broken value yields one failed record and reading resumes

@@ -43,6 +43,9 @@ struct RunOptions {
     var modelsFile: String?
     /// Spending limit in US dollars (`--max-cost`).
     var maxCostUSD: Double?
+    /// Per-model metrics at the end of the run: a table on stderr (`--stats`), JSON in a file (`--stats-json`).
+    var stats = false
+    var statsJSON: String?
     /// Mock batch jobs: how long each runs, and where they are kept (`pipeline batch`).
     var mockBatchDelayMs = 0
     var mockBatchDirectory: String?
@@ -110,6 +113,8 @@ enum ArgumentParser {
         Spec(name: "--run-id", takesValue: true, subcommands: ["run"]),
         Spec(name: "--models", takesValue: true, subcommands: ["run", "validate"]),
         Spec(name: "--max-cost", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--stats", takesValue: false, subcommands: ["run"]),
+        Spec(name: "--stats-json", takesValue: true, subcommands: ["run"]),
     ]
 
     static func parse(_ arguments: [String]) throws(UsageError) -> Invocation {
@@ -217,6 +222,10 @@ enum ArgumentParser {
                 throw UsageError(message: "option '--max-cost' needs an amount in US dollars from 0 to \(Int(range.upperBound)), got '\(value)'")
             }
             options.maxCostUSD = usd
+        case "--stats": options.stats = true
+        case "--stats-json":
+            guard !value.isEmpty else { throw UsageError(message: "option '--stats-json' needs a file name") }
+            options.statsJSON = value
         default: break
         }
     }

@@ -110,6 +110,8 @@ enum Pipeline {
             }
         }
         let ledger = CostLedger(limit: options.maxCostUSD)
+        // Per-model metrics (--stats, --stats-json): a hook of the engine, only when asked for.
+        let metrics = (options.stats || options.statsJSON != nil) ? MetricsCollector() : nil
         let quiet = options.quiet
         let mode: RunLoop.Mode
         let providerName: String
@@ -131,6 +133,7 @@ enum Pipeline {
                 configuration.onUnknownModel = { model in
                     if !quiet { StandardError.write("pipeline: model '\(model)' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
+                if let metrics { configuration.hooks.append(metrics) }
                 let engine = PipelineEngine(provider: provider, configuration: configuration)
                 mode = .execute(engine)
                 providerName = provider.providerName
@@ -172,6 +175,11 @@ enum Pipeline {
             StandardError.write("Error: cannot read stdin: \(readError)\n")
             if stats.done == 0 { return 2 }
         }
+        if let metrics, let path = options.statsJSON, let problem = AtomicFile.write(StatsReport.json(metrics.snapshot()), to: path) {
+            StandardError.write("Error: cannot write --stats-json: \(problem)\n")
+            return 3
+        }
+        if let metrics, options.stats { StandardError.write(StatsReport.table(metrics.snapshot())) }
         if !options.quiet {
             StandardError.write(progress.summary())
             if sinks != nil {

@@ -290,6 +290,9 @@ struct RunLoop {
                 Self.appendInputHash(of: piece, to: &line)
                 line.append(0x0a)
             }
+            for failure in outcome.telemetry.hookFailures {
+                StandardError.write("pipeline: hook '\(failure.hook)' failed after command '\(command.id)' (\(failure.phase.rawValue)): \(failure.message)\n")
+            }
             var sinkRecord: [UInt8]?
             if emit != nil && sinks != nil {
                 var record: [UInt8] = []

@@ -1,0 +1,52 @@
+import CommandPipeline
+import Foundation
+
+/// `--stats` and `--stats-json FILE`: the run's per-model metrics (`MetricsCollector`) as an
+/// aligned table on stderr and as one JSON object (Design/schema/stats.schema.json).
+enum StatsReport {
+    static func milliseconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    }
+
+    /// One line per provider and model, under a header.
+    static func table(_ snapshot: MetricsSnapshot) -> String {
+        let header = ["provider", "model", "calls", "ok", "failed", "retries", "in tok", "cached", "out tok", "p50 ms", "p95 ms", "p99 ms", "failures"]
+        var rows = [header]
+        for row in snapshot.rows {
+            rows.append([
+                row.provider, row.model, "\(row.calls)", "\(row.succeeded)", "\(row.failed)", "\(row.retries)", "\(row.inputTokens)",
+                "\(row.cachedTokens)", "\(row.outputTokens)", String(format: "%.1f", milliseconds(row.p50)),
+                String(format: "%.1f", milliseconds(row.p95)), String(format: "%.1f", milliseconds(row.p99)),
+                row.failures.isEmpty ? "-" : row.failures.map { "\($0.kind) \($0.count)" }.joined(separator: ", "),
+            ])
+        }
+        if snapshot.rows.isEmpty { return "pipeline: stats: no calls were made\n" }
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        // Text columns left, numbers right, the failures last and unpadded.
+        let numeric = Set(2..<12)
+        return rows.map { row in
+            row.enumerated().map { i, cell in
+                if i == row.count - 1 { return cell }
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                return numeric.contains(i) ? pad + cell : cell + pad
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func json(_ snapshot: MetricsSnapshot) -> [UInt8] {
+        let models: [JSONValue] = snapshot.rows.map { row in
+            var failures = JSONObject()
+            for (kind, count) in row.failures { failures[kind] = .int(count) }
+            return [
+                "provider": .string(row.provider), "model": .string(row.model), "calls": .int(row.calls), "succeeded": .int(row.succeeded),
+                "failed": .int(row.failed), "failures": .object(failures), "retries": .int(row.retries),
+                "tokens": ["input": .int(row.inputTokens), "cached": .int(row.cachedTokens), "output": .int(row.outputTokens)],
+                "latency_ms": [
+                    "p50": .double(milliseconds(row.p50)), "p95": .double(milliseconds(row.p95)), "p99": .double(milliseconds(row.p99)),
+                ],
+            ]
+        }
+        return Array(JSONSerializer.serialize(["models": .array(models)]).utf8) + [0x0a]
+    }
+}
