@@ -75,20 +75,30 @@ public final class EventLog: Sendable {
         // Unread, an event the fold ignores leaves no trace: no lock, no entry.
         let reading = reading.load(ordering: .acquiring)
         if !keepsEvents && !reading && !LogSummary.folds(kind) { return }
-        let readers = state.withLock { state -> [@Sendable (PipelineEvent.Kind) -> Void] in
-            state.count += 1
-            switch kind {
-            case .fallbackStarted: state.streamed = []
-            case .textDelta(let call, _):
-                state.streamed.insert(call)
-                state.streamedAny = true
-            default: break
-            }
-            state.summary.add(kind)
-            if keepsEvents { observe(kind, now: now, in: &state) }
-            return reading ? state.readers : []
+        guard reading else {
+            state.withLock { fold(kind, now: now, into: &$0) }
+            return
+        }
+        let readers = state.withLock { state in
+            fold(kind, now: now, into: &state)
+            return state.readers
         }
         for reader in readers { reader(kind) }
+    }
+
+    /// Numbers `kind`, folds it, and keeps it when events are kept (under the lock).
+    @inline(__always)
+    private func fold(_ kind: PipelineEvent.Kind, now: Duration, into state: inout State) {
+        state.count += 1
+        switch kind {
+        case .fallbackStarted: state.streamed = []
+        case .textDelta(let call, _):
+            state.streamed.insert(call)
+            state.streamedAny = true
+        default: break
+        }
+        state.summary.add(kind)
+        if keepsEvents { observe(kind, now: now, in: &state) }
     }
 
     /// Keeps and times `kind` (it has just been given number `count - 1`) and shows it to the observer.
