@@ -76,6 +76,9 @@ enum Help {
       --stats                   per provider and model at the end, on stderr: calls, failures by kind, retries,
                                 tokens (input, cached, output), latency p50/p95/p99
       --stats-json FILE         the same as one JSON object in FILE (replaced atomically; a failed write is exit 3)
+      --hook-exec PROGRAM       run PROGRAM once as a hook: before each command it gets the command as a JSON line
+                                and answers {} or {"command":…} (enrich) or {"reject":"why"}; after it, the outcome,
+                                answered {} or {"error":"why"}; repeatable, in order (Design/extending.md)
 
     INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands (UTF-8;
       a leading byte order mark is skipped). A broken value yields one failed record and reading resumes

@@ -46,6 +46,8 @@ struct RunOptions {
     /// Per-model metrics at the end of the run: a table on stderr (`--stats`), JSON in a file (`--stats-json`).
     var stats = false
     var statsJSON: String?
+    /// A hook run by another program (`--hook-exec PROGRAM`, repeatable, in order).
+    var hookPrograms: [String] = []
     /// Mock batch jobs: how long each runs, and where they are kept (`pipeline batch`).
     var mockBatchDelayMs = 0
     var mockBatchDirectory: String?
@@ -114,6 +116,7 @@ enum ArgumentParser {
         Spec(name: "--models", takesValue: true, subcommands: ["run", "validate"]),
         Spec(name: "--max-cost", takesValue: true, subcommands: ["run"]),
         Spec(name: "--stats", takesValue: false, subcommands: ["run"]),
+        Spec(name: "--hook-exec", takesValue: true, subcommands: ["run"]),
         Spec(name: "--stats-json", takesValue: true, subcommands: ["run"]),
     ]
 
@@ -223,6 +226,9 @@ enum ArgumentParser {
             }
             options.maxCostUSD = usd
         case "--stats": options.stats = true
+        case "--hook-exec":
+            guard !value.isEmpty else { throw UsageError(message: "option '--hook-exec' needs a program") }
+            options.hookPrograms.append(value)
         case "--stats-json":
             guard !value.isEmpty else { throw UsageError(message: "option '--stats-json' needs a file name") }
             options.statsJSON = value

@@ -112,6 +112,17 @@ enum Pipeline {
         let ledger = CostLedger(limit: options.maxCostUSD)
         // Per-model metrics (--stats, --stats-json): a hook of the engine, only when asked for.
         let metrics = (options.stats || options.statsJSON != nil) ? MetricsCollector() : nil
+        // Hooks run by other programs (--hook-exec), started once, stopped after the run.
+        var execHooks: [ExecHook] = []
+        if !validateOnly {
+            for program in options.hookPrograms {
+                do throws(UsageError) { execHooks.append(try ExecHook(program: program)) } catch {
+                    for hook in execHooks { hook.finish() }
+                    return usageFailure(error)
+                }
+            }
+        }
+        defer { for hook in execHooks { hook.finish() } }
         let quiet = options.quiet
         let mode: RunLoop.Mode
         let providerName: String
@@ -133,6 +144,7 @@ enum Pipeline {
                 configuration.onUnknownModel = { model in
                     if !quiet { StandardError.write("pipeline: model '\(model)' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
+                configuration.hooks = execHooks
                 if let metrics { configuration.hooks.append(metrics) }
                 let engine = PipelineEngine(provider: provider, configuration: configuration)
                 mode = .execute(engine)

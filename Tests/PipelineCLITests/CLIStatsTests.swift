@@ -54,3 +54,56 @@ import Testing
         #expect(run.records.count == 1, "the results were written before")
     }
 }
+
+/// `--hook-exec`: a hook run by another program (Tests/Tools/example_hook.py), through the binary.
+@Suite struct CLIExecHookTests {
+    @Test func anExternalHookEnrichesRejectsAndFailsWithoutChangingResults() throws {
+        let dir = try CLI.temporaryDirectory()
+        let log = dir.appendingPathComponent("hook.log").path
+        let hook = TestPaths.packageRoot.appendingPathComponent("Tests/Tools/example_hook.py").path
+        var environment = ProcessInfo.processInfo.environment
+        environment["HOOK_LOG"] = log
+        let input = [
+            #"{"id":"c1","model":"m","prompt":"hello"}"#,
+            #"{"id":"c2","model":"m","prompt":"a forbidden question"}"#,
+            #"{"id":"c3","model":"m","prompt":"world"}"#,
+        ].joined(separator: "\n")
+        let run = try CLI.run(["--hook-exec", hook, "--concurrency", "1"], stdin: input, environment: environment)
+        #expect(run.status == 1, "\(run.stderr)")
+        try #require(run.records.count == 3)
+        #expect(run.records[0][path: "metadata.team"] as? String == "search", "enriched by the hook")
+        #expect(run.records[0][path: "responses.0.text"] as? String == "echo: hello")
+        #expect(run.records[1][path: "error.kind"] as? String == "invalid_command")
+        #expect(run.records[1][path: "error.message"] as? String == "rejected by hook 'exec:example_hook.py': the prompt uses a forbidden word")
+        #expect(run.records[2]["status"] as? String == "succeeded", "a hook failing after the command changes no result")
+        #expect(run.records[2][path: "responses.0.text"] as? String == "echo: world")
+        let failures = run.records[2][path: "telemetry.hook_failures"] as? [[String: Any]]
+        #expect(failures?.count == 1 && failures?.first?["hook"] as? String == "exec:example_hook.py" && failures?.first?["phase"] as? String == "after_success")
+        #expect(failures?.first?["message"] as? String == "audit store unreachable")
+        #expect(run.records[0][path: "telemetry.hook_failures"] == nil, "written only when a hook failed")
+        #expect(run.stderr.contains("pipeline: hook 'exec:example_hook.py' failed after command 'c3' (after_success): audit store unreachable"), "\(run.stderr)")
+        let (valid, report) = try CLI.validate(run.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+        // The hook saw each command before and after, except the rejected one after.
+        let seen = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { line -> String in
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+            return "\(object["hook"] as? String ?? "?") \(object["id"] as? String ?? "?")"
+        }
+        #expect(seen == ["before c1", "after c1", "before c2", "before c3", "after c3"])
+    }
+
+    @Test func aHookProgramThatCannotStartIsAUsageError() throws {
+        let run = try CLI.run(["--hook-exec", "/no/such/program"], stdin: #"{"model":"m","prompt":"hi"}"#)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("option '--hook-exec': cannot start '/no/such/program'"), "\(run.stderr)")
+    }
+
+    @Test func aHookThatDiesRejectsTheCommandsBeforeAndNothingHangs() throws {
+        let dir = try CLI.temporaryDirectory(files: ["dies.sh": "#!/bin/sh\nexit 0\n"])
+        let script = dir.appendingPathComponent("dies.sh").path
+        chmod(script, 0o755)
+        let run = try CLI.run(["--hook-exec", script, "--quiet"], stdin: #"{"id":"a","model":"m","prompt":"hi"}"#)
+        #expect(run.status == 1)
+        #expect((run.records.first?[path: "error.message"] as? String)?.hasPrefix("rejected by hook 'exec:dies.sh': it ") == true, "\(run.stdout)")
+    }
+}
