@@ -35,18 +35,16 @@ public struct LogSummary: Sendable {
     /// The fold's step.
     public mutating func add(_ kind: PipelineEvent.Kind) {
         switch kind {
-        case .stageFinished(let name, let duration): telemetry.durations[name] += duration
+        case .stageFinished(let name, let duration):
+            if name != TelemetryStage.name { telemetry.durations[name] += duration }
         case .uploadPerformed: telemetry.uploads.performed += 1
         case .uploadReused: telemetry.uploads.reused += 1
         case .uploadSkipped: telemetry.uploads.skipped += 1
         case .cacheCreated(let cache), .cacheReused(let cache), .cacheSkipped(let cache): telemetry.cache = cache
         case .attemptStarted(let call, _, let model, _):
-            calls.update(phase: phase, call: call) { row in
-                row.telemetry.attempts += 1
-                row.model = model
-            }
-        case .waiting(let call, _, let duration): calls.update(phase: phase, call: call) { $0.telemetry.retryWait += duration }
-        case .cacheBypassed(let call): calls.update(phase: phase, call: call) { $0.telemetry.cacheBypassed = true }
+            calls.update(phase: phase, call: call, model: model) { $0.attempts += 1 }
+        case .waiting(let call, _, let duration): calls.update(phase: phase, call: call) { $0.retryWait += duration }
+        case .cacheBypassed(let call): calls.update(phase: phase, call: call) { $0.cacheBypassed = true }
         case .textDelta(let call, let text):
             if let i = streams.lastIndex(where: { $0.phase == phase && $0.call == call }) {
                 streams[i].text += text
@@ -71,6 +69,9 @@ public struct LogSummary: Sendable {
     static func folds(_ kind: PipelineEvent.Kind) -> Bool {
         switch kind {
         case .commandStarted, .stageStarted, .attemptFailed, .commandSucceeded, .commandFailed: false
+        // The telemetry stage reads the fold, so its own time ends after the telemetry was
+        // taken: no result carries it (`durations_ms` leaves it out), and folding it is wasted.
+        case .stageFinished(let name, _): name != TelemetryStage.name
         default: true
         }
     }
@@ -88,7 +89,7 @@ public struct LogSummary: Sendable {
 
     mutating func finish(total: Duration, estimate: TokenEstimate?, partials: Bool) {
         telemetry.durations.total = total
-        telemetry.calls = calls.rows.map(\.telemetry)
+        telemetry.calls = calls.telemetries
         usage = finished.reduce(Usage.zero) { $0 + $1.usage }
         if let estimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
         failedCalls.sort()
@@ -100,44 +101,56 @@ public struct LogSummary: Sendable {
 }
 
 /// Each call's telemetry in order of first appearance (primary calls, then the fallback's),
-/// found by (phase, call): a scan for small plans, an index for large fan-outs.
+/// found by (phase, call): a scan for small plans, an index for large fan-outs. The telemetry
+/// is kept as the array `Telemetry.calls` takes (shared, not copied, when the fold finishes);
+/// the key and model of the first call are held inline, so a one-call command allocates one
+/// array here, not two.
 private struct CallTable: Sendable {
-    struct Row: Sendable {
+    private struct Meta: Sendable {
         var key: Int
-        var telemetry: CallTelemetry
         var model: String
     }
 
-    private(set) var rows: [Row] = []
+    private(set) var telemetries: [CallTelemetry] = []
+    private var first: Meta?
+    private var more: [Meta] = []
     private var index: [Int: Int]?
 
     private static func key(_ phase: Int, _ call: Int) -> Int { phase &<< 40 | call }
 
+    private func meta(_ row: Int) -> Meta { row == 0 ? first! : more[row - 1] }
+
     private func find(_ key: Int) -> Int? {
         if let index { return index[key] }
-        return rows.lastIndex { $0.key == key }
+        if let found = more.lastIndex(where: { $0.key == key }) { return found + 1 }
+        return first?.key == key ? 0 : nil
     }
 
-    mutating func update(phase: Int, call: Int, _ change: (inout Row) -> Void) {
+    mutating func update(phase: Int, call: Int, model: String? = nil, _ change: (inout CallTelemetry) -> Void) {
         let key = Self.key(phase, call)
         let row: Int
         if let found = find(key) {
             row = found
         } else {
-            rows.append(Row(key: key, telemetry: CallTelemetry(callIndex: call, attempts: 0), model: ""))
-            row = rows.count - 1
+            let meta = Meta(key: key, model: "")
+            if first == nil { first = meta } else { more.append(meta) }
+            telemetries.append(CallTelemetry(callIndex: call, attempts: 0))
+            row = telemetries.count - 1
             if index != nil {
                 index![key] = row
-            } else if rows.count > 16 {
-                index = Dictionary(uniqueKeysWithValues: rows.enumerated().map { ($1.key, $0) })
+            } else if telemetries.count > 16 {
+                index = Dictionary(uniqueKeysWithValues: (0..<telemetries.count).map { (self.meta($0).key, $0) })
             }
         }
-        change(&rows[row])
+        if let model {
+            if row == 0 { first!.model = model } else { more[row - 1].model = model }
+        }
+        change(&telemetries[row])
     }
 
-    func attempts(phase: Int, call: Int) -> Int { find(Self.key(phase, call)).map { rows[$0].telemetry.attempts } ?? 0 }
+    func attempts(phase: Int, call: Int) -> Int { find(Self.key(phase, call)).map { telemetries[$0].attempts } ?? 0 }
 
-    func model(phase: Int, call: Int) -> String { find(Self.key(phase, call)).map { rows[$0].model } ?? "" }
+    func model(phase: Int, call: Int) -> String { find(Self.key(phase, call)).map { meta($0).model } ?? "" }
 }
 
 extension CallResponse {
