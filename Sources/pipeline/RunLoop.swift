@@ -5,7 +5,7 @@ import Foundation
 /// The streaming run: stdin → commands → engine → one result line each on stdout.
 /// Commands run concurrently (at most `concurrency`); results are written in input order
 /// through a bounded reorder window, or as they complete with `--unordered`.
-struct RunLoop {
+final class RunLoop: Sendable {
     enum Mode {
         case execute(PipelineEngine)
         /// Decode and validate only, and check each command against the model catalog
@@ -51,14 +51,31 @@ struct RunLoop {
     let concurrency: Int
     let unordered: Bool
     /// Write each command's events (`--events`) instead of one result line.
-    var eventsMode = false
+    let eventsMode: Bool
     /// Successes of an earlier run (`--resume`), or nil.
     let resume: ResumeLedger?
     /// Write a newline before the first record (stdout is the resume file and ends mid-line).
-    var startOnNewLine = false
+    let startOnNewLine: Bool
     let stats: Stats
     /// Result sinks (`--sink`): each result line written is also handed to them (never waited for).
-    var sinks: SinkFeed? = nil
+    let sinks: SinkFeed?
+
+    // A class: every command's task holds the loop, and a struct of these fields was copied
+    // (a retain each) into every one of them.
+    init(
+        mode: Mode, providerName: String, concurrency: Int, unordered: Bool, eventsMode: Bool = false, resume: ResumeLedger?,
+        startOnNewLine: Bool = false, stats: Stats, sinks: SinkFeed? = nil
+    ) {
+        self.mode = mode
+        self.providerName = providerName
+        self.concurrency = concurrency
+        self.unordered = unordered
+        self.eventsMode = eventsMode
+        self.resume = resume
+        self.startOnNewLine = startOnNewLine
+        self.stats = stats
+        self.sinks = sinks
+    }
 
     /// Runs until the input ends, an interrupt, or a failed write.
     func run(interrupts: AsyncStream<Void>) async -> Ending {
@@ -106,7 +123,7 @@ struct RunLoop {
                     inFlight += 1
                     group.addTask {
                         let weight = InputReader.weight(of: piece)
-                        let outcome = await process(piece, index: index, resumed: skip, emit: emit)
+                        let outcome = await self.process(piece, index: index, resumed: skip, emit: emit)
                         continuation.yield(.done(index, weight, outcome))
                     }
                 }

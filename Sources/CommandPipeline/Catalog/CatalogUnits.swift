@@ -18,11 +18,15 @@ public struct PreflightUnit: ChainUnit {
 
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         let command = input.command
-        if let unknown {
-            for call in command.plan.calls + (command.plan.fallbackCall.map { [$0] } ?? []) where catalog.info(for: call.model) == nil {
-                unknown.report(call.model)
-            }
+        // Every check is about a model the catalog knows: with none, there is nothing to check
+        // (the common case of a model the catalog does not list costs two lookups, no more).
+        var anyKnown = false
+        func look(_ model: String) {
+            if catalog.info(for: model) != nil { anyKnown = true } else { unknown?.report(model) }
         }
+        for call in command.plan.calls { look(call.model) }
+        if let fallback = command.plan.fallbackCall { look(fallback.model) }
+        guard anyKnown else { return await next(input) }
         let problem: APIError?
         if let counting {
             problem = await Preflight.check(command, catalog: catalog, counting: counting)

@@ -1,7 +1,7 @@
 /// Runs `PlannedCommand`s against one provider. A command goes through one chain, folded
 /// once when the engine is made:
 ///
-///     telemetry sinks ▶ deadline ▶ validation ▶ fallback ▶ stage loop (upload ▶ cache ▶ generate ▶ telemetry)
+///     telemetry sinks ▶ hooks ▶ deadline ▶ validation ▶ fallback ▶ stage loop (upload ▶ cache ▶ generate ▶ telemetry)
 ///
 /// and each call of the generate stage through the call chain:
 ///
@@ -14,16 +14,38 @@
 /// (uploaded files, caches) are shared by every command it runs, which is how a file
 /// is uploaded once and a cache created once per run.
 public struct PipelineEngine: Sendable {
-    public let provider: any GenerationCapability
-    public let stages: [any ExecutionStage]
-    public let clock: any PipelineClock
+    public var provider: any GenerationCapability { storage.provider }
+    public var stages: [any ExecutionStage] { storage.stages }
+    public var clock: any PipelineClock { storage.clock }
     /// The units around each command, outermost first (without the fallback, which
     /// `executeWithFallback` adds).
-    public let units: [any ChainUnit<CommandRun, CommandOutcome>]
-    private let primaryChain: Chain<CommandRun, CommandOutcome>
-    private let fallbackChain: Chain<CommandRun, CommandOutcome>
-    /// Deletes ephemeral files after success: the upload stage's resolver, when there is one.
-    private let files: FileResolver?
+    public var units: [any ChainUnit<CommandRun, CommandOutcome>] { storage.units }
+
+    // Behind one reference: an engine is copied into every task that runs a command, and
+    // inline its dozen references were a dozen retains each time.
+    private let storage: Storage
+
+    private final class Storage: Sendable {
+        let provider: any GenerationCapability
+        let stages: [any ExecutionStage]
+        let clock: any PipelineClock
+        let units: [any ChainUnit<CommandRun, CommandOutcome>]
+        let primaryChain: Chain<CommandRun, CommandOutcome>
+        let fallbackChain: Chain<CommandRun, CommandOutcome>
+        /// Deletes ephemeral files after success: the upload stage's resolver, when there is one.
+        let files: FileResolver?
+
+        init(provider: any GenerationCapability, stages: [any ExecutionStage], clock: any PipelineClock, units: [any ChainUnit<CommandRun, CommandOutcome>]) {
+            self.provider = provider
+            self.stages = stages
+            self.clock = clock
+            self.units = units
+            let loop = StageLoop(stages: stages, provider: provider, clock: clock)
+            primaryChain = Chain(units, terminal: loop.run)
+            fallbackChain = Chain(units + [FallbackUnit()], terminal: loop.run)
+            files = stages.lazy.compactMap { ($0 as? UploadStage)?.resolver }.first
+        }
+    }
 
     /// An engine with the standard stages and chains.
     public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
@@ -48,14 +70,7 @@ public struct PipelineEngine: Sendable {
         provider: any GenerationCapability, stages: [any ExecutionStage], clock: any PipelineClock = SystemClock(),
         units: [any ChainUnit<CommandRun, CommandOutcome>] = [ValidationUnit()]
     ) {
-        self.provider = provider
-        self.stages = stages
-        self.clock = clock
-        self.units = units
-        let loop = StageLoop(stages: stages, provider: provider, clock: clock)
-        self.primaryChain = Chain(units, terminal: loop.run)
-        self.fallbackChain = Chain(units + [FallbackUnit()], terminal: loop.run)
-        self.files = stages.lazy.compactMap { ($0 as? UploadStage)?.resolver }.first
+        storage = Storage(provider: provider, stages: stages, clock: clock, units: units)
     }
 
     /// Runs the command's primary execution only.
@@ -83,7 +98,7 @@ public struct PipelineEngine: Sendable {
         let log = EventLog(commandID: command.id, index: index, provider: provider.providerName, clock: clock, observer: observer)
         log.record(.commandStarted)
         let run = CommandRun(state: ExecutionState(command: command), log: log, streaming: streaming)
-        let outcome = fallback ? await fallbackChain(run) : await primaryChain(run)
+        let outcome = fallback ? await storage.fallbackChain(run) : await storage.primaryChain(run)
         removeEphemeralFiles(of: outcome)
         // The terminal event is for readers of the log; the fold has nothing to add from it.
         if log.keepsEvents { log.record(outcome.succeeded ? .commandSucceeded(outcome) : .commandFailed(outcome)) }
@@ -106,7 +121,7 @@ public struct PipelineEngine: Sendable {
     /// Ephemeral uploads are deleted only when the command succeeded (a failed command keeps
     /// its files for the next try), and only inside an explicit files root.
     private func removeEphemeralFiles(of outcome: CommandOutcome) {
-        guard outcome.succeeded, let files else { return }
+        guard outcome.succeeded, let files = storage.files else { return }
         for file in outcome.state.ephemeralFiles { _ = files.removeEphemeral(file) }
     }
 }

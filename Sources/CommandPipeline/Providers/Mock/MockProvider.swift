@@ -10,10 +10,18 @@ public enum MockProvider {
 }
 
 /// The mock: it can do everything, and offers what its configuration chose.
-struct MockAdapter: GenerationCapability {
+/// A class: the engine hands its provider to every call, and copying an existential of a
+/// three-field struct was three retains each time.
+final class MockAdapter: GenerationCapability {
     let core: MockCore
     let batches: MockBatchService
     let capabilities: Set<ProviderCapability>
+
+    init(core: MockCore, batches: MockBatchService, capabilities: Set<ProviderCapability>) {
+        self.core = core
+        self.batches = batches
+        self.capabilities = capabilities
+    }
 
     public var providerName: String { MockProvider.name }
 
