@@ -42,8 +42,9 @@ public final class EventLog: Sendable {
     public let provider: String
     /// Whether events are kept and timed (there is an observer, or `keepingEvents` was asked).
     public let keepsEvents: Bool
-    private let clock: any PipelineClock
-    private let start: Duration
+    /// The engine's clock, and its reading when the command started.
+    package let clock: any PipelineClock
+    package let start: Duration
     private let observer: (@Sendable (PipelineEvent) -> Void)?
     private let state: Mutex<State>
     /// Whether any reader was added: checked before the lock, so a log without readers pays nothing.

@@ -50,18 +50,22 @@ public struct HookContext: Sendable {
     /// The provider the command runs on.
     public let provider: String
     public let scratch: HookScratch
-    private let log: EventLog
+    // The clock and the start, not the log: the log keeps its readers (which hold contexts),
+    // and a context holding the log would keep every command's log alive.
+    private let clock: any PipelineClock
+    private let start: Duration
 
     init(log: EventLog, commandID: String) {
         self.commandID = commandID
         index = log.index
         provider = log.provider
         scratch = HookScratch()
-        self.log = log
+        clock = log.clock
+        start = log.start
     }
 
     /// Time since the command started, on the engine's clock.
-    public var elapsed: Duration { log.elapsed }
+    public var elapsed: Duration { clock.now - start }
 }
 
 /// Values the hooks of one command share, by name. Thread-safe: stream hooks of a fan-out's
