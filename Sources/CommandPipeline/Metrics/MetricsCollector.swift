@@ -34,7 +34,8 @@ public final class MetricsCollector: CommandHook {
             var model: String
             var started: Duration
         }
-        let state = Mutex<(phase: Int, calls: [Int: Call])>((0, [:]))
+        /// By call index, from its first attempt to its end.
+        let state = Mutex<[Int: Call]>([:])
     }
 
     public init() {}
@@ -51,13 +52,13 @@ public final class MetricsCollector: CommandHook {
         case .attemptStarted(let call, let attempt, let model, _):
             guard attempt == 1 else { return }
             let now = context.elapsed
-            calls.state.withLock { $0.calls[call] = Calls.Call(model: model, started: now) }
+            calls.state.withLock { $0[call] = Calls.Call(model: model, started: now) }
         case .attemptFailed(let call, _, _, let willRetry):
-            guard willRetry, let model = calls.state.withLock({ $0.calls[call]?.model }) else { return }
+            guard willRetry, let model = calls.state.withLock({ $0[call]?.model }) else { return }
             update(context.provider, model) { $0.retries = $0.retries.addingSaturating(1) }
         case .callFinished(let response):
             let now = context.elapsed
-            guard let call = calls.state.withLock({ $0.calls.removeValue(forKey: response.callIndex) }) else { return }
+            guard let call = calls.state.withLock({ $0.removeValue(forKey: response.callIndex) }) else { return }
             update(context.provider, call.model) { row in
                 row.calls = row.calls.addingSaturating(1)
                 row.succeeded = row.succeeded.addingSaturating(1)
@@ -68,7 +69,7 @@ public final class MetricsCollector: CommandHook {
             }
         case .callFailed(let index, let error):
             let now = context.elapsed
-            guard let call = calls.state.withLock({ $0.calls.removeValue(forKey: index) }) else { return }
+            guard let call = calls.state.withLock({ $0.removeValue(forKey: index) }) else { return }
             update(context.provider, call.model) { row in
                 row.calls = row.calls.addingSaturating(1)
                 row.failures[error.kind.rawValue, default: 0] = row.failures[error.kind.rawValue, default: 0].addingSaturating(1)
@@ -76,7 +77,7 @@ public final class MetricsCollector: CommandHook {
             }
         case .fallbackStarted:
             // The fallback's call is numbered 0 again: what the primary left open is over.
-            calls.state.withLock { $0.calls.removeAll() }
+            calls.state.withLock { $0.removeAll() }
         default:
             break
         }
