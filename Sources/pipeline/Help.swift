@@ -34,7 +34,8 @@ enum Help {
                                 generation,uploads,caching,streaming,token_counting (anthropic)
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere;
                                                                                all of them for anthropic and gemini
-      --concurrency N           commands in flight at once, 1–10000            default: \(RunOptions.defaultConcurrency)
+      --concurrency N           commands working at once, 1–10000 (one waiting out a retry's backoff
+                                lends its slot; rate-limit waits keep theirs)   default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --events                  write each command's events as JSON Lines (text deltas,
                                 attempts, waits, …) ending in its result    default: off

@@ -35,6 +35,8 @@ final class RunLoop: Sendable {
         /// Output failed: the reader of stdout went away (seen by the watcher before any write
         /// failed), or a command's event line could not be written.
         case outputClosed
+        /// A slot was given back or lent (`Slots`): a queued command may start.
+        case slotFreed
     }
 
     /// How a run ended.
@@ -115,15 +117,21 @@ final class RunLoop: Sendable {
         } else {
             emit = nil
         }
+        // --concurrency: commands hold a slot while they work; one waiting out a retry's backoff lends it.
+        let slots = Slots(concurrency) { continuation.yield(.slotFreed) }
         await withDiscardingTaskGroup { group in
             func startQueued() {
-                while inFlight < concurrency && queueHead < queue.count && !interrupted && !outputFailed {
+                while queueHead < queue.count && !interrupted && !outputFailed && slots.tryTake() {
                     let (piece, index, skip) = queue[queueHead]
                     queueHead += 1
                     inFlight += 1
+                    let ticket = SlotTicket(slots: slots)
                     group.addTask {
                         let weight = InputReader.weight(of: piece)
-                        let outcome = await self.process(piece, index: index, resumed: skip, emit: emit)
+                        let outcome = await BackoffScope.$lender.withValue(ticket) {
+                            await self.process(piece, index: index, resumed: skip, emit: emit, ticket: ticket)
+                        }
+                        ticket.finish()
                         continuation.yield(.done(index, weight, outcome))
                     }
                 }
@@ -198,6 +206,8 @@ final class RunLoop: Sendable {
                     }
                 case .cancelNow:
                     group.cancelAll()
+                case .slotFreed:
+                    startQueued()
                 }
                 if inFlight == 0 && (interrupted || outputFailed || (inputEnded && queueHead == queue.count)) { break loop }
             }
@@ -263,7 +273,9 @@ final class RunLoop: Sendable {
     /// Parses, validates and (in execute mode) runs one command; returns its result line.
     /// With `emit` (`--events`), the command's event lines go to `emit` as they happen and the
     /// returned outcome has no line.
-    func process(_ piece: JSONStreamSplitter.Piece, index: Int, resumed: Bool = false, emit: (@Sendable ([UInt8]) -> Void)? = nil) async -> Outcome {
+    func process(
+        _ piece: JSONStreamSplitter.Piece, index: Int, resumed: Bool = false, emit: (@Sendable ([UInt8]) -> Void)? = nil, ticket: SlotTicket? = nil
+    ) async -> Outcome {
         let command: PlannedCommand
         switch piece.parse() {
         case .failure(let error):
@@ -280,6 +292,7 @@ final class RunLoop: Sendable {
         if resumed {
             return Outcome(line: [], status: .skipped, tokens: 0, usedFallback: false)
         }
+        ticket?.allowLending(for: command)
         switch mode {
         case .validate(let catalog):
             if let problem = Preflight.check(command, catalog: catalog) {

@@ -72,11 +72,16 @@ public struct Retrier: Sendable {
             observer?.failed(number, error, true)
             let delay = policy.delay(after: number, error: error, random: policy.jitter > 0 ? random() : 0)
             observer?.waiting(delay)
+            // The runner may lend the command's slot while it waits (`BackoffScope`).
+            let lender = BackoffScope.lender
+            lender?.backoffStarted()
             do {
                 try await clock.sleep(for: delay)
             } catch {
+                await lender?.backoffEnded()
                 return Outcome(result: .failure(cancelled()), attempts: number, waited: waited)
             }
+            await lender?.backoffEnded()
             waited += delay
         }
     }

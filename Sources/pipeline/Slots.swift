@@ -1,0 +1,114 @@
+import CommandPipeline
+import Synchronization
+
+/// `--concurrency` as slots: a command works only while it holds one. A command that waits out
+/// a retry's backoff lends its slot (a new command may start in it) and, when the wait is over,
+/// takes one back before any new command starts. Waits of the rate limiter keep their slot.
+final class Slots: Sendable {
+    private struct State {
+        var free: Int
+        var reclaimers: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+        var cancelled: Set<Int> = []
+        var nextID = 0
+    }
+
+    private let state: Mutex<State>
+    /// Told (outside the lock) when a slot is free for a new command.
+    private let onFree: @Sendable () -> Void
+
+    init(_ capacity: Int, onFree: @escaping @Sendable () -> Void) {
+        state = Mutex(State(free: max(1, capacity)))
+        self.onFree = onFree
+    }
+
+    /// Takes a slot for a new command: only when one is free and no waiting command wants one back.
+    func tryTake() -> Bool {
+        state.withLock { s in
+            guard s.free > 0, s.reclaimers.isEmpty else { return false }
+            s.free -= 1
+            return true
+        }
+    }
+
+    /// Gives a slot back: to the first command waiting to go on, else to new commands.
+    func give() {
+        let handed = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            if !s.reclaimers.isEmpty { return s.reclaimers.removeFirst().continuation }
+            s.free += 1
+            return nil
+        }
+        if let handed { handed.resume(returning: true) } else { onFree() }
+    }
+
+    /// Takes a slot back after a wait, in the order asked (true), or gives up when the task is
+    /// cancelled (false: the command ends without one).
+    func reclaim() async -> Bool {
+        let id = state.withLock { s -> Int in
+            s.nextID += 1
+            return s.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let now = state.withLock { s -> Bool? in
+                    if s.cancelled.remove(id) != nil { return false }
+                    if s.free > 0 && s.reclaimers.isEmpty {
+                        s.free -= 1
+                        return true
+                    }
+                    s.reclaimers.append((id, continuation))
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiting = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+                guard let i = s.reclaimers.firstIndex(where: { $0.id == id }) else {
+                    s.cancelled.insert(id)   // not waiting yet: it will see this and not wait
+                    return nil
+                }
+                return s.reclaimers.remove(at: i).continuation
+            }
+            waiting?.resume(returning: false)
+        }
+    }
+}
+
+/// One command's hold on a slot, and its lender for the engine's retries (`BackoffScope`).
+/// Only a command with one call (and at most one file to upload) lends: its requests go one
+/// at a time, so while one waits the command does nothing else.
+final class SlotTicket: BackoffLender {
+    private let slots: Slots
+    private let state = Mutex<(lends: Bool, holding: Bool)>((false, true))
+
+    init(slots: Slots) { self.slots = slots }
+
+    func allowLending(for command: PlannedCommand) {
+        let plan = command.plan
+        let files = (plan.sharedParts + plan.calls.flatMap(\.parts)).count { $0.placeholder != nil }
+        let lends = plan.calls.count == 1 && files <= 1
+        state.withLock { $0.lends = lends }
+    }
+
+    func backoffStarted() {
+        let lent = state.withLock { s -> Bool in
+            guard s.lends, s.holding else { return false }
+            s.holding = false
+            return true
+        }
+        if lent { slots.give() }
+    }
+
+    func backoffEnded() async {
+        guard state.withLock({ $0.lends && !$0.holding }) else { return }
+        if await slots.reclaim() { state.withLock { $0.holding = true } }
+    }
+
+    /// At the command's end: gives back the slot it holds (none when a wait was cancelled).
+    func finish() {
+        let held = state.withLock { s -> Bool in
+            defer { s.holding = false }
+            return s.holding
+        }
+        if held { slots.give() }
+    }
+}

@@ -1,0 +1,102 @@
+import CommandPipeline
+import Foundation
+import Synchronization
+import Testing
+
+@testable import pipeline
+
+/// `--concurrency` slots (issue 12 item 5): a command waiting out a retry's backoff lends its
+/// slot and takes one back, before new commands, when the wait is over.
+@Suite struct SlotsTests {
+    final class Count: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    func command(calls: Int) -> PlannedCommand {
+        PlannedCommand(id: "c", plan: ExecutionPlan(calls: (0..<calls).map { _ in APICall(model: "m", parts: [.text("x")]) }))
+    }
+
+    @Test func aWaitingCommandLendsItsSlotAndGetsOneBackFirst() async {
+        let freed = Count()
+        let slots = Slots(1) { freed.value.add(1, ordering: .relaxed) }
+        let waiting = SlotTicket(slots: slots)
+        #expect(slots.tryTake(), "the first command takes the one slot")
+        waiting.allowLending(for: command(calls: 1))
+        #expect(!slots.tryTake(), "no second slot")
+        waiting.backoffStarted()
+        #expect(freed.value.load(ordering: .relaxed) == 1, "lending tells the run loop a slot is free")
+        #expect(slots.tryTake(), "a new command runs in the lent slot")
+        // The wait ends while the new command works: it waits for a slot, ahead of new commands.
+        let resumed = Count()
+        let back = Task {
+            await waiting.backoffEnded()
+            resumed.value.store(1, ordering: .releasing)
+        }
+        for _ in 0..<100 { await Task.yield() }
+        #expect(resumed.value.load(ordering: .acquiring) == 0, "no slot yet: the new command holds it")
+        #expect(!slots.tryTake())
+        slots.give()   // the new command ends: its slot goes to the waiting one
+        var yields = 0
+        while resumed.value.load(ordering: .acquiring) == 0 && yields < 1_000_000 {
+            yields += 1
+            await Task.yield()
+        }
+        #expect(resumed.value.load(ordering: .acquiring) == 1, "the waiting command went on")
+        #expect(!slots.tryTake(), "the slot went to the command that waited, not to a new one")
+        back.cancel()
+        waiting.finish()
+        #expect(slots.tryTake(), "and comes back when that command ends")
+    }
+
+    @Test func onlyCommandsWhoseRequestsGoOneAtATimeLend() {
+        let slots = Slots(1) {}
+        #expect(slots.tryTake())
+        let fanOut = SlotTicket(slots: slots)
+        fanOut.allowLending(for: command(calls: 2))
+        fanOut.backoffStarted()
+        #expect(!slots.tryTake(), "a fan-out's other calls may still be working: it keeps its slot")
+        fanOut.finish()
+        #expect(slots.tryTake())
+    }
+
+    @Test func aCancelledWaitGivesUpWithoutASlotAndFinishGivesNothingBack() async {
+        let slots = Slots(1) {}
+        let waiting = SlotTicket(slots: slots)
+        #expect(slots.tryTake())
+        waiting.allowLending(for: command(calls: 1))
+        waiting.backoffStarted()
+        #expect(slots.tryTake(), "another command holds the slot")
+        let ended = Count()
+        let back = Task {
+            await waiting.backoffEnded()
+            ended.value.store(1, ordering: .releasing)
+        }
+        back.cancel()
+        var yields = 0
+        while ended.value.load(ordering: .acquiring) == 0 && yields < 1_000_000 {
+            yields += 1
+            await Task.yield()
+        }
+        #expect(ended.value.load(ordering: .acquiring) == 1, "a cancelled wait returns at once")
+        waiting.finish()
+        #expect(!slots.tryTake(), "the cancelled command held no slot, so it gave none back")
+        slots.give()
+        #expect(slots.tryTake())
+    }
+}
+
+/// Through the binary: with `--concurrency 1`, a command in a long backoff does not stop the
+/// next one from running (seed 7: the first call fails with a retryable 429, Retry-After 400 ms).
+@Suite struct CLISlotLendingTests {
+    @Test func aCommandInBackoffLetsTheNextOneRunInItsSlot() throws {
+        let input = #"{"id":"A","model":"m","prompt":"first"}"# + "\n" + #"{"id":"B","model":"m","prompt":"second"}"#
+        let run = try CLI.run(
+            ["--quiet", "--unordered", "--concurrency", "1", "--mock-faults", "retryable=0.5,retry_after_ms=400,seed=7"], stdin: input)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.records.map { $0["id"] as? String } == ["B", "A"], "B ran and finished while A waited")
+        #expect(run.records.last?[path: "telemetry.retries"] as? Int == 1)
+        // Ordered output still writes A first.
+        let ordered = try CLI.run(["--quiet", "--concurrency", "1", "--mock-faults", "retryable=0.5,retry_after_ms=400,seed=7"], stdin: input)
+        #expect(ordered.records.map { $0["id"] as? String } == ["A", "B"])
+    }
+}
