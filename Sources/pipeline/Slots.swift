@@ -30,14 +30,15 @@ final class Slots: Sendable {
         }
     }
 
-    /// Gives a slot back: to the first command waiting to go on, else to new commands.
-    func give() {
+    /// Gives a slot back: to the first command waiting to go on, else to new commands — and then,
+    /// with `notify`, tells the run loop (a lent slot; a command's end is its own event).
+    func give(notify: Bool = true) {
         let handed = state.withLock { s -> CheckedContinuation<Bool, Never>? in
             if !s.reclaimers.isEmpty { return s.reclaimers.removeFirst().continuation }
             s.free += 1
             return nil
         }
-        if let handed { handed.resume(returning: true) } else { onFree() }
+        if let handed { handed.resume(returning: true) } else if notify { onFree() }
     }
 
     /// Takes a slot back after a wait, in the order asked (true), or gives up when the task is
@@ -84,9 +85,9 @@ final class SlotTicket: BackoffLender {
 
     func allowLending(for command: PlannedCommand) {
         let plan = command.plan
-        let files = (plan.sharedParts + plan.calls.flatMap(\.parts)).count { $0.placeholder != nil }
-        let lends = plan.calls.count == 1 && files <= 1
-        state.withLock { $0.lends = lends }
+        guard plan.calls.count == 1 else { return }
+        let files = plan.sharedParts.count { $0.placeholder != nil } + plan.calls[0].parts.count { $0.placeholder != nil }
+        if files <= 1 { state.withLock { $0.lends = true } }
     }
 
     func backoffStarted() {
@@ -109,6 +110,6 @@ final class SlotTicket: BackoffLender {
             defer { s.holding = false }
             return s.holding
         }
-        if held { slots.give() }
+        if held { slots.give(notify: false) }
     }
 }
