@@ -191,7 +191,6 @@ enum Pipeline {
             StandardError.write("Error: cannot write --stats-json: \(problem)\n")
             return 3
         }
-        if let metrics, options.stats { StandardError.write(StatsReport.table(metrics.snapshot())) }
         if !options.quiet {
             StandardError.write(progress.summary())
             if sinks != nil {
@@ -199,6 +198,9 @@ enum Pipeline {
                 StandardError.write("pipeline: run id \(runID); sinks: \(n == 0 ? "every result delivered" : "\(n) failure\(n == 1 ? "" : "s") (see above)")\n")
             }
         }
+        // After the summary, so the table is the last thing on stderr and the summary stays
+        // where scripts look for it, right after the progress line.
+        if let metrics, options.stats { StandardError.write(StatsReport.table(metrics.snapshot())) }
         if interrupted { return 130 }
         return stats.failed.load(ordering: .relaxed) > 0 ? 1 : 0
     }

@@ -14,7 +14,7 @@ enum StatsReport {
         var rows = [header]
         for row in snapshot.rows {
             rows.append([
-                row.provider, row.model, "\(row.calls)", "\(row.succeeded)", "\(row.failed)", "\(row.retries)", "\(row.inputTokens)",
+                row.others ? "(others)" : row.provider, row.others ? "(others)" : row.model, "\(row.calls)", "\(row.succeeded)", "\(row.failed)", "\(row.retries)", "\(row.inputTokens)",
                 "\(row.cachedTokens)", "\(row.outputTokens)", String(format: "%.1f", milliseconds(row.p50)),
                 String(format: "%.1f", milliseconds(row.p95)), String(format: "%.1f", milliseconds(row.p99)),
                 row.failures.isEmpty ? "-" : row.failures.map { "\($0.kind) \($0.count)" }.joined(separator: ", "),
@@ -38,7 +38,7 @@ enum StatsReport {
         let models: [JSONValue] = snapshot.rows.map { row in
             var failures = JSONObject()
             for (kind, count) in row.failures { failures[kind] = .int(count) }
-            return [
+            var object: JSONObject = [
                 "provider": .string(row.provider), "model": .string(row.model), "calls": .int(row.calls), "succeeded": .int(row.succeeded),
                 "failed": .int(row.failed), "failures": .object(failures), "retries": .int(row.retries),
                 "tokens": ["input": .int(row.inputTokens), "cached": .int(row.cachedTokens), "output": .int(row.outputTokens)],
@@ -46,6 +46,8 @@ enum StatsReport {
                     "p50": .double(milliseconds(row.p50)), "p95": .double(milliseconds(row.p95)), "p99": .double(milliseconds(row.p99)),
                 ],
             ]
+            if row.others { object["others"] = .bool(true) }
+            return .object(object)
         }
         return Array(JSONSerializer.serialize(["models": .array(models)]).utf8) + [0x0a]
     }

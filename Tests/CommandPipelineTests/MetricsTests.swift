@@ -41,6 +41,27 @@ import Testing
         #expect(histogram.count == 3)
         #expect(histogram.percentile(0.01) == .zero)
         #expect(histogram.percentile(1) > .seconds(1_000_000))
+        // Percentiles out of range or NaN clamp instead of trapping on the Int conversion.
+        #expect(histogram.percentile(.nan) == .zero)
+        #expect(histogram.percentile(-3) == .zero)
+        #expect(histogram.percentile(.infinity) == histogram.percentile(1))
+        #expect(histogram.percentile(7) == histogram.percentile(1))
+    }
+
+    @Test func theRankOfAPercentileStaysWithinTheCount() {
+        #expect(LatencyHistogram.rank(0.5, of: 10) == 5)
+        #expect(LatencyHistogram.rank(0.51, of: 10) == 6, "rounded up")
+        #expect(LatencyHistogram.rank(0.001, of: 10) == 1)
+        #expect(LatencyHistogram.rank(1, of: 10) == 10)
+        #expect(LatencyHistogram.rank(.nan, of: 10) == 1)
+        #expect(LatencyHistogram.rank(-.infinity, of: 10) == 1)
+        #expect(LatencyHistogram.rank(.infinity, of: 10) == 10)
+        #expect(LatencyHistogram.rank(0.5, of: 0) == 0)
+        // A saturated count: Double(Int.max) rounds up to 2^63, which Int(_:) cannot hold.
+        #expect(LatencyHistogram.rank(1, of: .max) == .max)
+        let nearlyAll = LatencyHistogram.rank(1.0.nextDown, of: .max)
+        #expect(nearlyAll < .max && nearlyAll > .max - 2048, "p just below 1 of a saturated count")
+        #expect(LatencyHistogram.rank(0.5, of: .max) == Int.max / 2 + 1)
     }
 }
 
@@ -104,5 +125,23 @@ import Testing
         #expect(rows[0].p50 >= .milliseconds(10) && rows[0].p50 < .milliseconds(700), "the fast call ended at 10 ms even though the clock moved 700")
         #expect(rows[1].p99 >= .milliseconds(680) && rows[1].p99 <= .milliseconds(720))
         #expect(rows[1].cachedTokens == 2 && rows[1].inputTokens == 3)
+    }
+}
+
+@Suite struct MetricsCollectorCapTests {
+    /// Model names come from input: past `maxRows` pairs, calls share one `others` row.
+    @Test func rowsBeyondTheCapShareOneOthersRow() async {
+        let metrics = MetricsCollector(maxRows: 3)
+        var configuration = EngineConfiguration(clock: ManualClock())
+        configuration.hooks = [metrics]
+        let engine = PipelineEngine(provider: ScriptedProvider(script: [:]), configuration: configuration)
+        for model in ["m1", "m2", "m3", "m4", "m5", "m1", "m5"] {
+            _ = await engine.run(PlannedCommand(id: model, plan: ExecutionPlan(call: APICall(model: model, parts: [.text("q")]))))
+        }
+        let rows = metrics.snapshot().rows
+        #expect(rows.map(\.model) == ["m1", "m2", "m3", "*"])
+        #expect(rows.map(\.others) == [false, false, false, true])
+        #expect(rows.map(\.calls) == [2, 1, 1, 3], "m4, m5 and m5 again count in the others row")
+        #expect(MetricsCollector(maxRows: 0).maxRows == 1)
     }
 }

@@ -41,6 +41,33 @@ import Testing
         #expect(!run.stdout.contains("p99 ms"))
     }
 
+    /// Model names come from input: 1,000 rows at most, the rest in one `others` row. The table
+    /// (over 64 KB of stderr) comes after the run's summary line.
+    @Test func rowsAreCappedAndTheTableFollowsTheSummary() throws {
+        let dir = try CLI.temporaryDirectory()
+        let stats = dir.appendingPathComponent("stats.json").path
+        let input = (0..<1_050).map { #"{"id":"c\#($0)","model":"model-with-a-rather-long-name-number-\#($0)","prompt":"q"}"# }.joined(separator: "\n")
+        let run = try CLI.run(["--stats", "--stats-json", stats], stdin: input)
+        #expect(run.status == 0, "\(run.stderr.suffix(500))")
+        #expect(run.records.count == 1_050)
+        #expect(run.stderr.utf8.count > 65_536, "enough to fill a pipe: the harness must drain stderr while it reads stdout")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any])
+        let models = try #require(object["models"] as? [[String: Any]])
+        #expect(models.count == 1_001)
+        #expect(models.dropLast().allSatisfy { $0["others"] == nil })
+        let others = try #require(models.last)
+        #expect(others["others"] as? Bool == true && others["model"] as? String == "*")
+        #expect(others["calls"] as? Int == 50)
+        #expect(models.reduce(0) { $0 + ($1["calls"] as? Int ?? 0) } == 1_050)
+        let (valid, report) = try CLI.validate(try String(contentsOfFile: stats, encoding: .utf8), against: "stats.schema.json")
+        #expect(valid, "\(report)")
+        let lines = run.stderr.split(separator: "\n")
+        let header = try #require(lines.firstIndex { $0.hasPrefix("provider ") })
+        let summary = try #require(lines.firstIndex { $0.hasPrefix("pipeline: ") && $0.contains("succeeded") })
+        #expect(summary < header, "the summary line comes before the table")
+        #expect(lines.last?.hasPrefix("(others)") == true)
+    }
+
     @Test func withoutStatsNothingIsCollectedOrPrinted() throws {
         let run = try CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 0)

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 
 /// Helpers shared by the test targets: where things are, running the built `pipeline`
 /// binary, temporary directories, and the Python peers in `.venv`.
@@ -84,10 +85,20 @@ public func runPipeline(_ arguments: [String], stdin: String = "", currentDirect
         try? input.fileHandleForWriting.close()
     }
     writer.start()
+    // Stderr is drained on a thread of its own: read after stdout, a run writing more than a
+    // pipe's 64 KB to stderr would block forever while we wait for stdout's end.
+    let err = Mutex(Data())
+    let drained = DispatchSemaphore(value: 0)
+    let errorReader = Thread {
+        let data = errors.fileHandleForReading.readDataToEndOfFile()
+        err.withLock { $0 = data }
+        drained.signal()
+    }
+    errorReader.start()
     let out = output.fileHandleForReading.readDataToEndOfFile()
-    let err = errors.fileHandleForReading.readDataToEndOfFile()
+    drained.wait()
     process.waitUntilExit()
-    return PipelineRun(stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self), status: process.terminationStatus)
+    return PipelineRun(stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err.withLock { $0 }, as: UTF8.self), status: process.terminationStatus)
 }
 
 /// A fresh temporary directory holding `files` (relative path → contents).

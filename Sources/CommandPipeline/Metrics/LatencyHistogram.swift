@@ -43,10 +43,11 @@ public struct LatencyHistogram: Sendable, Hashable {
     }
 
     /// The `p`-th percentile (0 < p ≤ 1): the midpoint of the bucket holding the value of rank
-    /// ⌈p × count⌉; zero with no values.
+    /// ⌈p × count⌉; zero with no values. A `p` out of range is clamped (NaN reads as the
+    /// smallest value), so no argument and no count can trap.
     public func percentile(_ p: Double) -> Duration {
         guard count > 0 else { return .zero }
-        let rank = max(1, min(count, Int((p * Double(count)).rounded(.up))))
+        let rank = Self.rank(p, of: count)
         var seen = 0
         for (index, n) in counts.enumerated() where n > 0 {
             seen = seen.addingSaturating(n)
@@ -56,5 +57,17 @@ public struct LatencyHistogram: Sendable, Hashable {
             }
         }
         return .zero
+    }
+
+    /// ⌈p × count⌉ within 1…count, computed without converting an out-of-range `Double` to
+    /// `Int` (which traps): NaN and p ≤ 0 give 1, p ≥ 1 gives `count`.
+    package static func rank(_ p: Double, of count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        guard p > 0 else { return 1 }                       // also NaN
+        guard p < 1 else { return count }
+        let product = (p * Double(count)).rounded(.up)
+        // Double(count) can round above Int.max when count is near it; clamp before converting.
+        guard product < Double(count) else { return count }
+        return max(1, Int(product))
     }
 }

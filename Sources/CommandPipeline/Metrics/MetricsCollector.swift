@@ -8,13 +8,23 @@ import Synchronization
 /// A call counts once, when it finishes or fails for good (after its retries); its latency runs
 /// from its first attempt to that moment. A fallback call counts under its own model. Commands
 /// rejected before any call (validation, pre-flight, a hook) make no calls and count nothing.
+///
+/// Model names come from input, so the rows are capped (`maxRows`, a row holds an 11 KB
+/// histogram): once that many provider–model pairs have rows, calls of any new pair are counted
+/// together in one more row whose `others` is true (provider and model `*`).
 public final class MetricsCollector: CommandHook {
     public let name = "metrics"
+    /// The most distinct provider–model rows kept; others share one row.
+    public let maxRows: Int
     private let rows = Mutex<[Key: Row]>([:])
+    /// The key of the row for pairs beyond `maxRows`; no provider or model name can equal it
+    /// because `others` is not part of any input.
+    private static let othersKey = Key(provider: "*", model: "*", others: true)
 
     private struct Key: Hashable {
         var provider: String
         var model: String
+        var others = false
     }
 
     private struct Row {
@@ -38,7 +48,8 @@ public final class MetricsCollector: CommandHook {
         let state = Mutex<[Int: Call]>([:])
     }
 
-    public init() {}
+    /// `maxRows` below 1 is taken as 1.
+    public init(maxRows: Int = 1000) { self.maxRows = max(1, maxRows) }
 
     public func event(_ event: PipelineEvent.Kind, context: HookContext) {
         let calls: Calls
@@ -84,15 +95,21 @@ public final class MetricsCollector: CommandHook {
     }
 
     private func update(_ provider: String, _ model: String, _ change: (inout Row) -> Void) {
-        rows.withLock { rows in change(&rows[Key(provider: provider, model: model), default: Row()]) }
+        let key = Key(provider: provider, model: model)
+        rows.withLock { rows in
+            // The others row does not count toward the cap.
+            let named = rows.count - (rows[Self.othersKey] == nil ? 0 : 1)
+            change(&rows[rows[key] != nil || named < maxRows ? key : Self.othersKey, default: Row()])
+        }
     }
 
-    /// The figures so far, one row per provider and model, sorted by provider then model.
+    /// The figures so far, one row per provider and model, sorted by provider then model; the
+    /// others row, if any, last.
     public func snapshot() -> MetricsSnapshot {
         let rows = self.rows.withLock { $0 }
-        return MetricsSnapshot(rows: rows.sorted { ($0.key.provider, $0.key.model) < ($1.key.provider, $1.key.model) }.map { key, row in
+        return MetricsSnapshot(rows: rows.sorted { ($0.key.others ? 1 : 0, $0.key.provider, $0.key.model) < ($1.key.others ? 1 : 0, $1.key.provider, $1.key.model) }.map { key, row in
             MetricsSnapshot.Row(
-                provider: key.provider, model: key.model, calls: row.calls, succeeded: row.succeeded,
+                provider: key.provider, model: key.model, others: key.others, calls: row.calls, succeeded: row.succeeded,
                 failures: row.failures.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, retries: row.retries,
                 inputTokens: row.inputTokens, cachedTokens: row.cachedTokens, outputTokens: row.outputTokens,
                 p50: row.latency.percentile(0.50), p95: row.latency.percentile(0.95), p99: row.latency.percentile(0.99))
@@ -105,6 +122,8 @@ public struct MetricsSnapshot: Sendable {
     public struct Row: Sendable {
         public var provider: String
         public var model: String
+        /// True for the one row counting every provider–model pair beyond `maxRows`.
+        public var others: Bool
         /// Calls that ended (succeeded or failed for good).
         public var calls: Int
         public var succeeded: Int
