@@ -16,6 +16,10 @@ extension ProviderRegistry {
         }
         return registry
     }
+
+    /// The environment variables the HTTP providers read their keys from by default: what a
+    /// program the CLI starts (`--hook-exec`) must not inherit.
+    public static let defaultAPIKeyVariables = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"] + GeminiConfiguration.defaultKeyVariables
 }
 
 extension OpenAIConfiguration {

@@ -30,12 +30,16 @@ final class ExecHook: CommandHook {
     private let queue = DispatchQueue(label: "pipeline.hook-exec")
     private let buffer = Mutex<[UInt8]>([])
 
-    init(program: String, timeout: Duration = .seconds(30)) throws(UsageError) {
+    /// `withheld` names environment variables the program does not inherit: the provider keys.
+    /// A hook sees commands and outcomes, never credentials; what it prints cannot carry a key
+    /// it was never given.
+    init(program: String, timeout: Duration = .seconds(30), withheld: Set<String> = []) throws(UsageError) {
         name = "exec:\((program as NSString).lastPathComponent)"
         self.timeout = timeout
         let toHook = Pipe(), fromHook = Pipe()
         process = Process()
         process.executableURL = URL(fileURLWithPath: program)
+        process.environment = ProcessInfo.processInfo.environment.filter { !withheld.contains($0.key) }
         process.standardInput = toHook
         process.standardOutput = fromHook
         do { try process.run() } catch {

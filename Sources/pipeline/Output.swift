@@ -154,6 +154,25 @@ enum StandardError {
     }
 
     static var isTerminal: Bool { isatty(2) == 1 }
+
+    /// `text` fit for one stderr line: control characters (newlines, escapes that would drive a
+    /// terminal) written as `\n`, `\r`, `\t` or `\u{XX}`, so text from a hook or a server can
+    /// neither forge another line nor reach the terminal raw.
+    static func oneLine(_ text: String) -> String {
+        var line = ""
+        line.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value):
+                line += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        return line
+    }
 }
 
 /// The standard descriptors as the process found them.

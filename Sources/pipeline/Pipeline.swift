@@ -115,8 +115,9 @@ enum Pipeline {
         // Hooks run by other programs (--hook-exec), started once, stopped after the run.
         var execHooks: [ExecHook] = []
         if !validateOnly {
+            let keys = Set(ProviderRegistry.defaultAPIKeyVariables + [options.apiKeyEnv].compactMap { $0 })
             for program in options.hookPrograms {
-                do throws(UsageError) { execHooks.append(try ExecHook(program: program)) } catch {
+                do throws(UsageError) { execHooks.append(try ExecHook(program: program, withheld: keys)) } catch {
                     for hook in execHooks { hook.finish() }
                     return usageFailure(error)
                 }

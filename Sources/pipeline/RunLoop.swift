@@ -321,7 +321,7 @@ final class RunLoop: Sendable {
                 line.append(0x0a)
             }
             for failure in outcome.telemetry.hookFailures {
-                StandardError.write("pipeline: hook '\(failure.hook)' failed after command '\(command.id)' (\(failure.phase.rawValue)): \(failure.message)\n")
+                StandardError.write("pipeline: hook '\(StandardError.oneLine(failure.hook))' failed after command '\(StandardError.oneLine(command.id))' (\(failure.phase.rawValue)): \(StandardError.oneLine(failure.message))\n")
             }
             var sinkRecord: [UInt8]?
             if emit != nil && sinks != nil {

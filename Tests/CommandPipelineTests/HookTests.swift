@@ -103,6 +103,23 @@ import Testing
         #expect(invalid.error?.path == "plan.calls")
     }
 
+    /// A hook's text has no other bound: failures and rejections keep `messageLimit` characters.
+    @Test func aHooksErrorTextIsCutToTheLimit() async throws {
+        let journal = Journal()
+        let long = String(repeating: "é", count: HookFailure.messageLimit + 500)
+        let chatty = Probe(name: "chatty", journal: journal, before: { command, _ in
+            guard command.id == "c1" else { return command }
+            throw APIError(.invalidCommand, long)
+        }, after: { _, _ in throw Failure(description: long) })
+        let e = engine(ScriptedProvider(), [chatty])
+        let rejected = try #require(await e.run(command("c1")).error)
+        #expect(rejected.message == "rejected by hook 'chatty': " + String(long.prefix(HookFailure.messageLimit)) + "…")
+        let kept = try await e.executeWithFallback(command("c2")).get().telemetry.hookFailures
+        #expect(kept.map(\.message) == [String(long.prefix(HookFailure.messageLimit)) + "…"])
+        #expect(HookFailure.limited("short") == "short")
+        #expect(HookFailure.limited(String(repeating: "a", count: HookFailure.messageLimit)).count == HookFailure.messageLimit, "at the limit nothing is cut")
+    }
+
     @Test func aHookFailingAfterTheCommandChangesNothingButIsRecorded() async throws {
         let journal = Journal()
         let broken = Probe(name: "broken-metrics", journal: journal, after: { _, _ in throw Failure(description: "statsd unreachable") })

@@ -119,6 +119,45 @@ import Testing
         #expect(seen == ["before c1", "after c1", "before c2", "before c3", "after c3"])
     }
 
+    /// The hook program never sees a provider key, and its text reaches results cut to
+    /// `HookFailure.messageLimit` and stderr on one line, control characters escaped.
+    @Test func aHookProgramGetsNoKeysAndItsTextIsBounded() throws {
+        let script = #"""
+            #!/usr/bin/env python3
+            import json, os, sys
+            for line in sys.stdin:
+                q = json.loads(line)
+                if q["hook"] == "before" and q["id"] == "a":
+                    keys = [os.environ.get(v, "-") for v in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MY_KEY", "HARMLESS")]
+                    answer = {"reject": "seen: " + " ".join(keys)}
+                elif q["hook"] == "after":
+                    answer = {"error": "line one\nforged line\u001b[31m" + "x" * 5000}
+                else:
+                    answer = {}
+                sys.stdout.write(json.dumps(answer) + "\n"); sys.stdout.flush()
+            """#
+        let dir = try CLI.temporaryDirectory(files: ["keys.py": script])
+        let hook = dir.appendingPathComponent("keys.py").path
+        chmod(hook, 0o755)
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENAI_API_KEY"] = "sk-should-not-travel"
+        environment["ANTHROPIC_API_KEY"] = "sk-ant-nor-this"
+        environment["MY_KEY"] = "named-by-api-key-env"
+        environment["HARMLESS"] = "visible"
+        let input = #"{"id":"a","model":"m","prompt":"hi"}"# + "\n" + #"{"id":"b","model":"m","prompt":"hi"}"#
+        let run = try CLI.run(["--hook-exec", hook, "--api-key-env", "MY_KEY", "--concurrency", "1"], stdin: input, environment: environment)
+        #expect(run.status == 1, "\(run.stderr)")
+        try #require(run.records.count == 2)
+        #expect(run.records[0][path: "error.message"] as? String == "rejected by hook 'exec:keys.py': seen: - - - visible")
+        let message = try #require((run.records[1][path: "telemetry.hook_failures"] as? [[String: Any]])?.first?["message"] as? String)
+        #expect(message.count == 1_001 && message.hasPrefix("line one\nforged line") && message.hasSuffix("x…"))
+        let lines = run.stderr.split(separator: "\n", omittingEmptySubsequences: false)
+        let report = try #require(lines.first { $0.hasPrefix("pipeline: hook 'exec:keys.py' failed after command 'b'") })
+        #expect(report.hasSuffix(#": line one\nforged line\u{1b}[31m"# + String(repeating: "x", count: 975) + "…"), "\(report.prefix(200))")
+        #expect(!lines.contains { $0.hasPrefix("forged line") }, "no line of the hook's making")
+        #expect(!run.stderr.unicodeScalars.contains("\u{1b}"))
+    }
+
     @Test func aHookProgramThatCannotStartIsAUsageError() throws {
         let run = try CLI.run(["--hook-exec", "/no/such/program"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 2)

@@ -96,13 +96,24 @@ public struct HookFailure: Sendable, Hashable {
         case onError = "on_error"
     }
 
+    /// The most characters of a hook's error text kept, in a failure or a rejection: a hook's
+    /// text is not bounded by anything else, and it reaches every result and stderr line.
+    public static let messageLimit = 1_000
+
     public var hook: String
     public var phase: Phase
     public var message: String
 
+    /// `message` is cut to `messageLimit` characters (with `…` when cut).
     public init(hook: String, phase: Phase, message: String) {
         self.hook = hook
         self.phase = phase
-        self.message = message
+        self.message = Self.limited(message)
+    }
+
+    /// `text` cut to `messageLimit` characters, with `…` when cut.
+    public static func limited(_ text: String) -> String {
+        guard text.count > messageLimit else { return text }
+        return String(text.prefix(messageLimit)) + "…"
     }
 }

@@ -58,8 +58,8 @@ public struct HookUnit: ChainUnit {
     /// or `invalid_command`, either way naming the hook.
     static func rejection(_ error: any Error, by hook: String) -> APIError {
         if error is CancellationError { return APIError(.cancelled, "cancelled in hook '\(hook)' before the command ran") }
-        guard var api = error as? APIError else { return APIError(.invalidCommand, "rejected by hook '\(hook)': \(describe(error))") }
-        api.message = "rejected by hook '\(hook)': \(api.message)"
+        guard var api = error as? APIError else { return APIError(.invalidCommand, "rejected by hook '\(hook)': \(HookFailure.limited(describe(error)))") }
+        api.message = "rejected by hook '\(hook)': \(HookFailure.limited(api.message))"
         return api
     }
 
