@@ -42,13 +42,23 @@ final class ResumeLedger: Sendable {
 
     /// FNV-1a, 64 bits, as 16 hex digits: the digest written as `input_hash`.
     static func digest(_ bytes: [UInt8]) -> String {
+        var text: [UInt8] = []
+        appendDigest(of: bytes, to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The digest's 16 hex digits appended to `out` (what every result line carries, so
+    /// written without making a string).
+    static func appendDigest(of bytes: [UInt8], to out: inout [UInt8]) {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01b3
         }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        for shift in stride(from: 60, through: 0, by: -4) {
+            let nibble = UInt8(truncatingIfNeeded: hash >> UInt64(shift)) & 0xf
+            out.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+        }
     }
 }
 

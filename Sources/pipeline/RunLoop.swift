@@ -85,17 +85,17 @@ final class RunLoop: Sendable {
         if startOnNewLine && !writer.writeSeparator([0x0a]) {
             return Ending(outputError: writer.failureText, linesWritten: 0)
         }
-        let (events, continuation) = AsyncStream<Event>.makeStream()
-        Self.watchOutput(fd: 1) { continuation.yield(.outputClosed) }
+        let inbox = Mailbox<Event>()
+        Self.watchOutput(fd: 1) { inbox.post(.outputClosed) }
         // Events are written as they happen: no reordering, so credits come back at once.
         let unordered = self.unordered || eventsMode
         let window = unordered ? max(concurrency * 2, 1024) : max(concurrency * 4, 4096)
         let reader = InputReader(fd: 0, window: window)
         reader.start(
-            deliver: { pieces, first in continuation.yield(.input(pieces, first)) },
-            readFailed: { continuation.yield(.readFailed($0)) })
+            deliver: { pieces, first in inbox.post(.input(pieces, first)) },
+            readFailed: { inbox.post(.readFailed($0)) })
         let forward = Task {
-            for await _ in interrupts { continuation.yield(.interrupt) }
+            for await _ in interrupts { inbox.post(.interrupt) }
         }
         defer { forward.cancel() }
 
@@ -113,12 +113,12 @@ final class RunLoop: Sendable {
         // only hears of a failed write.
         let emit: (@Sendable ([UInt8]) -> Void)?
         if eventsMode {
-            emit = { @Sendable line in if !writer.write(line) { continuation.yield(.outputClosed) } }
+            emit = { @Sendable line in if !writer.write(line) { inbox.post(.outputClosed) } }
         } else {
             emit = nil
         }
         // --concurrency: commands hold a slot while they work; one waiting out a retry's backoff lends it.
-        let slots = Slots(concurrency) { continuation.yield(.slotFreed) }
+        let slots = Slots(concurrency) { inbox.post(.slotFreed) }
         await withDiscardingTaskGroup { group in
             func startQueued() {
                 while queueHead < queue.count && !interrupted && !outputFailed && slots.tryTake() {
@@ -132,7 +132,7 @@ final class RunLoop: Sendable {
                             await self.process(piece, index: index, resumed: skip, emit: emit, ticket: ticket)
                         }
                         ticket.finish()
-                        continuation.yield(.done(index, weight, outcome))
+                        inbox.post(.done(index, weight, outcome))
                     }
                 }
                 if queueHead == queue.count {
@@ -152,64 +152,66 @@ final class RunLoop: Sendable {
                 reader.stop()
                 group.cancelAll()
             }
-            loop: for await event in events {
-                switch event {
-                case .input(let pieces, let first):
-                    if pieces.isEmpty {
-                        inputEnded = true
-                    } else if interrupted || outputFailed {
-                        reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
-                    } else {
-                        for (offset, piece) in pieces.enumerated() {
-                            let index = first + offset
-                            queue.append((piece, index, resume.map { Self.claim(piece, index: index, in: $0) } ?? false))
+            loop: while true {
+                for event in await inbox.receive() {
+                    switch event {
+                    case .input(let pieces, let first):
+                        if pieces.isEmpty {
+                            inputEnded = true
+                        } else if interrupted || outputFailed {
+                            reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
+                        } else {
+                            for (offset, piece) in pieces.enumerated() {
+                                let index = first + offset
+                                queue.append((piece, index, resume.map { Self.claim(piece, index: index, in: $0) } ?? false))
+                            }
+                            startQueued()
                         }
+                    case .done(let index, let weight, let outcome):
+                        inFlight -= 1
+                        if outputFailed { break }
+                        count(outcome)
+                        if unordered {
+                            write(outcome, to: writer)
+                            reader.gate.release(weight)
+                        } else {
+                            pending[index] = (outcome, weight)
+                            var released = 0
+                            while let ready = pending.removeValue(forKey: nextToWrite) {
+                                write(ready.outcome, to: writer)
+                                nextToWrite += 1
+                                released += ready.weight
+                            }
+                            if released > 0 { reader.gate.release(released) }
+                        }
+                        if writer.failure != nil { stopForOutput() }
+                        startQueued()
+                    case .outputClosed:
+                        if writer.failure == nil { writer.markFailed(EPIPE) }
+                        stopForOutput()
+                    case .readFailed(let message):
+                        readError = message
+                        inputEnded = true
+                    case .interrupt:
+                        if interrupted {
+                            group.cancelAll()
+                            continue
+                        }
+                        interrupted = true
+                        reader.stop()
+                        if inFlight > 0 {
+                            group.addTask {
+                                try? await Task.sleep(for: .seconds(1))
+                                inbox.post(.cancelNow)
+                            }
+                        }
+                    case .cancelNow:
+                        group.cancelAll()
+                    case .slotFreed:
                         startQueued()
                     }
-                case .done(let index, let weight, let outcome):
-                    inFlight -= 1
-                    if outputFailed { break }
-                    count(outcome)
-                    if unordered {
-                        write(outcome, to: writer)
-                        reader.gate.release(weight)
-                    } else {
-                        pending[index] = (outcome, weight)
-                        var released = 0
-                        while let ready = pending.removeValue(forKey: nextToWrite) {
-                            write(ready.outcome, to: writer)
-                            nextToWrite += 1
-                            released += ready.weight
-                        }
-                        if released > 0 { reader.gate.release(released) }
-                    }
-                    if writer.failure != nil { stopForOutput() }
-                    startQueued()
-                case .outputClosed:
-                    if writer.failure == nil { writer.markFailed(EPIPE) }
-                    stopForOutput()
-                case .readFailed(let message):
-                    readError = message
-                    inputEnded = true
-                case .interrupt:
-                    if interrupted {
-                        group.cancelAll()
-                        continue
-                    }
-                    interrupted = true
-                    reader.stop()
-                    if inFlight > 0 {
-                        group.addTask {
-                            try? await Task.sleep(for: .seconds(1))
-                            continuation.yield(.cancelNow)
-                        }
-                    }
-                case .cancelNow:
-                    group.cancelAll()
-                case .slotFreed:
-                    startQueued()
+                    if inFlight == 0 && (interrupted || outputFailed || (inputEnded && queueHead == queue.count)) { break loop }
                 }
-                if inFlight == 0 && (interrupted || outputFailed || (inputEnded && queueHead == queue.count)) { break loop }
             }
             group.cancelAll()
         }
@@ -367,9 +369,9 @@ final class RunLoop: Sendable {
     static func appendInputHash(of piece: JSONStreamSplitter.Piece, to line: inout [UInt8]) {
         guard line.last == UInt8(ascii: "}") else { return }
         line.removeLast()
-        line.append(contentsOf: #","input_hash":""#.utf8)
-        line.append(contentsOf: ResumeLedger.digest(piece.bytes).utf8)
-        line.append(contentsOf: #""}"#.utf8)
+        JSONSerializer.raw(#","input_hash":""#, to: &line)
+        ResumeLedger.appendDigest(of: piece.bytes, to: &line)
+        JSONSerializer.raw(#""}"#, to: &line)
     }
 
     static func line(_ record: JSONValue) -> [UInt8] {

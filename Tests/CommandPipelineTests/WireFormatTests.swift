@@ -33,6 +33,22 @@ import Testing
         }
     }
 
+    /// Integers are written digit by digit, without `String(value)`: every edge as `String` writes it.
+    @Test func writesIntegersAsDecimalText() {
+        var values = [0, 1, 9, 10, 11, 99, 100, -1, -9, -10, 12_345, -98_765, 1_000_000_007, Int.max, Int.min, Int.max - 1, Int.min + 1]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 { values.append(Int.random(in: .min ... .max, using: &generator) >> Int.random(in: 0...62, using: &generator)) }
+        for value in values {
+            var out: [UInt8] = [0x40]
+            JSONSerializer.writeInt(value, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == "@\(value)")
+        }
+        var literal: [UInt8] = []
+        JSONSerializer.raw(#"{"a":"#, to: &literal)
+        JSONSerializer.raw("é", to: &literal)
+        #expect(literal == Array(#"{"a":é"#.utf8))
+    }
+
     @Test func escapesWhatJSONRequires() {
         #expect(JSONSerializer.serialize(.string("a\"b\\c\n\u{1}")) == #""a\"b\\c\n\u0001""#)
         #expect(JSONSerializer.serialize(.double(.nan)) == "null")

@@ -5,20 +5,20 @@ public enum EventWriter {
     /// Appends one event (no newline). `result` writes a terminal event's record; by default
     /// `ResultWriter.record` of the event's outcome.
     public static func write(_ event: PipelineEvent, to out: inout [UInt8], result: ((CommandOutcome, inout [UInt8]) -> Void)? = nil) {
-        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONSerializer.raw(#"{"id":"#, to: &out)
         JSONSerializer.writeString(event.commandID, to: &out)
-        out.append(contentsOf: #","index":"#.utf8)
+        JSONSerializer.raw(#","index":"#, to: &out)
         JSONSerializer.writeInt(event.index, to: &out)
-        out.append(contentsOf: #","seq":"#.utf8)
+        JSONSerializer.raw(#","seq":"#, to: &out)
         JSONSerializer.writeInt(event.seq, to: &out)
-        out.append(contentsOf: #","type":""#.utf8)
+        JSONSerializer.raw(#","type":""#, to: &out)
         out.append(contentsOf: event.type.utf8)
-        out.append(contentsOf: #"","t_ms":"#.utf8)
+        JSONSerializer.raw(#"","t_ms":"#, to: &out)
         ResultWriter.milliseconds(event.elapsed, to: &out)
         func key(_ name: String) {
-            out.append(contentsOf: #",""#.utf8)
+            JSONSerializer.raw(#",""#, to: &out)
             out.append(contentsOf: name.utf8)
-            out.append(contentsOf: #"":"#.utf8)
+            JSONSerializer.raw(#"":"#, to: &out)
         }
         func int(_ name: String, _ value: Int) { key(name); JSONSerializer.writeInt(value, to: &out) }
         func string(_ name: String, _ value: String) { key(name); JSONSerializer.writeString(value, to: &out) }

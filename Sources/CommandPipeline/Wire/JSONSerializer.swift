@@ -8,8 +8,8 @@ package struct JSONSerializer {
 
     package static func write(_ value: JSONValue, to out: inout [UInt8]) {
         switch value {
-        case .null: out.append(contentsOf: "null".utf8)
-        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .null: JSONSerializer.raw("null", to: &out)
+        case .bool(let b): if b { raw("true", to: &out) } else { raw("false", to: &out) }
         case .int(let i): writeInt(i, to: &out)
         case .double(let d): writeDouble(d, to: &out)
         case .string(let s): writeString(s, to: &out)
@@ -34,18 +34,36 @@ package struct JSONSerializer {
         }
     }
 
+    /// Appends the bytes of a literal. (`append(contentsOf: "…".utf8)` goes through the generic
+    /// sequence path and `String`'s storage checks: a result record has some sixty literals.)
+    @inline(__always)
+    package static func raw(_ text: StaticString, to out: inout [UInt8]) {
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    /// Decimal digits, written directly (formatting through `String(value)` made a string each time).
     package static func writeInt(_ value: Int, to out: inout [UInt8]) {
         if value >= 0 && value < 10 {
             out.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        out.append(contentsOf: String(value).utf8)
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude   // Int.min has no positive Int, but a UInt magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<20]))
+        }
     }
 
     /// Finite doubles in their shortest round-trip form; NaN and infinities (not JSON) as `null`.
     package static func writeDouble(_ value: Double, to out: inout [UInt8]) {
         guard value.isFinite else {
-            out.append(contentsOf: "null".utf8)
+            JSONSerializer.raw("null", to: &out)
             return
         }
         out.append(contentsOf: value.description.utf8)

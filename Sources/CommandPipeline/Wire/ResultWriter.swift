@@ -6,17 +6,17 @@
 public enum ResultWriter {
     /// Appends one succeeded result record (no newline).
     public static func succeeded(_ command: FinalizedCommand, index: Int, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONSerializer.raw(#"{"id":"#, to: &out)
         JSONSerializer.writeString(command.id, to: &out)
-        out.append(contentsOf: #","index":"#.utf8)
+        JSONSerializer.raw(#","index":"#, to: &out)
         JSONSerializer.writeInt(index, to: &out)
-        out.append(contentsOf: #","status":"succeeded","responses":"#.utf8)
+        JSONSerializer.raw(#","status":"succeeded","responses":"#, to: &out)
         responses(command.responses, to: &out)
-        out.append(contentsOf: #","usage":"#.utf8)
+        JSONSerializer.raw(#","usage":"#, to: &out)
         usage(command.usage, to: &out)
-        out.append(contentsOf: #","telemetry":"#.utf8)
+        JSONSerializer.raw(#","telemetry":"#, to: &out)
         telemetry(command.telemetry, to: &out)
-        out.append(contentsOf: #","metadata":"#.utf8)
+        JSONSerializer.raw(#","metadata":"#, to: &out)
         JSONSerializer.write(.object(command.metadata), to: &out)
         out.append(UInt8(ascii: "}"))
     }
@@ -27,21 +27,21 @@ public enum ResultWriter {
         _ error: APIError, id: String, index: Int, metadata: JSONObject, telemetry: Telemetry, partialResponses: [CallResponse] = [],
         failedCalls: [Int] = [], to out: inout [UInt8]
     ) {
-        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONSerializer.raw(#"{"id":"#, to: &out)
         JSONSerializer.writeString(id, to: &out)
-        out.append(contentsOf: #","index":"#.utf8)
+        JSONSerializer.raw(#","index":"#, to: &out)
         JSONSerializer.writeInt(index, to: &out)
-        out.append(contentsOf: #","status":"failed","error":"#.utf8)
+        JSONSerializer.raw(#","status":"failed","error":"#, to: &out)
         self.error(error, failedCalls: failedCalls, primaryError: telemetry.primaryError, to: &out)
-        out.append(contentsOf: #","telemetry":"#.utf8)
+        JSONSerializer.raw(#","telemetry":"#, to: &out)
         self.telemetry(telemetry, to: &out)
         if !partialResponses.isEmpty {
-            out.append(contentsOf: #","responses":"#.utf8)
+            JSONSerializer.raw(#","responses":"#, to: &out)
             responses(partialResponses, to: &out)
-            out.append(contentsOf: #","usage":"#.utf8)
+            JSONSerializer.raw(#","usage":"#, to: &out)
             usage(partialResponses.reduce(Usage.zero) { $0 + $1.usage }, to: &out)
         }
-        out.append(contentsOf: #","metadata":"#.utf8)
+        JSONSerializer.raw(#","metadata":"#, to: &out)
         JSONSerializer.write(.object(metadata), to: &out)
         out.append(UInt8(ascii: "}"))
     }
@@ -68,46 +68,48 @@ public enum ResultWriter {
     }
 
     package static func response(_ r: CallResponse, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"call_index":"#.utf8)
+        JSONSerializer.raw(#"{"call_index":"#, to: &out)
         JSONSerializer.writeInt(r.callIndex, to: &out)
-        out.append(contentsOf: #","text":"#.utf8)
+        JSONSerializer.raw(#","text":"#, to: &out)
         JSONSerializer.writeString(r.text, to: &out)
-        out.append(contentsOf: #","model":"#.utf8)
+        JSONSerializer.raw(#","model":"#, to: &out)
         JSONSerializer.writeString(r.model, to: &out)
-        out.append(contentsOf: #","finish_reason":"#.utf8)
+        JSONSerializer.raw(#","finish_reason":"#, to: &out)
         JSONSerializer.writeString(r.finishReason, to: &out)
-        out.append(contentsOf: #","usage":"#.utf8)
+        JSONSerializer.raw(#","usage":"#, to: &out)
         usage(r.usage, to: &out)
         if let c = r.cost {
             // Only with a model catalog that prices the model; left out otherwise.
-            out.append(contentsOf: #","cost":"#.utf8)
+            JSONSerializer.raw(#","cost":"#, to: &out)
             cost(c, to: &out)
         }
         out.append(UInt8(ascii: "}"))
     }
 
     package static func usage(_ u: Usage, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"prompt_tokens":"#.utf8)
+        JSONSerializer.raw(#"{"prompt_tokens":"#, to: &out)
         JSONSerializer.writeInt(u.promptTokens, to: &out)
-        out.append(contentsOf: #","completion_tokens":"#.utf8)
+        JSONSerializer.raw(#","completion_tokens":"#, to: &out)
         JSONSerializer.writeInt(u.completionTokens, to: &out)
-        out.append(contentsOf: #","total_tokens":"#.utf8)
+        JSONSerializer.raw(#","total_tokens":"#, to: &out)
         JSONSerializer.writeInt(u.totalTokens, to: &out)
-        out.append(contentsOf: #","cached_tokens":"#.utf8)
+        JSONSerializer.raw(#","cached_tokens":"#, to: &out)
         JSONSerializer.writeInt(u.cachedTokens, to: &out)
         if u.cacheCreationTokens > 0 {
             // Only providers that report cache writes (Anthropic) have it; the key is left out otherwise.
-            out.append(contentsOf: #","cache_creation_tokens":"#.utf8)
+            JSONSerializer.raw(#","cache_creation_tokens":"#, to: &out)
             JSONSerializer.writeInt(u.cacheCreationTokens, to: &out)
         }
         out.append(UInt8(ascii: "}"))
     }
 
     package static func optionalString(_ s: String?, to out: inout [UInt8]) {
-        if let s { JSONSerializer.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if let s { JSONSerializer.writeString(s, to: &out) } else { JSONSerializer.raw("null", to: &out) }
     }
 
-    package static func bool(_ b: Bool, to out: inout [UInt8]) { out.append(contentsOf: (b ? "true" : "false").utf8) }
+    package static func bool(_ b: Bool, to out: inout [UInt8]) {
+        if b { JSONSerializer.raw("true", to: &out) } else { JSONSerializer.raw("false", to: &out) }
+    }
 
     /// Milliseconds with three decimals.
     /// `d` in milliseconds with at most three decimals, exactly as `Double.description` writes
@@ -143,64 +145,64 @@ public enum ResultWriter {
     }
 
     package static func summary(_ s: ErrorSummary, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"kind":""#.utf8)
+        JSONSerializer.raw(#"{"kind":""#, to: &out)
         out.append(contentsOf: s.kind.rawValue.utf8)
-        out.append(contentsOf: #"","message":"#.utf8)
+        JSONSerializer.raw(#"","message":"#, to: &out)
         JSONSerializer.writeString(s.message, to: &out)
-        out.append(contentsOf: #","provider":"#.utf8)
+        JSONSerializer.raw(#","provider":"#, to: &out)
         optionalString(s.provider, to: &out)
-        out.append(contentsOf: #","retryable":"#.utf8)
+        JSONSerializer.raw(#","retryable":"#, to: &out)
         bool(s.retryable, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
     package static func tokenValidation(_ v: TokenValidation, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"estimated":{"min":"#.utf8)
+        JSONSerializer.raw(#"{"estimated":{"min":"#, to: &out)
         JSONSerializer.writeInt(v.estimated.minTokens, to: &out)
-        out.append(contentsOf: #","expected":"#.utf8)
+        JSONSerializer.raw(#","expected":"#, to: &out)
         JSONSerializer.writeInt(v.estimated.expectedTokens, to: &out)
-        out.append(contentsOf: #","max":"#.utf8)
+        JSONSerializer.raw(#","max":"#, to: &out)
         JSONSerializer.writeInt(v.estimated.maxTokens, to: &out)
-        out.append(contentsOf: #"},"actual":"#.utf8)
+        JSONSerializer.raw(#"},"actual":"#, to: &out)
         JSONSerializer.writeInt(v.actual, to: &out)
-        out.append(contentsOf: #","in_range":"#.utf8)
+        JSONSerializer.raw(#","in_range":"#, to: &out)
         bool(v.inRange, to: &out)
-        out.append(contentsOf: #","accuracy_ratio":"#.utf8)
+        JSONSerializer.raw(#","accuracy_ratio":"#, to: &out)
         JSONSerializer.writeDouble(v.accuracyRatio, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
     package static func telemetry(_ t: Telemetry, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"provider":"#.utf8)
+        JSONSerializer.raw(#"{"provider":"#, to: &out)
         JSONSerializer.writeString(t.provider, to: &out)
-        out.append(contentsOf: #","used_fallback":"#.utf8)
+        JSONSerializer.raw(#","used_fallback":"#, to: &out)
         bool(t.usedFallback, to: &out)
-        out.append(contentsOf: #","primary_error":"#.utf8)
-        if let p = t.primaryError { summary(p, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","retries":"#.utf8)
+        JSONSerializer.raw(#","primary_error":"#, to: &out)
+        if let p = t.primaryError { summary(p, to: &out) } else { JSONSerializer.raw("null", to: &out) }
+        JSONSerializer.raw(#","retries":"#, to: &out)
         JSONSerializer.writeInt(t.retries, to: &out)
-        out.append(contentsOf: #","retry_wait_ms":"#.utf8)
+        JSONSerializer.raw(#","retry_wait_ms":"#, to: &out)
         milliseconds(t.retryWait, to: &out)
-        out.append(contentsOf: #","calls":["#.utf8)
+        JSONSerializer.raw(#","calls":["#, to: &out)
         for (i, call) in t.calls.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"call_index":"#.utf8)
+            JSONSerializer.raw(#"{"call_index":"#, to: &out)
             JSONSerializer.writeInt(call.callIndex, to: &out)
-            out.append(contentsOf: #","attempts":"#.utf8)
+            JSONSerializer.raw(#","attempts":"#, to: &out)
             JSONSerializer.writeInt(call.attempts, to: &out)
-            out.append(contentsOf: #","retry_wait_ms":"#.utf8)
+            JSONSerializer.raw(#","retry_wait_ms":"#, to: &out)
             milliseconds(call.retryWait, to: &out)
-            out.append(contentsOf: #","cache_bypassed":"#.utf8)
+            JSONSerializer.raw(#","cache_bypassed":"#, to: &out)
             bool(call.cacheBypassed, to: &out)
             out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "]"))
         // The standard stages always, then any other stage by name (the telemetry stage's own time is left out).
-        out.append(contentsOf: #","durations_ms":{"upload":"#.utf8)
+        JSONSerializer.raw(#","durations_ms":{"upload":"#, to: &out)
         milliseconds(t.durations[UploadStage.name], to: &out)
-        out.append(contentsOf: #","cache":"#.utf8)
+        JSONSerializer.raw(#","cache":"#, to: &out)
         milliseconds(t.durations[CacheStage.name], to: &out)
-        out.append(contentsOf: #","generate":"#.utf8)
+        JSONSerializer.raw(#","generate":"#, to: &out)
         milliseconds(t.durations[GenerateStage.name], to: &out)
         for (name, duration) in t.durations.otherStages where !standardStages.contains(name) {
             out.append(UInt8(ascii: ","))
@@ -208,30 +210,30 @@ public enum ResultWriter {
             out.append(UInt8(ascii: ":"))
             milliseconds(duration, to: &out)
         }
-        out.append(contentsOf: #","total":"#.utf8)
+        JSONSerializer.raw(#","total":"#, to: &out)
         milliseconds(t.durations.total, to: &out)
-        out.append(contentsOf: #"},"uploads":{"performed":"#.utf8)
+        JSONSerializer.raw(#"},"uploads":{"performed":"#, to: &out)
         JSONSerializer.writeInt(t.uploads.performed, to: &out)
-        out.append(contentsOf: #","reused":"#.utf8)
+        JSONSerializer.raw(#","reused":"#, to: &out)
         JSONSerializer.writeInt(t.uploads.reused, to: &out)
-        out.append(contentsOf: #","skipped":"#.utf8)
+        JSONSerializer.raw(#","skipped":"#, to: &out)
         JSONSerializer.writeInt(t.uploads.skipped, to: &out)
-        out.append(contentsOf: #"},"cache":"#.utf8)
-        if let c = t.cache { cache(c, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","token_validation":"#.utf8)
-        if let v = t.tokenValidation { tokenValidation(v, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        out.append(contentsOf: #","cost":"#.utf8)
-        if let c = t.cost { cost(c, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        JSONSerializer.raw(#"},"cache":"#, to: &out)
+        if let c = t.cache { cache(c, to: &out) } else { JSONSerializer.raw("null", to: &out) }
+        JSONSerializer.raw(#","token_validation":"#, to: &out)
+        if let v = t.tokenValidation { tokenValidation(v, to: &out) } else { JSONSerializer.raw("null", to: &out) }
+        JSONSerializer.raw(#","cost":"#, to: &out)
+        if let c = t.cost { cost(c, to: &out) } else { JSONSerializer.raw("null", to: &out) }
         if !t.hookFailures.isEmpty {
             // Only when a hook failed: without hooks the record is what it always was.
-            out.append(contentsOf: #","hook_failures":["#.utf8)
+            JSONSerializer.raw(#","hook_failures":["#, to: &out)
             for (i, failure) in t.hookFailures.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: #"{"hook":"#.utf8)
+                JSONSerializer.raw(#"{"hook":"#, to: &out)
                 JSONSerializer.writeString(failure.hook, to: &out)
-                out.append(contentsOf: #","phase":""#.utf8)
+                JSONSerializer.raw(#","phase":""#, to: &out)
                 out.append(contentsOf: failure.phase.rawValue.utf8)
-                out.append(contentsOf: #"","message":"#.utf8)
+                JSONSerializer.raw(#"","message":"#, to: &out)
                 JSONSerializer.writeString(failure.message, to: &out)
                 out.append(UInt8(ascii: "}"))
             }
@@ -243,36 +245,36 @@ public enum ResultWriter {
     /// US dollars, rounded to a billionth of a dollar (sums of binary fractions carry noise).
     package static func cost(_ c: Cost, to out: inout [UInt8]) {
         func dollars(_ value: Double) { JSONSerializer.writeDouble((value * 1e9).rounded() / 1e9, to: &out) }
-        out.append(contentsOf: #"{"usd":"#.utf8)
+        JSONSerializer.raw(#"{"usd":"#, to: &out)
         dollars(c.totalUSD)
-        out.append(contentsOf: #","input_usd":"#.utf8)
+        JSONSerializer.raw(#","input_usd":"#, to: &out)
         dollars(c.inputUSD)
-        out.append(contentsOf: #","cached_input_usd":"#.utf8)
+        JSONSerializer.raw(#","cached_input_usd":"#, to: &out)
         dollars(c.cachedInputUSD)
-        out.append(contentsOf: #","cache_write_usd":"#.utf8)
+        JSONSerializer.raw(#","cache_write_usd":"#, to: &out)
         dollars(c.cacheWriteUSD)
-        out.append(contentsOf: #","output_usd":"#.utf8)
+        JSONSerializer.raw(#","output_usd":"#, to: &out)
         dollars(c.outputUSD)
-        out.append(contentsOf: #","unpriced_calls":"#.utf8)
+        JSONSerializer.raw(#","unpriced_calls":"#, to: &out)
         JSONSerializer.writeInt(c.unpricedCalls, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
     package static func cache(_ c: CacheTelemetry, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONSerializer.raw(#"{"id":"#, to: &out)
         optionalString(c.id, to: &out)
-        out.append(contentsOf: #","key":"#.utf8)
+        JSONSerializer.raw(#","key":"#, to: &out)
         JSONSerializer.writeString(c.key, to: &out)
-        out.append(contentsOf: #","created":"#.utf8)
+        JSONSerializer.raw(#","created":"#, to: &out)
         bool(c.created, to: &out)
-        out.append(contentsOf: #","reused":"#.utf8)
+        JSONSerializer.raw(#","reused":"#, to: &out)
         bool(c.reused, to: &out)
-        out.append(contentsOf: #","kind":"#.utf8)
+        JSONSerializer.raw(#","kind":"#, to: &out)
         optionalString(c.kind?.rawValue, to: &out)
-        out.append(contentsOf: #","token_count":"#.utf8)
-        if let tokens = c.tokenCount { JSONSerializer.writeInt(tokens, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        JSONSerializer.raw(#","token_count":"#, to: &out)
+        if let tokens = c.tokenCount { JSONSerializer.writeInt(tokens, to: &out) } else { JSONSerializer.raw("null", to: &out) }
         if let reason = c.uncachedReason {
-            out.append(contentsOf: #","uncached_reason":"#.utf8)
+            JSONSerializer.raw(#","uncached_reason":"#, to: &out)
             JSONSerializer.writeString(reason, to: &out)
         }
         out.append(UInt8(ascii: "}"))
@@ -281,15 +283,15 @@ public enum ResultWriter {
     private static let standardStages: Set<String> = [UploadStage.name, CacheStage.name, GenerateStage.name, TelemetryStage.name, "total"]
 
     package static func error(_ e: APIError, failedCalls: [Int] = [], primaryError: ErrorSummary? = nil, to out: inout [UInt8]) {
-        out.append(contentsOf: #"{"kind":""#.utf8)
+        JSONSerializer.raw(#"{"kind":""#, to: &out)
         out.append(contentsOf: e.kind.rawValue.utf8)
-        out.append(contentsOf: #"","message":"#.utf8)
+        JSONSerializer.raw(#"","message":"#, to: &out)
         JSONSerializer.writeString(e.message, to: &out)
-        out.append(contentsOf: #","path":"#.utf8)
+        JSONSerializer.raw(#","path":"#, to: &out)
         optionalString(e.path, to: &out)
-        out.append(contentsOf: #","provider":"#.utf8)
+        JSONSerializer.raw(#","provider":"#, to: &out)
         optionalString(e.provider, to: &out)
-        out.append(contentsOf: #","retryable":"#.utf8)
+        JSONSerializer.raw(#","retryable":"#, to: &out)
         bool(e.retryable, to: &out)
         var details: [(String, (inout [UInt8]) -> Void)] = []
         if let code = e.code { details.append(("code", { JSONSerializer.writeString(code, to: &$0) })) }
@@ -299,7 +301,7 @@ public enum ResultWriter {
         }
         if let p = primaryError { details.append(("primary_error", { summary(p, to: &$0) })) }
         if !details.isEmpty {
-            out.append(contentsOf: #","details":{"#.utf8)
+            JSONSerializer.raw(#","details":{"#, to: &out)
             for (i, (key, write)) in details.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONSerializer.writeString(key, to: &out)

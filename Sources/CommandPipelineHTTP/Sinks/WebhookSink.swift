@@ -108,24 +108,24 @@ public final class WebhookSink: ResultSink {
     public static func body(of batch: [ResultDelivery]) -> Data {
         var out: [UInt8] = []
         out.reserveCapacity(batch.reduce(64) { $0 + $1.record.count + 128 })
-        out.append(contentsOf: #"{"run_id":"#.utf8)
+        JSONSerializer.raw(#"{"run_id":"#, to: &out)
         JSONSerializer.writeString(batch.first?.runID ?? "", to: &out)
-        out.append(contentsOf: #","results":["#.utf8)
+        JSONSerializer.raw(#","results":["#, to: &out)
         for (i, delivery) in batch.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"idempotency_key":"#.utf8)
+            JSONSerializer.raw(#"{"idempotency_key":"#, to: &out)
             JSONSerializer.writeString(delivery.idempotencyKey, to: &out)
-            out.append(contentsOf: #","command_id":"#.utf8)
+            JSONSerializer.raw(#","command_id":"#, to: &out)
             JSONSerializer.writeString(delivery.commandID, to: &out)
-            out.append(contentsOf: #","index":"#.utf8)
+            JSONSerializer.raw(#","index":"#, to: &out)
             JSONSerializer.writeInt(delivery.index, to: &out)
-            out.append(contentsOf: #","status":""#.utf8)
+            JSONSerializer.raw(#","status":""#, to: &out)
             out.append(contentsOf: delivery.status.rawValue.utf8)
-            out.append(contentsOf: #"","result":"#.utf8)
+            JSONSerializer.raw(#"","result":"#, to: &out)
             out.append(contentsOf: delivery.record)
             out.append(UInt8(ascii: "}"))
         }
-        out.append(contentsOf: "]}".utf8)
+        JSONSerializer.raw("]}", to: &out)
         return Data(out)
     }
 
