@@ -99,11 +99,10 @@ final class RunLoop: Sendable {
         }
         defer { forward.cancel() }
 
-        var queue: [(piece: JSONStreamSplitter.Piece, index: Int, skip: Bool)] = []   // read, not started
-        var queueHead = 0
+        let commands = CommandQueue()   // read, not started
         var pending: [Int: (outcome: Outcome, weight: Int)] = [:]   // finished, not yet written (ordered mode)
         var nextToWrite = 0
-        var inFlight = 0
+        var finished = 0
         var inputEnded = false
         var interrupted = false
         var readError: String?
@@ -119,36 +118,42 @@ final class RunLoop: Sendable {
         }
         // --concurrency: commands hold a slot while they work; one waiting out a retry's backoff lends it.
         let slots = Slots(concurrency) { inbox.post(.slotFreed) }
+        /// Runs `first`, then — while it may keep its slot — the next queued commands.
+        @Sendable func work(_ first: CommandQueue.Item) async {
+            var item = first
+            while true {
+                let ticket = SlotTicket(slots: slots)
+                let weight = InputReader.weight(of: item.piece)
+                let outcome = await BackoffScope.$lender.withValue(ticket) {
+                    await self.process(item.piece, index: item.index, resumed: item.skip, emit: emit, ticket: ticket)
+                }
+                inbox.post(.done(item.index, weight, outcome))
+                guard ticket.finishKeepingSlot() else { return }
+                guard !Task.isCancelled, let next = commands.take() else {
+                    // Nothing to go on with: the slot goes back, and the loop hears of it (it may
+                    // have queued a command while this task still held the slot).
+                    slots.give()
+                    return
+                }
+                item = next
+            }
+        }
         await withDiscardingTaskGroup { group in
             func startQueued() {
-                while queueHead < queue.count && !interrupted && !outputFailed && slots.tryTake() {
-                    let (piece, index, skip) = queue[queueHead]
-                    queueHead += 1
-                    inFlight += 1
-                    let ticket = SlotTicket(slots: slots)
-                    group.addTask {
-                        let weight = InputReader.weight(of: piece)
-                        let outcome = await BackoffScope.$lender.withValue(ticket) {
-                            await self.process(piece, index: index, resumed: skip, emit: emit, ticket: ticket)
-                        }
-                        ticket.finish()
-                        inbox.post(.done(index, weight, outcome))
+                while !interrupted && !outputFailed && slots.tryTake() {
+                    guard let item = commands.take() else {
+                        slots.give(notify: false)
+                        break
                     }
+                    group.addTask { await work(item) }
                 }
-                if queueHead == queue.count {
-                    queue.removeAll(keepingCapacity: true)
-                    queueHead = 0
-                } else if queueHead >= 1024 && queueHead * 2 >= queue.count {
-                    // The queue rarely drains while input streams in: drop the started prefix.
-                    queue.removeFirst(queueHead)
-                    queueHead = 0
-                }
-                stats.inFlight.store(inFlight, ordering: .relaxed)
+                stats.inFlight.store(commands.progress.taken - finished, ordering: .relaxed)
             }
             /// Output failed: stop taking commands and cancel what runs; nothing more is written.
             func stopForOutput() {
                 guard !outputFailed else { return }
                 outputFailed = true
+                commands.stop()
                 reader.stop()
                 group.cancelAll()
             }
@@ -161,14 +166,14 @@ final class RunLoop: Sendable {
                         } else if interrupted || outputFailed {
                             reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
                         } else {
-                            for (offset, piece) in pieces.enumerated() {
+                            commands.append(pieces.enumerated().map { offset, piece in
                                 let index = first + offset
-                                queue.append((piece, index, resume.map { Self.claim(piece, index: index, in: $0) } ?? false))
-                            }
+                                return CommandQueue.Item(piece: piece, index: index, skip: resume.map { Self.claim(piece, index: index, in: $0) } ?? false)
+                            })
                             startQueued()
                         }
                     case .done(let index, let weight, let outcome):
-                        inFlight -= 1
+                        finished += 1
                         if outputFailed { break }
                         count(outcome)
                         if unordered {
@@ -198,8 +203,9 @@ final class RunLoop: Sendable {
                             continue
                         }
                         interrupted = true
+                        commands.stop()
                         reader.stop()
-                        if inFlight > 0 {
+                        if commands.progress.taken > finished {
                             group.addTask {
                                 try? await Task.sleep(for: .seconds(1))
                                 inbox.post(.cancelNow)
@@ -210,7 +216,8 @@ final class RunLoop: Sendable {
                     case .slotFreed:
                         startQueued()
                     }
-                    if inFlight == 0 && (interrupted || outputFailed || (inputEnded && queueHead == queue.count)) { break loop }
+                    let (taken, empty) = commands.progress
+                    if taken == finished && (interrupted || outputFailed || (inputEnded && empty)) { break loop }
                 }
             }
             group.cancelAll()

@@ -30,6 +30,12 @@ final class Slots: Sendable {
         }
     }
 
+    /// Whether a command that has ended may keep its slot for the next new command: only when no
+    /// waiting command wants one back (as if it gave the slot back and took it again at once).
+    func mayKeep() -> Bool {
+        state.withLock { $0.reclaimers.isEmpty }
+    }
+
     /// Gives a slot back: to the first command waiting to go on, else to new commands — and then,
     /// with `notify`, tells the run loop (a lent slot; a command's end is its own event).
     func give(notify: Bool = true) {
@@ -106,10 +112,24 @@ final class SlotTicket: BackoffLender {
 
     /// At the command's end: gives back the slot it holds (none when a wait was cancelled).
     func finish() {
-        let held = state.withLock { s -> Bool in
+        if release() { slots.give(notify: false) }
+    }
+
+    /// At the command's end, for a task that would go on to the next queued command: true when
+    /// it keeps the slot for it (it held one and no waiting command wants one back); otherwise
+    /// the slot, if any, is given back and the task should end.
+    func finishKeepingSlot() -> Bool {
+        guard release() else { return false }
+        if slots.mayKeep() { return true }
+        slots.give()   // to the waiting command (or, if it went, to the run loop for a new one)
+        return false
+    }
+
+    /// Whether the command held its slot; it holds none from now on.
+    private func release() -> Bool {
+        state.withLock { s -> Bool in
             defer { s.holding = false }
             return s.holding
         }
-        if held { slots.give(notify: false) }
     }
 }

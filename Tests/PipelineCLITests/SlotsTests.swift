@@ -48,6 +48,62 @@ import Testing
         #expect(slots.tryTake(), "and comes back when that command ends")
     }
 
+    /// A task whose command ended goes on to the next queued command in the same slot, unless a
+    /// waiting command wants a slot back: then the slot goes to it and the task ends.
+    @Test func anEndedCommandKeepsItsSlotForTheNextOneOnlyWhenNobodyWaits() async {
+        let freed = Count()
+        let slots = Slots(1) { freed.value.add(1, ordering: .relaxed) }
+        #expect(slots.tryTake())
+        let first = SlotTicket(slots: slots)
+        #expect(first.finishKeepingSlot(), "nobody waits: the slot is kept for the next command")
+        #expect(!slots.tryTake(), "kept, not given back")
+        #expect(!first.finishKeepingSlot(), "a ticket holds its slot once")
+        // A command in backoff (holding no slot) now wants one back.
+        let waiting = SlotTicket(slots: slots)
+        waiting.allowLending(for: command(calls: 1))
+        slots.give(notify: false)
+        #expect(slots.tryTake())
+        waiting.backoffStarted()   // lends: the slot is free again
+        #expect(slots.tryTake(), "a new command runs in the lent slot")
+        let resumed = Count()
+        let back = Task {
+            await waiting.backoffEnded()
+            resumed.value.store(1, ordering: .releasing)
+        }
+        var yields = 0
+        while slots.mayKeep() && yields < 1_000_000 {   // until the waiting command asks for a slot
+            yields += 1
+            await Task.yield()
+        }
+        let second = SlotTicket(slots: slots)
+        #expect(!second.finishKeepingSlot(), "a command waits for a slot: it gets this one, the task ends")
+        yields = 0
+        while resumed.value.load(ordering: .acquiring) == 0 && yields < 1_000_000 {
+            yields += 1
+            await Task.yield()
+        }
+        #expect(resumed.value.load(ordering: .acquiring) == 1, "the waiting command went on in the handed-over slot")
+        #expect(!slots.tryTake())
+        back.cancel()
+    }
+
+    @Test func theQueueHandsOutCommandsInOrderUntilStopped() {
+        let queue = CommandQueue()
+        let pieces = (0..<3).map { JSONStreamSplitter.Piece(bytes: Array(#"{"n":\#($0)}"#.utf8), offset: 0, line: $0 + 1) }
+        queue.append(pieces.enumerated().map { CommandQueue.Item(piece: $1, index: $0, skip: false) })
+        #expect(queue.progress == (0, false))
+        #expect(queue.take()?.index == 0)
+        #expect(queue.take()?.index == 1)
+        #expect(queue.progress == (2, false))
+        queue.stop()
+        #expect(queue.take() == nil, "nothing is taken after a stop")
+        #expect(queue.progress == (2, false), "what was taken is what is in flight")
+        let drained = CommandQueue()
+        drained.append([CommandQueue.Item(piece: pieces[0], index: 0, skip: true)])
+        #expect(drained.take()?.skip == true)
+        #expect(drained.take() == nil && drained.progress == (1, true))
+    }
+
     @Test func onlyCommandsWhoseRequestsGoOneAtATimeLend() {
         let slots = Slots(1) {}
         #expect(slots.tryTake())
