@@ -324,7 +324,7 @@ final class RunLoop: Sendable {
                 }
             } else {
                 outcome = await engine.run(command, index: index)
-                line.reserveCapacity(640)
+                line.reserveCapacity(1024)   // a one-call mock result is some 700 bytes
                 ResultWriter.record(outcome, index: index, to: &line)
                 Self.appendInputHash(of: piece, to: &line)
                 line.append(0x0a)

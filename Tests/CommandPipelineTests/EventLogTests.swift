@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineTesting
 import Synchronization
 import Testing
 
@@ -125,6 +126,32 @@ import Testing
     }
 
     /// Telemetry is the fold of the log: folding the kept events again gives the same figures.
+    /// Reading the summary finishes the log's own fold in place: reading again, or after more
+    /// events, gives what a fresh fold of every event would, and a summary already read is a
+    /// value that later events do not change.
+    @Test func readingTheSummaryTwiceOrBetweenEventsIsTheFoldOfEverything() {
+        let clock = ManualClock()
+        let log = EventLog(commandID: "c", provider: "p", clock: clock)
+        let answer = CallResponse(callIndex: 0, text: "hi", model: "m", finishReason: "stop", usage: Usage(promptTokens: 2, completionTokens: 3))
+        log.record(.attemptStarted(call: 0, attempt: 1, model: "m", cached: false))
+        log.record(.callFinished(answer))
+        log.record(.attemptStarted(call: 1, attempt: 1, model: "m", cached: false))
+        log.record(.textDelta(call: 1, text: "par"))
+        let withPartials = log.summary(partials: true)
+        #expect(withPartials.partialResponses.map(\.text) == ["hi", "par"])
+        clock.advance(by: .milliseconds(5))
+        let plain = log.summary()
+        #expect(plain.partialResponses.isEmpty, "partials are only for the summary that asks for them")
+        #expect(plain.telemetry.durations.total == .milliseconds(5))
+        #expect(withPartials.telemetry.durations.total == .zero, "an earlier summary is a value: unchanged")
+        log.record(.attemptStarted(call: 1, attempt: 2, model: "m", cached: false))
+        log.record(.callFinished(CallResponse(callIndex: 1, text: "part", model: "m", finishReason: "stop", usage: Usage(promptTokens: 1, completionTokens: 1))))
+        let last = log.summary()
+        #expect(last.telemetry.calls.map(\.attempts) == [1, 2])
+        #expect(plain.telemetry.calls.map(\.attempts) == [1, 1], "events after a summary do not reach it")
+        #expect(last.usage == Usage(promptTokens: 3, completionTokens: 4))
+    }
+
     @Test func telemetryIsTheFoldOfTheLog() async throws {
         let provider = ScriptedProvider(script: ["m": [.fail(unavailable), .answer("ok")]])
         let box = Mutex<[PipelineEvent]>([])

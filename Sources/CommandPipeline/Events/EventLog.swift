@@ -124,9 +124,12 @@ public final class EventLog: Sendable {
     /// given an estimate, the token validation; with `partials`, what a failure leaves.
     public func summary(estimate: TokenEstimate? = nil, partials: Bool = false) -> LogSummary {
         let total = elapsed
-        var summary = state.withLock { $0.summary }
-        summary.finish(total: total, estimate: estimate, partials: partials)
-        return summary
+        // Finished in place (finishing is idempotent and later events fold on top of it): a copy
+        // finished outside would copy the telemetry's storage, which the log still shares.
+        return state.withLock { state in
+            state.summary.finish(total: total, estimate: estimate, partials: partials)
+            return state.summary
+        }
     }
 
     /// The events kept so far, in order (none unless `keepsEvents`).

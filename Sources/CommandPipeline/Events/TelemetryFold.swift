@@ -96,6 +96,8 @@ public struct LogSummary: Sendable {
         if partials {
             partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }
                 + streams.map { CallResponse(callIndex: $0.call, text: $0.text, model: $0.model, finishReason: CallResponse.interrupted, usage: .zero) }
+        } else if !partialResponses.isEmpty {
+            partialResponses = []   // idempotent: an earlier finish with partials leaves none behind
         }
     }
 }
