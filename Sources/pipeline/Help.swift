@@ -37,6 +37,8 @@ enum Help {
       --concurrency N           commands working at once, 1–10000 (one waiting out a retry's backoff
                                 lends its slot; rate-limit waits keep theirs)   default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
+      --reorder-buffer-mb N     ordered output: finished results that may wait for an earlier
+                                command, 1–65536 MiB                              default: \(RunOptions.defaultReorderBufferMB)
       --events                  write each command's events as JSON Lines (text deltas,
                                 attempts, waits, …) ending in its result    default: off
       --quiet                   no progress line and no summary on stderr      default: off

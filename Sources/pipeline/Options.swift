@@ -52,7 +52,11 @@ struct RunOptions {
     var mockBatchDelayMs = 0
     var mockBatchDirectory: String?
 
+    /// Ordered output's reorder buffer, in MiB (`--reorder-buffer-mb`).
+    var reorderBufferMB = RunOptions.defaultReorderBufferMB
+
     static let defaultConcurrency = 64
+    static let defaultReorderBufferMB = 64
 }
 
 /// The documented range of every numeric flag (see `Help.text` and Design/wire-format.md).
@@ -60,6 +64,8 @@ struct RunOptions {
 /// computed from a flag (windows of `4 × concurrency`, milliseconds of a timeout) can overflow.
 enum FlagLimits {
     static let concurrency = 1...10_000
+    /// `--reorder-buffer-mb`: 1 MiB to 64 GiB.
+    static let reorderBufferMB = 1...65_536
     /// `--timeout`, `--call-timeout`: 1 ms to one week.
     static let seconds: ClosedRange<Double> = 0.001...604_800
     static let maxAttempts = 1...100
@@ -95,6 +101,7 @@ enum ArgumentParser {
         Spec(name: "--api-key-env", takesValue: true, subcommands: all),
         Spec(name: "--allow-insecure-http", takesValue: false, subcommands: all),
         Spec(name: "--concurrency", takesValue: true, subcommands: runLike),
+        Spec(name: "--reorder-buffer-mb", takesValue: true, subcommands: runLike),
         Spec(name: "--unordered", takesValue: false, subcommands: runLike),
         Spec(name: "--events", takesValue: false, subcommands: ["run"]),
         Spec(name: "--quiet", takesValue: false, subcommands: runLike),
@@ -181,6 +188,7 @@ enum ArgumentParser {
         case "--api-key-env": options.apiKeyEnv = value
         case "--allow-insecure-http": options.allowInsecureHTTP = true
         case "--concurrency": options.concurrency = try integer(name, value, in: FlagLimits.concurrency)
+        case "--reorder-buffer-mb": options.reorderBufferMB = try integer(name, value, in: FlagLimits.reorderBufferMB)
         case "--unordered": options.unordered = true
         case "--events": options.events = true
         case "--quiet": options.quiet = true

@@ -171,7 +171,7 @@ enum Pipeline {
         let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
         let loop = RunLoop(
             mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered, eventsMode: options.events,
-            resume: resume, startOnNewLine: startOnNewLine, stats: stats, sinks: sinks)
+            resume: resume, startOnNewLine: startOnNewLine, stats: stats, sinks: sinks, reorderBufferBytes: options.reorderBufferMB << 20)
         let ending = await loop.run(interrupts: Signals.interrupts())
         // Bounded: a hung sink was abandoned at its timeout; what is still queued waits at most 2 × --sink-timeout.
         let sinkFailures = await sinks?.finish() ?? []

@@ -59,6 +59,9 @@ final class RunLoop: Sendable {
     /// Write a newline before the first record (stdout is the resume file and ends mid-line).
     let startOnNewLine: Bool
     let stats: Stats
+    /// Ordered output: bytes of finished results that may wait for an earlier command while
+    /// their input credits are already back (`--reorder-buffer-mb`).
+    let reorderBufferBytes: Int
     /// Result sinks (`--sink`): each result line written is also handed to them (never waited for).
     let sinks: SinkFeed?
 
@@ -66,8 +69,9 @@ final class RunLoop: Sendable {
     // (a retain each) into every one of them.
     init(
         mode: Mode, providerName: String, concurrency: Int, unordered: Bool, eventsMode: Bool = false, resume: ResumeLedger?,
-        startOnNewLine: Bool = false, stats: Stats, sinks: SinkFeed? = nil
+        startOnNewLine: Bool = false, stats: Stats, sinks: SinkFeed? = nil, reorderBufferBytes: Int = RunOptions.defaultReorderBufferMB << 20
     ) {
+        self.reorderBufferBytes = reorderBufferBytes
         self.mode = mode
         self.providerName = providerName
         self.concurrency = concurrency
@@ -100,8 +104,7 @@ final class RunLoop: Sendable {
         defer { forward.cancel() }
 
         let commands = CommandQueue()   // read, not started
-        var pending: [Int: (outcome: Outcome, weight: Int)] = [:]   // finished, not yet written (ordered mode)
-        var nextToWrite = 0
+        var reorder = ReorderBuffer<Outcome>(limit: reorderBufferBytes)   // finished, not yet written (ordered mode)
         var finished = 0
         var inputEnded = false
         var interrupted = false
@@ -180,13 +183,7 @@ final class RunLoop: Sendable {
                             write(outcome, to: writer)
                             reader.gate.release(weight)
                         } else {
-                            pending[index] = (outcome, weight)
-                            var released = 0
-                            while let ready = pending.removeValue(forKey: nextToWrite) {
-                                write(ready.outcome, to: writer)
-                                nextToWrite += 1
-                                released += ready.weight
-                            }
+                            let released = reorder.add(outcome, index: index, size: outcome.line.count, credits: weight) { write($0, to: writer) }
                             if released > 0 { reader.gate.release(released) }
                         }
                         if writer.failure != nil { stopForOutput() }
@@ -224,7 +221,7 @@ final class RunLoop: Sendable {
         }
         if !outputFailed {
             // After an interrupt, results behind a command that never started stay pending: write them in order.
-            for index in pending.keys.sorted() { write(pending[index]!.outcome, to: writer) }
+            for outcome in reorder.drain() { write(outcome, to: writer) }
             writer.flush()
         }
         return Ending(interrupted: interrupted, readError: readError, outputError: writer.failureText, linesWritten: writer.linesWritten)

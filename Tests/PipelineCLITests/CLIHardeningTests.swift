@@ -95,6 +95,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 @Suite struct CLIFlagRangeTests {
     @Test(arguments: [
         ("--concurrency", "9223372036854775807", "1 to 10000"), ("--concurrency", "10001", "1 to 10000"),
+        ("--reorder-buffer-mb", "0", "1 to 65536"), ("--reorder-buffer-mb", "65537", "1 to 65536"),
         ("--timeout", "1e16", "0.001 to 604800"), ("--timeout", "0.0001", "0.001 to 604800"), ("--timeout", "nan", "0.001 to 604800"),
         ("--call-timeout", "1e16", "0.001 to 604800"), ("--call-timeout", "604801", "0.001 to 604800"),
         ("--max-attempts", "101", "1 to 100"), ("--max-attempts", "99999999999999999999", "1 to 100"),
@@ -112,17 +113,17 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 
     @Test func theEdgesOfEveryRangeAreAccepted() throws {
         let run = try bounded(
-            ["--quiet", "--concurrency", "10000", "--timeout", "604800", "--call-timeout", "0.001", "--max-attempts", "100",
+            ["--quiet", "--concurrency", "10000", "--reorder-buffer-mb", "65536", "--timeout", "604800", "--call-timeout", "0.001", "--max-attempts", "100",
              "--rate-limit-rpm", "10000000", "--rate-limit-tpm", "10000000000", "--mock-latency-ms", "0",
              "--mock-faults", "jitter_ms=0,retry_after_ms=3600000"], stdin: okCommand)
         #expect(run.status == 0, "\(run.stderr)")
-        let low = try bounded(["--quiet", "--concurrency", "1", "--timeout", "0.001", "--max-attempts", "1", "--rate-limit-rpm", "1", "--rate-limit-tpm", "1"], stdin: "")
+        let low = try bounded(["--quiet", "--concurrency", "1", "--reorder-buffer-mb", "1", "--timeout", "0.001", "--max-attempts", "1", "--rate-limit-rpm", "1", "--rate-limit-tpm", "1"], stdin: "")
         #expect(low.status == 0, "\(low.stderr)")
     }
 
     @Test func theHelpStatesTheRanges() throws {
         let help = try bounded(["--help"]).text
-        for text in ["1–10000", "0.001–604800", "1–100 ", "0–3600000", "SIGHUP", "3 results could not be written"] {
+        for text in ["1–10000", "1–65536 MiB", "0.001–604800", "1–100 ", "0–3600000", "SIGHUP", "3 results could not be written"] {
             #expect(help.contains(text), "\(text)")
         }
     }

@@ -62,3 +62,35 @@ import Testing
         #expect(await receiver.value == [7])
     }
 }
+
+/// Ordered output's reorder buffer: credits of a result waiting behind an earlier command come
+/// back at once while the waiting results fit in the limit, and with its line otherwise.
+@Suite struct ReorderBufferTests {
+    @Test func creditsComeBackWhenACommandEndsWhileTheWaitingFitTheLimit() {
+        var buffer = ReorderBuffer<String>(limit: 1_000)
+        var written: [String] = []
+        // Command 0 hangs; 1, 2 and 3 finish (400 bytes each, 2 credits each).
+        #expect(buffer.add("r1", index: 1, size: 400, credits: 2) { written.append($0) } == 2, "fits: its credits are back at once")
+        #expect(buffer.add("r2", index: 2, size: 400, credits: 2) { written.append($0) } == 2)
+        #expect(buffer.add("r3", index: 3, size: 400, credits: 2) { written.append($0) } == 0, "past the limit: held until written")
+        #expect(written.isEmpty && buffer.bytes == 1_200)
+        // A result too small still counts the minimum.
+        var tiny = ReorderBuffer<String>(limit: 200)
+        #expect(tiny.add("s1", index: 1, size: 0, credits: 1) { _ in } == 1)
+        #expect(tiny.add("s2", index: 2, size: 0, credits: 1) { _ in } == 0, "two entries of 128 pass 200")
+        // Command 0 ends: everything is written in order; the held credits (r3's and its own) come back.
+        #expect(buffer.add("r0", index: 0, size: 400, credits: 5) { written.append($0) } == 5 + 2)
+        #expect(written == ["r0", "r1", "r2", "r3"])
+        #expect(buffer.isEmpty && buffer.bytes == 0 && buffer.next == 4)
+        // In turn: written at once, credits with it.
+        #expect(buffer.add("r4", index: 4, size: 10_000, credits: 3) { written.append($0) } == 3)
+        #expect(written.last == "r4")
+    }
+
+    @Test func whatWaitsBehindACommandThatNeverRanIsDrainedInOrder() {
+        var buffer = ReorderBuffer<Int>(limit: 1 << 20)
+        for index in [5, 3, 4, 2] { _ = buffer.add(index, index: index, size: 10, credits: 1) { _ in Issue.record("nothing is in turn") } }
+        #expect(buffer.drain() == [2, 3, 4, 5])
+        #expect(buffer.isEmpty && buffer.bytes == 0)
+    }
+}

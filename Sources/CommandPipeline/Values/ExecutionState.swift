@@ -20,21 +20,21 @@ public struct ExecutionState: Sendable, Hashable {
 
     private var storage: Box<Storage>
 
-    public var command: PlannedCommand { storage.value.command.value }
+    public var command: PlannedCommand { _read { yield storage.value.command.value } }
     /// Shared parts, with placeholders replaced by references once uploaded.
-    public var sharedParts: [APIPart] { storage.value.sharedParts }
+    public var sharedParts: [APIPart] { _read { yield storage.value.sharedParts } }
     /// The calls to run, with their parts resolved the same way.
-    public var calls: [APICall] { storage.value.calls }
+    public var calls: [APICall] { _read { yield storage.value.calls } }
     /// Where call `i` sits in the command, for errors: `plan.calls[i]`, or the fallback call's path.
-    public var callPaths: CallPaths { storage.value.callPaths }
+    public var callPaths: CallPaths { _read { yield storage.value.callPaths } }
     /// The cache the calls use, once the cache stage has one.
-    public var cache: CacheReference? { storage.value.cache }
+    public var cache: CacheReference? { _read { yield storage.value.cache } }
     /// Responses in call order, once generated.
-    public var responses: [CallResponse] { storage.value.responses }
+    public var responses: [CallResponse] { _read { yield storage.value.responses } }
     /// Set by the telemetry stage: the fold of the command's log.
-    public var summary: LogSummary? { storage.value.summary?.value }
+    public var summary: LogSummary? { _read { yield storage.value.summary?.value } }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
-    public var ephemeralFiles: [OpenedFile] { storage.value.ephemeralFiles }
+    public var ephemeralFiles: [OpenedFile] { _read { yield storage.value.ephemeralFiles } }
 
     /// How the calls of a state are named in errors.
     public enum CallPaths: Sendable, Hashable {

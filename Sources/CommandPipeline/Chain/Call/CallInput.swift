@@ -2,12 +2,12 @@
 public struct CallInput: Sendable {
     /// The request to send.
     public var request: GenerationRequest {
-        get { storage.request }
+        _read { yield storage.request }
         set { storage = storage.with(request: newValue, uncached: storage.uncached) }
     }
     /// The same call with the shared parts instead of the cache, when `request` uses one.
     public var uncached: GenerationRequest? {
-        get { storage.uncached }
+        _read { yield storage.uncached }
         set { storage = storage.with(request: storage.request, uncached: newValue) }
     }
     /// Attempts the retry unit may make; nil for the policy's.
@@ -51,7 +51,7 @@ public struct CallInput: Sendable {
     /// Where the call sits in the command (`plan.calls[2]`, `plan.fallback_call`), for errors.
     public var path: String { storage.path ?? storage.state.callPaths.path(callIndex) }
     /// The state the call was made from (the rate limiter estimates tokens from it).
-    public var state: ExecutionState { storage.state }
+    public var state: ExecutionState { _read { yield storage.state } }
     /// The plan's own `rate_constraint`, shared by its calls.
     public var planLimiter: RateLimiter? { storage.planLimiter }
     public var provider: any GenerationCapability { storage.provider }

@@ -31,16 +31,16 @@ public struct CommandOutcome: Sendable {
 
     private var storage: Box<Storage>
 
-    public var result: Result<FinalizedCommand, APIError> { storage.value.result }
+    public var result: Result<FinalizedCommand, APIError> { _read { yield storage.value.result } }
     /// The state the stages reached (the fallback's, when it ran).
-    public var state: ExecutionState { storage.value.state }
+    public var state: ExecutionState { _read { yield storage.value.state } }
     /// On success, the same as `result`'s telemetry.
-    public var telemetry: Telemetry { storage.value.telemetry }
+    public var telemetry: Telemetry { _read { yield storage.value.telemetry } }
     /// Responses of calls that succeeded before the command failed, and text a broken stream
     /// delivered (`finish_reason` `interrupted`): nothing paid for is lost. Empty on success.
-    public var partialResponses: [CallResponse] { storage.value.partialResponses }
+    public var partialResponses: [CallResponse] { _read { yield storage.value.partialResponses } }
     /// Call indices of a fan-out that failed (primary execution).
-    public var failedCalls: [Int] { storage.value.failedCalls }
+    public var failedCalls: [Int] { _read { yield storage.value.failedCalls } }
 
     public init(result: Result<FinalizedCommand, APIError>, state: ExecutionState, telemetry: Telemetry, partialResponses: [CallResponse] = [], failedCalls: [Int] = []) {
         storage = Box(Storage(result: result, state: state, telemetry: telemetry, partialResponses: partialResponses, failedCalls: failedCalls))
