@@ -66,6 +66,10 @@ public final class EventLog: Sendable {
         self.state = Mutex(initial)
     }
 
+    /// Whether anyone but the fold sees events (an observer, kept events, or a reader): when
+    /// not, an event the fold ignores needs no clock reading.
+    public var isObserved: Bool { keepsEvents || reading.load(ordering: .acquiring) }
+
     /// Time since the log was opened (the command started).
     public var elapsed: Duration { clock.now - start }
 

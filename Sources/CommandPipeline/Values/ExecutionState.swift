@@ -14,7 +14,7 @@ public struct ExecutionState: Sendable, Hashable {
         var callPaths: CallPaths
         var cache: CacheReference?
         var responses: [CallResponse]
-        var summary: Box<LogSummary>?
+        var summary: LogSummary?
         var ephemeralFiles: [OpenedFile]
     }
 
@@ -32,7 +32,7 @@ public struct ExecutionState: Sendable, Hashable {
     /// Responses in call order, once generated.
     public var responses: [CallResponse] { _read { yield storage.value.responses } }
     /// Set by the telemetry stage: the fold of the command's log.
-    public var summary: LogSummary? { _read { yield storage.value.summary?.value } }
+    public var summary: LogSummary? { _read { yield storage.value.summary } }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
     public var ephemeralFiles: [OpenedFile] { _read { yield storage.value.ephemeralFiles } }
 
@@ -110,5 +110,5 @@ public struct ExecutionState: Sendable, Hashable {
 
     public func with(responses: [CallResponse]) -> ExecutionState { with { $0.responses = responses } }
 
-    public func with(summary: LogSummary) -> ExecutionState { with { $0.summary = Box(summary) } }
+    public func with(summary: LogSummary) -> ExecutionState { with { $0.summary = summary } }
 }

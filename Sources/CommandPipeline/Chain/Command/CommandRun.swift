@@ -14,7 +14,7 @@ public struct CommandRun: Sendable {
         self.streaming = streaming
     }
 
-    public var command: PlannedCommand { state.command }
+    public var command: PlannedCommand { _read { yield state.command } }
 }
 
 /// How a command ended: its result and, beside it (never inside the error), what it left.
@@ -57,7 +57,7 @@ public struct CommandOutcome: Sendable {
         self.init(result: .failure(error), state: state, telemetry: summary.telemetry, partialResponses: summary.partialResponses, failedCalls: summary.failedCalls)
     }
 
-    public var command: PlannedCommand { state.command }
+    public var command: PlannedCommand { _read { yield state.command } }
     public var succeeded: Bool { if case .success = result { true } else { false } }
     public var error: APIError? { if case .failure(let error) = result { error } else { nil } }
 

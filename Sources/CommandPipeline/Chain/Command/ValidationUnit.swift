@@ -3,6 +3,10 @@
 public struct ValidationUnit: ChainUnit {
     public init() {}
 
+    /// Only an invalid command enters the unit: a valid one (nearly every command) goes straight
+    /// on, without an async frame of the unit's. (The rules are checked twice for an invalid one.)
+    public func applies(to input: CommandRun) -> Bool { !input.command.validationIssues().isEmpty }
+
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         let issues = input.command.validationIssues()
         guard let first = issues.first else { return await next(input) }
