@@ -16,6 +16,7 @@ public struct PreflightUnit: ChainUnit {
         unknown = onUnknownModel.map(UnknownModels.init)
     }
 
+    @inline(__always)
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         let command = input.command
         // Every check is about a model the catalog knows: with none, there is nothing to check
@@ -67,6 +68,7 @@ public struct CostUnit: ChainUnit {
         self.ledger = ledger
     }
 
+    @inline(__always)
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         let estimate = ledger?.limit == nil ? 0 : Cost.estimate(input.command, catalog: catalog)
         if let ledger, !ledger.reserve(estimate) {

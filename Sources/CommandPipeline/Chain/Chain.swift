@@ -50,5 +50,6 @@ public struct Chain<Input: Sendable, Output: Sendable>: Sendable {
         entry = Next(units: units, index: 0, terminal: terminal)
     }
 
+    @inline(__always)
     public func callAsFunction(_ input: Input) async -> Output { await entry(input) }
 }

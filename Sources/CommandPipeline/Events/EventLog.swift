@@ -61,14 +61,21 @@ public final class EventLog: Sendable {
         self.start = clock.now
         self.observer = observer
         self.keepsEvents = keepingEvents || observer != nil
-        var initial = State(summary: LogSummary(provider: provider))
-        if keepsEvents { initial.entries.reserveCapacity(16) }
-        self.state = Mutex(initial)
+        // Built in place: a state made first and then handed over was copied field by field
+        // (a dozen retains and releases per command).
+        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepsEvents), summary: LogSummary(provider: provider)))
     }
 
     /// Whether anyone but the fold sees events (an observer, kept events, or a reader): when
     /// not, an event the fold ignores needs no clock reading.
     public var isObserved: Bool { keepsEvents || reading.load(ordering: .acquiring) }
+
+    private static func entryBuffer(keepingEvents: Bool) -> [Entry] {
+        guard keepingEvents else { return [] }
+        var entries: [Entry] = []
+        entries.reserveCapacity(16)
+        return entries
+    }
 
     /// Time since the log was opened (the command started).
     public var elapsed: Duration { clock.now - start }

@@ -67,6 +67,6 @@ public struct EngineConfiguration: Sendable {
             CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
         ]
         if let callTimeout { units.append(CallTimeoutUnit(timeout: callTimeout, clock: clock)) }
-        return CallChain(units, terminal: ProviderCall.run)
+        return CallChain(units) { await ProviderCall.run($0) }
     }
 }

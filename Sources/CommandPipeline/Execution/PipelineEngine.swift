@@ -41,8 +41,9 @@ public struct PipelineEngine: Sendable {
             self.clock = clock
             self.units = units
             let loop = StageLoop(stages: stages, provider: provider, clock: clock)
-            primaryChain = Chain(units, terminal: loop.run)
-            fallbackChain = Chain(units + [FallbackUnit()], terminal: loop.run)
+            // Closures that call the loop directly (a method reference would add a thunk's frame).
+            primaryChain = Chain(units) { await loop.run($0) }
+            fallbackChain = Chain(units + [FallbackUnit()]) { await loop.run($0) }
             files = stages.lazy.compactMap { ($0 as? UploadStage)?.resolver }.first
         }
     }
@@ -74,6 +75,7 @@ public struct PipelineEngine: Sendable {
     }
 
     /// Runs the command's primary execution only.
+    @inline(__always)
     public func execute(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
         await run(command, fallback: false).result
     }
@@ -81,6 +83,7 @@ public struct PipelineEngine: Sendable {
     /// Runs the command and, when the primary execution fails and the plan has a fallback
     /// call, runs that call once with the shared parts (already uploaded ones included) but no
     /// uploads of its own and no cache (seed 002 §7).
+    @inline(__always)
     public func executeWithFallback(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
         await run(command).result
     }

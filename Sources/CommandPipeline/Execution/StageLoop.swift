@@ -6,6 +6,7 @@ struct StageLoop: Sendable {
     let provider: any GenerationCapability
     let clock: any PipelineClock
 
+    @inline(__always)
     func run(_ input: CommandRun) async -> CommandOutcome {
         var state = input.state
         let log = input.log

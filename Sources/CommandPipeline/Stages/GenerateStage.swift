@@ -78,6 +78,7 @@ public struct GenerateStage: ExecutionStage {
     }
 
     /// Runs call `index` and records how it ended.
+    @inline(__always)
     private func run(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) async -> Result<CallResponse, APIError> {
         switch await calls(input(index, state, planLimiter, context)) {
         case .success(let response):
@@ -90,6 +91,7 @@ public struct GenerateStage: ExecutionStage {
         }
     }
 
+    @inline(__always)
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
         let count = state.calls.count
         let planLimiter = state.plan.rateConstraint.map {

@@ -8,6 +8,7 @@ public struct TelemetryStage: ExecutionStage {
 
     public func applies(to state: ExecutionState) -> Bool { true }
 
+    @inline(__always)
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
         state.with(summary: context.log.summary(estimate: state.command.tokenEstimate))
     }

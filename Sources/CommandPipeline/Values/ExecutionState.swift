@@ -4,37 +4,43 @@
 /// What happened on the way (uploads, caches, attempts, waits) is not kept here but in the
 /// command's `EventLog`; the state holds only what later stages need to do their work.
 public struct ExecutionState: Sendable, Hashable {
-    /// Every field in one box: a state is copied at every stage and call, and one reference
-    /// is cheaper to copy than nine fields; each transform makes a new box.
-    private struct Storage: Sendable {
-        /// Boxed once for every state of the command: a transform copies one reference.
-        let command: Box<PlannedCommand>
+    /// What the upload stage and the fallback set: the command and the parts its calls send.
+    private struct Base: Sendable {
+        let command: PlannedCommand
         var sharedParts: [APIPart]
         var calls: [APICall]
         var callPaths: CallPaths
-        var cache: CacheReference?
-        var responses: [CallResponse]
-        var summary: LogSummary?
         var ephemeralFiles: [OpenedFile]
     }
 
-    private var storage: Box<Storage>
+    /// What the later stages add, one field each: the cache, the responses, the summary.
+    private struct Progress: Sendable {
+        var cache: CacheReference?
+        var responses: [CallResponse] = []
+        var summary: Box<LogSummary>?
+    }
 
-    public var command: PlannedCommand { _read { yield storage.value.command.value } }
+    /// Two references: a state is copied at every stage and call, and each transform copies
+    /// only the part it changes into a new box (a single box of every field made each
+    /// transform retain and release a dozen fields).
+    private var base: Box<Base>
+    private var progress: Box<Progress>?
+
+    public var command: PlannedCommand { _read { yield base.value.command } }
     /// Shared parts, with placeholders replaced by references once uploaded.
-    public var sharedParts: [APIPart] { _read { yield storage.value.sharedParts } }
+    public var sharedParts: [APIPart] { _read { yield base.value.sharedParts } }
     /// The calls to run, with their parts resolved the same way.
-    public var calls: [APICall] { _read { yield storage.value.calls } }
+    public var calls: [APICall] { _read { yield base.value.calls } }
     /// Where call `i` sits in the command, for errors: `plan.calls[i]`, or the fallback call's path.
-    public var callPaths: CallPaths { _read { yield storage.value.callPaths } }
+    public var callPaths: CallPaths { _read { yield base.value.callPaths } }
     /// The cache the calls use, once the cache stage has one.
-    public var cache: CacheReference? { _read { yield storage.value.cache } }
+    public var cache: CacheReference? { progress?.value.cache }
     /// Responses in call order, once generated.
-    public var responses: [CallResponse] { _read { yield storage.value.responses } }
+    public var responses: [CallResponse] { progress?.value.responses ?? [] }
     /// Set by the telemetry stage: the fold of the command's log.
-    public var summary: LogSummary? { _read { yield storage.value.summary } }
+    public var summary: LogSummary? { progress?.value.summary?.value }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
-    public var ephemeralFiles: [OpenedFile] { _read { yield storage.value.ephemeralFiles } }
+    public var ephemeralFiles: [OpenedFile] { _read { yield base.value.ephemeralFiles } }
 
     /// How the calls of a state are named in errors.
     public enum CallPaths: Sendable, Hashable {
@@ -58,17 +64,25 @@ public struct ExecutionState: Sendable, Hashable {
 
     /// A state over any parts and calls.
     public init(command: PlannedCommand, sharedParts: [APIPart], calls: [APICall], callPaths: CallPaths = .planCalls) {
-        storage = Box(Storage(
-            command: Box(command), sharedParts: sharedParts, calls: calls, callPaths: callPaths, cache: nil, responses: [], summary: nil, ephemeralFiles: []))
+        base = Box(Base(command: command, sharedParts: sharedParts, calls: calls, callPaths: callPaths, ephemeralFiles: []))
+        progress = nil
     }
 
     public var plan: ExecutionPlan { command.plan }
 
-    private func with(_ change: (inout Storage) -> Void) -> ExecutionState {
-        var value = storage.value
+    private func with(base change: (inout Base) -> Void) -> ExecutionState {
+        var value = base.value
         change(&value)
         var copy = self
-        copy.storage = Box(value)
+        copy.base = Box(value)
+        return copy
+    }
+
+    private func with(progress change: (inout Progress) -> Void) -> ExecutionState {
+        var value = progress?.value ?? Progress()
+        change(&value)
+        var copy = self
+        copy.progress = Box(value)
         return copy
     }
 
@@ -77,11 +91,11 @@ public struct ExecutionState: Sendable, Hashable {
     public func forFallback(_ call: APICall) -> ExecutionState {
         let files = ephemeralFiles
         return ExecutionState(command: command, sharedParts: sharedParts, calls: [call], callPaths: .single("plan.fallback_call"))
-            .with { $0.ephemeralFiles = files }
+            .with(base: { $0.ephemeralFiles = files })
     }
 
     public static func == (lhs: ExecutionState, rhs: ExecutionState) -> Bool {
-        if lhs.storage === rhs.storage { return true }
+        if lhs.base === rhs.base && lhs.progress === rhs.progress { return true }
         return lhs.command == rhs.command && lhs.callPaths == rhs.callPaths && lhs.sharedParts == rhs.sharedParts && lhs.calls == rhs.calls
             && lhs.cache == rhs.cache && lhs.responses == rhs.responses
     }
@@ -99,16 +113,16 @@ public struct ExecutionState: Sendable, Hashable {
     }
 
     public func with(sharedParts: [APIPart], calls: [APICall], ephemeralFiles: [OpenedFile] = []) -> ExecutionState {
-        with {
+        with(base: {
             $0.sharedParts = sharedParts
             $0.calls = calls
             $0.ephemeralFiles = ephemeralFiles
-        }
+        })
     }
 
-    public func with(cache: CacheReference?) -> ExecutionState { with { $0.cache = cache } }
+    public func with(cache: CacheReference?) -> ExecutionState { with(progress: { $0.cache = cache }) }
 
-    public func with(responses: [CallResponse]) -> ExecutionState { with { $0.responses = responses } }
+    public func with(responses: [CallResponse]) -> ExecutionState { with(progress: { $0.responses = responses }) }
 
-    public func with(summary: LogSummary) -> ExecutionState { with { $0.summary = summary } }
+    public func with(summary: LogSummary) -> ExecutionState { with(progress: { $0.summary = Box(summary) }) }
 }

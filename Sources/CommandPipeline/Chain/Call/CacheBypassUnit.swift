@@ -8,6 +8,7 @@ public struct CacheBypassUnit: ChainUnit {
 
     public func applies(to input: CallInput) -> Bool { input.request.cache != nil && input.uncached != nil }
 
+    @inline(__always)
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         let result = await next(input)
         guard case .failure(let error) = result, error.kind != .cancelled, input.request.cache != nil, let uncached = input.uncached,

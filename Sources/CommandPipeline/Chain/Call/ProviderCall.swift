@@ -9,6 +9,7 @@
 public enum ProviderCall {
     public static let streamInterruptedCode = "stream_interrupted"
 
+    @inline(__always)
     public static func run(_ input: CallInput) async -> Result<GenerationResponse, APIError> {
         let provider = input.provider
         do {

@@ -11,6 +11,7 @@ public struct RateLimitUnit: ChainUnit {
         self.clock = clock
     }
 
+    @inline(__always)
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         // The common case: no limits and no 429 yet. Nothing to acquire or settle; a 429
         // still pauses the limiter for every later call.

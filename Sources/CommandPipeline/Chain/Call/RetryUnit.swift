@@ -7,6 +7,7 @@ public struct RetryUnit: ChainUnit {
 
     public init(retrier: Retrier) { self.retrier = retrier }
 
+    @inline(__always)
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         let log = input.log, call = input.callIndex
         let observer = Retrier.Observer(log: log, call: call)

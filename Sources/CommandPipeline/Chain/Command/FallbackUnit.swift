@@ -12,6 +12,7 @@ public struct FallbackUnit: ChainUnit {
 
     public func applies(to input: CommandRun) -> Bool { input.command.plan.fallbackCall != nil }
 
+    @inline(__always)
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         let first = await next(input)
         guard let primaryError = first.error, let call = input.command.plan.fallbackCall,

@@ -7,6 +7,7 @@ public struct ValidationUnit: ChainUnit {
     /// on, without an async frame of the unit's. (The rules are checked twice for an invalid one.)
     public func applies(to input: CommandRun) -> Bool { !input.command.validationIssues().isEmpty }
 
+    @inline(__always)
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         let issues = input.command.validationIssues()
         guard let first = issues.first else { return await next(input) }

@@ -41,6 +41,7 @@ final class MockCore: Sendable {
         return stored.parts
     }
 
+    @inline(__always)
     func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         let n = calls.add(1, ordering: .relaxed).newValue
         if configuration.failingModels.contains(request.model) {

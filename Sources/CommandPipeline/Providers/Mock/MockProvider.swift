@@ -25,6 +25,7 @@ final class MockAdapter: GenerationCapability {
 
     public var providerName: String { MockProvider.name }
 
+    @inline(__always)
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         try await core.generate(request)
     }
