@@ -99,7 +99,7 @@ public struct PipelineEngine: Sendable {
         observer: (@Sendable (PipelineEvent) -> Void)? = nil
     ) async -> CommandOutcome {
         let log = EventLog(commandID: command.id, index: index, provider: provider.providerName, clock: clock, observer: observer)
-        log.record(.commandStarted)
+        if log.isObserved { log.record(.commandStarted) }   // only readers see it
         let run = CommandRun(state: ExecutionState(command: command), log: log, streaming: streaming)
         let outcome = fallback ? await storage.fallbackChain(run) : await storage.primaryChain(run)
         removeEphemeralFiles(of: outcome)

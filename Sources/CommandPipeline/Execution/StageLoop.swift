@@ -21,7 +21,8 @@ struct StageLoop: Sendable {
                 break
             }
             let start = reading ?? clock.now
-            log.record(.stageStarted(stage.name), now: start)
+            // Only readers see a stage's start (the fold has no use for it).
+            if log.isObserved { log.record(.stageStarted(stage.name), now: start) }
             do throws(APIError) {
                 state = try await stage.execute(state, context: context)
                 // The telemetry stage is last, and only readers of the log see its end (the fold
@@ -47,9 +48,17 @@ struct StageLoop: Sendable {
             if error.provider == nil { error.provider = provider.providerName }
             return CommandOutcome(error, state: state, log: log)
         }
-        let summary = state.summary ?? log.summary(estimate: state.command.tokenEstimate)
+        let usage: Usage, telemetry: Telemetry
+        if let box = state.summaryBox {
+            usage = box.value.usage
+            telemetry = box.value.telemetry
+        } else {
+            let summary = log.summary(estimate: state.command.tokenEstimate)
+            usage = summary.usage
+            telemetry = summary.telemetry
+        }
         let finalized = FinalizedCommand(
-            id: state.command.id, responses: state.responses, usage: summary.usage, telemetry: summary.telemetry, metadata: state.command.metadata)
+            id: state.command.id, responses: state.responses, usage: usage, telemetry: telemetry, metadata: state.command.metadata)
         return CommandOutcome(finalized, state: state)
     }
 }

@@ -124,5 +124,15 @@ public struct ExecutionState: Sendable, Hashable {
 
     public func with(responses: [CallResponse]) -> ExecutionState { with(progress: { $0.responses = responses }) }
 
-    public func with(summary: LogSummary) -> ExecutionState { with(progress: { $0.summary = Box(summary) }) }
+    public func with(summary: consuming LogSummary) -> ExecutionState {
+        // Not through `with(progress:)`: a closure would capture the summary and copy it.
+        var value = progress?.value ?? Progress()
+        value.summary = Box(summary)
+        var copy = self
+        copy.progress = Box(value)
+        return copy
+    }
+
+    /// The summary's box, for reading a field or two without copying the whole fold.
+    var summaryBox: Box<LogSummary>? { progress?.value.summary }
 }
