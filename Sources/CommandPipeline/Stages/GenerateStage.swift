@@ -33,10 +33,9 @@ public struct GenerateStage: ExecutionStage {
     /// A prefix cache (`CacheReference.Kind.prefix`) keeps the shared parts and the system
     /// instruction in the request; a stored cache replaces them.
     public static func request(for state: ExecutionState, call index: Int) -> GenerationRequest {
+        guard let cache = state.cache else { return uncachedRequest(for: state, call: index) }
         let call = state.calls[index]
-        if let cache = state.cache, cache.model == call.model,
-            call.config.systemInstruction == state.calls[0].config.systemInstruction
-        {
+        if cache.model == call.model, call.config.systemInstruction == state.calls[0].config.systemInstruction {
             if case .prefix = cache.kind {
                 // The provider caches by prefix: the request carries the whole context.
                 return GenerationRequest(model: call.model, parts: state.sharedParts + call.parts, config: call.config, cache: cache)
@@ -46,11 +45,13 @@ public struct GenerateStage: ExecutionStage {
         return uncachedRequest(for: state, call: index)
     }
 
+    /// Fields are read in place (`calls[index].model`, …): copying the whole call first retained
+    /// and released each of its fields once more per call.
     static func uncachedRequest(for state: ExecutionState, call index: Int) -> GenerationRequest {
-        let call = state.calls[index]
+        let calls = state.calls
         // Without shared parts the call's own array is used as it is (no copy per call).
-        let parts = state.sharedParts.isEmpty ? call.parts : state.sharedParts + call.parts
-        return GenerationRequest(model: call.model, parts: parts, config: call.config)
+        let parts = state.sharedParts.isEmpty ? calls[index].parts : state.sharedParts + calls[index].parts
+        return GenerationRequest(model: calls[index].model, parts: parts, config: calls[index].config)
     }
 
     /// Tokens the rate limiter charges before call `index`: the planner's estimate when there
