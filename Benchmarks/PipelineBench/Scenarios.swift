@@ -23,7 +23,7 @@ func overheadScenario(commands: Int) async -> [Figure] {
     }
     perCommand.sort()
     return [
-        Figure(scenario: "overhead", metric: "median_cost_per_command", value: perCommand[perCommand.count / 2], unit: "us", goal: .atMost(5)),
+        Figure(scenario: "overhead", metric: "median_cost_per_command", value: perCommand[perCommand.count / 2], unit: "us", goal: .atMost(1.5)),   // issue 12 item 4 (seed 002 asked for 5)
         Figure(scenario: "overhead", metric: "p99_batch_cost_per_command", value: perCommand[min(perCommand.count - 1, perCommand.count * 99 / 100)], unit: "us", goal: .none),
         Figure(scenario: "overhead", metric: "commands", value: Double(batches * batch), unit: "count", goal: .none),
         Figure(scenario: "overhead", metric: "failures", value: Double(failures), unit: "count", goal: .exactly(0)),
