@@ -227,3 +227,27 @@ final class Counter: Sendable {
         #expect(clock.sleeperCount == 0)
     }
 }
+
+/// The real clock, without sleeping on it: readings start near its origin and never go back,
+/// they agree with `ContinuousClock` (which it reads directly on Linux), and a deadline already
+/// past is no wait.
+@Suite struct SystemClockTests {
+    @Test func readingsNeverGoBackAndAgreeWithContinuousClock() async throws {
+        let reference = ContinuousClock()
+        let before = reference.now
+        let clock = SystemClock()
+        let first = clock.now
+        #expect(first >= .zero && first < .seconds(1))
+        var last = first
+        for _ in 0..<10_000 {
+            let now = clock.now
+            #expect(now >= last)
+            last = now
+        }
+        let elapsed = before.duration(to: reference.now)
+        #expect(last <= elapsed, "no more time passed on SystemClock than on ContinuousClock around it")
+        // A deadline in the past returns at once (bounded: the test does not wait on the clock).
+        try await clock.sleep(until: clock.now - .seconds(10))
+        #expect(clock.now - last < .seconds(10))
+    }
+}
