@@ -152,6 +152,23 @@ import Testing
         #expect(last.usage == Usage(promptTokens: 3, completionTokens: 4))
     }
 
+    /// A fan-out's calls start in any order; the record lists them by call index all the same
+    /// (primary calls, then the fallback's).
+    @Test func callTelemetryIsInCallOrderWhateverOrderTheCallsStarted() {
+        let kinds: [PipelineEvent.Kind] = [
+            .attemptStarted(call: 2, attempt: 1, model: "m", cached: false),
+            .attemptStarted(call: 0, attempt: 1, model: "m", cached: false),
+            .attemptStarted(call: 1, attempt: 1, model: "m", cached: false),
+            .attemptStarted(call: 0, attempt: 2, model: "m", cached: false),
+            .fallbackStarted(model: "f", primaryError: ErrorSummary(kind: .providerError, message: "x", provider: nil, retryable: false)),
+            .attemptStarted(call: 0, attempt: 1, model: "f", cached: false),
+        ]
+        let entries = kinds.enumerated().map { EventLog.Entry(seq: $0.offset, elapsed: .zero, kind: $0.element) }
+        let calls = LogSummary(entries, provider: "p", total: .zero).telemetry.calls
+        #expect(calls.map(\.callIndex) == [0, 1, 2, 0])
+        #expect(calls.map(\.attempts) == [2, 1, 1, 1])
+    }
+
     @Test func telemetryIsTheFoldOfTheLog() async throws {
         let provider = ScriptedProvider(script: ["m": [.fail(unavailable), .answer("ok")]])
         let box = Mutex<[PipelineEvent]>([])

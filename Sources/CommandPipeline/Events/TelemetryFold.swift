@@ -89,7 +89,7 @@ public struct LogSummary: Sendable {
 
     mutating func finish(total: Duration, estimate: TokenEstimate?, partials: Bool) {
         telemetry.durations.total = total
-        telemetry.calls = calls.telemetries
+        telemetry.calls = calls.inCallOrder
         usage = finished.reduce(Usage.zero) { $0 + $1.usage }
         if let estimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
         failedCalls.sort()
@@ -102,7 +102,8 @@ public struct LogSummary: Sendable {
     }
 }
 
-/// Each call's telemetry in order of first appearance (primary calls, then the fallback's),
+/// Each call's telemetry, read in call order (primary calls by index, then the fallback's: a
+/// fan-out's calls start in any order, and the record must not depend on which came first),
 /// found by (phase, call): a scan for small plans, an index for large fan-outs. The telemetry
 /// is kept as the array `Telemetry.calls` takes (shared, not copied, when the fold finishes);
 /// the key and model of the first call are held inline, so a one-call command allocates one
@@ -148,6 +149,15 @@ private struct CallTable: Sendable {
             if row == 0 { first!.model = model } else { more[row - 1].model = model }
         }
         change(&telemetries[row])
+    }
+
+    /// The telemetries by phase, then call index; the array as it is when already in order
+    /// (always, for one call).
+    var inCallOrder: [CallTelemetry] {
+        guard telemetries.count > 1 else { return telemetries }
+        let keys = telemetries.indices.map { meta($0).key }
+        if zip(keys, keys.dropFirst()).allSatisfy({ $0 < $1 }) { return telemetries }
+        return zip(keys, telemetries).sorted { $0.0 < $1.0 }.map(\.1)
     }
 
     func attempts(phase: Int, call: Int) -> Int { find(Self.key(phase, call)).map { telemetries[$0].attempts } ?? 0 }
