@@ -246,8 +246,8 @@ final class Counter: Sendable {
         }
         let elapsed = before.duration(to: reference.now)
         #expect(last <= elapsed, "no more time passed on SystemClock than on ContinuousClock around it")
-        // A deadline in the past returns at once (bounded: the test does not wait on the clock).
+        // A deadline in the past is no wait: it returns without throwing (were it read as a far
+        // future instant, the test would hang until its time limit).
         try await clock.sleep(until: clock.now - .seconds(10))
-        #expect(clock.now - last < .seconds(10))
     }
 }
