@@ -3,7 +3,7 @@ import Synchronization
 
 /// Commands read but not started, in input order: the run loop adds them as input arrives,
 /// and command tasks take them — the run loop when it starts a task, and a task itself when
-/// its command has ended and it may keep its slot (`SlotTicket.finishKeepingSlot`). A task
+/// its command has ended and it may keep its slot (`SlotTicket.finish(next:)`). A task
 /// that goes on to the next command instead of ending saves a task's creation and the
 /// growth of its stack each time (about a third of the CLI's allocations per command).
 final class CommandQueue: Sendable {

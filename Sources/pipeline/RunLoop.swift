@@ -131,13 +131,7 @@ final class RunLoop: Sendable {
                     await self.process(item.piece, index: item.index, resumed: item.skip, emit: emit, ticket: ticket)
                 }
                 inbox.post(.done(item.index, weight, outcome))
-                guard ticket.finishKeepingSlot() else { return }
-                guard !Task.isCancelled, let next = commands.take() else {
-                    // Nothing to go on with: the slot goes back, and the loop hears of it (it may
-                    // have queued a command while this task still held the slot).
-                    slots.give()
-                    return
-                }
+                guard let next = ticket.finish(next: { Task.isCancelled ? nil : commands.take() }) else { return }
                 item = next
             }
         }

@@ -110,19 +110,17 @@ final class SlotTicket: BackoffLender {
         if await slots.reclaim() { state.withLock { $0.holding = true } }
     }
 
-    /// At the command's end: gives back the slot it holds (none when a wait was cancelled).
-    func finish() {
-        if release() { slots.give(notify: false) }
-    }
-
-    /// At the command's end, for a task that would go on to the next queued command: true when
-    /// it keeps the slot for it (it held one and no waiting command wants one back); otherwise
-    /// the slot, if any, is given back and the task should end.
-    func finishKeepingSlot() -> Bool {
-        guard release() else { return false }
-        if slots.mayKeep() { return true }
-        slots.give()   // to the waiting command (or, if it went, to the run loop for a new one)
-        return false
+    /// At the command's end. A task may go on to the next queued command in the same slot: it
+    /// gets `next()`'s command when it held its slot and no waiting command wants one back (as
+    /// if it gave the slot back and took it again at once). Otherwise — nothing queued, or a
+    /// command waiting — the slot goes back (to the waiting command first, else to the run loop,
+    /// which is told) and the result is nil: the task ends. A ticket whose wait was cancelled
+    /// holds no slot and gives none back.
+    func finish<Item>(next: () -> Item?) -> Item? {
+        guard release() else { return nil }
+        if slots.mayKeep(), let item = next() { return item }
+        slots.give()
+        return nil
     }
 
     /// Whether the command held its slot; it holds none from now on.

@@ -14,7 +14,8 @@ enum StatsReport {
         var rows = [header]
         for row in snapshot.rows {
             rows.append([
-                row.others ? "(others)" : row.provider, row.others ? "(others)" : row.model, "\(row.calls)", "\(row.succeeded)", "\(row.failed)", "\(row.retries)", "\(row.inputTokens)",
+                // Names come from input: one line each, control characters escaped.
+                row.others ? "(others)" : StandardError.oneLine(row.provider), row.others ? "(others)" : StandardError.oneLine(row.model), "\(row.calls)", "\(row.succeeded)", "\(row.failed)", "\(row.retries)", "\(row.inputTokens)",
                 "\(row.cachedTokens)", "\(row.outputTokens)", String(format: "%.1f", milliseconds(row.p50)),
                 String(format: "%.1f", milliseconds(row.p95)), String(format: "%.1f", milliseconds(row.p99)),
                 row.failures.isEmpty ? "-" : row.failures.map { "\($0.kind) \($0.count)" }.joined(separator: ", "),

@@ -68,6 +68,18 @@ import Testing
         #expect(lines.last?.hasPrefix("(others)") == true)
     }
 
+    /// Model names come from input: in the table each is one cell on one line, escaped, so a
+    /// name cannot forge a row or reach the terminal raw.
+    @Test func aModelNameCannotForgeATableLine() throws {
+        let input = #"{"id":"a","model":"evil\nmock  forged  999\u001b[2J","prompt":"q"}"#
+        let run = try CLI.run(["--stats", "--quiet"], stdin: input)
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.stderr.split(separator: "\n")
+        #expect(lines.count == 2, "a header and one row: \(run.stderr)")
+        #expect(lines.last?.hasPrefix(#"mock      evil\nmock  forged  999\u{1b}[2J"#) == true, "\(run.stderr)")
+        #expect(!run.stderr.unicodeScalars.contains("\u{1b}"))
+    }
+
     @Test func withoutStatsNothingIsCollectedOrPrinted() throws {
         let run = try CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 0)

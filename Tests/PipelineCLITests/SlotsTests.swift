@@ -44,7 +44,7 @@ import Testing
         #expect(resumed.value.load(ordering: .acquiring) == 1, "the waiting command went on")
         #expect(!slots.tryTake(), "the slot went to the command that waited, not to a new one")
         back.cancel()
-        waiting.finish()
+        #expect(waiting.finish(next: { nil as Int? }) == nil, "nothing queued: the task ends")
         #expect(slots.tryTake(), "and comes back when that command ends")
     }
 
@@ -55,9 +55,9 @@ import Testing
         let slots = Slots(1) { freed.value.add(1, ordering: .relaxed) }
         #expect(slots.tryTake())
         let first = SlotTicket(slots: slots)
-        #expect(first.finishKeepingSlot(), "nobody waits: the slot is kept for the next command")
+        #expect(first.finish(next: { 7 }) == 7, "nobody waits: the slot is kept for the next command")
         #expect(!slots.tryTake(), "kept, not given back")
-        #expect(!first.finishKeepingSlot(), "a ticket holds its slot once")
+        #expect(first.finish(next: { 8 }) == nil, "a ticket holds its slot once")
         // A command in backoff (holding no slot) now wants one back.
         let waiting = SlotTicket(slots: slots)
         waiting.allowLending(for: command(calls: 1))
@@ -76,7 +76,9 @@ import Testing
             await Task.yield()
         }
         let second = SlotTicket(slots: slots)
-        #expect(!second.finishKeepingSlot(), "a command waits for a slot: it gets this one, the task ends")
+        var asked = false
+        #expect(second.finish(next: { asked = true; return 9 }) == nil, "a command waits for a slot: it gets this one, the task ends")
+        #expect(!asked, "no queued command is taken for a slot that goes to a waiting command")
         yields = 0
         while resumed.value.load(ordering: .acquiring) == 0 && yields < 1_000_000 {
             yields += 1
@@ -111,7 +113,7 @@ import Testing
         fanOut.allowLending(for: command(calls: 2))
         fanOut.backoffStarted()
         #expect(!slots.tryTake(), "a fan-out's other calls may still be working: it keeps its slot")
-        fanOut.finish()
+        #expect(fanOut.finish(next: { nil as Int? }) == nil)
         #expect(slots.tryTake())
     }
 
@@ -134,7 +136,7 @@ import Testing
             await Task.yield()
         }
         #expect(ended.value.load(ordering: .acquiring) == 1, "a cancelled wait returns at once")
-        waiting.finish()
+        #expect(waiting.finish(next: { 1 }) == nil, "holding no slot, it cannot go on to another command")
         #expect(!slots.tryTake(), "the cancelled command held no slot, so it gave none back")
         slots.give()
         #expect(slots.tryTake())

@@ -97,9 +97,10 @@ public final class MetricsCollector: CommandHook {
     private func update(_ provider: String, _ model: String, _ change: (inout Row) -> Void) {
         let key = Key(provider: provider, model: model)
         rows.withLock { rows in
-            // The others row does not count toward the cap.
-            let named = rows.count - (rows[Self.othersKey] == nil ? 0 : 1)
-            change(&rows[rows[key] != nil || named < maxRows ? key : Self.othersKey, default: Row()])
+            // A known pair keeps its row; a new one gets a row while the named rows (the others
+            // row does not count) are fewer than `maxRows`.
+            let own = rows[key] != nil || rows.count - (rows[Self.othersKey] == nil ? 0 : 1) < maxRows
+            change(&rows[own ? key : Self.othersKey, default: Row()])
         }
     }
 

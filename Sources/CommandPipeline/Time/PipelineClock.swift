@@ -23,15 +23,17 @@ extension PipelineClock {
 /// readings, and the standard library's conversions were a third of each).
 public struct SystemClock: PipelineClock {
     private let clock = ContinuousClock()
-    private let origin: ContinuousClock.Instant
     #if os(Linux)
     private let originNanoseconds: Int64
+    #else
+    private let origin: ContinuousClock.Instant
     #endif
 
     public init() {
-        origin = clock.now
         #if os(Linux)
         originNanoseconds = Self.bootTimeNanoseconds()
+        #else
+        origin = clock.now
         #endif
     }
 

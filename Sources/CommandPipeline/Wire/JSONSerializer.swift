@@ -8,7 +8,7 @@ package struct JSONSerializer {
 
     package static func write(_ value: JSONValue, to out: inout [UInt8]) {
         switch value {
-        case .null: JSONSerializer.raw("null", to: &out)
+        case .null: raw("null", to: &out)
         case .bool(let b): if b { raw("true", to: &out) } else { raw("false", to: &out) }
         case .int(let i): writeInt(i, to: &out)
         case .double(let d): writeDouble(d, to: &out)
@@ -63,7 +63,7 @@ package struct JSONSerializer {
     /// Finite doubles in their shortest round-trip form; NaN and infinities (not JSON) as `null`.
     package static func writeDouble(_ value: Double, to out: inout [UInt8]) {
         guard value.isFinite else {
-            JSONSerializer.raw("null", to: &out)
+            raw("null", to: &out)
             return
         }
         out.append(contentsOf: value.description.utf8)
