@@ -105,6 +105,13 @@ public struct GenerateStage: ExecutionStage {
             }
         }
 
+        return try await fanOut(count, state, planLimiter, context)
+    }
+
+    /// Calls of a fan-out, at most `maxConcurrentCalls` at a time. (Not inlined into `execute`:
+    /// the task group's frame and metadata were set up for every one-call command too.)
+    @inline(never)
+    private func fanOut(_ count: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) async throws(APIError) -> ExecutionState {
         let limit = maxConcurrentCalls
         let outcomes = await withTaskGroup(of: (Int, Result<CallResponse, APIError>).self) { group in
             var results = [Result<CallResponse, APIError>?](repeating: nil, count: count)
