@@ -32,9 +32,16 @@ public final class EventLog: Sendable {
         var streamed: Set<Int> = []
         var streamedAny = false
         /// The fold of every event so far.
-        var summary: LogSummary
+        var fold: FoldCell
         /// Units that read events as they are recorded (`addReader`).
         var readers: [@Sendable (PipelineEvent.Kind) -> Void] = []
+
+        /// Changes the fold, in place unless its cell has been handed out.
+        @inline(__always)
+        mutating func changeFold(_ change: (inout LogSummary) -> Void) {
+            if !isKnownUniquelyReferenced(&fold) { fold = FoldCell(fold.value) }
+            change(&fold.value)
+        }
     }
 
     public let commandID: String
@@ -63,7 +70,7 @@ public final class EventLog: Sendable {
         self.keepsEvents = keepingEvents || observer != nil
         // Built in place: a state made first and then handed over was copied field by field
         // (a dozen retains and releases per command).
-        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepsEvents), summary: LogSummary(provider: provider)))
+        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepsEvents), fold: FoldCell(LogSummary(provider: provider))))
     }
 
     /// Whether anyone but the fold sees events (an observer, kept events, or a reader): when
@@ -109,7 +116,7 @@ public final class EventLog: Sendable {
             state.streamedAny = true
         default: break
         }
-        state.summary.add(kind)
+        state.changeFold { $0.add(kind) }
         if keepsEvents { observe(kind, now: now, in: &state) }
     }
 
@@ -134,12 +141,18 @@ public final class EventLog: Sendable {
     /// The fold of everything recorded so far, with the time since the command started and,
     /// given an estimate, the token validation; with `partials`, what a failure leaves.
     public func summary(estimate: TokenEstimate? = nil, partials: Bool = false) -> LogSummary {
+        finishedFold(estimate: estimate, partials: partials).value
+    }
+
+    /// The same, as the log's own cell: handed to the state without copying the fold (a later
+    /// event copies the cell first, so what was handed out never changes).
+    func finishedFold(estimate: TokenEstimate? = nil, partials: Bool = false) -> FoldCell {
         let total = elapsed
         // Finished in place (finishing is idempotent and later events fold on top of it): a copy
         // finished outside would copy the telemetry's storage, which the log still shares.
         return state.withLock { state in
-            state.summary.finish(total: total, estimate: estimate, partials: partials)
-            return state.summary
+            state.changeFold { $0.finish(total: total, estimate: estimate, partials: partials) }
+            return state.fold
         }
     }
 
@@ -158,5 +171,16 @@ public final class EventLog: Sendable {
     public var hasStreamedAny: Bool { state.withLock { $0.streamedAny } }
 
     /// Attempts recorded for call `call` in the current phase.
-    public func attempts(call: Int) -> Int { state.withLock { $0.summary.attempts(call: call) } }
+    public func attempts(call: Int) -> Int { state.withLock { $0.fold.value.attempts(call: call) } }
 }
+
+/// A command's fold, by reference: the log changes it in place while it holds the only
+/// reference, and copies it before changing it once the cell has been handed out (to the
+/// state, by the telemetry stage), so a cell someone else holds never changes. Handing the
+/// fold over by reference spared a copy of it (a dozen retains and releases) per command.
+final class FoldCell: @unchecked Sendable {
+    fileprivate(set) var value: LogSummary
+
+    init(_ value: LogSummary) { self.value = value }
+}
+

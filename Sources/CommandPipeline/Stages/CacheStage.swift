@@ -22,7 +22,7 @@ public struct CacheStage: ExecutionStage {
     public var name: String { Self.name }
 
     public func applies(to state: ExecutionState) -> Bool {
-        state.plan.cache != nil && !state.sharedParts.isEmpty
+        state.plan.cache.isPresent && !state.sharedParts.isEmpty
     }
 
     /// The cache request the state's plan asks for.

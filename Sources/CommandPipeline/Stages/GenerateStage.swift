@@ -74,7 +74,7 @@ public struct GenerateStage: ExecutionStage {
     private func input(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) -> CallInput {
         let request = Self.request(for: state, call: index)
         return CallInput(
-            request: request, uncached: request.cache == nil ? nil : Self.uncachedRequest(for: state, call: index), callIndex: index,
+            request: request, uncached: !request.cache.isPresent ? nil : Self.uncachedRequest(for: state, call: index), callIndex: index,
             state: state, planLimiter: planLimiter, provider: context.provider, log: context.log, streaming: context.streaming)
     }
 

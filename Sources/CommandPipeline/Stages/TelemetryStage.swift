@@ -10,6 +10,6 @@ public struct TelemetryStage: ExecutionStage {
 
     @inline(__always)
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
-        state.with(summary: context.log.summary(estimate: state.command.tokenEstimate))
+        state.with(fold: context.log.finishedFold(estimate: state.command.tokenEstimate))
     }
 }

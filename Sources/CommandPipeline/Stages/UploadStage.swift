@@ -28,8 +28,8 @@ public struct UploadStage: ExecutionStage {
 
     public func applies(to state: ExecutionState) -> Bool {
         if !state.plan.uploadTasks.isEmpty { return true }
-        return state.sharedParts.contains { $0.placeholder != nil }
-            || state.calls.contains { $0.parts.contains { $0.placeholder != nil } }
+        return state.sharedParts.contains { $0.placeholder.isPresent }
+            || state.calls.contains { $0.parts.contains { $0.placeholder.isPresent } }
     }
 
     struct Target {

@@ -17,7 +17,7 @@ public struct ExecutionState: Sendable, Hashable {
     private struct Progress: Sendable {
         var cache: CacheReference?
         var responses: [CallResponse] = []
-        var summary: Box<LogSummary>?
+        var summary: FoldCell?
     }
 
     /// Two references: a state is copied at every stage and call, and each transform copies
@@ -124,15 +124,18 @@ public struct ExecutionState: Sendable, Hashable {
 
     public func with(responses: [CallResponse]) -> ExecutionState { with(progress: { $0.responses = responses }) }
 
-    public func with(summary: consuming LogSummary) -> ExecutionState {
-        // Not through `with(progress:)`: a closure would capture the summary and copy it.
+    public func with(summary: consuming LogSummary) -> ExecutionState { with(fold: FoldCell(summary)) }
+
+    /// With the log's own cell (`EventLog.finishedFold`): no copy of the fold.
+    func with(fold: FoldCell) -> ExecutionState {
+        // Not through `with(progress:)`: a closure would capture the cell.
         var value = progress?.value ?? Progress()
-        value.summary = Box(summary)
+        value.summary = fold
         var copy = self
         copy.progress = Box(value)
         return copy
     }
 
-    /// The summary's box, for reading a field or two without copying the whole fold.
-    var summaryBox: Box<LogSummary>? { progress?.value.summary }
+    /// The summary's cell, for reading a field or two without copying the whole fold.
+    var summaryBox: FoldCell? { progress?.value.summary }
 }

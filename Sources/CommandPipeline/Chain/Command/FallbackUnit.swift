@@ -10,7 +10,7 @@ public struct FallbackUnit: ChainUnit {
 
     public init() {}
 
-    public func applies(to input: CommandRun) -> Bool { input.command.plan.fallbackCall != nil }
+    public func applies(to input: CommandRun) -> Bool { input.command.plan.fallbackCall.isPresent }
 
     @inline(__always)
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
