@@ -152,6 +152,23 @@ import Testing
         #expect(last.usage == Usage(promptTokens: 3, completionTokens: 4))
     }
 
+    /// The telemetry stage hands the log's own fold to the state (no copy); events recorded after
+    /// that fold into a copy, so the state's summary stays what it was when the stage ran.
+    @Test func aSummaryHandedToTheStateIsNotChangedByLaterEvents() async throws {
+        let log = EventLog(commandID: "c", provider: "p", clock: ManualClock())
+        log.record(.attemptStarted(call: 0, attempt: 1, model: "m", cached: false))
+        let command = PlannedCommand(id: "c", plan: ExecutionPlan(call: APICall(model: "m", parts: [.text("x")])))
+        let state = try await TelemetryStage().execute(ExecutionState(command: command), context: StageContext(provider: MockProvider.make(), log: log))
+        #expect(state.summary?.telemetry.calls.map(\.attempts) == [1])
+        log.record(.attemptStarted(call: 0, attempt: 2, model: "m", cached: false))
+        log.record(.attemptStarted(call: 1, attempt: 1, model: "m", cached: false))
+        #expect(state.summary?.telemetry.calls.map(\.attempts) == [1], "the state's summary is a value")
+        #expect(log.summary().telemetry.calls.map(\.attempts) == [2, 1], "the log goes on folding")
+        let again = try await TelemetryStage().execute(state, context: StageContext(provider: MockProvider.make(), log: log))
+        #expect(again.summary?.telemetry.calls.map(\.attempts) == [2, 1])
+        #expect(state.summary?.telemetry.calls.map(\.attempts) == [1])
+    }
+
     /// A fan-out's calls start in any order; the record lists them by call index all the same
     /// (primary calls, then the fallback's).
     @Test func callTelemetryIsInCallOrderWhateverOrderTheCallsStarted() {
