@@ -179,7 +179,9 @@ public final class EventLog: Sendable {
 /// state, by the telemetry stage), so a cell someone else holds never changes. Handing the
 /// fold over by reference spared a copy of it (a dozen retains and releases) per command.
 final class FoldCell: @unchecked Sendable {
-    fileprivate(set) var value: LogSummary
+    /// Unchecked: changed only under the log's lock while uniquely referenced (see above), and a
+    /// runtime access check on every fold step cost more than the step.
+    @exclusivity(unchecked) fileprivate(set) var value: LogSummary
 
     init(_ value: LogSummary) { self.value = value }
 }

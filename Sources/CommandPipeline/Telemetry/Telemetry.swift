@@ -20,7 +20,9 @@ public struct Telemetry: Sendable, Hashable {
 
     /// Mutated only while uniquely referenced (see `fields`), so sharing it across tasks is safe.
     private final class Storage: @unchecked Sendable {
-        var fields: Fields
+        /// Unchecked: changed only through `fields`' copy-on-write, so no two accesses overlap;
+        /// a runtime access check on every read and write cost more than the access.
+        @exclusivity(unchecked) var fields: Fields
         init(_ fields: Fields) { self.fields = fields }
     }
 

@@ -44,7 +44,9 @@ public struct PlannedCommand: Sendable, Hashable, Identifiable {
 
     /// Changed only through `fields`, which copies it first unless this value holds the only reference.
     private final class Storage: @unchecked Sendable {
-        var fields: Fields
+        /// Unchecked: changed only through `fields`' copy-on-write, so no two accesses overlap;
+        /// a runtime access check on every read cost more than the read.
+        @exclusivity(unchecked) var fields: Fields
         init(_ fields: Fields) { self.fields = fields }
     }
 

@@ -12,18 +12,19 @@ public struct ValidationIssue: Sendable, Hashable, CustomStringConvertible {
 extension PlannedCommand {
     /// Every invariant the command breaks, each with the field's wire path. Empty when valid.
     public func validationIssues() -> [ValidationIssue] {
-        var issues: [ValidationIssue] = []
-        func issue(_ path: String, _ message: String) { issues.append(ValidationIssue(path: path, message: message)) }
+        // An inout list, not a nested function appending to a captured array: the capture made
+        // every command pay a runtime exclusivity check.
+        var issues = Issues()
 
-        if id.isEmpty { issue("id", "id must not be empty; omit it to get cmd-N") }
-        if plan.calls.isEmpty { issue("plan.calls", "plan.calls must contain at least one call") }
+        if id.isEmpty { issues.add("id", "id must not be empty; omit it to get cmd-N") }
+        if plan.calls.isEmpty { issues.add("plan.calls", "plan.calls must contain at least one call") }
         for (i, call) in plan.calls.enumerated() {
-            check(call, at: "plan.calls[\(i)]", hasShared: !plan.sharedParts.isEmpty, issue)
+            check(call, at: "plan.calls[\(i)]", hasShared: !plan.sharedParts.isEmpty, &issues)
         }
         if let fallback = plan.fallbackCall {
-            check(fallback, at: "plan.fallback_call", hasShared: !plan.sharedParts.isEmpty, issue)
+            check(fallback, at: "plan.fallback_call", hasShared: !plan.sharedParts.isEmpty, &issues)
         }
-        for (i, part) in plan.sharedParts.enumerated() { check(part, at: "plan.shared_parts[\(i)]", issue) }
+        for (i, part) in plan.sharedParts.enumerated() { check(part, at: "plan.shared_parts[\(i)]", &issues) }
         for (i, task) in plan.uploadTasks.enumerated() {
             let path = "plan.upload_tasks[\(i)]"
             let parts: [APIPart]?
@@ -34,74 +35,81 @@ extension PlannedCommand {
                     parts = plan.calls[c].parts
                 } else {
                     parts = nil
-                    issue(path + ".call_index", "call_index \(c) is out of range: the plan has \(plan.calls.count) call(s)")
+                    issues.add(path + ".call_index", "call_index \(c) is out of range: the plan has \(plan.calls.count) call(s)")
                 }
             }
             if let parts {
                 if !parts.indices.contains(task.partIndex) {
-                    issue(path + ".part_index", "part_index \(task.partIndex) is out of range: there are \(parts.count) part(s)")
+                    issues.add(path + ".part_index", "part_index \(task.partIndex) is out of range: there are \(parts.count) part(s)")
                 } else if parts[task.partIndex].placeholder == nil {
-                    issue(path + ".part_index", "part_index \(task.partIndex) points at a \(parts[task.partIndex].typeName) part; upload tasks must point at file_placeholder parts")
+                    issues.add(path + ".part_index", "part_index \(task.partIndex) points at a \(parts[task.partIndex].typeName) part; upload tasks must point at file_placeholder parts")
                 }
             }
         }
-        if let cache = plan.cache { checkRange(cache.ttlSeconds, Limits.cacheTTLSeconds, "plan.cache.ttl_seconds", issue) }
-        if let cache = plan.cache, let key = cache.key, key.isEmpty { issue("plan.cache.key", "key must not be empty; omit it to derive one") }
+        if let cache = plan.cache { checkRange(cache.ttlSeconds, Limits.cacheTTLSeconds, "plan.cache.ttl_seconds", &issues) }
+        if let cache = plan.cache, let key = cache.key, key.isEmpty { issues.add("plan.cache.key", "key must not be empty; omit it to derive one") }
         if let rate = plan.rateConstraint {
-            if let rpm = rate.requestsPerMinute { checkRange(rpm, Limits.requestsPerMinute, "plan.rate_constraint.requests_per_minute", issue) }
-            if let tpm = rate.tokensPerMinute { checkRange(tpm, Limits.tokensPerMinute, "plan.rate_constraint.tokens_per_minute", issue) }
+            if let rpm = rate.requestsPerMinute { checkRange(rpm, Limits.requestsPerMinute, "plan.rate_constraint.requests_per_minute", &issues) }
+            if let tpm = rate.tokensPerMinute { checkRange(tpm, Limits.tokensPerMinute, "plan.rate_constraint.tokens_per_minute", &issues) }
         }
-        if let estimate = tokenEstimate { check(estimate, at: "token_estimate", issue) }
+        if let estimate = tokenEstimate { check(estimate, at: "token_estimate", &issues) }
         if !perCallEstimates.isEmpty && perCallEstimates.count != plan.calls.count {
-            issue("per_call_estimates", "per_call_estimates has \(perCallEstimates.count) entries but the plan has \(plan.calls.count) call(s); give one per call or none")
+            issues.add("per_call_estimates", "per_call_estimates has \(perCallEstimates.count) entries but the plan has \(plan.calls.count) call(s); give one per call or none")
         }
-        for (i, estimate) in perCallEstimates.enumerated() { check(estimate, at: "per_call_estimates[\(i)]", issue) }
-        return issues
+        for (i, estimate) in perCallEstimates.enumerated() { check(estimate, at: "per_call_estimates[\(i)]", &issues) }
+        return issues.list
     }
 
-    private func check(_ call: APICall, at path: @autoclosure () -> String, hasShared: Bool, _ issue: (String, String) -> Void) {
-        if call.model.isEmpty { issue(path() + ".model", "model must not be empty") }
+    private func check(_ call: APICall, at path: @autoclosure () -> String, hasShared: Bool, _ issues: inout Issues) {
+        if call.model.isEmpty { issues.add(path() + ".model", "model must not be empty") }
         if call.parts.isEmpty && !hasShared {
-            issue(path() + ".parts", "a call needs at least one part (or plan.shared_parts)")
+            issues.add(path() + ".parts", "a call needs at least one part (or plan.shared_parts)")
         }
-        for (i, part) in call.parts.enumerated() { check(part, at: "\(path()).parts[\(i)]", issue) }
+        for (i, part) in call.parts.enumerated() { check(part, at: "\(path()).parts[\(i)]", &issues) }
         let config = call.config
-                if let t = config.temperature, !(0...2).contains(t) { issue(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
-        if let p = config.topP, !(0...1).contains(p) { issue(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
-        if let m = config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", issue) }
-        if let stop = config.stop, stop.contains(where: \.isEmpty) { issue(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
+        if let t = config.temperature, !(0...2).contains(t) { issues.add(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
+        if let p = config.topP, !(0...1).contains(p) { issues.add(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
+        if let m = config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", &issues) }
+        if let stop = config.stop, stop.contains(where: \.isEmpty) { issues.add(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
     }
 
-    private func check(_ part: APIPart, at path: @autoclosure () -> String, _ issue: (String, String) -> Void) {
+    private func check(_ part: APIPart, at path: @autoclosure () -> String, _ issues: inout Issues) {
         switch part {
         case .text: break
         case .fileRef(let ref):
-            if ref.uri.isEmpty { issue(path() + ".uri", "uri must not be empty") }
-            if ref.mimeType.isEmpty { issue(path() + ".mime_type", "mime_type must not be empty") }
+            if ref.uri.isEmpty { issues.add(path() + ".uri", "uri must not be empty") }
+            if ref.mimeType.isEmpty { issues.add(path() + ".mime_type", "mime_type must not be empty") }
         case .filePlaceholder(let p):
-            if p.path.isEmpty { issue(path() + ".path", "path must not be empty") }
+            if p.path.isEmpty { issues.add(path() + ".path", "path must not be empty") }
         case .inline(let inline):
-            if inline.mimeType.isEmpty { issue(path() + ".mime_type", "mime_type must not be empty") }
+            if inline.mimeType.isEmpty { issues.add(path() + ".mime_type", "mime_type must not be empty") }
         case .history(let history):
-            if history.turns.isEmpty { issue(path() + ".turns", "history needs at least one turn") }
+            if history.turns.isEmpty { issues.add(path() + ".turns", "history needs at least one turn") }
         }
     }
 
-    private func check(_ estimate: TokenEstimate, at path: @autoclosure () -> String, _ issue: (String, String) -> Void) {
-        checkRange(estimate.minTokens, Limits.tokenCount, path() + ".min_tokens", issue)
-        checkRange(estimate.expectedTokens, Limits.tokenCount, path() + ".expected_tokens", issue)
-        checkRange(estimate.maxTokens, Limits.tokenCount, path() + ".max_tokens", issue)
+    private func check(_ estimate: TokenEstimate, at path: @autoclosure () -> String, _ issues: inout Issues) {
+        checkRange(estimate.minTokens, Limits.tokenCount, path() + ".min_tokens", &issues)
+        checkRange(estimate.expectedTokens, Limits.tokenCount, path() + ".expected_tokens", &issues)
+        checkRange(estimate.maxTokens, Limits.tokenCount, path() + ".max_tokens", &issues)
         if estimate.minTokens > estimate.expectedTokens || estimate.expectedTokens > estimate.maxTokens {
-            issue(path(), "estimates must satisfy min_tokens ≤ expected_tokens ≤ max_tokens, got \(estimate.minTokens) ≤ \(estimate.expectedTokens) ≤ \(estimate.maxTokens)")
+            issues.add(path(), "estimates must satisfy min_tokens ≤ expected_tokens ≤ max_tokens, got \(estimate.minTokens) ≤ \(estimate.expectedTokens) ≤ \(estimate.maxTokens)")
         }
-        if let c = estimate.confidence, !(0...1).contains(c) { issue(path() + ".confidence", "confidence must be between 0 and 1, got \(c)") }
+        if let c = estimate.confidence, !(0...1).contains(c) { issues.add(path() + ".confidence", "confidence must be between 0 and 1, got \(c)") }
     }
 
     /// One issue when `value` is outside `range`, naming the field's last key.
-    private func checkRange(_ value: Int, _ range: ClosedRange<Int>, _ path: @autoclosure () -> String, _ issue: (String, String) -> Void) {
+    private func checkRange(_ value: Int, _ range: ClosedRange<Int>, _ path: @autoclosure () -> String, _ issues: inout Issues) {
         guard !range.contains(value) else { return }
         let path = path()
         let key = path.split(separator: ".").last.map(String.init) ?? path
-        issue(path, "\(key) must be \(range.spelled), got \(value)")
+        issues.add(path, "\(key) must be \(range.spelled), got \(value)")
     }
+}
+
+/// The issues found so far, in the order found.
+private struct Issues {
+    var list: [ValidationIssue] = []
+
+    mutating func add(_ path: String, _ message: String) { list.append(ValidationIssue(path: path, message: message)) }
 }
