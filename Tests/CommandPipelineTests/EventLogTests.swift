@@ -201,6 +201,28 @@ import Testing
         #expect(refolded.telemetry.durations[GenerateStage.name] == done.telemetry.durations[GenerateStage.name])
     }
 
+    /// Unread, the events every call records (`stage_finished`, `attempt_started`,
+    /// `call_finished`) are folded without being built; the telemetry is the same as when an
+    /// observer reads every event.
+    @Test func foldingUnreadEventsGivesWhatReadingThemGives() async throws {
+        let plan = ExecutionPlan(calls: [APICall(model: "m", parts: [.text("a")]), APICall(model: "n", parts: [.text("b")])])
+        func run(observed: Bool) async -> CommandOutcome {
+            let provider = ScriptedProvider(script: ["m": [.fail(unavailable), .answer("ok")], "n": [.answer("fine")]])
+            let ignore: @Sendable (PipelineEvent) -> Void = { _ in }
+            let observer = observed ? ignore : nil
+            return await engine(provider).run(PlannedCommand(id: "f", plan: plan), observer: observer)
+        }
+        let plain = await run(observed: false)
+        let observed = await run(observed: true)
+        #expect(plain.telemetry.calls == observed.telemetry.calls)
+        #expect(plain.telemetry.calls.map(\.attempts) == [2, 1])
+        #expect(try plain.result.get().usage == observed.result.get().usage)
+        #expect(try plain.result.get().usage.totalTokens > 0)
+        #expect(plain.telemetry.durations.stages.map(\.name) == ["generate"])
+        #expect(observed.telemetry.durations.stages.map(\.name) == ["generate"])
+        #expect(plain.telemetry.durations[GenerateStage.name] > .zero)
+    }
+
     @Test func stoppingTheEventStreamCancelsTheCommand() async throws {
         let clock = ManualClock()
         let provider = MockProvider.make(MockConfiguration(latency: .seconds(60), clock: clock))

@@ -105,6 +105,39 @@ public final class EventLog: Sendable {
         for reader in readers { reader(kind) }
     }
 
+    // The events every command records, folded without building the event when nobody but the
+    // fold reads events: an event is a 137-byte enum, copied by each switch over it, and
+    // building and switching over three of them cost more than folding them.
+
+    /// Records `stageFinished(name, duration:)` at `now`.
+    public func recordStageFinished(_ name: String, duration: Duration, now: Duration) {
+        record(folding: { $0.stageFinished(name, duration) }, or: .stageFinished(name, duration: duration), now: now)
+    }
+
+    /// Records `attemptStarted(call:attempt:model:cached:)`.
+    public func recordAttemptStarted(call: Int, attempt: Int, model: String, cached: Bool) {
+        record(folding: { $0.attemptStarted(call: call, model: model) }, or: .attemptStarted(call: call, attempt: attempt, model: model, cached: cached), now: nil)
+    }
+
+    /// Records `callFinished(response)`.
+    public func recordCallFinished(_ response: CallResponse) {
+        record(folding: { $0.callFinished(response) }, or: .callFinished(response), now: nil)
+    }
+
+    /// Folds with `step` (the fold's own step for `kind`) when only the fold reads events; else
+    /// records `kind` like any event (`now` nil: read the clock when the event is kept).
+    @inline(__always)
+    private func record(folding step: (inout LogSummary) -> Void, or kind: @autoclosure () -> PipelineEvent.Kind, now: Duration?) {
+        guard keepsEvents || reading.load(ordering: .acquiring) else {
+            state.withLock { state in
+                state.count += 1
+                state.changeFold(step)
+            }
+            return
+        }
+        if let now { record(kind(), now: now) } else { record(kind()) }
+    }
+
     /// Numbers `kind`, folds it, and keeps it when events are kept (under the lock).
     @inline(__always)
     private func fold(_ kind: PipelineEvent.Kind, now: Duration, into state: inout State) {

@@ -35,14 +35,12 @@ public struct LogSummary: Sendable {
     /// The fold's step.
     public mutating func add(_ kind: PipelineEvent.Kind) {
         switch kind {
-        case .stageFinished(let name, let duration):
-            if name != TelemetryStage.name { telemetry.durations[name] += duration }
+        case .stageFinished(let name, let duration): stageFinished(name, duration)
         case .uploadPerformed: telemetry.uploads.performed += 1
         case .uploadReused: telemetry.uploads.reused += 1
         case .uploadSkipped: telemetry.uploads.skipped += 1
         case .cacheCreated(let cache), .cacheReused(let cache), .cacheSkipped(let cache): telemetry.cache = cache
-        case .attemptStarted(let call, _, let model, _):
-            calls.update(phase: phase, call: call, model: model) { $0.attempts += 1 }
+        case .attemptStarted(let call, _, let model, _): attemptStarted(call: call, model: model)
         case .waiting(let call, _, let duration): calls.update(phase: phase, call: call) { $0.retryWait += duration }
         case .cacheBypassed(let call): calls.update(phase: phase, call: call) { $0.cacheBypassed = true }
         case .textDelta(let call, let text):
@@ -51,9 +49,7 @@ public struct LogSummary: Sendable {
             } else {
                 streams.append((phase, call, calls.model(phase: phase, call: call), text))
             }
-        case .callFinished(let response):
-            finished.append(response)
-            if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == response.callIndex } }
+        case .callFinished(let response): callFinished(response)
         case .callFailed(let call, _): if phase == 0 { failedCalls.append(call) }
         case .fallbackStarted(_, let primaryError):
             telemetry.usedFallback = true
@@ -63,6 +59,22 @@ public struct LogSummary: Sendable {
             phase += 1
         case .commandStarted, .stageStarted, .attemptFailed, .commandSucceeded, .commandFailed: break
         }
+    }
+
+    // The steps of the events every command records, called by `add` and, when nobody reads the
+    // log's events, by the log directly (`EventLog.recordStageFinished` …), without the event.
+
+    mutating func stageFinished(_ name: String, _ duration: Duration) {
+        if name != TelemetryStage.name { telemetry.durations.add(duration, to: name) }
+    }
+
+    mutating func attemptStarted(call: Int, model: String) {
+        calls.update(phase: phase, call: call, model: model) { $0.attempts += 1 }
+    }
+
+    mutating func callFinished(_ response: CallResponse) {
+        finished.append(response)
+        if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == response.callIndex } }
     }
 
     /// Whether `add` does anything with `kind` (the log keeps nothing else of an unread event).

@@ -33,10 +33,10 @@ struct StageLoop: Sendable {
                 }
                 let end = clock.now
                 reading = end
-                log.record(.stageFinished(stage.name, duration: end - start), now: end)
+                log.recordStageFinished(stage.name, duration: end - start, now: end)
             } catch {
                 let end = clock.now
-                log.record(.stageFinished(stage.name, duration: end - start), now: end)
+                log.recordStageFinished(stage.name, duration: end - start, now: end)
                 failure = error
                 break
             }

@@ -84,7 +84,7 @@ public struct GenerateStage: ExecutionStage {
         switch await calls(input(index, state, planLimiter, context)) {
         case .success(let response):
             let answer = CallResponse(callIndex: index, response: response)
-            context.log.record(.callFinished(answer))
+            context.log.recordCallFinished(answer)
             return .success(answer)
         case .failure(let error):
             context.log.record(.callFailed(call: index, error: error.summary))

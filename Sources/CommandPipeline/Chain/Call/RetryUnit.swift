@@ -12,13 +12,13 @@ public struct RetryUnit: ChainUnit {
         let log = input.log, call = input.callIndex
         let observer = Retrier.Observer(log: log, call: call)
         // The first attempt is made here: most calls succeed at once and need no retry loop.
-        log.record(.attemptStarted(call: call, attempt: 1, model: input.request.model, cached: input.request.cache.isPresent))
+        log.recordAttemptStarted(call: call, attempt: 1, model: input.request.model, cached: input.request.cache.isPresent)
         let first = await next(input)
         guard case .failure(let error) = first else { return first }
         let outcome = await retrier.run(
             maxAttempts: input.maxAttempts, cancelled: input.cancelled(), observer: observer, first: .failure(ProviderCall.interrupted(error, input))
         ) { attempt in
-            log.record(.attemptStarted(call: call, attempt: attempt, model: input.request.model, cached: input.request.cache.isPresent))
+            log.recordAttemptStarted(call: call, attempt: attempt, model: input.request.model, cached: input.request.cache.isPresent)
             return await next(input).mapError { ProviderCall.interrupted($0, input) }
         }
         return outcome.result
