@@ -18,13 +18,14 @@ extension PlannedCommand {
 
         if id.isEmpty { issues.add("id", "id must not be empty; omit it to get cmd-N") }
         if plan.calls.isEmpty { issues.add("plan.calls", "plan.calls must contain at least one call") }
-        for (i, call) in plan.calls.enumerated() {
-            check(call, at: "plan.calls[\(i)]", hasShared: !plan.sharedParts.isEmpty, &issues)
+        // Calls and parts are read in place (`plan.calls[i]`), not copied out of their arrays.
+        for i in plan.calls.indices {
+            check(plan.calls[i], at: "plan.calls[\(i)]", hasShared: !plan.sharedParts.isEmpty, &issues)
         }
         if let fallback = plan.fallbackCall {
             check(fallback, at: "plan.fallback_call", hasShared: !plan.sharedParts.isEmpty, &issues)
         }
-        for (i, part) in plan.sharedParts.enumerated() { check(part, at: "plan.shared_parts[\(i)]", &issues) }
+        for i in plan.sharedParts.indices { check(plan.sharedParts[i], at: "plan.shared_parts[\(i)]", &issues) }
         for (i, task) in plan.uploadTasks.enumerated() {
             let path = "plan.upload_tasks[\(i)]"
             let parts: [APIPart]?
@@ -65,12 +66,11 @@ extension PlannedCommand {
         if call.parts.isEmpty && !hasShared {
             issues.add(path() + ".parts", "a call needs at least one part (or plan.shared_parts)")
         }
-        for (i, part) in call.parts.enumerated() { check(part, at: "\(path()).parts[\(i)]", &issues) }
-        let config = call.config
-        if let t = config.temperature, !(0...2).contains(t) { issues.add(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
-        if let p = config.topP, !(0...1).contains(p) { issues.add(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
-        if let m = config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", &issues) }
-        if let stop = config.stop, stop.contains(where: \.isEmpty) { issues.add(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
+        for i in call.parts.indices { check(call.parts[i], at: "\(path()).parts[\(i)]", &issues) }
+        if let t = call.config.temperature, !(0...2).contains(t) { issues.add(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
+        if let p = call.config.topP, !(0...1).contains(p) { issues.add(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
+        if let m = call.config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", &issues) }
+        if let stop = call.config.stop, stop.contains(where: \.isEmpty) { issues.add(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
     }
 
     private func check(_ part: APIPart, at path: @autoclosure () -> String, _ issues: inout Issues) {
