@@ -13,18 +13,20 @@ public struct ExecutionState: Sendable, Hashable {
         var ephemeralFiles: [OpenedFile]
     }
 
-    /// What the later stages add, one field each: the cache, the responses, the summary.
+    /// What the later stages add, one reference each: the cache (boxed: it is large and most
+    /// commands have none), the responses, the summary.
     private struct Progress: Sendable {
-        var cache: CacheReference?
+        var cache: Box<CacheReference>?
         var responses: [CallResponse] = []
         var summary: FoldCell?
     }
 
-    /// Two references: a state is copied at every stage and call, and each transform copies
-    /// only the part it changes into a new box (a single box of every field made each
-    /// transform retain and release a dozen fields).
+    /// The base behind one reference, the progress inline: a state is copied at every stage and
+    /// call, and a transform copies only the part it changes (a single box of every field made
+    /// each transform retain and release a dozen fields; a box for the progress was one more
+    /// allocation per stage that adds something).
     private var base: Box<Base>
-    private var progress: Box<Progress>?
+    private var progress = Progress()
 
     public var command: PlannedCommand { _read { yield base.value.command } }
     /// Shared parts, with placeholders replaced by references once uploaded.
@@ -34,11 +36,11 @@ public struct ExecutionState: Sendable, Hashable {
     /// Where call `i` sits in the command, for errors: `plan.calls[i]`, or the fallback call's path.
     public var callPaths: CallPaths { _read { yield base.value.callPaths } }
     /// The cache the calls use, once the cache stage has one.
-    public var cache: CacheReference? { progress?.value.cache }
+    public var cache: CacheReference? { progress.cache?.value }
     /// Responses in call order, once generated.
-    public var responses: [CallResponse] { progress?.value.responses ?? [] }
+    public var responses: [CallResponse] { _read { yield progress.responses } }
     /// Set by the telemetry stage: the fold of the command's log.
-    public var summary: LogSummary? { progress?.value.summary?.value }
+    public var summary: LogSummary? { progress.summary?.value }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
     public var ephemeralFiles: [OpenedFile] { _read { yield base.value.ephemeralFiles } }
 
@@ -65,7 +67,6 @@ public struct ExecutionState: Sendable, Hashable {
     /// A state over any parts and calls.
     public init(command: PlannedCommand, sharedParts: [APIPart], calls: [APICall], callPaths: CallPaths = .planCalls) {
         base = Box(Base(command: command, sharedParts: sharedParts, calls: calls, callPaths: callPaths, ephemeralFiles: []))
-        progress = nil
     }
 
     public var plan: ExecutionPlan { command.plan }
@@ -79,10 +80,8 @@ public struct ExecutionState: Sendable, Hashable {
     }
 
     private func with(progress change: (inout Progress) -> Void) -> ExecutionState {
-        var value = progress?.value ?? Progress()
-        change(&value)
         var copy = self
-        copy.progress = Box(value)
+        change(&copy.progress)
         return copy
     }
 
@@ -95,7 +94,7 @@ public struct ExecutionState: Sendable, Hashable {
     }
 
     public static func == (lhs: ExecutionState, rhs: ExecutionState) -> Bool {
-        if lhs.base === rhs.base && lhs.progress === rhs.progress { return true }
+        if lhs.base === rhs.base { return lhs.cache == rhs.cache && lhs.responses == rhs.responses }
         return lhs.command == rhs.command && lhs.callPaths == rhs.callPaths && lhs.sharedParts == rhs.sharedParts && lhs.calls == rhs.calls
             && lhs.cache == rhs.cache && lhs.responses == rhs.responses
     }
@@ -120,7 +119,7 @@ public struct ExecutionState: Sendable, Hashable {
         })
     }
 
-    public func with(cache: CacheReference?) -> ExecutionState { with(progress: { $0.cache = cache }) }
+    public func with(cache: CacheReference?) -> ExecutionState { with(progress: { $0.cache = cache.map(Box.init) }) }
 
     public func with(responses: [CallResponse]) -> ExecutionState { with(progress: { $0.responses = responses }) }
 
@@ -128,14 +127,11 @@ public struct ExecutionState: Sendable, Hashable {
 
     /// With the log's own cell (`EventLog.finishedFold`): no copy of the fold.
     func with(fold: FoldCell) -> ExecutionState {
-        // Not through `with(progress:)`: a closure would capture the cell.
-        var value = progress?.value ?? Progress()
-        value.summary = fold
         var copy = self
-        copy.progress = Box(value)
+        copy.progress.summary = fold
         return copy
     }
 
     /// The summary's cell, for reading a field or two without copying the whole fold.
-    var summaryBox: FoldCell? { progress?.value.summary }
+    var summaryBox: FoldCell? { progress.summary }
 }
