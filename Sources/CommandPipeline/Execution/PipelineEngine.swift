@@ -74,9 +74,8 @@ public struct PipelineEngine: Sendable {
         storage = Storage(provider: provider, stages: stages, clock: clock, units: units)
     }
 
-    /// Runs the command's primary execution only. (Inlinable, like `executeWithFallback`: the
-    /// caller goes straight into `run`, without a frame of this wrapper's.)
-    @inlinable
+    /// Runs the command's primary execution only.
+    @inline(__always)
     public func execute(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
         await run(command, fallback: false).result
     }
@@ -84,7 +83,7 @@ public struct PipelineEngine: Sendable {
     /// Runs the command and, when the primary execution fails and the plan has a fallback
     /// call, runs that call once with the shared parts (already uploaded ones included) but no
     /// uploads of its own and no cache (seed 002 §7).
-    @inlinable
+    @inline(__always)
     public func executeWithFallback(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
         await run(command).result
     }
