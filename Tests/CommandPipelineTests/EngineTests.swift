@@ -134,4 +134,31 @@ import Testing
         let record = WrittenRecords.succeeded(finalized, index: 0)
         #expect(record.objectValue?["telemetry"]?.objectValue?["durations_ms"]?.objectValue?["shout"] != nil)
     }
+
+    /// A stage whose work never suspends says so with `executeWithoutSuspending`: the loop runs
+    /// that (no async call), and its `execute` is not called; other stages are awaited as before.
+    @Test func aStageThatNeverSuspendsRunsWithoutAnAsyncCall() async throws {
+        struct Mark: ExecutionStage {
+            let name: String
+            let synchronous: Bool
+            func applies(to state: ExecutionState) -> Bool { true }
+            func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
+                context.log.record(.stageStarted("\(name): awaited"))
+                return state
+            }
+            func executeWithoutSuspending(_ state: ExecutionState, context: StageContext) throws(APIError) -> ExecutionState? {
+                guard synchronous else { return nil }
+                context.log.record(.stageStarted("\(name): immediate"))
+                return state
+            }
+        }
+        let engine = PipelineEngine(provider: MockProvider.make(), stages: [Mark(name: "sync", synchronous: true), Mark(name: "async", synchronous: false), TelemetryStage()])
+        var marks: [String] = []
+        for await event in engine.events(for: command(prompts: ["hi"])) {
+            if case .stageStarted(let name) = event.kind, name.contains(":") { marks.append(name) }
+        }
+        #expect(marks == ["sync: immediate", "async: awaited"])
+        let outcome = await engine.run(command(prompts: ["hi"]))
+        #expect(outcome.state.summary != nil, "the telemetry stage, which never suspends, still folded the log")
+    }
 }

@@ -24,7 +24,11 @@ struct StageLoop: Sendable {
             // Only readers see a stage's start (the fold has no use for it).
             if log.isObserved { log.record(.stageStarted(stage.name), now: start) }
             do throws(APIError) {
-                state = try await stage.execute(state, context: context)
+                if let next = try stage.executeWithoutSuspending(state, context: context) {
+                    state = next
+                } else {
+                    state = try await stage.execute(state, context: context)
+                }
                 // The telemetry stage is last, and only readers of the log see its end (the fold
                 // has already been read): unread, it costs no clock reading.
                 if stage.name == TelemetryStage.name && !log.isObserved {

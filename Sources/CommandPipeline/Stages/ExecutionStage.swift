@@ -17,6 +17,14 @@ public protocol ExecutionStage: Sendable {
     var name: String { get }
     func applies(to state: ExecutionState) -> Bool
     func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState
+    /// The stage's work, done without suspending, when it never needs to (the telemetry stage's
+    /// fold): the loop then runs it without an async call of its own. nil, the default: the loop
+    /// awaits `execute`.
+    func executeWithoutSuspending(_ state: ExecutionState, context: StageContext) throws(APIError) -> ExecutionState?
+}
+
+extension ExecutionStage {
+    public func executeWithoutSuspending(_ state: ExecutionState, context: StageContext) throws(APIError) -> ExecutionState? { nil }
 }
 
 /// What a stage works with besides the state.

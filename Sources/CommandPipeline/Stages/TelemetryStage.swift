@@ -8,8 +8,17 @@ public struct TelemetryStage: ExecutionStage {
 
     public func applies(to state: ExecutionState) -> Bool { true }
 
-    @inline(__always)
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
+        fold(state, context)
+    }
+
+    /// The fold never suspends: the loop runs it without an async call.
+    public func executeWithoutSuspending(_ state: ExecutionState, context: StageContext) throws(APIError) -> ExecutionState? {
+        fold(state, context)
+    }
+
+    @inline(__always)
+    private func fold(_ state: ExecutionState, _ context: StageContext) -> ExecutionState {
         state.with(fold: context.log.finishedFold(estimate: state.command.tokenEstimate))
     }
 }
