@@ -95,9 +95,10 @@ public struct GenerateStage: ExecutionStage {
     @inline(__always)
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
         let count = state.calls.count
-        let planLimiter = state.plan.rateConstraint.map {
+        // Tested on the tag first: mapping the optional copied it, present or not.
+        let planLimiter = state.plan.rateConstraint.isPresent ? state.plan.rateConstraint.map {
             RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, maxPause: maxPause, clock: clock)
-        }
+        } : nil
         if count == 1 {
             switch await run(0, state, planLimiter, context) {
             case .success(let response): return state.with(responses: [response])

@@ -18,14 +18,17 @@ extension PlannedCommand {
 
         if id.isEmpty { issues.add("id", "id must not be empty; omit it to get cmd-N") }
         if plan.calls.isEmpty { issues.add("plan.calls", "plan.calls must contain at least one call") }
-        // Calls and parts are read in place (`plan.calls[i]`), not copied out of their arrays.
-        for i in plan.calls.indices {
-            check(plan.calls[i], at: "plan.calls[\(i)]", hasShared: !plan.sharedParts.isEmpty, &issues)
+        // Calls and parts are checked where they are, by array and index: passed as values, each
+        // call and part was copied (this runs for every command).
+        let calls = plan.calls, sharedParts = plan.sharedParts
+        for i in calls.indices {
+            check(calls, i, at: "plan.calls[\(i)]", hasShared: !sharedParts.isEmpty, &issues)
         }
-        if let fallback = plan.fallbackCall {
-            check(fallback, at: "plan.fallback_call", hasShared: !plan.sharedParts.isEmpty, &issues)
+        // Optional fields are tested on their tag first: binding one copies it, present or not.
+        if plan.fallbackCall.isPresent, let fallback = plan.fallbackCall {
+            check([fallback], 0, at: "plan.fallback_call", hasShared: !sharedParts.isEmpty, &issues)
         }
-        for i in plan.sharedParts.indices { check(plan.sharedParts[i], at: "plan.shared_parts[\(i)]", &issues) }
+        for i in sharedParts.indices { check(sharedParts, i, at: "plan.shared_parts[\(i)]", &issues) }
         for (i, task) in plan.uploadTasks.enumerated() {
             let path = "plan.upload_tasks[\(i)]"
             let parts: [APIPart]?
@@ -47,13 +50,15 @@ extension PlannedCommand {
                 }
             }
         }
-        if let cache = plan.cache { checkRange(cache.ttlSeconds, Limits.cacheTTLSeconds, "plan.cache.ttl_seconds", &issues) }
-        if let cache = plan.cache, let key = cache.key, key.isEmpty { issues.add("plan.cache.key", "key must not be empty; omit it to derive one") }
-        if let rate = plan.rateConstraint {
+        if plan.cache.isPresent, let cache = plan.cache {
+            checkRange(cache.ttlSeconds, Limits.cacheTTLSeconds, "plan.cache.ttl_seconds", &issues)
+            if let key = cache.key, key.isEmpty { issues.add("plan.cache.key", "key must not be empty; omit it to derive one") }
+        }
+        if plan.rateConstraint.isPresent, let rate = plan.rateConstraint {
             if let rpm = rate.requestsPerMinute { checkRange(rpm, Limits.requestsPerMinute, "plan.rate_constraint.requests_per_minute", &issues) }
             if let tpm = rate.tokensPerMinute { checkRange(tpm, Limits.tokensPerMinute, "plan.rate_constraint.tokens_per_minute", &issues) }
         }
-        if let estimate = tokenEstimate { check(estimate, at: "token_estimate", &issues) }
+        if tokenEstimate.isPresent, let estimate = tokenEstimate { check(estimate, at: "token_estimate", &issues) }
         if !perCallEstimates.isEmpty && perCallEstimates.count != plan.calls.count {
             issues.add("per_call_estimates", "per_call_estimates has \(perCallEstimates.count) entries but the plan has \(plan.calls.count) call(s); give one per call or none")
         }
@@ -61,20 +66,22 @@ extension PlannedCommand {
         return issues.list
     }
 
-    private func check(_ call: APICall, at path: @autoclosure () -> String, hasShared: Bool, _ issues: inout Issues) {
-        if call.model.isEmpty { issues.add(path() + ".model", "model must not be empty") }
-        if call.parts.isEmpty && !hasShared {
+    private func check(_ calls: [APICall], _ c: Int, at path: @autoclosure () -> String, hasShared: Bool, _ issues: inout Issues) {
+        if calls[c].model.isEmpty { issues.add(path() + ".model", "model must not be empty") }
+        let parts = calls[c].parts
+        if parts.isEmpty && !hasShared {
             issues.add(path() + ".parts", "a call needs at least one part (or plan.shared_parts)")
         }
-        for i in call.parts.indices { check(call.parts[i], at: "\(path()).parts[\(i)]", &issues) }
-        if let t = call.config.temperature, !(0...2).contains(t) { issues.add(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
-        if let p = call.config.topP, !(0...1).contains(p) { issues.add(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
-        if let m = call.config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", &issues) }
-        if let stop = call.config.stop, stop.contains(where: \.isEmpty) { issues.add(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
+        for i in parts.indices { check(parts, i, at: "\(path()).parts[\(i)]", &issues) }
+        if let t = calls[c].config.temperature, !(0...2).contains(t) { issues.add(path() + ".config" + ".temperature", "temperature must be between 0 and 2, got \(t)") }
+        if let p = calls[c].config.topP, !(0...1).contains(p) { issues.add(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
+        if let m = calls[c].config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", &issues) }
+        if let stop = calls[c].config.stop, stop.contains(where: \.isEmpty) { issues.add(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
     }
 
-    private func check(_ part: APIPart, at path: @autoclosure () -> String, _ issues: inout Issues) {
-        switch part {
+    private func check(_ parts: [APIPart], _ i: Int, at path: @autoclosure () -> String, _ issues: inout Issues) {
+        if case .text = parts[i] { return }   // nothing to check, and the common case
+        switch parts[i] {
         case .text: break
         case .fileRef(let ref):
             if ref.uri.isEmpty { issues.add(path() + ".uri", "uri must not be empty") }

@@ -50,7 +50,7 @@ final class MockCore: Sendable {
                 retryable: true, code: "unavailable")
         }
         var latency = configuration.latency
-        if let faults = configuration.faults {
+        if configuration.faults.isPresent, let faults = configuration.faults {
             let (fault, extra) = faults.draw(UInt64(bitPattern: Int64(n)))
             latency += extra
             switch fault {
