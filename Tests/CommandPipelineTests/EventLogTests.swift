@@ -223,6 +223,38 @@ import Testing
         #expect(plain.telemetry.durations[GenerateStage.name] > .zero)
     }
 
+    /// A one-call command hands its response to the fold as the array the state holds: read or
+    /// unread, the fold has the same usage and calls, and a stage failing after the call still
+    /// leaves the response as a partial one.
+    @Test func aOneCallCommandFoldsTheSameReadOrUnread() async throws {
+        struct Fail: ExecutionStage {
+            var name: String { "fail" }
+            func applies(to state: ExecutionState) -> Bool { !state.responses.isEmpty }
+            func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
+                throw APIError(.internal, "after the call")
+            }
+        }
+        let ignore: @Sendable (PipelineEvent) -> Void = { _ in }
+        for failing in [false, true] {
+            let generate = GenerateStage(calls: EngineConfiguration().callChain(retrier: Retrier()))
+            let stages: [any ExecutionStage] = failing ? [generate, Fail(), TelemetryStage()] : [generate, TelemetryStage()]
+            var outcomes: [CommandOutcome] = []
+            for observer in [nil, ignore] {
+                let provider = ScriptedProvider(script: ["m": [.answer("ok")]])
+                let engine = PipelineEngine(provider: provider, stages: stages)
+                outcomes.append(await engine.run(PlannedCommand(id: "one", plan: ExecutionPlan(call: APICall(model: "m", parts: [.text("a")]))), observer: observer))
+            }
+            let (plain, observed) = (outcomes[0], outcomes[1])
+            #expect(plain.telemetry.calls == observed.telemetry.calls && plain.telemetry.calls.map(\.attempts) == [1])
+            #expect(plain.usage == observed.usage && plain.usage.totalTokens > 0)
+            if failing {
+                #expect(plain.partialResponses.map(\.text) == ["ok"] && observed.partialResponses.map(\.text) == ["ok"])
+            } else {
+                #expect(try plain.result.get().responses.map(\.text) == ["ok"])
+            }
+        }
+    }
+
     @Test func stoppingTheEventStreamCancelsTheCommand() async throws {
         let clock = ManualClock()
         let provider = MockProvider.make(MockConfiguration(latency: .seconds(60), clock: clock))

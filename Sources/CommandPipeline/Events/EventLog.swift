@@ -124,6 +124,19 @@ public final class EventLog: Sendable {
         record(folding: { $0.callFinished(response) }, or: .callFinished(response), now: nil)
     }
 
+    /// Records `callFinished` for each of `responses`, in order. Unread, the fold keeps the array
+    /// itself (a one-call command's responses are then one array, shared by the state and the fold).
+    public func recordCallsFinished(_ responses: [CallResponse]) {
+        guard keepsEvents || reading.load(ordering: .acquiring) else {
+            state.withLock { state in
+                state.count += responses.count
+                state.changeFold { $0.callsFinished(responses) }
+            }
+            return
+        }
+        for response in responses { record(.callFinished(response)) }
+    }
+
     /// Folds with `step` (the fold's own step for `kind`) when only the fold reads events; else
     /// records `kind` like any event (`now` nil: read the clock when the event is kept).
     @inline(__always)

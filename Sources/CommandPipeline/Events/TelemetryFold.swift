@@ -77,6 +77,15 @@ public struct LogSummary: Sendable {
         if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == response.callIndex } }
     }
 
+    /// `callFinished` for each of `responses`: the array itself is kept when none finished before.
+    mutating func callsFinished(_ responses: [CallResponse]) {
+        guard finished.isEmpty && streams.isEmpty else {
+            for response in responses { callFinished(response) }
+            return
+        }
+        finished = responses
+    }
+
     /// Whether `add` does anything with `kind` (the log keeps nothing else of an unread event).
     static func folds(_ kind: PipelineEvent.Kind) -> Bool {
         switch kind {

@@ -81,11 +81,17 @@ public struct GenerateStage: ExecutionStage {
     /// Runs call `index` and records how it ended.
     @inline(__always)
     private func run(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) async -> Result<CallResponse, APIError> {
+        let result = await call(index, state, planLimiter, context)
+        if case .success(let answer) = result { context.log.recordCallFinished(answer) }
+        return result
+    }
+
+    /// Runs call `index`; records its failure (its success is for the caller to record).
+    @inline(__always)
+    private func call(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) async -> Result<CallResponse, APIError> {
         switch await calls(input(index, state, planLimiter, context)) {
         case .success(let response):
-            let answer = CallResponse(callIndex: index, response: response)
-            context.log.recordCallFinished(answer)
-            return .success(answer)
+            return .success(CallResponse(callIndex: index, response: response))
         case .failure(let error):
             context.log.record(.callFailed(call: index, error: error.summary))
             return .failure(error)
@@ -100,8 +106,12 @@ public struct GenerateStage: ExecutionStage {
             RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, maxPause: maxPause, clock: clock)
         } : nil
         if count == 1 {
-            switch await run(0, state, planLimiter, context) {
-            case .success(let response): return state.with(responses: [response])
+            switch await call(0, state, planLimiter, context) {
+            case .success(let response):
+                // One array for the state and the log's fold (which shares it rather than copying).
+                let responses = [response]
+                context.log.recordCallsFinished(responses)
+                return state.with(responses: responses)
             case .failure(let error): throw error
             }
         }
