@@ -255,6 +255,23 @@ import Testing
         }
     }
 
+    /// Time is read once per stage boundary: when the command starts, when its first stage
+    /// starts, and when each stage ends (the telemetry stage ends the total at its own start).
+    /// Each reading here is a millisecond later than the one before.
+    @Test func theClockIsReadOncePerStageBoundary() async throws {
+        final class TickingClock: PipelineClock {
+            let ticks = Mutex(0)
+            var now: Duration { .milliseconds(ticks.withLock { $0 += 1; return $0 }) }
+            func sleep(until deadline: Duration) async throws {}
+        }
+        let clock = TickingClock()
+        let engine = PipelineEngine(provider: MockProvider.make(), stages: [GenerateStage(), TelemetryStage()], clock: clock)
+        let finalized = try await engine.execute(PlannedCommand(id: "t", plan: ExecutionPlan(call: APICall(model: "m", parts: [.text("a")])))).get()
+        #expect(clock.ticks.withLock { $0 } == 3, "command start, generate start, generate end")
+        #expect(finalized.telemetry.durations[GenerateStage.name] == .milliseconds(1))
+        #expect(finalized.telemetry.durations.total == .milliseconds(2))
+    }
+
     @Test func stoppingTheEventStreamCancelsTheCommand() async throws {
         let clock = ManualClock()
         let provider = MockProvider.make(MockConfiguration(latency: .seconds(60), clock: clock))

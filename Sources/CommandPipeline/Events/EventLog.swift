@@ -191,9 +191,10 @@ public final class EventLog: Sendable {
     }
 
     /// The same, as the log's own cell: handed to the state without copying the fold (a later
-    /// event copies the cell first, so what was handed out never changes).
-    func finishedFold(estimate: TokenEstimate? = nil, partials: Bool = false) -> FoldCell {
-        let total = elapsed
+    /// event copies the cell first, so what was handed out never changes). `now`: a reading of
+    /// the log's clock the caller already took, to end the total time at.
+    func finishedFold(estimate: TokenEstimate? = nil, partials: Bool = false, now: Duration? = nil) -> FoldCell {
+        let total = (now ?? clock.now) - start
         // Finished in place (finishing is idempotent and later events fold on top of it): a copy
         // finished outside would copy the telemetry's storage, which the log still shares.
         return state.withLock { state in

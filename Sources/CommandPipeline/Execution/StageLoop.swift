@@ -10,7 +10,7 @@ struct StageLoop: Sendable {
     func run(_ input: CommandRun) async -> CommandOutcome {
         var state = input.state
         let log = input.log
-        let context = StageContext(provider: provider, log: log, streaming: input.streaming)
+        var context = StageContext(provider: provider, log: log, streaming: input.streaming)
         var failure: APIError?
         let skipping = input.skipping
         // One clock reading per stage boundary: a stage's end is the next one's start.
@@ -23,6 +23,7 @@ struct StageLoop: Sendable {
             let start = reading ?? clock.now
             // Only readers see a stage's start (the fold has no use for it).
             if log.isObserved { log.record(.stageStarted(stage.name), now: start) }
+            context.started = start
             do throws(APIError) {
                 if let next = try stage.executeWithoutSuspending(state, context: context) {
                     state = next

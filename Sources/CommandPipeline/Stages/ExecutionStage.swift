@@ -34,6 +34,10 @@ public struct StageContext: Sendable {
     public let log: EventLog
     /// Whether calls should stream text deltas when the provider can.
     public let streaming: Bool
+    /// The clock reading at which the stage began, when the engine's stage loop runs it (the
+    /// loop reads the clock once per stage boundary); nil otherwise. The telemetry stage ends the
+    /// command's total time there rather than reading the clock once more.
+    public internal(set) var started: Duration?
 
     public init(provider: any GenerationCapability, log: EventLog, streaming: Bool = false) {
         self.provider = provider

@@ -19,6 +19,7 @@ public struct TelemetryStage: ExecutionStage {
 
     @inline(__always)
     private func fold(_ state: ExecutionState, _ context: StageContext) -> ExecutionState {
-        state.with(fold: context.log.finishedFold(estimate: state.command.tokenEstimate))
+        // The total ends where this stage began: the loop's last clock reading, a moment ago.
+        state.with(fold: context.log.finishedFold(estimate: state.command.tokenEstimate, now: context.started))
     }
 }
