@@ -135,6 +135,19 @@ import Testing
         #expect(record.objectValue?["telemetry"]?.objectValue?["durations_ms"]?.objectValue?["shout"] != nil)
     }
 
+    /// `takeResult` moves the result out of an outcome nothing else holds, and copies it out of
+    /// one that is shared: the other holder still has it.
+    @Test func takingTheResultLeavesSharedOutcomesWhole() async throws {
+        let engine = PipelineEngine(provider: MockProvider.make())
+        let outcome = await engine.run(command(prompts: ["hi"]))
+        let shared = outcome
+        let taken = try shared.takeResult().get()
+        #expect(taken.responses.map(\.text) == ["echo: hi"])
+        #expect(try outcome.result.get().responses.map(\.text) == ["echo: hi"], "the other holder keeps its result")
+        let alone = try await engine.run(command(prompts: ["again"])).takeResult().get()
+        #expect(alone.responses.map(\.text) == ["echo: again"])
+    }
+
     /// A stage whose work never suspends says so with `executeWithoutSuspending`: the loop runs
     /// that (no async call), and its `execute` is not called; other stages are awaited as before.
     @Test func aStageThatNeverSuspendsRunsWithoutAnAsyncCall() async throws {

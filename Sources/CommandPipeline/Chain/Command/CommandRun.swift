@@ -29,7 +29,13 @@ public struct CommandOutcome: Sendable {
         var failedCalls: [Int]
     }
 
-    private var storage: Box<Storage>
+    /// Never changed once made, except by `takeResult` while this outcome holds the only reference.
+    private final class StorageBox: @unchecked Sendable {
+        @exclusivity(unchecked) var value: Storage
+        init(_ value: Storage) { self.value = value }
+    }
+
+    private var storage: StorageBox
 
     public var result: Result<FinalizedCommand, APIError> { _read { yield storage.value.result } }
     /// The state the stages reached (the fallback's, when it ran).
@@ -43,7 +49,7 @@ public struct CommandOutcome: Sendable {
     public var failedCalls: [Int] { _read { yield storage.value.failedCalls } }
 
     public init(result: Result<FinalizedCommand, APIError>, state: ExecutionState, telemetry: Telemetry, partialResponses: [CallResponse] = [], failedCalls: [Int] = []) {
-        storage = Box(Storage(result: result, state: state, telemetry: telemetry, partialResponses: partialResponses, failedCalls: failedCalls))
+        storage = StorageBox(Storage(result: result, state: state, telemetry: telemetry, partialResponses: partialResponses, failedCalls: failedCalls))
     }
 
     /// A success.
@@ -74,7 +80,19 @@ public struct CommandOutcome: Sendable {
         var storage = self.storage.value
         storage.result = .failure(error)
         var copy = self
-        copy.storage = Box(storage)
+        copy.storage = StorageBox(storage)
         return copy
     }
+
+    /// The result, moved out of the outcome when nothing else holds it (else copied): what
+    /// `execute` returns, without a copy of the finalized command.
+    public consuming func takeResult() -> Result<FinalizedCommand, APIError> {
+        guard isKnownUniquelyReferenced(&storage) else { return storage.value.result }
+        var taken = Result<FinalizedCommand, APIError>.failure(Self.taken)
+        swap(&taken, &storage.value.result)
+        return taken
+    }
+
+    /// What a taken outcome's storage holds until it goes (nothing reads it).
+    private static let taken = APIError(.internal, "the result was taken")
 }
