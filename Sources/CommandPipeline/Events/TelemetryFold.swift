@@ -113,7 +113,7 @@ public struct LogSummary: Sendable {
         telemetry.calls = calls.inCallOrder
         usage = finished.reduce(Usage.zero) { $0 + $1.usage }
         if let estimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
-        failedCalls.sort()
+        if failedCalls.count > 1 { failedCalls.sort() }
         if partials {
             partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }
                 + streams.map { CallResponse(callIndex: $0.call, text: $0.text, model: $0.model, finishReason: CallResponse.interrupted, usage: .zero) }

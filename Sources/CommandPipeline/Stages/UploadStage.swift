@@ -28,8 +28,7 @@ public struct UploadStage: ExecutionStage {
 
     public func applies(to state: ExecutionState) -> Bool {
         if !state.plan.uploadTasks.isEmpty { return true }
-        return state.sharedParts.contains { $0.placeholder.isPresent }
-            || state.calls.contains { $0.parts.contains { $0.placeholder.isPresent } }
+        return state.sharedParts.contains(where: \.isPlaceholder) || state.calls.contains { $0.parts.contains(where: \.isPlaceholder) }
     }
 
     struct Target {

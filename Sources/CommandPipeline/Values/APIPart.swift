@@ -23,6 +23,11 @@ public enum APIPart: Sendable, Hashable {
     public var placeholder: FilePlaceholder? {
         if case .filePlaceholder(let p) = self { p } else { nil }
     }
+
+    /// Whether this is a placeholder (without copying it out, as `placeholder` does).
+    public var isPlaceholder: Bool {
+        if case .filePlaceholder = self { true } else { false }
+    }
 }
 
 /// A file the provider already holds, e.g. `mock://files/…` or an uploaded file id.

@@ -43,7 +43,8 @@ final class MockCore: Sendable {
 
     @inline(__always)
     func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
-        let n = calls.add(1, ordering: .relaxed).newValue
+        // Calls are numbered for the fault plan's draws only (an atomic add per call otherwise).
+        let n = configuration.faults.isPresent ? calls.add(1, ordering: .relaxed).newValue : 0
         if configuration.failingModels.contains(request.model) {
             throw APIError(
                 .providerError, "mock: model '\(request.model)' is unavailable", provider: Self.providerName,
