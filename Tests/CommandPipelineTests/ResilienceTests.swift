@@ -265,6 +265,29 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 }
 
 @Suite struct AdaptiveWithoutLimitsTests {
+    /// The retry layer pauses the limiter it is given on a 429 from any request (a call, an
+    /// upload, a cache creation), and only on a 429; until then the limiter is idle and the
+    /// rate-limit unit does not apply.
+    @Test func theRetryLayerPausesItsLimiterOnA429() async throws {
+        let clock = ManualClock()
+        let limiter = RateLimiter(clock: clock)
+        let retrier = Retrier(policy: RetryPolicy(maxAttempts: 1), clock: clock, pausing: limiter)
+        let other = APIError(.providerError, "overloaded", retryable: true)
+        _ = await retrier.run(cancelled: APIError(.cancelled, "c")) { _ -> Result<Int, APIError> in .failure(other) }
+        #expect(limiter.isIdle, "another failure does not pause it")
+        var limited = APIError(.rateLimited, "429", retryable: true)
+        limited.retryAfter = .seconds(10)
+        _ = await retrier.run(cancelled: APIError(.cancelled, "c")) { _ -> Result<Int, APIError> in .failure(limited) }
+        #expect(!limiter.isIdle)
+        #expect(limiter.tryAcquire(tokens: 0) == nil, "calls wait out the pause")
+        let unit = RateLimitUnit(limiter: limiter, clock: clock)
+        let idleUnit = RateLimitUnit(limiter: RateLimiter(clock: clock), clock: clock)
+        let input = CallInput(
+            request: GenerationRequest(model: "m", parts: [.text("a")]), callIndex: 0, path: "plan.calls[0]",
+            state: ExecutionState(command: command()), provider: MockProvider.make(), log: EventLog(commandID: "c", provider: "mock", clock: clock))
+        #expect(unit.applies(to: input) && !idleUnit.applies(to: input))
+    }
+
     @Test func a429PausesOtherCallsEvenWithoutAConfiguredLimit() async throws {
         let clock = ManualClock()
         var limited = APIError(.rateLimited, "429", provider: "scripted", retryable: true)

@@ -57,12 +57,21 @@ public struct EngineConfiguration: Sendable {
         return units
     }
 
-    /// The chain around each call, outermost first.
-    public func callChain(retrier: Retrier) -> CallChain {
-        // Always present: without limits it still pauses every call after a provider 429.
-        let limiter = RateLimiter(
+    /// The engine's limiter: the configured limits, and the pause after a provider's 429.
+    public func rateLimiter() -> RateLimiter {
+        RateLimiter(
             requestsPerMinute: rateLimit?.requestsPerMinute, tokensPerMinute: rateLimit?.tokensPerMinute,
             maxPause: retryPolicy.maxRetryAfter, clock: clock)
+    }
+
+    /// The chain around each call, outermost first. The rate-limit unit uses the limiter the
+    /// retrier pauses after a 429 (a new one, which the retrier is then given, when it has none).
+    public func callChain(retrier: Retrier) -> CallChain {
+        // Always present: without limits it still pauses every call after a provider 429 (the
+        // retry layer, which sees every failure, pauses it; the unit then holds calls back).
+        var retrier = retrier
+        let limiter = retrier.pausing ?? rateLimiter()
+        retrier.pausing = limiter
         var units: [any ChainUnit<CallInput, Result<GenerationResponse, APIError>>] = [
             CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
         ]

@@ -51,8 +51,9 @@ public struct PipelineEngine: Sendable {
     /// An engine with the standard stages and chains.
     public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
         let clock = configuration.clock
-        // One retry layer for every request: generate calls, uploads and cache creation.
-        let retrier = Retrier(policy: configuration.retryPolicy, clock: clock)
+        // One retry layer for every request: generate calls, uploads and cache creation; a 429
+        // on any of them pauses the engine's limiter.
+        let retrier = Retrier(policy: configuration.retryPolicy, clock: clock, pausing: configuration.rateLimiter())
         self.init(
             provider: provider,
             stages: [

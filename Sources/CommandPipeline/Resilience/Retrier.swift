@@ -7,11 +7,18 @@ public struct Retrier: Sendable {
     public var clock: any PipelineClock
     /// A number in 0..<1 for jitter; tests pass a constant.
     public var random: @Sendable () -> Double
+    /// The limiter a rate-limited failure pauses (the engine's): a 429 on any request — a call,
+    /// an upload, a cache creation — holds the calls after it back, limits configured or not.
+    public var pausing: RateLimiter?
 
-    public init(policy: RetryPolicy = RetryPolicy(), clock: any PipelineClock = SystemClock(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+    public init(
+        policy: RetryPolicy = RetryPolicy(), clock: any PipelineClock = SystemClock(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        pausing: RateLimiter? = nil
+    ) {
         self.policy = policy
         self.clock = clock
         self.random = random
+        self.pausing = pausing
     }
 
     /// What `run` did: the final result, the attempts made and the time spent waiting between them.
@@ -61,6 +68,7 @@ public struct Retrier: Sendable {
                 result = await attempt(number)
             }
             guard case .failure(let error) = result else { return Outcome(result: result, attempts: number, waited: waited) }
+            if error.kind == .rateLimited { pausing?.throttle(after: error) }
             if error.kind == .cancelled || Task.isCancelled {
                 observer?.failed(number, error, false)
                 return Outcome(result: .failure(error.kind == .cancelled ? error : cancelled()), attempts: number, waited: waited)

@@ -1,6 +1,11 @@
 /// Holds each attempt until the rate limiters grant it: the engine's (`--rate-limit-rpm/tpm`,
 /// and the pause after a provider's 429) and the plan's own `rate_constraint`. A grant is
 /// settled with the real usage; a 429 pauses the limiters. Time spent waiting is recorded.
+///
+/// When there is nothing to decide — no plan limit, and an engine limiter without limits that
+/// has seen no 429 (`isIdle`) — the unit does not apply and costs the call nothing. The retry
+/// layer, which sees every failure, pauses the engine's limiter on a 429 (`Retrier.pausing`);
+/// from then on the unit applies.
 public struct RateLimitUnit: ChainUnit {
     /// Shared by every command of the engine.
     public let limiter: RateLimiter?
@@ -11,15 +16,10 @@ public struct RateLimitUnit: ChainUnit {
         self.clock = clock
     }
 
+    public func applies(to input: CallInput) -> Bool { input.planLimiter != nil || !(limiter?.isIdle ?? true) }
+
     @inline(__always)
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
-        // The common case: no limits and no 429 yet. Nothing to acquire or settle; a 429
-        // still pauses the limiter for every later call.
-        if input.planLimiter == nil, limiter?.isIdle ?? true {
-            let result = await next(input)
-            if case .failure(let error) = result, error.kind == .rateLimited { limiter?.throttle(after: error) }
-            return result
-        }
         var limiters: [RateLimiter] = []
         if let plan = input.planLimiter { limiters.append(plan) }
         if let limiter { limiters.append(limiter) }
