@@ -72,6 +72,9 @@ public struct GenerateStage: ExecutionStage {
     }
 
     private func input(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) -> CallInput {
+        guard state.hasCache else {
+            return CallInput(uncachedCall: index, of: state, planLimiter: planLimiter, provider: context.provider, log: context.log, streaming: context.streaming)
+        }
         let request = Self.request(for: state, call: index)
         return CallInput(
             request: request, uncached: !request.cache.isPresent ? nil : Self.uncachedRequest(for: state, call: index), callIndex: index,

@@ -37,6 +37,8 @@ public struct ExecutionState: Sendable, Hashable {
     public var callPaths: CallPaths { _read { yield base.value.callPaths } }
     /// The cache the calls use, once the cache stage has one.
     public var cache: CacheReference? { progress.cache?.value }
+    /// Whether there is one (without copying it).
+    var hasCache: Bool { progress.cache.isPresent }
     /// Responses in call order, once generated.
     public var responses: [CallResponse] { _read { yield progress.responses } }
     /// Set by the telemetry stage: the fold of the command's log.

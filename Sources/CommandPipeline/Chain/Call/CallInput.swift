@@ -43,6 +43,19 @@ public struct CallInput: Sendable {
             self.streaming = streaming
         }
 
+        /// Call `index` of `state` without a cache, its request built in place (built outside and
+        /// handed in, the request was copied once more).
+        init(uncachedCall index: Int, of state: ExecutionState, planLimiter: RateLimiter?, provider: any GenerationCapability, log: EventLog, streaming: Bool) {
+            request = GenerateStage.uncachedRequest(for: state, call: index)
+            uncached = nil
+            path = nil
+            self.state = state
+            self.planLimiter = planLimiter
+            self.provider = provider
+            self.log = log
+            self.streaming = streaming
+        }
+
         func with(request: GenerationRequest, uncached: GenerationRequest?) -> Storage {
             Storage(request: request, uncached: uncached, path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
         }
@@ -78,6 +91,13 @@ public struct CallInput: Sendable {
         self.maxAttempts = nil
         storage = Storage(
             request: request, uncached: uncached, path: nil, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
+    }
+
+    /// Call `index` of `state`, which has no cache.
+    init(uncachedCall index: Int, of state: ExecutionState, planLimiter: RateLimiter?, provider: any GenerationCapability, log: EventLog, streaming: Bool) {
+        callIndex = index
+        maxAttempts = nil
+        storage = Storage(uncachedCall: index, of: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
     }
 
     func cancelled() -> APIError {
