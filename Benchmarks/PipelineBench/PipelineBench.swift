@@ -4,7 +4,7 @@ import Foundation
 /// The benchmark runner: `swift run -c release PipelineBench [--json] [--scenario NAME]`.
 @main
 struct PipelineBench {
-    static let scenarios = ["overhead", "fanout", "uploads", "cache", "faults", "cli"]
+    static let scenarios = ["overhead", "parts", "fanout", "uploads", "cache", "faults", "cli"]
 
     static func main() async {
         var json = false
@@ -46,6 +46,7 @@ struct PipelineBench {
         for name in names {
             switch name {
             case "overhead": figures += await overheadScenario(commands: 100_000)
+            case "parts": figures += await partsScenario()
             case "fanout": figures += await fanoutScenario(calls: 10_000, latencyMs: 20, concurrency: 256)
             case "uploads": figures += await uploadsScenario(files: 16, latencyMs: 50)
             case "cache": figures += await cacheScenario(commands: 1000)
