@@ -5,6 +5,15 @@ struct StageLoop: Sendable {
     let stages: [any ExecutionStage]
     let provider: any GenerationCapability
     let clock: any PipelineClock
+    /// Which stages are the telemetry stage, found once (not by comparing names per command).
+    private let isTelemetry: [Bool]
+
+    init(stages: [any ExecutionStage], provider: any GenerationCapability, clock: any PipelineClock) {
+        self.stages = stages
+        self.provider = provider
+        self.clock = clock
+        isTelemetry = stages.map { $0.name == TelemetryStage.name }
+    }
 
     @inline(__always)
     func run(_ input: CommandRun) async -> CommandOutcome {
@@ -15,7 +24,7 @@ struct StageLoop: Sendable {
         let skipping = input.skipping
         // One clock reading per stage boundary: a stage's end is the next one's start.
         var reading: Duration?
-        for stage in stages where (skipping.isEmpty || !skipping.contains(stage.name)) && stage.applies(to: state) {
+        for (i, stage) in stages.enumerated() where (skipping.isEmpty || !skipping.contains(stage.name)) && stage.applies(to: state) {
             if Task.isCancelled {
                 failure = APIError(.cancelled, "command '\(state.command.id)' was cancelled before the \(stage.name) stage", provider: provider.providerName)
                 break
@@ -32,7 +41,7 @@ struct StageLoop: Sendable {
                 }
                 // The telemetry stage is last, and only readers of the log see its end (the fold
                 // has already been read): unread, it costs no clock reading.
-                if stage.name == TelemetryStage.name && !log.isObserved {
+                if isTelemetry[i] && !log.isObserved {
                     reading = nil   // a stage after it reads the clock for its own start
                     continue
                 }
