@@ -232,4 +232,3 @@ final class FoldCell: @unchecked Sendable {
 
     init(_ value: LogSummary) { self.value = value }
 }
-

@@ -139,7 +139,6 @@ public struct StageDurations: Sendable, Hashable {
     /// nothing allocated, for the standard pipeline).
     public var otherStages: [(name: String, duration: Duration)] { others.isEmpty ? [] : others.map { ($0.name, $0.duration) } }
 
-    /// The time of stage `name`; zero for a stage that did not run.
     /// Adds `duration` to stage `name`'s time (one look-up, where `self[name] += duration` made two).
     public mutating func add(_ duration: Duration, to name: String) {
         switch name {
@@ -152,6 +151,7 @@ public struct StageDurations: Sendable, Hashable {
         }
     }
 
+    /// The time of stage `name`; zero for a stage that did not run.
     public subscript(name: String) -> Duration {
         get {
             switch name {
