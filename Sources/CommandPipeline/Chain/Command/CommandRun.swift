@@ -54,7 +54,9 @@ public struct CommandOutcome: Sendable {
 
     /// A success.
     public init(_ finalized: FinalizedCommand, state: ExecutionState) {
-        self.init(result: .success(finalized), state: state, telemetry: finalized.telemetry)
+        // The telemetry first: the finalized command then moves into the result, not copied.
+        let telemetry = finalized.telemetry
+        self.init(result: .success(finalized), state: state, telemetry: telemetry)
     }
 
     /// A failure, with telemetry and partial results folded from `log`.
