@@ -19,8 +19,8 @@ extension PipelineClock {
 }
 
 /// Real time, from `ContinuousClock` (on Linux its reading is taken straight from
-/// `CLOCK_BOOTTIME`, the clock `ContinuousClock` reads there: a command takes four or five
-/// readings, and the standard library's conversions were a third of each).
+/// `CLOCK_BOOTTIME`, the clock `ContinuousClock` reads there: a command takes a reading at
+/// each stage boundary, and the standard library's conversions were a third of each).
 public struct SystemClock: PipelineClock {
     private let clock = ContinuousClock()
     #if os(Linux)
