@@ -12,7 +12,9 @@ Prints "PORT <n>" once listening. Behaviour is chosen by the request's model:
   hang            never answers (until the client gives up)
   flaky-N         503 for the first N attempts of each prompt, then echo
 POST /v1/files answers {"id": "file-<sha256 of the uploaded bytes>", "bytes": n, "filename": …, "purpose": …}.
-GET /stats gives the number of chat requests per model.
+GET /stats gives the number of chat requests per model; GET /billed lists, for every answer that
+carried usage, {"text": the answer's text, "usage": its usage}: what the server billed (the cost
+tests price it and compare with the results).
 """
 import hashlib
 import json
@@ -25,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STATS = Counter()
 ATTEMPTS = Counter()
+BILLED = []
 LOCK = threading.Lock()
 
 
@@ -67,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path.endswith("/stats"):
             with LOCK:
                 self.send_json(200, dict(STATS))
+        elif self.path.endswith("/billed"):
+            with LOCK:
+                self.send_json(200, list(BILLED))
         else:
             self.send_json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
 
@@ -141,11 +147,14 @@ class Handler(BaseHTTPRequestHandler):
     def completion(self, body, text):
         prompt = sum(tokens(m["content"]) if isinstance(m.get("content"), str) else 8 for m in body.get("messages", []))
         completion = tokens(text)
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                 "prompt_tokens_details": {"cached_tokens": 2}}
+        with LOCK:
+            BILLED.append({"text": text, "usage": usage})
         return {
             "id": "chatcmpl-fault", "object": "chat.completion", "model": body["model"] if body["model"] == "echo" else "echo",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                      "prompt_tokens_details": {"cached_tokens": 2}},
+            "usage": usage,
         }
 
     def start_stream(self):
