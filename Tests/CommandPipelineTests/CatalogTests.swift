@@ -66,6 +66,33 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         #expect(gpt.source.hasPrefix("user catalog over: "))
     }
 
+    /// Issue 30: storage and one-hour write prices in a --models file, and in the built-in catalog.
+    @Test func storageAndOneHourWritePrices() throws {
+        let json = #"{"models": {"gemini-2.5-flash": {"prices": {"cache_storage_per_hour": 2.5}}, "claude-sonnet-4-5": {"prices": {"cache_write_1h": 7, "cache_storage_per_hour": null}}}}"#
+        let catalog = try CatalogFile.parse(Array(json.utf8), over: .builtin).get()
+        #expect(catalog.info(for: "gemini-2.5-flash")?.prices?.cacheStoragePerHour == 2.5)
+        #expect(catalog.info(for: "gemini-2.5-flash")?.prices?.input == 0.30, "fields not given are kept")
+        #expect(catalog.info(for: "claude-sonnet-4-5")?.prices?.cacheWriteLong == 7)
+        #expect(catalog.info(for: "claude-sonnet-4-5")?.prices?.cacheStoragePerHour == nil)
+        let bad = CatalogFile.parse(Array(#"{"models": {"gpt-4o": {"prices": {"cache_storage_per_hour": -1}}}}"#.utf8), over: .builtin)
+        #expect(bad.failure?.description.contains("models.gpt-4o.prices.cache_storage_per_hour: expected a number from 0 to 1000000, got -1") == true)
+        // Built in: Gemini bills storage, Anthropic one-hour writes at twice the input price; the
+        // others neither, and every such figure says where it comes from.
+        for model in ModelCatalog.builtin.models.values {
+            let prices = try #require(model.prices)
+            switch model.provider {
+            case "gemini":
+                #expect((prices.cacheStoragePerHour ?? 0) > 0 && model.source.contains("cache storage"), "\(model.name)")
+            case "anthropic":
+                #expect(prices.cacheWriteLong == prices.input * 2 && prices.cacheStoragePerHour == nil, "\(model.name)")
+                #expect(model.source.contains("one-hour cache writes"), "\(model.name)")
+            default:
+                #expect(prices.cacheWriteLong == nil && prices.cacheStoragePerHour == nil, "\(model.name)")
+            }
+        }
+        #expect(ModelCatalog.builtin.info(for: "gemini-2.5-pro")?.prices?.cacheStoragePerHour == 4.5)
+    }
+
     @Test(arguments: [
         (#"[]"#, "expected an object, got a list"),
         (#"{"model": {}}"#, #"model: unknown key "model"; known: models"#),

@@ -43,7 +43,7 @@ extension ModelCatalog {
             source: "\(openAIPricing) and \(openAIModels)/gpt-4.1-nano, read \(builtinDate) through secondary copies (unverified)"),
         ModelInfo(
             name: "gpt-5", provider: "openai", contextWindow: 400_000, maxOutputTokens: 128_000, inputModalities: [.text, .image, .pdf],
-            minCacheTokens: openAICache, prices: ModelPrices(input: 1.25, cachedInput: 0.125, output: 10.00, cacheStoragePerHour: 4.50, batchDiscount: 0.5),
+            minCacheTokens: openAICache, prices: ModelPrices(input: 1.25, cachedInput: 0.125, output: 10.00, batchDiscount: 0.5),
             source: "\(openAIPricing) and \(openAIModels)/gpt-5, read \(builtinDate) through secondary copies (unverified; the cached-input price differs between copies: 0.125 and 0.625)"),
         ModelInfo(
             name: "gpt-5-mini", provider: "openai", contextWindow: 400_000, maxOutputTokens: 128_000, inputModalities: [.text, .image, .pdf],
