@@ -442,4 +442,14 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         // The key is claimed once: the next command asking for it reserves no cache.
         #expect(!ledger.claimCache(CacheStage.request(for: ExecutionState(command: command))!.key))
     }
+
+    /// Keys come from input: the ledger remembers a bounded number, and past it reserves for
+    /// every new key (the safe side) instead of growing.
+    @Test func theLedgerRemembersABoundedNumberOfCacheKeys() {
+        let ledger = CostLedger(limit: 1)
+        for i in 0..<(CostLedger.maxCacheKeys - 1) { _ = ledger.claimCache("k\(i)") }
+        #expect(ledger.claimCache("last"))
+        #expect(!ledger.claimCache("last") && !ledger.claimCache("k0"))
+        #expect(ledger.claimCache("beyond") && ledger.claimCache("beyond"), "not remembered: reserved each time")
+    }
 }

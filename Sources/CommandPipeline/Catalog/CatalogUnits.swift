@@ -225,10 +225,19 @@ public final class CostLedger: Sendable {
     }
 
     /// Whether the caller is the first to ask for cache `key`, the command that will create it
-    /// (and so reserves its creation and storage): true once per key.
+    /// (and so reserves its creation and storage): true once per key. Keys come from input, so
+    /// at most `maxCacheKeys` are remembered; past that every new key reserves (the safe side:
+    /// a reservation is released when its command ends).
     public func claimCache(_ key: String) -> Bool {
-        state.withLock { $0.cacheKeys.insert(key).inserted }
+        state.withLock { s in
+            if s.cacheKeys.contains(key) { return false }
+            if s.cacheKeys.count < Self.maxCacheKeys { s.cacheKeys.insert(key) }
+            return true
+        }
     }
+
+    /// Cache keys `claimCache` remembers.
+    public static let maxCacheKeys = 100_000
 
     /// A command ended: its estimate leaves the in-flight account and its cost joins the spent one.
     public func settle(reserved estimate: Double, cost: Cost?) {
