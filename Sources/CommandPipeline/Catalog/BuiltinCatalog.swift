@@ -71,12 +71,12 @@ extension ModelCatalog {
             name: "gemini-2.5-flash", provider: "gemini", contextWindow: 1_048_576, maxOutputTokens: 65_536,
             inputModalities: [.text, .image, .pdf, .audio, .video], minCacheTokens: 1024,
             prices: ModelPrices(input: 0.30, cachedInput: 0.03, output: 2.50, cacheStoragePerHour: 1.00, batchDiscount: 0.5),
-            source: "\(geminiPricing) (text, image and video input; audio input costs more), \(geminiModels), \(geminiCaching); read \(builtinDate) through secondary copies (cached price and cache minimum unverified); \(geminiStorage) $1.00 per million tokens per hour: \(geminiPricing), UNVERIFIED (no copy of the page could be read on \(cacheFiguresDate); the figure is the one the page listed for the 2.5 Flash models)"),
+            source: "\(geminiPricing) (text, image and video input; audio input costs more), \(geminiModels), \(geminiCaching); read \(builtinDate) through secondary copies (cached price and cache minimum unverified); \(geminiStorage) $1.00 per million tokens per hour: \(geminiPricing), UNVERIFIED (no copy of the page could be read on \(cacheFiguresDate): check it, and override it with --models)"),
         ModelInfo(
             name: "gemini-2.5-flash-lite", provider: "gemini", contextWindow: 1_048_576, maxOutputTokens: 65_536,
             inputModalities: [.text, .image, .pdf, .audio, .video], minCacheTokens: 1024,
             prices: ModelPrices(input: 0.10, cachedInput: 0.01, output: 0.40, cacheStoragePerHour: 1.00, batchDiscount: 0.5),
-            source: "\(geminiPricing), \(geminiModels), \(geminiCaching); read \(builtinDate) through secondary copies (cached price and cache minimum unverified); \(geminiStorage) $1.00 per million tokens per hour: \(geminiPricing), UNVERIFIED (no copy of the page could be read on \(cacheFiguresDate))"),
+            source: "\(geminiPricing), \(geminiModels), \(geminiCaching); read \(builtinDate) through secondary copies (cached price and cache minimum unverified); \(geminiStorage) $1.00 per million tokens per hour: \(geminiPricing), UNVERIFIED (no copy of the page could be read on \(cacheFiguresDate): check it, and override it with --models)"),
     ]
 
     // MARK: Anthropic
@@ -89,26 +89,26 @@ extension ModelCatalog {
         ModelInfo(
             name: "claude-opus-4-5", provider: "anthropic", contextWindow: 200_000, maxOutputTokens: 64_000, inputModalities: [.text, .image, .pdf],
             minCacheTokens: 4096, prices: ModelPrices(input: 5.00, cachedInput: 0.50, output: 25.00, cacheWrite: 6.25, cacheWriteLong: 10.00, batchDiscount: 0.5),
-            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate), unverified against the page itself); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; context and output limits: \(anthropicModels) (unverified)"),
+            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate) through secondary copies that agree (unverified against the page itself)); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; context and output limits: \(anthropicModels) (unverified)"),
         ModelInfo(
             name: "claude-opus-4-1", provider: "anthropic", contextWindow: 200_000, maxOutputTokens: 32_000, inputModalities: [.text, .image, .pdf],
             minCacheTokens: 1024, prices: ModelPrices(input: 15.00, cachedInput: 1.50, output: 75.00, cacheWrite: 18.75, cacheWriteLong: 30.00, batchDiscount: 0.5),
-            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate), unverified against the page itself); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
+            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate) through secondary copies that agree (unverified against the page itself)); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
         ModelInfo(
             name: "claude-sonnet-4-5", provider: "anthropic", contextWindow: 200_000, maxOutputTokens: 64_000, inputModalities: [.text, .image, .pdf],
             minCacheTokens: 1024, prices: ModelPrices(input: 3.00, cachedInput: 0.30, output: 15.00, cacheWrite: 3.75, cacheWriteLong: 6.00, batchDiscount: 0.5),
-            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate), unverified against the page itself); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified; a 1M-token context is a beta option)"),
+            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate) through secondary copies that agree (unverified against the page itself)); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified; a 1M-token context is a beta option)"),
         ModelInfo(
             name: "claude-sonnet-4", provider: "anthropic", contextWindow: 200_000, maxOutputTokens: 64_000, inputModalities: [.text, .image, .pdf],
             minCacheTokens: 1024, prices: ModelPrices(input: 3.00, cachedInput: 0.30, output: 15.00, cacheWrite: 3.75, cacheWriteLong: 6.00, batchDiscount: 0.5),
-            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate), unverified against the page itself); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
+            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate) through secondary copies that agree (unverified against the page itself)); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
         ModelInfo(
             name: "claude-haiku-4-5", provider: "anthropic", contextWindow: 200_000, maxOutputTokens: 64_000, inputModalities: [.text, .image, .pdf],
             minCacheTokens: 4096, prices: ModelPrices(input: 1.00, cachedInput: 0.10, output: 5.00, cacheWrite: 1.25, cacheWriteLong: 2.00, batchDiscount: 0.5),
-            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate), unverified against the page itself); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
+            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate) through secondary copies that agree (unverified against the page itself)); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
         ModelInfo(
             name: "claude-3-5-haiku", provider: "anthropic", contextWindow: 200_000, maxOutputTokens: 8_192, inputModalities: [.text, .image, .pdf],
             minCacheTokens: 2048, prices: ModelPrices(input: 0.80, cachedInput: 0.08, output: 4.00, cacheWrite: 1.00, cacheWriteLong: 1.60, batchDiscount: 0.5),
-            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate), unverified against the page itself); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
+            source: "prices: \(anthropicPricing) (verified \(builtinDate); one-hour cache writes at 2 × input, \(anthropicCaching), read \(cacheFiguresDate) through secondary copies that agree (unverified against the page itself)); cache minimum: \(anthropicCaching) as quoted in anthropic-sdk-python issue 1194; limits: \(anthropicModels) (unverified)"),
     ]
 }
