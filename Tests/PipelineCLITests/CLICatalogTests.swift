@@ -55,6 +55,21 @@ import Testing
         #expect(statsValid, "\(statsReport)")
     }
 
+    /// `--max-cost` reserves the cache's creation and storage before the command that will
+    /// create it: a budget the call fits in, but not the cache, stops it.
+    @Test func theBudgetReservesTheCacheBeforeTheCommandThatCreatesIt() throws {
+        // The call: 1 prompt token ($0.1) + max_tokens 3 ($0.6) + the 2 shared tokens ($0.2) = $0.9;
+        // the cache: 2 tokens written ($0.3), one warm-up token ($0.2), 30 minutes of storage ($0.36).
+        let cached = #"{"models": {"m": {"context_window": 1000, "max_output_tokens": 50, "prices": {"input": 100000, "output": 200000, "cache_write": 150000, "cache_storage_per_hour": 360000}}}}"#
+        let dir = try CLI.temporaryDirectory(files: ["models.json": cached])
+        let command = #"{"id":"c","plan":{"shared_parts":[{"type":"text","text":"12345678"}],"cache":{"ttl_seconds":1800},"calls":[{"model":"m","parts":[{"type":"text","text":"q"}],"config":{"max_tokens":3}}]}}"#
+        let tight = try CLI.run(["--models", "models.json", "--max-cost", "1.5"], stdin: command, currentDirectory: dir)
+        #expect(tight.records.first?[path: "error.kind"] as? String == "budget_exceeded", "\(tight.stdout)")
+        let enough = try CLI.run(["--models", "models.json", "--max-cost", "1.8"], stdin: command, currentDirectory: dir)
+        #expect(enough.records.first?["status"] as? String == "succeeded", "\(enough.stdout)")
+        #expect(enough.stderr.contains("budget $1.80 (--max-cost): not reached"), "\(enough.stderr)")
+    }
+
     @Test func unknownModelsRunUncostedAndAreNamedOnce() throws {
         let run = try CLI.run([], stdin: [call("a", model: "my-model"), call("b", model: "my-model")].joined(separator: "\n"))
         #expect(run.status == 0)
