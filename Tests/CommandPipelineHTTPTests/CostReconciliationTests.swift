@@ -62,26 +62,30 @@ import Testing
     // MARK: OpenAI-compatible
 
     /// The fault server's echo model reports 2 cached tokens on every answer; a fan-out command
-    /// makes several calls. Every answer is billed at input, cached-input and output prices.
+    /// makes several calls; one answer has usage but no choices (a failed attempt, billed).
+    /// Every answer is billed at input, cached-input and output prices.
     @Test func openAICompatible() async throws {
         let base = try Peers.faults.get()
         let tag = "recon-\(UUID().uuidString.prefix(8))"
         let prices = Prices(input: 2.5, cached: 1.25, output: 10)
-        let dir = try temporaryDirectory(files: ["models.json": Self.models(["echo"], prices)])
+        let dir = try temporaryDirectory(files: ["models.json": Self.models(["echo", "no-choices"], prices)])
         let long = String(repeating: "a long question about the run \(tag) ", count: 300)
         let input = [
             #"{"id":"a","model":"echo","prompt":"\#(long) one"}"#,
             #"{"id":"b","model":"echo","prompts":["\#(tag) two","\#(long) three","\#(tag) four"]}"#,
             #"{"id":"c","model":"echo","prompt":"\#(long) five"}"#,
+            #"{"id":"d","model":"no-choices","prompt":"\#(long) six"}"#,
         ].joined(separator: "\n")
         let run = try runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--models", "models.json", "--stats-json", "stats.json", "--concurrency", "2"],
             stdin: input, currentDirectory: dir)
-        #expect(run.status == 0, "\(run.stderr)")
-        try #require(run.records.count == 3)
+        #expect(run.status == 1, "the answer without choices fails its command: \(run.stderr)")
+        try #require(run.records.count == 4)
+        let failed = (run.records[3][path: "telemetry.cost.requests"] as? [[String: Any]])?.map { $0["request"] as? String }
+        #expect(failed == ["failed_attempt"], "\(run.records[3])")
         let log = try #require(try await peerJSON(base.appendingPathComponent("billed")) as? [[String: Any]])
         let mine = log.filter { ($0["text"] as? String)?.contains(tag) == true }
-        #expect(mine.count == 5, "one answer per call")
+        #expect(mine.count == 6, "one answer per call")
         let billed = mine.reduce(0.0) { total, entry in
             let usage = entry["usage"] as? [String: Any] ?? [:]
             let prompt = Self.int(usage["prompt_tokens"]), completion = Self.int(usage["completion_tokens"])

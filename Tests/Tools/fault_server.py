@@ -11,6 +11,8 @@ Prints "PORT <n>" once listening. Behaviour is chosen by the request's model:
   stream-error    200 stream carrying {"error": …}
   hang            never answers (until the client gives up)
   flaky-N         503 for the first N attempts of each prompt, then echo
+  no-choices      200 with usage but no choices (billed, though it answers nothing)
+  usage-drop      a stream that sends its text and its usage chunk, then is cut without [DONE]
 POST /v1/files answers {"id": "file-<sha256 of the uploaded bytes>", "bytes": n, "filename": …, "purpose": …}.
 GET /stats gives the number of chat requests per model; GET /billed lists, for every answer that
 carried usage, {"text": the answer's text, "usage": its usage}: what the server billed (the cost
@@ -125,6 +127,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            return
+        if model == "no-choices":
+            whole = self.completion(body, text)
+            return self.send_json(200, {"id": "chatcmpl-none", "object": "chat.completion", "model": "no-choices", "choices": [], "usage": whole["usage"]})
+        if model == "usage-drop":
+            whole = self.completion(body, text)
+            self.start_stream()
+            self.event(json.dumps({"model": "usage-drop", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]}))
+            self.event(json.dumps({"model": "usage-drop", "choices": [], "usage": whole["usage"]}))
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
             return
         if model == "drop-stream":
             self.start_stream()
