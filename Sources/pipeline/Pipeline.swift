@@ -188,7 +188,7 @@ enum Pipeline {
             StandardError.write("Error: cannot read stdin: \(readError)\n")
             if stats.done == 0 { return 2 }
         }
-        if let metrics, let path = options.statsJSON, let problem = AtomicFile.write(StatsReport.json(metrics.snapshot()), to: path) {
+        if let metrics, let path = options.statsJSON, let problem = AtomicFile.write(StatsReport.json(metrics.snapshot(), ledger: validateOnly ? nil : ledger), to: path) {
             StandardError.write("Error: cannot write --stats-json: \(problem)\n")
             return 3
         }

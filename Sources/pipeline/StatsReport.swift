@@ -35,7 +35,10 @@ enum StatsReport {
         }.joined(separator: "\n") + "\n"
     }
 
-    static func json(_ snapshot: MetricsSnapshot) -> [UInt8] {
+    /// With a `ledger` that priced something (or holds a budget), `"cost"`: the run's total at
+    /// catalog prices, the same figure as the summary on stderr and the sum of the results'
+    /// `telemetry.cost.usd`.
+    static func json(_ snapshot: MetricsSnapshot, ledger: CostLedger? = nil) -> [UInt8] {
         let models: [JSONValue] = snapshot.rows.map { row in
             var failures = JSONObject()
             for (kind, count) in row.failures { failures[kind] = .int(count) }
@@ -50,6 +53,18 @@ enum StatsReport {
             if row.others { object["others"] = .bool(true) }
             return .object(object)
         }
-        return Array(JSONSerializer.serialize(["models": .array(models)]).utf8) + [0x0a]
+        var report: JSONObject = ["models": .array(models)]
+        if let ledger, ledger.pricedCommands > 0 || ledger.limit != nil {
+            var cost: JSONObject = [
+                "usd": .double((ledger.spent * 1e9).rounded() / 1e9), "priced_commands": .int(ledger.pricedCommands),
+                "unpriced_commands": .int(ledger.unpricedCommands),
+            ]
+            if let limit = ledger.limit {
+                cost["limit_usd"] = .double(limit)
+                cost["refused_commands"] = .int(ledger.refused)
+            }
+            report["cost"] = .object(cost)
+        }
+        return Array(JSONSerializer.serialize(.object(report)).utf8) + [0x0a]
     }
 }

@@ -88,6 +88,12 @@ import Testing
         #expect(received == "echo:")
         let (truncated, _) = try await AnthropicPeers.streamFailure(try provider, GenerationRequest(model: "claude-stream-truncate", parts: [.text("a b c")]))
         #expect(truncated?.retryable == true && truncated?.code == "stream_truncated")
+        // Both broke after message_start reported the usage they are billed for ("a b c": 2 input tokens; 1 output).
+        #expect(error?.billedUsage == Usage(promptTokens: 2, completionTokens: 1))
+        #expect(truncated?.billedUsage == Usage(promptTokens: 2, completionTokens: 1))
+        // An error before any answer reports no usage, and none is invented.
+        let overloaded = try #require(await AnthropicPeers.failure(try provider, GenerationRequest(model: "claude-overloaded", parts: [.text("a b c")])))
+        #expect(overloaded.billedUsage == nil)
     }
 
     @Test func aFileIsUploadedOnceAndReferencedByADocumentBlock() async throws {

@@ -77,6 +77,22 @@ import Testing
         } catch let error as APIError {
             #expect(error.retryable)
             #expect(["stream_truncated", "connection_lost"].contains(error.code ?? ""))
+            #expect(error.billedUsage == nil, "OpenAI reports usage at the end of a stream: a cut one reported none")
+        }
+        // A stream cut after its usage chunk, and an answer with usage but no choices, were billed for it.
+        let text = "usage please"
+        let expected = Usage(promptTokens: 3, completionTokens: 5, cachedTokens: 2)
+        do {
+            for try await _ in (try provider() as! any StreamingCapability).stream(GenerationRequest(model: "usage-drop", parts: [.text(text)])) {}
+            Issue.record("a stream without [DONE] was accepted")
+        } catch let error as APIError {
+            #expect(error.billedUsage == expected, "\(error)")
+        }
+        do {
+            _ = try await provider().generate(GenerationRequest(model: "no-choices", parts: [.text(text)]))
+            Issue.record("an answer without choices was accepted")
+        } catch let error as APIError {
+            #expect(error.message.contains("no choices") && error.billedUsage == expected, "\(error)")
         }
         #expect(received == "Hello wor")
     }

@@ -143,7 +143,9 @@ struct LLMock {
             _ = try await adapter.generate(GenerationRequest(model: model, parts: [.text("Something unsafe")]))
         } throws: { error in
             guard let error = error as? APIError else { return false }
+            // The refused answer still reported its usage: what it was billed, priced as a failed attempt.
             return error.kind == .providerError && error.code == "finish_SAFETY" && !error.retryable && error.message.contains("SAFETY")
+                && (error.billedUsage?.promptTokens ?? 0) > 0
         }
     }
 

@@ -66,6 +66,33 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         #expect(gpt.source.hasPrefix("user catalog over: "))
     }
 
+    /// Issue 30: storage and one-hour write prices in a --models file, and in the built-in catalog.
+    @Test func storageAndOneHourWritePrices() throws {
+        let json = #"{"models": {"gemini-2.5-flash": {"prices": {"cache_storage_per_hour": 2.5}}, "claude-sonnet-4-5": {"prices": {"cache_write_1h": 7, "cache_storage_per_hour": null}}}}"#
+        let catalog = try CatalogFile.parse(Array(json.utf8), over: .builtin).get()
+        #expect(catalog.info(for: "gemini-2.5-flash")?.prices?.cacheStoragePerHour == 2.5)
+        #expect(catalog.info(for: "gemini-2.5-flash")?.prices?.input == 0.30, "fields not given are kept")
+        #expect(catalog.info(for: "claude-sonnet-4-5")?.prices?.cacheWriteLong == 7)
+        #expect(catalog.info(for: "claude-sonnet-4-5")?.prices?.cacheStoragePerHour == nil)
+        let bad = CatalogFile.parse(Array(#"{"models": {"gpt-4o": {"prices": {"cache_storage_per_hour": -1}}}}"#.utf8), over: .builtin)
+        #expect(bad.failure?.description.contains("models.gpt-4o.prices.cache_storage_per_hour: expected a number from 0 to 1000000, got -1") == true)
+        // Built in: Gemini bills storage, Anthropic one-hour writes at twice the input price; the
+        // others neither, and every such figure says where it comes from.
+        for model in ModelCatalog.builtin.models.values {
+            let prices = try #require(model.prices)
+            switch model.provider {
+            case "gemini":
+                #expect((prices.cacheStoragePerHour ?? 0) > 0 && model.source.contains("cache storage"), "\(model.name)")
+            case "anthropic":
+                #expect(prices.cacheWriteLong == prices.input * 2 && prices.cacheStoragePerHour == nil, "\(model.name)")
+                #expect(model.source.contains("one-hour cache writes"), "\(model.name)")
+            default:
+                #expect(prices.cacheWriteLong == nil && prices.cacheStoragePerHour == nil, "\(model.name)")
+            }
+        }
+        #expect(ModelCatalog.builtin.info(for: "gemini-2.5-pro")?.prices?.cacheStoragePerHour == 4.5)
+    }
+
     @Test(arguments: [
         (#"[]"#, "expected an object, got a list"),
         (#"{"model": {}}"#, #"model: unknown key "model"; known: models"#),
@@ -233,11 +260,14 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         let ok = await engine.run(plan([APICall(model: "m", parts: [.text("hello")])]))
         let finalized = try #require(ok.result.success)
         #expect(abs((finalized.telemetry.cost?.totalUSD ?? 0) - 0.8) < 1e-9)
-        #expect(finalized.responses.first?.cost == finalized.telemetry.cost)
+        #expect(finalized.responses.first?.cost?.totalUSD == finalized.telemetry.cost?.totalUSD)
+        #expect(finalized.telemetry.cost?.parts == [CostPart(request: .call, model: "m", callIndex: 0, usd: finalized.responses[0].cost!.totalUSD)])
         #expect(ok.telemetry.cost == finalized.telemetry.cost)
         var record: [UInt8] = []
         ResultWriter.record(ok, index: 0, to: &record)
-        #expect(String(decoding: record, as: UTF8.self).contains(#""cost":{"usd":0.8,"input_usd":0.2,"cached_input_usd":0.0,"cache_write_usd":0.0,"output_usd":0.6,"unpriced_calls":0}}"#))
+        let line = String(decoding: record, as: UTF8.self)
+        #expect(line.contains(#""cost":{"usd":0.8,"input_usd":0.2,"cached_input_usd":0.0,"cache_write_usd":0.0,"cache_storage_usd":0.0,"output_usd":0.6,"unpriced_calls":0}}"#))
+        #expect(line.contains(#""unpriced_calls":0,"requests":[{"request":"call","model":"m","call_index":0,"usd":0.8}]}"#))
 
         let rescued = await engine.run(plan([APICall(model: "broken", parts: [.text("hello")])], fallback: APICall(model: "m", parts: [.text("hello")])))
         #expect(rescued.telemetry.usedFallback)
@@ -282,5 +312,144 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         #expect(!ledger.reserve(0.1), "once stopped, it stays stopped")
         #expect(abs(ledger.spent - 0.1) < 1e-12 && abs(ledger.reserved - 0.8) < 1e-12)
         #expect(CostLedger().reserve(1e12), "without a limit it only counts")
+    }
+}
+
+/// Issue 30: every request sent on a command's behalf is priced on that command.
+@Suite struct EveryDollarTests {
+    /// "c": a dollar an input token, 10¢ a cached one, $2 an output token, $1.5 a written one,
+    /// $3 a one-hour write, $3.6 a token an hour of storage (so every part is told apart).
+    static let catalog = ModelCatalog([
+        ModelInfo(
+            name: "c", provider: "mock", contextWindow: 100_000, maxOutputTokens: 1000,
+            prices: ModelPrices(input: 1e6, cachedInput: 1e5, output: 2e6, cacheWrite: 1.5e6, cacheWriteLong: 3e6, cacheStoragePerHour: 3.6e6, batchDiscount: 0.5))
+    ])
+
+    static func cached(_ prompt: String, ttl: Int = 1800) -> PlannedCommand {
+        plan([APICall(model: "c", parts: [.text(prompt)])], shared: [.text("12345678")], cache: CachePlan(ttlSeconds: ttl))
+    }
+
+    @Test func oneHourWritesAtTheirOwnPriceAndStorageByTheHour() {
+        let prices = Self.catalog.models["c"]!.prices!
+        let usage = Usage(promptTokens: 10, cacheCreationTokens: 6, cacheCreationLongTokens: 4)
+        // 4 plain at $1, 2 five-minute writes at $1.5, 4 one-hour writes at $3.
+        #expect(Cost.of(usage, prices: prices).inputUSD == 4)
+        #expect(Cost.of(usage, prices: prices).cacheWriteUSD == 15)
+        #expect(Cost.of(usage, prices: prices, batch: true).cacheWriteUSD == 7.5)
+        // Without a one-hour price, one-hour writes cost the write price.
+        var plain = prices
+        plain.cacheWriteLong = nil
+        #expect(Cost.of(usage, prices: plain).cacheWriteUSD == 9)
+        // 1,000 tokens for 30 minutes at $3.6 a token an hour; nothing without a storage price.
+        #expect(abs(Cost.storage(tokens: 1000, seconds: 1800, prices: prices).cacheStorageUSD - 1800) < 1e-6)
+        plain.cacheStoragePerHour = nil
+        #expect(Cost.storage(tokens: 1000, seconds: 1800, prices: plain).totalUSD == 0)
+    }
+
+    @Test func theCommandThatCreatedTheCachePaysForItsCreationAndStorage() async throws {
+        let ledger = CostLedger()
+        var configuration = EngineConfiguration(retryPolicy: .none)
+        configuration.catalog = Self.catalog
+        configuration.costLedger = ledger
+        let engine = PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let first = await engine.run(Self.cached("abcd"))
+        let second = await engine.run(Self.cached("efgh"))
+        let firstCost = try #require(first.telemetry.cost)
+        let secondCost = try #require(second.telemetry.cost)
+        #expect(first.telemetry.cache?.created == true && second.telemetry.cache?.reused == true)
+        // The mock writes the 2 shared tokens ($1.5 each), kept 30 minutes ($1.8 each).
+        let creation = firstCost.parts.first { $0.request == .cacheCreation }
+        let storage = firstCost.parts.first { $0.request == .cacheStorage }
+        #expect(creation?.usd == 3 && creation?.model == "c")
+        #expect(abs((storage?.usd ?? 0) - 3.6) < 1e-9)
+        #expect(firstCost.cacheWriteUSD == 3 && abs(firstCost.cacheStorageUSD - 3.6) < 1e-9)
+        let call = try #require(first.result.success?.responses.first?.cost)
+        #expect(abs(firstCost.totalUSD - (call.totalUSD + 6.6)) < 1e-9)
+        #expect(firstCost.parts.map(\.request) == [.call, .cacheCreation, .cacheStorage])
+        #expect(abs(firstCost.parts.reduce(0) { $0 + $1.usd } - firstCost.totalUSD) < 1e-9)
+        // The command that reused it pays for its own call only.
+        #expect(secondCost.parts.map(\.request) == [.call])
+        #expect(secondCost.cacheWriteUSD == 0 && secondCost.cacheStorageUSD == 0)
+        // The run's account is the sum of the results.
+        #expect(abs(ledger.spent - (firstCost.totalUSD + secondCost.totalUSD)) < 1e-9)
+        var record: [UInt8] = []
+        ResultWriter.record(first, index: 0, to: &record)
+        let line = String(decoding: record, as: UTF8.self)
+        #expect(line.contains(#"{"request":"cache_creation","model":"c","usd":3.0}"#))
+        #expect(line.contains(#""cache_storage_usd":3.6,"#))
+    }
+
+    @Test func aFailedCommandStillPaysForTheCacheItCreated() async throws {
+        var configuration = EngineConfiguration(retryPolicy: .none)
+        configuration.catalog = Self.catalog
+        let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["broken"])), configuration: configuration)
+        let command = plan(
+            [APICall(model: "c", parts: [.text("a")]), APICall(model: "broken", parts: [.text("b")])], shared: [.text("12345678")], cache: CachePlan(ttlSeconds: 1800))
+        let outcome = await engine.run(command)
+        #expect(!outcome.succeeded && outcome.telemetry.cache?.created == true)
+        let cost = try #require(outcome.telemetry.cost)
+        #expect(cost.parts.contains { $0.request == .cacheCreation && $0.usd == 3 })
+        #expect(cost.parts.contains { $0.request == .cacheStorage })
+    }
+
+    @Test func anAttemptBilledBeforeItFailedIsPricedOnItsCall() async throws {
+        let billed = Usage(promptTokens: 4, completionTokens: 2)
+        let provider = ScriptedProvider(script: [
+            "c": [.fail(APIError(.providerError, "the stream broke", retryable: true).billed(billed)), .answer("ok")],
+        ])
+        var configuration = EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 2, baseDelay: .zero, jitter: 0))
+        configuration.catalog = Self.catalog
+        let engine = PipelineEngine(provider: provider, configuration: configuration)
+        let outcome = await engine.run(plan([APICall(model: "c", parts: [.text("hello")])]))
+        #expect(outcome.succeeded)
+        let cost = try #require(outcome.telemetry.cost)
+        let attempt = try #require(cost.parts.first { $0.request == .failedAttempt })
+        // 4 input tokens at $1 and 2 output tokens at $2.
+        #expect(attempt.usd == 8 && attempt.callIndex == 0 && attempt.attempt == 1 && attempt.model == "c")
+        let call = try #require(outcome.result.success?.responses.first?.cost)
+        #expect(abs(cost.totalUSD - (call.totalUSD + 8)) < 1e-9)
+        #expect(outcome.telemetry.billedAttempts == [BilledAttempt(callIndex: 0, attempt: 1, model: "c", usage: billed)])
+        // An error that reported nothing adds nothing.
+        let unbilled = ScriptedProvider(script: ["c": [.fail(APIError(.providerError, "refused", retryable: true)), .answer("ok")]])
+        let plainOutcome = await PipelineEngine(provider: unbilled, configuration: configuration).run(plan([APICall(model: "c", parts: [.text("hello")])]))
+        #expect(plainOutcome.telemetry.cost?.parts.map(\.request) == [.call])
+    }
+
+    @Test func theBudgetReservesTheCacheOnceBeforeTheCommandThatCreatesIt() async throws {
+        let command = Self.cached("abcd")
+        let calls = Cost.estimate(command, catalog: Self.catalog)
+        let cache = Cost.cacheEstimate(command, catalog: Self.catalog)
+        // 2 shared tokens; 1800 s is above five minutes: written at the one-hour price ($3 each),
+        // one warm-up output token ($2), and kept 30 minutes ($1.8 each). For 300 s: the
+        // five-minute price ($1.5 each) and 5 minutes of storage ($0.3 each).
+        #expect(abs(cache - (2 * 3 + 2 + 3.6)) < 1e-9)
+        #expect(abs(Cost.cacheEstimate(Self.cached("abcd", ttl: 300), catalog: Self.catalog) - (2 * 1.5 + 2 + 0.6)) < 1e-9)
+        #expect(Cost.cacheEstimate(plan([APICall(model: "c", parts: [.text("abcd")])]), catalog: Self.catalog) == 0)
+        // A budget the calls fit in but not the cache: the command is not started.
+        var configuration = EngineConfiguration(retryPolicy: .none)
+        configuration.catalog = Self.catalog
+        configuration.costLedger = CostLedger(limit: calls + cache / 2)
+        let refused = await PipelineEngine(provider: MockProvider.make(), configuration: configuration).run(command)
+        #expect(refused.error?.kind == .budgetExceeded)
+        // With room for both, it runs, and what was spent (creation and storage included) is counted.
+        let ledger = CostLedger(limit: calls + cache + 1)
+        configuration.costLedger = ledger
+        let engine = PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let ran = await engine.run(command)
+        #expect(ran.succeeded)
+        #expect(abs(ledger.spent - (ran.telemetry.cost?.totalUSD ?? 0)) < 1e-9 && ledger.spent > 6.6)
+        #expect(ledger.reserved < 1e-9)
+        // The key is claimed once: the next command asking for it reserves no cache.
+        #expect(!ledger.claimCache(CacheStage.request(for: ExecutionState(command: command))!.key))
+    }
+
+    /// Keys come from input: the ledger remembers a bounded number, and past it reserves for
+    /// every new key (the safe side) instead of growing.
+    @Test func theLedgerRemembersABoundedNumberOfCacheKeys() {
+        let ledger = CostLedger(limit: 1)
+        for i in 0..<(CostLedger.maxCacheKeys - 1) { _ = ledger.claimCache("k\(i)") }
+        #expect(ledger.claimCache("last"))
+        #expect(!ledger.claimCache("last") && !ledger.claimCache("k0"))
+        #expect(ledger.claimCache("beyond") && ledger.claimCache("beyond"), "not remembered: reserved each time")
     }
 }

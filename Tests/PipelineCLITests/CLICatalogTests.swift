@@ -22,6 +22,54 @@ import Testing
         #expect(valid, "\(report)")
     }
 
+    /// Issue 30: the command that creates the cache pays for its creation and storage, and the
+    /// sum of the results is the run's total on stderr and in --stats-json, to the cent.
+    @Test func theCacheIsPricedOnTheCommandThatCreatedItAndEveryTotalAgrees() throws {
+        let cached = #"{"models": {"m": {"context_window": 1000, "max_output_tokens": 50, "prices": {"input": 100000, "cached_input": 10000, "output": 200000, "cache_write": 150000, "cache_storage_per_hour": 360000}}}}"#
+        let dir = try CLI.temporaryDirectory(files: ["models.json": cached])
+        let input = (1...3).map { i in
+            #"{"id":"c\#(i)","plan":{"shared_parts":[{"type":"text","text":"12345678"}],"cache":{"ttl_seconds":1800},"calls":[{"model":"m","parts":[{"type":"text","text":"q\#(i)"}],"config":{"max_tokens":3}}]}}"#
+        }.joined(separator: "\n")
+        let run = try CLI.run(["--models", "models.json", "--concurrency", "1", "--stats-json", "stats.json"], stdin: input, currentDirectory: dir)
+        #expect(run.status == 0, "\(run.stderr)")
+        try #require(run.records.count == 3)
+        // The mock writes the 2 shared tokens ($0.15 each) and keeps them 30 minutes ($0.18 each).
+        let first = run.records[0]
+        #expect(first[path: "telemetry.cost.cache_write_usd"] as? Double == 0.3)
+        #expect(first[path: "telemetry.cost.cache_storage_usd"] as? Double == 0.36)
+        let requests = (first[path: "telemetry.cost.requests"] as? [[String: Any]])?.map { $0["request"] as? String }
+        #expect(requests == ["call", "cache_creation", "cache_storage"])
+        for later in run.records.dropFirst() {
+            #expect(later[path: "telemetry.cost.cache_write_usd"] as? Double == 0)
+            #expect((later[path: "telemetry.cost.requests"] as? [[String: Any]])?.count == 1)
+        }
+        let sum = run.records.compactMap { $0[path: "telemetry.cost.usd"] as? Double }.reduce(0, +)
+        #expect(run.stderr.contains(String(format: "pipeline: cost $%.6f at catalog prices", sum)), "\(run.stderr)")
+        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("stats.json"))) as? [String: Any]
+        let total = try #require((stats?["cost"] as? [String: Any])?["usd"] as? Double)
+        #expect(abs(total - sum) < 0.005 && abs(total - sum) < 1e-8, "to the cent, and here to the nano-dollar")
+        #expect((stats?["cost"] as? [String: Any])?["priced_commands"] as? Int == 3)
+        let (valid, report) = try CLI.validate(run.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+        let (statsValid, statsReport) = try CLI.validate(String(decoding: try Data(contentsOf: dir.appendingPathComponent("stats.json")), as: UTF8.self), against: "stats.schema.json")
+        #expect(statsValid, "\(statsReport)")
+    }
+
+    /// `--max-cost` reserves the cache's creation and storage before the command that will
+    /// create it: a budget the call fits in, but not the cache, stops it.
+    @Test func theBudgetReservesTheCacheBeforeTheCommandThatCreatesIt() throws {
+        // The call: 1 prompt token ($0.1) + max_tokens 3 ($0.6) + the 2 shared tokens ($0.2) = $0.9;
+        // the cache: 2 tokens written ($0.3), one warm-up token ($0.2), 30 minutes of storage ($0.36).
+        let cached = #"{"models": {"m": {"context_window": 1000, "max_output_tokens": 50, "prices": {"input": 100000, "output": 200000, "cache_write": 150000, "cache_storage_per_hour": 360000}}}}"#
+        let dir = try CLI.temporaryDirectory(files: ["models.json": cached])
+        let command = #"{"id":"c","plan":{"shared_parts":[{"type":"text","text":"12345678"}],"cache":{"ttl_seconds":1800},"calls":[{"model":"m","parts":[{"type":"text","text":"q"}],"config":{"max_tokens":3}}]}}"#
+        let tight = try CLI.run(["--models", "models.json", "--max-cost", "1.5"], stdin: command, currentDirectory: dir)
+        #expect(tight.records.first?[path: "error.kind"] as? String == "budget_exceeded", "\(tight.stdout)")
+        let enough = try CLI.run(["--models", "models.json", "--max-cost", "1.8"], stdin: command, currentDirectory: dir)
+        #expect(enough.records.first?["status"] as? String == "succeeded", "\(enough.stdout)")
+        #expect(enough.stderr.contains("budget $1.80 (--max-cost): not reached"), "\(enough.stderr)")
+    }
+
     @Test func unknownModelsRunUncostedAndAreNamedOnce() throws {
         let run = try CLI.run([], stdin: [call("a", model: "my-model"), call("b", model: "my-model")].joined(separator: "\n"))
         #expect(run.status == 0)

@@ -32,6 +32,9 @@ repeats the key sent, to test redaction).
 
 Admin (for tests): GET /health, GET /_fixture/stats, POST /_fixture/advance?seconds=N
 (moves the fixture's cache clock: no test sleeps), POST /_fixture/reset.
+Billing: stats["billed"] lists, for every messages request answered, {"model", "usage"}: the
+usage the answer reported, which is what the fixture bills (a stream cut before its end bills
+what its message_start reported). The cost tests price these and compare with the results.
 """
 import base64
 import binascii
@@ -86,7 +89,8 @@ class State:
             self.cache = {}  # prefix hash -> {"expires": t, "ttl": seconds, "tokens": n}
             self.files = {}
             self.stats = {"messages": 0, "count_tokens": 0, "uploads": 0, "cache_writes": 0, "cache_reads": 0,
-                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "auth_headers": []}
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "auth_headers": [],
+                          "billed": []}
 
     def now(self):
         return time.time() + self.offset
@@ -307,6 +311,11 @@ def usage_of(blocks, read, written, output_tokens):
     }
 
 
+def bill(model, usage):
+    with STATE.lock:
+        STATE.stats["billed"].append({"model": model, "usage": usage})
+
+
 def answer(body, last_user_text):
     """(text, stop_reason, stop_sequence)."""
     model = body["model"]
@@ -475,6 +484,7 @@ class Handler(BaseHTTPRequestHandler):
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         if body.get("stream"):
             return self.stream(body, message_id, text, stop_reason, stop_sequence, usage)
+        bill(model, usage)
         self.send_json(200, {
             "id": message_id, "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": text}] if text else [],
@@ -510,14 +520,17 @@ class Handler(BaseHTTPRequestHandler):
                                           "delta": {"type": "text_delta", "text": piece}})
             if i == 0 and "stream-error" in model:
                 event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                bill(model, start_usage)
                 return
             if i == 0 and "stream-truncate" in model:
+                bill(model, start_usage)
                 return
         event("content_block_stop", {"type": "content_block_stop", "index": 0})
         event("message_delta", {"type": "message_delta",
                                 "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
                                 "usage": usage})
         event("message_stop", {"type": "message_stop"})
+        bill(model, usage)
 
     def count_tokens(self):
         self.authenticate()

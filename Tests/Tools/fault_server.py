@@ -11,8 +11,12 @@ Prints "PORT <n>" once listening. Behaviour is chosen by the request's model:
   stream-error    200 stream carrying {"error": …}
   hang            never answers (until the client gives up)
   flaky-N         503 for the first N attempts of each prompt, then echo
+  no-choices      200 with usage but no choices (billed, though it answers nothing)
+  usage-drop      a stream that sends its text and its usage chunk, then is cut without [DONE]
 POST /v1/files answers {"id": "file-<sha256 of the uploaded bytes>", "bytes": n, "filename": …, "purpose": …}.
-GET /stats gives the number of chat requests per model.
+GET /stats gives the number of chat requests per model; GET /billed lists, for every answer that
+carried usage, {"text": the answer's text, "usage": its usage}: what the server billed (the cost
+tests price it and compare with the results).
 """
 import hashlib
 import json
@@ -25,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STATS = Counter()
 ATTEMPTS = Counter()
+BILLED = []
 LOCK = threading.Lock()
 
 
@@ -67,6 +72,9 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path.endswith("/stats"):
             with LOCK:
                 self.send_json(200, dict(STATS))
+        elif self.path.endswith("/billed"):
+            with LOCK:
+                self.send_json(200, list(BILLED))
         else:
             self.send_json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
 
@@ -120,6 +128,18 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
+        if model == "no-choices":
+            whole = self.completion(body, text)
+            return self.send_json(200, {"id": "chatcmpl-none", "object": "chat.completion", "model": "no-choices", "choices": [], "usage": whole["usage"]})
+        if model == "usage-drop":
+            whole = self.completion(body, text)
+            self.start_stream()
+            self.event(json.dumps({"model": "usage-drop", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": "stop"}]}))
+            self.event(json.dumps({"model": "usage-drop", "choices": [], "usage": whole["usage"]}))
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if model == "drop-stream":
             self.start_stream()
             for piece in ["Hello", " wor"]:
@@ -141,11 +161,14 @@ class Handler(BaseHTTPRequestHandler):
     def completion(self, body, text):
         prompt = sum(tokens(m["content"]) if isinstance(m.get("content"), str) else 8 for m in body.get("messages", []))
         completion = tokens(text)
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                 "prompt_tokens_details": {"cached_tokens": 2}}
+        with LOCK:
+            BILLED.append({"text": text, "usage": usage})
         return {
             "id": "chatcmpl-fault", "object": "chat.completion", "model": body["model"] if body["model"] == "echo" else "echo",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                      "prompt_tokens_details": {"cached_tokens": 2}},
+            "usage": usage,
         }
 
     def start_stream(self):

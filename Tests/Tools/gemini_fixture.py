@@ -40,6 +40,11 @@ Test control (never under /v1beta):
                                   "quotaId"?}: the next matching requests of that key fail
 
 Token counts: a text is ceil(utf8 bytes / 4) tokens, a file or inline part 258.
+Billing: stats(key)["billed"] lists what the fixture bills, as Gemini does: every generate
+answer {"request": "generate", "model", "usage": its usageMetadata}, every cache created
+{"request": "cache_creation", "model", "tokens", "ttl_seconds"} (the tokens once at the input
+price, then storage for the TTL), every batch answer {"request": "batch_generate", "model",
+"usage"} (at batch prices). The cost tests price these and compare with the results.
 Usage: gemini_fixture.py PORT [--min-cache-tokens N]
 """
 import base64
@@ -93,7 +98,7 @@ def stats(key):
         "uploads_started": 0, "uploads_finalized": 0, "upload_chunks": 0, "file_gets": 0,
         "caches_created": 0, "cache_creations_refused": 0, "cache_gets": 0, "cache_lists": 0, "caches_deleted": 0,
         "count_tokens": 0, "generate": 0, "generate_with_cache": 0, "stream": 0, "key_in_url": 0, "batches_created": 0,
-        "requests": [],
+        "requests": [], "billed": [],
     })
 
 
@@ -473,6 +478,8 @@ class Handler(BaseHTTPRequestHandler):
             self.set_expiry(cache, body)
             CACHES[name] = cache
             stats(key)["caches_created"] += 1
+            ttl = round((parse_stamp(cache["expireTime"]) - created).total_seconds())
+            stats(key)["billed"].append({"request": "cache_creation", "model": model.removeprefix("models/"), "tokens": total, "ttl_seconds": ttl})
             return self.send(200, public(cache))
 
     def prompt_tokens(self, model, request):
@@ -533,6 +540,7 @@ class Handler(BaseHTTPRequestHandler):
             response, cache = self.answer(model, body)
             counters = stats(key)
             counters["stream" if stream else "generate"] += 1
+            counters["billed"].append({"request": "generate", "model": model.removeprefix("models/"), "usage": response["usageMetadata"]})
             if cache:
                 counters["generate_with_cache"] += 1
         text = response["candidates"][0]["content"]["parts"][0]["text"]
@@ -632,6 +640,8 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 response, _ = self.answer(batch["_model"], request)
                 output.append((key, {"response": response}))
+                stats(batch["_key"])["billed"].append(
+                    {"request": "batch_generate", "model": batch["_model"].removeprefix("models/"), "usage": response["usageMetadata"]})
             except Failure as failure:
                 output.append((key, {"error": {"code": failure.code, "message": failure.message, "status": failure.status}}))
         batch["_output"] = output

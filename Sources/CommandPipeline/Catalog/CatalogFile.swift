@@ -117,7 +117,7 @@ public enum CatalogFile {
 
     private static func prices(_ value: JSONValue, base: ModelPrices?, at path: String) throws(Problem) -> ModelPrices {
         let fields = try object(value, at: path)
-        try onlyKeys(fields, ["input", "cached_input", "output", "cache_write", "batch_discount"], at: path)
+        try onlyKeys(fields, ["input", "cached_input", "output", "cache_write", "cache_write_1h", "cache_storage_per_hour", "batch_discount"], at: path)
         if base == nil {
             for required in ["input", "output"] where fields[required] == nil {
                 throw Problem(path: path, message: "prices need \"\(required)\" (US dollars per million tokens)")
@@ -130,6 +130,10 @@ public enum CatalogFile {
         result.output = output
         if let v = fields["cached_input"] { result.cachedInput = try number(v, in: priceRange, at: path + ".cached_input") }
         if let v = fields["cache_write"] { result.cacheWrite = v == .null ? nil : try number(v, in: priceRange, at: path + ".cache_write") }
+        if let v = fields["cache_write_1h"] { result.cacheWriteLong = v == .null ? nil : try number(v, in: priceRange, at: path + ".cache_write_1h") }
+        if let v = fields["cache_storage_per_hour"] {
+            result.cacheStoragePerHour = v == .null ? nil : try number(v, in: priceRange, at: path + ".cache_storage_per_hour")
+        }
         if let v = fields["batch_discount"] { result.batchDiscount = try number(v, in: 0...0.99, at: path + ".batch_discount") }
         return result
     }

@@ -55,10 +55,15 @@ public struct PreflightUnit: ChainUnit {
     }
 }
 
-/// Prices each command's responses from the catalog (`Cost`), into `telemetry.cost` and each
-/// response's `cost`, and keeps the run's account in `ledger`. With a limit on the ledger it is
-/// also the budget: a command whose estimate (`Cost.estimate`) would take spent plus in-flight
-/// estimates past the limit is not started (`budget_exceeded`), and from then on no command is.
+/// Prices every request the engine sent on a command's behalf from the usage its answer
+/// reported (`Cost`): each response (into its `cost`), the request that created the cache the
+/// command created (Anthropic's warm-up, Gemini's `cachedContents.create`) and the cache's
+/// storage for its time to live, and every failed attempt whose answer was billed. The sum is
+/// `telemetry.cost`, its `parts` say which request each part came from, and the run's account
+/// in `ledger` adds exactly that. With a limit on the ledger it is also the budget: a command
+/// whose estimate (`Cost.estimate`, plus `Cost.cacheEstimate` for the first command asking for
+/// a cache key) would take spent plus in-flight estimates past the limit is not started
+/// (`budget_exceeded`), and from then on no command is.
 public struct CostUnit: ChainUnit {
     public let catalog: ModelCatalog
     public let ledger: CostLedger?
@@ -70,7 +75,14 @@ public struct CostUnit: ChainUnit {
 
     @inline(__always)
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
-        let estimate = ledger?.limit == nil ? 0 : Cost.estimate(input.command, catalog: catalog)
+        var estimate = 0.0
+        if let ledger, ledger.limit != nil {
+            estimate = Cost.estimate(input.command, catalog: catalog)
+            // The cache's creation and storage, reserved by the first command that may create it.
+            if let key = CacheStage.request(for: input.state)?.key, ledger.claimCache(key) {
+                estimate += Cost.cacheEstimate(input.command, catalog: catalog)
+            }
+        }
         if let ledger, !ledger.reserve(estimate) {
             let limit = ledger.limit ?? 0
             let error = APIError(
@@ -85,15 +97,18 @@ public struct CostUnit: ChainUnit {
     }
 
     /// `outcome` with the cost of each response and of the command in its telemetry; `batch`
-    /// prices it as a batch service's answer (each model's `batchDiscount` off every price).
+    /// prices the responses as a batch service's answers (each model's `batchDiscount` off every
+    /// token price). The cache a command created and its failed billed attempts are priced at
+    /// the ordinary prices: they were ordinary requests.
     public static func priced(_ outcome: CommandOutcome, catalog: ModelCatalog, batch: Bool = false) -> CommandOutcome {
-        // Nothing priced (the model is not in the catalog, or has no prices): nothing to copy.
         let responses: [CallResponse]
         switch outcome.result {
         case .success(let finalized): responses = finalized.responses
         case .failure: responses = outcome.partialResponses
         }
-        guard responses.contains(where: { catalog.info(for: $0.model)?.prices != nil }) else { return outcome }
+        let extra = others(outcome.telemetry, catalog: catalog)
+        // Nothing priced (the model is not in the catalog, or has no prices): nothing to copy.
+        guard extra != nil || responses.contains(where: { catalog.info(for: $0.model)?.prices != nil }) else { return outcome }
         func price(_ responses: [CallResponse]) -> [CallResponse] {
             responses.map { response in
                 var priced = response
@@ -101,18 +116,63 @@ public struct CostUnit: ChainUnit {
                 return priced
             }
         }
+        func total(_ responses: [CallResponse]) -> Cost? {
+            var cost = Cost.of(responses, catalog: catalog, batch: batch)
+            if cost != nil {
+                cost!.parts = responses.compactMap { r in
+                    r.cost.map { CostPart(request: .call, model: r.model, callIndex: r.callIndex, usd: $0.totalUSD) }
+                }
+            }
+            guard let extra else { return cost }
+            let unpriced = cost?.unpricedCalls ?? responses.count
+            var sum = (cost ?? .zero) + extra
+            sum.unpricedCalls = unpriced
+            return sum
+        }
         switch outcome.result {
         case .success(var finalized):
             finalized.responses = price(finalized.responses)
-            finalized.telemetry.cost = Cost.of(finalized.responses, catalog: catalog, batch: batch)
+            finalized.telemetry.cost = total(finalized.responses)
             return CommandOutcome(finalized, state: outcome.state)
         case .failure(let error):
             let partial = price(outcome.partialResponses)
             var telemetry = outcome.telemetry
-            telemetry.cost = Cost.of(partial, catalog: catalog, batch: batch)
+            telemetry.cost = total(partial)
             return CommandOutcome(
                 result: .failure(error), state: outcome.state, telemetry: telemetry, partialResponses: partial, failedCalls: outcome.failedCalls)
         }
+    }
+
+    /// What the command paid for besides its responses: the cache it created (the creating
+    /// request, and the storage for the time to live) and its billed failed attempts; nil when
+    /// none of it is priced.
+    static func others(_ telemetry: Telemetry, catalog: ModelCatalog) -> Cost? {
+        var total: Cost?
+        func add(_ cost: Cost, _ part: CostPart) {
+            var cost = cost
+            cost.parts = [part]
+            total = (total ?? .zero) + cost
+        }
+        if let cache = telemetry.cache, cache.created, let id = cache.id, !id.isEmpty,
+            let model = cache.model, let prices = catalog.info(for: model)?.prices
+        {
+            if let usage = cache.creationUsage {
+                let cost = Cost.of(usage, prices: prices)
+                add(cost, CostPart(request: cache.kind == .prefix ? .cacheWarmUp : .cacheCreation, model: model, usd: cost.totalUSD))
+            }
+            if cache.kind == .stored, let tokens = cache.tokenCount, let seconds = cache.ttlSeconds {
+                let cost = Cost.storage(tokens: tokens, seconds: seconds, prices: prices)
+                if cost.totalUSD > 0 { add(cost, CostPart(request: .cacheStorage, model: model, usd: cost.totalUSD)) }
+            }
+        }
+        if !telemetry.billedAttempts.isEmpty {
+            for attempt in telemetry.billedAttempts {
+                guard let prices = catalog.info(for: attempt.model)?.prices else { continue }
+                let cost = Cost.of(attempt.usage, prices: prices)
+                add(cost, CostPart(request: .failedAttempt, model: attempt.model, callIndex: attempt.callIndex, attempt: attempt.attempt, usd: cost.totalUSD))
+            }
+        }
+        return total
     }
 }
 
@@ -129,6 +189,8 @@ public final class CostLedger: Sendable {
         var exhausted = false
         var unpricedCommands = 0
         var pricedCommands = 0
+        /// Cache keys whose creation some command has reserved (`claimCache`).
+        var cacheKeys: Set<String> = []
     }
 
     private let state = Mutex(State())
@@ -161,6 +223,21 @@ public final class CostLedger: Sendable {
             return false
         }
     }
+
+    /// Whether the caller is the first to ask for cache `key`, the command that will create it
+    /// (and so reserves its creation and storage): true once per key. Keys come from input, so
+    /// at most `maxCacheKeys` are remembered; past that every new key reserves (the safe side:
+    /// a reservation is released when its command ends).
+    public func claimCache(_ key: String) -> Bool {
+        state.withLock { s in
+            if s.cacheKeys.contains(key) { return false }
+            if s.cacheKeys.count < Self.maxCacheKeys { s.cacheKeys.insert(key) }
+            return true
+        }
+    }
+
+    /// Cache keys `claimCache` remembers.
+    public static let maxCacheKeys = 100_000
 
     /// A command ended: its estimate leaves the in-flight account and its cost joins the spent one.
     public func settle(reserved estimate: Double, cost: Cost?) {

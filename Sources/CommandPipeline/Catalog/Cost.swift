@@ -7,39 +7,60 @@ public struct Cost: Sendable, Hashable {
     /// Input tokens written to a cache, at the cache-write price (the input price where none is set).
     public var cacheWriteUSD: Double
     public var outputUSD: Double
+    /// Keeping a stored cache for its time to live, at the storage price.
+    public var cacheStorageUSD: Double
     /// Calls left out of the sum because their model has no prices in the catalog.
     public var unpricedCalls: Int
+    /// Which request each part of a command's cost came from (`CostUnit`); empty for the cost
+    /// of one response.
+    public var parts: [CostPart]
 
-    public init(inputUSD: Double = 0, cachedInputUSD: Double = 0, cacheWriteUSD: Double = 0, outputUSD: Double = 0, unpricedCalls: Int = 0) {
+    public init(
+        inputUSD: Double = 0, cachedInputUSD: Double = 0, cacheWriteUSD: Double = 0, outputUSD: Double = 0, cacheStorageUSD: Double = 0,
+        unpricedCalls: Int = 0, parts: [CostPart] = []
+    ) {
         self.inputUSD = inputUSD
         self.cachedInputUSD = cachedInputUSD
         self.cacheWriteUSD = cacheWriteUSD
         self.outputUSD = outputUSD
+        self.cacheStorageUSD = cacheStorageUSD
         self.unpricedCalls = unpricedCalls
+        self.parts = parts
     }
 
     public static let zero = Cost()
 
-    public var totalUSD: Double { inputUSD + cachedInputUSD + cacheWriteUSD + outputUSD }
+    public var totalUSD: Double { inputUSD + cachedInputUSD + cacheWriteUSD + outputUSD + cacheStorageUSD }
 
     public static func + (lhs: Cost, rhs: Cost) -> Cost {
         Cost(
             inputUSD: lhs.inputUSD + rhs.inputUSD, cachedInputUSD: lhs.cachedInputUSD + rhs.cachedInputUSD,
             cacheWriteUSD: lhs.cacheWriteUSD + rhs.cacheWriteUSD, outputUSD: lhs.outputUSD + rhs.outputUSD,
-            unpricedCalls: lhs.unpricedCalls.addingSaturating(rhs.unpricedCalls))
+            cacheStorageUSD: lhs.cacheStorageUSD + rhs.cacheStorageUSD,
+            unpricedCalls: lhs.unpricedCalls.addingSaturating(rhs.unpricedCalls), parts: lhs.parts + rhs.parts)
     }
 
-    /// The cost of one call's `usage` at `prices`; `batch` applies the batch discount to every part.
-    /// (`Usage.promptTokens` includes cached and cache-written tokens; each is billed once, at its own price.)
+    /// The cost of one request's `usage` at `prices`; `batch` applies the batch discount to every part.
+    /// (`Usage.promptTokens` includes cached and cache-written tokens; each is billed once, at its
+    /// own price; written tokens of a one-hour cache at `cacheWriteLong`.)
     public static func of(_ usage: Usage, prices: ModelPrices, batch: Bool = false) -> Cost {
         let cached = min(usage.cachedTokens, usage.promptTokens)
         let written = min(usage.cacheCreationTokens, usage.promptTokens - cached)
+        let long = min(usage.cacheCreationLongTokens, written)
         let plain = usage.promptTokens - cached - written
         let factor = (batch ? 1 - prices.batchDiscount : 1) / 1_000_000
+        let write = prices.cacheWrite ?? prices.input
         return Cost(
             inputUSD: Double(plain) * prices.input * factor, cachedInputUSD: Double(cached) * prices.cachedInput * factor,
-            cacheWriteUSD: Double(written) * (prices.cacheWrite ?? prices.input) * factor,
+            cacheWriteUSD: (Double(written - long) * write + Double(long) * (prices.cacheWriteLong ?? write)) * factor,
             outputUSD: Double(usage.completionTokens) * prices.output * factor)
+    }
+
+    /// Keeping `tokens` in a stored cache for `seconds`, at `prices.cacheStoragePerHour` (zero
+    /// where the model has no storage price). Never discounted.
+    public static func storage(tokens: Int, seconds: Int, prices: ModelPrices) -> Cost {
+        guard let perHour = prices.cacheStoragePerHour, tokens > 0, seconds > 0 else { return .zero }
+        return Cost(cacheStorageUSD: Double(tokens) * perHour / 1_000_000 * Double(seconds) / 3600)
     }
 
     /// The cost of a response, by the model that produced it; nil when the catalog has no prices for it.
@@ -64,6 +85,7 @@ public struct Cost: Sendable, Hashable {
     /// (not the fallback), the input by `TokenHeuristic` at the input price, and as output
     /// `config.max_tokens`, else what the command's `token_estimate.expected_tokens` leaves after
     /// the input, else 1,024 tokens, at the output price. Calls on unpriced models count 0.
+    /// (A cache the command may create is `cacheEstimate`'s.)
     public static func estimate(_ command: PlannedCommand, catalog: ModelCatalog) -> Double {
         var total = 0.0
         let calls = command.plan.calls
@@ -82,5 +104,55 @@ public struct Cost: Sendable, Hashable {
             total += (Double(input) * prices.input + Double(output) * prices.output) / 1_000_000
         }
         return total
+    }
+
+    /// A rough upper estimate of creating and keeping the cache `command`'s plan asks for: the
+    /// shared parts and the first call's system instruction by `TokenHeuristic`, written at the
+    /// cache-write price (the one-hour price for a time to live above five minutes, where the
+    /// model has one), one output token (a prefix cache's warm-up), and the storage for the
+    /// whole time to live. 0 without a cache plan, for an unpriced model, or when the plan
+    /// runs uncached (`Preflight.uncachedReason`).
+    public static func cacheEstimate(_ command: PlannedCommand, catalog: ModelCatalog) -> Double {
+        guard let plan = command.plan.cache, let first = command.plan.calls.first, !command.plan.sharedParts.isEmpty,
+            let prices = catalog.info(for: first.model)?.prices, Preflight.uncachedReason(command, catalog: catalog) == nil
+        else { return 0 }
+        let tokens = TokenHeuristic.tokens(of: command.plan.sharedParts).addingSaturating(TokenHeuristic.tokens(of: first.config.systemInstruction ?? ""))
+        let write = plan.ttlSeconds > 300 ? (prices.cacheWriteLong ?? prices.cacheWrite ?? prices.input) : (prices.cacheWrite ?? prices.input)
+        let creation = (Double(tokens) * write + prices.output) / 1_000_000
+        return creation + storage(tokens: tokens, seconds: plan.ttlSeconds, prices: prices).totalUSD
+    }
+}
+
+/// One request's share of a command's cost (`Cost.parts`): which request it was, the model
+/// that served it, and what it cost.
+public struct CostPart: Sendable, Hashable {
+    public enum Request: String, Sendable, Hashable {
+        /// A call's answer: `responses[callIndex]` (the fallback's call too).
+        case call
+        /// An attempt that failed or broke off after its answer reported usage: billed by the
+        /// provider though the call did not end with it.
+        case failedAttempt = "failed_attempt"
+        /// The one-token request that wrote a prefix cache (Anthropic).
+        case cacheWarmUp = "cache_warm_up"
+        /// The request that created a stored cache (Gemini `cachedContents.create`).
+        case cacheCreation = "cache_creation"
+        /// Keeping the stored cache this command created for its time to live.
+        case cacheStorage = "cache_storage"
+    }
+
+    public var request: Request
+    public var model: String
+    /// The call, for `call` and `failed_attempt`.
+    public var callIndex: Int?
+    /// The attempt (1-based), for `failed_attempt`.
+    public var attempt: Int?
+    public var usd: Double
+
+    public init(request: Request, model: String, callIndex: Int? = nil, attempt: Int? = nil, usd: Double) {
+        self.request = request
+        self.model = model
+        self.callIndex = callIndex
+        self.attempt = attempt
+        self.usd = usd
     }
 }

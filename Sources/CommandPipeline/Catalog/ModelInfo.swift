@@ -27,7 +27,7 @@ public enum Modality: String, Sendable, Hashable, CaseIterable, Comparable {
     }
 }
 
-/// Prices in US dollars per million tokens.
+/// Prices in US dollars per million tokens (storage: per million tokens per hour).
 public struct ModelPrices: Sendable, Hashable {
     public var input: Double
     /// Input tokens read from a cache.
@@ -36,14 +36,25 @@ public struct ModelPrices: Sendable, Hashable {
     /// Input tokens written to a cache, where the provider bills them apart (Anthropic: 1.25 × input
     /// for 5-minute caches); nil: billed as input.
     public var cacheWrite: Double?
-    /// Fraction taken off every price for batch calls (0.5 = half price).
+    /// Input tokens written to a cache that lives an hour (Anthropic: 2 × input); nil: `cacheWrite`.
+    public var cacheWriteLong: Double?
+    /// Keeping a stored cache (Gemini `cachedContents`), per million cached tokens per hour of its
+    /// time to live; nil: the provider bills no storage (prefix caches, OpenAI's automatic caching).
+    public var cacheStoragePerHour: Double?
+    /// Fraction taken off every token price for batch calls (0.5 = half price); never off
+    /// storage, which batch requests do not use (`Design/batch.md`, "Cost").
     public var batchDiscount: Double
 
-    public init(input: Double, cachedInput: Double, output: Double, cacheWrite: Double? = nil, batchDiscount: Double = 0) {
+    public init(
+        input: Double, cachedInput: Double, output: Double, cacheWrite: Double? = nil, cacheWriteLong: Double? = nil,
+        cacheStoragePerHour: Double? = nil, batchDiscount: Double = 0
+    ) {
         self.input = input
         self.cachedInput = cachedInput
         self.output = output
         self.cacheWrite = cacheWrite
+        self.cacheWriteLong = cacheWriteLong
+        self.cacheStoragePerHour = cacheStoragePerHour
         self.batchDiscount = batchDiscount
     }
 }

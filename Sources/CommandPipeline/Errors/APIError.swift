@@ -39,6 +39,10 @@ public struct APIError: Error, Sendable, Hashable {
     public var retryAfter: Duration?
     /// The error this one wraps (a transport or decoding error), when there is one.
     public var underlying: (any Error & Sendable)?
+    /// Usage the failed attempt's answer reported before it failed (a stream that broke after
+    /// its usage came, an answer refused after it was generated): what the provider billed for
+    /// it, priced on the command (`CostPart.Request.failedAttempt`). nil: nothing was reported.
+    public var billedUsage: Usage?
     public init(
         _ kind: Kind, _ message: String, path: String? = nil, provider: String? = nil,
         retryable: Bool = false, code: String? = nil, retryAfter: Duration? = nil,
@@ -68,6 +72,15 @@ public struct APIError: Error, Sendable, Hashable {
 
     public var summary: ErrorSummary { ErrorSummary(self) }
 
+    /// This error with `usage` as what its attempt was billed (`billedUsage`), when the answer
+    /// reported any and the error does not say already.
+    public func billed(_ usage: Usage?) -> APIError {
+        guard billedUsage == nil, let usage, usage.totalTokens > 0 || usage.promptTokens > 0 else { return self }
+        var error = self
+        error.billedUsage = usage
+        return error
+    }
+
     public static func == (lhs: APIError, rhs: APIError) -> Bool {
         lhs.kind == rhs.kind && lhs.message == rhs.message && lhs.path == rhs.path && lhs.provider == rhs.provider
             && lhs.retryable == rhs.retryable && lhs.code == rhs.code && lhs.retryAfter == rhs.retryAfter
@@ -96,15 +109,18 @@ public struct ErrorSummary: Sendable, Hashable {
     public var message: String
     public var provider: String?
     public var retryable: Bool
+    /// `APIError.billedUsage`: usage the failed attempt's answer reported.
+    public var billedUsage: Usage?
 
-    public init(kind: APIError.Kind, message: String, provider: String? = nil, retryable: Bool = false) {
+    public init(kind: APIError.Kind, message: String, provider: String? = nil, retryable: Bool = false, billedUsage: Usage? = nil) {
         self.kind = kind
         self.message = message
         self.provider = provider
         self.retryable = retryable
+        self.billedUsage = billedUsage
     }
 
     public init(_ error: APIError) {
-        self.init(kind: error.kind, message: error.message, provider: error.provider, retryable: error.retryable)
+        self.init(kind: error.kind, message: error.message, provider: error.provider, retryable: error.retryable, billedUsage: error.billedUsage)
     }
 }

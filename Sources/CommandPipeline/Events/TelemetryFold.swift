@@ -51,13 +51,17 @@ public struct LogSummary: Sendable {
             }
         case .callFinished(let response): callFinished(response)
         case .callFailed(let call, _): if phase == 0 { failedCalls.append(call) }
+        case .attemptFailed(let call, let attempt, let error, _):
+            if let usage = error.billedUsage {
+                telemetry.billedAttempts.append(BilledAttempt(callIndex: call, attempt: attempt, model: calls.model(phase: phase, call: call), usage: usage))
+            }
         case .fallbackStarted(_, let primaryError):
             telemetry.usedFallback = true
             telemetry.primaryError = primaryError
             if primaryFinished == nil { primaryFinished = finished }
             finished = []
             phase += 1
-        case .commandStarted, .stageStarted, .attemptFailed, .commandSucceeded, .commandFailed: break
+        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: break
         }
     }
 
@@ -89,7 +93,9 @@ public struct LogSummary: Sendable {
     /// Whether `add` does anything with `kind` (the log keeps nothing else of an unread event).
     static func folds(_ kind: PipelineEvent.Kind) -> Bool {
         switch kind {
-        case .commandStarted, .stageStarted, .attemptFailed, .commandSucceeded, .commandFailed: false
+        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: false
+        // A failed attempt matters to the telemetry only when its answer was billed.
+        case .attemptFailed(_, _, let error, _): error.billedUsage != nil
         // The telemetry stage reads the fold, so its own time ends after the telemetry was
         // taken: no result carries it (`durations_ms` leaves it out), and folding it is wasted.
         case .stageFinished(let name, _): name != TelemetryStage.name

@@ -42,7 +42,7 @@ public struct CacheStage: ExecutionStage {
         }
         do throws(APIError) {
             let lease = try await registry.lease(for: request, using: caching, retrier: retrier)
-            let telemetry = CacheTelemetry(reference: lease.reference, key: request.key, created: lease.created)
+            let telemetry = CacheTelemetry(reference: lease.reference, key: request.key, created: lease.created, ttlSeconds: request.ttlSeconds)
             context.log.record(lease.created ? .cacheCreated(telemetry) : .cacheReused(telemetry))
             return state.with(cache: lease.reference)
         } catch where error.code == APIError.cacheBelowMinimumCode {

@@ -16,6 +16,7 @@ public struct Telemetry: Sendable, Hashable {
         var tokenValidation: TokenValidation?
         var cost: Cost?
         var hookFailures: [HookFailure] = []
+        var billedAttempts: [BilledAttempt] = []
     }
 
     /// Mutated only while uniquely referenced (see `fields`), so sharing it across tasks is safe.
@@ -75,6 +76,12 @@ public struct Telemetry: Sendable, Hashable {
     public var hookFailures: [HookFailure] {
         get { fields.hookFailures }
         set { fields.hookFailures = newValue }
+    }
+    /// Attempts that failed after their answer reported usage (`APIError.billedUsage`), in the
+    /// order they failed: billed by the provider, priced by `CostUnit`. Empty in the common case.
+    public var billedAttempts: [BilledAttempt] {
+        get { fields.billedAttempts }
+        set { fields.billedAttempts = newValue }
     }
     /// `nil` when the command has no token estimate.
     public var tokenValidation: TokenValidation? {
@@ -187,6 +194,21 @@ public struct UploadCounts: Sendable, Hashable {
     }
 }
 
+/// A failed attempt whose answer reported usage: what the provider billed for it.
+public struct BilledAttempt: Sendable, Hashable {
+    public var callIndex: Int
+    /// 1-based.
+    public var attempt: Int
+    public var model: String
+    public var usage: Usage
+    public init(callIndex: Int, attempt: Int, model: String, usage: Usage) {
+        self.callIndex = callIndex
+        self.attempt = attempt
+        self.model = model
+        self.usage = usage
+    }
+}
+
 /// The cache a command used, and whether this command created it.
 public struct CacheTelemetry: Sendable, Hashable {
     /// How the provider caches: a stored cache object, or a request prefix.
@@ -206,7 +228,17 @@ public struct CacheTelemetry: Sendable, Hashable {
     public var kind: Kind?
     /// Tokens the cache holds, when the provider said (for a prefix cache: what creating it wrote or found).
     public var tokenCount: Int?
-    public init(id: String?, key: String, created: Bool, reused: Bool, kind: Kind? = nil, tokenCount: Int? = nil, uncachedReason: String? = nil) {
+    /// When this command created the cache: the usage the creating request's answer reported
+    /// (`CacheReference.creationUsage`), priced on this command. nil otherwise.
+    public var creationUsage: Usage?
+    /// When this command created the cache: the time to live it asked for, for the storage price.
+    public var ttlSeconds: Int?
+    /// The model the cache was made for, when one was made or found (prices its creation).
+    public var model: String?
+    public init(
+        id: String?, key: String, created: Bool, reused: Bool, kind: Kind? = nil, tokenCount: Int? = nil, uncachedReason: String? = nil,
+        creationUsage: Usage? = nil, ttlSeconds: Int? = nil
+    ) {
         self.id = id
         self.key = key
         self.created = created
@@ -214,16 +246,22 @@ public struct CacheTelemetry: Sendable, Hashable {
         self.uncachedReason = uncachedReason
         self.kind = kind
         self.tokenCount = tokenCount.map { Limits.reportedTokens.clamp($0) }
+        self.creationUsage = creationUsage
+        self.ttlSeconds = ttlSeconds
     }
 
-    /// The telemetry of a cache `reference` leased by a command.
-    public init(reference: CacheReference, key: String, created: Bool) {
+    /// The telemetry of a cache `reference` leased by a command; a command that `created` it
+    /// carries what creating it cost (its usage, and the `ttlSeconds` it is kept for).
+    public init(reference: CacheReference, key: String, created: Bool, ttlSeconds: Int? = nil) {
         let kind: Kind
         switch reference.kind {
         case .stored: kind = .stored
         case .prefix: kind = .prefix
         }
-        self.init(id: reference.id, key: key, created: created, reused: !created, kind: kind, tokenCount: reference.tokenCount)
+        self.init(
+            id: reference.id, key: key, created: created, reused: !created, kind: kind, tokenCount: reference.tokenCount,
+            creationUsage: created ? reference.creationUsage : nil, ttlSeconds: created ? ttlSeconds : nil)
+        model = reference.model
     }
 }
 

@@ -25,11 +25,16 @@ public struct CacheReference: Sendable, Hashable {
     public var createdAt: Date
     public var expiresAt: Date?
     public var kind: Kind
+    /// What the request that created the cache was billed for, as its answer reported it
+    /// (Anthropic: the warm-up's usage; Gemini: the cached tokens, written once); nil when
+    /// unknown or for a cache found rather than created. Priced on the command that created it.
+    public var creationUsage: Usage?
 
     public init(
         id: String, key: String, model: String, tokenCount: Int? = nil, createdAt: Date = Date(),
-        expiresAt: Date? = nil, kind: Kind = .stored
+        expiresAt: Date? = nil, kind: Kind = .stored, creationUsage: Usage? = nil
     ) {
+        self.creationUsage = creationUsage
         self.id = id
         self.key = key
         self.model = model

@@ -11,14 +11,22 @@ public struct Usage: Sendable, Hashable {
     public var cachedTokens: Int
     /// Prompt tokens this call wrote to a provider cache; 0 when none or not reported.
     public var cacheCreationTokens: Int
+    /// Of `cacheCreationTokens`, those written for a long (one-hour) lifetime, which Anthropic
+    /// bills above the five-minute write price (`ModelPrices.cacheWriteLong`); 0 when none or
+    /// not reported. Priced only: not part of the wire format's `usage`.
+    public var cacheCreationLongTokens: Int
 
-    public init(promptTokens: Int = 0, completionTokens: Int = 0, totalTokens: Int? = nil, cachedTokens: Int = 0, cacheCreationTokens: Int = 0) {
+    public init(
+        promptTokens: Int = 0, completionTokens: Int = 0, totalTokens: Int? = nil, cachedTokens: Int = 0, cacheCreationTokens: Int = 0,
+        cacheCreationLongTokens: Int = 0
+    ) {
         let range = Limits.reportedTokens
         self.promptTokens = range.clamp(promptTokens)
         self.completionTokens = range.clamp(completionTokens)
         self.totalTokens = range.clamp(totalTokens ?? promptTokens.addingSaturating(completionTokens))
         self.cachedTokens = range.clamp(cachedTokens)
         self.cacheCreationTokens = range.clamp(cacheCreationTokens)
+        self.cacheCreationLongTokens = min(range.clamp(cacheCreationLongTokens), self.cacheCreationTokens)
     }
 
     public static let zero = Usage()
@@ -29,6 +37,7 @@ public struct Usage: Sendable, Hashable {
             completionTokens: lhs.completionTokens.addingSaturating(rhs.completionTokens),
             totalTokens: lhs.totalTokens.addingSaturating(rhs.totalTokens),
             cachedTokens: lhs.cachedTokens.addingSaturating(rhs.cachedTokens),
-            cacheCreationTokens: lhs.cacheCreationTokens.addingSaturating(rhs.cacheCreationTokens))
+            cacheCreationTokens: lhs.cacheCreationTokens.addingSaturating(rhs.cacheCreationTokens),
+            cacheCreationLongTokens: lhs.cacheCreationLongTokens.addingSaturating(rhs.cacheCreationLongTokens))
     }
 }

@@ -223,7 +223,7 @@ public enum ResultWriter {
         JSONSerializer.raw(#","token_validation":"#, to: &out)
         if let v = t.tokenValidation { tokenValidation(v, to: &out) } else { JSONSerializer.raw("null", to: &out) }
         JSONSerializer.raw(#","cost":"#, to: &out)
-        if let c = t.cost { cost(c, to: &out) } else { JSONSerializer.raw("null", to: &out) }
+        if let c = t.cost { cost(c, requests: true, to: &out) } else { JSONSerializer.raw("null", to: &out) }
         if !t.hookFailures.isEmpty {
             // Only when a hook failed: without hooks the record is what it always was.
             JSONSerializer.raw(#","hook_failures":["#, to: &out)
@@ -242,8 +242,9 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// US dollars, rounded to a billionth of a dollar (sums of binary fractions carry noise).
-    package static func cost(_ c: Cost, to out: inout [UInt8]) {
+    /// US dollars, rounded to a billionth of a dollar (sums of binary fractions carry noise);
+    /// with `requests`, the command's breakdown by request (`Cost.parts`).
+    package static func cost(_ c: Cost, requests: Bool = false, to out: inout [UInt8]) {
         func dollars(_ value: Double) { JSONSerializer.writeDouble((value * 1e9).rounded() / 1e9, to: &out) }
         JSONSerializer.raw(#"{"usd":"#, to: &out)
         dollars(c.totalUSD)
@@ -253,10 +254,34 @@ public enum ResultWriter {
         dollars(c.cachedInputUSD)
         JSONSerializer.raw(#","cache_write_usd":"#, to: &out)
         dollars(c.cacheWriteUSD)
+        JSONSerializer.raw(#","cache_storage_usd":"#, to: &out)
+        dollars(c.cacheStorageUSD)
         JSONSerializer.raw(#","output_usd":"#, to: &out)
         dollars(c.outputUSD)
         JSONSerializer.raw(#","unpriced_calls":"#, to: &out)
         JSONSerializer.writeInt(c.unpricedCalls, to: &out)
+        if requests {
+            JSONSerializer.raw(#","requests":["#, to: &out)
+            for (i, part) in c.parts.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONSerializer.raw(#"{"request":""#, to: &out)
+                out.append(contentsOf: part.request.rawValue.utf8)
+                JSONSerializer.raw(#"","model":"#, to: &out)
+                JSONSerializer.writeString(part.model, to: &out)
+                if let call = part.callIndex {
+                    JSONSerializer.raw(#","call_index":"#, to: &out)
+                    JSONSerializer.writeInt(call, to: &out)
+                }
+                if let attempt = part.attempt {
+                    JSONSerializer.raw(#","attempt":"#, to: &out)
+                    JSONSerializer.writeInt(attempt, to: &out)
+                }
+                JSONSerializer.raw(#","usd":"#, to: &out)
+                dollars(part.usd)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
         out.append(UInt8(ascii: "}"))
     }
 

@@ -130,6 +130,9 @@ final class AnthropicCore: Sendable {
         let response = try AnthropicResponses.message(try await post("messages", json: body), requestedModel: cache.model, provider: name)
         var written = reference
         written.tokenCount = response.usage.cacheCreationTokens.addingSaturating(response.usage.cachedTokens)
+        // Billed like any request (the written prefix at the cache-write price, the rest at the
+        // input price, one output token): priced on the command that created the cache.
+        written.creationUsage = response.usage
         return written
     }
 
@@ -168,14 +171,16 @@ final class AnthropicCore: Sendable {
             }
             if !assembler.finished { try take(parser.finish()) }
         } catch let error as APIError {
-            throw error
+            // A stream that broke after message_start was billed for the usage it reported.
+            throw error.billed(assembler.hasUsage ? assembler.usageSoFar : nil)
         } catch {
-            throw errors.error(transport: error, endpoint: url)
+            throw errors.error(transport: error, endpoint: url).billed(assembler.hasUsage ? assembler.usageSoFar : nil)
         }
         guard assembler.finished else {
             throw APIError(
                 .providerError, "the stream from \(url) ended before message_stop: the answer is incomplete (\(assembler.text.count) characters received)",
-                provider: name, retryable: true, code: "stream_truncated")
+                provider: name, retryable: true, code: "stream_truncated"
+            ).billed(assembler.hasUsage ? assembler.usageSoFar : nil)
         }
         return assembler.response
     }

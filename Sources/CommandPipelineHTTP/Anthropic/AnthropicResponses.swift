@@ -21,14 +21,22 @@ enum AnthropicResponses {
         guard case .object(let u)? = value else { return .zero }
         return usage(
             input: u["input_tokens"]?.intValue ?? 0, output: u["output_tokens"]?.intValue ?? 0,
-            cacheRead: u["cache_read_input_tokens"]?.intValue ?? 0, cacheCreation: u["cache_creation_input_tokens"]?.intValue ?? 0)
+            cacheRead: u["cache_read_input_tokens"]?.intValue ?? 0, cacheCreation: u["cache_creation_input_tokens"]?.intValue ?? 0,
+            cacheCreationLong: longWrites(u))
     }
 
-    static func usage(input: Int, output: Int, cacheRead: Int, cacheCreation: Int) -> Usage {
+    /// `usage.cache_creation.ephemeral_1h_input_tokens`: written tokens billed at the one-hour write price.
+    static func longWrites(_ usage: JSONObject) -> Int {
+        usage["cache_creation"]?.objectValue?["ephemeral_1h_input_tokens"]?.intValue ?? 0
+    }
+
+    static func usage(input: Int, output: Int, cacheRead: Int, cacheCreation: Int, cacheCreationLong: Int = 0) -> Usage {
         let range = Limits.reportedTokens
         let (input, output, read, written) = (range.clamp(input), range.clamp(output), range.clamp(cacheRead), range.clamp(cacheCreation))
         let prompt = input.addingSaturating(read).addingSaturating(written)
-        return Usage(promptTokens: prompt, completionTokens: output, totalTokens: prompt.addingSaturating(output), cachedTokens: read, cacheCreationTokens: written)
+        return Usage(
+            promptTokens: prompt, completionTokens: output, totalTokens: prompt.addingSaturating(output), cachedTokens: read, cacheCreationTokens: written,
+            cacheCreationLongTokens: cacheCreationLong)
     }
 
     /// The text of the answer: its `text` blocks in order (thinking and tool blocks are not text).
@@ -67,7 +75,7 @@ enum AnthropicResponses {
         var text = ""
         var model: String
         var stopReason: String?
-        var input = 0, output = 0, cacheRead = 0, cacheCreation = 0
+        var input = 0, output = 0, cacheRead = 0, cacheCreation = 0, cacheCreationLong = 0
         /// `message_stop` arrived: the stream is complete.
         private(set) var finished = false
         private(set) var started = false
@@ -135,12 +143,21 @@ enum AnthropicResponses {
             if let v = u["output_tokens"]?.intValue { output = v }
             if let v = u["cache_read_input_tokens"]?.intValue { cacheRead = v }
             if let v = u["cache_creation_input_tokens"]?.intValue { cacheCreation = v }
+            if let v = u["cache_creation"]?.objectValue?["ephemeral_1h_input_tokens"]?.intValue { cacheCreationLong = v }
+        }
+
+        /// Whether the stream has reported any usage yet (`message_start` carries the input side).
+        var hasUsage: Bool { input != 0 || output != 0 || cacheRead != 0 || cacheCreation != 0 }
+
+        /// What the answer reported so far: what a stream that broke was billed.
+        var usageSoFar: Usage {
+            AnthropicResponses.usage(input: input, output: output, cacheRead: cacheRead, cacheCreation: cacheCreation, cacheCreationLong: cacheCreationLong)
         }
 
         var response: GenerationResponse {
             GenerationResponse(
                 text: text, model: model, finishReason: AnthropicResponses.finishReason(stopReason),
-                usage: AnthropicResponses.usage(input: input, output: output, cacheRead: cacheRead, cacheCreation: cacheCreation))
+                usage: usageSoFar)
         }
     }
 }

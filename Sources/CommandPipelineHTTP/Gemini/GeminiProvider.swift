@@ -100,8 +100,13 @@ final class GeminiCore: Sendable {
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":generateContent")
         let response = try await send(request(url, json: body))
         var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider)
-        _ = try assembler.take(try GeminiResponses.parse(response.body, provider: provider))
-        return try assembler.response(endpoint: Self.describe(url))
+        do throws(APIError) {
+            _ = try assembler.take(try GeminiResponses.parse(response.body, provider: provider))
+            return try assembler.response(endpoint: Self.describe(url))
+        } catch {
+            // An answer refused after it was made (blocked, no text) was billed for what it reported.
+            throw error.billed(assembler.usage)
+        }
     }
 
     func stream(_ generation: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
@@ -153,9 +158,10 @@ final class GeminiCore: Sendable {
             }
             try take(parser.finish())
         } catch let error as APIError {
-            throw error
+            // A stream that broke after reporting usage was billed for it.
+            throw error.billed(assembler.usage)
         } catch {
-            throw errors.error(transport: error, endpoint: endpoint)
+            throw errors.error(transport: error, endpoint: endpoint).billed(assembler.usage)
         }
         guard events > 0 else {
             let preview = ServerText(key: configuration.apiKey).preview(String(decoding: head, as: UTF8.self), limit: 200)
@@ -166,9 +172,14 @@ final class GeminiCore: Sendable {
         guard assembler.finishReason != nil else {
             throw APIError(
                 .providerError, "the stream from \(endpoint) ended before a finish reason: the answer was cut off", provider: provider,
-                retryable: true, code: "stream_truncated")
+                retryable: true, code: "stream_truncated"
+            ).billed(assembler.usage)
         }
-        return try assembler.response(endpoint: endpoint)
+        do throws(APIError) {
+            return try assembler.response(endpoint: endpoint)
+        } catch {
+            throw error.billed(assembler.usage)
+        }
     }
 
     // MARK: token counting
@@ -210,10 +221,13 @@ final class GeminiCore: Sendable {
             throw error
         }
         guard let object = try GeminiResponses.parse(response.body, provider: provider).objectValue,
-            let reference = reference(object, key: cacheRequest.key, model: cacheRequest.model)
+            var reference = reference(object, key: cacheRequest.key, model: cacheRequest.model)
         else {
             throw APIError(.cacheFailed, "cachedContents.create answered without a cache name", provider: provider)
         }
+        // Creating the cache bills its tokens once at the input price (written: the cache-write
+        // price, which Gemini models leave to the input price); storage is priced from the TTL.
+        if let tokens = reference.tokenCount { reference.creationUsage = Usage(promptTokens: tokens, cacheCreationTokens: tokens) }
         knownCaches.withLock { $0[cacheRequest.key] = reference }
         return reference
     }

@@ -136,14 +136,16 @@ final class OpenAICore: Sendable {
             }
             if !done { try take(parser.finish()) }
         } catch let error as APIError {
-            throw error
+            // Usage comes in the stream's last chunk: a stream that breaks after it was billed for it.
+            throw error.billed(assembler.usage)
         } catch {
-            throw errors.error(transport: error, endpoint: url)
+            throw errors.error(transport: error, endpoint: url).billed(assembler.usage)
         }
         guard done else {
             throw APIError(
                 .providerError, "the stream from \(url) ended before [DONE]: the connection was closed mid-answer", provider: OpenAIProvider.name,
-                retryable: true, code: "stream_truncated")
+                retryable: true, code: "stream_truncated"
+            ).billed(assembler.usage)
         }
         return assembler.response
     }

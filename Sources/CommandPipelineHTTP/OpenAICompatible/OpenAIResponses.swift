@@ -33,7 +33,8 @@ enum OpenAIResponses {
             throw APIError(.providerError, "the server's answer is not a JSON object: \(text.preview(body))", provider: provider)
         }
         guard case .object(let choice)? = object["choices"]?.arrayValue?.first else {
-            throw APIError(.providerError, "the server's answer has no choices", provider: provider)
+            // An answer without choices may still report what it was billed.
+            throw APIError(.providerError, "the server's answer has no choices", provider: provider).billed(usage(object["usage"]))
         }
         let message = choice["message"]?.objectValue
         let content = message?["content"]?.stringValue ?? message?["refusal"]?.stringValue ?? ""

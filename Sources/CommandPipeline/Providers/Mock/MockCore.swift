@@ -105,7 +105,8 @@ final class MockCore: Sendable {
         let now = configuration.clock.now
         let reference = CacheReference(
             id: "mock-cache-\(request.key)", key: request.key, model: request.model, tokenCount: Self.tokens(of: request.parts),
-            createdAt: Date(), expiresAt: Date().addingTimeInterval(TimeInterval(request.ttlSeconds)))
+            createdAt: Date(), expiresAt: Date().addingTimeInterval(TimeInterval(request.ttlSeconds)),
+            creationUsage: Usage(promptTokens: Self.tokens(of: request.parts), cacheCreationTokens: Self.tokens(of: request.parts)))
         caches.withLock {
             $0[request.key] = StoredCache(reference: reference, parts: request.parts, deadline: now + .seconds(request.ttlSeconds))
         }
