@@ -50,12 +50,14 @@ public final class PostgresSink: ResultSink {
         public var description: String { message }
     }
 
-    /// Counts so far: rows written (committed), dropped at the buffer's bound, refused by the database, still held.
+    /// Counts so far: rows written (committed), dropped at the buffer's bound, refused by the
+    /// database, still held; and attempts (connections, statements) that failed.
     public struct Counts: Sendable, Hashable {
         public var written = 0
         public var dropped = 0
         public var refused = 0
         public var held = 0
+        public var failedAttempts = 0
     }
 
     /// - Parameters:
@@ -257,27 +259,18 @@ extension PostgresSink {
                         try open.execute(PostgresSQL.createTable(target.table))
                         tableReady = true
                     }
-                    do throws(PostgresFailure) {
-                        let upsert = PostgresSQL.upsert(target.table, next.batch)
-                        try open.execute(upsert.sql, parameters: upsert.parameters)
-                        settle(written: next.batch.count, refused: 0)
-                    } catch where error.isRowProblem && next.batch.count > 1 {
-                        try writeOneByOne(next.batch, on: open)
-                    }
+                    try write(next.batch, on: open)
                     backoff = 0.1
                     batchLimit = min(maxBatch, batchLimit * 2)
                 } catch {
                     if error.connectionLost { connection = nil }
+                    let new = reportOnce(error)
                     if error.isMissingTable {
+                        // Dropped mid-run: created again at once the first time, with backoff after that.
                         tableReady = false
-                        if reportOnce(error) { continue }
+                        if new { continue }
                     }
                     if error.sqlState == "57014" { batchLimit = max(1, batchLimit / 2) }
-                    if error.isRowProblem && next.batch.count == 1 {
-                        refuse(next.batch[0], error)
-                        continue
-                    }
-                    _ = reportOnce(error)
                     pause(seconds: backoff)
                     backoff = min(backoff * 2, 5)
                 }
@@ -292,15 +285,23 @@ extension PostgresSink {
             waiter?.resume()
         }
 
-        /// After a batch failed because of its rows: each row alone, so only the guilty ones are dropped.
-        private func writeOneByOne(_ batch: [Row], on connection: PostgresConnection) throws(PostgresFailure) {
-            for row in batch {
-                do throws(PostgresFailure) {
-                    let upsert = PostgresSQL.upsert(target.table, [row])
-                    try connection.execute(upsert.sql, parameters: upsert.parameters)
-                    settle(written: 1, refused: 0)
-                } catch where error.isRowProblem {
-                    refuse(row, error)
+        /// Upserts `batch` in one statement. When the rows are at fault (a data or constraint
+        /// error), each row goes alone, so only the guilty ones are dropped; any other failure
+        /// is thrown with the rows still held.
+        private func write(_ batch: [Row], on connection: PostgresConnection) throws(PostgresFailure) {
+            do throws(PostgresFailure) {
+                let upsert = PostgresSQL.upsert(target.table, batch)
+                try connection.execute(upsert.sql, parameters: upsert.parameters)
+                settle(written: batch.count, refused: 0)
+            } catch where error.isRowProblem {
+                for row in batch {
+                    do throws(PostgresFailure) {
+                        let upsert = PostgresSQL.upsert(target.table, [row])
+                        try connection.execute(upsert.sql, parameters: upsert.parameters)
+                        settle(written: 1, refused: 0)
+                    } catch where error.isRowProblem {
+                        refuse(row, error)
+                    }
                 }
             }
         }
@@ -336,6 +337,7 @@ extension PostgresSink {
         private func reportOnce(_ error: PostgresFailure) -> Bool {
             let new = state.withLock { s -> Bool in
                 s.failing = true
+                s.counts.failedAttempts += 1
                 return s.reported.insert(error.kind).inserted
             }
             if new {
