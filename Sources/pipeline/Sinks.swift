@@ -21,6 +21,16 @@ struct SinkSpec: Equatable {
     var options: [String: String] = [:]
     /// How messages name it: `--sink` or `--sinks sinks[2]`.
     var origin = "--sink"
+    /// Values a `--sinks` file took from the environment: left out of every message about this sink.
+    var expandedValues: [String] = []
+
+    /// `message` without any value taken from the environment (those of 3 bytes or more: a
+    /// shorter one could not be told from ordinary text, and is no secret).
+    func withoutExpandedValues(_ message: String) -> String {
+        expandedValues.filter { $0.utf8.count >= 3 }.sorted { $0.utf8.count > $1.utf8.count }.reduce(message) {
+            $0.replacingOccurrences(of: $1, with: "<from the environment>")
+        }
+    }
 
     static let defaultPriority = 100
 
@@ -94,11 +104,11 @@ final class SinkFeed: Sendable {
                 }
                 sinks.append(spec.timeoutSeconds.map { TimedSink(base: sink, callTimeout: .milliseconds(Int($0 * 1000))) } ?? sink)
             } catch let error as APIError {
-                return .failure(UsageError(message: "option '\(spec.origin) \(spec.kind.rawValue):…': \(error.message)"))
+                return .failure(UsageError(message: spec.withoutExpandedValues("option '\(spec.origin) \(spec.kind.rawValue):…': \(error.message)")))
             } catch let error as UsageError {
-                return .failure(error)
+                return .failure(UsageError(message: spec.withoutExpandedValues(error.message), hint: error.hint))
             } catch {
-                return .failure(UsageError(message: "option '\(spec.origin) \(spec.kind.rawValue):\(spec.kind == .postgres ? "…" : spec.target)': \(error)"))
+                return .failure(UsageError(message: spec.withoutExpandedValues("option '\(spec.origin) \(spec.kind.rawValue):\(spec.kind == .postgres ? "…" : spec.target)': \(error)")))
             }
         }
         return .success(SinkFeed(sinks: sinks, runID: runID, timeout: .milliseconds(Int(options.sinkTimeoutSeconds * 1000))))

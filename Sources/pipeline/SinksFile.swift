@@ -89,7 +89,8 @@ enum SinksFile {
             throw Problem(path: path + ".kind", message: "expected one of \(kinds)")
         }
         guard let targetValue = fields["target"] else { throw Problem(path: path, message: "\"target\" is required (a file path, URL or database URL)") }
-        let target = try expand(try string(targetValue, at: path + ".target"), at: path + ".target", environment: environment)
+        var expanded: [String] = []
+        let target = try expand(try string(targetValue, at: path + ".target"), at: path + ".target", environment: environment, values: &expanded)
         guard !target.isEmpty else { throw Problem(path: path + ".target", message: "is empty") }
         var spec = SinkSpec(kind: kind, target: target, priority: SinkSpec.defaultPriority)
         spec.origin = "--sinks \(path)"
@@ -113,17 +114,19 @@ enum SinksFile {
                     throw Problem(path: at, message: allowed.isEmpty ? "a \(kind.rawValue) sink takes no options" : "unknown option; known for \(kind.rawValue): \(allowed.sorted().joined(separator: ", "))")
                 }
                 switch option {
-                case .string(let text): spec.options[key] = try expand(text, at: at, environment: environment)
+                case .string(let text): spec.options[key] = try expand(text, at: at, environment: environment, values: &expanded)
                 case .int(let n): spec.options[key] = String(n)
                 default: throw Problem(path: at, message: "expected a string or a whole number, got \(option.typeName)")
                 }
             }
         }
+        spec.expandedValues = expanded
         return spec
     }
 
-    /// `${NAME}` replaced from `environment`; `$$` is `$`. A `$` followed by anything else is kept as it is.
-    static func expand(_ text: String, at path: String, environment: [String: String]) throws(Problem) -> String {
+    /// `${NAME}` replaced from `environment`; `$$` is `$`. A `$` followed by anything else is
+    /// kept as it is. Each value put in is added to `values`, so messages can leave it out.
+    static func expand(_ text: String, at path: String, environment: [String: String], values: inout [String]) throws(Problem) -> String {
         guard text.contains("$") else { return text }
         var out = ""
         var rest = Substring(text)
@@ -141,6 +144,7 @@ enum SinksFile {
                 }
                 guard let value = environment[name] else { throw Problem(path: path, message: "environment variable '\(name)' is not set") }
                 out += value
+                values.append(value)
                 rest = after[after.index(after: close)...]
             } else {
                 out += "$"

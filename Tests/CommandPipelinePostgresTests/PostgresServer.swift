@@ -98,3 +98,13 @@ final class PostgresServer: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+/// Waits (bounded) until `condition` holds: the sink writes on a thread of its own, and a run
+/// goes on in a process of its own.
+func waitUntil(_ what: String, within seconds: Int = 60, _ condition: () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while try !condition() {
+        guard ContinuousClock.now < deadline else { throw PostgresServer.Problem(description: "timed out after \(seconds) s waiting for \(what)") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}

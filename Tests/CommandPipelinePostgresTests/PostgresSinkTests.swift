@@ -23,15 +23,6 @@ private final class Reports: Sendable {
     func count(_ fragment: String) -> Int { all.filter { $0.contains(fragment) }.count }
 }
 
-/// Waits (bounded) until `condition` holds: the sink writes on a thread of its own.
-private func eventually(_ what: String, within seconds: Int = 60, _ condition: () throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(seconds)
-    while try !condition() {
-        guard ContinuousClock.now < deadline else { throw PostgresServer.Problem(description: "timed out after \(seconds) s waiting for \(what)") }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
-
 private func sink(_ server: PostgresServer, table: String = "results", password: String? = nil, reports: Reports? = nil, maxBatch: Int = 1_000) throws -> PostgresSink {
     PostgresSink(
         target: try PostgresTarget.parse(server.url(table: table)), maxBatch: maxBatch,
@@ -64,11 +55,11 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         let reports = Reports()
         let sink = try sink(server, reports: reports)
         for i in 0..<500 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
-        try await eventually("the first 500 rows") { sink.counts.written == 500 }
+        try await waitUntil("the first 500 rows") { sink.counts.written == 500 }
 
         try server.stopServer()
         for i in 500..<1_000 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
-        try await eventually("the writer to fail three times") { sink.counts.failedAttempts >= 3 }
+        try await waitUntil("the writer to fail three times") { sink.counts.failedAttempts >= 3 }
         #expect(sink.counts.held == 500)
         try server.startServer()
 
@@ -88,7 +79,7 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         let reports = Reports()
         let sink = try sink(server, reports: reports)
         for i in 0..<50 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
-        try await eventually("a reported connection failure") { reports.count("retrying with backoff") == 1 }
+        try await waitUntil("a reported connection failure") { reports.count("retrying with backoff") == 1 }
         #expect(sink.counts.written == 0)
         try server.startServer()
         try await sink.finish()
@@ -101,10 +92,10 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         let canary = "CANARY-pg-\(UUID().uuidString)"
         let sink = try sink(server, password: canary, reports: reports)
         try await sink.deliver(delivery(run: "r", "only", index: 0))
-        try await eventually("three failed attempts") { sink.counts.failedAttempts >= 3 }
+        try await waitUntil("three failed attempts") { sink.counts.failedAttempts >= 3 }
         // The run ends while the database still refuses: the end is abandoned at its timeout.
         let finishing = Task { try await sink.finish() }
-        try await eventually("the writer to stay failing") { sink.counts.failedAttempts >= 4 }
+        try await waitUntil("the writer to stay failing") { sink.counts.failedAttempts >= 4 }
         finishing.cancel()
         await #expect(throws: PostgresSink.Failure.self) { try await finishing.value }
         #expect(reports.count("password authentication failed") == 1, "\(reports.all)")
@@ -119,7 +110,7 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         let reports = Reports()
         let sink = try sink(server, reports: reports)
         for i in 0..<20 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
-        try await eventually("the read-only failure") { reports.count("read-only") == 1 }
+        try await waitUntil("the read-only failure") { reports.count("read-only") == 1 }
         #expect(reports.count("25006") == 1, "the SQLSTATE is named: \(reports.all)")
         // Writable again; the sink's session was opened read-only, so it is ended and the sink reconnects.
         try server.psql(
