@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "CommandPipelineHTTP", targets: ["CommandPipelineHTTP"]),
         // The SQLite result sink, over the system's libsqlite3 (a system library, not a package).
         .library(name: "CommandPipelineSQLite", targets: ["CommandPipelineSQLite"]),
+        // The PostgreSQL result sink, over the system's libpq (a system library, not a package).
+        .library(name: "CommandPipelinePostgres", targets: ["CommandPipelinePostgres"]),
         // Test doubles for users' own tests: a manual clock, in-memory sinks, scripted providers, a stage harness.
         .library(name: "CommandPipelineTesting", targets: ["CommandPipelineTesting"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
@@ -22,7 +24,10 @@ let package = Package(
         // The system's libsqlite3 (Debian: libsqlite3-dev), for the SQLite result sink only.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         .target(name: "CommandPipelineSQLite", dependencies: ["CommandPipeline", "CSQLite"]),
-        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP", "CommandPipelineSQLite"]),
+        // The system's libpq (Debian: libpq-dev), for the PostgreSQL result sink only.
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
+        .target(name: "CommandPipelinePostgres", dependencies: ["CommandPipeline", "CPostgres"]),
+        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP", "CommandPipelineSQLite", "CommandPipelinePostgres"]),
         .executableTarget(
             name: "PipelineBench",
             dependencies: ["CommandPipeline", "CommandPipelineTesting"],
@@ -37,6 +42,8 @@ let package = Package(
         .testTarget(name: "PipelineCLITests", dependencies: ["pipeline", "PipelineTestSupport"]),
         // The SQLite sink, read back with Python's sqlite3.
         .testTarget(name: "CommandPipelineSQLiteTests", dependencies: ["CommandPipelineSQLite", "CommandPipelineTesting", "PipelineTestSupport"]),
+        // The PostgreSQL sink against a throwaway PostgreSQL server the tests start (Debian's postgresql).
+        .testTarget(name: "CommandPipelinePostgresTests", dependencies: ["CommandPipelinePostgres", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
     ]
 )
 

@@ -66,8 +66,16 @@ enum Help {
                                   jsonl:PATH     append to a file, fsync at the end
                                   sqlite:PATH    upsert into table results, keyed by (run_id, command_id)
                                   webhook:URL    POST batches of 50 with an Idempotency-Key, retried, no redirects
+                                  postgres:URL   upsert into PostgreSQL in batches, e.g.
+                                                 'postgres:postgresql://app@127.0.0.1:5432/runs?table=results'
+                                                 (table, sslmode, password_env=VAR, connect_timeout; the password
+                                                 only from PGPASSWORD or VAR, never in the URL; holds up to
+                                                 256 MiB of results while the database is away, then drops and counts)
                                 @N: priority, lower runs first, -1000000–1000000   e.g. --sink sqlite:out.db@10
                                                                                default: none; priority 100
+      --sinks FILE              sinks from a JSON file: {"sinks": [{"kind", "target", "priority", "batch_size",
+                                "timeout_seconds", "options"}]}, ${VAR} expanded from the environment
+                                (Design/extending.md has the format); adds to --sink
       --sink-timeout SECONDS    longest one sink call may take; a hung sink is abandoned and skipped,
                                 the end of the run waits at most twice this, 0.001–604800   default: 30
       --run-id ID               the run id sinks see (1–128 of A–Z a–z 0–9 . _ : -); reuse it when resuming

@@ -118,6 +118,7 @@ enum ArgumentParser {
         Spec(name: "--mock-capabilities", takesValue: true, subcommands: all),
         Spec(name: "--capabilities", takesValue: true, subcommands: all),
         Spec(name: "--sink", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--sinks", takesValue: true, subcommands: ["run"]),
         Spec(name: "--sink-timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--run-id", takesValue: true, subcommands: ["run"]),
         Spec(name: "--models", takesValue: true, subcommands: ["run", "validate"]),
@@ -220,6 +221,9 @@ enum ArgumentParser {
             case .failure(let error): throw UsageError(message: "option '--mock-capabilities': \(error.message)")
             }
         case "--sink": options.sinks.append(try SinkSpec.parse(value))
+        case "--sinks":
+            guard !value.isEmpty else { throw UsageError(message: "option '--sinks' needs a file name") }
+            options.sinks += try SinksFile.load(value)
         case "--sink-timeout": options.sinkTimeoutSeconds = try seconds(name, value)
         case "--run-id":
             if let problem = RunID.problem(value) { throw UsageError(message: "option '--run-id': \(problem)") }

@@ -1,18 +1,36 @@
 import CommandPipeline
 import CommandPipelineHTTP
+import CommandPipelinePostgres
 import CommandPipelineSQLite
 import Foundation
 import Synchronization
 
-/// One `--sink KIND:TARGET[@PRIORITY]`.
+/// One `--sink KIND:TARGET[@PRIORITY]`, or one entry of a `--sinks FILE`.
 struct SinkSpec: Equatable {
     enum Kind: String, CaseIterable {
-        case jsonl, webhook, sqlite
+        case jsonl, webhook, sqlite, postgres
     }
 
     var kind: Kind
     var target: String
     var priority: Int
+    /// From a `--sinks` file only: rows per transaction or results per request, this sink's own
+    /// call timeout, and the kind's options (`SinksFile.optionKeys`).
+    var batchSize: Int? = nil
+    var timeoutSeconds: Double? = nil
+    var options: [String: String] = [:]
+    /// How messages name it: `--sink` or `--sinks sinks[2]`.
+    var origin = "--sink"
+    /// Values a `--sinks` file took from the environment: left out of every message about this sink.
+    var expandedValues: [String] = []
+
+    /// `message` without any value taken from the environment (those of 3 bytes or more: a
+    /// shorter one could not be told from ordinary text, and is no secret).
+    func withoutExpandedValues(_ message: String) -> String {
+        expandedValues.filter { $0.utf8.count >= 3 }.sorted { $0.utf8.count > $1.utf8.count }.reduce(message) {
+            $0.replacingOccurrences(of: $1, with: "<from the environment>")
+        }
+    }
 
     static let defaultPriority = 100
 
@@ -25,7 +43,7 @@ struct SinkSpec: Equatable {
         guard let colon = value.firstIndex(of: ":"), let kind = Kind(rawValue: String(value[..<colon])) else {
             throw UsageError(
                 message: "option '--sink' needs KIND:TARGET with KIND one of \(kinds), got '\(value)'",
-                hint: "e.g. --sink jsonl:results.jsonl or --sink sqlite:results.db@10")
+                hint: "e.g. --sink jsonl:results.jsonl, --sink sqlite:results.db@10 or --sink 'postgres:postgresql://app@127.0.0.1:5432/runs?table=results'")
         }
         var target = String(value[value.index(after: colon)...])
         var priority = defaultPriority
@@ -40,7 +58,10 @@ struct SinkSpec: Equatable {
                 target = String(target[..<at])
             }
         }
-        guard !target.isEmpty else { throw UsageError(message: "option '--sink \(kind.rawValue):' needs a \(kind == .webhook ? "URL" : "file path") after the colon") }
+        guard !target.isEmpty else {
+            let what = kind == .webhook ? "URL" : kind == .postgres ? "postgresql:// URL" : "file path"
+            throw UsageError(message: "option '--sink \(kind.rawValue):' needs a \(what) after the colon")
+        }
         return SinkSpec(kind: kind, target: target, priority: priority)
     }
 }
@@ -67,26 +88,61 @@ final class SinkFeed: Sendable {
         var sinks: [any ResultSink] = []
         for spec in options.sinks {
             do {
+                let sink: any ResultSink
                 switch spec.kind {
                 case .jsonl:
-                    sinks.append(try JSONLinesFileSink(path: spec.target, priority: spec.priority))
+                    sink = try JSONLinesFileSink(path: spec.target, priority: spec.priority)
                 case .sqlite:
-                    sinks.append(try SQLiteSink(path: spec.target, priority: spec.priority))
+                    sink = try SQLiteSink(path: spec.target, priority: spec.priority, maxBatch: spec.batchSize ?? 512)
                 case .webhook:
-                    guard let url = URL(string: spec.target) else { throw UsageError(message: "option '--sink webhook:' needs a URL, got something that is not one") }
-                    sinks.append(try WebhookSink(
-                        url: url, priority: spec.priority, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
-                        allowInsecureHTTP: options.allowInsecureHTTP))
+                    guard let url = URL(string: spec.target) else { throw UsageError(message: "option '\(spec.origin) webhook:' needs a URL, got something that is not one") }
+                    sink = try WebhookSink(
+                        url: url, priority: spec.priority, batchSize: spec.batchSize ?? 50, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
+                        allowInsecureHTTP: options.allowInsecureHTTP)
+                case .postgres:
+                    sink = try postgres(spec, environment: ProcessInfo.processInfo.environment)
                 }
+                sinks.append(spec.timeoutSeconds.map { TimedSink(base: sink, callTimeout: .milliseconds(Int($0 * 1000))) } ?? sink)
             } catch let error as APIError {
-                return .failure(UsageError(message: "option '--sink \(spec.kind.rawValue):…': \(error.message)"))
+                return .failure(UsageError(message: spec.withoutExpandedValues("option '\(spec.origin) \(spec.kind.rawValue):…': \(error.message)")))
             } catch let error as UsageError {
-                return .failure(error)
+                return .failure(UsageError(message: spec.withoutExpandedValues(error.message), hint: error.hint))
             } catch {
-                return .failure(UsageError(message: "option '--sink \(spec.kind.rawValue):\(spec.target)': \(error)"))
+                return .failure(UsageError(message: spec.withoutExpandedValues("option '\(spec.origin) \(spec.kind.rawValue):\(spec.kind == .postgres ? "…" : spec.target)': \(error)")))
             }
         }
         return .success(SinkFeed(sinks: sinks, runID: runID, timeout: .milliseconds(Int(options.sinkTimeoutSeconds * 1000))))
+    }
+
+    /// A PostgreSQL sink from its URL and options. The password is only ever read from the
+    /// environment (`password_env`, or libpq's `PGPASSWORD`): a variable named but unset is a
+    /// usage error, not a connection failure later.
+    private static func postgres(_ spec: SinkSpec, environment: [String: String]) throws -> PostgresSink {
+        var target: PostgresTarget
+        do throws(PostgresTarget.ParseError) {
+            target = try PostgresTarget.parse(spec.target)
+            let inURL = Set((URLComponents(string: spec.target)?.queryItems ?? []).map(\.name))
+            for (key, value) in spec.options.sorted(by: { $0.key < $1.key }) where key != "max_buffer_mb" {
+                guard !inURL.contains(key) else { throw PostgresTarget.ParseError(message: "'\(key)' is given both in the URL and in options; give it once") }
+                try target.set(key, to: value)
+            }
+        } catch {
+            throw UsageError(message: "option '\(spec.origin) postgres:…': \(error.message)")
+        }
+        var bufferMB = 256
+        if let text = spec.options["max_buffer_mb"] {
+            guard let n = Int(text), SinksFile.bufferMegabytes.contains(n) else {
+                throw UsageError(message: "option '\(spec.origin)': max_buffer_mb must be a whole number from 1 to 65536")
+            }
+            bufferMB = n
+        }
+        if let variable = target.passwordEnvironmentVariable, (environment[variable] ?? "").isEmpty {
+            throw UsageError(message: "option '\(spec.origin) postgres:…': password_env names '\(variable)', which is not set (or empty)")
+        }
+        let name = "postgres(\(target))"
+        return PostgresSink(
+            target: target, priority: spec.priority, maxBatch: spec.batchSize ?? 1_000, maxBufferedBytes: bufferMB << 20, environment: environment,
+            report: { message in StandardError.write("pipeline: sink \(StandardError.oneLine(name)): \(StandardError.oneLine(message))\n") })
     }
 
     /// Hands a written result line to the sinks (its `id` and `index` read back from the line).
@@ -114,4 +170,15 @@ final class SinkFeed: Sendable {
 private final class SinkFeedCounter: Sendable {
     private let count = Atomic<Int>(0)
     func next() -> Int { count.add(1, ordering: .relaxed).newValue }
+}
+
+/// A sink with a call timeout of its own (`timeout_seconds` in a `--sinks` file).
+private struct TimedSink: ResultSink {
+    let base: any ResultSink
+    let callTimeout: Duration?
+    var name: String { base.name }
+    var priority: Int { base.priority }
+    func enabled(for delivery: ResultDelivery) -> Bool { base.enabled(for: delivery) }
+    func deliver(_ delivery: ResultDelivery) async throws { try await base.deliver(delivery) }
+    func finish() async throws { try await base.finish() }
 }

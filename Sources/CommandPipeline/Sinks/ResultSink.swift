@@ -27,12 +27,16 @@ public protocol ResultSink: Sendable {
     /// Called once at the end of the run, after the last delivery: write what is batched, make
     /// it durable (fsync, commit), release resources. By default nothing.
     func finish() async throws
+    /// Longest one `deliver` or `finish` call of this sink may take; nil (the default): the
+    /// dispatcher's timeout.
+    var callTimeout: Duration? { get }
 }
 
 extension ResultSink {
     public var priority: Int { 100 }
     public func enabled(for delivery: ResultDelivery) -> Bool { true }
     public func finish() async throws {}
+    public var callTimeout: Duration? { nil }
 }
 
 /// One finished command, as sinks receive it. It depends on nothing inside the engine: the

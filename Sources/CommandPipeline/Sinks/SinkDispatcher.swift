@@ -5,7 +5,8 @@ import Synchronization
 /// `submit` never waits: it puts the delivery in a bounded queue (a full queue drops it and
 /// reports that, rather than holding back whoever produces results). One worker takes the
 /// queue in order; for each delivery it runs the sinks that are `enabled(for:)` it, lowest
-/// `priority` first (equal priorities in the order given), each within `timeout`:
+/// `priority` first (equal priorities in the order given), each within its `callTimeout` (or
+/// the dispatcher's `timeout` when it has none):
 ///
 /// - a sink that throws is reported (`SinkFailure.threw`) and the next sink runs;
 /// - a sink that does not return in time is abandoned (its task is cancelled, nobody waits for
@@ -98,10 +99,11 @@ public final class SinkDispatcher: Sendable {
                 record(SinkFailure(sink: sink.name, commandID: nil, reason: .busy))
                 continue
             }
-            switch await Self.race(timeout: timeout, clock: clock, { try await sink.finish() }) {
+            let limit = sink.callTimeout ?? timeout
+            switch await Self.race(timeout: limit, clock: clock, { try await sink.finish() }) {
             case .finished: break
             case .threw(let error): record(SinkFailure(sink: sink.name, commandID: nil, reason: .threw(Self.describe(error))))
-            case .timedOut: record(SinkFailure(sink: sink.name, commandID: nil, reason: .timedOut(timeout)))
+            case .timedOut: record(SinkFailure(sink: sink.name, commandID: nil, reason: .timedOut(limit)))
             }
         }
         return failures
@@ -123,14 +125,15 @@ public final class SinkDispatcher: Sendable {
                 record(SinkFailure(sink: sink.name, commandID: delivery.commandID, reason: .busy))
                 continue
             }
-            let outcome = await Self.race(timeout: timeout, clock: clock) { [self] in
+            let limit = sink.callTimeout ?? timeout
+            let outcome = await Self.race(timeout: limit, clock: clock) { [self] in
                 defer { state.withLock { _ = $0.busy.remove(position) } }
                 try await sink.deliver(delivery)
             }
             switch outcome {
             case .finished: break
             case .threw(let error): record(SinkFailure(sink: sink.name, commandID: delivery.commandID, reason: .threw(Self.describe(error))))
-            case .timedOut: record(SinkFailure(sink: sink.name, commandID: delivery.commandID, reason: .timedOut(timeout)))
+            case .timedOut: record(SinkFailure(sink: sink.name, commandID: delivery.commandID, reason: .timedOut(limit)))
             }
         }
     }

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Result sinks side by side (issue 28): N mock commands (default 1,000,000) through the release
+# `pipeline`, once with no sink and once each with --sink jsonl, sqlite and postgres (a throwaway
+# PostgreSQL cluster started here on a free loopback port, as the `postgres` user when root).
+# For each: when the last result line reached stdout (the run's own rate: a sink must not slow it),
+# when the process ended (the sink's drain), rows in the sink, rows per second, peak memory.
+#
+#   swift build -c release --product pipeline && Benchmarks/sinks/run.sh [N]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+bin="$root/.build/release/pipeline"
+n="${1:-1000000}"
+work="$(mktemp -d /tmp/pipeline-sinks-bench.XXXXXX)"
+pg="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export PGPASSWORD="bench-$RANDOM"
+as_pg=(); if [ "$(id -u)" = 0 ]; then as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups); chown -R postgres:postgres "$work"; chmod 755 "$work"; fi
+echo "$PGPASSWORD" > "$work/pw"; [ "$(id -u)" = 0 ] && chown postgres "$work/pw"
+"${as_pg[@]}" "$pg/initdb" -D "$work/data" -A md5 -U app --pwfile="$work/pw" -E UTF8 >/dev/null
+"${as_pg[@]}" "$pg/pg_ctl" -D "$work/data" -l "$work/server.log" -o "-p $port -k $work -c listen_addresses=127.0.0.1" -w start >/dev/null
+trap '"${as_pg[@]}" "$pg/pg_ctl" -D "$work/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+python3 -c "
+import sys
+with open(sys.argv[1], 'w') as f:
+    for i in range(int(sys.argv[2])): f.write('{\"id\":\"c%d\",\"model\":\"mock\",\"prompt\":\"question %d\"}\n' % (i, i))
+" "$work/in.jsonl" "$n"
+
+run() {  # name, sink flags…
+    local name="$1"; shift
+    local start; start="$(date +%s.%N)"
+    /usr/bin/time -f "%M" -o "$work/rss" "$bin" --quiet --run-id "$name" --sink-timeout 600 "$@" < "$work/in.jsonl" 2>"$work/$name.err" \
+        | python3 -c 'import sys, time
+for _ in sys.stdin.buffer: pass
+print(time.time())' > "$work/last"
+    local end; end="$(date +%s.%N)"
+    local rows="-"
+    case "$name" in
+        jsonl) rows="$(wc -l < "$work/copy.jsonl")" ;;
+        sqlite) rows="$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from results").fetchone()[0])' "$work/r.db")" ;;
+        postgres) rows="$(psql -h 127.0.0.1 -p "$port" -U app -d postgres -tAc 'select count(*) from results')" ;;
+    esac
+    python3 - "$name" "$n" "$start" "$(cat "$work/last")" "$end" "$rows" "$(cat "$work/rss")" <<'PY'
+import sys
+name, n, start, last, end, rows, rss = sys.argv[1:]
+n, start, last, end = int(n), float(start), float(last), float(end)
+stdout_s, total_s = last - start, end - start
+rate = "-" if rows == "-" else f"{int(rows) / total_s:,.0f}"
+print(f"| {name} | {stdout_s:.2f} | {n / stdout_s:,.0f} | {total_s:.2f} | {rows} | {rate} | {int(rss) // 1024} |")
+PY
+}
+
+echo "| sink | stdout done (s) | commands/s to stdout | process ended (s) | rows in sink | rows/s (to the end) | peak MB |"
+echo "|---|---|---|---|---|---|---|"
+run none
+run jsonl --sink "jsonl:$work/copy.jsonl"
+run sqlite --sink "sqlite:$work/r.db"
+run postgres --sink "postgres:postgresql://app@127.0.0.1:$port/postgres?table=results"
+grep -h "sink" "$work"/*.err | head -5 || true

@@ -1,0 +1,193 @@
+import CommandPipeline
+import CommandPipelinePostgres
+import Foundation
+import PipelineTestSupport
+import Synchronization
+import Testing
+
+/// A result record shaped like a `pipeline` result line (what the generated columns read).
+private func record(_ id: String, index: Int, status: String = "succeeded", tokens: Int = 7, usd: Double? = 0.25, text: String = "ok") -> String {
+    let cost = usd.map { #"{"usd":\#($0)}"# } ?? "null"
+    return #"{"id":"\#(id)","index":\#(index),"status":"\#(status)","responses":[{"text":"\#(text)","model":"m-1"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":\#(tokens),"cached_tokens":0},"telemetry":{"provider":"mock","cost":\#(cost)}}"#
+}
+
+private func delivery(run: String, _ id: String, index: Int, record text: String? = nil) -> ResultDelivery {
+    ResultDelivery(runID: run, commandID: id, index: index, status: .succeeded, record: Array((text ?? record(id, index: index)).utf8))
+}
+
+/// What the sink reported, in order.
+private final class Reports: Sendable {
+    private let lines = Mutex<[String]>([])
+    var all: [String] { lines.withLock { $0 } }
+    var hear: @Sendable (String) -> Void { { [self] line in lines.withLock { $0.append(line) } } }
+    func count(_ fragment: String) -> Int { all.filter { $0.contains(fragment) }.count }
+}
+
+private func sink(_ server: PostgresServer, table: String = "results", password: String? = nil, reports: Reports? = nil, maxBatch: Int = 1_000) throws -> PostgresSink {
+    PostgresSink(
+        target: try PostgresTarget.parse(server.url(table: table)), maxBatch: maxBatch,
+        environment: ["PGPASSWORD": password ?? server.password], report: reports?.hear)
+}
+
+@Suite(.serialized) struct PostgresSinkTests {
+    @Test func tenThousandResultsArriveExactlyOnceAndARerunWithTheSameRunIDReplacesThem() async throws {
+        let server = try PostgresServer.start()
+        let first = SinkDispatcher(sinks: [try sink(server)], timeout: .seconds(120), capacity: 20_000)
+        for i in 0..<10_000 { first.submit(delivery(run: "run-1", "cmd-\(i)", index: i)) }
+        #expect(await first.finish(within: .seconds(120)).isEmpty)
+        #expect(try server.psql("SELECT count(*), count(DISTINCT command_id), min(command_index), max(command_index) FROM results") == "10000|10000|0|9999")
+
+        // The resumed run delivers every command again, one of them changed: still 10,000 rows.
+        let again = SinkDispatcher(sinks: [try sink(server)], timeout: .seconds(120), capacity: 20_000)
+        for i in 0..<10_000 {
+            again.submit(delivery(run: "run-1", "cmd-\(i)", index: i, record: i == 42 ? record("cmd-42", index: 42, tokens: 99, usd: nil, text: "new") : nil))
+        }
+        #expect(await again.finish(within: .seconds(120)).isEmpty)
+        #expect(try server.psql("SELECT count(*) FROM results") == "10000")
+        // The generated columns read the record; a record without a cost has a NULL cost.
+        #expect(try server.psql("SELECT provider, model, prompt_tokens, completion_tokens, total_tokens, cost_usd, status FROM results WHERE command_id = 'cmd-7'") == "mock|m-1|3|4|7|0.25|succeeded")
+        #expect(try server.psql("SELECT total_tokens, cost_usd IS NULL, record->'responses'->0->>'text' FROM results WHERE command_id = 'cmd-42'") == "99|t|new")
+        #expect(try server.psql("SELECT sum(total_tokens) FROM results") == String(9_999 * 7 + 99))
+    }
+
+    @Test func theServerStoppedMidRunAndStartedAgainGetsEveryResultAndTheFaultIsReportedOnce() async throws {
+        let server = try PostgresServer.start()
+        let reports = Reports()
+        let sink = try sink(server, reports: reports)
+        for i in 0..<500 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
+        try await waitUntil("the first 500 rows") { sink.counts.written == 500 }
+
+        try server.stopServer()
+        for i in 500..<1_000 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
+        try await waitUntil("the writer to fail three times") { sink.counts.failedAttempts >= 3 }
+        #expect(sink.counts.held == 500)
+        try server.startServer()
+
+        try await sink.finish()
+        let counts = sink.counts
+        #expect(counts.written == 1_000 && counts.held == 0 && counts.dropped == 0 && counts.refused == 0, "\(counts)")
+        #expect(try server.psql("SELECT count(*) FROM results") == "1000")
+        // Once per kind of fault, however many attempts failed; then once that it recovered.
+        let faults = reports.all.filter { $0.contains("retrying with backoff") }
+        #expect(faults.count == 1, "\(reports.all)")
+        #expect(reports.count("answers again") == 1, "\(reports.all)")
+    }
+
+    @Test func theDatabaseDownAtStartIsWaitedFor() async throws {
+        let server = try PostgresServer.start()
+        try server.stopServer()
+        let reports = Reports()
+        let sink = try sink(server, reports: reports)
+        for i in 0..<50 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
+        try await waitUntil("a reported connection failure") { reports.count("retrying with backoff") == 1 }
+        #expect(sink.counts.written == 0)
+        try server.startServer()
+        try await sink.finish()
+        #expect(try server.psql("SELECT count(*) FROM results") == "50")
+    }
+
+    @Test func aWrongPasswordIsReportedOnceAndNeverPrinted() async throws {
+        let server = try PostgresServer.start()
+        let reports = Reports()
+        let canary = "CANARY-pg-\(UUID().uuidString)"
+        let sink = try sink(server, password: canary, reports: reports)
+        try await sink.deliver(delivery(run: "r", "only", index: 0))
+        try await waitUntil("three failed attempts") { sink.counts.failedAttempts >= 3 }
+        // The run ends while the database still refuses: the end is abandoned at its timeout.
+        let finishing = Task { try await sink.finish() }
+        try await waitUntil("the writer to stay failing") { sink.counts.failedAttempts >= 4 }
+        finishing.cancel()
+        await #expect(throws: PostgresSink.Failure.self) { try await finishing.value }
+        #expect(reports.count("password authentication failed") == 1, "\(reports.all)")
+        #expect(reports.count("1 result never written") == 1, "\(reports.all)")
+        #expect(!reports.all.joined().contains(canary))
+        #expect(!sink.name.contains(canary))
+    }
+
+    @Test func aReadOnlyReplicaHoldsTheResultsUntilWritesAreAllowedAgain() async throws {
+        let server = try PostgresServer.start()
+        try server.psql("ALTER ROLE app SET default_transaction_read_only = on")
+        let reports = Reports()
+        let sink = try sink(server, reports: reports)
+        for i in 0..<20 { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) }
+        try await waitUntil("the read-only failure") { reports.count("read-only") == 1 }
+        #expect(reports.count("25006") == 1, "the SQLSTATE is named: \(reports.all)")
+        // Writable again; the sink's session was opened read-only, so it is ended and the sink reconnects.
+        try server.psql(
+            "SET default_transaction_read_only = off", "ALTER ROLE app RESET default_transaction_read_only",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pipeline'")
+        try await sink.finish()
+        #expect(try server.psql("SELECT count(*) FROM results") == "20")
+        #expect(reports.count("answers again") == 1, "\(reports.all)")
+    }
+
+    @Test func aRowTheDatabaseRefusesIsDroppedAloneAndCounted() async throws {
+        let server = try PostgresServer.start()
+        let reports = Reports()
+        let sink = try sink(server, reports: reports)
+        // jsonb cannot hold \u0000: the batch fails, is retried row by row, and only that row is dropped.
+        try await sink.deliver(delivery(run: "r", "a", index: 0))
+        try await sink.deliver(delivery(run: "r", "nul", index: 1, record: record("nul", index: 1, text: #"x\u0000y"#)))
+        try await sink.deliver(delivery(run: "r", "c", index: 2))
+        // Two commands with one id in a batch: the later one wins (one upsert cannot touch a row twice).
+        try await sink.deliver(delivery(run: "r", "a", index: 3, record: record("a", index: 3, tokens: 11)))
+        await #expect(throws: PostgresSink.Failure.self) { try await sink.finish() }
+        #expect(sink.counts.refused == 1)
+        #expect(try server.psql("SELECT string_agg(command_id || ':' || total_tokens, ',' ORDER BY command_id) FROM results") == "a:11,c:7")
+        #expect(reports.count("refused the row of 'nul'") == 1, "\(reports.all)")
+    }
+
+    @Test func aBufferFullWhileTheDatabaseIsAwayDropsAndCounts() async throws {
+        let server = try PostgresServer.start()
+        try server.stopServer()
+        let reports = Reports()
+        let sink = PostgresSink(
+            target: try PostgresTarget.parse(server.url()), maxBufferedBytes: 1 << 16, environment: ["PGPASSWORD": server.password], report: reports.hear)
+        var dropped = 0
+        for i in 0..<400 {
+            do { try await sink.deliver(delivery(run: "r", "c\(i)", index: i)) } catch { dropped += 1 }
+        }
+        #expect(dropped > 0 && dropped < 400)
+        #expect(sink.counts.dropped == dropped)
+        #expect(reports.count("buffer is full") == 1, "\(reports.all)")
+        try server.startServer()
+        await #expect(throws: PostgresSink.Failure.self) { try await sink.finish() }
+        #expect(try server.psql("SELECT count(*) FROM results") == String(400 - dropped))
+    }
+}
+
+@Suite struct PostgresTargetTests {
+    @Test func parsesTheURLAndItsOptions() throws {
+        let t = try PostgresTarget.parse("postgresql://app@db.internal:6543/runs?table=batch_results&sslmode=verify-full&password_env=RUNS_PW&connect_timeout=5")
+        #expect(t == PostgresTarget(
+            host: "db.internal", port: 6543, database: "runs", user: "app", table: "batch_results", sslMode: "verify-full",
+            passwordEnvironmentVariable: "RUNS_PW", connectTimeoutSeconds: 5))
+        #expect(t.description == "app@db.internal:6543/runs/batch_results")
+        let plain = try PostgresTarget.parse("postgres://localhost/x")
+        #expect(plain.port == 5432 && plain.table == "results" && plain.user == nil && plain.sslMode == nil)
+    }
+
+    @Test(arguments: [
+        ("postgresql://app:hunter2@h/db", "must not carry a password"),
+        ("mysql://h/db", "must be a postgresql:// URL"),
+        ("postgresql://h", "must name one database"),
+        ("postgresql://h/a/b", "must name one database"),
+        ("postgresql://h:0/db", "port must be 1–65535"),
+        ("postgresql://h/db?table=results;drop", "plain identifier"),
+        ("postgresql://h/db?table=1abc", "plain identifier"),
+        ("postgresql://h/db?table=\(String(repeating: "a", count: 64))", "plain identifier"),
+        ("postgresql://h/db?sslmode=sometimes", "sslmode must be one of"),
+        ("postgresql://h/db?connect_timeout=1", "connect_timeout must be"),
+        ("postgresql://h/db?password_env=A-B", "password_env must name"),
+        ("postgresql://h/db?tabel=x", "unknown option 'tabel'"),
+        ("postgresql://h/db?table=a&table=b", "given twice"),
+    ])
+    func refusesWhatCannotBeUsed(url: String, message: String) {
+        #expect {
+            try PostgresTarget.parse(url)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(message) && !text.contains("hunter2")
+        }
+    }
+}
