@@ -29,7 +29,7 @@ import FoundationNetworking
         }
 
         /// Polling waits go through a clock that jumps to each deadline at once: no real time passes.
-        func adapter() -> GeminiAdapter { GeminiProvider.make(configuration(clock: SteppingClock())) }
+        func adapter() -> GeminiAdapter { GeminiAdapter(configuration(clock: SteppingClock())) }
 
         func stats() async throws -> [String: Any] {
             var components = URLComponents(url: origin.appendingPathComponent("_fixture/stats"), resolvingAgainstBaseURL: false)!

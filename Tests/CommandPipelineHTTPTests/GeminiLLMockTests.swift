@@ -53,7 +53,7 @@ struct LLMock {
     }
 
     func adapter(key: String? = "llmock-test-key-0001") -> GeminiAdapter {
-        GeminiProvider.make(GeminiConfiguration(baseURL: geminiBase, apiKey: key.map(APIKey.init), requestTimeout: 30))
+        GeminiAdapter(GeminiConfiguration(baseURL: geminiBase, apiKey: key.map(APIKey.init), requestTimeout: 30))
     }
 
     func engine(attempts: Int = 3) throws -> PipelineEngine {
