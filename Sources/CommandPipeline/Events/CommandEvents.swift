@@ -6,8 +6,8 @@ import Synchronization
 /// - The command starts when the sequence is first iterated (`makeAsyncIterator`, which
 ///   `for await` calls), not when it is made: a sequence never iterated runs nothing.
 /// - It ends when its reader stops reading: when the loop ends early (`break`, `return`, a
-///   thrown error — the iterator is released), when the reading task is cancelled, or when the
-///   sequence and its iterator are released. The command is then cancelled at once and ends
+///   thrown error — the loop's iterator is released, though the sequence is still in scope) or
+///   when the reading task is cancelled. The command is then cancelled at once and ends
 ///   `cancelled`; no call is started after it.
 /// - One reader: only the first iterator made sees the command. Every later one — a second
 ///   loop over the same sequence, a second task reading it, a loop after the first finished —

@@ -149,8 +149,8 @@ public struct PipelineEngine: Sendable {
     /// stream, ending with exactly one `commandSucceeded` or `commandFailed`.
     ///
     /// The command starts when the sequence is first iterated and is cancelled as soon as its
-    /// reader stops: a `break` or `return` out of the loop, the reading task cancelled, or the
-    /// sequence dropped unread to the end. One reader: a second iterator (a second loop, a
+    /// reader stops: a `break` or `return` out of the loop (the sequence may stay in scope), or
+    /// the reading task cancelled. One reader: a second iterator (a second loop, a
     /// second task, a loop over a finished sequence) ends at once without an event
     /// (`CommandEvents`).
     public func events(for command: PlannedCommand, index: Int = 0) -> CommandEvents {
