@@ -6,7 +6,7 @@ import Foundation
 func faultsScenario(commands: Int) async -> [Figure] {
     let faults = MockFaultPlan(retryable: 0.2, fatal: 0.02, hang: 0.01, seed: 7)
     let policy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(4), jitter: 0.5)
-    let engine = PipelineEngine(
+    let engine = configuredEngine(
         provider: MockProvider.make(MockConfiguration(faults: faults)),
         configuration: EngineConfiguration(maxConcurrentCalls: 1, retryPolicy: policy, callTimeout: .milliseconds(20)))
     let clock = ContinuousClock()

@@ -32,7 +32,7 @@ func overheadScenario(commands: Int) async -> [Figure] {
 
 /// One plan of many calls with real (sleeping) latency, fanned out at a fixed concurrency.
 func fanoutScenario(calls: Int, latencyMs: Int, concurrency: Int) async -> [Figure] {
-    let engine = PipelineEngine(
+    let engine = configuredEngine(
         provider: MockProvider.make(MockConfiguration(latency: .milliseconds(latencyMs))),
         configuration: EngineConfiguration(maxConcurrentCalls: concurrency))
     let plan = ExecutionPlan(calls: (0..<calls).map { APICall(model: "mock", parts: [.text("call \($0)")]) })
@@ -97,4 +97,14 @@ func cacheScenario(commands: Int) async -> [Figure] {
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     var microseconds: Double { seconds * 1e6 }
+}
+
+/// An engine of a scenario's configuration; one out of range (a bad argument) ends the run with its message.
+func configuredEngine(provider: any GenerationCapability, configuration: EngineConfiguration) -> PipelineEngine {
+    do {
+        return try PipelineEngine(provider: provider, configuration: configuration)
+    } catch {
+        FileHandle.standardError.write(Data("PipelineBench: \(error.message)\n".utf8))
+        exit(2)
+    }
 }

@@ -9,7 +9,7 @@ extension ProviderRegistry {
             try OpenAIProvider.make(OpenAIConfiguration(options: options))
         }
         registry.register(GeminiProvider.name) { options throws(APIError) in
-            GeminiProvider.make(try GeminiConfiguration(options: options))
+            try GeminiProvider.make(GeminiConfiguration(options: options))
         }
         registry.register(AnthropicProvider.name) { options throws(APIError) in
             try AnthropicProvider.make(AnthropicConfiguration(options: options))
@@ -82,14 +82,17 @@ extension GeminiConfiguration {
         } else {
             baseURL = GeminiConfiguration.publicBaseURL
         }
-        if let declared = options.capabilities, declared.union([.generation]) != GeminiConfiguration.capabilities {
-            throw APIError(
-                .invalidCommand,
-                "the gemini provider always offers generation, uploads, caching, streaming, token_counting, batch; --capabilities cannot change that (it is for openai-compatible servers)")
+        if let declared = options.capabilities {
+            let unsupported = declared.subtracting(GeminiConfiguration.supportedCapabilities)
+            guard unsupported.isEmpty else {
+                throw APIError(
+                    .invalidCommand,
+                    "the gemini provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, caching, streaming, token_counting, batch")
+            }
         }
         let variables = options.apiKeyEnvironmentVariable.map { [$0] } ?? GeminiConfiguration.defaultKeyVariables
         let found = variables.lazy.compactMap { name in APIKey.fromEnvironment(name, in: options.environment).map { (name, $0) } }.first
-        self.init(baseURL: baseURL, apiKey: found?.1, apiKeyVariable: found?.0 ?? variables[0])
+        self.init(baseURL: baseURL, apiKey: found?.1, apiKeyVariable: found?.0 ?? variables[0], capabilities: options.capabilities)
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         if let problem = endpointProblem { throw problem }

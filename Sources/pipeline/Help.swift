@@ -31,7 +31,7 @@ enum Help {
       --allow-insecure-http     send the key over plain http:// to a host off this machine
                                                                                default: off (loopback is always allowed)
       --capabilities LIST       what the server has: generation,uploads,streaming (openai);
-                                generation,uploads,caching,streaming,token_counting (anthropic)
+                                generation,uploads,caching,streaming,token_counting,batch (anthropic, gemini)
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere;
                                                                                all of them for anthropic and gemini
       --concurrency N           commands working at once, 1–10000 (one waiting out a retry's backoff

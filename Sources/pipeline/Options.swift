@@ -68,9 +68,9 @@ enum FlagLimits {
     static let reorderBufferMB = 1...65_536
     /// `--timeout`, `--call-timeout`: 1 ms to one week.
     static let seconds: ClosedRange<Double> = 0.001...604_800
-    static let maxAttempts = 1...100
-    static let requestsPerMinute = 1...10_000_000
-    static let tokensPerMinute = 1...10_000_000_000
+    static let maxAttempts = ConfigurationLimits.maxAttempts
+    static let requestsPerMinute = ConfigurationLimits.requestsPerMinute
+    static let tokensPerMinute = ConfigurationLimits.tokensPerMinute
     /// `--mock-latency-ms` and the durations of `--mock-faults`: up to one hour.
     static let milliseconds = 0...3_600_000
     /// The `@PRIORITY` of `--sink`.

@@ -147,7 +147,11 @@ enum Pipeline {
                 }
                 configuration.hooks = execHooks
                 if let metrics { configuration.hooks.append(metrics) }
-                let engine = PipelineEngine(provider: provider, configuration: configuration)
+                // The flags' ranges are the configuration's (`ConfigurationLimits`): a refusal here is a usage error all the same.
+                let engine: PipelineEngine
+                do { engine = try PipelineEngine(provider: provider, configuration: configuration) } catch {
+                    return usageFailure(UsageError(message: error.message))
+                }
                 mode = .execute(engine)
                 providerName = provider.providerName
             }

@@ -122,7 +122,7 @@ enum AnthropicPeers {
 
     @Test func theEngineRetriesAnOverloadedAnswerOnce() async throws {
         try await script(#"[{"type":"fail","status":529,"retry_after":0,"match":{"model":"claude-llmock-retry"}}]"#)
-        let engine = PipelineEngine(
+        let engine = try PipelineEngine(
             provider: try provider, configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1))))
         let result = await engine.execute(PlannedCommand(id: "retry", plan: ExecutionPlan(call: APICall(model: "claude-llmock-retry", parts: [.text("again")]))))
         let finalized = try #require(result.success)

@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct FakeAITests {
     func engine(_ capabilities: Set<ProviderCapability> = [.generation, .streaming]) throws -> PipelineEngine {
         let base = try Peers.fakeAI.get()
-        return PipelineEngine(
+        return try PipelineEngine(
             provider: OpenAIProvider.make(OpenAIConfiguration(baseURL: base, capabilities: capabilities)),
             configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(50))))
     }

@@ -154,7 +154,7 @@ import Testing
     }
 
     @Test func theEngineIsTheOnlyRetryLayer() async throws {
-        let engine = PipelineEngine(
+        let engine = try PipelineEngine(
             provider: try provider(),
             configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 4, baseDelay: .milliseconds(5), jitter: 0)))
         let prompt = "retry me \(UUID().uuidString)"

@@ -11,7 +11,7 @@ import Testing
     private func adapter(_ key: String, inlineBytes: Int? = nil) throws -> GeminiAdapter {
         var configuration = GeminiConfiguration(baseURL: try Peers.geminiFixture.get(), apiKey: APIKey(key), requestTimeout: 30)
         if let inlineBytes { configuration.batchInlineBytes = inlineBytes }
-        return GeminiProvider.make(configuration)
+        return GeminiAdapter(configuration)
     }
 
     @Test(arguments: [false, true])

@@ -29,7 +29,7 @@ import FoundationNetworking
         }
 
         /// Polling waits go through a clock that jumps to each deadline at once: no real time passes.
-        func adapter() -> GeminiAdapter { GeminiProvider.make(configuration(clock: SteppingClock())) }
+        func adapter() -> GeminiAdapter { GeminiAdapter(configuration(clock: SteppingClock())) }
 
         func stats() async throws -> [String: Any] {
             var components = URLComponents(url: origin.appendingPathComponent("_fixture/stats"), resolvingAgainstBaseURL: false)!
@@ -94,7 +94,7 @@ import FoundationNetworking
         let fixture = try Fixture.start("failing")
         let dir = try temporaryDirectory(files: ["fails-processing.pdf": "%PDF-1.4 broken", "never-active.mp4": "not really a video"])
         let adapter = fixture.adapter()
-        let engine = PipelineEngine(provider: adapter, configuration: EngineConfiguration(retryPolicy: .none))
+        let engine = try PipelineEngine(provider: adapter, configuration: EngineConfiguration(retryPolicy: .none))
         for (file, expected) in [("fails-processing.pdf", "state FAILED"), ("never-active.mp4", "still PROCESSING")] {
             let plan = ExecutionPlan(
                 calls: [APICall(model: "gemini-2.5-flash", parts: [.filePlaceholder(FilePlaceholder(path: dir.appendingPathComponent(file).path)), .text("Describe it.")])],
@@ -157,7 +157,7 @@ import FoundationNetworking
 
     @Test func aContextBelowTheMinimumRunsUncachedAndTelemetrySaysWhy() async throws {
         let fixture = try Fixture.start("small")
-        let engine = PipelineEngine(provider: fixture.adapter(), configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(5), jitter: 0)))
+        let engine = try PipelineEngine(provider: fixture.adapter(), configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(5), jitter: 0)))
         let plan = ExecutionPlan(
             calls: [APICall(model: "gemini-2.5-flash", parts: [.text("Question?")], config: GenerationConfig(systemInstruction: "Be brief."))],
             sharedParts: [.text("A short shared context.")], cache: CachePlan(ttlSeconds: 600))

@@ -53,11 +53,11 @@ struct LLMock {
     }
 
     func adapter(key: String? = "llmock-test-key-0001") -> GeminiAdapter {
-        GeminiProvider.make(GeminiConfiguration(baseURL: geminiBase, apiKey: key.map(APIKey.init), requestTimeout: 30))
+        GeminiAdapter(GeminiConfiguration(baseURL: geminiBase, apiKey: key.map(APIKey.init), requestTimeout: 30))
     }
 
-    func engine(attempts: Int = 3) -> PipelineEngine {
-        PipelineEngine(
+    func engine(attempts: Int = 3) throws -> PipelineEngine {
+        try PipelineEngine(
             provider: adapter(),
             configuration: EngineConfiguration(
                 retryPolicy: RetryPolicy(maxAttempts: attempts, baseDelay: .milliseconds(5), jitter: 0, maxRetryAfter: .milliseconds(20))))
@@ -191,7 +191,7 @@ struct LLMock {
         #expect(recovered.responses.first?.text == "recovered")
         #expect(recovered.telemetry.retries == 1)
         try await mock.script(model: model, [["type": "fail", "status": 404, "code": "NOT_FOUND", "message": "models/x is not found"]])
-        let outcome = await mock.engine().run(PlannedCommand(id: "404", plan: ExecutionPlan(calls: [APICall(model: model, parts: [.text("Hi")])])))
+        let outcome = try await mock.engine().run(PlannedCommand(id: "404", plan: ExecutionPlan(calls: [APICall(model: model, parts: [.text("Hi")])])))
         let failed = try #require(outcome.error)
         #expect(failed.kind == .providerError && !failed.retryable)
         #expect(outcome.telemetry.retries == 0)

@@ -158,7 +158,7 @@ import Testing
 
     @Test(arguments: ["max", "max-total", "negative", "float", "bignum", "strings"])
     func absurdUsageIsClampedWhereItEnters(variant: String) async throws {
-        let engine = PipelineEngine(provider: try provider(), configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 1)))
+        let engine = try PipelineEngine(provider: try provider(), configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 1)))
         let plan = ExecutionPlan(calls: (0..<4).map { _ in APICall(model: "usage=\(variant)", parts: [.text("x")]) })
         let finalized = try #require(await engine.execute(PlannedCommand(id: "u", plan: plan)).success)
         let limit = 1 << 53

@@ -20,7 +20,7 @@ import Testing
 
     @Test func aContextBelowTheProvidersMinimumRunsUncachedAndSaysWhyOncePerKey() async throws {
         let provider = MinimumSizeProvider(base: RecordingProvider(clock: ManualClock()))
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: ManualClock()))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: ManualClock()))
         for id in ["1", "2", "3"] {
             let finalized = try #require(await engine.execute(command(id, prompts: ["q"], shared: shared, cache: CachePlan())).success)
             let telemetry = try #require(finalized.telemetry.cache)
@@ -48,7 +48,7 @@ import Testing
     @Test func concurrentCommandsWithOneKeyCreateOneCache() async throws {
         let clock = ManualClock()
         let provider = CachingProvider(base: RecordingProvider(clock: clock), createLatency: .milliseconds(100))
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
         let commands = (0..<200).map { command("c\($0)", prompts: ["q\($0)"], shared: shared, cache: CachePlan()) }
         let results = try await withThrowingTaskGroup(of: Result<FinalizedCommand, APIError>.self) { group in
             for c in commands { group.addTask { await engine.execute(c) } }
@@ -87,7 +87,7 @@ import Testing
     @Test func anExpiredCacheIsRecreated() async throws {
         let clock = ManualClock()
         let provider = CachingProvider(base: RecordingProvider(clock: clock))
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
         let plan = CachePlan(ttlSeconds: 60)
         let first = await engine.execute(command("1", shared: shared, cache: plan))
         clock.advance(by: .seconds(59))

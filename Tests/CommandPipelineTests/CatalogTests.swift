@@ -211,7 +211,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         var configuration = EngineConfiguration()
         configuration.catalog = testCatalog
         configuration.onUnknownModel = { name in unknown.withLock { $0.append(name) } }
-        let engine = PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
         let refused = await engine.run(plan([APICall(model: "m", parts: [png])]))
         #expect(refused.error?.kind == .capabilityMissing)
         #expect(refused.telemetry.calls.isEmpty, "no call was made")
@@ -223,7 +223,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         let command = plan([APICall(model: "m", parts: [.text("q")])], shared: [.text("a short context")], cache: CachePlan())
         var configuration = EngineConfiguration()
         configuration.catalog = testCatalog
-        let checked = await PipelineEngine(provider: MockProvider.make(), configuration: configuration).run(command)
+        let checked = try await PipelineEngine(provider: MockProvider.make(), configuration: configuration).run(command)
         #expect(checked.succeeded)
         let cache = try #require(checked.telemetry.cache)
         #expect(cache.id == nil && !cache.created)
@@ -255,7 +255,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
     @Test func theEnginePricesResponsesFallbackAndPartialResults() async throws {
         var configuration = EngineConfiguration(retryPolicy: .none)
         configuration.catalog = testCatalog
-        let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["broken"])), configuration: configuration)
+        let engine = try PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["broken"])), configuration: configuration)
         // "hello" is 2 prompt tokens, "echo: hello" 3 completion tokens: 2 × $0.1 + 3 × $0.2.
         let ok = await engine.run(plan([APICall(model: "m", parts: [.text("hello")])]))
         let finalized = try #require(ok.result.success)
@@ -286,7 +286,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         var configuration = EngineConfiguration()
         configuration.catalog = testCatalog
         configuration.costLedger = ledger
-        let engine = PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
         // Each command is estimated at 2 prompt tokens + max_tokens 3 → $0.8, and costs $0.8.
         let each = APICall(model: "m", parts: [.text("hello")], config: GenerationConfig(maxTokens: 3))
         #expect(abs(Cost.estimate(plan([each]), catalog: testCatalog) - 0.8) < 1e-9)

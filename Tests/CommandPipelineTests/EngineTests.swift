@@ -95,7 +95,7 @@ import Testing
         let clock = ManualClock()
         var provider = RecordingProvider(clock: clock)
         provider.latency["m"] = .seconds(60)
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
         let task = Task { await engine.executeWithFallback(command(prompts: ["a", "b", "c"], fallback: APICall(model: "m", parts: [.text("x")]))) }
         await clock.waitForSleepers(3)
         task.cancel()
@@ -108,7 +108,7 @@ import Testing
 
     @Test func sinksSeeEveryResultAndCannotChangeIt() async throws {
         let sink = InMemoryTelemetrySink()
-        let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["x"])), configuration: EngineConfiguration(sinks: [sink]))
+        let engine = try PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["x"])), configuration: EngineConfiguration(telemetrySinks: [sink]))
         _ = await engine.executeWithFallback(command("ok"))
         _ = await engine.executeWithFallback(command("bad", model: "x"))
         #expect(sink.records.count == 2)

@@ -8,11 +8,11 @@ import Testing
     let unavailable = APIError(.providerError, "overloaded", provider: "scripted", retryable: true, code: "unavailable")
     let fastRetries = RetryPolicy(maxAttempts: 3, baseDelay: .zero, jitter: 0)
 
-    func engine(_ provider: ScriptedProvider, policy: RetryPolicy? = nil) -> PipelineEngine {
-        PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy ?? fastRetries))
+    func engine(_ provider: ScriptedProvider, policy: RetryPolicy? = nil) throws -> PipelineEngine {
+        try PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy ?? fastRetries))
     }
 
-    func collect(_ stream: AsyncStream<PipelineEvent>) async -> [PipelineEvent] {
+    func collect(_ stream: CommandEvents) async -> [PipelineEvent] {
         var events: [PipelineEvent] = []
         for await event in stream { events.append(event) }
         return events
@@ -39,7 +39,7 @@ import Testing
 
     @Test func aStreamedCommandShowsEveryStepAndItsDeltasMakeTheText() async throws {
         let provider = ScriptedProvider(script: ["m": [.answer("the quick brown fox")]])
-        let events = await collect(engine(provider).events(for: command(prompts: ["go"]), index: 7))
+        let events = await collect(try engine(provider).events(for: command(prompts: ["go"]), index: 7))
         checkShape(events)
         #expect(events.allSatisfy { $0.commandID == "c" && $0.index == 7 })
         #expect(events.map(\.type) == [
@@ -56,7 +56,7 @@ import Testing
     @Test func retriesWaitsAndTheFallbackAreEvents() async throws {
         let provider = ScriptedProvider(script: ["big": [.fail(unavailable)], "small": [.answer("rescued")]])
         let cmd = command(model: "big", fallback: APICall(model: "small", parts: [.text("Q")]))
-        let events = await collect(engine(provider, policy: RetryPolicy(maxAttempts: 2, baseDelay: .zero, jitter: 0)).events(for: cmd))
+        let events = await collect(try engine(provider, policy: RetryPolicy(maxAttempts: 2, baseDelay: .zero, jitter: 0)).events(for: cmd))
         checkShape(events)
         let attempts = events.compactMap { event -> (Int, Bool)? in
             if case .attemptFailed(_, let attempt, _, let willRetry) = event.kind { (attempt, willRetry) } else { nil }
@@ -75,7 +75,7 @@ import Testing
 
     @Test func aStreamThatBreaksBeforeItsFirstDeltaIsRetried() async throws {
         let provider = ScriptedProvider(script: ["m": [.breakAfter([], unavailable), .answer("second time lucky")]])
-        let events = await collect(engine(provider).events(for: command(prompts: ["go"])))
+        let events = await collect(try engine(provider).events(for: command(prompts: ["go"])))
         checkShape(events)
         let done = try #require(outcome(events))
         #expect(done.succeeded)
@@ -86,7 +86,7 @@ import Testing
     @Test func aStreamThatBreaksAfterADeltaFailsForGoodAndKeepsItsText() async throws {
         let provider = ScriptedProvider(script: ["m": [.breakAfter(["Hel", "lo "], unavailable), .answer("never sent")], "f": [.answer("fallback")]])
         let cmd = command(model: "m", fallback: APICall(model: "f", parts: [.text("Q")]))
-        let events = await collect(engine(provider).events(for: cmd))
+        let events = await collect(try engine(provider).events(for: cmd))
         checkShape(events)
         let done = try #require(outcome(events))
         let error = try #require(done.error)
@@ -104,7 +104,7 @@ import Testing
         let provider = ScriptedProvider(script: ["m": [.answer("all at once")]])
         var seen: [PipelineEvent] = []
         let box = Mutex<[PipelineEvent]>([])
-        let done = await engine(provider).run(command(prompts: ["go"]), observer: { event in box.withLock { $0.append(event) } })
+        let done = try await engine(provider).run(command(prompts: ["go"]), observer: { event in box.withLock { $0.append(event) } })
         seen = box.withLock { $0 }
         checkShape(seen)
         #expect(done.succeeded)
@@ -117,7 +117,7 @@ import Testing
         let provider = ScriptedProvider()
         let seqs = Mutex<[Int]>([])
         let plan = ExecutionPlan(calls: (0..<64).map { APICall(model: "m", parts: [.text("p\($0)")]) })
-        let done = await engine(provider).run(PlannedCommand(id: "fan", plan: plan), streaming: true) { event in seqs.withLock { $0.append(event.seq) } }
+        let done = try await engine(provider).run(PlannedCommand(id: "fan", plan: plan), streaming: true) { event in seqs.withLock { $0.append(event.seq) } }
         #expect(done.succeeded)
         let recorded = seqs.withLock { $0 }
         #expect(recorded == Array(0..<recorded.count))
@@ -190,7 +190,7 @@ import Testing
         let provider = ScriptedProvider(script: ["m": [.fail(unavailable), .answer("ok")]])
         let box = Mutex<[PipelineEvent]>([])
         let plan = ExecutionPlan(calls: [APICall(model: "m", parts: [.text("a")]), APICall(model: "n", parts: [.text("b")])])
-        let done = await engine(provider).run(PlannedCommand(id: "fold", plan: plan)) { event in box.withLock { $0.append(event) } }
+        let done = try await engine(provider).run(PlannedCommand(id: "fold", plan: plan)) { event in box.withLock { $0.append(event) } }
         let events = box.withLock { $0 }
         let entries = events.map { EventLog.Entry(seq: $0.seq, elapsed: $0.elapsed, kind: $0.kind) }
         let refolded = LogSummary(entries, provider: "scripted", total: done.telemetry.durations.total)
@@ -206,14 +206,14 @@ import Testing
     /// observer reads every event.
     @Test func foldingUnreadEventsGivesWhatReadingThemGives() async throws {
         let plan = ExecutionPlan(calls: [APICall(model: "m", parts: [.text("a")]), APICall(model: "n", parts: [.text("b")])])
-        func run(observed: Bool) async -> CommandOutcome {
+        func run(observed: Bool) async throws -> CommandOutcome {
             let provider = ScriptedProvider(script: ["m": [.fail(unavailable), .answer("ok")], "n": [.answer("fine")]])
             let ignore: @Sendable (PipelineEvent) -> Void = { _ in }
             let observer = observed ? ignore : nil
-            return await engine(provider).run(PlannedCommand(id: "f", plan: plan), observer: observer)
+            return try await engine(provider).run(PlannedCommand(id: "f", plan: plan), observer: observer)
         }
-        let plain = await run(observed: false)
-        let observed = await run(observed: true)
+        let plain = try await run(observed: false)
+        let observed = try await run(observed: true)
         #expect(plain.telemetry.calls == observed.telemetry.calls)
         #expect(plain.telemetry.calls.map(\.attempts) == [2, 1])
         #expect(try plain.result.get().usage == observed.result.get().usage)
@@ -272,10 +272,75 @@ import Testing
         #expect(finalized.telemetry.durations.total == .milliseconds(2))
     }
 
+    /// Exactly as a user writes it: a plain `for await … { break }` in a function that goes on,
+    /// the sequence still held. The command must end `cancelled` at once, not run to success.
+    @Test func breakingOutOfTheLoopCancelsTheCommand() async throws {
+        let clock = ManualClock()
+        let sink = InMemoryTelemetrySink()
+        let provider = MockProvider.make(MockConfiguration(latency: .seconds(60), clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, telemetrySinks: [sink]))
+
+        let events = engine.events(for: command(prompts: ["slow"]))
+        var seen: [String] = []
+        for await event in events {
+            seen.append(event.type)
+            #expect(await clock.waitForSleepers(1), "the call is under way")
+            break
+        }
+        // The function goes on, `events` still in scope. The command is over, cancelled (bounded wait).
+        var polls = 0
+        while sink.records.isEmpty && polls < 1_000_000 {
+            await Task.yield()
+            polls += 1
+        }
+        #expect(seen == ["command_started"])
+        #expect(clock.sleeperCount == 0, "the call's wait was cancelled")
+        let record = try #require(sink.records.first, "the command ended without the clock moving")
+        #expect(record.failure?.kind == .cancelled)
+        withExtendedLifetime(events) {}
+    }
+
+    /// One reader: the first loop sees the whole command; a second loop over the same sequence
+    /// (here, after the first finished) ends at once and runs nothing.
+    @Test func aSecondLoopOverTheSameEventsSeesNothingAndRunsNothing() async throws {
+        let provider = ScriptedProvider(script: ["m": [.answer("once")]])
+        let events = try engine(provider).events(for: command(prompts: ["go"]))
+        var first: [String] = []
+        for await event in events { first.append(event.type) }
+        var second: [String] = []
+        for await event in events { second.append(event.type) }
+        #expect(first.first == "command_started" && first.last == "command_succeeded")
+        #expect(second.isEmpty)
+        #expect(provider.requests.count == 1)
+    }
+
+    /// Two tasks reading one sequence: one gets every event, the other none (never a split).
+    @Test func twoReadersOfOneSequenceNeverSplitItsEvents() async throws {
+        let provider = ScriptedProvider(script: ["m": [.answer("a b c d e f")]])
+        let events = try engine(provider).events(for: command(prompts: ["go"]))
+        async let a = collect(events)
+        async let b = collect(events)
+        let counts = await [a.count, b.count].sorted()
+        #expect(counts[0] == 0)
+        #expect(counts[1] > 6)
+        #expect(provider.requests.count == 1)
+    }
+
+    /// Made and dropped without a loop: nothing runs.
+    @Test func eventsNeverReadRunNothing() async throws {
+        let provider = ScriptedProvider(script: ["m": [.answer("unwanted")]])
+        let engine = try engine(provider)
+        _ = engine.events(for: command(prompts: ["go"]))
+        let events = engine.events(for: command(prompts: ["go"]))
+        for _ in 0..<1_000 { await Task.yield() }
+        #expect(provider.requests.isEmpty)
+        withExtendedLifetime(events) {}
+    }
+
     @Test func stoppingTheEventStreamCancelsTheCommand() async throws {
         let clock = ManualClock()
         let provider = MockProvider.make(MockConfiguration(latency: .seconds(60), clock: clock))
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
         let stream = engine.events(for: command(prompts: ["slow"]))
         let consumer = Task {
             var types: [String] = []

@@ -52,7 +52,7 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [C
         let faults = MockFaultPlan(retryable: 0.2, fatal: 0.02, hang: 0.01, seed: 7)
         let provider = CountingProvider(MockProvider.make(MockConfiguration(faults: faults)))
         let policy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(1), maxDelay: .milliseconds(4), jitter: 0.5)
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy, callTimeout: .milliseconds(20)))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy, callTimeout: .milliseconds(20)))
         let submitted = 100_000
         let outcomes = await runMany(engine, count: submitted, concurrency: 256)
         let results = outcomes.map(\.result)
@@ -87,7 +87,7 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [C
     @Test func retryAfterFaultsAreHonoured() async throws {
         let faults = MockFaultPlan(retryable: 0.3, retryAfter: .milliseconds(3), seed: 11)
         let policy = RetryPolicy(maxAttempts: 5, baseDelay: .seconds(10), jitter: 0)
-        let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(faults: faults)), configuration: EngineConfiguration(retryPolicy: policy))
+        let engine = try PipelineEngine(provider: MockProvider.make(MockConfiguration(faults: faults)), configuration: EngineConfiguration(retryPolicy: policy))
         let results = await runMany(engine, count: 2_000, concurrency: 128).map(\.result)
         let retried = results.compactMap(\.success).flatMap(\.telemetry.calls).filter { $0.attempts > 1 }
         #expect(!retried.isEmpty)

@@ -16,9 +16,9 @@ import Testing
             id: "f", plan: ExecutionPlan(calls: [APICall(model: model, parts: [.filePlaceholder(FilePlaceholder(path: path, ephemeral: ephemeral)), .text("q")])])))
     }
 
-    func engine(root: URL? = nil, maximumFileBytes: Int = FileResolver.defaultMaximumFileBytes, failing: Set<String> = [], timeout: Duration? = nil) -> PipelineEngine {
+    func engine(root: URL? = nil, maximumFileBytes: Int = FileResolver.defaultMaximumFileBytes, failing: Set<String> = [], timeout: Duration? = nil) throws -> PipelineEngine {
         let files = root.map { FileResolver(confinedTo: $0.path, maximumFileBytes: maximumFileBytes) } ?? FileResolver(maximumFileBytes: maximumFileBytes)
-        return PipelineEngine(
+        return try PipelineEngine(
             provider: MockProvider.make(MockConfiguration(failingModels: failing)),
             configuration: EngineConfiguration(files: files, retryPolicy: .none, commandTimeout: timeout))
     }
@@ -33,7 +33,7 @@ import Testing
             let fd = open(fifo, O_WRONLY)
             if fd >= 0 { close(fd) }
         }
-        let result = await upload(fifo, engine: engine())
+        let result = await upload(fifo, engine: try engine())
         watchdog.cancel()
         let error = try #require(result.failure)
         #expect(error.kind == .invalidCommand)
@@ -47,7 +47,7 @@ import Testing
         #expect(directory.kind == .invalidCommand && directory.message.contains("a directory"))
         let big = try #require(await upload(dir.appendingPathComponent("big.txt").path, engine: engine(maximumFileBytes: 99)).failure)
         #expect(big.kind == .invalidCommand && big.message.contains("more than the limit of 99 bytes"))
-        #expect(await upload(dir.appendingPathComponent("big.txt").path, engine: engine(maximumFileBytes: 100)).success != nil)
+        #expect(try await upload(dir.appendingPathComponent("big.txt").path, engine: engine(maximumFileBytes: 100)).success != nil)
     }
 
     @Test func aMissingFileIsAnUploadFailureNamingIt() async throws {
@@ -64,7 +64,7 @@ import Testing
         let error = try #require(await upload("link", engine: engine(root: root)).failure)
         #expect(error.kind == .invalidCommand)
         #expect(error.message.contains("leaves the files root"))
-        #expect(await upload("inside.txt", engine: engine(root: root)).success != nil)
+        #expect(try await upload("inside.txt", engine: engine(root: root)).success != nil)
     }
 
     /// A thread swaps `target` between a file inside the root and a link to a secret outside it
@@ -90,7 +90,7 @@ import Testing
             }
         }
         swapper.start()
-        let engine = engine(root: root)
+        let engine = try engine(root: root)
         var escaped = 0, succeeded = 0
         for _ in 0..<1_000 {
             let result = await upload("target", engine: engine)
@@ -109,13 +109,13 @@ import Testing
         let root = try temporaryDirectory(files: ["ok.txt": "a", "failing.txt": "b", "unconfined.txt": "c"])
         func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: root.appendingPathComponent(name).path) }
 
-        #expect(await upload("ok.txt", engine: engine(root: root), ephemeral: true).success != nil)
+        #expect(try await upload("ok.txt", engine: engine(root: root), ephemeral: true).success != nil)
         #expect(!exists("ok.txt"), "deleted after success inside the root")
 
-        #expect(await upload("failing.txt", engine: engine(root: root, failing: ["down"]), ephemeral: true, model: "down").failure != nil)
+        #expect(try await upload("failing.txt", engine: engine(root: root, failing: ["down"]), ephemeral: true, model: "down").failure != nil)
         #expect(exists("failing.txt"), "a failed command keeps its file")
 
-        #expect(await upload(root.appendingPathComponent("unconfined.txt").path, engine: engine(), ephemeral: true).success != nil)
+        #expect(try await upload(root.appendingPathComponent("unconfined.txt").path, engine: engine(), ephemeral: true).success != nil)
         #expect(exists("unconfined.txt"), "without a files root nothing is deleted")
     }
 
@@ -141,7 +141,7 @@ import Testing
         let fd = open(path, O_WRONLY | O_CREAT, 0o600)
         #expect(ftruncate(fd, off_t(FileResolver.defaultMaximumFileBytes)) == 0)
         close(fd)
-        let result = await upload(path, engine: engine(timeout: .milliseconds(200)))
+        let result = await upload(path, engine: try engine(timeout: .milliseconds(200)))
         #expect(result.failure?.kind == .timeout)
     }
 

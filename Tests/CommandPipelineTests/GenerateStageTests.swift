@@ -9,7 +9,7 @@ import Testing
         let models = (0..<5).map { "m\($0)" }
         for (i, model) in models.enumerated() { provider.latency[model] = .milliseconds(100 * (5 - i)) }
         let plan = ExecutionPlan(calls: models.map { APICall(model: $0, parts: [.text("q-\($0)")]) })
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
         let task = Task { await engine.execute(PlannedCommand(id: "f", plan: plan)) }
         await clock.waitForSleepers(5)
         clock.advance(by: .milliseconds(500))
@@ -22,7 +22,7 @@ import Testing
         let clock = ManualClock()
         var provider = RecordingProvider(clock: clock)
         provider.latency["m"] = .milliseconds(10)
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(maxConcurrentCalls: 3, clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(maxConcurrentCalls: 3, clock: clock))
         let task = Task { await engine.execute(command(prompts: (0..<10).map { "p\($0)" })) }
         var finished = 0
         while finished < 10 {

@@ -164,8 +164,8 @@ struct AbsurdUsageProvider: GenerationCapability {
         func cache(forKey key: String) async throws -> CacheReference? { nil }
     }
 
-    func engine(_ provider: FlakyProvider, attempts: Int) -> PipelineEngine {
-        PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: attempts, baseDelay: .zero, jitter: 0)))
+    func engine(_ provider: FlakyProvider, attempts: Int) throws -> PipelineEngine {
+        try PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: attempts, baseDelay: .zero, jitter: 0)))
     }
 
     @Test func aTransientUploadFailureIsRetried() async throws {
@@ -179,7 +179,7 @@ struct AbsurdUsageProvider: GenerationCapability {
     @Test func aNonRetryableUploadFailureIsNotRetried() async throws {
         let file = try temporaryDirectory(files: ["a.txt": "hello"]).appendingPathComponent("a.txt").path
         let provider = FlakyProvider(failures: 1, error: APIError(.providerError, "bad file", retryable: false))
-        let result = await engine(provider, attempts: 3).execute(command(shared: [.filePlaceholder(FilePlaceholder(path: file))]))
+        let result = try await engine(provider, attempts: 3).execute(command(shared: [.filePlaceholder(FilePlaceholder(path: file))]))
         #expect(result.failure?.kind == .uploadFailed)
         #expect(provider.uploads.load(ordering: .relaxed) == 1)
     }
@@ -190,7 +190,7 @@ struct AbsurdUsageProvider: GenerationCapability {
         #expect(result.telemetry.cache?.created == true)
         #expect(provider.creations.load(ordering: .relaxed) == 3)
         let exhausted = FlakyProvider(failures: 5, error: unavailable)
-        let failed = await engine(exhausted, attempts: 2).execute(command(shared: [.text("context")], cache: CachePlan()))
+        let failed = try await engine(exhausted, attempts: 2).execute(command(shared: [.text("context")], cache: CachePlan()))
         #expect(failed.failure?.kind == .cacheFailed)
         #expect(exhausted.creations.load(ordering: .relaxed) == 2, "the policy's attempts bound cache creation too")
     }

@@ -48,10 +48,10 @@ import Testing
         PlannedCommand(id: id, plan: ExecutionPlan(calls: prompts.map { APICall(model: model, parts: [.text($0)]) }))
     }
 
-    func engine(_ provider: any GenerationCapability, _ hooks: [any CommandHook], clock: any PipelineClock = SystemClock()) -> PipelineEngine {
+    func engine(_ provider: any GenerationCapability, _ hooks: [any CommandHook], clock: any PipelineClock = SystemClock()) throws -> PipelineEngine {
         var configuration = EngineConfiguration(clock: clock)
         configuration.hooks = hooks
-        return PipelineEngine(provider: provider, configuration: configuration)
+        return try PipelineEngine(provider: provider, configuration: configuration)
     }
 
     @Test func beforeHooksEnrichInOrderAndTheEnrichedCommandRuns() async throws {
@@ -81,7 +81,7 @@ import Testing
         let guardHook = Probe(name: "pii-guard", journal: journal, before: { _, _ in throw Failure(description: "prompt holds an e-mail address") })
         let later = Probe(name: "later", journal: journal)
         let provider = ScriptedProvider()
-        let outcome = await engine(provider, [guardHook, later]).run(command("c1"))
+        let outcome = try await engine(provider, [guardHook, later]).run(command("c1"))
         let error = try #require(outcome.error)
         #expect(error.kind == .invalidCommand)
         #expect(error.message == "rejected by hook 'pii-guard': prompt holds an e-mail address")
@@ -89,7 +89,7 @@ import Testing
         #expect(journal.all == ["pii-guard.before(c1)"], "later hooks neither enrich nor see a rejected command: \(journal.all)")
         // A hook may reject with its own kind.
         let quota = Probe(name: "quota", journal: journal, before: { _, _ in throw APIError(.budgetExceeded, "team budget spent") })
-        let rejected = await engine(provider, [quota]).run(command("c2"))
+        let rejected = try await engine(provider, [quota]).run(command("c2"))
         #expect(rejected.error?.kind == .budgetExceeded)
         #expect(rejected.error?.message == "rejected by hook 'quota': team budget spent")
         // Validation still applies to what the hooks return.
@@ -98,7 +98,7 @@ import Testing
             command.plan.calls = []
             return command
         })
-        let invalid = await engine(provider, [breaker]).run(command("c3"))
+        let invalid = try await engine(provider, [breaker]).run(command("c3"))
         #expect(invalid.error?.kind == .invalidCommand)
         #expect(invalid.error?.path == "plan.calls")
     }
@@ -111,7 +111,7 @@ import Testing
             guard command.id == "c1" else { return command }
             throw APIError(.invalidCommand, long)
         }, after: { _, _ in throw Failure(description: long) })
-        let e = engine(ScriptedProvider(), [chatty])
+        let e = try engine(ScriptedProvider(), [chatty])
         let rejected = try #require(await e.run(command("c1")).error)
         #expect(rejected.message == "rejected by hook 'chatty': " + String(long.prefix(HookFailure.messageLimit)) + "…")
         let kept = try await e.executeWithFallback(command("c2")).get().telemetry.hookFailures
@@ -139,7 +139,7 @@ import Testing
         let watcher = Probe(name: "watcher", journal: journal, error: { error, _ in seen.withLock { $0 = error } })
         let broken = Probe(name: "pager", journal: journal, error: { _, _ in throw Failure(description: "pager down") })
         let provider = ScriptedProvider(otherwise: .fail(APIError(.providerError, "bad key", provider: "scripted", retryable: false)))
-        let outcome = await engine(provider, [watcher, broken]).run(command("c1"))
+        let outcome = try await engine(provider, [watcher, broken]).run(command("c1"))
         #expect(outcome.error?.kind == .providerError)
         #expect(outcome.error?.message.contains("bad key") == true, "the error is the provider's, unchanged")
         #expect(seen.withLock { $0 }?.kind == .providerError)
@@ -149,7 +149,7 @@ import Testing
     @Test func streamHooksFollowEachStreamingCall() async throws {
         let journal = Journal()
         let probe = Probe(name: "s", journal: journal)
-        let engine = engine(ScriptedProvider(otherwise: .answer("one two three")), [probe])
+        let engine = try engine(ScriptedProvider(otherwise: .answer("one two three")), [probe])
         var text = ""
         for await event in engine.events(for: command("c1")) {
             if case .textDelta(_, let piece) = event.kind { text += piece }
@@ -159,7 +159,7 @@ import Testing
         #expect(streamed.compactMap { $0.hasPrefix("s.chunk(0,") ? String($0.dropFirst(10).dropLast()) : nil }.joined() == text)
         // Without streaming there is no stream to follow.
         let quiet = Journal()
-        _ = await self.engine(ScriptedProvider(), [Probe(name: "q", journal: quiet)]).run(command("c2"))
+        _ = try await self.engine(ScriptedProvider(), [Probe(name: "q", journal: quiet)]).run(command("c2"))
         #expect(quiet.all == ["q.before(c2)", "q.after(c2)"])
     }
 
@@ -183,7 +183,7 @@ import Testing
             }
         }
         let journal = Journal()
-        let engine = engine(ScriptedProvider(), [Writer(), Reader(journal: journal)])
+        let engine = try engine(ScriptedProvider(), [Writer(), Reader(journal: journal)])
         _ = await engine.run(command("a", prompts: ["x", "y", "z"]))
         _ = await engine.run(command("b"))
         #expect(journal.all == ["a:3", "b:1"])
@@ -208,7 +208,7 @@ import Testing
             }
         }
         let watch = Watch()
-        let engine = engine(ScriptedProvider(), [Spy(watch: watch), MetricsCollector()])
+        let engine = try engine(ScriptedProvider(), [Spy(watch: watch), MetricsCollector()])
         var outcome: CommandOutcome? = await engine.run(command("c1"))
         #expect(outcome?.succeeded == true)
         outcome = nil
@@ -230,7 +230,7 @@ import Testing
             }
         }
         let journal = Journal()
-        let engine = engine(ScriptedProvider(), [Timer(clock: clock, journal: journal)], clock: clock)
+        let engine = try engine(ScriptedProvider(), [Timer(clock: clock, journal: journal)], clock: clock)
         _ = await engine.run(command("c7"), index: 41)
         #expect(journal.all == ["c7@41 on scripted: 0.25 seconds"])
     }

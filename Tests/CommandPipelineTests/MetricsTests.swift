@@ -78,7 +78,7 @@ import Testing
         let metrics = MetricsCollector()
         var configuration = EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .zero, jitter: 0))
         configuration.hooks = [metrics]
-        let engine = PipelineEngine(provider: provider, configuration: configuration)
+        let engine = try PipelineEngine(provider: provider, configuration: configuration)
         let first = Task { await engine.run(PlannedCommand(id: "x", plan: ExecutionPlan(call: APICall(model: "a", parts: [.text("hi")])))) }
         // The 429 pauses the limiter for its backoff: drive the clock until the command ends.
         var yields = 0
@@ -113,7 +113,7 @@ import Testing
         let metrics = MetricsCollector()
         var configuration = EngineConfiguration(clock: clock)
         configuration.hooks = [metrics]
-        let engine = PipelineEngine(provider: Slow(clock: clock), configuration: configuration)
+        let engine = try PipelineEngine(provider: Slow(clock: clock), configuration: configuration)
         for model in ["fast", "slow"] {
             let task = Task { await engine.run(PlannedCommand(id: model, plan: ExecutionPlan(call: APICall(model: model, parts: [.text("q")])))) }
             #expect(await clock.waitForSleepers(1))
@@ -130,11 +130,11 @@ import Testing
 
 @Suite struct MetricsCollectorCapTests {
     /// Model names come from input: past `maxRows` pairs, calls share one `others` row.
-    @Test func rowsBeyondTheCapShareOneOthersRow() async {
+    @Test func rowsBeyondTheCapShareOneOthersRow() async throws {
         let metrics = MetricsCollector(maxRows: 3)
         var configuration = EngineConfiguration(clock: ManualClock())
         configuration.hooks = [metrics]
-        let engine = PipelineEngine(provider: ScriptedProvider(script: [:]), configuration: configuration)
+        let engine = try PipelineEngine(provider: ScriptedProvider(script: [:]), configuration: configuration)
         for model in ["m1", "m2", "m3", "m4", "m5", "m1", "m5"] {
             _ = await engine.run(PlannedCommand(id: model, plan: ExecutionPlan(call: APICall(model: model, parts: [.text("q")]))))
         }

@@ -74,14 +74,14 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
 
 @Suite struct RetryTests {
     func engine(_ provider: FlakyProvider, _ clock: ManualClock, policy: RetryPolicy = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0),
-                callTimeout: Duration? = nil, commandTimeout: Duration? = nil) -> PipelineEngine {
-        PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: policy, callTimeout: callTimeout, commandTimeout: commandTimeout))
+                callTimeout: Duration? = nil, commandTimeout: Duration? = nil) throws -> PipelineEngine {
+        try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: policy, callTimeout: callTimeout, commandTimeout: commandTimeout))
     }
 
     @Test func retryableErrorsAreRetriedWithBackoffAndCounted() async throws {
         let clock = ManualClock()
         let provider = FlakyProvider(clock: clock, failures: 2, error: unavailable)
-        let engine = engine(provider, clock)
+        let engine = try engine(provider, clock)
         let task = Task { await engine.executeWithFallback(command()) }
         await clock.waitForSleepers(1)
         clock.advance(by: .seconds(1))
@@ -97,7 +97,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         let clock = ManualClock()
         let fatal = APIError(.providerError, "bad request", provider: "scripted", retryable: false)
         let provider = FlakyProvider(clock: clock, failures: 1, error: fatal)
-        let outcome = await engine(provider, clock).run(command())
+        let outcome = try await engine(provider, clock).run(command())
         let error = try #require(outcome.error)
         #expect(error.message.contains("bad request"))
         #expect(!error.retryable)
@@ -108,7 +108,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
     @Test func attemptsNeverExceedThePolicyAndTheFallbackComesAfter() async throws {
         let clock = ManualClock()
         let provider = FlakyProvider(clock: clock, failures: 100, error: unavailable)
-        let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 4, baseDelay: .seconds(1), jitter: 0))
+        let engine = try engine(provider, clock, policy: RetryPolicy(maxAttempts: 4, baseDelay: .seconds(1), jitter: 0))
         let task = Task { await engine.run(command(prompts: ["p"], fallback: APICall(model: "f", parts: [.text("fb")]))) }
         await drive(clock, until: { provider.totalAttempts >= 8 }, step: .seconds(1))
         let outcome = await task.value
@@ -124,7 +124,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         var limited = APIError(.rateLimited, "slow down", provider: "scripted", retryable: true)
         limited.retryAfter = .seconds(7)
         let provider = FlakyProvider(clock: clock, failures: 1, error: limited)
-        let engine = engine(provider, clock)
+        let engine = try engine(provider, clock)
         let task = Task { await engine.execute(command()) }
         await clock.waitForSleepers(1)
         clock.advance(by: .seconds(6))
@@ -155,7 +155,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
     @Test func aHangingCallTimesOutAndIsRetried() async throws {
         let clock = ManualClock()
         let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
-        let engine = engine(provider, clock, policy: RetryPolicy(maxAttempts: 2, baseDelay: .seconds(1), jitter: 0), callTimeout: .seconds(10))
+        let engine = try engine(provider, clock, policy: RetryPolicy(maxAttempts: 2, baseDelay: .seconds(1), jitter: 0), callTimeout: .seconds(10))
         let finished = Flag()
         let task = Task {
             let outcome = await engine.run(command())
@@ -175,7 +175,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
     @Test func theCommandDeadlineCoversRetriesAndCancelsWhatRuns() async throws {
         let clock = ManualClock()
         let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))
-        let engine = engine(provider, clock, commandTimeout: .seconds(30))
+        let engine = try engine(provider, clock, commandTimeout: .seconds(30))
         let task = Task { await engine.executeWithFallback(command(prompts: ["a", "b"], fallback: APICall(model: "f", parts: [.text("x")]))) }
         await clock.waitForSleepers(3)
         clock.advance(by: .seconds(30))
@@ -250,7 +250,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
     @Test func aPlansRateConstraintPacesItsOwnCalls() async throws {
         let clock = ManualClock()
         let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable)
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock))
         var cmd = command(prompts: (0..<5).map { "p\($0)" })
         cmd.plan.rateConstraint = RateConstraint(requestsPerMinute: 2)
         let task = Task { await engine.execute(cmd) }
@@ -293,7 +293,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         var limited = APIError(.rateLimited, "429", provider: "scripted", retryable: true)
         limited.retryAfter = .seconds(10)
         let provider = FlakyProvider(clock: clock, failures: 1, error: limited)
-        let engine = PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: 2, jitter: 0)))
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: 2, jitter: 0)))
         final class Finished: Sendable { let count = Atomic<Int>(0) }
         let finished = Finished()
         let first = Task {

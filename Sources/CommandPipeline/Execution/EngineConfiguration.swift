@@ -1,20 +1,27 @@
-/// How an engine runs commands. Every field has a working default.
+/// How an engine runs commands. Every field has a working default. Values are checked when an
+/// engine is made from the configuration (`validate()`, `ConfigurationLimits`: the CLI flags'
+/// ranges): one out of range is a `ConfigurationError` naming it, never a trap or a silent clamp.
 public struct EngineConfiguration: Sendable {
-    /// Calls of one command's fan-out in flight at once.
+    /// Calls of one command's fan-out in flight at once (1 to 10,000).
     public var maxConcurrentCalls: Int
     /// Time source for waiting and measuring; tests pass a `ManualClock`.
     public var clock: any PipelineClock
     /// How file paths in commands resolve (and whether they are confined to a root).
     public var files: FileResolver
-    /// Receivers of every finished command.
-    public var sinks: [any TelemetrySink]
+    /// Receivers of every finished command's `Result` (`TelemetrySink`), inside the engine.
+    /// Not the CLI's result sinks (`--sink`, `ResultSink`), which take the written records.
+    public var telemetrySinks: [any TelemetrySink]
     /// How each call is retried.
     public var retryPolicy: RetryPolicy
-    /// Each attempt of a call that takes longer fails with a retryable `timeout`.
+    /// Random numbers for the retry policy's jitter (`.seeded(_:)` makes retry timing repeatable).
+    public var jitterSource: JitterSource = .system
+    /// Each attempt of a call that takes longer fails with a retryable `timeout` (1 ms to a week; nil: none).
     public var callTimeout: Duration?
-    /// Deadline for a whole command, retries and fallback included; past it the command fails with `timeout`.
+    /// Deadline for a whole command, retries and fallback included; past it the command fails
+    /// with `timeout` (1 ms to a week; nil: none).
     public var commandTimeout: Duration?
-    /// Requests and tokens per minute for every command of the engine together.
+    /// Requests and tokens per minute for every command of the engine together (the ranges of
+    /// `--rate-limit-rpm` and `--rate-limit-tpm`).
     public var rateLimit: RateConstraint?
     /// Models' limits and prices: with it, commands are checked before they run (`PreflightUnit`)
     /// and priced after (`CostUnit`). nil: neither.
@@ -28,17 +35,36 @@ public struct EngineConfiguration: Sendable {
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
-        sinks: [any TelemetrySink] = [], retryPolicy: RetryPolicy = RetryPolicy(), callTimeout: Duration? = nil,
-        commandTimeout: Duration? = nil, rateLimit: RateConstraint? = nil
+        telemetrySinks: [any TelemetrySink] = [], retryPolicy: RetryPolicy = RetryPolicy(), jitterSource: JitterSource = .system,
+        callTimeout: Duration? = nil, commandTimeout: Duration? = nil, rateLimit: RateConstraint? = nil
     ) {
         self.maxConcurrentCalls = maxConcurrentCalls
         self.clock = clock
         self.files = files
-        self.sinks = sinks
+        self.telemetrySinks = telemetrySinks
         self.retryPolicy = retryPolicy
+        self.jitterSource = jitterSource
         self.callTimeout = callTimeout
         self.commandTimeout = commandTimeout
         self.rateLimit = rateLimit
+    }
+
+    @available(*, deprecated, renamed: "init(maxConcurrentCalls:clock:files:telemetrySinks:retryPolicy:jitterSource:callTimeout:commandTimeout:rateLimit:)")
+    public init(
+        maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
+        sinks: [any TelemetrySink], retryPolicy: RetryPolicy = RetryPolicy(), callTimeout: Duration? = nil,
+        commandTimeout: Duration? = nil, rateLimit: RateConstraint? = nil
+    ) {
+        self.init(
+            maxConcurrentCalls: maxConcurrentCalls, clock: clock, files: files, telemetrySinks: sinks, retryPolicy: retryPolicy,
+            callTimeout: callTimeout, commandTimeout: commandTimeout, rateLimit: rateLimit)
+    }
+
+    /// The telemetry sinks, under their old name.
+    @available(*, deprecated, renamed: "telemetrySinks")
+    public var sinks: [any TelemetrySink] {
+        get { telemetrySinks }
+        set { telemetrySinks = newValue }
     }
 
     /// The units around each command, outermost first: sinks see the final outcome, hooks see
@@ -48,7 +74,7 @@ public struct EngineConfiguration: Sendable {
     /// - Parameter counting: the provider's token counting, for pre-flight checks near a context window.
     public func commandUnits(counting: (any TokenCountingCapability)? = nil) -> [any ChainUnit<CommandRun, CommandOutcome>] {
         var units: [any ChainUnit<CommandRun, CommandOutcome>] = []
-        if !sinks.isEmpty { units.append(TelemetrySinkUnit(sinks: sinks)) }
+        if !telemetrySinks.isEmpty { units.append(TelemetrySinkUnit(sinks: telemetrySinks)) }
         if !hooks.isEmpty { units.append(HookUnit(hooks: hooks)) }
         if let catalog { units.append(CostUnit(catalog: catalog, ledger: costLedger)) }
         if let commandTimeout { units.append(DeadlineUnit(deadline: commandTimeout, clock: clock)) }

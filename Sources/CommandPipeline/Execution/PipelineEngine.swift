@@ -48,12 +48,25 @@ public struct PipelineEngine: Sendable {
         }
     }
 
-    /// An engine with the standard stages and chains.
-    public init(provider: any GenerationCapability, configuration: EngineConfiguration = EngineConfiguration()) {
+    /// An engine with the standard stages and chains and the default configuration.
+    public init(provider: any GenerationCapability) {
+        self.init(provider: provider, valid: EngineConfiguration())
+    }
+
+    /// An engine with the standard stages and chains, configured. A value out of its range
+    /// (`EngineConfiguration.validate()`) is refused here with an error naming it.
+    public init(provider: any GenerationCapability, configuration: EngineConfiguration) throws(ConfigurationError) {
+        try configuration.validate()
+        self.init(provider: provider, valid: configuration)
+    }
+
+    private init(provider: any GenerationCapability, valid configuration: EngineConfiguration) {
         let clock = configuration.clock
         // One retry layer for every request: generate calls, uploads and cache creation; a 429
         // on any of them pauses the engine's limiter.
-        let retrier = Retrier(policy: configuration.retryPolicy, clock: clock, pausing: configuration.rateLimiter())
+        let jitter = configuration.jitterSource
+        let retrier = Retrier(
+            policy: configuration.retryPolicy, clock: clock, random: { jitter.pinned() }, pausing: configuration.rateLimiter())
         self.init(
             provider: provider,
             stages: [
@@ -67,12 +80,35 @@ public struct PipelineEngine: Sendable {
             clock: clock, units: configuration.commandUnits(counting: provider.tokenCounting))
     }
 
-    /// An engine with stages and command units of your choosing, run in the order given.
+    /// An engine with stages and command units of your choosing, run in the order given, and
+    /// nothing else: no retries, hooks, sinks or deadlines unless `units` and the stages'
+    /// call chains bring them. To add a stage to a configured engine and keep all of that, use
+    /// `insertingStage(_:before:)`.
     public init(
         provider: any GenerationCapability, stages: [any ExecutionStage], clock: any PipelineClock = SystemClock(),
         units: [any ChainUnit<CommandRun, CommandOutcome>] = [ValidationUnit()]
     ) {
         storage = Storage(provider: provider, stages: stages, clock: clock, units: units)
+    }
+
+    /// This engine with `stage` run just before the stage named `before` (e.g.
+    /// `GenerateStage.name`), or after every stage when `before` is nil; everything else — the
+    /// provider, the command units (sinks, hooks, deadline, validation, costs), the call chain
+    /// of the generate stage (retries, rate limits, timeouts), the shared registries — is kept.
+    /// A name that is not one of the engine's stages is an error naming the stages there are.
+    public func insertingStage(_ stage: any ExecutionStage, before: String?) throws(ConfigurationError) -> PipelineEngine {
+        var stages = self.stages
+        if let before {
+            guard let index = stages.firstIndex(where: { $0.name == before }) else {
+                throw ConfigurationError(
+                    field: "before",
+                    message: "no stage '\(before)' to insert '\(stage.name)' before; the engine's stages are \(stages.map { "'\($0.name)'" }.joined(separator: ", "))")
+            }
+            stages.insert(stage, at: index)
+        } else {
+            stages.append(stage)
+        }
+        return PipelineEngine(provider: provider, stages: stages, clock: clock, units: units)
     }
 
     /// Runs the command's primary execution only.
@@ -110,16 +146,15 @@ public struct PipelineEngine: Sendable {
     }
 
     /// The command's events as they happen, text deltas included when the provider can
-    /// stream, ending with exactly one `commandSucceeded` or `commandFailed`. Ending the
-    /// iteration early cancels the command.
-    public func events(for command: PlannedCommand, index: Int = 0) -> AsyncStream<PipelineEvent> {
-        AsyncStream { continuation in
-            let task = Task {
-                _ = await run(command, index: index, streaming: true, observer: { continuation.yield($0) })
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+    /// stream, ending with exactly one `commandSucceeded` or `commandFailed`.
+    ///
+    /// The command starts when the sequence is first iterated and is cancelled as soon as its
+    /// reader stops: a `break` or `return` out of the loop (the sequence may stay in scope), or
+    /// the reading task cancelled. One reader: a second iterator (a second loop, a
+    /// second task, a loop over a finished sequence) ends at once without an event
+    /// (`CommandEvents`).
+    public func events(for command: PlannedCommand, index: Int = 0) -> CommandEvents {
+        CommandEvents { observer in _ = await run(command, index: index, streaming: true, observer: observer) }
     }
 
     /// Ephemeral uploads are deleted only when the command succeeded (a failed command keeps

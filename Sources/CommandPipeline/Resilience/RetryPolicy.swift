@@ -1,13 +1,15 @@
 /// How one call is retried: only retryable errors, with exponential backoff capped at
 /// `maxDelay`, jitter, and the provider's `Retry-After` honoured up to `maxRetryAfter`.
+/// Made as given, never trapping: an engine made with it checks its ranges (`validate()`,
+/// `ConfigurationLimits`) and refuses it with a `ConfigurationError` naming the field.
 public struct RetryPolicy: Sendable, Hashable {
-    /// Attempts in all, the first included; 1 means no retries.
+    /// Attempts in all, the first included; 1 means no retries (1 to 100).
     public var maxAttempts: Int
     /// Delay before the second attempt; doubled for each further one.
     public var baseDelay: Duration
     /// No backoff delay is longer than this.
     public var maxDelay: Duration
-    /// Fraction of each delay that is randomised away (0 = none, 1 = "full jitter").
+    /// Fraction of each delay that is randomised away (0 = none, 1 = "full jitter"), in 0...1.
     public var jitter: Double
     /// A provider's `Retry-After` is honoured up to this long.
     public var maxRetryAfter: Duration
@@ -16,8 +18,6 @@ public struct RetryPolicy: Sendable, Hashable {
         maxAttempts: Int = 3, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30),
         jitter: Double = 0.5, maxRetryAfter: Duration = .seconds(60)
     ) {
-        precondition(maxAttempts >= 1, "maxAttempts must be at least 1")
-        precondition((0...1).contains(jitter), "jitter must be between 0 and 1")
         self.maxAttempts = maxAttempts
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay

@@ -14,12 +14,13 @@ public struct GenerateStage: ExecutionStage {
     let maxPause: Duration
 
     /// A stage whose calls go through `calls` (by default, straight to the provider).
+    /// `maxConcurrentCalls` below 1 is taken as 1.
     public init(
         maxConcurrentCalls: Int = 64, calls: CallChain = CallChain([], terminal: ProviderCall.run), clock: any PipelineClock = SystemClock(),
         maxPause: Duration = RetryPolicy().maxRetryAfter
     ) {
-        precondition(maxConcurrentCalls >= 1, "maxConcurrentCalls must be at least 1")
-        self.maxConcurrentCalls = maxConcurrentCalls
+        // The engine refuses 0 or less (`EngineConfiguration.validate()`); a stage made directly runs one at a time.
+        self.maxConcurrentCalls = max(1, maxConcurrentCalls)
         self.calls = calls
         self.clock = clock
         self.maxPause = maxPause

@@ -16,7 +16,7 @@ extension PlannedCommand {
         // every command pay a runtime exclusivity check.
         var issues = Issues()
 
-        if id.isEmpty { issues.add("id", "id must not be empty; omit it to get cmd-N") }
+        if id.isEmpty { issues.add("id", "id must not be empty; give the command an id that names it in results (in the CLI's input, a command without \"id\" is named cmd-N)") }
         if plan.calls.isEmpty { issues.add("plan.calls", "plan.calls must contain at least one call") }
         // Calls and parts are checked where they are, by array and index: passed as values, each
         // call and part was copied (this runs for every command).

@@ -49,9 +49,18 @@ public struct AnthropicConfiguration: Sendable {
     public var isLoopback: Bool { baseURL.host.map(EndpointRules.isLoopbackHost) ?? false }
 
     /// Why requests must not be sent (userinfo in the URL, a key over plain http off this machine).
+    /// A base URL ending in `/v1` is refused too: it is the API's origin, the adapter appends `/v1/messages`.
     public var endpointProblem: APIError? {
-        EndpointRules.problem(
+        if let problem = EndpointRules.problem(
             baseURL: baseURL, hasKey: apiKey != nil, keyVariable: apiKeyVariable, allowInsecureHTTP: allowInsecureHTTP, provider: AnthropicProvider.name)
+        {
+            return problem
+        }
+        guard baseURL.path.hasSuffix("/v1") || baseURL.path.hasSuffix("/v1/") else { return nil }
+        return APIError(
+            .invalidCommand,
+            "the base URL \(DisplayURL.string(baseURL)) ends in /v1, but for anthropic it is the API's origin (e.g. https://api.anthropic.com): the adapter appends /v1/messages itself; drop the /v1",
+            provider: AnthropicProvider.name)
     }
 
     /// `{base}/v1/{path}`.

@@ -28,15 +28,19 @@ public struct GeminiConfiguration: Sendable {
     public var cacheNamePrefix: String
     /// Send the key over plain http to a host off this machine (`--allow-insecure-http`).
     public var allowInsecureHTTP: Bool = false
+    /// The capabilities the adapter offers: all of them by default (Gemini has them all); fewer
+    /// for a server that speaks only part of the API (a mock, a proxy). Generation is always there.
+    public var capabilities: Set<ProviderCapability>
 
     public init(
         baseURL: URL = GeminiConfiguration.publicBaseURL, apiKey: APIKey? = nil, apiKeyVariable: String = "GEMINI_API_KEY",
-        requestTimeout: TimeInterval = 300, pollInterval: Duration = .milliseconds(500), maxPollInterval: Duration = .seconds(5),
+        capabilities: Set<ProviderCapability>? = nil, requestTimeout: TimeInterval = 300, pollInterval: Duration = .milliseconds(500), maxPollInterval: Duration = .seconds(5),
         maxProcessingWait: Duration = .seconds(300), clock: any PipelineClock = SystemClock(), cacheNamePrefix: String = "commandpipeline-"
     ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
         self.apiKeyVariable = apiKeyVariable
+        self.capabilities = (capabilities ?? Self.supportedCapabilities).union([.generation])
         self.requestTimeout = requestTimeout
         self.pollInterval = pollInterval
         self.maxPollInterval = maxPollInterval
@@ -49,13 +53,22 @@ public struct GeminiConfiguration: Sendable {
     public var isLoopback: Bool { baseURL.host.map(EndpointRules.isLoopbackHost) ?? false }
 
     /// Why requests must not be sent (userinfo in the URL, a key over plain http off this machine).
+    /// A base URL ending in `/v1beta` is refused too: it is the API's origin, the adapter appends `/v1beta/…`.
     public var endpointProblem: APIError? {
-        EndpointRules.problem(
+        if let problem = EndpointRules.problem(
             baseURL: baseURL, hasKey: apiKey != nil, keyVariable: apiKeyVariable, allowInsecureHTTP: allowInsecureHTTP, provider: GeminiProvider.name)
+        {
+            return problem
+        }
+        guard baseURL.path.hasSuffix("/v1beta") || baseURL.path.hasSuffix("/v1beta/") else { return nil }
+        return APIError(
+            .invalidCommand,
+            "the base URL \(DisplayURL.string(baseURL)) ends in /v1beta, but for gemini it is the API's origin (e.g. https://generativelanguage.googleapis.com): the adapter appends /v1beta/… itself; drop the /v1beta",
+            provider: GeminiProvider.name)
     }
 
-    /// Everything the Gemini adapter offers; it always has all of it.
-    public static let capabilities: Set<ProviderCapability> = [.generation, .uploads, .caching, .streaming, .tokenCounting, .batch]
+    /// The capabilities the Gemini adapter can offer; the public API has all of them.
+    public static let supportedCapabilities: Set<ProviderCapability> = [.generation, .uploads, .caching, .streaming, .tokenCounting, .batch]
 
     /// Largest batch job input sent inline (20 MB, the API's limit); a larger one goes as a file.
     public var batchInlineBytes = 20_000_000

@@ -6,13 +6,14 @@ import FoundationNetworking
 #endif
 
 /// The native Gemini API (`v1beta`): generation, streaming, uploads through the Files API,
-/// explicit caches (`cachedContents`) and token counting (`countTokens`). Gemini has every
-/// optional capability, so there is one adapter type, conforming to all of them.
+/// explicit caches (`cachedContents`), token counting (`countTokens`) and batches. `make`
+/// returns an adapter whose capability accessors answer the configuration's `capabilities`
+/// (all of them by default), as the OpenAI and Anthropic providers' do.
 public enum GeminiProvider {
     public static let name = "gemini"
 
-    public static func make(_ configuration: GeminiConfiguration) -> GeminiAdapter {
-        GeminiAdapter(core: GeminiCore(configuration: configuration))
+    public static func make(_ configuration: GeminiConfiguration) -> any GenerationCapability {
+        GeminiAdapter(configuration)
     }
 }
 
@@ -20,6 +21,17 @@ public enum GeminiProvider {
 public struct GeminiAdapter: GenerationCapability, StreamingCapability, UploadsCapability, CachingCapability, TokenCountingCapability {
     let core: GeminiCore
     public var providerName: String { GeminiProvider.name }
+
+    /// The adapter as its concrete type, for what only Gemini has (`deleteCache`); the engine
+    /// takes `GeminiProvider.make(_:)`.
+    public init(_ configuration: GeminiConfiguration) { core = GeminiCore(configuration: configuration) }
+
+    private var has: Set<ProviderCapability> { core.configuration.capabilities }
+    public var uploads: (any UploadsCapability)? { has.contains(.uploads) ? self : nil }
+    public var caching: (any CachingCapability)? { has.contains(.caching) ? self : nil }
+    public var streaming: (any StreamingCapability)? { has.contains(.streaming) ? self : nil }
+    public var tokenCounting: (any TokenCountingCapability)? { has.contains(.tokenCounting) ? self : nil }
+    public var batch: (any BatchCapability)? { has.contains(.batch) ? self : nil }
     // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
     private var scrub: ServerText { ServerText(key: core.configuration.apiKey) }
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
