@@ -351,7 +351,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         var configuration = EngineConfiguration(retryPolicy: .none)
         configuration.catalog = Self.catalog
         configuration.costLedger = ledger
-        let engine = PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
         let first = await engine.run(Self.cached("abcd"))
         let second = await engine.run(Self.cached("efgh"))
         let firstCost = try #require(first.telemetry.cost)
@@ -382,7 +382,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
     @Test func aFailedCommandStillPaysForTheCacheItCreated() async throws {
         var configuration = EngineConfiguration(retryPolicy: .none)
         configuration.catalog = Self.catalog
-        let engine = PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["broken"])), configuration: configuration)
+        let engine = try PipelineEngine(provider: MockProvider.make(MockConfiguration(failingModels: ["broken"])), configuration: configuration)
         let command = plan(
             [APICall(model: "c", parts: [.text("a")]), APICall(model: "broken", parts: [.text("b")])], shared: [.text("12345678")], cache: CachePlan(ttlSeconds: 1800))
         let outcome = await engine.run(command)
@@ -399,7 +399,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         ])
         var configuration = EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 2, baseDelay: .zero, jitter: 0))
         configuration.catalog = Self.catalog
-        let engine = PipelineEngine(provider: provider, configuration: configuration)
+        let engine = try PipelineEngine(provider: provider, configuration: configuration)
         let outcome = await engine.run(plan([APICall(model: "c", parts: [.text("hello")])]))
         #expect(outcome.succeeded)
         let cost = try #require(outcome.telemetry.cost)
@@ -411,7 +411,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         #expect(outcome.telemetry.billedAttempts == [BilledAttempt(callIndex: 0, attempt: 1, model: "c", usage: billed)])
         // An error that reported nothing adds nothing.
         let unbilled = ScriptedProvider(script: ["c": [.fail(APIError(.providerError, "refused", retryable: true)), .answer("ok")]])
-        let plainOutcome = await PipelineEngine(provider: unbilled, configuration: configuration).run(plan([APICall(model: "c", parts: [.text("hello")])]))
+        let plainOutcome = await (try PipelineEngine(provider: unbilled, configuration: configuration)).run(plan([APICall(model: "c", parts: [.text("hello")])]))
         #expect(plainOutcome.telemetry.cost?.parts.map(\.request) == [.call])
     }
 
@@ -429,12 +429,12 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         var configuration = EngineConfiguration(retryPolicy: .none)
         configuration.catalog = Self.catalog
         configuration.costLedger = CostLedger(limit: calls + cache / 2)
-        let refused = await PipelineEngine(provider: MockProvider.make(), configuration: configuration).run(command)
+        let refused = await (try PipelineEngine(provider: MockProvider.make(), configuration: configuration)).run(command)
         #expect(refused.error?.kind == .budgetExceeded)
         // With room for both, it runs, and what was spent (creation and storage included) is counted.
         let ledger = CostLedger(limit: calls + cache + 1)
         configuration.costLedger = ledger
-        let engine = PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
         let ran = await engine.run(command)
         #expect(ran.succeeded)
         #expect(abs(ledger.spent - (ran.telemetry.cost?.totalUSD ?? 0)) < 1e-9 && ledger.spent > 6.6)
