@@ -2,6 +2,15 @@
 /// it until its deadline. The first asker makes the value in its own task (so its
 /// cancellation is structured); the others wait. If the maker is cancelled, a waiter
 /// takes over; if making fails, every waiter gets the error and the key is forgotten.
+///
+/// No wait here can be part of a cycle (issue 27; `Design/resilience.md`, "What a waiting
+/// command holds"):
+/// - the maker makes the value with what it holds and gives none of it away: `make` runs with
+///   no `BackoffScope.lender`, so its retries' backoffs keep the maker's `--concurrency` slot,
+///   and it never needs another command's slot, nor waits for another flight, to finish;
+/// - a waiter waits for work that needs nothing it holds, and tells its lender so (as for a
+///   backoff): a command that lends gives its slot away for the wait and takes one back,
+///   ahead of new commands, when the value (or the error) is there.
 package actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
     private enum Outcome: Sendable {
         case value(Value)
@@ -32,10 +41,14 @@ package actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
                 }
                 return (value, true)
             case .inFlight(var waiters):
+                let lender = BackoffScope.lender
+                lender?.backoffStarted()
                 let outcome = await withCheckedContinuation { continuation in
                     waiters.append(continuation)
                     slots[key] = .inFlight(waiters)
                 }
+                // Back in a slot before going on (and before making the value, on `.retry`).
+                await lender?.backoffEnded()
                 switch outcome {
                 case .value(let value): return (value, true)
                 case .failure(let error): throw error
@@ -43,8 +56,11 @@ package actor SingleFlight<Key: Hashable & Sendable, Value: Sendable> {
                 }
             case nil:
                 slots[key] = .inFlight([])
-                let result: Result<(value: Value, deadline: Duration?), APIError>
-                do throws(APIError) { result = .success(try await make()) } catch { result = .failure(error) }
+                // Shared work keeps its maker's slot through every backoff: the waiters' wait must
+                // never depend on a slot coming back.
+                let result = await BackoffScope.$lender.withValue(nil) { () async -> Result<(value: Value, deadline: Duration?), APIError> in
+                    do throws(APIError) { return .success(try await make()) } catch { return .failure(error) }
+                }
                 guard case .inFlight(let waiters) = slots[key] else { preconditionFailure("single-flight slot vanished") }
                 switch result {
                 case .success(let made):

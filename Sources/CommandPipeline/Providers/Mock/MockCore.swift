@@ -10,6 +10,9 @@ final class MockCore: Sendable {
     let configuration: MockConfiguration
     let caches: Mutex<[String: StoredCache]> = Mutex([:])
     let calls = Atomic<Int>(0)
+    /// Uploads and cache creations received, for the fault plan's `uploadFailures` / `cacheFailures`.
+    let uploads = Atomic<Int>(0)
+    let cacheCreations = Atomic<Int>(0)
 
     struct StoredCache {
         var reference: CacheReference
@@ -86,7 +89,19 @@ final class MockCore: Sendable {
             usage: Usage(promptTokens: prompt, completionTokens: completion, cachedTokens: cachedTokens))
     }
 
+    /// The fault plan's scripted failure of the `n`-th upload or cache creation (1-based), if any.
+    private func scriptedFailure(_ n: Int, of limit: Int, _ what: String, _ kind: APIError.Kind) -> APIError? {
+        guard n <= limit else { return nil }
+        return APIError(
+            kind, "mock fault: \(what) \(n) of the first \(limit) failed (temporarily unavailable)", provider: Self.providerName,
+            retryable: true, code: "unavailable", retryAfter: configuration.faults?.retryAfter)
+    }
+
     func upload(_ file: FileUpload) async throws -> FileReference {
+        if let faults = configuration.faults, faults.uploadFailures > 0,
+            let error = scriptedFailure(uploads.add(1, ordering: .relaxed).newValue, of: faults.uploadFailures, "upload", .uploadFailed) {
+            throw error
+        }
         if configuration.uploadLatency > .zero { try await configuration.clock.sleep(for: configuration.uploadLatency) }
         let opened: OpenedFile
         do {
@@ -101,6 +116,10 @@ final class MockCore: Sendable {
     }
 
     func createCache(_ request: CacheRequest) async throws -> CacheReference {
+        if let faults = configuration.faults, faults.cacheFailures > 0,
+            let error = scriptedFailure(cacheCreations.add(1, ordering: .relaxed).newValue, of: faults.cacheFailures, "cache creation", .cacheFailed) {
+            throw error
+        }
         if configuration.cacheLatency > .zero { try await configuration.clock.sleep(for: configuration.cacheLatency) }
         let now = configuration.clock.now
         let reference = CacheReference(
