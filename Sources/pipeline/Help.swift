@@ -61,8 +61,8 @@ enum Help {
                                 retryable=FRACTION, retry_after_ms=N, fatal=FRACTION, hang=FRACTION,
                                 jitter_ms=N, seed=N (N ms: 0–3600000)   e.g. retryable=0.2,fatal=0.02,hang=0.01,seed=7
                                 (hanging calls end only by --call-timeout or --timeout);
-                                upload_failures=N, cache_failures=N: the first N uploads / cache
-                                creations fail (retryable, with retry_after_ms when given)
+                                upload_failures=N, cache_failures=N: the first N uploads of each file /
+                                creations of each cache fail (retryable, with retry_after_ms when given)
       --sink KIND:TARGET[@N]    also hand every result line (with --events: each command's result) to a sink,
                                 off the output path; repeatable:
                                   jsonl:PATH     append to a file, fsync at the end

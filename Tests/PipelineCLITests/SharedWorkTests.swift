@@ -97,3 +97,49 @@ import Testing
         #expect(run.records.allSatisfy { $0["status"] as? String == "succeeded" })
     }
 }
+
+/// The guard for the class (issue 27): many commands sharing a handful of files and caches, one
+/// activity or several (two files, two calls), through seeded faults — retryable errors, calls
+/// that hang until `--call-timeout`, uploads and cache creations that fail until their attempts
+/// run out — at several concurrencies. Every command must end, with one result each. Bounded:
+/// a hang fails the test.
+@Suite struct SharedWorkStressTests {
+    static let count = 200
+
+    /// Five kinds of command over three files and two explicit cache keys (more caches are
+    /// derived from the files), in runs of eight commands on the same file and key, so that the
+    /// commands working at once wait for the same work.
+    static var input: String {
+        let files = ["a.pdf", "b.pdf", "c.pdf"]
+        return (0..<count).map { i -> String in
+            let f = files[(i / 8) % 3], g = files[(i / 8 + 1) % 3]
+            switch i % 5 {
+            case 0: return #"{"id":"s\#(i)","model":"m","prompt":"one file \#(i)","files":["\#(f)"]}"#
+            case 1: return #"{"id":"s\#(i)","model":"m","prompt":"two files \#(i)","files":["\#(f)","\#(g)"]}"#
+            case 2:
+                return #"{"id":"s\#(i)","plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"cached \#(i)"}]}],"shared_parts":[{"type":"text","text":"context \#(i / 8 % 2)"}],"cache":{"key":"K\#(i / 8 % 2)"}}}"#
+            case 3: return #"{"id":"s\#(i)","model":"m","prompt":"file and cache \#(i)","files":["\#(f)"],"cache":{}}"#
+            default: return #"{"id":"s\#(i)","model":"m","prompts":["first \#(i)","second \#(i)"],"files":["\#(f)"],"cache":{}}"#
+            }
+        }.joined(separator: "\n")
+    }
+
+    @Test(arguments: [(1, 11), (2, 12), (3, 13), (8, 14), (64, 15)])
+    func everyCommandEndsWhateverTheFaultsAndConcurrency(_ concurrency: Int, _ seed: Int) throws {
+        let dir = try CLI.temporaryDirectory(files: ["a.pdf": "%PDF a", "b.pdf": "%PDF b", "c.pdf": "%PDF c"])
+        let faults = "retryable=0.2,hang=0.02,retry_after_ms=5,upload_failures=4,cache_failures=4,seed=\(seed)"
+        let run = try CLI.run(
+            ["--quiet", "--unordered", "--concurrency", "\(concurrency)", "--max-attempts", "3", "--call-timeout", "0.05", "--mock-faults", faults],
+            stdin: Self.input, currentDirectory: dir, timeout: .seconds(60))
+        #expect(!run.timedOut, "the run hung at --concurrency \(concurrency) after \(run.lines.count) results")
+        #expect([0, 1].contains(run.status), "\(run.stderr)")
+        let records = run.records
+        #expect(records.count == Self.count)
+        #expect(Set(records.compactMap { $0["id"] as? String }) == Set((0..<Self.count).map { "s\($0)" }), "one result per command")
+        let statuses = records.map { $0["status"] as? String ?? "?" }
+        #expect(statuses.allSatisfy { $0 == "succeeded" || $0 == "failed" })
+        let kinds = Set(records.compactMap { $0[path: "error.kind"] as? String })
+        #expect(kinds.isSubset(of: ["upload_failed", "cache_failed", "provider_error", "timeout"]), "\(kinds)")
+        #expect(statuses.contains("succeeded"), "most commands get through")
+    }
+}

@@ -12,10 +12,10 @@ public struct MockFaultPlan: Sendable, Hashable {
     /// Extra latency drawn uniformly from 0..<jitter for each call.
     public var jitter: Duration
     public var seed: UInt64
-    /// The first this many uploads the mock receives fail with a retryable `unavailable` error
-    /// (carrying `retryAfter`): a Files API that fails N times, then works.
+    /// The first this many uploads of each file (by path) fail with a retryable `unavailable`
+    /// error (carrying `retryAfter`): a Files API that fails N times, then works.
     public var uploadFailures: Int
-    /// The same for cache creations.
+    /// The same for the creations of each cache (by key).
     public var cacheFailures: Int
 
     public init(
