@@ -150,3 +150,66 @@ import Testing
         if case .success = await maker.value { Issue.record("the cancelled maker succeeded") }
     }
 }
+
+extension SharedWorkWaitTests {
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
+    }
+
+    /// A waiter whose own task is cancelled (its deadline) stops waiting at once, back in its slot,
+    /// and the work goes on for whoever else wants it.
+    @Test func aCancelledWaiterStopsWaitingAtOnceAndTheWorkGoesOn() async throws {
+        let provider = FlakyProvider(gated: 1)
+        let registry = FileRegistry()
+        let (file, retrier) = (self.file, self.retrier)
+        let maker = Task { await registry.reference(for: file, using: provider, retrier: retrier) }
+        #expect(await eventually { provider.requests.load(ordering: .relaxed) == 1 })
+        let lender = RecordingLender()
+        let ended = Flag()
+        let waiter = Task {
+            let lease = await BackoffScope.$lender.withValue(lender) { await registry.reference(for: file, using: provider, retrier: retrier) }
+            ended.set()
+            return lease
+        }
+        #expect(await eventually { lender.log == ["lent"] })
+        waiter.cancel()
+        let stoppedAtOnce = await eventually { ended.isSet }
+        #expect(stoppedAtOnce, "the cancelled waiter still waits for the work")
+        if !stoppedAtOnce { provider.gate.open() }   // so that the test ends
+        let stopped = await waiter.value
+        guard case .failure(let error) = stopped else {
+            Issue.record("the cancelled waiter got a value while the work was still in flight")
+            return
+        }
+        #expect(error.kind == .cancelled)
+        #expect(lender.log == ["lent", "back"])
+        provider.gate.open()
+        #expect(try await maker.value.get().reference.uri == "test://1", "the work went on")
+        #expect(try await registry.reference(for: file, using: provider, retrier: retrier).get().reused)
+        #expect(provider.requests.load(ordering: .relaxed) == 1)
+    }
+
+    /// A task cancelled before it even starts waiting does not wait.
+    @Test func aWaiterCancelledBeforeItWaitsDoesNotWait() async throws {
+        let provider = FlakyProvider(gated: 1)
+        let registry = FileRegistry()
+        let (file, retrier) = (self.file, self.retrier)
+        let maker = Task { await registry.reference(for: file, using: provider, retrier: retrier) }
+        #expect(await eventually { provider.requests.load(ordering: .relaxed) == 1 })
+        let ended = Flag()
+        let waiter = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            let lease = await registry.reference(for: file, using: provider, retrier: retrier)
+            ended.set()
+            return lease
+        }
+        let stoppedAtOnce = await eventually { ended.isSet }
+        #expect(stoppedAtOnce, "the cancelled waiter waits for the work")
+        if !stoppedAtOnce { provider.gate.open() }
+        if case .success = await waiter.value { Issue.record("a cancelled waiter got the value") }
+        provider.gate.open()
+        _ = await maker.value
+    }
+}
