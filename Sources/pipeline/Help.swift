@@ -34,8 +34,9 @@ enum Help {
                                 generation,uploads,caching,streaming,token_counting (anthropic)
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere;
                                                                                all of them for anthropic and gemini
-      --concurrency N           commands working at once, 1–10000 (one waiting out a retry's backoff, or
-                                another command's upload or cache, lends its slot; rate-limit waits keep theirs)   default: \(RunOptions.defaultConcurrency)
+      --concurrency N           commands working at once, 1–10000 (one waiting out a retry's backoff
+                                or another command's upload or cache lends its slot; rate-limit
+                                waits keep theirs)                             default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --reorder-buffer-mb N     ordered output: finished results that may wait for an earlier
                                 command, 1–65536 MiB                              default: \(RunOptions.defaultReorderBufferMB)
