@@ -35,7 +35,8 @@ enum Help {
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere;
                                                                                all of them for anthropic and gemini
       --concurrency N           commands working at once, 1–10000 (one waiting out a retry's backoff
-                                lends its slot; rate-limit waits keep theirs)   default: \(RunOptions.defaultConcurrency)
+                                or another command's upload or cache lends its slot; rate-limit
+                                waits keep theirs)                             default: \(RunOptions.defaultConcurrency)
       --unordered               write results as they complete                 default: input order
       --reorder-buffer-mb N     ordered output: finished results that may wait for an earlier
                                 command, 1–65536 MiB                              default: \(RunOptions.defaultReorderBufferMB)
@@ -60,7 +61,9 @@ enum Help {
       --mock-faults SPEC        mock: seeded faults, a comma list of key=value from
                                 retryable=FRACTION, retry_after_ms=N, fatal=FRACTION, hang=FRACTION,
                                 jitter_ms=N, seed=N (N ms: 0–3600000)   e.g. retryable=0.2,fatal=0.02,hang=0.01,seed=7
-                                (hanging calls end only by --call-timeout or --timeout)
+                                (hanging calls end only by --call-timeout or --timeout);
+                                upload_failures=N, cache_failures=N: the first N uploads of each file /
+                                creations of each cache fail (retryable, with retry_after_ms when given)
       --sink KIND:TARGET[@N]    also hand every result line (with --events: each command's result) to a sink,
                                 off the output path; repeatable:
                                   jsonl:PATH     append to a file, fsync at the end

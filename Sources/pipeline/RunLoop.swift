@@ -119,7 +119,8 @@ final class RunLoop: Sendable {
         } else {
             emit = nil
         }
-        // --concurrency: commands hold a slot while they work; one waiting out a retry's backoff lends it.
+        // --concurrency: commands hold a slot while they work; one waiting out a retry's backoff,
+        // or another command's upload or cache, lends it (`Slots`, `SlotTicket`).
         let slots = Slots(concurrency) { inbox.post(.slotFreed) }
         /// Runs `first`, then — while it may keep its slot — the next queued commands.
         @Sendable func work(_ first: CommandQueue.Item) async {

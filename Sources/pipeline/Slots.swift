@@ -2,8 +2,11 @@ import CommandPipeline
 import Synchronization
 
 /// `--concurrency` as slots: a command works only while it holds one. A command that waits out
-/// a retry's backoff lends its slot (a new command may start in it) and, when the wait is over,
-/// takes one back before any new command starts. Waits of the rate limiter keep their slot.
+/// a retry's backoff, or waits for an upload or cache another command is making, lends its slot
+/// (a new command may start in it) and, when the wait is over, takes one back before any new
+/// command starts. Waits of the rate limiter keep their slot, and so does the command making
+/// shared work (through its backoffs too): whoever waits for that work may hold a slot, so the
+/// work must never need one back (issue 27; `Design/resilience.md`, "What a waiting command holds").
 final class Slots: Sendable {
     private struct State {
         var free: Int
@@ -80,9 +83,11 @@ final class Slots: Sendable {
     }
 }
 
-/// One command's hold on a slot, and its lender for the engine's retries (`BackoffScope`).
-/// Only a command with one call (and at most one file to upload) lends: its requests go one
-/// at a time, so while one waits the command does nothing else.
+/// One command's hold on a slot, and its lender for the engine's waits (`BackoffScope`): a
+/// retry's backoff, or another command's upload or cache creation. Only a command with one call
+/// (and at most one file to upload) lends: its requests and waits go one at a time, so while
+/// one waits the command does nothing else. Others keep their slot while they wait — safe,
+/// because the work they wait for never needs a slot back (`SingleFlight`).
 final class SlotTicket: BackoffLender {
     private let slots: Slots
     private let state = Mutex<(lends: Bool, holding: Bool)>((false, true))

@@ -8,8 +8,11 @@ enum CLI {
     static var packageRoot: URL { TestPaths.packageRoot }
     static var binary: URL { TestPaths.pipelineBinary }
 
-    static func run(_ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil) throws -> Run {
-        try runPipeline(arguments, stdin: stdin, currentDirectory: currentDirectory, environment: environment)
+    /// With `timeout`, a run still going after it is killed and comes back `timedOut`.
+    static func run(
+        _ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil, timeout: Duration? = nil
+    ) throws -> Run {
+        try runPipeline(arguments, stdin: stdin, currentDirectory: currentDirectory, environment: environment, timeout: timeout)
     }
 
     static func temporaryDirectory(files: [String: String] = [:]) throws -> URL {

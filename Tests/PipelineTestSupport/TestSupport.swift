@@ -49,6 +49,8 @@ public struct PipelineRun: Sendable {
     public var stdout: String
     public var stderr: String
     public var status: Int32
+    /// The run passed the `timeout` given to `runPipeline` and was killed (a hang).
+    public var timedOut = false
 
     public var lines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
 
@@ -68,7 +70,11 @@ public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T)
 }
 
 /// Runs the built `pipeline` with `stdin`, capturing stdout, stderr and the exit status.
-public func runPipeline(_ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil) throws -> PipelineRun {
+/// With `timeout`, a run still going after it is killed (SIGKILL) and comes back `timedOut`,
+/// so a test of something that could hang fails instead.
+public func runPipeline(
+    _ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil, timeout: Duration? = nil
+) throws -> PipelineRun {
     let process = Process()
     process.executableURL = TestPaths.pipelineBinary
     process.arguments = arguments
@@ -79,6 +85,18 @@ public func runPipeline(_ arguments: [String], stdin: String = "", currentDirect
     process.standardOutput = output
     process.standardError = errors
     try process.run()
+    let killed = Atomic<Bool>(false)
+    let finished = DispatchSemaphore(value: 0)
+    if let timeout {
+        let pid = process.processIdentifier
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        Thread.detachNewThread {
+            if finished.wait(timeout: .now() + seconds) == .timedOut {
+                killed.store(true, ordering: .relaxed)
+                kill(pid, SIGKILL)
+            }
+        }
+    }
     // Written from another thread so a large input cannot deadlock against a full stdout pipe.
     let writer = Thread {
         input.fileHandleForWriting.write(Data(stdin.utf8))
@@ -98,7 +116,10 @@ public func runPipeline(_ arguments: [String], stdin: String = "", currentDirect
     let out = output.fileHandleForReading.readDataToEndOfFile()
     drained.wait()
     process.waitUntilExit()
-    return PipelineRun(stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err.withLock { $0 }, as: UTF8.self), status: process.terminationStatus)
+    finished.signal()
+    return PipelineRun(
+        stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err.withLock { $0 }, as: UTF8.self), status: process.terminationStatus,
+        timedOut: killed.load(ordering: .relaxed))
 }
 
 /// A fresh temporary directory holding `files` (relative path → contents).

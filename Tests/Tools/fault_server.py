@@ -13,10 +13,13 @@ Prints "PORT <n>" once listening. Behaviour is chosen by the request's model:
   flaky-N         503 for the first N attempts of each prompt, then echo
   no-choices      200 with usage but no choices (billed, though it answers nothing)
   usage-drop      a stream that sends its text and its usage chunk, then is cut without [DONE]
-POST /v1/files answers {"id": "file-<sha256 of the uploaded bytes>", "bytes": n, "filename": …, "purpose": …}.
-GET /stats gives the number of chat requests per model; GET /billed lists, for every answer that
-carried usage, {"text": the answer's text, "usage": its usage}: what the server billed (the cost
-tests price it and compare with the results).
+POST /v1/files answers {"id": "file-<sha256 of the uploaded bytes>", "bytes": n, "filename": …, "purpose": …};
+  a file whose bytes begin with "flaky-N:" gets a 503 for the first N uploads of those bytes, one
+  beginning with "down:" a 503 always (a Files API that is down).
+GET /stats gives the number of chat requests per model, and "files:<filename>" the uploads of each
+file name (503s included); GET /billed lists, for every answer that carried usage, {"text": the
+answer's text, "usage": its usage}: what the server billed (the cost tests price it and compare
+with the results).
 """
 import hashlib
 import json
@@ -223,7 +226,15 @@ class Handler(BaseHTTPRequestHandler):
                 fields[name] = value.decode()
         if content is None or "purpose" not in fields:
             return self.send_json(400, {"error": {"message": "need a file and a purpose"}})
-        self.send_json(200, {"id": "file-" + hashlib.sha256(content).hexdigest(), "object": "file", "bytes": len(content),
+        digest = hashlib.sha256(content).hexdigest()
+        with LOCK:
+            STATS["files:" + (filename or "")] += 1
+            ATTEMPTS[("files", digest)] += 1
+            attempt = ATTEMPTS[("files", digest)]
+        flaky = re.match(rb"flaky-(\d+):", content)
+        if content.startswith(b"down:") or (flaky and attempt <= int(flaky.group(1))):
+            return self.send_json(503, {"error": {"message": f"the files service is overloaded (upload {attempt})", "type": "server_error"}})
+        self.send_json(200, {"id": "file-" + digest, "object": "file", "bytes": len(content),
                              "filename": filename, "purpose": fields["purpose"]})
 
 

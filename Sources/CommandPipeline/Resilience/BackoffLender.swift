@@ -1,9 +1,14 @@
-/// Lets whoever runs a command use the time its calls wait out a retry's backoff (not a rate
-/// limit, which must hold): the `Retrier` tells the lender of the task it runs in
-/// (`BackoffLender.current`) when a wait starts and when it ends, and goes on only once
-/// `backoffEnded` returns. The CLI lends the command's `--concurrency` slot this way.
+/// Lets whoever runs a command use the time the command waits for something that needs
+/// nothing it holds: a retry's backoff (`Retrier`), or work another command is making for it
+/// (an upload or a cache creation in flight, `SingleFlight`). Not a rate limit, which must
+/// hold. The waiting code tells the lender of the task it runs in (`BackoffScope.lender`)
+/// when a wait starts and when it ends, and goes on only once `backoffEnded` returns. The
+/// CLI lends the command's `--concurrency` slot this way.
+///
+/// Shared work itself never lends (`SingleFlight` runs it with no lender): a command waiting
+/// for it may hold a slot, so the work must never need one back (`Design/resilience.md`).
 public protocol BackoffLender: Sendable {
-    /// A retry of the current command starts waiting.
+    /// The current command starts waiting (a backoff, or another command's shared work).
     func backoffStarted()
     /// The wait is over (or was cancelled): returns when the command may go on working.
     func backoffEnded() async

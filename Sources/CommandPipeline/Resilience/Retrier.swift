@@ -80,7 +80,8 @@ public struct Retrier: Sendable {
             observer?.failed(number, error, true)
             let delay = policy.delay(after: number, error: error, random: policy.jitter > 0 ? random() : 0)
             observer?.waiting(delay)
-            // The runner may lend the command's slot while it waits (`BackoffScope`).
+            // The runner may lend the command's slot while it waits (`BackoffScope`); inside
+            // shared work (`SingleFlight`) there is no lender: the maker keeps its slot.
             let lender = BackoffScope.lender
             lender?.backoffStarted()
             do {

@@ -10,6 +10,9 @@ final class MockCore: Sendable {
     let configuration: MockConfiguration
     let caches: Mutex<[String: StoredCache]> = Mutex([:])
     let calls = Atomic<Int>(0)
+    /// Uploads per file path and cache creations per key, for the fault plan's `uploadFailures`
+    /// and `cacheFailures`.
+    let sharedWorkRequests = Mutex<[String: Int]>([:])
 
     struct StoredCache {
         var reference: CacheReference
@@ -86,7 +89,25 @@ final class MockCore: Sendable {
             usage: Usage(promptTokens: prompt, completionTokens: completion, cachedTokens: cachedTokens))
     }
 
+    /// The fault plan's scripted failure of this request for `name` (a file's path, a cache's
+    /// key), when it is among the first `limit` for that name.
+    private func scriptedFailure(of name: String, limit: Int, _ what: String, _ kind: APIError.Kind) -> APIError? {
+        guard limit > 0 else { return nil }
+        let n = sharedWorkRequests.withLock { counts -> Int in
+            let n = counts[what + "\u{0}" + name, default: 0].addingSaturating(1)
+            counts[what + "\u{0}" + name] = n
+            return n
+        }
+        guard n <= limit else { return nil }
+        return APIError(
+            kind, "mock fault: \(what) \(n) of the first \(limit) failed (temporarily unavailable)", provider: Self.providerName,
+            retryable: true, code: "unavailable", retryAfter: configuration.faults?.retryAfter)
+    }
+
     func upload(_ file: FileUpload) async throws -> FileReference {
+        if let faults = configuration.faults, let error = scriptedFailure(of: file.path, limit: faults.uploadFailures, "upload", .uploadFailed) {
+            throw error
+        }
         if configuration.uploadLatency > .zero { try await configuration.clock.sleep(for: configuration.uploadLatency) }
         let opened: OpenedFile
         do {
@@ -101,6 +122,9 @@ final class MockCore: Sendable {
     }
 
     func createCache(_ request: CacheRequest) async throws -> CacheReference {
+        if let faults = configuration.faults, let error = scriptedFailure(of: request.key, limit: faults.cacheFailures, "cache creation", .cacheFailed) {
+            throw error
+        }
         if configuration.cacheLatency > .zero { try await configuration.clock.sleep(for: configuration.cacheLatency) }
         let now = configuration.clock.now
         let reference = CacheReference(

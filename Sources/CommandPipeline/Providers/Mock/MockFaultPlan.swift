@@ -12,8 +12,18 @@ public struct MockFaultPlan: Sendable, Hashable {
     /// Extra latency drawn uniformly from 0..<jitter for each call.
     public var jitter: Duration
     public var seed: UInt64
+    /// The first this many uploads of each file (by path) fail with a retryable `unavailable`
+    /// error (carrying `retryAfter`): a Files API that fails N times, then works.
+    public var uploadFailures: Int
+    /// The same for the creations of each cache (by key).
+    public var cacheFailures: Int
 
-    public init(retryable: Double = 0, retryAfter: Duration? = nil, fatal: Double = 0, hang: Double = 0, jitter: Duration = .zero, seed: UInt64 = 0) {
+    public init(
+        retryable: Double = 0, retryAfter: Duration? = nil, fatal: Double = 0, hang: Double = 0, jitter: Duration = .zero, seed: UInt64 = 0,
+        uploadFailures: Int = 0, cacheFailures: Int = 0
+    ) {
+        self.uploadFailures = max(0, uploadFailures)
+        self.cacheFailures = max(0, cacheFailures)
         self.retryable = retryable
         self.retryAfter = retryAfter
         self.fatal = fatal
@@ -41,7 +51,7 @@ public struct MockFaultPlan: Sendable, Hashable {
         return (.none, extra)
     }
 
-    /// Parses `retryable=0.2,retry_after_ms=100,fatal=0.02,hang=0.01,jitter_ms=5,seed=7`.
+    /// Parses `retryable=0.2,retry_after_ms=100,fatal=0.02,hang=0.01,jitter_ms=5,seed=7,upload_failures=1,cache_failures=2`.
     public static func parse(_ spec: String) -> Result<MockFaultPlan, APIError> {
         var plan = MockFaultPlan()
         for item in spec.split(separator: ",", omittingEmptySubsequences: true) {
@@ -51,6 +61,7 @@ public struct MockFaultPlan: Sendable, Hashable {
             }
             let (key, value) = (pair[0], pair[1])
             func fraction() -> Double? { Double(value).flatMap { (0...1).contains($0) ? $0 : nil } }
+            func count() -> Int? { Int(value).flatMap { (0...1_000_000_000).contains($0) ? $0 : nil } }
             func milliseconds() -> Int? { Int(value).flatMap { (0...86_400_000).contains($0) ? $0 : nil } }
             switch key {
             case "retryable": guard let f = fraction() else { return bad(key, value, "a fraction from 0 to 1") }; plan.retryable = f
@@ -58,9 +69,11 @@ public struct MockFaultPlan: Sendable, Hashable {
             case "hang": guard let f = fraction() else { return bad(key, value, "a fraction from 0 to 1") }; plan.hang = f
             case "retry_after_ms": guard let ms = milliseconds() else { return bad(key, value, "whole milliseconds from 0 to 86400000 (one day)") }; plan.retryAfter = .milliseconds(ms)
             case "jitter_ms": guard let ms = milliseconds() else { return bad(key, value, "whole milliseconds from 0 to 86400000 (one day)") }; plan.jitter = .milliseconds(ms)
+            case "upload_failures": guard let n = count() else { return bad(key, value, "a whole number from 0 to 1000000000") }; plan.uploadFailures = n
+            case "cache_failures": guard let n = count() else { return bad(key, value, "a whole number from 0 to 1000000000") }; plan.cacheFailures = n
             case "seed": guard let seed = UInt64(value) else { return bad(key, value, "a whole number ≥ 0") }; plan.seed = seed
             default:
-                return .failure(APIError(.invalidCommand, "unknown fault '\(key)'; known: retryable, retry_after_ms, fatal, hang, jitter_ms, seed"))
+                return .failure(APIError(.invalidCommand, "unknown fault '\(key)'; known: retryable, retry_after_ms, fatal, hang, jitter_ms, seed, upload_failures, cache_failures"))
             }
         }
         if plan.retryable + plan.fatal + plan.hang > 1 {
