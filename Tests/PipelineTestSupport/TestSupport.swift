@@ -98,8 +98,10 @@ public func runPipeline(
         }
     }
     // Written from another thread so a large input cannot deadlock against a full stdout pipe.
+    // `write(contentsOf:)` throws where `write(_:)` would trap: a run that exits (or closes its
+    // stdin) before reading all of it is what some tests check, not a crash of the test process.
     let writer = Thread {
-        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try? input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8))
         try? input.fileHandleForWriting.close()
     }
     writer.start()
@@ -214,7 +216,7 @@ public func validateJSONLines(_ jsonl: String, against schema: String) throws ->
     process.standardOutput = output
     process.standardError = output
     try process.run()
-    input.fileHandleForWriting.write(Data(jsonl.utf8))
+    try input.fileHandleForWriting.write(contentsOf: Data(jsonl.utf8))
     try input.fileHandleForWriting.close()
     let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
