@@ -59,10 +59,10 @@ private func environment(_ extra: [String: String]) -> [String: String] {
         let out = LineCollector(stdout.fileHandleForReading), err = LineCollector(stderr.fileHandleForReading)
         try process.run()
 
-        stdin.fileHandleForWriting.write(Data(commands(5_000).utf8))
+        try stdin.fileHandleForWriting.write(contentsOf: Data(commands(5_000).utf8))
         try await waitUntil("the first rows in the table", within: 60) { (try? server.psql("SELECT count(*) FROM results")).flatMap(Int.init) ?? 0 > 0 }
         try server.stopServer()
-        stdin.fileHandleForWriting.write(Data(commands(5_000, from: 5_000).utf8))
+        try stdin.fileHandleForWriting.write(contentsOf: Data(commands(5_000, from: 5_000).utf8))
         try stdin.fileHandleForWriting.close()
         // Every result is on stdout while the database is away: the sink holds what it could not write.
         try await waitUntil("10,000 result lines", within: 60) { out.lines == 10_000 }
