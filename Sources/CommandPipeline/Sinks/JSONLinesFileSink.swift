@@ -36,12 +36,14 @@ public final class JSONLinesFileSink: ResultSink {
         self.filter = filter
         name = "jsonl(\(path))"
         let existed = access(path, F_OK) == 0
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        // Non-blocking and without taking a terminal: a FIFO must not hang the open; only a
+        // regular file is a results file (a device or FIFO is refused, never written into).
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0o644)
         guard fd >= 0 else { throw WriteError(operation: "open", path: path, errno: errno) }
         var info = stat()
-        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+        if fstat(fd, &info) != 0 || (info.st_mode & S_IFMT) != S_IFREG {
             close(fd)
-            throw WriteError(operation: "open", path: path, errno: EISDIR)
+            throw WriteError(operation: "open", path: path, errno: (info.st_mode & S_IFMT) == S_IFDIR ? EISDIR : EINVAL)
         }
         file = Mutex(fd)
         created = !existed
