@@ -132,6 +132,52 @@ import Testing
         try expectBounded(base, transport: nil, prefix: prefix)
     }
 
+    // MARK: - The canary sweep: hooks and --stats-json
+
+    /// Every route that echoes the key, with a `--hook-exec` program that logs every question
+    /// it gets (the outcomes it hears) and `--stats-json`: the key reaches none of stdout,
+    /// stderr, the stats file, or the hook program.
+    @Test(arguments: ["openai", "gemini", "anthropic"])
+    func theKeyReachesNoHookAndNoStatsFile(provider: String) throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let heard = dir.appendingPathComponent("heard.jsonl").path
+        let hook = dir.appendingPathComponent("listen.py").path
+        _ = FileManager.default.createFile(
+            atPath: hook,
+            contents: Data(
+                """
+                #!/usr/bin/env python3
+                import json, sys
+                with open("\(heard)", "a") as log:
+                    for line in sys.stdin:
+                        log.write(line); log.flush()
+                        q = json.loads(line)
+                        sys.stdout.write(json.dumps({"index": q["index"], "hook": q["hook"]}) + "\\n"); sys.stdout.flush()
+                """.utf8))
+        chmod(hook, 0o755)
+        let stats = dir.appendingPathComponent("stats.json").path
+        let origin = try Peers.hostile.get().deletingLastPathComponent()
+        var environment = ProcessInfo.processInfo.environment
+        environment["CANARY_KEY"] = HostileServerTests.canary
+        for route in EveryProviderKeyTests.routes + HostileServerTests.echoRoutes {
+            let base = origin.appendingPathComponent("r").appendingPathComponent(route).absoluteString
+            let run = try runPipeline(
+                ["--provider", provider, "--base-url", base, "--api-key-env", "CANARY_KEY", "--max-attempts", "1", "--timeout", "60",
+                 "--hook-exec", hook, "--stats-json", stats, "--stats"],
+                stdin: #"{"id":"x","model":"m","prompt":"hi"}"#, environment: environment)
+            #expect(run.lines.count == 1, "\(provider) \(route): \(run.status) \(run.stderr)")
+            #expect(!HostileServerTests.leaks(run.stdout), "\(provider) \(route): the key reached stdout")
+            #expect(!HostileServerTests.leaks(run.stderr), "\(provider) \(route): the key reached stderr")
+            let statsText = (try? String(contentsOfFile: stats, encoding: .utf8)) ?? ""
+            #expect(!statsText.isEmpty, "\(provider) \(route): no stats file")
+            #expect(!HostileServerTests.leaks(statsText), "\(provider) \(route): the key reached --stats-json")
+        }
+        let hookText = (try? String(contentsOfFile: heard, encoding: .utf8)) ?? ""
+        #expect(hookText.contains("\"hook\": \"after\"") || hookText.contains("\"hook\":\"after\""), "the hook heard the outcomes")
+        #expect(!HostileServerTests.leaks(hookText), "\(provider): the key reached the hook program: \(hookText.prefix(2000))")
+    }
+
     // MARK: - File descriptors
 
     /// With `ulimit -n 256` and `--concurrency 10000` the run once died with SIGILL inside

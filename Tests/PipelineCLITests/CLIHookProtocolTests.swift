@@ -64,8 +64,8 @@ import Testing
             for line in sys.stdin:
                 q = json.loads(line)
                 out = []
-                if q["hook"] == "before" and q["id"] == "first":
-                    out.append({"index": q["index"], "hook": "before"})
+                if q["hook"] == "after" and q["id"] == "first":
+                    out.append({"index": q["index"], "hook": "after"})
                     out.append({"index": q["index"], "hook": "before", "reject": "extra line"})
                 elif q["hook"] == "before" and q["id"] == "foreign":
                     out.append({"index": 999, "hook": "before", "reject": "for someone else"})
