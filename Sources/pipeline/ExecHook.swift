@@ -145,8 +145,17 @@ final class ExecHook: CommandHook {
         let line = Array(JSONSerializer.serialize(question).utf8) + [0x0a]
         let key = context.index.multipliedReportingOverflow(by: 2).partialValue &+ phase
         let budget = budget(context)
-        let reply: Result<JSONObject, APIError> = await withCheckedContinuation { continuation in
-            queue.async { [self] in continuation.resume(returning: exchange(line, key: key, index: context.index, phase: phase, id: context.commandID, budget: budget)) }
+        // Ctrl-C or SIGTERM (the run cancels its commands) ends the wait within a poll slice.
+        let cancelled = CancelFlag()
+        let reply: Result<JSONObject, APIError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                queue.async { [self] in
+                    continuation.resume(
+                        returning: exchange(line, key: key, index: context.index, phase: phase, id: context.commandID, budget: budget, cancelled: cancelled))
+                }
+            }
+        } onCancel: {
+            cancelled.set()
         }
         return try reply.get()
     }
@@ -159,7 +168,16 @@ final class ExecHook: CommandHook {
         return APIError(.internal, "\(reason); the hook is dead, every later command is rejected at once")
     }
 
-    private func exchange(_ line: [UInt8], key: Int, index: Int, phase: Int, id: String, budget: Duration?) -> Result<JSONObject, APIError> {
+    /// Set when the awaiting task is cancelled; the exchange's polls look at it every 100 ms.
+    private final class CancelFlag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
+    }
+
+    private func exchange(
+        _ line: [UInt8], key: Int, index: Int, phase: Int, id: String, budget: Duration?, cancelled: CancelFlag
+    ) -> Result<JSONObject, APIError> {
         let settledBefore = state.withLock { state -> String? in
             if let dead = state.dead { return dead }
             state.asked.insert(key)
@@ -186,7 +204,11 @@ final class ExecHook: CommandHook {
             }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                guard wait(for: input, events: Int16(POLLOUT), until: end) else {
+                guard wait(for: input, events: Int16(POLLOUT), until: end, cancelled: cancelled) else {
+                    if cancelled.isSet {
+                        if written > 0 { _ = declareDead("a question was cut short by an interruption") }
+                        return .failure(APIError(.cancelled, "cancelled while the hook was \(phase == 0 ? "deciding about it" : "hearing how it ended")"))
+                    }
                     // Half a line on the pipe would garble every later question.
                     if written > 0 || !commandLimited { return .failure(declareDead("it stopped reading: a question could not be written within \(commandLimited ? "what --timeout left" : "\(timeout)")")) }
                     return .failure(outOfTime())
@@ -210,7 +232,10 @@ final class ExecHook: CommandHook {
                 case .mismatch(let why): return .failure(APIError(.internal, "protocol error: \(why)"))
                 }
             }
-            guard wait(for: output, events: Int16(POLLIN), until: end) else { return .failure(outOfTime()) }
+            guard wait(for: output, events: Int16(POLLIN), until: end, cancelled: cancelled) else {
+                if cancelled.isSet { return .failure(APIError(.cancelled, "cancelled while the hook was \(phase == 0 ? "deciding about it" : "hearing how it ended")")) }
+                return .failure(outOfTime())
+            }
             let n = chunk.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
             if n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) { continue }
             guard n > 0 else { return .failure(declareDead("it ended without answering")) }
@@ -248,17 +273,18 @@ final class ExecHook: CommandHook {
         return .mismatch("asked about index \(index) (\(hook)), it answered for index \(answered) (\(answeredHook)), a question not asked")
     }
 
-    /// Polls `fd` for `events` until `end`: whether it is ready.
-    private func wait(for fd: Int32, events: Int16, until end: ContinuousClock.Instant) -> Bool {
+    /// Polls `fd` for `events` until `end` (or cancellation, looked at every 100 ms): whether it is ready.
+    private func wait(for fd: Int32, events: Int16, until end: ContinuousClock.Instant, cancelled: CancelFlag) -> Bool {
         while true {
-            let left = end - ContinuousClock.now
-            guard left > .zero else { return false }
+            let left = min(end - ContinuousClock.now, .milliseconds(100))
+            guard left > .zero, !cancelled.isSet else { return false }
             var fds = [pollfd(fd: fd, events: events, revents: 0)]
             let waitMs = Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
             let ready = poll(&fds, 1, waitMs)
             if ready < 0 && errno == EINTR { continue }
             if ready > 0 { return true }
             if ready < 0 { return false }
+            // ready == 0: a slice ended; the loop checks the deadline and the flag again.
         }
     }
 }

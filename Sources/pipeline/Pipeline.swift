@@ -94,14 +94,14 @@ enum Pipeline {
             }
         }
         // Every path a flag names, by one rule (PathArgument), before anything is opened.
-        var statsPath: String?
+        var statsTarget: PathArgument.Target?
         do throws(UsageError) {
             if let path = options.modelsFile { _ = try PathArgument.check(path, option: "--models", use: .read) }
             if !validateOnly {
                 for sink in options.sinks where sink.kind != .webhook {
-                    _ = try PathArgument.check(sink.target, option: "--sink \(sink.kind.rawValue):", use: .write)
+                    _ = try PathArgument.check(sink.target, option: "--sink \(sink.kind.rawValue):", use: sink.kind == .sqlite ? .database : .append)
                 }
-                if let path = options.statsJSON { statsPath = try PathArgument.check(path, option: "--stats-json", use: .replace) }
+                if let path = options.statsJSON { statsTarget = try PathArgument.check(path, option: "--stats-json", use: .replace) }
             }
         } catch {
             return usageFailure(error)
@@ -208,8 +208,11 @@ enum Pipeline {
             // The rule again: the target may have changed during the run.
             let problem: String?
             do throws(UsageError) {
-                let target = try PathArgument.check(statsPath ?? path, option: "--stats-json", use: .replace)
-                problem = AtomicFile.write(StatsReport.json(metrics.snapshot()), to: target)
+                let bytes = StatsReport.json(metrics.snapshot())
+                switch try PathArgument.check(statsTarget?.path ?? path, option: "--stats-json", use: .replace) {
+                case .file(let target): problem = AtomicFile.write(bytes, to: target)
+                case .device(let device): problem = PathArgument.writeThrough(bytes, to: device)
+                }
             } catch {
                 problem = error.message
             }
