@@ -92,7 +92,11 @@ enum Help {
       --stats-json FILE         the same as one JSON object in FILE (replaced atomically; a failed write is exit 3)
       --hook-exec PROGRAM       run PROGRAM once as a hook: before each command it gets the command as a JSON line
                                 and answers {} or {"command":…} (enrich) or {"reject":"why"}; after it, the outcome,
-                                answered {} or {"error":"why"}; repeatable, in order (Design/extending.md)
+                                answered {} or {"error":"why"}; every answer echoes the question's "index" and "hook";
+                                repeatable, in order (Design/extending.md)
+      --hook-timeout SECONDS    the longest a --hook-exec program may take over one question (and never more than
+                                the command's --timeout leaves); one that misses it is dead: later commands are
+                                rejected at once   default: 30
 
     INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands (UTF-8;
       a leading byte order mark is skipped). A broken value yields one failed record and reading resumes

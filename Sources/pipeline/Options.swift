@@ -48,6 +48,8 @@ struct RunOptions {
     var statsJSON: String?
     /// A hook run by another program (`--hook-exec PROGRAM`, repeatable, in order).
     var hookPrograms: [String] = []
+    /// How long a `--hook-exec` program may take to read a question and answer it (`--hook-timeout`).
+    var hookTimeoutSeconds: Double = 30
     /// Mock batch jobs: how long each runs, and where they are kept (`pipeline batch`).
     var mockBatchDelayMs = 0
     var mockBatchDirectory: String?
@@ -125,6 +127,7 @@ enum ArgumentParser {
         Spec(name: "--max-cost", takesValue: true, subcommands: ["run"]),
         Spec(name: "--stats", takesValue: false, subcommands: ["run"]),
         Spec(name: "--hook-exec", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--hook-timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--stats-json", takesValue: true, subcommands: ["run"]),
     ]
 
@@ -238,6 +241,7 @@ enum ArgumentParser {
             }
             options.maxCostUSD = usd
         case "--stats": options.stats = true
+        case "--hook-timeout": options.hookTimeoutSeconds = try seconds(name, value)
         case "--hook-exec":
             guard !value.isEmpty else { throw UsageError(message: "option '--hook-exec' needs a program") }
             options.hookPrograms.append(value)

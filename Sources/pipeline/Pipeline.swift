@@ -93,6 +93,19 @@ enum Pipeline {
                 }
             }
         }
+        // Every path a flag names, by one rule (PathArgument), before anything is opened.
+        var statsTarget: PathArgument.Target?
+        do throws(UsageError) {
+            if let path = options.modelsFile { _ = try PathArgument.check(path, option: "--models", use: .read) }
+            if !validateOnly {
+                for sink in options.sinks where sink.kind != .webhook {
+                    _ = try PathArgument.check(sink.target, option: "--sink \(sink.kind.rawValue):", use: sink.kind == .sqlite ? .database : .append)
+                }
+                if let path = options.statsJSON { statsTarget = try PathArgument.check(path, option: "--stats-json", use: .replace) }
+            }
+        } catch {
+            return usageFailure(error)
+        }
         var files = FileResolver()
         if let root = options.filesRoot {
             var isDirectory: ObjCBool = false
@@ -117,7 +130,10 @@ enum Pipeline {
         if !validateOnly {
             let keys = Set(ProviderRegistry.defaultAPIKeyVariables + [options.apiKeyEnv].compactMap { $0 })
             for program in options.hookPrograms {
-                do throws(UsageError) { execHooks.append(try ExecHook(program: program, withheld: keys)) } catch {
+                do throws(UsageError) { execHooks.append(
+                        try ExecHook(
+                            program: program, timeout: .milliseconds(Int(options.hookTimeoutSeconds * 1000)),
+                            commandTimeout: options.timeoutSeconds.map { .milliseconds(Int($0 * 1000)) }, withheld: keys)) } catch {
                     for hook in execHooks { hook.finish() }
                     return usageFailure(error)
                 }
@@ -192,9 +208,22 @@ enum Pipeline {
             StandardError.write("Error: cannot read stdin: \(readError)\n")
             if stats.done == 0 { return 2 }
         }
-        if let metrics, let path = options.statsJSON, let problem = AtomicFile.write(StatsReport.json(metrics.snapshot(), ledger: validateOnly ? nil : ledger), to: path) {
-            StandardError.write("Error: cannot write --stats-json: \(problem)\n")
-            return 3
+        if let metrics, let path = options.statsJSON {
+            // The rule again: the target may have changed during the run.
+            let problem: String?
+            do throws(UsageError) {
+                let bytes = StatsReport.json(metrics.snapshot(), ledger: validateOnly ? nil : ledger)
+                switch try PathArgument.check(statsTarget?.path ?? path, option: "--stats-json", use: .replace) {
+                case .file(let target): problem = AtomicFile.write(bytes, to: target)
+                case .device(let device): problem = PathArgument.writeThrough(bytes, to: device)
+                }
+            } catch {
+                problem = error.message
+            }
+            if let problem {
+                StandardError.write("Error: cannot write --stats-json: \(problem)\n")
+                return 3
+            }
         }
         if !options.quiet {
             StandardError.write(progress.summary())

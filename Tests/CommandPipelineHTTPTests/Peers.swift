@@ -27,6 +27,33 @@ enum Peers {
     static let hostile: Result<URL, PeerError> = start(
         "hostile server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/hostile_server.py").path, "{port}"])
 
+    /// The hostile server over HTTPS, with a certificate from a throwaway CA made here with
+    /// `openssl` (`ca`: the CA's certificate, for a process to trust). The URL is `https://127.0.0.1:PORT/v1`.
+    static let hostileTLS: Result<(url: URL, ca: URL), PeerError> = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-tls-\(UUID().uuidString)")
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            return .failure(PeerError(description: "hostile TLS server: \(error)"))
+        }
+        let script = """
+            set -e; cd '\(dir.path)'
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=pipeline-test-ca
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext
+            """
+        let made = try? runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", script], timeout: 60)
+        guard made?.status == 0 else { return .failure(PeerError(description: "hostile TLS server: openssl failed: \(made?.output ?? "")")) }
+        let server = start(
+            "hostile server (TLS)",
+            [python.path, packageRoot.appendingPathComponent("Tests/Tools/hostile_server.py").path, "{port}", "--tls",
+             dir.appendingPathComponent("server.pem").path, dir.appendingPathComponent("server.key").path])
+        return server.map { url in
+            var parts = URLComponents(url: url, resolvingAgainstBaseURL: false)!
+            parts.scheme = "https"
+            return (parts.url!, dir.appendingPathComponent("ca.pem"))
+        }
+    }()
+
     /// llmock (`pip install llmock`): Gemini's generateContent and streamGenerateContent under
     /// `/gemini/v1beta/…`, with faults scripted through `/_llmock/scenario`. The URL is the origin.
     static let llmock: Result<URL, PeerError> = start(

@@ -234,4 +234,40 @@ import Testing
         _ = await engine.run(command("c7"), index: 41)
         #expect(journal.all == ["c7@41 on scripted: 0.25 seconds"])
     }
+    /// The command deadline counts from the command's start: time a before-hook took is part of
+    /// it (`--timeout` covers hook time). A hook takes 20 s of a 30 s deadline; 10 s into the
+    /// call, the command is past it.
+    @Test func theCommandDeadlineCountsTheTimeHooksTook() async throws {
+        let clock = ManualClock()
+        struct Slow: CommandHook {
+            let name = "slow"
+            let clock: ManualClock
+            func beforeCommand(_ command: PlannedCommand, context: HookContext) async throws -> PlannedCommand {
+                clock.advance(by: .seconds(20))
+                return command
+            }
+        }
+        let provider = FlakyProvider(clock: clock, failures: 0, error: APIError(.providerError, "unused"), hang: .seconds(3600))
+        var configuration = EngineConfiguration(clock: clock, retryPolicy: .none, commandTimeout: .seconds(30))
+        configuration.hooks = [Slow(clock: clock)]
+        let engine = try PipelineEngine(provider: provider, configuration: configuration)
+        let done = Flag()
+        let task = Task {
+            let outcome = await engine.run(command("c1"))
+            done.set()
+            return outcome
+        }
+        #expect(await clock.waitForSleepers(2), "the deadline and the hanging call")
+        clock.advance(by: .seconds(10))
+        // Bounded by yields, not by time: the deadline (if it counts the hook) has fired.
+        var yields = 0
+        while !done.isSet && yields < 5_000_000 {
+            yields += 1
+            await Task.yield()
+        }
+        #expect(done.isSet, "30 s after the command began it was still running")
+        if !done.isSet { clock.advance(by: .seconds(7200)) }
+        let error = try #require(await task.value.error)
+        #expect(error.kind == .timeout)
+    }
 }

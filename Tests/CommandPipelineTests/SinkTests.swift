@@ -223,6 +223,14 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         #expect(throws: JSONLinesFileSink.WriteError.self) { try JSONLinesFileSink(path: dir.path) }
     }
 
+    /// A FIFO is refused at once (the open does not wait for a reader), never written into.
+    @Test func aFIFOIsRefusedWithoutBlocking() throws {
+        let dir = try temporaryDirectory()
+        let fifo = dir.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: JSONLinesFileSink.WriteError.self) { try JSONLinesFileSink(path: fifo) }
+    }
+
     /// /dev/full takes no byte: the failure is the sink's, reported with its name.
     @Test func aFailedWriteIsAnError() async throws {
         guard FileManager.default.fileExists(atPath: "/dev/full") else { return }

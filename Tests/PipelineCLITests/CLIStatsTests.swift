@@ -146,6 +146,7 @@ import Testing
                     answer = {"error": "line one\nforged line\u001b[31m" + "x" * 5000}
                 else:
                     answer = {}
+                answer.update(index=q["index"], hook=q["hook"])
                 sys.stdout.write(json.dumps(answer) + "\n"); sys.stdout.flush()
             """#
         let dir = try CLI.temporaryDirectory(files: ["keys.py": script])

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A `pipeline --hook-exec` hook for the tests (and an example for users): it tags every command
 with its team, rejects prompts holding the word "forbidden", and fails after command "c3" (to
-show that a failing hook changes no result). It logs what it saw to the file in HOOK_LOG."""
+show that a failing hook changes no result). It logs what it saw to the file in HOOK_LOG.
+Every answer echoes the question's "index" and "hook": that is how pipeline knows which
+question a line answers (a late or extra line is never taken for another command's answer)."""
 import json
 import os
 import sys
@@ -23,5 +25,6 @@ for line in sys.stdin:
             answer = {"command": command}
     else:
         answer = {"error": "audit store unreachable"} if question["id"] == "c3" else {}
+    answer.update(index=question["index"], hook=question["hook"])
     sys.stdout.write(json.dumps(answer) + "\n")
     sys.stdout.flush()

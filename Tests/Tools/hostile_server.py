@@ -33,7 +33,20 @@ any path (so an upload to {base}/r/<route>/v1/files takes a route too):
   usage=<V>                   200 whose usage is: max (Int.max, no total), max-total
                               (Int.max everywhere), negative, float (1e30), bignum
                               (10^30 as an integer literal), strings
+  gzip-bomb                   200 "Content-Encoding: gzip", about 1 MB on the wire that
+                              inflate to 1 GiB of zeros (whatever the client asked for)
+  gzip-bomb-stream            the same bomb as a chunked text/event-stream answer
+  gzip-small                  200 "Content-Encoding: gzip": a normal completion, compressed
+                              (a server that compresses although the client asked for identity)
+  gzip-bomb-error             500 "Content-Encoding: gzip" whose body is the bomb
+  gzip-bomb-redirect          302 (Location: the sink) "Content-Encoding: gzip" whose body is the bomb
+
+With --tls CERT KEY the main port speaks HTTPS (the sink stays plain http).
 """
+import gzip
+import ssl
+import struct
+import zlib
 import json
 import sys
 import threading
@@ -191,6 +204,11 @@ class Handler(BaseHTTPRequestHandler):
             if value == "far-future":
                 value = "Fri, 31 Dec 9999 23:59:59 GMT"
             return self.send_json(429, {"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}, {name: value})
+        if route in ("gzip-bomb", "gzip-bomb-stream", "gzip-bomb-error", "gzip-bomb-redirect"):
+            return self.gzip_bomb(route)
+        if route == "gzip-small":
+            data = gzip.compress(json.dumps(completion("gzip", {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})).encode())
+            return self.send_body(200, data, headers={"Content-Encoding": "gzip"})
         if route.startswith("usage="):
             variant = route.split("=", 1)[1]
             if variant == "bignum":
@@ -207,6 +225,32 @@ class Handler(BaseHTTPRequestHandler):
             }[variant]
             return self.send_json(200, completion("usage", usage))
         self.send_json(404, {"error": {"message": f"no route '{route}'", "type": "invalid_request_error"}})
+
+    def gzip_bomb(self, route):
+        head, block, tail = bomb_pieces()
+        count = BOMB_MIB - 1
+        size = len(head) + len(block) * count + len(tail)
+        status = {"gzip-bomb-error": 500, "gzip-bomb-redirect": 302}.get(route, 200)
+        self.send_response(status)
+        if status == 302:
+            self.send_header("Location", f"http://127.0.0.1:{PORTS['sink']}{self.path}")
+        self.send_header("Content-Type", "text/event-stream" if route == "gzip-bomb-stream" else "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        if route == "gzip-bomb-stream":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.chunk(head)
+            for _ in range(count):
+                self.chunk(block)
+            self.chunk(tail)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self.wfile.write(head)
+        for start in range(0, count, 64):
+            self.wfile.write(block * min(64, count - start))
+        self.wfile.write(tail)
 
     def start_stream(self):
         self.send_response(200)
@@ -291,6 +335,25 @@ def key_route(self, route, k):
 Handler.key_route = key_route
 
 
+BOMB_MIB = 1024
+BOMB = []
+
+
+def bomb_pieces():
+    """A gzip stream of BOMB_MIB MiB of zeros, built from one compressed MiB repeated: after a
+    full flush the compressor starts afresh, so each further MiB compresses to the same bytes.
+    (The trailer's CRC is not that of the whole: a client that stops at its cap never sees it.)"""
+    with LOCK:
+        if not BOMB:
+            zeros = bytes(1 << 20)
+            c = zlib.compressobj(9, zlib.DEFLATED, 31)
+            head = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
+            block = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
+            tail = c.flush()[:-8] + struct.pack("<II", 0, (BOMB_MIB << 20) & 0xFFFFFFFF)
+            BOMB.extend([head, block, tail])
+        return BOMB
+
+
 class SinkHandler(Handler):
     sink = True
 
@@ -301,9 +364,19 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    args = sys.argv[1:]
+    tls = None
+    if "--tls" in args:
+        at = args.index("--tls")
+        tls = (args[at + 1], args[at + 2])
+        del args[at:at + 3]
+    port = int(args[0]) if args else 0
     sink = Server(("127.0.0.1", 0), SinkHandler)
     server = Server(("127.0.0.1", port), Handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls[0], tls[1])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     PORTS["main"], PORTS["sink"] = server.server_address[1], sink.server_address[1]
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     print(f"PORT {server.server_address[1]}", flush=True)

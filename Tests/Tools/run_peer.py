@@ -7,6 +7,7 @@ then keeps the server until its own stdin closes (the test process ended, howeve
 ended) and stops it. So no server outlives the tests, in CI or anywhere.
 """
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ def main():
     except OSError as error:
         print(f"FAILED cannot start {command[0]}: {error}", flush=True)
         return 1
+    # A server started with --tls (hostile_server.py) answers its health check over HTTPS.
+    scheme, context = ("https", ssl._create_unverified_context()) if "--tls" in command else ("http", None)
     deadline = time.time() + 120
     while time.time() < deadline:
         if child.poll() is not None:
@@ -34,7 +37,7 @@ def main():
             print(f"FAILED {command[0]} exited with {child.returncode}: {tail!r}", flush=True)
             return 1
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/health", timeout=2, context=context) as response:
                 if response.status == 200:
                     break
         except Exception:

@@ -36,12 +36,20 @@ public final class JSONLinesFileSink: ResultSink {
         self.filter = filter
         name = "jsonl(\(path))"
         let existed = access(path, F_OK) == 0
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        // Non-blocking and without taking a terminal: a FIFO must not hang the open (and is
+        // refused, like a directory or socket); a device is written through, never replaced.
+        // (The CLI takes regular files only: Sources/pipeline/PathArguments.swift.)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0o644)
         guard fd >= 0 else { throw WriteError(operation: "open", path: path, errno: errno) }
         var info = stat()
-        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+        let type = fstat(fd, &info) == 0 ? info.st_mode & S_IFMT : S_IFSOCK
+        if type == S_IFDIR || type == S_IFIFO || type == S_IFSOCK {
             close(fd)
-            throw WriteError(operation: "open", path: path, errno: EISDIR)
+            throw WriteError(operation: "open", path: path, errno: type == S_IFDIR ? EISDIR : EINVAL)
+        }
+        if type != S_IFREG {
+            // A device: writes wait for it as they did before (no O_NONBLOCK from here on).
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         }
         file = Mutex(fd)
         created = !existed

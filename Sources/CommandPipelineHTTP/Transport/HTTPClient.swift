@@ -49,6 +49,10 @@ public final class HTTPClient: Sendable {
         /// A request header has a name that is not a token, or a value with CR, LF or NUL
         /// (it would inject headers); the request is not sent.
         case invalidHeader(name: String)
+        /// The response is compressed (`Content-Encoding` other than `identity`) although every
+        /// request asks for none (`Accept-Encoding: identity`): refused before its body is used,
+        /// since a few megabytes of gzip can inflate to gigabytes (URLSession inflates on its own).
+        case encodedBody(encoding: String)
 
         public var description: String {
             switch self {
@@ -58,6 +62,7 @@ public final class HTTPClient: Sendable {
             case .bodyTooLarge(let limit, let declared?): "the response declares \(declared) bytes, more than the \(limit)-byte limit"
             case .bodyTooLarge(let limit, nil): "the response body passed the \(limit)-byte limit"
             case .invalidHeader(let name): "the request header \(name) has a line break or a forbidden character; nothing was sent"
+            case .encodedBody(let encoding): "the response is compressed (Content-Encoding: \(encoding)) although none was asked for"
             }
         }
     }
@@ -73,6 +78,10 @@ public final class HTTPClient: Sendable {
     /// Largest body read.
     public let maxResponseBytes: Int
 
+    /// Connections per host on each path: as asked, but never more than
+    /// `DescriptorLimit.connectionsPerPool()` allows.
+    public let maxConnectionsPerHost: Int
+
     /// Connections to one host when nobody says how many requests will be in flight.
     public static let defaultMaxConnectionsPerHost = 64
 
@@ -83,20 +92,24 @@ public final class HTTPClient: Sendable {
         self.requestTimeout = requestTimeout
         self.resourceTimeout = resourceTimeout
         self.maxResponseBytes = max(0, maxResponseBytes)
+        // Never more connections than the open-file limit allows (with room left for the rest
+        // of the process): past it, requests wait for a connection instead of failing.
+        let maxConnectionsPerHost = min(max(1, maxConnectionsPerHost), DescriptorLimit.connectionsPerPool())
+        self.maxConnectionsPerHost = maxConnectionsPerHost
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = requestTimeout
-        configuration.httpMaximumConnectionsPerHost = max(1, maxConnectionsPerHost)
+        configuration.httpMaximumConnectionsPerHost = maxConnectionsPerHost
         configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
         configuration.httpShouldSetCookies = false
         configuration.httpCookieAcceptPolicy = .never
         delegate = TaskDelegate(resourceTimeout: resourceTimeout, maxResponseBytes: self.maxResponseBytes)
-        session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: nil)
+        session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: InlineDelegateQueue.make())
         let choice = ProcessInfo.processInfo.environment["COMMANDPIPELINE_HTTP_TRANSPORT"]?.lowercased()
         http1 =
             choice == "urlsession"
             ? nil
             : HTTP1Transport(
-                maxConnectionsPerOrigin: max(1, maxConnectionsPerHost), maxResponseBytes: self.maxResponseBytes, resourceTimeout: resourceTimeout)
+                maxConnectionsPerOrigin: maxConnectionsPerHost, maxResponseBytes: self.maxResponseBytes, resourceTimeout: resourceTimeout)
     }
 
     deinit {
@@ -104,20 +117,40 @@ public final class HTTPClient: Sendable {
     }
 
     public func send(_ request: URLRequest) async throws -> Response {
+        let request = Self.uncompressed(request)
         if let http1, HTTP1Transport.handles(request) { return try await http1.send(request) }
         return try await collect(start(session.dataTask(with: request)))
     }
 
     /// Sends a request whose body is read from `file` as it goes out (never whole in memory).
     public func upload(_ request: URLRequest, fromFile file: URL) async throws -> Response {
-        try await collect(start(session.uploadTask(with: request, fromFile: file)))
+        try await collect(start(session.uploadTask(with: Self.uncompressed(request), fromFile: file)))
     }
 
     /// Starts a request and returns as soon as the response head arrives; the body streams.
     /// Cancelling the consumer (or the awaiting task) cancels the request.
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {
+        let request = Self.uncompressed(request)
         if let http1, HTTP1Transport.handles(request) { return try await http1.stream(request) }
         return try await start(session.dataTask(with: request))
+    }
+
+    /// Every request asks for an uncompressed answer (`Accept-Encoding: identity`), whatever the
+    /// caller set: the body cap counts decoded bytes only if nothing is decoded. (URLSession on
+    /// Linux would otherwise offer gzip, deflate, br and zstd and inflate before the cap sees a
+    /// byte.) An answer compressed anyway is refused (`Failure.encodedBody`).
+    static func uncompressed(_ request: URLRequest) -> URLRequest {
+        var request = request
+        request.setValue("identity", forHTTPHeaderField: "Accept-Encoding")
+        return request
+    }
+
+    /// The `Content-Encoding` of a response head when it is not the identity (which is refused).
+    static func refusedEncoding(_ headers: [String: String]) -> String? {
+        guard let value = headers["content-encoding"] else { return nil }
+        let codings = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        guard codings.contains(where: { $0 != "identity" }) else { return nil }
+        return String(value.prefix(40))
     }
 
     private func start(_ task: URLSessionTask) async throws -> StreamedResponse {
@@ -126,7 +159,11 @@ public final class HTTPClient: Sendable {
         let (status, headers) = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<(Int, [String: String]), any Error>) in
                 delegate.register(task, head: head, body: continuation)
-                continuation.onTermination = { @Sendable _ in task.cancel() }
+                // A consumer that stops reading cancels the request. (Off this thread: the stream
+                // also ends inside a delegate call, on the session's thread, which cancelling waits for.)
+                continuation.onTermination = { @Sendable termination in
+                    if case .cancelled = termination { DispatchQueue.global().async { task.cancel() } }
+                }
                 // Cancelled before registering: `onCancel` found nothing to end, so end it here
                 // (a task cancelled before it resumes may never report its completion).
                 if Task.isCancelled {
@@ -157,6 +194,29 @@ public final class HTTPClient: Sendable {
         }
         return headers
     }
+}
+
+/// The queue URLSession calls its delegate on. On Linux (swift-corelibs-foundation) each call
+/// runs at once on the thread that makes it, libcurl's: libcurl inflates a compressed answer on
+/// that thread and does not wait for a queued delegate, so with a queue of its own a few
+/// megabytes of gzip became gigabytes of queued pieces before the body cap saw the first. Run
+/// inline, each piece is counted (and, past the cap or after a refusal, dropped) as it is made.
+/// The delegate's methods are short and never wait on the session (`TaskDelegate.fail` cancels
+/// from another queue: cancelling waits for the very thread that calls it).
+enum InlineDelegateQueue {
+    static func make() -> OperationQueue? {
+        #if canImport(FoundationNetworking)
+        return Inline()
+        #else
+        return nil
+        #endif
+    }
+
+    #if canImport(FoundationNetworking)
+    private final class Inline: OperationQueue, @unchecked Sendable {
+        override func addOperation(_ block: @Sendable @escaping () -> Void) { block() }
+    }
+    #endif
 }
 
 /// Drives every task of the client's session: delivers the head and the body pieces,
@@ -216,7 +276,9 @@ final class TaskDelegate: NSObject, URLSessionDataDelegate, Sendable {
             return entries[id]?.body
         }
         guard body != nil else { return }
-        task.cancel()
+        // Not here: this may run on the session's own thread (an inline delegate call), and
+        // cancelling waits for that thread.
+        DispatchQueue.global().async { task.cancel() }
     }
 
     func urlSession(
@@ -240,11 +302,19 @@ final class TaskDelegate: NSObject, URLSessionDataDelegate, Sendable {
             return
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let headers = HTTPClient.headers(of: response)
+        if let encoding = HTTPClient.refusedEncoding(headers) {
+            // URLSession is already inflating it on its own thread: end the task now; what it
+            // inflates before the cancellation lands is dropped as it arrives, never kept.
+            fail(dataTask, id, .encodedBody(encoding: encoding))
+            completionHandler(.cancel)
+            return
+        }
         let head = entries.withLock { entries -> CheckedContinuation<(Int, [String: String]), any Error>? in
             defer { entries[id]?.head = nil }
             return entries[id]?.head
         }
-        head?.resume(returning: (status, HTTPClient.headers(of: response)))
+        head?.resume(returning: (status, headers))
         completionHandler(.allow)
     }
 

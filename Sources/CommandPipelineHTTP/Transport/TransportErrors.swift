@@ -70,6 +70,11 @@ struct TransportErrors: Sendable {
                     .providerError,
                     "the answer from \(endpoint) \(what), over the \(limit)-byte limit; check --base-url points at the API, or raise \(bodyLimitSetting)",
                     provider: providerName, retryable: false, code: "response_too_large", underlying: failure)
+            case .encodedBody(let encoding):
+                return APIError(
+                    .providerError,
+                    "the answer from \(endpoint) is compressed (Content-Encoding: \(text.preview(encoding, limit: 40))) although the request asked for none (Accept-Encoding: identity); compressed answers are refused, since their size once inflated cannot be bounded in advance: check --base-url points at the API, not at a proxy that compresses",
+                    provider: providerName, retryable: false, code: "response_compressed", underlying: failure)
             case .invalidHeader:
                 return APIError(
                     .invalidCommand, "request to \(endpoint) not sent: \(failure.description) (check the API key's variable for stray line breaks)",
@@ -88,6 +93,14 @@ struct TransportErrors: Sendable {
             return APIError(.timeout, "no answer from \(endpoint) within \(Self.seconds(requestTimeout)) (request timeout)", provider: providerName, retryable: true, underlying: urlError)
         case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
             return APIError(.providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))", provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
+        case .resourceUnavailable:
+            // Out of file descriptors (EMFILE/ENFILE): the HTTP/1.1 path says so with this code,
+            // and URLSession (libcurl) reports its failed socket() the same way.
+            let limit = DescriptorLimit.current
+            return APIError(
+                .providerError,
+                "no connection to \(base) could be opened: the process is out of file descriptors (open-file limit \(limit), ulimit -n); the request was not sent; lower --concurrency or raise the limit",
+                provider: providerName, retryable: true, code: "out_of_descriptors", underlying: urlError)
         case .networkConnectionLost:
             return APIError(.providerError, "the connection to \(base) was lost before the answer was complete", provider: providerName, retryable: true, code: "connection_lost", underlying: urlError)
         default:

@@ -1,4 +1,5 @@
-/// Bounds a whole command, retries and fallback included. Past the deadline the rest of the
+/// Bounds a whole command, retries and fallback included, from the command's start (what the
+/// units before it spent, such as hooks, counts). Past the deadline the rest of the
 /// chain is cancelled (so nothing it started keeps running), its outcome awaited, and a
 /// cancellation turned into `timeout`.
 public struct DeadlineUnit: ChainUnit {
@@ -11,7 +12,11 @@ public struct DeadlineUnit: ChainUnit {
     }
 
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
-        switch await scheduler.race(deadline, { await next(input) }) {
+        // Counted from the command's start: time spent before this unit (hooks deciding about
+        // the command) is part of the command's time.
+        let spent = input.log.clock.now - input.log.start
+        let left = spent > .zero ? max(.zero, deadline - spent) : deadline
+        switch await scheduler.race(left, { await next(input) }) {
         case .finished(let outcome):
             return outcome
         case .expired(let outcome):

@@ -38,6 +38,8 @@ final class HTTP1Exchange: @unchecked Sendable {
     var headers: [String: String] = [:]
     var body = Data()
     var headDelivered = false
+    /// The head's `Content-Encoding` when it is refused (`HTTPClient.refusedEncoding`).
+    var refusedEncoding: String?
 
     init(
         origin: String, addresses: [SocketAddress], request: [UInt8], isHead: Bool, idleTimeout: TimeInterval, resourceTimeout: TimeInterval,
@@ -287,13 +289,19 @@ final class HTTP1EventLoop: @unchecked Sendable {
             exchange.connection = connection
             if !inProgress { start(exchange, on: connection) }
         } catch {
-            if addressIndex + 1 < exchange.addresses.count {
+            if Self.isOutOfDescriptors(error.code) && pool.open > 0 {
+                // No descriptor for a socket now: wait for one of this origin's connections to
+                // close or fall idle (its slot then goes to the oldest waiting request).
+                pool.waiting.append(exchange)
+            } else if addressIndex + 1 < exchange.addresses.count {
                 open(for: exchange, in: pool, addressIndex: addressIndex + 1)
             } else {
                 fail(exchange, Self.connectError(error.code))
             }
         }
     }
+
+    static func isOutOfDescriptors(_ code: Int32) -> Bool { code == EMFILE || code == ENFILE }
 
     static func connectError(_ code: Int32) -> URLError {
         switch code {
@@ -385,6 +393,11 @@ final class HTTP1EventLoop: @unchecked Sendable {
                 fail(exchange, error)
                 return
             }
+            if let encoding = exchange.refusedEncoding {
+                close(connection)
+                fail(exchange, HTTPClient.Failure.encodedBody(encoding: encoding))
+                return
+            }
             if connection.parser.isDone {
                 complete(connection, exchange)
                 return
@@ -396,6 +409,11 @@ final class HTTP1EventLoop: @unchecked Sendable {
     private func deliver(_ event: HTTP1ResponseParser.Event, _ exchange: HTTP1Exchange) {
         switch event {
         case .head(let status, let headers):
+            if let encoding = HTTPClient.refusedEncoding(headers) {
+                // Refused like on the URLSession path; `receive` ends the exchange.
+                exchange.refusedEncoding = encoding
+                return
+            }
             exchange.status = status
             exchange.headers = headers
             if case .stream(let head, _)? = exchange.sink {
@@ -403,6 +421,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
                 head.resume(returning: (status, headers))
             }
         case .body(let piece):
+            guard exchange.refusedEncoding == nil else { return }
             switch exchange.sink {
             case .collect?: exchange.body.append(piece)
             case .stream(_, let body)?: body.yield(Data(buffer: piece))
@@ -415,6 +434,10 @@ final class HTTP1EventLoop: @unchecked Sendable {
 
     /// The response is complete: hand it over, then reuse the connection or close it.
     private func complete(_ connection: HTTP1Connection, _ exchange: HTTP1Exchange) {
+        if let encoding = exchange.refusedEncoding {
+            close(connection)
+            return fail(exchange, HTTPClient.Failure.encodedBody(encoding: encoding))
+        }
         finish(exchange)
         connection.exchange = nil
         exchange.connection = nil
