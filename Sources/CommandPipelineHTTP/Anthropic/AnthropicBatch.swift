@@ -121,7 +121,7 @@ extension AnthropicCore {
         case "ended"?:
             if canceled > 0 && succeeded + errored == 0 { state = .cancelled } else if expired > 0 && succeeded + errored == 0 { state = .expired } else { state = .completed }
         case let other:
-            throw APIError(.providerError, "message batch \(id) has an unknown processing_status '\(errors.redact(String((other ?? "none").prefix(40))))'", provider: name)
+            throw APIError(.providerError, "message batch \(id) has an unknown processing_status '\(errors.preview(other ?? "none", limit: 40))'", provider: name)
         }
         return BatchJob(id: id, state: state, counts: BatchCounts(total: total, succeeded: succeeded, failed: errored + canceled + expired))
     }
@@ -176,7 +176,7 @@ extension AnthropicCore {
             url.port == configuration.baseURL.port, url.user == nil
         else {
             throw APIError(
-                .providerError, "message batch \(jobID) gives a results_url off the API's origin (\(DisplayURL.withoutUserinfo(errors.redact(String(text.prefix(200)))))); the key is not sent there",
+                .providerError, "message batch \(jobID) gives a results_url off the API's origin (\(errors.preview(DisplayURL.withoutUserinfo(text), limit: 200))); the key is not sent there",
                 provider: name, code: "results_url_refused")
         }
         return url
@@ -206,10 +206,10 @@ extension AnthropicCore {
             case "errored"?:
                 let inner = result["error"]?.objectValue?["error"]?.objectValue ?? result["error"]?.objectValue
                 let type = inner?["type"]?.stringValue
-                let message = errors.redact(String((inner?["message"]?.stringValue ?? "the request failed").prefix(300)))
+                let message = errors.preview(inner?["message"]?.stringValue ?? "the request failed", limit: 300)
                 let retryable = ["overloaded_error", "api_error", "rate_limit_error"].contains(type ?? "")
                 results.append(BatchResult(
-                    id: id, outcome: .failure(APIError(.providerError, "message batch \(jobID): \(message)", provider: name, retryable: retryable, code: type.map { String($0.prefix(60)) }))))
+                    id: id, outcome: .failure(APIError(.providerError, "message batch \(jobID): \(message)", provider: name, retryable: retryable, code: type.map { errors.preview($0, limit: 60) }))))
             case "canceled"?:
                 results.append(BatchResult(id: id, outcome: .failure(APIError(.cancelled, "message batch \(jobID) was cancelled before this request ran", provider: name, code: "batch_cancelled"))))
             case "expired"?:

@@ -157,7 +157,7 @@ final class AnthropicCore: Sendable {
             }
             func take(_ events: [ServerSentEventParser.Event]) throws(APIError) {
                 for event in events where !assembler.finished {
-                    if let delta = try assembler.take(event, provider: AnthropicProvider.name, redact: errors.redact) {
+                    if let delta = try assembler.take(event, provider: AnthropicProvider.name, text: ServerText(key: configuration.apiKey)) {
                         continuation.yield(.delta(delta))
                     }
                 }

@@ -149,7 +149,7 @@ extension GeminiCore {
         case "BATCH_STATE_CANCELLED": state = .cancelled
         case "BATCH_STATE_EXPIRED": state = .expired
         default:
-            throw APIError(.providerError, "batch \(operationName) has an unknown state '\(String(raw.prefix(40)))'", provider: name)
+            throw APIError(.providerError, "batch \(operationName) has an unknown state '\(ServerText(key: configuration.apiKey).preview(raw, limit: 40))'", provider: name)
         }
         let stats = metadata?["batchStats"]?.objectValue
         let count = { (key: String) in GeminiResponses.integer(stats?[key]).map { max(0, min($0, Int(Int32.max))) } ?? 0 }
@@ -226,7 +226,7 @@ extension GeminiCore {
         guard let response = item["response"] else {
             return BatchResult(id: key, outcome: .failure(APIError(.providerError, "batch \(jobID): the result has neither a response nor an error", provider: name)))
         }
-        var assembler = GeminiResponses.Assembler(requestedModel: "", provider: name)
+        var assembler = GeminiResponses.Assembler(requestedModel: "", provider: name, serverText: ServerText(key: configuration.apiKey))
         do throws(APIError) {
             _ = try assembler.take(response)
             return BatchResult(id: key, outcome: .success(try assembler.response(endpoint: "batch \(jobID)")))

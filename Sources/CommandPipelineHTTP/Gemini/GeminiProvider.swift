@@ -99,7 +99,7 @@ final class GeminiCore: Sendable {
         let body = try builder.body(for: generation)
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":generateContent")
         let response = try await send(request(url, json: body))
-        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider)
+        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider, serverText: ServerText(key: configuration.apiKey))
         _ = try assembler.take(try GeminiResponses.parse(response.body, provider: provider))
         return try assembler.response(endpoint: Self.describe(url))
     }
@@ -117,7 +117,7 @@ final class GeminiCore: Sendable {
         let body = try builder.body(for: generation)
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":streamGenerateContent", query: "alt=sse")
         let endpoint = Self.describe(url)
-        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider)
+        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider, serverText: ServerText(key: configuration.apiKey))
         var parser = ServerSentEventParser()
         var events = 0
         var head = Data()
