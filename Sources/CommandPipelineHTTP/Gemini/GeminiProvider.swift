@@ -369,8 +369,8 @@ final class GeminiCore: Sendable {
                 let why = file["error"]?.objectValue?["message"]?.stringValue ?? "no reason given"
                 throw APIError(.uploadFailed, "Gemini could not process '\(path)' (state FAILED): \(why)", provider: provider, retryable: false)
             default:
-                guard let name = file["name"]?.stringValue, name.hasPrefix("files/") else {
-                    throw APIError(.uploadFailed, "the uploaded file '\(path)' is still processing but has no name to poll", provider: provider)
+                guard let name = file["name"]?.stringValue, let filePath = GeminiConfiguration.filePath(name) else {
+                    throw APIError(.uploadFailed, "the uploaded file '\(path)' is still processing but has no usable name to poll (files/ and one segment)", provider: provider)
                 }
                 guard clock.now + wait <= deadline else {
                     throw APIError(
@@ -383,7 +383,7 @@ final class GeminiCore: Sendable {
                     throw APIError(.cancelled, "waiting for '\(path)' to become ACTIVE was cancelled", provider: provider)
                 }
                 wait = min(wait * 2, configuration.maxPollInterval)
-                let response = try await send(request(configuration.url(GeminiConfiguration.escape(name)), method: "GET"))
+                let response = try await send(request(configuration.url(filePath), method: "GET"))
                 guard let polled = try GeminiResponses.parse(response.body, provider: provider).objectValue else {
                     throw APIError(.uploadFailed, "files.get answered with something other than an object", provider: provider)
                 }
