@@ -145,3 +145,70 @@ import Testing
         #expect(insecure.status == 2 && insecure.stderr.contains("--allow-insecure-http"), "\(insecure.stderr)")
     }
 }
+
+/// Provider-shaped hostile streams and answers through the CLI, for every provider (issue 21
+/// classes 1 and 8).
+@Suite struct HostileStreamTests {
+    func run(_ provider: String, _ route: String, _ extra: [String] = []) throws -> PipelineRun {
+        let run = try runPipeline(
+            ["--provider", provider, "--max-attempts", "1", "--timeout", "60", "--quiet"] + HostileBatchTests.endpoint(provider, route) + extra,
+            stdin: #"{"id":"s","model":"m","prompt":"hi"}"#, environment: HostileBatchTests.environment)
+        #expect(!HostileServerTests.leaks(run.stdout), "\(provider) \(route): the key reached stdout: \(run.stdout.prefix(3000))")
+        #expect(!HostileServerTests.leaks(run.stderr), "\(provider) \(route): the key reached stderr: \(run.stderr.prefix(3000))")
+        return run
+    }
+
+    /// The server echoes the key twice, each time split across 3-character deltas: no delta and
+    /// no join of them holds the key, and the joined deltas equal the final text.
+    @Test(arguments: HostileBatchTests.providers)
+    func aKeySplitAcrossDeltasIsRedactedAsAStream(provider: String) throws {
+        let run = try run(provider, "key-split-stream", ["--events"] + (provider == "openai" ? ["--capabilities", "generation,streaming"] : []))
+        #expect(run.status == 0, "\(run.stderr)")
+        let check = EventStreamCheck(run.stdout)
+        #expect(check.problems.isEmpty, "\(check.problems)")
+        let events = check.commands["s"] ?? []
+        let deltas = events.filter { $0["type"] as? String == "text_delta" }.compactMap { $0["text"] as? String }
+        #expect(deltas.count > 2, "\(run.stdout.prefix(2000))")
+        let joined = deltas.joined()
+        #expect(!HostileServerTests.leaks(joined), "the joined deltas hold the key: \(joined)")
+        let expected = "the key <redacted> and again " + String(repeating: "filler ", count: 30) + "<redacted> end" + String(repeating: " tail", count: 30)
+        #expect(joined == expected, "\(joined)")
+        let result = events.last?["result"] as? [String: Any]
+        #expect((result?["responses"] as? [[String: Any]])?.first?["text"] as? String == joined)
+    }
+
+    /// Issue 21 class 8: an Anthropic stream without message_start, stop_reason or message_stop
+    /// is a truncated stream, a retryable failure, never a success with zero usage.
+    @Test func anAnthropicStreamWithoutStartOrStopIsTruncated() throws {
+        let run = try run("anthropic", "anthropic-truncated", ["--events"])
+        #expect(run.status == 1, "\(run.stdout)")
+        let result = EventStreamCheck(run.stdout).commands["s"]?.last?["result"] as? [String: Any]
+        #expect(result?["status"] as? String == "failed", "\(run.stdout)")
+        #expect(result?[path: "error.retryable"] as? Bool == true, "\(run.stdout)")
+    }
+
+    /// Issue 21 class 8: a usage number beyond a double's range (1e400) is clamped like other
+    /// absurd usage; the answer is not "not JSON".
+    @Test func aUsageBeyondADoubleIsClamped() throws {
+        let run = try run("openai", "usage=huge")
+        #expect(run.status == 0, "\(run.stdout)")
+        let record = run.records.first
+        #expect(record?["status"] as? String == "succeeded", "\(run.stdout)")
+        let prompt = record?[path: "usage.prompt_tokens"] as? Int
+        #expect(prompt.map { (0...(1 << 53)).contains($0) } == true, "\(run.stdout)")
+    }
+
+    /// Issue 21 class 8: the file name in Gemini's upload answer is one path segment of the
+    /// polling URL: `files/../../x` cannot climb out of `files/`.
+    @Test func aGeminiFileNameIsOnePathSegmentWhenPolled() async throws {
+        let file = try temporaryDirectory(files: ["a.txt": "upload me"]).appendingPathComponent("a.txt")
+        let origin = try Peers.hostile.get().deletingLastPathComponent().appendingPathComponent("r").appendingPathComponent("upload-traversal")
+        var configuration = GeminiConfiguration(baseURL: origin, apiKey: APIKey(HostileServerTests.canary), requestTimeout: 30)
+        configuration.pollInterval = .milliseconds(1)
+        let uploader = try #require(GeminiProvider.make(configuration) as any GenerationCapability as? any UploadsCapability)
+        let reference = try await uploader.upload(FileUpload(path: file.path, mimeType: "text/plain"))
+        #expect(reference.uri.hasSuffix("/v1beta/files/x"))
+        #expect(GeminiConfiguration.filePath("files/../../x") == "files/..%2F..%2Fx")
+        #expect(GeminiConfiguration.filePath("files/..") == nil && GeminiConfiguration.filePath("other/x") == nil)
+    }
+}

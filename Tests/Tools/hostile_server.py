@@ -40,9 +40,9 @@ Anthropic, anything else OpenAI):
   key-split-stream            a streamed answer that carries the key twice, each time split
                               across deltas of 3 characters
   anthropic-truncated         an Anthropic stream without message_start and without any
-                              stop_reason or message_stop: text deltas, then the end
+                              stop_reason: text deltas, then message_stop
   upload-traversal            Gemini upload whose answer names the file "files/../../x" while
-                              PROCESSING; a poll whose raw path holds "/.." is answered FAILED
+                              PROCESSING; a poll whose raw path has a ".." segment is answered FAILED
   batch-<mode>                a batch service (OpenAI files + batches, Anthropic message
                               batches, Gemini batchGenerateContent with a responses file) whose
                               one job answers requests r0c0, r1c0, r2c0. Modes: ok;
@@ -316,7 +316,7 @@ def key_route(self, route, k):
     if route == "key-block":
         return self.send_json(200, {"promptFeedback": {"blockReason": "OTHER", "blockReasonMessage": "echo " + k}})
     if route == "key-split-stream":
-        text = "the key " + k + " and again " + k + " end"
+        text = "the key " + k + " and again " + "filler " * 30 + k + " end" + " tail" * 30
         pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
         self.start_stream()
         if provider == "anthropic":
@@ -435,7 +435,7 @@ def upload_traversal(self, route, raw):
     if path.endswith("/upload/bytes"):
         return self.send_json(200, {"file": {"name": "files/../../x", "state": "PROCESSING", "uri": base + "/v1beta/files/x"}},
                               headers={"x-goog-upload-status": "final"})
-    if "/.." in path:
+    if ".." in path.split("/"):
         return self.send_json(200, {"name": "files/x", "state": "FAILED", "error": {"message": "the poll left files/: " + path}})
     return self.send_json(200, {"name": "files/x", "state": "ACTIVE", "uri": base + "/v1beta/files/x", "mimeType": "text/plain"})
 
@@ -444,6 +444,7 @@ def anthropic_truncated(self, route, raw):
     self.start_stream()
     for piece in ["Hel", "lo"]:
         self.sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+    self.sse({"type": "message_stop"}, "message_stop")
 
 
 Handler.batch_route = batch_route

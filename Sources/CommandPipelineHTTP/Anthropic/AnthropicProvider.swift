@@ -177,6 +177,15 @@ final class AnthropicCore: Sendable {
                 .providerError, "the stream from \(url) ended before message_stop: the answer is incomplete (\(assembler.text.count) characters received)",
                 provider: name, retryable: true, code: "stream_truncated")
         }
+        // A whole stream opens with message_start (the usage's input side) and says why it
+        // stopped (message_delta's stop_reason): without them it is a cut or forged stream,
+        // never a success with zero usage.
+        guard assembler.started, assembler.stopReason != nil else {
+            let missing = [assembler.started ? nil : "message_start", assembler.stopReason == nil ? "a stop_reason" : nil].compactMap { $0 }
+            throw APIError(
+                .providerError, "the stream from \(url) came without \(missing.joined(separator: " and ")): the answer is incomplete (\(assembler.text.count) characters received)",
+                provider: name, retryable: true, code: "stream_truncated")
+        }
         return assembler.response
     }
 
