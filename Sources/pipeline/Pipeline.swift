@@ -48,8 +48,8 @@ enum Pipeline {
     }
 
     static func usageFailure(_ error: UsageError) -> Int32 {
-        var text = "Error: \(error.message)\n"
-        if let hint = error.hint { text += "Hint: \(hint)\n" }
+        var text = "Error: \(StandardError.oneLine(error.message))\n"
+        if let hint = error.hint { text += "Hint: \(StandardError.oneLine(hint))\n" }
         text += "Usage: \(Help.usage)\nSee 'pipeline --help'.\n"
         StandardError.write(text)
         return 2
@@ -143,7 +143,7 @@ enum Pipeline {
                 configuration.catalog = catalog
                 configuration.costLedger = ledger
                 configuration.onUnknownModel = { model in
-                    if !quiet { StandardError.write("pipeline: model '\(model)' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
+                    if !quiet { StandardError.write("pipeline: model '\(StandardError.oneLine(model))' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
                 configuration.hooks = execHooks
                 if let metrics { configuration.hooks.append(metrics) }

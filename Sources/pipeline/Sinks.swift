@@ -57,7 +57,7 @@ final class SinkFeed: Sendable {
         self.runID = runID
         let counter = SinkFeedCounter()
         dispatcher = SinkDispatcher(sinks: sinks, timeout: timeout, capacity: 100_000) { failure in
-            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(failure)\n") }
+            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine("\(failure)"))\n") }
         }
     }
 

@@ -19,11 +19,11 @@ enum BatchCommand {
     // MARK: shared
 
     private static func note(_ invocation: BatchInvocation, _ text: String) {
-        if !invocation.quiet { StandardError.write(text + "\n") }
+        if !invocation.quiet { StandardError.write(StandardError.oneLine(text) + "\n") }
     }
 
     private static func fail(_ text: String, status: Int32) -> Int32 {
-        StandardError.write("Error: \(text)\n")
+        StandardError.write("Error: \(StandardError.oneLine(text))\n")
         return status
     }
 
@@ -264,7 +264,7 @@ enum BatchCommand {
                 try? await Task.sleep(for: .seconds(invocation.pollSeconds))
                 continue
             }
-            if live { StandardError.write("\r\u{1b}[2K" + progress.line) }
+            if live { StandardError.writeRaw("\r\u{1b}[2K" + progress.line) }
             if progress.allEnded || !invocation.wait || progress.unsubmitted > 0 {
                 if live { StandardError.write("\n") }
                 return .success(progress)

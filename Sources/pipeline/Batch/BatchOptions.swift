@@ -158,7 +158,7 @@ struct BatchInvocation {
     }
 
     private static func seconds(_ name: String, _ value: String, _ range: ClosedRange<Double>) throws(UsageError) -> Double {
-        guard let s = Double(value), s.isFinite, range.contains(s) else {
+        guard let s = FlagLimits.decimal(value), s.isFinite, range.contains(s) else {
             throw UsageError(message: "option '\(name)' needs a number of seconds from \(range.lowerBound) to \(Int(range.upperBound)), got '\(value)'")
         }
         return s
