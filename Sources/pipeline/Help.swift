@@ -67,6 +67,8 @@ enum Help {
                                   sqlite:PATH    upsert into table results, keyed by (run_id, command_id)
                                   webhook:URL    POST batches of 50 with an Idempotency-Key, retried, no redirects
                                 @N: priority, lower runs first, -1000000–1000000   e.g. --sink sqlite:out.db@10
+                                queue: at most 100000 results and 64 MiB of them wait for the sinks; beyond
+                                that a result is skipped for the sinks and reported (the run goes on)
                                                                                default: none; priority 100
       --sink-timeout SECONDS    longest one sink call may take; a hung sink is abandoned and skipped,
                                 the end of the run waits at most twice this, 0.001–604800   default: 30
