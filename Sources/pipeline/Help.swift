@@ -41,6 +41,8 @@ enum Help {
                                 command, 1–65536 MiB                              default: \(RunOptions.defaultReorderBufferMB)
       --events                  write each command's events as JSON Lines (text deltas,
                                 attempts, waits, …) ending in its result    default: off
+                                (deltas are written as they come, not kept: an answer is held once, plus
+                                its result line while it is written, plus its record queued for --sink)
       --quiet                   no progress line and no summary on stderr      default: off
       --resume FILE             skip commands that already succeeded in FILE (an earlier results file): same id
                                 and same input bytes (`input_hash`); never one that did not succeed
