@@ -47,6 +47,14 @@ enum Pipeline {
         return 3
     }
 
+    /// The keys this run can see, for the one redaction of text that does not come from a
+    /// provider adapter (hook messages): the variable `--api-key-env` names and every
+    /// provider's default variable. Placeholders (under 12 bytes) are ignored by the redactor.
+    static func secrets(_ options: RunOptions, environment: [String: String] = ProcessInfo.processInfo.environment) -> SecretRedactor {
+        let names = [options.apiKeyEnv, "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY"].compactMap { $0 }
+        return SecretRedactor(secrets: names.compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) })
+    }
+
     static func usageFailure(_ error: UsageError) -> Int32 {
         var text = "Error: \(StandardError.oneLine(error.message))\n"
         if let hint = error.hint { text += "Hint: \(StandardError.oneLine(hint))\n" }
@@ -146,6 +154,7 @@ enum Pipeline {
                     if !quiet { StandardError.write("pipeline: model '\(StandardError.oneLine(model))' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
                 configuration.hooks = execHooks
+                configuration.redactor = secrets(options)
                 if let metrics { configuration.hooks.append(metrics) }
                 let engine = PipelineEngine(provider: provider, configuration: configuration)
                 mode = .execute(engine)
