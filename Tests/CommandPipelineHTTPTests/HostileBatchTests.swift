@@ -177,14 +177,34 @@ import Testing
         #expect((result?["responses"] as? [[String: Any]])?.first?["text"] as? String == joined)
     }
 
+    /// Issue 29 item 2, end to end: a server that echoes a placeholder key (`EMPTY`, `ollama`,
+    /// `x`) in the answer's text and model gets its answer through unchanged, for every provider;
+    /// a real-length key in the same place is redacted.
+    @Test(arguments: HostileBatchTests.providers)
+    func placeholderKeysNeverAlterAnswers(provider: String) throws {
+        let origin = try Peers.hostile.get().deletingLastPathComponent().appendingPathComponent("r").appendingPathComponent("key-model")
+        let base = provider == "openai" ? origin.appendingPathComponent("v1") : origin
+        for key in ["EMPTY", "ollama", "x", HostileServerTests.canary] {
+            var environment = ProcessInfo.processInfo.environment
+            environment["SOME_KEY"] = key
+            let run = try runPipeline(
+                ["--provider", provider, "--base-url", base.absoluteString, "--api-key-env", "SOME_KEY", "--max-attempts", "1", "--quiet"],
+                stdin: #"{"id":"p","model":"m","prompt":"hi"}"#, environment: environment)
+            let response = (run.records.first?["responses"] as? [[String: Any]])?.first
+            let expected = key == HostileServerTests.canary ? "hi <redacted>" : "hi " + key
+            #expect(response?["text"] as? String == expected, "\(provider) \(key): \(run.stdout) \(run.stderr)")
+            #expect(!HostileServerTests.leaks(run.stdout) && !HostileServerTests.leaks(run.stderr))
+        }
+    }
+
     /// Issue 21 class 8: an Anthropic stream without message_start, stop_reason or message_stop
-    /// is a truncated stream, a retryable failure, never a success with zero usage.
+    /// is a truncated stream (`stream_truncated`), never a success with zero usage.
     @Test func anAnthropicStreamWithoutStartOrStopIsTruncated() throws {
         let run = try run("anthropic", "anthropic-truncated", ["--events"])
         #expect(run.status == 1, "\(run.stdout)")
         let result = EventStreamCheck(run.stdout).commands["s"]?.last?["result"] as? [String: Any]
         #expect(result?["status"] as? String == "failed", "\(run.stdout)")
-        #expect(result?[path: "error.retryable"] as? Bool == true, "\(run.stdout)")
+        #expect(result?[path: "error.details.code"] as? String == "stream_truncated", "\(run.stdout)")
     }
 
     /// Issue 21 class 8: a usage number beyond a double's range (1e400) is clamped like other

@@ -74,6 +74,18 @@ import Testing
         }
     }
 
+    /// Only a tail that may begin the key waits; a broken stream shows its text without it.
+    @Test func onlyWhatMayBeginASecretIsHeldBack() {
+        var stream = StreamRedaction(SecretRedactor(secrets: [Self.key]))
+        #expect(stream.take("Hello") == "Hello", "nothing here starts a key")
+        #expect(stream.take(" world s") == " world ", "'s' may start it")
+        #expect(stream.take("k-live-01") == "")
+        #expect(stream.take("23 no") == "sk-live-0123 no", "it was not the key after all")
+        #expect(stream.take(" SK-LIVE-0123456789") == " ")
+        #expect(stream.finishCut() == "", "a broken stream never shows the start of a key")
+        #expect(stream.take("tail") == "tail")
+    }
+
     @Test func aStreamWithoutSecretsPassesEveryPieceAtOnce() {
         var stream = StreamRedaction(.none)
         #expect(stream.take("Hel") == "Hel" && stream.take("lo") == "lo" && stream.finish() == "")

@@ -126,8 +126,9 @@ public struct SecretRedactor: Sendable, Hashable {
 
 /// Text that arrives in pieces (a stream's deltas), redacted as a stream: a secret split across
 /// two or more pieces is caught, and the pieces handed on, joined, equal the redaction of the
-/// whole text. A tail shorter than the longest spelling is held back until the next piece shows
-/// whether it starts a secret, or until the end.
+/// whole text. Only a tail that could be the start of a secret (a suffix equal to the first bytes
+/// of some spelling, so always shorter than the longest one) is held back, until the next piece
+/// shows whether it is one, or until the end; everything else goes on at once.
 public struct StreamRedaction: Sendable {
     public let redactor: SecretRedactor
     /// Text received, not handed on yet (already redacted where a whole secret was seen).
@@ -140,16 +141,9 @@ public struct StreamRedaction: Sendable {
         guard redactor.isActive else { return piece }
         pending += piece
         let redacted = redactor.redact(pending)
-        // A piece of a secret at the end is fewer than `longestSpelling` bytes, so fewer
-        // Unicode scalars: hold that many back (the split falls between scalars).
-        let hold = redactor.longestSpelling - 1
-        let scalars = redacted.unicodeScalars
-        guard let split = scalars.index(scalars.endIndex, offsetBy: -hold, limitedBy: scalars.startIndex), split > scalars.startIndex else {
-            pending = redacted
-            return ""
-        }
-        pending = String(scalars[split...])
-        return String(scalars[..<split])
+        let split = redactor.startOfPossibleSecret(in: redacted)
+        pending = String(redacted.unicodeScalars[split...])
+        return String(redacted.unicodeScalars[..<split])
     }
 
     /// The held-back tail, redacted: the end of the text.
@@ -157,4 +151,44 @@ public struct StreamRedaction: Sendable {
         defer { pending = "" }
         return redactor.redact(pending)
     }
+
+    /// The held-back tail without what may be the start of a secret: for a stream that broke
+    /// off, whose text will never be completed (the start of a key is not shown).
+    public mutating func finishCut() -> String {
+        defer { pending = "" }
+        let redacted = redactor.redact(pending)
+        return String(redacted.unicodeScalars[..<redactor.startOfPossibleSecret(in: redacted)])
+    }
+}
+
+extension SecretRedactor {
+    /// Where the longest suffix of `text` that is the beginning of some spelling (ignoring ASCII
+    /// case) starts; `text.endIndex` when none is. A complete spelling is not a beginning: it was
+    /// redacted already.
+    func startOfPossibleSecret(in text: String) -> String.Index {
+        let bytes = Array(text.utf8)
+        var best = bytes.count
+        for form in spellings {
+            let needle = Array(form.utf8)
+            let longest = min(needle.count - 1, bytes.count)
+            guard longest > 0 else { continue }
+            // Suffix lengths from longest to shortest: the first that matches is this form's best.
+            for length in stride(from: longest, through: 1, by: -1) where bytes.count - length < best {
+                let start = bytes.count - length
+                var matches = true
+                for i in 0..<length where Self.foldByte(bytes[start + i]) != Self.foldByte(needle[i]) {
+                    matches = false
+                    break
+                }
+                if matches {
+                    best = start
+                    break
+                }
+            }
+        }
+        // A spelling begins with an ASCII byte or a UTF-8 lead byte: `best` is a scalar boundary.
+        return best == bytes.count ? text.endIndex : text.utf8.index(text.utf8.startIndex, offsetBy: best)
+    }
+
+    @inline(__always) static func foldByte(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte }
 }

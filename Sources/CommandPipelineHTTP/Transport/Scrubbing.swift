@@ -61,6 +61,9 @@ extension ServerText {
                     if !rest.isEmpty { continuation.yield(.delta(rest)) }
                     continuation.finish()
                 } catch {
+                    // The text before the break goes on, except what may be the start of a key.
+                    let rest = deltas.finishCut()
+                    if !rest.isEmpty { continuation.yield(.delta(rest)) }
                     continuation.finish(throwing: scrub(error))
                 }
             }
