@@ -121,11 +121,6 @@ struct GeminiErrorMapping {
         return error
     }
 
-    /// At most `limit` characters, marked when cut.
-    static func shorten(_ text: String, limit: Int = 600) -> String {
-        text.count <= limit ? text : String(text.prefix(limit)) + "…"
-    }
-
     /// A `Retry-After` header in seconds (some proxies and test servers send one).
     static func retryAfterHeader(_ headers: [String: String]) -> Duration? {
         if let ms = headers["retry-after-ms"].flatMap(Double.init), ms.isFinite, ms >= 0 {
