@@ -42,6 +42,8 @@ enum Help {
                                 command, 1–65536 MiB                              default: \(RunOptions.defaultReorderBufferMB)
       --events                  write each command's events as JSON Lines (text deltas,
                                 attempts, waits, …) ending in its result    default: off
+                                (deltas are written as they come, not kept: an answer is held once, plus
+                                its result line while it is written, plus its record queued for --sink)
       --quiet                   no progress line and no summary on stderr      default: off
       --resume FILE             skip commands that already succeeded in FILE (an earlier results file): same id
                                 and same input bytes (`input_hash`); never one that did not succeed
@@ -75,6 +77,8 @@ enum Help {
                                                  only from PGPASSWORD or VAR, never in the URL; holds up to
                                                  256 MiB of results while the database is away, then drops and counts)
                                 @N: priority, lower runs first, -1000000–1000000   e.g. --sink sqlite:out.db@10
+                                queue: at most 100000 results and 64 MiB of them wait for the sinks; beyond
+                                that a result is skipped for the sinks and reported (the run goes on)
                                                                                default: none; priority 100
       --sinks FILE              sinks from a JSON file: {"sinks": [{"kind", "target", "priority", "batch_size",
                                 "timeout_seconds", "options"}]}, ${VAR} expanded from the environment

@@ -65,6 +65,22 @@ struct RunOptions {
 /// A value outside its range is a usage error naming the flag and the range, so nothing
 /// computed from a flag (windows of `4 × concurrency`, milliseconds of a timeout) can overflow.
 enum FlagLimits {
+    /// A flag's decimal number: digits with at most one `.` (`30`, `0.5`, `.5`, `2.`) and
+    /// nothing else — no sign, exponent, hex (`0x10`), `inf`, `nan`, spaces or underscores,
+    /// which `Double(_:)` would take. Nil for any other form.
+    static func decimal(_ text: String) -> Double? {
+        var digits = 0, dots = 0
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digits += 1
+            case UInt8(ascii: "."): dots += 1
+            default: return nil
+            }
+        }
+        guard digits > 0, dots <= 1, text.utf8.count <= 64 else { return nil }
+        return Double(text)
+    }
+
     static let concurrency = 1...10_000
     /// `--reorder-buffer-mb`: 1 MiB to 64 GiB.
     static let reorderBufferMB = 1...65_536
@@ -236,7 +252,7 @@ enum ArgumentParser {
             options.modelsFile = value
         case "--max-cost":
             let range = FlagLimits.maxCost
-            guard let usd = Double(value), usd.isFinite, range.contains(usd) else {
+            guard let usd = FlagLimits.decimal(value), usd.isFinite, range.contains(usd) else {
                 throw UsageError(message: "option '--max-cost' needs an amount in US dollars from 0 to \(Int(range.upperBound)), got '\(value)'")
             }
             options.maxCostUSD = usd
@@ -256,7 +272,7 @@ enum ArgumentParser {
     /// them to whole milliseconds can never overflow.
     private static func seconds(_ name: String, _ value: String) throws(UsageError) -> Double {
         let range = FlagLimits.seconds
-        guard let seconds = Double(value), seconds.isFinite, range.contains(seconds) else {
+        guard let seconds = FlagLimits.decimal(value), seconds.isFinite, range.contains(seconds) else {
             throw UsageError(message: "option '\(name)' needs a number of seconds from 0.001 to \(Int(range.upperBound)) (one week), got '\(value)'")
         }
         return seconds

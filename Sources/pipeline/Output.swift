@@ -141,7 +141,15 @@ final class LineWriter: Sendable {
 
 /// Human-facing text goes to stderr only.
 enum StandardError {
+    /// Writes `text` with every control character but the newline escaped (`oneLine`'s
+    /// spelling), so no text on stderr can drive a terminal, whatever it quotes. Text from
+    /// input also goes through `oneLine` where it is quoted, so it cannot forge a line either.
     static func write(_ text: String) {
+        writeRaw(escapingControls(text))
+    }
+
+    /// Writes `text` as it is: only for the CLI's own terminal control (the live progress line).
+    static func writeRaw(_ text: String) {
         var text = text
         text.withUTF8 { bytes in
             var offset = 0
@@ -154,6 +162,12 @@ enum StandardError {
     }
 
     static var isTerminal: Bool { isatty(2) == 1 }
+
+    /// `text` with control characters other than `\n` escaped as `oneLine` does.
+    static func escapingControls(_ text: String) -> String {
+        guard text.utf8.contains(where: { ($0 < 0x20 && $0 != 0x0a) || $0 == 0x7f || $0 == 0xc2 }) else { return text }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { oneLine(String($0)) }.joined(separator: "\n")
+    }
 
     /// `text` fit for one stderr line: control characters (newlines, escapes that would drive a
     /// terminal) written as `\n`, `\r`, `\t` or `\u{XX}`, so text from a hook or a server can

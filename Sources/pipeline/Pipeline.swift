@@ -47,9 +47,17 @@ enum Pipeline {
         return 3
     }
 
+    /// The keys this run can see, for the one redaction of text that does not come from a
+    /// provider adapter (hook messages): the variable `--api-key-env` names and every
+    /// provider's default variable. Placeholders (under 12 bytes) are ignored by the redactor.
+    static func secrets(_ options: RunOptions, environment: [String: String] = ProcessInfo.processInfo.environment) -> SecretRedactor {
+        let names = [options.apiKeyEnv, "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY"].compactMap { $0 }
+        return SecretRedactor(secrets: names.compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) })
+    }
+
     static func usageFailure(_ error: UsageError) -> Int32 {
-        var text = "Error: \(error.message)\n"
-        if let hint = error.hint { text += "Hint: \(hint)\n" }
+        var text = "Error: \(StandardError.oneLine(error.message))\n"
+        if let hint = error.hint { text += "Hint: \(StandardError.oneLine(hint))\n" }
         text += "Usage: \(Help.usage)\nSee 'pipeline --help'.\n"
         StandardError.write(text)
         return 2
@@ -159,9 +167,10 @@ enum Pipeline {
                 configuration.catalog = catalog
                 configuration.costLedger = ledger
                 configuration.onUnknownModel = { model in
-                    if !quiet { StandardError.write("pipeline: model '\(model)' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
+                    if !quiet { StandardError.write("pipeline: model '\(StandardError.oneLine(model))' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
                 configuration.hooks = execHooks
+                configuration.redactor = secrets(options)
                 if let metrics { configuration.hooks.append(metrics) }
                 // The flags' ranges are the configuration's (`ConfigurationLimits`): a refusal here is a usage error all the same.
                 let engine: PipelineEngine

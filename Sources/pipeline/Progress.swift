@@ -26,10 +26,10 @@ struct Progress {
     func live() -> Task<Void, Never> {
         Task {
             while !Task.isCancelled {
-                StandardError.write("\r\u{1B}[K" + line())
+                StandardError.writeRaw("\r\u{1B}[K" + line())
                 try? await Task.sleep(for: .milliseconds(250))
             }
-            StandardError.write("\r\u{1B}[K")
+            StandardError.writeRaw("\r\u{1B}[K")
         }
     }
 

@@ -73,12 +73,15 @@ final class SinkFeed: Sendable {
     let runID: String
     /// Failures written to stderr as they happen; the rest are counted in the closing line.
     static let shownFailures = 20
+    /// The sinks' queue: results and bytes waiting at most (said in `--help`).
+    static let queueCapacity = 100_000
+    static let queueBytes = SinkDispatcher.defaultMaxQueuedBytes
 
     private init(sinks: [any ResultSink], runID: String, timeout: Duration) {
         self.runID = runID
         let counter = SinkFeedCounter()
-        dispatcher = SinkDispatcher(sinks: sinks, timeout: timeout, capacity: 100_000) { failure in
-            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(failure)\n") }
+        dispatcher = SinkDispatcher(sinks: sinks, timeout: timeout, capacity: Self.queueCapacity, maxQueuedBytes: Self.queueBytes) { failure in
+            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine("\(failure)"))\n") }
         }
     }
 

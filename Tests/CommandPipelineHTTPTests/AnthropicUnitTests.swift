@@ -197,7 +197,7 @@ import Testing
         var assembler = AnthropicResponses.StreamAssembler(requestedModel: "m")
         var deltas: [String] = []
         for event in events(stream) {
-            if let delta = try assembler.take(event, provider: "anthropic", redact: { $0 }) { deltas.append(delta) }
+            if let delta = try assembler.take(event, provider: "anthropic", text: ServerText(key: nil)) { deltas.append(delta) }
         }
         #expect(deltas == ["Hel", "lo"])
         #expect(assembler.finished)
@@ -208,13 +208,13 @@ import Testing
     @Test func anErrorEventEndsTheStreamAsARetryableError() throws {
         var assembler = AnthropicResponses.StreamAssembler(requestedModel: "m")
         let overloaded = events("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded for sk-ant-secret-key-77\"}}\n\n")
-        let error = #expect(throws: APIError.self) { try assembler.take(overloaded[0], provider: "anthropic", redact: errors.redact) }
+        let error = #expect(throws: APIError.self) { try assembler.take(overloaded[0], provider: "anthropic", text: ServerText(key: errors.configuration.apiKey)) }
         #expect(error?.retryable == true && error?.code == "overloaded_error")
         #expect(error?.message.contains("sk-ant-secret-key-77") == false)
         let invalid = events("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"bad\"}}\n\n")
-        #expect(throws: APIError.self) { try assembler.take(invalid[0], provider: "anthropic", redact: { $0 }) }
+        #expect(throws: APIError.self) { try assembler.take(invalid[0], provider: "anthropic", text: ServerText(key: nil)) }
         let malformed = events("event: content_block_delta\ndata: {\"type\":\"content_blo\n\n")
-        let broken = #expect(throws: APIError.self) { try assembler.take(malformed[0], provider: "anthropic", redact: { $0 }) }
+        let broken = #expect(throws: APIError.self) { try assembler.take(malformed[0], provider: "anthropic", text: ServerText(key: nil)) }
         #expect(broken?.retryable == true && broken?.code == "stream_malformed")
     }
 

@@ -92,8 +92,8 @@ import FoundationNetworking
         #expect(Set(jobs).count == jobs.count)
         #expect(try await target.batchCount() == before + jobs.count, "no job was submitted twice")
 
-        let first = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"])
-        let second = try runPipeline(["batch", "collect", job, "--quiet"])
+        let first = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpointArguments(target.providerArguments))
+        let second = try runPipeline(["batch", "collect", job, "--quiet"] + endpointArguments(target.providerArguments))
         let live = try runPipeline(["--quiet"] + target.providerArguments.filter { !$0.hasPrefix("generation") && $0 != "--capabilities" }, stdin: input)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout == second.stdout, "collecting twice gives the same lines")

@@ -37,9 +37,20 @@ import Testing
         }
     }
 
-    @Test func shortKeysAreRedactedToo() {
-        #expect(APIKey("abc").redact("key abc here") == "key <redacted> here")
-        #expect(ServerText(key: APIKey("k1")).preview("k1 k1") == "<redacted> <redacted>")
+    /// Issue 29 item 2: a placeholder key (`EMPTY`, `ollama`, `x`) never changes an answer, an
+    /// error or a URL at the adapter's boundary; a real-length key still goes everywhere.
+    @Test func placeholderKeysNeverAlterAnswers() {
+        for placeholder in ["EMPTY", "ollama", "x"] {
+            let text = ServerText(key: APIKey(placeholder))
+            let answer = GenerationResponse(text: "Is the glass empty? Ask Ollama. EMPTY x", model: "ollama/x", finishReason: "stop", usage: Usage())
+            #expect(text.scrub(answer) == answer, "\(placeholder)")
+            let error = APIError(.providerError, "GET http://localhost:11434/v1/x failed: working on EMPTY", code: "x")
+            #expect((text.scrub(error) as? APIError) == error, "\(placeholder)")
+            #expect(text.preview("working x") == "working x")
+        }
+        let real = ServerText(key: APIKey(Self.key))
+        let answer = real.scrub(GenerationResponse(text: "echo \(Self.key) and EMPTY", model: "m \(Self.key)", finishReason: "stop", usage: Usage()))
+        #expect(answer.text == "echo <redacted> and EMPTY" && !Self.leaks(answer.model))
     }
 
     @Test func theKeyNeverPrints() {

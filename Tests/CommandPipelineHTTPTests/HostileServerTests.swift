@@ -343,4 +343,27 @@ import Testing
             #expect([0, 1].contains(run.status) && run.lines.count == 1, "\(provider) \(route): \(run.status) \(run.stderr)")
         }
     }
+
+    /// The same routes (and the split-key stream) in events mode with a JSONL sink: no event
+    /// line, no stderr line and no record handed to a sink carries the key (issue 21 class 1).
+    @Test(arguments: ["openai", "gemini", "anthropic"])
+    func eventsAndSinksNeverCarryTheKey(provider: String) throws {
+        let origin = try Peers.hostile.get().deletingLastPathComponent()
+        var environment = ProcessInfo.processInfo.environment
+        environment["CANARY_KEY"] = HostileServerTests.canary
+        let dir = try temporaryDirectory()
+        for route in Self.routes + ["key-split-stream"] {
+            let sink = dir.appendingPathComponent("\(provider)-\(route).jsonl")
+            let base = origin.appendingPathComponent("r").appendingPathComponent(route).absoluteString + (provider == "openai" ? "/v1" : "")
+            let run = try runPipeline(
+                ["--provider", provider, "--base-url", base, "--api-key-env", "CANARY_KEY", "--max-attempts", "1", "--timeout", "60", "--events",
+                 "--sink", "jsonl:\(sink.path)"] + (provider == "openai" ? ["--capabilities", "generation,streaming"] : []),
+                stdin: #"{"id":"x","model":"m","prompt":"hi"}"#, environment: environment)
+            let delivered = (try? String(contentsOf: sink, encoding: .utf8)) ?? ""
+            #expect(!HostileServerTests.leaks(run.stdout), "\(provider) \(route): the key reached an event: \(run.stdout.prefix(2000))")
+            #expect(!HostileServerTests.leaks(run.stderr), "\(provider) \(route): the key reached stderr: \(run.stderr.prefix(2000))")
+            #expect(!HostileServerTests.leaks(delivered), "\(provider) \(route): the key reached the sink: \(delivered.prefix(2000))")
+            #expect([0, 1].contains(run.status) && delivered.split(separator: "\n").count == 1, "\(provider) \(route): \(run.status) \(run.stderr)")
+        }
+    }
 }

@@ -387,3 +387,21 @@ import Testing
         #expect(log.names.withLock { $0 } == ["a", "c"])
     }
 }
+
+/// Issue 21 class 8: in events mode (an observer) a streamed answer is not held a second time
+/// as kept deltas; `keepingEvents` still keeps them.
+@Suite struct EventLogMemoryTests {
+    @Test func anObserverSeesEveryDeltaButTheLogKeepsNone() {
+        let seen = Mutex(0)
+        let observed = EventLog(commandID: "c", provider: "p", clock: ManualClock(), observer: { event in
+            if case .textDelta(_, let text) = event.kind { seen.withLock { $0 += text.utf8.count } }
+        })
+        let big = String(repeating: "x", count: 1 << 20)
+        for _ in 0..<4 { observed.record(.textDelta(call: 0, text: big)) }
+        #expect(seen.withLock { $0 } == 4 << 20)
+        #expect(observed.entries.isEmpty)
+        let kept = EventLog(commandID: "c", provider: "p", clock: ManualClock(), keepingEvents: true)
+        kept.record(.textDelta(call: 0, text: "piece"))
+        #expect(kept.entries.count == 1)
+    }
+}

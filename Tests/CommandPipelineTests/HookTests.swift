@@ -120,6 +120,27 @@ import Testing
         #expect(HookFailure.limited(String(repeating: "a", count: HookFailure.messageLimit)).count == HookFailure.messageLimit, "at the limit nothing is cut")
     }
 
+    /// Issue 21 class 1: a hook's text is redacted before it is cut to the limit, so a key
+    /// straddling the cut leaves no piece behind; in a rejection and in a recorded failure.
+    @Test func aHooksTextIsRedactedBeforeItIsCut() async throws {
+        let key = "sk-hook-canary-0123456789abcdef"
+        let text = String(repeating: "y", count: HookFailure.messageLimit - 10) + key + " and more"
+        let leaky = Probe(name: "leaky", journal: Journal(), before: { command, _ in
+            guard command.id == "c1" else { return command }
+            throw APIError(.invalidCommand, text, code: "C_" + key)
+        }, after: { _, _ in throw Failure(description: text) })
+        var configuration = EngineConfiguration()
+        configuration.hooks = [leaky]
+        configuration.redactor = SecretRedactor(secrets: [key, "EMPTY"])
+        let e = try PipelineEngine(provider: ScriptedProvider(), configuration: configuration)
+        let rejected = try #require(await e.run(command("c1")).error)
+        let kept = try await e.executeWithFallback(command("c2")).get().telemetry.hookFailures
+        for shown in [rejected.message, rejected.code ?? "", kept.first?.message ?? "missing"] {
+            #expect(!(0...(key.count - 6)).contains { shown.contains(key.dropFirst($0).prefix(6)) }, "\(shown.suffix(60))")
+        }
+        #expect(rejected.message.hasSuffix("<redacted>…"), "redacted, then cut")
+    }
+
     @Test func aHookFailingAfterTheCommandChangesNothingButIsRecorded() async throws {
         let journal = Journal()
         let broken = Probe(name: "broken-metrics", journal: journal, after: { _, _ in throw Failure(description: "statsd unreachable") })

@@ -182,6 +182,28 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         hanging.release()
     }
 
+    /// Issue 21 class 8: behind a sink that never answers, the queue is bounded in bytes as well
+    /// as in deliveries: large records beyond `maxQueuedBytes` are dropped and reported.
+    @Test func theQueueIsBoundedInBytes() async {
+        let hanging = HangingSink(priority: 1)
+        let dispatcher = SinkDispatcher(sinks: [hanging], timeout: .seconds(3600), capacity: 100_000, maxQueuedBytes: 1 << 20, clock: ManualClock())
+        dispatcher.submit(delivery("first", index: 0))
+        #expect(await eventually { hanging.started.withLock { $0 } == 1 })
+        let big = { (i: Int) in
+            ResultDelivery(runID: "run-1", commandID: "big\(i)", index: i, status: .succeeded, record: [UInt8](repeating: 0x20, count: 300_000))
+        }
+        for i in 1...10 { dispatcher.submit(big(i)) }   // 3 fit in 1 MiB, 7 do not
+        #expect(dispatcher.queuedBytes == 900_000)
+        #expect(dispatcher.failures.map(\.commandID) == (4...10).map { "big\($0)" })
+        #expect(dispatcher.failures.allSatisfy { $0.reason == .queueFull })
+        // One record larger than the bound alone still goes when nothing else waits.
+        let lone = SinkDispatcher(sinks: [RecordingSink("r", priority: 1, order: Shared([]))], maxQueuedBytes: 10, clock: ManualClock())
+        lone.submit(big(0))
+        #expect(lone.failures.isEmpty)
+        _ = await lone.finish(within: .seconds(1))
+        hanging.release()
+    }
+
     @Test func deliveriesCarryTheRecordTheWriterWritesAndAStableKey() async {
         let engine = PipelineEngine(provider: MockProvider.make())
         let command = PlannedCommand(id: "c1", plan: ExecutionPlan(call: APICall(model: "m", parts: [.text("hi")])))

@@ -194,3 +194,14 @@ import Testing
         #expect(written(.microseconds(1500)) == "1.5")
     }
 }
+
+/// Issue 21 class 8: a number beyond a Double's range in a server's answer is clamped where it
+/// is read; in commands (strict parsing) it stays an error.
+@Suite struct OutOfRangeNumberTests {
+    @Test func aServerNumberBeyondADoubleIsClampedACommandNumberIsRefused() throws {
+        let answer = try JSONParser.parse(#"{"usage": {"prompt_tokens": 1e400, "other": -1e999}}"#)
+        #expect(answer.objectValue?["usage"]?.objectValue?["prompt_tokens"] == .double(.greatestFiniteMagnitude))
+        #expect(answer.objectValue?["usage"]?.objectValue?["other"] == .double(-.greatestFiniteMagnitude))
+        #expect(throws: JSONParser.SyntaxError.self) { try JSONParser.parse(#"{"n": 1e400}"#, options: .strict) }
+    }
+}

@@ -222,3 +222,24 @@ public func validateJSONLines(_ jsonl: String, against schema: String) throws ->
     process.waitUntilExit()
     return (process.terminationStatus == 0, report)
 }
+
+/// The endpoint options among `arguments` (`--base-url`, `--api-key-env` with their values,
+/// `--allow-insecure-http`): what `batch status|collect|cancel` must be given again, since a
+/// job file never decides where the key goes.
+public func endpointArguments(_ arguments: [String]) -> [String] {
+    var out: [String] = []
+    var i = 0
+    while i < arguments.count {
+        switch arguments[i] {
+        case "--base-url", "--api-key-env":
+            out += arguments[i..<min(i + 2, arguments.count)]
+            i += 2
+        case "--allow-insecure-http":
+            out.append(arguments[i])
+            i += 1
+        default:
+            i += 1
+        }
+    }
+    return out
+}

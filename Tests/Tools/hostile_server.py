@@ -32,7 +32,7 @@ any path (so an upload to {base}/r/<route>/v1/files takes a route too):
   retry-after-ms=<V>          429 with "retry-after-ms: V"
   usage=<V>                   200 whose usage is: max (Int.max, no total), max-total
                               (Int.max everywhere), negative, float (1e30), bignum
-                              (10^30 as an integer literal), strings
+                              (10^30 as an integer literal), strings, huge (1e400: beyond a double)
   gzip-bomb                   200 "Content-Encoding: gzip", about 1 MB on the wire that
                               inflate to 1 GiB of zeros (whatever the client asked for)
   gzip-bomb-stream            the same bomb as a chunked text/event-stream answer
@@ -40,6 +40,25 @@ any path (so an upload to {base}/r/<route>/v1/files takes a route too):
                               (a server that compresses although the client asked for identity)
   gzip-bomb-error             500 "Content-Encoding: gzip" whose body is the bomb
   gzip-bomb-redirect          302 (Location: the sink) "Content-Encoding: gzip" whose body is the bomb
+
+Provider-shaped routes (the shape follows the path: /v1beta/ is Gemini, /v1/messages is
+Anthropic, anything else OpenAI):
+
+  key-split-stream            a streamed answer that carries the key twice, each time split
+                              across deltas of 3 characters
+  anthropic-truncated         an Anthropic stream without message_start and without any
+                              stop_reason: text deltas, then message_stop
+  upload-traversal            Gemini upload whose answer names the file "files/../../x" while
+                              PROCESSING; a poll whose raw path has a ".." segment is answered FAILED
+  batch-<mode>                a batch service (OpenAI files + batches, Anthropic message
+                              batches, Gemini batchGenerateContent with a responses file) whose
+                              one job answers requests r0c0, r1c0, r2c0. Modes: ok;
+                              errored-straddle (r0c0 errored, the key straddling the 300-char
+                              preview, its type carrying the key across a 60-char cut); state-key
+                              (the job's state, read back, is unknown and carries the key across
+                              a 40-char cut); failed-key (the whole job failed
+                              with the key in its message; OpenAI and Gemini); malformed (r1c0's line is cut JSON,
+                              plus a non-object line); duplicate (two answers for r1c0)
 
 With --tls CERT KEY the main port speaks HTTPS (the sink stays plain http).
 """
@@ -126,6 +145,12 @@ class Handler(BaseHTTPRequestHandler):
     def route(self, route, raw):
         auth = self.headers.get("Authorization", "")
         key = auth[7:] if auth.startswith("Bearer ") else auth
+        if route.startswith("batch-"):
+            return self.batch_route(route, raw)
+        if route == "upload-traversal":
+            return self.upload_traversal(route, raw)
+        if route == "anthropic-truncated":
+            return self.anthropic_truncated(route, raw)
         if route.startswith("key-"):
             return self.key_route(route, self.headers.get("x-goog-api-key") or self.headers.get("x-api-key") or key)
         if route == "ok":
@@ -222,7 +247,10 @@ class Handler(BaseHTTPRequestHandler):
                              "prompt_tokens_details": {"cached_tokens": -1}},
                 "float": {"prompt_tokens": 1e30, "completion_tokens": 1e30, "total_tokens": 1e30},
                 "strings": {"prompt_tokens": "12", "completion_tokens": "x", "total_tokens": None},
-            }[variant]
+            }.get(variant)
+            if usage is None:  # huge: a number beyond a double's range, as raw JSON
+                body = json.dumps(completion("usage", {})).replace('"usage": {}', '"usage": {"prompt_tokens": 1e400, "completion_tokens": 2, "total_tokens": 1e400}')
+                return self.send_body(200, body.encode())
             return self.send_json(200, completion("usage", usage))
         self.send_json(404, {"error": {"message": f"no route '{route}'", "type": "invalid_request_error"}})
 
@@ -251,6 +279,10 @@ class Handler(BaseHTTPRequestHandler):
         for start in range(0, count, 64):
             self.wfile.write(block * min(64, count - start))
         self.wfile.write(tail)
+
+    def sse(self, data, name=None):
+        self.wfile.write((f"event: {name}\n" if name else "").encode() + b"data: " + json.dumps(data).encode() + b"\n\n")
+        self.wfile.flush()
 
     def start_stream(self):
         self.send_response(200)
@@ -327,12 +359,141 @@ def key_route(self, route, k):
         return self.send_json(200, body)
     if route == "key-block":
         return self.send_json(200, {"promptFeedback": {"blockReason": "OTHER", "blockReasonMessage": "echo " + k}})
+    if route == "key-split-stream":
+        text = "the key " + k + " and again " + "filler " * 30 + k + " end" + " tail" * 30
+        pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+        self.start_stream()
+        if provider == "anthropic":
+            self.sse({"type": "message_start", "message": {"model": "split", "usage": {"input_tokens": 1, "output_tokens": 0}}}, "message_start")
+            for piece in pieces:
+                self.sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+            self.sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}}, "message_delta")
+            self.sse({"type": "message_stop"}, "message_stop")
+        elif provider == "gemini":
+            for n, piece in enumerate(pieces):
+                chunk = {"candidates": [{"content": {"parts": [{"text": piece}], "role": "model"}}]}
+                if n == len(pieces) - 1:
+                    chunk["candidates"][0]["finishReason"] = "STOP"
+                    chunk["usageMetadata"] = {"promptTokenCount": 1, "candidatesTokenCount": 5, "totalTokenCount": 6}
+                self.sse(chunk)
+        else:
+            for piece in pieces:
+                self.sse({"model": "split", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            self.sse({"model": "split", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}})
+            self.event("[DONE]")
+        return
     if route == "key-nonjson-200":
         return self.send_body(200, ("echo: " + k).encode(), "text/plain")
     return self.send_json(404, {"error": {"message": "unknown key route"}})
 
 
 Handler.key_route = key_route
+
+BATCH_IDS = ["r0c0", "r1c0", "r2c0"]
+
+
+def batch_lines(provider, mode, k):
+    """The result file's lines for `mode`, in the provider's shape."""
+    def ok(custom_id, text="fine"):
+        if provider == "anthropic":
+            return {"custom_id": custom_id, "result": {"type": "succeeded", "message": {
+                "type": "message", "role": "assistant", "model": "m", "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn", "usage": {"input_tokens": 3, "output_tokens": 2}}}}
+        if provider == "gemini":
+            return {"key": custom_id, "response": {"candidates": [{"content": {"parts": [{"text": text}]}, "finishReason": "STOP"}],
+                                                   "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2, "totalTokenCount": 5}}}
+        return {"custom_id": custom_id, "response": {"status_code": 200, "body": completion("m", {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})}}
+
+    def errored(custom_id, message, kind):
+        if provider == "anthropic":
+            return {"custom_id": custom_id, "result": {"type": "errored", "error": {"type": "error", "error": {"type": kind, "message": message}}}}
+        if provider == "gemini":
+            return {"key": custom_id, "error": {"code": 400, "message": message, "status": kind}}
+        return {"custom_id": custom_id, "error": {"code": kind, "message": message}}
+
+    lines = [json.dumps(ok(i, f"answer {i}")) for i in BATCH_IDS]
+    if mode == "errored-straddle":
+        lines[0] = json.dumps(errored("r0c0", "x" * (PREVIEW - 20) + k + " trailing", "T_" + "z" * 50 + k))
+    elif mode == "malformed":
+        lines[1] = json.dumps(ok("r1c0"))[:25]
+        lines.insert(2, "[1, 2, 3]")
+    elif mode == "duplicate":
+        lines.insert(2, json.dumps(ok("r1c0", "another answer")))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def batch_route(self, route, raw):
+    """A batch service with one job, whose state and results follow the route's mode."""
+    mode = route[len("batch-"):]
+    k = self.headers.get("x-goog-api-key") or self.headers.get("x-api-key") or self.headers.get("Authorization", "")[7:]
+    path = self.path.split("?", 1)[0]
+    provider = "gemini" if "/v1beta/" in path else "anthropic" if "/v1/messages/batches" in path else "openai"
+    base = path[:path.index(route) + len(route)]
+    # The unknown state shows when the job is read back, not in the answer to its creation.
+    state_text = "weird-" + "y" * 24 + k if mode == "state-key" and self.command == "GET" else None
+    counts = {"total": 3, "completed": 3, "failed": 0}
+    if provider == "openai":
+        if path.endswith("/files") and self.command == "POST":
+            return self.send_json(200, {"id": "file-in", "object": "file"})
+        if path.endswith("/files/file-out/content"):
+            return self.send_body(200, batch_lines("openai", mode, k), "application/jsonl")
+        job = {"id": "batch_h1", "object": "batch", "status": state_text or ("failed" if mode == "failed-key" else "completed"),
+               "request_counts": counts, "output_file_id": None if mode == "failed-key" else "file-out", "error_file_id": None,
+               "metadata": {}, "created_at": int(time.time())}
+        if mode == "failed-key":
+            job["errors"] = {"data": [{"code": "invalid", "message": "y" * 190 + k}]}
+        if path.endswith("/batches") and self.command == "GET":
+            return self.send_json(200, {"data": [job], "has_more": False})
+        return self.send_json(200, job)
+    if provider == "anthropic":
+        if path.endswith("/results"):
+            return self.send_body(200, batch_lines("anthropic", mode, k), "application/jsonl")
+        job = {"id": "msgbatch_h1", "type": "message_batch", "processing_status": state_text or "ended",
+               "request_counts": {"processing": 0, "succeeded": 3, "errored": 0, "canceled": 0, "expired": 0},
+               "results_url": base + "/v1/messages/batches/msgbatch_h1/results", "created_at": "2026-01-01T00:00:00Z"}
+        if path.endswith("/batches") and self.command == "GET":
+            return self.send_json(200, {"data": [job], "has_more": False})
+        return self.send_json(200, job)
+    if path.endswith(":download"):
+        return self.send_body(200, batch_lines("gemini", mode, k), "application/jsonl")
+    state = state_text or ("BATCH_STATE_FAILED" if mode == "failed-key" else "BATCH_STATE_SUCCEEDED")
+    operation = {"name": "batches/h1", "metadata": {"state": state, "displayName": "x",
+                 "batchStats": {"requestCount": "3", "successfulRequestCount": "3"}, "output": {"responsesFile": "files/out1"}}}
+    if mode == "failed-key":
+        operation["error"] = {"code": 3, "message": "y" * 190 + k}
+    if path.endswith("/batches") and self.command == "GET":
+        return self.send_json(200, {"operations": [operation]})
+    return self.send_json(200, operation)
+
+
+def upload_traversal(self, route, raw):
+    """Gemini's resumable upload; the answer names the file files/../../x, still PROCESSING."""
+    path = self.path.split("?", 1)[0]
+    base = path[:path.index(route) + len(route)]
+    if path.endswith("/upload/v1beta/files"):
+        self.send_response(200)
+        self.send_header("x-goog-upload-url", base + "/upload/bytes")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return
+    if path.endswith("/upload/bytes"):
+        return self.send_json(200, {"file": {"name": "files/../../x", "state": "PROCESSING", "uri": base + "/v1beta/files/x"}},
+                              headers={"x-goog-upload-status": "final"})
+    if ".." in path.split("/"):
+        return self.send_json(200, {"name": "files/x", "state": "FAILED", "error": {"message": "the poll left files/: " + path}})
+    return self.send_json(200, {"name": "files/x", "state": "ACTIVE", "uri": base + "/v1beta/files/x", "mimeType": "text/plain"})
+
+
+def anthropic_truncated(self, route, raw):
+    self.start_stream()
+    for piece in ["Hel", "lo"]:
+        self.sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+    self.sse({"type": "message_stop"}, "message_stop")
+
+
+Handler.batch_route = batch_route
+Handler.upload_traversal = upload_traversal
+Handler.anthropic_truncated = anthropic_truncated
 
 
 BOMB_MIB = 1024

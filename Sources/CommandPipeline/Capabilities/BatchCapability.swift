@@ -27,7 +27,28 @@ public protocol BatchCapability: Sendable {
     func batchStatus(_ jobID: String) async throws -> BatchJob
     /// The results of an ended job, in any order.
     func batchResults(_ jobID: String) async throws -> [BatchResult]
+    /// The results of an ended job with what could not be read: a result file's line that is
+    /// not JSON or names no request is reported (`unreadable`) instead of failing the whole job;
+    /// a line that is broken but names its request, or a request answered twice, is a failed
+    /// result for that request. The default wraps `batchResults`.
+    func batchResultSet(_ jobID: String) async throws -> BatchResultSet
     func cancelBatch(_ jobID: String) async throws -> BatchJob
+}
+
+extension BatchCapability {
+    public func batchResultSet(_ jobID: String) async throws -> BatchResultSet { BatchResultSet(results: try await batchResults(jobID)) }
+}
+
+/// Every result of a job, and the lines of its result file that belong to no request.
+public struct BatchResultSet: Sendable, Hashable {
+    public var results: [BatchResult]
+    /// One short description per line that could not be read and names no request
+    /// (`line 4: not JSON (…)`), already redacted and cut.
+    public var unreadable: [String]
+    public init(results: [BatchResult], unreadable: [String] = []) {
+        self.results = results
+        self.unreadable = unreadable
+    }
 }
 
 /// One request of a job, with the id its result comes back under.

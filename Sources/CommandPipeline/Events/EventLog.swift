@@ -5,12 +5,13 @@ import Synchronization
 /// telemetry. Recording is thread-safe (a fan-out's calls record concurrently) and gives
 /// each event the next sequence number, so `seq` strictly increases in recording order.
 ///
-/// Every event is folded into the log's `LogSummary` as it is recorded. The events
-/// themselves are kept (`entries`) and stamped with the time since the command started when
-/// someone will read them: an observer, which sees each event as it is recorded in `seq`
-/// order (called under the log's lock: keep it short and never record from it), or
-/// `keepingEvents`. Otherwise only the fold is kept and only durations telemetry needs are
-/// measured: keeping and timing every event was a third of a command's cost on the mock.
+/// Every event is folded into the log's `LogSummary` as it is recorded. The events are
+/// stamped with the time since the command started when someone will read them: an observer,
+/// which sees each event as it is recorded in `seq` order (called under the log's lock: keep it
+/// short and never record from it), or `keepingEvents`, which also keeps them (`entries`). An
+/// observer alone keeps nothing: a streamed answer's deltas are not held beside the answer.
+/// Otherwise only the fold is kept and only durations telemetry needs are measured: keeping
+/// and timing every event was a third of a command's cost on the mock.
 public final class EventLog: Sendable {
     /// An event as kept: without the command's id and index, which every event shares.
     public struct Entry: Sendable {
@@ -47,8 +48,12 @@ public final class EventLog: Sendable {
     public let commandID: String
     public let index: Int
     public let provider: String
-    /// Whether events are kept and timed (there is an observer, or `keepingEvents` was asked).
+    /// Whether events are timed and shown (there is an observer, or `keepingEvents` was asked).
     public let keepsEvents: Bool
+    /// Whether events are kept in `entries`: only when `keepingEvents` was asked. An observer
+    /// sees each event as it is recorded and needs no copy: keeping them would hold a streamed
+    /// answer's text a second time (its deltas) beside the answer and its result line.
+    private let keepsEntries: Bool
     /// The engine's clock, and its reading when the command started.
     package let clock: any PipelineClock
     package let start: Duration
@@ -68,9 +73,10 @@ public final class EventLog: Sendable {
         self.start = clock.now
         self.observer = observer
         self.keepsEvents = keepingEvents || observer != nil
+        self.keepsEntries = keepingEvents
         // Built in place: a state made first and then handed over was copied field by field
         // (a dozen retains and releases per command).
-        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepsEvents), fold: FoldCell(LogSummary(provider: provider))))
+        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepingEvents), fold: FoldCell(LogSummary(provider: provider))))
     }
 
     /// Whether anyone but the fold sees events (an observer, kept events, or a reader): when
@@ -170,7 +176,7 @@ public final class EventLog: Sendable {
     private func observe(_ kind: PipelineEvent.Kind, now: Duration, in state: inout State) {
         let seq = state.count - 1
         let elapsed = now - start
-        state.entries.append(Entry(seq: seq, elapsed: elapsed, kind: kind))
+        if keepsEntries { state.entries.append(Entry(seq: seq, elapsed: elapsed, kind: kind)) }
         if let observer {
             observer(PipelineEvent(commandID: commandID, index: index, seq: seq, elapsed: elapsed, kind: kind))
         }
@@ -203,7 +209,7 @@ public final class EventLog: Sendable {
         }
     }
 
-    /// The events kept so far, in order (none unless `keepsEvents`).
+    /// The events kept so far, in order (none unless the log was made with `keepingEvents`).
     public var entries: [Entry] { state.withLock { $0.entries } }
 
     public var events: [PipelineEvent] {

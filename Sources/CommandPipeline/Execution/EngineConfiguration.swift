@@ -32,6 +32,10 @@ public struct EngineConfiguration: Sendable {
     public var onUnknownModel: (@Sendable (String) -> Void)?
     /// Code run around every command, in this order (`CommandHook`).
     public var hooks: [any CommandHook] = []
+    /// Secrets removed from hooks' text (rejections, failures) before it is cut or reported: a
+    /// hook program inherits the environment, so its message may quote the key. The CLI gives
+    /// the API keys it can see; placeholders (shorter than 12 bytes) are ignored.
+    public var redactor: SecretRedactor = .none
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
@@ -75,7 +79,7 @@ public struct EngineConfiguration: Sendable {
     public func commandUnits(counting: (any TokenCountingCapability)? = nil) -> [any ChainUnit<CommandRun, CommandOutcome>] {
         var units: [any ChainUnit<CommandRun, CommandOutcome>] = []
         if !telemetrySinks.isEmpty { units.append(TelemetrySinkUnit(sinks: telemetrySinks)) }
-        if !hooks.isEmpty { units.append(HookUnit(hooks: hooks)) }
+        if !hooks.isEmpty { units.append(HookUnit(hooks: hooks, redactor: redactor)) }
         if let catalog { units.append(CostUnit(catalog: catalog, ledger: costLedger)) }
         if let commandTimeout { units.append(DeadlineUnit(deadline: commandTimeout, clock: clock)) }
         units.append(ValidationUnit())

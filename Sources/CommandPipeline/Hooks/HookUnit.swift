@@ -6,8 +6,13 @@ import Synchronization
 /// telemetry and nowhere else. Not in the chain when there are no hooks.
 public struct HookUnit: ChainUnit {
     public let hooks: [any CommandHook]
+    /// Removes secrets from hooks' text before it is cut (`SecretRedactor.preview`).
+    public let redactor: SecretRedactor
 
-    public init(hooks: [any CommandHook]) { self.hooks = hooks }
+    public init(hooks: [any CommandHook], redactor: SecretRedactor = .none) {
+        self.hooks = hooks
+        self.redactor = redactor
+    }
 
     public func applies(to input: CommandRun) -> Bool { !hooks.isEmpty }
 
@@ -18,7 +23,7 @@ public struct HookUnit: ChainUnit {
             do {
                 command = try await hook.beforeCommand(command, context: context)
             } catch {
-                return CommandOutcome(Self.rejection(error, by: hook.name), state: input.state, log: input.log)
+                return CommandOutcome(Self.rejection(error, by: hook.name, redactor: redactor), state: input.state, log: input.log)
             }
         }
         var run = input
@@ -48,7 +53,8 @@ public struct HookUnit: ChainUnit {
                 case .failure(let error): try await hook.onError(error, context: context)
                 }
             } catch {
-                failures.append(HookFailure(hook: hook.name, phase: outcome.succeeded ? .afterSuccess : .onError, message: Self.describe(error)))
+                failures.append(HookFailure(
+                    hook: hook.name, phase: outcome.succeeded ? .afterSuccess : .onError, message: redactor.preview(Self.describe(error), limit: HookFailure.messageLimit)))
             }
         }
         return failures.isEmpty ? outcome : outcome.adding(hookFailures: failures)
@@ -56,10 +62,12 @@ public struct HookUnit: ChainUnit {
 
     /// The error a rejecting hook ends its command with: the hook's own `APIError` (kind kept),
     /// or `invalid_command`, either way naming the hook.
-    static func rejection(_ error: any Error, by hook: String) -> APIError {
+    static func rejection(_ error: any Error, by hook: String, redactor: SecretRedactor = .none) -> APIError {
         if error is CancellationError { return APIError(.cancelled, "cancelled in hook '\(hook)' before the command ran") }
-        guard var api = error as? APIError else { return APIError(.invalidCommand, "rejected by hook '\(hook)': \(HookFailure.limited(describe(error)))") }
-        api.message = "rejected by hook '\(hook)': \(HookFailure.limited(api.message))"
+        let text = redactor.preview(describe(error), limit: HookFailure.messageLimit)
+        guard var api = error as? APIError else { return APIError(.invalidCommand, "rejected by hook '\(hook)': \(text)") }
+        api.message = "rejected by hook '\(hook)': \(text)"
+        api.code = api.code.map { redactor.preview($0, limit: 100) }
         return api
     }
 

@@ -2,8 +2,10 @@ import Synchronization
 
 /// Runs result sinks off the output path, each isolated from the others and from the result.
 ///
-/// `submit` never waits: it puts the delivery in a bounded queue (a full queue drops it and
-/// reports that, rather than holding back whoever produces results). One worker takes the
+/// `submit` never waits: it puts the delivery in a queue bounded in deliveries (`capacity`) and
+/// in bytes (`maxQueuedBytes`, the records' sizes): a full queue drops it and reports that,
+/// rather than holding back whoever produces results or growing without bound behind a sink
+/// that never answers. One worker takes the
 /// queue in order; for each delivery it runs the sinks that are `enabled(for:)` it, lowest
 /// `priority` first (equal priorities in the order given), each within its `callTimeout` (or
 /// the dispatcher's `timeout` when it has none):
@@ -34,18 +36,28 @@ public final class SinkDispatcher: Sendable {
         /// Set when the drain ran out of time: what is still queued is reported, not delivered.
         var abandoned = false
         var delivered = 0
+        /// Bytes of the records queued and not yet taken by the worker.
+        var queuedBytes = 0
     }
+
+    /// Bytes of records the queue holds at most by default: 64 MiB.
+    public static let defaultMaxQueuedBytes = 64 << 20
+    /// Bytes of records the queue holds at most.
+    public let maxQueuedBytes: Int
 
     /// - Parameters:
     ///   - sinks: run in `priority` order (stable for equal priorities).
     ///   - timeout: longest one `deliver` or `finish` call may take.
     ///   - capacity: deliveries queued at most; beyond it `submit` drops and reports.
+    ///   - maxQueuedBytes: bytes of records queued at most (a delivery larger than this alone
+    ///     is still queued when the queue is empty); beyond it `submit` drops and reports.
     ///   - clock: times the timeouts and the drain (a `ManualClock` in tests).
     ///   - onFailure: hears each failure as it happens (the CLI writes it to stderr).
     public init(
-        sinks: [any ResultSink], timeout: Duration = .seconds(30), capacity: Int = 10_000, clock: any PipelineClock = SystemClock(),
-        onFailure: (@Sendable (SinkFailure) -> Void)? = nil
+        sinks: [any ResultSink], timeout: Duration = .seconds(30), capacity: Int = 10_000, maxQueuedBytes: Int = SinkDispatcher.defaultMaxQueuedBytes,
+        clock: any PipelineClock = SystemClock(), onFailure: (@Sendable (SinkFailure) -> Void)? = nil
     ) {
+        self.maxQueuedBytes = max(1, maxQueuedBytes)
         self.sinks = sinks.enumerated().sorted { ($0.element.priority, $0.offset) < ($1.element.priority, $1.offset) }.map(\.element)
         self.timeout = timeout
         self.clock = clock
@@ -66,13 +78,24 @@ public final class SinkDispatcher: Sendable {
 
     /// Queues `delivery` for the sinks; never waits.
     public func submit(_ delivery: ResultDelivery) {
+        let size = delivery.record.count
+        let fits = state.withLock { s -> Bool in
+            guard s.queuedBytes == 0 || s.queuedBytes &+ size <= maxQueuedBytes else { return false }
+            s.queuedBytes &+= size
+            return true
+        }
+        guard fits else { return reportMissed(delivery, .queueFull) }
         switch continuation.yield(delivery) {
-        case .enqueued: break
+        case .enqueued: return
         case .dropped: reportMissed(delivery, .queueFull)
         case .terminated: reportMissed(delivery, .notDelivered)
         @unknown default: reportMissed(delivery, .notDelivered)
         }
+        state.withLock { $0.queuedBytes -= size }
     }
+
+    /// Bytes of records queued now (for tests and progress).
+    public var queuedBytes: Int { state.withLock { $0.queuedBytes } }
 
     /// Failures so far.
     public var failures: [SinkFailure] { state.withLock { $0.failures } }
@@ -110,7 +133,10 @@ public final class SinkDispatcher: Sendable {
     }
 
     private func dispatch(_ delivery: ResultDelivery) async {
-        state.withLock { $0.delivered += 1 }
+        state.withLock {
+            $0.delivered += 1
+            $0.queuedBytes -= delivery.record.count
+        }
         for (position, sink) in sinks.enumerated() where sink.enabled(for: delivery) {
             if state.withLock({ $0.abandoned }) {
                 record(SinkFailure(sink: sink.name, commandID: delivery.commandID, reason: .notDelivered))

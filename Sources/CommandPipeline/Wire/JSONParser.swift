@@ -24,8 +24,13 @@ package struct JSONParser {
         package static let validateUTF8 = Options(rawValue: 1)
         /// An object may not hold one key twice (else: an error naming the key and its path).
         package static let rejectDuplicateKeys = Options(rawValue: 2)
-        /// Both: how the CLI reads commands.
-        package static let strict: Options = [.validateUTF8, .rejectDuplicateKeys]
+        /// A number beyond a `Double`'s range (`1e400`) is an error. Without it such a number
+        /// is read as the largest finite `Double` of its sign, so a server's absurd usage count
+        /// is clamped where it is read (like every other absurd number) instead of making a
+        /// whole answer "not JSON".
+        package static let rejectOutOfRangeNumbers = Options(rawValue: 4)
+        /// All three: how the CLI reads commands and catalog files.
+        package static let strict: Options = [.validateUTF8, .rejectDuplicateKeys, .rejectOutOfRangeNumbers]
     }
 
     package static let maximumDepth = 512
@@ -53,11 +58,13 @@ package struct JSONParser {
     private var index = 0
     private let validateUTF8: Bool
     private let rejectDuplicateKeys: Bool
+    private let rejectOutOfRange: Bool
 
     private init(bytes: UnsafeBufferPointer<UInt8>, options: Options) {
         self.bytes = bytes
         validateUTF8 = options.contains(.validateUTF8)
         rejectDuplicateKeys = options.contains(.rejectDuplicateKeys)
+        rejectOutOfRange = options.contains(.rejectOutOfRangeNumbers)
     }
 
     private func error(_ message: String, at offset: Int? = nil) -> SyntaxError {
@@ -343,7 +350,11 @@ package struct JSONParser {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if isInteger, let int = Int(text) { return .int(int) }
-        guard let double = Double(text), double.isFinite else { throw error("number out of range", at: start) }
+        guard let double = Double(text) else { throw error("number out of range", at: start) }
+        guard double.isFinite else {
+            if rejectOutOfRange { throw error("number out of range", at: start) }
+            return .double(double < 0 ? -Double.greatestFiniteMagnitude : Double.greatestFiniteMagnitude)
+        }
         return .double(double)
     }
 }

@@ -33,15 +33,10 @@ extension AnthropicAdapter: BatchCapability {
         try await scrub.scrubbing { try scrub.scrub(try core.job(try await core.get("messages/batches/\(try core.checked(jobID))"))) }
     }
 
-    public func batchResults(_ jobID: String) async throws -> [BatchResult] {
-        try await scrub.scrubbing {
-            try await core.batchResults(jobID).map { result in
-                switch result.outcome {
-                case .success(let response): BatchResult(id: result.id, outcome: .success(scrub.scrub(response)))
-                case .failure(let error): BatchResult(id: result.id, outcome: .failure(scrub.scrub(error) as? APIError ?? error))
-                }
-            }
-        }
+    public func batchResults(_ jobID: String) async throws -> [BatchResult] { try await batchResultSet(jobID).results }
+
+    public func batchResultSet(_ jobID: String) async throws -> BatchResultSet {
+        try await scrub.scrubbing { scrub.scrub(try await core.batchResults(jobID)) }
     }
 
     public func cancelBatch(_ jobID: String) async throws -> BatchJob {
@@ -121,7 +116,7 @@ extension AnthropicCore {
         case "ended"?:
             if canceled > 0 && succeeded + errored == 0 { state = .cancelled } else if expired > 0 && succeeded + errored == 0 { state = .expired } else { state = .completed }
         case let other:
-            throw APIError(.providerError, "message batch \(id) has an unknown processing_status '\(errors.redact(String((other ?? "none").prefix(40))))'", provider: name)
+            throw APIError(.providerError, "message batch \(id) has an unknown processing_status '\(errors.preview(other ?? "none", limit: 40))'", provider: name)
         }
         return BatchJob(id: id, state: state, counts: BatchCounts(total: total, succeeded: succeeded, failed: errored + canceled + expired))
     }
@@ -176,49 +171,54 @@ extension AnthropicCore {
             url.port == configuration.baseURL.port, url.user == nil
         else {
             throw APIError(
-                .providerError, "message batch \(jobID) gives a results_url off the API's origin (\(DisplayURL.withoutUserinfo(errors.redact(String(text.prefix(200)))))); the key is not sent there",
+                .providerError, "message batch \(jobID) gives a results_url off the API's origin (\(errors.preview(DisplayURL.withoutUserinfo(text), limit: 200))); the key is not sent there",
                 provider: name, code: "results_url_refused")
         }
         return url
     }
 
-    func batchResults(_ jobID: String) async throws(APIError) -> [BatchResult] {
+    func batchResults(_ jobID: String) async throws(APIError) -> BatchResultSet {
         let batch = try await get("messages/batches/\(try checked(jobID))")
         guard batch["processing_status"]?.stringValue == "ended" else {
             throw APIError(.providerError, "message batch \(jobID) has not ended", provider: name, code: "not_ended")
         }
-        guard let text = batch["results_url"]?.stringValue else { return [] }
+        guard let text = batch["results_url"]?.stringValue else { return BatchResultSet(results: []) }
         let body = try await send("GET", try resultsURL(text, jobID: jobID))
-        var results: [BatchResult] = []
-        for line in body.split(separator: 0x0a) where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) {
-            guard case .object(let item) = try AnthropicResponses.parse(Data(line), provider: name),
-                let id = item["custom_id"]?.stringValue, BatchRequest.isValidID(id), case .object(let result)? = item["result"]
-            else { continue }
-            switch result["type"]?.stringValue {
+        let lines = BatchResultLines(idField: "custom_id", jobID: jobID, provider: name, text: ServerText(key: configuration.apiKey))
+        return lines.read(body) { item in result(item, jobID: jobID) }
+    }
+
+    /// One line of the results file; nil without a usable `custom_id`.
+    private func result(_ item: JSONObject, jobID: String) -> BatchResult? {
+        guard let id = item["custom_id"]?.stringValue, BatchRequest.isValidID(id) else { return nil }
+        guard case .object(let result)? = item["result"] else {
+            return BatchResult(id: id, outcome: .failure(APIError(.providerError, "message batch \(jobID): the result line has no result object", provider: name, code: "batch_result_malformed")))
+        }
+        switch result["type"]?.stringValue {
             case "succeeded"?:
                 var message: [UInt8] = []
                 JSONSerializer.write(result["message"] ?? .null, to: &message)
                 do throws(APIError) {
-                    results.append(BatchResult(id: id, outcome: .success(try AnthropicResponses.message(Data(message), requestedModel: "", provider: name))))
+                    return BatchResult(id: id, outcome: .success(try AnthropicResponses.message(Data(message), requestedModel: "", provider: name)))
                 } catch {
-                    results.append(BatchResult(id: id, outcome: .failure(error)))
+                    return BatchResult(id: id, outcome: .failure(error))
                 }
             case "errored"?:
                 let inner = result["error"]?.objectValue?["error"]?.objectValue ?? result["error"]?.objectValue
                 let type = inner?["type"]?.stringValue
-                let message = errors.redact(String((inner?["message"]?.stringValue ?? "the request failed").prefix(300)))
+                let message = errors.preview(inner?["message"]?.stringValue ?? "the request failed", limit: 300)
                 let retryable = ["overloaded_error", "api_error", "rate_limit_error"].contains(type ?? "")
-                results.append(BatchResult(
-                    id: id, outcome: .failure(APIError(.providerError, "message batch \(jobID): \(message)", provider: name, retryable: retryable, code: type.map { String($0.prefix(60)) }))))
+                return BatchResult(
+                    id: id, outcome: .failure(APIError(.providerError, "message batch \(jobID): \(message)", provider: name, retryable: retryable, code: type.map { errors.preview($0, limit: 60) })))
             case "canceled"?:
-                results.append(BatchResult(id: id, outcome: .failure(APIError(.cancelled, "message batch \(jobID) was cancelled before this request ran", provider: name, code: "batch_cancelled"))))
+                return BatchResult(id: id, outcome: .failure(APIError(.cancelled, "message batch \(jobID) was cancelled before this request ran", provider: name, code: "batch_cancelled")))
             case "expired"?:
-                results.append(BatchResult(
-                    id: id, outcome: .failure(APIError(.providerError, "message batch \(jobID) expired before this request ran", provider: name, retryable: true, code: "batch_expired"))))
-            default:
-                continue
-            }
+                return BatchResult(
+                    id: id, outcome: .failure(APIError(.providerError, "message batch \(jobID) expired before this request ran", provider: name, retryable: true, code: "batch_expired")))
+            case let other:
+                return BatchResult(id: id, outcome: .failure(APIError(
+                    .providerError, "message batch \(jobID): the result has an unknown type '\(errors.preview(other ?? "none", limit: 40))'", provider: name,
+                    code: "batch_result_malformed")))
         }
-        return results
     }
 }

@@ -30,12 +30,15 @@ struct AnthropicErrorMapping {
         } else {
             message = String(decoding: body.prefix(64 * 1024), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        message = redact(message)
-        if message.count > Self.maxServerText { message = String(message.prefix(Self.maxServerText)) + "…" }
-        return (message.isEmpty ? "(empty body)" : message, type)
+        message = ServerText(key: configuration.apiKey).preview(message, limit: Self.maxServerText)
+        return (message.isEmpty ? "(empty body)" : message, type.map { ServerText(key: configuration.apiKey).preview($0, limit: 100) })
     }
 
-    func redact(_ text: String) -> String { configuration.apiKey?.redact(text) ?? text }
+    /// The one redaction (`ServerText`), for text kept whole.
+    func redact(_ text: String) -> String { ServerText(key: configuration.apiKey).redact(text) }
+
+    /// Server text in a message: redacted, then cut to `limit` characters.
+    func preview(_ text: String, limit: Int) -> String { ServerText(key: configuration.apiKey).preview(text, limit: limit) }
 
     func error(status: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
         if (300..<400).contains(status) { return transport.redirect(status: status, headers: headers, endpoint: endpoint) }

@@ -160,7 +160,7 @@ final class AnthropicCore: Sendable {
             }
             func take(_ events: [ServerSentEventParser.Event]) throws(APIError) {
                 for event in events where !assembler.finished {
-                    if let delta = try assembler.take(event, provider: AnthropicProvider.name, redact: errors.redact) {
+                    if let delta = try assembler.take(event, provider: AnthropicProvider.name, text: ServerText(key: configuration.apiKey)) {
                         continuation.yield(.delta(delta))
                     }
                 }
@@ -181,6 +181,15 @@ final class AnthropicCore: Sendable {
                 .providerError, "the stream from \(url) ended before message_stop: the answer is incomplete (\(assembler.text.count) characters received)",
                 provider: name, retryable: true, code: "stream_truncated"
             ).billed(assembler.hasUsage ? assembler.usageSoFar : nil)
+        }
+        // A whole stream opens with message_start (the usage's input side) and says why it
+        // stopped (message_delta's stop_reason): without them it is a cut or forged stream,
+        // never a success with zero usage.
+        guard assembler.started, assembler.stopReason != nil else {
+            let missing = [assembler.started ? nil : "message_start", assembler.stopReason == nil ? "a stop_reason" : nil].compactMap { $0 }
+            throw APIError(
+                .providerError, "the stream from \(url) came without \(missing.joined(separator: " and ")): the answer is incomplete (\(assembler.text.count) characters received)",
+                provider: name, retryable: true, code: "stream_truncated")
         }
         return assembler.response
     }

@@ -84,7 +84,7 @@ enum AnthropicResponses {
 
         /// Takes one event; returns its text delta, if any. An `error` event throws (retryable
         /// unless the error says the request itself is wrong); unknown events are ignored.
-        mutating func take(_ event: ServerSentEventParser.Event, provider: String, redact: (String) -> String) throws(APIError) -> String? {
+        mutating func take(_ event: ServerSentEventParser.Event, provider: String, text serverText: ServerText) throws(APIError) -> String? {
             let payload: JSONValue
             do throws(JSONParser.SyntaxError) {
                 payload = try JSONParser.parse(Array(event.data.utf8))
@@ -123,11 +123,11 @@ enum AnthropicResponses {
             case "error":
                 let error = object["error"]?.objectValue
                 let errorType = error?["type"]?.stringValue ?? "error"
-                let message = redact(error?["message"]?.stringValue ?? event.data)
+                let message = serverText.preview(error?["message"]?.stringValue ?? event.data, limit: 300)
                 let clientFault = ["invalid_request_error", "authentication_error", "permission_error", "not_found_error", "request_too_large"].contains(errorType)
                 throw APIError(
                     errorType == "rate_limit_error" ? .rateLimited : .providerError,
-                    "the stream reported \(errorType) after the answer began: \(message.count > 300 ? String(message.prefix(300)) + "…" : message)",
+                    "the stream reported \(errorType) after the answer began: \(message)",
                     provider: provider, retryable: !clientFault, code: errorType)
             default:
                 break  // ping, content_block_stop, and event types added later

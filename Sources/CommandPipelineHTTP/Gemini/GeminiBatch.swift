@@ -33,16 +33,11 @@ extension GeminiAdapter: BatchCapability {
         try await batchScrub.scrubbing { try batchScrub.scrub(try core.job(try await core.operation(jobID))) }
     }
 
-    public func batchResults(_ jobID: String) async throws -> [BatchResult] {
+    public func batchResults(_ jobID: String) async throws -> [BatchResult] { try await batchResultSet(jobID).results }
+
+    public func batchResultSet(_ jobID: String) async throws -> BatchResultSet {
         let scrub = batchScrub
-        return try await scrub.scrubbing {
-            try await core.batchResults(jobID).map { result in
-                switch result.outcome {
-                case .success(let response): BatchResult(id: result.id, outcome: .success(scrub.scrub(response)))
-                case .failure(let error): BatchResult(id: result.id, outcome: .failure(scrub.scrub(error) as? APIError ?? error))
-                }
-            }
-        }
+        return try await scrub.scrubbing { scrub.scrub(try await core.batchResults(jobID)) }
     }
 
     public func cancelBatch(_ jobID: String) async throws -> BatchJob {
@@ -149,7 +144,7 @@ extension GeminiCore {
         case "BATCH_STATE_CANCELLED": state = .cancelled
         case "BATCH_STATE_EXPIRED": state = .expired
         default:
-            throw APIError(.providerError, "batch \(operationName) has an unknown state '\(String(raw.prefix(40)))'", provider: name)
+            throw APIError(.providerError, "batch \(operationName) has an unknown state '\(ServerText(key: configuration.apiKey).preview(raw, limit: 40))'", provider: name)
         }
         let stats = metadata?["batchStats"]?.objectValue
         let count = { (key: String) in GeminiResponses.integer(stats?[key]).map { max(0, min($0, Int(Int32.max))) } ?? 0 }
@@ -188,17 +183,21 @@ extension GeminiCore {
         return try job(try await operation(jobID))
     }
 
-    func batchResults(_ jobID: String) async throws(APIError) -> [BatchResult] {
+    func batchResults(_ jobID: String) async throws(APIError) -> BatchResultSet {
         let operation = try await operation(jobID)
         let state = try job(operation)
         guard state.state.isEnded else {
             throw APIError(.providerError, "batch \(state.id) has not ended", provider: name, code: "not_ended")
         }
         let output = operation["metadata"]?.objectValue?["output"]?.objectValue ?? operation["response"]?.objectValue
-        var results: [BatchResult] = []
+        var set = BatchResultSet(results: [])
         if let inlined = output?["inlinedResponses"]?.objectValue?["inlinedResponses"]?.arrayValue {
-            for case .object(let item) in inlined {
-                if let result = result(key: item["metadata"]?.objectValue?["key"]?.stringValue, item, jobID: state.id) { results.append(result) }
+            for (n, entry) in inlined.enumerated() {
+                guard case .object(let item) = entry, let result = result(key: item["metadata"]?.objectValue?["key"]?.stringValue, item, jobID: state.id) else {
+                    set.unreadable.append("inlined response \(n + 1): no usable metadata.key")
+                    continue
+                }
+                set.results.append(result)
             }
         }
         if let file = output?["responsesFile"]?.stringValue {
@@ -206,12 +205,12 @@ extension GeminiCore {
                 throw APIError(.providerError, "batch \(state.id) names an unusable responses file", provider: name)
             }
             let body = try await send(request(configuration.url(file + ":download", query: "alt=media"), method: "GET")).body
-            for line in body.split(separator: 0x0a) where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) {
-                guard let item = try GeminiResponses.parse(Data(line), provider: name, what: "a line of the responses file").objectValue else { continue }
-                if let result = result(key: item["key"]?.stringValue, item, jobID: state.id) { results.append(result) }
-            }
+            let lines = BatchResultLines(idField: "key", jobID: state.id, provider: name, text: ServerText(key: configuration.apiKey))
+            let read = lines.read(body) { item in result(key: item["key"]?.stringValue, item, jobID: state.id) }
+            set.results += read.results
+            set.unreadable += read.unreadable
         }
-        return results
+        return set
     }
 
     /// One answer (`response` or `error`) under its key; nil without a usable key.
@@ -226,7 +225,7 @@ extension GeminiCore {
         guard let response = item["response"] else {
             return BatchResult(id: key, outcome: .failure(APIError(.providerError, "batch \(jobID): the result has neither a response nor an error", provider: name)))
         }
-        var assembler = GeminiResponses.Assembler(requestedModel: "", provider: name)
+        var assembler = GeminiResponses.Assembler(requestedModel: "", provider: name, serverText: ServerText(key: configuration.apiKey))
         do throws(APIError) {
             _ = try assembler.take(response)
             return BatchResult(id: key, outcome: .success(try assembler.response(endpoint: "batch \(jobID)")))

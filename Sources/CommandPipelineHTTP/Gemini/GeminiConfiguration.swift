@@ -92,6 +92,16 @@ public struct GeminiConfiguration: Sendable {
         return "models/" + escape(model, keepingSlashes: false)
     }
 
+    /// The path of a file the server named (`files/{id}`), its id escaped as ONE path segment
+    /// (`/` included), so a name like `files/../../x` cannot leave the collection; nil for a name
+    /// outside `files/`, or an id that is empty or only dots (a `.`/`..` segment).
+    static func filePath(_ name: String) -> String? {
+        guard name.hasPrefix("files/") else { return nil }
+        let id = String(name.dropFirst("files/".count))
+        guard !id.isEmpty, id.contains(where: { $0 != "." }) else { return nil }
+        return "files/" + escape(id, keepingSlashes: false)
+    }
+
     /// Escapes a resource name for a URL path: unreserved characters (and `/` when kept) stay.
     static func escape(_ name: String, keepingSlashes: Bool = true) -> String {
         let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~" + (keepingSlashes ? "/" : ""))

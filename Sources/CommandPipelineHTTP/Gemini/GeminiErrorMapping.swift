@@ -86,7 +86,7 @@ struct GeminiErrorMapping {
         if (300..<400).contains(httpStatus) { return transport.redirect(status: httpStatus, headers: headers, endpoint: endpoint) }
         let parsed = Self.status(body)
         // Redacted first, then shortened: a cut must never leave part of the key behind.
-        let message = Self.shorten(configuration.apiKey.map { $0.redact(parsed.message) } ?? parsed.message)
+        let message = ServerText(key: configuration.apiKey).preview(parsed.message, limit: 600)
         let statusWord = parsed.status.map { " \($0)" } ?? ""
         let prefix = "HTTP \(httpStatus)\(statusWord) from \(endpoint)"
         let code = parsed.reason ?? parsed.status
@@ -119,11 +119,6 @@ struct GeminiErrorMapping {
             error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: false, code: code)
         }
         return error
-    }
-
-    /// At most `limit` characters, marked when cut.
-    static func shorten(_ text: String, limit: Int = 600) -> String {
-        text.count <= limit ? text : String(text.prefix(limit)) + "…"
     }
 
     /// A `Retry-After` header in seconds (some proxies and test servers send one).

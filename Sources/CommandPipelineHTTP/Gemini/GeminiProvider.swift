@@ -111,7 +111,7 @@ final class GeminiCore: Sendable {
         let body = try builder.body(for: generation)
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":generateContent")
         let response = try await send(request(url, json: body))
-        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider)
+        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider, serverText: ServerText(key: configuration.apiKey))
         do throws(APIError) {
             _ = try assembler.take(try GeminiResponses.parse(response.body, provider: provider))
             return try assembler.response(endpoint: Self.describe(url))
@@ -134,7 +134,7 @@ final class GeminiCore: Sendable {
         let body = try builder.body(for: generation)
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":streamGenerateContent", query: "alt=sse")
         let endpoint = Self.describe(url)
-        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider)
+        var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider, serverText: ServerText(key: configuration.apiKey))
         var parser = ServerSentEventParser()
         var events = 0
         var head = Data()
@@ -395,8 +395,8 @@ final class GeminiCore: Sendable {
                 let why = file["error"]?.objectValue?["message"]?.stringValue ?? "no reason given"
                 throw APIError(.uploadFailed, "Gemini could not process '\(path)' (state FAILED): \(why)", provider: provider, retryable: false)
             default:
-                guard let name = file["name"]?.stringValue, name.hasPrefix("files/") else {
-                    throw APIError(.uploadFailed, "the uploaded file '\(path)' is still processing but has no name to poll", provider: provider)
+                guard let name = file["name"]?.stringValue, let filePath = GeminiConfiguration.filePath(name) else {
+                    throw APIError(.uploadFailed, "the uploaded file '\(path)' is still processing but has no usable name to poll (files/ and one segment)", provider: provider)
                 }
                 guard clock.now + wait <= deadline else {
                     throw APIError(
@@ -409,7 +409,7 @@ final class GeminiCore: Sendable {
                     throw APIError(.cancelled, "waiting for '\(path)' to become ACTIVE was cancelled", provider: provider)
                 }
                 wait = min(wait * 2, configuration.maxPollInterval)
-                let response = try await send(request(configuration.url(GeminiConfiguration.escape(name)), method: "GET"))
+                let response = try await send(request(configuration.url(filePath), method: "GET"))
                 guard let polled = try GeminiResponses.parse(response.body, provider: provider).objectValue else {
                     throw APIError(.uploadFailed, "files.get answered with something other than an object", provider: provider)
                 }

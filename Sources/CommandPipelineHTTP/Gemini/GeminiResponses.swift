@@ -57,10 +57,13 @@ enum GeminiResponses {
         var usage: Usage?
         var sawCandidate = false
         let provider: String
+        /// The redaction for server text quoted in errors (redacted before it is cut).
+        let serverText: ServerText
 
-        init(requestedModel: String, provider: String) {
+        init(requestedModel: String, provider: String, serverText: ServerText = ServerText(key: nil)) {
             model = requestedModel
             self.provider = provider
+            self.serverText = serverText
         }
 
         /// Takes one response object; returns the text it adds.
@@ -73,7 +76,7 @@ enum GeminiResponses {
                 let retryable = [429, 500, 502, 503, 504].contains(status.code ?? 500)
                 var failure = APIError(
                     status.code == 429 ? .rateLimited : .providerError,
-                    "the stream reported an error\(status.status.map { " \($0)" } ?? ""): \(GeminiErrorMapping.shorten(status.message))",
+                    "the stream reported an error\(status.status.map { " \($0)" } ?? ""): \(serverText.preview(status.message, limit: 600))",
                     provider: provider, retryable: retryable, code: status.reason ?? status.status)
                 failure.retryAfter = status.retryDelay
                 throw failure

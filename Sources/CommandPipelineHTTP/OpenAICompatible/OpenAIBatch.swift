@@ -24,15 +24,10 @@ extension OpenAIAdapter: BatchCapability {
 
     public func batchStatus(_ jobID: String) async throws -> BatchJob { try await scrub.scrubbing { try scrub.scrub(try await core.batchStatus(jobID)) } }
 
-    public func batchResults(_ jobID: String) async throws -> [BatchResult] {
-        try await scrub.scrubbing {
-            try await core.batchResults(jobID).map { result in
-                switch result.outcome {
-                case .success(let response): BatchResult(id: result.id, outcome: .success(scrub.scrub(response)))
-                case .failure(let error): BatchResult(id: result.id, outcome: .failure(scrub.scrub(error) as? APIError ?? error))
-                }
-            }
-        }
+    public func batchResults(_ jobID: String) async throws -> [BatchResult] { try await batchResultSet(jobID).results }
+
+    public func batchResultSet(_ jobID: String) async throws -> BatchResultSet {
+        try await scrub.scrubbing { scrub.scrub(try await core.batchResults(jobID)) }
     }
 
     public func cancelBatch(_ jobID: String) async throws -> BatchJob { try await scrub.scrubbing { try scrub.scrub(try await core.cancelBatch(jobID)) } }
@@ -196,24 +191,24 @@ extension OpenAICore {
         return try job(try object(try await call("POST", "batches/\(jobID)/cancel"), "cancelling batch \(jobID)"))
     }
 
-    func batchResults(_ jobID: String) async throws(APIError) -> [BatchResult] {
+    func batchResults(_ jobID: String) async throws(APIError) -> BatchResultSet {
         guard Self.isSafeID(jobID) else { throw APIError(.invalidCommand, "'\(jobID)' is not a batch id", provider: OpenAIProvider.name) }
         let batch = try object(try await call("GET", "batches/\(jobID)"), "reading batch \(jobID)")
-        var results: [BatchResult] = []
+        var set = BatchResultSet(results: [])
         for key in ["output_file_id", "error_file_id"] {
             guard let value = batch[key], value != .null else { continue }
             let fileID = try id(value, "batch \(jobID)'s \(key)")
             let content = try await call("GET", "files/\(fileID)/content")
-            for line in content.split(separator: 0x0a) where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0d }) {
-                if let result = try result(Data(line), jobID: jobID) { results.append(result) }
-            }
+            let lines = BatchResultLines(idField: "custom_id", jobID: key == "output_file_id" ? jobID : "\(jobID) (error file)", provider: OpenAIProvider.name, text: serverText)
+            let read = lines.read(content) { item in result(item, jobID: jobID) }
+            set.results += read.results
+            set.unreadable += read.unreadable
         }
-        return results
+        return set
     }
 
     /// One line of an output or error file; nil for a line without a usable `custom_id`.
-    private func result(_ line: Data, jobID: String) throws(APIError) -> BatchResult? {
-        let item = try object(line, "a result line of batch \(jobID)")
+    private func result(_ item: JSONObject, jobID: String) -> BatchResult? {
         guard let customID = item["custom_id"]?.stringValue, BatchRequest.isValidID(customID) else { return nil }
         if case .object(let error)? = item["error"] {
             let code = error["code"]?.stringValue
@@ -240,6 +235,18 @@ extension OpenAICore {
 }
 
 extension ServerText {
+    /// Every result scrubbed: answers and errors, and the notes on unreadable lines.
+    func scrub(_ set: BatchResultSet) -> BatchResultSet {
+        BatchResultSet(
+            results: set.results.map { result in
+                switch result.outcome {
+                case .success(let response): BatchResult(id: result.id, outcome: .success(scrub(response)))
+                case .failure(let error): BatchResult(id: result.id, outcome: .failure(scrub(error) as? APIError ?? error))
+                }
+            },
+            unreadable: set.unreadable.map(redact))
+    }
+
     /// A job as a provider described it, for the engine: its message redacted, and refused when
     /// its id carries the key (the id goes into the job file and onto stdout).
     func scrub(_ job: BatchJob) throws(APIError) -> BatchJob {

@@ -9,7 +9,7 @@ import Foundation
 /// Every public method of every adapter runs through it.
 extension ServerText {
     func scrub(_ response: GenerationResponse) -> GenerationResponse {
-        guard key != nil else { return response }
+        guard isActive else { return response }
         var response = response
         response.text = redact(response.text)
         response.model = preview(response.model, limit: 200)
@@ -18,14 +18,14 @@ extension ServerText {
     }
 
     func scrub(_ reference: CacheReference) -> CacheReference {
-        guard key != nil else { return reference }
+        guard isActive else { return reference }
         var reference = reference
         reference.id = redact(reference.id)
         return reference
     }
 
     func scrub(_ error: any Error) -> any Error {
-        guard key != nil, var api = error as? APIError else { return error }
+        guard isActive, var api = error as? APIError else { return error }
         api.message = redact(api.message)
         api.code = api.code.map { preview($0, limit: 100) }
         return api
@@ -36,21 +36,34 @@ extension ServerText {
         do { return try await body() } catch { throw scrub(error) }
     }
 
-    /// The stream with every delta, the final answer and any error scrubbed. (A key split
-    /// across two deltas is caught in the final answer, not in the pieces.)
+    /// The stream with every delta, the final answer and any error scrubbed. Deltas are
+    /// redacted as a stream (`StreamRedaction`): a key the server splits across two or more
+    /// deltas is caught, and the deltas handed on, joined, equal the final answer's text.
     func scrub(_ stream: AsyncThrowingStream<GenerationChunk, any Error>) -> AsyncThrowingStream<GenerationChunk, any Error> {
-        guard key != nil else { return stream }
+        guard isActive else { return stream }
+        let redactor = redactor
         return AsyncThrowingStream { continuation in
             let task = Task {
+                var deltas = StreamRedaction(redactor)
                 do {
                     for try await chunk in stream {
                         switch chunk {
-                        case .delta(let text): continuation.yield(.delta(redact(text)))
-                        case .completed(let response): continuation.yield(.completed(scrub(response)))
+                        case .delta(let text):
+                            let ready = deltas.take(text)
+                            if !ready.isEmpty { continuation.yield(.delta(ready)) }
+                        case .completed(let response):
+                            let rest = deltas.finish()
+                            if !rest.isEmpty { continuation.yield(.delta(rest)) }
+                            continuation.yield(.completed(scrub(response)))
                         }
                     }
+                    let rest = deltas.finish()
+                    if !rest.isEmpty { continuation.yield(.delta(rest)) }
                     continuation.finish()
                 } catch {
+                    // The text before the break goes on, except what may be the start of a key.
+                    let rest = deltas.finishCut()
+                    if !rest.isEmpty { continuation.yield(.delta(rest)) }
                     continuation.finish(throwing: scrub(error))
                 }
             }

@@ -19,21 +19,54 @@ enum BatchCommand {
     // MARK: shared
 
     private static func note(_ invocation: BatchInvocation, _ text: String) {
-        if !invocation.quiet { StandardError.write(text + "\n") }
+        if !invocation.quiet { StandardError.write(StandardError.oneLine(text) + "\n") }
     }
 
     private static func fail(_ text: String, status: Int32) -> Int32 {
-        StandardError.write("Error: \(text)\n")
+        StandardError.write("Error: \(StandardError.oneLine(text))\n")
         return status
     }
 
-    /// The provider a job file was made for (the key is read from its variable again).
-    private static func provider(for job: JobFile, path: String, base: RunOptions = RunOptions()) -> Result<any BatchCapability & GenerationCapability, UsageError> {
+    /// Where a job file would send the key, checked against the operator's flags: the job
+    /// file is not trusted to decide it (it may come from elsewhere). The endpoint and the key's
+    /// variable must be the ones the flags give (the provider's defaults when no flag is
+    /// given), and plain http off this machine needs the flag again. Nil when they agree.
+    static func endpointProblem(_ job: JobFile, flags: RunOptions, path: String) -> UsageError? {
+        func normalized(_ url: String?) -> String? {
+            guard var url, !url.isEmpty else { return nil }
+            while url.hasSuffix("/") { url.removeLast() }
+            return url
+        }
+        func shown(_ url: String) -> String {
+            // Never repeat a password from the file.
+            guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].firstIndex(of: "@"),
+                !url[scheme.upperBound..<at].contains("/") else { return StandardError.oneLine(url) }
+            return StandardError.oneLine(String(url[..<scheme.upperBound]) + String(url[url.index(after: at)...]))
+        }
+        let hint = "a job file never decides where the key goes: repeat the options 'batch submit' was given, or make a new job file"
+        if normalized(job.baseURL) != normalized(flags.baseURL) {
+            let recorded = job.baseURL.map { "--base-url \(shown($0))" } ?? "the provider's default endpoint"
+            let given = flags.baseURL.map { "--base-url \(shown($0))" } ?? "no --base-url"
+            return UsageError(message: "job file '\(StandardError.oneLine(path))' was made for \(recorded), but this command has \(given)", hint: hint)
+        }
+        if (job.apiKeyEnv ?? "") != (flags.apiKeyEnv ?? "") {
+            let recorded = job.apiKeyEnv.map { "--api-key-env \(StandardError.oneLine($0))" } ?? "the provider's default key variable"
+            let given = flags.apiKeyEnv.map { "--api-key-env \(StandardError.oneLine($0))" } ?? "no --api-key-env"
+            return UsageError(message: "job file '\(StandardError.oneLine(path))' was made with \(recorded), but this command has \(given)", hint: hint)
+        }
+        if job.allowInsecureHTTP && !flags.allowInsecureHTTP {
+            return UsageError(message: "job file '\(StandardError.oneLine(path))' was made with --allow-insecure-http; give it again to send the key over plain http", hint: hint)
+        }
+        return nil
+    }
+
+    /// The provider a job file was made for (the key is read from its variable again): the
+    /// endpoint, key variable and plain-http permission come from the flags, which must agree
+    /// with the job file (`endpointProblem`).
+    private static func provider(for job: JobFile, path: String, base: RunOptions) -> Result<any BatchCapability & GenerationCapability, UsageError> {
+        if let problem = endpointProblem(job, flags: base, path: path) { return .failure(problem) }
         var options = base
         options.provider = job.provider
-        options.baseURL = job.baseURL
-        options.apiKeyEnv = job.apiKeyEnv
-        options.allowInsecureHTTP = job.allowInsecureHTTP
         if let names = job.capabilities {
             options.capabilities = Set(names.compactMap(ProviderCapability.init(rawValue:)))
         }
@@ -57,7 +90,7 @@ enum BatchCommand {
         if StandardStreams.stdinClosed {
             return Pipeline.usageFailure(UsageError(message: "cannot read stdin: it is closed; give commands on stdin, e.g. pipeline batch submit --job job.json < commands.jsonl"))
         }
-        guard let input = readAll(fd: 0) else {
+        guard let input = BatchPlan.read(fd: 0) else {
             return Pipeline.usageFailure(UsageError(message: "cannot read stdin: \(String(cString: strerror(errno)))"))
         }
         var job: JobFile
@@ -170,18 +203,6 @@ enum BatchCommand {
         return Pipeline.printed(JSONSerializer.serialize(summary) + "\n")
     }
 
-    private static func readAll(fd: Int32) -> [UInt8]? {
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return nil }
-            if n == 0 { return data }
-            data.append(contentsOf: buffer[0..<n])
-        }
-    }
-
     private static func describe(_ error: any Error) -> String {
         (error as? APIError).map(\.description) ?? "\(error)"
     }
@@ -243,7 +264,7 @@ enum BatchCommand {
                 try? await Task.sleep(for: .seconds(invocation.pollSeconds))
                 continue
             }
-            if live { StandardError.write("\r\u{1b}[2K" + progress.line) }
+            if live { StandardError.writeRaw("\r\u{1b}[2K" + progress.line) }
             if progress.allEnded || !invocation.wait || progress.unsubmitted > 0 {
                 if live { StandardError.write("\n") }
                 return .success(progress)
@@ -268,7 +289,7 @@ enum BatchCommand {
         case .success(let loaded): job = loaded
         }
         let batch: any BatchCapability & GenerationCapability
-        switch provider(for: job, path: invocation.jobFile) {
+        switch provider(for: job, path: invocation.jobFile, base: invocation.run) {
         case .failure(let error): return Pipeline.usageFailure(error)
         case .success(let made): batch = made
         }
@@ -292,7 +313,7 @@ enum BatchCommand {
         case .success(let loaded): job = loaded
         }
         let batch: any BatchCapability & GenerationCapability
-        switch provider(for: job, path: path) {
+        switch provider(for: job, path: path, base: invocation.run) {
         case .failure(let error): return Pipeline.usageFailure(error)
         case .success(let made): batch = made
         }
@@ -323,22 +344,38 @@ enum BatchCommand {
         guard digest.finalizeHex() == job.manifestSHA256 else {
             return fail("the manifest '\(JobFile.manifestPath(path))' does not match job file '\(path)' (its SHA-256 differs)", status: 2)
         }
-        // Every result, by request id, with how a missing one is explained.
+        // Every result, by request id, with how a missing one is explained. One unreadable line
+        // or a request answered twice fails that request only (issue 21 class 6).
+        let provider = batch.providerName
         var results: [String: Result<GenerationResponse, APIError>] = [:]
+        var answers: [String: Int] = [:]
+        var unreadable: [String: [String]] = [:]
         var jobOfChunk: [Int: BatchJob] = [:]
         for (n, state) in progress.jobs {
             jobOfChunk[n] = state
             guard state.state != .failed else { continue }
             do {
-                for result in try await batch.batchResults(state.id) { results[result.id] = result.outcome }
+                let set = try await batch.batchResultSet(state.id)
+                for result in set.results {
+                    answers[result.id, default: 0] += 1
+                    results[result.id] = answers[result.id]! == 1
+                        ? result.outcome : .failure(BatchCommand.duplicate(result.id, answers: answers[result.id]!, provider: provider))
+                }
+                if !set.unreadable.isEmpty { unreadable[state.id] = set.unreadable }
             } catch {
                 return fail("cannot fetch the results of job \(state.id): \(describe(error))", status: 1)
             }
         }
-        let provider = batch.providerName
         func missing(_ id: String, chunk: Int) -> APIError {
             guard let state = jobOfChunk[chunk] else {
                 return APIError(.cancelled, "the batch was cancelled before request \(id) was submitted", provider: provider, code: "batch_withdrawn")
+            }
+            if let lines = unreadable[state.id] {
+                let shown = lines.prefix(3).joined(separator: "; ") + (lines.count > 3 ? "; …" : "")
+                return APIError(
+                    .providerError,
+                    "batch job \(state.id) ended without a readable result for request \(id): its result file has \(lines.count) unreadable line\(lines.count == 1 ? "" : "s") (\(shown))",
+                    provider: provider, retryable: true, code: "batch_result_unreadable")
             }
             switch state.state {
             case .expired:
@@ -389,6 +426,13 @@ enum BatchCommand {
         return failedCommands > 0 ? 1 : 0
     }
 
+    /// A request answered by more than one result (in one file or across the job's files).
+    static func duplicate(_ id: String, answers: Int, provider: String) -> APIError {
+        APIError(
+            .providerError, "the batch results answer request \(id) \(answers) times; no answer is taken, run the command again",
+            provider: provider, retryable: true, code: "batch_result_duplicate")
+    }
+
     /// What the collected commands cost at batch prices, for the closing line.
     struct BatchSpending {
         var usd = 0.0
@@ -437,7 +481,7 @@ enum BatchCommand {
         case .success(let loaded): job = loaded
         }
         let batch: any BatchCapability & GenerationCapability
-        switch provider(for: job, path: path) {
+        switch provider(for: job, path: path, base: invocation.run) {
         case .failure(let error): return Pipeline.usageFailure(error)
         case .success(let made): batch = made
         }
@@ -478,5 +522,6 @@ struct BatchAdapter: GenerationCapability, BatchCapability {
     func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await batch.findBatch(marker) }
     func batchStatus(_ jobID: String) async throws -> BatchJob { try await batch.batchStatus(jobID) }
     func batchResults(_ jobID: String) async throws -> [BatchResult] { try await batch.batchResults(jobID) }
+    func batchResultSet(_ jobID: String) async throws -> BatchResultSet { try await batch.batchResultSet(jobID) }
     func cancelBatch(_ jobID: String) async throws -> BatchJob { try await batch.cancelBatch(jobID) }
 }

@@ -30,9 +30,9 @@ struct BatchInvocation {
 
     Usage:
       pipeline batch submit --job JOBFILE [options] < commands.jsonl
-      pipeline batch status JOBFILE [--wait] [--poll-seconds S] [--timeout S]
-      pipeline batch collect JOBFILE [--wait] [--poll-seconds S] [--timeout S] [--models FILE] > results.jsonl
-      pipeline batch cancel JOBFILE
+      pipeline batch status JOBFILE [--wait] [--poll-seconds S] [--timeout S] [endpoint options]
+      pipeline batch collect JOBFILE [--wait] [--poll-seconds S] [--timeout S] [--models FILE] [endpoint options] > results.jsonl
+      pipeline batch cancel JOBFILE [endpoint options]
 
     submit validates every command (the same errors as run), builds the requests as run does,
     splits them into jobs within the provider's limits and submits them, recording each in
@@ -52,6 +52,11 @@ struct BatchInvocation {
       --mock-batch-delay-ms N    mock: how long a job runs (default 0)
       --mock-fail-model NAME, --mock-faults SPEC, --mock-capabilities LIST   mock, as for run
       --quiet                    no progress on stderr
+    Endpoint options (every action): --base-url URL, --api-key-env VAR, --allow-insecure-http.
+    The job file records them, but never decides where the key goes: status, collect, cancel
+    and a re-run of submit must be given the same --base-url and --api-key-env as the submit
+    that made it (none, when it used the provider's defaults), and --allow-insecure-http again
+    if it was used; a job file naming another endpoint or key variable is refused (exit 2).
     Options of status and collect:
       --wait                     poll until every job has ended
       --poll-seconds S           time between polls (0.05 to 3600, default 30)
@@ -76,9 +81,11 @@ struct BatchInvocation {
         var invocation = BatchInvocation(action: action, jobFile: "")
         var jobFile: String?
         let submitOnly: Set<String> = [
-            "--job", "--provider", "--base-url", "--api-key-env", "--allow-insecure-http", "--capabilities", "--max-requests-per-job",
+            "--job", "--provider", "--capabilities", "--max-requests-per-job",
             "--mock-batch-delay-ms", "--mock-fail-model", "--mock-faults", "--mock-capabilities",
         ]
+        // Where the key goes: given by the operator on every action, never by the job file alone.
+        let endpoint: Set<String> = ["--base-url", "--api-key-env", "--allow-insecure-http"]
         let waiting: Set<String> = ["--wait", "--poll-seconds", "--timeout"]
         let collectOnly: Set<String> = ["--models"]
         let flags: Set<String> = ["--allow-insecure-http", "--wait", "--quiet"]
@@ -96,7 +103,7 @@ struct BatchInvocation {
                 name = String(argument[..<eq])
                 inline = String(argument[argument.index(after: eq)...])
             }
-            let known = submitOnly.union(waiting).union(collectOnly).union(["--quiet"])
+            let known = submitOnly.union(endpoint).union(waiting).union(collectOnly).union(["--quiet"])
             guard known.contains(name) else {
                 throw UsageError(message: "unknown option '\(name)' for 'batch \(action.rawValue)'", hint: ArgumentParser.suggestion(name, among: Array(known)))
             }
@@ -151,7 +158,7 @@ struct BatchInvocation {
     }
 
     private static func seconds(_ name: String, _ value: String, _ range: ClosedRange<Double>) throws(UsageError) -> Double {
-        guard let s = Double(value), s.isFinite, range.contains(s) else {
+        guard let s = FlagLimits.decimal(value), s.isFinite, range.contains(s) else {
             throw UsageError(message: "option '\(name)' needs a number of seconds from \(range.lowerBound) to \(Int(range.upperBound)), got '\(value)'")
         }
         return s

@@ -32,19 +32,43 @@ struct BatchPlan {
     /// The id of call `call` of command `index`: unique in the run, valid for every provider.
     static func requestID(index: Int, call: Int) -> String { "r\(index)c\(call)" }
 
-    static func make(input: [UInt8], batch: any BatchCapability, providerName: String, maxRequestsPerJob: Int?) -> BatchPlan {
+    /// The input as `submit` reads it: split into values as it arrives, hashed as it arrives,
+    /// never held whole — like `run`, memory grows with the commands read (each at most
+    /// `JSONStreamSplitter.maximumValueBytes`), not with the bytes: garbage keeps only a preview,
+    /// so `/dev/zero` on stdin stays flat.
+    struct Input {
+        var pieces: [JSONStreamSplitter.Piece] = []
+        var sha256: String
+    }
+
+    /// Reads `fd` to its end; nil with `errno` set when a read fails.
+    static func read(fd: Int32) -> Input? {
         var digest = SHA256()
-        digest.update(input)
-        var plan = BatchPlan(inputSHA256: digest.finalizeHex())
+        var splitter = JSONStreamSplitter()
+        var pieces: [JSONStreamSplitter.Piece] = []
+        let size = 1 << 16
+        let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: size)
+        defer { chunk.deallocate() }
+        while true {
+            let n = Foundation.read(fd, chunk.baseAddress!, size)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            let bytes = UnsafeBufferPointer(rebasing: chunk[0..<n])
+            digest.update(bytes)
+            splitter.feed(bytes) { pieces.append($0) }
+        }
+        splitter.finish { pieces.append($0) }
+        return Input(pieces: pieces, sha256: digest.finalizeHex())
+    }
+
+    static func make(input: Input, batch: any BatchCapability, providerName: String, maxRequestsPerJob: Int?) -> BatchPlan {
+        var plan = BatchPlan(inputSHA256: input.sha256)
         let limits = batch.batchLimits
         let maxRequests = max(1, min(limits.maxRequests, maxRequestsPerJob ?? limits.maxRequests))
         // The chunk being filled, per model (or one for all models).
         var open: [String: Int] = [:]
-        var splitter = JSONStreamSplitter()
-        var pieces: [JSONStreamSplitter.Piece] = []
-        splitter.feed(input) { pieces.append($0) }
-        splitter.finish { pieces.append($0) }
-        for (index, piece) in pieces.enumerated() {
+        for (index, piece) in input.pieces.enumerated() {
             let hash = BatchRecords.inputHash(piece)
             func reject(_ error: APIError, id: String, metadata: JSONObject) {
                 var error = error
