@@ -111,6 +111,12 @@ public struct PostgresTarget: Sendable, Hashable, CustomStringConvertible {
         var pairs: [(String, String)] = [
             ("host", host), ("port", String(port)), ("dbname", database), ("connect_timeout", String(connectTimeoutSeconds)),
             ("application_name", "pipeline"),
+            // A host that vanishes without a reset (a paused machine, a dropped route) must not hold
+            // the writer in a blocking call for the kernel's 15-minute retransmission limit: TCP
+            // keepalives and a user timeout end the connection within a minute, and a statement that
+            // runs longer than a minute is cancelled by the server (the sink then halves its batch).
+            ("keepalives", "1"), ("keepalives_idle", "30"), ("keepalives_interval", "10"), ("keepalives_count", "3"),
+            ("tcp_user_timeout", "60000"), ("options", "-c statement_timeout=60000"),
         ]
         if let user { pairs.append(("user", user)) }
         if let sslMode { pairs.append(("sslmode", sslMode)) }

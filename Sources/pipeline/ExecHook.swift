@@ -256,8 +256,9 @@ final class ExecHook: CommandHook {
 
     private func judge(_ line: [UInt8], index: Int, phase: Int, id: String) -> Judgement {
         let hook = phase == 0 ? "before" : "after"
+        // The line goes into the message whole: the hook unit redacts it, then cuts it (a cut here would come first).
         guard case .object(let object)? = try? JSONParser.parse(line) else {
-            return .mismatch("it answered with something that is not a JSON object: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            return .mismatch("it answered with something that is not a JSON object: \(String(decoding: line, as: UTF8.self))")
         }
         guard case .int(let answered)? = object["index"], case .string(let answeredHook)? = object["hook"], ["before", "after"].contains(answeredHook) else {
             return .mismatch("its answer does not name the question: it must echo \"index\" (\(index)) and \"hook\" (\"\(hook)\")")

@@ -106,8 +106,12 @@ enum Pipeline {
         do throws(UsageError) {
             if let path = options.modelsFile { _ = try PathArgument.check(path, option: "--models", use: .read) }
             if !validateOnly {
-                for sink in options.sinks where sink.kind != .webhook {
-                    _ = try PathArgument.check(sink.target, option: "--sink \(sink.kind.rawValue):", use: sink.kind == .sqlite ? .database : .append)
+                for sink in options.sinks where sink.kind == .jsonl || sink.kind == .sqlite {
+                    do throws(UsageError) {
+                        _ = try PathArgument.check(sink.target, option: "\(sink.origin) \(sink.kind.rawValue):", use: sink.kind == .sqlite ? .database : .append)
+                    } catch {
+                        throw UsageError(message: sink.withoutExpandedValues(error.message), hint: error.hint)
+                    }
                 }
                 if let path = options.statsJSON { statsTarget = try PathArgument.check(path, option: "--stats-json", use: .replace) }
             }

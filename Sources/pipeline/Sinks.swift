@@ -77,11 +77,12 @@ final class SinkFeed: Sendable {
     static let queueCapacity = 100_000
     static let queueBytes = SinkDispatcher.defaultMaxQueuedBytes
 
-    private init(sinks: [any ResultSink], runID: String, timeout: Duration) {
+    private init(sinks: [any ResultSink], runID: String, timeout: Duration, hidden: SinkSpec) {
         self.runID = runID
         let counter = SinkFeedCounter()
         dispatcher = SinkDispatcher(sinks: sinks, timeout: timeout, capacity: Self.queueCapacity, maxQueuedBytes: Self.queueBytes) { failure in
-            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine("\(failure)"))\n") }
+            // A failure's text may quote a target (a path, a URL) that holds a value from the environment.
+            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine(hidden.withoutExpandedValues("\(failure)")))\n") }
         }
     }
 
@@ -105,7 +106,13 @@ final class SinkFeed: Sendable {
                 case .postgres:
                     sink = try postgres(spec, environment: ProcessInfo.processInfo.environment)
                 }
-                sinks.append(spec.timeoutSeconds.map { TimedSink(base: sink, callTimeout: .milliseconds(Int($0 * 1000))) } ?? sink)
+                if spec.timeoutSeconds != nil || !spec.expandedValues.isEmpty {
+                    // Named without values from the environment; with its own timeout when the file gives one.
+                    sinks.append(ConfiguredSink(
+                        base: sink, name: spec.withoutExpandedValues(sink.name), callTimeout: spec.timeoutSeconds.map { .milliseconds(Int($0 * 1000)) }))
+                } else {
+                    sinks.append(sink)
+                }
             } catch let error as APIError {
                 return .failure(UsageError(message: spec.withoutExpandedValues("option '\(spec.origin) \(spec.kind.rawValue):…': \(error.message)")))
             } catch let error as UsageError {
@@ -114,7 +121,9 @@ final class SinkFeed: Sendable {
                 return .failure(UsageError(message: spec.withoutExpandedValues("option '\(spec.origin) \(spec.kind.rawValue):\(spec.kind == .postgres ? "…" : spec.target)': \(error)")))
             }
         }
-        return .success(SinkFeed(sinks: sinks, runID: runID, timeout: .milliseconds(Int(options.sinkTimeoutSeconds * 1000))))
+        var hidden = SinkSpec(kind: .jsonl, target: "-", priority: 0)
+        hidden.expandedValues = options.sinks.flatMap(\.expandedValues)
+        return .success(SinkFeed(sinks: sinks, runID: runID, timeout: .milliseconds(Int(options.sinkTimeoutSeconds * 1000)), hidden: hidden))
     }
 
     /// A PostgreSQL sink from its URL and options. The password is only ever read from the
@@ -142,10 +151,12 @@ final class SinkFeed: Sendable {
         if let variable = target.passwordEnvironmentVariable, (environment[variable] ?? "").isEmpty {
             throw UsageError(message: "option '\(spec.origin) postgres:…': password_env names '\(variable)', which is not set (or empty)")
         }
-        let name = "postgres(\(target))"
+        let name = spec.withoutExpandedValues("postgres(\(target))")
         return PostgresSink(
             target: target, priority: spec.priority, maxBatch: spec.batchSize ?? 1_000, maxBufferedBytes: bufferMB << 20, environment: environment,
-            report: { message in StandardError.write("pipeline: sink \(StandardError.oneLine(name)): \(StandardError.oneLine(message))\n") })
+            report: { message in
+                StandardError.write("pipeline: sink \(StandardError.oneLine(name)): \(StandardError.oneLine(spec.withoutExpandedValues(message)))\n")
+            })
     }
 
     /// Hands a written result line to the sinks (its `id` and `index` read back from the line).
@@ -175,11 +186,12 @@ private final class SinkFeedCounter: Sendable {
     func next() -> Int { count.add(1, ordering: .relaxed).newValue }
 }
 
-/// A sink with a call timeout of its own (`timeout_seconds` in a `--sinks` file).
-private struct TimedSink: ResultSink {
+/// A sink from a `--sinks` file: named without the values it took from the environment, and
+/// with a call timeout of its own (`timeout_seconds`) when the file gives one.
+private struct ConfiguredSink: ResultSink {
     let base: any ResultSink
+    let name: String
     let callTimeout: Duration?
-    var name: String { base.name }
     var priority: Int { base.priority }
     func enabled(for delivery: ResultDelivery) -> Bool { base.enabled(for: delivery) }
     func deliver(_ delivery: ResultDelivery) async throws { try await base.deliver(delivery) }

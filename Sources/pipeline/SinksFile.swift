@@ -36,6 +36,7 @@ enum SinksFile {
 
     /// Reads and parses `path`; problems are usage errors naming the file and the place in it.
     static func load(_ path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(UsageError) -> [SinkSpec] {
+        _ = try PathArgument.check(path, option: "--sinks", use: .read)
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw UsageError(message: "option '--sinks': cannot open \(path): \(String(cString: strerror(errno)))")
         }

@@ -58,6 +58,8 @@ private func environment(_ extra: [String: String]) -> [String: String] {
         process.standardError = stderr
         let out = LineCollector(stdout.fileHandleForReading), err = LineCollector(stderr.fileHandleForReading)
         try process.run()
+        // A wait that runs out fails the test; the run must not outlive it.
+        defer { if process.isRunning { process.terminate() } }
 
         try stdin.fileHandleForWriting.write(contentsOf: Data(commands(5_000).utf8))
         try await waitUntil("the first rows in the table", within: 60) { (try? server.psql("SELECT count(*) FROM results")).flatMap(Int.init) ?? 0 > 0 }
@@ -112,6 +114,23 @@ private func environment(_ extra: [String: String]) -> [String: String] {
         #expect(try server.psql("SELECT count(*) FROM from_file") == "20")
         let copy = try String(contentsOf: dir.appendingPathComponent("copy.jsonl"), encoding: .utf8)
         #expect(copy.split(separator: "\n").count == 20)
+    }
+
+    @Test func valuesFromTheEnvironmentNeverReachStderrAtRunTime() async throws {
+        let server = try PostgresServer.start()
+        let secret = "secretdb\(UUID().uuidString.prefix(8).lowercased())"
+        let dir = try temporaryDirectory(files: [
+            "sinks.json": #"{"sinks": [{"kind": "postgres", "target": "postgresql://app@127.0.0.1:${TEST_PG_PORT}/${TEST_SECRET_DB}"}]}"#
+        ])
+        // The database does not exist: the server's message names it, and the sink's name holds it.
+        let env = environment(["TEST_PG_PORT": String(server.port), "TEST_SECRET_DB": secret, "PGPASSWORD": server.password])
+        let run = try await onOwnThread {
+            try runPipeline(["--sinks", dir.appendingPathComponent("sinks.json").path, "--sink-timeout", "1"], stdin: commands(2), environment: env)
+        }
+        #expect(run.status == 0)
+        #expect(run.stderr.contains("does not exist"), "\(run.stderr)")
+        #expect(run.stderr.contains("<from the environment>"), "\(run.stderr)")
+        #expect(!run.stderr.contains(secret), "\(run.stderr)")
     }
 
     @Test(arguments: [

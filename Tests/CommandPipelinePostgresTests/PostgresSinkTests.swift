@@ -23,6 +23,23 @@ private final class Reports: Sendable {
     func count(_ fragment: String) -> Int { all.filter { $0.contains(fragment) }.count }
 }
 
+/// `sink.finish()`, bounded: a sink that never drains fails the test instead of hanging it.
+private func finish(_ sink: PostgresSink, within seconds: Int = 120) async throws {
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            try await sink.finish()
+            return true
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return false
+        }
+        let finished = try await group.next() ?? false
+        group.cancelAll()
+        if !finished { throw PostgresServer.Problem(description: "the sink did not finish within \(seconds) s") }
+    }
+}
+
 private func sink(_ server: PostgresServer, table: String = "results", password: String? = nil, reports: Reports? = nil, maxBatch: Int = 1_000) throws -> PostgresSink {
     PostgresSink(
         target: try PostgresTarget.parse(server.url(table: table)), maxBatch: maxBatch,
@@ -63,7 +80,7 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         #expect(sink.counts.held == 500)
         try server.startServer()
 
-        try await sink.finish()
+        try await finish(sink)
         let counts = sink.counts
         #expect(counts.written == 1_000 && counts.held == 0 && counts.dropped == 0 && counts.refused == 0, "\(counts)")
         #expect(try server.psql("SELECT count(*) FROM results") == "1000")
@@ -82,7 +99,7 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         try await waitUntil("a reported connection failure") { reports.count("retrying with backoff") == 1 }
         #expect(sink.counts.written == 0)
         try server.startServer()
-        try await sink.finish()
+        try await finish(sink)
         #expect(try server.psql("SELECT count(*) FROM results") == "50")
     }
 
@@ -116,7 +133,7 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         try server.psql(
             "SET default_transaction_read_only = off", "ALTER ROLE app RESET default_transaction_read_only",
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pipeline'")
-        try await sink.finish()
+        try await finish(sink)
         #expect(try server.psql("SELECT count(*) FROM results") == "20")
         #expect(reports.count("answers again") == 1, "\(reports.all)")
     }
@@ -131,7 +148,7 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         try await sink.deliver(delivery(run: "r", "c", index: 2))
         // Two commands with one id in a batch: the later one wins (one upsert cannot touch a row twice).
         try await sink.deliver(delivery(run: "r", "a", index: 3, record: record("a", index: 3, tokens: 11)))
-        await #expect(throws: PostgresSink.Failure.self) { try await sink.finish() }
+        await #expect(throws: PostgresSink.Failure.self) { try await finish(sink) }
         #expect(sink.counts.refused == 1)
         #expect(try server.psql("SELECT string_agg(command_id || ':' || total_tokens, ',' ORDER BY command_id) FROM results") == "a:11,c:7")
         #expect(reports.count("refused the row of 'nul'") == 1, "\(reports.all)")
@@ -151,7 +168,7 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         #expect(sink.counts.dropped == dropped)
         #expect(reports.count("buffer is full") == 1, "\(reports.all)")
         try server.startServer()
-        await #expect(throws: PostgresSink.Failure.self) { try await sink.finish() }
+        await #expect(throws: PostgresSink.Failure.self) { try await finish(sink) }
         #expect(try server.psql("SELECT count(*) FROM results") == String(400 - dropped))
     }
 }
