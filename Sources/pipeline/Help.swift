@@ -30,7 +30,7 @@ enum Help {
                                                                                GOOGLE_API_KEY (gemini), ANTHROPIC_API_KEY (anthropic)
       --allow-insecure-http     send the key over plain http:// to a host off this machine
                                                                                default: off (loopback is always allowed)
-      --capabilities LIST       what the server has: generation,uploads,streaming (openai);
+      --capabilities LIST       what the server has: generation,uploads,streaming,batch (openai);
                                 generation,uploads,caching,streaming,token_counting,batch (anthropic, gemini)
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere;
                                                                                all of them for anthropic and gemini

@@ -85,7 +85,9 @@ enum FlagLimits {
     /// `--reorder-buffer-mb`: 1 MiB to 64 GiB.
     static let reorderBufferMB = 1...65_536
     /// `--timeout`, `--call-timeout`: 1 ms to one week.
-    static let seconds: ClosedRange<Double> = 0.001...604_800
+    /// Timeouts in seconds: the library's `ConfigurationLimits.timeout` (1 ms to one week), as a number.
+    static let seconds: ClosedRange<Double> = seconds(ConfigurationLimits.timeout.lowerBound)...seconds(ConfigurationLimits.timeout.upperBound)
+    private static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
     static let maxAttempts = ConfigurationLimits.maxAttempts
     static let requestsPerMinute = ConfigurationLimits.requestsPerMinute
     static let tokensPerMinute = ConfigurationLimits.tokensPerMinute

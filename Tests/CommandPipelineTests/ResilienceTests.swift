@@ -70,6 +70,20 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         #expect(jittered.delay(after: 1, error: unavailable, random: 0.999) > .seconds(1))
         #expect(jittered.delay(after: 1, error: unavailable, random: 0) == .seconds(2))
     }
+
+    /// A policy built by hand outside its ranges (the engine refuses it; a `Retrier` or a sink may be
+    /// given it directly) never traps and never waits a negative time.
+    @Test func outOfRangeValuesNeverTrapNorGoNegative() {
+        let wild = RetryPolicy(maxAttempts: 0, baseDelay: .seconds(-3), maxDelay: .seconds(-1), jitter: .nan, maxRetryAfter: .seconds(-5))
+        #expect(wild.delay(after: 0, error: unavailable, random: 0.5) == .zero)
+        #expect(wild.delay(after: -7, error: unavailable, random: .nan) == .zero)
+        var hinted = unavailable
+        hinted.retryAfter = .seconds(3)
+        #expect(wild.delay(after: 1, error: hinted, random: 0) == .zero, "a negative cap is no cap below zero")
+        let overJittered = RetryPolicy(baseDelay: .seconds(2), jitter: 1.5)
+        #expect(overJittered.delay(after: 1, error: unavailable, random: 0.5) == .seconds(1), "jitter 1.5 counts as 1")
+        #expect(overJittered.delay(after: 1, error: unavailable, random: 7) == .zero, "random 7 counts as 1")
+    }
 }
 
 @Suite struct RetryTests {

@@ -30,11 +30,19 @@ public struct RetryPolicy: Sendable, Hashable {
 
     /// The wait before attempt `attempt + 1` after `error` (attempt is 1-based);
     /// `random` is a number in 0..<1 used for jitter.
+    /// Never traps and never negative, whatever the policy holds (a policy outside its ranges is
+    /// refused by the engine, but `Retrier` and the sinks can be given one directly): a jitter
+    /// or a random number out of 0...1 (or NaN) counts as the nearest bound (NaN as 0).
     public func delay(after attempt: Int, error: APIError, random: Double) -> Duration {
-        if let retryAfter = error.retryAfter { return min(retryAfter, maxRetryAfter) }
-        var backoff = baseDelay
-        for _ in 1..<attempt where backoff < maxDelay { backoff = backoff * 2 }
-        backoff = min(backoff, maxDelay)
-        return backoff * (1 - jitter * random)
+        if let retryAfter = error.retryAfter { return max(.zero, min(retryAfter, maxRetryAfter)) }
+        var backoff = max(.zero, baseDelay)
+        let ceiling = max(.zero, maxDelay)
+        for _ in 1..<max(1, attempt) where backoff < ceiling { backoff = backoff * 2 }
+        backoff = min(backoff, ceiling)
+        let fraction = Self.unit(jitter) * Self.unit(random)
+        return backoff * (1 - fraction)
     }
+
+    /// `value` within 0...1; NaN is 0.
+    private static func unit(_ value: Double) -> Double { value.isNaN ? 0 : min(max(value, 0), 1) }
 }
