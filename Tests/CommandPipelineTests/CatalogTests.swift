@@ -452,4 +452,31 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         #expect(!ledger.claimCache("last") && !ledger.claimCache("k0"))
         #expect(ledger.claimCache("beyond") && ledger.claimCache("beyond"), "not remembered: reserved each time")
     }
+
+    /// The first command asking for a key may end without creating the cache (it failed before
+    /// the cache stage, or was refused): the claim passes on, so the command that does create it
+    /// reserves its creation and storage.
+    @Test func aClaimIsHandedOnWhenTheClaimerDidNotCreateTheCache() async throws {
+        let ledger = CostLedger(limit: 1_000)
+        #expect(ledger.claimCache("k"))
+        #expect(!ledger.claimCache("k"))
+        ledger.releaseCache("k")
+        #expect(ledger.claimCache("k"), "claimed again after the release")
+        // Through the engine: a command that fails validation claimed the key and hands it on.
+        var configuration = EngineConfiguration(retryPolicy: .none)
+        configuration.catalog = Self.catalog
+        let engineLedger = CostLedger(limit: 1_000_000)
+        configuration.costLedger = engineLedger
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        var broken = Self.cached("abcd")
+        broken.id = ""
+        let failed = await engine.run(broken)
+        #expect(failed.error?.kind == .invalidCommand)
+        let key = CacheStage.request(for: ExecutionState(command: Self.cached("abcd")))!.key
+        #expect(engineLedger.claimCache(key), "the failed claimer released the key")
+        engineLedger.releaseCache(key)
+        let created = await engine.run(Self.cached("abcd"))
+        #expect(created.telemetry.cache?.created == true)
+        #expect(!engineLedger.claimCache(key), "the creator keeps its claim")
+    }
 }

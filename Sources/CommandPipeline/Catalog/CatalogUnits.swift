@@ -76,14 +76,17 @@ public struct CostUnit: ChainUnit {
     @inline(__always)
     public func handle(_ input: CommandRun, next: Next<CommandRun, CommandOutcome>) async -> CommandOutcome {
         var estimate = 0.0
+        var claimed: String?
         if let ledger, ledger.limit != nil {
             estimate = Cost.estimate(input.command, catalog: catalog)
             // The cache's creation and storage, reserved by the first command that may create it.
             if let key = CacheStage.request(for: input.state)?.key, ledger.claimCache(key) {
                 estimate += Cost.cacheEstimate(input.command, catalog: catalog)
+                claimed = key
             }
         }
         if let ledger, !ledger.reserve(estimate) {
+            if let claimed { ledger.releaseCache(claimed) }
             let limit = ledger.limit ?? 0
             let error = APIError(
                 .budgetExceeded,
@@ -92,6 +95,9 @@ public struct CostUnit: ChainUnit {
             return CommandOutcome(error, state: input.state, log: input.log)
         }
         let outcome = Self.priced(await next(input), catalog: catalog)
+        // A claimer that ended without creating the cache (it failed first, or was refused) hands
+        // the claim on: the next command asking for the key may be the one that creates it.
+        if let claimed, outcome.telemetry.cache?.created != true { ledger?.releaseCache(claimed) }
         ledger?.settle(reserved: estimate, cost: outcome.telemetry.cost)
         return outcome
     }
@@ -238,6 +244,12 @@ public final class CostLedger: Sendable {
 
     /// Cache keys `claimCache` remembers.
     public static let maxCacheKeys = 100_000
+
+    /// The command that claimed `key` ended without creating the cache: the next one to ask for
+    /// it claims (and reserves) it again.
+    public func releaseCache(_ key: String) {
+        state.withLock { _ = $0.cacheKeys.remove(key) }
+    }
 
     /// A command ended: its estimate leaves the in-flight account and its cost joins the spent one.
     public func settle(reserved estimate: Double, cost: Cost?) {
