@@ -231,7 +231,9 @@ import Testing
             environment: environment)
         #expect(submit.status == 0, "\(submit.stderr)")
         let collect = try runPipeline(
-            ["batch", "collect", job, "--wait", "--poll-seconds", "0.05", "--timeout", "60", "--models", "models.json"], currentDirectory: dir,
+            // The job file does not decide where the key goes: collect names the endpoint again.
+            ["batch", "collect", job, "--base-url", origin.absoluteString, "--wait", "--poll-seconds", "0.05", "--timeout", "60", "--models", "models.json"],
+            currentDirectory: dir,
             environment: environment)
         #expect(collect.status == 0, "\(collect.stderr)")
         try #require(collect.records.count == 5, "\(collect.stderr)")

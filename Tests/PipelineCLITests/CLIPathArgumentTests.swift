@@ -27,6 +27,25 @@ import Testing
         }
     }
 
+    /// The batch job file and its manifest follow the same rule: a FIFO, a directory or a device
+    /// is refused with exit 2 before stdin is read or anything is sent, and no open blocks.
+    @Test func batchJobFilesFollowTheRule() throws {
+        let dir = try temporaryDirectory()
+        let fifo = dir.appendingPathComponent("job.fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let manifestFIFO = dir.appendingPathComponent("other.json.manifest.jsonl").path
+        #expect(mkfifo(manifestFIFO, 0o600) == 0)
+        for arguments in [
+            ["batch", "submit", "--job", fifo], ["batch", "status", fifo], ["batch", "collect", fifo],
+            ["batch", "submit", "--job", dir.path], ["batch", "status", "/dev/null"],
+            ["batch", "submit", "--job", dir.appendingPathComponent("other.json").path],
+        ] {
+            let run = try run(arguments, in: dir)
+            #expect(run.status == 2, "\(arguments): exit \(run.status) \(run.stderr)")
+            #expect(run.stderr.contains("not a regular file"), "\(arguments): \(run.stderr)")
+        }
+    }
+
     @Test func aDirectoryIsRefusedAtStart() throws {
         let dir = try temporaryDirectory()
         for arguments in [["--models", dir.path], ["--sink", "jsonl:\(dir.path)"], ["--stats-json", dir.path]] {

@@ -87,6 +87,14 @@ enum BatchCommand {
 
     static func submit(_ invocation: BatchInvocation) async -> Int32 {
         let path = invocation.jobFile
+        // The path rule (PathArgument): the job file and its manifest are regular files or new
+        // ones; a directory, a FIFO or a device is refused before anything is read or sent.
+        do throws(UsageError) {
+            _ = try PathArgument.check(path, option: "--job", use: .database)
+            _ = try PathArgument.check(JobFile.manifestPath(path), option: "--job (its manifest)", use: .database)
+        } catch {
+            return Pipeline.usageFailure(error)
+        }
         if StandardStreams.stdinClosed {
             return Pipeline.usageFailure(UsageError(message: "cannot read stdin: it is closed; give commands on stdin, e.g. pipeline batch submit --job job.json < commands.jsonl"))
         }
@@ -335,6 +343,11 @@ enum BatchCommand {
         }
         guard progress.allEnded else {
             return fail("\(progress.line); collect when every job has ended, or use --wait", status: notFinished)
+        }
+        do throws(UsageError) {
+            _ = try PathArgument.check(JobFile.manifestPath(path), option: "--job (its manifest)", use: .read)
+        } catch {
+            return fail(error.message, status: 2)
         }
         guard let manifest = FileManager.default.contents(atPath: JobFile.manifestPath(path)) else {
             return fail("cannot read the manifest '\(JobFile.manifestPath(path))' of job file '\(path)'", status: 2)

@@ -85,6 +85,8 @@ struct JobFile: Sendable, Equatable {
         func bad(_ what: String) -> Result<JobFile, UsageError> {
             .failure(UsageError(message: "job file '\(path)' is not a usable pipeline batch job file: \(what)"))
         }
+        // The path rule: a regular file (a FIFO or a device is refused without blocking).
+        do throws(UsageError) { _ = try PathArgument.check(path, option: "--job", use: .read) } catch { return .failure(error) }
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(UsageError(message: "cannot read job file '\(path)': \(String(cString: strerror(errno)))"))
         }
