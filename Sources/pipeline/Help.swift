@@ -11,6 +11,14 @@ enum Help {
       pipeline validate [options] < commands.json      parse, validate, check against the model catalog; execute nothing
       pipeline capabilities [--provider NAME]          print the provider's probed capabilities as JSON
       pipeline batch submit|status|collect|cancel …    run commands through the provider's batch service (pipeline batch --help)
+      pipeline report RESULTS.jsonl… [--title TEXT] [--stats-json FILE] > report.html
+                                                       one self-contained HTML page (inline CSS and SVG, nothing fetched) of
+                                                       results of run or batch collect: totals, per model (failures by kind,
+                                                       retries, latency p50/p95/p99, tokens, cost), latency histograms,
+                                                       failures with their first messages, cache effect; --stats-json FILE
+                                                       also writes the per-model rows as --stats-json does; --title at most
+                                                       200 characters. Lines that are not results are named on stderr and in
+                                                       the page, and make the exit status 1
       pipeline --help | --version
 
     EXAMPLE:

@@ -7,6 +7,8 @@ enum Invocation {
     case capabilities(RunOptions)
     /// `pipeline batch …` (Batch/BatchOptions.swift).
     case batch(BatchInvocation)
+    /// `pipeline report RESULTS…` (Report.swift).
+    case report(ReportOptions)
     case help
     case version
 }
@@ -133,12 +135,16 @@ enum ArgumentParser {
             if rest.contains("--help") || rest.contains("-h") { return .batch(BatchInvocation(action: .help, jobFile: "")) }
             return .batch(try BatchInvocation.parse(rest.dropFirst()))
         }
+        if rest.first == "report" {
+            if rest.contains("--help") || rest.contains("-h") { return .help }
+            return .report(try ReportOptions.parse(rest.dropFirst()))
+        }
         if rest.contains("--help") || rest.contains("-h") { return .help }
         if rest.contains("--version") { return .version }
         var subcommand = "run"
         if let first = rest.first, !first.hasPrefix("-") {
             guard all.contains(first) else {
-                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all) + ["batch"]))
+                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all) + ["batch", "report"]))
             }
             subcommand = first
             rest = rest.dropFirst()

@@ -26,6 +26,8 @@ enum Pipeline {
             }
         case .batch(let batch):
             return await BatchCommand.main(batch)
+        case .report(let report):
+            return ReportCommand.main(report)
         case .validate(let options):
             return await stream(options, validateOnly: true)
         case .run(let options):
@@ -188,7 +190,7 @@ enum Pipeline {
             StandardError.write("Error: cannot read stdin: \(readError)\n")
             if stats.done == 0 { return 2 }
         }
-        if let metrics, let path = options.statsJSON, let problem = AtomicFile.write(StatsReport.json(metrics.snapshot(), ledger: validateOnly ? nil : ledger), to: path) {
+        if let metrics, let path = options.statsJSON, let problem = AtomicFile.write(StatsReport.json(RunReport(metrics: metrics.snapshot()), ledger: validateOnly ? nil : ledger), to: path) {
             StandardError.write("Error: cannot write --stats-json: \(problem)\n")
             return 3
         }
@@ -201,7 +203,7 @@ enum Pipeline {
         }
         // After the summary, so the table is the last thing on stderr and the summary stays
         // where scripts look for it, right after the progress line.
-        if let metrics, options.stats { StandardError.write(StatsReport.table(metrics.snapshot())) }
+        if let metrics, options.stats { StandardError.write(StatsReport.table(RunReport(metrics: metrics.snapshot()))) }
         if interrupted { return 130 }
         return stats.failed.load(ordering: .relaxed) > 0 ? 1 : 0
     }
