@@ -50,6 +50,13 @@ enum Help {
       --events                  write each command's events as JSON Lines (text deltas,
                                 attempts, waits, …) ending in its result    default: off
       --quiet                   no progress line and no summary on stderr      default: off
+      --expect N                commands the input holds, for the progress line's total and ETA when stdin
+                                is not a regular file (a file's total is estimated from its size), 1–10^12
+      --progress-interval SECONDS
+                                stderr not a terminal: a plain progress line this often, 0 (off)–86400;
+                                on a terminal one line redrawn in place: done/total, %, bar, commands/s,
+                                ETA, tokens/s, cost (budget left), failures by kind, waiting on retry,
+                                in flight; fewer fields when narrow (TIOCGWINSZ, COLUMNS)   default: 30
       --resume FILE             skip commands that already succeeded in FILE (an earlier results file): same id
                                 and same input bytes (`input_hash`); never one that did not succeed
       --files-root DIR          file paths resolve inside DIR and may not leave it   default: working directory

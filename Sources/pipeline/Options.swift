@@ -24,6 +24,10 @@ struct RunOptions {
     /// Write each command's event stream instead of one result line (`--events`).
     var events = false
     var quiet = false
+    /// Commands the input holds, for the progress line's total (`--expect`); nil: from the input.
+    var expect: Int?
+    /// Seconds between progress lines when stderr is not a terminal (`--progress-interval`); 0: none.
+    var progressInterval: Double = 30
     var resume: String?
     var filesRoot: String?
     var timeoutSeconds: Double?
@@ -79,6 +83,10 @@ enum FlagLimits {
     static let sinkPriority = -1_000_000...1_000_000
     /// `--max-cost`: up to a million dollars, in dollars.
     static let maxCost: ClosedRange<Double> = 0...1_000_000
+    /// `--expect`: commands the input holds, up to 10^12.
+    static let expect = 1...1_000_000_000_000
+    /// `--progress-interval`: 0 (off) to one day, in seconds.
+    static let progressInterval: ClosedRange<Double> = 0...86_400
 }
 
 /// A command line that cannot be run: exit status 2, message on stderr.
@@ -107,6 +115,8 @@ enum ArgumentParser {
         Spec(name: "--unordered", takesValue: false, subcommands: runLike),
         Spec(name: "--events", takesValue: false, subcommands: ["run"]),
         Spec(name: "--quiet", takesValue: false, subcommands: runLike),
+        Spec(name: "--expect", takesValue: true, subcommands: runLike),
+        Spec(name: "--progress-interval", takesValue: true, subcommands: runLike),
         Spec(name: "--resume", takesValue: true, subcommands: ["run"]),
         Spec(name: "--files-root", takesValue: true, subcommands: runLike),
         Spec(name: "--timeout", takesValue: true, subcommands: ["run"]),
@@ -198,6 +208,13 @@ enum ArgumentParser {
         case "--unordered": options.unordered = true
         case "--events": options.events = true
         case "--quiet": options.quiet = true
+        case "--expect": options.expect = try integer(name, value, in: FlagLimits.expect)
+        case "--progress-interval":
+            let range = FlagLimits.progressInterval
+            guard let seconds = Double(value), seconds.isFinite, range.contains(seconds) else {
+                throw UsageError(message: "option '--progress-interval' needs a number of seconds from 0 (off) to \(Int(range.upperBound)) (one day), got '\(value)'")
+            }
+            options.progressInterval = seconds
         case "--files-root": options.filesRoot = value
         case "--resume":
             guard !value.isEmpty else { throw UsageError(message: "option '--resume' needs a file name") }

@@ -170,7 +170,9 @@ enum Pipeline {
             progress.ledger = ledger
             progress.mockProvider = providerName == "mock"
         }
-        let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
+        progress.expected = options.expect
+        progress.inputBytes = Progress.regularInputSize()
+        let live = options.quiet ? nil : progress.live(terminal: StandardError.isTerminal, interval: options.progressInterval)
         let loop = RunLoop(
             mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered, eventsMode: options.events,
             resume: resume, startOnNewLine: startOnNewLine, stats: stats, sinks: sinks, reorderBufferBytes: options.reorderBufferMB << 20)
