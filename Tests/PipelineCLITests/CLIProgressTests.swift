@@ -113,6 +113,23 @@ import Testing
         }
     }
 
+    /// `batch status --wait` off a terminal: the jobs' line (done, %, pending, jobs, time since
+    /// submit) at its first poll, then at most every 30 s.
+    @Test func batchWaitShowsTheJobsLine() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let input = (0..<3).map { #"{"id":"b\#($0)","model":"m","prompt":"q\#($0)"}"# }.joined(separator: "\n")
+        let submit = try CLI.run(["batch", "submit", "--job", job.path, "--mock-batch-delay-ms", "600000", "--quiet"], stdin: input)
+        #expect(submit.status == 0, "\(submit.stderr)")
+        let waited = try CLI.run(["batch", "status", job.path, "--wait", "--poll-seconds", "0.05", "--timeout", "0.3"])
+        #expect(waited.status == 4)
+        let lines = waited.stderr.split(separator: "\n").filter { $0.hasPrefix("batch: ") }
+        #expect(lines.count == 1, "once at the first poll, not at every poll: \(waited.stderr)")
+        #expect(lines.first?.hasPrefix("batch: 0/3 requests done (0 failed), 0%, 3 pending, 0/1 jobs ended, since submit ") == true, "\(waited.stderr)")
+        let quiet = try CLI.run(["batch", "status", job.path, "--wait", "--poll-seconds", "0.05", "--timeout", "0.1", "--quiet"])
+        #expect(!quiet.stderr.contains("batch: "), "\(quiet.stderr)")
+    }
+
     @Test(arguments: [
         (["--expect", "0"], "option '--expect' needs a whole number from 1 to 1000000000000, got '0'"),
         (["--expect", "1e3"], "option '--expect' needs a whole number"),
