@@ -110,14 +110,8 @@ enum ReportCommand {
                 }
             }
         }
-        if overlong || !line.isEmpty {
-            // The file ends mid-line: a whole record there still counts, a torn one is named.
-            if overlong {
-                report.badLine(source: path, line: number, problem: "a line longer than 64 MiB")
-            } else if report.add(line: line, source: path, line: number) != nil {
-                // `add` counted it; say why it is likely torn.
-            }
-        }
+        // The file ends without a newline: a whole record there still counts, a torn one is named.
+        if overlong || !line.isEmpty { finish(&line, overlong: overlong, path: path, number: number, into: &report) }
         return nil
     }
 
