@@ -1,3 +1,4 @@
+import CommandPipeline
 import Foundation
 import Testing
 
@@ -71,8 +72,8 @@ import Testing
         // 400 commands of 20 ms at 8 at once: at least a second, so several frames.
         try (0..<400).map { #"{"id":"c\#($0)","model":"gpt-4o-mini","prompt":"question \#($0)"}"# }.joined(separator: "\n").write(to: input, atomically: true, encoding: .utf8)
         let text = try await Self.script(
-            "'\(CLI.binary.path)' --mock-latency-ms 20 --concurrency 8 --mock-faults retryable=0.1,seed=3 --max-attempts 2 < '\(input.path)' > '\(output.path)'",
-            environment: ["COLUMNS": "120"])
+            "'\(CLI.binary.path)' --mock-latency-ms 20 --concurrency 8 --mock-faults retryable=0.1,fatal=0.1,seed=3 --max-attempts 2 < '\(input.path)' > '\(output.path)'",
+            environment: ["COLUMNS": "200"])
         let frames = text.components(separatedBy: "\r\u{1B}[K").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
         let percentages = frames.compactMap { frame -> Int? in
             guard let range = frame.range(of: #"/[~]?[0-9,]+ [0-9]+%"#, options: .regularExpression) else { return nil }
@@ -81,8 +82,11 @@ import Testing
         #expect(!percentages.isEmpty, "\(text.prefix(2000))")
         #expect(percentages.last == 100, "\(percentages)")
         #expect(zip(percentages, percentages.dropFirst()).allSatisfy { $0 <= $1 }, "never goes back: \(percentages)")
-        #expect(frames.contains { $0.contains("ETA ") && $0.hasPrefix("[") && $0.count <= 119 }, "\(frames)")
-        #expect(frames.contains { $0.contains("400/400 100%") })
+        #expect(frames.contains { $0.contains("ETA ") && $0.hasPrefix("[") && $0.count <= 199 }, "\(frames)")
+        let last = try #require(frames.last { $0.contains("400/400 100%") }, "\(frames)")
+        // The failures by kind, as the run loop counted them: the same count as the results'.
+        let failed = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").count { $0.contains(#""status":"failed""#) }
+        #expect(failed > 0 && last.contains("  \(failed) failed (provider_error \(failed))  "), "\(last)")
         // Erased before the summary: the summary starts right after an erase.
         #expect(text.contains("\r\u{1B}[Kpipeline: "), "\(text.suffix(600))")
         #expect(try String(contentsOf: output, encoding: .utf8).split(separator: "\n").count == 400)
@@ -111,6 +115,23 @@ import Testing
             let none = try CLI.run(["--mock-latency-ms", "20", "--concurrency", "4"] + arguments, stdin: input)
             #expect(!none.stderr.contains("pipeline: progress"), "\(arguments): \(none.stderr)")
         }
+    }
+
+    /// The backoff lender counts the commands waiting on a retry, and gives the slot as the ticket does.
+    @Test func theLenderCountsCommandsWaitingOnARetry() async {
+        let stats = Stats()
+        let slots = Slots(1) {}
+        #expect(slots.tryTake())
+        let ticket = SlotTicket(slots: slots)
+        ticket.allowLending(for: PlannedCommand(id: "c", plan: ExecutionPlan(calls: [APICall(model: "m", parts: [.text("x")])])))
+        let lender = CountingLender(ticket: ticket, stats: stats)
+        lender.backoffStarted()
+        #expect(stats.waitingOnRetry.load(ordering: .relaxed) == 1)
+        #expect(slots.tryTake(), "the slot was lent")
+        slots.give(notify: false)
+        await lender.backoffEnded()
+        #expect(stats.waitingOnRetry.load(ordering: .relaxed) == 0)
+        #expect(!slots.tryTake(), "and taken back")
     }
 
     /// `batch status --wait` off a terminal: the jobs' line (done, %, pending, jobs, time since
