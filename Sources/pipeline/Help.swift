@@ -11,6 +11,14 @@ enum Help {
       pipeline validate [options] < commands.json      parse, validate, check against the model catalog; execute nothing
       pipeline capabilities [--provider NAME]          print the provider's probed capabilities as JSON
       pipeline batch submit|status|collect|cancel …    run commands through the provider's batch service (pipeline batch --help)
+      pipeline report RESULTS.jsonl… [--title TEXT] [--stats-json FILE] > report.html
+                                                       one self-contained HTML page (inline CSS and SVG, nothing fetched) of
+                                                       results of run or batch collect: totals, per model (failures by kind,
+                                                       retries, latency p50/p95/p99, tokens, cost), latency histograms,
+                                                       failures with their first messages, cache effect; --stats-json FILE
+                                                       also writes the per-model rows as --stats-json does; --title at most
+                                                       200 characters. Lines that are not results are named on stderr and in
+                                                       the page, and make the exit status 1
       pipeline --help | --version
 
     EXAMPLE:
@@ -45,6 +53,13 @@ enum Help {
                                 (deltas are written as they come, not kept: an answer is held once, plus
                                 its result line while it is written, plus its record queued for --sink)
       --quiet                   no progress line and no summary on stderr      default: off
+      --expect N                commands the input holds, for the progress line's total and ETA when stdin
+                                is not a regular file (a file's total is estimated from its size), 1–10^12
+      --progress-interval SECONDS
+                                stderr not a terminal: a plain progress line this often, 0 (off)–86400;
+                                on a terminal one line redrawn in place: done/total, %, bar, commands/s,
+                                ETA, tokens/s, cost (budget left), failures by kind, waiting on retry,
+                                in flight; fewer fields when narrow (TIOCGWINSZ, COLUMNS)   default: 30
       --resume FILE             skip commands that already succeeded in FILE (an earlier results file): same id
                                 and same input bytes (`input_hash`); never one that did not succeed
       --files-root DIR          file paths resolve inside DIR and may not leave it   default: working directory

@@ -18,8 +18,12 @@ final class InputReader: Sendable {
     /// Credits a piece takes: 1, plus 1 per 64 KiB it holds.
     @inline(__always) static func weight(of piece: JSONStreamSplitter.Piece) -> Int { 1 + piece.bytes.count >> 16 }
 
-    init(fd: Int32, window: Int) {
+    /// Counts the bytes read, for the progress line's share of a regular file.
+    private let stats: Stats?
+
+    init(fd: Int32, window: Int, stats: Stats? = nil) {
         self.fd = fd
+        self.stats = stats
         gate = CreditGate(credits: window)
     }
 
@@ -65,6 +69,7 @@ final class InputReader: Sendable {
                     break
                 }
                 if n == 0 { break }
+                stats?.bytesRead.add(n, ordering: .relaxed)
                 splitter.feed(UnsafeBufferPointer(rebasing: chunk[0..<n])) { piece in
                     batch.append(piece)
                     batchWeight += Self.weight(of: piece)

@@ -7,6 +7,8 @@ enum Invocation {
     case capabilities(RunOptions)
     /// `pipeline batch …` (Batch/BatchOptions.swift).
     case batch(BatchInvocation)
+    /// `pipeline report RESULTS…` (Report.swift).
+    case report(ReportOptions)
     case help
     case version
 }
@@ -22,6 +24,10 @@ struct RunOptions {
     /// Write each command's event stream instead of one result line (`--events`).
     var events = false
     var quiet = false
+    /// Commands the input holds, for the progress line's total (`--expect`); nil: from the input.
+    var expect: Int?
+    /// Seconds between progress lines when stderr is not a terminal (`--progress-interval`); 0: none.
+    var progressInterval: Double = 30
     var resume: String?
     var filesRoot: String?
     var timeoutSeconds: Double?
@@ -97,6 +103,10 @@ enum FlagLimits {
     static let sinkPriority = -1_000_000...1_000_000
     /// `--max-cost`: up to a million dollars, in dollars.
     static let maxCost: ClosedRange<Double> = 0...1_000_000
+    /// `--expect`: commands the input holds, up to 10^12.
+    static let expect = 1...1_000_000_000_000
+    /// `--progress-interval`: 0 (off) to one day, in seconds.
+    static let progressInterval: ClosedRange<Double> = 0...86_400
 }
 
 /// A command line that cannot be run: exit status 2, message on stderr.
@@ -125,6 +135,8 @@ enum ArgumentParser {
         Spec(name: "--unordered", takesValue: false, subcommands: runLike),
         Spec(name: "--events", takesValue: false, subcommands: ["run"]),
         Spec(name: "--quiet", takesValue: false, subcommands: runLike),
+        Spec(name: "--expect", takesValue: true, subcommands: runLike),
+        Spec(name: "--progress-interval", takesValue: true, subcommands: runLike),
         Spec(name: "--resume", takesValue: true, subcommands: ["run"]),
         Spec(name: "--files-root", takesValue: true, subcommands: runLike),
         Spec(name: "--timeout", takesValue: true, subcommands: ["run"]),
@@ -155,12 +167,16 @@ enum ArgumentParser {
             if rest.contains("--help") || rest.contains("-h") { return .batch(BatchInvocation(action: .help, jobFile: "")) }
             return .batch(try BatchInvocation.parse(rest.dropFirst()))
         }
+        if rest.first == "report" {
+            if rest.contains("--help") || rest.contains("-h") { return .help }
+            return .report(try ReportOptions.parse(rest.dropFirst()))
+        }
         if rest.contains("--help") || rest.contains("-h") { return .help }
         if rest.contains("--version") { return .version }
         var subcommand = "run"
         if let first = rest.first, !first.hasPrefix("-") {
             guard all.contains(first) else {
-                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all) + ["batch"]))
+                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all) + ["batch", "report"]))
             }
             subcommand = first
             rest = rest.dropFirst()
@@ -214,6 +230,13 @@ enum ArgumentParser {
         case "--unordered": options.unordered = true
         case "--events": options.events = true
         case "--quiet": options.quiet = true
+        case "--expect": options.expect = try integer(name, value, in: FlagLimits.expect)
+        case "--progress-interval":
+            let range = FlagLimits.progressInterval
+            guard let seconds = Double(value), seconds.isFinite, range.contains(seconds) else {
+                throw UsageError(message: "option '--progress-interval' needs a number of seconds from 0 (off) to \(Int(range.upperBound)) (one day), got '\(value)'")
+            }
+            options.progressInterval = seconds
         case "--files-root": options.filesRoot = value
         case "--resume":
             guard !value.isEmpty else { throw UsageError(message: "option '--resume' needs a file name") }

@@ -26,6 +26,8 @@ enum Pipeline {
             }
         case .batch(let batch):
             return await BatchCommand.main(batch)
+        case .report(let report):
+            return ReportCommand.main(report)
         case .validate(let options):
             return await stream(options, validateOnly: true)
         case .run(let options):
@@ -201,7 +203,9 @@ enum Pipeline {
             progress.ledger = ledger
             progress.mockProvider = providerName == "mock"
         }
-        let live = (!options.quiet && StandardError.isTerminal) ? progress.live() : nil
+        progress.expected = options.expect
+        progress.inputBytes = Progress.regularInputSize()
+        let live = options.quiet ? nil : progress.live(terminal: StandardError.isTerminal, interval: options.progressInterval)
         let loop = RunLoop(
             mode: mode, providerName: providerName, concurrency: options.concurrency, unordered: options.unordered, eventsMode: options.events,
             resume: resume, startOnNewLine: startOnNewLine, stats: stats, sinks: sinks, reorderBufferBytes: options.reorderBufferMB << 20)
@@ -225,7 +229,7 @@ enum Pipeline {
             // The rule again: the target may have changed during the run.
             let problem: String?
             do throws(UsageError) {
-                let bytes = StatsReport.json(metrics.snapshot(), ledger: validateOnly ? nil : ledger)
+                let bytes = StatsReport.json(RunReport(metrics: metrics.snapshot()), ledger: validateOnly ? nil : ledger)
                 switch try PathArgument.check(statsTarget?.path ?? path, option: "--stats-json", use: .replace) {
                 case .file(let target): problem = AtomicFile.write(bytes, to: target)
                 case .device(let device): problem = PathArgument.writeThrough(bytes, to: device)
@@ -247,7 +251,7 @@ enum Pipeline {
         }
         // After the summary, so the table is the last thing on stderr and the summary stays
         // where scripts look for it, right after the progress line.
-        if let metrics, options.stats { StandardError.write(StatsReport.table(metrics.snapshot())) }
+        if let metrics, options.stats { StandardError.write(StatsReport.table(RunReport(metrics: metrics.snapshot()))) }
         if interrupted { return 130 }
         return stats.failed.load(ordering: .relaxed) > 0 ? 1 : 0
     }

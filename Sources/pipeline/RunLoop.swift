@@ -22,6 +22,8 @@ final class RunLoop: Sendable {
         /// In events mode with sinks: the plain-mode result line sinks receive (the terminal
         /// event's `result`); in plain mode sinks receive `line` itself.
         var sinkRecord: [UInt8]? = nil
+        /// A failed command's error kind, for the progress line.
+        var failureKind: String? = nil
     }
 
     enum Event: Sendable {
@@ -94,7 +96,7 @@ final class RunLoop: Sendable {
         // Events are written as they happen: no reordering, so credits come back at once.
         let unordered = self.unordered || eventsMode
         let window = unordered ? max(concurrency * 2, 1024) : max(concurrency * 4, 4096)
-        let reader = InputReader(fd: 0, window: window)
+        let reader = InputReader(fd: 0, window: window, stats: stats)
         reader.start(
             deliver: { pieces, first in inbox.post(.input(pieces, first)) },
             readFailed: { inbox.post(.readFailed($0)) })
@@ -128,7 +130,7 @@ final class RunLoop: Sendable {
             while true {
                 let ticket = SlotTicket(slots: slots)
                 let weight = InputReader.weight(of: item.piece)
-                let outcome = await BackoffScope.$lender.withValue(ticket) {
+                let outcome = await BackoffScope.$lender.withValue(CountingLender(ticket: ticket, stats: stats)) {
                     await self.process(item.piece, index: item.index, resumed: item.skip, emit: emit, ticket: ticket)
                 }
                 inbox.post(.done(item.index, weight, outcome))
@@ -159,8 +161,10 @@ final class RunLoop: Sendable {
                 for event in await inbox.receive() {
                     switch event {
                     case .input(let pieces, let first):
+                        stats.commandsRead.add(pieces.count, ordering: .relaxed)
                         if pieces.isEmpty {
                             inputEnded = true
+                            stats.inputEnded.store(true, ordering: .relaxed)
                         } else if interrupted || outputFailed {
                             reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
                         } else {
@@ -256,7 +260,10 @@ final class RunLoop: Sendable {
     private func count(_ outcome: Outcome) {
         switch outcome.status {
         case .succeeded: stats.succeeded.add(1, ordering: .relaxed)
-        case .failed: stats.failed.add(1, ordering: .relaxed)
+        case .failed:
+            stats.failed.add(1, ordering: .relaxed)
+            let kind = outcome.failureKind ?? "internal"
+            stats.failureKinds.withLock { $0[kind, default: 0] += 1 }
         case .skipped: stats.skipped.add(1, ordering: .relaxed)
         }
         if outcome.usedFallback { stats.fallbacks.add(1, ordering: .relaxed) }
@@ -331,9 +338,11 @@ final class RunLoop: Sendable {
                 Self.appendInputHash(of: piece, to: &record)
                 sinkRecord = record
             }
+            var failureKind: String?
+            if case .failure(let error) = outcome.result { failureKind = error.kind.rawValue }
             return Outcome(
                 line: line, status: outcome.succeeded ? .succeeded : .failed, tokens: outcome.usage.totalTokens,
-                usedFallback: outcome.succeeded && outcome.telemetry.usedFallback, sinkRecord: sinkRecord)
+                usedFallback: outcome.succeeded && outcome.telemetry.usedFallback, sinkRecord: sinkRecord, failureKind: failureKind)
         }
     }
 
@@ -347,7 +356,7 @@ final class RunLoop: Sendable {
         if case .execute = mode { Self.appendInputHash(of: piece, to: &record) }
         guard emit != nil else {
             record.append(0x0a)
-            return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false)
+            return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false, failureKind: error.kind.rawValue)
         }
         var lines: [UInt8] = []
         for (seq, type) in ["command_started", "command_failed"].enumerated() {
@@ -360,7 +369,7 @@ final class RunLoop: Sendable {
             }
             lines.append(contentsOf: "}\n".utf8)
         }
-        return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record)
+        return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record, failureKind: error.kind.rawValue)
     }
 
     /// Adds `"input_hash"` (the digest `--resume` matches on) as the record's last key: the
@@ -379,5 +388,22 @@ final class RunLoop: Sendable {
         JSONSerializer.write(record, to: &bytes)
         bytes.append(0x0a)
         return bytes
+    }
+}
+
+/// The command's slot ticket as its backoff lender, counting the commands waiting out a retry
+/// for the progress line. A struct of two references: no allocation per command.
+struct CountingLender: BackoffLender {
+    let ticket: SlotTicket
+    let stats: Stats
+
+    func backoffStarted() {
+        stats.waitingOnRetry.add(1, ordering: .relaxed)
+        ticket.backoffStarted()
+    }
+
+    func backoffEnded() async {
+        await ticket.backoffEnded()
+        stats.waitingOnRetry.subtract(1, ordering: .relaxed)
     }
 }

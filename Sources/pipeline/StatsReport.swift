@@ -1,32 +1,34 @@
 import CommandPipeline
 import Foundation
 
-/// `--stats` and `--stats-json FILE`: the run's per-model metrics (`MetricsCollector`) as an
-/// aligned table on stderr and as one JSON object (Design/schema/stats.schema.json).
+/// `--stats` and `--stats-json FILE`: per-model figures (`RunReport` rows: the run's
+/// `MetricsCollector`, or the results `pipeline report` read) as an aligned table on stderr and
+/// as one JSON object (Design/schema/stats.schema.json).
 enum StatsReport {
     static func milliseconds(_ d: Duration) -> Double {
         Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
     }
 
     /// One line per provider and model, under a header.
-    static func table(_ snapshot: MetricsSnapshot) -> String {
+    static func table(_ report: RunReport) -> String {
+        let rows = report.rows
         let header = ["provider", "model", "calls", "ok", "failed", "retries", "in tok", "cached", "out tok", "p50 ms", "p95 ms", "p99 ms", "failures"]
-        var rows = [header]
-        for row in snapshot.rows {
-            rows.append([
+        var lines = [header]
+        for row in rows {
+            lines.append([
                 // Names come from input: one line each, control characters escaped.
                 row.others ? "(others)" : StandardError.oneLine(row.provider), row.others ? "(others)" : StandardError.oneLine(row.model), "\(row.calls)", "\(row.succeeded)", "\(row.failed)", "\(row.retries)", "\(row.inputTokens)",
                 "\(row.cachedTokens)", "\(row.outputTokens)", String(format: "%.1f", milliseconds(row.p50)),
                 String(format: "%.1f", milliseconds(row.p95)), String(format: "%.1f", milliseconds(row.p99)),
-                row.failures.isEmpty ? "-" : row.failures.map { "\($0.kind) \($0.count)" }.joined(separator: ", "),
+                row.failures.isEmpty ? "-" : row.failures.sorted { $0.key < $1.key }.map { "\(StandardError.oneLine($0.key)) \($0.value)" }.joined(separator: ", "),
             ])
         }
-        if snapshot.rows.isEmpty { return "pipeline: stats: no calls were made\n" }
+        if rows.isEmpty { return "pipeline: stats: no calls were made\n" }
         var widths = [Int](repeating: 0, count: header.count)
-        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        for line in lines { for (i, cell) in line.enumerated() { widths[i] = max(widths[i], cell.count) } }
         // Text columns left, numbers right, the failures last and unpadded.
         let numeric = Set(2..<12)
-        return rows.map { row in
+        return lines.map { row in
             row.enumerated().map { i, cell in
                 if i == row.count - 1 { return cell }
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
@@ -38,10 +40,10 @@ enum StatsReport {
     /// With a `ledger` that priced something (or holds a budget), `"cost"`: the run's total at
     /// catalog prices, the same figure as the summary on stderr and the sum of the results'
     /// `telemetry.cost.usd`.
-    static func json(_ snapshot: MetricsSnapshot, ledger: CostLedger? = nil) -> [UInt8] {
-        let models: [JSONValue] = snapshot.rows.map { row in
+    static func json(_ report: RunReport, ledger: CostLedger? = nil) -> [UInt8] {
+        let models: [JSONValue] = report.rows.map { row in
             var failures = JSONObject()
-            for (kind, count) in row.failures { failures[kind] = .int(count) }
+            for (kind, count) in row.failures.sorted(by: { $0.key < $1.key }) { failures[kind] = .int(count) }
             var object: JSONObject = [
                 "provider": .string(row.provider), "model": .string(row.model), "calls": .int(row.calls), "succeeded": .int(row.succeeded),
                 "failed": .int(row.failed), "failures": .object(failures), "retries": .int(row.retries),
@@ -53,7 +55,7 @@ enum StatsReport {
             if row.others { object["others"] = .bool(true) }
             return .object(object)
         }
-        var report: JSONObject = ["models": .array(models)]
+        var object: JSONObject = ["models": .array(models)]
         if let ledger, ledger.pricedCommands > 0 || ledger.limit != nil {
             var cost: JSONObject = [
                 "usd": .double((ledger.spent * 1e9).rounded() / 1e9), "priced_commands": .int(ledger.pricedCommands),
@@ -63,8 +65,15 @@ enum StatsReport {
                 cost["limit_usd"] = .double(limit)
                 cost["refused_commands"] = .int(ledger.refused)
             }
-            report["cost"] = .object(cost)
+            object["cost"] = .object(cost)
+        } else if ledger == nil && report.totals.pricedCommands > 0 {
+            // From results (`pipeline report`): their `telemetry.cost.usd` added up.
+            let t = report.totals
+            object["cost"] = [
+                "usd": .double((t.costUSD * 1e9).rounded() / 1e9), "priced_commands": .int(t.pricedCommands),
+                "unpriced_commands": .int(max(0, t.commands - t.pricedCommands)),
+            ]
         }
-        return Array(JSONSerializer.serialize(.object(report)).utf8) + [0x0a]
+        return Array(JSONSerializer.serialize(.object(object)).utf8) + [0x0a]
     }
 }

@@ -239,7 +239,28 @@ enum BatchCommand {
             ]
         }
 
-        var line: String { "batch: \(succeeded + failed)/\(total) requests done (\(failed) failed), \(jobs.count { $0.job.state.isEnded })/\(jobs.count + unsubmitted) jobs ended" }
+        /// When the first job's submission started (seconds since 1970), for "since submit".
+        var submittedAt: Double?
+
+        /// "batch: D/T requests done (F failed), N%, P pending, J/K jobs ended, since submit 5m02s;
+        /// per job: state done/total (failed)" (the first 4 jobs, then how many more).
+        func line(now: Double = Date().timeIntervalSince1970) -> String {
+            let done = succeeded + failed
+            var text = "batch: \(done)/\(total) requests done (\(failed) failed)"
+            if total > 0 { text += ", \(done * 100 / total)%" }
+            text += ", \(max(0, total - done)) pending, \(jobs.count { $0.job.state.isEnded })/\(jobs.count + unsubmitted) jobs ended"
+            if let submittedAt, now >= submittedAt { text += ", since submit " + pipeline.Progress.duration(now - submittedAt) }
+            if jobs.count > 1 {
+                let each = jobs.prefix(4).map { item in
+                    let c = item.job.counts
+                    return "\(item.job.state.rawValue) \(c.succeeded + c.failed)/\(c.total)" + (c.failed > 0 ? " (\(c.failed) failed)" : "")
+                }
+                text += "; jobs: " + each.joined(separator: ", ") + (jobs.count > 4 ? ", +\(jobs.count - 4) more" : "")
+            }
+            return StandardError.oneLine(text)
+        }
+
+        var line: String { line() }
     }
 
     private static func poll(_ job: JobFile, _ batch: any BatchCapability) async throws -> Progress {
@@ -251,6 +272,7 @@ enum BatchCommand {
             }
             let state = try await batch.batchStatus(id)
             progress.jobs.append((n, state))
+            if let since = chunk.since { progress.submittedAt = min(progress.submittedAt ?? since, since) }
             progress.total += chunk.requests
             progress.succeeded += min(state.counts.succeeded, chunk.requests)
             progress.failed += min(state.counts.failed, chunk.requests - min(state.counts.succeeded, chunk.requests))
@@ -263,6 +285,9 @@ enum BatchCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let live = invocation.wait && !invocation.quiet && StandardError.isTerminal
+        // Off a terminal, with --wait: the line every 30 s at most, so a log shows life without flooding.
+        let logged = invocation.wait && !invocation.quiet && !StandardError.isTerminal
+        var lastLogged: ContinuousClock.Instant?
         while true {
             let progress: Progress
             do { progress = try await poll(job, batch) } catch {
@@ -273,6 +298,10 @@ enum BatchCommand {
                 continue
             }
             if live { StandardError.writeRaw("\r\u{1b}[2K" + progress.line) }
+            if logged, !progress.allEnded, lastLogged.map({ clock.now - $0 >= .seconds(30) }) ?? true {
+                StandardError.write(progress.line + "\n")
+                lastLogged = clock.now
+            }
             if progress.allEnded || !invocation.wait || progress.unsubmitted > 0 {
                 if live { StandardError.write("\n") }
                 return .success(progress)

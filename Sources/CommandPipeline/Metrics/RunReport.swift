@@ -1,0 +1,278 @@
+/// What a run did, folded from its result records (the lines `pipeline run` and
+/// `pipeline batch collect` write) one at a time, in memory that depends on the number of
+/// models and latency bins, never on the number of results: totals, one row per provider and
+/// model, failures by kind with their first few messages, the cache's effect, and the lines that
+/// were not results. `pipeline report` renders it as a page; the run's `--stats` table renders
+/// its rows (`init(metrics:)`), so both print one shape of figures.
+///
+/// A record counts under the model that answered it (its last response's model, else the model
+/// its cost names); a command that failed before any answer names no model in its record and
+/// counts under the provider with model `""` (shown as "(no answer)").
+public struct RunReport: Sendable {
+    /// Coarse latency bins for a distribution, in milliseconds: each bin holds values below
+    /// its bound and at or above the previous one; the last holds the rest.
+    public static let binBoundsMs: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000]
+    /// Distinct provider–model rows kept; further pairs share one row (`others`).
+    public static let maxRows = 1000
+    /// Distinct failure kinds kept (kinds come from input); further ones count as `other`.
+    public static let maxKinds = 32
+    /// Messages kept per failure kind, and characters kept of each.
+    public static let samplesPerKind = 3
+    public static let sampleCharacters = 300
+    /// Bad lines named (all are counted).
+    public static let namedBadLines = 20
+
+    public struct Row: Sendable {
+        public var provider: String
+        public var model: String
+        /// True for the one row counting every provider–model pair beyond `maxRows`.
+        public var others = false
+        /// Commands (results) counted under this row; 0 in rows made from `MetricsSnapshot`.
+        public var commands = 0
+        public var calls = 0
+        public var succeeded = 0
+        /// Failures by error kind, sorted by kind.
+        public var failures: [String: Int] = [:]
+        public var failed: Int { failures.values.saturatingSum { $0 } }
+        public var retries = 0
+        public var inputTokens = 0
+        public var cachedTokens = 0
+        public var outputTokens = 0
+        public var costUSD = 0.0
+        /// Latency percentiles: of each call (`init(metrics:)`), or of each command from results.
+        public var p50: Duration = .zero
+        public var p95: Duration = .zero
+        public var p99: Duration = .zero
+        /// Counts per `binBoundsMs` bin (one more than the bounds); empty when not known.
+        public var latencyBins: [Int] = []
+        var histogram = LatencyHistogram()
+
+        public init(provider: String, model: String) {
+            self.provider = provider
+            self.model = model
+        }
+    }
+
+    public struct Totals: Sendable, Hashable {
+        public var commands = 0
+        public var succeeded = 0
+        public var failed = 0
+        public var fallbacks = 0
+        /// Calls made: the entries of the records' `telemetry.calls` (a fallback's call included).
+        public var calls = 0
+        public var retries = 0
+        public var retryWaitMs = 0.0
+        public var inputTokens = 0
+        public var cachedTokens = 0
+        public var outputTokens = 0
+        public var costUSD = 0.0
+        public var pricedCommands = 0
+        /// The commands' own durations added up (not the run's wall time, which results do not record).
+        public var commandMs = 0.0
+        /// Records of `pipeline batch collect`.
+        public var batchCommands = 0
+    }
+
+    public struct CacheEffect: Sendable, Hashable {
+        public var uploadsPerformed = 0
+        public var uploadsReused = 0
+        public var cachesCreated = 0
+        public var cachesReused = 0
+        /// Commands that asked for a cache and ran without one.
+        public var uncached = 0
+        /// Calls retried without their cache.
+        public var cacheBypassed = 0
+        /// Prompt tokens read from a provider cache (`usage.cached_tokens`).
+        public var cachedTokens = 0
+    }
+
+    public struct FailureKind: Sendable, Hashable {
+        public var kind: String
+        public var count: Int
+        /// The first messages seen, at most `samplesPerKind`, each cut to `sampleCharacters`.
+        public var samples: [String]
+    }
+
+    public struct BadLine: Sendable, Hashable {
+        public var source: String
+        public var line: Int
+        public var problem: String
+    }
+
+    public private(set) var totals = Totals()
+    public private(set) var cache = CacheEffect()
+    /// Lines that were not result records: every one counted, the first `namedBadLines` named.
+    public private(set) var badLineCount = 0
+    public private(set) var badLines: [BadLine] = []
+    private var rowsByKey: [Key: Row] = [:]
+    private var failureKinds: [String: FailureKind] = [:]
+
+    private struct Key: Hashable {
+        var provider: String
+        var model: String
+        var others = false
+    }
+
+    private static let othersKey = Key(provider: "*", model: "*", others: true)
+
+    public init() {}
+
+    /// The run's per-model call metrics (`MetricsCollector`) as rows; no totals.
+    public init(metrics: MetricsSnapshot) {
+        for source in metrics.rows {
+            var row = Row(provider: source.provider, model: source.model)
+            row.others = source.others
+            row.calls = source.calls
+            row.succeeded = source.succeeded
+            for (kind, count) in source.failures { row.failures[kind] = count }
+            row.retries = source.retries
+            row.inputTokens = source.inputTokens
+            row.cachedTokens = source.cachedTokens
+            row.outputTokens = source.outputTokens
+            row.p50 = source.p50
+            row.p95 = source.p95
+            row.p99 = source.p99
+            rowsByKey[Key(provider: source.provider, model: source.model, others: source.others)] = row
+        }
+    }
+
+    /// One row per provider and model, sorted by provider then model; the others row last.
+    public var rows: [Row] {
+        rowsByKey.sorted { ($0.key.others ? 1 : 0, $0.key.provider, $0.key.model) < ($1.key.others ? 1 : 0, $1.key.provider, $1.key.model) }.map { key, row in
+            guard row.histogram.count > 0 else { return row }
+            var row = row
+            row.p50 = row.histogram.percentile(0.50)
+            row.p95 = row.histogram.percentile(0.95)
+            row.p99 = row.histogram.percentile(0.99)
+            return row
+        }
+    }
+
+    /// Failures by kind, the most frequent first.
+    public var failures: [FailureKind] {
+        failureKinds.values.sorted { ($1.count, $0.kind) < ($0.count, $1.kind) }
+    }
+
+    /// Adds one line of a results file (`line` is its number, from 1, for naming it when bad).
+    /// Blank lines are ignored. Returns the problem when the line is not a result record.
+    @discardableResult
+    public mutating func add(line bytes: [UInt8], source: String, line: Int) -> String? {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { return nil }
+        let problem: String
+        do throws(JSONParser.SyntaxError) {
+            let value = try JSONParser.parse(bytes, options: .validateUTF8)
+            guard let why = add(record: value) else { return nil }
+            problem = why
+        } catch {
+            problem = "not JSON: \(error.message)"
+        }
+        badLine(source: source, line: line, problem: problem)
+        return problem
+    }
+
+    /// Counts a line that could not be read as a result (a truncated file's last line, say).
+    public mutating func badLine(source: String, line: Int, problem: String) {
+        badLineCount = badLineCount.addingSaturating(1)
+        if badLines.count < Self.namedBadLines { badLines.append(BadLine(source: source, line: line, problem: problem)) }
+    }
+
+    /// Adds one result record; returns why it is not one (and counts nothing) otherwise.
+    public mutating func add(record value: JSONValue) -> String? {
+        guard let record = value.objectValue else { return "not a result record: a JSON \(value.typeName), not an object" }
+        guard let status = record["status"]?.stringValue, status == "succeeded" || status == "failed" else {
+            return "not a result record: no \"status\" of \"succeeded\" or \"failed\""
+        }
+        guard let telemetry = record["telemetry"]?.objectValue else { return "not a result record: no \"telemetry\" object" }
+        let succeeded = status == "succeeded"
+        let responses = record["responses"]?.arrayValue ?? []
+        let provider = telemetry["provider"]?.stringValue ?? ""
+        var model = ""
+        if let last = responses.last?.objectValue?["model"]?.stringValue {
+            model = last
+        } else if let request = telemetry["cost"]?.objectValue?["requests"]?.arrayValue?.last?.objectValue?["model"]?.stringValue {
+            model = request
+        }
+        let usage = record["usage"]?.objectValue
+        let input = Self.count(usage?["prompt_tokens"]), output = Self.count(usage?["completion_tokens"]), cached = Self.count(usage?["cached_tokens"])
+        let cost = Self.amount(telemetry["cost"]?.objectValue?["usd"])
+        let retries = Self.count(telemetry["retries"])
+        let durations = telemetry["durations_ms"]?.objectValue
+        let totalMs = Self.amount(durations?["total"])
+        let kind: String? = succeeded ? nil : (record["error"]?.objectValue?["kind"]?.stringValue ?? "unknown")
+        // Each entry of `telemetry.calls` is one call (its attempts inside), the fallback's included.
+        let calls = telemetry["calls"]?.arrayValue?.count ?? 0
+
+        totals.commands = totals.commands.addingSaturating(1)
+        if succeeded { totals.succeeded = totals.succeeded.addingSaturating(1) } else { totals.failed = totals.failed.addingSaturating(1) }
+        if telemetry["used_fallback"]?.boolValue == true && succeeded { totals.fallbacks = totals.fallbacks.addingSaturating(1) }
+        if telemetry["batch"]?.boolValue == true { totals.batchCommands = totals.batchCommands.addingSaturating(1) }
+        totals.calls = totals.calls.addingSaturating(calls)
+        totals.retries = totals.retries.addingSaturating(retries)
+        totals.retryWaitMs += Self.amount(telemetry["retry_wait_ms"])
+        totals.inputTokens = totals.inputTokens.addingSaturating(input)
+        totals.cachedTokens = totals.cachedTokens.addingSaturating(cached)
+        totals.outputTokens = totals.outputTokens.addingSaturating(output)
+        totals.costUSD += cost
+        if telemetry["cost"]?.objectValue != nil { totals.pricedCommands = totals.pricedCommands.addingSaturating(1) }
+        totals.commandMs += totalMs
+
+        if let uploads = telemetry["uploads"]?.objectValue {
+            cache.uploadsPerformed = cache.uploadsPerformed.addingSaturating(Self.count(uploads["performed"]))
+            cache.uploadsReused = cache.uploadsReused.addingSaturating(Self.count(uploads["reused"]))
+        }
+        if let entry = telemetry["cache"]?.objectValue {
+            if entry["created"]?.boolValue == true { cache.cachesCreated = cache.cachesCreated.addingSaturating(1) }
+            if entry["reused"]?.boolValue == true { cache.cachesReused = cache.cachesReused.addingSaturating(1) }
+            if entry["uncached_reason"] != nil { cache.uncached = cache.uncached.addingSaturating(1) }
+        }
+        for call in telemetry["calls"]?.arrayValue ?? [] where call.objectValue?["cache_bypassed"]?.boolValue == true {
+            cache.cacheBypassed = cache.cacheBypassed.addingSaturating(1)
+        }
+        cache.cachedTokens = cache.cachedTokens.addingSaturating(cached)
+
+        if let kind {
+            let key = failureKinds[kind] != nil || failureKinds.count < Self.maxKinds ? kind : "other"
+            var entry = failureKinds[key] ?? FailureKind(kind: key, count: 0, samples: [])
+            entry.count = entry.count.addingSaturating(1)
+            if entry.samples.count < Self.samplesPerKind, let message = record["error"]?.objectValue?["message"]?.stringValue {
+                entry.samples.append(String(message.prefix(Self.sampleCharacters)))
+            }
+            failureKinds[key] = entry
+        }
+
+        let key = Key(provider: provider, model: model)
+        let own = rowsByKey[key] != nil || rowsByKey.count - (rowsByKey[Self.othersKey] == nil ? 0 : 1) < Self.maxRows
+        let rowKey = own ? key : Self.othersKey
+        var row = rowsByKey[rowKey] ?? {
+            var row = Row(provider: rowKey.provider, model: rowKey.model)
+            row.others = rowKey.others
+            row.latencyBins = [Int](repeating: 0, count: Self.binBoundsMs.count + 1)
+            return row
+        }()
+        row.commands = row.commands.addingSaturating(1)
+        row.calls = row.calls.addingSaturating(calls)
+        if succeeded { row.succeeded = row.succeeded.addingSaturating(1) }
+        if let kind { row.failures[kind, default: 0] = row.failures[kind, default: 0].addingSaturating(1) }
+        row.retries = row.retries.addingSaturating(retries)
+        row.inputTokens = row.inputTokens.addingSaturating(input)
+        row.cachedTokens = row.cachedTokens.addingSaturating(cached)
+        row.outputTokens = row.outputTokens.addingSaturating(output)
+        row.costUSD += cost
+        if durations != nil {
+            row.histogram.record(.microseconds(Int(min(totalMs, 1e12) * 1000)))
+            let bin = Self.binBoundsMs.firstIndex { totalMs < $0 } ?? Self.binBoundsMs.count
+            row.latencyBins[bin] = row.latencyBins[bin].addingSaturating(1)
+        }
+        rowsByKey[rowKey] = row
+        return nil
+    }
+
+    /// A count from a record: a whole number ≥ 0, else 0.
+    private static func count(_ value: JSONValue?) -> Int { max(0, value?.intValue ?? 0) }
+
+    /// An amount from a record: a finite number ≥ 0 below 10^12, else 0, so no sum can overflow to infinity.
+    private static func amount(_ value: JSONValue?) -> Double {
+        guard let d = value?.doubleValue, d.isFinite, d >= 0, d < 1e12 else { return 0 }
+        return d
+    }
+}
