@@ -189,6 +189,7 @@ package enum WireFormat {
         }
         config.seed = r.field(object, "seed") { r, v in r.int(v) }
         config.responseFormat = object["response_format"].flatMap { $0 == .null ? nil : $0 }
+        config.maxRepairs = r.field(object, "max_repairs") { r, v in r.int(v) }
         config.providerOptions = r.field(object, "provider_options") { r, v -> JSONObject? in
             if case .object(let o) = v { return o }
             r.fail("expected provider_options as an object, found \(v.typeName)")
