@@ -149,20 +149,26 @@ public struct JSONSchema: Sendable, Hashable {
     /// A schema taken as it is (already checked, or the mock's own use).
     init(unchecked root: JSONValue) { self.root = root }
 
-    /// The first place `instance` breaks `schema`, a part of this one.
-    func validate(_ instance: JSONValue, against schema: JSONValue) -> Violation? {
-        var run = Run(root: root)
-        return run.validate(instance, against: schema, path: "$", refDepth: 0)
+    /// The first place `instance` breaks `schema`, a part of this one, spending at most `maxSteps`.
+    func validate(_ instance: JSONValue, against schema: JSONValue, maxSteps: Int = JSONSchema.maximumSteps) -> Violation? {
+        var run = Run(root: root, maxSteps: maxSteps)
+        let violation = run.validate(instance, against: schema, path: "$", refDepth: 0)
+        return run.exhausted ?? violation
     }
 
     private struct Run {
         let root: JSONValue
+        let maxSteps: Int
         var steps = 0
+        /// Set once the steps run out: the answer fails with it, whatever the branches said.
+        var exhausted: Violation?
 
         mutating func validate(_ instance: JSONValue, against schema: JSONValue, path: String, refDepth: Int) -> Violation? {
+            if let exhausted { return exhausted }
             steps += 1
-            if steps > JSONSchema.maximumSteps {
-                return Violation(path: path, message: "validation took more than \(JSONSchema.maximumSteps) steps: the schema is too complex for this answer")
+            if steps > maxSteps {
+                exhausted = Violation(path: path, message: "validation took more than \(maxSteps) steps: the schema is too complex for this answer")
+                return exhausted
             }
             switch schema {
             case .bool(let allowed): return allowed ? nil : Violation(path: path, message: "expected nothing here (the schema is false)")
@@ -215,7 +221,7 @@ public struct JSONSchema: Sendable, Hashable {
                     if first == nil { first = v }
                 }
                 if !matched, let first {
-                    return Violation(path: first.path, message: "expected a value matching one of anyOf's \(any.count) schemas; the first says: \(first.message)")
+                    return Violation(path: first.path, message: Self.nested("expected a value matching one of anyOf's \(any.count) schemas", first))
                 }
             }
             if let one = s["oneOf"]?.arrayValue {
@@ -226,7 +232,7 @@ public struct JSONSchema: Sendable, Hashable {
                     if v == nil { matches += 1 } else if first == nil { first = v }
                 }
                 if matches == 0, let first {
-                    return Violation(path: first.path, message: "expected a value matching exactly one of oneOf's \(one.count) schemas; the first says: \(first.message)")
+                    return Violation(path: first.path, message: Self.nested("expected a value matching exactly one of oneOf's \(one.count) schemas", first))
                 }
                 if matches > 1 { return Violation(path: path, message: "expected a value matching exactly one of oneOf's \(one.count) schemas, it matches \(matches)") }
             }
@@ -304,6 +310,12 @@ public struct JSONSchema: Sendable, Hashable {
                 }
             }
             return nil
+        }
+
+        /// `what` and the first branch's own complaint, once (nested combinators keep the innermost).
+        static func nested(_ what: String, _ inner: Violation) -> String {
+            guard let range = inner.message.range(of: "; the first says: ") else { return "\(what); the first says: \(inner.message)" }
+            return "\(what); the first says: \(inner.message[range.upperBound...])"
         }
 
         static func member(_ path: String, _ key: String) -> String {
