@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+
+/// Structured output from the CLI on the mock: schema answers offline, `parsed` in the result,
+/// the shorthand's `response_format`, `--max-repairs` and its range, a schema outside the subset.
+@Suite struct CLIStructuredOutputTests {
+    static let format = #"{"type":"json_schema","json_schema":{"name":"claims","schema":{"type":"object","properties":{"title":{"type":"string","maxLength":40},"claims":{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":3},"confidence":{"type":"number","minimum":0,"maximum":1}},"required":["title","claims","confidence"],"additionalProperties":false}}}"#
+
+    @Test func theMockAnswersASchemaAndTheResultCarriesTheParsedValue() throws {
+        let input = [
+            #"{"id":"full","plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"List the three main claims."}],"config":{"response_format":\#(Self.format)}}]}}"#,
+            #"{"id":"short","model":"m","prompt":"List the three main claims.","response_format":\#(Self.format)}"#,
+            #"{"id":"object","model":"m","prompt":"Anything","response_format":{"type":"json_object"}}"#,
+            #"{"id":"plain","model":"m","prompt":"Hello"}"#,
+        ].joined(separator: "\n")
+        let run = try CLI.run(["--quiet"], stdin: input)
+        #expect(run.status == 0, "\(run.stderr)")
+        let records = run.records
+        #expect(records.map { $0["status"] as? String } == ["succeeded", "succeeded", "succeeded", "succeeded"])
+        let parsed = try #require(records[0][path: "responses.0.parsed"] as? [String: Any])
+        #expect(parsed["title"] as? String == "List the three main claims.")
+        #expect((parsed["claims"] as? [String])?.count == 3)
+        let confidence = try #require(parsed["confidence"] as? Double)
+        #expect((0...1).contains(confidence))
+        // The text is the JSON the value was parsed from; the shorthand gives the same answer.
+        let text = try #require(records[0][path: "responses.0.text"] as? String)
+        #expect(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? NSDictionary == parsed as NSDictionary)
+        #expect(records[1][path: "responses.0.text"] as? String == text)
+        #expect(records[2][path: "responses.0.parsed"] as? NSDictionary == ["echo": "Anything"] as NSDictionary)
+        // Without a JSON format: no parsed key, no repairs key.
+        #expect((records[3][path: "responses.0"] as? [String: Any])?["parsed"] == nil)
+        #expect((records[0][path: "telemetry.calls.0"] as? [String: Any])?["repairs"] == nil)
+        let checked = try CLI.validate(run.stdout, against: "result.schema.json")
+        #expect(checked.valid, "\(checked.report)")
+    }
+
+    @Test func aSchemaOutsideTheSubsetFailsItsCommandOnlyWithThePath() throws {
+        let bad = #"{"id":"bad","model":"m","prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"x":{"if":{"type":"string"}}}}}}}"#
+        let good = #"{"id":"good","model":"m","prompt":"y","response_format":{"type":"json_object"}}"#
+        let run = try CLI.run(["--quiet"], stdin: bad + "\n" + good)
+        #expect(run.status == 1)
+        #expect(run.records.first?[path: "error.kind"] as? String == "invalid_command")
+        #expect(run.records.first?[path: "error.path"] as? String == "plan.calls[0].config.response_format.json_schema.schema.properties.x.if")
+        #expect((run.records.first?[path: "error.message"] as? String)?.contains("unsupported schema keyword 'if'") == true)
+        #expect(run.records.last?["status"] as? String == "succeeded")
+        let outOfRange = try CLI.run(["--quiet"], stdin: #"{"id":"r","model":"m","prompt":"x","max_repairs":11,"response_format":{"type":"json_object"}}"#)
+        #expect(outOfRange.records.first?[path: "error.path"] as? String == "plan.calls[0].config.max_repairs")
+    }
+
+    @Test func maxRepairsIsRangeChecked() throws {
+        for value in ["-1", "11", "x", "99999999999999999999"] {
+            let run = try CLI.run(["--max-repairs", value], stdin: "")
+            #expect(run.status == 2, "--max-repairs \(value)")
+            #expect(run.stderr.contains("--max-repairs"), "\(run.stderr)")
+        }
+        let fine = try CLI.run(["--max-repairs", "10", "--quiet"], stdin: #"{"model":"m","prompt":"x","response_format":{"type":"json_object"}}"#)
+        #expect(fine.status == 0, "\(fine.stderr)")
+        #expect(try CLI.run(["--help"]).stdout.contains("--max-repairs N"))
+    }
+}
