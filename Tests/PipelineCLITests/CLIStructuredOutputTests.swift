@@ -34,6 +34,17 @@ import Testing
         #expect(checked.valid, "\(checked.report)")
     }
 
+    @Test func theReadmeExampleGivesWhatTheReadmeShows() throws {
+        let readme = try String(contentsOf: CLI.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let command = #"{"model":"mock","prompt":"Three claims of the overview.","response_format":{"type":"json_schema","json_schema":{"name":"claims","schema":{"type":"object","properties":{"claims":{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":3},"confidence":{"type":"number","minimum":0,"maximum":1}},"required":["claims","confidence"],"additionalProperties":false}}}}"#
+        let shown = #"{"status":"succeeded","parsed":{"claims":["Three claims of the overview.","Three claims of the overview.","Three claims of the overview."],"confidence":1}}"#
+        #expect(readme.contains("echo '\(command)'") && readme.contains(shown))
+        let run = try CLI.run(["--quiet"], stdin: command)
+        #expect(run.records.first?["status"] as? String == "succeeded")
+        let parsed = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any]
+        #expect(run.records.first?[path: "responses.0.parsed"] as? NSDictionary == parsed?["parsed"] as? NSDictionary)
+    }
+
     @Test func aSchemaOutsideTheSubsetFailsItsCommandOnlyWithThePath() throws {
         let bad = #"{"id":"bad","model":"m","prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"x":{"if":{"type":"string"}}}}}}}"#
         let good = #"{"id":"good","model":"m","prompt":"y","response_format":{"type":"json_object"}}"#
