@@ -58,6 +58,35 @@ import Testing
         #expect(outOfRange.records.first?[path: "error.path"] as? String == "plan.calls[0].config.max_repairs")
     }
 
+    @Test func batchAnswersAreCheckedAndOneThatBreaksItsFormatFailsWithoutRepair() throws {
+        // The mock cannot make "Q" and five digits from the prompt: its answer breaks the pattern.
+        let unmatchable = #"{"type":"json_schema","json_schema":{"name":"code","schema":{"type":"string","pattern":"^Q[0-9]{5}$"}}}"#
+        let models = #"{"models": {"m": {"context_window": 100000, "max_output_tokens": 1000, "prices": {"input": 100000, "output": 300000, "batch_discount": 0.5}}}}"#
+        let dir = try CLI.temporaryDirectory(files: ["models.json": models])
+        let job = dir.appendingPathComponent("job.json")
+        let input = [
+            #"{"id":"ok","model":"m","prompt":"List the three main claims.","response_format":\#(Self.format)}"#,
+            #"{"id":"broken","model":"m","prompt":"A code","response_format":\#(unmatchable)}"#,
+        ].joined(separator: "\n")
+        let submitted = try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let collected = try CLI.run(["batch", "collect", job.path, "--quiet", "--models", "models.json"], currentDirectory: dir)
+        #expect(collected.status == 1, "\(collected.stderr)")
+        let records = collected.records
+        #expect(records.map { $0["status"] as? String } == ["succeeded", "failed"])
+        #expect((records[0][path: "responses.0.parsed.claims"] as? [String])?.count == 3)
+        #expect(records[1][path: "error.kind"] as? String == "invalid_output")
+        #expect(records[1][path: "error.path"] as? String == "$")
+        #expect((records[1][path: "error.message"] as? String)?.contains("cannot be repaired") == true)
+        // The rejected answer is priced, at the batch price: "A code" is 2 prompt tokens ($0.2 → $0.1);
+        // the answer "\"A code\"" 2 completion tokens ($0.6 → $0.3).
+        let parts = try #require(records[1][path: "telemetry.cost.requests"] as? [[String: Any]])
+        #expect(parts.count == 1 && parts[0]["request"] as? String == "failed_attempt")
+        #expect(abs((parts[0]["usd"] as? Double ?? 0) - 0.4) < 1e-9, "\(parts)")
+        let checked = try CLI.validate(collected.stdout, against: "result.schema.json")
+        #expect(checked.valid, "\(checked.report)")
+    }
+
     @Test func maxRepairsIsRangeChecked() throws {
         for value in ["-1", "11", "x", "99999999999999999999"] {
             let run = try CLI.run(["--max-repairs", value], stdin: "")
