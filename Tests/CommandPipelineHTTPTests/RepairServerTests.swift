@@ -84,6 +84,27 @@ import Testing
         #expect(Self.records(run.stdout).last?["status"] as? String == "succeeded", "\(run.stdout)")
     }
 
+    @Test func aStreamedRepairShowsTheRejectedAnswerThenTheRepairedOne() async throws {
+        let base = try Peers.repair.get()
+        let run = try runPipeline(
+            ["--provider", "openai", "--base-url", base.absoluteString, "--quiet", "--events"], stdin: Self.command("streamed", model: "repairable:events"))
+        #expect(run.status == 0, "\(run.stderr)\n\(run.stdout)")
+        let check = EventStreamCheck(run.stdout)
+        #expect(check.problems.isEmpty, "\(check.problems)")
+        let events = check.commands["streamed"] ?? []
+        let rejected = try #require(events.firstIndex { $0["type"] as? String == "attempt_failed" })
+        #expect((events[rejected]["error"] as? [String: Any])?["kind"] as? String == "invalid_output")
+        #expect(events[rejected]["will_retry"] as? Bool == true)
+        func text(_ slice: ArraySlice<[String: Any]>) -> String {
+            slice.filter { $0["type"] as? String == "text_delta" }.compactMap { $0["text"] as? String }.joined()
+        }
+        #expect(text(events[..<rejected]) == #"{"name": "Ada", "age": "thirty-six"}"#)
+        #expect(text(events[rejected...]) == #"{"name": "Ada", "age": 36}"#)
+        #expect(check.result("streamed")?[path: "responses.0.parsed.age"] as? Int == 36)
+        let checked = try validateJSONLines(run.stdout, against: "event.schema.json")
+        #expect(checked.valid, "\(checked.report)")
+    }
+
     @Test func theOpenAISDKParsesTheServersStructuredAnswers() throws {
         let base = try Peers.repair.get()
         let (status, text) = try runProcess(

@@ -12,7 +12,9 @@ Behaviour by the request's model (what comes before a ":", so tests can keep the
   prose        the first answer is not JSON ("Sure! Ada is 36."); the repair as above.
   stubborn     always {"name": "Ada"} (age missing).
   good         always {"name": "Ada", "age": 36}.
-Every answer carries usage (prompt: 4 tokens per message, completion: ceil(bytes/4)).
+Every answer carries usage (prompt: 4 tokens per message, completion: ceil(bytes/4)). With
+"stream": true the answer comes as server-sent events, a few characters per chunk, then a usage
+chunk and [DONE].
 GET /requests lists every chat request body received, in order; GET /billed lists each answer's
 text and usage.
 """
@@ -71,6 +73,23 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_stream(self, model, text, usage):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        base = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+        chunks = [dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+        for i in range(0, len(text), 7):
+            chunks.append(dict(base, choices=[{"index": 0, "delta": {"content": text[i:i + 7]}, "finish_reason": None}]))
+        chunks.append(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
+        chunks.append(dict(base, choices=[], usage=usage))
+        for chunk in chunks:
+            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
     def do_GET(self):
         if self.path == "/health":
             return self.send_json(200, {"ok": True})
@@ -102,6 +121,8 @@ class Handler(BaseHTTPRequestHandler):
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         with LOCK:
             BILLED.append({"text": text, "usage": usage})
+        if body.get("stream"):
+            return self.send_stream(body.get("model"), text, usage)
         self.send_json(200, {
             "id": f"chatcmpl-{len(REQUESTS)}", "object": "chat.completion", "created": 1700000000, "model": body.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None}, "finish_reason": "stop", "logprobs": None}],
