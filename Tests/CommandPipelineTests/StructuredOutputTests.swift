@@ -132,6 +132,44 @@ import Testing
         #expect(rejected.count == 1)
         #expect(rejected.first?.0.kind == .invalidOutput && rejected.first?.1 == true)
         #expect(events.last?.type == "command_succeeded")
+        // The repair's attempt is numbered after the rejected one.
+        let started = events.compactMap { event -> Int? in if case .attemptStarted(0, let attempt, _, _) = event.kind { attempt } else { nil } }
+        #expect(started == [1, 2])
+    }
+
+    @Test func aRetryDuringARepairIsNumberedAfterTheRejectedAnswerAndMetricsCountRepairsApart() async throws {
+        let unavailable = APIError(.providerError, "overloaded", retryable: true, code: "unavailable")
+        let provider = ScriptedProvider(script: ["m": [.answer("nope"), .fail(unavailable), .answer(#"{"name":"A","age":1}"#)]])
+        let metrics = MetricsCollector()
+        var configuration = EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .zero, jitter: 0))
+        configuration.hooks = [metrics]
+        var events: [PipelineEvent] = []
+        for await event in PipelineEngine(provider: provider, configuration: configuration).events(for: Self.command()) { events.append(event) }
+        let numbers = events.compactMap { event -> String? in
+            switch event.kind {
+            case .attemptStarted(0, let attempt, _, _): "started \(attempt)"
+            case .attemptFailed(0, let attempt, let error, _): "failed \(attempt) \(error.kind.rawValue)"
+            default: nil
+            }
+        }
+        #expect(numbers == ["started 1", "failed 1 invalid_output", "started 2", "failed 2 provider_error", "started 3"])
+        // Streamed: the rejected answer's deltas do not make the repair's failure final (it is retried).
+        #expect(events.last?.type == "command_succeeded")
+        // One retry (the 503), not two: the repair is not a retry.
+        #expect(metrics.snapshot().rows.first?.retries == 1)
+    }
+
+    @Test func aStreamedRepairThatBreaksKeepsOnlyItsOwnTextAsThePartialAnswer() async throws {
+        let cut = APIError(.providerError, "connection dropped", retryable: true, code: "connection_lost")
+        let provider = ScriptedProvider(script: ["m": [.answer("nope"), .breakAfter([#"{"na"#], cut)]])
+        var outcome: CommandOutcome?
+        for await event in Self.engine(provider).events(for: Self.command()) {
+            if case .commandFailed(let o) = event.kind { outcome = o }
+        }
+        let failed = try #require(outcome)
+        #expect(failed.error?.code == ProviderCall.streamInterruptedCode)
+        #expect(failed.partialResponses.map(\.text) == [#"{"na"#])
+        #expect(failed.telemetry.calls.first?.repairs == 1)
     }
 
     @Test func theMockAnswersASchemaWithConformingJSONDerivedFromThePrompt() async throws {

@@ -52,7 +52,11 @@ public struct LogSummary: Sendable {
         case .callFinished(let response): callFinished(response)
         case .callFailed(let call, _): if phase == 0 { failedCalls.append(call) }
         case .attemptFailed(let call, let attempt, let error, let willRetry):
-            if error.kind == .invalidOutput && willRetry { calls.update(phase: phase, call: call) { $0.repairs += 1 } }
+            if error.kind == .invalidOutput && willRetry {
+                calls.update(phase: phase, call: call) { $0.repairs += 1 }
+                // The rejected answer's streamed text is not part of the call's answer.
+                if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == call } }
+            }
             if let usage = error.billedUsage {
                 telemetry.billedAttempts.append(BilledAttempt(callIndex: call, attempt: attempt, model: calls.model(phase: phase, call: call), usage: usage))
             }

@@ -46,8 +46,11 @@ public struct RepairUnit: ChainUnit {
                 input.log.record(.attemptFailed(call: input.callIndex, attempt: input.log.attempts(call: input.callIndex), error: error.summary, willRetry: again))
                 guard again else { return .failure(error) }
                 repairs += 1
-                current.request = Self.repaired(current.request, answer: response.text, violation: violation)
-                if let uncached = current.uncached { current.uncached = Self.repaired(uncached, answer: response.text, violation: violation) }
+                // The repair's attempts are numbered after the call's attempts so far.
+                current = current.repaired(
+                    request: Self.repaired(current.request, answer: response.text, violation: violation),
+                    uncached: current.uncached.map { Self.repaired($0, answer: response.text, violation: violation) },
+                    after: input.log.attempts(call: input.callIndex))
             }
         }
     }
