@@ -78,7 +78,7 @@ extension PlannedCommand {
         if let m = calls[c].config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", &issues) }
         if let stop = calls[c].config.stop, stop.contains(where: \.isEmpty) { issues.add(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
         if let r = calls[c].config.maxRepairs { checkRange(r, Limits.maxRepairs, path() + ".config.max_repairs", &issues) }
-        if calls[c].config.responseFormat != nil {
+        if calls[c].config.responseFormat.isPresent {
             do {
                 _ = try OutputFormat.of(calls[c].config.responseFormat, path: path() + ".config.response_format")
             } catch {

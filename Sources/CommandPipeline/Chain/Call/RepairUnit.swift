@@ -15,7 +15,8 @@ public struct RepairUnit: ChainUnit {
 
     public init(maxRepairs: Int = 1) { self.maxRepairs = Swift.min(Swift.max(0, maxRepairs), Limits.maxRepairs.upperBound) }
 
-    public func applies(to input: CallInput) -> Bool { input.request.config.responseFormat != nil }
+    /// Tested on the optional's tag: comparing with nil copied the format for every call.
+    public func applies(to input: CallInput) -> Bool { input.request.config.responseFormat.isPresent }
 
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         let format: OutputFormat
