@@ -70,6 +70,8 @@ enum Help {
       --call-timeout SECONDS    deadline for each attempt of a call (retried), 0.001–604800
                                                                                default: none
       --max-attempts N          attempts per call, the first included, 1–100  default: 3
+      --max-repairs N           re-asks of an answer that breaks its JSON response_format, 0–10
+                                (a call's config.max_repairs wins)             default: 1
                                 (retryable errors only; backoff 0.5 s doubling to 30 s, Retry-After honoured)
       --mock-latency-ms N       mock: latency of each generate call, 0–3600000   default: 0
       --mock-fail-model NAME    mock: calls on NAME fail (retryable, unavailable); repeatable

@@ -33,6 +33,8 @@ struct RunOptions {
     var timeoutSeconds: Double?
     var callTimeoutSeconds: Double?
     var maxAttempts = RetryPolicy().maxAttempts
+    /// Re-asks of an answer that breaks its JSON response_format (`--max-repairs`).
+    var maxRepairs = EngineConfiguration().maxRepairs
     var mockFaults: MockFaultPlan?
     var rateLimitRPM: Int?
     var rateLimitTPM: Int?
@@ -142,6 +144,7 @@ enum ArgumentParser {
         Spec(name: "--timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--call-timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--max-attempts", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--max-repairs", takesValue: true, subcommands: ["run"]),
         Spec(name: "--mock-faults", takesValue: true, subcommands: ["run"]),
         Spec(name: "--rate-limit-rpm", takesValue: true, subcommands: ["run"]),
         Spec(name: "--rate-limit-tpm", takesValue: true, subcommands: ["run"]),
@@ -226,6 +229,7 @@ enum ArgumentParser {
         case "--api-key-env": options.apiKeyEnv = value
         case "--allow-insecure-http": options.allowInsecureHTTP = true
         case "--concurrency": options.concurrency = try integer(name, value, in: FlagLimits.concurrency)
+        case "--max-repairs": options.maxRepairs = try integer(name, value, in: Limits.maxRepairs)
         case "--reorder-buffer-mb": options.reorderBufferMB = try integer(name, value, in: FlagLimits.reorderBufferMB)
         case "--unordered": options.unordered = true
         case "--events": options.events = true

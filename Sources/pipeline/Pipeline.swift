@@ -172,6 +172,7 @@ enum Pipeline {
                     commandTimeout: options.timeoutSeconds.map { .milliseconds(Int($0 * 1000)) }, rateLimit: rateLimit)
                 configuration.catalog = catalog
                 configuration.costLedger = ledger
+                configuration.maxRepairs = options.maxRepairs
                 configuration.onUnknownModel = { model in
                     if !quiet { StandardError.write("pipeline: model '\(StandardError.oneLine(model))' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }

@@ -19,6 +19,11 @@ enum Peers {
     static let faults: Result<URL, PeerError> = start(
         "fault server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/fault_server.py").path, "{port}"])
 
+    /// An OpenAI-compatible server for structured-output repairs (`Tests/Tools/repair_server.py`):
+    /// wrong JSON first, right JSON after a correction in the expected conversation shape.
+    static let repair: Result<URL, PeerError> = start(
+        "repair server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/repair_server.py").path, "{port}"])
+
     /// A webhook receiver that records every request (`Tests/Tools/webhook_server.py`). The URL is the origin.
     static let webhook: Result<URL, PeerError> = start(
         "webhook server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/webhook_server.py").path, "{port}"], path: "")

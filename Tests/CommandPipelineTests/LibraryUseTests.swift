@@ -76,6 +76,17 @@ private let overloaded = APIError(.providerError, "overloaded", provider: "scrip
 
     /// The default configuration is valid (the engine made without one cannot fail), and a
     /// `validate()` call gives the same answer as making an engine.
+    @Test func maxRepairsOutOfRangeIsRefusedNotClamped() throws {
+        for value in [-1, 11] {
+            var configuration = EngineConfiguration()
+            configuration.maxRepairs = value
+            #expect(refusal(configuration)?.field == "EngineConfiguration.maxRepairs", "\(value)")
+        }
+        var ten = EngineConfiguration()
+        ten.maxRepairs = 10
+        #expect(refusal(ten) == nil)
+    }
+
     @Test func theDefaultIsValidAndValidateAgreesWithTheEngine() throws {
         try EngineConfiguration().validate()
         let bad = EngineConfiguration(maxConcurrentCalls: 0)

@@ -4,7 +4,8 @@ import Foundation
 /// every line has `id`, `index`, `seq`, `type`; per command `seq` runs 0, 1, 2, … in line
 /// order, `command_started` comes first, and exactly one `command_succeeded` or
 /// `command_failed` comes last, carrying the plain-mode record under `result`; the
-/// `text_delta` pieces of each call concatenate to that call's final text.
+/// `text_delta` pieces of each call concatenate to that call's final text (those after the
+/// call's last rejected answer, an `attempt_failed` of kind `invalid_output`, when it was repaired).
 public struct EventStreamCheck {
     /// Each command's events, in order, by id.
     public private(set) var commands: [String: [[String: Any]]] = [:]
@@ -51,11 +52,16 @@ public struct EventStreamCheck {
             guard status == "succeeded" else { continue }
             // After a fallback, deltas of the fallback call (after `fallback_started`) make its text.
             let fallback = events.lastIndex { $0["type"] as? String == "fallback_started" }
-            let deltas = events[(fallback.map { $0 + 1 } ?? 0)...].filter { $0["type"] as? String == "text_delta" }
+            let deltas = events.enumerated().dropFirst(fallback.map { $0 + 1 } ?? 0).filter { $0.element["type"] as? String == "text_delta" }
             guard !deltas.isEmpty else { continue }
             for response in result["responses"] as? [[String: Any]] ?? [] {
                 let call = response["call_index"] as? Int
-                let text = deltas.filter { $0["call_index"] as? Int == call }.compactMap { $0["text"] as? String }.joined()
+                // A repaired call's answer starts after its last rejected one (structured output).
+                let rejected = events.lastIndex {
+                    $0["type"] as? String == "attempt_failed" && $0["call_index"] as? Int == call
+                        && ($0["error"] as? [String: Any])?["kind"] as? String == "invalid_output"
+                } ?? -1
+                let text = deltas.filter { $0.element["call_index"] as? Int == call && $0.offset > rejected }.compactMap { $0.element["text"] as? String }.joined()
                 if text != response["text"] as? String {
                     problems.append("\(id): call \(call ?? -1) deltas make \(text.debugDescription), the result says \(String(describing: response["text"]))")
                 }

@@ -104,15 +104,16 @@ public struct CostUnit: ChainUnit {
 
     /// `outcome` with the cost of each response and of the command in its telemetry; `batch`
     /// prices the responses as a batch service's answers (each model's `batchDiscount` off every
-    /// token price). The cache a command created and its failed billed attempts are priced at
-    /// the ordinary prices: they were ordinary requests.
+    /// token price). The cache a command created is priced at the ordinary prices (it was an
+    /// ordinary request); billed attempts at the batch prices (in a batch, the only ones are
+    /// batch answers rejected for breaking their `response_format`).
     public static func priced(_ outcome: CommandOutcome, catalog: ModelCatalog, batch: Bool = false) -> CommandOutcome {
         let responses: [CallResponse]
         switch outcome.result {
         case .success(let finalized): responses = finalized.responses
         case .failure: responses = outcome.partialResponses
         }
-        let extra = others(outcome.telemetry, catalog: catalog)
+        let extra = others(outcome.telemetry, catalog: catalog, batch: batch)
         // Nothing priced (the model is not in the catalog, or has no prices): nothing to copy.
         guard extra != nil || responses.contains(where: { catalog.info(for: $0.model)?.prices != nil }) else { return outcome }
         func price(_ responses: [CallResponse]) -> [CallResponse] {
@@ -152,7 +153,7 @@ public struct CostUnit: ChainUnit {
     /// What the command paid for besides its responses: the cache it created (the creating
     /// request, and the storage for the time to live) and its billed failed attempts; nil when
     /// none of it is priced.
-    static func others(_ telemetry: Telemetry, catalog: ModelCatalog) -> Cost? {
+    static func others(_ telemetry: Telemetry, catalog: ModelCatalog, batch: Bool = false) -> Cost? {
         var total: Cost?
         func add(_ cost: Cost, _ part: CostPart) {
             var cost = cost
@@ -174,7 +175,7 @@ public struct CostUnit: ChainUnit {
         if !telemetry.billedAttempts.isEmpty {
             for attempt in telemetry.billedAttempts {
                 guard let prices = catalog.info(for: attempt.model)?.prices else { continue }
-                let cost = Cost.of(attempt.usage, prices: prices)
+                let cost = Cost.of(attempt.usage, prices: prices, batch: batch)
                 add(cost, CostPart(request: .failedAttempt, model: attempt.model, callIndex: attempt.callIndex, attempt: attempt.attempt, usd: cost.totalUSD))
             }
         }

@@ -20,6 +20,9 @@ public struct APIError: Error, Sendable, Hashable {
         case cancelled
         /// Not started: the run's spending limit (`--max-cost`, `CostLedger.limit`) would be passed.
         case budgetExceeded = "budget_exceeded"
+        /// The answer is not the JSON its `response_format` asks for, after the last repair:
+        /// `path` is the JSON path of the first violation in the answer (`$.items[0].name`).
+        case invalidOutput = "invalid_output"
         /// A bug in the engine: please report it.
         case `internal`
     }

@@ -163,6 +163,9 @@ public final class EventLog: Sendable {
         state.count += 1
         switch kind {
         case .fallbackStarted: state.streamed = []
+        // A rejected answer re-asked (`RepairUnit`): the repair is a new answer, retried like any
+        // until its own first delta.
+        case .attemptFailed(let call, _, let error, true) where error.kind == .invalidOutput: state.streamed.remove(call)
         case .textDelta(let call, _):
             state.streamed.insert(call)
             state.streamedAny = true

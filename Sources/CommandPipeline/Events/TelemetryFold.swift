@@ -51,7 +51,12 @@ public struct LogSummary: Sendable {
             }
         case .callFinished(let response): callFinished(response)
         case .callFailed(let call, _): if phase == 0 { failedCalls.append(call) }
-        case .attemptFailed(let call, let attempt, let error, _):
+        case .attemptFailed(let call, let attempt, let error, let willRetry):
+            if error.kind == .invalidOutput && willRetry {
+                calls.update(phase: phase, call: call) { $0.repairs += 1 }
+                // The rejected answer's streamed text is not part of the call's answer.
+                if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == call } }
+            }
             if let usage = error.billedUsage {
                 telemetry.billedAttempts.append(BilledAttempt(callIndex: call, attempt: attempt, model: calls.model(phase: phase, call: call), usage: usage))
             }
@@ -95,7 +100,7 @@ public struct LogSummary: Sendable {
         switch kind {
         case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: false
         // A failed attempt matters to the telemetry only when its answer was billed.
-        case .attemptFailed(_, _, let error, _): error.billedUsage != nil
+        case .attemptFailed(_, _, let error, _): error.billedUsage != nil || error.kind == .invalidOutput
         // The telemetry stage reads the fold, so its own time ends after the telemetry was
         // taken: no result carries it (`durations_ms` leaves it out), and folding it is wasted.
         case .stageFinished(let name, _): name != TelemetryStage.name

@@ -59,6 +59,7 @@ extension EngineConfiguration {
         try ConfigurationCheck.integer(
             maxConcurrentCalls, ConfigurationLimits.maxConcurrentCalls, "EngineConfiguration.maxConcurrentCalls", unit: "calls in flight per command")
         try retryPolicy.validate(as: "EngineConfiguration.retryPolicy")
+        try ConfigurationCheck.integer(maxRepairs, Limits.maxRepairs, "EngineConfiguration.maxRepairs", unit: "re-asks of an answer that breaks its format")
         if let callTimeout { try ConfigurationCheck.duration(callTimeout, ConfigurationLimits.timeout, "EngineConfiguration.callTimeout", orNil: true) }
         if let commandTimeout {
             try ConfigurationCheck.duration(commandTimeout, ConfigurationLimits.timeout, "EngineConfiguration.commandTimeout", orNil: true)

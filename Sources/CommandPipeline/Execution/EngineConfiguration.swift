@@ -36,6 +36,10 @@ public struct EngineConfiguration: Sendable {
     /// hook program inherits the environment, so its message may quote the key. The CLI gives
     /// the API keys it can see; placeholders (shorter than 12 bytes) are ignored.
     public var redactor: SecretRedactor = .none
+    /// Re-asks of an answer that breaks its call's JSON `response_format` (0–10, checked where the
+    /// engine is made; a call's `config.max_repairs` wins). After the last, the call fails with
+    /// `invalid_output`.
+    public var maxRepairs: Int = 1
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
@@ -94,7 +98,8 @@ public struct EngineConfiguration: Sendable {
             maxPause: retryPolicy.maxRetryAfter, clock: clock)
     }
 
-    /// The chain around each call, outermost first. The rate-limit unit uses the limiter the
+    /// The chain around each call, outermost first: the check of a JSON answer (and its repairs)
+    /// around everything else. The rate-limit unit uses the limiter the
     /// retrier pauses after a 429 (a new one, which the retrier is then given, when it has none).
     public func callChain(retrier: Retrier) -> CallChain {
         // Always present: without limits it still pauses every call after a provider 429 (the
@@ -103,7 +108,7 @@ public struct EngineConfiguration: Sendable {
         let limiter = retrier.pausing ?? rateLimiter()
         retrier.pausing = limiter
         var units: [any ChainUnit<CallInput, Result<GenerationResponse, APIError>>] = [
-            CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
+            RepairUnit(maxRepairs: maxRepairs), CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
         ]
         if let callTimeout { units.append(CallTimeoutUnit(timeout: callTimeout, clock: clock)) }
         return CallChain(units) { await ProviderCall.run($0) }

@@ -64,8 +64,9 @@ public final class MetricsCollector: CommandHook {
             guard attempt == 1 else { return }
             let now = context.elapsed
             calls.state.withLock { $0[call] = Calls.Call(model: model, started: now) }
-        case .attemptFailed(let call, _, _, let willRetry):
-            guard willRetry, let model = calls.state.withLock({ $0[call]?.model }) else { return }
+        case .attemptFailed(let call, _, let error, let willRetry):
+            // A rejected answer re-asked (structured output) is a repair, not a retry.
+            guard willRetry, error.kind != .invalidOutput, let model = calls.state.withLock({ $0[call]?.model }) else { return }
             update(context.provider, model) { $0.retries = $0.retries.addingSaturating(1) }
         case .callFinished(let response):
             let now = context.elapsed

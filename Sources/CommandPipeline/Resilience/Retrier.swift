@@ -33,14 +33,17 @@ public struct Retrier: Sendable {
     public struct Observer: Sendable {
         public let log: EventLog
         public let call: Int
+        /// Added to the loop's attempt numbers in the events (a repair's attempts follow the call's earlier ones).
+        public let attemptsBefore: Int
 
-        public init(log: EventLog, call: Int) {
+        public init(log: EventLog, call: Int, attemptsBefore: Int = 0) {
             self.log = log
             self.call = call
+            self.attemptsBefore = attemptsBefore
         }
 
         func failed(_ attempt: Int, _ error: APIError, _ willRetry: Bool) {
-            log.record(.attemptFailed(call: call, attempt: attempt, error: error.summary, willRetry: willRetry))
+            log.record(.attemptFailed(call: call, attempt: attempt.addingSaturating(attemptsBefore), error: error.summary, willRetry: willRetry))
         }
 
         func waiting(_ delay: Duration) { log.record(.waiting(call: call, reason: .backoff, duration: delay)) }

@@ -8,6 +8,8 @@ public struct CallTelemetry: Sendable, Hashable {
     public var retryWait: Duration
     /// The call used a cache, failed, and was retried once without it.
     public var cacheBypassed: Bool
+    /// Answers re-asked because they broke the call's `response_format` (`RepairUnit`).
+    public var repairs: Int = 0
 
     public init(callIndex: Int, attempts: Int = 1, retryWait: Duration = .zero, cacheBypassed: Bool = false) {
         self.callIndex = callIndex
@@ -16,5 +18,6 @@ public struct CallTelemetry: Sendable, Hashable {
         self.cacheBypassed = cacheBypassed
     }
 
-    public var retries: Int { max(0, attempts - 1) }
+    /// Attempts after the first that were not repairs.
+    public var retries: Int { max(0, attempts - 1 - repairs) }
 }

@@ -9,6 +9,9 @@ public struct GenerationConfig: Sendable, Hashable {
     public var seed: Int?
     /// Passed through to the provider, e.g. `{"type": "json_object"}`.
     public var responseFormat: JSONValue?
+    /// Re-asks of an answer that breaks `responseFormat` (0–10); nil: the engine's
+    /// `EngineConfiguration.maxRepairs`. The engine's own: never sent to a provider.
+    public var maxRepairs: Int?
     public var providerOptions: JSONObject
 
     public init(
@@ -29,7 +32,7 @@ public struct GenerationConfig: Sendable, Hashable {
     /// The wire names of the typed keys, for unknown-key errors.
     public static let knownKeys = [
         "system_instruction", "temperature", "top_p", "max_tokens", "stop", "seed", "response_format",
-        "provider_options",
+        "max_repairs", "provider_options",
     ]
 
     /// This config without its system instruction (it travels in a cache instead).

@@ -6,8 +6,12 @@ public struct GenerationResponse: Sendable, Hashable {
     /// `stop`, `length`, `content_filter`, `tool_calls`, or the provider's own word.
     public var finishReason: String
     public var usage: Usage
+    /// The answer's JSON value, when the call's `response_format` asks for JSON and the answer
+    /// conforms (set by `RepairUnit`).
+    public var parsed: JSONValue?
 
-    public init(text: String, model: String, finishReason: String = "stop", usage: Usage) {
+    public init(text: String, model: String, finishReason: String = "stop", usage: Usage, parsed: JSONValue? = nil) {
+        self.parsed = parsed
         self.text = text
         self.model = model
         self.finishReason = finishReason
@@ -24,8 +28,11 @@ public struct CallResponse: Sendable, Hashable {
     public var usage: Usage
     /// What this call cost by the catalog's prices; nil when unpriced.
     public var cost: Cost?
+    /// The answer's JSON value under a JSON `response_format` (`GenerationResponse.parsed`).
+    public var parsed: JSONValue?
 
-    public init(callIndex: Int, text: String, model: String, finishReason: String, usage: Usage, cost: Cost? = nil) {
+    public init(callIndex: Int, text: String, model: String, finishReason: String, usage: Usage, cost: Cost? = nil, parsed: JSONValue? = nil) {
+        self.parsed = parsed
         self.callIndex = callIndex
         self.text = text
         self.model = model
@@ -40,5 +47,6 @@ public struct CallResponse: Sendable, Hashable {
         self.model = response.model
         self.finishReason = response.finishReason
         self.usage = response.usage
+        self.parsed = response.parsed
     }
 }

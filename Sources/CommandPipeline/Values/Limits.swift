@@ -5,6 +5,8 @@
 public enum Limits {
     /// `config.max_tokens`: completion tokens one call may ask for.
     public static let maxTokens: ClosedRange<Int> = 1...100_000_000
+    /// `--max-repairs`, `config.max_repairs`: re-asks of an answer that breaks its response_format.
+    public static let maxRepairs: ClosedRange<Int> = 0...10
     /// Token counts in estimates (`min_tokens`, `expected_tokens`, `max_tokens`).
     public static let tokenCount: ClosedRange<Int> = 0...1_000_000_000_000
     /// `rate_constraint.requests_per_minute`.

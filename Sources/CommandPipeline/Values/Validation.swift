@@ -77,6 +77,14 @@ extension PlannedCommand {
         if let p = calls[c].config.topP, !(0...1).contains(p) { issues.add(path() + ".config" + ".top_p", "top_p must be between 0 and 1, got \(p)") }
         if let m = calls[c].config.maxTokens { checkRange(m, Limits.maxTokens, path() + ".config.max_tokens", &issues) }
         if let stop = calls[c].config.stop, stop.contains(where: \.isEmpty) { issues.add(path() + ".config" + ".stop", "stop sequences must not be empty strings") }
+        if let r = calls[c].config.maxRepairs { checkRange(r, Limits.maxRepairs, path() + ".config.max_repairs", &issues) }
+        if calls[c].config.responseFormat.isPresent {
+            do {
+                _ = try OutputFormat.of(calls[c].config.responseFormat, path: path() + ".config.response_format")
+            } catch {
+                issues.add(error.path ?? path() + ".config.response_format", error.message)
+            }
+        }
     }
 
     private func check(_ parts: [APIPart], _ i: Int, at path: @autoclosure () -> String, _ issues: inout Issues) {

@@ -20,7 +20,7 @@ package struct CommandRejection: Error, Sendable, Hashable {
 /// The wire format of WIRE-FORMAT.md: full commands and the shorthand for people.
 package enum WireFormat {
     static let commandKeys = ["id", "plan", "token_estimate", "per_call_estimates", "metadata"]
-    static let shorthandKeys = ["id", "model", "prompt", "prompts", "system", "files", "fallback_model", "cache", "metadata", "token_estimate"]
+    static let shorthandKeys = ["id", "model", "prompt", "prompts", "system", "files", "fallback_model", "cache", "metadata", "token_estimate", "response_format", "max_repairs"]
     static let planKeys = ["calls", "shared_parts", "fallback_call", "upload_tasks", "cache", "rate_constraint"]
 
     /// Reads one command. `position` is 1-based and names commands without an id (`cmd-N`).
@@ -74,6 +74,7 @@ package enum WireFormat {
         let fallbackModel = r.field(object, "fallback_model") { r, v in r.string(v) }
         let cache = r.field(object, "cache") { r, v in cachePlan(v, &r) }
         let estimate = r.field(object, "token_estimate") { r, v in tokenEstimate(v, &r) }
+        let maxRepairs = r.field(object, "max_repairs") { r, v in r.int(v) }
 
         var texts: [String] = []
         switch (prompt, prompts) {
@@ -89,7 +90,8 @@ package enum WireFormat {
             r.at("fallback_model") { $0.fail("fallback_model works with a single 'prompt' only; use a full plan for fallback of many calls") }
         }
         guard let model else { return nil }
-        let config = GenerationConfig(systemInstruction: system)
+        var config = GenerationConfig(systemInstruction: system, responseFormat: object["response_format"].flatMap { $0 == .null ? nil : $0 })
+        config.maxRepairs = maxRepairs
         let calls = texts.map { APICall(model: model, parts: [.text($0)], config: config) }
         let shared = files.map { APIPart.filePlaceholder(FilePlaceholder(path: $0)) }
         let fallback = fallbackModel.map { APICall(model: $0, parts: calls.first?.parts ?? [], config: config) }
@@ -189,6 +191,7 @@ package enum WireFormat {
         }
         config.seed = r.field(object, "seed") { r, v in r.int(v) }
         config.responseFormat = object["response_format"].flatMap { $0 == .null ? nil : $0 }
+        config.maxRepairs = r.field(object, "max_repairs") { r, v in r.int(v) }
         config.providerOptions = r.field(object, "provider_options") { r, v -> JSONObject? in
             if case .object(let o) = v { return o }
             r.fail("expected provider_options as an object, found \(v.typeName)")

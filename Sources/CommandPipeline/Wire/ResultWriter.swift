@@ -72,6 +72,11 @@ public enum ResultWriter {
         JSONSerializer.writeInt(r.callIndex, to: &out)
         JSONSerializer.raw(#","text":"#, to: &out)
         JSONSerializer.writeString(r.text, to: &out)
+        if let parsed = r.parsed {
+            // Only under a JSON response_format, for an answer that conforms.
+            JSONSerializer.raw(#","parsed":"#, to: &out)
+            JSONSerializer.write(parsed, to: &out)
+        }
         JSONSerializer.raw(#","model":"#, to: &out)
         JSONSerializer.writeString(r.model, to: &out)
         JSONSerializer.raw(#","finish_reason":"#, to: &out)
@@ -194,6 +199,11 @@ public enum ResultWriter {
             milliseconds(call.retryWait, to: &out)
             JSONSerializer.raw(#","cache_bypassed":"#, to: &out)
             bool(call.cacheBypassed, to: &out)
+            if call.repairs > 0 {
+                // Only for a call whose answer was re-asked (RepairUnit); left out otherwise.
+                JSONSerializer.raw(#","repairs":"#, to: &out)
+                JSONSerializer.writeInt(call.repairs, to: &out)
+            }
             out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "]"))

@@ -32,6 +32,7 @@ extension GenerationConfig: WireEncodable {
         object["stop"] = stop.map { .array($0.map(JSONValue.string)) }
         object["seed"] = seed.map(JSONValue.int)
         object["response_format"] = responseFormat
+        if let maxRepairs { object["max_repairs"] = .int(maxRepairs) }
         if !providerOptions.isEmpty { object["provider_options"] = .object(providerOptions) }
         return .object(object)
     }

@@ -115,7 +115,8 @@ struct GeminiRequestBuilder {
             case .history(let history):
                 flush()
                 for turn in history.turns {
-                    contents.append(["role": "user", "parts": [["text": .string(turn.question)]]])
+                    // A turn without a question is the model's alone (a rejected answer before its correction).
+                    if !turn.question.isEmpty { contents.append(["role": "user", "parts": [["text": .string(turn.question)]]]) }
                     contents.append(["role": "model", "parts": [["text": .string(turn.answer)]]])
                 }
             }

@@ -29,7 +29,8 @@ struct ChatRequestBuilder {
             case .history(let history):
                 flushUser()
                 for turn in history.turns {
-                    messages.append(["role": "user", "content": .string(turn.question)])
+                    // A turn without a question is the assistant's alone (a rejected answer before its correction).
+                    if !turn.question.isEmpty { messages.append(["role": "user", "content": .string(turn.question)]) }
                     messages.append(["role": "assistant", "content": .string(turn.answer)])
                 }
             default:

@@ -87,9 +87,28 @@ enum BatchRecords {
         }
         var responses: [CallResponse] = []
         var failures: [(Int, APIError)] = []
+        let calls = command.plan.calls
         for (i, outcome) in outcomes.enumerated() {
             switch outcome {
-            case .success(let response): responses.append(CallResponse(callIndex: i, response: response))
+            case .success(var response):
+                // A JSON response_format is checked as `run` checks it; a batch cannot re-ask, so
+                // an answer that breaks it fails at once (its usage billed as a failed attempt).
+                if i < calls.count, calls[i].config.responseFormat != nil,
+                    let format = (try? OutputFormat.of(calls[i].config.responseFormat, path: "plan.calls[\(i)].config.response_format")) ?? nil
+                {
+                    switch format.check(response.text) {
+                    case .success(let value):
+                        response.parsed = value
+                    case .failure(let violation):
+                        failures.append((i, APIError(
+                            .invalidOutput,
+                            "the answer of call \(i) (\(response.model)) does not conform to its response_format at \(violation.path): \(violation.message) (a batch answer cannot be repaired)",
+                            path: violation.path, provider: provider)))
+                        telemetry.billedAttempts.append(BilledAttempt(callIndex: i, attempt: 1, model: response.model, usage: response.usage))
+                        continue
+                    }
+                }
+                responses.append(CallResponse(callIndex: i, response: response))
             case .failure(let error): failures.append((i, error))
             }
         }

@@ -18,7 +18,8 @@ public struct CacheBypassUnit: ChainUnit {
         var bypass = input
         bypass.request = uncached
         bypass.uncached = nil
-        bypass.maxAttempts = max(1, policy.maxAttempts - input.log.attempts(call: input.callIndex) + 1)
+        // Attempts of this round only: a repair (`RepairUnit`) starts a new one.
+        bypass.maxAttempts = max(1, policy.maxAttempts - (input.log.attempts(call: input.callIndex) - input.attemptsBefore) + 1)
         return await next(bypass)
     }
 }

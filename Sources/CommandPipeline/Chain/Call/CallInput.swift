@@ -28,11 +28,14 @@ public struct CallInput: Sendable {
         let provider: any GenerationCapability
         let log: EventLog
         let streaming: Bool
+        /// Attempts of the call made before this input's first (a repair's: `RepairUnit`).
+        let attemptsBefore: Int
 
         init(
             request: GenerationRequest, uncached: GenerationRequest?, path: String?, state: ExecutionState, planLimiter: RateLimiter?,
-            provider: any GenerationCapability, log: EventLog, streaming: Bool
+            provider: any GenerationCapability, log: EventLog, streaming: Bool, attemptsBefore: Int = 0
         ) {
+            self.attemptsBefore = attemptsBefore
             self.request = request
             self.uncached = uncached
             self.path = path
@@ -48,6 +51,7 @@ public struct CallInput: Sendable {
         init(uncachedCall index: Int, of state: ExecutionState, planLimiter: RateLimiter?, provider: any GenerationCapability, log: EventLog, streaming: Bool) {
             request = GenerateStage.uncachedRequest(for: state, call: index)
             uncached = nil
+            attemptsBefore = 0
             path = nil
             self.state = state
             self.planLimiter = planLimiter
@@ -56,8 +60,10 @@ public struct CallInput: Sendable {
             self.streaming = streaming
         }
 
-        func with(request: GenerationRequest, uncached: GenerationRequest?) -> Storage {
-            Storage(request: request, uncached: uncached, path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming)
+        func with(request: GenerationRequest, uncached: GenerationRequest?, attemptsBefore: Int? = nil) -> Storage {
+            Storage(
+                request: request, uncached: uncached, path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming,
+                attemptsBefore: attemptsBefore ?? self.attemptsBefore)
         }
     }
 
@@ -71,6 +77,16 @@ public struct CallInput: Sendable {
     public var log: EventLog { storage.log }
     /// Stream text deltas when the provider can.
     public var streaming: Bool { storage.streaming }
+    /// Attempts of this call made before this input's first: 0, except for a repair
+    /// (`RepairUnit`), whose attempts are numbered after the rejected ones.
+    public var attemptsBefore: Int { storage.attemptsBefore }
+
+    /// This call asked again with `request` (and `uncached`), after `attempts` attempts.
+    public func repaired(request: GenerationRequest, uncached: GenerationRequest?, after attempts: Int) -> CallInput {
+        var input = self
+        input.storage = storage.with(request: request, uncached: uncached, attemptsBefore: attempts)
+        return input
+    }
 
     public init(
         request: GenerationRequest, uncached: GenerationRequest? = nil, callIndex: Int, path: String, state: ExecutionState,

@@ -150,7 +150,7 @@ final class MockBatchService: Sendable {
                 return entry
             }
         }
-        let answer = MockCore.answer(model: request.model, cached: [], parts: request.parts)
+        let answer = MockCore.answer(model: request.model, cached: [], parts: request.parts, format: request.config.responseFormat)
         return Entry(id: item.id, text: answer.text, model: answer.model, prompt: answer.usage.promptTokens, completion: answer.usage.completionTokens)
     }
 

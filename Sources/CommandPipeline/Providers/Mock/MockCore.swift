@@ -71,16 +71,16 @@ final class MockCore: Sendable {
         }
         if latency > .zero { try await configuration.clock.sleep(for: latency) }
         let cached = try cachedParts(request.cache)
-        return Self.answer(model: request.model, cached: cached, parts: request.parts)
+        return Self.answer(model: request.model, cached: cached, parts: request.parts, format: request.config.responseFormat)
     }
 
-    static func answer(model: String, cached: [APIPart], parts: [APIPart]) -> GenerationResponse {
+    static func answer(model: String, cached: [APIPart], parts: [APIPart], format: JSONValue? = nil) -> GenerationResponse {
         var last = ""
         for part in parts.reversed() { if case .text(let t) = part { last = t; break } }
         if last.isEmpty, !parts.contains(where: { if case .text = $0 { true } else { false } }) {
             for part in cached.reversed() { if case .text(let t) = part { last = t; break } }
         }
-        let text = "echo: " + last
+        let text = format.isPresent ? MockStructured.answer(format, prompt: last) ?? "echo: " + last : "echo: " + last
         let cachedTokens = tokens(of: cached)
         let prompt = cachedTokens + tokens(of: parts)
         let completion = tokens(of: text)
