@@ -44,9 +44,29 @@ final class ExecHook: CommandHook {
         /// Why the program is dead (set once), or nil.
         var dead: String?
         /// Questions asked, as `index * 2 + phase`: a line naming one of them (other than the
-        /// current) is late or extra and dropped.
+        /// current) is late or extra and dropped. The last `rememberedQuestions` only, oldest
+        /// forgotten first (`askedOrder`), so a run of millions of commands keeps a bounded set; a
+        /// line for a question older than that is a protocol error for the command being asked.
         var asked: Set<Int> = []
+        var askedOrder: [Int] = []
+        var askedHead = 0
+
+        mutating func remember(_ key: Int) {
+            guard asked.insert(key).inserted else { return }
+            askedOrder.append(key)
+            if askedOrder.count - askedHead > ExecHook.rememberedQuestions {
+                asked.remove(askedOrder[askedHead])
+                askedHead += 1
+                if askedHead > 4_096 && askedHead * 2 > askedOrder.count {
+                    askedOrder.removeFirst(askedHead)
+                    askedHead = 0
+                }
+            }
+        }
     }
+
+    /// Questions remembered for spotting late or extra answers.
+    static let rememberedQuestions = 65_536
 
     /// The longest answer line read.
     static let maxAnswerBytes = 64 << 20
@@ -180,7 +200,7 @@ final class ExecHook: CommandHook {
     ) -> Result<JSONObject, APIError> {
         let settledBefore = state.withLock { state -> String? in
             if let dead = state.dead { return dead }
-            state.asked.insert(key)
+            state.remember(key)
             return nil
         }
         if let dead = settledBefore { return .failure(APIError(.internal, "\(dead); the hook is dead, every later command is rejected at once")) }

@@ -48,6 +48,15 @@ import Testing
         #expect(shown.count <= 301)
     }
 
+    /// Any limit a caller passes, `Int.max` included, neither traps nor shows the key.
+    @Test(arguments: [Int.max, Int.max - 1, Int.min, -1, 0])
+    func previewTakesAnyLimit(limit: Int) {
+        let redactor = SecretRedactor(secrets: [Self.key])
+        let shown = redactor.preview("before " + Self.key + " after", limit: limit)
+        #expect(!shown.contains("sk-live-01"))
+        #expect(limit <= 0 ? shown == "…" : shown == "before <redacted> after")
+    }
+
     /// Issue 21 class 1: the key split across two, three or many deltas, at every split point:
     /// no delta and no join of deltas holds the key, and the joined deltas equal the redaction
     /// of the whole text.

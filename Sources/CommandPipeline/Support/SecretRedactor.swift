@@ -61,7 +61,7 @@ public struct SecretRedactor: Sendable, Hashable {
     /// redacted, so a huge text costs no more than its preview.
     public func preview(_ text: some StringProtocol, limit: Int) -> String {
         let limit = max(0, limit)
-        let head = text.prefix(limit &+ longestSpelling &+ 1)
+        let head = text.prefix(limit.addingSaturating(longestSpelling).addingSaturating(1))
         let cut = head.endIndex < text.endIndex
         let redacted = redact(String(head))
         guard cut || redacted.count > limit else { return redacted }
