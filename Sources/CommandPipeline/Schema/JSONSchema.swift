@@ -199,6 +199,8 @@ public struct JSONSchema: Sendable, Hashable {
         let maxSteps: Int
         /// The schema's compiled patterns, and those compiled during this run (unchecked schemas).
         var compiled: [String: NSRegularExpression]
+        /// References resolved so far (a recursive schema follows the same few many times).
+        var targets: [String: JSONValue] = [:]
         var steps = 0
         /// Set once the steps run out: the answer fails with it, whatever the branches said.
         var exhausted: Violation?
@@ -228,7 +230,12 @@ public struct JSONSchema: Sendable, Hashable {
                 guard refDepth < JSONSchema.maximumRefDepth else {
                     return Violation(path: path, message: "the schema's references nest deeper than \(JSONSchema.maximumRefDepth) levels here")
                 }
-                if let target = JSONSchema.resolve(ref, in: root), let v = validate(instance, against: target, path: path, refDepth: refDepth + 1) { return v }
+                var target = targets[ref]
+                if target == nil, let found = JSONSchema.resolve(ref, in: root) {
+                    targets[ref] = found
+                    target = found
+                }
+                if let target, let v = validate(instance, against: target, path: path, refDepth: refDepth + 1) { return v }
             }
             if let type = s["type"] {
                 let names = type.arrayValue?.compactMap(\.stringValue) ?? [type.stringValue ?? ""]

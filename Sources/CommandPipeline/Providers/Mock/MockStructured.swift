@@ -40,7 +40,7 @@ enum MockStructured {
     final class Budget {
         static let nodes = 100_000
         static let bytes = 4 * 1024 * 1024
-        static let steps = 4_000_000
+        static let steps = 1_000_000
         var nodes = Budget.nodes
         var bytes = Budget.bytes
         var steps = Budget.steps
