@@ -110,5 +110,13 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
         let parsed = try #require(run.records.first?[path: "responses.0.parsed"] as? [String: Any])
         #expect(parsed["echo"] as? String == "<redacted>")
+        // So does batch collect.
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let submitted = try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input, environment: environment)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let collected = try CLI.run(["batch", "collect", job.path, "--quiet"], currentDirectory: dir, environment: environment)
+        #expect(collected.status == 0, "\(collected.stderr)")
+        #expect(collected.records.first?[path: "responses.0.parsed.echo"] as? String == "<redacted>")
     }
 }
