@@ -221,7 +221,7 @@ import Testing
 
     @Test func backreferencesAndLookaroundAreRefused() {
         for (pattern, piece) in [(#"(a)\1"#, "backreference"), (#"(?<x>a)\k<x>"#, "backreference"), ("a(?=b)", "lookahead"), ("a(?!b)", "lookahead"),
-            ("(?<=a)b", "lookbehind"), ("(?<!a)b", "lookbehind")]
+            ("(?<=a)b", "lookbehind"), ("(?<!a)b", "lookbehind"), ("(?x)(a# )\n+)+$", "extended"), ("(?ix:a)", "extended")]
         {
             #expect(throws: APIError.self) { try JSONSchema(.object(["pattern": .string(pattern)]), path: "s") }
             #expect(SchemaPattern.problem(pattern)?.contains(piece) == true, "\(pattern)")

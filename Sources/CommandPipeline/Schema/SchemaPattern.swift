@@ -5,7 +5,8 @@ import Foundation
 /// refused when the schema is checked: backreferences, lookahead and lookbehind, and a repeating
 /// quantifier (`*`, `+`, `{n,m}` with m above 1) on a group that itself holds a quantifier or an
 /// alternation (`(a+)+`, `(a|aa)*`, `(.*)*`, `((ab)+)+`). `?` on such a group is allowed
-/// (`(-\d+)?`): it at most doubles the work.
+/// (`(-\d+)?`): it at most doubles the work. The x (extended) flag is refused too (its comments
+/// could hide a group from this reading).
 enum SchemaPattern {
     /// Why `pattern` is outside the subset, or nil when it is inside (it may still not compile).
     static func problem(_ pattern: String) -> String? {
@@ -64,6 +65,17 @@ enum SchemaPattern {
                     let kind = c[i + 2]
                     if kind == "=" || kind == "!" || (kind == "<" && i + 3 < c.count && (c[i + 3] == "=" || c[i + 3] == "!")) {
                         return "pattern uses a lookahead or lookbehind ((?=, (?!, (?<=, (?<!), which is not supported"
+                    }
+                    // Flags ((?i), (?x-s:…)): the x flag makes white space and `#…` comments
+                    // invisible, which this reading does not follow, so it is refused.
+                    var j = i + 2
+                    var flags = ""
+                    while j < c.count, c[j].properties.isAlphabetic || c[j] == "-" {
+                        flags.unicodeScalars.append(c[j])
+                        j += 1
+                    }
+                    if flags.contains("x"), j < c.count, c[j] == ")" || c[j] == ":" {
+                        return "pattern turns on the x (extended) flag, which is not supported: write the pattern without white space and comments"
                     }
                     if kind == "#" {
                         i = skip(to: ")", from: i)
