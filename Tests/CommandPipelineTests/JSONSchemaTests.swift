@@ -203,4 +203,77 @@ import Testing
         #expect(schema.validate(.string(String(repeating: "a", count: 65_536))) == nil)
         #expect(schema.validate(.string(String(repeating: "a", count: 65_537)))?.message.contains("at most 65536") == true)
     }
+
+    @Test(arguments: [
+        "^(a+)+$", "(a*)*", "(a|a)+", "(a|aa)*", "(.*)*", "((ab)+)+", "((ab)?)+", "(x(a|b))*", "(?:a+){2,}", "(a+){2}", "(\\d+)*$", "([a-z]+)*",
+    ])
+    func aPatternThatCanBacktrackExponentiallyIsRefusedWithItsPath(pattern: String) {
+        let schema: JSONValue = .object(["properties": .object(["code": .object(["type": "string", "pattern": .string(pattern)])])])
+        do {
+            _ = try JSONSchema(schema, path: "s")
+            Issue.record("accepted \(pattern)")
+        } catch {
+            #expect(error.kind == .invalidCommand)
+            #expect(error.path == "s.properties.code.pattern")
+            #expect(error.message.contains("nested repetition"), "\(error.message)")
+        }
+    }
+
+    @Test func backreferencesAndLookaroundAreRefused() {
+        for (pattern, piece) in [(#"(a)\1"#, "backreference"), (#"(?<x>a)\k<x>"#, "backreference"), ("a(?=b)", "lookahead"), ("a(?!b)", "lookahead"),
+            ("(?<=a)b", "lookbehind"), ("(?<!a)b", "lookbehind"), ("(?x)(a# )\n+)+$", "extended"), ("(?ix:a)", "extended")]
+        {
+            #expect(throws: APIError.self) { try JSONSchema(.object(["pattern": .string(pattern)]), path: "s") }
+            #expect(SchemaPattern.problem(pattern)?.contains(piece) == true, "\(pattern)")
+        }
+    }
+
+    @Test func ordinaryPatternsStillWork() throws {
+        let cases: [(String, [String], [String])] = [
+            (#"^[A-Z]{2}-\d{4}$"#, ["AB-1234"], ["AB-123", "ab-1234"]),
+            (#"^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$"#, ["x.y@example.com"], ["x@y", "@example.com"]),
+            ("^(ab)+$", ["ab", "ababab"], ["aba", ""]),
+            (#"^\d+(\.\d+)?$"#, ["3", "3.14"], ["3.", ".5"]),
+            (#"^(red|green)?[(+*)]{1,3}\Q(a+)+\E$"#, ["red+(a+)+", "((a+)+"], ["red+aa"]),
+            ("^(?:[a-c]|x)$", ["b", "x"], ["d"]),
+            (#"^(?<year>\d{4})-(?i:[a-z]{3})$"#, ["2026-Dec"], ["26-Dec"]),
+        ]
+        for (pattern, good, bad) in cases {
+            #expect(SchemaPattern.problem(pattern) == nil, "\(pattern)")
+            let schema = try JSONSchema(.object(["type": "string", "pattern": .string(pattern)]), path: "s")
+            // Compiled once, when the schema was checked.
+            #expect(schema.patterns.regexes[pattern] != nil)
+            for text in good { #expect(schema.validate(.string(text)) == nil, "\(pattern) \(text)") }
+            for text in bad { #expect(schema.validate(.string(text)) != nil, "\(pattern) \(text)") }
+        }
+    }
+
+    @Test func aTestedStringAndAnEnumAreChargedToTheStepBudget() throws {
+        let pattern = try JSONSchema(Self.json(#"{"type":"string","pattern":"^a*$"}"#), path: "s")
+        let long = JSONValue.string(String(repeating: "a", count: 5_000))
+        #expect(pattern.validate(long, against: pattern.root, maxSteps: 6_000) == nil)
+        #expect(pattern.validate(long, against: pattern.root, maxSteps: 4_000)?.message.contains("more than 4000 steps") == true)
+        let options = (0..<5_000).map { JSONValue.int($0) }
+        let enumeration = try JSONSchema(.object(["enum": .array(options)]), path: "s")
+        #expect(enumeration.validate(.int(4_999), against: enumeration.root, maxSteps: 6_000) == nil)
+        #expect(enumeration.validate(.int(4_999), against: enumeration.root, maxSteps: 4_000)?.message.contains("more than 4000 steps") == true)
+    }
+
+    @Test(arguments: [
+        ##"{"$defs":{"x":{"enum":[{"if":{}}]}},"$ref":"#/$defs/x/enum/0"}"##,
+        ##"{"properties":{"a":{"const":{"not":{}}},"b":{"$ref":"#/properties/a/const"}}}"##,
+        ##"{"properties":{"a":{"type":"string"}},"$ref":"#/properties/a"}"##,
+        ##"{"$defs":{"x":{"$defs":{"y":{}}}},"$ref":"#/$defs/x/$defs/y"}"##,
+        ##"{"$ref":"#/"}"##,
+    ])
+    func aReferenceOnlyReachesTheRootOrADefinition(schema: String) {
+        do {
+            _ = try JSONSchema(Self.json(schema), path: "s")
+            Issue.record("accepted \(schema)")
+        } catch {
+            #expect(error.kind == .invalidCommand && error.path?.hasSuffix(".$ref") == true, "\(error)")
+            #expect(error.message.contains("only local references to the root or to a definition"), "\(error.message)")
+        }
+        #expect(JSONSchema.isDefinitionReference("#") && JSONSchema.isDefinitionReference("#/$defs/a") && JSONSchema.isDefinitionReference("#/definitions/a~1b"))
+    }
 }

@@ -220,3 +220,102 @@ import Testing
         #expect(outside.error?.message.contains("max_repairs must be") == true)
     }
 }
+
+/// The mock's answer generator on hostile schemas and prompts: nothing traps, output is bounded.
+@Suite struct MockStructuredBoundsTests {
+    static func format(_ schema: String) -> JSONValue {
+        .object(["type": "json_schema", "json_schema": .object(["name": "t", "schema": try! JSONParser.parse(schema)])])
+    }
+
+    @Test func aPromptLongerThanThePaddingBoundButShorterThanMinLengthIsNotPadded() throws {
+        let prompt = String(repeating: "p", count: 1_000_001)
+        let answer = try #require(MockStructured.answer(Self.format(#"{"type":"string","minLength":2000000}"#), prompt: prompt))
+        #expect(answer == "\"" + prompt + "\"")
+        // Shorter than the bound: padded to it.
+        let short = try #require(MockStructured.answer(Self.format(#"{"type":"string","minLength":5}"#), prompt: "ab"))
+        #expect(short == #""abxxx""#)
+    }
+
+    @Test func aHugeSchemaAnswerStopsAtTheBudgetWithTheSmallestValues() throws {
+        // 10,000 strings of 1,000,000 characters would be 10 GB: the bytes run out after a few.
+        let answer = try #require(MockStructured.answer(Self.format(#"{"type":"array","minItems":10000,"items":{"type":"string","minLength":1000000}}"#), prompt: "p"))
+        #expect(answer.utf8.count <= MockStructured.Budget.bytes + 100_000)
+        let items = try #require(try JSONParser.parse(answer).arrayValue)
+        #expect(items.count == 10_000)
+        #expect(items.first == .string("p" + String(repeating: "x", count: 999_999)))
+        #expect(items.last == .string(""))
+        // Objects with many extra properties, each an array: the nodes run out.
+        let wide = try #require(MockStructured.answer(
+            Self.format(#"{"type":"object","minProperties":10000,"additionalProperties":{"type":"array","minItems":10000,"items":{"type":"integer"}}}"#), prompt: "p"))
+        #expect(wide.utf8.count <= 2_000_000)
+    }
+
+    @Test func aSelfReferencingAnyOfStopsAtTheBudget() throws {
+        let schema = ##"{"$defs":{"n":{"anyOf":[{"$ref":"#/$defs/n"},{"$ref":"#/$defs/n"}]}},"$ref":"#/$defs/n"}"##
+        #expect(throws: Never.self) { try JSONSchema(JSONParser.parse(schema), path: "s") }
+        let answer = try #require(MockStructured.answer(Self.format(schema), prompt: "p"))
+        #expect(answer.utf8.count < 1_000)
+    }
+}
+
+/// A secret written with JSON escapes (`\u002d`) passes the provider's redaction of the raw text
+/// but appears once the answer is parsed: the parsed value, the events and the error never carry it.
+@Suite struct StructuredOutputRedactionTests {
+    static let key = "sk-proj-" + String(repeating: "Q7wErTy9", count: 10)
+    /// The key as a model may echo it: every `-` escaped.
+    static let escaped = key.replacingOccurrences(of: "-", with: #"\u002d"#)
+
+    static func run(_ answers: [String], schema: String, maxRepairs: Int) async throws -> (CommandOutcome, [PipelineEvent]) {
+        var configuration = EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 1, baseDelay: .zero, jitter: 0))
+        configuration.maxRepairs = maxRepairs
+        configuration.redactor = SecretRedactor(secrets: [key])
+        let provider = ScriptedProvider(script: ["m": answers.map { .answer($0) }])
+        let engine = try PipelineEngine(provider: provider, configuration: configuration)
+        let format: JSONValue = .object(["type": "json_schema", "json_schema": .object(["name": "t", "schema": try JSONParser.parse(schema)])])
+        let command = PlannedCommand(id: "r", plan: ExecutionPlan(call: APICall(model: "m", parts: [.text("Key?")], config: GenerationConfig(responseFormat: format))))
+        var events: [PipelineEvent] = []
+        for await event in engine.events(for: command) { events.append(event) }
+        let outcome = await engine.run(command)
+        return (outcome, events)
+    }
+
+    /// Whether `text` holds the key or a 16-character piece of it (a cut key leaves a piece).
+    static func leaks(_ text: String) -> Bool {
+        let scalars = Array(key)
+        return stride(from: 0, through: scalars.count - 16, by: 4).contains { text.contains(String(scalars[$0..<($0 + 16)])) }
+    }
+
+    @Test func theParsedValueHasEveryStringAndKeyRedacted() async throws {
+        let answer = #"{"k":"\#(Self.escaped)","\#(Self.escaped)":["x \#(Self.escaped) y"]}"#
+        #expect(!answer.contains(Self.key))  // the raw text does not show it: only parsing does
+        let (outcome, _) = try await Self.run([answer], schema: #"{"type":"object"}"#, maxRepairs: 0)
+        let parsed = try #require(outcome.result.success?.responses.first?.parsed)
+        #expect(parsed == .object(JSONObject([(key: "k", value: "<redacted>"), (key: "<redacted>", value: ["x <redacted> y"])])))
+        #expect(!Self.leaks(JSONSerializer.serialize(parsed)))
+    }
+
+    @Test func violationsEventsAndTheErrorNeverCarryTheKeyEvenCut() async throws {
+        // `const` shows the answer (cut at 80 characters, through the key); an extra property
+        // named by the key shows in the path.
+        let cases = [
+            (#"{"k":"\#(Self.escaped)"}"#, #"{"const":1}"#),
+            (#"{"\#(Self.escaped)":1}"#, #"{"type":"object","additionalProperties":false}"#),
+            (#"["\#(Self.escaped)"]"#, #"{"type":"array","items":{"type":"string","pattern":"^x$"}}"#),
+        ]
+        for (answer, schema) in cases {
+            let (outcome, events) = try await Self.run([answer, answer], schema: schema, maxRepairs: 1)
+            let error = try #require(outcome.error)
+            #expect(error.kind == .invalidOutput)
+            #expect(!Self.leaks(error.message) && !Self.leaks(error.path ?? ""), "\(error)")
+            let failed = events.compactMap { event -> ErrorSummary? in if case .attemptFailed(_, _, let e, _) = event.kind { e } else { nil } }
+            #expect(failed.count == 2)
+            for summary in failed { #expect(!Self.leaks(String(describing: summary)), "\(summary)") }
+            // (The text deltas are the raw answer, escapes and all: the provider's redaction covers them.)
+            let rest = events.filter { if case .textDelta = $0.kind { false } else { true } }
+            #expect(!Self.leaks(String(describing: rest)))
+        }
+        // Without the redactor the same answer does show the key: the test sees what it guards.
+        let plain = try OutputFormat.of(.object(["type": "json_object"]), path: "f")!.check(#"{"k":"\#(Self.escaped)"}"#)
+        #expect(try Self.leaks(JSONSerializer.serialize(plain.get())))
+    }
+}

@@ -97,4 +97,26 @@ import Testing
         #expect(fine.status == 0, "\(fine.stderr)")
         #expect(try CLI.run(["--help"]).stdout.contains("--max-repairs N"))
     }
+
+    /// The CLI gives the engine the keys it sees: a parsed value never carries one, even when
+    /// the JSON spelled it with escapes (the mock echoes the prompt, the key decoded from them).
+    @Test func theParsedValueIsRedactedWithTheKeysTheCLISees() throws {
+        let key = "sk-proj-" + String(repeating: "Zx8Cv7Bn", count: 8)
+        let escaped = key.replacingOccurrences(of: "-", with: #"\u002d"#)
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENAI_API_KEY"] = key
+        let input = #"{"id":"k","model":"m","prompt":"\#(escaped)","response_format":{"type":"json_object"}}"#
+        let run = try CLI.run(["--quiet"], stdin: input, environment: environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        let parsed = try #require(run.records.first?[path: "responses.0.parsed"] as? [String: Any])
+        #expect(parsed["echo"] as? String == "<redacted>")
+        // So does batch collect.
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let submitted = try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input, environment: environment)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let collected = try CLI.run(["batch", "collect", job.path, "--quiet"], currentDirectory: dir, environment: environment)
+        #expect(collected.status == 0, "\(collected.stderr)")
+        #expect(collected.records.first?[path: "responses.0.parsed.echo"] as? String == "<redacted>")
+    }
 }

@@ -108,7 +108,7 @@ public struct EngineConfiguration: Sendable {
         let limiter = retrier.pausing ?? rateLimiter()
         retrier.pausing = limiter
         var units: [any ChainUnit<CallInput, Result<GenerationResponse, APIError>>] = [
-            RepairUnit(maxRepairs: maxRepairs), CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
+            RepairUnit(maxRepairs: maxRepairs, redactor: redactor), CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
         ]
         if let callTimeout { units.append(CallTimeoutUnit(timeout: callTimeout, clock: clock)) }
         return CallChain(units) { await ProviderCall.run($0) }

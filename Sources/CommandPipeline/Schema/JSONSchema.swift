@@ -9,10 +9,18 @@ import Foundation
 ///
 /// Hostile input is bounded: a schema nests at most `maximumDepth` levels and holds at most
 /// `maximumNodes` subschemas; a validation follows at most `maximumRefDepth` nested `$ref`s and
-/// spends at most `maximumSteps` steps (else the answer fails with a message saying so); a
-/// `pattern` is matched against at most `maximumPatternInput` UTF-16 units.
+/// spends at most `maximumSteps` steps (else the answer fails with a message saying so), a
+/// tested string charging its length and an `enum` its size; a `pattern` is within the subset
+/// `SchemaPattern` accepts (no nested repetition, backreferences or lookaround), compiled once
+/// when the schema is made, and matched against at most `maximumPatternInput` UTF-16 units.
 public struct JSONSchema: Sendable, Hashable {
     public let root: JSONValue
+    /// The schema's patterns, compiled when it was checked (a schema taken unchecked compiles
+    /// them per validation).
+    let patterns: CompiledPatterns
+
+    public static func == (a: JSONSchema, b: JSONSchema) -> Bool { a.root == b.root }
+    public func hash(into hasher: inout Hasher) { hasher.combine(root) }
 
     public static let maximumDepth = 64
     public static let maximumNodes = 10_000
@@ -44,7 +52,9 @@ public struct JSONSchema: Sendable, Hashable {
     public init(_ schema: JSONValue, path: String) throws(APIError) {
         root = schema
         var nodes = 0
-        try Self.check(schema, root: schema, path: path, depth: 0, nodes: &nodes)
+        var compiled: [String: NSRegularExpression] = [:]
+        try Self.check(schema, root: schema, path: path, depth: 0, nodes: &nodes, patterns: &compiled)
+        patterns = CompiledPatterns(compiled)
     }
 
     // MARK: - Checking the schema
@@ -53,7 +63,9 @@ public struct JSONSchema: Sendable, Hashable {
         APIError(.invalidCommand, "\(message) (the structured-output schema subset: see Design/structured-output.md)", path: path)
     }
 
-    private static func check(_ schema: JSONValue, root: JSONValue, path: String, depth: Int, nodes: inout Int) throws(APIError) {
+    private static func check(
+        _ schema: JSONValue, root: JSONValue, path: String, depth: Int, nodes: inout Int, patterns: inout [String: NSRegularExpression]
+    ) throws(APIError) {
         nodes += 1
         if nodes > maximumNodes { throw fail(path, "the schema has more than \(maximumNodes) subschemas") }
         if depth > maximumDepth { throw fail(path, "the schema nests deeper than \(maximumDepth) levels") }
@@ -77,20 +89,24 @@ public struct JSONSchema: Sendable, Hashable {
                 }
             case "properties", "$defs", "definitions":
                 guard case .object(let members) = value else { throw fail(here, "\(key) must be an object of schemas, found \(value.typeName)") }
-                for (name, sub) in members { try check(sub, root: root, path: "\(here).\(name)", depth: depth + 1, nodes: &nodes) }
+                for (name, sub) in members { try check(sub, root: root, path: "\(here).\(name)", depth: depth + 1, nodes: &nodes, patterns: &patterns) }
             case "required":
                 guard case .array(let names) = value, names.allSatisfy({ $0.stringValue != nil }) else { throw fail(here, "required must be an array of property names") }
             case "additionalProperties", "items":
-                try check(value, root: root, path: here, depth: depth + 1, nodes: &nodes)
+                try check(value, root: root, path: here, depth: depth + 1, nodes: &nodes, patterns: &patterns)
             case "prefixItems", "anyOf", "oneOf", "allOf":
                 guard case .array(let list) = value, !list.isEmpty else { throw fail(here, "\(key) must be a non-empty array of schemas") }
-                for (i, sub) in list.enumerated() { try check(sub, root: root, path: "\(here)[\(i)]", depth: depth + 1, nodes: &nodes) }
+                for (i, sub) in list.enumerated() { try check(sub, root: root, path: "\(here)[\(i)]", depth: depth + 1, nodes: &nodes, patterns: &patterns) }
             case "enum":
                 guard case .array(let list) = value, !list.isEmpty else { throw fail(here, "enum must be a non-empty array") }
             case "const":
                 break
             case "$ref":
                 guard let ref = value.stringValue else { throw fail(here, "$ref must be a string") }
+                // Only to the root or a definition, whose contents are checked as the schema's own.
+                guard isDefinitionReference(ref) else {
+                    throw fail(here, "$ref '\(ref)' is not supported: only local references to the root or to a definition ('#', '#/$defs/name', '#/definitions/name') are")
+                }
                 guard let target = resolve(ref, in: root) else {
                     throw fail(here, "$ref '\(ref)' does not resolve: only local references ('#', '#/$defs/name') are supported")
                 }
@@ -111,11 +127,25 @@ public struct JSONSchema: Sendable, Hashable {
             case "pattern":
                 guard let p = value.stringValue else { throw fail(here, "pattern must be a string") }
                 guard p.utf16.count <= maximumPatternLength else { throw fail(here, "pattern is longer than \(maximumPatternLength) characters") }
-                guard (try? NSRegularExpression(pattern: p)) != nil else { throw fail(here, "pattern '\(p)' is not a valid regular expression") }
+                if let problem = SchemaPattern.problem(p) { throw fail(here, "\(problem): '\(p)'") }
+                if patterns[p] == nil {
+                    guard let regex = try? NSRegularExpression(pattern: p) else { throw fail(here, "pattern '\(p)' is not a valid regular expression") }
+                    patterns[p] = regex
+                }
             default:
                 break
             }
         }
+    }
+
+    /// Whether `ref` is `#` or names one definition at the root: `#/$defs/name`, `#/definitions/name`.
+    static func isDefinitionReference(_ ref: String) -> Bool {
+        if ref == "#" { return true }
+        for prefix in ["#/$defs/", "#/definitions/"] where ref.hasPrefix(prefix) {
+            let name = ref.dropFirst(prefix.count)
+            return !name.isEmpty && !name.contains("/")
+        }
+        return false
     }
 
     /// The schema at a local reference: `#`, or `#/` and a JSON pointer (`~0` `~`, `~1` `/`).
@@ -147,29 +177,36 @@ public struct JSONSchema: Sendable, Hashable {
     public func validate(_ instance: JSONValue) -> Violation? { validate(instance, against: root) }
 
     /// A schema taken as it is (already checked, or the mock's own use).
-    init(unchecked root: JSONValue) { self.root = root }
+    init(unchecked root: JSONValue) {
+        self.root = root
+        patterns = .none
+    }
 
     /// The first place `instance` breaks `schema`, a part of this one, spending at most `maxSteps`.
     func validate(_ instance: JSONValue, against schema: JSONValue, maxSteps: Int = JSONSchema.maximumSteps) -> Violation? {
-        var run = Run(root: root, maxSteps: maxSteps)
+        validateCounting(instance, against: schema, maxSteps: maxSteps).violation
+    }
+
+    /// `validate(_:against:maxSteps:)` and the steps it spent.
+    func validateCounting(_ instance: JSONValue, against schema: JSONValue, maxSteps: Int) -> (violation: Violation?, steps: Int) {
+        var run = Run(root: root, maxSteps: maxSteps, compiled: patterns.regexes)
         let violation = run.validate(instance, against: schema, path: "$", refDepth: 0)
-        return run.exhausted ?? violation
+        return (run.exhausted ?? violation, run.steps)
     }
 
     private struct Run {
         let root: JSONValue
         let maxSteps: Int
+        /// The schema's compiled patterns, and those compiled during this run (unchecked schemas).
+        var compiled: [String: NSRegularExpression]
+        /// References resolved so far (a recursive schema follows the same few many times).
+        var targets: [String: JSONValue] = [:]
         var steps = 0
         /// Set once the steps run out: the answer fails with it, whatever the branches said.
         var exhausted: Violation?
 
         mutating func validate(_ instance: JSONValue, against schema: JSONValue, path: String, refDepth: Int) -> Violation? {
-            if let exhausted { return exhausted }
-            steps += 1
-            if steps > maxSteps {
-                exhausted = Violation(path: path, message: "validation took more than \(maxSteps) steps: the schema is too complex for this answer")
-                return exhausted
-            }
+            if let spent = charge(1, path: path) { return spent }
             switch schema {
             case .bool(let allowed): return allowed ? nil : Violation(path: path, message: "expected nothing here (the schema is false)")
             case .object(let s): return validate(instance, s, path: path, refDepth: refDepth)
@@ -177,12 +214,28 @@ public struct JSONSchema: Sendable, Hashable {
             }
         }
 
+        /// Spends `n` steps; the violation once they run out.
+        mutating func charge(_ n: Int, path: String) -> Violation? {
+            if let exhausted { return exhausted }
+            steps = steps.addingSaturating(Swift.max(0, n))
+            if steps > maxSteps {
+                exhausted = Violation(path: path, message: "validation took more than \(maxSteps) steps: the schema is too complex for this answer")
+                return exhausted
+            }
+            return nil
+        }
+
         private mutating func validate(_ instance: JSONValue, _ s: JSONObject, path: String, refDepth: Int) -> Violation? {
             if let ref = s["$ref"]?.stringValue {
                 guard refDepth < JSONSchema.maximumRefDepth else {
                     return Violation(path: path, message: "the schema's references nest deeper than \(JSONSchema.maximumRefDepth) levels here")
                 }
-                if let target = JSONSchema.resolve(ref, in: root), let v = validate(instance, against: target, path: path, refDepth: refDepth + 1) { return v }
+                var target = targets[ref]
+                if target == nil, let found = JSONSchema.resolve(ref, in: root) {
+                    targets[ref] = found
+                    target = found
+                }
+                if let target, let v = validate(instance, against: target, path: path, refDepth: refDepth + 1) { return v }
             }
             if let type = s["type"] {
                 let names = type.arrayValue?.compactMap(\.stringValue) ?? [type.stringValue ?? ""]
@@ -194,6 +247,7 @@ public struct JSONSchema: Sendable, Hashable {
             if let c = s["const"], !Self.equal(instance, c) {
                 return Violation(path: path, message: "expected exactly \(Self.short(c)), found \(Self.short(instance))")
             }
+            if let options = s["enum"]?.arrayValue, let spent = charge(options.count, path: path) { return spent }
             if let options = s["enum"]?.arrayValue, !options.contains(where: { Self.equal(instance, $0) }) {
                 return Violation(path: path, message: "expected one of \(Self.short(.array(options))), found \(Self.short(instance))")
             }
@@ -261,7 +315,7 @@ public struct JSONSchema: Sendable, Hashable {
             return nil
         }
 
-        private func string(_ string: String, _ s: JSONObject, path: String) -> Violation? {
+        private mutating func string(_ string: String, _ s: JSONObject, path: String) -> Violation? {
             let minLength = s["minLength"]?.intValue, maxLength = s["maxLength"]?.intValue
             if minLength != nil || maxLength != nil {
                 let count = string.unicodeScalars.count
@@ -273,8 +327,13 @@ public struct JSONSchema: Sendable, Hashable {
                 guard length <= JSONSchema.maximumPatternInput else {
                     return Violation(path: path, message: "expected a string matching \(pattern) of at most \(JSONSchema.maximumPatternInput) characters to test, found \(length)")
                 }
-                guard let regex = try? NSRegularExpression(pattern: pattern),
-                    regex.firstMatch(in: string, range: NSRange(location: 0, length: length)) != nil
+                if let spent = charge(length, path: path) { return spent }
+                var regex = compiled[pattern]
+                if regex == nil, SchemaPattern.problem(pattern) == nil, let made = try? NSRegularExpression(pattern: pattern) {
+                    compiled[pattern] = made
+                    regex = made
+                }
+                guard let regex, regex.firstMatch(in: string, range: NSRange(location: 0, length: length)) != nil
                 else { return Violation(path: path, message: "expected a string matching the pattern \(pattern)") }
             }
             return nil

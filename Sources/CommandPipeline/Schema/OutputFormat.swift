@@ -36,16 +36,29 @@ public enum OutputFormat: Sendable, Hashable {
 
     /// The answer parsed and checked: its value, or the first violation (path `$` for an answer
     /// that is not JSON at all).
-    public func check(_ text: String) -> Result<JSONValue, JSONSchema.Violation> {
+    ///
+    /// Parsing decodes escapes (`\u002d` is `-`), so a secret the provider's redaction of the raw
+    /// text could not see may appear in the value: every string of the value (keys and values) is
+    /// redacted with `redactor` first, and the redacted value is the one validated and returned,
+    /// so a violation's path and message (built from it, cut after) carry no secret either.
+    public func check(_ text: String, redactor: SecretRedactor = .none) -> Result<JSONValue, JSONSchema.Violation> {
+        switch checkUnredacted(text, redactor: redactor) {
+        case .success(let value): return .success(value)
+        case .failure(let v): return .failure(JSONSchema.Violation(path: redactor.redact(v.path), message: redactor.redact(v.message)))
+        }
+    }
+
+    private func checkUnredacted(_ text: String, redactor: SecretRedactor) -> Result<JSONValue, JSONSchema.Violation> {
         guard text.utf8.count <= Self.maximumAnswerBytes else {
             return .failure(JSONSchema.Violation(path: "$", message: "expected a JSON answer of at most \(Self.maximumAnswerBytes) bytes, found \(text.utf8.count)"))
         }
-        let value: JSONValue
+        var value: JSONValue
         do {
             value = try JSONParser.parse(Self.unfenced(text))
         } catch {
             return .failure(JSONSchema.Violation(path: "$", message: "expected the answer to be JSON, but it does not parse: \(error.message) at byte \(error.offset)"))
         }
+        if redactor.isActive { value = redactor.redact(value) }
         if Self.depth(of: value) > Self.maximumAnswerDepth {
             return .failure(JSONSchema.Violation(path: "$", message: "expected JSON nesting at most \(Self.maximumAnswerDepth) levels deep"))
         }
@@ -83,5 +96,43 @@ public enum OutputFormat: Sendable, Hashable {
             }
         }
         return deepest
+    }
+}
+
+extension SecretRedactor {
+    /// `value` with every string in it, object keys included, redacted (`redact(_:)`), without
+    /// recursion (an answer's depth is only checked later).
+    public func redact(_ value: JSONValue) -> JSONValue {
+        guard isActive else { return value }
+        switch value {
+        case .string(let s): return .string(redact(s))
+        case .array, .object: break
+        default: return value
+        }
+        // Post-order over an explicit stack: each container is rebuilt from its redacted children.
+        enum Frame { case visit(JSONValue), array(Int), object([String]) }
+        var work: [Frame] = [.visit(value)]
+        var done: [JSONValue] = []
+        while let frame = work.popLast() {
+            switch frame {
+            case .visit(.string(let s)): done.append(.string(redact(s)))
+            case .visit(.array(let items)):
+                work.append(.array(items.count))
+                for item in items.reversed() { work.append(.visit(item)) }
+            case .visit(.object(let object)):
+                work.append(.object(object.keys))
+                for member in object.members.reversed() { work.append(.visit(member.value)) }
+            case .visit(let scalar): done.append(scalar)
+            case .array(let n):
+                let items = Array(done.suffix(n))
+                done.removeLast(n)
+                done.append(.array(items))
+            case .object(let keys):
+                let values = Array(done.suffix(keys.count))
+                done.removeLast(keys.count)
+                done.append(.object(JSONObject(zip(keys, values).map { (key: redact($0), value: $1) })))
+            }
+        }
+        return done.last ?? value
     }
 }

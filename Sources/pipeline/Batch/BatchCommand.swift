@@ -367,6 +367,10 @@ enum BatchCommand {
         case .failure(let status): return status.code
         case .success(let p): progress = p
         }
+        // The keys this collect can see (the job's key variable and the defaults), for parsed answers.
+        var keyOptions = RunOptions()
+        keyOptions.apiKeyEnv = job.apiKeyEnv
+        let redactor = Pipeline.secrets(keyOptions)
         if progress.unsubmitted > 0 {
             return fail("\(progress.unsubmitted) of \(job.chunks.count) jobs were never submitted: run 'pipeline batch submit --job \(path)' again with the same input first", status: notFinished)
         }
@@ -454,7 +458,7 @@ enum BatchCommand {
                 }
                 let jobID = jobOfChunk[chunks[0]]?.id ?? "none"
                 let made = BatchRecords.line(
-                    command: command, index: index, inputHash: hash, provider: provider, job: jobID, outcomes: outcomes, catalog: catalog)
+                    command: command, index: index, inputHash: hash, provider: provider, job: jobID, outcomes: outcomes, catalog: catalog, redactor: redactor)
                 if !made.succeeded { failedCommands += 1 }
                 if let cost = made.cost { spent.add(cost) } else { spent.unpriced += 1 }
                 writer.write(made.line)

@@ -74,9 +74,10 @@ enum BatchRecords {
 
     /// The result line (with newline) of a batched command from the results of its calls, in
     /// call order. With a `catalog`, the responses are priced at its batch prices (`cost`).
+    /// Parsed values and violation messages are redacted with `redactor` (`OutputFormat.check`).
     static func line(
         command: PlannedCommand, index: Int, inputHash: String, provider: String, job: String, outcomes: [Result<GenerationResponse, APIError>],
-        catalog: ModelCatalog? = nil
+        catalog: ModelCatalog? = nil, redactor: SecretRedactor = .none
     ) -> (line: [UInt8], succeeded: Bool, tokens: Int, cost: Cost?) {
         var telemetry = Telemetry(provider: provider, calls: outcomes.indices.map { CallTelemetry(callIndex: $0) })
         if let plan = command.plan.cache, let first = command.plan.calls.first {
@@ -96,7 +97,7 @@ enum BatchRecords {
                 if i < calls.count, calls[i].config.responseFormat != nil,
                     let format = (try? OutputFormat.of(calls[i].config.responseFormat, path: "plan.calls[\(i)].config.response_format")) ?? nil
                 {
-                    switch format.check(response.text) {
+                    switch format.check(response.text, redactor: redactor) {
                     case .success(let value):
                         response.parsed = value
                     case .failure(let violation):

@@ -13,7 +13,14 @@ public struct RepairUnit: ChainUnit {
     /// Repairs per call when the call does not say (`config.max_repairs`).
     public let maxRepairs: Int
 
-    public init(maxRepairs: Int = 1) { self.maxRepairs = Swift.min(Swift.max(0, maxRepairs), Limits.maxRepairs.upperBound) }
+    /// Redacts the parsed value and the violation messages (`OutputFormat.check`): parsing decodes
+    /// escapes the provider's redaction of the raw text could not see.
+    public let redactor: SecretRedactor
+
+    public init(maxRepairs: Int = 1, redactor: SecretRedactor = .none) {
+        self.maxRepairs = Swift.min(Swift.max(0, maxRepairs), Limits.maxRepairs.upperBound)
+        self.redactor = redactor
+    }
 
     /// Tested on the optional's tag: comparing with nil copied the format for every call.
     public func applies(to input: CallInput) -> Bool { input.request.config.responseFormat.isPresent }
@@ -32,7 +39,7 @@ public struct RepairUnit: ChainUnit {
         while true {
             let result = await next(current)
             guard case .success(var response) = result else { return result }
-            switch format.check(response.text) {
+            switch format.check(response.text, redactor: redactor) {
             case .success(let value):
                 response.parsed = value
                 return .success(response)

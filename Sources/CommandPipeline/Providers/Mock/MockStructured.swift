@@ -7,6 +7,11 @@
 /// and on `multipleOf`; `anyOf`/`oneOf` take the first branch whose value conforms. A `pattern`
 /// is not generated from: the prompt and a few common shapes are tried, else the answer breaks
 /// the schema (and the engine repairs, then reports it, as for any model).
+///
+/// The whole answer is bounded (`Budget`): at most `Budget.nodes` values, `Budget.bytes` bytes of
+/// strings and keys, `Budget.steps` validation steps for the conformance checks; once one runs
+/// out, every further value is the smallest of its type (`""`, `0`, `[]`, `{}`) and the engine
+/// repairs or fails with `invalid_output` as for a model's wrong answer.
 enum MockStructured {
     static func answer(_ format: JSONValue?, prompt: String) -> String? {
         guard case .object(let f)? = format, let type = f["type"]?.stringValue else { return nil }
@@ -15,7 +20,7 @@ enum MockStructured {
             return JSONSerializer.serialize(.object(["echo": .string(prompt)]))
         case "json_schema":
             guard let schema = f["json_schema"]?.objectValue?["schema"] else { return nil }
-            let generator = Generator(root: schema, prompt: prompt, seed: fnv1a(prompt))
+            let generator = Generator(root: schema, prompt: prompt, seed: fnv1a(prompt), budget: Budget())
             return JSONSerializer.serialize(generator.value(schema, depth: 0))
         default:
             return nil
@@ -31,24 +36,70 @@ enum MockStructured {
         return hash
     }
 
+    /// What one answer may still spend (one generation, one thread).
+    final class Budget {
+        static let nodes = 100_000
+        static let bytes = 4 * 1024 * 1024
+        static let steps = 1_000_000
+        var nodes = Budget.nodes
+        var bytes = Budget.bytes
+        var steps = Budget.steps
+        var exhausted: Bool { nodes <= 0 || bytes <= 0 }
+    }
+
     struct Generator {
         let root: JSONValue
         let prompt: String
         let seed: UInt64
+        let budget: Budget
         static let maximumDepth = 24
 
         func conforms(_ value: JSONValue, _ schema: JSONValue) -> Bool {
-            JSONSchema.conforms(value, to: schema, root: root)
+            guard budget.steps > 0 else { return false }
+            let (violation, used) = JSONSchema(unchecked: root).validateCounting(value, against: schema, maxSteps: Swift.min(budget.steps, JSONSchema.maximumSteps))
+            budget.steps -= Swift.max(1, used)
+            return violation == nil
+        }
+
+        /// The smallest value of the schema's type: what is left once the budget runs out.
+        func smallest(_ schema: JSONValue) -> JSONValue {
+            guard case .object(let s) = schema else { return .null }
+            switch type(of: s) {
+            case "null": return .null
+            case "boolean": return .bool(false)
+            case "integer", "number": return .int(0)
+            case "array": return .array([])
+            case "object": return .object([:])
+            default: return .string("")
+            }
         }
 
         func value(_ schema: JSONValue, depth: Int) -> JSONValue {
+            guard !budget.exhausted else { return smallest(schema) }
+            budget.nodes -= 1
+            let made = unbounded(schema, depth: depth)
+            switch made {
+            case .string(let text): budget.bytes -= text.utf8.count
+            case .array, .object, .null, .bool, .int, .double: break
+            }
+            return made
+        }
+
+        /// A const or enum member: charged its size once chosen.
+        func charged(_ v: JSONValue) -> JSONValue {
+            if case .string = v { return v }  // charged by value(_:depth:)
+            budget.bytes -= JSONSerializer.serialize(v).utf8.count
+            return v
+        }
+
+        private func unbounded(_ schema: JSONValue, depth: Int) -> JSONValue {
             guard depth <= Self.maximumDepth, case .object(var s) = schema else { return .null }
             if let ref = s["$ref"]?.stringValue, let target = JSONSchema.resolve(ref, in: root) { return value(target, depth: depth + 1) }
-            if let c = s["const"] { return c }
+            if let c = s["const"] { return charged(c) }
             if let options = s["enum"]?.arrayValue, !options.isEmpty {
                 let start = Int(seed % UInt64(options.count))
                 let ordered = options[start...] + options[..<start]
-                return ordered.first { conforms($0, schema) } ?? options[start]
+                return charged(ordered.first { conforms($0, schema) } ?? options[start])
             }
             if let all = s["allOf"]?.arrayValue {
                 s["allOf"] = nil
@@ -145,6 +196,12 @@ enum MockStructured {
         }
 
         func string(_ s: JSONObject) -> String {
+            // What the shortest candidate needs at least: the budget refuses it before it is built.
+            let least = Swift.max(Swift.min(s["minLength"]?.intValue ?? 0, 1_000_000), Swift.min(prompt.utf8.count, s["maxLength"]?.intValue ?? Int.max, 1))
+            guard least <= budget.bytes else {
+                budget.bytes = 0
+                return ""
+            }
             var candidates = [prompt]
             if s["pattern"] != nil { candidates += ["a", "A", "0", "a1", "example", "2026-01-01", "x@example.com"] }
             for candidate in candidates {
@@ -157,8 +214,10 @@ enum MockStructured {
         func shape(_ text: String, _ s: JSONObject) -> String {
             var scalars = Array(text.unicodeScalars)
             if let max = s["maxLength"]?.intValue, scalars.count > max { scalars = Array(scalars.prefix(max)) }
-            if let min = s["minLength"]?.intValue, scalars.count < min {
-                scalars += Array(repeating: "x", count: Swift.min(min, 1_000_000) - scalars.count)
+            // Padded up to the bound (at most 1,000,000): a text already longer stays as it is.
+            if let min = s["minLength"]?.intValue {
+                let target = Swift.min(min, 1_000_000)
+                if scalars.count < target { scalars += Array(repeating: "x", count: target - scalars.count) }
             }
             var out = String.UnicodeScalarView()
             out.append(contentsOf: scalars)
@@ -170,7 +229,7 @@ enum MockStructured {
             let maxItems = s["maxItems"]?.intValue ?? Int.max
             var count = max(s["minItems"]?.intValue ?? 0, prefix.count, 1)
             if case .bool(false)? = s["items"] { count = min(count, prefix.count) }
-            count = min(count, maxItems, 10_000)
+            count = min(count, maxItems, 10_000, Swift.max(0, budget.nodes))
             return .array((0..<count).map { i in
                 i < prefix.count ? value(prefix[i], depth: depth + 1) : value(s["items"] ?? .object([:]), depth: depth + 1)
             })
@@ -191,7 +250,11 @@ enum MockStructured {
             if extra != .bool(false), let min = s["minProperties"]?.intValue {
                 var n = 0
                 while out.count < Swift.min(min, 10_000) {
-                    if out["extra_\(n)"] == nil { out["extra_\(n)"] = value(extra ?? .object([:]), depth: depth + 1) }
+                    if budget.exhausted { break }
+                    if out["extra_\(n)"] == nil {
+                        budget.bytes -= 8
+                        out["extra_\(n)"] = value(extra ?? .object([:]), depth: depth + 1)
+                    }
                     n += 1
                 }
             }
