@@ -162,4 +162,22 @@ import Testing
         #expect(rows.flatMap(\.failures.keys).allSatisfy { $0.unicodeScalars.count <= RunReport.nameCharacters })
         #expect(report.failures.allSatisfy { $0.samples.allSatisfy { $0.unicodeScalars.count <= RunReport.sampleCharacters } })
     }
+
+    /// A row made from the run's metrics has no latency bins; adding a record for the same
+    /// provider and model then fills bins rather than trapping.
+    @Test func aRecordAddedToARowFromMetricsGetsBins() {
+        let snapshot = MetricsSnapshot(rows: [
+            MetricsSnapshot.Row(
+                provider: "p", model: "a", others: false, calls: 4, succeeded: 4, failures: [], retries: 0, inputTokens: 10,
+                cachedTokens: 0, outputTokens: 20, p50: .milliseconds(5), p95: .milliseconds(9), p99: .milliseconds(10)),
+        ])
+        var report = RunReport(metrics: snapshot)
+        #expect(report.rows.first?.latencyBins == [])
+        #expect(report.add(line: Array(Self.succeeded("x", model: "a", input: 1, output: 1, usd: nil, totalMs: 7).utf8), source: "s", line: 1) == nil)
+        let row = report.rows.first
+        #expect(report.rows.count == 1 && row?.calls == 5 && row?.commands == 1)
+        var bins = [Int](repeating: 0, count: RunReport.binBoundsMs.count + 1)
+        bins[3] = 1 // 7 ms: the bin at or above 5, below 10 (bins: below 1, 1–2, 2–5, 5–10, …)
+        #expect(row?.latencyBins == bins)
+    }
 }

@@ -271,6 +271,8 @@ public struct RunReport: Sendable {
         row.outputTokens = row.outputTokens.addingSaturating(output)
         row.costUSD += cost
         if durations != nil {
+            // A row made by `init(metrics:)` has no bins yet.
+            if row.latencyBins.count != Self.binBoundsMs.count + 1 { row.latencyBins = [Int](repeating: 0, count: Self.binBoundsMs.count + 1) }
             row.histogram.record(.microseconds(Int(min(totalMs, 1e12) * 1000)))
             let bin = Self.binBoundsMs.firstIndex { totalMs < $0 } ?? Self.binBoundsMs.count
             row.latencyBins[bin] = row.latencyBins[bin].addingSaturating(1)
