@@ -81,6 +81,21 @@ enum PathArgument {
         return .file(String(cString: resolved))
     }
 
+    /// The one write of a file written whole (`--stats-json` of `run` and of `report`): the rule
+    /// checked again (the target may have changed since the check at start, `checked`), then a
+    /// regular or new file replaced by rename (`AtomicFile`, a link's target, never the link) or a
+    /// character device written through (never replaced). Returns why it failed, or nil.
+    static func writeWhole(_ bytes: [UInt8], to path: String, option: String, checked: Target?) -> String? {
+        do throws(UsageError) {
+            switch try check(checked?.path ?? path, option: option, use: .replace) {
+            case .file(let target): return AtomicFile.write(bytes, to: target)
+            case .device(let device): return writeThrough(bytes, to: device)
+            }
+        } catch {
+            return error.message
+        }
+    }
+
     /// Writes `bytes` to a character device, through (never replacing it). Returns why it failed, or nil.
     static func writeThrough(_ bytes: [UInt8], to path: String) -> String? {
         let fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)

@@ -228,17 +228,8 @@ enum Pipeline {
         }
         if let metrics, let path = options.statsJSON {
             // The rule again: the target may have changed during the run.
-            let problem: String?
-            do throws(UsageError) {
-                let bytes = StatsReport.json(RunReport(metrics: metrics.snapshot()), ledger: validateOnly ? nil : ledger)
-                switch try PathArgument.check(statsTarget?.path ?? path, option: "--stats-json", use: .replace) {
-                case .file(let target): problem = AtomicFile.write(bytes, to: target)
-                case .device(let device): problem = PathArgument.writeThrough(bytes, to: device)
-                }
-            } catch {
-                problem = error.message
-            }
-            if let problem {
+            let bytes = StatsReport.json(RunReport(metrics: metrics.snapshot()), ledger: validateOnly ? nil : ledger)
+            if let problem = PathArgument.writeWhole(bytes, to: path, option: "--stats-json", checked: statsTarget) {
                 StandardError.write("Error: cannot write --stats-json: \(problem)\n")
                 return 3
             }

@@ -50,6 +50,12 @@ enum ReportCommand {
     static let maxLine = 64 << 20
 
     static func main(_ options: ReportOptions) -> Int32 {
+        // The path rule (PathArgument) before anything is read: a FIFO or directory is refused
+        // (exit 2) and nothing is opened; checked again when written.
+        var statsTarget: PathArgument.Target?
+        if let path = options.statsJSON {
+            do throws(UsageError) { statsTarget = try PathArgument.check(path, option: "--stats-json", use: .replace) } catch { return Pipeline.usageFailure(error) }
+        }
         var report = RunReport()
         for path in options.files {
             if let problem = read(path, into: &report) {
@@ -57,7 +63,7 @@ enum ReportCommand {
                 return 2
             }
         }
-        if let path = options.statsJSON, let problem = AtomicFile.write(StatsReport.json(report), to: path) {
+        if let path = options.statsJSON, let problem = PathArgument.writeWhole(StatsReport.json(report), to: path, option: "--stats-json", checked: statsTarget) {
             StandardError.write("Error: cannot write --stats-json: \(problem)\n")
             return 3
         }

@@ -135,4 +135,49 @@ import Testing
         #expect(rows[0].calls == 4 && rows[0].succeeded == 3 && rows[0].failures == ["timeout": 1] && rows[0].retries == 2)
         #expect(rows[0].p50 == .milliseconds(5) && rows[0].p95 == .milliseconds(9) && rows[0].p99 == .milliseconds(10))
     }
+
+    /// Input decides neither the size of a row nor of a name: 100,000 distinct error kinds fold
+    /// into `maxKinds` kinds and "other" in the row as in `failures`, and a 1 MB model, provider
+    /// or kind name is cut to `nameCharacters` scalars (a single huge character too).
+    @Test func distinctKindsAndHugeNamesStayBounded() {
+        var report = RunReport()
+        for i in 0..<100_000 {
+            report.add(line: Array(#"{"status":"failed","error":{"kind":"k\#(i)","message":"m"},"telemetry":{"provider":"p"}}"#.utf8), source: "s", line: i + 1)
+        }
+        let huge = String(repeating: "m", count: 1 << 20), combining = "e" + String(repeating: "\u{301}", count: 1 << 18)
+        report.add(line: Array(Self.succeeded("h", model: huge, input: 1, output: 1, usd: nil, totalMs: 1).utf8), source: "s", line: 1)
+        report.add(line: Array(Self.succeeded("c", model: combining, input: 1, output: 1, usd: nil, totalMs: 1).utf8), source: "s", line: 2)
+        report.add(line: Array(#"{"status":"failed","error":{"kind":"\#(huge)","message":"\#(combining)"},"telemetry":{"provider":"\#(huge)"}}"#.utf8), source: "s", line: 3)
+        let rows = report.rows
+        #expect(report.totals.commands == 100_003)
+        #expect(rows.count == 4, "p/\"\", p/huge, p/combining, huge/\"\"")
+        let noAnswer = rows.first { $0.provider == "p" && $0.model == "" }
+        #expect(noAnswer?.failures.count == RunReport.maxKinds + 1, "\(noAnswer?.failures.count ?? -1) kinds in the row")
+        #expect(noAnswer?.failures["other"] == 100_000 - RunReport.maxKinds)
+        #expect(noAnswer?.failed == 100_000)
+        #expect(report.failures.count == RunReport.maxKinds + 1 && report.failures.first?.kind == "other")
+        #expect(rows.allSatisfy { $0.provider.unicodeScalars.count <= RunReport.nameCharacters && $0.model.unicodeScalars.count <= RunReport.nameCharacters })
+        #expect(rows.contains { $0.model == String(repeating: "m", count: RunReport.nameCharacters) })
+        #expect(rows.contains { $0.provider == String(repeating: "m", count: RunReport.nameCharacters) })
+        #expect(rows.flatMap(\.failures.keys).allSatisfy { $0.unicodeScalars.count <= RunReport.nameCharacters })
+        #expect(report.failures.allSatisfy { $0.samples.allSatisfy { $0.unicodeScalars.count <= RunReport.sampleCharacters } })
+    }
+
+    /// A row made from the run's metrics has no latency bins; adding a record for the same
+    /// provider and model then fills bins rather than trapping.
+    @Test func aRecordAddedToARowFromMetricsGetsBins() {
+        let snapshot = MetricsSnapshot(rows: [
+            MetricsSnapshot.Row(
+                provider: "p", model: "a", others: false, calls: 4, succeeded: 4, failures: [], retries: 0, inputTokens: 10,
+                cachedTokens: 0, outputTokens: 20, p50: .milliseconds(5), p95: .milliseconds(9), p99: .milliseconds(10)),
+        ])
+        var report = RunReport(metrics: snapshot)
+        #expect(report.rows.first?.latencyBins == [])
+        #expect(report.add(line: Array(Self.succeeded("x", model: "a", input: 1, output: 1, usd: nil, totalMs: 7).utf8), source: "s", line: 1) == nil)
+        let row = report.rows.first
+        #expect(report.rows.count == 1 && row?.calls == 5 && row?.commands == 1)
+        var bins = [Int](repeating: 0, count: RunReport.binBoundsMs.count + 1)
+        bins[3] = 1 // 7 ms: the bin at or above 5, below 10 (bins: below 1, 1–2, 2–5, 5–10, …)
+        #expect(row?.latencyBins == bins)
+    }
 }

@@ -96,4 +96,47 @@ import Testing
             #expect(run.stderr.contains("the file stdout writes to"), "\(arguments): \(run.stderr)")
         }
     }
+
+    /// `pipeline report --stats-json` follows the rule of `run` (one check-then-write): a FIFO or
+    /// directory is refused at start with exit 2 (nothing opened, so nothing blocks), a device is
+    /// written through and stays a device, and a link stays a link with its target replaced.
+    @Test func reportStatsJSONFollowsTheRule() throws {
+        let dir = try temporaryDirectory(files: ["r.jsonl": #"{"id":"a","status":"succeeded","telemetry":{}}"# + "\n", "real.json": "old"])
+        let fifo = dir.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for target in [fifo, dir.path] {
+            let run = try run(["report", "r.jsonl", "--stats-json", target], in: dir, stdout: "page.html")
+            #expect(run.status == 2, "\(target): exit \(run.status) \(run.stderr)")
+            #expect(run.stderr.contains("not a regular file"), "\(target): \(run.stderr)")
+        }
+        var info = stat()
+        #expect(lstat(fifo, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO, "the FIFO is still a FIFO")
+
+        var device = dir.appendingPathComponent("null").path
+        if mknod(device, S_IFCHR | 0o666, dev_t((1 << 8) | 3)) != 0 { device = "/dev/null" }
+        let written = try run(["report", "r.jsonl", "--stats-json", device], in: dir, stdout: "page.html")
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(lstat(device, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR, "the device was replaced")
+
+        let link = dir.appendingPathComponent("stats.json").path
+        #expect(symlink(dir.appendingPathComponent("real.json").path, link) == 0)
+        let linked = try run(["report", "r.jsonl", "--stats-json", link], in: dir, stdout: "page.html")
+        #expect(linked.status == 0, "\(linked.stderr)")
+        #expect(lstat(link, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK, "the link was replaced")
+        let stats = (try? String(contentsOfFile: dir.appendingPathComponent("real.json").path, encoding: .utf8)) ?? ""
+        #expect(stats.contains("\"models\""), "the target holds the stats: \(stats.prefix(200))")
+    }
+
+    /// A one-character relative name is an ordinary file (its directory once came from
+    /// `NSString.deletingLastPathComponent`, which traps on one character).
+    @Test func aOneCharacterStatsPathIsWritten() throws {
+        let dir = try temporaryDirectory(files: ["r.jsonl": #"{"id":"a","status":"succeeded","telemetry":{}}"# + "\n"])
+        for arguments in [["--stats-json", "s", "--quiet"], ["report", "r.jsonl", "--stats-json", "t"]] {
+            let run = try run(arguments, in: dir, stdout: "page.html")
+            #expect(run.status == 0, "\(arguments): exit \(run.status) \(run.stderr.prefix(300))")
+            let name = arguments[arguments.firstIndex(of: "--stats-json")! + 1]
+            let stats = (try? String(contentsOfFile: dir.appendingPathComponent(name).path, encoding: .utf8)) ?? ""
+            #expect(stats.contains("\"models\""), "\(arguments): \(stats.prefix(200))")
+        }
+    }
 }

@@ -163,6 +163,24 @@ import Testing
         #expect(text.contains("200  commands"), "\(text.prefix(3000))")
         #expect(text.contains("\(succeeded)  succeeded") && text.contains("\(200 - succeeded)  failed"))
     }
+
+    /// The page's size does not grow with the input's variety: 100,000 results with distinct
+    /// error kinds and a 1 MB model name make a page well under 1 MB (kinds beyond the cap count
+    /// as "other" in the row too; names are cut).
+    @Test func distinctKindsAndAHugeModelNameKeepThePageSmall() throws {
+        let dir = try CLI.temporaryDirectory()
+        let path = dir.appendingPathComponent("many.jsonl").path
+        var text = (0..<100_000).map { #"{"status":"failed","error":{"kind":"kind-\#($0)","message":"m"},"telemetry":{"provider":"p"}}"# }.joined(separator: "\n")
+        let huge = String(repeating: "M", count: 1 << 20)
+        text += "\n" + #"{"status":"succeeded","responses":[{"model":"\#(huge)"}],"telemetry":{"provider":"p","durations_ms":{"total":3}}}"# + "\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let report = try CLI.run(["report", path])
+        #expect(report.status == 0, "\(report.stderr.prefix(500))")
+        let page = report.stdout.utf8.count
+        #expect(page > 1000 && page < 200_000, "page of \(page) bytes")
+        #expect(report.stdout.contains("other \(ReportNumber.grouped(100_000 - 32))"), "the row counts the rest as other")
+        #expect(report.stdout.contains("<td class=\"t\">" + String(repeating: "M", count: 200) + "</td>"), "the model name, cut")
+    }
 }
 
 /// Numbers grouped by thousands, as the page writes them.

@@ -14,8 +14,12 @@ public struct RunReport: Sendable {
     public static let binBoundsMs: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000]
     /// Distinct provider–model rows kept; further pairs share one row (`others`).
     public static let maxRows = 1000
-    /// Distinct failure kinds kept (kinds come from input); further ones count as `other`.
+    /// Distinct failure kinds kept (kinds come from input); further ones count as `other`, in
+    /// `failures` and in each row's `failures` alike.
     public static let maxKinds = 32
+    /// Unicode scalars kept of a provider, model or kind name (names come from input): a longer
+    /// one is cut where its key is made, so no name can grow the report or its page.
+    public static let nameCharacters = 200
     /// Messages kept per failure kind, and characters kept of each.
     public static let samplesPerKind = 3
     public static let sampleCharacters = 300
@@ -120,11 +124,16 @@ public struct RunReport: Sendable {
     /// The run's per-model call metrics (`MetricsCollector`) as rows; no totals.
     public init(metrics: MetricsSnapshot) {
         for source in metrics.rows {
-            var row = Row(provider: source.provider, model: source.model)
+            let key = Key(provider: Self.cut(source.provider, to: Self.nameCharacters), model: Self.cut(source.model, to: Self.nameCharacters), others: source.others)
+            var row = rowsByKey[key] ?? Row(provider: key.provider, model: key.model)
             row.others = source.others
-            row.calls = source.calls
-            row.succeeded = source.succeeded
-            for (kind, count) in source.failures { row.failures[kind] = count }
+            row.calls = row.calls.addingSaturating(source.calls)
+            row.succeeded = row.succeeded.addingSaturating(source.succeeded)
+            for (kind, count) in source.failures {
+                let kind = Self.cut(kind, to: Self.nameCharacters)
+                let kept = row.failures[kind] != nil || row.failures.count < Self.maxKinds ? kind : "other"
+                row.failures[kept] = row.failures[kept, default: 0].addingSaturating(count)
+            }
             row.retries = source.retries
             row.inputTokens = source.inputTokens
             row.cachedTokens = source.cachedTokens
@@ -132,7 +141,7 @@ public struct RunReport: Sendable {
             row.p50 = source.p50
             row.p95 = source.p95
             row.p99 = source.p99
-            rowsByKey[Key(provider: source.provider, model: source.model, others: source.others)] = row
+            rowsByKey[key] = row
         }
     }
 
@@ -185,12 +194,12 @@ public struct RunReport: Sendable {
         guard let telemetry = record["telemetry"]?.objectValue else { return "not a result record: no \"telemetry\" object" }
         let succeeded = status == "succeeded"
         let responses = record["responses"]?.arrayValue ?? []
-        let provider = telemetry["provider"]?.stringValue ?? ""
+        let provider = Self.cut(telemetry["provider"]?.stringValue ?? "", to: Self.nameCharacters)
         var model = ""
         if let last = responses.last?.objectValue?["model"]?.stringValue {
-            model = last
+            model = Self.cut(last, to: Self.nameCharacters)
         } else if let request = telemetry["cost"]?.objectValue?["requests"]?.arrayValue?.last?.objectValue?["model"]?.stringValue {
-            model = request
+            model = Self.cut(request, to: Self.nameCharacters)
         }
         let usage = record["usage"]?.objectValue
         let input = Self.count(usage?["prompt_tokens"]), output = Self.count(usage?["completion_tokens"]), cached = Self.count(usage?["cached_tokens"])
@@ -198,7 +207,11 @@ public struct RunReport: Sendable {
         let retries = Self.count(telemetry["retries"])
         let durations = telemetry["durations_ms"]?.objectValue
         let totalMs = Self.amount(durations?["total"])
-        let kind: String? = succeeded ? nil : (record["error"]?.objectValue?["kind"]?.stringValue ?? "unknown")
+        // Beyond `maxKinds` distinct kinds, a new one counts as "other" (here and in its row).
+        let kind: String? = succeeded ? nil : {
+            let name = Self.cut(record["error"]?.objectValue?["kind"]?.stringValue ?? "unknown", to: Self.nameCharacters)
+            return failureKinds[name] != nil || failureKinds.count < Self.maxKinds ? name : "other"
+        }()
         // Each entry of `telemetry.calls` is one call (its attempts inside), the fallback's included.
         let calls = telemetry["calls"]?.arrayValue?.count ?? 0
 
@@ -231,13 +244,12 @@ public struct RunReport: Sendable {
         cache.cachedTokens = cache.cachedTokens.addingSaturating(cached)
 
         if let kind {
-            let key = failureKinds[kind] != nil || failureKinds.count < Self.maxKinds ? kind : "other"
-            var entry = failureKinds[key] ?? FailureKind(kind: key, count: 0, samples: [])
+            var entry = failureKinds[kind] ?? FailureKind(kind: kind, count: 0, samples: [])
             entry.count = entry.count.addingSaturating(1)
             if entry.samples.count < Self.samplesPerKind, let message = record["error"]?.objectValue?["message"]?.stringValue {
-                entry.samples.append(String(message.prefix(Self.sampleCharacters)))
+                entry.samples.append(Self.cut(message, to: Self.sampleCharacters))
             }
-            failureKinds[key] = entry
+            failureKinds[kind] = entry
         }
 
         let key = Key(provider: provider, model: model)
@@ -259,12 +271,23 @@ public struct RunReport: Sendable {
         row.outputTokens = row.outputTokens.addingSaturating(output)
         row.costUSD += cost
         if durations != nil {
+            // A row made by `init(metrics:)` has no bins yet.
+            if row.latencyBins.count != Self.binBoundsMs.count + 1 { row.latencyBins = [Int](repeating: 0, count: Self.binBoundsMs.count + 1) }
             row.histogram.record(.microseconds(Int(min(totalMs, 1e12) * 1000)))
             let bin = Self.binBoundsMs.firstIndex { totalMs < $0 } ?? Self.binBoundsMs.count
             row.latencyBins[bin] = row.latencyBins[bin].addingSaturating(1)
         }
         rowsByKey[rowKey] = row
         return nil
+    }
+
+    /// `text` cut to its first `limit` Unicode scalars (not characters: one character can hold
+    /// any number of combining scalars).
+    static func cut(_ text: String, to limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: text.unicodeScalars.prefix(limit))
+        return String(scalars)
     }
 
     /// A count from a record: a whole number ≥ 0, else 0.

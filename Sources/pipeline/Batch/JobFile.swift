@@ -178,8 +178,9 @@ enum AtomicFile {
             unlink(temporary)
             return "cannot replace '\(path)': \(reason)"
         }
-        let directory = (path as NSString).deletingLastPathComponent
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
+        // Not `NSString.deletingLastPathComponent`: it traps on a one-character name ("s").
+        let directory = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let dfd = open(directory, O_RDONLY | O_CLOEXEC)
         if dfd >= 0 {
             let synced = fsync(dfd) == 0
             close(dfd)
