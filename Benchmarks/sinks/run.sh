@@ -5,10 +5,10 @@
 # For each: when the last result line reached stdout (the run's own rate: a sink must not slow it),
 # when the process ended (the sink's drain), rows in the sink, rows per second, peak memory.
 #
-#   swift build -c release --product pipeline && Benchmarks/sinks/run.sh [N]
+#   swift build -c release --product pipeline && Benchmarks/sinks/run.sh [N]      (PIPELINE_BIN=path: another binary)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-bin="$root/.build/release/pipeline"
+bin="${PIPELINE_BIN:-$root/.build/release/pipeline}"
 n="${1:-1000000}"
 work="$(mktemp -d /tmp/pipeline-sinks-bench.XXXXXX)"
 pg="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
