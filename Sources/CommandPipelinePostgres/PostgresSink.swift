@@ -24,9 +24,9 @@ import Synchronization
 ///
 /// **Faults.** The database down at start or going away mid-run, a wrong password, a read-only
 /// replica, a full disk, a statement timeout: each kind of failure is reported once through
-/// `report` (the password redacted), the writer reconnects or retries with backoff (0.1 s
-/// doubling to 5 s) and keeps every row it holds, and says when it recovered. A statement
-/// timeout halves the batch. A row the database refuses on its own (a data or constraint error,
+/// `report` (the password redacted), the writer reconnects or retries with the engine's
+/// `RetryPolicy` backoff (0.1 s doubling to 5 s, jittered) and keeps every row it holds, and
+/// says when it recovered. A statement timeout halves the batch. A row the database refuses on its own (a data or constraint error,
 /// e.g. a `\u0000` that `jsonb` cannot hold) is found by retrying that batch row by row, and
 /// only that row is dropped and reported.
 ///
@@ -227,10 +227,14 @@ extension PostgresSink {
 
         // MARK: The writer thread
 
+        /// The writer's backoff between failed attempts: the engine's `RetryPolicy` (0.1 s doubling
+        /// to 5 s, a fifth of it jittered), never giving up while it holds rows.
+        static let backoff = RetryPolicy(maxAttempts: 100, baseDelay: .milliseconds(100), maxDelay: .seconds(5), jitter: 0.2)
+
         func runWriter() {
             var connection: PostgresConnection?
             var tableReady = false
-            var backoff = 0.1
+            var failures = 0
             var batchLimit = maxBatch
             while true {
                 let next = state.withLock { s -> (batch: [Row], stop: Bool) in
@@ -260,7 +264,7 @@ extension PostgresSink {
                         tableReady = true
                     }
                     try write(next.batch, on: open)
-                    backoff = 0.1
+                    failures = 0
                     batchLimit = min(maxBatch, batchLimit * 2)
                 } catch {
                     if error.connectionLost { connection = nil }
@@ -271,8 +275,9 @@ extension PostgresSink {
                         if new { continue }
                     }
                     if error.sqlState == "57014" { batchLimit = max(1, batchLimit / 2) }
-                    pause(seconds: backoff)
-                    backoff = min(backoff * 2, 5)
+                    failures += 1
+                    let wait = Self.backoff.delay(after: failures, error: APIError(.providerError, "postgres"), random: Double.random(in: 0..<1))
+                    pause(seconds: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
                 }
             }
             connection = nil
