@@ -41,12 +41,7 @@ extension OpenAIConfiguration {
             baseURL = OpenAIConfiguration.publicBaseURL
         }
         let variable = options.apiKeyEnvironmentVariable ?? "OPENAI_API_KEY"
-        if let declared = options.capabilities {
-            let unsupported = declared.subtracting(OpenAIConfiguration.supportedCapabilities)
-            guard unsupported.isEmpty else {
-                throw APIError(.invalidCommand, "the openai provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, streaming, batch")
-            }
-        }
+        try EndpointRules.checkCapabilities(options.capabilities, supported: OpenAIConfiguration.supportedCapabilities, provider: OpenAIProvider.name)
         self.init(
             baseURL: baseURL, apiKey: APIKey.fromEnvironment(variable, in: options.environment), apiKeyVariable: variable,
             capabilities: options.capabilities.map { $0.union([.generation]) }, allowInsecureHTTP: options.allowInsecureHTTP)
@@ -82,14 +77,7 @@ extension GeminiConfiguration {
         } else {
             baseURL = GeminiConfiguration.publicBaseURL
         }
-        if let declared = options.capabilities {
-            let unsupported = declared.subtracting(GeminiConfiguration.supportedCapabilities)
-            guard unsupported.isEmpty else {
-                throw APIError(
-                    .invalidCommand,
-                    "the gemini provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, caching, streaming, token_counting, batch")
-            }
-        }
+        try EndpointRules.checkCapabilities(options.capabilities, supported: GeminiConfiguration.supportedCapabilities, provider: GeminiProvider.name)
         let variables = options.apiKeyEnvironmentVariable.map { [$0] } ?? GeminiConfiguration.defaultKeyVariables
         let found = variables.lazy.compactMap { name in APIKey.fromEnvironment(name, in: options.environment).map { (name, $0) } }.first
         self.init(baseURL: baseURL, apiKey: found?.1, apiKeyVariable: found?.0 ?? variables[0], capabilities: options.capabilities)

@@ -56,11 +56,8 @@ public struct AnthropicConfiguration: Sendable {
         {
             return problem
         }
-        guard baseURL.path.hasSuffix("/v1") || baseURL.path.hasSuffix("/v1/") else { return nil }
-        return APIError(
-            .invalidCommand,
-            "the base URL \(DisplayURL.string(baseURL)) ends in /v1, but for anthropic it is the API's origin (e.g. https://api.anthropic.com): the adapter appends /v1/messages itself; drop the /v1",
-            provider: AnthropicProvider.name)
+        return EndpointRules.versionSuffixProblem(
+            baseURL, version: "v1", appends: "/v1/messages", example: "https://api.anthropic.com", provider: AnthropicProvider.name)
     }
 
     /// `{base}/v1/{path}`.
@@ -90,14 +87,7 @@ extension AnthropicConfiguration {
             baseURL = AnthropicConfiguration.publicBaseURL
         }
         let variable = options.apiKeyEnvironmentVariable ?? "ANTHROPIC_API_KEY"
-        if let declared = options.capabilities {
-            let unsupported = declared.subtracting(AnthropicConfiguration.supportedCapabilities)
-            guard unsupported.isEmpty else {
-                throw APIError(
-                    .invalidCommand,
-                    "the anthropic provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports generation, uploads, caching, streaming, token_counting, batch")
-            }
-        }
+        try EndpointRules.checkCapabilities(options.capabilities, supported: AnthropicConfiguration.supportedCapabilities, provider: AnthropicProvider.name)
         self.init(
             baseURL: baseURL, apiKey: APIKey.fromEnvironment(variable, in: options.environment), apiKeyVariable: variable,
             capabilities: options.capabilities)

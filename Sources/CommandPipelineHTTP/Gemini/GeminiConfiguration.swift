@@ -60,11 +60,8 @@ public struct GeminiConfiguration: Sendable {
         {
             return problem
         }
-        guard baseURL.path.hasSuffix("/v1beta") || baseURL.path.hasSuffix("/v1beta/") else { return nil }
-        return APIError(
-            .invalidCommand,
-            "the base URL \(DisplayURL.string(baseURL)) ends in /v1beta, but for gemini it is the API's origin (e.g. https://generativelanguage.googleapis.com): the adapter appends /v1beta/… itself; drop the /v1beta",
-            provider: GeminiProvider.name)
+        return EndpointRules.versionSuffixProblem(
+            baseURL, version: "v1beta", appends: "/v1beta/…", example: "https://generativelanguage.googleapis.com", provider: GeminiProvider.name)
     }
 
     /// The capabilities the Gemini adapter can offer; the public API has all of them.

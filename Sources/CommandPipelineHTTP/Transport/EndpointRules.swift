@@ -37,4 +37,25 @@ public enum EndpointRules {
         }
         return nil
     }
+
+    /// A base URL that ends in the API version the adapter appends itself (`/v1`, `/v1beta`):
+    /// the provider's base URL is its origin (`example`), so requests would go to `…/v1/v1/…`.
+    static func versionSuffixProblem(_ baseURL: URL, version: String, appends: String, example: String, provider: String) -> APIError? {
+        guard baseURL.path.hasSuffix("/" + version) || baseURL.path.hasSuffix("/" + version + "/") else { return nil }
+        return APIError(
+            .invalidCommand,
+            "the base URL \(DisplayURL.string(baseURL)) ends in /\(version), but for \(provider) it is the API's origin (e.g. \(example)): the adapter appends \(appends) itself; drop the /\(version)",
+            provider: provider)
+    }
+
+    /// Capabilities declared (`--capabilities`, `ProviderOptions.capabilities`) that the adapter cannot offer.
+    static func checkCapabilities(_ declared: Set<ProviderCapability>?, supported: Set<ProviderCapability>, provider: String) throws(APIError) {
+        guard let declared else { return }
+        let unsupported = declared.subtracting(supported)
+        guard unsupported.isEmpty else {
+            throw APIError(
+                .invalidCommand,
+                "the \(provider) provider cannot offer \(unsupported.map(\.rawValue).sorted().joined(separator: ", ")); it supports \(ProviderCapability.allCases.filter(supported.contains).map(\.rawValue).joined(separator: ", "))")
+        }
+    }
 }
