@@ -96,9 +96,9 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [C
     }
 
     @Test func theRequestRateNeverExceedsTheLimit() async throws {
-        // 50× real time: a limit of 600 requests per (clock) minute is 500 per real second, far
-        // below what the engine sustains even in a debug build on a loaded machine (at 200× a
-        // fresh clone's loaded CI run once reached only 520 of the 600), so the limit binds.
+        // 50× real time: a limit of 600 requests per (clock) minute is 500 per real second. The
+        // assertions hold on a machine of any speed (a starved run once reached only 520–587 of the
+        // 600 in a minute, so "exactly 600" was a claim about the machine, not the limiter).
         let clock = ScaledClock(speedup: 50)
         let faults = MockFaultPlan(retryable: 0.2, fatal: 0.02, seed: 3)
         let limiter = RateLimiter(requestsPerMinute: 600, clock: clock)
@@ -109,8 +109,12 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [C
         let engine = PipelineEngine(
             provider: MockProvider.make(MockConfiguration(faults: faults, clock: clock)),
             stages: [GenerateStage(calls: calls, clock: clock), TelemetryStage()], clock: clock)
+        let start = clock.now
         let results = await runMany(engine, count: 1_500, concurrency: 256)
         #expect(results.count == 1_500)
-        #expect(limiter.peakRequestsPerMinute == 600, "the limit was reached and never exceeded")
+        // Never exceeded, whatever the machine's speed; and it bound: 1,500 first attempts at 600
+        // a minute cannot all start within two clock minutes (a slow machine only takes longer).
+        #expect(limiter.peakRequestsPerMinute <= 600 && limiter.peakRequestsPerMinute > 0, "\(limiter.peakRequestsPerMinute)")
+        #expect(clock.now - start >= .seconds(120), "the limit made the run wait: \(clock.now - start)")
     }
 }
