@@ -175,7 +175,7 @@ struct TLSTransportTests {
         #expect(HTTPClient.caFileProblem(ca) == nil)
         #expect(HTTPClient.caFileProblem(dir.appendingPathComponent("not-pem.txt")) != nil)
         #expect(HTTPClient.caFileProblem(dir.appendingPathComponent("missing.pem")) != nil)
-        for (file, says) in [("not-pem.txt", "PEM"), ("missing.pem", "missing.pem"), ("", "")] {
+        for (file, says) in [("not-pem.txt", "PEM"), ("missing.pem", "missing.pem"), ("", "directory")] {
             let path = file.isEmpty ? dir.path : dir.appendingPathComponent(file).path
             let run = try runPipeline(
                 ["--provider", "openai", "--base-url", "https://127.0.0.1:9/v1", "--ca-file", path], stdin: #"{"model":"m","prompt":"hi"}"#,
