@@ -4,8 +4,8 @@ over plain http and over https (issue 22).
 Run through run.sh (which installs nginx, wrk and the peers' venv and builds `pipeline`).
 nginx serves the same canned answer on a plain port and on a TLS port whose certificate comes
 from a CA made at run time with `openssl`; every client trusts that CA its own way (pipeline:
---ca-file; URLSession: URLSessionCertificateAuthorityInfoFile; Python: SSL_CERT_FILE; wrk does
-not verify). Each round runs every client once per scheme, the order rotated from round to
+--ca-file; URLSession: the CA mounted over the system bundle in a private mount namespace, root
+only, else its https row is skipped; Python: SSL_CERT_FILE; wrk does not verify). Each round runs every client once per scheme, the order rotated from round to
 round so drift cancels; the tables give each client's median over the rounds: requests/s, CPU
 per request (user + system, the client's process only) and both as ratios against `pipeline`
 on the same scheme. It then times 256 commands at --concurrency 256 against a server that
@@ -174,19 +174,21 @@ def commands_file(workdir, n):
 def run_pipeline(base, workdir, n, concurrency, transport=None, ca=None):
     env = dict(os.environ)
     env.pop("OPENAI_API_KEY", None)
-    trust = []
+    trust, prefix = [], []
     if transport:
         env["COMMANDPIPELINE_HTTP_TRANSPORT"] = transport
         if ca:
-            # swift-corelibs-foundation's own variable for libcurl's CA bundle (URLSession reads no --ca-file).
-            env["URLSessionCertificateAuthorityInfoFile"] = str(ca)
+            # URLSession (libcurl) reads only the system's bundle and no --ca-file: the CA is
+            # mounted over that bundle in a private mount namespace (root only), never touching it.
+            bundle = "/etc/ssl/certs/ca-certificates.crt"
+            prefix = ["unshare", "-m", "/bin/bash", "-c", f'mount --bind "$0" {bundle} && exec "$@"', str(ca)]
     elif ca:
         trust = ["--ca-file", str(ca)]
     with commands_file(workdir, n).open("rb") as stdin:
         cpu = children_cpu()
         start = time.perf_counter()
         done = subprocess.run(
-            [str(PIPELINE), "--provider", "openai", "--base-url", base, "--concurrency", str(concurrency), "--quiet", "--max-attempts", "1"]
+            prefix + [str(PIPELINE), "--provider", "openai", "--base-url", base, "--concurrency", str(concurrency), "--quiet", "--max-attempts", "1"]
             + trust, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         wall = time.perf_counter() - start
         cpu = children_cpu() - cpu
@@ -341,7 +343,9 @@ def main():
         else:
             print(f"  {client}: not installed here, skipped")
     bases = {"http": (f"http://127.0.0.1:{port}/v1", None), "https": (f"https://127.0.0.1:{tls_port}/v1", ca)}
-    runs_of = [(scheme, client) for scheme in SCHEMES for client in clients]
+    can_mount = subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0 if shutil.which("unshare") else False
+    runs_of = [(scheme, client) for scheme in SCHEMES for client in clients
+               if not (scheme == "https" and client == "pipeline-urlsession" and not can_mount)]
     results = {run: [] for run in runs_of}
     try:
         print(f"nginx on 127.0.0.1:{port} (http) and :{tls_port} (https); {ROUNDS} rounds, concurrency {CONCURRENCY}, "

@@ -166,6 +166,29 @@ struct TLSTransportTests {
         #expect(ContinuousClock.now - started < .seconds(25))
     }
 
+    /// An upload over https goes through the own transport, its body read from the file as it
+    /// goes out (several pieces of 256 KiB): the server receives exactly the file's bytes.
+    @Test func anUploadStreamsItsFileOverTLS() async throws {
+        let (_, ca) = try Peers.tlsScenarios.get()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var generator = SeededRandom(seed: 22)
+        let bytes = (0..<(3 << 20) + 12_345).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let file = dir.appendingPathComponent("upload.bin")
+        try Data(bytes).write(to: file)
+        let client = HTTPClient(requestTimeout: 30, resourceTimeout: 60, caFile: ca)
+        var request = URLRequest(url: try #require(URL(string: try Self.base("good") + "/files")), timeoutInterval: 30)
+        request.httpMethod = "POST"
+        request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        let response = try await client.upload(request, fromFile: file)
+        #expect(response.status == 200)
+        let digest = try runProcess(URL(fileURLWithPath: "/usr/bin/sha256sum"), [file.path], timeout: 30).output.prefix(64)
+        let received = try Self.state().received["good"]?.last ?? ""
+        #expect(received.hasPrefix("POST /v1/files HTTP/1.1\r\n"), "\(received.prefix(300))")
+        #expect(received.contains("Content-Length: \(bytes.count)\r\n"), "\(received.prefix(300))")
+        #expect(received.hasSuffix("[\(bytes.count) body bytes, sha256 \(digest)]"), "\(received.suffix(120))")
+    }
+
     // MARK: - The CA file
 
     @Test func aCAFileIsCheckedAtStart() throws {
