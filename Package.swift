@@ -18,8 +18,11 @@ let package = Package(
     // No package dependencies: only what the toolchain ships.
     targets: [
         .target(name: "CommandPipeline"),
-        // Provider adapters over HTTP (own HTTP/1.1 for plain http, URLSession for https), so the engine core stays free of networking.
-        .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline"]),
+        // Provider adapters over HTTP (own HTTP/1.1 client, TLS through the system's OpenSSL on Linux;
+        // URLSession where there is no OpenSSL), so the engine core stays free of networking.
+        .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline", .target(name: "COpenSSL", condition: .when(platforms: [.linux]))]),
+        // The system's libssl and libcrypto (Debian: libssl-dev), for https in the own transport (Linux only).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
         .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),
         // The system's libsqlite3 (Debian: libsqlite3-dev), for the SQLite result sink only.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),

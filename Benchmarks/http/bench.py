@@ -1,14 +1,21 @@
-"""The HTTP path side by side: wrk, `pipeline` and Python peers against one local nginx.
+"""The HTTP path side by side: wrk, `pipeline` and Python peers against one local nginx,
+over plain http and over https (issue 22).
 
 Run through run.sh (which installs nginx, wrk and the peers' venv and builds `pipeline`).
-Each round runs every client once, the order rotated from round to round so drift cancels;
-the table gives each client's median over the rounds: requests/s, CPU per request (user +
-system, the client's process only) and both as ratios against `pipeline`. It then times 256
-commands at --concurrency 256 against a server that answers each request after 1 s.
+nginx serves the same canned answer on a plain port and on a TLS port whose certificate comes
+from a CA made at run time with `openssl`; every client trusts that CA its own way (pipeline:
+--ca-file; URLSession: the CA mounted over the system bundle in a private mount namespace, root
+only, else its https row is skipped; Python: SSL_CERT_FILE; wrk does not verify). Each round runs every client once per scheme, the order rotated from round to
+round so drift cancels; the tables give each client's median over the rounds: requests/s, CPU
+per request (user + system, the client's process only) and both as ratios against `pipeline`
+on the same scheme. It then times 256 commands at --concurrency 256 against a server that
+answers each request after 1 s.
 
 Environment: ROUNDS (3), CONCURRENCY (64), N_FAST (10000: wrk's duration is set to match,
-pipeline, aiohttp), N_SLOW (2000: openai, pollux, litellm), CLIENTS (comma list to run a subset),
-SLOW_RUNS (3; 0 skips the 1-second scenario).
+pipeline, aiohttp), N_SLOW (2000: openai, pollux, litellm), CLIENTS (comma list to run a subset;
+clients whose tool or module is missing are skipped with a note), SCHEMES (http,https),
+SLOW_RUNS (3; 0 skips the 1-second scenario), PYTHON (the peers' interpreter, default
+Benchmarks/http/.venv/bin/python).
 """
 
 import json
@@ -28,12 +35,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PIPELINE = Path(os.environ.get("PIPELINE", ROOT / ".build/release/pipeline"))
-PYTHON = HERE / ".venv/bin/python"
+PYTHON = Path(os.environ.get("PYTHON", HERE / ".venv/bin/python"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
 N_FAST = int(os.environ.get("N_FAST", "10000"))
 N_SLOW = int(os.environ.get("N_SLOW", "2000"))
 SLOW_RUNS = int(os.environ.get("SLOW_RUNS", "3"))
+SCHEMES = [s for s in os.environ.get("SCHEMES", "http,https").split(",") if s]
 ALL_CLIENTS = ["wrk", "pipeline", "pipeline-urlsession", "aiohttp", "openai", "pollux", "litellm"]
 CLIENTS = [c for c in os.environ.get("CLIENTS", ",".join(ALL_CLIENTS)).split(",") if c]
 LABELS = {
@@ -71,8 +79,26 @@ def wait_for_port(port, seconds=10):
     raise SystemExit(f"nothing listens on port {port} after {seconds} s")
 
 
+def make_certificate(workdir):
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
+    script = f"""
+set -e; cd '{workdir}'
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key 2>/dev/null
+openssl req -x509 -key ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server.key 2>/dev/null
+openssl req -new -key server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext 2>/dev/null
+"""
+    subprocess.run(["bash", "-c", script], check=True)
+    return workdir / "ca.pem", workdir / "server.pem", workdir / "server.key"
+
+
 def start_nginx(workdir):
+    """nginx with one worker: the canned answers on a plain port and on a TLS port. (port, tls_port, ca)."""
     port = free_port()
+    tls_port = free_port()
+    ca, certificate, key = make_certificate(workdir)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     conf = workdir / "nginx.conf"
     for d in ["logs", "tmp"]:
@@ -94,8 +120,13 @@ http {{
     scgi_temp_path {workdir}/tmp/scgi;
     keepalive_requests 1000000;
     keepalive_timeout 75s;
+    ssl_certificate {certificate};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:SSL:10m;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
         default_type application/json;
         location = /v1/chat/completions {{ return 200 '{COMPLETION}'; }}
         location = /v1/models {{ return 200 '{MODELS}'; }}
@@ -105,7 +136,8 @@ http {{
 """)
     process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for_port(port)
-    return process, port
+    wait_for_port(tls_port)
+    return process, port, tls_port, ca
 
 
 def children_cpu():
@@ -113,7 +145,7 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(port, workdir):
+def run_wrk(base, workdir):
     script = workdir / "post.lua"
     body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say ok."}]})
     script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = {json.dumps(body)}\n')
@@ -121,7 +153,7 @@ def run_wrk(port, workdir):
     seconds = max(2, round(N_FAST / 20000))
     cpu = children_cpu()
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONCURRENCY}", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}/v1/chat/completions"],
+        ["wrk", "-t1", f"-c{CONCURRENCY}", f"-d{seconds}s", "-s", str(script), f"{base}/chat/completions"],
         capture_output=True, text=True, check=True).stdout
     cpu = children_cpu() - cpu
     requests = int(next(line for line in out.splitlines() if "requests in" in line).split()[0])
@@ -139,18 +171,25 @@ def commands_file(workdir, n):
     return path
 
 
-def run_pipeline(port, workdir, n, concurrency, transport=None, base=None):
+def run_pipeline(base, workdir, n, concurrency, transport=None, ca=None):
     env = dict(os.environ)
     env.pop("OPENAI_API_KEY", None)
+    trust, prefix = [], []
     if transport:
         env["COMMANDPIPELINE_HTTP_TRANSPORT"] = transport
-    base = base or f"http://127.0.0.1:{port}/v1"
+        if ca:
+            # URLSession (libcurl) reads only the system's bundle and no --ca-file: the CA is
+            # mounted over that bundle in a private mount namespace (root only), never touching it.
+            bundle = "/etc/ssl/certs/ca-certificates.crt"
+            prefix = ["unshare", "-m", "/bin/bash", "-c", f'mount --bind "$0" {bundle} && exec "$@"', str(ca)]
+    elif ca:
+        trust = ["--ca-file", str(ca)]
     with commands_file(workdir, n).open("rb") as stdin:
         cpu = children_cpu()
         start = time.perf_counter()
         done = subprocess.run(
-            [str(PIPELINE), "--provider", "openai", "--base-url", base, "--concurrency", str(concurrency), "--quiet", "--max-attempts", "1"],
-            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            prefix + [str(PIPELINE), "--provider", "openai", "--base-url", base, "--concurrency", str(concurrency), "--quiet", "--max-attempts", "1"]
+            + trust, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         wall = time.perf_counter() - start
         cpu = children_cpu() - cpu
     ok = done.stdout.count(b'"status":"succeeded"')
@@ -159,24 +198,36 @@ def run_pipeline(port, workdir, n, concurrency, transport=None, base=None):
     return {"requests": n, "ok": ok, "rate": n / wall, "cpu_us": cpu / n * 1e6, "wall_s": wall}
 
 
-def run_peer(client, port, n):
+def run_peer(client, base, n, ca=None):
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    if ca:
+        env["SSL_CERT_FILE"] = str(ca)  # Python's ssl (aiohttp) and httpx (the openai SDK) read it
     out = subprocess.run(
-        [str(PYTHON), str(HERE / "peers.py"), client, f"http://127.0.0.1:{port}/v1", str(n), str(CONCURRENCY)],
-        capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "sk-bench", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+        [str(PYTHON), str(HERE / "peers.py"), client, base, str(n), str(CONCURRENCY)], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"{client} failed: {out.stderr[-2000:]}")
     row = json.loads(out.stdout.strip().splitlines()[-1])
     return {"requests": row["requests"], "ok": row["ok"], "rate": row["requests"] / row["wall_s"], "cpu_us": row["cpu_s"] / row["requests"] * 1e6}
 
 
-def run_client(client, port, workdir):
+def run_client(client, base, workdir, ca):
     if client == "wrk":
-        return run_wrk(port, workdir)
+        return run_wrk(base, workdir)
     if client == "pipeline":
-        return run_pipeline(port, workdir, N_FAST, CONCURRENCY)
+        return run_pipeline(base, workdir, N_FAST, CONCURRENCY, ca=ca)
     if client == "pipeline-urlsession":
-        return run_pipeline(port, workdir, N_FAST, CONCURRENCY, transport="urlsession")
-    return run_peer(client, port, N_FAST if client == "aiohttp" else N_SLOW)
+        return run_pipeline(base, workdir, N_FAST, CONCURRENCY, transport="urlsession", ca=ca)
+    return run_peer(client, base, N_FAST if client == "aiohttp" else N_SLOW, ca=ca)
+
+
+def available(client):
+    """Whether `client` can run here (its tool or Python module is installed)."""
+    if client == "wrk":
+        return shutil.which("wrk") is not None
+    if client.startswith("pipeline"):
+        return True
+    module = {"aiohttp": "aiohttp", "openai": "openai", "pollux": "pollux", "litellm": "litellm"}[client]
+    return subprocess.run([str(PYTHON), "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def slow_scenario(workdir):
@@ -241,11 +292,14 @@ def svg(rows, path, title):
             value = row[key]
             w = max(1.0, scale(value, lo, hi))
             fill = "#2a9d4b" if row["client"] == "pipeline" else colour
+            if row.get("scheme") == "https":
+                fill = "#1f6e35" if row["client"] == "pipeline" else ("#2a5a9e" if key == "rate" else "#a8612a")
             out.append(f'<rect x="{x0}" y="{y}" width="{w:.1f}" height="{bar}" fill="{fill}"/>')
             out.append(f'<text x="{x0 + w + 4:.1f}" y="{y + bar - 6}" font-size="12">{human(value)}</text>')
     for i, row in enumerate(rows):
         y = top + i * (bar + gap)
-        out.append(f'<text x="{left - 10}" y="{y + bar - 6}" text-anchor="end">{escape(LABELS.get(row["client"], row["client"]))}</text>')
+        scheme = f' ({row["scheme"]})' if "scheme" in row else ""
+        out.append(f'<text x="{left - 10}" y="{y + bar - 6}" text-anchor="end">{escape(LABELS.get(row["client"], row["client"]) + scheme)}</text>')
     out.append(f'<text x="10" y="{height - 10}" fill="#666" font-size="11">{escape(f"median of {ROUNDS} alternating rounds, concurrency {CONCURRENCY}, one local nginx (1 worker); Benchmarks/http/run.sh")}</text>')
     out.append("</svg>")
     path.write_text("\n".join(out) + "\n")
@@ -281,16 +335,28 @@ def main():
     if not PIPELINE.exists():
         raise SystemExit(f"{PIPELINE} is missing: swift build -c release")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    nginx, port = start_nginx(workdir)
-    results = {c: [] for c in CLIENTS}
+    nginx, port, tls_port, ca = start_nginx(workdir)
+    clients = []
+    for client in CLIENTS:
+        if available(client):
+            clients.append(client)
+        else:
+            print(f"  {client}: not installed here, skipped")
+    bases = {"http": (f"http://127.0.0.1:{port}/v1", None), "https": (f"https://127.0.0.1:{tls_port}/v1", ca)}
+    can_mount = subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0 if shutil.which("unshare") else False
+    runs_of = [(scheme, client) for scheme in SCHEMES for client in clients
+               if not (scheme == "https" and client == "pipeline-urlsession" and not can_mount)]
+    results = {run: [] for run in runs_of}
     try:
-        print(f"nginx on 127.0.0.1:{port}; {ROUNDS} rounds, concurrency {CONCURRENCY}, N={N_FAST} (wrk, pipeline, aiohttp) / {N_SLOW} (SDKs)")
+        print(f"nginx on 127.0.0.1:{port} (http) and :{tls_port} (https); {ROUNDS} rounds, concurrency {CONCURRENCY}, "
+              f"N={N_FAST} (wrk, pipeline, aiohttp) / {N_SLOW} (SDKs)")
         for r in range(ROUNDS):
-            order = CLIENTS[r % len(CLIENTS):] + CLIENTS[:r % len(CLIENTS)]
-            for client in order:
-                row = run_client(client, port, workdir)
-                results[client].append(row)
-                print(f"  round {r + 1} {client:20} {row['rate']:>10,.0f} req/s {row['cpu_us']:>9,.1f} µs CPU/req  ({row['ok']}/{row['requests']} ok)", flush=True)
+            order = runs_of[r % len(runs_of):] + runs_of[:r % len(runs_of)]
+            for scheme, client in order:
+                base, trust = bases[scheme]
+                row = run_client(client, base, workdir, trust)
+                results[(scheme, client)].append(row)
+                print(f"  round {r + 1} {scheme:5} {client:20} {row['rate']:>10,.0f} req/s {row['cpu_us']:>9,.1f} µs CPU/req  ({row['ok']}/{row['requests']} ok)", flush=True)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         try:
@@ -298,19 +364,20 @@ def main():
         except subprocess.TimeoutExpired:
             nginx.kill()
     rows = []
-    for client in CLIENTS:
-        runs = results[client]
-        rows.append({"client": client, "rate": statistics.median(r["rate"] for r in runs), "cpu_us": statistics.median(r["cpu_us"] for r in runs),
-                     "ok": min(r["ok"] / r["requests"] for r in runs)})
-    reference = next((r for r in rows if r["client"] == "pipeline"), None)
-    print()
-    print(f"| client | requests/s | CPU µs/request | rate ÷ pipeline | CPU ÷ pipeline |")
-    print(f"|---|---:|---:|---:|---:|")
-    for row in rows:
-        ratio = f"{row['rate'] / reference['rate']:.2f}×" if reference else "-"
-        cpu_ratio = f"{row['cpu_us'] / reference['cpu_us']:.2f}×" if reference else "-"
-        flag = "" if row["ok"] == 1 else f" (only {row['ok']:.0%} succeeded)"
-        print(f"| {LABELS.get(row['client'], row['client'])}{flag} | {row['rate']:,.0f} | {row['cpu_us']:,.1f} | {ratio} | {cpu_ratio} |")
+    for scheme, client in runs_of:
+        runs = results[(scheme, client)]
+        rows.append({"client": client, "scheme": scheme, "rate": statistics.median(r["rate"] for r in runs),
+                     "cpu_us": statistics.median(r["cpu_us"] for r in runs), "ok": min(r["ok"] / r["requests"] for r in runs)})
+    for scheme in SCHEMES:
+        reference = next((r for r in rows if r["client"] == "pipeline" and r["scheme"] == scheme), None)
+        print(f"\n{scheme}:\n")
+        print(f"| client | requests/s | CPU µs/request | rate ÷ pipeline | CPU ÷ pipeline |")
+        print(f"|---|---:|---:|---:|---:|")
+        for row in (r for r in rows if r["scheme"] == scheme):
+            ratio = f"{row['rate'] / reference['rate']:.2f}×" if reference else "-"
+            cpu_ratio = f"{row['cpu_us'] / reference['cpu_us']:.2f}×" if reference else "-"
+            flag = "" if row["ok"] == 1 else f" (only {row['ok']:.0%} succeeded)"
+            print(f"| {LABELS.get(row['client'], row['client'])}{flag} | {row['rate']:,.0f} | {row['cpu_us']:,.1f} | {ratio} | {cpu_ratio} |")
     slow = slow_scenario(workdir) if SLOW_RUNS > 0 and "pipeline" in CLIENTS else []
     if slow:
         print(f"\n256 commands × 1 s at --concurrency 256: median {statistics.median(slow):.3f} s (runs: {', '.join(f'{w:.3f}' for w in slow)}; ideal 1 s)")
@@ -319,7 +386,8 @@ def main():
     results_dir.mkdir(exist_ok=True)
     svg(rows, results_dir / "http.svg", f"HTTP path against one local nginx, {stamp}")
     (results_dir / "http.json").write_text(json.dumps({"date": stamp, "rounds": ROUNDS, "concurrency": CONCURRENCY, "rows": rows,
-                                                       "runs": results, "slow_256_at_1s": slow}, indent=1) + "\n")
+                                                       "runs": {f"{s}/{c}": v for (s, c), v in results.items()},
+                                                       "slow_256_at_1s": slow}, indent=1) + "\n")
     print(f"\nwrote {results_dir / 'http.svg'} and http.json")
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The HTTP path side by side (issue 12): wrk, `pipeline` and the Python peers (aiohttp, the
 # openai SDK, pollux-ai, LiteLLM) against one local nginx serving a canned chat completion.
-# Installs what it needs: nginx and wrk (Debian packages, as root), the peers into
-# Benchmarks/http/.venv, and a release build of `pipeline`. Then runs bench.py; see its
-# docstring for the knobs (ROUNDS, CONCURRENCY, N_FAST, N_SLOW, CLIENTS, SLOW_RUNS).
+# Plain http and https (nginx's TLS port, a certificate made at run time): two tables.
+# Installs what it needs: nginx and wrk (Debian packages, as root; without wrk its row is
+# skipped), the peers into Benchmarks/http/.venv, and a release build of `pipeline`. Then runs
+# bench.py; see its docstring for the knobs (ROUNDS, CONCURRENCY, N_FAST, N_SLOW, CLIENTS,
+# SCHEMES, SLOW_RUNS, PYTHON).
 #
 #   Benchmarks/http/run.sh                # full run: table, 256-at-1-second, Benchmarks/results/http.svg
 #   SKIP_BUILD=1 ROUNDS=1 Benchmarks/http/run.sh
@@ -14,11 +16,12 @@ root="$(cd "$here/../.." && pwd)"
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] || ! command -v wrk >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null
-    else
-        echo "run.sh: needs the Debian packages nginx and wrk: sudo apt-get install -y nginx wrk" >&2
-        exit 2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk >/dev/null || true
     fi
+fi
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    echo "run.sh: needs the Debian package nginx (and wrk for its row): sudo apt-get install -y nginx wrk" >&2
+    exit 2
 fi
 export PATH="$PATH:/usr/sbin"
 

@@ -38,6 +38,9 @@ enum Help {
                                                                                GOOGLE_API_KEY (gemini), ANTHROPIC_API_KEY (anthropic)
       --allow-insecure-http     send the key over plain http:// to a host off this machine
                                                                                default: off (loopback is always allowed)
+      --ca-file FILE            also trust the CA certificates in FILE (PEM) for https: a private gateway or a test
+                                server; certificates are always verified (system trust store, host name, TLS 1.2+)
+                                                                               default: the system's trust store alone
       --capabilities LIST       what the server has: generation,uploads,streaming,batch (openai);
                                 generation,uploads,caching,streaming,token_counting,batch (anthropic, gemini)
                                                                                default: uploads,streaming on api.openai.com, streaming elsewhere;

@@ -19,6 +19,8 @@ struct RunOptions {
     var baseURL: String?
     var apiKeyEnv: String?
     var allowInsecureHTTP = false
+    /// A PEM file of CA certificates trusted for https besides the system's store (`--ca-file`).
+    var caFile: String?
     var concurrency = RunOptions.defaultConcurrency
     var unordered = false
     /// Write each command's event stream instead of one result line (`--events`).
@@ -132,6 +134,7 @@ enum ArgumentParser {
         Spec(name: "--base-url", takesValue: true, subcommands: all),
         Spec(name: "--api-key-env", takesValue: true, subcommands: all),
         Spec(name: "--allow-insecure-http", takesValue: false, subcommands: all),
+        Spec(name: "--ca-file", takesValue: true, subcommands: all),
         Spec(name: "--concurrency", takesValue: true, subcommands: runLike),
         Spec(name: "--reorder-buffer-mb", takesValue: true, subcommands: runLike),
         Spec(name: "--unordered", takesValue: false, subcommands: runLike),
@@ -228,6 +231,9 @@ enum ArgumentParser {
         case "--base-url": options.baseURL = value
         case "--api-key-env": options.apiKeyEnv = value
         case "--allow-insecure-http": options.allowInsecureHTTP = true
+        case "--ca-file":
+            guard !value.isEmpty else { throw UsageError(message: "option '--ca-file' needs a file name (a PEM file of CA certificates)") }
+            options.caFile = value
         case "--concurrency": options.concurrency = try integer(name, value, in: FlagLimits.concurrency)
         case "--max-repairs": options.maxRepairs = try integer(name, value, in: Limits.maxRepairs)
         case "--reorder-buffer-mb": options.reorderBufferMB = try integer(name, value, in: FlagLimits.reorderBufferMB)

@@ -79,7 +79,14 @@ enum Pipeline {
         mock.batchDirectory = options.mockBatchDirectory
         let providerOptions = ProviderOptions(
             baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, capabilities: options.capabilities,
-            allowInsecureHTTP: options.allowInsecureHTTP, maxConnectionsPerHost: connections(options), mock: mock)
+            allowInsecureHTTP: options.allowInsecureHTTP, maxConnectionsPerHost: connections(options), caFile: options.caFile, mock: mock)
+        if let path = options.caFile {
+            // Checked at start, like every path a flag names: a usage error, not a failure of every https request.
+            do throws(UsageError) { _ = try PathArgument.check(path, option: "--ca-file", use: .read) } catch { return .failure(error) }
+            if let problem = HTTPClient.caFileProblem(URL(fileURLWithPath: path)) {
+                return .failure(UsageError(message: "option '--ca-file \(StandardError.oneLine(path))': \(problem)"))
+            }
+        }
         return ProviderRegistry.withHTTPProviders.make(options.provider, options: providerOptions).mapError { UsageError(message: $0.message) }
     }
 

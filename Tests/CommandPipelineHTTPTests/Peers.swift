@@ -59,6 +59,36 @@ enum Peers {
         }
     }()
 
+    /// TLS servers for the own transport's https tests (`Tests/Tools/tls_server.py`), one port
+    /// per scenario, with certificates made here with `openssl`: from a throwaway CA (`ca`, for
+    /// `--ca-file`) a good one, one for another name, an expired one; one from a second CA
+    /// nobody trusts. `control` is the plain-http URL of the server's `/state`.
+    static let tlsScenarios: Result<(control: URL, ca: URL), PeerError> = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tls-scenarios-\(UUID().uuidString)")
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            return .failure(PeerError(description: "TLS scenarios: \(error)"))
+        }
+        let script = """
+            set -e; cd '\(dir.path)'
+            key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+            key ca.key; openssl req -x509 -key ca.key -out ca.pem -days 2 -subj /CN=pipeline-tls-test-ca
+            key other-ca.key; openssl req -x509 -key other-ca.key -out other-ca.pem -days 2 -subj /CN=pipeline-untrusted-ca
+            leaf() {
+                key "$1.key"; openssl req -new -key "$1.key" -out "$1.csr" -subj /CN=pipeline-tls-test
+                printf 'subjectAltName=%s\\n' "$2" > "$1.ext"
+                openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -out "$1.pem" -days "$4" -extfile "$1.ext" 2>/dev/null
+            }
+            leaf good IP:127.0.0.1,DNS:localhost ca 2
+            leaf wronghost DNS:wrong.example ca 2
+            leaf expired IP:127.0.0.1,DNS:localhost ca -1
+            leaf unknown IP:127.0.0.1,DNS:localhost other-ca 2
+            """
+        let made = try? runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", script], timeout: 60)
+        guard made?.status == 0 else { return .failure(PeerError(description: "TLS scenarios: openssl failed: \(made?.output ?? "")")) }
+        return start("TLS scenarios", [python.path, packageRoot.appendingPathComponent("Tests/Tools/tls_server.py").path, "{port}", dir.path], path: "")
+            .map { ($0, dir.appendingPathComponent("ca.pem")) }
+    }()
+
     /// llmock (`pip install llmock`): Gemini's generateContent and streamGenerateContent under
     /// `/gemini/v1beta/…`, with faults scripted through `/_llmock/scenario`. The URL is the origin.
     static let llmock: Result<URL, PeerError> = start(

@@ -42,12 +42,16 @@ public struct ProviderOptions: Sendable {
     /// Connections an HTTP adapter may open to one host: as many as requests can be in flight
     /// (a run's commands × calls), so the client never queues what the run lets go. nil: 64.
     public var maxConnectionsPerHost: Int?
+    /// A PEM file of CA certificates an HTTP adapter trusts for `https://` besides the system's
+    /// store (`--ca-file`): a private gateway, a test server. Never a way to skip verification.
+    public var caFile: String?
     public var mock: MockConfiguration
     public init(
         baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment, capabilities: Set<ProviderCapability>? = nil,
-        allowInsecureHTTP: Bool = false, maxConnectionsPerHost: Int? = nil, mock: MockConfiguration = MockConfiguration()
+        allowInsecureHTTP: Bool = false, maxConnectionsPerHost: Int? = nil, caFile: String? = nil, mock: MockConfiguration = MockConfiguration()
     ) {
+        self.caFile = caFile
         self.maxConnectionsPerHost = maxConnectionsPerHost.map { min(max($0, 1), 65_536) }
         self.baseURL = baseURL
         self.apiKeyEnvironmentVariable = apiKeyEnvironmentVariable

@@ -24,6 +24,9 @@ public struct AnthropicConfiguration: Sendable {
     public var requestTimeout: TimeInterval
     /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
     public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+    /// A PEM file of CA certificates trusted for `https://` besides the system's store
+    /// (`--ca-file`, `ProviderOptions.caFile`): a private gateway, a test server.
+    public var caFile: URL?
     /// `max_tokens` sent when the command has none.
     public var defaultMaxTokens: Int
     /// Send the key over plain http to a host off this machine (`--allow-insecure-http`).
@@ -93,6 +96,7 @@ extension AnthropicConfiguration {
             capabilities: options.capabilities)
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
+        caFile = options.caFile.map { URL(fileURLWithPath: $0) }
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")

@@ -50,7 +50,7 @@ final class AnthropicCore: Sendable {
 
     init(configuration: AnthropicConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
+        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile)
         builder = AnthropicRequestBuilder(configuration: configuration, providerName: AnthropicProvider.name)
         errors = AnthropicErrorMapping(configuration: configuration, providerName: AnthropicProvider.name)
     }

@@ -17,6 +17,9 @@ public struct GeminiConfiguration: Sendable {
     public var requestTimeout: TimeInterval
     /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
     public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+    /// A PEM file of CA certificates trusted for `https://` besides the system's store
+    /// (`--ca-file`, `ProviderOptions.caFile`): a private gateway, a test server.
+    public var caFile: URL?
     /// After an upload, the file is polled until `ACTIVE`: first after `pollInterval`, then
     /// each wait doubled up to `maxPollInterval`, for at most `maxProcessingWait` in all.
     public var pollInterval: Duration

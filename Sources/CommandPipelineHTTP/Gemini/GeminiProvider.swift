@@ -60,7 +60,7 @@ final class GeminiCore: Sendable {
 
     init(configuration: GeminiConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
+        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile)
         builder = GeminiRequestBuilder(providerName: GeminiProvider.name)
         errors = GeminiErrorMapping(configuration: configuration, providerName: GeminiProvider.name)
     }

@@ -18,6 +18,9 @@ public struct OpenAIConfiguration: Sendable {
     public var requestTimeout: TimeInterval
     /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
     public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+    /// A PEM file of CA certificates trusted for `https://` besides the system's store
+    /// (`--ca-file`, `ProviderOptions.caFile`): a private gateway, a test server.
+    public var caFile: URL?
     /// Longest time one request may take in all, however steadily the server trickles bytes
     /// (default 10 minutes). Past it the attempt fails with a retryable `timeout`.
     public var resourceTimeout: TimeInterval

@@ -12,17 +12,19 @@ import FoundationNetworking
 /// retrying is the engine's job (one retry layer).
 ///
 /// Two paths behind one API (`Design/decisions/0007-http-transport.md`):
-/// - plain `http://` requests with the body in memory (`send`, `stream`) go through our own
-///   HTTP/1.1 keep-alive client over non-blocking sockets (`HTTP1/`), about 8× cheaper per
-///   request than `URLSession` on Linux;
-/// - `https://` and file uploads go through one `URLSession` (HTTP/2 where the server
-///   negotiates it), each request a delegate-driven task.
+/// - `http://` and, on Linux, `https://` requests (`send`, `stream`, and `upload`, whose body
+///   is read from its file as it goes out) go through our own HTTP/1.1 keep-alive client over
+///   non-blocking sockets (`HTTP1/`), TLS through the system's OpenSSL (`HTTP1/TLS.swift`):
+///   many times cheaper per request than `URLSession` on Linux;
+/// - `https://` where there is no OpenSSL (Darwin) goes through one `URLSession`, each request
+///   a delegate-driven task.
 ///
 /// The same rules hold on every path: a 3xx comes back as the response, for the caller to
 /// report; body bytes count against the cap; a request ends at its deadline; at most
-/// `maxConnectionsPerHost` connections per host, further requests wait their turn.
-/// `COMMANDPIPELINE_HTTP_TRANSPORT=urlsession` in the environment sends plain http through
-/// `URLSession` too (for comparison and as an escape hatch).
+/// `maxConnectionsPerHost` connections per host, further requests wait their turn; a server's
+/// certificate is always verified (`caFile` adds a CA to trust, nothing turns it off).
+/// `COMMANDPIPELINE_HTTP_TRANSPORT=urlsession` in the environment sends every request through
+/// `URLSession` (for comparison and as an escape hatch; it does not read `caFile`).
 public final class HTTPClient: Sendable {
     /// A complete response.
     public struct Response: Sendable {
@@ -53,6 +55,8 @@ public final class HTTPClient: Sendable {
         /// request asks for none (`Accept-Encoding: identity`): refused before its body is used,
         /// since a few megabytes of gzip can inflate to gigabytes (URLSession inflates on its own).
         case encodedBody(encoding: String)
+        /// The TLS handshake did not succeed: nothing of the request was sent.
+        case tls(TLSFailure)
 
         public var description: String {
             switch self {
@@ -63,6 +67,48 @@ public final class HTTPClient: Sendable {
             case .bodyTooLarge(let limit, nil): "the response body passed the \(limit)-byte limit"
             case .invalidHeader(let name): "the request header \(name) has a line break or a forbidden character; nothing was sent"
             case .encodedBody(let encoding): "the response is compressed (Content-Encoding: \(encoding)) although none was asked for"
+            case .tls(let failure): failure.description
+            }
+        }
+    }
+
+    /// Why a TLS connection was not made (the own transport's `https://`). Nothing of the
+    /// request — no header, no key — is sent before the handshake and its checks succeed.
+    public struct TLSFailure: Error, Sendable, CustomStringConvertible {
+        public enum Stage: Sendable {
+            /// The certificate was refused: unknown CA, expired, another host's name.
+            case verification
+            /// The handshake failed: no common protocol version (TLS 1.2 is the minimum), a
+            /// server that does not speak TLS, a connection closed during the handshake.
+            case handshake
+            /// The server did not finish the handshake in time.
+            case timeout
+            /// No TLS context: the CA file (`caFile`, `--ca-file`) or the system's store could not be read.
+            case setup
+        }
+
+        /// The URL's host, as the certificate must name it ("" for `setup`).
+        public var host: String
+        public var stage: Stage
+        /// OpenSSL's reason ("certificate has expired", "unsupported protocol").
+        public var reason: String
+        /// Whether trying again may succeed: a connection that broke or stalled during the
+        /// handshake may; a refused certificate, protocol or CA file never does.
+        public var retryable: Bool
+
+        public init(host: String, stage: Stage, reason: String, retryable: Bool) {
+            self.host = host
+            self.stage = stage
+            self.reason = reason
+            self.retryable = retryable
+        }
+
+        public var description: String {
+            switch stage {
+            case .verification: "the TLS certificate of \(host) was refused: \(reason)"
+            case .handshake: "the TLS handshake with \(host) failed: \(reason)"
+            case .timeout: "the TLS handshake with \(host) did not finish: \(reason)"
+            case .setup: "TLS could not be set up: \(reason)"
             }
         }
     }
@@ -85,10 +131,17 @@ public final class HTTPClient: Sendable {
     /// Connections to one host when nobody says how many requests will be in flight.
     public static let defaultMaxConnectionsPerHost = 64
 
+    /// A PEM file of CA certificates trusted for `https://` besides the system's store (a
+    /// private gateway, a test server); nil: the system's store alone.
+    public let caFile: URL?
+
+    /// `caFile` is read when the first `https://` request is made; `caFileProblem` checks it
+    /// beforehand (the CLI does, at start).
     public init(
         requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20,
-        maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+        maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost, caFile: URL? = nil
     ) {
+        self.caFile = caFile
         self.requestTimeout = requestTimeout
         self.resourceTimeout = resourceTimeout
         self.maxResponseBytes = max(0, maxResponseBytes)
@@ -109,7 +162,14 @@ public final class HTTPClient: Sendable {
             choice == "urlsession"
             ? nil
             : HTTP1Transport(
-                maxConnectionsPerOrigin: maxConnectionsPerHost, maxResponseBytes: self.maxResponseBytes, resourceTimeout: resourceTimeout)
+                maxConnectionsPerOrigin: maxConnectionsPerHost, maxResponseBytes: self.maxResponseBytes, resourceTimeout: resourceTimeout,
+                caFile: caFile?.path)
+    }
+
+    /// Why `file` cannot serve as `caFile` (unreadable, not PEM certificates; or no own TLS on
+    /// this platform), or nil when it can.
+    public static func caFileProblem(_ file: URL) -> String? {
+        TLSContext.problem(caFile: file.path)
     }
 
     deinit {
@@ -122,9 +182,12 @@ public final class HTTPClient: Sendable {
         return try await collect(start(session.dataTask(with: request)))
     }
 
-    /// Sends a request whose body is read from `file` as it goes out (never whole in memory).
+    /// Sends a request whose body is read from `file` as it goes out (never whole in memory),
+    /// with `Content-Length` the file's size.
     public func upload(_ request: URLRequest, fromFile file: URL) async throws -> Response {
-        try await collect(start(session.uploadTask(with: Self.uncompressed(request), fromFile: file)))
+        let request = Self.uncompressed(request)
+        if let http1, HTTP1Transport.handles(request) { return try await http1.upload(request, fromFile: file) }
+        return try await collect(start(session.uploadTask(with: request, fromFile: file)))
     }
 
     /// Starts a request and returns as soon as the response head arrives; the body streams.

@@ -75,6 +75,8 @@ struct TransportErrors: Sendable {
                     .providerError,
                     "the answer from \(endpoint) is compressed (Content-Encoding: \(text.preview(encoding, limit: 40))) although the request asked for none (Accept-Encoding: identity); compressed answers are refused, since their size once inflated cannot be bounded in advance: check --base-url points at the API, not at a proxy that compresses",
                     provider: providerName, retryable: false, code: "response_compressed", underlying: failure)
+            case .tls(let tls):
+                return Self.error(tls: tls, endpoint: endpoint, base: base, provider: providerName, text: text)
             case .invalidHeader:
                 return APIError(
                     .invalidCommand, "request to \(endpoint) not sent: \(failure.description) (check the API key's variable for stray line breaks)",
@@ -108,6 +110,27 @@ struct TransportErrors: Sendable {
                 .providerError, "request to \(endpoint) failed (URLError \(urlError.code.rawValue): \(text.preview(urlError.localizedDescription, limit: 200)))",
                 provider: providerName, retryable: true, underlying: urlError)
         }
+    }
+
+    /// A TLS failure: `tls_failed`, naming the host and the reason; nothing was sent. A refused
+    /// certificate or protocol is not retried (it will be refused again); a handshake cut or
+    /// stalled may be. No hint ever suggests turning verification off: there is no such switch.
+    static func error(tls: HTTPClient.TLSFailure, endpoint: String, base: String, provider: String, text: ServerText) -> APIError {
+        let host = text.preview(tls.host, limit: 200)
+        let reason = text.preview(tls.reason, limit: 200)
+        let message: String
+        switch tls.stage {
+        case .verification:
+            message = "TLS: the certificate of \(host) was refused (\(reason)); nothing was sent to \(base). Check that --base-url names the server as its certificate does; a server with a private CA is trusted with --ca-file FILE (its CA certificate, PEM)"
+        case .handshake:
+            message = "TLS: the handshake with \(host) failed (\(reason)); nothing was sent to \(base). The server must speak TLS 1.2 or later; check --base-url (https:// to a plain-http port fails this way)"
+        case .timeout:
+            message = "TLS: the handshake with \(host) did not finish (\(reason)); nothing was sent to \(base)"
+        case .setup:
+            message = "TLS could not be set up for \(base): \(reason); nothing was sent (check --ca-file)"
+        }
+        return APIError(
+            tls.stage == .timeout ? .timeout : .providerError, message, provider: provider, retryable: tls.retryable, code: "tls_failed", underlying: HTTPClient.Failure.tls(tls))
     }
 
     /// "1.5 s", "600 s".

@@ -52,7 +52,7 @@ struct BatchInvocation {
       --mock-batch-delay-ms N    mock: how long a job runs (default 0)
       --mock-fail-model NAME, --mock-faults SPEC, --mock-capabilities LIST   mock, as for run
       --quiet                    no progress on stderr
-    Endpoint options (every action): --base-url URL, --api-key-env VAR, --allow-insecure-http.
+    Endpoint options (every action): --base-url URL, --api-key-env VAR, --allow-insecure-http, --ca-file FILE.
     The job file records them, but never decides where the key goes: status, collect, cancel
     and a re-run of submit must be given the same --base-url and --api-key-env as the submit
     that made it (none, when it used the provider's defaults), and --allow-insecure-http again
@@ -85,7 +85,7 @@ struct BatchInvocation {
             "--mock-batch-delay-ms", "--mock-fail-model", "--mock-faults", "--mock-capabilities",
         ]
         // Where the key goes: given by the operator on every action, never by the job file alone.
-        let endpoint: Set<String> = ["--base-url", "--api-key-env", "--allow-insecure-http"]
+        let endpoint: Set<String> = ["--base-url", "--api-key-env", "--allow-insecure-http", "--ca-file"]
         let waiting: Set<String> = ["--wait", "--poll-seconds", "--timeout"]
         let collectOnly: Set<String> = ["--models"]
         let flags: Set<String> = ["--allow-insecure-http", "--wait", "--quiet"]
@@ -173,6 +173,7 @@ extension RunOptions {
         case "--base-url": baseURL = other.baseURL
         case "--api-key-env": apiKeyEnv = other.apiKeyEnv
         case "--allow-insecure-http": allowInsecureHTTP = true
+        case "--ca-file": caFile = other.caFile
         case "--capabilities": capabilities = other.capabilities
         case "--mock-fail-model": mockFailModels += other.mockFailModels
         case "--mock-faults": mockFaults = other.mockFaults

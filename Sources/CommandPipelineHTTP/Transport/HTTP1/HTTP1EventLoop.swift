@@ -26,6 +26,10 @@ final class HTTP1Exchange: @unchecked Sendable {
     let deadline: UInt64
     let resourceSeconds: TimeInterval
     let maxBodyBytes: Int
+    /// Set for `https://`: the connection speaks TLS to this endpoint.
+    let tls: TLSEndpoint?
+    /// An upload's body, sent from its file after `request` (the head).
+    let fileBody: HTTP1FileBody?
     /// Set from any thread when the awaiting task is cancelled; the loop checks it on arrival.
     let cancelled = Atomic<Bool>(false)
     var sink: Sink?
@@ -43,8 +47,10 @@ final class HTTP1Exchange: @unchecked Sendable {
 
     init(
         origin: String, addresses: [SocketAddress], request: [UInt8], isHead: Bool, idleTimeout: TimeInterval, resourceTimeout: TimeInterval,
-        maxBodyBytes: Int
+        maxBodyBytes: Int, tls: TLSEndpoint? = nil, fileBody: HTTP1FileBody? = nil
     ) {
+        self.tls = tls
+        self.fileBody = fileBody
         self.origin = origin
         self.addresses = addresses
         self.request = request
@@ -60,14 +66,25 @@ final class HTTP1Exchange: @unchecked Sendable {
 
 /// A connection to one origin (the loop's thread only).
 final class HTTP1Connection {
-    enum State { case connecting, active, idle, closed }
+    /// `handshaking`: connected, TLS not yet established (nothing of the request is written).
+    enum State { case connecting, handshaking, active, idle, closed }
     var fd: Int32
+    /// The TLS session of an `https://` connection, made once the socket is connected.
+    var tls: TLSSession?
     let origin: String
     var state: State
     var exchange: HTTP1Exchange?
     var addressIndex = 0
     var out: [UInt8] = []
     var written = 0
+    /// The exchange's file body and how far it has been read into `out`.
+    var fileBody: HTTP1FileBody?
+    var fileOffset = 0
+    /// Whether any byte of the current request left (else it may go out again on a fresh connection).
+    var sentAny = false
+
+    /// Request bytes still to go: in `out`, or in the file body.
+    var requestPending: Bool { written < out.count || fileOffset < (fileBody?.size ?? 0) }
     var parser = HTTP1ResponseParser(maxBodyBytes: 0)
     /// Responses completed on this connection (a reused connection's first write may meet a close).
     var served = 0
@@ -167,6 +184,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
     // MARK: The loop
 
     private func run() {
+        Self.blockSIGPIPE()
         var fds: [pollfd] = []
         var polled: [HTTP1Connection] = []
         while running {
@@ -193,7 +211,9 @@ final class HTTP1EventLoop: @unchecked Sendable {
             fds.append(pollfd(fd: wakeRead, events: Sockets.pollIn, revents: 0))
             for connection in connections where connection.state != .closed {
                 var events = Sockets.pollIn
-                if connection.state == .connecting || connection.written < connection.out.count { events |= Sockets.pollOut }
+                if connection.state == .connecting || connection.requestPending || connection.tls?.wantsWrite == true {
+                    events |= Sockets.pollOut
+                }
                 fds.append(pollfd(fd: connection.fd, events: events, revents: 0))
                 polled.append(connection)
             }
@@ -217,6 +237,16 @@ final class HTTP1EventLoop: @unchecked Sendable {
         }
         pools.removeAll()
         connections.removeAll()
+    }
+
+    /// OpenSSL writes to its socket with `write(2)`, which raises `SIGPIPE` on a connection the
+    /// peer closed (`MSG_NOSIGNAL` is only for our own `send`). Blocked on this thread, the
+    /// signal stays pending here and the write fails with `EPIPE` instead of ending the process.
+    private static func blockSIGPIPE() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
     private func drainWakePipe() {
@@ -243,7 +273,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
     }
 
     private func hasWork() -> Bool {
-        connections.contains { $0.state == .active || $0.state == .connecting }
+        connections.contains { $0.state == .active || $0.state == .connecting || $0.state == .handshaking }
             || pools.values.contains { pool in pool.waiting[pool.waitingHead...].contains { !$0.finished } }
     }
 
@@ -260,7 +290,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
         while let connection = pool.idle.popLast() {
             // A server may close an idle connection at any time; a close already here is seen
             // now, before anything is sent, and the request takes another connection.
-            guard Sockets.isOpenAndQuiet(connection.fd) else {
+            guard isOpenAndQuiet(connection) else {
                 close(connection)
                 continue
             }
@@ -287,7 +317,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
             connections.append(connection)
             connection.exchange = exchange
             exchange.connection = connection
-            if !inProgress { start(exchange, on: connection) }
+            if !inProgress { connected(connection, exchange) }
         } catch {
             if Self.isOutOfDescriptors(error.code) && pool.open > 0 {
                 // No descriptor for a socket now: wait for one of this origin's connections to
@@ -311,6 +341,56 @@ final class HTTP1EventLoop: @unchecked Sendable {
         }
     }
 
+    /// The socket is connected: the request goes out now, or, for `https://`, once TLS is up.
+    private func connected(_ connection: HTTP1Connection, _ exchange: HTTP1Exchange) {
+        guard let endpoint = exchange.tls else { return start(exchange, on: connection) }
+        guard let session = endpoint.context.session(fd: connection.fd, host: endpoint.host) else {
+            close(connection)
+            exchange.connection = nil
+            return fail(
+                exchange,
+                HTTPClient.Failure.tls(.init(host: endpoint.host, stage: .setup, reason: "OpenSSL could not make a session (out of memory?)", retryable: true)))
+        }
+        connection.tls = session
+        connection.state = .handshaking
+        handshake(connection)
+    }
+
+    /// Takes the TLS handshake on; on success the request goes out on the connection.
+    private func handshake(_ connection: HTTP1Connection) {
+        guard let exchange = connection.exchange, let session = connection.tls else { return close(connection) }
+        switch session.handshake() {
+        case .done:
+            start(exchange, on: connection)
+        case .waiting:
+            return
+        case .failed(let failure):
+            close(connection)
+            exchange.connection = nil
+            fail(exchange, HTTPClient.Failure.tls(failure))
+        }
+    }
+
+    /// Whether a kept-alive connection can carry another request: the peer has neither closed
+    /// it nor sent bytes nobody asked for (TLS records the server sends on its own, such as
+    /// session tickets, are read and dropped).
+    private func isOpenAndQuiet(_ connection: HTTP1Connection) -> Bool {
+        guard let session = connection.tls else { return Sockets.isOpenAndQuiet(connection.fd) }
+        return session.isOpenAndQuiet(scratch: readBuffer)
+    }
+
+    /// Bytes written, 0 when the socket would block, or -errno.
+    private func writeSome(_ connection: HTTP1Connection, _ bytes: UnsafeRawBufferPointer) -> Int {
+        if let session = connection.tls { return session.write(bytes) }
+        return Sockets.send(connection.fd, bytes)
+    }
+
+    /// Bytes read (0 at end of stream), nil when the socket would block, or -errno.
+    private func readSome(_ connection: HTTP1Connection) -> Int? {
+        if let session = connection.tls { return session.read(into: readBuffer) }
+        return Sockets.receive(connection.fd, into: readBuffer)
+    }
+
     private func start(_ exchange: HTTP1Exchange, on connection: HTTP1Connection) {
         connection.state = .active
         connection.exchange = exchange
@@ -318,18 +398,36 @@ final class HTTP1EventLoop: @unchecked Sendable {
         exchange.lastActivity = Self.now()
         connection.out = exchange.request
         connection.written = 0
+        connection.fileBody = exchange.fileBody
+        connection.fileOffset = 0
+        connection.sentAny = false
         connection.parser = HTTP1ResponseParser(maxBodyBytes: exchange.maxBodyBytes, requestIsHead: exchange.isHead)
         flush(connection)
     }
 
-    /// Writes what the socket takes now.
+    /// Writes what the socket takes now; a file body is read a piece at a time as the socket
+    /// takes the previous one.
     private func flush(_ connection: HTTP1Connection) {
-        while connection.written < connection.out.count {
+        while connection.requestPending {
+            if connection.written == connection.out.count, let file = connection.fileBody {
+                let piece = file.piece(at: connection.fileOffset)
+                guard !piece.isEmpty else {
+                    // The file ended before its size at opening (or cannot be read): the request
+                    // cannot be completed as announced.
+                    guard let exchange = connection.exchange else { return close(connection) }
+                    close(connection)
+                    return fail(exchange, URLError(.cannotOpenFile, userInfo: [NSLocalizedDescriptionKey: "the upload's file changed or could not be read while it was sent"]))
+                }
+                connection.fileOffset += piece.count
+                connection.out = piece
+                connection.written = 0
+            }
             let n = connection.out.withUnsafeBytes { raw in
-                Sockets.send(connection.fd, UnsafeRawBufferPointer(rebasing: raw[connection.written...]))
+                writeSome(connection, UnsafeRawBufferPointer(rebasing: raw[connection.written...]))
             }
             if n > 0 {
                 connection.written += n
+                connection.sentAny = true
                 connection.exchange?.lastActivity = Self.now()
             } else if n == 0 {
                 return
@@ -357,16 +455,25 @@ final class HTTP1EventLoop: @unchecked Sendable {
                 return
             }
             guard let exchange = connection.exchange else { return close(connection) }
-            start(exchange, on: connection)
+            connected(connection, exchange)
+        case .handshaking:
+            // The server answered (or the socket took bytes): that is activity, for the idle timeout.
+            connection.exchange?.lastActivity = Self.now()
+            handshake(connection)
         case .idle:
             // The server closed it (or sent what nobody asked for): it will carry nothing more.
-            close(connection)
+            // (A TLS connection may have received a session ticket: read, dropped, still usable.)
+            if !isOpenAndQuiet(connection) { close(connection) }
         case .active:
-            if revents & Sockets.pollOut != 0 || (revents & Sockets.pollBroken != 0 && connection.written < connection.out.count) {
+            if revents & Sockets.pollOut != 0 || (revents & Sockets.pollBroken != 0 && connection.requestPending) {
                 flush(connection)
                 guard connection.state == .active else { return }
             }
-            if revents & (Sockets.pollIn | Sockets.pollBroken) != 0 { receive(connection) }
+            // TLS may need the socket writable to go on reading (a key update): it is, now.
+            let tlsReadWaitsForWrite = connection.tls?.wantsWrite == true && !connection.requestPending
+            if revents & (Sockets.pollIn | Sockets.pollBroken) != 0 || (tlsReadWaitsForWrite && revents & Sockets.pollOut != 0) {
+                receive(connection)
+            }
         case .closed:
             return
         }
@@ -374,7 +481,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
 
     private func receive(_ connection: HTTP1Connection) {
         while connection.state == .active, let exchange = connection.exchange {
-            guard let n = Sockets.receive(connection.fd, into: readBuffer) else { return }
+            guard let n = readSome(connection) else { return }
             if n <= 0 {
                 broken(connection, error: n == 0 ? 0 : Int32(-n), whileWriting: false)
                 return
@@ -402,7 +509,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
                 complete(connection, exchange)
                 return
             }
-            if n < readBuffer.count { return }
+            // A short read emptied the socket, unless TLS holds bytes `poll` cannot see.
+            if n < readBuffer.count && connection.tls?.hasPending != true { return }
         }
     }
 
@@ -443,12 +551,16 @@ final class HTTP1EventLoop: @unchecked Sendable {
         exchange.connection = nil
         connection.served += 1
         let pool = pool(connection.origin)
-        guard connection.parser.keepAlive, connection.written == connection.out.count else {
+        // A server may answer before the whole request went out (a 413 to an upload): then the
+        // connection is out of step and is closed.
+        guard connection.parser.keepAlive, !connection.requestPending else {
             close(connection)
             return
         }
         connection.out = []
         connection.written = 0
+        connection.fileBody = nil
+        connection.fileOffset = 0
         if let next = nextWaiting(pool) {
             start(next, on: connection)
         } else if draining {
@@ -472,7 +584,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
             } catch {}
         }
         let reused = connection.served > 0
-        let nothingSent = connection.written == 0
+        let nothingSent = !connection.sentAny
         close(connection)
         exchange.connection = nil
         if reused && nothingSent && !connection.parser.sawHead {
@@ -502,6 +614,17 @@ final class HTTP1EventLoop: @unchecked Sendable {
         }
     }
 
+    /// A deadline passed during a TLS handshake: said as such (nothing was sent).
+    private static func handshakeTimeout(_ exchange: HTTP1Exchange, _ error: any Error) -> any Error {
+        let reason =
+            if case HTTPClient.Failure.deadlineExceeded(let seconds)? = error as? HTTPClient.Failure {
+                "the server did not complete it within the request's deadline of \(seconds) s"
+            } else {
+                "the server stalled for \(Double(exchange.idleTimeout) / 1e9) s (request timeout) in the middle of it"
+            }
+        return HTTPClient.Failure.tls(.init(host: exchange.tls?.host ?? "", stage: .timeout, reason: reason, retryable: true))
+    }
+
     private func nextWaiting(_ pool: Pool) -> HTTP1Exchange? {
         while pool.waitingHead < pool.waiting.count {
             let exchange = pool.waiting[pool.waitingHead]
@@ -525,6 +648,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
             if let index = pool.idle.firstIndex(where: { $0 === connection }) { pool.idle.remove(at: index) }
         }
         connection.state = .closed
+        // The TLS session goes before its socket (it never writes on close: no close_notify is owed to a server we leave).
+        connection.tls = nil
         Sockets.close(connection.fd)
         connection.fd = -1
         let pool = pool(connection.origin)
@@ -577,11 +702,12 @@ final class HTTP1EventLoop: @unchecked Sendable {
         }
         for connection in connections {
             switch connection.state {
-            case .active, .connecting:
+            case .active, .connecting, .handshaking:
                 guard let exchange = connection.exchange else { continue }
                 if let error = check(exchange) {
+                    let handshaking = connection.state == .handshaking
                     close(connection)
-                    fail(exchange, error)
+                    fail(exchange, handshaking ? Self.handshakeTimeout(exchange, error) : error)
                 }
             case .idle:
                 let end = connection.idleSince &+ Self.idleConnectionLifetime

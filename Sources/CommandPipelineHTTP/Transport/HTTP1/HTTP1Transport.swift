@@ -5,38 +5,67 @@ import Synchronization
 import FoundationNetworking
 #endif
 
-/// `HTTPClient`'s path for plain `http://`: HTTP/1.1 with keep-alive over non-blocking
-/// sockets, one I/O thread (`HTTP1EventLoop`) started on first use. Same rules as the
+/// `HTTPClient`'s path for `http://` and (where OpenSSL is, `TLSContext.isAvailable`)
+/// `https://`: HTTP/1.1 with keep-alive over non-blocking sockets, TLS through OpenSSL on the
+/// same sockets, one I/O thread (`HTTP1EventLoop`) started on first use. Same rules as the
 /// `URLSession` path: redirects are returned, never followed; idle timeout and overall
-/// deadline; body cap; cancelling the awaiting task (or the body's consumer) closes the
-/// connection. See `Design/decisions/0007-http-transport.md`.
+/// deadline (handshakes included); body cap; cancelling the awaiting task (or the body's
+/// consumer) closes the connection. See `Design/decisions/0007-http-transport.md`.
 final class HTTP1Transport: Sendable {
     let maxConnectionsPerOrigin: Int
     let maxResponseBytes: Int
     let resourceTimeout: TimeInterval
+    /// A PEM file of CAs trusted besides the system's store.
+    let caFile: String?
     private let loop = Mutex<HTTP1EventLoop?>(nil)
+    /// The TLS context, made for the first `https://` request (or why it cannot be).
+    private let tls = Mutex<Result<TLSContext, HTTPClient.TLSFailure>?>(nil)
     private let addresses = Mutex<[String: (addresses: [SocketAddress], expires: UInt64)]>([:])
     /// Names are looked up again after this long (a load balancer's DNS may move).
     static let addressLifetime: UInt64 = 30_000_000_000
 
-    init(maxConnectionsPerOrigin: Int, maxResponseBytes: Int, resourceTimeout: TimeInterval) {
+    init(maxConnectionsPerOrigin: Int, maxResponseBytes: Int, resourceTimeout: TimeInterval, caFile: String? = nil) {
         self.maxConnectionsPerOrigin = max(1, maxConnectionsPerOrigin)
         self.maxResponseBytes = maxResponseBytes
         self.resourceTimeout = resourceTimeout
+        self.caFile = caFile
     }
 
     deinit {
         loop.withLock { $0?.shutdown() }
     }
 
-    /// Whether this path takes `request`: plain http with a host, a body in memory (or none).
+    /// Whether this path takes `request`: http (or https, where there is OpenSSL) with a host,
+    /// a body in memory (or none).
     static func handles(_ request: URLRequest) -> Bool {
-        guard let url = request.url, url.scheme?.lowercased() == "http", let host = url.host, !host.isEmpty else { return false }
+        guard let url = request.url, let scheme = url.scheme?.lowercased(), scheme == "http" || (scheme == "https" && TLSContext.isAvailable),
+            let host = url.host, !host.isEmpty
+        else { return false }
         return request.httpBodyStream == nil
     }
 
+    /// The port a scheme means when the URL names none.
+    static func defaultPort(_ scheme: String) -> Int { scheme == "https" ? 443 : 80 }
+
     func send(_ request: URLRequest) async throws -> HTTPClient.Response {
         let exchange = try await prepare(request)
+        guard let loop = eventLoop() else { throw URLError(.resourceUnavailable) }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPClient.Response, any Error>) in
+                exchange.sink = .collect(continuation)
+                loop.submit(exchange)
+            }
+        } onCancel: {
+            loop.cancel(exchange)
+        }
+    }
+
+    /// `request` with its body read from `file` as it goes out (`Content-Length`: the file's
+    /// size when opened). Same deadlines, cap and cancellation as `send`.
+    func upload(_ request: URLRequest, fromFile file: URL) async throws -> HTTPClient.Response {
+        var request = request
+        request.httpBody = nil
+        let exchange = try await prepare(request, fileBody: try HTTP1FileBody(file))
         guard let loop = eventLoop() else { throw URLError(.resourceUnavailable) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPClient.Response, any Error>) in
@@ -76,18 +105,40 @@ final class HTTP1Transport: Sendable {
         }
     }
 
-    private func prepare(_ request: URLRequest) async throws -> HTTP1Exchange {
+    private func prepare(_ request: URLRequest, fileBody: HTTP1FileBody? = nil) async throws -> HTTP1Exchange {
         try Task.checkCancellation()
-        guard let url = request.url, let host = url.host else { throw URLError(.badURL) }
-        let port = url.port ?? 80
+        guard let url = request.url, let host = url.host, let scheme = url.scheme?.lowercased() else { throw URLError(.badURL) }
+        let defaultPort = Self.defaultPort(scheme)
+        let port = url.port ?? defaultPort
         guard (1...65_535).contains(port) else { throw URLError(.badURL) }
-        let origin = "\(host.lowercased()):\(port)"
-        let bytes = try Self.serialize(request, url: url, host: host, port: port)
-        let resolved = try await resolve(host: host, port: port, origin: origin)
+        // The scheme is part of the pool's key: an http and an https connection to one host:port never mix.
+        let origin = "\(scheme)://\(host.lowercased()):\(port)"
+        let bytes = try Self.serialize(request, url: url, host: host, port: port, defaultPort: defaultPort, bodyLength: fileBody?.size)
+        let endpoint = scheme == "https" ? TLSEndpoint(context: try tlsContext(), host: Self.bare(host)) : nil
+        let resolved = try await resolve(host: host, port: port, key: "\(host.lowercased()):\(port)")
         let idle = request.timeoutInterval > 0 ? request.timeoutInterval : 60
         return HTTP1Exchange(
             origin: origin, addresses: resolved, request: bytes, isHead: bytes.starts(with: Array("HEAD ".utf8)), idleTimeout: idle,
-            resourceTimeout: resourceTimeout, maxBodyBytes: maxResponseBytes)
+            resourceTimeout: resourceTimeout, maxBodyBytes: maxResponseBytes, tls: endpoint, fileBody: fileBody)
+    }
+
+    /// The client's TLS context, made once; a CA file that cannot be read fails every https request.
+    private func tlsContext() throws(HTTPClient.Failure) -> TLSContext {
+        let made = tls.withLock { made in
+            if let made { return made }
+            let context = TLSContext.make(caFile: caFile)
+            made = context
+            return context
+        }
+        switch made {
+        case .success(let context): return context
+        case .failure(let failure): throw .tls(failure)
+        }
+    }
+
+    /// A host without the brackets of an IPv6 literal.
+    static func bare(_ host: String) -> String {
+        host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
     }
 
     /// Sets the addresses a host:port resolves to (for tests: a name with several addresses).
@@ -95,15 +146,16 @@ final class HTTP1Transport: Sendable {
         addresses.withLock { $0["\(host.lowercased()):\(port)"] = (found, HTTP1EventLoop.now() &+ Self.addressLifetime) }
     }
 
-    private func resolve(host: String, port: Int, origin: String) async throws -> [SocketAddress] {
+    /// The addresses of `host`:`port` (`key`), looked up again after `addressLifetime`.
+    private func resolve(host: String, port: Int, key: String) async throws -> [SocketAddress] {
         let now = HTTP1EventLoop.now()
-        if let cached = addresses.withLock({ $0[origin] }), cached.expires > now { return cached.addresses }
+        if let cached = addresses.withLock({ $0[key] }), cached.expires > now { return cached.addresses }
         // An IP literal needs no lookup; a name is looked up off the cooperative pool (getaddrinfo blocks).
         let found = await withCheckedContinuation { (continuation: CheckedContinuation<[SocketAddress], Never>) in
             DispatchQueue.global().async { continuation.resume(returning: Sockets.resolve(host: host, port: port)) }
         }
         guard !found.isEmpty else { throw URLError(.cannotFindHost) }
-        addresses.withLock { $0[origin] = (found, now &+ Self.addressLifetime) }
+        addresses.withLock { $0[key] = (found, now &+ Self.addressLifetime) }
         return found
     }
 
@@ -120,20 +172,23 @@ final class HTTP1Transport: Sendable {
 
     /// The request as bytes on the wire. Header names must be tokens and values free of CR,
     /// LF and NUL: a key with a line break in its variable would otherwise inject headers.
-    static func serialize(_ request: URLRequest, url: URL, host: String, port: Int) throws -> [UInt8] {
+    /// `bodyLength`: the length of a body that follows from a file (an upload), not in `request`.
+    static func serialize(_ request: URLRequest, url: URL, host: String, port: Int, defaultPort: Int = 80, bodyLength: Int? = nil) throws -> [UInt8] {
         try serialize(
             method: request.httpMethod ?? "GET", url: url, host: host, port: port, headers: (request.allHTTPHeaderFields ?? [:]).map { ($0.key, $0.value) },
-            body: request.httpBody)
+            body: request.httpBody, defaultPort: defaultPort, bodyLength: bodyLength)
     }
 
-    static func serialize(method: String, url: URL, host: String, port: Int, headers: [(String, String)], body: Data?) throws -> [UInt8] {
+    static func serialize(
+        method: String, url: URL, host: String, port: Int, headers: [(String, String)], body: Data?, defaultPort: Int = 80, bodyLength: Int? = nil
+    ) throws -> [UInt8] {
         guard !method.isEmpty, method.utf8.allSatisfy(HTTP1ResponseParser.isTokenByte) else { throw URLError(.badURL) }
         let target = requestTarget(url.absoluteString)
         guard target.utf8.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw URLError(.badURL) }
         let hostField = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512 + (body?.count ?? 0))
-        bytes.append(contentsOf: "\(method) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == 80 ? "" : ":\(port)")\r\n".utf8)
+        bytes.append(contentsOf: "\(method) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == defaultPort ? "" : ":\(port)")\r\n".utf8)
         var sawAccept = false
         var sawAgent = false
         for (name, value) in headers {
@@ -155,7 +210,9 @@ final class HTTP1Transport: Sendable {
         }
         if !sawAccept { bytes.append(contentsOf: "Accept: */*\r\n".utf8) }
         if !sawAgent { bytes.append(contentsOf: "User-Agent: CommandPipeline\r\n".utf8) }
-        if let body {
+        if let bodyLength {
+            bytes.append(contentsOf: "Content-Length: \(bodyLength)\r\n\r\n".utf8)
+        } else if let body {
             bytes.append(contentsOf: "Content-Length: \(body.count)\r\n\r\n".utf8)
             bytes.append(contentsOf: body)
         } else if ["POST", "PUT", "PATCH"].contains(method.uppercased()) {

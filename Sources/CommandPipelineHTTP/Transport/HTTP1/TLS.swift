@@ -1,0 +1,271 @@
+import Foundation
+#if canImport(COpenSSL)
+import COpenSSL
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where a TLS connection goes: the context (trust) and the name the certificate must carry.
+struct TLSEndpoint: Sendable {
+    let context: TLSContext
+    /// The URL's host without brackets: a DNS name (sent as SNI, matched against the
+    /// certificate's names) or an IP address (matched against its IP addresses, no SNI).
+    let host: String
+}
+
+#if canImport(COpenSSL)
+
+/// The client side of TLS through the system's OpenSSL (`libssl`), for the HTTP/1.1
+/// transport's `https://` connections (ADR 0007). One per `HTTPClient`: TLS 1.2 at least,
+/// the peer's chain verified against the system trust store (plus `caFile`, if given) and its
+/// name against the URL's host, ALPN `http/1.1`. There is no way to turn verification off.
+final class TLSContext: @unchecked Sendable {
+    // An `SSL_CTX` is safe to share between threads once configured; only the loop's thread
+    // makes sessions from it.
+    private let context: OpaquePointer
+
+    static let isAvailable = true
+
+    private init(_ context: OpaquePointer) { self.context = context }
+
+    deinit { SSL_CTX_free(context) }
+
+    /// A context trusting the system's store and `caFile` (a PEM file of one or more CA
+    /// certificates), or why none can be made (an unreadable or empty CA file).
+    static func make(caFile: String?) -> Result<TLSContext, HTTPClient.TLSFailure> {
+        ERR_clear_error()
+        func failure(_ what: String) -> Result<TLSContext, HTTPClient.TLSFailure> {
+            .failure(HTTPClient.TLSFailure(host: "", stage: .setup, reason: "\(what)\(Self.queuedError().map { ": \($0)" } ?? "")", retryable: false))
+        }
+        guard let context = SSL_CTX_new(TLS_client_method()) else { return failure("OpenSSL could not make a TLS context") }
+        let made = TLSContext(context)
+        guard commandpipeline_tls_configure(context) == 1 else { return failure("OpenSSL refused TLS 1.2 as the minimum version") }
+        SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        // The system's trust store (and SSL_CERT_FILE / SSL_CERT_DIR when set, as every OpenSSL client reads them).
+        guard SSL_CTX_set_default_verify_paths(context) == 1 else { return failure("the system's trust store could not be read") }
+        if let caFile {
+            guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
+                return failure("the CA file \(caFile) could not be read as PEM certificates")
+            }
+        }
+        let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
+        // Returns 0 on success (unlike most of OpenSSL).
+        guard SSL_CTX_set_alpn_protos(context, alpn, UInt32(alpn.count)) == 0 else { return failure("OpenSSL refused the ALPN list") }
+        ERR_clear_error()
+        return .success(made)
+    }
+
+    /// Why `caFile` cannot be trusted, or nil when it can.
+    static func problem(caFile: String) -> String? {
+        switch make(caFile: caFile) {
+        case .success: nil
+        case .failure(let failure): failure.reason
+        }
+    }
+
+    /// A session over the connected socket `fd` for `host`; nil only when OpenSSL is out of memory.
+    func session(fd: Int32, host: String) -> TLSSession? {
+        guard let ssl = SSL_new(context) else { return nil }
+        let session = TLSSession(ssl, host: host, fd: fd)
+        guard SSL_set_fd(ssl, fd) == 1 else { return nil }
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        let isAddress = inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+        if isAddress {
+            // An IP address: matched against the certificate's IP addresses; never sent as SNI (RFC 6066).
+            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else { return nil }
+        } else {
+            SSL_set_hostflags(ssl, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS))
+            guard SSL_set1_host(ssl, host) == 1, commandpipeline_tls_set_server_name(ssl, host) == 1 else { return nil }
+        }
+        return session
+    }
+
+    /// The oldest queued OpenSSL error's reason ("unsupported protocol"), clearing the queue.
+    static func queuedError() -> String? {
+        let code = ERR_get_error()
+        ERR_clear_error()
+        guard code != 0 else { return nil }
+        if let reason = ERR_reason_error_string(code) { return String(cString: reason) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// One connection's TLS state over its non-blocking socket (the event loop's thread only).
+/// Reads and writes answer like `Sockets.receive` and `Sockets.send`, so the loop treats both
+/// kinds of connection alike; `wantsWrite` says the session waits for the socket to take bytes
+/// (the loop then polls for it).
+final class TLSSession {
+    private let ssl: OpaquePointer
+    let host: String
+    let fd: Int32
+    /// OpenSSL needs the socket writable before it can go on.
+    private(set) var wantsWrite = false
+
+    enum Step {
+        case done
+        case waiting
+        case failed(HTTPClient.TLSFailure)
+    }
+
+    fileprivate init(_ ssl: OpaquePointer, host: String, fd: Int32) {
+        self.ssl = ssl
+        self.host = host
+        self.fd = fd
+    }
+
+    deinit { SSL_free(ssl) }
+
+    /// Takes the handshake as far as the socket allows. Nothing of the request is written
+    /// before it is `done`; a refused certificate or protocol is a non-retryable failure.
+    func handshake() -> Step {
+        ERR_clear_error()
+        let result = SSL_connect(ssl)
+        let systemError = Sockets.errno
+        if result == 1 {
+            wantsWrite = false
+            var protocolName: UnsafePointer<UInt8>?
+            var length: UInt32 = 0
+            SSL_get0_alpn_selected(ssl, &protocolName, &length)
+            if let protocolName, length > 0 {
+                let chosen = String(decoding: UnsafeBufferPointer(start: protocolName, count: Int(length)), as: UTF8.self)
+                guard chosen == "http/1.1" else {
+                    return .failed(failure(.handshake, "the server chose the protocol \(chosen.prefix(40)) by ALPN, though only http/1.1 was offered", retryable: false))
+                }
+            }
+            return .done
+        }
+        let error = SSL_get_error(ssl, result)
+        switch error {
+        case SSL_ERROR_WANT_READ:
+            wantsWrite = false
+            return .waiting
+        case SSL_ERROR_WANT_WRITE:
+            wantsWrite = true
+            return .waiting
+        default:
+            let verified = SSL_get_verify_result(ssl)
+            if verified != X509_V_OK {
+                ERR_clear_error()
+                let reason = X509_verify_cert_error_string(verified).map { String(cString: $0) } ?? "verification error \(verified)"
+                return .failed(failure(.verification, reason, retryable: false))
+            }
+            if let reason = TLSContext.queuedError(), !reason.lowercased().contains("unexpected eof") {
+                return .failed(failure(.handshake, reason, retryable: false))
+            }
+            // No TLS error: the connection closed or broke under the handshake (a restart, a
+            // reset); nothing was sent, so trying again may help.
+            let what = result == 0 || systemError == 0 ? "the server closed the connection during the handshake" : "the connection broke during the handshake (\(String(cString: strerror(systemError))))"
+            return .failed(failure(.handshake, what, retryable: true))
+        }
+    }
+
+    private func failure(_ stage: HTTPClient.TLSFailure.Stage, _ reason: String, retryable: Bool) -> HTTPClient.TLSFailure {
+        HTTPClient.TLSFailure(host: host, stage: stage, reason: reason, retryable: retryable)
+    }
+
+    /// Bytes written, 0 when the socket would block, or a negative number when the connection broke.
+    func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard !bytes.isEmpty else { return 0 }
+        ERR_clear_error()
+        let n = SSL_write(ssl, bytes.baseAddress, Int32(clamping: bytes.count))
+        if n > 0 {
+            wantsWrite = false
+            return Int(n)
+        }
+        switch SSL_get_error(ssl, n) {
+        case SSL_ERROR_WANT_WRITE:
+            wantsWrite = true
+            return 0
+        case SSL_ERROR_WANT_READ:
+            wantsWrite = false
+            return 0
+        default:
+            ERR_clear_error()
+            return -Int(EPIPE)
+        }
+    }
+
+    /// Bytes read (0 at the end of the stream), `nil` when the socket would block, or a negative
+    /// number when the connection broke. A close without TLS's close_notify is an end of stream
+    /// (as most servers close): the HTTP framing decides whether the answer was complete.
+    func read(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int? {
+        ERR_clear_error()
+        let n = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
+        if n > 0 {
+            wantsWrite = false
+            return Int(n)
+        }
+        let error = SSL_get_error(ssl, n)
+        switch error {
+        case SSL_ERROR_WANT_READ:
+            wantsWrite = false
+            return nil
+        case SSL_ERROR_WANT_WRITE:
+            wantsWrite = true
+            return nil
+        case SSL_ERROR_ZERO_RETURN:
+            return 0
+        case SSL_ERROR_SYSCALL where TLSContext.queuedError() == nil && (n == 0 || Sockets.errno == 0):
+            return 0
+        default:
+            ERR_clear_error()
+            return -Int(ECONNRESET)
+        }
+    }
+
+    /// Bytes OpenSSL holds that `poll` cannot see (decrypted, or read ahead from the socket).
+    var hasPending: Bool { SSL_has_pending(ssl) == 1 }
+
+    /// Whether an idle connection can carry another request: open, with no application data
+    /// nobody asked for. Records the server sends on its own after the handshake (TLS 1.3
+    /// session tickets) are read and dropped here; a close_notify or any data is not reusable.
+    func isOpenAndQuiet(scratch: UnsafeMutableBufferPointer<UInt8>) -> Bool {
+        for _ in 0..<8 {
+            if !hasPending && Sockets.isOpenAndQuiet(fd) { return true }
+            guard read(into: scratch) == nil, !wantsWrite else { return false }
+        }
+        return false
+    }
+}
+
+#else
+
+/// No OpenSSL on this platform (Darwin): `https://` stays on URLSession (ADR 0007), and this
+/// stand-in is never asked for a session.
+final class TLSContext: Sendable {
+    static let isAvailable = false
+
+    static func make(caFile: String?) -> Result<TLSContext, HTTPClient.TLSFailure> {
+        .failure(HTTPClient.TLSFailure(host: "", stage: .setup, reason: "TLS through OpenSSL is not available on this platform", retryable: false))
+    }
+
+    static func problem(caFile: String) -> String? {
+        "--ca-file needs the own transport's TLS (OpenSSL, on Linux); on this platform https goes through URLSession and the system's trust settings"
+    }
+
+    func session(fd: Int32, host: String) -> TLSSession? { nil }
+}
+
+/// Never made where there is no OpenSSL.
+final class TLSSession {
+    enum Step {
+        case done
+        case waiting
+        case failed(HTTPClient.TLSFailure)
+    }
+    let host = ""
+    var wantsWrite: Bool { false }
+    var hasPending: Bool { false }
+    func handshake() -> Step { .failed(HTTPClient.TLSFailure(host: host, stage: .setup, reason: "no TLS on this platform", retryable: false)) }
+    func write(_ bytes: UnsafeRawBufferPointer) -> Int { -Int(EPIPE) }
+    func read(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int? { -Int(ECONNRESET) }
+    func isOpenAndQuiet(scratch: UnsafeMutableBufferPointer<UInt8>) -> Bool { false }
+}
+
+#endif
