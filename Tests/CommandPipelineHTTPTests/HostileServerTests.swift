@@ -82,6 +82,14 @@ import Testing
         ["cross-port", "cross-host", "same", "userinfo"].map { "redirect-\(status)-\($0)" }
     }
 
+    /// A 2xx to a streaming request that is not an event stream (`ok` answers one JSON
+    /// completion): one precise, final error, not three attempts at a "truncated" stream.
+    @Test func aReplyThatIsNotAnEventStreamFailsOnce() async throws {
+        let error = try await failure("ok", stream: true)
+        #expect(error.code == "not_event_stream" && !error.retryable, "\(error)")
+        #expect(error.message.contains("application/json") && error.message.contains("text/event-stream"), "\(error.message)")
+    }
+
     @Test(arguments: redirectRoutes)
     func redirectsAreNeverFollowed(route: String) async throws {
         let before = try await sinkStats()

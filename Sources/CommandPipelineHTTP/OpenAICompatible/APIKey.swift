@@ -76,5 +76,15 @@ enum DisplayURL {
     }
 
     static func string(_ url: URL) -> String { withoutUserinfo(url.absoluteString) }
+
+    /// An endpoint as messages name it: without userinfo or query (which may hold tokens).
+    static func endpoint(_ url: URL?) -> String {
+        guard let url else { return "(no URL)" }
+        guard var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return string(url) }
+        components.query = nil
+        components.user = nil
+        components.password = nil
+        return components.string ?? string(url)
+    }
 }
 
