@@ -76,8 +76,4 @@ struct AnthropicErrorMapping: ProviderErrorMapping {
     var transport: TransportErrors {
         TransportErrors(providerName: providerName, baseURL: configuration.baseURL, key: configuration.apiKey, requestTimeout: configuration.requestTimeout)
     }
-
-    func error(transport failure: any Error, endpoint: String) -> APIError {
-        transport.error(transport: failure, endpoint: endpoint)
-    }
 }

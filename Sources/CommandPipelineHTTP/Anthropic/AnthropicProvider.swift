@@ -43,7 +43,6 @@ public struct AnthropicAdapter: GenerationCapability, UploadsCapability, Caching
 /// What every capability combination shares: the client, request building, error mapping.
 final class AnthropicCore: Sendable {
     let configuration: AnthropicConfiguration
-    let client: HTTPClient
     let builder: AnthropicRequestBuilder
     let errors: AnthropicErrorMapping
     /// Every request goes through it: endpoint rules, the key, the status check, error mapping.
@@ -52,12 +51,11 @@ final class AnthropicCore: Sendable {
 
     init(configuration: AnthropicConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
         builder = AnthropicRequestBuilder(configuration: configuration, providerName: AnthropicProvider.name)
         errors = AnthropicErrorMapping(configuration: configuration, providerName: AnthropicProvider.name)
         // The key travels only in `x-api-key`, and only where the endpoint rules allow it.
         exchange = ProviderExchange(
-            client: client, errors: errors, endpointProblem: configuration.endpointProblem,
+            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost), errors: errors, endpointProblem: configuration.endpointProblem,
             credentials: configuration.apiKey.map { ["x-api-key": $0.value] } ?? [:],
             common: ["anthropic-version": AnthropicConfiguration.apiVersion], requestTimeout: configuration.requestTimeout)
     }

@@ -126,8 +126,4 @@ struct GeminiErrorMapping: ProviderErrorMapping {
     var transport: TransportErrors {
         TransportErrors(providerName: providerName, baseURL: configuration.baseURL, key: configuration.apiKey, requestTimeout: configuration.requestTimeout)
     }
-
-    func error(transport failure: any Error, endpoint: String) -> APIError {
-        transport.error(transport: failure, endpoint: endpoint)
-    }
 }

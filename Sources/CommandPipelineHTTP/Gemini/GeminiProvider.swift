@@ -53,7 +53,6 @@ public struct GeminiAdapter: GenerationCapability, StreamingCapability, UploadsC
 /// The client, request building and error mapping behind the adapter.
 final class GeminiCore: Sendable {
     let configuration: GeminiConfiguration
-    let client: HTTPClient
     let builder: GeminiRequestBuilder
     let errors: GeminiErrorMapping
     /// Every request goes through it: endpoint rules, the key, the status check, error mapping.
@@ -62,11 +61,10 @@ final class GeminiCore: Sendable {
 
     init(configuration: GeminiConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
         builder = GeminiRequestBuilder(providerName: GeminiProvider.name)
         errors = GeminiErrorMapping(configuration: configuration, providerName: GeminiProvider.name)
         exchange = ProviderExchange(
-            client: client, errors: errors, endpointProblem: configuration.endpointProblem,
+            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost), errors: errors, endpointProblem: configuration.endpointProblem,
             credentials: configuration.apiKey.map { ["x-goog-api-key": $0.value] } ?? [:], requestTimeout: configuration.requestTimeout)
     }
 

@@ -35,7 +35,6 @@ public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingC
 /// What every capability combination shares: the client, request building, error mapping.
 final class OpenAICore: Sendable {
     let configuration: OpenAIConfiguration
-    let client: HTTPClient
     let builder: ChatRequestBuilder
     let errors: OpenAIErrorMapping
     /// Every request goes through it: endpoint rules, the key, the status check, error mapping.
@@ -43,7 +42,7 @@ final class OpenAICore: Sendable {
 
     init(configuration: OpenAIConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(
+        let client = HTTPClient(
             requestTimeout: configuration.requestTimeout, resourceTimeout: configuration.resourceTimeout,
             maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
         builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)

@@ -115,7 +115,7 @@ struct ProviderExchange<Errors: ProviderErrorMapping>: Sendable {
         }
         if let type = response.headers["content-type"], !Self.isEventStream(type) {
             let text = errors.transport.text
-            let head = try await Self.head(of: response)
+            let head = try await Self.head(of: response, limit: 4096)
             throw APIError(
                 .providerError,
                 "the streaming request to \(endpoint) was answered with Content-Type: \(text.preview(type, limit: 80)), not an event stream (text/event-stream): \(text.preview(head, limit: 200)); if the server cannot stream, leave streaming out of --capabilities",
@@ -130,12 +130,12 @@ struct ProviderExchange<Errors: ProviderErrorMapping>: Sendable {
         return media == "text/event-stream"
     }
 
-    /// The first `maxErrorBody` bytes of a streamed body.
-    static func head(of response: HTTPClient.StreamedResponse) async throws -> Data {
+    /// The first `limit` bytes of a streamed body (then the request is let go).
+    static func head(of response: HTTPClient.StreamedResponse, limit: Int = maxErrorBody) async throws -> Data {
         var whole = Data()
         for try await piece in response.body {
-            whole.append(piece.prefix(maxErrorBody - whole.count))
-            if whole.count >= maxErrorBody { break }
+            whole.append(piece.prefix(limit - whole.count))
+            if whole.count >= limit { break }
         }
         return whole
     }
