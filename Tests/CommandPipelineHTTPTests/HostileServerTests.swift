@@ -85,7 +85,7 @@ import Testing
     /// A 2xx to a streaming request that is not an event stream (`ok` answers one JSON
     /// completion): one precise, final error, not three attempts at a "truncated" stream.
     @Test func aReplyThatIsNotAnEventStreamFailsOnce() async throws {
-        let error = try await failure("ok", stream: true)
+        let error = try await failure("ok", stream: true, limit: 120)
         #expect(error.code == "not_event_stream" && !error.retryable, "\(error)")
         #expect(error.message.contains("application/json") && error.message.contains("text/event-stream"), "\(error.message)")
     }

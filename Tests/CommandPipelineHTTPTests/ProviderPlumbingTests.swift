@@ -125,6 +125,23 @@ import Testing
         }
     }
 
+    /// The webhook's receiver may echo the headers it was given (an `Authorization` of its own):
+    /// they are redacted from its error bodies like a provider's key; its statuses say what is retried.
+    @Test func theWebhooksErrorsRedactItsHeadersAndRetryWhatIsWorthIt() {
+        let token = "Bearer hook-token-0123456789abcdef"
+        let transport = TransportErrors(
+            providerName: "webhook", displayBaseURL: "https://h/hook", requestTimeout: 30, deadlineSetting: "d", bodyLimitSetting: "b",
+            urlSetting: "the webhook URL", text: ServerText(secrets: [token]))
+        let errors = WebhookErrors(transport: transport)
+        let echoed = errors.error(status: 500, headers: ["retry-after": "3"], body: Data("got Authorization: \(token)".utf8), endpoint: "https://h/hook")
+        #expect(!echoed.message.contains("hook-token-0123456789abcdef") && echoed.message.contains("<redacted>"), "\(echoed.message)")
+        #expect(echoed.retryable && echoed.retryAfter == .seconds(3) && echoed.code == "http_500")
+        for status in [408, 409, 425, 429, 502] { #expect(errors.error(status: status, headers: [:], body: Data(), endpoint: "E").retryable, "\(status)") }
+        for status in [400, 401, 404, 413] { #expect(!errors.error(status: status, headers: [:], body: Data(), endpoint: "E").retryable, "\(status)") }
+        let redirect = errors.error(status: 307, headers: ["location": "https://elsewhere/"], body: Data(), endpoint: "https://h/hook")
+        #expect(redirect.code == "redirect" && !redirect.retryable && redirect.message.contains("the webhook URL"), "\(redirect.message)")
+    }
+
     @Test func anErrorBodyReadFromAStreamIsCapped() async throws {
         let pieces = AsyncThrowingStream<Data, any Error> { continuation in
             for _ in 0..<5 { continuation.yield(Data(repeating: 0x61, count: 700_000)) }
@@ -187,5 +204,24 @@ import Testing
         let options = ProviderOptions(baseURL: "http://127.0.0.1:9", environment: [:], capabilities: [.generation, .streaming])
         let made = try ProviderRegistry.withHTTPProviders.make(provider, options: options).get()
         #expect(ProviderCapability.probe(made) == [.generation, .streaming])
+    }
+
+    /// A part an adapter cannot send is named by its place in the plan — a shared part, or the
+    /// call's own part counted without the shared ones — not by its index in the request.
+    @Test func capabilityMissingNamesThePartsPath() async throws {
+        let video = APIPart.inline(InlineData(mimeType: "video/mp4", data: Data([0, 1, 2])))
+        let engine = try PipelineEngine(
+            provider: OpenAIProvider.make(OpenAIConfiguration(baseURL: URL(string: "http://127.0.0.1:9/v1")!)),
+            configuration: EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 1)))
+        let cases: [(ExecutionPlan, String)] = [
+            (ExecutionPlan(calls: [APICall(model: "m", parts: [.text("q"), video])], sharedParts: [.text("context")]), "plan.calls[0].parts[1]"),
+            (ExecutionPlan(calls: [APICall(model: "m", parts: [.text("q")])], sharedParts: [.text("a"), video]), "plan.shared_parts[1]"),
+            (ExecutionPlan(calls: [APICall(model: "m", parts: [video])]), "plan.calls[0].parts[0]"),
+        ]
+        for (plan, path) in cases {
+            let outcome = await engine.run(PlannedCommand(id: "c", plan: plan))
+            let error = try #require(outcome.error)
+            #expect(error.kind == .capabilityMissing && error.path == path, "\(error)")
+        }
     }
 }

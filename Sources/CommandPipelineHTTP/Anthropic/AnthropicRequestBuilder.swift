@@ -211,6 +211,6 @@ struct AnthropicRequestBuilder {
     static let imageTypes: Set<String> = ["image/jpeg", "image/png", "image/gif", "image/webp"]
 
     private func missing(_ index: Int, _ what: String, _ fix: String) -> APIError {
-        APIError(.capabilityMissing, "request part \(index), \(what), cannot be sent to Anthropic: \(fix)", provider: providerName)
+        APIError(.capabilityMissing, "request part \(index), \(what), cannot be sent to Anthropic: \(fix)", path: "parts[\(index)]", provider: providerName)
     }
 }

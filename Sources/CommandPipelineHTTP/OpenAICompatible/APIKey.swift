@@ -40,6 +40,9 @@ struct ServerText: Sendable {
 
     init(key: APIKey?) { redactor = key?.redactor ?? .none }
 
+    /// For text that may echo several secrets (the header values a webhook receiver was given).
+    init(secrets: [String]) { redactor = SecretRedactor(secrets: secrets) }
+
     /// Whether there is a secret to remove at all.
     var isActive: Bool { redactor.isActive }
 

@@ -67,7 +67,8 @@ public final class WebhookSink: ResultSink {
         let client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4)
         let transport = TransportErrors(
             providerName: "webhook", displayBaseURL: shown, requestTimeout: requestTimeout, deadlineSetting: "the webhook's request timeout",
-            bodyLimitSetting: "the webhook's 1 MiB answer limit", urlSetting: "the webhook URL", text: ServerText(key: nil))
+            bodyLimitSetting: "the webhook's 1 MiB answer limit", urlSetting: "the webhook URL",
+            text: ServerText(secrets: Array(headers.values)))  // a receiver's answer may echo the headers it got
         // The extra headers (an `Authorization` the receiver wants) go with every POST, like a provider's key.
         exchange = ProviderExchange(client: client, errors: WebhookErrors(transport: transport), endpointProblem: nil, credentials: headers, requestTimeout: requestTimeout)
     }
