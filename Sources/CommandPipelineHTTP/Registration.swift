@@ -28,18 +28,8 @@ extension OpenAIConfiguration {
     /// `user:password@` in the base URL and a key bound for plain http off this machine
     /// (unless `allowInsecureHTTP`). See "Secrets" in `Design/providers.md`.
     public init(options: ProviderOptions) throws(APIError) {
-        let baseURL: URL
-        if let text = options.baseURL {
-            let shown = DisplayURL.withoutUserinfo(text)
-            guard let url = URL(string: text.hasSuffix("/") ? String(text.dropLast()) : text), let scheme = url.scheme?.lowercased(),
-                ["http", "https"].contains(scheme), url.host != nil
-            else {
-                throw APIError(.invalidCommand, "--base-url '\(shown)' is not an http(s) URL; e.g. http://127.0.0.1:8000/v1")
-            }
-            baseURL = url
-        } else {
-            baseURL = OpenAIConfiguration.publicBaseURL
-        }
+        let baseURL = try EndpointRules.baseURL(
+            options.baseURL, fallback: OpenAIConfiguration.publicBaseURL, origin: false, example: "http://127.0.0.1:8000/v1")
         let variable = options.apiKeyEnvironmentVariable ?? "OPENAI_API_KEY"
         try EndpointRules.checkCapabilities(options.capabilities, supported: OpenAIConfiguration.supportedCapabilities, provider: OpenAIProvider.name)
         self.init(
@@ -47,10 +37,7 @@ extension OpenAIConfiguration {
             capabilities: options.capabilities.map { $0.union([.generation]) }, allowInsecureHTTP: options.allowInsecureHTTP)
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         caFile = options.caFile.map { URL(fileURLWithPath: $0) }
-        if let problem = endpointProblem { throw problem }
-        if apiKey == nil && !isLoopback {
-            throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")
-        }
+        try EndpointRules.checkReady(baseURL: baseURL, hasKey: apiKey != nil, problem: endpointProblem, variables: [variable])
     }
 }
 
@@ -59,25 +46,9 @@ extension GeminiConfiguration {
     /// environment variable, else `GEMINI_API_KEY`, else `GOOGLE_API_KEY`; a server off this
     /// machine without a key is refused.
     public init(options: ProviderOptions) throws(APIError) {
-        let baseURL: URL
-        if let text = options.baseURL {
-            var trimmed = text
-            while trimmed.hasSuffix("/") { trimmed.removeLast() }
-            let shown = DisplayURL.withoutUserinfo(text)
-            guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil,
-                url.query == nil, url.fragment == nil
-            else {
-                throw APIError(
-                    .invalidCommand,
-                    "--base-url '\(shown)' is not an http(s) origin; e.g. https://generativelanguage.googleapis.com or http://127.0.0.1:8000/gemini (the adapter appends /v1beta/…)")
-            }
-            guard !url.path.hasSuffix("/v1beta") else {
-                throw APIError(.invalidCommand, "--base-url '\(shown)' ends in /v1beta; for gemini give the origin without it, the adapter appends /v1beta/… itself")
-            }
-            baseURL = url
-        } else {
-            baseURL = GeminiConfiguration.publicBaseURL
-        }
+        let baseURL = try EndpointRules.baseURL(
+            options.baseURL, fallback: GeminiConfiguration.publicBaseURL, origin: true,
+            example: "https://generativelanguage.googleapis.com or http://127.0.0.1:8000/gemini (the adapter appends /v1beta/…)")
         try EndpointRules.checkCapabilities(options.capabilities, supported: GeminiConfiguration.supportedCapabilities, provider: GeminiProvider.name)
         let variables = options.apiKeyEnvironmentVariable.map { [$0] } ?? GeminiConfiguration.defaultKeyVariables
         let found = variables.lazy.compactMap { name in APIKey.fromEnvironment(name, in: options.environment).map { (name, $0) } }.first
@@ -85,11 +56,6 @@ extension GeminiConfiguration {
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         caFile = options.caFile.map { URL(fileURLWithPath: $0) }
-        if let problem = endpointProblem { throw problem }
-        if apiKey == nil && !isLoopback {
-            throw APIError(
-                .invalidCommand,
-                "no API key: set $\(variables.joined(separator: " or $")) (or name another variable with --api-key-env); keys are never taken as flags")
-        }
+        try EndpointRules.checkReady(baseURL: baseURL, hasKey: apiKey != nil, problem: endpointProblem, variables: variables)
     }
 }

@@ -243,6 +243,24 @@ struct LLMock {
         #expect(deltas.count < "alpha beta gamma delta epsilon".count)
     }
 
+    /// llmock speaks Gemini without `cachedContents` (404): a command with a cache plan runs
+    /// uncached and says why, as below the minimum size, instead of failing.
+    @Test func aServerWithoutExplicitCachesRunsTheCommandUncached() async throws {
+        let mock = try LLMock.start()
+        let model = "gemini-nocache-\(UUID().uuidString.prefix(8))"
+        let input = #"{"id":"c","plan":{"calls":[{"model":"\#(model)","parts":[{"type":"text","text":"Q?"}]}],"shared_parts":[{"type":"text","text":"shared context"}],"cache":{"ttl_seconds":600}}}"#
+        var environment = ProcessInfo.processInfo.environment
+        environment["GEMINI_API_KEY"] = "cli-test-key-0001"
+        let run = try runPipeline(["--provider", "gemini", "--base-url", mock.geminiBase.absoluteString, "--quiet"], stdin: input, environment: environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        let record = try #require(run.records.first)
+        #expect(record["status"] as? String == "succeeded", "\(record)")
+        let cache = (record["telemetry"] as? [String: Any])?["cache"] as? [String: Any]
+        let reason = cache?["uncached_reason"] as? String
+        #expect(reason?.contains("no explicit caches") == true, "\(String(describing: cache))")
+        #expect(try await mock.requests(model: model).count == 1, "one generateContent, uncached")
+    }
+
     @Test func theCLIRunsGeminiAgainstLLMock() async throws {
         let mock = try LLMock.start()
         let model = "gemini-cli-\(UUID().uuidString.prefix(8))"

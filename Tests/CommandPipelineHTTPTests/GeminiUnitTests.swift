@@ -13,11 +13,29 @@ import Testing
         #expect(GeminiErrorMapping.retryDelay("1.5s") == .milliseconds(1500))
         #expect(GeminiErrorMapping.retryDelay("0.000000001s") == .zero)
         #expect(GeminiErrorMapping.retryDelay(["seconds": "2", "nanos": 500_000_000]) == .milliseconds(2500))
-        #expect(GeminiErrorMapping.retryDelay("99999999999999999999s") == GeminiErrorMapping.maxRetryDelay)
-        #expect(GeminiErrorMapping.retryDelay("1e308s") == GeminiErrorMapping.maxRetryDelay)
+        #expect(GeminiErrorMapping.retryDelay("99999999999999999999s") == RetryHint.cap)
+        #expect(GeminiErrorMapping.retryDelay("1e308s") == RetryHint.cap)
         for bad: JSONValue in ["-3s", "abc", "38", "nans", "infs", "", .null, ["seconds": "-5"], .array([])] {
             #expect(GeminiErrorMapping.retryDelay(bad) == nil, "\(bad)")
         }
+    }
+
+    /// `UNAVAILABLE` and `RESOURCE_EXHAUSTED` mean "later", whatever HTTP code a server or a
+    /// proxy put on them; a daily quota stays final.
+    @Test func statusesThatSayLaterAreRetryableWhateverTheHTTPCode() {
+        let mapping = GeminiErrorMapping(configuration: GeminiConfiguration(), providerName: "gemini")
+        func body(_ status: String, _ details: String = "") -> Data {
+            Data(#"{"error":{"code":503,"message":"try later","status":"\#(status)"\#(details)}}"#.utf8)
+        }
+        for http in [400, 404, 200] {
+            let unavailable = mapping.error(status: http, headers: [:], body: body("UNAVAILABLE"), endpoint: "E")
+            #expect(unavailable.retryable && unavailable.kind == .providerError, "\(http): \(unavailable)")
+            let exhausted = mapping.error(
+                status: http, headers: [:], body: body("RESOURCE_EXHAUSTED", #","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"7s"}]"#),
+                endpoint: "E")
+            #expect(exhausted.retryable && exhausted.kind == .rateLimited && exhausted.retryAfter == .seconds(7), "\(http): \(exhausted)")
+        }
+        #expect(!mapping.error(status: 400, headers: [:], body: body("INVALID_ARGUMENT"), endpoint: "E").retryable)
     }
 
     @Test func serverIntegersNeverTrap() {

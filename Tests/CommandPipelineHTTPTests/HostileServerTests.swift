@@ -82,6 +82,14 @@ import Testing
         ["cross-port", "cross-host", "same", "userinfo"].map { "redirect-\(status)-\($0)" }
     }
 
+    /// A 2xx to a streaming request that is not an event stream (`ok` answers one JSON
+    /// completion): one precise, final error, not three attempts at a "truncated" stream.
+    @Test func aReplyThatIsNotAnEventStreamFailsOnce() async throws {
+        let error = try await failure("ok", stream: true, limit: 120)
+        #expect(error.code == "not_event_stream" && !error.retryable, "\(error)")
+        #expect(error.message.contains("application/json") && error.message.contains("text/event-stream"), "\(error.message)")
+    }
+
     @Test(arguments: redirectRoutes)
     func redirectsAreNeverFollowed(route: String) async throws {
         let before = try await sinkStats()
@@ -204,7 +212,10 @@ import Testing
         var configuration = try configuration(base())
         configuration.maxResponseBytes = 1 << 20
         let provider = OpenAIProvider.make(configuration)
-        for (route, stream) in [("huge-body", false), ("huge-body", true), ("huge-declared", false)] {
+        // Streamed, the same JSON answer is refused at its head, before its body: it is not an event stream.
+        let streamed = try await failure("huge-body", stream: true, provider: provider)
+        #expect(streamed.code == "not_event_stream" && !streamed.retryable, "\(streamed)")
+        for (route, stream) in [("huge-body", false), ("huge-declared", false)] {
             let error = try await failure(route, stream: stream, provider: provider)
             #expect(error.kind == .providerError, "\(route): \(error)")
             #expect(error.code == "response_too_large", "\(route): \(error)")

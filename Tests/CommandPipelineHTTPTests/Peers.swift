@@ -145,14 +145,57 @@ enum Peers {
     /// Keeps each launcher's stdin open for the life of this process.
     private static let lifelines = Mutex<[FileHandle]>([])
 
-    private static func start(_ name: String, _ command: [String], path: String = "/v1") -> Result<URL, PeerError> {
+    /// The key LiteLLM's proxy takes (its `master_key`).
+    static let liteLLMKey = "sk-litellm-test-master-0001"
+
+    /// LiteLLM's proxy (PyPI `litellm[proxy]<1.107`) in front of `llmock`: every model name goes to
+    /// llmock's OpenAI route (`openai/*`), whichever of LiteLLM's routes a request came in on —
+    /// OpenAI's `/v1/chat/completions`, Anthropic's `/v1/messages`, Gemini's `/v1beta/models/…`.
+    /// LiteLLM does not retry (`num_retries: 0`), so an upstream 429 comes back at once, with the
+    /// upstream's hint forwarded as `llm_provider-retry-after`. The URL is the origin.
+    static let liteLLM: Result<URL, PeerError> = {
+        let litellm = packageRoot.appendingPathComponent(".venv/bin/litellm")
+        guard FileManager.default.isExecutableFile(atPath: litellm.path) else {
+            return .failure(PeerError(description: "litellm: \(litellm.path) is missing after Tests/Tools/setup-python-peers.sh ran"))
+        }
+        let upstream: URL
+        switch llmock {
+        case .success(let origin): upstream = origin
+        case .failure(let error): return .failure(PeerError(description: "litellm needs llmock: \(error.description)"))
+        }
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent("litellm-\(UUID().uuidString).yaml")
+        let text = """
+            model_list:
+              - model_name: "*"
+                litellm_params:
+                  model: "openai/*"
+                  api_base: "\(upstream.appendingPathComponent("v1").absoluteString)"
+                  api_key: "llmock-upstream-key-0001"
+            router_settings:
+              num_retries: 0
+            litellm_settings:
+              num_retries: 0
+              telemetry: false
+            general_settings:
+              master_key: "\(liteLLMKey)"
+            """
+        do { try Data(text.utf8).write(to: config) } catch { return .failure(PeerError(description: "litellm: cannot write its config: \(error)")) }
+        // No network: the model cost map is the one shipped in the package.
+        return start(
+            "litellm",
+            ["/usr/bin/env", "LITELLM_LOCAL_MODEL_COST_MAP=True", "LITELLM_LOG=ERROR", "LITELLM_TELEMETRY=False", "NO_DOCS=True", litellm.path,
+             "--config", config.path, "--host", "127.0.0.1", "--port", "{port}"],
+            path: "", health: "/health/liveliness")
+    }()
+
+    private static func start(_ name: String, _ command: [String], path: String = "/v1", health: String? = nil) -> Result<URL, PeerError> {
         if let problem = TestPaths.pythonPeersProblem { return .failure(PeerError(description: "\(name): \(problem)")) }
         guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.isExecutableFile(atPath: command[0]) else {
             return .failure(PeerError(description: "\(name): \(command[0]) is missing after Tests/Tools/setup-python-peers.sh ran"))
         }
         let process = Process()
         process.executableURL = python
-        process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/run_peer.py").path] + command
+        process.arguments = [packageRoot.appendingPathComponent("Tests/Tools/run_peer.py").path] + (health.map { ["--health", $0] } ?? []) + command
         let input = Pipe(), output = Pipe()
         process.standardInput = input
         process.standardOutput = output

@@ -39,7 +39,7 @@ import Testing
             for: Self.request(["type": "json_schema", "json_schema": ["name": "p", "schema": ["type": "object"]]]), purpose: .generate(stream: false))
         let messages = try #require(body.objectValue?["messages"]?.arrayValue)
         #expect(messages.map { $0.objectValue?["role"]?.stringValue } == ["user", "assistant", "user"])
-        #expect(JSONSerializer.serialize(messages[1]) == #"{"role":"assistant","content":[{"type":"text","text":"{\"age\":\"36\"}"}]}"#)
+        #expect(JSONSerializer.serialize(messages[1]) == #"{"role":"assistant","content":"{\"age\":\"36\"}"}"#)
         #expect(!JSONSerializer.serialize(body).contains("max_repairs"))
     }
 }

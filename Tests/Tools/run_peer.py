@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Starts a peer server for the tests on a free loopback port and ties its life to ours.
 
-Usage: run_peer.py COMMAND... (with {port} where the port goes)
-Waits until http://127.0.0.1:{port}/health answers, prints "PORT <n>" (or "FAILED <why>"),
+Usage: run_peer.py [--health PATH] COMMAND... (with {port} where the port goes)
+Waits until http://127.0.0.1:{port}/health (or PATH) answers 200, prints "PORT <n>" (or "FAILED <why>"),
 then keeps the server until its own stdin closes (the test process ended, however it
 ended) and stops it. So no server outlives the tests, in CI or anywhere.
 """
@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -22,7 +23,11 @@ def free_port():
 
 def main():
     port = free_port()
-    command = [part.replace("{port}", str(port)) for part in sys.argv[1:]]
+    arguments = sys.argv[1:]
+    health = "/health"
+    if arguments[:1] == ["--health"]:
+        health, arguments = arguments[1], arguments[2:]
+    command = [part.replace("{port}", str(port)) for part in arguments]
     try:
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     except OSError as error:
@@ -37,7 +42,7 @@ def main():
             print(f"FAILED {command[0]} exited with {child.returncode}: {tail!r}", flush=True)
             return 1
         try:
-            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/health", timeout=2, context=context) as response:
+            with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}{health}", timeout=2, context=context) as response:
                 if response.status == 200:
                     break
         except Exception:
@@ -47,6 +52,9 @@ def main():
         print(f"FAILED {command[0]} did not answer on port {port} within 120 s", flush=True)
         return 1
     print(f"PORT {port}", flush=True)
+    # From here on nobody reads the server's stderr: drain it, so a chatty server (an access
+    # log line per request) never blocks on a full pipe.
+    threading.Thread(target=lambda: [None for _ in iter(lambda: child.stderr.read(65536), b"")], daemon=True).start()
     sys.stdin.read()  # until the test process goes away
     child.terminate()
     try:

@@ -62,33 +62,11 @@ extension AnthropicCore {
 
     /// Sends a request to `url` (which must be on the base URL's origin) and returns the 2xx body.
     func send(_ method: String, _ url: URL, json: JSONValue? = nil) async throws(APIError) -> Data {
-        if let problem = configuration.endpointProblem { throw problem }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.timeoutInterval = configuration.requestTimeout
-        request.setValue(AnthropicConfiguration.apiVersion, forHTTPHeaderField: "anthropic-version")
-        if let key = configuration.apiKey { request.setValue(key.value, forHTTPHeaderField: "x-api-key") }
-        if let json {
-            request.setValue("application/json", forHTTPHeaderField: "content-type")
-            var body: [UInt8] = []
-            JSONSerializer.write(json, to: &body)
-            request.httpBody = Data(body)
-        }
-        let response: HTTPClient.Response
-        do { response = try await client.send(request) } catch { throw errors.error(transport: error, endpoint: url.absoluteString) }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url.absoluteString)
-        }
-        return response.body
+        try await exchange.send(exchange.request(url, method: method, json: json)).body
     }
 
     func get(_ path: String, query: [URLQueryItem] = []) async throws(APIError) -> JSONObject {
-        var url = configuration.endpoint(path)
-        if !query.isEmpty, var components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
-            components.queryItems = query
-            url = components.url ?? url
-        }
-        return try object(try await send("GET", url))
+        try object(try await send("GET", configuration.endpoint(path).appendingQuery(query)))
     }
 
     private func object(_ data: Data) throws(APIError) -> JSONObject {

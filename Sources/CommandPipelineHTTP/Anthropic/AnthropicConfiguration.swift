@@ -72,23 +72,9 @@ extension AnthropicConfiguration {
     /// adapter appends `/v1/…`), the key is read from `$ANTHROPIC_API_KEY` or the variable
     /// named by `--api-key-env`; a server off this machine without a key is refused.
     public init(options: ProviderOptions) throws(APIError) {
-        let baseURL: URL
-        if let raw = options.baseURL {
-            let text = DisplayURL.withoutUserinfo(raw)
-            var trimmed = raw
-            while trimmed.hasSuffix("/") { trimmed.removeLast() }
-            guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
-                throw APIError(.invalidCommand, "--base-url '\(text)' is not an http(s) URL; e.g. https://api.anthropic.com or http://127.0.0.1:8000/anthropic")
-            }
-            if url.path.hasSuffix("/v1") {
-                throw APIError(
-                    .invalidCommand,
-                    "--base-url '\(text)' ends in /v1, but for anthropic it is the API's origin: the adapter appends /v1/messages itself; drop the /v1")
-            }
-            baseURL = url
-        } else {
-            baseURL = AnthropicConfiguration.publicBaseURL
-        }
+        let baseURL = try EndpointRules.baseURL(
+            options.baseURL, fallback: AnthropicConfiguration.publicBaseURL, origin: true,
+            example: "https://api.anthropic.com or http://127.0.0.1:8000/anthropic (the adapter appends /v1/…)")
         let variable = options.apiKeyEnvironmentVariable ?? "ANTHROPIC_API_KEY"
         try EndpointRules.checkCapabilities(options.capabilities, supported: AnthropicConfiguration.supportedCapabilities, provider: AnthropicProvider.name)
         self.init(
@@ -97,9 +83,6 @@ extension AnthropicConfiguration {
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         caFile = options.caFile.map { URL(fileURLWithPath: $0) }
-        if let problem = endpointProblem { throw problem }
-        if apiKey == nil && !isLoopback {
-            throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")
-        }
+        try EndpointRules.checkReady(baseURL: baseURL, hasKey: apiKey != nil, problem: endpointProblem, variables: [variable])
     }
 }

@@ -7,12 +7,10 @@ import FoundationNetworking
 /// HTTP statuses, error bodies and transport errors mapped to the engine's error kinds.
 /// See the Anthropic table in `Design/providers.md`. Adapters never retry: they only say
 /// whether retrying may help, and the engine's one retry layer decides.
-struct AnthropicErrorMapping {
+struct AnthropicErrorMapping: ProviderErrorMapping {
     let configuration: AnthropicConfiguration
     let providerName: String
 
-    /// The longest `retry-after` taken from a server; a larger (or absurd) value is capped.
-    static let maxRetryAfter: Duration = .seconds(600)
     /// Server text kept in a message, after the key is redacted.
     static let maxServerText = 300
 
@@ -28,7 +26,8 @@ struct AnthropicErrorMapping {
         } else if let value = try? JSONParser.parse([UInt8](body)), case .object(let object) = value, let text = object["error"]?.stringValue ?? object["detail"]?.stringValue {
             message = text
         } else {
-            message = String(decoding: body.prefix(64 * 1024), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            // Not JSON: the body's head, redacted, then cut.
+            return (ServerText(key: configuration.apiKey).preview(body, limit: Self.maxServerText), nil)
         }
         message = ServerText(key: configuration.apiKey).preview(message, limit: Self.maxServerText)
         return (message.isEmpty ? "(empty body)" : message, type.map { ServerText(key: configuration.apiKey).preview($0, limit: 100) })
@@ -61,53 +60,20 @@ struct AnthropicErrorMapping {
                 provider: providerName, retryable: false, code: type ?? "request_too_large")
         case 429:
             error = APIError(.rateLimited, "\(prefix): \(message)", provider: providerName, retryable: true, code: type)
-            error.retryAfter = Self.retryAfter(headers)
         case 529:
             error = APIError(
                 .providerError, "\(prefix): Anthropic is overloaded (\(message)); retrying later helps", provider: providerName, retryable: true,
                 code: type ?? "overloaded_error")
-            error.retryAfter = Self.retryAfter(headers)
         case 408, 409, 500...599:
             error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: true, code: type)
-            error.retryAfter = Self.retryAfter(headers)
         default:
             error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: false, code: type)
         }
-        switch headers["x-should-retry"]?.lowercased() {
-        case "true": error.retryable = true
-        case "false": error.retryable = false
-        default: break
-        }
-        return error
-    }
-
-    /// `retry-after-ms`, then `retry-after` (seconds, or an HTTP date), range-checked: negative,
-    /// non-finite or unparsable values are ignored, large ones capped at `maxRetryAfter`.
-    static func retryAfter(_ headers: [String: String], now: Date = Date()) -> Duration? {
-        func capped(seconds: Double) -> Duration? {
-            guard seconds.isFinite, seconds >= 0 else { return nil }
-            let limit = Double(maxRetryAfter.components.seconds)
-            return .milliseconds(Int((min(seconds, limit) * 1000).rounded()))
-        }
-        if let text = headers["retry-after-ms"]?.trimmingCharacters(in: .whitespaces), let ms = Double(text), let d = capped(seconds: ms / 1000) {
-            return d
-        }
-        guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Double(value) { return capped(seconds: seconds) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        if let date = formatter.date(from: value) { return capped(seconds: max(0, date.timeIntervalSince(now))) }
-        return nil
+        return RetryHint.apply(to: error, status: status, headers: headers)
     }
 
     /// Transport failures and redirects, as every adapter reports them.
     var transport: TransportErrors {
         TransportErrors(providerName: providerName, baseURL: configuration.baseURL, key: configuration.apiKey, requestTimeout: configuration.requestTimeout)
-    }
-
-    func error(transport failure: any Error, endpoint: String) -> APIError {
-        transport.error(transport: failure, endpoint: endpoint)
     }
 }

@@ -43,51 +43,26 @@ public struct AnthropicAdapter: GenerationCapability, UploadsCapability, Caching
 /// What every capability combination shares: the client, request building, error mapping.
 final class AnthropicCore: Sendable {
     let configuration: AnthropicConfiguration
-    let client: HTTPClient
     let builder: AnthropicRequestBuilder
     let errors: AnthropicErrorMapping
+    /// Every request goes through it: endpoint rules, the key, the status check, error mapping.
+    let exchange: ProviderExchange<AnthropicErrorMapping>
     private var name: String { AnthropicProvider.name }
 
     init(configuration: AnthropicConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile)
         builder = AnthropicRequestBuilder(configuration: configuration, providerName: AnthropicProvider.name)
         errors = AnthropicErrorMapping(configuration: configuration, providerName: AnthropicProvider.name)
+        // The key travels only in `x-api-key`, and only where the endpoint rules allow it.
+        exchange = ProviderExchange(
+            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile), errors: errors, endpointProblem: configuration.endpointProblem,
+            credentials: configuration.apiKey.map { ["x-api-key": $0.value] } ?? [:],
+            common: ["anthropic-version": AnthropicConfiguration.apiVersion], requestTimeout: configuration.requestTimeout)
     }
 
-    private func authorize(_ request: inout URLRequest) {
-        request.timeoutInterval = configuration.requestTimeout
-        request.setValue(AnthropicConfiguration.apiVersion, forHTTPHeaderField: "anthropic-version")
-        // The key travels only in this header.
-        // Only where the endpoint rules allow it; every send checks `endpointProblem` first.
-        if let key = configuration.apiKey, configuration.endpointProblem == nil { request.setValue(key.value, forHTTPHeaderField: "x-api-key") }
-    }
-
-    private func request(_ path: String, json: JSONValue) -> URLRequest {
-        var request = URLRequest(url: configuration.endpoint(path))
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "content-type")
-        authorize(&request)
-        var body: [UInt8] = []
-        JSONSerializer.write(json, to: &body)
-        request.httpBody = Data(body)
-        return request
-    }
-
-    /// Sends a JSON request and returns the body of its 2xx answer.
+    /// Sends a JSON request to `{base}/v1/{path}` and returns the body of its 2xx answer.
     private func post(_ path: String, json: JSONValue) async throws(APIError) -> Data {
-        let url = configuration.endpoint(path).absoluteString
-        if let problem = configuration.endpointProblem { throw problem }
-        let response: HTTPClient.Response
-        do {
-            response = try await client.send(request(path, json: json))
-        } catch {
-            throw errors.error(transport: error, endpoint: url)
-        }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url)
-        }
-        return response.body
+        try await exchange.send(exchange.request(configuration.endpoint(path), json: json)).body
     }
 
     func generate(_ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
@@ -142,22 +117,13 @@ final class AnthropicCore: Sendable {
 
     private func streamInto(_ continuation: AsyncThrowingStream<GenerationChunk, any Error>.Continuation, _ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
         try checkCache(generation)
-        if let problem = configuration.endpointProblem { throw problem }
         let body = try builder.body(for: generation, purpose: .generate(stream: true))
         let url = configuration.endpoint("messages").absoluteString
         var assembler = AnthropicResponses.StreamAssembler(requestedModel: generation.model)
         var parser = ServerSentEventParser()
         let errors = self.errors
         do {
-            let response = try await client.stream(request("messages", json: body))
-            guard (200..<300).contains(response.status) else {
-                var whole = Data()
-                for try await piece in response.body {
-                    whole.append(piece)
-                    if whole.count > 1 << 20 { break }  // an error body; its head is enough
-                }
-                throw errors.error(status: response.status, headers: response.headers, body: whole, endpoint: url)
-            }
+            let response = try await exchange.stream(exchange.request(configuration.endpoint("messages"), json: body))
             func take(_ events: [ServerSentEventParser.Event]) throws(APIError) {
                 for event in events where !assembler.finished {
                     if let delta = try assembler.take(event, provider: AnthropicProvider.name, text: ServerText(key: configuration.apiKey)) {
@@ -196,7 +162,6 @@ final class AnthropicCore: Sendable {
 
     func upload(_ file: FileUpload) async throws(APIError) -> FileReference {
         let url = configuration.endpoint("files")
-        if let problem = configuration.endpointProblem { throw problem }
         let multipart = MultipartBody()
         let bodyFile: URL
         do {
@@ -210,20 +175,10 @@ final class AnthropicCore: Sendable {
             throw APIError(.uploadFailed, "cannot prepare '\(file.path)' for upload: \(error)", provider: name)
         }
         defer { try? FileManager.default.removeItem(at: bodyFile) }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
+        var request = exchange.request(url)
         request.setValue(multipart.contentType, forHTTPHeaderField: "content-type")
         request.setValue(AnthropicConfiguration.filesBeta, forHTTPHeaderField: "anthropic-beta")
-        authorize(&request)
-        let response: HTTPClient.Response
-        do {
-            response = try await client.upload(request, fromFile: bodyFile)
-        } catch {
-            throw errors.error(transport: error, endpoint: url.absoluteString)
-        }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url.absoluteString)
-        }
+        let response = try await exchange.upload(request, fromFile: bodyFile)
         guard case .object(let object) = try AnthropicResponses.parse(response.body, provider: name), let id = object["id"]?.stringValue, !id.isEmpty else {
             throw APIError(.uploadFailed, "the Files API at \(url.absoluteString) answered without a file id", provider: name)
         }

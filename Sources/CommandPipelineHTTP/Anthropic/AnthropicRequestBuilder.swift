@@ -84,7 +84,7 @@ struct AnthropicRequestBuilder {
                 body["system"] = .string(system)
             }
         }
-        body["messages"] = .array(messages.map { ["role": .string($0.role), "content": .array($0.blocks)] })
+        body["messages"] = .array(messages.map { ["role": .string($0.role), "content": Self.content($0.blocks)] })
 
         let config = request.config
         if purpose != .countTokens {
@@ -132,6 +132,17 @@ struct AnthropicRequestBuilder {
     }
 
     static func text(_ text: String) -> JSONValue { ["type": "text", "text": .string(text)] }
+
+    /// A turn's content: a single plain text block (no cache breakpoint) goes as a plain string,
+    /// the form every Messages server accepts (some compatible ones take nothing else); the rest as blocks.
+    static func content(_ blocks: [JSONValue]) -> JSONValue {
+        if blocks.count == 1, case .object(let block) = blocks[0], block.count == 2, block["type"]?.stringValue == "text", let text = block["text"],
+            case .string = text
+        {
+            return text
+        }
+        return .array(blocks)
+    }
 
     private func outputConfig(_ format: JSONValue) throws(APIError) -> JSONValue? {
         let type = format.objectValue?["type"]?.stringValue
@@ -200,6 +211,6 @@ struct AnthropicRequestBuilder {
     static let imageTypes: Set<String> = ["image/jpeg", "image/png", "image/gif", "image/webp"]
 
     private func missing(_ index: Int, _ what: String, _ fix: String) -> APIError {
-        APIError(.capabilityMissing, "request part \(index), \(what), cannot be sent to Anthropic: \(fix)", provider: providerName)
+        APIError(.capabilityMissing, "request part \(index), \(what), cannot be sent to Anthropic: \(fix)", path: "parts[\(index)]", provider: providerName)
     }
 }

@@ -73,7 +73,7 @@ extension GeminiCore {
     }
 
     func operation(_ jobID: String) async throws(APIError) -> JSONObject {
-        try object(try await send(request(configuration.url(try path(jobID)), method: "GET")), "the batch operation")
+        try object(try await exchange.send(exchange.request(configuration.url(try path(jobID)), method: "GET")), "the batch operation")
     }
 
     func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws(APIError) -> BatchJob {
@@ -97,7 +97,7 @@ extension GeminiCore {
         }
         let body: JSONValue = ["batch": ["displayName": .string(marker.name), "inputConfig": input]]
         let url = configuration.url(GeminiConfiguration.modelPath(model) + ":batchGenerateContent")
-        return try job(try object(try await send(request(url, json: body)), "the created batch"))
+        return try job(try object(try await exchange.send(exchange.request(url, json: body)), "the created batch"))
     }
 
     /// The JSONL input (`{"key","request"}` lines) uploaded through the Files API; its `files/…` name.
@@ -164,7 +164,7 @@ extension GeminiCore {
         for _ in 0..<20 {
             var query = "pageSize=100"
             if let pageToken, let escaped = pageToken.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { query += "&pageToken=\(escaped)" }
-            let page = try object(try await send(request(configuration.url("batches", query: query), method: "GET")), "the batch list")
+            let page = try object(try await exchange.send(exchange.request(configuration.url("batches", query: query), method: "GET")), "the batch list")
             for case .object(let item) in page["operations"]?.arrayValue ?? [] where item["metadata"]?.objectValue?["displayName"]?.stringValue == marker.name {
                 matches.append(try job(item))
             }
@@ -179,7 +179,7 @@ extension GeminiCore {
     }
 
     func cancelBatch(_ jobID: String) async throws(APIError) -> BatchJob {
-        _ = try await send(request(configuration.url(try path(jobID) + ":cancel"), json: [:]))
+        _ = try await exchange.send(exchange.request(configuration.url(try path(jobID) + ":cancel"), json: [:]))
         return try job(try await operation(jobID))
     }
 
@@ -204,7 +204,7 @@ extension GeminiCore {
             guard file.hasPrefix("files/"), OpenAICore.isSafeID(String(file.dropFirst("files/".count))) else {
                 throw APIError(.providerError, "batch \(state.id) names an unusable responses file", provider: name)
             }
-            let body = try await send(request(configuration.url(file + ":download", query: "alt=media"), method: "GET")).body
+            let body = try await exchange.send(exchange.request(configuration.url(file + ":download", query: "alt=media"), method: "GET")).body
             let lines = BatchResultLines(idField: "key", jobID: state.id, provider: name, text: ServerText(key: configuration.apiKey))
             let read = lines.read(body) { item in result(key: item["key"]?.stringValue, item, jobID: state.id) }
             set.results += read.results

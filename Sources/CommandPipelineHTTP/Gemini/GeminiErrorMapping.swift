@@ -6,12 +6,9 @@ import FoundationNetworking
 
 /// `google.rpc.Status` bodies, HTTP statuses and transport errors mapped to the engine's
 /// error kinds. See the Gemini error table in `Design/providers.md`.
-struct GeminiErrorMapping {
+struct GeminiErrorMapping: ProviderErrorMapping {
     let configuration: GeminiConfiguration
     let providerName: String
-
-    /// The longest retry hint taken from a server; the engine caps it further (`RetryPolicy.maxRetryAfter`).
-    static let maxRetryDelay = Duration.seconds(3600)
 
     /// What a `google.rpc.Status` says.
     struct Status {
@@ -77,9 +74,7 @@ struct GeminiErrorMapping {
         default:
             return nil
         }
-        guard let seconds, seconds.isFinite, seconds >= 0 else { return nil }
-        let capped = min(seconds, Double(maxRetryDelay.components.seconds))
-        return .milliseconds(Int((capped * 1000).rounded()))
+        return seconds.flatMap(RetryHint.capped(seconds:))
     }
 
     func error(status httpStatus: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
@@ -110,32 +105,25 @@ struct GeminiErrorMapping {
                     retryable: false, code: "quota_exhausted_per_day")
             } else {
                 error = APIError(.rateLimited, "\(prefix): \(message)", provider: providerName, retryable: true, code: code)
-                error.retryAfter = parsed.retryDelay ?? Self.retryAfterHeader(headers)
+                error.retryAfter = parsed.retryDelay
             }
         case 408, 409, 500, 502, 503, 504:
             error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: true, code: code)
-            error.retryAfter = parsed.retryDelay ?? Self.retryAfterHeader(headers)
+            error.retryAfter = parsed.retryDelay
+        case _ where parsed.status == "UNAVAILABLE" || parsed.status == "RESOURCE_EXHAUSTED":
+            // The status says "try again later" whatever HTTP code a server or proxy put on it.
+            error = APIError(
+                parsed.status == "RESOURCE_EXHAUSTED" ? .rateLimited : .providerError, "\(prefix): \(message)", provider: providerName, retryable: true,
+                code: code)
+            error.retryAfter = parsed.retryDelay
         default:
             error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: false, code: code)
         }
-        return error
-    }
-
-    /// A `Retry-After` header in seconds (some proxies and test servers send one).
-    static func retryAfterHeader(_ headers: [String: String]) -> Duration? {
-        if let ms = headers["retry-after-ms"].flatMap(Double.init), ms.isFinite, ms >= 0 {
-            return .milliseconds(Int(min(ms, Double(maxRetryDelay.components.seconds) * 1000)))
-        }
-        guard let seconds = headers["retry-after"].flatMap(Double.init), seconds.isFinite, seconds >= 0 else { return nil }
-        return .milliseconds(Int(min(seconds, Double(maxRetryDelay.components.seconds)) * 1000))
+        return RetryHint.apply(to: error, status: httpStatus, headers: headers)
     }
 
     /// Transport failures and redirects, as every adapter reports them.
     var transport: TransportErrors {
         TransportErrors(providerName: providerName, baseURL: configuration.baseURL, key: configuration.apiKey, requestTimeout: configuration.requestTimeout)
-    }
-
-    func error(transport failure: any Error, endpoint: String) -> APIError {
-        transport.error(transport: failure, endpoint: endpoint)
     }
 }

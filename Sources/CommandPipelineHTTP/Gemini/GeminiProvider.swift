@@ -53,56 +53,19 @@ public struct GeminiAdapter: GenerationCapability, StreamingCapability, UploadsC
 /// The client, request building and error mapping behind the adapter.
 final class GeminiCore: Sendable {
     let configuration: GeminiConfiguration
-    let client: HTTPClient
     let builder: GeminiRequestBuilder
     let errors: GeminiErrorMapping
+    /// Every request goes through it: endpoint rules, the key, the status check, error mapping.
+    let exchange: ProviderExchange<GeminiErrorMapping>
     private var provider: String { GeminiProvider.name }
 
     init(configuration: GeminiConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile)
         builder = GeminiRequestBuilder(providerName: GeminiProvider.name)
         errors = GeminiErrorMapping(configuration: configuration, providerName: GeminiProvider.name)
-    }
-
-    // MARK: requests
-
-    func request(_ url: URL, method: String = "POST", json: JSONValue? = nil) -> URLRequest {
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.timeoutInterval = configuration.requestTimeout
-        // The key is attached only where the endpoint rules allow it; `checkEndpoint` refuses the rest.
-        if let key = configuration.apiKey, configuration.endpointProblem == nil { request.setValue(key.value, forHTTPHeaderField: "x-goog-api-key") }
-        if let json {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            var body: [UInt8] = []
-            JSONSerializer.write(json, to: &body)
-            request.httpBody = Data(body)
-        }
-        return request
-    }
-
-    /// Sends `request` and returns the body of a 2xx answer; anything else throws the mapped error.
-    func send(_ request: URLRequest) async throws(APIError) -> HTTPClient.Response {
-        let endpoint = Self.describe(request.url)
-        if let problem = configuration.endpointProblem { throw problem }
-        let response: HTTPClient.Response
-        do {
-            response = try await client.send(request)
-        } catch {
-            throw errors.error(transport: error, endpoint: endpoint)
-        }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: endpoint)
-        }
-        return response
-    }
-
-    /// A URL for messages: without its query (which never holds the key, but may hold tokens).
-    static func describe(_ url: URL?) -> String {
-        guard let url, var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return "(no URL)" }
-        components.query = nil
-        return components.string ?? url.absoluteString
+        exchange = ProviderExchange(
+            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile), errors: errors, endpointProblem: configuration.endpointProblem,
+            credentials: configuration.apiKey.map { ["x-goog-api-key": $0.value] } ?? [:], requestTimeout: configuration.requestTimeout)
     }
 
     // MARK: generation
@@ -110,11 +73,11 @@ final class GeminiCore: Sendable {
     func generate(_ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
         let body = try builder.body(for: generation)
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":generateContent")
-        let response = try await send(request(url, json: body))
+        let response = try await exchange.send(exchange.request(url, json: body))
         var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider, serverText: ServerText(key: configuration.apiKey))
         do throws(APIError) {
             _ = try assembler.take(try GeminiResponses.parse(response.body, provider: provider))
-            return try assembler.response(endpoint: Self.describe(url))
+            return try assembler.response(endpoint: DisplayURL.endpoint(url))
         } catch {
             // An answer refused after it was made (blocked, no text) was billed for what it reported.
             throw error.billed(assembler.usage)
@@ -133,22 +96,13 @@ final class GeminiCore: Sendable {
     ) async throws(APIError) -> GenerationResponse {
         let body = try builder.body(for: generation)
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":streamGenerateContent", query: "alt=sse")
-        let endpoint = Self.describe(url)
+        let endpoint = DisplayURL.endpoint(url)
         var assembler = GeminiResponses.Assembler(requestedModel: generation.model, provider: provider, serverText: ServerText(key: configuration.apiKey))
         var parser = ServerSentEventParser()
         var events = 0
         var head = Data()
         do {
-            if let problem = configuration.endpointProblem { throw problem }
-            let response = try await client.stream(request(url, json: body))
-            guard (200..<300).contains(response.status) else {
-                var whole = Data()
-                for try await piece in response.body {
-                    whole.append(piece)
-                    if whole.count > 1 << 20 { break }
-                }
-                throw errors.error(status: response.status, headers: response.headers, body: whole, endpoint: endpoint)
-            }
+            let response = try await exchange.stream(exchange.request(url, json: body))
             func take(_ batch: [ServerSentEventParser.Event]) throws(APIError) {
                 for event in batch {
                     events += 1
@@ -199,7 +153,7 @@ final class GeminiCore: Sendable {
     func countTokens(_ generation: GenerationRequest) async throws(APIError) -> Int {
         let body = try builder.countBody(for: generation)
         let url = configuration.url(GeminiConfiguration.modelPath(generation.model) + ":countTokens")
-        let response = try await send(request(url, json: body))
+        let response = try await exchange.send(exchange.request(url, json: body))
         guard let object = try GeminiResponses.parse(response.body, provider: provider).objectValue else {
             throw APIError(.providerError, "countTokens answered with something other than an object", provider: provider)
         }
@@ -220,17 +174,23 @@ final class GeminiCore: Sendable {
         let url = configuration.url("cachedContents")
         let response: HTTPClient.Response
         do {
-            response = try await send(request(url, json: body))
+            response = try await exchange.send(exchange.request(url, json: body))
         } catch {
-            if let reason = Self.belowMinimum(error) {
-                var failure = error
-                failure.kind = .cacheFailed
-                failure.code = APIError.cacheBelowMinimumCode
-                failure.retryable = false
-                failure.message = "the shared context is below the model's minimum size for a cache (\(reason))"
-                throw failure
+            // Both run the command uncached, with the reason in `uncached_reason`.
+            let reason: String
+            if let below = Self.belowMinimum(error) {
+                reason = "the shared context is below the model's minimum size for a cache (\(below))"
+            } else if Self.withoutCaches(error) {
+                reason = "the server has no explicit caches (\(ServerText(key: configuration.apiKey).preview(error.message, limit: 160)))"
+            } else {
+                throw error
             }
-            throw error
+            var failure = error
+            failure.kind = .cacheFailed
+            failure.code = APIError.cacheBelowMinimumCode
+            failure.retryable = false
+            failure.message = reason
+            throw failure
         }
         guard let object = try GeminiResponses.parse(response.body, provider: provider).objectValue,
             var reference = reference(object, key: cacheRequest.key, model: cacheRequest.model)
@@ -242,6 +202,12 @@ final class GeminiCore: Sendable {
         if let tokens = reference.tokenCount { reference.creationUsage = Usage(promptTokens: tokens, cacheCreationTokens: tokens) }
         knownCaches.withLock { $0[cacheRequest.key] = reference }
         return reference
+    }
+
+    /// A server that speaks the API without `cachedContents` (a mock, a proxy): 404 or 405, or
+    /// the status `NOT_FOUND` / `UNIMPLEMENTED`.
+    static func withoutCaches(_ error: APIError) -> Bool {
+        error.code == "NOT_FOUND" || error.code == "UNIMPLEMENTED" || error.message.hasPrefix("HTTP 404") || error.message.hasPrefix("HTTP 405")
     }
 
     /// The API's 400 for a context below the model's minimum: "Cached content is too small.
@@ -276,10 +242,10 @@ final class GeminiCore: Sendable {
             if let pageToken, let escaped = pageToken.addingPercentEncoding(withAllowedCharacters: .alphanumerics) { query += "&pageToken=\(escaped)" }
             let response: HTTPClient.Response
             do {
-                response = try await send(request(configuration.url("cachedContents", query: query), method: "GET"))
+                response = try await exchange.send(exchange.request(configuration.url("cachedContents", query: query), method: "GET"))
             } catch {
                 // A compatible server without listing: nothing to find.
-                if error.code == "NOT_FOUND" || error.code == "UNIMPLEMENTED" || error.message.hasPrefix("HTTP 404") || error.message.hasPrefix("HTTP 405") { return nil }
+                if Self.withoutCaches(error) { return nil }
                 throw error
             }
             guard let object = try GeminiResponses.parse(response.body, provider: provider).objectValue else { return nil }
@@ -299,7 +265,7 @@ final class GeminiCore: Sendable {
     }
 
     func deleteCache(id: String) async throws(APIError) {
-        _ = try await send(request(configuration.url(GeminiConfiguration.escape(id)), method: "DELETE"))
+        _ = try await exchange.send(exchange.request(configuration.url(GeminiConfiguration.escape(id)), method: "DELETE"))
         knownCaches.withLock { caches in caches = caches.filter { $0.value.id != id } }
     }
 
@@ -338,36 +304,24 @@ final class GeminiCore: Sendable {
         }
         defer { try? FileManager.default.removeItem(at: body.url) }
 
-        var start = request(configuration.url("files", upload: true), json: ["file": ["displayName": .string(displayName)]])
+        var start = exchange.request(configuration.url("files", upload: true), json: ["file": ["displayName": .string(displayName)]])
         start.setValue("resumable", forHTTPHeaderField: "X-Goog-Upload-Protocol")
         start.setValue("start", forHTTPHeaderField: "X-Goog-Upload-Command")
         start.setValue(String(body.size), forHTTPHeaderField: "X-Goog-Upload-Header-Content-Length")
         start.setValue(file.mimeType, forHTTPHeaderField: "X-Goog-Upload-Header-Content-Type")
-        let started = try await send(start)
+        let started = try await exchange.send(start)
         guard let location = started.headers["x-goog-upload-url"], let uploadURL = sameOrigin(location) else {
             throw APIError(
-                .uploadFailed, "the Files API did not answer the upload start with a usable X-Goog-Upload-URL (\(Self.describe(start.url)))",
+                .uploadFailed, "the Files API did not answer the upload start with a usable X-Goog-Upload-URL (\(DisplayURL.endpoint(start.url)))",
                 provider: provider)
         }
 
         // The upload URL authorises the bytes by itself: the key is not sent again.
-        var bytes = URLRequest(url: uploadURL)
-        bytes.httpMethod = "POST"
-        bytes.timeoutInterval = configuration.requestTimeout
+        var bytes = exchange.bare(uploadURL)
         bytes.setValue("upload, finalize", forHTTPHeaderField: "X-Goog-Upload-Command")
         bytes.setValue("0", forHTTPHeaderField: "X-Goog-Upload-Offset")
         bytes.setValue(String(body.size), forHTTPHeaderField: "Content-Length")
-        let endpoint = Self.describe(uploadURL)
-        let response: HTTPClient.Response
-        do {
-            if let problem = configuration.endpointProblem { throw problem }
-            response = try await client.upload(bytes, fromFile: body.url)
-        } catch {
-            throw errors.error(transport: error, endpoint: endpoint)
-        }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: endpoint)
-        }
+        let response = try await exchange.upload(bytes, fromFile: body.url)
         if let state = response.headers["x-goog-upload-status"], state.lowercased() != "final" {
             throw APIError(.uploadFailed, "the upload of '\(file.path)' did not finalise (X-Goog-Upload-Status: \(state))", provider: provider, retryable: true)
         }
@@ -409,7 +363,7 @@ final class GeminiCore: Sendable {
                     throw APIError(.cancelled, "waiting for '\(path)' to become ACTIVE was cancelled", provider: provider)
                 }
                 wait = min(wait * 2, configuration.maxPollInterval)
-                let response = try await send(request(configuration.url(filePath), method: "GET"))
+                let response = try await exchange.send(exchange.request(configuration.url(filePath), method: "GET"))
                 guard let polled = try GeminiResponses.parse(response.body, provider: provider).objectValue else {
                     throw APIError(.uploadFailed, "files.get answered with something other than an object", provider: provider)
                 }

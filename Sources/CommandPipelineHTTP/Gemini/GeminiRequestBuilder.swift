@@ -111,7 +111,7 @@ struct GeminiRequestBuilder {
                 throw APIError(
                     .capabilityMissing,
                     "request part \(index), file_placeholder '\(placeholder.path)', was not uploaded, so it cannot be sent to Gemini: make its upload required (upload_tasks) or send the bytes as an inline part",
-                    provider: providerName)
+                    path: "parts[\(index)]", provider: providerName)
             case .history(let history):
                 flush()
                 for turn in history.turns {

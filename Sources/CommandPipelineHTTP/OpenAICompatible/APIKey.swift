@@ -40,6 +40,9 @@ struct ServerText: Sendable {
 
     init(key: APIKey?) { redactor = key?.redactor ?? .none }
 
+    /// For text that may echo several secrets (the header values a webhook receiver was given).
+    init(secrets: [String]) { redactor = SecretRedactor(secrets: secrets) }
+
     /// Whether there is a secret to remove at all.
     var isActive: Bool { redactor.isActive }
 
@@ -76,5 +79,15 @@ enum DisplayURL {
     }
 
     static func string(_ url: URL) -> String { withoutUserinfo(url.absoluteString) }
+
+    /// An endpoint as messages name it: without userinfo or query (which may hold tokens).
+    static func endpoint(_ url: URL?) -> String {
+        guard let url else { return "(no URL)" }
+        guard var components = URLComponents(url: url, resolvingAgainstBaseURL: false) else { return string(url) }
+        components.query = nil
+        components.user = nil
+        components.password = nil
+        return components.string ?? string(url)
+    }
 }
 

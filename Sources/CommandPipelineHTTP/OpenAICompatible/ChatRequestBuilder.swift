@@ -112,6 +112,7 @@ struct ChatRequestBuilder {
     }
 
     private func missing(_ index: Int, _ what: String, _ fix: String) -> APIError {
-        APIError(.capabilityMissing, "request part \(index), \(what), cannot be sent to this OpenAI-compatible server: \(fix)", provider: providerName)
+        APIError(.capabilityMissing, "request part \(index), \(what), cannot be sent to this OpenAI-compatible server: \(fix)", path: "parts[\(index)]",
+            provider: providerName)
     }
 }

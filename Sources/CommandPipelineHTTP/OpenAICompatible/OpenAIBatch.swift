@@ -50,26 +50,7 @@ extension OpenAICore {
     }
 
     private func call(_ method: String, _ path: String, json: JSONValue? = nil, query: [URLQueryItem] = []) async throws(APIError) -> Data {
-        var url = endpoint(path)
-        if !query.isEmpty, var components = URLComponents(url: url, resolvingAgainstBaseURL: false) {
-            components.queryItems = query
-            url = components.url ?? url
-        }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        try authorize(&request)
-        if let json {
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-            var body: [UInt8] = []
-            JSONSerializer.write(json, to: &body)
-            request.httpBody = Data(body)
-        }
-        let response: HTTPClient.Response
-        do { response = try await client.send(request) } catch { throw errors.error(transport: error, endpoint: url.absoluteString) }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url.absoluteString)
-        }
-        return response.body
+        try await exchange.send(exchange.request(endpoint(path).appendingQuery(query), method: method, json: json)).body
     }
 
     private func object(_ data: Data, _ what: String) throws(APIError) -> JSONObject {
@@ -115,16 +96,9 @@ extension OpenAICore {
             throw APIError(.internal, "cannot prepare the batch input upload: \(error)", provider: OpenAIProvider.name)
         }
         defer { try? FileManager.default.removeItem(at: body) }
-        let filesURL = endpoint("files")
-        var upload = URLRequest(url: filesURL)
-        upload.httpMethod = "POST"
+        var upload = exchange.request(endpoint("files"))
         upload.setValue(multipart.contentType, forHTTPHeaderField: "Content-Type")
-        try authorize(&upload)
-        let uploaded: HTTPClient.Response
-        do { uploaded = try await client.upload(upload, fromFile: body) } catch { throw errors.error(transport: error, endpoint: filesURL.absoluteString) }
-        guard (200..<300).contains(uploaded.status) else {
-            throw errors.error(status: uploaded.status, headers: uploaded.headers, body: uploaded.body, endpoint: filesURL.absoluteString)
-        }
+        let uploaded = try await exchange.upload(upload, fromFile: body)
         let fileID = try id(try object(uploaded.body, "uploading the batch input")["id"], "uploading the batch input")
         let created = try await call("POST", "batches", json: [
             "input_file_id": .string(fileID), "endpoint": "/v1/chat/completions", "completion_window": "24h",

@@ -7,7 +7,7 @@ import FoundationNetworking
 /// HTTP statuses, bodies and transport errors mapped to the engine's error kinds.
 /// See the table in `Design/providers.md`. Server text reaches a message only through
 /// `text` (`ServerText`: the key redacted from the whole text, then cut).
-struct OpenAIErrorMapping {
+struct OpenAIErrorMapping: ProviderErrorMapping {
     let configuration: OpenAIConfiguration
     let providerName: String
 
@@ -60,59 +60,13 @@ struct OpenAIErrorMapping {
         case 429:
             let quota = code == "insufficient_quota"
             error = APIError(quota ? .providerError : .rateLimited, "\(prefix): \(message)", provider: providerName, retryable: !quota, code: code)
-            error.retryAfter = Self.retryAfter(headers)
         case 408, 409, 500...599:
             error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: true, code: code)
-            error.retryAfter = Self.retryAfter(headers)
         default:
             error = APIError(.providerError, "\(prefix): \(message)", provider: providerName, retryable: false, code: code)
         }
-        switch headers["x-should-retry"]?.lowercased() {
-        case "true": error.retryable = true
-        case "false": error.retryable = false
-        default: break
-        }
-        return error
+        // The server's retry hints (`Retry-After`, `x-should-retry`): read once, for every provider.
+        return RetryHint.apply(to: error, status: status, headers: headers)
     }
 
-    /// The longest retry hint kept. The engine caps hints further (60 s by default); this cap
-    /// only makes sure no header value can overflow a `Duration` or an `Int`.
-    static let maxRetryAfter: Duration = .seconds(3600)
-
-    /// `retry-after-ms`, then `retry-after` as seconds or an HTTP date. Values are read
-    /// defensively: only plain decimal numbers count (no `inf`, `nan`, `1e20`, hex, signs), a
-    /// date in the past is zero, and everything is capped at `maxRetryAfter`.
-    static func retryAfter(_ headers: [String: String], now: Date = Date()) -> Duration? {
-        if let ms = headers["retry-after-ms"].flatMap(decimal) { return capped(milliseconds: ms) }
-        guard let value = headers["retry-after"]?.trimmingCharacters(in: .whitespaces) else { return nil }
-        if let seconds = decimal(value) { return capped(milliseconds: seconds * 1000) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        if let date = formatter.date(from: value) { return capped(milliseconds: date.timeIntervalSince(now) * 1000) }
-        return nil
-    }
-
-    /// `text` as a number if it is digits with an optional fraction (`2`, `1.5`), else nil.
-    private static func decimal(_ text: String) -> Double? {
-        let text = text.trimmingCharacters(in: .whitespaces)
-        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
-        guard !text.isEmpty, parts.count <= 2, !parts[0].isEmpty,
-            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }), parts.count == 1 || !parts[1].isEmpty
-        else { return nil }
-        return Double(text)
-    }
-
-    /// A non-negative, finite number of milliseconds as a `Duration`, at most `maxRetryAfter`.
-    private static func capped(milliseconds: Double) -> Duration? {
-        guard !milliseconds.isNaN else { return nil }
-        let cap = Double(maxRetryAfter.components.seconds) * 1000
-        return .milliseconds(Int(min(max(milliseconds, 0), cap)))
-    }
-
-    /// Transport failures: timeouts, refused or dropped connections, the deadline and body cap.
-    func error(transport failure: any Error, endpoint: String) -> APIError {
-        transport.error(transport: failure, endpoint: endpoint)
-    }
 }

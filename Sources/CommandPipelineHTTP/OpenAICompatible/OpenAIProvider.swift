@@ -35,59 +35,30 @@ public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingC
 /// What every capability combination shares: the client, request building, error mapping.
 final class OpenAICore: Sendable {
     let configuration: OpenAIConfiguration
-    let client: HTTPClient
     let builder: ChatRequestBuilder
     let errors: OpenAIErrorMapping
+    /// Every request goes through it: endpoint rules, the key, the status check, error mapping.
+    let exchange: ProviderExchange<OpenAIErrorMapping>
 
     init(configuration: OpenAIConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(
+        let client = HTTPClient(
             requestTimeout: configuration.requestTimeout, resourceTimeout: configuration.resourceTimeout,
             maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile)
         builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)
         errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
+        exchange = ProviderExchange(
+            client: client, errors: errors, endpointProblem: configuration.endpointProblem,
+            credentials: configuration.apiKey.map { ["Authorization": "Bearer \($0.value)"] } ?? [:], requestTimeout: configuration.requestTimeout)
     }
 
     func endpoint(_ path: String) -> URL { configuration.baseURL.appendingPathComponent(path) }
 
     var serverText: ServerText { errors.text }
 
-    private func request(_ path: String, json: JSONValue) throws(APIError) -> URLRequest {
-        var request = URLRequest(url: endpoint(path))
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        try authorize(&request)
-        var body: [UInt8] = []
-        JSONSerializer.write(json, to: &body)
-        request.httpBody = Data(body)
-        return request
-    }
-
-    /// Sets the timeout and the key. Refuses (before anything is sent) a base URL with
-    /// userinfo or a key bound for plain http off this machine: a configuration built in code
-    /// meets the same rules as one built from options.
-    func authorize(_ request: inout URLRequest) throws(APIError) {
-        if var problem = configuration.endpointProblem {
-            problem.provider = OpenAIProvider.name
-            throw problem
-        }
-        request.timeoutInterval = configuration.requestTimeout
-        if let key = configuration.apiKey { request.setValue("Bearer \(key.value)", forHTTPHeaderField: "Authorization") }
-    }
-
     func generate(_ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
         let body = try builder.body(for: generation, stream: false)
-        let url = endpoint("chat/completions").absoluteString
-        let request = try request("chat/completions", json: body)
-        let response: HTTPClient.Response
-        do {
-            response = try await client.send(request)
-        } catch {
-            throw errors.error(transport: error, endpoint: url)
-        }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url)
-        }
+        let response = try await exchange.send(exchange.request(endpoint("chat/completions"), json: body))
         return try OpenAIResponses.completion(response.body, requestedModel: generation.model, provider: OpenAIProvider.name, text: serverText)
     }
 
@@ -97,19 +68,14 @@ final class OpenAICore: Sendable {
 
     private func streamInto(_ continuation: AsyncThrowingStream<GenerationChunk, any Error>.Continuation, _ generation: GenerationRequest) async throws(APIError) -> GenerationResponse {
         let body = try builder.body(for: generation, stream: true)
-        let url = endpoint("chat/completions").absoluteString
+        let request = exchange.request(endpoint("chat/completions"), json: body)
+        let url = DisplayURL.endpoint(request.url)
         var assembler = OpenAIResponses.StreamAssembler(requestedModel: generation.model)
         var parser = ServerSentEventParser()
         var done = false
-        let request = try request("chat/completions", json: body)
         let serverText = serverText
         do {
-            let response = try await client.stream(request)
-            guard (200..<300).contains(response.status) else {
-                var whole = Data()
-                for try await piece in response.body { whole.append(piece) }
-                throw errors.error(status: response.status, headers: response.headers, body: whole, endpoint: url)
-            }
+            let response = try await exchange.stream(request)
             func take(_ events: [ServerSentEventParser.Event]) throws(APIError) {
                 for event in events where !done {
                     if event.data == "[DONE]" {
@@ -166,19 +132,9 @@ final class OpenAICore: Sendable {
             throw APIError(.uploadFailed, "cannot prepare '\(file.path)' for upload: \(error)", provider: OpenAIProvider.name)
         }
         defer { try? FileManager.default.removeItem(at: bodyFile) }
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
+        var request = exchange.request(url)
         request.setValue(multipart.contentType, forHTTPHeaderField: "Content-Type")
-        try authorize(&request)
-        let response: HTTPClient.Response
-        do {
-            response = try await client.upload(request, fromFile: bodyFile)
-        } catch {
-            throw errors.error(transport: error, endpoint: url.absoluteString)
-        }
-        guard (200..<300).contains(response.status) else {
-            throw errors.error(status: response.status, headers: response.headers, body: response.body, endpoint: url.absoluteString)
-        }
+        let response = try await exchange.upload(request, fromFile: bodyFile)
         guard case .object(let object) = try OpenAIResponses.parse(response.body, provider: OpenAIProvider.name, text: serverText), let id = object["id"]?.stringValue else {
             throw APIError(.uploadFailed, "the Files API answered without a file id", provider: OpenAIProvider.name)
         }

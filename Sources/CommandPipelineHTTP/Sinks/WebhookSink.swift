@@ -28,9 +28,8 @@ public final class WebhookSink: ResultSink {
     public let priority: Int
     public let url: URL
     public let batchSize: Int
-    private let client: HTTPClient
+    private let exchange: ProviderExchange<WebhookErrors>
     private let retrier: Retrier
-    private let headers: [String: String]
     private let filter: (@Sendable (ResultDelivery) -> Bool)?
     private let pending = Mutex<[ResultDelivery]>([])
     private let shown: String
@@ -49,13 +48,11 @@ public final class WebhookSink: ResultSink {
         guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty else {
             throw APIError(.invalidCommand, "the webhook URL \(shown) is not an http:// or https:// URL with a host")
         }
-        if url.user != nil || url.password != nil {
-            throw APIError(.invalidCommand, "the webhook URL \(shown) carries user:password@; credentials in URLs end up in logs, so they are refused")
-        }
-        if scheme == "http" && !EndpointRules.isLoopbackHost(host) && !allowInsecureHTTP {
-            throw APIError(
-                .invalidCommand,
-                "refusing to send results over plain http to \(shown): anyone on the path could read them; use https:// or, if the network path is trusted, pass --allow-insecure-http")
+        if let problem = EndpointRules.problem(
+            url: url, what: "the webhook URL", secret: "results", fix: "give the receiver's credentials as a header instead", allowInsecureHTTP: allowInsecureHTTP,
+            provider: nil)
+        {
+            throw problem
         }
         guard (1...10_000).contains(batchSize) else {
             throw APIError(.invalidCommand, "the webhook batch size must be from 1 to 10000, got \(batchSize)")
@@ -63,12 +60,17 @@ public final class WebhookSink: ResultSink {
         self.url = url
         self.priority = priority
         self.batchSize = batchSize
-        self.headers = headers
         self.filter = filter
         self.shown = shown
         name = "webhook(\(shown))"
         retrier = Retrier(policy: retryPolicy, clock: clock)
-        client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4)
+        let client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4)
+        let transport = TransportErrors(
+            providerName: "webhook", displayBaseURL: shown, requestTimeout: requestTimeout, deadlineSetting: "the webhook's request timeout",
+            bodyLimitSetting: "the webhook's 1 MiB answer limit", urlSetting: "the webhook URL",
+            text: ServerText(secrets: Array(headers.values)))  // a receiver's answer may echo the headers it got
+        // The extra headers (an `Authorization` the receiver wants) go with every POST, like a provider's key.
+        exchange = ProviderExchange(client: client, errors: WebhookErrors(transport: transport), endpointProblem: nil, credentials: headers, requestTimeout: requestTimeout)
     }
 
     public func enabled(for delivery: ResultDelivery) -> Bool { filter?(delivery) ?? true }
@@ -130,47 +132,23 @@ public final class WebhookSink: ResultSink {
     }
 
     private func post(_ batch: [ResultDelivery]) async throws {
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
+        var request = exchange.request(url)
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue(Self.idempotencyKey(of: batch), forHTTPHeaderField: "Idempotency-Key")
-        for (field, value) in headers { request.setValue(value, forHTTPHeaderField: field) }
         request.httpBody = Self.body(of: batch)
         let first = batch.first?.commandID ?? "", last = batch.last?.commandID ?? ""
         let what = batch.count == 1 ? "'\(first)'" : "\(batch.count) results ('\(first)' … '\(last)')"
         let outcome = await retrier.run(cancelled: APIError(.cancelled, "POST of \(what) to \(shown) was cancelled")) { _ in
-            await attempt(request, what: what)
+            do throws(APIError) {
+                _ = try await exchange.send(request)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
         }
         if case .failure(let error) = outcome.result {
             let tries = outcome.attempts == 1 ? "1 attempt" : "\(outcome.attempts) attempts"
-            throw APIError(error.kind, "\(error.message) (after \(tries))", retryable: error.retryable, code: error.code)
-        }
-    }
-
-    private func attempt(_ request: URLRequest, what: String) async -> Result<Void, APIError> {
-        let response: HTTPClient.Response
-        do {
-            response = try await client.send(request)
-        } catch is CancellationError {
-            return .failure(APIError(.cancelled, "POST of \(what) to \(shown) was cancelled"))
-        } catch {
-            // Connection refused, reset, timed out: worth another try.
-            let reason = (error as? URLError).map { "\($0.code.rawValue): \($0.localizedDescription)" } ?? String(describing: error)
-            return .failure(APIError(.providerError, "POST of \(what) to \(shown) failed: \(reason.prefix(200))", retryable: true, code: "transport"))
-        }
-        switch response.status {
-        case 200..<300:
-            return .success(())
-        case 300..<400:
-            return .failure(APIError(
-                .providerError, "POST of \(what) to \(shown) answered HTTP \(response.status), a redirect; redirects are not followed: give the final URL",
-                retryable: false, code: "redirect"))
-        case 408, 409, 425, 429, 500...599:
-            return .failure(APIError(
-                .providerError, "POST of \(what) to \(shown) answered HTTP \(response.status)", retryable: true, code: "http_\(response.status)",
-                retryAfter: OpenAIErrorMapping.retryAfter(response.headers)))
-        default:
-            return .failure(APIError(.providerError, "POST of \(what) to \(shown) answered HTTP \(response.status)", retryable: false, code: "http_\(response.status)"))
+            throw APIError(error.kind, "POST of \(what) to \(shown): \(error.message) (after \(tries))", retryable: error.retryable, code: error.code)
         }
     }
 
@@ -183,6 +161,20 @@ public final class WebhookSink: ResultSink {
         components.path = url.path
         let text = components.string ?? "(webhook)"
         return url.query == nil ? text : text + "?…"
+    }
+}
+
+/// A receiver's answer other than a 2xx: 408, 409, 425, 429 and 5xx are worth another POST
+/// (honouring `Retry-After`), the rest are not; a redirect is never followed.
+struct WebhookErrors: ProviderErrorMapping {
+    let transport: TransportErrors
+
+    func error(status: Int, headers: [String: String], body: Data, endpoint: String) -> APIError {
+        if (300..<400).contains(status) { return transport.redirect(status: status, headers: headers, endpoint: endpoint) }
+        let retryable = [408, 409, 425, 429].contains(status) || (500...599).contains(status)
+        let error = APIError(
+            .providerError, "HTTP \(status) from \(endpoint): \(transport.text.preview(body, limit: 200))", retryable: retryable, code: "http_\(status)")
+        return RetryHint.apply(to: error, status: status, headers: headers)
     }
 }
 

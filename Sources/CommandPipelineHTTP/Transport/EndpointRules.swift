@@ -20,19 +20,28 @@ public enum EndpointRules {
 
     /// Why requests to `baseURL` must not be sent, if they must not.
     public static func problem(baseURL: URL, hasKey: Bool, keyVariable: String, allowInsecureHTTP: Bool, provider: String) -> APIError? {
+        problem(
+            url: baseURL, what: "the base URL", secret: hasKey ? "the API key in $\(keyVariable)" : nil,
+            fix: "put the key in $\(keyVariable) and remove user:password@ from --base-url", allowInsecureHTTP: allowInsecureHTTP, provider: provider)
+    }
+
+    /// The rules for any address something private is sent to (a provider's base URL, a webhook):
+    /// no `user:password@` (`what` names the address, `fix` says what to do instead), and
+    /// `secret` (what would travel: a key, results) never over plain http off this machine
+    /// unless `allowInsecureHTTP`.
+    static func problem(url: URL, what: String, secret: String?, fix: String, allowInsecureHTTP: Bool, provider: String?) -> APIError? {
         // Checked before every request: the URL is shown only when there is something to say.
-        var shown: String { DisplayURL.string(baseURL) }
-        if baseURL.user != nil || baseURL.password != nil || DisplayURL.withoutUserinfo(baseURL.absoluteString) != baseURL.absoluteString {
+        var shown: String { DisplayURL.endpoint(url) }
+        if url.user != nil || url.password != nil || DisplayURL.withoutUserinfo(url.absoluteString) != url.absoluteString {
             return APIError(
-                .invalidCommand,
-                "the base URL \(shown) carries user:password@; credentials in URLs end up in logs and error messages, so they are refused: put the key in $\(keyVariable) and remove user:password@ from --base-url",
+                .invalidCommand, "\(what) \(shown) carries user:password@; credentials in URLs end up in logs and error messages, so they are refused: \(fix)",
                 provider: provider)
         }
-        let loopback = baseURL.host.map(isLoopbackHost) ?? false
-        if baseURL.scheme?.lowercased() == "http", hasKey, !loopback, !allowInsecureHTTP {
+        let loopback = url.host.map(isLoopbackHost) ?? false
+        if url.scheme?.lowercased() == "http", let secret, !loopback, !allowInsecureHTTP {
             return APIError(
                 .invalidCommand,
-                "refusing to send the API key in $\(keyVariable) over plain http to \(shown): anyone on the path could read it; use https:// or, if the network path is trusted, pass --allow-insecure-http",
+                "refusing to send \(secret) over plain http to \(shown): anyone on the path could read it; use https:// or, if the network path is trusted, pass --allow-insecure-http",
                 provider: provider)
         }
         return nil
@@ -46,6 +55,31 @@ public enum EndpointRules {
             .invalidCommand,
             "the base URL \(DisplayURL.string(baseURL)) ends in /\(version), but for \(provider) it is the API's origin (e.g. \(example)): the adapter appends \(appends) itself; drop the /\(version)",
             provider: provider)
+    }
+
+    /// `--base-url` with its trailing `/` dropped, or `fallback` when none is given: an http(s)
+    /// URL with a host (and, for an API `origin`, no query or fragment), else a usage error.
+    static func baseURL(_ text: String?, fallback: URL, origin: Bool, example: String) throws(APIError) -> URL {
+        guard let text else { return fallback }
+        var trimmed = text
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil,
+            !origin || (url.query == nil && url.fragment == nil)
+        else {
+            throw APIError(.invalidCommand, "--base-url '\(DisplayURL.withoutUserinfo(text))' is not an http(s) \(origin ? "origin" : "URL"); e.g. \(example)")
+        }
+        return url
+    }
+
+    /// What a provider built from options must meet before it is used: no endpoint `problem`,
+    /// and a key for any server off this machine (read from one of `variables`).
+    static func checkReady(baseURL: URL, hasKey: Bool, problem: APIError?, variables: [String]) throws(APIError) {
+        if let problem { throw problem }
+        if !hasKey && !(baseURL.host.map(isLoopbackHost) ?? false) {
+            throw APIError(
+                .invalidCommand,
+                "no API key: set $\(variables.joined(separator: " or $")) (or name another variable with --api-key-env); keys are never taken as flags")
+        }
     }
 
     /// Capabilities declared (`--capabilities`, `ProviderOptions.capabilities`) that the adapter cannot offer.

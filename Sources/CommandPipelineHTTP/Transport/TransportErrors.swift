@@ -17,10 +17,16 @@ struct TransportErrors: Sendable {
     /// The configuration field or flag that raises each limit, for the hints.
     let deadlineSetting: String
     let bodyLimitSetting: String
+    /// Where the address is set, named when it is wrong (`--base-url`, `--sink-webhook`).
+    let urlSetting: String
     let text: ServerText
 
-    init(providerName: String, displayBaseURL: String, requestTimeout: TimeInterval, deadlineSetting: String, bodyLimitSetting: String, text: ServerText) {
+    init(
+        providerName: String, displayBaseURL: String, requestTimeout: TimeInterval, deadlineSetting: String, bodyLimitSetting: String,
+        urlSetting: String = "--base-url", text: ServerText
+    ) {
         self.providerName = providerName
+        self.urlSetting = urlSetting
         self.displayBaseURL = displayBaseURL
         self.requestTimeout = requestTimeout
         self.deadlineSetting = deadlineSetting
@@ -43,7 +49,7 @@ struct TransportErrors: Sendable {
         let location = headers["location"].map { text.preview(DisplayURL.withoutUserinfo($0), limit: 200) } ?? "(no Location header)"
         return APIError(
             .providerError,
-            "HTTP \(status) from \(DisplayURL.withoutUserinfo(endpoint)): the server redirects to \(location); redirects are not followed, so the API key never travels to another address: point --base-url at the final address",
+            "HTTP \(status) from \(DisplayURL.withoutUserinfo(endpoint)): the server redirects to \(location); redirects are not followed, so no key or data ever travels to another address: point \(urlSetting) at the final address",
             provider: providerName, retryable: false, code: "redirect")
     }
 
@@ -68,12 +74,12 @@ struct TransportErrors: Sendable {
                 let what = declared.map { "declares a \($0)-byte body" } ?? "sent a body of more than \(limit) bytes"
                 return APIError(
                     .providerError,
-                    "the answer from \(endpoint) \(what), over the \(limit)-byte limit; check --base-url points at the API, or raise \(bodyLimitSetting)",
+                    "the answer from \(endpoint) \(what), over the \(limit)-byte limit; check \(urlSetting) points at the API, or raise \(bodyLimitSetting)",
                     provider: providerName, retryable: false, code: "response_too_large", underlying: failure)
             case .encodedBody(let encoding):
                 return APIError(
                     .providerError,
-                    "the answer from \(endpoint) is compressed (Content-Encoding: \(text.preview(encoding, limit: 40))) although the request asked for none (Accept-Encoding: identity); compressed answers are refused, since their size once inflated cannot be bounded in advance: check --base-url points at the API, not at a proxy that compresses",
+                    "the answer from \(endpoint) is compressed (Content-Encoding: \(text.preview(encoding, limit: 40))) although the request asked for none (Accept-Encoding: identity); compressed answers are refused, since their size once inflated cannot be bounded in advance: check \(urlSetting) points at the API, not at a proxy that compresses",
                     provider: providerName, retryable: false, code: "response_compressed", underlying: failure)
             case .tls(let tls):
                 return Self.error(tls: tls, endpoint: endpoint, base: base, provider: providerName, text: text)
@@ -94,7 +100,7 @@ struct TransportErrors: Sendable {
         case .timedOut:
             return APIError(.timeout, "no answer from \(endpoint) within \(Self.seconds(requestTimeout)) (request timeout)", provider: providerName, retryable: true, underlying: urlError)
         case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .notConnectedToInternet:
-            return APIError(.providerError, "cannot connect to \(base): is the server running and --base-url right? (\(urlError.code.rawValue))", provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
+            return APIError(.providerError, "cannot connect to \(base): is the server running and \(urlSetting) right? (\(urlError.code.rawValue))", provider: providerName, retryable: true, code: "connection_failed", underlying: urlError)
         case .resourceUnavailable:
             // Out of file descriptors (EMFILE/ENFILE): the HTTP/1.1 path says so with this code,
             // and URLSession (libcurl) reports its failed socket() the same way.

@@ -20,8 +20,27 @@ public enum ProviderCall {
         } catch {
             var error = APIError(wrapping: error, provider: provider.providerName, context: "call \(input.callIndex) (\(input.request.model))")
             // An adapter names the call's fields relative to it (`config.provider_options.stream`).
-            if let path = error.path, !path.hasPrefix("plan.") { error.path = "\(input.path).\(path)" }
+            if let path = error.path, !path.hasPrefix("plan.") { error.path = planPath(ofRequestPart: path, input) ?? "\(input.path).\(path)" }
             return .failure(interrupted(error, input))
+        }
+    }
+
+    /// Where in the plan the request part an adapter names (`parts[N]`, N counting the parts of
+    /// the request it was given) sits: the shared parts come first when the request carries them
+    /// (`plan.shared_parts[N]`), then the call's own (`plan.calls[i].parts[N - shared]`). Nil for
+    /// another path, or a request whose parts are not the plan's (a repair adds turns).
+    static func planPath(ofRequestPart path: String, _ input: CallInput) -> String? {
+        guard path.hasPrefix("parts["), let close = path.firstIndex(of: "]"),
+            let n = Int(path[path.index(path.startIndex, offsetBy: 6)..<close]), n >= 0
+        else { return nil }
+        let rest = path[path.index(after: close)...]
+        let state = input.state
+        guard state.calls.indices.contains(input.callIndex) else { return nil }
+        let shared = state.sharedParts.count, own = state.calls[input.callIndex].parts.count
+        switch input.request.parts.count {
+        case shared + own where shared > 0: return n < shared ? "plan.shared_parts[\(n)]\(rest)" : "\(input.path).parts[\(n - shared)]\(rest)"
+        case own: return "\(input.path).parts[\(n)]\(rest)"
+        default: return nil
         }
     }
 
