@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 @testable import CommandPipelineHTTP
 import Foundation
 import PipelineTestSupport
@@ -180,6 +181,23 @@ import FoundationNetworking
         #expect(nothing.stderr.contains("nothing to retry"), "\(nothing.stderr)")
         #expect(nothing.records.first?["retried_requests"] as? Int == 0)
         #expect(try await target.batchCount() == before + 1, "no job when nothing failed")
+    }
+
+    /// The library as a Swift user drives it, over llmock's OpenAI batch routes: submit, wait,
+    /// collect — one record per command, in input order, each answered.
+    @Test func theLibrarySubmitsWaitsAndCollectsOverLLMock() async throws {
+        let target = try Target.openAI()
+        let provider = OpenAIProvider.make(OpenAIConfiguration(baseURL: URL(string: target.baseURL)!, capabilities: [.generation, .batch], requestTimeout: 30))
+        let run = try BatchRun(jobFile: try temporaryDirectory().appendingPathComponent("job.json").path, provider: provider)
+        let sent = try await run.submit(BatchInput(Array(Self.commands(5, models: target.models, tag: "library").utf8)), maxRequestsPerJob: 3)
+        #expect(sent.commands == 5 && sent.requests == 7 && sent.jobs.allSatisfy { $0 != nil })
+        let progress = try await run.status(waiting: BatchWaiting(pollInterval: .milliseconds(250), timeout: .seconds(120)))
+        #expect(progress.allEnded && progress.succeeded == 7, "\(progress.line())")
+        var records: [BatchRecord] = []
+        let collected = try await run.collect { records.append($0); return true }
+        #expect(collected.commands == 5 && collected.failed == 0)
+        #expect(records.map(\.index) == Array(0..<5) && records.allSatisfy(\.succeeded))
+        #expect(records[0].id == "library-0")
     }
 
     /// The adapters straight, without the CLI: ids come back matched, counts add up, a marker
