@@ -22,8 +22,9 @@ struct BatchManifest {
             throw BatchError(.invalid, "the manifest '\(manifestPath)' does not match job file '\(path)' (its SHA-256 differs)")
         }
         var lines: [Line] = []
+        let submitChunks = job.submitChunks
         for raw in bytes.split(separator: 0x0a) {
-            guard let line = parse(Array(raw), job: job) else {
+            guard let line = parse(Array(raw), commands: job.commands, chunks: submitChunks) else {
                 throw BatchError(.invalid, "a line of the manifest is malformed ('\(manifestPath)')")
             }
             lines.append(line)
@@ -31,14 +32,15 @@ struct BatchManifest {
         return BatchManifest(lines: lines)
     }
 
-    private static func parse(_ bytes: [UInt8], job: BatchJobFile) -> Line? {
+    /// One line: `commands` bounds its index, `chunks` (the submit's) its calls' chunks.
+    private static func parse(_ bytes: [UInt8], commands: Int, chunks submitChunks: Int) -> Line? {
         guard case .object(let o)? = try? JSONParser.parse(bytes) else { return nil }
         if let record = o["record"]?.stringValue { return .record(Array(record.utf8) + [0x0a]) }
-        guard let index = o["index"]?.intValue, (0..<job.commands).contains(index), let hash = o["input_hash"]?.stringValue,
+        guard let index = o["index"]?.intValue, (0..<commands).contains(index), let hash = o["input_hash"]?.stringValue,
             let value = o["command"], case .array(let list)? = o["chunks"], !list.isEmpty
         else { return nil }
         let chunks = list.compactMap(\.intValue)
-        guard chunks.count == list.count, chunks.allSatisfy({ (0..<job.submitChunks).contains($0) }) else { return nil }
+        guard chunks.count == list.count, chunks.allSatisfy({ (0..<submitChunks).contains($0) }) else { return nil }
         return .command(index: index, hash: hash, value: value, chunks: chunks)
     }
 

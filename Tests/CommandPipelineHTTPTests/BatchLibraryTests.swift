@@ -27,13 +27,15 @@ import Testing
         func run(_ provider: any GenerationCapability) throws -> BatchRun { try BatchRun(jobFile: job, provider: provider) }
 
         /// Every record of a collect, in the order it handed them.
-        func collect(_ provider: any GenerationCapability) async throws -> (summary: BatchCollection, records: [[String: Any]]) {
+        func collect(_ provider: any GenerationCapability) async throws -> (summary: BatchCollection, records: [[String: Any]], lines: [String]) {
             var records: [[String: Any]] = []
+            var lines: [String] = []
             let summary = try await run(provider).collect { record in
                 records.append((try? JSONSerialization.jsonObject(with: Data(record.line))) as? [String: Any] ?? [:])
+                lines.append(String(decoding: record.line, as: UTF8.self))
                 return true
             }
-            return (summary, records)
+            return (summary, records, lines)
         }
 
         func storedJobs() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: store).count }
@@ -58,6 +60,13 @@ import Testing
         #expect(first.summary.commands == 7 && first.summary.failed == 3)
         #expect(first.records.map { $0["id"] as? String } == (0..<7).map { "c\($0)" })
         #expect(first.records.map { $0["status"] as? String } == ["failed", "succeeded", "succeeded", "failed", "succeeded", "succeeded", "failed"])
+        // Written as run writes a record, with the batch keys first in the telemetry and run's input_hash last.
+        for (line, record) in zip(first.lines, first.records) {
+            #expect(line.contains(#""telemetry":{"batch":true,"batch_job":""#), "\(line)")
+            #expect(line.hasSuffix(#","input_hash":"\#(record["input_hash"] as? String ?? "?")"}"# + "\n"), "\(line)")
+        }
+        let firstCommand = Self.input.split(separator: "\n")[0]
+        #expect(first.records[0]["input_hash"] as? String == InputDigest.of(Array(firstCommand.utf8)), "run's digest of the command's bytes")
 
         // The retry goes to a provider that answers: only the three failed requests are sent.
         let up = setup.provider()
