@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "CommandPipelinePostgres", targets: ["CommandPipelinePostgres"]),
         // Test doubles for users' own tests: a manual clock, in-memory sinks, scripted providers, a stage harness.
         .library(name: "CommandPipelineTesting", targets: ["CommandPipelineTesting"]),
+        // Batch runs recorded in a job file: submit, status, collect, retry, cancel (Design/batch.md).
+        .library(name: "CommandPipelineBatch", targets: ["CommandPipelineBatch"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
     ],
     // No package dependencies: only what the toolchain ships.
@@ -24,13 +26,15 @@ let package = Package(
         // The system's libssl and libcrypto (Debian: libssl-dev), for https in the own transport (Linux only).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
         .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),
+        // Batch orchestration over any provider's BatchCapability: the job file, its restart rules, planning, collect and retry.
+        .target(name: "CommandPipelineBatch", dependencies: ["CommandPipeline"]),
         // The system's libsqlite3 (Debian: libsqlite3-dev), for the SQLite result sink only.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         .target(name: "CommandPipelineSQLite", dependencies: ["CommandPipeline", "CSQLite"]),
         // The system's libpq (Debian: libpq-dev), for the PostgreSQL result sink only.
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
         .target(name: "CommandPipelinePostgres", dependencies: ["CommandPipeline", "CPostgres"]),
-        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineHTTP", "CommandPipelineSQLite", "CommandPipelinePostgres"]),
+        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineBatch", "CommandPipelineHTTP", "CommandPipelineSQLite", "CommandPipelinePostgres"]),
         .executableTarget(
             name: "PipelineBench",
             dependencies: ["CommandPipeline", "CommandPipelineTesting"],
@@ -40,7 +44,7 @@ let package = Package(
         .target(name: "PipelineTestSupport", path: "Tests/PipelineTestSupport"),
         .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineTesting", "PipelineTestSupport"]),
         // Runs against FakeAI and a local fault server (Tests/Tools), and the built `pipeline` binary.
-        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
+        .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "CommandPipelineBatch", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
         .testTarget(name: "PipelineCLITests", dependencies: ["pipeline", "PipelineTestSupport"]),
         // The SQLite sink, read back with Python's sqlite3.

@@ -10,7 +10,7 @@ enum Help {
       pipeline [run] [options] < commands.json > results.jsonl
       pipeline validate [options] < commands.json      parse, validate, check against the model catalog; execute nothing
       pipeline capabilities [--provider NAME]          print the provider's probed capabilities as JSON
-      pipeline batch submit|status|collect|cancel …    run commands through the provider's batch service (pipeline batch --help)
+      pipeline batch submit|status|collect|retry|cancel … run commands through the provider's batch service (pipeline batch --help)
       pipeline report RESULTS.jsonl… [--title TEXT] [--stats-json FILE] > report.html
                                                        one self-contained HTML page (inline CSS and SVG, nothing fetched) of
                                                        results of run or batch collect: totals, per model (failures by kind,

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CommandPipelineBatch
 import Foundation
 
 /// The one rule for every path a flag names (`Design/security.md`, "Path arguments"):

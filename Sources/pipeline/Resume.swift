@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CommandPipeline
+import CommandPipelineBatch
 import Synchronization
 
 /// What an earlier results file says already succeeded, and the rule that decides which
@@ -40,26 +41,13 @@ final class ResumeLedger: Sendable {
         }
     }
 
-    /// FNV-1a, 64 bits, as 16 hex digits: the digest written as `input_hash`.
-    static func digest(_ bytes: [UInt8]) -> String {
-        var text: [UInt8] = []
-        appendDigest(of: bytes, to: &text)
-        return String(decoding: text, as: UTF8.self)
-    }
+    /// FNV-1a, 64 bits, as 16 hex digits: the digest written as `input_hash` (`InputDigest`,
+    /// which batch collect writes too, so `--resume` works on a collected file).
+    static func digest(_ bytes: [UInt8]) -> String { InputDigest.of(bytes) }
 
     /// The digest's 16 hex digits appended to `out` (what every result line carries, so
     /// written without making a string).
-    static func appendDigest(of bytes: [UInt8], to out: inout [UInt8]) {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        for shift in stride(from: 60, through: 0, by: -4) {
-            let nibble = UInt8(truncatingIfNeeded: hash >> UInt64(shift)) & 0xf
-            out.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
-        }
-    }
+    static func appendDigest(of bytes: [UInt8], to out: inout [UInt8]) { InputDigest.append(of: bytes, to: &out) }
 }
 
 enum Resume {

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 @testable import CommandPipelineHTTP
 import Foundation
 import PipelineTestSupport
@@ -111,6 +112,92 @@ import FoundationNetworking
 
     @Test func anthropicKilledSubmitIsReconciledBySizeAndTimeAndCollectEqualsRun() async throws {
         try await killBetweenSendAndRecord(try .anthropic(), commands: 21, perJob: 8, crashAfter: 1)
+    }
+
+    /// Makes an OpenAI job on llmock fail whole: its input file is deleted before the server
+    /// reads it (llmock processes a job at the first look after its ~3 s, and finds no file).
+    static func failJob(_ jobID: String, target: Target) async throws {
+        let batch = try await peerJSON(target.origin.appendingPathComponent("v1/batches/\(jobID)")) as? [String: Any]
+        let file = try #require(batch?["input_file_id"] as? String)
+        _ = try await peerJSON(target.origin.appendingPathComponent("v1/files/\(file)"), method: "DELETE")
+    }
+
+    /// `batch retry` after one job failed: only that job's requests go again, as a new job in
+    /// the same job file; a retry killed between sending and recording is finished by the next
+    /// (found by its marker, not sent twice); collect then merges (one line per command, input
+    /// order, the retried commands answered by the retry's job, the texts of a live run); a
+    /// retry when nothing failed sends nothing.
+    @Test func openAIRetryResendsOnlyTheFailedJobSurvivesAKillAndCollectMerges() async throws {
+        let target = try Target.openAI()
+        let endpoint = endpointArguments(target.providerArguments)
+        let n = 12
+        var setup: (job: String, input: String, collected: PipelineRun)?
+        // The deletion must reach the server before its first look at the job: bounded attempts.
+        for attempt in 1...3 where setup == nil {
+            let job = try temporaryDirectory().appendingPathComponent("job.json").path
+            let input = Self.commands(n, models: target.models, tag: "retry-\(attempt)")
+            let submit = try runPipeline(["batch", "submit", "--job", job, "--max-requests-per-job", "4", "--quiet"] + target.providerArguments, stdin: input)
+            #expect(submit.status == 0, "\(submit.stderr)")
+            let jobs = try #require(submit.records.first?["jobs"] as? [String])
+            try await Self.failJob(try #require(jobs.last), target: target)
+            let collected = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpoint)
+            if collected.status == 1 { setup = (job, input, collected) }
+        }
+        let (job, input, first) = try #require(setup, "the input file was never deleted before llmock read it (3 attempts)")
+        let failed = first.records.filter { $0["status"] as? String == "failed" }
+        #expect(!failed.isEmpty && failed.allSatisfy { $0[path: "error.details.code"] as? String == "batch_failed" }, "\(failed.first ?? [:])")
+        let recorded = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: job))) as? [String: Any])
+        let failedRequests = try #require((recorded["chunks"] as? [[String: Any]])?.last?["requests"] as? Int)
+
+        let before = try await target.batchCount()
+        var crashing = ProcessInfo.processInfo.environment
+        crashing["PIPELINE_BATCH_TEST_CRASH_AFTER_SUBMITS"] = "1"
+        let killed = try runPipeline(["batch", "retry", job, "--quiet"] + endpoint, environment: crashing)
+        #expect(killed.status == 137, "\(killed.stderr)")
+        #expect(try String(contentsOfFile: job, encoding: .utf8).contains(#""state":"submitting""#))
+        #expect(try await target.batchCount() == before + 1)
+        let rerun = try runPipeline(["batch", "retry", job] + endpoint)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(rerun.stderr.contains("already submitted"), "the retry's job was found by its marker: \(rerun.stderr)")
+        #expect(rerun.records.first?["retried_requests"] as? Int == failedRequests && rerun.records.first?["resumed"] as? Bool == true, "\(rerun.stdout)")
+        let retryJob = try #require((rerun.records.first?["jobs"] as? [String])?.first)
+        #expect(try await target.batchCount() == before + 1, "the retry's job was not sent twice")
+
+        let merged = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpoint)
+        let live = try runPipeline(["--quiet"] + target.providerArguments.filter { !$0.hasPrefix("generation") && $0 != "--capabilities" }, stdin: input)
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(merged.records.count == n)
+        #expect(merged.records.map { $0["id"] as? String } == live.records.map { $0["id"] as? String }, "one line per command, input order")
+        #expect(Self.texts(merged) == Self.texts(live))
+        let failedIDs = Set(failed.compactMap { $0["id"] as? String })
+        for record in merged.records where failedIDs.contains(record["id"] as? String ?? "") {
+            // A fan-out's first call may sit in a job that answered: then that job is named.
+            #expect(record["status"] as? String == "succeeded")
+        }
+        #expect(merged.records.contains { $0[path: "telemetry.batch_job"] as? String == retryJob })
+
+        let nothing = try runPipeline(["batch", "retry", job] + endpoint)
+        #expect(nothing.status == 0, "\(nothing.stderr)")
+        #expect(nothing.stderr.contains("nothing to retry"), "\(nothing.stderr)")
+        #expect(nothing.records.first?["retried_requests"] as? Int == 0)
+        #expect(try await target.batchCount() == before + 1, "no job when nothing failed")
+    }
+
+    /// The library as a Swift user drives it, over llmock's OpenAI batch routes: submit, wait,
+    /// collect — one record per command, in input order, each answered.
+    @Test func theLibrarySubmitsWaitsAndCollectsOverLLMock() async throws {
+        let target = try Target.openAI()
+        let provider = OpenAIProvider.make(OpenAIConfiguration(baseURL: URL(string: target.baseURL)!, capabilities: [.generation, .batch], requestTimeout: 30))
+        let run = try BatchRun(jobFile: try temporaryDirectory().appendingPathComponent("job.json").path, provider: provider)
+        let sent = try await run.submit(BatchInput(Array(Self.commands(5, models: target.models, tag: "library").utf8)), maxRequestsPerJob: 3)
+        #expect(sent.commands == 5 && sent.requests == 7 && sent.jobs.allSatisfy { $0 != nil })
+        let progress = try await run.status(waiting: BatchWaiting(pollInterval: .milliseconds(250), timeout: .seconds(120)))
+        #expect(progress.allEnded && progress.succeeded == 7, "\(progress.line())")
+        var records: [BatchRecord] = []
+        let collected = try await run.collect { records.append($0); return true }
+        #expect(collected.commands == 5 && collected.failed == 0)
+        #expect(records.map(\.index) == Array(0..<5) && records.allSatisfy(\.succeeded))
+        #expect(records[0].id == "library-0")
     }
 
     /// The adapters straight, without the CLI: ids come back matched, counts add up, a marker

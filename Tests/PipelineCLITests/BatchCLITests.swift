@@ -173,6 +173,45 @@ import Testing
         #expect(collected.records.count == 6)
         #expect(collected.records.allSatisfy { $0["status"] as? String == "failed" && $0[path: "error.kind"] as? String == "cancelled" })
         #expect(collected.records.map { $0["index"] as? Int } == Array(0..<6))
+        let retry = try CLI.run(["batch", "retry", job.path])
+        #expect(retry.status == 2 && retry.stderr.contains("was cancelled"), "\(retry.stderr)")
+        #expect(try mockJobs(job) == 1)
+    }
+
+    @Test func retryWaitsForTheEndThenResendsOnlyTheFailedRequestsAndCollectMerges() throws {
+        let dir = try CLI.temporaryDirectory()
+        let input = (0..<4).map { #"{"id":"c\#($0)","model":"\#($0 % 2 == 1 ? "down" : "m")","prompt":"hello \#($0)"}"# }.joined(separator: "\n")
+        // Jobs that have not ended: refused, nothing sent.
+        let slow = dir.appendingPathComponent("slow.json")
+        #expect(try CLI.run(["batch", "submit", "--job", slow.path, "--mock-fail-model", "down", "--mock-batch-delay-ms", "600000", "--quiet"], stdin: input).status == 0)
+        let early = try CLI.run(["batch", "retry", slow.path])
+        #expect(early.status == 4 && early.stderr.contains("wait until every job has ended"), "\(early.stderr)")
+        #expect(try mockJobs(slow) == 1)
+
+        let job = dir.appendingPathComponent("job.json")
+        #expect(try CLI.run(["batch", "submit", "--job", job.path, "--mock-fail-model", "down", "--quiet"], stdin: input).status == 0)
+        let first = try CLI.run(["batch", "collect", job.path, "--quiet"])
+        #expect(first.status == 1)
+        #expect(first.records.map { $0["status"] as? String } == ["succeeded", "failed", "succeeded", "failed"])
+        // The retry's mock answers every model (the failing one is an option of submit only).
+        let retry = try CLI.run(["batch", "retry", job.path])
+        #expect(retry.status == 0, "\(retry.stderr)")
+        #expect(retry.records.first?["retried_requests"] as? Int == 2 && retry.records.first?["commands"] as? Int == 2)
+        #expect(retry.stderr.contains("2 requests of 2 commands sent again in 1 job"), "\(retry.stderr)")
+        let retryJob = try #require((retry.records.first?["jobs"] as? [String])?.first)
+        #expect(try mockJobs(job) == 2)
+        let merged = try CLI.run(["batch", "collect", job.path, "--quiet"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        #expect(merged.records.map { $0["id"] as? String } == ["c0", "c1", "c2", "c3"])
+        #expect(merged.records.map { $0[path: "telemetry.batch_job"] as? String == retryJob } == [false, true, false, true])
+        #expect(merged.records[0]["responses"] as? [[String: Any]] != nil)
+        let (valid, report) = try CLI.validate(merged.stdout, against: "result.schema.json")
+        #expect(valid, "\(report)")
+        #expect(try CLI.run(["batch", "collect", job.path, "--quiet"]).stdout == merged.stdout, "collecting twice gives the same lines")
+        let nothing = try CLI.run(["batch", "retry", job.path])
+        #expect(nothing.status == 0 && nothing.stderr.contains("nothing to retry"), "\(nothing.stderr)")
+        #expect(try mockJobs(job) == 2)
+        #expect(try CLI.run(["batch", "--help"]).stdout.contains("pipeline batch retry JOBFILE"))
     }
 
     @Test func theJobFileMustMatchItsInputAndBeIntact() throws {

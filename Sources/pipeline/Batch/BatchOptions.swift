@@ -1,9 +1,9 @@
 import CommandPipeline
 
-/// `pipeline batch submit|status|collect|cancel`, as parsed.
+/// `pipeline batch submit|status|collect|retry|cancel`, as parsed.
 struct BatchInvocation {
     enum Action: String, CaseIterable {
-        case submit, status, collect, cancel
+        case submit, status, collect, retry, cancel
         /// `pipeline batch --help`.
         case help
     }
@@ -23,8 +23,6 @@ struct BatchInvocation {
     /// `collect`: a user model catalog (`--models FILE`) over the built-in one, for batch prices.
     var modelsFile: String?
 
-    static let usage = "pipeline batch submit --job JOBFILE [options] < commands.jsonl | pipeline batch status|collect|cancel JOBFILE [options]"
-
     static let help = """
     pipeline batch — run commands through the provider's batch service (about half the price, results within 24 h)
 
@@ -32,6 +30,7 @@ struct BatchInvocation {
       pipeline batch submit --job JOBFILE [options] < commands.jsonl
       pipeline batch status JOBFILE [--wait] [--poll-seconds S] [--timeout S] [endpoint options]
       pipeline batch collect JOBFILE [--wait] [--poll-seconds S] [--timeout S] [--models FILE] [endpoint options] > results.jsonl
+      pipeline batch retry JOBFILE [endpoint options]
       pipeline batch cancel JOBFILE [endpoint options]
 
     submit validates every command (the same errors as run), builds the requests as run does,
@@ -43,6 +42,10 @@ struct BatchInvocation {
     failed records. Collecting twice gives the same lines. Each priced response, and the
     command, carry their "cost" at the catalog's batch prices (the model's batch discount off
     every price), and the closing line on stderr gives the total.
+    retry sends again, as new jobs recorded in JOBFILE, the requests of ended jobs that failed
+    or expired (not the cancelled ones); it needs every job ended, and prints how many it sent
+    (none when nothing failed: no job is submitted). collect then takes each request's latest
+    successful answer: still one line per command, in input order. Safe to re-run, like submit.
 
     Options of submit:
       --job JOBFILE              the job file to create or continue (required)
@@ -53,8 +56,8 @@ struct BatchInvocation {
       --mock-fail-model NAME, --mock-faults SPEC, --mock-capabilities LIST   mock, as for run
       --quiet                    no progress on stderr
     Endpoint options (every action): --base-url URL, --api-key-env VAR, --allow-insecure-http, --ca-file FILE.
-    The job file records them, but never decides where the key goes: status, collect, cancel
-    and a re-run of submit must be given the same --base-url and --api-key-env as the submit
+    The job file records them, but never decides where the key goes: status, collect, retry,
+    cancel and a re-run of submit must be given the same --base-url and --api-key-env as the submit
     that made it (none, when it used the provider's defaults), and --allow-insecure-http again
     if it was used; a job file naming another endpoint or key variable is refused (exit 2).
     Options of status and collect:
@@ -66,17 +69,17 @@ struct BatchInvocation {
 
     Exit status: 0 done (collect: every command succeeded), 1 collect: some command failed,
     2 usage error or unusable job file, 3 output or job file could not be written,
-    4 not finished (jobs still running, or submit stopped at a job it cannot reconcile), 130 interrupted.
+    4 not finished (jobs still running, or submit/retry stopped at a job it cannot reconcile), 130 interrupted.
     See Design/batch.md.
     """
 
     static func parse(_ arguments: ArraySlice<String>) throws(UsageError) -> BatchInvocation {
         var rest = arguments
         guard let first = rest.popFirst() else {
-            throw UsageError(message: "'batch' needs an action: submit, status, collect or cancel")
+            throw UsageError(message: "'batch' needs an action: submit, status, collect, retry or cancel")
         }
         guard let action = Action(rawValue: first), action != .help else {
-            throw UsageError(message: "unknown batch action '\(first)'", hint: ArgumentParser.suggestion(first, among: ["submit", "status", "collect", "cancel"]))
+            throw UsageError(message: "unknown batch action '\(first)'", hint: ArgumentParser.suggestion(first, among: ["submit", "status", "collect", "retry", "cancel"]))
         }
         var invocation = BatchInvocation(action: action, jobFile: "")
         var jobFile: String?

@@ -1,9 +1,9 @@
 import CommandPipeline
 
-/// Every place the batch subcommand reaches into the engine and the result format: decoding
-/// and validating a command as `run` does, building its requests as the generate stage does,
-/// and writing its result line with `ResultWriter`. (Kept in one file so a change of the
-/// engine's internals touches batch here only.)
+/// Every place batch reaches into the engine and the result format: decoding and validating a
+/// command as `run` does, building its requests as the generate stage does, and writing its
+/// result line with `ResultWriter` — as a value, to which the batch keys are added. (Kept in
+/// one file so a change of the engine's internals touches batch here only.)
 enum BatchRecords {
     /// A command that cannot run, with what its failed record needs.
     struct Rejected: Error {
@@ -60,9 +60,6 @@ enum BatchRecords {
         let state = ExecutionState(command: command)
         return .success(state.calls.indices.map { GenerateStage.request(for: state, call: $0) })
     }
-
-    /// `"batch":true,"batch_job":…` go first in the telemetry object.
-    private static let telemetryKey = Array(#","telemetry":{"#.utf8)
 
     /// The result line (with newline) of a command that was not submitted: rejected as `run`
     /// rejects it, or refused by the batch rules.
@@ -134,36 +131,18 @@ enum BatchRecords {
         return (finish(line, job: job, inputHash: inputHash), failures.isEmpty, usage.totalTokens, outcome.telemetry.cost)
     }
 
-    /// Adds the batch keys to the telemetry and `input_hash` last (as `run` does), and the newline.
+    /// The record with the batch keys, from its value: `"batch":true,"batch_job":…` first in
+    /// the telemetry, `input_hash` last (as `run` writes it), then the newline.
     private static func finish(_ record: [UInt8], job: String?, inputHash: String) -> [UInt8] {
-        var line = record
-        if let job, let at = firstRange(of: telemetryKey, in: line) {
-            var keys = Array(#""batch":true,"batch_job":"#.utf8)
-            JSONSerializer.writeString(job, to: &keys)
-            keys.append(UInt8(ascii: ","))
-            line.insert(contentsOf: keys, at: at + telemetryKey.count)
+        guard case .object(var object)? = try? JSONParser.parse(record) else { return record + [0x0a] }
+        if let job, case .object(let telemetry)? = object["telemetry"] {
+            object["telemetry"] = .object(JSONObject([(key: "batch", value: .bool(true)), (key: "batch_job", value: .string(job))] + telemetry.members))
         }
-        if line.last == UInt8(ascii: "}") {
-            line.removeLast()
-            line.append(contentsOf: #","input_hash":"#.utf8)
-            JSONSerializer.writeString(inputHash, to: &line)
-            line.append(UInt8(ascii: "}"))
-        }
+        object["input_hash"] = .string(inputHash)
+        var line: [UInt8] = []
+        line.reserveCapacity(record.count + 64)
+        JSONSerializer.write(.object(object), to: &line)
         line.append(0x0a)
         return line
     }
-
-    /// The first occurrence of `needle`: in a record, `,"telemetry":{` can only be the key
-    /// itself (strings escape their quotes, and metadata comes after telemetry).
-    private static func firstRange(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        outer: for start in 0...(haystack.count - needle.count) {
-            for j in 0..<needle.count where haystack[start + j] != needle[j] { continue outer }
-            return start
-        }
-        return nil
-    }
-
-    /// The digest `--resume` matches on, as `run` writes it.
-    static func inputHash(_ piece: JSONStreamSplitter.Piece) -> String { ResumeLedger.digest(piece.bytes) }
 }
