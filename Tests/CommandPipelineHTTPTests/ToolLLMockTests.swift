@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test(arguments: Route.allCases)
-    func theModelCallsATheToolWithArgumentsThatConform(_ route: Route) async throws {
+    func theModelCallsAToolWithArgumentsThatConform(_ route: Route) async throws {
         let engine = try Self.engine(route)
         let outcome = await engine.run(Self.command(Self.model(route, "call")))
         let response = try #require(outcome.result.success?.responses.first, "\(route): \(String(describing: outcome.error))")
