@@ -53,4 +53,28 @@ import Testing
         #expect(run.records.first?[path: "responses.0.text"] as? String == "echo: 21 C, clear", "\(run.stdout)")
         #expect(run.records.first?[path: "responses.0.finish_reason"] as? String == "stop")
     }
+
+    @Test func batchAnswersCarryTheirCallsCheckedAndOneThatBreaksItsToolFails() throws {
+        // The mock cannot make "Q" and five digits from the prompt: its call breaks the pattern.
+        let coded = #"[{"name":"lookup","parameters":{"type":"object","properties":{"code":{"type":"string","pattern":"^Q[0-9]{5}$"}},"required":["code"]}}]"#
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let input = [
+            #"{"id":"ok","model":"m","prompt":"Weather in Paris?","tools":\#(Self.tools)}"#,
+            #"{"id":"broken","model":"m","prompt":"A code","tools":\#(coded)}"#,
+        ].joined(separator: "\n")
+        let submitted = try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let collected = try CLI.run(["batch", "collect", job.path, "--quiet"], currentDirectory: dir)
+        #expect(collected.status == 1, "\(collected.stderr)")
+        let records = collected.records
+        #expect(records.map { $0["status"] as? String } == ["succeeded", "failed"])
+        #expect(records[0][path: "responses.0.finish_reason"] as? String == "tool_calls")
+        #expect(records[0][path: "responses.0.tool_calls.0.arguments.city"] as? String == "Weather in Paris?")
+        #expect(records[1][path: "error.kind"] as? String == "invalid_output")
+        #expect(records[1][path: "error.path"] as? String == "$.tool_calls[0].arguments.code")
+        #expect((records[1][path: "error.message"] as? String)?.contains("cannot be repaired") == true)
+        let checked = try CLI.validate(collected.stdout, against: "result.schema.json")
+        #expect(checked.valid, "\(checked.report)")
+    }
 }
