@@ -82,6 +82,7 @@ import Testing
         #expect(choice?.path == "plan.calls[0].config.tool_choice" && choice?.message.contains("not among the call's tools (a)") == true)
         #expect(issue(#"{"tool_choice":{"name":"b"}}"#)?.message.contains("offers no tools") == true)
         #expect(issue(#"{"tool_choice":"sometimes"}"#)?.path == "plan.calls[0].config.tool_choice")
+        #expect(issue(#"{"tools":[],"tool_choice":"required"}"#)?.message.contains("needs at least one tool") == true)
         #expect(issue(#"{"tools":[{"name":"a","extra":1}]}"#)?.path.hasPrefix("plan.calls[0].config.tools[0]") == true)
         #expect(issue("{}", parts: #"[{"type":"tool_result","id":"","name":"a","content":"x"}]"#)?.path == "plan.calls[0].parts[0].id")
         #expect(issue("{}", parts: #"[{"type":"history","turns":[{"tool_calls":[{"id":"c","name":""}]}]}]"#)?.path == "plan.calls[0].parts[0].turns[0].tool_calls[0].name")

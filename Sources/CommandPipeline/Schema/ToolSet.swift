@@ -38,6 +38,10 @@ public struct ToolSet: Sendable {
             schemas[tool.name] = try JSONSchema(tool.parameters, path: "\(at).parameters")
             names.append(tool.name)
         }
+        if choice == .required && names.isEmpty {
+            let toolChoicePath = path.hasSuffix(".tools") ? String(path.dropLast(6)) + ".tool_choice" : "tool_choice"
+            throw APIError(.invalidCommand, "tool_choice \"required\" needs at least one tool in config.tools", path: toolChoicePath)
+        }
         if case .named(let name)? = choice, schemas[name] == nil {
             let toolChoicePath = path.hasSuffix(".tools") ? String(path.dropLast(6)) + ".tool_choice" : "tool_choice"
             throw APIError(
