@@ -89,18 +89,19 @@ enum BatchRecords {
         for (i, outcome) in outcomes.enumerated() {
             switch outcome {
             case .success(var response):
-                // A JSON response_format is checked as `run` checks it; a batch cannot re-ask, so
-                // an answer that breaks it fails at once (its usage billed as a failed attempt).
-                if i < calls.count, calls[i].config.responseFormat != nil,
-                    let format = (try? OutputFormat.of(calls[i].config.responseFormat, path: "plan.calls[\(i)].config.response_format")) ?? nil
-                {
-                    switch format.check(response.text, redactor: redactor) {
-                    case .success(let value):
-                        response.parsed = value
-                    case .failure(let violation):
+                // A JSON response_format and the tools are checked as `run` checks them
+                // (`RepairUnit.check`); a batch cannot re-ask, so an answer that breaks them fails
+                // at once (its usage billed as a failed attempt).
+                if i < calls.count, calls[i].config.responseFormat != nil || calls[i].config.tools != nil {
+                    let config = calls[i].config
+                    let format = (try? OutputFormat.of(config.responseFormat, path: "plan.calls[\(i)].config.response_format")) ?? nil
+                    let tools = config.tools.flatMap { try? ToolSet($0, choice: config.toolChoice, path: "plan.calls[\(i)].config.tools") }
+                    if let rejection = RepairUnit.check(&response, format: format, tools: tools, redactor: redactor) {
+                        let violation = rejection.violation
+                        let what = rejection.toolCall.map { "tool call \($0) does not conform to its tool's parameters" } ?? "does not conform to its response_format"
                         failures.append((i, APIError(
                             .invalidOutput,
-                            "the answer of call \(i) (\(response.model)) does not conform to its response_format at \(violation.path): \(violation.message) (a batch answer cannot be repaired)",
+                            "the answer of call \(i) (\(response.model)) \(what) at \(violation.path): \(violation.message) (a batch answer cannot be repaired)",
                             path: violation.path, provider: provider)))
                         telemetry.billedAttempts.append(BilledAttempt(callIndex: i, attempt: 1, model: response.model, usage: response.usage))
                         continue

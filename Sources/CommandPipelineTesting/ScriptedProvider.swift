@@ -8,6 +8,9 @@ public final class ScriptedProvider: GenerationCapability, StreamingCapability {
     public indirect enum Step: Sendable {
         /// Answer with this text.
         case answer(String)
+        /// Answer with this text and these tool calls (finish reason `tool_calls`); a stream
+        /// delivers the text, then each call as a whole.
+        case toolCalls([ToolCall], text: String = "")
         /// Fail with this error.
         case fail(APIError)
         /// Stream these pieces, then fail with this error (as a connection dropping mid-answer).
@@ -56,7 +59,7 @@ public final class ScriptedProvider: GenerationCapability, StreamingCapability {
             case .hang:
                 try await stopped.sleep(until: .seconds(1))
                 throw CancellationError()   // not reached: nothing advances `stopped`
-            case .answer, .fail, .breakAfter:
+            case .answer, .toolCalls, .fail, .breakAfter:
                 return step
             }
         }
@@ -75,13 +78,16 @@ public final class ScriptedProvider: GenerationCapability, StreamingCapability {
         }
     }
 
-    private func response(_ text: String, _ request: GenerationRequest) -> GenerationResponse {
-        GenerationResponse(text: text, model: request.model, usage: Usage(promptTokens: 1, completionTokens: max(1, text.utf8.count / 4)))
+    private func response(_ text: String, _ request: GenerationRequest, _ calls: [ToolCall] = []) -> GenerationResponse {
+        GenerationResponse(
+            text: text, model: request.model, finishReason: calls.isEmpty ? "stop" : "tool_calls",
+            usage: Usage(promptTokens: 1, completionTokens: max(1, text.utf8.count / 4)), toolCalls: calls)
     }
 
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         switch try await settle(next(for: request)) {
         case .answer(let text): return response(text, request)
+        case .toolCalls(let calls, let text): return response(text, request, calls)
         case .fail(let error), .breakAfter(_, let error): throw error
         case .delay, .hang: throw CancellationError()   // settled away
         }
@@ -91,7 +97,7 @@ public final class ScriptedProvider: GenerationCapability, StreamingCapability {
         let step = next(for: request)
         return AsyncThrowingStream { continuation in
             switch step {
-            case .answer, .fail, .breakAfter:
+            case .answer, .toolCalls, .fail, .breakAfter:
                 play(step, request, continuation)
             case .delay, .hang:
                 let task = Task {
@@ -109,6 +115,11 @@ public final class ScriptedProvider: GenerationCapability, StreamingCapability {
             for i in words.indices.dropLast() { words[i] += " " }
             for word in words where !word.isEmpty { continuation.yield(.delta(word)) }
             continuation.yield(.completed(response(text, request)))
+            continuation.finish()
+        case .toolCalls(let calls, let text):
+            if !text.isEmpty { continuation.yield(.delta(text)) }
+            for call in calls { continuation.yield(.toolCall(call)) }
+            continuation.yield(.completed(response(text, request, calls)))
             continuation.finish()
         case .fail(let error):
             continuation.finish(throwing: error)

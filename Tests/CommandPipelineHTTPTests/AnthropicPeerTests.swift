@@ -22,6 +22,7 @@ enum AnthropicPeers {
         for try await chunk in streaming.stream(request) {
             switch chunk {
             case .delta(let d): deltas += d
+            case .toolCall: break
             case .completed(let r): final = r
             }
         }

@@ -45,6 +45,7 @@ import Testing
         for try await chunk in streaming.stream(GenerationRequest(model: "gpt-4o-mini", parts: [.text("Tell me a story")], config: GenerationConfig(maxTokens: 30))) {
             switch chunk {
             case .delta(let d): deltas += d
+            case .toolCall: break
             case .completed(let r): final = r
             }
         }

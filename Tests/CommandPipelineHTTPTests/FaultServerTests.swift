@@ -30,6 +30,7 @@ import Testing
         for try await chunk in (provider as! any StreamingCapability).stream(request) {
             switch chunk {
             case .delta(let d): deltas += d
+            case .toolCall: break
             case .completed(let r): final = r
             }
         }

@@ -206,6 +206,7 @@ struct LLMock {
         for try await chunk in mock.adapter().stream(GenerationRequest(model: model, parts: [.text("Count")])) {
             switch chunk {
             case .delta(let d): deltas.append(d)
+            case .toolCall: break
             case .completed(let r): final = r
             }
         }

@@ -44,6 +44,7 @@ import Testing
         for try await chunk in streaming.stream(request) {
             switch chunk {
             case .delta(let d): deltas += d
+            case .toolCall: break
             case .completed(let r): final = r
             }
         }

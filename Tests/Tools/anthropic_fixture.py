@@ -195,6 +195,7 @@ def flatten(body, for_count):
         canonical = json.dumps({k: v for k, v in block.items() if k != "cache_control"}, sort_keys=True)
         blocks.append([tokens, canonical, ttl])
 
+    check_tools(body)
     for index, tool in enumerate(body.get("tools") or []):
         if not isinstance(tool, dict):
             raise bad(f"tools.{index}: Input should be an object")
@@ -234,6 +235,7 @@ def flatten(body, for_count):
             last_user_text = texts[-1]
     if messages[0].get("role") != "user":
         raise bad("messages.0.role: the first message must use the user role")
+    check_tool_turns(messages)
 
     if "cache_control" in body:
         ttl = check_cache_control(body["cache_control"], "body")
@@ -249,6 +251,125 @@ def flatten(body, for_count):
         elif seen_5m:
             raise bad("a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block")
     return blocks, last_user_text
+
+
+# -- tool use ---------------------------------------------------------------------
+#
+# tools: [{name, description, input_schema}] (client tools); tool_choice {"type": auto|any|
+# tool|none, "name" with tool}. With tools and tool_choice any/tool, or auto when the last user
+# turn holds no tool_result, the answer is one tool_use block ("toolu_…", the chosen tool:
+# the named one, else the first whose name is in the prompt, else the first) with an input
+# built from its schema, stop_reason tool_use; streamed as content_block_start with input {}
+# and input_json_delta pieces. A tool_use must be answered by a tool_result (first in the
+# next user turn), as the API requires.
+
+TOOL_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def check_tools(body):
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise bad("tools: Input should be a valid list")
+    names = []
+    for index, tool in enumerate(tools or []):
+        if not isinstance(tool, dict):
+            raise bad(f"tools.{index}: Input should be an object")
+        extra = set(tool) - {"name", "description", "input_schema", "cache_control", "type"}
+        if extra:
+            raise bad(f"tools.{index}.custom.{sorted(extra)[0]}: Extra inputs are not permitted")
+        name = tool.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 64 or set(name) - TOOL_NAME_CHARS:
+            raise bad(f"tools.{index}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'")
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise bad(f"tools.{index}.custom.input_schema.type: Input should be 'object'")
+        if name in names:
+            raise bad("tools: Tool names must be unique.")
+        names.append(name)
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+            raise bad("tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'")
+        if choice["type"] == "tool" and choice.get("name") not in names:
+            raise bad(f"tool_choice.tool.name: Tool '{choice.get('name')}' not found in provided tools")
+        if choice["type"] != "none" and not names:
+            raise bad("tool_choice may only be specified while providing tools.")
+    return names
+
+
+def blocks_of(message, kind):
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict) and b.get("type") == kind] if isinstance(content, list) else []
+
+
+def check_tool_turns(messages):
+    for index, message in enumerate(messages):
+        uses = blocks_of(message, "tool_use")
+        results = blocks_of(message, "tool_result")
+        if uses and message["role"] != "assistant":
+            raise bad(f"messages.{index}: tool_use blocks may only appear in assistant messages")
+        if results and message["role"] != "user":
+            raise bad(f"messages.{index}: tool_result blocks may only appear in user messages")
+        for use in uses:
+            if not isinstance(use.get("id"), str) or not isinstance(use.get("name"), str) or not isinstance(use.get("input"), dict):
+                raise bad(f"messages.{index}.content: a tool_use block needs an id, a name and an input object")
+        if results:
+            content = message["content"]
+            if any(b.get("type") != "tool_result" for b in content[:len(results)]):
+                raise bad(f"messages.{index}: tool_result blocks must come first in the user message content")
+            previous = {u["id"] for u in blocks_of(messages[index - 1], "tool_use")} if index > 0 else set()
+            for result in results:
+                if result.get("tool_use_id") not in previous:
+                    raise bad(f"messages.{index}.content: unexpected `tool_use_id` found in `tool_result` blocks: {result.get('tool_use_id')}. "
+                              "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
+        if uses and index + 1 < len(messages):
+            answered = {r.get("tool_use_id") for r in blocks_of(messages[index + 1], "tool_result")}
+            missing = [u["id"] for u in uses if u["id"] not in answered]
+            if missing:
+                raise bad(f"messages.{index}: `tool_use` ids were found without `tool_result` blocks immediately after: {', '.join(missing)}. "
+                          "Each `tool_use` block must have a corresponding `tool_result` block in the next message.")
+
+
+def example(schema, name="value"):
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return {k: example(v, k) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [example(schema.get("items") or {}, name)] * max(1, schema.get("minItems", 1))
+    if kind == "integer":
+        return max(1, schema.get("minimum", 1))
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"fixture-{name}"
+
+
+def tool_use(body, last_user_text):
+    """The tool_use block this request is answered with, or None for a text answer."""
+    tools = body.get("tools") or []
+    choice = (body.get("tool_choice") or {}).get("type", "auto")
+    if not tools or choice == "none":
+        return None
+    last = body["messages"][-1]
+    if choice == "auto" and last.get("role") == "user" and blocks_of(last, "tool_result"):
+        return None
+    if choice == "tool":
+        chosen = next(t for t in tools if t["name"] == body["tool_choice"]["name"])
+    else:
+        chosen = next((t for t in tools if t["name"] in last_user_text), tools[0])
+    return {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": chosen["name"],
+            "input": example(chosen["input_schema"]) or {}}
 
 
 def apply_cache(model, blocks):
@@ -478,20 +599,27 @@ class Handler(BaseHTTPRequestHandler):
         blocks, last_user_text = flatten(body, for_count=False)
         read, written = apply_cache(model, blocks)
         text, stop_reason, stop_sequence = answer(body, last_user_text)
-        usage = usage_of(blocks, read, written, text_tokens(text))
+        use = tool_use(body, last_user_text)
+        last = body["messages"][-1]
+        if use:
+            text, stop_reason, stop_sequence = "", "tool_use", None
+        elif last.get("role") == "user" and blocks_of(last, "tool_result"):
+            result = blocks_of(last, "tool_result")[-1].get("content")
+            text = "echo: " + (result if isinstance(result, str) else json.dumps(result))
+        usage = usage_of(blocks, read, written, text_tokens(json.dumps(use)) if use else text_tokens(text))
         with STATE.lock:
             STATE.stats["messages"] += 1
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         if body.get("stream"):
-            return self.stream(body, message_id, text, stop_reason, stop_sequence, usage)
+            return self.stream(body, message_id, text, stop_reason, stop_sequence, usage, use)
         bill(model, usage)
         self.send_json(200, {
             "id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}] if text else [],
+            "content": [use] if use else [{"type": "text", "text": text}] if text else [],
             "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage,
         })
 
-    def stream(self, body, message_id, text, stop_reason, stop_sequence, usage):
+    def stream(self, body, message_id, text, stop_reason, stop_sequence, usage, use=None):
         model = body["model"]
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -511,6 +639,19 @@ class Handler(BaseHTTPRequestHandler):
         if "stream-extra" in model:
             event("ping", {"type": "ping"})
             event("fixture_future_event", {"type": "fixture_future_event", "note": "clients must ignore unknown events"})
+        if use:
+            event("content_block_start", {"type": "content_block_start", "index": 0,
+                                          "content_block": dict(use, input={})})
+            arguments = json.dumps(use["input"])
+            for at in range(0, len(arguments), 7):
+                event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "input_json_delta", "partial_json": arguments[at:at + 7]}})
+            event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                    "usage": usage})
+            event("message_stop", {"type": "message_stop"})
+            bill(model, usage)
+            return
         event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
         event("ping", {"type": "ping"})
         words = text.split(" ")

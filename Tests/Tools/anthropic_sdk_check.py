@@ -115,6 +115,37 @@ def main(base_url, key):
         check("a 1h breakpoint after a 5m one is refused", False, "accepted")
     except anthropic.BadRequestError:
         check("a 1h breakpoint after a 5m one is refused", True)
+    weather = {"name": "get_weather", "description": "The weather of a city",
+               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+                                "required": ["city"]}}
+    question = {"role": "user", "content": "Weather in Paris?"}
+    called = client.messages.create(model="claude-sonnet-4-6", max_tokens=64, tools=[weather],
+                                    tool_choice={"type": "tool", "name": "get_weather"}, messages=[question])
+    use = called.content[0] if called.content else None
+    check("a forced tool is called with a tool_use block", use is not None and use.type == "tool_use" and use.name == "get_weather"
+          and isinstance(use.input.get("city"), str) and use.input.get("unit") == "c" and called.stop_reason == "tool_use", f"{called}")
+    answered = client.messages.create(model="claude-sonnet-4-6", max_tokens=64, tools=[weather], messages=[
+        question, {"role": "assistant", "content": called.content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "21 degrees"}]}])
+    check("the SDK's tool_use turn and a tool_result continue the conversation",
+          answered.content[0].type == "text" and answered.content[0].text == "echo: 21 degrees" and answered.stop_reason == "end_turn", f"{answered}")
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=64, tools=[weather], tool_choice={"type": "any"},
+                                messages=[question]) as stream:
+        streamed = stream.get_final_message()
+    check("the SDK joins streamed input_json_delta pieces into the tool's input",
+          streamed.content[0].type == "tool_use" and streamed.content[0].input == use.input, f"{streamed}")
+    try:
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=8, tools=[weather], messages=[
+            question, {"role": "assistant", "content": called.content}, {"role": "user", "content": "no result"}])
+        check("a tool_use without its tool_result is refused", False, "accepted")
+    except anthropic.BadRequestError:
+        check("a tool_use without its tool_result is refused", True)
+    try:
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=8, tools=[weather], tool_choice={"type": "tool", "name": "nope"},
+                               messages=[question])
+        check("a tool_choice naming no tool is refused", False, "accepted")
+    except anthropic.BadRequestError:
+        check("a tool_choice naming no tool is refused", True)
     print("SDK CHECK PASSED", flush=True)
 
 

@@ -124,6 +124,8 @@ def tokens_of_part(part):
         if found["state"] != "ACTIVE":
             raise Failure(400, "FAILED_PRECONDITION", f"The File {found['name']} is not in an ACTIVE state and usage is not allowed.")
         return FILE_TOKENS
+    if "functionCall" in part or "functionResponse" in part or "function_call" in part or "function_response" in part:
+        return math.ceil(len(json.dumps(part, sort_keys=True).encode()) / 4)
     raise Failure(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. Unknown part: {sorted(part)}")
 
 
@@ -139,7 +141,126 @@ def tokens_of_contents(contents):
         if not parts:
             raise Failure(400, "INVALID_ARGUMENT", "contents.parts must not be empty.")
         total += sum(tokens_of_part(p) for p in parts)
+    check_function_turns(contents)
     return total
+
+
+# -- function calling ---------------------------------------------------------------
+#
+# tools: [{"functionDeclarations": [{name, description, parameters | parametersJsonSchema}]}];
+# toolConfig.functionCallingConfig {mode AUTO|ANY|NONE|VALIDATED, allowedFunctionNames (ANY
+# and VALIDATED only)}. With tools and mode ANY, or AUTO when the last turn is not function
+# responses, the answer is one functionCall part (no id, as the Gemini API sends) of the
+# allowed (or first, or named in the prompt) function, its args built from the schema;
+# otherwise text. A model turn's functionCall parts must be answered by as many
+# functionResponse parts in the next user turn, as the API requires.
+
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+
+
+def function_parts(content, key):
+    return [p[key] for p in content.get("parts") or [] if isinstance(p, dict) and key in p]
+
+
+def check_function_turns(contents):
+    for i, content in enumerate(contents):
+        role = content.get("role", "user")
+        calls = function_parts(content, "functionCall")
+        responses = function_parts(content, "functionResponse")
+        if calls and role != "model":
+            raise Failure(400, "INVALID_ARGUMENT", "functionCall parts belong to a model turn.")
+        if responses and role != "user":
+            raise Failure(400, "INVALID_ARGUMENT", "functionResponse parts belong to a user turn.")
+        for call in calls:
+            if not isinstance(call.get("name"), str) or not isinstance(call.get("args", {}), dict):
+                raise Failure(400, "INVALID_ARGUMENT", "* functionCall: name must be a string and args an object")
+        for response in responses:
+            if not isinstance(response.get("name"), str) or not isinstance(response.get("response"), dict):
+                raise Failure(400, "INVALID_ARGUMENT", "* functionResponse.response: must be an object (a google.protobuf.Struct)")
+        if calls:
+            following = function_parts(contents[i + 1], "functionResponse") if i + 1 < len(contents) else []
+            if i + 1 < len(contents) and len(following) != len(calls):
+                raise Failure(400, "INVALID_ARGUMENT", "Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.")
+            if sorted(r["name"] for r in following) != sorted(c["name"] for c in calls) and i + 1 < len(contents):
+                raise Failure(400, "INVALID_ARGUMENT", "Please ensure that function response turn comes immediately after a function call turn.")
+        if responses and (i == 0 or not function_parts(contents[i - 1], "functionCall")):
+            raise Failure(400, "INVALID_ARGUMENT", "Please ensure that function response turn comes immediately after a function call turn.")
+
+
+def declarations(body):
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise Failure(400, "INVALID_ARGUMENT", "Invalid JSON payload received. tools must be a list.")
+    found = []
+    for tool in tools:
+        for d in tool.get("functionDeclarations") or tool.get("function_declarations") or []:
+            name = d.get("name")
+            if not isinstance(name, str) or not name or len(name) > 64 or not (name[0].isalpha() or name[0] == "_") or set(name) - NAME_CHARS:
+                raise Failure(400, "INVALID_ARGUMENT", f"* GenerateContentRequest.tools[0].function_declarations: Invalid function name {name!r}. Must start with a letter or an underscore. Must be a-z, A-Z, 0-9, or contain underscores, dots, colons and dashes, with a maximum length of 64.")
+            schema = d.get("parametersJsonSchema", d.get("parameters_json_schema"))
+            if schema is not None and d.get("parameters") is not None:
+                raise Failure(400, "INVALID_ARGUMENT", "parameters and parameters_json_schema are mutually exclusive.")
+            if schema is not None and (not isinstance(schema, dict) or schema.get("type") != "object"):
+                raise Failure(400, "INVALID_ARGUMENT", "parameters_json_schema must describe an object.")
+            found.append({"name": name, "schema": schema or {}})
+    return found
+
+
+def calling_config(body, names):
+    config = ((body.get("toolConfig") or body.get("tool_config") or {}).get("functionCallingConfig")
+              or (body.get("toolConfig") or body.get("tool_config") or {}).get("function_calling_config") or {})
+    mode = config.get("mode", "AUTO")
+    if mode not in ("AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"):
+        raise Failure(400, "INVALID_ARGUMENT", f"Invalid value at 'tool_config.function_calling_config.mode' ({mode!r})")
+    allowed = config.get("allowedFunctionNames") or config.get("allowed_function_names") or []
+    if allowed and mode not in ("ANY", "VALIDATED"):
+        raise Failure(400, "INVALID_ARGUMENT", "allowed_function_names should only be set when the mode is ANY or VALIDATED.")
+    for name in allowed:
+        if name not in names:
+            raise Failure(400, "INVALID_ARGUMENT", f"allowed_function_names contains {name!r}, which is not a declared function.")
+    return mode, allowed
+
+
+def example(schema, name="value"):
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return {k: example(v, k) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [example(schema.get("items") or {}, name)] * max(1, schema.get("minItems", 1))
+    if kind == "integer":
+        return max(1, schema.get("minimum", 1))
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return f"fixture-{name}"
+
+
+def function_call(body, contents):
+    """The functionCall this request is answered with, or None for a text answer."""
+    found = declarations(body)
+    mode, allowed = calling_config(body, {d["name"] for d in found})
+    if not found or mode == "NONE":
+        return None
+    answered = bool(contents) and bool(function_parts(contents[-1], "functionResponse"))
+    if mode in ("AUTO", "MODE_UNSPECIFIED", "VALIDATED") and answered:
+        return None
+    prompt = last_text(contents)
+    pool = [d for d in found if not allowed or d["name"] in allowed]
+    chosen = next((d for d in pool if d["name"] in prompt), pool[0])
+    return {"name": chosen["name"], "args": example(chosen["schema"]) or {}}
 
 
 def system_of(body):
@@ -520,18 +641,22 @@ class Handler(BaseHTTPRequestHandler):
         prompt, cached, cache = self.prompt_tokens(model, body)
         files = sum(1 for c in contents for p in c.get("parts") or [] if "fileData" in p or "file_data" in p)
         text = f"fixture answer to: {last_text(contents)}"
+        call = function_call(body, contents)
+        if not call and contents and function_parts(contents[-1], "functionResponse"):
+            text = "fixture answer to function results: " + json.dumps([r["response"] for r in function_parts(contents[-1], "functionResponse")], sort_keys=True)
         if cache:
             text += f" [with {cache['name']}]"
         if files:
             text += f" [files: {files}]"
         if config.get("responseMimeType") == "application/json":
             text = json.dumps({"answer": text})
-        candidates = math.ceil(len(text.encode()) / 4)
+        parts = [{"functionCall": call}] if call else [{"text": text}]
+        candidates = math.ceil(len(json.dumps(parts).encode()) / 4) if call else math.ceil(len(text.encode()) / 4)
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": prompt + candidates}
         if cached:
             usage["cachedContentTokenCount"] = cached
             usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
-        response = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+        response = {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
                     "usageMetadata": usage, "modelVersion": model.removeprefix("models/"), "responseId": uuid.uuid4().hex[:12]}
         return response, cache
 
@@ -543,10 +668,20 @@ class Handler(BaseHTTPRequestHandler):
             counters["billed"].append({"request": "generate", "model": model.removeprefix("models/"), "usage": response["usageMetadata"]})
             if cache:
                 counters["generate_with_cache"] += 1
-        text = response["candidates"][0]["content"]["parts"][0]["text"]
         prompt = response["usageMetadata"]["promptTokenCount"]
         if not stream:
             return self.send(200, response)
+        if "functionCall" in response["candidates"][0]["content"]["parts"][0]:
+            # A function call streams whole: one chunk with the call, one with the finish reason.
+            first = {"candidates": [{"content": dict(response["candidates"][0]["content"]), "index": 0}],
+                     "usageMetadata": {"promptTokenCount": prompt, "totalTokenCount": prompt}, "modelVersion": response["modelVersion"]}
+            last = dict(response)
+            last["candidates"] = [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}]
+            chunks = (first, last)
+            if sse:
+                return self.send(200, raw=b"".join(b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in chunks), headers={"Content-Type": "text/event-stream"})
+            return self.send(200, list(chunks))
+        text = response["candidates"][0]["content"]["parts"][0]["text"]
         half = len(text) // 2
         first = {"candidates": [{"content": {"role": "model", "parts": [{"text": text[:half]}]}, "index": 0}],
                  "usageMetadata": {"promptTokenCount": prompt, "totalTokenCount": prompt}, "modelVersion": response["modelVersion"]}

@@ -181,6 +181,41 @@ def main():
     client.batches.cancel(name=running.name)
     expect(client.batches.get(name=running.name).state.name == "JOB_STATE_CANCELLED", "cancelled batch state")
 
+    step("function calling: declarations with parameters_json_schema, mode ANY, a call the SDK reads")
+    weather = types.FunctionDeclaration(
+        name="get_weather", description="The weather of a city",
+        parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+                                "required": ["city"]})
+    tools = [types.Tool(function_declarations=[weather])]
+    forced = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY", allowed_function_names=["get_weather"]))
+    question = types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])
+    called = client.models.generate_content(model=MODEL, contents=[question], config=types.GenerateContentConfig(tools=tools, tool_config=forced))
+    calls = called.function_calls or []
+    expect(len(calls) == 1 and calls[0].name == "get_weather" and isinstance(calls[0].args.get("city"), str) and calls[0].args.get("unit") == "c",
+           f"function calls {calls}")
+    expect(called.candidates[0].finish_reason.name == "STOP", f"finish {called.candidates[0].finish_reason}")
+
+    step("function calling: the SDK's model turn and a function response continue the conversation")
+    reply = types.Content(role="user", parts=[types.Part.from_function_response(name="get_weather", response={"temperature": 21})])
+    answered = client.models.generate_content(model=MODEL, contents=[question, called.candidates[0].content, reply],
+                                              config=types.GenerateContentConfig(tools=tools))
+    expect(not answered.function_calls and '"temperature": 21' in (answered.text or ""), f"answer {answered.text!r}")
+
+    step("function calling: streamed, the call arrives whole")
+    streamed = [c for chunk in client.models.generate_content_stream(model=MODEL, contents=[question], config=types.GenerateContentConfig(tools=tools, tool_config=forced))
+                for c in (chunk.function_calls or [])]
+    expect(len(streamed) == 1 and streamed[0].args == calls[0].args, f"streamed calls {streamed}")
+
+    step("function calling: mode NONE answers in text; a response without its call is refused")
+    plain = client.models.generate_content(model=MODEL, contents=[question], config=types.GenerateContentConfig(
+        tools=tools, tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="NONE"))))
+    expect(not plain.function_calls and plain.text.startswith("fixture answer to"), f"answer {plain.text!r}")
+    try:
+        client.models.generate_content(model=MODEL, contents=[question, reply], config=types.GenerateContentConfig(tools=tools))
+        expect(False, "a function response without a function call was accepted")
+    except errors.ClientError as error:
+        expect(error.code == 400, f"error {error}")
+
     step("files.delete")
     client.files.delete(name=uploaded.name)
     print("SDK CHECK OK", flush=True)

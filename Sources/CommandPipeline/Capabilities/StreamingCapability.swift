@@ -6,5 +6,8 @@ public protocol StreamingCapability: Sendable {
 
 public enum GenerationChunk: Sendable, Hashable {
     case delta(String)
+    /// A tool call whose arguments are complete (optional: the engine reports the calls of the
+    /// final response that no chunk announced).
+    case toolCall(ToolCall)
     case completed(GenerationResponse)
 }

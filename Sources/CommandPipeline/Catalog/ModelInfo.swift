@@ -19,7 +19,7 @@ public enum Modality: String, Sendable, Hashable, CaseIterable, Comparable {
     /// The modality of a part; `nil` when it cannot be told (a file of an unknown type).
     public static func of(_ part: APIPart) -> Modality? {
         switch part {
-        case .text, .history: .text
+        case .text, .history, .toolResult: .text
         case .fileRef(let ref): of(mimeType: ref.mimeType)
         case .filePlaceholder(let placeholder): of(mimeType: placeholder.effectiveMimeType)
         case .inline(let data): of(mimeType: data.mimeType)

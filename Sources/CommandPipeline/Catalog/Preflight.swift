@@ -116,7 +116,7 @@ public enum Preflight {
     private static func isFile(_ part: APIPart) -> Bool {
         switch part {
         case .fileRef, .filePlaceholder, .inline: true
-        case .text, .history: false
+        case .text, .history, .toolResult: false
         }
     }
 
@@ -125,7 +125,7 @@ public enum Preflight {
         case .fileRef(let ref): "\(ref.mimeType) file \(ref.uri)"
         case .filePlaceholder(let p): "\(p.effectiveMimeType) file \(p.path)"
         case .inline(let data): "inline \(data.mimeType)"
-        case .text, .history: part.typeName
+        case .text, .history, .toolResult: part.typeName
         }
     }
 }
@@ -143,6 +143,7 @@ public enum TokenHeuristic {
             switch part {
             case .text(let text): tokens = Self.tokens(of: text)
             case .history(let history): tokens = history.turns.reduce(0) { $0.addingSaturating(Self.tokens(of: $1.question) + Self.tokens(of: $1.answer)) }
+            case .toolResult(let result): tokens = Self.tokens(of: result.contentText)
             case .fileRef, .filePlaceholder, .inline: tokens = tokensPerFile
             }
             return total.addingSaturating(tokens)

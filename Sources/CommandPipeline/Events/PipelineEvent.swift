@@ -46,6 +46,9 @@ public struct PipelineEvent: Sendable {
         case cacheBypassed(call: Int)
         /// A piece of a call's answer, as it streams. A call's deltas concatenated are its final text.
         case textDelta(call: Int, text: String)
+        /// A tool call of a call's answer, whole (streamed arguments joined), as the provider gave
+        /// it: checked against its tool only with the answer (`attempt_failed` `invalid_output` if not).
+        indirect case toolCall(call: Int, ToolCall)
         case callFinished(CallResponse)
         indirect case callFailed(call: Int, error: ErrorSummary)
         /// The primary execution failed; the plan's fallback call runs now.
@@ -76,7 +79,7 @@ extension PipelineEvent.Kind {
     public static let types = [
         "command_started", "stage_started", "stage_finished", "upload_performed", "upload_reused", "upload_skipped",
         "cache_created", "cache_reused", "cache_skipped", "attempt_started", "attempt_failed", "waiting", "cache_bypassed",
-        "text_delta", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
+        "text_delta", "tool_call", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
     ]
 
     public var type: String {
@@ -95,6 +98,7 @@ extension PipelineEvent.Kind {
         case .waiting: "waiting"
         case .cacheBypassed: "cache_bypassed"
         case .textDelta: "text_delta"
+        case .toolCall: "tool_call"
         case .callFinished: "call_finished"
         case .callFailed: "call_failed"
         case .fallbackStarted: "fallback_started"

@@ -49,6 +49,7 @@ public struct LogSummary: Sendable {
             } else {
                 streams.append((phase, call, calls.model(phase: phase, call: call), text))
             }
+        case .toolCall: break  // the call's response carries its tool calls
         case .callFinished(let response): callFinished(response)
         case .callFailed(let call, _): if phase == 0 { failedCalls.append(call) }
         case .attemptFailed(let call, let attempt, let error, let willRetry):

@@ -16,7 +16,12 @@ package enum CacheKey {
             case .filePlaceholder(let p): field("p", p.path); field("y", p.effectiveMimeType)
             case .inline(let inline): field("i", SHA256.hex(inline.data)); field("y", inline.mimeType)
             case .history(let history):
-                for turn in history.turns { field("q", turn.question); field("a", turn.answer) }
+                for turn in history.turns {
+                    field("q", turn.question)
+                    field("a", turn.answer)
+                    for call in turn.toolCalls { field("c", JSONSerializer.serialize(call.wireValue)) }
+                }
+            case .toolResult(let result): field("o", JSONSerializer.serialize(result.wireValue))
             }
         }
         return String(hasher.finalizeHex().prefix(32))

@@ -67,6 +67,7 @@ public struct GenerateStage: ExecutionStage {
             case .text(let text): text.utf8.count / 3 + 1
             case .fileRef, .filePlaceholder, .inline: 1024
             case .history(let h): h.turns.saturatingSum { ($0.question.utf8.count + $0.answer.utf8.count) / 3 + 2 }
+            case .toolResult(let r): r.contentText.utf8.count / 3 + 2
             }
         }
         return prompt.addingSaturating(state.calls[index].config.maxTokens ?? 1024)

@@ -8,6 +8,8 @@ public enum APIPart: Sendable, Hashable {
     case filePlaceholder(FilePlaceholder)
     case inline(InlineData)
     case history(History)
+    /// What a tool returned, answering a tool call of an earlier assistant turn.
+    case toolResult(ToolResult)
 
     /// The wire name of the part's type (`"text"`, `"file_ref"`, …).
     public var typeName: String {
@@ -17,6 +19,7 @@ public enum APIPart: Sendable, Hashable {
         case .filePlaceholder: "file_placeholder"
         case .inline: "inline"
         case .history: "history"
+        case .toolResult: "tool_result"
         }
     }
 
@@ -69,12 +72,17 @@ public struct InlineData: Sendable, Hashable {
 
 /// Earlier turns of a conversation, sent before the call's own parts.
 public struct History: Sendable, Hashable {
+    /// The user's question (empty: none), then the assistant's answer and the tools it called.
     public struct Turn: Sendable, Hashable {
         public var question: String
         public var answer: String
-        public init(question: String, answer: String) {
+        /// The assistant's tool calls after its answer's text; their results follow as
+        /// `tool_result` parts.
+        public var toolCalls: [ToolCall]
+        public init(question: String, answer: String, toolCalls: [ToolCall] = []) {
             self.question = question
             self.answer = answer
+            self.toolCalls = toolCalls
         }
     }
     public var turns: [Turn]

@@ -12,6 +12,10 @@ public struct GenerationConfig: Sendable, Hashable {
     /// Re-asks of an answer that breaks `responseFormat` (0–10); nil: the engine's
     /// `EngineConfiguration.maxRepairs`. The engine's own: never sent to a provider.
     public var maxRepairs: Int?
+    /// Functions the model may call (`config.tools`); nil: none offered.
+    public var tools: [ToolDefinition]?
+    /// Whether and which tool must be called (`config.tool_choice`); nil: the provider's default (auto).
+    public var toolChoice: ToolChoice?
     public var providerOptions: JSONObject
 
     public init(
@@ -32,7 +36,7 @@ public struct GenerationConfig: Sendable, Hashable {
     /// The wire names of the typed keys, for unknown-key errors.
     public static let knownKeys = [
         "system_instruction", "temperature", "top_p", "max_tokens", "stop", "seed", "response_format",
-        "max_repairs", "provider_options",
+        "max_repairs", "tools", "tool_choice", "provider_options",
     ]
 
     /// This config without its system instruction (it travels in a cache instead).

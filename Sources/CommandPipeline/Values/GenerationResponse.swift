@@ -9,9 +9,13 @@ public struct GenerationResponse: Sendable, Hashable {
     /// The answer's JSON value, when the call's `response_format` asks for JSON and the answer
     /// conforms (set by `RepairUnit`).
     public var parsed: JSONValue?
+    /// The tools the model called, in order (`finishReason` is then `tool_calls`); their
+    /// arguments are checked against the call's `config.tools` by `RepairUnit`.
+    public var toolCalls: [ToolCall]
 
-    public init(text: String, model: String, finishReason: String = "stop", usage: Usage, parsed: JSONValue? = nil) {
+    public init(text: String, model: String, finishReason: String = "stop", usage: Usage, parsed: JSONValue? = nil, toolCalls: [ToolCall] = []) {
         self.parsed = parsed
+        self.toolCalls = toolCalls
         self.text = text
         self.model = model
         self.finishReason = finishReason
@@ -30,9 +34,15 @@ public struct CallResponse: Sendable, Hashable {
     public var cost: Cost?
     /// The answer's JSON value under a JSON `response_format` (`GenerationResponse.parsed`).
     public var parsed: JSONValue?
+    /// The tools the model called (`GenerationResponse.toolCalls`).
+    public var toolCalls: [ToolCall]
 
-    public init(callIndex: Int, text: String, model: String, finishReason: String, usage: Usage, cost: Cost? = nil, parsed: JSONValue? = nil) {
+    public init(
+        callIndex: Int, text: String, model: String, finishReason: String, usage: Usage, cost: Cost? = nil, parsed: JSONValue? = nil,
+        toolCalls: [ToolCall] = []
+    ) {
         self.parsed = parsed
+        self.toolCalls = toolCalls
         self.callIndex = callIndex
         self.text = text
         self.model = model
@@ -48,5 +58,6 @@ public struct CallResponse: Sendable, Hashable {
         self.finishReason = response.finishReason
         self.usage = response.usage
         self.parsed = response.parsed
+        self.toolCalls = response.toolCalls
     }
 }

@@ -85,6 +85,13 @@ extension PlannedCommand {
                 issues.add(error.path ?? path() + ".config.response_format", error.message)
             }
         }
+        if calls[c].config.tools.isPresent || calls[c].config.toolChoice.isPresent {
+            do {
+                _ = try ToolSet(calls[c].config.tools ?? [], choice: calls[c].config.toolChoice, path: path() + ".config.tools")
+            } catch {
+                issues.add(error.path ?? path() + ".config.tools", error.message)
+            }
+        }
     }
 
     private func check(_ parts: [APIPart], _ i: Int, at path: @autoclosure () -> String, _ issues: inout Issues) {
@@ -100,6 +107,16 @@ extension PlannedCommand {
             if inline.mimeType.isEmpty { issues.add(path() + ".mime_type", "mime_type must not be empty") }
         case .history(let history):
             if history.turns.isEmpty { issues.add(path() + ".turns", "history needs at least one turn") }
+            for (t, turn) in history.turns.enumerated() {
+                for (k, call) in turn.toolCalls.enumerated() {
+                    let at = "\(path()).turns[\(t)].tool_calls[\(k)]"
+                    if call.id.isEmpty { issues.add(at + ".id", "a tool call's id must not be empty: give the id the provider gave it") }
+                    if call.name.isEmpty { issues.add(at + ".name", "a tool call's name must not be empty") }
+                }
+            }
+        case .toolResult(let result):
+            if result.id.isEmpty { issues.add(path() + ".id", "id must name the tool call this result answers (its id)") }
+            if result.name.isEmpty { issues.add(path() + ".name", "name must be the name of the tool that was called") }
         }
     }
 

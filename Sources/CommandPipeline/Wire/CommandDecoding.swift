@@ -20,7 +20,7 @@ package struct CommandRejection: Error, Sendable, Hashable {
 /// The wire format of WIRE-FORMAT.md: full commands and the shorthand for people.
 package enum WireFormat {
     static let commandKeys = ["id", "plan", "token_estimate", "per_call_estimates", "metadata"]
-    static let shorthandKeys = ["id", "model", "prompt", "prompts", "system", "files", "fallback_model", "cache", "metadata", "token_estimate", "response_format", "max_repairs"]
+    static let shorthandKeys = ["id", "model", "prompt", "prompts", "system", "files", "fallback_model", "cache", "metadata", "token_estimate", "response_format", "max_repairs", "tools", "tool_choice"]
     static let planKeys = ["calls", "shared_parts", "fallback_call", "upload_tasks", "cache", "rate_constraint"]
 
     /// Reads one command. `position` is 1-based and names commands without an id (`cmd-N`).
@@ -75,6 +75,8 @@ package enum WireFormat {
         let cache = r.field(object, "cache") { r, v in cachePlan(v, &r) }
         let estimate = r.field(object, "token_estimate") { r, v in tokenEstimate(v, &r) }
         let maxRepairs = r.field(object, "max_repairs") { r, v in r.int(v) }
+        let tools = r.field(object, "tools") { r, v in Self.tools(v, &r) }
+        let toolChoice = r.field(object, "tool_choice") { r, v in Self.toolChoice(v, &r) }
 
         var texts: [String] = []
         switch (prompt, prompts) {
@@ -92,6 +94,8 @@ package enum WireFormat {
         guard let model else { return nil }
         var config = GenerationConfig(systemInstruction: system, responseFormat: object["response_format"].flatMap { $0 == .null ? nil : $0 })
         config.maxRepairs = maxRepairs
+        config.tools = tools
+        config.toolChoice = toolChoice
         let calls = texts.map { APICall(model: model, parts: [.text($0)], config: config) }
         let shared = files.map { APIPart.filePlaceholder(FilePlaceholder(path: $0)) }
         let fallback = fallbackModel.map { APICall(model: $0, parts: calls.first?.parts ?? [], config: config) }
@@ -124,7 +128,7 @@ package enum WireFormat {
     static let partKeys: [String: [String]] = [
         "text": ["type", "text"], "file_ref": ["type", "uri", "mime_type"],
         "file_placeholder": ["type", "path", "mime_type", "ephemeral"], "inline": ["type", "mime_type", "data"],
-        "history": ["type", "turns"],
+        "history": ["type", "turns"], "tool_result": ["type", "id", "name", "content", "is_error"],
     ]
 
     static func part(_ value: JSONValue, _ r: inout WireReader) -> APIPart? {
@@ -134,7 +138,7 @@ package enum WireFormat {
         }
         guard let type = r.field(object, "type", required: true, { r, v in r.string(v) }) else { return nil }
         guard let known = partKeys[type] else {
-            r.at("type") { $0.fail("unknown part type '\(type)'; known types: text, file_ref, file_placeholder, inline, history") }
+            r.at("type") { $0.fail("unknown part type '\(type)'; known types: text, file_ref, file_placeholder, inline, history, tool_result") }
             return nil
         }
         guard r.object(value, known: known, what: "a \(type) part") != nil else { return nil }
@@ -164,14 +168,18 @@ package enum WireFormat {
             }
             guard let mime, let data else { return nil }
             return .inline(InlineData(mimeType: mime, data: data))
+        case "tool_result":
+            return toolResult(object, &r).map(APIPart.toolResult)
         default:
             let turns = r.field(object, "turns", required: true) { r, v in
                 r.array(v) { r, e -> History.Turn? in
-                    guard let turn = r.object(e, known: ["question", "answer"], what: "a history turn") else { return nil }
-                    let q = r.field(turn, "question", required: true) { r, v in r.string(v) }
-                    let a = r.field(turn, "answer", required: true) { r, v in r.string(v) }
-                    guard let q, let a else { return nil }
-                    return History.Turn(question: q, answer: a)
+                    guard let turn = r.object(e, known: ["question", "answer", "tool_calls"], what: "a history turn") else { return nil }
+                    // A turn whose answer is tool calls alone may leave out its text (and its question).
+                    let calls = r.field(turn, "tool_calls") { r, v in r.array(v) { r, e in toolCall(e, &r) } }
+                    let q = r.field(turn, "question", required: calls == nil) { r, v in r.string(v) }
+                    let a = r.field(turn, "answer", required: calls == nil) { r, v in r.string(v) }
+                    guard calls != nil || (q != nil && a != nil) else { return nil }
+                    return History.Turn(question: q ?? "", answer: a ?? "", toolCalls: calls ?? [])
                 }
             }
             return turns.map { .history(History(turns: $0)) }
@@ -192,6 +200,8 @@ package enum WireFormat {
         config.seed = r.field(object, "seed") { r, v in r.int(v) }
         config.responseFormat = object["response_format"].flatMap { $0 == .null ? nil : $0 }
         config.maxRepairs = r.field(object, "max_repairs") { r, v in r.int(v) }
+        config.tools = r.field(object, "tools") { r, v in tools(v, &r) }
+        config.toolChoice = r.field(object, "tool_choice") { r, v in toolChoice(v, &r) }
         config.providerOptions = r.field(object, "provider_options") { r, v -> JSONObject? in
             if case .object(let o) = v { return o }
             r.fail("expected provider_options as an object, found \(v.typeName)")

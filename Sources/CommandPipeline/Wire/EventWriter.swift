@@ -61,6 +61,10 @@ public enum EventWriter {
         case .textDelta(let call, let text):
             int("call_index", call)
             string("text", text)
+        case .toolCall(let call, let toolCall):
+            int("call_index", call)
+            key("tool_call")
+            JSONSerializer.write(toolCall.wireValue, to: &out)
         case .callFinished(let response):
             int("call_index", response.callIndex)
             key("response")

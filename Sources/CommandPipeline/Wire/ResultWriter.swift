@@ -77,6 +77,11 @@ public enum ResultWriter {
             JSONSerializer.raw(#","parsed":"#, to: &out)
             JSONSerializer.write(parsed, to: &out)
         }
+        if !r.toolCalls.isEmpty {
+            // Only when the model called tools: [{"id","name","arguments"}], arguments checked.
+            JSONSerializer.raw(#","tool_calls":"#, to: &out)
+            JSONSerializer.write(.array(r.toolCalls.map(\.wireValue)), to: &out)
+        }
         JSONSerializer.raw(#","model":"#, to: &out)
         JSONSerializer.writeString(r.model, to: &out)
         JSONSerializer.raw(#","finish_reason":"#, to: &out)

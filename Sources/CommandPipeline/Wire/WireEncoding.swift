@@ -17,7 +17,12 @@ extension APIPart: WireEncodable {
             ]))
         case .inline(let inline): ["type": "inline", "mime_type": .string(inline.mimeType), "data": .string(inline.data.base64EncodedString())]
         case .history(let history):
-            ["type": "history", "turns": .array(history.turns.map { ["question": .string($0.question), "answer": .string($0.answer)] })]
+            ["type": "history", "turns": .array(history.turns.map { turn in
+                var object: JSONObject = ["question": .string(turn.question), "answer": .string(turn.answer)]
+                if !turn.toolCalls.isEmpty { object["tool_calls"] = .array(turn.toolCalls.map(\.wireValue)) }
+                return .object(object)
+            })]
+        case .toolResult(let result): result.wireValue
         }
     }
 }
@@ -33,6 +38,8 @@ extension GenerationConfig: WireEncodable {
         object["seed"] = seed.map(JSONValue.int)
         object["response_format"] = responseFormat
         if let maxRepairs { object["max_repairs"] = .int(maxRepairs) }
+        if let tools { object["tools"] = .array(tools.map(\.wireValue)) }
+        if let toolChoice { object["tool_choice"] = toolChoice.wireValue }
         if !providerOptions.isEmpty { object["provider_options"] = .object(providerOptions) }
         return .object(object)
     }

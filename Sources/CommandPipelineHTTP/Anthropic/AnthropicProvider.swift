@@ -129,6 +129,7 @@ final class AnthropicCore: Sendable {
                     if let delta = try assembler.take(event, provider: AnthropicProvider.name, text: ServerText(key: configuration.apiKey)) {
                         continuation.yield(.delta(delta))
                     }
+                    for call in assembler.completedToolCalls() { continuation.yield(.toolCall(call)) }
                 }
             }
             for try await piece in response.body {

@@ -50,6 +50,7 @@ struct AnthropicRequestBuilder {
                     // The API rejects empty text blocks.
                     if !turn.question.isEmpty { append("user", Self.text(turn.question)) }
                     if !turn.answer.isEmpty { append("assistant", Self.text(turn.answer)) }
+                    for call in turn.toolCalls { append("assistant", AnthropicTools.toolUse(call)) }
                 }
             default:
                 if let block = try block(part, index: index) { append("user", block) }
@@ -87,6 +88,9 @@ struct AnthropicRequestBuilder {
         body["messages"] = .array(messages.map { ["role": .string($0.role), "content": Self.content($0.blocks)] })
 
         let config = request.config
+        // Tools head the cached prefix (tools → system → messages), so every purpose sends them.
+        if let tools = config.tools, !tools.isEmpty { body["tools"] = AnthropicTools.tools(tools) }
+        if let choice = config.toolChoice { body["tool_choice"] = AnthropicTools.toolChoice(choice) }
         if purpose != .countTokens {
             body["max_tokens"] = .int(purpose == .warmUp ? Self.warmUpMaxTokens : (config.maxTokens ?? configuration.defaultMaxTokens))
             if purpose != .warmUp {
@@ -104,6 +108,11 @@ struct AnthropicRequestBuilder {
                     .invalidCommand,
                     "config.provider_options.\(key) would override the '\(key)' the anthropic adapter sets itself; "
                         + "use the command's own config keys (system_instruction, temperature, top_p, max_tokens, stop, response_format) instead",
+                    path: "config.provider_options.\(key)", provider: providerName)
+            }
+            if (key == "tools" || key == "tool_choice") && body[key] != nil {
+                throw APIError(
+                    .invalidCommand, "config.provider_options.\(key) cannot be set beside config.tools and config.tool_choice: give the tools in one place",
                     path: "config.provider_options.\(key)", provider: providerName)
             }
             if purpose == .countTokens && !Self.countedOptionKeys.contains(key) { continue }
@@ -203,6 +212,8 @@ struct AnthropicRequestBuilder {
             throw missing(
                 index, "file_placeholder '\(placeholder.path)'",
                 "the file was not uploaded: declare the uploads capability (Files API) or send it as an inline part")
+        case .toolResult(let result):
+            return AnthropicTools.toolResult(result)
         case .history:
             preconditionFailure("history parts become messages")
         }

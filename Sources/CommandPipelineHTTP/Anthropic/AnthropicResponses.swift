@@ -56,7 +56,8 @@ enum AnthropicResponses {
         }
         return GenerationResponse(
             text: text(object["content"]), model: object["model"]?.stringValue ?? requestedModel,
-            finishReason: finishReason(object["stop_reason"]?.stringValue), usage: usage(object["usage"]))
+            finishReason: finishReason(object["stop_reason"]?.stringValue), usage: usage(object["usage"]),
+            toolCalls: AnthropicTools.calls(object["content"]))
     }
 
     static func parse(_ body: Data, provider: String) throws(APIError) -> JSONValue {
@@ -79,8 +80,13 @@ enum AnthropicResponses {
         /// `message_stop` arrived: the stream is complete.
         private(set) var finished = false
         private(set) var started = false
+        /// `tool_use` blocks as they stream in.
+        var calls = AnthropicTools.StreamCalls()
 
         init(requestedModel: String) { model = requestedModel }
+
+        /// Tool calls whose block ended since the last time this was asked.
+        mutating func completedToolCalls() -> [ToolCall] { calls.completed() }
 
         /// Takes one event; returns its text delta, if any. An `error` event throws (retryable
         /// unless the error says the request itself is wrong); unknown events are ignored.
@@ -102,14 +108,24 @@ enum AnthropicResponses {
                 if let m = message?["model"]?.stringValue { model = m }
                 takeUsage(message?["usage"])
             case "content_block_start":
-                if case .object(let block)? = object["content_block"], block["type"]?.stringValue == "text",
+                if case .object(let block)? = object["content_block"], block["type"]?.stringValue == "tool_use" {
+                    calls.start(index: object["index"]?.intValue ?? -1, block: block)
+                } else if case .object(let block)? = object["content_block"], block["type"]?.stringValue == "text",
                     let initial = block["text"]?.stringValue, !initial.isEmpty
                 {
                     text += initial
                     return initial
                 }
             case "content_block_delta":
-                if case .object(let delta)? = object["delta"], delta["type"]?.stringValue == "text_delta",
+                if case .object(let delta)? = object["delta"], delta["type"]?.stringValue == "input_json_delta" {
+                    do throws(APIError) {
+                        try calls.add(index: object["index"]?.intValue ?? -1, json: delta["partial_json"]?.stringValue ?? "")
+                    } catch {
+                        var error = error
+                        error.provider = provider
+                        throw error
+                    }
+                } else if case .object(let delta)? = object["delta"], delta["type"]?.stringValue == "text_delta",
                     let piece = delta["text"]?.stringValue, !piece.isEmpty
                 {
                     text += piece
@@ -118,6 +134,8 @@ enum AnthropicResponses {
             case "message_delta":
                 if let reason = object["delta"]?.objectValue?["stop_reason"]?.stringValue { stopReason = reason }
                 takeUsage(object["usage"])
+            case "content_block_stop":
+                calls.stop(index: object["index"]?.intValue ?? -1)
             case "message_stop":
                 finished = true
             case "error":
@@ -157,7 +175,7 @@ enum AnthropicResponses {
         var response: GenerationResponse {
             GenerationResponse(
                 text: text, model: model, finishReason: AnthropicResponses.finishReason(stopReason),
-                usage: usageSoFar)
+                usage: usageSoFar, toolCalls: calls.finished)
         }
     }
 }

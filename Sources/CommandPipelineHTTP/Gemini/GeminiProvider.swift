@@ -116,6 +116,7 @@ final class GeminiCore: Sendable {
                     }
                     let delta = try assembler.take(payload)
                     if !delta.isEmpty { continuation.yield(.delta(delta)) }
+                    for call in assembler.completedToolCalls() { continuation.yield(.toolCall(call)) }
                 }
             }
             for try await piece in response.body {

@@ -42,9 +42,23 @@ struct GeminiRequestBuilder {
         } else if let system = request.config.systemInstruction {
             body["systemInstruction"] = Self.systemInstruction(system)
         }
+        let config = request.config
+        if config.tools != nil || config.toolChoice != nil, let cache = request.cache {
+            throw APIError(
+                .capabilityMissing,
+                "a request that uses cache '\(cache.id)' cannot also carry tools: Gemini keeps them in the cache, which holds the shared parts only; run tool calls without plan.cache",
+                path: "config.tools", provider: providerName)
+        }
+        if let tools = config.tools, !tools.isEmpty { body["tools"] = GeminiTools.tools(tools) }
+        if let choice = config.toolChoice { body["toolConfig"] = GeminiTools.toolConfig(choice) }
         var generation = try generationConfig(request.config)
         for (key, value) in request.config.providerOptions {
             let name = Self.normalized(key)
+            if (name == "tools" && body["tools"] != nil) || (name == "toolconfig" && body["toolConfig"] != nil) {
+                throw APIError(
+                    .invalidCommand, "config.provider_options.\(key) cannot be set beside config.tools and config.tool_choice: give the tools in one place",
+                    path: "config.provider_options.\(key)", provider: providerName)
+            }
             if let instead = Self.reservedOptions[name] {
                 throw APIError(
                     .invalidCommand,
@@ -112,12 +126,16 @@ struct GeminiRequestBuilder {
                     .capabilityMissing,
                     "request part \(index), file_placeholder '\(placeholder.path)', was not uploaded, so it cannot be sent to Gemini: make its upload required (upload_tasks) or send the bytes as an inline part",
                     path: "parts[\(index)]", provider: providerName)
+            case .toolResult(let result):
+                pending.append(GeminiTools.functionResponse(result))
             case .history(let history):
                 flush()
                 for turn in history.turns {
                     // A turn without a question is the model's alone (a rejected answer before its correction).
                     if !turn.question.isEmpty { contents.append(["role": "user", "parts": [["text": .string(turn.question)]]]) }
-                    contents.append(["role": "model", "parts": [["text": .string(turn.answer)]]])
+                    var modelParts: [JSONValue] = turn.answer.isEmpty && !turn.toolCalls.isEmpty ? [] : [["text": .string(turn.answer)]]
+                    modelParts += turn.toolCalls.map(GeminiTools.functionCall)
+                    contents.append(["role": "model", "parts": .array(modelParts)])
                 }
             }
         }

@@ -56,6 +56,9 @@ enum GeminiResponses {
         var finishReason: String?
         var usage: Usage?
         var sawCandidate = false
+        /// The answer's `functionCall` parts, in order; `handedOut` of them announced already.
+        var toolCalls: [ToolCall] = []
+        private var handedOut = 0
         let provider: String
         /// The redaction for server text quoted in errors (redacted before it is cut).
         let serverText: ServerText
@@ -94,11 +97,21 @@ enum GeminiResponses {
             if let reason = candidate["finishReason"]?.stringValue { finishReason = reason }
             var added = ""
             for part in candidate["content"]?.objectValue?["parts"]?.arrayValue ?? [] {
-                guard let part = part.objectValue, part["thought"]?.boolValue != true, let piece = part["text"]?.stringValue else { continue }
+                guard let part = part.objectValue, part["thought"]?.boolValue != true else { continue }
+                if let call = GeminiTools.call(part, position: toolCalls.count) { toolCalls.append(call) }
+                guard let piece = part["text"]?.stringValue else { continue }
                 added += piece
             }
             text += added
             return added
+        }
+
+        /// Tool calls taken since the last time this was asked (Gemini sends each whole).
+        mutating func completedToolCalls() -> [ToolCall] {
+            guard toolCalls.count > handedOut else { return [] }
+            let ready = Array(toolCalls[handedOut...])
+            handedOut = toolCalls.count
+            return ready
         }
 
         /// The answer, once every response was taken. `complete` is false for a stream that
@@ -108,7 +121,7 @@ enum GeminiResponses {
                 throw APIError(.providerError, "Gemini answered with no candidates and no block reason (\(endpoint))", provider: provider, retryable: false, code: "no_candidates")
             }
             let reason = finishReason ?? "STOP"
-            if text.isEmpty && reason != "STOP" {
+            if text.isEmpty && toolCalls.isEmpty && reason != "STOP" {
                 let hint = reason == "MAX_TOKENS"
                     ? "the output limit was reached before any text (thinking may have used it all): raise config.max_tokens"
                     : "no text was produced"
@@ -116,7 +129,9 @@ enum GeminiResponses {
                     .providerError, "Gemini stopped with finishReason \(reason): \(hint)", provider: provider, retryable: false,
                     code: "finish_\(reason)")
             }
-            return GenerationResponse(text: text, model: model, finishReason: GeminiResponses.finishReason(reason), usage: usage ?? .zero)
+            // Gemini says STOP after function calls; the engine's word for that is tool_calls.
+            let finish = !toolCalls.isEmpty && reason == "STOP" ? "tool_calls" : GeminiResponses.finishReason(reason)
+            return GenerationResponse(text: text, model: model, finishReason: finish, usage: usage ?? .zero, toolCalls: toolCalls)
         }
     }
 }

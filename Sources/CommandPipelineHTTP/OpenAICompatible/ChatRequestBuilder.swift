@@ -31,8 +31,11 @@ struct ChatRequestBuilder {
                 for turn in history.turns {
                     // A turn without a question is the assistant's alone (a rejected answer before its correction).
                     if !turn.question.isEmpty { messages.append(["role": "user", "content": .string(turn.question)]) }
-                    messages.append(["role": "assistant", "content": .string(turn.answer)])
+                    messages.append(ChatTools.assistantMessage(turn))
                 }
+            case .toolResult(let result):
+                flushUser()
+                messages.append(ChatTools.toolMessage(result))
             default:
                 content.append(try contentPart(part, index: index))
             }
@@ -49,6 +52,8 @@ struct ChatRequestBuilder {
         if let stop = config.stop { body["stop"] = stop.count == 1 ? .string(stop[0]) : .array(stop.map(JSONValue.string)) }
         if let seed = config.seed { body["seed"] = .int(seed) }
         if let format = config.responseFormat { body["response_format"] = format }
+        if let tools = config.tools, !tools.isEmpty { body["tools"] = ChatTools.tools(tools) }
+        if let choice = config.toolChoice { body["tool_choice"] = ChatTools.toolChoice(choice) }
         if stream {
             body["stream"] = true
             body["stream_options"] = ["include_usage": true]
@@ -58,6 +63,11 @@ struct ChatRequestBuilder {
             if let reason = Self.reservedKeys[key] {
                 throw APIError(
                     .invalidCommand, "config.provider_options.\(key) cannot be set: \(reason); remove it from provider_options",
+                    path: "config.provider_options.\(key)", provider: providerName)
+            }
+            if (key == "tools" || key == "tool_choice") && body[key] != nil {
+                throw APIError(
+                    .invalidCommand, "config.provider_options.\(key) cannot be set beside config.tools and config.tool_choice: give the tools in one place",
                     path: "config.provider_options.\(key)", provider: providerName)
             }
             body[key] = value
@@ -106,8 +116,8 @@ struct ChatRequestBuilder {
             return ["type": "file", "file": ["file_id": .string(ref.uri)]]
         case .filePlaceholder(let placeholder):
             throw missing(index, "file_placeholder '\(placeholder.path)'", "the file was not uploaded: declare uploads if the server has a Files API, or send images as inline parts")
-        case .history:
-            preconditionFailure("history parts become messages")
+        case .history, .toolResult:
+            preconditionFailure("history and tool_result parts become messages")
         }
     }
 

@@ -94,6 +94,7 @@ final class OpenAICore: Sendable {
                         throw broken
                     }
                     if let delta = try assembler.take(payload, provider: OpenAIProvider.name, serverText: serverText) { continuation.yield(.delta(delta)) }
+                    for call in assembler.completedToolCalls() { continuation.yield(.toolCall(call)) }
                 }
             }
             for try await piece in response.body {

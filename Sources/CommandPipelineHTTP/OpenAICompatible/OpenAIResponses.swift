@@ -38,9 +38,11 @@ enum OpenAIResponses {
         }
         let message = choice["message"]?.objectValue
         let content = message?["content"]?.stringValue ?? message?["refusal"]?.stringValue ?? ""
+        let calls = ChatTools.calls(message?["tool_calls"])
         return GenerationResponse(
             text: content, model: object["model"]?.stringValue ?? requestedModel,
-            finishReason: choice["finish_reason"]?.stringValue ?? "stop", usage: usage(object["usage"]))
+            finishReason: ChatTools.finishReason(choice["finish_reason"]?.stringValue ?? "stop", hasCalls: !calls.isEmpty),
+            usage: usage(object["usage"]), toolCalls: calls)
     }
 
     static func parse(_ body: Data, provider: String, text: ServerText) throws(APIError) -> JSONValue {
@@ -57,8 +59,15 @@ enum OpenAIResponses {
         var model: String
         var finishReason = "stop"
         var usage = Usage.zero
+        /// Tool calls as they stream in (`ChatTools.StreamCalls`).
+        var calls = ChatTools.StreamCalls()
+        /// A finish reason has come: every call started is whole.
+        var finished = false
 
         init(requestedModel: String) { model = requestedModel }
+
+        /// Tool calls that became whole with the last payload, not handed out before.
+        mutating func completedToolCalls() -> [ToolCall] { calls.completed(finished: finished) }
 
         /// The text delta of one `data:` payload, if any. An `{"error": …}` payload throws.
         mutating func take(_ payload: JSONValue, provider: String, serverText: ServerText) throws(APIError) -> String? {
@@ -70,12 +79,26 @@ enum OpenAIResponses {
             if let m = chunk["model"]?.stringValue { model = m }
             if let u = chunk["usage"], u != .null { usage = OpenAIResponses.usage(u) }
             guard case .object(let choice)? = chunk["choices"]?.arrayValue?.first else { return nil }
-            if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
+            if let reason = choice["finish_reason"]?.stringValue {
+                finishReason = reason
+                finished = true
+            }
+            if let toolCalls = choice["delta"]?.objectValue?["tool_calls"] {
+                do throws(APIError) { try calls.take(toolCalls) } catch {
+                    var error = error
+                    error.provider = provider
+                    throw error
+                }
+            }
             guard let delta = choice["delta"]?.objectValue?["content"]?.stringValue, !delta.isEmpty else { return nil }
             text += delta
             return delta
         }
 
-        var response: GenerationResponse { GenerationResponse(text: text, model: model, finishReason: finishReason, usage: usage) }
+        var response: GenerationResponse {
+            let toolCalls = calls.all
+            return GenerationResponse(
+                text: text, model: model, finishReason: ChatTools.finishReason(finishReason, hasCalls: !toolCalls.isEmpty), usage: usage, toolCalls: toolCalls)
+        }
     }
 }

@@ -14,7 +14,19 @@ extension ServerText {
         response.text = redact(response.text)
         response.model = preview(response.model, limit: 200)
         response.finishReason = preview(response.finishReason, limit: 100)
+        if !response.toolCalls.isEmpty { response.toolCalls = response.toolCalls.map(scrub) }
         return response
+    }
+
+    /// A tool call with the key taken out of its name, id and every string of its arguments.
+    func scrub(_ call: ToolCall) -> ToolCall {
+        guard isActive else { return call }
+        var call = call
+        call.id = redact(call.id)
+        call.name = redact(call.name)
+        call.arguments = redactor.redact(call.arguments)
+        call.unparsedArguments = call.unparsedArguments.map(redact)
+        return call
     }
 
     func scrub(_ reference: CacheReference) -> CacheReference {
@@ -51,6 +63,8 @@ extension ServerText {
                         case .delta(let text):
                             let ready = deltas.take(text)
                             if !ready.isEmpty { continuation.yield(.delta(ready)) }
+                        case .toolCall(let call):
+                            continuation.yield(.toolCall(scrub(call)))
                         case .completed(let response):
                             let rest = deltas.finish()
                             if !rest.isEmpty { continuation.yield(.delta(rest)) }

@@ -16,7 +16,9 @@ public enum ProviderCall {
             if input.streaming, let streaming = provider.streaming {
                 return .success(try await stream(input, streaming))
             }
-            return .success(try await provider.generate(input.request))
+            let response = try await provider.generate(input.request)
+            for call in response.toolCalls { input.log.record(.toolCall(call: input.callIndex, call)) }
+            return .success(response)
         } catch {
             var error = APIError(wrapping: error, provider: provider.providerName, context: "call \(input.callIndex) (\(input.request.model))")
             // An adapter names the call's fields relative to it (`config.provider_options.stream`).
@@ -57,11 +59,16 @@ public enum ProviderCall {
     }
 
     private static func stream(_ input: CallInput, _ streaming: any StreamingCapability) async throws -> GenerationResponse {
+        var announced: Set<String> = []
         for try await chunk in streaming.stream(input.request) {
             switch chunk {
             case .delta(let text):
                 if !text.isEmpty { input.log.record(.textDelta(call: input.callIndex, text: text)) }
+            case .toolCall(let call):
+                announced.insert(call.id)
+                input.log.record(.toolCall(call: input.callIndex, call))
             case .completed(let response):
+                for call in response.toolCalls where !announced.contains(call.id) { input.log.record(.toolCall(call: input.callIndex, call)) }
                 return response
             }
         }

@@ -34,6 +34,8 @@ final class MockBatchService: Sendable {
         var retryable: Bool?
         /// Never answered (a `hang` fault): missing from the results.
         var unanswered: Bool?
+        /// The tool calls of the answer (`MockTools`), as their wire JSON; nil: none.
+        var toolCalls: String?
     }
 
     struct Job: Codable, Hashable {
@@ -150,8 +152,21 @@ final class MockBatchService: Sendable {
                 return entry
             }
         }
-        let answer = MockCore.answer(model: request.model, cached: [], parts: request.parts, format: request.config.responseFormat)
-        return Entry(id: item.id, text: answer.text, model: answer.model, prompt: answer.usage.promptTokens, completion: answer.usage.completionTokens)
+        let config = request.config
+        let answer = MockCore.answer(
+            model: request.model, cached: [], parts: request.parts, format: config.responseFormat, tools: config.tools, toolChoice: config.toolChoice)
+        return Entry(
+            id: item.id, text: answer.text, model: answer.model, prompt: answer.usage.promptTokens, completion: answer.usage.completionTokens,
+            toolCalls: answer.toolCalls.isEmpty ? nil : JSONSerializer.serialize(.array(answer.toolCalls.map(\.wireValue))))
+    }
+
+    /// The tool calls an entry stored (`Entry.toolCalls`).
+    static func toolCalls(_ json: String?) -> [ToolCall] {
+        guard let json, let value = try? JSONParser.parse(json) else { return [] }
+        return (value.arrayValue ?? []).compactMap { call -> ToolCall? in
+            guard let id = call.objectValue?["id"]?.stringValue, let name = call.objectValue?["name"]?.stringValue else { return nil }
+            return ToolCall(id: id, name: name, arguments: call.objectValue?["arguments"] ?? .object([:]))
+        }
     }
 
     private func describe(_ job: Job) -> BatchJob {
@@ -184,9 +199,12 @@ final class MockBatchService: Sendable {
         return job.entries.compactMap { entry in
             if entry.unanswered == true { return nil }
             if let text = entry.text {
+                let calls = Self.toolCalls(entry.toolCalls)
                 return BatchResult(
                     id: entry.id,
-                    outcome: .success(GenerationResponse(text: text, model: entry.model, finishReason: "stop", usage: Usage(promptTokens: entry.prompt, completionTokens: entry.completion))))
+                    outcome: .success(GenerationResponse(
+                        text: text, model: entry.model, finishReason: calls.isEmpty ? "stop" : "tool_calls",
+                        usage: Usage(promptTokens: entry.prompt, completionTokens: entry.completion), toolCalls: calls)))
             }
             let kind = entry.errorKind.flatMap(APIError.Kind.init(rawValue:)) ?? .providerError
             return BatchResult(

@@ -32,6 +32,7 @@ final class MockCore: Sendable {
             case .text(let text): sum + tokens(of: text)
             case .fileRef, .filePlaceholder, .inline: sum + 258
             case .history(let h): sum + h.turns.reduce(0) { $0 + tokens(of: $1.question) + tokens(of: $1.answer) }
+            case .toolResult(let r): sum + tokens(of: r.contentText)
             }
         }
     }
@@ -71,18 +72,33 @@ final class MockCore: Sendable {
         }
         if latency > .zero { try await configuration.clock.sleep(for: latency) }
         let cached = try cachedParts(request.cache)
-        return Self.answer(model: request.model, cached: cached, parts: request.parts, format: request.config.responseFormat)
+        let config = request.config
+        return Self.answer(
+            model: request.model, cached: cached, parts: request.parts, format: config.responseFormat,
+            tools: config.tools, toolChoice: config.toolChoice)
     }
 
-    static func answer(model: String, cached: [APIPart], parts: [APIPart], format: JSONValue? = nil) -> GenerationResponse {
+    static func answer(
+        model: String, cached: [APIPart], parts: [APIPart], format: JSONValue? = nil, tools: [ToolDefinition]? = nil, toolChoice: ToolChoice? = nil
+    ) -> GenerationResponse {
         var last = ""
         for part in parts.reversed() { if case .text(let t) = part { last = t; break } }
         if last.isEmpty, !parts.contains(where: { if case .text = $0 { true } else { false } }) {
             for part in cached.reversed() { if case .text(let t) = part { last = t; break } }
         }
-        let text = format.isPresent ? MockStructured.answer(format, prompt: last) ?? "echo: " + last : "echo: " + last
         let cachedTokens = tokens(of: cached)
         let prompt = cachedTokens + tokens(of: parts)
+        if tools.isPresent {
+            let calls = MockTools.calls(tools, choice: toolChoice, parts: parts, prompt: last)
+            if !calls.isEmpty {
+                let completion = calls.reduce(0) { $0 + tokens(of: JSONSerializer.serialize($1.wireValue)) }
+                return GenerationResponse(
+                    text: "", model: model, finishReason: "tool_calls",
+                    usage: Usage(promptTokens: prompt, completionTokens: completion, cachedTokens: cachedTokens), toolCalls: calls)
+            }
+        }
+        let text = MockTools.resultAnswer(parts)
+            ?? (format.isPresent ? MockStructured.answer(format, prompt: last) ?? "echo: " + last : "echo: " + last)
         let completion = tokens(of: text)
         return GenerationResponse(
             text: text, model: model, finishReason: "stop",

@@ -27,6 +27,11 @@ enum MockStructured {
         }
     }
 
+    /// A value that conforms to `schema` (a tool's parameters), built as for a `json_schema` answer.
+    static func value(for schema: JSONValue, prompt: String) -> JSONValue {
+        Generator(root: schema, prompt: prompt, seed: fnv1a(prompt), budget: Budget()).value(schema, depth: 0)
+    }
+
     static func fnv1a(_ text: String) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in text.utf8 {
