@@ -45,6 +45,7 @@ struct LiteLLMPeerTests {
             switch chunk {
             case .delta(let text): deltas += text
             case .completed(let response): final = response
+            case .toolCall: break
             }
         }
         let completed = try #require(final, "\(provider): the stream ended without its answer")
