@@ -46,7 +46,9 @@ public struct PipelineEvent: Sendable {
         case cacheBypassed(call: Int)
         /// A piece of a call's answer, as it streams. A call's deltas concatenated are its final text.
         case textDelta(call: Int, text: String)
-        case callFinished(CallResponse)
+        /// (Indirect, like the other large payloads: the event stays some 40 bytes, and every
+        /// switch over it copies it.)
+        indirect case callFinished(CallResponse)
         indirect case callFailed(call: Int, error: ErrorSummary)
         /// The primary execution failed; the plan's fallback call runs now.
         indirect case fallbackStarted(model: String, primaryError: ErrorSummary)
