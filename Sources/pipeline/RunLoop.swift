@@ -359,16 +359,7 @@ final class RunLoop: Sendable {
             return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false, failureKind: error.kind.rawValue)
         }
         var lines: [UInt8] = []
-        for (seq, type) in ["command_started", "command_failed"].enumerated() {
-            lines.append(contentsOf: #"{"id":"#.utf8)
-            JSONSerializer.writeString(id, to: &lines)
-            lines.append(contentsOf: #","index":\#(index),"seq":\#(seq),"type":"\#(type)","t_ms":0"#.utf8)
-            if seq == 1 {
-                lines.append(contentsOf: #","result":"#.utf8)
-                lines.append(contentsOf: record)
-            }
-            lines.append(contentsOf: "}\n".utf8)
-        }
+        EventWriter.rejected(id: id, index: index, record: record, to: &lines)
         return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record, failureKind: error.kind.rawValue)
     }
 

@@ -440,7 +440,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         #expect(abs(ledger.spent - (ran.telemetry.cost?.totalUSD ?? 0)) < 1e-9 && ledger.spent > 6.6)
         #expect(ledger.reserved < 1e-9)
         // The key is claimed once: the next command asking for it reserves no cache.
-        #expect(!ledger.claimCache(CacheStage.request(for: ExecutionState(command: command))!.key))
+        #expect(!ledger.claimCache(ExecutionState(command: command).cacheRequest!.key))
     }
 
     /// Keys come from input: the ledger remembers a bounded number, and past it reserves for
@@ -472,7 +472,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         broken.id = ""
         let failed = await engine.run(broken)
         #expect(failed.error?.kind == .invalidCommand)
-        let key = CacheStage.request(for: ExecutionState(command: Self.cached("abcd")))!.key
+        let key = ExecutionState(command: Self.cached("abcd")).cacheRequest!.key
         #expect(engineLedger.claimCache(key), "the failed claimer released the key")
         engineLedger.releaseCache(key)
         let created = await engine.run(Self.cached("abcd"))

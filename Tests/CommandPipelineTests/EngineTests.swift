@@ -134,44 +134,4 @@ import Testing
         let record = WrittenRecords.succeeded(finalized, index: 0)
         #expect(record.objectValue?["telemetry"]?.objectValue?["durations_ms"]?.objectValue?["shout"] != nil)
     }
-
-    /// `takeResult` moves the result out of an outcome nothing else holds, and copies it out of
-    /// one that is shared: the other holder still has it.
-    @Test func takingTheResultLeavesSharedOutcomesWhole() async throws {
-        let engine = PipelineEngine(provider: MockProvider.make())
-        let outcome = await engine.run(command(prompts: ["hi"]))
-        let shared = outcome
-        let taken = try shared.takeResult().get()
-        #expect(taken.responses.map(\.text) == ["echo: hi"])
-        #expect(try outcome.result.get().responses.map(\.text) == ["echo: hi"], "the other holder keeps its result")
-        let alone = try await engine.run(command(prompts: ["again"])).takeResult().get()
-        #expect(alone.responses.map(\.text) == ["echo: again"])
-    }
-
-    /// A stage whose work never suspends says so with `executeWithoutSuspending`: the loop runs
-    /// that (no async call), and its `execute` is not called; other stages are awaited as before.
-    @Test func aStageThatNeverSuspendsRunsWithoutAnAsyncCall() async throws {
-        struct Mark: ExecutionStage {
-            let name: String
-            let synchronous: Bool
-            func applies(to state: ExecutionState) -> Bool { true }
-            func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
-                context.log.record(.stageStarted("\(name): awaited"))
-                return state
-            }
-            func executeWithoutSuspending(_ state: ExecutionState, context: StageContext) throws(APIError) -> ExecutionState? {
-                guard synchronous else { return nil }
-                context.log.record(.stageStarted("\(name): immediate"))
-                return state
-            }
-        }
-        let engine = PipelineEngine(provider: MockProvider.make(), stages: [Mark(name: "sync", synchronous: true), Mark(name: "async", synchronous: false), TelemetryStage()])
-        var marks: [String] = []
-        for await event in engine.events(for: command(prompts: ["hi"])) {
-            if case .stageStarted(let name) = event.kind, name.contains(":") { marks.append(name) }
-        }
-        #expect(marks == ["sync: immediate", "async: awaited"])
-        let outcome = await engine.run(command(prompts: ["hi"]))
-        #expect(outcome.state.summary != nil, "the telemetry stage, which never suspends, still folded the log")
-    }
 }

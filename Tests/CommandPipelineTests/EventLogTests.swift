@@ -256,8 +256,9 @@ import Testing
     }
 
     /// Time is read once per stage boundary: when the command starts, when its first stage
-    /// starts, and when each stage ends (the telemetry stage ends the total at its own start).
-    /// Each reading here is a millisecond later than the one before.
+    /// starts, and when each stage ends (a stage's end is the next one's start); the telemetry
+    /// stage, an ordinary stage, reads it once more for the total it folds. Each reading here is
+    /// a millisecond later than the one before.
     @Test func theClockIsReadOncePerStageBoundary() async throws {
         final class TickingClock: PipelineClock {
             let ticks = Mutex(0)
@@ -267,9 +268,10 @@ import Testing
         let clock = TickingClock()
         let engine = PipelineEngine(provider: MockProvider.make(), stages: [GenerateStage(), TelemetryStage()], clock: clock)
         let finalized = try await engine.execute(PlannedCommand(id: "t", plan: ExecutionPlan(call: APICall(model: "m", parts: [.text("a")])))).get()
-        #expect(clock.ticks.withLock { $0 } == 3, "command start, generate start, generate end")
+        #expect(clock.ticks.withLock { $0 } == 5, "command start, generate start, generate end (telemetry start), the fold's total, telemetry end")
         #expect(finalized.telemetry.durations[GenerateStage.name] == .milliseconds(1))
-        #expect(finalized.telemetry.durations.total == .milliseconds(2))
+        #expect(finalized.telemetry.durations.total == .milliseconds(3))
+        #expect(finalized.telemetry.durations.stages.map(\.name) == ["generate"], "the telemetry stage's own time ends after the fold was taken")
     }
 
     /// Exactly as a user writes it: a plain `for await … { break }` in a function that goes on,

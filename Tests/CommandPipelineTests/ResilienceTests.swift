@@ -337,3 +337,58 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         #expect(times.last.map { $0 >= .seconds(20) } == true, "the second 429 (at 10 s or later) paused the retry for 10 s more: \(times)")
     }
 }
+
+/// The pause after a 429 is capped by the engine's `RetryPolicy.maxRetryAfter` — the engine's
+/// limiter's and a plan's own `rate_constraint` limiter's alike — not by the server's
+/// `Retry-After` nor a limiter's default: a server that says "come back in ten minutes" holds
+/// the run no longer than the user allowed.
+@Suite struct PauseCapTests {
+    static let cap = Duration.seconds(5)
+
+    static func limited() -> APIError {
+        var error = APIError(.rateLimited, "429", provider: "scripted", retryable: true)
+        error.retryAfter = .seconds(600)
+        return error
+    }
+
+    static func configuration(_ clock: ManualClock) -> EngineConfiguration {
+        // One attempt: the 429 is not retried, so only the limiters' pause holds the next call back.
+        EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: 1, jitter: 0, maxRetryAfter: cap))
+    }
+
+    @Test func theEngineLimitersPauseEndsAtMaxRetryAfter() async throws {
+        let clock = ManualClock()
+        let provider = FlakyProvider(clock: clock, failures: 1, error: Self.limited())
+        let engine = try PipelineEngine(provider: provider, configuration: Self.configuration(clock))
+        let first = await engine.run(command("first", prompts: ["a"]))
+        #expect(first.error?.kind == .rateLimited)
+        let second = Task { await engine.run(command("second", prompts: ["b"])) }
+        #expect(await clock.waitForSleepers(1), "the second command waits out the pause")
+        #expect(provider.totalAttempts == 1)
+        clock.advance(by: Self.cap)
+        let sent = await eventually { provider.totalAttempts == 2 }
+        second.cancel()   // ends a regression's wait (600 s or a default cap) instead of hanging
+        _ = await second.value
+        #expect(sent, "the pause ended at maxRetryAfter (5 s), not at the server's 600 s")
+        #expect(provider.times.withLock { $0 } == [.zero, Self.cap])
+    }
+
+    @Test func aPlansOwnLimitersPauseEndsAtMaxRetryAfter() async throws {
+        let clock = ManualClock()
+        let provider = FlakyProvider(clock: clock, failures: 1, error: Self.limited())
+        var configuration = Self.configuration(clock)
+        configuration.maxConcurrentCalls = 1
+        let engine = try PipelineEngine(provider: provider, configuration: configuration)
+        let plan = ExecutionPlan(
+            calls: [APICall(model: "m", parts: [.text("a")]), APICall(model: "m", parts: [.text("b")])],
+            rateConstraint: RateConstraint(requestsPerMinute: 1_000))
+        let run = Task { await engine.run(PlannedCommand(id: "paced", plan: plan)) }
+        #expect(await clock.waitForSleepers(1), "call 1 waits out the pause call 0's 429 began")
+        #expect(provider.totalAttempts == 1)
+        clock.advance(by: Self.cap)
+        let sent = await eventually { provider.totalAttempts == 2 }
+        run.cancel()
+        _ = await run.value
+        #expect(sent, "both limiters (the engine's and the plan's) paused for maxRetryAfter, not 600 s nor 60 s")
+    }
+}

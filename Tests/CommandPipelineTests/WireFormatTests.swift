@@ -205,3 +205,28 @@ import Testing
         #expect(throws: JSONParser.SyntaxError.self) { try JSONParser.parse(#"{"n": 1e400}"#, options: .strict) }
     }
 }
+
+/// A command rejected before it ran has no outcome, yet its two event lines are the ones the
+/// writer makes for any command: the same keys, the same `t_ms` spelling (one writer, no
+/// event laid out by hand in the CLI).
+@Suite struct RejectedEventsTests {
+    @Test func aRejectedCommandsEventsAreTheWritersOwn() throws {
+        let error = APIError(.invalidCommand, "plan.calls must contain at least one call", path: "plan.calls")
+        var record: [UInt8] = []
+        ResultWriter.failed(error, id: "bad", index: 4, metadata: [:], telemetry: Telemetry(provider: "mock"), to: &record)
+        var lines: [UInt8] = []
+        EventWriter.rejected(id: "bad", index: 4, record: record, to: &lines)
+
+        var expected: [UInt8] = []
+        EventWriter.write(PipelineEvent(commandID: "bad", index: 4, seq: 0, elapsed: .zero, kind: .commandStarted), to: &expected)
+        expected.append(0x0a)
+        let outcome = CommandOutcome(result: .failure(error), state: ExecutionState(command: command("bad")), telemetry: Telemetry(provider: "mock"))
+        EventWriter.write(PipelineEvent(commandID: "bad", index: 4, seq: 1, elapsed: .zero, kind: .commandFailed(outcome)), to: &expected) { _, out in
+            out.append(contentsOf: record)
+        }
+        expected.append(0x0a)
+        #expect(String(decoding: lines, as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+        let second = try JSONParser.parse(String(decoding: lines.split(separator: 0x0a)[1], as: UTF8.self))
+        #expect(second.objectValue?["result"]?.objectValue?["error"]?.objectValue?["kind"] == .string("invalid_command"))
+    }
+}

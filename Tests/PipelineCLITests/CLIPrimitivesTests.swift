@@ -87,6 +87,16 @@ import Testing
         #expect(written.last == "r4")
     }
 
+    /// The limit is inclusive: waiting results that fill it exactly still give their credits
+    /// back at once; one byte more (a result counts at least `minimumCost`) does not.
+    @Test func resultsThatFillTheLimitExactlyStillGiveTheirCreditsBack() {
+        var buffer = ReorderBuffer<String>(limit: 800)
+        #expect(buffer.add("r1", index: 1, size: 400, credits: 1) { _ in } == 1)
+        #expect(buffer.add("r2", index: 2, size: 400, credits: 1) { _ in } == 1, "800 bytes of 800 fit")
+        #expect(buffer.add("r3", index: 3, size: 1, credits: 1) { _ in } == 0, "928 bytes do not")
+        #expect(buffer.bytes == 928)
+    }
+
     @Test func whatWaitsBehindACommandThatNeverRanIsDrainedInOrder() {
         var buffer = ReorderBuffer<Int>(limit: 1 << 20)
         for index in [5, 3, 4, 2] { _ = buffer.add(index, index: index, size: 10, credits: 1) { _ in Issue.record("nothing is in turn") } }

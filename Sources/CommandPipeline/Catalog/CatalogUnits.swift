@@ -35,11 +35,11 @@ public struct PreflightUnit: ChainUnit {
             problem = Preflight.check(command, catalog: catalog)
         }
         if let problem { return CommandOutcome(problem, state: input.state, log: input.log) }
-        guard let reason = Preflight.uncachedReason(command, catalog: catalog), let request = CacheStage.request(for: input.state) else {
+        guard let reason = Preflight.uncachedReason(command, catalog: catalog), let request = input.state.cacheRequest else {
             return await next(input)
         }
         var run = input
-        run.skipping.insert(CacheStage.name)
+        run.state = input.state.withoutCache()
         run.log.record(.cacheSkipped(CacheTelemetry(id: nil, key: request.key, created: false, reused: false, uncachedReason: reason)))
         return await next(run)
     }
@@ -80,7 +80,7 @@ public struct CostUnit: ChainUnit {
         if let ledger, ledger.limit != nil {
             estimate = Cost.estimate(input.command, catalog: catalog)
             // The cache's creation and storage, reserved by the first command that may create it.
-            if let key = CacheStage.request(for: input.state)?.key, ledger.claimCache(key) {
+            if let key = input.state.cacheRequest?.key, ledger.claimCache(key) {
                 estimate += Cost.cacheEstimate(input.command, catalog: catalog)
                 claimed = key
             }

@@ -12,6 +12,9 @@ import Synchronization
 /// observer alone keeps nothing: a streamed answer's deltas are not held beside the answer.
 /// Otherwise only the fold is kept and only durations telemetry needs are measured: keeping
 /// and timing every event was a third of a command's cost on the mock.
+///
+/// One entry point, `record(_:now:)`, for every event: the fold (`LogSummary.add`) sees each
+/// event the same way whoever reads the log.
 public final class EventLog: Sendable {
     /// An event as kept: without the command's id and index, which every event shares.
     public struct Entry: Sendable {
@@ -33,16 +36,9 @@ public final class EventLog: Sendable {
         var streamed: Set<Int> = []
         var streamedAny = false
         /// The fold of every event so far.
-        var fold: FoldCell
+        var fold: LogSummary
         /// Units that read events as they are recorded (`addReader`).
         var readers: [@Sendable (PipelineEvent.Kind) -> Void] = []
-
-        /// Changes the fold, in place unless its cell has been handed out.
-        @inline(__always)
-        mutating func changeFold(_ change: (inout LogSummary) -> Void) {
-            if !isKnownUniquelyReferenced(&fold) { fold = FoldCell(fold.value) }
-            change(&fold.value)
-        }
     }
 
     public let commandID: String
@@ -76,7 +72,7 @@ public final class EventLog: Sendable {
         self.keepsEntries = keepingEvents
         // Built in place: a state made first and then handed over was copied field by field
         // (a dozen retains and releases per command).
-        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepingEvents), fold: FoldCell(LogSummary(provider: provider))))
+        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepingEvents), fold: LogSummary(provider: provider)))
     }
 
     /// Whether anyone but the fold sees events (an observer, kept events, or a reader): when
@@ -93,13 +89,14 @@ public final class EventLog: Sendable {
     /// Time since the log was opened (the command started).
     public var elapsed: Duration { clock.now - start }
 
-    public func record(_ kind: PipelineEvent.Kind) { record(kind, now: keepsEvents ? clock.now : start) }
-
-    /// Records `kind` as happening at `now` (a reading of the log's clock the caller already took).
-    public func record(_ kind: PipelineEvent.Kind, now: Duration) {
+    /// Records `kind`: numbers it, folds it, and shows it to whoever reads the log. `now`: a
+    /// reading of the log's clock the caller already took (the stage loop's, at a stage
+    /// boundary); else the clock is read when someone will see the event's time.
+    public func record(_ kind: PipelineEvent.Kind, now: Duration? = nil) {
         // Unread, an event the fold ignores leaves no trace: no lock, no entry.
         let reading = reading.load(ordering: .acquiring)
         if !keepsEvents && !reading && !LogSummary.folds(kind) { return }
+        let now = now ?? (keepsEvents ? clock.now : start)
         guard reading else {
             state.withLock { fold(kind, now: now, into: &$0) }
             return
@@ -109,52 +106,6 @@ public final class EventLog: Sendable {
             return state.readers
         }
         for reader in readers { reader(kind) }
-    }
-
-    // The events every command records, folded without building the event when nobody but the
-    // fold reads events: an event is a 137-byte enum, copied by each switch over it, and
-    // building and switching over three of them cost more than folding them.
-
-    /// Records `stageFinished(name, duration:)` at `now`.
-    public func recordStageFinished(_ name: String, duration: Duration, now: Duration) {
-        record(folding: { $0.stageFinished(name, duration) }, or: .stageFinished(name, duration: duration), now: now)
-    }
-
-    /// Records `attemptStarted(call:attempt:model:cached:)`.
-    public func recordAttemptStarted(call: Int, attempt: Int, model: String, cached: Bool) {
-        record(folding: { $0.attemptStarted(call: call, model: model) }, or: .attemptStarted(call: call, attempt: attempt, model: model, cached: cached), now: nil)
-    }
-
-    /// Records `callFinished(response)`.
-    public func recordCallFinished(_ response: CallResponse) {
-        record(folding: { $0.callFinished(response) }, or: .callFinished(response), now: nil)
-    }
-
-    /// Records `callFinished` for each of `responses`, in order. Unread, the fold keeps the array
-    /// itself (a one-call command's responses are then one array, shared by the state and the fold).
-    public func recordCallsFinished(_ responses: [CallResponse]) {
-        guard keepsEvents || reading.load(ordering: .acquiring) else {
-            state.withLock { state in
-                state.count += responses.count
-                state.changeFold { $0.callsFinished(responses) }
-            }
-            return
-        }
-        for response in responses { record(.callFinished(response)) }
-    }
-
-    /// Folds with `step` (the fold's own step for `kind`) when only the fold reads events; else
-    /// records `kind` like any event (`now` nil: read the clock when the event is kept).
-    @inline(__always)
-    private func record(folding step: (inout LogSummary) -> Void, or kind: @autoclosure () -> PipelineEvent.Kind, now: Duration?) {
-        guard keepsEvents || reading.load(ordering: .acquiring) else {
-            state.withLock { state in
-                state.count += 1
-                state.changeFold(step)
-            }
-            return
-        }
-        if let now { record(kind(), now: now) } else { record(kind()) }
     }
 
     /// Numbers `kind`, folds it, and keeps it when events are kept (under the lock).
@@ -171,7 +122,7 @@ public final class EventLog: Sendable {
             state.streamedAny = true
         default: break
         }
-        state.changeFold { $0.add(kind) }
+        state.fold.add(kind)
         if keepsEvents { observe(kind, now: now, in: &state) }
     }
 
@@ -196,20 +147,8 @@ public final class EventLog: Sendable {
     /// The fold of everything recorded so far, with the time since the command started and,
     /// given an estimate, the token validation; with `partials`, what a failure leaves.
     public func summary(estimate: TokenEstimate? = nil, partials: Bool = false) -> LogSummary {
-        finishedFold(estimate: estimate, partials: partials).value
-    }
-
-    /// The same, as the log's own cell: handed to the state without copying the fold (a later
-    /// event copies the cell first, so what was handed out never changes). `now`: a reading of
-    /// the log's clock the caller already took, to end the total time at.
-    func finishedFold(estimate: TokenEstimate? = nil, partials: Bool = false, now: Duration? = nil) -> FoldCell {
-        let total = (now ?? clock.now) - start
-        // Finished in place (finishing is idempotent and later events fold on top of it): a copy
-        // finished outside would copy the telemetry's storage, which the log still shares.
-        return state.withLock { state in
-            state.changeFold { $0.finish(total: total, estimate: estimate, partials: partials) }
-            return state.fold
-        }
+        let total = clock.now - start
+        return state.withLock { $0.fold }.finished(total: total, estimate: estimate, partials: partials)
     }
 
     /// The events kept so far, in order (none unless the log was made with `keepingEvents`).
@@ -227,17 +166,5 @@ public final class EventLog: Sendable {
     public var hasStreamedAny: Bool { state.withLock { $0.streamedAny } }
 
     /// Attempts recorded for call `call` in the current phase.
-    public func attempts(call: Int) -> Int { state.withLock { $0.fold.value.attempts(call: call) } }
-}
-
-/// A command's fold, by reference: the log changes it in place while it holds the only
-/// reference, and copies it before changing it once the cell has been handed out (to the
-/// state, by the telemetry stage), so a cell someone else holds never changes. Handing the
-/// fold over by reference spared a copy of it (a dozen retains and releases) per command.
-final class FoldCell: @unchecked Sendable {
-    /// Unchecked: changed only under the log's lock while uniquely referenced (see above), and a
-    /// runtime access check on every fold step cost more than the step.
-    @exclusivity(unchecked) fileprivate(set) var value: LogSummary
-
-    init(_ value: LogSummary) { self.value = value }
+    public func attempts(call: Int) -> Int { state.withLock { $0.fold.attempts(call: call) } }
 }

@@ -49,7 +49,9 @@ public struct PipelineEvent: Sendable {
         /// A tool call of a call's answer, whole (streamed arguments joined), as the provider gave
         /// it: checked against its tool only with the answer (`attempt_failed` `invalid_output` if not).
         indirect case toolCall(call: Int, ToolCall)
-        case callFinished(CallResponse)
+        /// (Indirect, like the other large payloads: the event stays some 40 bytes, and every
+        /// switch over it copies it.)
+        indirect case callFinished(CallResponse)
         indirect case callFailed(call: Int, error: ErrorSummary)
         /// The primary execution failed; the plan's fallback call runs now.
         indirect case fallbackStarted(model: String, primaryError: ErrorSummary)

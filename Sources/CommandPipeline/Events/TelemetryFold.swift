@@ -71,41 +71,30 @@ public struct LogSummary: Sendable {
         }
     }
 
-    // The steps of the events every command records, called by `add` and, when nobody reads the
-    // log's events, by the log directly (`EventLog.recordStageFinished` …), without the event.
-
-    mutating func stageFinished(_ name: String, _ duration: Duration) {
-        if name != TelemetryStage.name { telemetry.durations.add(duration, to: name) }
+    private mutating func stageFinished(_ name: String, _ duration: Duration) {
+        telemetry.durations.add(duration, to: name)
     }
 
-    mutating func attemptStarted(call: Int, model: String) {
+    private mutating func attemptStarted(call: Int, model: String) {
         calls.update(phase: phase, call: call, model: model) { $0.attempts += 1 }
     }
 
-    mutating func callFinished(_ response: CallResponse) {
+    private mutating func callFinished(_ response: CallResponse) {
         finished.append(response)
         if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == response.callIndex } }
     }
 
-    /// `callFinished` for each of `responses`: the array itself is kept when none finished before.
-    mutating func callsFinished(_ responses: [CallResponse]) {
-        guard finished.isEmpty && streams.isEmpty else {
-            for response in responses { callFinished(response) }
-            return
-        }
-        finished = responses
-    }
-
-    /// Whether `add` does anything with `kind` (the log keeps nothing else of an unread event).
+    /// Whether `add` does anything with `kind`: an event nobody else reads and the fold ignores
+    /// is not even numbered into the log (`EventLog.record`). Every kind is listed, no
+    /// `default`: a new kind must be decided here and in `add`.
     static func folds(_ kind: PipelineEvent.Kind) -> Bool {
         switch kind {
         case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: false
-        // A failed attempt matters to the telemetry only when its answer was billed.
+        // A failed attempt matters to the telemetry only when its answer was billed or re-asked.
         case .attemptFailed(_, _, let error, _): error.billedUsage != nil || error.kind == .invalidOutput
-        // The telemetry stage reads the fold, so its own time ends after the telemetry was
-        // taken: no result carries it (`durations_ms` leaves it out), and folding it is wasted.
-        case .stageFinished(let name, _): name != TelemetryStage.name
-        default: true
+        case .stageFinished, .uploadPerformed, .uploadReused, .uploadSkipped, .cacheCreated, .cacheReused, .cacheSkipped, .attemptStarted,
+            .waiting, .cacheBypassed, .textDelta, .callFinished, .callFailed, .fallbackStarted:
+            true
         }
     }
 

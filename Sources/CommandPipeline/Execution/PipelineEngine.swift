@@ -114,7 +114,7 @@ public struct PipelineEngine: Sendable {
     /// Runs the command's primary execution only.
     @inline(__always)
     public func execute(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
-        await run(command, fallback: false).takeResult()
+        await run(command, fallback: false).result
     }
 
     /// Runs the command and, when the primary execution fails and the plan has a fallback
@@ -122,7 +122,7 @@ public struct PipelineEngine: Sendable {
     /// uploads of its own and no cache (seed 002 §7).
     @inline(__always)
     public func executeWithFallback(_ command: PlannedCommand) async -> Result<FinalizedCommand, APIError> {
-        await run(command).takeResult()
+        await run(command).result
     }
 
     /// Runs the command (with its fallback unless `fallback` is false) and returns everything

@@ -21,21 +21,14 @@ public struct CacheStage: ExecutionStage {
     public static let name = "cache"
     public var name: String { Self.name }
 
+    /// With a cache plan the state still carries (the fallback's and a dropped one's have none).
     public func applies(to state: ExecutionState) -> Bool {
-        state.plan.cache.isPresent && !state.sharedParts.isEmpty
-    }
-
-    /// The cache request the state's plan asks for.
-    public static func request(for state: ExecutionState) -> CacheRequest? {
-        guard let plan = state.plan.cache, let first = state.calls.first else { return nil }
-        let system = first.config.systemInstruction
-        let key = plan.key ?? CacheKey.derive(model: first.model, systemInstruction: system, parts: state.sharedParts)
-        return CacheRequest(key: key, model: first.model, systemInstruction: system, parts: state.sharedParts, ttlSeconds: plan.ttlSeconds)
+        state.cachePlan.isPresent && !state.sharedParts.isEmpty
     }
 
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
         let provider = context.provider
-        guard let request = Self.request(for: state) else { return state }
+        guard let request = state.cacheRequest else { return state }
         guard let caching = provider.caching else {
             context.log.record(.cacheSkipped(CacheTelemetry(id: nil, key: request.key, created: false, reused: false)))
             return state.with(cache: nil)

@@ -11,20 +11,13 @@
 ///
 /// A stage whose `applies(to:)` is false is skipped and costs nothing. A new stage needs
 /// only its own file and a place in the list given to `PipelineEngine`: its time appears in
-/// telemetry under its `name`.
+/// telemetry under its `name`. The telemetry stage is one like any other: it reads the log's
+/// fold (`context.log.summary`) as any stage may.
 public protocol ExecutionStage: Sendable {
     /// The stage's name in events and in `telemetry.durations_ms`.
     var name: String { get }
     func applies(to state: ExecutionState) -> Bool
     func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState
-    /// The stage's work, done without suspending, when it never needs to (the telemetry stage's
-    /// fold): the loop then runs it without an async call of its own. nil, the default: the loop
-    /// awaits `execute`.
-    func executeWithoutSuspending(_ state: ExecutionState, context: StageContext) throws(APIError) -> ExecutionState?
-}
-
-extension ExecutionStage {
-    public func executeWithoutSuspending(_ state: ExecutionState, context: StageContext) throws(APIError) -> ExecutionState? { nil }
 }
 
 /// What a stage works with besides the state.
@@ -34,10 +27,6 @@ public struct StageContext: Sendable {
     public let log: EventLog
     /// Whether calls should stream text deltas when the provider can.
     public let streaming: Bool
-    /// The clock reading at which the stage began, when the engine's stage loop runs it (the
-    /// loop reads the clock once per stage boundary); nil otherwise. The telemetry stage ends the
-    /// command's total time there rather than reading the clock once more.
-    public internal(set) var started: Duration?
 
     public init(provider: any GenerationCapability, log: EventLog, streaming: Bool = false) {
         self.provider = provider

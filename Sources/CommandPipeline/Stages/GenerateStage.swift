@@ -30,73 +30,27 @@ public struct GenerateStage: ExecutionStage {
 
     public func applies(to state: ExecutionState) -> Bool { state.responses.isEmpty }
 
-    /// The request for call `index`: with the cache when it fits the call, else with the shared parts.
-    /// A prefix cache (`CacheReference.Kind.prefix`) keeps the shared parts and the system
-    /// instruction in the request; a stored cache replaces them.
-    public static func request(for state: ExecutionState, call index: Int) -> GenerationRequest {
-        guard let cache = state.cache else { return uncachedRequest(for: state, call: index) }
-        let call = state.calls[index]
-        if cache.model == call.model, call.config.systemInstruction == state.calls[0].config.systemInstruction {
-            if case .prefix = cache.kind {
-                // The provider caches by prefix: the request carries the whole context.
-                return GenerationRequest(model: call.model, parts: state.sharedParts + call.parts, config: call.config, cache: cache)
-            }
-            return GenerationRequest(model: call.model, parts: call.parts, config: call.config.withoutSystemInstruction(), cache: cache)
-        }
-        return uncachedRequest(for: state, call: index)
-    }
-
-    /// Fields are read in place (`calls[index].model`, …): copying the whole call first retained
-    /// and released each of its fields once more per call.
-    static func uncachedRequest(for state: ExecutionState, call index: Int) -> GenerationRequest {
-        let calls = state.calls
-        // Without shared parts the call's own array is used as it is (no copy per call).
-        let parts = state.sharedParts.isEmpty ? calls[index].parts : state.sharedParts + calls[index].parts
-        return GenerationRequest(model: calls[index].model, parts: parts, config: calls[index].config)
-    }
-
-    /// Tokens the rate limiter charges before call `index`: the planner's estimate when there
-    /// is one, else a conservative count from the parts plus the completion allowance.
-    static func estimatedTokens(for state: ExecutionState, call index: Int) -> Int {
-        let command = state.command
-        if command.perCallEstimates.indices.contains(index) { return command.perCallEstimates[index].expectedTokens }
-        if let estimate = command.tokenEstimate { return max(1, estimate.expectedTokens / max(1, state.calls.count)) }
-        let parts = state.sharedParts + state.calls[index].parts
-        let prompt = parts.saturatingSum { part in
-            switch part {
-            case .text(let text): text.utf8.count / 3 + 1
-            case .fileRef, .filePlaceholder, .inline: 1024
-            case .history(let h): h.turns.saturatingSum { ($0.question.utf8.count + $0.answer.utf8.count) / 3 + 2 }
-            case .toolResult(let r): r.contentText.utf8.count / 3 + 2
-            }
-        }
-        return prompt.addingSaturating(state.calls[index].config.maxTokens ?? 1024)
-    }
+    /// Kept for batch planning until it moves into the library (it is `ExecutionState.request(call:)`).
+    package static func request(for state: ExecutionState, call index: Int) -> GenerationRequest { state.request(call: index) }
 
     private func input(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) -> CallInput {
         guard state.hasCache else {
             return CallInput(uncachedCall: index, of: state, planLimiter: planLimiter, provider: context.provider, log: context.log, streaming: context.streaming)
         }
-        let request = Self.request(for: state, call: index)
+        let request = state.request(call: index)
         return CallInput(
-            request: request, uncached: !request.cache.isPresent ? nil : Self.uncachedRequest(for: state, call: index), callIndex: index,
+            request: request, uncached: !request.cache.isPresent ? nil : state.uncachedRequest(call: index), callIndex: index,
             state: state, planLimiter: planLimiter, provider: context.provider, log: context.log, streaming: context.streaming)
     }
 
     /// Runs call `index` and records how it ended.
     @inline(__always)
     private func run(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) async -> Result<CallResponse, APIError> {
-        let result = await call(index, state, planLimiter, context)
-        if case .success(let answer) = result { context.log.recordCallFinished(answer) }
-        return result
-    }
-
-    /// Runs call `index`; records its failure (its success is for the caller to record).
-    @inline(__always)
-    private func call(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) async -> Result<CallResponse, APIError> {
         switch await calls(input(index, state, planLimiter, context)) {
         case .success(let response):
-            return .success(CallResponse(callIndex: index, response: response))
+            let answer = CallResponse(callIndex: index, response: response)
+            context.log.record(.callFinished(answer))
+            return .success(answer)
         case .failure(let error):
             context.log.record(.callFailed(call: index, error: error.summary))
             return .failure(error)
@@ -111,12 +65,8 @@ public struct GenerateStage: ExecutionStage {
             RateLimiter(requestsPerMinute: $0.requestsPerMinute, tokensPerMinute: $0.tokensPerMinute, maxPause: maxPause, clock: clock)
         } : nil
         if count == 1 {
-            switch await call(0, state, planLimiter, context) {
-            case .success(let response):
-                // One array for the state and the log's fold (which shares it rather than copying).
-                let responses = [response]
-                context.log.recordCallsFinished(responses)
-                return state.with(responses: responses)
+            switch await run(0, state, planLimiter, context) {
+            case .success(let response): return state.with(responses: [response])
             case .failure(let error): throw error
             }
         }

@@ -27,6 +27,7 @@ public struct UploadStage: ExecutionStage {
     public var name: String { Self.name }
 
     public func applies(to state: ExecutionState) -> Bool {
+        guard state.allowsUploads else { return false }
         if !state.plan.uploadTasks.isEmpty { return true }
         return state.sharedParts.contains(where: \.isPlaceholder) || state.calls.contains { $0.parts.contains(where: \.isPlaceholder) }
     }

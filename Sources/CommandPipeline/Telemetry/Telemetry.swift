@@ -1,7 +1,7 @@
 /// What the engine measured while running a command. Recorded beside the result,
 /// never consulted by execution.
 ///
-/// A value with copy-on-write storage, like `Array`: telemetry is some 350 bytes and passes
+/// A value with copy-on-write storage (`CopyOnWrite`), like `Array`: telemetry is some 350 bytes and passes
 /// through the log, the state, the finalized command and the outcome, so a copy is one
 /// reference, and a change copies only when the storage is shared.
 public struct Telemetry: Sendable, Hashable {
@@ -19,22 +19,11 @@ public struct Telemetry: Sendable, Hashable {
         var billedAttempts: [BilledAttempt] = []
     }
 
-    /// Mutated only while uniquely referenced (see `fields`), so sharing it across tasks is safe.
-    private final class Storage: @unchecked Sendable {
-        /// Unchecked: changed only through `fields`' copy-on-write, so no two accesses overlap;
-        /// a runtime access check on every read and write cost more than the access.
-        @exclusivity(unchecked) var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
-    }
-
-    private var storage: Storage
+    private var storage: CopyOnWrite<Fields>
 
     private var fields: Fields {
-        get { storage.fields }
-        _modify {
-            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
-            yield &storage.fields
-        }
+        _read { yield storage.value }
+        _modify { yield &storage.value }
     }
 
     public var provider: String {
@@ -101,83 +90,43 @@ public struct Telemetry: Sendable, Hashable {
         durations: StageDurations = StageDurations(), uploads: UploadCounts = UploadCounts(),
         cache: CacheTelemetry? = nil, tokenValidation: TokenValidation? = nil
     ) {
-        storage = Storage(Fields(
+        storage = CopyOnWrite(Fields(
             provider: provider, usedFallback: usedFallback, primaryError: primaryError, calls: calls, durations: durations, uploads: uploads,
             cache: cache, tokenValidation: tokenValidation))
     }
 
-    public static func == (lhs: Telemetry, rhs: Telemetry) -> Bool { lhs.storage === rhs.storage || lhs.fields == rhs.fields }
+    public static func == (lhs: Telemetry, rhs: Telemetry) -> Bool { lhs.storage.shares(with: rhs.storage) || lhs.fields == rhs.fields }
 
     public func hash(into hasher: inout Hasher) { hasher.combine(fields) }
 }
 
-/// Time spent in each stage, keyed by the stage's name, and in the whole command. A new
-/// stage's time appears under its name with no change here. (The four standard stages have
-/// slots of their own: a command's telemetry is built for every command, and an array for
-/// two entries was one allocation too many.)
+/// Time spent in each stage, keyed by the name the stage declares (`ExecutionStage.name`), in
+/// the order the stages first ran, and in the whole command. A new stage's time appears under
+/// its name with no change here: nothing in this type knows a stage.
 public struct StageDurations: Sendable, Hashable {
-    private var standard: [Duration?] { [upload, cache, generate, telemetry] }
-    private var upload: Duration?
-    private var cache: Duration?
-    private var generate: Duration?
-    private var telemetry: Duration?
-    private var others: [Other] = []
+    private var entries: [Entry] = []
     public var total: Duration = .zero
 
-    private struct Other: Sendable, Hashable {
+    private struct Entry: Sendable, Hashable {
         var name: String
         var duration: Duration
     }
 
-    private static let standardNames = ["upload", "cache", "generate", "telemetry"]
-
     public init() {}
 
-    /// The stages that ran, with their time: the standard ones in pipeline order, then the
-    /// others in the order they first ran.
-    public var stages: [(name: String, duration: Duration)] {
-        var list: [(name: String, duration: Duration)] = []
-        for (name, duration) in zip(Self.standardNames, standard) { if let duration { list.append((name, duration)) } }
-        for other in others { list.append((other.name, other.duration)) }
-        return list
-    }
+    /// The stages that ran, with their time, in the order they first ran.
+    public var stages: [(name: String, duration: Duration)] { entries.map { ($0.name, $0.duration) } }
 
-    /// The stages other than the four standard ones, in the order they first ran (none, and
-    /// nothing allocated, for the standard pipeline).
-    public var otherStages: [(name: String, duration: Duration)] { others.isEmpty ? [] : others.map { ($0.name, $0.duration) } }
-
-    /// Adds `duration` to stage `name`'s time (one look-up, where `self[name] += duration` made two).
+    /// Adds `duration` to stage `name`'s time (a stage that runs twice, as in a fallback, adds up).
     public mutating func add(_ duration: Duration, to name: String) {
-        switch name {
-        case "generate": generate = (generate ?? .zero) + duration
-        case "upload": upload = (upload ?? .zero) + duration
-        case "cache": cache = (cache ?? .zero) + duration
-        case "telemetry": telemetry = (telemetry ?? .zero) + duration
-        default:
-            if let i = others.firstIndex(where: { $0.name == name }) { others[i].duration += duration } else { others.append(Other(name: name, duration: duration)) }
-        }
+        if let i = entries.firstIndex(where: { $0.name == name }) { entries[i].duration += duration } else { entries.append(Entry(name: name, duration: duration)) }
     }
 
     /// The time of stage `name`; zero for a stage that did not run.
     public subscript(name: String) -> Duration {
-        get {
-            switch name {
-            case "upload": upload ?? .zero
-            case "cache": cache ?? .zero
-            case "generate": generate ?? .zero
-            case "telemetry": telemetry ?? .zero
-            default: others.first { $0.name == name }?.duration ?? .zero
-            }
-        }
+        get { entries.first { $0.name == name }?.duration ?? .zero }
         set {
-            switch name {
-            case "upload": upload = newValue
-            case "cache": cache = newValue
-            case "generate": generate = newValue
-            case "telemetry": telemetry = newValue
-            default:
-                if let i = others.firstIndex(where: { $0.name == name }) { others[i].duration = newValue } else { others.append(Other(name: name, duration: newValue)) }
-            }
+            if let i = entries.firstIndex(where: { $0.name == name }) { entries[i].duration = newValue } else { entries.append(Entry(name: name, duration: newValue)) }
         }
     }
 }

@@ -11,6 +11,10 @@ public struct ExecutionState: Sendable, Hashable {
         var calls: [APICall]
         var callPaths: CallPaths
         var ephemeralFiles: [OpenedFile]
+        /// The cache the calls may use: the plan's, until a unit or the fallback drops it.
+        var cachePlan: CachePlan?
+        /// Whether placeholders may still be uploaded (not in the fallback's execution).
+        var uploads = true
     }
 
     /// What the later stages add, one reference each: the cache (boxed: it is large and most
@@ -18,7 +22,7 @@ public struct ExecutionState: Sendable, Hashable {
     private struct Progress: Sendable {
         var cache: Box<CacheReference>?
         var responses: [CallResponse] = []
-        var summary: FoldCell?
+        var summary: Box<LogSummary>?
     }
 
     /// The base behind one reference, the progress inline: a state is copied at every stage and
@@ -43,6 +47,12 @@ public struct ExecutionState: Sendable, Hashable {
     public var responses: [CallResponse] { _read { yield progress.responses } }
     /// Set by the telemetry stage: the fold of the command's log.
     public var summary: LogSummary? { progress.summary?.value }
+    /// The cache the plan asks for, unless dropped (`withoutCache()`, the fallback): the cache
+    /// stage applies only with one.
+    public var cachePlan: CachePlan? { base.value.cachePlan }
+    /// Whether file placeholders may be uploaded: not in the fallback's execution, which uses
+    /// the primary's uploads and makes none of its own. The upload stage applies only then.
+    public var allowsUploads: Bool { base.value.uploads }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
     public var ephemeralFiles: [OpenedFile] { _read { yield base.value.ephemeralFiles } }
 
@@ -68,7 +78,7 @@ public struct ExecutionState: Sendable, Hashable {
 
     /// A state over any parts and calls.
     public init(command: PlannedCommand, sharedParts: [APIPart], calls: [APICall], callPaths: CallPaths = .planCalls) {
-        base = Box(Base(command: command, sharedParts: sharedParts, calls: calls, callPaths: callPaths, ephemeralFiles: []))
+        base = Box(Base(command: command, sharedParts: sharedParts, calls: calls, callPaths: callPaths, ephemeralFiles: [], cachePlan: command.plan.cache))
     }
 
     public var plan: ExecutionPlan { command.plan }
@@ -88,17 +98,25 @@ public struct ExecutionState: Sendable, Hashable {
     }
 
     /// The state for the plan's fallback `call`: this state's shared parts (uploads done
-    /// stay done) and ephemeral files, no cache, no responses.
+    /// stay done) and ephemeral files, no uploads of its own, no cache, no responses.
     public func forFallback(_ call: APICall) -> ExecutionState {
         let files = ephemeralFiles
         return ExecutionState(command: command, sharedParts: sharedParts, calls: [call], callPaths: .single("plan.fallback_call"))
-            .with(base: { $0.ephemeralFiles = files })
+            .with(base: {
+                $0.ephemeralFiles = files
+                $0.cachePlan = nil
+                $0.uploads = false
+            })
     }
+
+    /// The same state, run without the cache its plan asks for (e.g. a context below the
+    /// model's minimum cache size, `PreflightUnit`).
+    public func withoutCache() -> ExecutionState { with(base: { $0.cachePlan = nil }) }
 
     public static func == (lhs: ExecutionState, rhs: ExecutionState) -> Bool {
         if lhs.base === rhs.base { return lhs.cache == rhs.cache && lhs.responses == rhs.responses }
         return lhs.command == rhs.command && lhs.callPaths == rhs.callPaths && lhs.sharedParts == rhs.sharedParts && lhs.calls == rhs.calls
-            && lhs.cache == rhs.cache && lhs.responses == rhs.responses
+            && lhs.cachePlan == rhs.cachePlan && lhs.allowsUploads == rhs.allowsUploads && lhs.cache == rhs.cache && lhs.responses == rhs.responses
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -125,15 +143,5 @@ public struct ExecutionState: Sendable, Hashable {
 
     public func with(responses: [CallResponse]) -> ExecutionState { with(progress: { $0.responses = responses }) }
 
-    public func with(summary: consuming LogSummary) -> ExecutionState { with(fold: FoldCell(summary)) }
-
-    /// With the log's own cell (`EventLog.finishedFold`): no copy of the fold.
-    func with(fold: FoldCell) -> ExecutionState {
-        var copy = self
-        copy.progress.summary = fold
-        return copy
-    }
-
-    /// The summary's cell, for reading a field or two without copying the whole fold.
-    var summaryBox: FoldCell? { progress.summary }
+    public func with(summary: LogSummary) -> ExecutionState { with(progress: { $0.summary = Box(summary) }) }
 }

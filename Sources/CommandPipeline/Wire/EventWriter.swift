@@ -5,16 +5,7 @@ public enum EventWriter {
     /// Appends one event (no newline). `result` writes a terminal event's record; by default
     /// `ResultWriter.record` of the event's outcome.
     public static func write(_ event: PipelineEvent, to out: inout [UInt8], result: ((CommandOutcome, inout [UInt8]) -> Void)? = nil) {
-        JSONSerializer.raw(#"{"id":"#, to: &out)
-        JSONSerializer.writeString(event.commandID, to: &out)
-        JSONSerializer.raw(#","index":"#, to: &out)
-        JSONSerializer.writeInt(event.index, to: &out)
-        JSONSerializer.raw(#","seq":"#, to: &out)
-        JSONSerializer.writeInt(event.seq, to: &out)
-        JSONSerializer.raw(#","type":""#, to: &out)
-        out.append(contentsOf: event.type.utf8)
-        JSONSerializer.raw(#"","t_ms":"#, to: &out)
-        ResultWriter.milliseconds(event.elapsed, to: &out)
+        head(id: event.commandID, index: event.index, seq: event.seq, type: event.type, elapsed: event.elapsed, to: &out)
         func key(_ name: String) {
             JSONSerializer.raw(#",""#, to: &out)
             out.append(contentsOf: name.utf8)
@@ -82,5 +73,32 @@ public enum EventWriter {
             if let result { result(outcome, &out) } else { ResultWriter.record(outcome, index: event.index, to: &out) }
         }
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// The two events of a command rejected before it could run — `command_started` and
+    /// `command_failed` with its failure `record` (`ResultWriter.failed`) under `result` — each
+    /// line ending in a newline. No outcome exists for such a command; the lines are the same
+    /// as an outcome's would be.
+    public static func rejected(id: String, index: Int, record: [UInt8], to out: inout [UInt8]) {
+        head(id: id, index: index, seq: 0, type: "command_started", elapsed: .zero, to: &out)
+        JSONSerializer.raw("}\n", to: &out)
+        head(id: id, index: index, seq: 1, type: "command_failed", elapsed: .zero, to: &out)
+        JSONSerializer.raw(#","result":"#, to: &out)
+        out.append(contentsOf: record)
+        JSONSerializer.raw("}\n", to: &out)
+    }
+
+    /// The keys every event line starts with, its brace left open.
+    private static func head(id: String, index: Int, seq: Int, type: String, elapsed: Duration, to out: inout [UInt8]) {
+        JSONSerializer.raw(#"{"id":"#, to: &out)
+        JSONSerializer.writeString(id, to: &out)
+        JSONSerializer.raw(#","index":"#, to: &out)
+        JSONSerializer.writeInt(index, to: &out)
+        JSONSerializer.raw(#","seq":"#, to: &out)
+        JSONSerializer.writeInt(seq, to: &out)
+        JSONSerializer.raw(#","type":""#, to: &out)
+        out.append(contentsOf: type.utf8)
+        JSONSerializer.raw(#"","t_ms":"#, to: &out)
+        ResultWriter.milliseconds(elapsed, to: &out)
     }
 }

@@ -212,14 +212,16 @@ public enum ResultWriter {
             out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "]"))
-        // The standard stages always, then any other stage by name (the telemetry stage's own time is left out).
-        JSONSerializer.raw(#","durations_ms":{"upload":"#, to: &out)
-        milliseconds(t.durations[UploadStage.name], to: &out)
-        JSONSerializer.raw(#","cache":"#, to: &out)
-        milliseconds(t.durations[CacheStage.name], to: &out)
-        JSONSerializer.raw(#","generate":"#, to: &out)
-        milliseconds(t.durations[GenerateStage.name], to: &out)
-        for (name, duration) in t.durations.otherStages where !standardStages.contains(name) {
+        // The wire format's fixed keys always (0 for a stage that did not run), then every other
+        // stage that ran, under the name it declares.
+        JSONSerializer.raw(#","durations_ms":{"#, to: &out)
+        for (i, name) in fixedDurationKeys.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONSerializer.writeString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            milliseconds(t.durations[name], to: &out)
+        }
+        for (name, duration) in t.durations.stages where !fixedDurationKeys.contains(name) && name != "total" {
             out.append(UInt8(ascii: ","))
             JSONSerializer.writeString(name, to: &out)
             out.append(UInt8(ascii: ":"))
@@ -320,7 +322,9 @@ public enum ResultWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    private static let standardStages: Set<String> = [UploadStage.name, CacheStage.name, GenerateStage.name, TelemetryStage.name, "total"]
+    /// `durations_ms` keys every record carries (WIRE-FORMAT.md, "Result"): a contract of the
+    /// format, present even when no such stage ran. Any other stage's time follows under its name.
+    private static let fixedDurationKeys = ["upload", "cache", "generate"]
 
     package static func error(_ e: APIError, failedCalls: [Int] = [], primaryError: ErrorSummary? = nil, to out: inout [UInt8]) {
         JSONSerializer.raw(#"{"kind":""#, to: &out)

@@ -49,7 +49,7 @@ public struct CallInput: Sendable {
         /// Call `index` of `state` without a cache, its request built in place (built outside and
         /// handed in, the request was copied once more).
         init(uncachedCall index: Int, of state: ExecutionState, planLimiter: RateLimiter?, provider: any GenerationCapability, log: EventLog, streaming: Bool) {
-            request = GenerateStage.uncachedRequest(for: state, call: index)
+            request = state.uncachedRequest(call: index)
             uncached = nil
             attemptsBefore = 0
             path = nil

@@ -24,7 +24,7 @@ public struct RateLimitUnit: ChainUnit {
         if let plan = input.planLimiter { limiters.append(plan) }
         if let limiter { limiters.append(limiter) }
         if limiters.isEmpty { return await next(input) }
-        let tokens = limiters.contains { $0.tokensPerMinute != nil } ? GenerateStage.estimatedTokens(for: input.state, call: input.callIndex) : 0
+        let tokens = limiters.contains { $0.tokensPerMinute != nil } ? input.state.estimatedTokens(call: input.callIndex) : 0
         var tickets: [(RateLimiter, RateLimiter.Ticket)] = []
         var waited = Duration.zero
         for limiter in limiters {

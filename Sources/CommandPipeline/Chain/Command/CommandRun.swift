@@ -1,16 +1,15 @@
 /// What flows into the command chain: the state to run the stages on, and the command's log.
+/// (Which stages apply is for the state to say — `ExecutionState.withoutCache()`,
+/// `forFallback(_:)` — not for a list of stage names.)
 public struct CommandRun: Sendable {
     public var state: ExecutionState
     public let log: EventLog
-    /// Stages not to run, by name (the fallback skips `upload` and `cache`).
-    public var skipping: Set<String>
     /// Ask providers that can stream for deltas (`text_delta` events).
     public var streaming: Bool
 
-    public init(state: ExecutionState, log: EventLog, skipping: Set<String> = [], streaming: Bool = false) {
+    public init(state: ExecutionState, log: EventLog, streaming: Bool = false) {
         self.state = state
         self.log = log
-        self.skipping = skipping
         self.streaming = streaming
     }
 
@@ -29,13 +28,7 @@ public struct CommandOutcome: Sendable {
         var failedCalls: [Int]
     }
 
-    /// Never changed once made, except by `takeResult` while this outcome holds the only reference.
-    private final class StorageBox: @unchecked Sendable {
-        @exclusivity(unchecked) var value: Storage
-        init(_ value: Storage) { self.value = value }
-    }
-
-    private var storage: StorageBox
+    private var storage: Box<Storage>
 
     public var result: Result<FinalizedCommand, APIError> { _read { yield storage.value.result } }
     /// The state the stages reached (the fallback's, when it ran).
@@ -49,7 +42,7 @@ public struct CommandOutcome: Sendable {
     public var failedCalls: [Int] { _read { yield storage.value.failedCalls } }
 
     public init(result: Result<FinalizedCommand, APIError>, state: ExecutionState, telemetry: Telemetry, partialResponses: [CallResponse] = [], failedCalls: [Int] = []) {
-        storage = StorageBox(Storage(result: result, state: state, telemetry: telemetry, partialResponses: partialResponses, failedCalls: failedCalls))
+        storage = Box(Storage(result: result, state: state, telemetry: telemetry, partialResponses: partialResponses, failedCalls: failedCalls))
     }
 
     /// A success.
@@ -82,19 +75,7 @@ public struct CommandOutcome: Sendable {
         var storage = self.storage.value
         storage.result = .failure(error)
         var copy = self
-        copy.storage = StorageBox(storage)
+        copy.storage = Box(storage)
         return copy
     }
-
-    /// The result, moved out of the outcome when nothing else holds it (else copied): what
-    /// `execute` returns, without a copy of the finalized command.
-    public consuming func takeResult() -> Result<FinalizedCommand, APIError> {
-        guard isKnownUniquelyReferenced(&storage) else { return storage.value.result }
-        var taken = Result<FinalizedCommand, APIError>.failure(Self.taken)
-        swap(&taken, &storage.value.result)
-        return taken
-    }
-
-    /// What a taken outcome's storage holds until it goes (nothing reads it).
-    private static let taken = APIError(.internal, "the result was taken")
 }

@@ -1,13 +1,10 @@
 /// When the primary execution fails and the plan has a fallback call, runs the rest of the
 /// chain once more for that call (seed 002 §7): with the primary's shared parts (uploaded
-/// ones included) and without the `upload` and `cache` stages.
+/// ones included), no uploads of its own and no cache (`ExecutionState.forFallback`).
 ///
 /// No fallback after an invalid command, a cancellation, or once a call has streamed text
 /// to the reader (the answer has begun; it is not replaced by another model's).
 public struct FallbackUnit: ChainUnit {
-    /// Stages the fallback does not run.
-    public static let skippedStages: Set<String> = [UploadStage.name, CacheStage.name]
-
     public init() {}
 
     public func applies(to input: CommandRun) -> Bool { input.command.plan.fallbackCall.isPresent }
@@ -21,7 +18,6 @@ public struct FallbackUnit: ChainUnit {
         input.log.record(.fallbackStarted(model: call.model, primaryError: primaryError.summary))
         var run = input
         run.state = first.state.forFallback(call)
-        run.skipping.formUnion(Self.skippedStages)
         let second = await next(run)
         guard var error = second.error else { return second }
         if error.kind != .cancelled {
