@@ -138,7 +138,7 @@ import Testing
         #expect(first.telemetry.calls.map(\.responseCache) == [.stored, .stored])
         // Another engine (another run) over the same store.
         let seen = Mutex<[String]>([])
-        let outcome = await Self.engine(provider, cache: cache).run(command(prompts: ["a", "b"]), observer: { event in seen.withLock { $0.append(event.type) } })
+        let outcome = await (try Self.engine(provider, cache: cache)).run(command(prompts: ["a", "b"]), observer: { event in seen.withLock { $0.append(event.type) } })
         let second = try #require(outcome.result.success)
         #expect(provider.recorder.snapshot.generateCalls == 2, "no request the second time")
         #expect(second.responses.map(\.text) == first.responses.map(\.text))
@@ -154,7 +154,7 @@ import Testing
         var failing = RecordingProvider(clock: ManualClock())
         failing.failing = ["m"]
         let cache = InMemoryResponseCache()
-        let failed = await Self.engine(failing, cache: cache).run(command())
+        let failed = await (try Self.engine(failing, cache: cache)).run(command())
         #expect(failed.result.failure != nil)
         #expect(failed.telemetry.calls.first?.responseCache == .miss)
         #expect(cache.statistics.entries == 0)
@@ -163,7 +163,7 @@ import Testing
         let plain = RecordingProvider(clock: ManualClock())
         let json = PlannedCommand(id: "j", plan: ExecutionPlan(call: APICall(model: "m", parts: [.text("hello")], config: GenerationConfig(responseFormat: ["type": "json_object"]))))
         for _ in 0..<2 {
-            let outcome = await Self.engine(plain, cache: cache, maxRepairs: 0).run(json)
+            let outcome = await (try Self.engine(plain, cache: cache, maxRepairs: 0)).run(json)
             #expect(outcome.result.failure?.kind == .invalidOutput)
         }
         #expect(plain.recorder.snapshot.generateCalls == 2, "the invalid answer was asked for again")
