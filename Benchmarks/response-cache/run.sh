@@ -5,7 +5,8 @@
 #   cold   --response-cache on a fresh file: every call asked and stored
 #   warm   the same file again: every call answered from it (requests = attempts made: 0 expected)
 # then the same three with --mock-latency-ms L (default 20) at --concurrency C (default 2000), a
-# run whose calls take time as real ones do. For each: wall time, commands/s, hits, attempts, peak memory.
+# run whose calls take time as real ones do. For each: wall time, commands/s, CPU (user + sys) per
+# command, hits, attempts, peak memory. On a shared machine read the CPU column: wall time swings with load.
 #
 #   swift build -c release --build-path .build-release --product pipeline && Benchmarks/response-cache/run.sh [N] [L] [C]
 #   (PIPELINE_BIN=path: another binary)
@@ -24,22 +25,23 @@ with open(sys.argv[1], 'w') as f:
     for i in range(int(sys.argv[2])): f.write('{\"id\":\"c%d\",\"model\":\"mock\",\"prompt\":\"question %d\"}\n' % (i, i))
 " "$work/in.jsonl" "$n"
 
-printf '%-6s %-9s %10s %14s %8s %10s %8s\n' run latency wall_s commands_per_s hits attempts rss_mb
+printf '%-6s %-9s %10s %14s %12s %8s %10s %8s\n' run latency wall_s commands_per_s cpu_us_per_cmd hits attempts rss_mb
 run() {  # name, latency label, flags…
     local name="$1" label="$2"; shift 2
     local start end
     start="$(date +%s.%N)"
-    /usr/bin/time -f "%M" -o "$work/rss" "$bin" --quiet "$@" < "$work/in.jsonl" > "$work/out.jsonl"
+    /usr/bin/time -f "%M %U %S" -o "$work/rss" "$bin" --quiet "$@" < "$work/in.jsonl" > "$work/out.jsonl"
     end="$(date +%s.%N)"
     local hits attempts
-    hits="$(grep -o '"response_cache":"hit"' "$work/out.jsonl" | wc -l)"
+    hits="$( (grep -o '"response_cache":"hit"' "$work/out.jsonl" || true) | wc -l)"
     attempts="$(grep -o '"attempts":[0-9]*' "$work/out.jsonl" | awk -F: '{s+=$2} END {print s+0}')"
     python3 -c "
 import sys
-name, label, start, end, n, hits, attempts, rss = sys.argv[1:]
+name, label, start, end, n, hits, attempts, rss, user, system = sys.argv[1:]
 wall = float(end) - float(start)
-print('%-6s %-9s %10.3f %14.0f %8s %10s %8.1f' % (name, label, wall, int(n) / wall, hits, attempts, int(rss) / 1024))
-" "$name" "$label" "$start" "$end" "$n" "$hits" "$attempts" "$(cat "$work/rss")"
+cpu = (float(user) + float(system)) * 1e6 / int(n)
+print('%-6s %-9s %10.3f %14.0f %12.2f %8s %10s %8.1f' % (name, label, wall, int(n) / wall, cpu, hits, attempts, int(rss) / 1024))
+" "$name" "$label" "$start" "$end" "$n" "$hits" "$attempts" $(cat "$work/rss")
 }
 
 run none 0ms
