@@ -92,26 +92,12 @@ public final class SQLiteSink: ResultSink {
         self.clock = clock
         self.filter = filter
         name = "sqlite(\(path))"
-        var handle: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
-        let opened = sqlite3_open_v2(path, &handle, flags, nil)
-        guard opened == SQLITE_OK, let db = handle else {
-            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
-            if let handle { sqlite3_close_v2(handle) }
-            throw SQLiteError(operation: "open \(path)", code: opened, message: message)
-        }
+        let db = try SQLite.open(path)
         do {
             // Another writer (a concurrent run on the same file) holds the lock for a moment at most.
-            sqlite3_busy_timeout(db, 10_000)
-            try Self.execute(db, "PRAGMA journal_mode=WAL", operation: "setting WAL mode")
-            try Self.execute(db, "PRAGMA synchronous=NORMAL", operation: "setting synchronous")
+            try SQLite.useWriteAheadLog(db)
             try Self.execute(db, Self.schema, operation: "creating the results table")
-            var statement: OpaquePointer?
-            let prepared = sqlite3_prepare_v2(db, Self.upsertSQL, -1, &statement, nil)
-            guard prepared == SQLITE_OK, let statement else {
-                throw SQLiteError(operation: "prepare", code: prepared, message: String(cString: sqlite3_errmsg(db)))
-            }
-            connection = Mutex(Connection(db: db, upsert: statement))
+            connection = Mutex(Connection(db: db, upsert: try SQLite.prepare(db, Self.upsertSQL)))
         } catch {
             sqlite3_close_v2(db)
             throw error
@@ -189,7 +175,7 @@ public final class SQLiteSink: ResultSink {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
             }
-            let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+            let transient = SQLite.transient
             var rc = sqlite3_bind_text(statement, 1, delivery.runID, -1, transient)
             if rc == SQLITE_OK { rc = sqlite3_bind_text(statement, 2, delivery.commandID, -1, transient) }
             if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, 3, Int64(delivery.index)) }
@@ -228,12 +214,6 @@ public final class SQLiteSink: ResultSink {
     }
 
     private static func execute(_ db: OpaquePointer, _ sql: String, operation: String) throws(SQLiteError) {
-        var error: UnsafeMutablePointer<CChar>?
-        let rc = sqlite3_exec(db, sql, nil, nil, &error)
-        guard rc == SQLITE_OK else {
-            let message = error.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
-            sqlite3_free(error)
-            throw SQLiteError(operation: operation, code: rc, message: message)
-        }
+        try SQLite.execute(db, sql, operation: operation)
     }
 }

@@ -19,6 +19,11 @@ enum Help {
                                                        also writes the per-model rows as --stats-json does; --title at most
                                                        200 characters. Lines that are not results are named on stderr and in
                                                        the page, and make the exit status 1
+      pipeline cache stats PATH                        a response cache file (--response-cache) as JSON: entries, bytes,
+                                                       file_bytes, hits, oldest, newest
+      pipeline cache prune PATH [--older-than SECONDS] [--max-mb N]
+                                                       remove answers stored more than SECONDS ago, then the oldest until
+                                                       they take at most N MiB; prints what went and what remains
       pipeline --help | --version
 
     EXAMPLE:
@@ -121,6 +126,14 @@ enum Help {
       --hook-timeout SECONDS    the longest a --hook-exec program may take over one question (and never more than
                                 the command's --timeout leaves); one that misses it is dead: later commands are
                                 rejected at once   default: 30
+
+      --response-cache PATH     keep each successful answer in the SQLite file PATH and answer an identical call
+                                (provider, endpoint, model, parts with files by content, config) from it: no
+                                request, cost 0, telemetry.calls[i].response_cache "hit"; several runs may share
+                                the file at once; one that is not a cache is a usage error   default: none
+      --response-cache-ttl SECONDS
+                                an answer older than this is not used, 1–3155760000        default: forever
+      --response-cache-max-mb N the answers kept take at most N MiB, oldest out first, 1–1048576   default: 1024
 
     INPUT: JSON Lines, pretty-printed or concatenated objects, or a top-level array of commands (UTF-8;
       a leading byte order mark is skipped). A broken value yields one failed record and reading resumes

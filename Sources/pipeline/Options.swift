@@ -9,6 +9,8 @@ enum Invocation {
     case batch(BatchInvocation)
     /// `pipeline report RESULTS…` (Report.swift).
     case report(ReportOptions)
+    /// `pipeline cache stats|prune PATH` (CacheCommand.swift).
+    case cache(CacheInvocation)
     case help
     case version
 }
@@ -64,6 +66,12 @@ struct RunOptions {
     var mockBatchDelayMs = 0
     var mockBatchDirectory: String?
 
+    /// Answers kept across runs in a SQLite file (`--response-cache`), fresh for
+    /// `--response-cache-ttl` seconds (nil: forever), at most `--response-cache-max-mb` MiB of them.
+    var responseCache: String?
+    var responseCacheTTL: Int?
+    var responseCacheMaxMB: Int?
+
     /// Ordered output's reorder buffer, in MiB (`--reorder-buffer-mb`).
     var reorderBufferMB = RunOptions.defaultReorderBufferMB
 
@@ -111,6 +119,12 @@ enum FlagLimits {
     static let expect = 1...1_000_000_000_000
     /// `--progress-interval`: 0 (off) to one day, in seconds.
     static let progressInterval: ClosedRange<Double> = 0...86_400
+    /// `--response-cache-ttl`, `cache prune --older-than`: 1 s to 100 years, in whole seconds.
+    static let responseCacheSeconds = 1...3_155_760_000
+    /// `--response-cache-max-mb`, `cache prune --max-mb`: 1 MiB to 1 TiB.
+    static let responseCacheMB = 1...1_048_576
+    /// The response cache's size bound when `--response-cache-max-mb` is not given.
+    static let defaultResponseCacheMB = 1024
 }
 
 /// A command line that cannot be run: exit status 2, message on stderr.
@@ -165,6 +179,9 @@ enum ArgumentParser {
         Spec(name: "--hook-exec", takesValue: true, subcommands: ["run"]),
         Spec(name: "--hook-timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--stats-json", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--response-cache", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--response-cache-ttl", takesValue: true, subcommands: ["run"]),
+        Spec(name: "--response-cache-max-mb", takesValue: true, subcommands: ["run"]),
     ]
 
     static func parse(_ arguments: [String]) throws(UsageError) -> Invocation {
@@ -172,6 +189,10 @@ enum ArgumentParser {
         if rest.first == "batch" {
             if rest.contains("--help") || rest.contains("-h") { return .batch(BatchInvocation(action: .help, jobFile: "")) }
             return .batch(try BatchInvocation.parse(rest.dropFirst()))
+        }
+        if rest.first == "cache" {
+            if rest.contains("--help") || rest.contains("-h") { return .help }
+            return .cache(try CacheInvocation.parse(rest.dropFirst()))
         }
         if rest.first == "report" {
             if rest.contains("--help") || rest.contains("-h") { return .help }
@@ -182,7 +203,7 @@ enum ArgumentParser {
         var subcommand = "run"
         if let first = rest.first, !first.hasPrefix("-") {
             guard all.contains(first) else {
-                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all) + ["batch", "report"]))
+                throw UsageError(message: "unknown subcommand '\(first)'", hint: suggestion(first, among: Array(all) + ["batch", "report", "cache"]))
             }
             subcommand = first
             rest = rest.dropFirst()
@@ -217,6 +238,10 @@ enum ArgumentParser {
                 throw UsageError(message: "option '\(name)' takes no value")
             }
             try apply(name, value, to: &options)
+        }
+        if options.responseCache == nil, options.responseCacheTTL != nil || options.responseCacheMaxMB != nil {
+            let flag = options.responseCacheTTL != nil ? "--response-cache-ttl" : "--response-cache-max-mb"
+            throw UsageError(message: "option '\(flag)' needs --response-cache PATH (the cache file it applies to)")
         }
         switch subcommand {
         case "validate": return .validate(options)
@@ -299,6 +324,11 @@ enum ArgumentParser {
         case "--stats-json":
             guard !value.isEmpty else { throw UsageError(message: "option '--stats-json' needs a file name") }
             options.statsJSON = value
+        case "--response-cache":
+            guard !value.isEmpty else { throw UsageError(message: "option '--response-cache' needs a file name") }
+            options.responseCache = value
+        case "--response-cache-ttl": options.responseCacheTTL = try integer(name, value, in: FlagLimits.responseCacheSeconds)
+        case "--response-cache-max-mb": options.responseCacheMaxMB = try integer(name, value, in: FlagLimits.responseCacheMB)
         default: break
         }
     }
@@ -315,7 +345,7 @@ enum ArgumentParser {
 
     /// A whole number within `range`; anything else (not a number, out of range, too big for
     /// an Int) is a usage error naming the flag and the range.
-    private static func integer(_ name: String, _ value: String, in range: ClosedRange<Int>) throws(UsageError) -> Int {
+    static func integer(_ name: String, _ value: String, in range: ClosedRange<Int>) throws(UsageError) -> Int {
         guard let n = Int(value), range.contains(n) else {
             throw UsageError(message: "option '\(name)' needs a whole number from \(range.lowerBound) to \(range.upperBound), got '\(value)'")
         }

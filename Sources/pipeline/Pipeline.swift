@@ -1,5 +1,6 @@
 import CommandPipeline
 import CommandPipelineHTTP
+import CommandPipelineSQLite
 import Foundation
 
 /// The `pipeline` command: parse flags, build the engine, stream. All execution is the library's.
@@ -28,6 +29,8 @@ enum Pipeline {
             return await BatchCommand.main(batch)
         case .report(let report):
             return ReportCommand.main(report)
+        case .cache(let cache):
+            return CacheCommand.main(cache)
         case .validate(let options):
             return await stream(options, validateOnly: true)
         case .run(let options):
@@ -123,6 +126,7 @@ enum Pipeline {
                     }
                 }
                 if let path = options.statsJSON { statsTarget = try PathArgument.check(path, option: "--stats-json", use: .replace) }
+                if let path = options.responseCache { _ = try PathArgument.check(path, option: "--response-cache", use: .database) }
             }
         } catch {
             return usageFailure(error)
@@ -162,6 +166,17 @@ enum Pipeline {
         }
         defer { for hook in execHooks { hook.finish() } }
         let quiet = options.quiet
+        // Answers kept across runs (--response-cache): opened (and checked to be a cache) before any command.
+        var responseCache: SQLiteResponseCache?
+        if !validateOnly, let path = options.responseCache {
+            do throws(SQLiteResponseCache.OpenError) {
+                responseCache = try SQLiteResponseCache(
+                    path: path, ttl: options.responseCacheTTL.map { .seconds($0) },
+                    maxBytes: (options.responseCacheMaxMB ?? FlagLimits.defaultResponseCacheMB) << 20)
+            } catch {
+                return usageFailure(UsageError(message: "option '--response-cache': \(error.message)"))
+            }
+        }
         let mode: RunLoop.Mode
         let providerName: String
         if validateOnly {
@@ -180,6 +195,7 @@ enum Pipeline {
                 configuration.catalog = catalog
                 configuration.costLedger = ledger
                 configuration.maxRepairs = options.maxRepairs
+                configuration.responseCache = responseCache
                 configuration.onUnknownModel = { model in
                     if !quiet { StandardError.write("pipeline: model '\(StandardError.oneLine(model))' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
@@ -220,6 +236,14 @@ enum Pipeline {
         let ending = await loop.run(interrupts: Signals.interrupts())
         // Bounded: a hung sink was abandoned at its timeout; what is still queued waits at most 2 × --sink-timeout.
         let sinkFailures = await sinks?.finish() ?? []
+        // Writes the answers still pending; a failed write is an error (exit 1), the results stand.
+        var cacheFailed = false
+        if let responseCache {
+            do { try await responseCache.finish() } catch {
+                StandardError.write("Error: the response cache '\(responseCache.path)' could not keep every answer: \(error)\n")
+                cacheFailed = true
+            }
+        }
         if let live {
             live.cancel()
             await live.value
@@ -252,6 +276,6 @@ enum Pipeline {
         // where scripts look for it, right after the progress line.
         if let metrics, options.stats { StandardError.write(StatsReport.table(RunReport(metrics: metrics.snapshot()))) }
         if interrupted { return 130 }
-        return stats.failed.load(ordering: .relaxed) > 0 ? 1 : 0
+        return stats.failed.load(ordering: .relaxed) > 0 || cacheFailed ? 1 : 0
     }
 }

@@ -44,6 +44,10 @@ public struct PipelineEvent: Sendable {
         case waiting(call: Int, reason: WaitReason, duration: Duration)
         /// A call that used the cache failed and is tried once more with the shared parts themselves.
         case cacheBypassed(call: Int)
+        /// What the response cache did for call `call` (`ResponseCacheUnit`): `hit` (answered with
+        /// no request), `miss` (about to be sent), `stored` (its answer kept). Wire type
+        /// `response_cache_<status>`.
+        case responseCache(call: Int, status: ResponseCacheStatus)
         /// A piece of a call's answer, as it streams. A call's deltas concatenated are its final text.
         case textDelta(call: Int, text: String)
         /// A tool call of a call's answer, whole (streamed arguments joined), as the provider gave
@@ -81,7 +85,7 @@ extension PipelineEvent.Kind {
     public static let types = [
         "command_started", "stage_started", "stage_finished", "upload_performed", "upload_reused", "upload_skipped",
         "cache_created", "cache_reused", "cache_skipped", "attempt_started", "attempt_failed", "waiting", "cache_bypassed",
-        "text_delta", "tool_call", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
+        "response_cache_hit", "response_cache_miss", "response_cache_stored", "text_delta", "tool_call", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
     ]
 
     public var type: String {
@@ -99,6 +103,9 @@ extension PipelineEvent.Kind {
         case .attemptFailed: "attempt_failed"
         case .waiting: "waiting"
         case .cacheBypassed: "cache_bypassed"
+        case .responseCache(_, .hit): "response_cache_hit"
+        case .responseCache(_, .miss): "response_cache_miss"
+        case .responseCache(_, .stored): "response_cache_stored"
         case .textDelta: "text_delta"
         case .toolCall: "tool_call"
         case .callFinished: "call_finished"

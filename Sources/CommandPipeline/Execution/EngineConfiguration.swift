@@ -40,6 +40,10 @@ public struct EngineConfiguration: Sendable {
     /// engine is made; a call's `config.max_repairs` wins). After the last, the call fails with
     /// `invalid_output`.
     public var maxRepairs: Int = 1
+    /// Answers kept across runs (`ResponseCache`: `InMemoryResponseCache`, or the SQLite store of
+    /// `CommandPipelineSQLite`); a call it answers makes no request. nil: none. The owner calls
+    /// its `finish()` after the last command.
+    public var responseCache: (any ResponseCache)?
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
@@ -98,8 +102,8 @@ public struct EngineConfiguration: Sendable {
             maxPause: retryPolicy.maxRetryAfter, clock: clock)
     }
 
-    /// The chain around each call, outermost first: the check of a JSON answer (and its repairs)
-    /// around everything else. The rate-limit unit uses the limiter the
+    /// The chain around each call, outermost first: the response cache (a hit ends the call there),
+    /// then the check of a JSON answer (and its repairs) around everything else. The rate-limit unit uses the limiter the
     /// retrier pauses after a 429 (a new one, which the retrier is then given, when it has none).
     public func callChain(retrier: Retrier) -> CallChain {
         // Always present: without limits it still pauses every call after a provider 429 (the
@@ -111,6 +115,7 @@ public struct EngineConfiguration: Sendable {
             RepairUnit(maxRepairs: maxRepairs, redactor: redactor), CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
         ]
         if let callTimeout { units.append(CallTimeoutUnit(timeout: callTimeout, clock: clock)) }
+        if let responseCache { units.insert(ResponseCacheUnit(cache: responseCache, files: files), at: 0) }
         return CallChain(units) { await ProviderCall.run($0) }
     }
 }

@@ -5,7 +5,7 @@
 ///
 /// and each call of the generate stage through the call chain:
 ///
-///     cache bypass ▶ retry ▶ rate limits ▶ per-call timeout ▶ provider
+///     response cache ▶ repair ▶ cache bypass ▶ retry ▶ rate limits ▶ per-call timeout ▶ provider
 ///
 /// Every step records into the command's `EventLog`; telemetry is its fold. A command ends in
 /// one `CommandOutcome`; `execute` and `executeWithFallback` return its `Result`.

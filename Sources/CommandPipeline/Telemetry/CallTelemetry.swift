@@ -10,6 +10,8 @@ public struct CallTelemetry: Sendable, Hashable {
     public var cacheBypassed: Bool
     /// Answers re-asked because they broke the call's `response_format` (`RepairUnit`).
     public var repairs: Int = 0
+    /// What the response cache did for the call; nil without one (`ResponseCacheUnit`).
+    public var responseCache: ResponseCacheStatus?
 
     public init(callIndex: Int, attempts: Int = 1, retryWait: Duration = .zero, cacheBypassed: Bool = false) {
         self.callIndex = callIndex

@@ -47,7 +47,7 @@ public enum EventWriter {
             int("call_index", call)
             string("reason", reason.rawValue)
             duration("duration_ms", d)
-        case .cacheBypassed(let call):
+        case .cacheBypassed(let call), .responseCache(let call, _):
             int("call_index", call)
         case .textDelta(let call, let text):
             int("call_index", call)

@@ -209,6 +209,12 @@ public enum ResultWriter {
                 JSONSerializer.raw(#","repairs":"#, to: &out)
                 JSONSerializer.writeInt(call.repairs, to: &out)
             }
+            if let status = call.responseCache {
+                // Only with a response cache (`--response-cache`); left out otherwise.
+                JSONSerializer.raw(#","response_cache":""#, to: &out)
+                out.append(contentsOf: status.rawValue.utf8)
+                out.append(UInt8(ascii: "\""))
+            }
             out.append(UInt8(ascii: "}"))
         }
         out.append(UInt8(ascii: "]"))

@@ -1,0 +1,149 @@
+import CommandPipeline
+import CommandPipelineSQLite
+import CommandPipelineTesting
+import Foundation
+import PipelineTestSupport
+import Synchronization
+import Testing
+
+/// The SQLite response cache (`--response-cache`): answers survive the process, age out, stay
+/// within their bound, and a file that is not a cache is refused with a message, never used.
+@Suite struct SQLiteResponseCacheTests {
+    static func key(_ n: Int) -> ResponseCacheKey {
+        ResponseCacheKey(provider: "p", endpoint: "", request: GenerationRequest(model: "m", parts: [.text("prompt \(n)")]))
+    }
+
+    static func answer(_ n: Int, size: Int = 0) -> GenerationResponse {
+        GenerationResponse(
+            text: "answer \(n)" + String(repeating: "x", count: size), model: "m", finishReason: "stop",
+            usage: Usage(promptTokens: 7, completionTokens: 3, cachedTokens: 2), parsed: ["n": .int(n), "ok": true])
+    }
+
+    static func path() throws -> String { try temporaryDirectory().appendingPathComponent("cache.db").path }
+
+    final class WallClock: Sendable {
+        let time = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+        func advance(_ seconds: Double) { time.withLock { $0 = $0.addingTimeInterval(seconds) } }
+        var now: @Sendable () -> Date { { self.time.withLock { $0 } } }
+    }
+
+    @Test func answersOutliveTheStoreAndComeBackWhole() async throws {
+        let path = try Self.path()
+        let first = try SQLiteResponseCache(path: path)
+        for n in 0..<10 { first.store(Self.answer(n), for: Self.key(n)) }
+        // Pending answers are answered before they are written.
+        #expect(first.answer(for: Self.key(3)) == Self.answer(3))
+        try await first.finish()
+
+        let second = try SQLiteResponseCache(path: path)
+        for n in 0..<10 { #expect(second.answer(for: Self.key(n)) == Self.answer(n)) }
+        #expect(second.answer(for: Self.key(10)) == nil)
+        try await second.finish()
+        let stats = try SQLiteResponseCache.statistics(path: path)
+        #expect(stats.entries == 10)
+        #expect(stats.hits == 11, "one hit before the write, ten after")
+        #expect(stats.bytes > 10 * 64 && stats.oldest != nil && stats.newest != nil)
+    }
+
+    @Test func answersOlderThanTheTTLAreMisses() async throws {
+        let path = try Self.path()
+        let clock = WallClock()
+        let writer = try SQLiteResponseCache(path: path, now: clock.now)
+        writer.store(Self.answer(1), for: Self.key(1))
+        try await writer.finish()
+        clock.advance(3599)
+        let fresh = try SQLiteResponseCache(path: path, ttl: .seconds(3600), now: clock.now)
+        #expect(fresh.answer(for: Self.key(1)) != nil)
+        clock.advance(1)
+        #expect(fresh.answer(for: Self.key(1)) == nil)
+        try await fresh.finish()
+        // Without a TTL the same answer is used.
+        let forever = try SQLiteResponseCache(path: path, now: clock.now)
+        #expect(forever.answer(for: Self.key(1)) != nil)
+        try await forever.finish()
+    }
+
+    @Test func theBoundEvictsTheOldestFirst() async throws {
+        let path = try Self.path()
+        let clock = WallClock()
+        let size = 10_000
+        let cache = try SQLiteResponseCache(path: path, maxBytes: 5 * size + 5 * 400, maxBatch: 1, now: clock.now)
+        for n in 0..<20 {
+            clock.advance(1)
+            cache.store(Self.answer(n, size: size), for: Self.key(n))
+        }
+        try await cache.finish()
+        let stats = try SQLiteResponseCache.statistics(path: path)
+        #expect(stats.bytes <= 5 * size + 5 * 400)
+        #expect(stats.entries == 5)
+        let reader = try SQLiteResponseCache(path: path)
+        #expect((15..<20).allSatisfy { reader.answer(for: Self.key($0)) != nil }, "the newest stay")
+        #expect((0..<15).allSatisfy { reader.answer(for: Self.key($0)) == nil }, "the oldest went")
+        try await reader.finish()
+    }
+
+    @Test func pruneRemovesOldAnswersThenTheOldestPastTheBound() async throws {
+        let path = try Self.path()
+        let clock = WallClock()
+        let cache = try SQLiteResponseCache(path: path, now: clock.now)
+        for n in 0..<10 {
+            clock.advance(60)
+            cache.store(Self.answer(n, size: 1000), for: Self.key(n))
+        }
+        try await cache.finish()
+        // Stored at +60 … +600 s; at +600 s, older than 300 s are the first five (+60 … +240, and +300 is exactly 300).
+        let (removed, remaining) = try SQLiteResponseCache.prune(path: path, olderThan: .seconds(300), now: clock.time.withLock { $0 })
+        #expect(removed == 4 && remaining.entries == 6)
+        let each = remaining.bytes / remaining.entries
+        let (more, left) = try SQLiteResponseCache.prune(path: path, maxBytes: 2 * each + each / 2)
+        #expect(more == 4 && left.entries == 2 && left.bytes <= 2 * each + each / 2)
+        let reader = try SQLiteResponseCache(path: path)
+        #expect(reader.answer(for: Self.key(9)) != nil && reader.answer(for: Self.key(8)) != nil && reader.answer(for: Self.key(7)) == nil)
+        try await reader.finish()
+    }
+
+    @Test func aFileThatIsNotACacheIsRefusedAndLeftAlone() throws {
+        let dir = try temporaryDirectory()
+        let garbage = dir.appendingPathComponent("garbage.db")
+        let bytes = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        try bytes.write(to: garbage)
+        #expect(throws: SQLiteResponseCache.OpenError.self) { try SQLiteResponseCache(path: garbage.path) }
+        do { _ = try SQLiteResponseCache(path: garbage.path) } catch { #expect(error.message.contains("is not a response cache")) }
+        #expect(try Data(contentsOf: garbage) == bytes, "nothing written to it")
+
+        // Another program's SQLite database (here, the result sink's).
+        let results = dir.appendingPathComponent("results.db").path
+        let make = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('CREATE TABLE results (id TEXT)'); db.commit()", results], timeout: 60)
+        #expect(make.status == 0)
+        do {
+            _ = try SQLiteResponseCache(path: results)
+            Issue.record("a foreign database was opened as a cache")
+        } catch {
+            #expect(error.message.contains("not a response cache") && error.message.contains("'results'"))
+        }
+        // A path with nothing there is not created by the statistics.
+        let missing = dir.appendingPathComponent("missing.db").path
+        #expect(throws: SQLiteResponseCache.OpenError.self) { try SQLiteResponseCache.statistics(path: missing) }
+        #expect(!FileManager.default.fileExists(atPath: missing))
+    }
+
+    @Test func aDamagedCacheIsRefusedNotACrash() async throws {
+        let path = try Self.path()
+        let cache = try SQLiteResponseCache(path: path)
+        for n in 0..<200 { cache.store(Self.answer(n, size: 200), for: Self.key(n)) }
+        try await cache.finish()
+        // Overwrite the file's header and first pages.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: Data(repeating: 0xA5, count: 4096))
+        try handle.close()
+        do {
+            let reopened = try SQLiteResponseCache(path: path)
+            // If it opens at all, reading must not crash; a failed read is reported by finish.
+            _ = reopened.answer(for: Self.key(1))
+            try? await reopened.finish()
+            Issue.record("a damaged header was not noticed")
+        } catch {
+            #expect(error.message.contains("not a response cache"))
+        }
+    }
+}
