@@ -141,6 +141,13 @@ import Testing
         spellings += [1, 2, 3, 4].map { way in Self.spell(Self.key) { _ in way } }
         var mixer = Mixer(state: 21)
         for _ in 0..<300 { spellings.append(Self.spell(Self.key) { _ in mixer.next() }) }
+        // Escaped text written inside JSON once more, and twice: each escape's backslash doubled (a
+        // raw body quoted in a message), quadrupled.
+        for _ in 0..<50 {
+            let once = Self.spell(Self.key) { _ in mixer.next() }
+            spellings.append(once.replacingOccurrences(of: "\\", with: "\\\\"))
+            spellings.append(once.replacingOccurrences(of: "\\", with: "\\\\\\\\"))
+        }
         // The percent-encoded spelling with its own characters escaped too.
         spellings.append(Self.spell("sk-live-0123456789abcdefXYZ%2F%2B%3D") { _ in mixer.next() })
         for spelling in spellings {

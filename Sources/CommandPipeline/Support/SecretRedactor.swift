@@ -11,7 +11,8 @@
 /// A secret is matched in every spelling a server may echo: as is, percent-encoded (only the
 /// characters URL encoding changes, or every byte as `%XX`), and with any of its characters
 /// JSON-escaped — `\uXXXX` with upper- or lower-case hex (a surrogate pair beyond U+FFFF), or
-/// the short escapes `\/ \" \\ \b \f \n \r \t` — in any mix, ignoring ASCII case (so `%2d`/`%2D`,
+/// the short escapes `\/ \" \\ \b \f \n \r \t`, their backslash escaped again any number of times
+/// (`\\u0073`: escaped text inside a JSON body) — in any mix, ignoring ASCII case (so `%2d`/`%2D`,
 /// `\u0041`/`a` and an upper-cased echo are caught too). Each occurrence becomes `<redacted>`.
 /// The escapes are matched, not enumerated: a 40-character key has 2^40 mixed spellings.
 public struct SecretRedactor: Sendable, Hashable {
@@ -37,7 +38,8 @@ public struct SecretRedactor: Sendable, Hashable {
         var seen = Set<String>()
         spellings = forms.filter { seen.insert($0.lowercased()).inserted }.sorted { $0.utf8.count > $1.utf8.count }
         patterns = spellings.map(Self.pattern(of:))
-        longestSpelling = patterns.map { $0.reduce(0) { $0 + ($1.map(\.count).max() ?? 0) } }.max() ?? 0
+        // An escape counted with one backslash more (escaped once again: JSON text inside JSON).
+        longestSpelling = patterns.map { $0.reduce(0) { $0 + ($1.map { Self.isNestable($0) ? $0.count + 1 : $0.count }.max() ?? 0) } }.max() ?? 0
     }
 
     /// Nothing to redact.
@@ -129,6 +131,12 @@ public struct SecretRedactor: Sendable, Hashable {
         case none
     }
 
+    /// Whether a way is an escape whose backslash may itself be escaped, any number of times
+    /// (`\\u0073` is `\u0073` written inside JSON once more): every escape but `\\` itself.
+    @inline(__always) private static func isNestable(_ way: [UInt8]) -> Bool {
+        way.count > 1 && way[0] == 0x5c && way[1] != 0x5c
+    }
+
     /// Whether one spelling (`pattern`) is written at `start` of `bytes`, each character in any
     /// of its ways (trying the others when one leads nowhere).
     private static func match(_ pattern: [[[UInt8]]], in bytes: UnsafeBufferPointer<UInt8>, at start: Int) -> Match {
@@ -136,15 +144,24 @@ public struct SecretRedactor: Sendable, Hashable {
             if k == pattern.count { return .whole(i) }
             var sawBeginning = false
             for way in pattern[k] {
+                var t = i
                 var j = 0
-                while j < way.count && i + j < bytes.count && fold(bytes[i + j]) == way[j] { j += 1 }
+                if isNestable(way) && t < bytes.count && bytes[t] == 0x5c {
+                    // One backslash or a run of them, then the rest of the escape.
+                    while t < bytes.count && bytes[t] == 0x5c { t += 1 }
+                    j = 1
+                }
+                while j < way.count && t < bytes.count && fold(bytes[t]) == way[j] {
+                    j += 1
+                    t += 1
+                }
                 if j == way.count {
-                    switch from(k + 1, i + j) {
+                    switch from(k + 1, t) {
                     case .whole(let end): return .whole(end)
                     case .beginning: sawBeginning = true
                     case .none: break
                     }
-                } else if i + j == bytes.count {
+                } else if t == bytes.count {
                     sawBeginning = true
                 }
             }
