@@ -96,6 +96,9 @@ public final class PostgresSink: ResultSink {
         try core.append(delivery)
     }
 
+    /// `deliver` only appends to the sink's bounded buffer; its own thread writes to the database.
+    public var deliversWithoutWaiting: Bool { true }
+
     public func finish() async throws {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in core.finish(done) }

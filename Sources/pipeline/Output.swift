@@ -62,6 +62,12 @@ final class LineWriter: Sendable {
     func write(_ line: [UInt8]) -> Bool {
         state.withLock { s in
             guard s.failure == nil else { return false }
+            if line.count >= Self.directLineBytes {
+                // A large line goes to the kernel from its own bytes: copied into the buffer, it
+                // would be held twice, and the buffer would keep its size for the rest of the run.
+                guard flush(&s) else { return false }
+                return line.withUnsafeBytes { send($0, lines: 1, &s) }
+            }
             s.buffer.append(contentsOf: line)
             s.bufferedLines += 1
             if lineByLine || s.buffer.count >= 1 << 16 { return flush(&s) }
@@ -83,33 +89,48 @@ final class LineWriter: Sendable {
     @discardableResult
     func flush() -> Bool { state.withLock { flush(&$0) } }
 
+    /// Lines at least this long are written from their own bytes, not through the buffer.
+    static let directLineBytes = 1 << 16
+
     private func flush(_ s: inout State) -> Bool {
         guard s.failure == nil else { return false }
         guard !s.buffer.isEmpty else { return true }
+        var buffer: [UInt8] = []
+        swap(&buffer, &s.buffer)
+        let lines = s.bufferedLines
+        s.bufferedLines = 0
+        let sent = buffer.withUnsafeBytes { send($0, lines: lines, &s) }
+        buffer.removeAll(keepingCapacity: sent)
+        swap(&buffer, &s.buffer)
+        return sent
+    }
+
+    /// Hands `raw` (whole lines) to the kernel; false (and `failure` set) when the write failed.
+    private func send(_ raw: UnsafeRawBufferPointer, lines: Int, _ s: inout State) -> Bool {
         var written = 0
         let fd = self.fd
-        let error: Int32? = s.buffer.withUnsafeBytes { raw -> Int32? in
-            while written < raw.count {
-                let n = systemWrite(fd, raw.baseAddress! + written, raw.count - written)
-                if n > 0 {
-                    written += n
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    // A non-blocking stdout: wait until it takes more.
-                    var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&poller, 1, 1000)
-                } else {
-                    return n < 0 ? errno : EIO
-                }
+        var error: Int32?
+        while written < raw.count {
+            let n = systemWrite(fd, raw.baseAddress! + written, raw.count - written)
+            if n > 0 {
+                written += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // A non-blocking stdout: wait until it takes more.
+                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&poller, 1, 1000)
+            } else {
+                error = n < 0 ? errno : EIO
+                break
             }
-            return nil
         }
         if let error {
             s.failure = error
             // Lines fully written before the failure count; a torn tail is taken back if possible.
-            let whole = s.buffer[..<written].lastIndex(of: 0x0a).map { $0 + 1 } ?? 0
-            s.linesWritten += s.buffer[..<whole].reduce(0) { $0 + ($1 == 0x0a ? 1 : 0) }
+            let bytes = UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: written)
+            let whole = bytes.lastIndex(of: 0x0a).map { $0 + 1 } ?? 0
+            s.linesWritten += bytes[..<whole].reduce(0) { $0 + ($1 == 0x0a ? 1 : 0) }
             let torn = written - whole
             if torn > 0 && isRegularFile {
                 let end = lseek(fd, 0, SEEK_CUR)
@@ -119,9 +140,7 @@ final class LineWriter: Sendable {
             s.bufferedLines = 0
             return false
         }
-        s.linesWritten += s.bufferedLines
-        s.bufferedLines = 0
-        s.buffer.removeAll(keepingCapacity: true)
+        s.linesWritten += lines
         return true
     }
 

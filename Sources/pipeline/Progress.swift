@@ -49,6 +49,8 @@ struct Progress {
         var kinds: [(kind: String, count: Int)]
         var inFlight: Int
         var waiting: Int
+        /// Commands held by a rate limiter.
+        var rateLimited: Int = 0
         var tokens: Int
         var cost: Double?
         var limit: Double?
@@ -62,7 +64,7 @@ struct Progress {
         return Figures(
             done: stats.done, total: total(), failed: stats.failed.load(ordering: .relaxed), kinds: kinds,
             inFlight: max(0, stats.inFlight.load(ordering: .relaxed)), waiting: max(0, stats.waitingOnRetry.load(ordering: .relaxed)),
-            tokens: stats.tokens.load(ordering: .relaxed), cost: cost, limit: ledger?.limit, elapsed: elapsed)
+            rateLimited: max(0, stats.waitingOnRateLimit.load(ordering: .relaxed)), tokens: stats.tokens.load(ordering: .relaxed), cost: cost, limit: ledger?.limit, elapsed: elapsed)
     }
 
     static func grouped(_ n: Int) -> String { ReportPage.number(n) }
@@ -119,6 +121,7 @@ struct Progress {
             fields.append(Field(text: text, keep: 80))
         }
         if f.waiting > 0 { fields.append(Field(text: "\(grouped(f.waiting)) waiting on retry", keep: 40)) }
+        if f.rateLimited > 0 { fields.append(Field(text: "\(grouped(f.rateLimited)) waiting on rate limit", keep: 41)) }
         fields.append(Field(text: "\(grouped(f.inFlight)) in flight", keep: 30))
         fields.append(Field(text: duration(f.elapsed), keep: 10))
         return fields

@@ -43,7 +43,7 @@ enum ReportPage {
     static func ms(_ d: Duration) -> String { String(format: "%.1f", StatsReport.milliseconds(d)) }
 
     static func modelName(_ row: RunReport.Row) -> String {
-        row.others ? "(others)" : row.model.isEmpty ? "(no answer)" : escape(row.model)
+        row.others ? "(others)" : row.model.isEmpty ? "(no model named)" : escape(row.model)
     }
 
     static let style = """
@@ -93,7 +93,14 @@ enum ReportPage {
             h += "<tr><td class=\"t\">\(row.others ? "(others)" : escape(row.provider))</td><td class=\"t\">\(modelName(row))</td><td>\(number(row.commands))</td><td>\(number(row.calls))</td><td>\(number(row.succeeded))</td><td>\(number(row.failed))</td><td>\(number(row.retries))</td>"
             h += "<td>\(number(row.inputTokens))</td><td>\(number(row.cachedTokens))</td><td>\(number(row.outputTokens))</td><td>\(usd(row.costUSD))</td><td>\(ms(row.p50))</td><td>\(ms(row.p95))</td><td>\(ms(row.p99))</td><td class=\"t\">\(failures.isEmpty ? "–" : failures)</td></tr>\n"
         }
-        h += "</table>\n<p class=\"muted\">Latency is each command's own time (<code>telemetry.durations_ms.total</code>), retries and waits included; a command counts under the model that answered it.</p>\n"
+        h += "</table>\n"
+        let unanswered = report.failedBeforeAnswer
+        if !unanswered.isEmpty {
+            let count = unanswered.reduce(0) { $0.addingSaturating($1.count) }
+            h += "<p id=\"unanswered\"><b>\(number(count)) command\(count == 1 ? "" : "s") failed before any model answered</b> (not in the table: there is no model to count \(count == 1 ? "it" : "them") under; see failures by kind): "
+            h += unanswered.map { "\(escape($0.kind)) \(number($0.count))" }.joined(separator: ", ") + ".</p>\n"
+        }
+        h += "<p class=\"muted\">Latency is each command's own time (<code>telemetry.durations_ms.total</code>), retries and waits included; a command counts under the model that answered it.</p>\n"
 
         // Latency distribution per model.
         h += "<h2>Latency distribution per model</h2>\n<div class=\"charts\">"

@@ -1,6 +1,7 @@
 import CommandPipeline
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The streaming run: stdin → commands → engine → one result line each on stdout.
 /// Commands run concurrently (at most `concurrency`); results are written in input order
@@ -19,11 +20,14 @@ final class RunLoop: Sendable {
         var status: Status
         var tokens: Int
         var usedFallback: Bool
-        /// In events mode with sinks: the plain-mode result line sinks receive (the terminal
-        /// event's `result`); in plain mode sinks receive `line` itself.
-        var sinkRecord: [UInt8]? = nil
+        /// In events mode with sinks: the plain-mode result record sinks receive (the terminal
+        /// event's `result`, a view of that event line's bytes); in plain mode sinks receive `line` itself.
+        var sinkRecord: ArraySlice<UInt8>? = nil
         /// A failed command's error kind, for the progress line.
         var failureKind: String? = nil
+        /// The command's id and input position, for sinks (never read back from the line).
+        var commandID = ""
+        var index = 0
     }
 
     enum Event: Sendable {
@@ -275,7 +279,9 @@ final class RunLoop: Sendable {
         if !outcome.line.isEmpty { writer.write(outcome.line) }
         guard let sinks, outcome.status != .skipped, writer.failure == nil else { return }
         // In events mode the lines are events: sinks get the plain result record instead.
-        if let record = eventsMode ? outcome.sinkRecord : outcome.line { sinks.submit(record, succeeded: outcome.status == .succeeded) }
+        if let record = eventsMode ? outcome.sinkRecord : outcome.line[...] {
+            sinks.submit(record, id: outcome.commandID, index: outcome.index, succeeded: outcome.status == .succeeded)
+        }
     }
 
     /// Parses, validates and (in execute mode) runs one command; returns its result line.
@@ -307,18 +313,26 @@ final class RunLoop: Sendable {
                 return failed(problem, id: command.id, index: index, metadata: command.metadata, piece: piece, emit: nil)
             }
             let record: JSONValue = ["id": .string(command.id), "index": .int(index), "status": "valid", "metadata": .object(command.metadata)]
-            return Outcome(line: Self.line(record), status: .succeeded, tokens: 0, usedFallback: false)
+            return Outcome(line: Self.line(record), status: .succeeded, tokens: 0, usedFallback: false, commandID: command.id, index: index)
         case .execute(let engine):
             let outcome: CommandOutcome
             var line: [UInt8] = []
+            // With sinks, the terminal event's `result` is what they receive: a view of the
+            // event line's own bytes, so a large answer is held once (issue 21 class 8).
+            let terminalRecord = RecordSlot()
+            let wantsRecord = sinks != nil
             if let emit {
                 outcome = await engine.run(command, index: index, streaming: true) { event in
                     var bytes: [UInt8] = []
+                    var range: Range<Int>?
                     EventWriter.write(event, to: &bytes) { outcome, out in
+                        let start = out.count
                         ResultWriter.record(outcome, index: index, to: &out)
                         Self.appendInputHash(of: piece, to: &out)
+                        range = start..<out.count
                     }
                     bytes.append(0x0a)
+                    if wantsRecord, let range { terminalRecord.record.withLock { $0 = bytes[range] } }
                     emit(bytes)
                 }
             } else {
@@ -331,18 +345,16 @@ final class RunLoop: Sendable {
             for failure in outcome.telemetry.hookFailures {
                 StandardError.write("pipeline: hook '\(StandardError.oneLine(failure.hook))' failed after command '\(StandardError.oneLine(command.id))' (\(failure.phase.rawValue)): \(StandardError.oneLine(failure.message))\n")
             }
-            var sinkRecord: [UInt8]?
-            if emit != nil && sinks != nil {
-                var record: [UInt8] = []
-                ResultWriter.record(outcome, index: index, to: &record)
-                Self.appendInputHash(of: piece, to: &record)
-                sinkRecord = record
+            let sinkRecord = terminalRecord.record.withLock { record in
+                defer { record = nil }
+                return record
             }
             var failureKind: String?
             if case .failure(let error) = outcome.result { failureKind = error.kind.rawValue }
             return Outcome(
                 line: line, status: outcome.succeeded ? .succeeded : .failed, tokens: outcome.usage.totalTokens,
-                usedFallback: outcome.succeeded && outcome.telemetry.usedFallback, sinkRecord: sinkRecord, failureKind: failureKind)
+                usedFallback: outcome.succeeded && outcome.telemetry.usedFallback, sinkRecord: sinkRecord, failureKind: failureKind,
+                commandID: command.id, index: index)
         }
     }
 
@@ -356,11 +368,11 @@ final class RunLoop: Sendable {
         if case .execute = mode { Self.appendInputHash(of: piece, to: &record) }
         guard emit != nil else {
             record.append(0x0a)
-            return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false, failureKind: error.kind.rawValue)
+            return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false, failureKind: error.kind.rawValue, commandID: id, index: index)
         }
         var lines: [UInt8] = []
         EventWriter.rejected(id: id, index: index, record: record, to: &lines)
-        return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record, failureKind: error.kind.rawValue)
+        return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record[...], failureKind: error.kind.rawValue, commandID: id, index: index)
     }
 
     /// Adds `"input_hash"` (the digest `--resume` matches on) as the record's last key: the
@@ -397,4 +409,13 @@ struct CountingLender: BackoffLender {
         await ticket.backoffEnded()
         stats.waitingOnRetry.subtract(1, ordering: .relaxed)
     }
+
+    func rateLimitWaitStarted() { stats.waitingOnRateLimit.add(1, ordering: .relaxed) }
+    func rateLimitWaitEnded() { stats.waitingOnRateLimit.subtract(1, ordering: .relaxed) }
+}
+
+/// Where the event observer (which runs on the engine's side) leaves a terminal event's record
+/// for the command's sinks.
+private final class RecordSlot: Sendable {
+    let record = Mutex<ArraySlice<UInt8>?>(nil)
 }

@@ -159,13 +159,10 @@ final class SinkFeed: Sendable {
             })
     }
 
-    /// Hands a written result line to the sinks (its `id` and `index` read back from the line).
-    func submit(_ line: [UInt8], succeeded: Bool) {
-        var record = line
-        if record.last == 0x0a { record.removeLast() }
-        guard case .object(let object)? = try? JSONParser.parse(record),
-              case .string(let id)? = object["id"], case .int(let index)? = object["index"]
-        else { return }
+    /// Hands a written result record to the sinks: its bytes shared, not copied (a trailing
+    /// newline is left out of the view), with the id and index the run already knows.
+    func submit(_ record: ArraySlice<UInt8>, id: String, index: Int, succeeded: Bool) {
+        let record = record.last == 0x0a ? record.dropLast() : record
         dispatcher.submit(ResultDelivery(runID: runID, commandID: id, index: index, status: succeeded ? .succeeded : .failed, record: record))
     }
 
@@ -193,6 +190,7 @@ private struct ConfiguredSink: ResultSink {
     let name: String
     let callTimeout: Duration?
     var priority: Int { base.priority }
+    var deliversWithoutWaiting: Bool { base.deliversWithoutWaiting }
     func enabled(for delivery: ResultDelivery) -> Bool { base.enabled(for: delivery) }
     func deliver(_ delivery: ResultDelivery) async throws { try await base.deliver(delivery) }
     func finish() async throws { try await base.finish() }

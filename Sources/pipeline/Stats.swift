@@ -15,6 +15,8 @@ final class Stats: Sendable {
     let inputEnded = Atomic<Bool>(false)
     /// Commands waiting out a retry's backoff now.
     let waitingOnRetry = Atomic<Int>(0)
+    /// Commands held by a rate limiter now (`--rate-limit-rpm/tpm`, or the pause after a 429).
+    let waitingOnRateLimit = Atomic<Int>(0)
     /// Failed commands by error kind (written by the run loop, a failed command at a time).
     let failureKinds = Mutex<[String: Int]>([:])
 

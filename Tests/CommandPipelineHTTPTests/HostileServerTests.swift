@@ -13,10 +13,41 @@ import Testing
 @Suite(.serialized) struct HostileServerTests {
     static let canary = "sk-canary-" + (0..<4).map { _ in String(UInt32.random(in: 0...UInt32.max), radix: 36) }.joined()
 
-    /// Whether `text` holds the canary or any 8-character piece of it.
+    /// Whether `text` holds the canary or any 8-character piece of it, ignoring case, as is or
+    /// once every JSON escape in it (`\uXXXX`, `\/`, however many backslashes deep) is decoded.
     static func leaks(_ text: String) -> Bool {
-        let key = Array(canary)
-        return (0...(key.count - 8)).contains { text.contains(String(key[$0..<$0 + 8])) }
+        let key = Array(canary.lowercased())
+        return [text, unescaped(text)].contains { text in
+            let text = text.lowercased()
+            return (0...(key.count - 8)).contains { text.contains(String(key[$0..<$0 + 8])) }
+        }
+    }
+
+    /// `text` with each `\uXXXX` (after any number of backslashes) turned into its character, and `\/` into `/`.
+    static func unescaped(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        let scalars = Array(text.unicodeScalars)
+        var i = 0
+        while i < scalars.count {
+            if scalars[i] == "\\" {
+                var j = i
+                while j < scalars.count && scalars[j] == "\\" { j += 1 }
+                if j + 4 < scalars.count, scalars[j] == "u" || scalars[j] == "U",
+                   let unit = UInt32(String(String.UnicodeScalarView(scalars[(j + 1)...(j + 4)])), radix: 16), let scalar = Unicode.Scalar(unit) {
+                    out.append(scalar)
+                    i = j + 5
+                    continue
+                }
+                if j < scalars.count && scalars[j] == "/" {
+                    out.append("/")
+                    i = j + 1
+                    continue
+                }
+            }
+            out.append(scalars[i])
+            i += 1
+        }
+        return String(out)
     }
 
     static func expectNoLeak(_ error: APIError, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -337,7 +368,7 @@ import Testing
 /// of it as server text (model, finish reason, error status, type or reason, a 200 error body,
 /// a safety block message, a non-JSON 200), answered in each provider's own shape.
 @Suite struct EveryProviderKeyTests {
-    static let routes = ["key-model", "key-status", "key-error-200", "key-block", "key-nonjson-200", "echo-json-error", "echo-text-200", "echo-text-500"]
+    static let routes = ["key-model", "key-status", "key-error-200", "key-block", "key-nonjson-200", "key-escaped", "echo-json-error", "echo-text-200", "echo-text-500"]
 
     @Test(arguments: ["openai", "gemini", "anthropic"])
     func noProviderPrintsTheKeyWhateverTheServerSays(provider: String) throws {
@@ -363,7 +394,7 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["CANARY_KEY"] = HostileServerTests.canary
         let dir = try temporaryDirectory()
-        for route in Self.routes + ["key-split-stream"] {
+        for route in Self.routes + ["key-split-stream", "key-escaped-stream"] {
             let sink = dir.appendingPathComponent("\(provider)-\(route).jsonl")
             let base = origin.appendingPathComponent("r").appendingPathComponent(route).absoluteString + (provider == "openai" ? "/v1" : "")
             let run = try runPipeline(

@@ -278,6 +278,55 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
     }
 }
 
+/// Issue 26 / 22: a rate-limit wait is recorded before the attempt it delays (a `waiting`
+/// event with the wait's length, while the command is held), and the command's lender hears it
+/// start and end (the CLI's progress line counts "waiting on rate limit" from that).
+@Suite struct RateLimitWaitIsSeenWhileItLastsTests {
+    final class Seen: BackoffLender {
+        let state = Mutex<(events: [PipelineEvent], started: Int, ended: Int)>(([], 0, 0))
+        func backoffStarted() {}
+        func backoffEnded() async {}
+        func rateLimitWaitStarted() { state.withLock { $0.started += 1 } }
+        func rateLimitWaitEnded() { state.withLock { $0.ended += 1 } }
+        var waits: [Duration] {
+            state.withLock { s in
+                s.events.compactMap { event -> Duration? in
+                    if case .waiting(_, .rateLimit, let duration) = event.kind { return duration }
+                    return nil
+                }
+            }
+        }
+    }
+
+    @Test func theWaitIsRecordedBeforeTheAttemptItDelays() async throws {
+        let clock = ManualClock()
+        let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable)
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(clock: clock, rateLimit: RateConstraint(requestsPerMinute: 1)))
+        #expect(await engine.run(command("first"), index: 0).succeeded, "the minute's one request")
+        let seen = Seen()
+        let task = Task {
+            await BackoffScope.$lender.withValue(seen) {
+                await engine.run(command("second"), index: 1, observer: { event in seen.state.withLock { $0.events.append(event) } })
+            }
+        }
+        // The clock does not move: the wait must be known while it lasts (bounded by a count of yields).
+        var yields = 0
+        while seen.waits.isEmpty && yields < 1_000_000 {
+            await Task.yield()
+            yields += 1
+        }
+        #expect(seen.waits == [.seconds(60)], "recorded with its length, before it is over")
+        #expect(provider.totalAttempts == 1, "the second attempt is still held")
+        #expect(seen.state.withLock { ($0.started, $0.ended) } == (1, 0), "the lender knows it waits")
+        #expect(clock.now == .zero)
+        await drive(clock, until: { provider.totalAttempts == 2 }, step: .seconds(1))
+        let outcome = await task.value
+        #expect(outcome.succeeded)
+        #expect(seen.state.withLock { ($0.started, $0.ended) } == (1, 1))
+        #expect(outcome.telemetry.retryWait == .seconds(60), "retry_wait_ms still counts the wait")
+    }
+}
+
 @Suite struct AdaptiveWithoutLimitsTests {
     /// The retry layer pauses the limiter it is given on a 429 from any request (a call, an
     /// upload, a cache creation), and only on a 429; until then the limiter is idle and the

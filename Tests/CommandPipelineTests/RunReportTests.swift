@@ -56,22 +56,23 @@ import Testing
         #expect(report.badLineCount == 0, "a blank line is not a bad one")
 
         let rows = report.rows
-        #expect(rows.map(\.model) == ["", "alpha", "beta"], "sorted; the failures with no answer under the empty model")
-        let alpha = rows[1], beta = rows[2], none = rows[0]
+        #expect(rows.map(\.model) == ["alpha", "beta"], "sorted; failures before any answer are in no row")
+        let alpha = rows[0], beta = rows[1]
         #expect(alpha.commands == 2 && alpha.calls == 3 && alpha.succeeded == 2 && alpha.failed == 0 && alpha.retries == 1)
         #expect(alpha.inputTokens == 15 && alpha.outputTokens == 27 && alpha.cachedTokens == 4)
         #expect(abs(alpha.costUSD - 0.75) < 1e-12)
         #expect(beta.costUSD == 0 && beta.commands == 1)
-        #expect(none.failures == ["timeout": 2, "rate_limited": 1] && none.failed == 3 && none.retries == 2)
+        #expect(report.failedBeforeAnswer.map(\.kind) == ["timeout", "rate_limited"])
+        #expect(report.failedBeforeAnswer.map(\.count) == [2, 1], "listed by kind, the most frequent first")
+        #expect(report.failures.map(\.count).reduce(0, +) == 3, "and counted in failures by kind")
         // Bins: [<1, <2, <5, <10, <20, <50, <100, <200, <500, <1000, <2000, <5000, <10000, …]
         #expect(alpha.latencyBins[2] == 1 && alpha.latencyBins[7] == 1 && alpha.latencyBins.reduce(0, +) == 2)
         #expect(beta.latencyBins[12] == 1)
-        #expect(none.latencyBins[0] == 1 && none.latencyBins[5] == 2)
-        // Percentiles of the commands' times within the histogram's 1/32.
-        let p99 = Double(none.p99.components.attoseconds) / 1e15 + Double(none.p99.components.seconds) * 1000
-        #expect(abs(p99 - 41) / 41 <= 1.0 / 32)
-        let p50 = Double(none.p50.components.attoseconds) / 1e15
-        #expect(abs(p50 - 40) / 40 <= 1.0 / 32)
+        // Percentiles of the commands' times within the histogram's 1/32 (alpha: 3 ms and 150 ms).
+        let p99 = Double(alpha.p99.components.attoseconds) / 1e15 + Double(alpha.p99.components.seconds) * 1000
+        #expect(abs(p99 - 150) / 150 <= 1.0 / 32)
+        let p50 = Double(alpha.p50.components.attoseconds) / 1e15
+        #expect(abs(p50 - 3) / 3 <= 1.0 / 32)
 
         let failures = report.failures
         #expect(failures.map(\.kind) == ["timeout", "rate_limited"], "the most frequent first")
@@ -108,7 +109,8 @@ import Testing
         }
         let rows = report.rows
         #expect(rows.count == RunReport.maxRows + 1)
-        #expect(rows.last?.others == true && rows.last?.commands == 5 + 5 * (RunReport.maxKinds + 3), "new pairs share the others row (the failures' empty model is new too)")
+        #expect(rows.last?.others == true && rows.last?.commands == 5, "new pairs share the others row")
+        #expect(report.failedBeforeAnswer.reduce(0) { $0 + $1.count } == 5 * (RunReport.maxKinds + 3), "failures before any answer are in no row")
         let failures = report.failures
         #expect(failures.count == RunReport.maxKinds + 1)
         #expect(failures.first { $0.kind == "other" }?.count == 15)
@@ -150,15 +152,14 @@ import Testing
         report.add(line: Array(#"{"status":"failed","error":{"kind":"\#(huge)","message":"\#(combining)"},"telemetry":{"provider":"\#(huge)"}}"#.utf8), source: "s", line: 3)
         let rows = report.rows
         #expect(report.totals.commands == 100_003)
-        #expect(rows.count == 4, "p/\"\", p/huge, p/combining, huge/\"\"")
-        let noAnswer = rows.first { $0.provider == "p" && $0.model == "" }
-        #expect(noAnswer?.failures.count == RunReport.maxKinds + 1, "\(noAnswer?.failures.count ?? -1) kinds in the row")
-        #expect(noAnswer?.failures["other"] == 100_000 - RunReport.maxKinds)
-        #expect(noAnswer?.failed == 100_000)
+        #expect(rows.count == 2, "p/huge, p/combining: failures before any answer are in no row")
+        let before = Dictionary(uniqueKeysWithValues: report.failedBeforeAnswer.map { ($0.kind, $0.count) })
+        #expect(before.count == RunReport.maxKinds + 1, "\(before.count) kinds before any answer")
+        #expect(before["other"] == 100_000 - RunReport.maxKinds + 1, "the huge kind counts as other too")
+        #expect(report.failedBeforeAnswer.reduce(0) { $0 + $1.count } == 100_001)
         #expect(report.failures.count == RunReport.maxKinds + 1 && report.failures.first?.kind == "other")
         #expect(rows.allSatisfy { $0.provider.unicodeScalars.count <= RunReport.nameCharacters && $0.model.unicodeScalars.count <= RunReport.nameCharacters })
         #expect(rows.contains { $0.model == String(repeating: "m", count: RunReport.nameCharacters) })
-        #expect(rows.contains { $0.provider == String(repeating: "m", count: RunReport.nameCharacters) })
         #expect(rows.flatMap(\.failures.keys).allSatisfy { $0.unicodeScalars.count <= RunReport.nameCharacters })
         #expect(report.failures.allSatisfy { $0.samples.allSatisfy { $0.unicodeScalars.count <= RunReport.sampleCharacters } })
     }

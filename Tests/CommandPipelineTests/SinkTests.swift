@@ -58,6 +58,33 @@ private final class HangingSink: ResultSink {
     }
 }
 
+/// A sink whose calls take 3 s on the manual clock, and one that never returns for `hangOn`.
+private final class SlowSink: ResultSink {
+    let name = "slow"
+    let clock: ManualClock
+    let hangOn: String
+    let started = Shared(0)
+    let finished = Shared<[String]>([])
+    private let gate = Mutex<CheckedContinuation<Void, Never>?>(nil)
+
+    init(clock: ManualClock, hangOn: String) {
+        self.clock = clock
+        self.hangOn = hangOn
+    }
+
+    func deliver(_ delivery: ResultDelivery) async throws {
+        started.withLock { $0 += 1 }
+        if delivery.commandID == hangOn {
+            await withCheckedContinuation { continuation in gate.withLock { $0 = continuation } }
+            return
+        }
+        try await clock.sleep(for: .seconds(3))
+        finished.withLock { $0.append(delivery.commandID) }
+    }
+
+    func release() { gate.withLock { $0 }?.resume() }
+}
+
 private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = .succeeded) -> ResultDelivery {
     let record = #"{"id":"\#(id)","index":\#(index),"status":"\#(status.rawValue)"}"#
     return ResultDelivery(runID: "run-1", commandID: id, index: index, status: status, record: Array(record.utf8))
@@ -75,10 +102,41 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         dispatcher.submit(delivery("b", index: 1))
         let failures = await dispatcher.finish(within: .seconds(60))
         #expect(failures.isEmpty)
-        #expect(order.withLock { $0 } == [
-            "early:a", "middle:a", "alsoMiddle:a", "late:a",
-            "early:b", "middle:b", "alsoMiddle:b", "late:b",
+        // Deliveries go in batches: for each delivery the sinks run in priority order, and each
+        // sink gets the deliveries in order (how two deliveries' turns interleave depends on
+        // whether they shared a batch).
+        let seen = order.withLock { $0 }
+        for id in ["a", "b"] {
+            #expect(seen.filter { $0.hasSuffix(":" + id) } == ["early", "middle", "alsoMiddle", "late"].map { "\($0):\(id)" })
+        }
+        for sink in ["early", "middle", "alsoMiddle", "late"] {
+            #expect(seen.filter { $0.hasPrefix(sink + ":") } == ["a", "b"].map { "\(sink):\($0)" })
+        }
+    }
+
+    /// Issue 28: one timed task per sink and batch, yet each call keeps its own timeout: three
+    /// calls of 3 s in one batch (9 s in all) under a 5 s timeout all succeed, and a call that
+    /// hangs after them is cut 5 s after the one before it returned.
+    @Test func aBatchKeepsEachCallsOwnTimeout() async {
+        let clock = ManualClock()
+        let slow = SlowSink(clock: clock, hangOn: "hang")
+        let failures = Shared<[SinkFailure]>([])
+        let dispatcher = SinkDispatcher(sinks: [slow], timeout: .seconds(5), clock: clock) { f in failures.withLock { $0.append(f) } }
+        dispatcher.submit(delivery("first", index: 0))
+        #expect(await eventually { slow.started.withLock { $0 } == 1 })
+        // Queued while the first call runs: the next batch.
+        for i in 1...3 { dispatcher.submit(delivery("d\(i)", index: i)) }
+        dispatcher.submit(delivery("hang", index: 4))
+        dispatcher.submit(delivery("after", index: 5))
+        await drive(clock, until: { failures.withLock { !$0.isEmpty } }, step: .seconds(1))
+        #expect(slow.finished.withLock { $0 } == ["first", "d1", "d2", "d3"], "no call of 3 s timed out")
+        #expect(failures.withLock { $0 } == [
+            SinkFailure(sink: "slow", commandID: "hang", reason: .timedOut(.seconds(5))),
+            SinkFailure(sink: "slow", commandID: "after", reason: .busy),
         ])
+        #expect(clock.now == .seconds(17), "3 + 9 s of calls, then the hung call's own 5 s")
+        slow.release()
+        _ = await dispatcher.finish(within: .seconds(1))
     }
 
     @Test func aThrowingSinkIsReportedByNameAndChangesNothingElse() async {
@@ -211,7 +269,7 @@ private func delivery(_ id: String, index: Int, status: ResultDelivery.Status = 
         let d = ResultDelivery(runID: "r9", outcome: outcome, index: 4)
         var expected: [UInt8] = []
         ResultWriter.record(outcome, index: 4, to: &expected)
-        #expect(d.record == expected)
+        #expect(Array(d.record) == expected)
         #expect(d.status == .succeeded && d.index == 4 && d.commandID == "c1")
         #expect(d.idempotencyKey == "r9/c1")
         #expect(RunID.problem("r9") == nil)

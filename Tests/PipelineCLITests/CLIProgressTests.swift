@@ -117,6 +117,21 @@ import Testing
         }
     }
 
+    /// Issue 26: commands held by the rate limiter show on the line while they wait (the wait is
+    /// known before it ends). One request a minute: the first command runs, the other two wait
+    /// until their one-second `--timeout` ends them.
+    @Test func commandsWaitingOnTheRateLimitShowOnTheLine() throws {
+        let input = (0..<3).map { #"{"id":"c\#($0)","model":"m","prompt":"q"}"# }.joined(separator: "\n")
+        let run = try CLI.run(["--rate-limit-rpm", "1", "--timeout", "1", "--progress-interval", "0.05", "--concurrency", "4"], stdin: input)
+        #expect(run.status == 1, "\(run.stderr)")
+        let lines = run.stderr.split(separator: "\n").filter { $0.hasPrefix("pipeline: progress ") }
+        #expect(lines.contains { $0.contains("2 waiting on rate limit") }, "\(lines)")
+        #expect(pipeline.Progress.fields(Self.figures(), detail: false).allSatisfy { !$0.text.contains("rate limit") }, "nobody waiting: no field")
+        var figures = Self.figures()
+        figures.rateLimited = 1_234
+        #expect(pipeline.Progress.terminalLine(figures, width: 200).contains("1,234 waiting on rate limit"))
+    }
+
     /// The backoff lender counts the commands waiting on a retry, and gives the slot as the ticket does.
     @Test func theLenderCountsCommandsWaitingOnARetry() async {
         let stats = Stats()

@@ -38,8 +38,14 @@ import Testing
                                (ReportNumber.grouped(output), "output tokens"), (String(format: "$%.6f", cost), "cost at catalog prices")] {
             #expect(totals.contains("\(value)  \(label)"), "\(label) = \(value) in \(totals)")
         }
-        for model in ["gpt-4o-mini", "claude-3-5-haiku-latest", "gemini-2.0-flash", "mock-large", "(no answer)"] {
+        for model in ["gpt-4o-mini", "claude-3-5-haiku-latest", "gemini-2.0-flash", "mock-large"] {
             #expect(html.contains("<td class=\"t\">\(model)</td>"), "a row for \(model)")
+        }
+        // Commands that failed before any answer: no "(no answer)" model row, one line by kind.
+        let unanswered = records.filter { $0["status"] as? String == "failed" && ($0["responses"] as? [Any] ?? []).isEmpty && ($0[path: "telemetry.cost.requests"] as? [Any] ?? []).isEmpty }.count
+        #expect(!html.contains("(no answer)") && !html.contains("(no model named)"))
+        if unanswered > 0 {
+            #expect(html.contains("id=\"unanswered\"><b>\(unanswered) command\(unanswered == 1 ? "" : "s") failed before any model answered</b>"), "\(unanswered)")
         }
         #expect(html.contains("<svg"), "inline SVG charts")
         // Self-contained: nothing that could fetch anything.
@@ -52,7 +58,7 @@ import Testing
         #expect(valid, "\(problems)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any])
         let rows = try #require(object["models"] as? [[String: Any]])
-        #expect(rows.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == failed)
+        #expect(rows.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == failed - unanswered, "the rows are the table's")
         #expect(abs((object[path: "cost.usd"] as? Double ?? -1) - cost) < 1e-6)
     }
 

@@ -44,6 +44,8 @@ any path (so an upload to {base}/r/<route>/v1/files takes a route too):
 Provider-shaped routes (the shape follows the path: /v1beta/ is Gemini, /v1/messages is
 Anthropic, anything else OpenAI):
 
+  key-escaped                 an answer whose text spells the key with JSON \\u escapes, mixed
+  key-escaped-stream          the same text streamed in 5-character deltas
   key-split-stream            a streamed answer that carries the key twice, each time split
                               across deltas of 3 characters
   anthropic-truncated         an Anthropic stream without message_start and without any
@@ -362,6 +364,47 @@ def key_route(self, route, k):
     if route == "key-split-stream":
         text = "the key " + k + " and again " + "filler " * 30 + k + " end" + " tail" * 30
         pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+        self.start_stream()
+        if provider == "anthropic":
+            self.sse({"type": "message_start", "message": {"model": "split", "usage": {"input_tokens": 1, "output_tokens": 0}}}, "message_start")
+            for piece in pieces:
+                self.sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+            self.sse({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}}, "message_delta")
+            self.sse({"type": "message_stop"}, "message_stop")
+        elif provider == "gemini":
+            for n, piece in enumerate(pieces):
+                chunk = {"candidates": [{"content": {"parts": [{"text": piece}], "role": "model"}}]}
+                if n == len(pieces) - 1:
+                    chunk["candidates"][0]["finishReason"] = "STOP"
+                    chunk["usageMetadata"] = {"promptTokenCount": 1, "candidatesTokenCount": 5, "totalTokenCount": 6}
+                self.sse(chunk)
+        else:
+            for piece in pieces:
+                self.sse({"model": "split", "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            self.sse({"model": "split", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}})
+            self.event("[DONE]")
+        return
+    if route in ("key-escaped", "key-escaped-stream"):
+        # The key spelled with JSON escapes inside the answer's text (a model quoting JSON), mixed:
+        # \uXXXX in lower- and upper-case hex, plain characters; once written as an escape in the
+        # wire JSON itself (decoded to the key by the client), once as text that holds the escapes.
+        def escaped(key, salt):
+            return "".join(("\\u%04x" if (i + salt) % 3 == 0 else "\\u%04X" if (i + salt) % 3 == 1 else "%s") % (c if (i + salt) % 3 == 2 else ord(c))
+                           for i, c in enumerate(key))
+        text = "as text " + escaped(k, 0) + " and " + escaped(k.upper(), 1) + " end"
+        if route == "key-escaped":
+            body = {
+                "gemini": {"modelVersion": "m", "candidates": [{"content": {"parts": [{"text": text + " @@WIRE@@"}]}, "finishReason": "STOP"}],
+                           "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}},
+                "anthropic": {"type": "message", "role": "assistant", "model": "m", "content": [{"type": "text", "text": text + " @@WIRE@@"}],
+                              "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}},
+                "openai": {"id": "c", "object": "chat.completion", "model": "m",
+                           "choices": [{"index": 0, "message": {"role": "assistant", "content": text + " @@WIRE@@"}, "finish_reason": "stop"}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+            }[provider]
+            raw = json.dumps(body).replace("@@WIRE@@", escaped(k, 2))
+            return self.send_body(200, raw.encode())
+        pieces = [text[i:i + 5] for i in range(0, len(text), 5)]
         self.start_stream()
         if provider == "anthropic":
             self.sse({"type": "message_start", "message": {"model": "split", "usage": {"input_tokens": 1, "output_tokens": 0}}}, "message_start")

@@ -6,8 +6,9 @@
 /// its rows (`init(metrics:)`), so both print one shape of figures.
 ///
 /// A record counts under the model that answered it (its last response's model, else the model
-/// its cost names); a command that failed before any answer names no model in its record and
-/// counts under the provider with model `""` (shown as "(no answer)").
+/// its cost names). A command that failed before any answer names no model in its record: it
+/// counts in the totals and in `failures` by kind, and in `failedBeforeAnswer` (by kind), not in
+/// a row — a row is a model, and there is none to name.
 public struct RunReport: Sendable {
     /// Coarse latency bins for a distribution, in milliseconds: each bin holds values below
     /// its bound and at or above the previous one; the last holds the rest.
@@ -110,6 +111,13 @@ public struct RunReport: Sendable {
     public private(set) var badLines: [BadLine] = []
     private var rowsByKey: [Key: Row] = [:]
     private var failureKinds: [String: FailureKind] = [:]
+    private var unanswered: [String: Int] = [:]
+
+    /// Commands that failed before any model answered (their records name no model), by error
+    /// kind, the most frequent first. They are in `totals` and `failures`, in no row.
+    public var failedBeforeAnswer: [(kind: String, count: Int)] {
+        unanswered.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { (kind: $0.key, count: $0.value) }
+    }
 
     private struct Key: Hashable {
         var provider: String
@@ -252,6 +260,10 @@ public struct RunReport: Sendable {
             failureKinds[kind] = entry
         }
 
+        if !succeeded && model.isEmpty, let kind {
+            unanswered[kind] = unanswered[kind, default: 0].addingSaturating(1)
+            return nil
+        }
         let key = Key(provider: provider, model: model)
         let own = rowsByKey[key] != nil || rowsByKey.count - (rowsByKey[Self.othersKey] == nil ? 0 : 1) < Self.maxRows
         let rowKey = own ? key : Self.othersKey

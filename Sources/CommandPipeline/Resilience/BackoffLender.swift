@@ -12,6 +12,17 @@ public protocol BackoffLender: Sendable {
     func backoffStarted()
     /// The wait is over (or was cancelled): returns when the command may go on working.
     func backoffEnded() async
+    /// The current command starts waiting for a rate limiter (`RateLimitUnit`). It keeps what
+    /// it holds (every other command would wait too): this is for counting, e.g. the progress
+    /// line's "waiting on rate limit". By default nothing.
+    func rateLimitWaitStarted()
+    /// The rate limiter's wait is over (granted or cancelled). By default nothing.
+    func rateLimitWaitEnded()
+}
+
+extension BackoffLender {
+    public func rateLimitWaitStarted() {}
+    public func rateLimitWaitEnded() {}
 }
 
 /// The lender of the task a command runs in, if its runner set one.

@@ -80,13 +80,18 @@ public final class RateLimiter: Sendable {
         case wait(until: Duration)
     }
 
-    /// Waits until one request of `tokens` estimated tokens fits, then takes it.
-    public func acquire(tokens: Int) async throws -> Ticket {
+    /// Waits until one request of `tokens` estimated tokens fits, then takes it. `willWait`
+    /// hears each wait before it starts, with its length, so a wait is known (recorded, counted)
+    /// while it lasts, not only once it is over.
+    public func acquire(tokens: Int, willWait: (Duration) -> Void = { _ in }) async throws -> Ticket {
         while true {
             let now = clock.now
             switch decide(tokens: tokens, now: now) {
             case .granted(let ticket): return ticket
-            case .wait(let until): try await clock.sleep(until: max(until, now + .nanoseconds(1)))
+            case .wait(let until):
+                let deadline = max(until, now + .nanoseconds(1))
+                willWait(deadline - now)
+                try await clock.sleep(until: deadline)
             }
         }
     }

@@ -65,24 +65,25 @@ public final class JSONLinesFileSink: ResultSink {
     public func enabled(for delivery: ResultDelivery) -> Bool { filter?(delivery) ?? true }
 
     public func deliver(_ delivery: ResultDelivery) async throws {
-        var line = delivery.record
-        line.append(0x0a)
         let path = self.path
         try file.withLock { fd throws(WriteError) in
             guard fd >= 0 else { throw WriteError(operation: "write to", path: path, errno: EBADF) }
             var written = 0
-            let failure: Int32? = line.withUnsafeBytes { raw in
-                while written < raw.count {
-                    let n = write(fd, raw.baseAddress! + written, raw.count - written)
-                    if n > 0 {
-                        written += n
-                    } else if n < 0 && errno == EINTR {
-                        continue
-                    } else {
-                        return n < 0 ? errno : EIO
-                    }
+            var failure: Int32?
+            if delivery.record.count < 1 << 16 {
+                // One write of the line.
+                var line: [UInt8] = []
+                line.reserveCapacity(delivery.record.count + 1)
+                line.append(contentsOf: delivery.record)
+                line.append(0x0a)
+                failure = line.withUnsafeBytes { Self.writeAll($0, to: fd, written: &written) }
+            } else {
+                // A large record from the bytes the run holds (not copied), then its newline.
+                failure = delivery.record.withUnsafeBytes { Self.writeAll($0, to: fd, written: &written) }
+                if failure == nil {
+                    let newline: UInt8 = 0x0a
+                    failure = withUnsafeBytes(of: newline) { Self.writeAll($0, to: fd, written: &written) }
                 }
-                return nil
             }
             if let failure {
                 // Keep every line whole: take back the part of this one the kernel accepted.
@@ -93,6 +94,23 @@ public final class JSONLinesFileSink: ResultSink {
                 throw WriteError(operation: "write to", path: path, errno: failure)
             }
         }
+    }
+
+    /// Writes all of `raw`, adding what the kernel took to `written`; the errno that stopped it, or nil.
+    private static func writeAll(_ raw: UnsafeRawBufferPointer, to fd: Int32, written: inout Int) -> Int32? {
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n > 0 {
+                offset += n
+                written += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return n < 0 ? errno : EIO
+            }
+        }
+        return nil
     }
 
     /// Flushes the file to disk and closes it.

@@ -30,6 +30,10 @@ public protocol ResultSink: Sendable {
     /// Longest one `deliver` or `finish` call of this sink may take; nil (the default): the
     /// dispatcher's timeout.
     var callTimeout: Duration? { get }
+    /// True when `deliver` never waits (it only appends to a bounded buffer of the sink's own, a
+    /// thread of its own writes it): the dispatcher then calls it without a timeout of its own.
+    /// False by default.
+    var deliversWithoutWaiting: Bool { get }
 }
 
 extension ResultSink {
@@ -37,6 +41,7 @@ extension ResultSink {
     public func enabled(for delivery: ResultDelivery) -> Bool { true }
     public func finish() async throws {}
     public var callTimeout: Duration? { nil }
+    public var deliversWithoutWaiting: Bool { false }
 }
 
 /// One finished command, as sinks receive it. It depends on nothing inside the engine: the
@@ -56,15 +61,20 @@ public struct ResultDelivery: Sendable, Hashable {
     /// The command's position in its input (0-based).
     public let index: Int
     public let status: Status
-    /// The result record as UTF-8 JSON, without a trailing newline.
-    public let record: [UInt8]
+    /// The result record as UTF-8 JSON, without a trailing newline. A slice: the CLI hands on
+    /// the bytes of the line it wrote (a large answer is held once, not once per reader).
+    public let record: ArraySlice<UInt8>
 
-    public init(runID: String, commandID: String, index: Int, status: Status, record: [UInt8]) {
+    public init(runID: String, commandID: String, index: Int, status: Status, record: ArraySlice<UInt8>) {
         self.runID = runID
         self.commandID = commandID
         self.index = index
         self.status = status
         self.record = record
+    }
+
+    public init(runID: String, commandID: String, index: Int, status: Status, record: [UInt8]) {
+        self.init(runID: runID, commandID: commandID, index: index, status: status, record: record[...])
     }
 
     /// The delivery of a command's outcome, with the record `ResultWriter` writes for it.

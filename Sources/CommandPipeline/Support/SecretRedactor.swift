@@ -9,19 +9,27 @@
 /// redacted. Every real key of the supported providers is far longer (39 to 108 characters).
 ///
 /// A secret is matched in every spelling a server may echo: as is, percent-encoded (only the
-/// characters URL encoding changes, or every byte as `%XX`) and JSON-escaped (`\/`), ignoring
-/// case (so `%2d`/`%2D` and an upper-cased echo are caught too). Each occurrence becomes
-/// `<redacted>`.
+/// characters URL encoding changes, or every byte as `%XX`), and with any of its characters
+/// JSON-escaped — `\uXXXX` with upper- or lower-case hex (a surrogate pair beyond U+FFFF), or
+/// the short escapes `\/ \" \\ \b \f \n \r \t`, their backslash escaped again any number of times
+/// (`\\u0073`: escaped text inside a JSON body) — in any mix, ignoring ASCII case (so `%2d`/`%2D`,
+/// `\u0041`/`a` and an upper-cased echo are caught too). Each occurrence becomes `<redacted>`.
+/// The escapes are matched, not enumerated: a 40-character key has 2^40 mixed spellings.
 public struct SecretRedactor: Sendable, Hashable {
     /// Values shorter than this (in UTF-8 bytes) are placeholders, not secrets.
     public static let minimumSecretLength = 12
     /// What replaces a secret.
     public static let marker = "<redacted>"
 
-    /// Every spelling of every secret, longest first; empty when there is nothing to redact.
+    /// Every plain spelling of every secret (as is, percent-encoded), longest first; empty when
+    /// there is nothing to redact. Each is also matched with any of its characters JSON-escaped.
     public let spellings: [String]
-    /// UTF-8 bytes of the longest spelling (0 when inactive): a stream holds back fewer than this.
+    /// UTF-8 bytes of the longest text that can spell a secret (every character escaped; 0 when
+    /// inactive): a stream holds back fewer than this, a preview redacts this much beyond its cut.
     public let longestSpelling: Int
+    /// Each spelling as the ways its characters may be written: `patterns[s][k]` lists the
+    /// byte sequences (ASCII letters lower-cased) that write character `k` of spelling `s`.
+    private let patterns: [[[[UInt8]]]]
 
     /// A redactor for `secrets`; values that are not secrets (see `isSecret`) are ignored.
     public init(secrets: [String]) {
@@ -29,7 +37,9 @@ public struct SecretRedactor: Sendable, Hashable {
         for secret in secrets where Self.isSecret(secret) { forms += Self.spellings(of: secret) }
         var seen = Set<String>()
         spellings = forms.filter { seen.insert($0.lowercased()).inserted }.sorted { $0.utf8.count > $1.utf8.count }
-        longestSpelling = spellings.first?.utf8.count ?? 0
+        patterns = spellings.map(Self.pattern(of:))
+        // An escape counted with one backslash more (escaped once again: JSON text inside JSON).
+        longestSpelling = patterns.map { $0.reduce(0) { $0 + ($1.map { Self.isNestable($0) ? $0.count + 1 : $0.count }.max() ?? 0) } }.max() ?? 0
     }
 
     /// Nothing to redact.
@@ -50,8 +60,8 @@ public struct SecretRedactor: Sendable, Hashable {
     public func redact(_ text: String) -> String {
         guard isActive, !text.isEmpty else { return text }
         var text = text
-        for form in spellings where text.utf8.count >= form.utf8.count {
-            text = Self.replacing(form, in: text)
+        for pattern in patterns {
+            text = Self.replacing(pattern, in: text)
         }
         return text
     }
@@ -68,7 +78,7 @@ public struct SecretRedactor: Sendable, Hashable {
         return String(redacted.prefix(limit)) + "…"
     }
 
-    /// Every spelling of one secret.
+    /// Every plain spelling of one secret (JSON escapes are matched on top of each).
     static func spellings(of value: String) -> [String] {
         var forms = [value]
         var encoded = ""
@@ -82,35 +92,109 @@ public struct SecretRedactor: Sendable, Hashable {
         }
         forms.append(encoded)
         forms.append(full)
-        forms.append(value.replacingOccurrences(of: "/", with: "\\/"))
         return forms
     }
 
-    /// `text` with every occurrence of `form` replaced, scanning left to right; ASCII letters
-    /// match either case. Works on UTF-8 bytes: an ASCII byte never occurs inside a multi-byte
-    /// character, so a match always lies on character boundaries.
-    private static func replacing(_ form: String, in text: String) -> String {
-        let needle = Array(form.utf8).map(fold)
-        guard let first = needle.first else { return text }
+    /// The ways each character of `spelling` may be written: as is (UTF-8), as `\uXXXX` (a
+    /// surrogate pair beyond U+FFFF), and as its short JSON escape when it has one. Lower-cased:
+    /// the text is folded the same way when compared, so either case of letters and hex matches.
+    private static func pattern(of spelling: String) -> [[[UInt8]]] {
+        spelling.unicodeScalars.map { scalar in
+            var ways: [[UInt8]] = [Array(String(scalar).utf8).map(fold)]
+            func escape(_ unit: UInt32) -> [UInt8] {
+                let hex = String(unit, radix: 16)
+                return Array(("\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex).utf8)
+            }
+            if scalar.value > 0xFFFF {
+                let v = scalar.value - 0x10000
+                ways.append(escape(0xD800 + (v >> 10)) + escape(0xDC00 + (v & 0x3FF)))
+            } else {
+                ways.append(escape(scalar.value))
+                if Character(scalar).isLetter && scalar.isASCII {
+                    // `\u0041` spells `A`, which matches `a` ignoring case.
+                    let other = scalar.value ^ 0x20
+                    ways.append(escape(other))
+                }
+            }
+            let short: [Unicode.Scalar: String] = ["/": "\\/", "\"": "\\\"", "\\": "\\\\", "\u{8}": "\\b", "\u{c}": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"]
+            if let form = short[scalar] { ways.append(Array(form.utf8)) }
+            return ways
+        }
+    }
+
+    /// How a match attempt ended.
+    private enum Match {
+        /// The whole spelling, ending before this byte offset.
+        case whole(Int)
+        /// The text ended while it still agreed with the spelling: it may begin a secret.
+        case beginning
+        case none
+    }
+
+    /// Whether a way is an escape whose backslash may itself be escaped, any number of times
+    /// (`\\u0073` is `\u0073` written inside JSON once more): every escape but `\\` itself.
+    @inline(__always) private static func isNestable(_ way: [UInt8]) -> Bool {
+        way.count > 1 && way[0] == 0x5c && way[1] != 0x5c
+    }
+
+    /// Whether one spelling (`pattern`) is written at `start` of `bytes`, each character in any
+    /// of its ways (trying the others when one leads nowhere).
+    private static func match(_ pattern: [[[UInt8]]], in bytes: UnsafeBufferPointer<UInt8>, at start: Int) -> Match {
+        func from(_ k: Int, _ i: Int) -> Match {
+            if k == pattern.count { return .whole(i) }
+            var sawBeginning = false
+            for way in pattern[k] {
+                var t = i
+                var j = 0
+                if isNestable(way) && t < bytes.count && bytes[t] == 0x5c {
+                    // One backslash or a run of them, then the rest of the escape.
+                    while t < bytes.count && bytes[t] == 0x5c { t += 1 }
+                    j = 1
+                }
+                while j < way.count && t < bytes.count && fold(bytes[t]) == way[j] {
+                    j += 1
+                    t += 1
+                }
+                if j == way.count {
+                    switch from(k + 1, t) {
+                    case .whole(let end): return .whole(end)
+                    case .beginning: sawBeginning = true
+                    case .none: break
+                    }
+                } else if t == bytes.count {
+                    sawBeginning = true
+                }
+            }
+            return sawBeginning ? .beginning : .none
+        }
+        return from(0, start)
+    }
+
+    /// Whether `byte` can be the first byte of some way of writing the first character of `pattern`.
+    @inline(__always) private static func canStart(_ pattern: [[[UInt8]]], _ byte: UInt8) -> Bool {
+        let folded = fold(byte)
+        for way in pattern[0] where way[0] == folded { return true }
+        return false
+    }
+
+    /// `text` with every occurrence of `pattern` replaced, scanning left to right. Works on UTF-8
+    /// bytes: every way of writing a character begins with an ASCII byte or a lead byte and ends
+    /// a character, so a match always lies on character boundaries.
+    private static func replacing(_ pattern: [[[UInt8]]], in text: String) -> String {
+        guard !pattern.isEmpty else { return text }
         var copy = text
         let replaced = copy.withUTF8 { bytes -> String? in
-            guard bytes.count >= needle.count else { return nil }
             var out: [UInt8] = []
             var copied = 0
             var i = 0
-            let last = bytes.count - needle.count
-            while i <= last {
-                if fold(bytes[i]) == first {
-                    var j = 1
-                    while j < needle.count && fold(bytes[i + j]) == needle[j] { j += 1 }
-                    if j == needle.count {
-                        if out.isEmpty { out.reserveCapacity(bytes.count) }
-                        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<i]))
-                        out.append(contentsOf: marker.utf8)
-                        i += needle.count
-                        copied = i
-                        continue
-                    }
+            while i < bytes.count {
+                if canStart(pattern, bytes[i]), case .whole(let end) = match(pattern, in: bytes, at: i) {
+                    if out.isEmpty { out.reserveCapacity(bytes.count) }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<i]))
+                    out.append(contentsOf: marker.utf8)
+                    i = end
+                    copied = end
+                    continue
                 }
                 i += 1
             }
@@ -122,6 +206,24 @@ public struct SecretRedactor: Sendable, Hashable {
     }
 
     @inline(__always) private static func fold(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte }
+
+    /// Where the earliest suffix of `text` that may begin a secret (agrees with some spelling,
+    /// in any of its ways, up to the end of the text) starts; `text.endIndex` when none does. A
+    /// complete spelling is not a beginning: it was redacted already.
+    func startOfPossibleSecret(in text: String) -> String.Index {
+        var copy = text
+        let best = copy.withUTF8 { bytes -> Int in
+            let first = max(0, bytes.count - longestSpelling)
+            for start in first..<bytes.count {
+                for pattern in patterns where Self.canStart(pattern, bytes[start]) {
+                    if case .beginning = Self.match(pattern, in: bytes, at: start) { return start }
+                }
+            }
+            return bytes.count
+        }
+        // Every way of writing a character begins with an ASCII byte or a lead byte: `best` is a scalar boundary.
+        return best == text.utf8.count ? text.endIndex : text.utf8.index(text.utf8.startIndex, offsetBy: best)
+    }
 }
 
 /// Text that arrives in pieces (a stream's deltas), redacted as a stream: a secret split across
@@ -159,36 +261,4 @@ public struct StreamRedaction: Sendable {
         let redacted = redactor.redact(pending)
         return String(redacted.unicodeScalars[..<redactor.startOfPossibleSecret(in: redacted)])
     }
-}
-
-extension SecretRedactor {
-    /// Where the longest suffix of `text` that is the beginning of some spelling (ignoring ASCII
-    /// case) starts; `text.endIndex` when none is. A complete spelling is not a beginning: it was
-    /// redacted already.
-    func startOfPossibleSecret(in text: String) -> String.Index {
-        let bytes = Array(text.utf8)
-        var best = bytes.count
-        for form in spellings {
-            let needle = Array(form.utf8)
-            let longest = min(needle.count - 1, bytes.count)
-            guard longest > 0 else { continue }
-            // Suffix lengths from longest to shortest: the first that matches is this form's best.
-            for length in stride(from: longest, through: 1, by: -1) where bytes.count - length < best {
-                let start = bytes.count - length
-                var matches = true
-                for i in 0..<length where Self.foldByte(bytes[start + i]) != Self.foldByte(needle[i]) {
-                    matches = false
-                    break
-                }
-                if matches {
-                    best = start
-                    break
-                }
-            }
-        }
-        // A spelling begins with an ASCII byte or a UTF-8 lead byte: `best` is a scalar boundary.
-        return best == bytes.count ? text.endIndex : text.utf8.index(text.utf8.startIndex, offsetBy: best)
-    }
-
-    @inline(__always) static func foldByte(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte }
 }

@@ -1,6 +1,9 @@
 /// Holds each attempt until the rate limiters grant it: the engine's (`--rate-limit-rpm/tpm`,
 /// and the pause after a provider's 429) and the plan's own `rate_constraint`. A grant is
-/// settled with the real usage; a 429 pauses the limiters. Time spent waiting is recorded.
+/// settled with the real usage; a 429 pauses the limiters. Each wait is recorded (a `waiting`
+/// event with its length) **before** it starts, so it is seen while the attempt it delays is
+/// held, and the command's `BackoffScope.lender` hears when a command starts and stops waiting
+/// (the CLI's progress line counts them).
 ///
 /// When there is nothing to decide — no plan limit, and an engine limiter without limits that
 /// has seen no 429 (`isIdle`) — the unit does not apply and costs the call nothing. The retry
@@ -26,22 +29,32 @@ public struct RateLimitUnit: ChainUnit {
         if limiters.isEmpty { return await next(input) }
         let tokens = limiters.contains { $0.tokensPerMinute != nil } ? input.state.estimatedTokens(call: input.callIndex) : 0
         var tickets: [(RateLimiter, RateLimiter.Ticket)] = []
-        var waited = Duration.zero
+        let lender = BackoffScope.lender
+        var waiting = false
+        defer { if waiting { lender?.rateLimitWaitEnded() } }
         for limiter in limiters {
             // Time is only counted when the limiter really makes the call wait.
             if let ticket = limiter.tryAcquire(tokens: tokens) {
                 tickets.append((limiter, ticket))
                 continue
             }
-            let start = clock.now
             do {
-                tickets.append((limiter, try await limiter.acquire(tokens: tokens)))
-                waited += clock.now - start
+                let ticket = try await limiter.acquire(tokens: tokens) { wait in
+                    input.log.record(.waiting(call: input.callIndex, reason: .rateLimit, duration: wait))
+                    if !waiting {
+                        waiting = true
+                        lender?.rateLimitWaitStarted()
+                    }
+                }
+                tickets.append((limiter, ticket))
             } catch {
                 return .failure(input.cancelled())
             }
         }
-        if waited > .zero { input.log.record(.waiting(call: input.callIndex, reason: .rateLimit, duration: waited)) }
+        if waiting {
+            waiting = false
+            lender?.rateLimitWaitEnded()
+        }
         let result = await next(input)
         switch result {
         case .success(let response):
