@@ -91,10 +91,12 @@ public struct LogSummary: Sendable {
     static func folds(_ kind: PipelineEvent.Kind) -> Bool {
         switch kind {
         case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: false
+        // The call's response carries its tool calls; the event is for readers of the log.
+        case .toolCall: false
         // A failed attempt matters to the telemetry only when its answer was billed or re-asked.
         case .attemptFailed(_, _, let error, _): error.billedUsage != nil || error.kind == .invalidOutput
         case .stageFinished, .uploadPerformed, .uploadReused, .uploadSkipped, .cacheCreated, .cacheReused, .cacheSkipped, .attemptStarted,
-            .waiting, .cacheBypassed, .textDelta, .callFinished, .callFailed, .fallbackStarted:
+            .waiting, .cacheBypassed, .responseCache, .textDelta, .callFinished, .callFailed, .fallbackStarted:
             true
         }
     }
