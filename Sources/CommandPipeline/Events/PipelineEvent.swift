@@ -44,6 +44,12 @@ public struct PipelineEvent: Sendable {
         case waiting(call: Int, reason: WaitReason, duration: Duration)
         /// A call that used the cache failed and is tried once more with the shared parts themselves.
         case cacheBypassed(call: Int)
+        /// A router sent this attempt of call `call` to `deployment`, as `model` on `provider`.
+        case attemptRouted(call: Int, deployment: String, provider: String, model: String)
+        /// This attempt's failure opened `deployment`'s circuit breaker for `cooldown`.
+        case deploymentOpened(deployment: String, cooldown: Duration)
+        /// This attempt, the half-open probe, closed `deployment`'s breaker after `openFor`.
+        case deploymentClosed(deployment: String, openFor: Duration)
         /// A piece of a call's answer, as it streams. A call's deltas concatenated are its final text.
         case textDelta(call: Int, text: String)
         case callFinished(CallResponse)
@@ -76,7 +82,7 @@ extension PipelineEvent.Kind {
     public static let types = [
         "command_started", "stage_started", "stage_finished", "upload_performed", "upload_reused", "upload_skipped",
         "cache_created", "cache_reused", "cache_skipped", "attempt_started", "attempt_failed", "waiting", "cache_bypassed",
-        "text_delta", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
+        "attempt_routed", "deployment_opened", "deployment_closed", "text_delta", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
     ]
 
     public var type: String {
@@ -94,6 +100,9 @@ extension PipelineEvent.Kind {
         case .attemptFailed: "attempt_failed"
         case .waiting: "waiting"
         case .cacheBypassed: "cache_bypassed"
+        case .attemptRouted: "attempt_routed"
+        case .deploymentOpened: "deployment_opened"
+        case .deploymentClosed: "deployment_closed"
         case .textDelta: "text_delta"
         case .callFinished: "call_finished"
         case .callFailed: "call_failed"

@@ -66,7 +66,7 @@ public struct LogSummary: Sendable {
             if primaryFinished == nil { primaryFinished = finished }
             finished = []
             phase += 1
-        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: break
+        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed, .attemptRouted, .deploymentOpened, .deploymentClosed: break
         }
     }
 
@@ -98,7 +98,7 @@ public struct LogSummary: Sendable {
     /// Whether `add` does anything with `kind` (the log keeps nothing else of an unread event).
     static func folds(_ kind: PipelineEvent.Kind) -> Bool {
         switch kind {
-        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: false
+        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed, .attemptRouted, .deploymentOpened, .deploymentClosed: false
         // A failed attempt matters to the telemetry only when its answer was billed.
         case .attemptFailed(_, _, let error, _): error.billedUsage != nil || error.kind == .invalidOutput
         // The telemetry stage reads the fold, so its own time ends after the telemetry was

@@ -40,6 +40,10 @@ public struct EngineConfiguration: Sendable {
     /// engine is made; a call's `config.max_repairs` wins). After the last, the call fails with
     /// `invalid_output`.
     public var maxRepairs: Int = 1
+    /// Deployments of logical models (`--deployments`): calls naming one of the router's models
+    /// go to its deployments, any other model to the engine's provider (`RoutedProvider`,
+    /// `Design/routing.md`). Give the router the engine's clock.
+    public var router: Router?
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),

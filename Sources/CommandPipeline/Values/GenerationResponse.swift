@@ -9,6 +9,9 @@ public struct GenerationResponse: Sendable, Hashable {
     /// The answer's JSON value, when the call's `response_format` asks for JSON and the answer
     /// conforms (set by `RepairUnit`).
     public var parsed: JSONValue?
+    /// The router's deployment that answered, and its provider (`RoutedProvider`); nil without a router.
+    public var deployment: String?
+    public var provider: String?
 
     public init(text: String, model: String, finishReason: String = "stop", usage: Usage, parsed: JSONValue? = nil) {
         self.parsed = parsed
@@ -30,6 +33,9 @@ public struct CallResponse: Sendable, Hashable {
     public var cost: Cost?
     /// The answer's JSON value under a JSON `response_format` (`GenerationResponse.parsed`).
     public var parsed: JSONValue?
+    /// The router's deployment that answered (`responses[i].deployment`) and its provider; nil without a router.
+    public var deployment: String?
+    public var provider: String?
 
     public init(callIndex: Int, text: String, model: String, finishReason: String, usage: Usage, cost: Cost? = nil, parsed: JSONValue? = nil) {
         self.parsed = parsed
@@ -48,5 +54,7 @@ public struct CallResponse: Sendable, Hashable {
         self.finishReason = response.finishReason
         self.usage = response.usage
         self.parsed = response.parsed
+        self.deployment = response.deployment
+        self.provider = response.provider
     }
 }

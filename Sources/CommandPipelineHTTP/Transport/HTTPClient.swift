@@ -118,8 +118,10 @@ public final class HTTPClient: Sendable {
 
     public func send(_ request: URLRequest) async throws -> Response {
         let request = Self.uncompressed(request)
-        if let http1, HTTP1Transport.handles(request) { return try await http1.send(request) }
-        return try await collect(start(session.dataTask(with: request)))
+        let response =
+            if let http1, HTTP1Transport.handles(request) { try await http1.send(request) } else { try await collect(start(session.dataTask(with: request))) }
+        ResponseHeadersObserver.report(response.headers)  // a router learns its deployment's limits
+        return response
     }
 
     /// Sends a request whose body is read from `file` as it goes out (never whole in memory).
@@ -131,8 +133,9 @@ public final class HTTPClient: Sendable {
     /// Cancelling the consumer (or the awaiting task) cancels the request.
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {
         let request = Self.uncompressed(request)
-        if let http1, HTTP1Transport.handles(request) { return try await http1.stream(request) }
-        return try await start(session.dataTask(with: request))
+        let response = if let http1, HTTP1Transport.handles(request) { try await http1.stream(request) } else { try await start(session.dataTask(with: request)) }
+        ResponseHeadersObserver.report(response.headers)
+        return response
     }
 
     /// Every request asks for an uncompressed answer (`Accept-Encoding: identity`), whatever the
