@@ -3,7 +3,7 @@
 
 Prints "PORT <n>" once listening. The first path segment names a deployment and its behaviour;
 the rest is the OpenAI path (`/<name>/v1/chat/completions`). The name's prefix sets the behaviour:
-  ok-*          200, "<name>: <last user text>"
+  ok-*          200, "<name>: <last user text>" (as server-sent events when the request streams)
   fail-*        500 always
   throttle-*    answers with x-ratelimit-remaining-requests / x-ratelimit-reset-requests headers
                 counting down a budget of 5 requests per window of 2 s; past it, 429 with
@@ -48,6 +48,23 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_stream(self, name, n, model, text, headers):
+        """The answer as server-sent events: one delta, the finish, the usage, [DONE]."""
+        base = {"id": "chatcmpl-%s-%d" % (name, n), "object": "chat.completion.chunk", "model": model}
+        events = [
+            dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]),
+            dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+            dict(base, choices=[], usage={"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}),
+        ]
+        data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
@@ -112,6 +129,9 @@ class Handler(BaseHTTPRequestHandler):
         text = "%s: %s" % (name, last_text(body.get("messages", [])))
         with LOCK:
             STATS[name]["answered"] += 1
+        if body.get("stream"):
+            self.send_stream(name, n, body.get("model", "?"), text, headers)
+            return
         self.send_json(200, {
             "id": "chatcmpl-%s-%d" % (name, n), "object": "chat.completion", "model": body.get("model", "?"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
