@@ -7,7 +7,7 @@ import Testing
 /// A deployment's server, in memory: answers, fails with a 500, or holds the call until the
 /// clock passes a time; counts what it was sent. `headers` are reported as an HTTP client does.
 final class Backend: GenerationCapability {
-    enum Mode: Sendable { case ok, fail500, invalid }
+    enum Mode: Sendable { case ok, fail500, invalid, rateLimited }
     let providerName: String
     let mode: Mutex<Mode>
     let requests = Atomic<Int>(0)
@@ -29,6 +29,7 @@ final class Backend: GenerationCapability {
         case .ok: return GenerationResponse(text: "from \(request.model)", model: request.model, usage: Usage(promptTokens: 1, completionTokens: 1))
         case .fail500: throw APIError(.providerError, "HTTP 500", provider: providerName, retryable: true, code: "500")
         case .invalid: throw APIError(.providerError, "HTTP 400 bad request", provider: providerName, retryable: false, code: "400")
+        case .rateLimited: throw APIError(.rateLimited, "HTTP 429", provider: providerName, retryable: true, retryAfter: .seconds(30))
         }
     }
 }
@@ -88,6 +89,17 @@ final class SharedCount: Sendable {
         let response = try #require(await engine.execute(command("x", model: "plain")).success?.responses.first)
         #expect(response.deployment == nil)
         #expect(other.count == 1 && routed.count == 0)
+    }
+
+    @Test func aFallbackCallNamingALogicalModelIsRouted() async throws {
+        let clock = ManualClock()
+        let down = Backend("mock", mode: .fail500), routed = Backend("anthropic")
+        let (engine, _) = try Self.engine([(Self.deployment("claude", provider: "anthropic"), routed)], clock: clock, fallback: down)
+        let outcome = await engine.run(command("x", model: "plain", fallback: APICall(model: "fast", parts: [.text("again")])))
+        let response = try #require(outcome.result.success?.responses.first)
+        #expect(outcome.telemetry.usedFallback)
+        #expect(response.deployment == "claude" && response.provider == "anthropic" && response.model == "claude-model")
+        #expect(down.count == 3 && routed.count == 1)
     }
 
     @Test func aFailingDeploymentGetsAHandfulOfRequestsPerCooldownAndEveryCommandSucceeds() async throws {
@@ -216,6 +228,27 @@ final class SharedCount: Sendable {
         clock.advance(by: .seconds(20))
         _ = await engine.execute(command("later", model: "fast"))
         #expect(spent.count == 2)
+    }
+
+    @Test func oneDeployments429SlowsThatDeploymentNotTheRun() async throws {
+        let clock = ManualClock()
+        let throttled = Backend(mode: .rateLimited), other = Backend()
+        let (engine, _) = try Self.engine([(Self.deployment("throttled", weight: 1000), throttled), (Self.deployment("other"), other)], clock: clock)
+        let done = SharedCount()
+        // Nothing here advances the clock: had the 429 paused the engine's limiter, the calls
+        // would wait on it. They must all be answered by "other" without a wait.
+        let task = Task {
+            for i in 0..<20 where await engine.execute(command("c\(i)", model: "fast")).success?.responses.first?.deployment == "other" { done.add() }
+        }
+        var yields = 0
+        while done.count < 20 && yields < 200_000 {
+            await Task.yield()
+            yields += 1
+        }
+        #expect(done.count == 20, "every command answered by the other deployment without waiting for the clock")
+        #expect(throttled.count == 1, "its limiter holds the throttled deployment until its Retry-After")
+        task.cancel()  // ends anything that did wait, so the test ends either way
+        await task.value
     }
 
     @Test func headerLimitsAreParsedAndRangeChecked() {

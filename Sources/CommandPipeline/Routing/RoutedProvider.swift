@@ -38,14 +38,22 @@ public struct RoutedProvider: GenerationCapability {
         var routed = request
         routed.model = deployment.model
         let start = router.clock.now
-        let result: Result<GenerationResponse, APIError>
-        do {
-            result = .success(try await ResponseHeadersObserver.$current.withValue(learner(pick.index)) { try await router.adapters[pick.index].generate(routed) })
-        } catch {
-            result = .failure(APIError(wrapping: error, provider: deployment.provider, context: "deployment '\(deployment.name)'"))
-        }
+        let result = await send(routed, to: pick.index)
         _ = router.finish(pick, result: result, latency: router.clock.now - start)
         return try result.map { stamped($0, deployment) }.get()
+    }
+
+    /// The request through deployment `index`'s adapter, its answer's headers reported to the router
+    /// (`@concurrent` for the task-local, as `run`).
+    @concurrent private func send(_ request: GenerationRequest, to index: Int) async -> Result<GenerationResponse, APIError> {
+        let deployment = router.deployments[index]
+        do {
+            let adapter = router.adapters[index]
+            let observer = learner(index)  // bound in this frame, not a temporary of the call
+            return .success(try await ResponseHeadersObserver.$current.withValue(observer) { try await adapter.generate(request) })
+        } catch {
+            return .failure(APIError(wrapping: error, provider: deployment.provider, context: "deployment '\(deployment.name)'"))
+        }
     }
 
     private func learner(_ index: Int) -> @Sendable ([String: String]) -> Void {
@@ -60,8 +68,11 @@ public struct RoutedProvider: GenerationCapability {
         return response
     }
 
-    /// One attempt of a routed call, from the call chain.
-    func run(_ input: CallInput, group: Router.Group) async -> Result<GenerationResponse, APIError> {
+    /// One attempt of a routed call, from the call chain. `@concurrent`: binding the task-local
+    /// header observer from a caller-isolated (`nonisolated(nonsending)`) frame crashed the
+    /// release build (`swift_task_localValuePush`); off any actor the engine's tasks already run
+    /// on the global executor, so the hop costs nothing there.
+    @concurrent func run(_ input: CallInput, group: Router.Group) async -> Result<GenerationResponse, APIError> {
         let tokens = group.countsTokens ? GenerateStage.estimatedTokens(for: input.state, call: input.callIndex) : 0
         let pick: Router.Pick
         do {
@@ -77,7 +88,8 @@ public struct RoutedProvider: GenerationCapability {
         request.model = deployment.model
         let routed = input.routed(to: router.adapters[pick.index], request: request)
         let start = router.clock.now
-        var result = await ResponseHeadersObserver.$current.withValue(learner(pick.index)) { await ProviderCall.run(routed) }
+        let observer = learner(pick.index)  // bound in this frame, not a temporary of the call
+        var result = await ResponseHeadersObserver.$current.withValue(observer) { await ProviderCall.run(routed) }
         switch router.finish(pick, result: result, latency: router.clock.now - start) {
         case .opened(let cooldown): input.log.record(.deploymentOpened(deployment: deployment.name, cooldown: cooldown))
         case .closed(let openFor): input.log.record(.deploymentClosed(deployment: deployment.name, openFor: openFor))

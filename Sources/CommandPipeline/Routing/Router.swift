@@ -148,6 +148,7 @@ public final class Router: Sendable {
                 state.slots[i].breaker.startProbe()
                 state.slots[i].inFlight += 1
                 state.slots[i].calls = state.slots[i].calls.addingSaturating(1)
+                if limiters[i].isIdle { return .go(Pick(index: i, probe: true, ticket: nil)) }
                 guard let ticket = limiters[i].tryAcquire(tokens: tokens) else { return .limited(i, probe: true) }
                 return .go(Pick(index: i, probe: true, ticket: ticket))
             case .refused(let end):
@@ -159,6 +160,11 @@ public final class Router: Sendable {
         while !candidates.isEmpty {
             let chosen = choose(among: candidates, state: &state)
             if first == nil { first = chosen }
+            // A limiter without limits that never saw a 429 grants everything: no lock to take.
+            if limiters[chosen].isIdle {
+                take(chosen, state: &state)
+                return .go(Pick(index: chosen, probe: false, ticket: nil))
+            }
             if let ticket = limiters[chosen].tryAcquire(tokens: tokens) {
                 take(chosen, state: &state)
                 return .go(Pick(index: chosen, probe: false, ticket: ticket))
@@ -214,7 +220,7 @@ public final class Router: Sendable {
         switch result {
         case .success(let response):
             if let ticket = pick.ticket { limiter.settle(ticket, actualTokens: response.usage.totalTokens) }
-            limiter.recordSuccess()
+            if !limiter.isIdle { limiter.recordSuccess() }
         case .failure(let error) where error.kind == .rateLimited:
             limiter.throttle(after: error)
         case .failure:
