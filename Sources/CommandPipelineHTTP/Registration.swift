@@ -46,6 +46,7 @@ extension OpenAIConfiguration {
             baseURL: baseURL, apiKey: APIKey.fromEnvironment(variable, in: options.environment), apiKeyVariable: variable,
             capabilities: options.capabilities.map { $0.union([.generation]) }, allowInsecureHTTP: options.allowInsecureHTTP)
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
+        responseHeaders = options.responseHeaders
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")
@@ -83,6 +84,7 @@ extension GeminiConfiguration {
         self.init(baseURL: baseURL, apiKey: found?.1, apiKeyVariable: found?.0 ?? variables[0], capabilities: options.capabilities)
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
+        responseHeaders = options.responseHeaders
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(

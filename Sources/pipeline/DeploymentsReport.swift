@@ -12,11 +12,15 @@ enum DeploymentsReport {
         case .success(let loaded): configuration = loaded
         }
         var adapters: [String: any GenerationCapability] = [:]
+        var relays: [String: ResponseHeadersRelay] = [:]
         for model in configuration.models.keys.sorted() {
             for (i, d) in configuration.models[model]!.enumerated() {
-                let providerOptions = ProviderOptions(
+                var providerOptions = ProviderOptions(
                     baseURL: d.baseURL, apiKeyEnvironmentVariable: d.apiKeyVariable, allowInsecureHTTP: options.allowInsecureHTTP,
                     maxConnectionsPerHost: Pipeline.connections(options), mock: Pipeline.mockConfiguration(options))
+                let relay = ResponseHeadersRelay()
+                providerOptions.responseHeaders = relay
+                relays[d.name] = relay
                 switch ProviderRegistry.withHTTPProviders.make(d.provider, options: providerOptions) {
                 case .failure(let error):
                     return .failure(UsageError(message: "option '--deployments \(path)': models.\(model)[\(i)] (\(d.name)): \(error.message)"))
@@ -25,7 +29,7 @@ enum DeploymentsReport {
             }
         }
         do throws(ConfigurationError) {
-            return .success(try Router(configuration: configuration, adapters: adapters))
+            return .success(try Router(configuration: configuration, adapters: adapters, relays: relays))
         } catch {
             return .failure(UsageError(message: "option '--deployments \(path)': \(error.message)"))
         }

@@ -12,6 +12,8 @@ final class Backend: GenerationCapability {
     let mode: Mutex<Mode>
     let requests = Atomic<Int>(0)
     let headers: Mutex<[String: String]>
+    /// Where answers' headers go, as an HTTP client's (`ProviderOptions.responseHeaders`).
+    let relay = ResponseHeadersRelay()
 
     init(_ provider: String = "openai", mode: Mode = .ok, headers: [String: String] = [:]) {
         providerName = provider
@@ -24,7 +26,7 @@ final class Backend: GenerationCapability {
 
     func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         requests.add(1, ordering: .relaxed)
-        ResponseHeadersObserver.report(headers.withLock { $0 })
+        relay.report(headers.withLock { $0 })
         switch mode.withLock({ $0 }) {
         case .ok: return GenerationResponse(text: "from \(request.model)", model: request.model, usage: Usage(promptTokens: 1, completionTokens: 1))
         case .fail500: throw APIError(.providerError, "HTTP 500", provider: providerName, retryable: true, code: "500")
@@ -52,8 +54,12 @@ final class SharedCount: Sendable {
     ) throws -> (PipelineEngine, Router) {
         let configuration = RouterConfiguration(models: ["fast": backends.map(\.0)], breaker: breaker)
         var adapters: [String: any GenerationCapability] = [:]
-        for (d, b) in backends { adapters[d.name] = b }
-        let router = try Router(configuration: configuration, adapters: adapters, clock: clock, seed: seed)
+        var relays: [String: ResponseHeadersRelay] = [:]
+        for (d, b) in backends {
+            adapters[d.name] = b
+            relays[d.name] = b.relay
+        }
+        let router = try Router(configuration: configuration, adapters: adapters, relays: relays, clock: clock, seed: seed)
         var engineConfiguration = EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .zero, jitter: 0))
         engineConfiguration.router = router
         return (try PipelineEngine(provider: fallback, configuration: engineConfiguration), router)

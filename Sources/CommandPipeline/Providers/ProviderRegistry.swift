@@ -43,6 +43,9 @@ public struct ProviderOptions: Sendable {
     /// (a run's commands × calls), so the client never queues what the run lets go. nil: 64.
     public var maxConnectionsPerHost: Int?
     public var mock: MockConfiguration
+    /// Where an HTTP adapter reports the headers of every answer (a router's deployment learns
+    /// its limits from them, `Design/routing.md`); nil: nowhere.
+    public var responseHeaders: ResponseHeadersRelay?
     public init(
         baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment, capabilities: Set<ProviderCapability>? = nil,

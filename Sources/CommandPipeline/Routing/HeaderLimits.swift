@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What a provider's answer says about its limits: OpenAI's `x-ratelimit-remaining-requests`,
 /// `-tokens` and `x-ratelimit-reset-requests`, `-tokens` (`1s`, `6m0s`, `20ms`), Anthropic's
@@ -111,14 +112,23 @@ public struct HeaderLimits: Sendable, Hashable {
     }
 }
 
-/// Hands the headers of each HTTP answer to whoever routes the call: the HTTP client reports
-/// every response head here (`report`), and the router binds `current` around a call to learn
-/// its deployment's limits. Unbound (no router), a report costs one task-local read.
-public enum ResponseHeadersObserver {
-    @TaskLocal public static var current: (@Sendable ([String: String]) -> Void)?
+/// Hands the headers of each HTTP answer of one deployment's adapter to its router: the HTTP
+/// client holds the relay (`ProviderOptions.responseHeaders`) and reports every response head;
+/// the router connects it to the deployment (`Router(…, relays:)`). A plain object, not a
+/// task-local: binding a task-local around each call crashed the release build
+/// (`swift_task_localValuePush`, Swift 6.3.1, with `NonisolatedNonsendingByDefault`).
+public final class ResponseHeadersRelay: Sendable, Hashable {
+    private let target = Mutex<(@Sendable ([String: String]) -> Void)?>(nil)
 
-    @inline(__always)
-    public static func report(_ headers: [String: String]) {
-        if let current { current(headers) }
+    public init() {}
+
+    /// Called by the HTTP client with each answer's headers (names lowercased).
+    public func report(_ headers: [String: String]) {
+        if let target = target.withLock({ $0 }) { target(headers) }
     }
+
+    func connect(_ receiver: @escaping @Sendable ([String: String]) -> Void) { target.withLock { $0 = receiver } }
+
+    public static func == (lhs: ResponseHeadersRelay, rhs: ResponseHeadersRelay) -> Bool { lhs === rhs }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }

@@ -43,22 +43,14 @@ public struct RoutedProvider: GenerationCapability {
         return try result.map { stamped($0, deployment) }.get()
     }
 
-    /// The request through deployment `index`'s adapter, its answer's headers reported to the router
-    /// (`@concurrent` for the task-local, as `run`).
-    @concurrent private func send(_ request: GenerationRequest, to index: Int) async -> Result<GenerationResponse, APIError> {
+    /// The request through deployment `index`'s adapter.
+    private func send(_ request: GenerationRequest, to index: Int) async -> Result<GenerationResponse, APIError> {
         let deployment = router.deployments[index]
         do {
-            let adapter = router.adapters[index]
-            let observer = learner(index)  // bound in this frame, not a temporary of the call
-            return .success(try await ResponseHeadersObserver.$current.withValue(observer) { try await adapter.generate(request) })
+            return .success(try await router.adapters[index].generate(request))
         } catch {
             return .failure(APIError(wrapping: error, provider: deployment.provider, context: "deployment '\(deployment.name)'"))
         }
-    }
-
-    private func learner(_ index: Int) -> @Sendable ([String: String]) -> Void {
-        let router = router
-        return { headers in router.learn(index, headers: headers) }
     }
 
     private func stamped(_ response: GenerationResponse, _ deployment: Deployment) -> GenerationResponse {
@@ -68,11 +60,8 @@ public struct RoutedProvider: GenerationCapability {
         return response
     }
 
-    /// One attempt of a routed call, from the call chain. `@concurrent`: binding the task-local
-    /// header observer from a caller-isolated (`nonisolated(nonsending)`) frame crashed the
-    /// release build (`swift_task_localValuePush`); off any actor the engine's tasks already run
-    /// on the global executor, so the hop costs nothing there.
-    @concurrent func run(_ input: CallInput, group: Router.Group) async -> Result<GenerationResponse, APIError> {
+    /// One attempt of a routed call, from the call chain.
+    func run(_ input: CallInput, group: Router.Group) async -> Result<GenerationResponse, APIError> {
         let tokens = group.countsTokens ? GenerateStage.estimatedTokens(for: input.state, call: input.callIndex) : 0
         let pick: Router.Pick
         do {
@@ -88,8 +77,7 @@ public struct RoutedProvider: GenerationCapability {
         request.model = deployment.model
         let routed = input.routed(to: router.adapters[pick.index], request: request)
         let start = router.clock.now
-        let observer = learner(pick.index)  // bound in this frame, not a temporary of the call
-        var result = await ResponseHeadersObserver.$current.withValue(observer) { await ProviderCall.run(routed) }
+        var result = await ProviderCall.run(routed)
         switch router.finish(pick, result: result, latency: router.clock.now - start) {
         case .opened(let cooldown): input.log.record(.deploymentOpened(deployment: deployment.name, cooldown: cooldown))
         case .closed(let openFor): input.log.record(.deploymentClosed(deployment: deployment.name, openFor: openFor))

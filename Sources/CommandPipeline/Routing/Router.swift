@@ -52,9 +52,12 @@ public final class Router: Sendable {
 
     /// - Parameters:
     ///   - adapters: the provider of each deployment, by deployment name.
+    ///   - relays: by deployment name, the relay its adapter reports answers' headers to
+    ///     (`ProviderOptions.responseHeaders`): the deployment learns its limits from them.
     ///   - seed: makes the weighted choice repeatable (tests); nil: seeded from the system.
     public init(
-        configuration: RouterConfiguration, adapters: [String: any GenerationCapability], clock: any PipelineClock = SystemClock(), seed: UInt64? = nil
+        configuration: RouterConfiguration, adapters: [String: any GenerationCapability], relays: [String: ResponseHeadersRelay] = [:],
+        clock: any PipelineClock = SystemClock(), seed: UInt64? = nil
     ) throws(ConfigurationError) {
         if let problem = configuration.problem { throw ConfigurationError(field: "router.\(problem.path)", message: problem.message) }
         self.configuration = configuration
@@ -78,6 +81,9 @@ public final class Router: Sendable {
         self.groups = groups
         let breaker = CircuitBreaker(settings: configuration.breaker)
         state = Mutex(State(slots: Array(repeating: Slot(breaker: breaker), count: deployments.count), random: SplitMix64(seed: seed ?? UInt64.random(in: 0...UInt64.max))))
+        for (index, d) in deployments.enumerated() {
+            relays[d.name]?.connect { [weak self] headers in self?.learn(index, headers: headers) }
+        }
     }
 
     /// Whether `model` is one of the router's logical models.

@@ -24,6 +24,8 @@ public struct AnthropicConfiguration: Sendable {
     public var requestTimeout: TimeInterval
     /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
     public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+    /// Gets the headers of every answer (`ProviderOptions.responseHeaders`: a router's deployment).
+    public var responseHeaders: ResponseHeadersRelay?
     /// `max_tokens` sent when the command has none.
     public var defaultMaxTokens: Int
     /// Send the key over plain http to a host off this machine (`--allow-insecure-http`).
@@ -93,6 +95,7 @@ extension AnthropicConfiguration {
             capabilities: options.capabilities)
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
+        responseHeaders = options.responseHeaders
         if let problem = endpointProblem { throw problem }
         if apiKey == nil && !isLoopback {
             throw APIError(.invalidCommand, "no API key: set $\(variable) (or name another variable with --api-key-env); keys are never taken as flags")

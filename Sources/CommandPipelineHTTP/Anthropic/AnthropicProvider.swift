@@ -50,7 +50,8 @@ final class AnthropicCore: Sendable {
 
     init(configuration: AnthropicConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
+        client = HTTPClient(
+            requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, responseHeaders: configuration.responseHeaders)
         builder = AnthropicRequestBuilder(configuration: configuration, providerName: AnthropicProvider.name)
         errors = AnthropicErrorMapping(configuration: configuration, providerName: AnthropicProvider.name)
     }

@@ -17,6 +17,8 @@ public struct GeminiConfiguration: Sendable {
     public var requestTimeout: TimeInterval
     /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
     public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+    /// Gets the headers of every answer (`ProviderOptions.responseHeaders`: a router's deployment).
+    public var responseHeaders: ResponseHeadersRelay?
     /// After an upload, the file is polled until `ACTIVE`: first after `pollInterval`, then
     /// each wait doubled up to `maxPollInterval`, for at most `maxProcessingWait` in all.
     public var pollInterval: Duration

@@ -60,7 +60,8 @@ final class GeminiCore: Sendable {
 
     init(configuration: GeminiConfiguration) {
         self.configuration = configuration
-        client = HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
+        client = HTTPClient(
+            requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, responseHeaders: configuration.responseHeaders)
         builder = GeminiRequestBuilder(providerName: GeminiProvider.name)
         errors = GeminiErrorMapping(configuration: configuration, providerName: GeminiProvider.name)
     }

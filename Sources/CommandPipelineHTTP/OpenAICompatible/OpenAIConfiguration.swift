@@ -18,6 +18,8 @@ public struct OpenAIConfiguration: Sendable {
     public var requestTimeout: TimeInterval
     /// Connections the client may open to the server at once (`ProviderOptions.maxConnectionsPerHost`).
     public var maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+    /// Gets the headers of every answer (`ProviderOptions.responseHeaders`: a router's deployment).
+    public var responseHeaders: ResponseHeadersRelay?
     /// Longest time one request may take in all, however steadily the server trickles bytes
     /// (default 10 minutes). Past it the attempt fails with a retryable `timeout`.
     public var resourceTimeout: TimeInterval

@@ -43,7 +43,8 @@ final class OpenAICore: Sendable {
         self.configuration = configuration
         client = HTTPClient(
             requestTimeout: configuration.requestTimeout, resourceTimeout: configuration.resourceTimeout,
-            maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost)
+            maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost,
+            responseHeaders: configuration.responseHeaders)
         builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)
         errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
     }

@@ -85,10 +85,14 @@ public final class HTTPClient: Sendable {
     /// Connections to one host when nobody says how many requests will be in flight.
     public static let defaultMaxConnectionsPerHost = 64
 
+    /// Gets the headers of every answer (a router's deployment learns its limits from them).
+    let responseHeaders: ResponseHeadersRelay?
+
     public init(
         requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20,
-        maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost
+        maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost, responseHeaders: ResponseHeadersRelay? = nil
     ) {
+        self.responseHeaders = responseHeaders
         self.requestTimeout = requestTimeout
         self.resourceTimeout = resourceTimeout
         self.maxResponseBytes = max(0, maxResponseBytes)
@@ -120,7 +124,7 @@ public final class HTTPClient: Sendable {
         let request = Self.uncompressed(request)
         let response =
             if let http1, HTTP1Transport.handles(request) { try await http1.send(request) } else { try await collect(start(session.dataTask(with: request))) }
-        ResponseHeadersObserver.report(response.headers)  // a router learns its deployment's limits
+        responseHeaders?.report(response.headers)  // a router learns its deployment's limits
         return response
     }
 
@@ -134,7 +138,7 @@ public final class HTTPClient: Sendable {
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {
         let request = Self.uncompressed(request)
         let response = if let http1, HTTP1Transport.handles(request) { try await http1.stream(request) } else { try await start(session.dataTask(with: request)) }
-        ResponseHeadersObserver.report(response.headers)
+        responseHeaders?.report(response.headers)
         return response
     }
 
