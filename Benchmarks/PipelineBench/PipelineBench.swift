@@ -4,7 +4,7 @@ import Foundation
 /// The benchmark runner: `swift run -c release PipelineBench [--json] [--scenario NAME]`.
 @main
 struct PipelineBench {
-    static let scenarios = ["overhead", "parts", "fanout", "uploads", "cache", "faults", "cli"]
+    static let scenarios = ["overhead", "parts", "fanout", "uploads", "cache", "faults", "routing", "cli"]
 
     static func main() async {
         var json = false
@@ -51,6 +51,7 @@ struct PipelineBench {
             case "uploads": figures += await uploadsScenario(files: 16, latencyMs: 50)
             case "cache": figures += await cacheScenario(commands: 1000)
             case "faults": figures += await faultsScenario(commands: Int(ProcessInfo.processInfo.environment["FAULTS_N"] ?? "") ?? 100_000)
+            case "routing": figures += await routingScenario(commands: Int(ProcessInfo.processInfo.environment["ROUTING_N"] ?? "") ?? 100_000)
             case "cli": figures += cliScenario(commands: 1_000_000)
             default: break
             }

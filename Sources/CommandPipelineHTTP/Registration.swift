@@ -37,6 +37,7 @@ extension OpenAIConfiguration {
             capabilities: options.capabilities.map { $0.union([.generation]) }, allowInsecureHTTP: options.allowInsecureHTTP)
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         caFile = options.caFile.map { URL(fileURLWithPath: $0) }
+        responseHeaders = options.responseHeaders
         try EndpointRules.checkReady(baseURL: baseURL, hasKey: apiKey != nil, problem: endpointProblem, variables: [variable])
     }
 }
@@ -56,6 +57,7 @@ extension GeminiConfiguration {
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         caFile = options.caFile.map { URL(fileURLWithPath: $0) }
+        responseHeaders = options.responseHeaders
         try EndpointRules.checkReady(baseURL: baseURL, hasKey: apiKey != nil, problem: endpointProblem, variables: variables)
     }
 }

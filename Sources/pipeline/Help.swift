@@ -114,6 +114,9 @@ enum Help {
                                                                                default: a fresh one
       --models FILE             model catalog over the built-in one (limits, modalities, prices; JSON, see
                                 Design/extending.md); commands are checked before any call and priced after
+      --deployments FILE        logical models spread over deployments (providers, endpoints, keys; weights,
+                                rpm/tpm, circuit breakers; JSON, see Design/routing.md); other models go
+                                to --provider
       --max-cost USD            stop taking commands once spent plus in-flight estimates would pass USD;
                                 commands not started fail with budget_exceeded, 0–1000000   default: none
       --stats                   per provider and model at the end, on stderr: calls, failures by kind, retries,

@@ -53,6 +53,8 @@ struct RunOptions {
     var runID: String?
     /// A user model catalog (`--models FILE`) over the built-in one.
     var modelsFile: String?
+    /// Deployments of logical models (`--deployments FILE`, `Design/routing.md`).
+    var deploymentsFile: String?
     /// Spending limit in US dollars (`--max-cost`).
     var maxCostUSD: Double?
     /// Per-model metrics at the end of the run: a table on stderr (`--stats`), JSON in a file (`--stats-json`).
@@ -174,6 +176,7 @@ enum ArgumentParser {
         Spec(name: "--sink-timeout", takesValue: true, subcommands: ["run"]),
         Spec(name: "--run-id", takesValue: true, subcommands: ["run"]),
         Spec(name: "--models", takesValue: true, subcommands: ["run", "validate"]),
+        Spec(name: "--deployments", takesValue: true, subcommands: ["run"]),
         Spec(name: "--max-cost", takesValue: true, subcommands: ["run"]),
         Spec(name: "--stats", takesValue: false, subcommands: ["run"]),
         Spec(name: "--hook-exec", takesValue: true, subcommands: ["run"]),
@@ -307,6 +310,9 @@ enum ArgumentParser {
         case "--run-id":
             if let problem = RunID.problem(value) { throw UsageError(message: "option '--run-id': \(problem)") }
             options.runID = value
+        case "--deployments":
+            guard !value.isEmpty else { throw UsageError(message: "option '--deployments' needs a file name") }
+            options.deploymentsFile = value
         case "--models":
             guard !value.isEmpty else { throw UsageError(message: "option '--models' needs a file name") }
             options.modelsFile = value

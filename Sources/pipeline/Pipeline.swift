@@ -74,15 +74,19 @@ enum Pipeline {
         min(65_536, options.concurrency.multipliedReportingOverflow(by: EngineConfiguration().maxConcurrentCalls).partialValue)
     }
 
-    static func makeProvider(_ options: RunOptions) -> Result<any GenerationCapability, UsageError> {
+    static func mockConfiguration(_ options: RunOptions) -> MockConfiguration {
         var mock = MockConfiguration(
             latency: .milliseconds(options.mockLatencyMs), failingModels: Set(options.mockFailModels), capabilities: options.mockCapabilities,
             faults: options.mockFaults)
         mock.batchDelay = .milliseconds(options.mockBatchDelayMs)
         mock.batchDirectory = options.mockBatchDirectory
+        return mock
+    }
+
+    static func makeProvider(_ options: RunOptions) -> Result<any GenerationCapability, UsageError> {
         let providerOptions = ProviderOptions(
             baseURL: options.baseURL, apiKeyEnvironmentVariable: options.apiKeyEnv, capabilities: options.capabilities,
-            allowInsecureHTTP: options.allowInsecureHTTP, maxConnectionsPerHost: connections(options), caFile: options.caFile, mock: mock)
+            allowInsecureHTTP: options.allowInsecureHTTP, maxConnectionsPerHost: connections(options), caFile: options.caFile, mock: mockConfiguration(options))
         if let path = options.caFile {
             // Checked at start, like every path a flag names: a usage error, not a failure of every https request.
             do throws(UsageError) { _ = try PathArgument.check(path, option: "--ca-file", use: .read) } catch { return .failure(error) }
@@ -117,6 +121,7 @@ enum Pipeline {
         var statsTarget: PathArgument.Target?
         do throws(UsageError) {
             if let path = options.modelsFile { _ = try PathArgument.check(path, option: "--models", use: .read) }
+            if let path = options.deploymentsFile { _ = try PathArgument.check(path, option: "--deployments", use: .read) }
             if !validateOnly {
                 for sink in options.sinks where sink.kind == .jsonl || sink.kind == .sqlite {
                     do throws(UsageError) {
@@ -177,6 +182,7 @@ enum Pipeline {
                 return usageFailure(UsageError(message: "option '--response-cache': \(error.message)"))
             }
         }
+        var router: Router?
         let mode: RunLoop.Mode
         let providerName: String
         if validateOnly {
@@ -202,6 +208,13 @@ enum Pipeline {
                 configuration.hooks = execHooks
                 configuration.redactor = secrets(options)
                 if let metrics { configuration.hooks.append(metrics) }
+                if let path = options.deploymentsFile {
+                    switch DeploymentsReport.router(path, options: options) {
+                    case .failure(let error): return usageFailure(error)
+                    case .success(let made): router = made
+                    }
+                    configuration.router = router
+                }
                 // The flags' ranges are the configuration's (`ConfigurationLimits`): a refusal here is a usage error all the same.
                 let engine: PipelineEngine
                 do { engine = try PipelineEngine(provider: provider, configuration: configuration) } catch {
@@ -259,7 +272,7 @@ enum Pipeline {
         }
         if let metrics, let path = options.statsJSON {
             // The rule again: the target may have changed during the run.
-            let bytes = StatsReport.json(RunReport(metrics: metrics.snapshot()), ledger: validateOnly ? nil : ledger)
+            let bytes = StatsReport.json(RunReport(metrics: metrics.snapshot()), ledger: validateOnly ? nil : ledger, deployments: router?.stats() ?? [])
             if let problem = PathArgument.writeWhole(bytes, to: path, option: "--stats-json", checked: statsTarget) {
                 StandardError.write("Error: cannot write --stats-json: \(problem)\n")
                 return 3
@@ -275,6 +288,7 @@ enum Pipeline {
         // After the summary, so the table is the last thing on stderr and the summary stays
         // where scripts look for it, right after the progress line.
         if let metrics, options.stats { StandardError.write(StatsReport.table(RunReport(metrics: metrics.snapshot()))) }
+        if let router, options.stats { StandardError.write(DeploymentsReport.table(router.stats())) }
         if interrupted { return 130 }
         return stats.failed.load(ordering: .relaxed) > 0 || cacheFailed ? 1 : 0
     }

@@ -40,7 +40,7 @@ enum StatsReport {
     /// With a `ledger` that priced something (or holds a budget), `"cost"`: the run's total at
     /// catalog prices, the same figure as the summary on stderr and the sum of the results'
     /// `telemetry.cost.usd`.
-    static func json(_ report: RunReport, ledger: CostLedger? = nil) -> [UInt8] {
+    static func json(_ report: RunReport, ledger: CostLedger? = nil, deployments: [Router.DeploymentStats] = []) -> [UInt8] {
         let models: [JSONValue] = report.rows.map { row in
             var failures = JSONObject()
             for (kind, count) in row.failures.sorted(by: { $0.key < $1.key }) { failures[kind] = .int(count) }
@@ -56,6 +56,7 @@ enum StatsReport {
             return .object(object)
         }
         var object: JSONObject = ["models": .array(models)]
+        if !deployments.isEmpty { object["deployments"] = DeploymentsReport.json(deployments) }
         if let ledger, ledger.pricedCommands > 0 || ledger.limit != nil {
             var cost: JSONObject = [
                 "usd": .double((ledger.spent * 1e9).rounded() / 1e9), "priced_commands": .int(ledger.pricedCommands),

@@ -19,6 +19,12 @@ enum Peers {
     static let faults: Result<URL, PeerError> = start(
         "fault server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/fault_server.py").path, "{port}"])
 
+    /// Several OpenAI-compatible deployments in one process, each at `/<name>/v1` and behaving
+    /// as its name says (`ok-`, `fail-`, `throttle-`, `slow-`, `dies-`): the router's tests
+    /// (`Tests/Tools/deployment_server.py`). The URL is the origin.
+    static let deployments: Result<URL, PeerError> = start(
+        "deployment server", [python.path, packageRoot.appendingPathComponent("Tests/Tools/deployment_server.py").path, "{port}"], path: "")
+
     /// An OpenAI-compatible server for structured-output repairs (`Tests/Tools/repair_server.py`):
     /// wrong JSON first, right JSON after a correction in the expected conversation shape.
     static let repair: Result<URL, PeerError> = start(

@@ -138,20 +138,20 @@ public enum CatalogFile {
         return result
     }
 
-    // MARK: strict readers
+    // MARK: strict readers (shared with `DeploymentsFile`)
 
-    private static func object(_ value: JSONValue, at path: String) throws(Problem) -> JSONObject {
+    static func object(_ value: JSONValue, at path: String) throws(Problem) -> JSONObject {
         guard case .object(let object) = value else { throw Problem(path: path, message: "expected an object, got \(describe(value))") }
         return object
     }
 
-    private static func onlyKeys(_ object: JSONObject, _ allowed: Set<String>, at path: String) throws(Problem) {
+    static func onlyKeys(_ object: JSONObject, _ allowed: Set<String>, at path: String) throws(Problem) {
         for key in object.keys.sorted() where !allowed.contains(key) {
             throw Problem(path: path.isEmpty ? key : "\(path).\(key)", message: "unknown key \"\(key)\"; known: \(allowed.sorted().joined(separator: ", "))")
         }
     }
 
-    private static func string(_ value: JSONValue, at path: String) throws(Problem) -> String {
+    static func string(_ value: JSONValue, at path: String) throws(Problem) -> String {
         guard case .string(let s) = value else { throw Problem(path: path, message: "expected a string, got \(describe(value))") }
         return s
     }
@@ -161,7 +161,7 @@ public enum CatalogFile {
         return b
     }
 
-    private static func integer(_ value: JSONValue, in range: ClosedRange<Int>, at path: String) throws(Problem) -> Int {
+    static func integer(_ value: JSONValue, in range: ClosedRange<Int>, at path: String) throws(Problem) -> Int {
         guard case .int(let n) = value, range.contains(n) else {
             throw Problem(path: path, message: "expected a whole number from \(range.lowerBound) to \(range.upperBound), got \(describe(value))")
         }
@@ -181,7 +181,7 @@ public enum CatalogFile {
         return n
     }
 
-    private static func describe(_ value: JSONValue) -> String {
+    static func describe(_ value: JSONValue) -> String {
         switch value {
         case .null: "null"
         case .bool(let b): "\(b)"

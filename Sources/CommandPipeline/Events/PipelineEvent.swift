@@ -48,6 +48,12 @@ public struct PipelineEvent: Sendable {
         /// no request), `miss` (about to be sent), `stored` (its answer kept). Wire type
         /// `response_cache_<status>`.
         case responseCache(call: Int, status: ResponseCacheStatus)
+        /// A router sent this attempt of call `call` to `deployment`, as `model` on `provider`.
+        case attemptRouted(call: Int, deployment: String, provider: String, model: String)
+        /// This attempt's failure opened `deployment`'s circuit breaker for `cooldown`.
+        case deploymentOpened(deployment: String, cooldown: Duration)
+        /// This attempt, the half-open probe, closed `deployment`'s breaker after `openFor`.
+        case deploymentClosed(deployment: String, openFor: Duration)
         /// A piece of a call's answer, as it streams. A call's deltas concatenated are its final text.
         case textDelta(call: Int, text: String)
         /// A tool call of a call's answer, whole (streamed arguments joined), as the provider gave
@@ -85,7 +91,7 @@ extension PipelineEvent.Kind {
     public static let types = [
         "command_started", "stage_started", "stage_finished", "upload_performed", "upload_reused", "upload_skipped",
         "cache_created", "cache_reused", "cache_skipped", "attempt_started", "attempt_failed", "waiting", "cache_bypassed",
-        "response_cache_hit", "response_cache_miss", "response_cache_stored", "text_delta", "tool_call", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
+        "response_cache_hit", "response_cache_miss", "response_cache_stored", "attempt_routed", "deployment_opened", "deployment_closed", "text_delta", "tool_call", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
     ]
 
     public var type: String {
@@ -103,9 +109,7 @@ extension PipelineEvent.Kind {
         case .attemptFailed: "attempt_failed"
         case .waiting: "waiting"
         case .cacheBypassed: "cache_bypassed"
-        case .responseCache(_, .hit): "response_cache_hit"
-        case .responseCache(_, .miss): "response_cache_miss"
-        case .responseCache(_, .stored): "response_cache_stored"
+        "response_cache_hit", "response_cache_miss", "response_cache_stored", "attempt_routed", "deployment_opened", "deployment_closed", "text_delta", "tool_call", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
         case .textDelta: "text_delta"
         case .toolCall: "tool_call"
         case .callFinished: "call_finished"

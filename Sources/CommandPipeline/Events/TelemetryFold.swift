@@ -68,7 +68,7 @@ public struct LogSummary: Sendable {
             if primaryFinished == nil { primaryFinished = finished }
             finished = []
             phase += 1
-        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: break
+        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed, .attemptRouted, .deploymentOpened, .deploymentClosed: break
         }
     }
 
@@ -90,7 +90,7 @@ public struct LogSummary: Sendable {
     /// `default`: a new kind must be decided here and in `add`.
     static func folds(_ kind: PipelineEvent.Kind) -> Bool {
         switch kind {
-        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed: false
+        case .commandStarted, .stageStarted, .commandSucceeded, .commandFailed, .attemptRouted, .deploymentOpened, .deploymentClosed: false
         // The call's response carries its tool calls; the event is for readers of the log.
         case .toolCall: false
         // A failed attempt matters to the telemetry only when its answer was billed or re-asked.

@@ -44,6 +44,10 @@ public struct EngineConfiguration: Sendable {
     /// `CommandPipelineSQLite`); a call it answers makes no request. nil: none. The owner calls
     /// its `finish()` after the last command.
     public var responseCache: (any ResponseCache)?
+    /// Deployments of logical models (`--deployments`): calls naming one of the router's models
+    /// go to its deployments, any other model to the engine's provider (`RoutedProvider`,
+    /// `Design/routing.md`). Give the router the engine's clock.
+    public var router: Router?
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),

@@ -61,6 +61,7 @@ public struct PipelineEngine: Sendable {
     }
 
     private init(provider: any GenerationCapability, valid configuration: EngineConfiguration) {
+        let provider = configuration.router.map { RoutedProvider(router: $0, fallback: provider) } ?? provider
         let clock = configuration.clock
         // One retry layer for every request: generate calls, uploads and cache creation; a 429
         // on any of them pauses the engine's limiter.

@@ -46,6 +46,9 @@ public struct ProviderOptions: Sendable {
     /// store (`--ca-file`): a private gateway, a test server. Never a way to skip verification.
     public var caFile: String?
     public var mock: MockConfiguration
+    /// Where an HTTP adapter reports the headers of every answer (a router's deployment learns
+    /// its limits from them, `Design/routing.md`); nil: nowhere.
+    public var responseHeaders: ResponseHeadersRelay?
     public init(
         baseURL: String? = nil, apiKeyEnvironmentVariable: String? = nil,
         environment: [String: String] = ProcessInfo.processInfo.environment, capabilities: Set<ProviderCapability>? = nil,

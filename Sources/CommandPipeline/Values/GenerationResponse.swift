@@ -12,6 +12,9 @@ public struct GenerationResponse: Sendable, Hashable {
     /// The tools the model called, in order (`finishReason` is then `tool_calls`); their
     /// arguments are checked against the call's `config.tools` by `RepairUnit`.
     public var toolCalls: [ToolCall]
+    /// The router's deployment that answered, and its provider (`RoutedProvider`); nil without a router.
+    public var deployment: String?
+    public var provider: String?
 
     public init(text: String, model: String, finishReason: String = "stop", usage: Usage, parsed: JSONValue? = nil, toolCalls: [ToolCall] = []) {
         self.parsed = parsed
@@ -36,6 +39,9 @@ public struct CallResponse: Sendable, Hashable {
     public var parsed: JSONValue?
     /// The tools the model called (`GenerationResponse.toolCalls`).
     public var toolCalls: [ToolCall]
+    /// The router's deployment that answered (`responses[i].deployment`) and its provider; nil without a router.
+    public var deployment: String?
+    public var provider: String?
 
     public init(
         callIndex: Int, text: String, model: String, finishReason: String, usage: Usage, cost: Cost? = nil, parsed: JSONValue? = nil,
@@ -59,5 +65,7 @@ public struct CallResponse: Sendable, Hashable {
         self.usage = response.usage
         self.parsed = response.parsed
         self.toolCalls = response.toolCalls
+        self.deployment = response.deployment
+        self.provider = response.provider
     }
 }

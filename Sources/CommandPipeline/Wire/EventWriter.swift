@@ -49,6 +49,17 @@ public enum EventWriter {
             duration("duration_ms", d)
         case .cacheBypassed(let call), .responseCache(let call, _):
             int("call_index", call)
+        case .attemptRouted(let call, let deployment, let provider, let model):
+            int("call_index", call)
+            string("deployment", deployment)
+            string("provider", provider)
+            string("model", model)
+        case .deploymentOpened(let deployment, let cooldown):
+            string("deployment", deployment)
+            duration("cooldown_ms", cooldown)
+        case .deploymentClosed(let deployment, let openFor):
+            string("deployment", deployment)
+            duration("open_ms", openFor)
         case .textDelta(let call, let text):
             int("call_index", call)
             string("text", text)

@@ -84,6 +84,13 @@ public enum ResultWriter {
         }
         JSONSerializer.raw(#","model":"#, to: &out)
         JSONSerializer.writeString(r.model, to: &out)
+        if let deployment = r.deployment {
+            // Only with a router (`--deployments`): who answered, on which provider.
+            JSONSerializer.raw(#","deployment":"#, to: &out)
+            JSONSerializer.writeString(deployment, to: &out)
+            JSONSerializer.raw(#","provider":"#, to: &out)
+            JSONSerializer.writeString(r.provider ?? "", to: &out)
+        }
         JSONSerializer.raw(#","finish_reason":"#, to: &out)
         JSONSerializer.writeString(r.finishReason, to: &out)
         JSONSerializer.raw(#","usage":"#, to: &out)

@@ -27,6 +27,8 @@ public struct AnthropicConfiguration: Sendable {
     /// A PEM file of CA certificates trusted for `https://` besides the system's store
     /// (`--ca-file`, `ProviderOptions.caFile`): a private gateway, a test server.
     public var caFile: URL?
+    /// Gets the headers of every answer (`ProviderOptions.responseHeaders`: a router's deployment).
+    public var responseHeaders: ResponseHeadersRelay?
     /// `max_tokens` sent when the command has none.
     public var defaultMaxTokens: Int
     /// Send the key over plain http to a host off this machine (`--allow-insecure-http`).
@@ -83,6 +85,7 @@ extension AnthropicConfiguration {
         allowInsecureHTTP = options.allowInsecureHTTP
         if let connections = options.maxConnectionsPerHost { maxConnectionsPerHost = connections }
         caFile = options.caFile.map { URL(fileURLWithPath: $0) }
+        responseHeaders = options.responseHeaders
         try EndpointRules.checkReady(baseURL: baseURL, hasKey: apiKey != nil, problem: endpointProblem, variables: [variable])
     }
 }

@@ -44,7 +44,8 @@ final class OpenAICore: Sendable {
         self.configuration = configuration
         let client = HTTPClient(
             requestTimeout: configuration.requestTimeout, resourceTimeout: configuration.resourceTimeout,
-            maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile)
+            maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile,
+            responseHeaders: configuration.responseHeaders)
         builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)
         errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
         exchange = ProviderExchange(

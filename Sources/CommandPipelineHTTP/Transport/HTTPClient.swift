@@ -135,13 +135,18 @@ public final class HTTPClient: Sendable {
     /// private gateway, a test server); nil: the system's store alone.
     public let caFile: URL?
 
+    /// Gets the headers of every answer (a router's deployment learns its limits from them).
+    let responseHeaders: ResponseHeadersRelay?
+
     /// `caFile` is read when the first `https://` request is made; `caFileProblem` checks it
     /// beforehand (the CLI does, at start).
     public init(
         requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20,
-        maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost, caFile: URL? = nil
+        maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost, caFile: URL? = nil,
+        responseHeaders: ResponseHeadersRelay? = nil
     ) {
         self.caFile = caFile
+        self.responseHeaders = responseHeaders
         self.requestTimeout = requestTimeout
         self.resourceTimeout = resourceTimeout
         self.maxResponseBytes = max(0, maxResponseBytes)
@@ -178,8 +183,10 @@ public final class HTTPClient: Sendable {
 
     public func send(_ request: URLRequest) async throws -> Response {
         let request = Self.uncompressed(request)
-        if let http1, HTTP1Transport.handles(request) { return try await http1.send(request) }
-        return try await collect(start(session.dataTask(with: request)))
+        let response =
+            if let http1, HTTP1Transport.handles(request) { try await http1.send(request) } else { try await collect(start(session.dataTask(with: request))) }
+        responseHeaders?.report(response.headers)  // a router learns its deployment's limits
+        return response
     }
 
     /// Sends a request whose body is read from `file` as it goes out (never whole in memory),
@@ -194,8 +201,9 @@ public final class HTTPClient: Sendable {
     /// Cancelling the consumer (or the awaiting task) cancels the request.
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {
         let request = Self.uncompressed(request)
-        if let http1, HTTP1Transport.handles(request) { return try await http1.stream(request) }
-        return try await start(session.dataTask(with: request))
+        let response = if let http1, HTTP1Transport.handles(request) { try await http1.stream(request) } else { try await start(session.dataTask(with: request)) }
+        responseHeaders?.report(response.headers)
+        return response
     }
 
     /// Every request asks for an uncompressed answer (`Accept-Encoding: identity`), whatever the

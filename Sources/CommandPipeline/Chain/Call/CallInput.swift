@@ -88,6 +88,16 @@ public struct CallInput: Sendable {
         return input
     }
 
+    /// This call sent as `request` to `provider`: one deployment of a router (`RoutedProvider`).
+    func routed(to provider: any GenerationCapability, request: GenerationRequest) -> CallInput {
+        var input = self
+        let s = storage
+        input.storage = Storage(
+            request: request, uncached: nil, path: s.path, state: s.state, planLimiter: s.planLimiter, provider: provider, log: s.log, streaming: s.streaming,
+            attemptsBefore: s.attemptsBefore)
+        return input
+    }
+
     public init(
         request: GenerationRequest, uncached: GenerationRequest? = nil, callIndex: Int, path: String, state: ExecutionState,
         planLimiter: RateLimiter? = nil, maxAttempts: Int? = nil, provider: any GenerationCapability, log: EventLog, streaming: Bool = false

@@ -12,6 +12,7 @@ public enum ProviderCall {
     @inline(__always)
     public static func run(_ input: CallInput) async -> Result<GenerationResponse, APIError> {
         let provider = input.provider
+        if let routed = provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) { return await routed.run(input, group: group) }
         do {
             if input.streaming, let streaming = provider.streaming {
                 return .success(try await stream(input, streaming))

@@ -1,0 +1,316 @@
+import CommandPipeline
+import CommandPipelineTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// A deployment's server, in memory: answers, fails with a 500, or holds the call until the
+/// clock passes a time; counts what it was sent. `headers` are reported as an HTTP client does.
+final class Backend: GenerationCapability {
+    enum Mode: Sendable { case ok, fail500, invalid, rateLimited }
+    let providerName: String
+    let mode: Mutex<Mode>
+    let requests = Atomic<Int>(0)
+    let headers: Mutex<[String: String]>
+    /// Where answers' headers go, as an HTTP client's (`ProviderOptions.responseHeaders`).
+    let relay = ResponseHeadersRelay()
+
+    init(_ provider: String = "openai", mode: Mode = .ok, headers: [String: String] = [:]) {
+        providerName = provider
+        self.mode = Mutex(mode)
+        self.headers = Mutex(headers)
+    }
+
+    var count: Int { requests.load(ordering: .relaxed) }
+    func set(_ m: Mode) { mode.withLock { $0 = m } }
+
+    func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+        requests.add(1, ordering: .relaxed)
+        relay.report(headers.withLock { $0 })
+        switch mode.withLock({ $0 }) {
+        case .ok: return GenerationResponse(text: "from \(request.model)", model: request.model, usage: Usage(promptTokens: 1, completionTokens: 1))
+        case .fail500: throw APIError(.providerError, "HTTP 500", provider: providerName, retryable: true, code: "500")
+        case .invalid: throw APIError(.providerError, "HTTP 400 bad request", provider: providerName, retryable: false, code: "400")
+        case .rateLimited: throw APIError(.rateLimited, "HTTP 429", provider: providerName, retryable: true, retryAfter: .seconds(30))
+        }
+    }
+}
+
+/// A count shared by tasks.
+final class SharedCount: Sendable {
+    private let value = Atomic<Int>(0)
+    func add() { value.add(1, ordering: .relaxed) }
+    var count: Int { value.load(ordering: .relaxed) }
+}
+
+@Suite struct RouterTests {
+    static func deployment(_ name: String, provider: String = "openai", weight: Int = 1, rpm: Int? = nil) -> Deployment {
+        Deployment(name: name, provider: provider, model: "\(name)-model", weight: weight, requestsPerMinute: rpm)
+    }
+
+    static func engine(
+        _ backends: [(Deployment, Backend)], clock: ManualClock, fallback: any GenerationCapability = Backend("mock"), maxAttempts: Int = 3,
+        breaker: BreakerSettings = BreakerSettings(failureThreshold: 3, cooldown: .seconds(5), maxCooldown: .seconds(40)), seed: UInt64 = 7
+    ) throws -> (PipelineEngine, Router) {
+        let configuration = RouterConfiguration(models: ["fast": backends.map(\.0)], breaker: breaker)
+        var adapters: [String: any GenerationCapability] = [:]
+        var relays: [String: ResponseHeadersRelay] = [:]
+        for (d, b) in backends {
+            adapters[d.name] = b
+            relays[d.name] = b.relay
+        }
+        let router = try Router(configuration: configuration, adapters: adapters, relays: relays, clock: clock, seed: seed)
+        var engineConfiguration = EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .zero, jitter: 0))
+        engineConfiguration.router = router
+        return (try PipelineEngine(provider: fallback, configuration: engineConfiguration), router)
+    }
+
+    @Test func trafficSplitsByWeightWithinTenPercentOver1000Calls() async throws {
+        let clock = ManualClock()
+        let a = Backend(), b = Backend(), c = Backend()
+        let (engine, _) = try Self.engine([(Self.deployment("a", weight: 5), a), (Self.deployment("b", weight: 3), b), (Self.deployment("c", weight: 2), c)], clock: clock)
+        for i in 0..<1000 {
+            let result = await engine.execute(command("c\(i)", model: "fast"))
+            #expect(result.success != nil)
+        }
+        for (backend, share) in [(a, 0.5), (b, 0.3), (c, 0.2)] {
+            #expect(abs(Double(backend.count) / 1000 - share) <= share * 0.1, "\(backend.count) calls for a share of \(share)")
+        }
+    }
+
+    @Test func eachResponseNamesItsDeploymentProviderAndModel() async throws {
+        let clock = ManualClock()
+        let (engine, _) = try Self.engine([(Self.deployment("east", provider: "anthropic"), Backend("anthropic"))], clock: clock)
+        let outcome = await engine.run(command("x", model: "fast"))
+        let response = try #require(outcome.result.success?.responses.first)
+        #expect(response.deployment == "east")
+        #expect(response.provider == "anthropic")
+        #expect(response.model == "east-model")
+    }
+
+    @Test func aModelNotInTheFileGoesToTheEnginesProvider() async throws {
+        let clock = ManualClock()
+        let routed = Backend(), other = Backend("mock")
+        let (engine, _) = try Self.engine([(Self.deployment("a"), routed)], clock: clock, fallback: other)
+        let response = try #require(await engine.execute(command("x", model: "plain")).success?.responses.first)
+        #expect(response.deployment == nil)
+        #expect(other.count == 1 && routed.count == 0)
+    }
+
+    @Test func aFallbackCallNamingALogicalModelIsRouted() async throws {
+        let clock = ManualClock()
+        let down = Backend("mock", mode: .fail500), routed = Backend("anthropic")
+        let (engine, _) = try Self.engine([(Self.deployment("claude", provider: "anthropic"), routed)], clock: clock, fallback: down)
+        let outcome = await engine.run(command("x", model: "plain", fallback: APICall(model: "fast", parts: [.text("again")])))
+        let response = try #require(outcome.result.success?.responses.first)
+        #expect(outcome.telemetry.usedFallback)
+        #expect(response.deployment == "claude" && response.provider == "anthropic" && response.model == "claude-model")
+        #expect(down.count == 3 && routed.count == 1)
+    }
+
+    @Test func aFailingDeploymentGetsAHandfulOfRequestsPerCooldownAndEveryCommandSucceeds() async throws {
+        let clock = ManualClock()
+        let bad = Backend(mode: .fail500), good = Backend()
+        let (engine, router) = try Self.engine([(Self.deployment("bad", weight: 10), bad), (Self.deployment("good"), good)], clock: clock)
+        let opened = SharedCount()
+        for i in 0..<200 {
+            let outcome = await engine.run(command("c\(i)", model: "fast"), observer: { event in
+                if case .deploymentOpened(let name, let cooldown) = event.kind, name == "bad", cooldown == .seconds(5) { opened.add() }
+            })
+            #expect(outcome.succeeded)
+        }
+        #expect(opened.count == 1, "one deployment_opened event, in the command whose failure opened it")
+        // Three failures open it (the retries went to "good"); nothing more while it cools.
+        #expect(bad.count == 3)
+        #expect(good.count == 200)
+        // Each cooldown lets one probe through; its failure reopens the breaker for twice as long.
+        for (round, cooldown) in [5, 10, 20, 40, 40].enumerated() {
+            clock.advance(by: .seconds(cooldown))
+            for i in 0..<50 { #expect(await engine.execute(command("r\(round)-\(i)", model: "fast")).success != nil) }
+            #expect(bad.count == 3 + round + 1, "round \(round)")
+        }
+        let stats = try #require(router.stats().first { $0.name == "bad" })
+        #expect(stats.openings == 6)
+        #expect(stats.state == "open")
+    }
+
+    @Test func aReturningDeploymentIsProbedClosedAndUsedAgain() async throws {
+        let clock = ManualClock()
+        let flaky = Backend(mode: .fail500), good = Backend()
+        let (engine, router) = try Self.engine([(Self.deployment("flaky"), flaky), (Self.deployment("good"), good)], clock: clock)
+        for i in 0..<20 { _ = await engine.execute(command("c\(i)", model: "fast")) }
+        #expect(router.stats().first { $0.name == "flaky" }?.state == "open")
+        flaky.set(.ok)
+        clock.advance(by: .seconds(5))
+        let events = Mutex<[String]>([])
+        let outcome = await engine.run(command("probe", model: "fast"), observer: { event in
+            switch event.kind {
+            case .attemptRouted(_, let name, _, _): events.withLock { $0.append("routed \(name)") }
+            case .deploymentClosed(let name, let open): events.withLock { $0.append("closed \(name) \(open)") }
+            default: break
+            }
+        })
+        #expect(outcome.succeeded)
+        #expect(events.withLock { $0 } == ["routed flaky", "closed flaky 5.0 seconds"])
+        let before = flaky.count
+        for i in 0..<100 { _ = await engine.execute(command("after\(i)", model: "fast")) }
+        #expect(flaky.count - before > 30, "the returned deployment takes its share again")
+        #expect(router.stats().first { $0.name == "flaky" }?.state == "closed")
+    }
+
+    @Test func whenEveryDeploymentCoolsACallWaitsForTheFirstBack() async throws {
+        let clock = ManualClock()
+        let only = Backend(mode: .fail500)
+        let (engine, _) = try Self.engine([(Self.deployment("only"), only)], clock: clock, maxAttempts: 3)
+        #expect(await engine.execute(command("first", model: "fast")).failure?.kind == .providerError)
+        #expect(only.count == 3)
+        only.set(.ok)
+        let task = Task { await engine.execute(command("second", model: "fast")) }
+        #expect(await clock.waitForSleepers(1))
+        #expect(only.count == 3, "nothing is sent while the only deployment cools")
+        clock.advance(by: .seconds(5))
+        let response = try #require(await task.value.success?.responses.first)
+        #expect(response.deployment == "only")
+        #expect(only.count == 4)
+    }
+
+    @Test func aRefusedCommandDoesNotOpenTheBreaker() async throws {
+        let clock = ManualClock()
+        let picky = Backend(mode: .invalid)
+        let (engine, router) = try Self.engine([(Self.deployment("picky"), picky)], clock: clock)
+        for i in 0..<10 { #expect(await engine.execute(command("c\(i)", model: "fast")).failure?.retryable == false) }
+        #expect(picky.count == 10)
+        #expect(router.stats()[0].openings == 0)
+        #expect(router.stats()[0].failures["provider_error:400"] == 10)
+    }
+
+    @Test func aDeploymentOnAnotherProviderServesWhenTheFirstIsDown() async throws {
+        let clock = ManualClock()
+        let openai = Backend("openai", mode: .fail500), anthropic = Backend("anthropic")
+        let (engine, _) = try Self.engine(
+            [(Self.deployment("primary", weight: 1000), openai), (Self.deployment("claude", provider: "anthropic", weight: 1), anthropic)], clock: clock)
+        for i in 0..<30 {
+            let response = try #require(await engine.execute(command("c\(i)", model: "fast")).success?.responses.first)
+            #expect(response.provider == "anthropic" && response.deployment == "claude")
+        }
+    }
+
+    @Test func noDeploymentExceedsItsRPM() async throws {
+        let clock = ManualClock()
+        let a = Backend(), b = Backend()
+        let (engine, router) = try Self.engine([(Self.deployment("a", rpm: 10), a), (Self.deployment("b", rpm: 20), b)], clock: clock)
+        let done = SharedCount()
+        let total = 120
+        await withTaskGroup(of: Void.self) { group in
+            for i in 0..<total {
+                group.addTask {
+                    if await engine.execute(command("c\(i)", model: "fast")).success != nil { done.add() }
+                }
+            }
+            // Drive the clock a second at a time until every command is done (bounded).
+            group.addTask {
+                var steps = 0
+                while done.count < total && steps < 2_000 {
+                    _ = await clock.waitForSleepers(1, maxYields: 20_000)
+                    clock.advance(by: .seconds(1))
+                    steps += 1
+                }
+            }
+        }
+        #expect(done.count == total)
+        let stats = router.stats()
+        #expect(stats.first { $0.name == "a" }!.peakRequestsPerMinute <= 10)
+        #expect(stats.first { $0.name == "b" }!.peakRequestsPerMinute <= 20)
+        #expect(a.count + b.count == total)
+        #expect(clock.now >= .seconds(180), "120 calls at 30 a minute take at least three minutes")
+    }
+
+    @Test func headersThatSayTheBudgetIsSpentHoldTheDeploymentUntilItsReset() async throws {
+        let clock = ManualClock()
+        let spent = Backend(headers: ["x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s"]), fresh = Backend()
+        let (engine, _) = try Self.engine([(Self.deployment("spent", weight: 1000), spent), (Self.deployment("fresh", weight: 1), fresh)], clock: clock)
+        for i in 0..<20 { #expect(await engine.execute(command("c\(i)", model: "fast")).success != nil) }
+        #expect(spent.count == 1, "after its answer said 0 remaining, nothing more until the reset")
+        clock.advance(by: .seconds(20))
+        _ = await engine.execute(command("later", model: "fast"))
+        #expect(spent.count == 2)
+    }
+
+    @Test func oneDeployments429SlowsThatDeploymentNotTheRun() async throws {
+        let clock = ManualClock()
+        let throttled = Backend(mode: .rateLimited), other = Backend()
+        let (engine, _) = try Self.engine([(Self.deployment("throttled", weight: 1000), throttled), (Self.deployment("other"), other)], clock: clock)
+        let done = SharedCount()
+        // Nothing here advances the clock: had the 429 paused the engine's limiter, the calls
+        // would wait on it. They must all be answered by "other" without a wait.
+        let task = Task {
+            for i in 0..<20 where await engine.execute(command("c\(i)", model: "fast")).success?.responses.first?.deployment == "other" { done.add() }
+        }
+        var yields = 0
+        while done.count < 20 && yields < 200_000 {
+            await Task.yield()
+            yields += 1
+        }
+        #expect(done.count == 20, "every command answered by the other deployment without waiting for the clock")
+        #expect(throttled.count == 1, "its limiter holds the throttled deployment until its Retry-After")
+        task.cancel()  // ends anything that did wait, so the test ends either way
+        await task.value
+    }
+
+    @Test func headerLimitsAreParsedAndRangeChecked() {
+        let openai = HeaderLimits.parse(["x-ratelimit-remaining-requests": "12", "x-ratelimit-remaining-tokens": "900", "x-ratelimit-reset-requests": "1m30.5s", "x-ratelimit-reset-tokens": "20ms"])
+        #expect(openai == HeaderLimits(remainingRequests: 12, remainingTokens: 900, resetRequests: .seconds(60), resetTokens: .milliseconds(20)))
+        #expect(HeaderLimits.parse(["x-ratelimit-reset-requests": "6s"])?.resetRequests == .seconds(6))
+        let hostile = HeaderLimits.parse(["x-ratelimit-remaining-requests": "-5", "retry-after": "1e20", "x-ratelimit-reset-requests": "99999999999h"])
+        #expect(hostile?.remainingRequests == nil && hostile?.retryAfter == nil && hostile?.resetRequests == .seconds(60))
+        #expect(HeaderLimits.parse(["x-ratelimit-remaining-requests": "99999999999999999999999"])?.remainingRequests == 1_000_000_000_000)
+        #expect(HeaderLimits.parse(["retry-after": "7"])?.retryAfter == .seconds(7))
+        #expect(HeaderLimits.parse(["content-type": "application/json"]) == nil)
+        let anthropic = HeaderLimits.parse(["anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:10Z"], now: Date(timeIntervalSince1970: 1_767_225_600))
+        #expect(anthropic?.remainingRequests == 0 && anthropic?.resetRequests == .seconds(10))
+        #expect(anthropic?.hold(othersInFlight: 0) == .seconds(10))
+        #expect(HeaderLimits(remainingRequests: 5).hold(othersInFlight: 2) == nil)
+    }
+
+    @Test func theBreakerNeverShortensARunningCooldownAndDoublesToItsCap() {
+        var breaker = CircuitBreaker(settings: BreakerSettings(failureThreshold: 2, cooldown: .seconds(1), maxCooldown: .seconds(3)))
+        #expect(breaker.failed(now: .zero) == nil)
+        #expect(breaker.failed(now: .zero) == .seconds(1))
+        #expect(breaker.failed(now: .milliseconds(500)) == nil, "a late failure of a call in flight")
+        #expect(breaker.state == .open(until: .seconds(1)))
+        #expect(breaker.admission(now: .seconds(1)) == .probe)
+        breaker.startProbe()
+        #expect(breaker.admission(now: .seconds(1)) == .refused(until: nil), "one probe at a time")
+        #expect(breaker.failed(now: .seconds(1)) == .seconds(2))
+        breaker.startProbe()
+        #expect(breaker.failed(now: .seconds(3)) == .seconds(3), "doubled, capped at 3 s")
+        breaker.startProbe()
+        #expect(breaker.succeeded(now: .seconds(6)) == .seconds(6))
+        #expect(breaker.state == .closed && breaker.openings == 3)
+        #expect(breaker.failed(now: .seconds(7)) == nil)
+        #expect(breaker.failed(now: .seconds(7)) == .seconds(1), "closing resets the cooldown")
+    }
+
+    @Test func theDeploymentsFileIsStrictAndNamesThePlace() {
+        let env = ["KEY_EAST": "sk-east-0123456789"]
+        func problem(_ text: String) -> String? {
+            if case .failure(let p) = DeploymentsFile.parse(Array(text.utf8), environment: env) { return p.description }
+            return nil
+        }
+        let good = #"{"models": {"fast": [{"name": "east", "provider": "openai", "base_url": "https://e.example/v1", "model": "gpt-4o-mini", "api_key_env": "KEY_EAST", "weight": 2, "rpm": 5000, "tpm": 2000000, "max_concurrency": 128}, {"name": "claude", "provider": "anthropic", "model": "claude-haiku-4-5"}]}, "breaker": {"failures": 5, "cooldown_ms": 1000}}"#
+        guard case .success(let configuration) = DeploymentsFile.parse(Array(good.utf8), environment: env) else { Issue.record("valid file refused"); return }
+        #expect(configuration.models["fast"]?.map(\.name) == ["east", "claude"])
+        #expect(configuration.models["fast"]?[0].requestsPerMinute == 5000 && configuration.models["fast"]?[0].apiKeyVariable == "KEY_EAST")
+        #expect(configuration.breaker.failureThreshold == 5 && configuration.breaker.cooldown == .seconds(1))
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "colour": 1}]}}"#)?.hasPrefix("models.fast[0].colour: unknown key") == true)
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m"}], "slow": [{"name": "a", "provider": "openai", "model": "n"}]}}"#)?.hasPrefix("models.slow[0].name: duplicate deployment name") == true)
+        #expect(problem(#"{"models": {"fast": []}}"#)?.hasPrefix("models.fast: no deployments") == true)
+        #expect(problem(#"{"models": {}}"#)?.hasPrefix("models: no logical model") == true)
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "api_key_env": "NOT_SET_ANYWHERE"}]}}"#)?.hasPrefix("models.fast[0].api_key_env: $NOT_SET_ANYWHERE is not set") == true)
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "base_url": "ftp://x"}]}}"#)?.hasPrefix("models.fast[0].base_url:") == true)
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "weight": 0}]}}"#)?.hasPrefix("models.fast[0].weight:") == true)
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "rpm": 99999999999999999}]}}"#)?.hasPrefix("models.fast[0].rpm:") == true)
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "name": "b", "provider": "openai", "model": "m"}]}}"#) != nil)
+        #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai"}]}}"#)?.contains("needs \"model\"") == true)
+    }
+}
