@@ -109,7 +109,12 @@ extension PipelineEvent.Kind {
         case .attemptFailed: "attempt_failed"
         case .waiting: "waiting"
         case .cacheBypassed: "cache_bypassed"
-        "response_cache_hit", "response_cache_miss", "response_cache_stored", "attempt_routed", "deployment_opened", "deployment_closed", "text_delta", "tool_call", "call_finished", "call_failed", "fallback_started", "command_succeeded", "command_failed",
+        case .responseCache(_, .hit): "response_cache_hit"
+        case .responseCache(_, .miss): "response_cache_miss"
+        case .responseCache(_, .stored): "response_cache_stored"
+        case .attemptRouted: "attempt_routed"
+        case .deploymentOpened: "deployment_opened"
+        case .deploymentClosed: "deployment_closed"
         case .textDelta: "text_delta"
         case .toolCall: "tool_call"
         case .callFinished: "call_finished"

@@ -62,7 +62,7 @@ public struct RoutedProvider: GenerationCapability {
 
     /// One attempt of a routed call, from the call chain.
     func run(_ input: CallInput, group: Router.Group) async -> Result<GenerationResponse, APIError> {
-        let tokens = group.countsTokens ? GenerateStage.estimatedTokens(for: input.state, call: input.callIndex) : 0
+        let tokens = group.countsTokens ? input.state.estimatedTokens(call: input.callIndex) : 0
         let pick: Router.Pick
         do {
             let (taken, waited) = try await router.acquire(group, tokens: tokens)
