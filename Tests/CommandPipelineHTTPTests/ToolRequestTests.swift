@@ -57,7 +57,8 @@ import Testing
         #expect(JSONSerializer.serialize(body["tool_choice"] ?? .null) == #"{"type":"tool","name":"get_weather"}"#)
         let messages = try #require(body["messages"]?.arrayValue).map(JSONSerializer.serialize)
         #expect(messages == [
-            #"{"role":"user","content":[{"type":"text","text":"Weather?"}]}"#,
+            // A single text part goes as a plain string (servers that accept only strings work).
+            #"{"role":"user","content":"Weather?"}"#,
             #"{"role":"assistant","content":[{"type":"tool_use","id":"call_1","name":"get_weather","input":{"city":"Paris"}}]}"#,
             #"{"role":"user","content":[{"type":"tool_result","tool_use_id":"call_1","content":"{\"temp\":21}"},{"type":"tool_result","tool_use_id":"call_2","content":"down","is_error":true},{"type":"text","text":"And tomorrow?"}]}"#,
         ])
