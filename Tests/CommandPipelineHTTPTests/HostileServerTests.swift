@@ -70,8 +70,9 @@ import Testing
         OpenAIProvider.make(try configuration ?? self.configuration(base()))
     }
 
-    /// The error `route` ends in, through `generate` (or `stream`), bounded by `limit` seconds.
-    func failure(_ route: String, stream: Bool = false, provider: (any GenerationCapability)? = nil, limit: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) async throws -> APIError {
+    /// The error `route` ends in, through `generate` (or `stream`), bounded by `limit` seconds (a hang
+    /// detector only: generous, so a loaded machine never turns a slow failure into a cancel).
+    func failure(_ route: String, stream: Bool = false, provider: (any GenerationCapability)? = nil, limit: Double = 120, sourceLocation: SourceLocation = #_sourceLocation) async throws -> APIError {
         let provider = try provider ?? self.provider()
         let request = GenerationRequest(model: route, parts: [.text("hi")])
         let task = Task { () async throws -> Void in
