@@ -52,12 +52,23 @@ enum Pipeline {
         return 3
     }
 
-    /// The keys this run can see, for the one redaction of text that does not come from a
-    /// provider adapter (hook messages): the variable `--api-key-env` names and every
-    /// provider's default variable. Placeholders (under 12 bytes) are ignored by the redactor.
+    /// Every variable that holds a key of this run: each provider's default variable, the one
+    /// `--api-key-env` names, and each deployment's `api_key_env` (`--deployments`, when the
+    /// file loads; when it does not, the run stops with its usage error before any command).
+    /// Withheld from `--hook-exec` programs and redacted from hook messages (`secrets`).
+    static func keyVariables(_ options: RunOptions, environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var names = ProviderRegistry.defaultAPIKeyVariables + [options.apiKeyEnv].compactMap { $0 }
+        if let path = options.deploymentsFile, case .success(let configuration) = DeploymentsFile.load(path, environment: environment) {
+            names += configuration.deployments.compactMap(\.apiKeyVariable)
+        }
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
+    }
+
+    /// The keys this run can see (`keyVariables`), for the one redaction of text that does not
+    /// come from a provider adapter (hook messages). Placeholders (under 12 bytes) are ignored by the redactor.
     static func secrets(_ options: RunOptions, environment: [String: String] = ProcessInfo.processInfo.environment) -> SecretRedactor {
-        let names = [options.apiKeyEnv, "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY"].compactMap { $0 }
-        return SecretRedactor(secrets: names.compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) })
+        SecretRedactor(secrets: keyVariables(options, environment: environment).compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) })
     }
 
     static func usageFailure(_ error: UsageError) -> Int32 {
@@ -158,7 +169,7 @@ enum Pipeline {
         // Hooks run by other programs (--hook-exec), started once, stopped after the run.
         var execHooks: [ExecHook] = []
         if !validateOnly {
-            let keys = Set(ProviderRegistry.defaultAPIKeyVariables + [options.apiKeyEnv].compactMap { $0 })
+            let keys = Set(keyVariables(options))
             for program in options.hookPrograms {
                 do throws(UsageError) { execHooks.append(
                         try ExecHook(

@@ -45,6 +45,27 @@ import Testing
         #expect(stats.bytes > 10 * 64 && stats.oldest != nil && stats.newest != nil)
     }
 
+    /// A tool-call answer comes back with its tool calls (arguments parsed or kept as text).
+    @Test func aToolCallAnswerComesBackWithItsToolCalls() async throws {
+        let path = try Self.path()
+        let answer = GenerationResponse(
+            text: "", model: "m", finishReason: "tool_calls", usage: Usage(promptTokens: 5, completionTokens: 9),
+            toolCalls: [
+                ToolCall(id: "call_1", name: "get_weather", arguments: ["city": "Paris", "days": .int(3)]),
+                ToolCall(id: "call_2", name: "lookup", arguments: .null, unparsedArguments: "{not json"),
+            ])
+        let first = try SQLiteResponseCache(path: path)
+        first.store(answer, for: Self.key(1))
+        try await first.finish()
+        let second = try SQLiteResponseCache(path: path)
+        let back = second.answer(for: Self.key(1))
+        #expect(back == answer)
+        #expect(back?.toolCalls.map(\.name) == ["get_weather", "lookup"])
+        try await second.finish()
+        // An entry of the format before tool calls were kept is a miss.
+        #expect(CachedAnswer.decode(Array(#"{"v":1,"text":"t","model":"m","finish_reason":"stop","usage":{}}"#.utf8)) == nil)
+    }
+
     @Test func answersOlderThanTheTTLAreMisses() async throws {
         let path = try Self.path()
         let clock = WallClock()

@@ -313,4 +313,42 @@ final class SharedCount: Sendable {
         #expect(problem(#"{"models": {"fast": [{"name": "a", "name": "b", "provider": "openai", "model": "m"}]}}"#) != nil)
         #expect(problem(#"{"models": {"fast": [{"name": "a", "provider": "openai"}]}}"#)?.contains("needs \"model\"") == true)
     }
+
+    /// A key pasted where its variable's name belongs is refused without being printed.
+    @Test func anAPIKeyEnvThatIsNotAVariableNameIsRefusedWithoutEchoingIt() {
+        let pasted = "sk-proj-PASTEDKEY0123456789"
+        for value in [pasted, "1ABC", "", "A-B", String(repeating: "A", count: 129)] {
+            let text = #"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "api_key_env": "\#(value)"}]}}"#
+            guard case .failure(let problem) = DeploymentsFile.parse(Array(text.utf8), environment: [value: "set-0123456789abc"]) else {
+                Issue.record("'\(value)' accepted as a variable name"); continue
+            }
+            #expect(problem.description.hasPrefix("models.fast[0].api_key_env: not an environment variable name"), "\(problem)")
+            #expect(value.isEmpty || !problem.description.contains(value), "the value is not echoed: \(problem)")
+        }
+        let longest = String(repeating: "A", count: 128)
+        let text = #"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "api_key_env": "\#(longest)"}]}}"#
+        guard case .success = DeploymentsFile.parse(Array(text.utf8), environment: [longest: "set-0123456789abc"]) else {
+            Issue.record("a 128-byte variable name refused"); return
+        }
+    }
+
+    /// The response cache's endpoint of a routed run tells apart deployments files that differ
+    /// in one deployment's base URL (and is the same for the same file).
+    @Test func routersDifferingInOneBaseURLGiveDifferentCacheKeys() throws {
+        func endpoint(_ baseURL: String) throws -> String {
+            var east = Self.deployment("east")
+            east.baseURL = baseURL
+            let configuration = RouterConfiguration(models: ["fast": [east, Self.deployment("west")]])
+            let router = try Router(configuration: configuration, adapters: ["east": Backend("openai"), "west": Backend("openai")], clock: ManualClock())
+            return RoutedProvider(router: router, fallback: Backend("mock")).endpoint
+        }
+        let request = GenerationRequest(model: "fast", parts: [.text("hi")])
+        func key(_ baseURL: String) throws -> ResponseCacheKey {
+            ResponseCacheKey(provider: "mock", endpoint: try endpoint(baseURL), request: request)
+        }
+        #expect(try key("https://a.example/v1") != key("https://b.example/v1"))
+        #expect(try key("https://a.example/v1") == key("https://a.example/v1"))
+        #expect(try endpoint("https://a.example/v1").contains("https://a.example/v1"))
+    }
+
 }

@@ -171,6 +171,34 @@ import Testing
         #expect(!run.stderr.unicodeScalars.contains("\u{1b}"))
     }
 
+    /// A deployment's key (`api_key_env` in --deployments) is withheld from hook programs like
+    /// the other keys, and redacted from what a hook says.
+    @Test func aHookProgramGetsNoDeploymentKeyAndCannotEchoIt() throws {
+        let key = "sk-deploy-0123456789abcdef"
+        let script = #"""
+            #!/usr/bin/env python3
+            import json, os, sys
+            for line in sys.stdin:
+                q = json.loads(line)
+                answer = {"reject": "seen: " + os.environ.get("FIXA_DEPLOY_KEY", "-") + " said: \#(key)"} if q["hook"] == "before" else {}
+                answer.update(index=q["index"], hook=q["hook"])
+                sys.stdout.write(json.dumps(answer) + "\n"); sys.stdout.flush()
+            """#
+        let deployments = #"{"models": {"fast": [{"name": "d1", "provider": "mock", "model": "m", "api_key_env": "FIXA_DEPLOY_KEY"}]}}"#
+        let dir = try CLI.temporaryDirectory(files: ["keys.py": script, "d.json": deployments])
+        let hook = dir.appendingPathComponent("keys.py").path
+        chmod(hook, 0o755)
+        var environment = ProcessInfo.processInfo.environment
+        environment["FIXA_DEPLOY_KEY"] = key
+        let run = try CLI.run(
+            ["--hook-exec", hook, "--deployments", dir.appendingPathComponent("d.json").path, "--concurrency", "1", "--quiet"],
+            stdin: #"{"id":"a","model":"fast","prompt":"hi"}"#, environment: environment)
+        #expect(run.status == 1, "\(run.stderr)")
+        try #require(run.records.count == 1, "\(run.stdout) \(run.stderr)")
+        #expect(run.records[0][path: "error.message"] as? String == "rejected by hook 'exec:keys.py': seen: - said: <redacted>")
+        #expect(!run.stdout.contains(key) && !run.stderr.contains(key))
+    }
+
     @Test func aHookProgramThatCannotStartIsAUsageError() throws {
         let run = try CLI.run(["--hook-exec", "/no/such/program"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 2)

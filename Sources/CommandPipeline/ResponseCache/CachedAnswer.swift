@@ -1,9 +1,10 @@
 /// How a `GenerationResponse` is kept by a store: one JSON object, the same fields as a
-/// result's `responses[i]` (`text`, `model`, `finish_reason`, `usage`, `parsed`) plus the
+/// result's `responses[i]` (`text`, `model`, `finish_reason`, `usage`, `parsed`, `tool_calls` with
+/// `unparsed_arguments` when the model's arguments were not JSON) plus the
 /// usage fields only the engine prices by. A field added to `GenerationResponse` that an answer
 /// needs must be added here too (the format's `v` then grows, and older entries are misses).
 package enum CachedAnswer {
-    package static let version = 1
+    package static let version = 2
 
     package static func encode(_ answer: GenerationResponse) -> [UInt8] {
         let u = answer.usage
@@ -16,6 +17,14 @@ package enum CachedAnswer {
             ],
         ]
         if let parsed = answer.parsed { object["parsed"] = parsed }
+        if !answer.toolCalls.isEmpty {
+            object["tool_calls"] = .array(
+                answer.toolCalls.map { call in
+                    var fields: JSONObject = ["id": .string(call.id), "name": .string(call.name), "arguments": call.arguments]
+                    if let text = call.unparsedArguments { fields["unparsed_arguments"] = .string(text) }
+                    return .object(fields)
+                })
+        }
         var out: [UInt8] = []
         JSONSerializer.write(.object(object), to: &out)
         return out
@@ -28,13 +37,27 @@ package enum CachedAnswer {
             let usage = object["usage"]?.objectValue
         else { return nil }
         func count(_ name: String) -> Int { usage[name]?.intValue ?? 0 }
+        var toolCalls: [ToolCall] = []
+        if let value = object["tool_calls"] {
+            guard let items = value.arrayValue else { return nil }
+            for item in items {
+                guard let call = item.objectValue, let id = call["id"]?.stringValue, let name = call["name"]?.stringValue, let arguments = call["arguments"]
+                else { return nil }
+                var unparsed: String?
+                if let text = call["unparsed_arguments"] {
+                    guard let string = text.stringValue else { return nil }
+                    unparsed = string
+                }
+                toolCalls.append(ToolCall(id: id, name: name, arguments: arguments, unparsedArguments: unparsed))
+            }
+        }
         return GenerationResponse(
             text: text, model: model, finishReason: finish,
             usage: Usage(
                 promptTokens: count("prompt_tokens"), completionTokens: count("completion_tokens"), totalTokens: count("total_tokens"),
                 cachedTokens: count("cached_tokens"), cacheCreationTokens: count("cache_creation_tokens"),
                 cacheCreationLongTokens: count("cache_creation_long_tokens")),
-            parsed: object["parsed"])
+            parsed: object["parsed"], toolCalls: toolCalls)
     }
 
     package static func decode(_ bytes: [UInt8]) -> GenerationResponse? { bytes.withUnsafeBufferPointer { decode($0) } }

@@ -85,6 +85,12 @@ public enum DeploymentsFile {
         }
         if let v = fields["api_key_env"] {
             let variable = try CatalogFile.string(v, at: path + ".api_key_env")
+            // Not echoed: a key pasted here instead of its variable's name would be printed.
+            guard isVariableName(variable) else {
+                throw Problem(
+                    path: path + ".api_key_env",
+                    message: "not an environment variable name (letters, digits and _, not starting with a digit, 1 to 128 bytes): give the name of the variable that holds the key, never the key itself")
+            }
             guard let key = environment[variable], !key.isEmpty else {
                 throw Problem(path: path + ".api_key_env", message: "$\(variable) is not set: export it, or name the variable that holds this deployment's key")
             }
@@ -95,6 +101,14 @@ public enum DeploymentsFile {
         if let v = fields["tpm"] { d.tokensPerMinute = try CatalogFile.integer(v, in: Deployment.tpmRange, at: path + ".tpm") }
         if let v = fields["max_concurrency"] { d.maxConcurrency = try CatalogFile.integer(v, in: Deployment.concurrencyRange, at: path + ".max_concurrency") }
         return d
+    }
+
+    /// `[A-Za-z_][A-Za-z0-9_]*`, 1 to 128 bytes: what `api_key_env` may hold.
+    static func isVariableName(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, bytes.count <= 128 else { return false }
+        func letter(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 }
+        return letter(first) && bytes.allSatisfy { letter($0) || ($0 >= 48 && $0 <= 57) }
     }
 
     private static func breakerSettings(_ value: JSONValue) throws(Problem) -> BreakerSettings {

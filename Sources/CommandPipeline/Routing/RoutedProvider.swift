@@ -101,3 +101,27 @@ public struct RoutedProvider: GenerationCapability {
         return result
     }
 }
+
+/// Where a routed run's requests go, for the response cache's key (`Design/response-cache.md`):
+/// the fallback's endpoint and every deployment — logical model, name, provider, where it sends
+/// (its adapter's endpoint, else its `base_url`) and the provider's model — sorted, as one JSON
+/// text. Two deployments files that could answer a call differently are two keys (the key is
+/// hashed: its length does not matter). Conservative: any change of the file is a new key.
+extension RoutedProvider: ProviderEndpoint {
+    public var endpoint: String {
+        var sends: [String: String] = [:]
+        for (i, d) in router.deployments.enumerated() {
+            sends[d.name] = (router.adapters[i] as? any ProviderEndpoint)?.endpoint ?? d.baseURL ?? ""
+        }
+        var rows: [[String]] = []
+        for (logical, list) in router.configuration.models {
+            for d in list { rows.append([logical, d.name, d.provider, sends[d.name] ?? d.baseURL ?? "", d.model]) }
+        }
+        rows.sort { $0.lexicographicallyPrecedes($1) }
+        let value: JSONValue = [
+            "fallback": .string((fallback as? any ProviderEndpoint)?.endpoint ?? ""),
+            "deployments": .array(rows.map { .array($0.map { .string($0) }) }),
+        ]
+        return JSONSerializer.serialize(value)
+    }
+}

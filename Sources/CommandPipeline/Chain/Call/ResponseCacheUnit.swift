@@ -5,8 +5,9 @@
 ///
 /// - The key (`ResponseCacheKey`) is taken of the call without the provider's context cache
 ///   (`CallInput.uncached`), with local files by their content.
-/// - A hit: the answer with usage zero (no tokens were used, so it costs nothing), a
-///   `response_cache_hit` event, and with streaming its whole text as one `text_delta`.
+/// - A hit: the answer with usage zero (no tokens were used, so it costs nothing) and no
+///   deployment, a `response_cache_hit` event, with streaming its whole text as one
+///   `text_delta`, and a `tool_call` event for each of its tool calls.
 /// - Identical calls in flight share one request (`SingleFlight`): the others wait for it and
 ///   take its answer as a hit; if it fails, each makes its own call.
 /// - Kept: successful answers whose `finish_reason` is not `content_filter` (a refusal may not
@@ -49,10 +50,15 @@ public struct ResponseCacheUnit: ChainUnit {
     private func hit(_ answer: GenerationResponse, _ input: CallInput) -> Result<GenerationResponse, APIError> {
         var answer = answer
         answer.usage = .zero
+        // No deployment answered this call (an identical call's answer in flight names its own).
+        answer.deployment = nil
+        answer.provider = nil
         input.log.record(.responseCache(call: input.callIndex, status: .hit))
         if input.streaming, !answer.text.isEmpty, input.provider.streaming != nil {
             input.log.record(.textDelta(call: input.callIndex, text: answer.text))
         }
+        // As a live answer's (`ProviderCall`): each tool call is an event.
+        for call in answer.toolCalls { input.log.record(.toolCall(call: input.callIndex, call)) }
         return .success(answer)
     }
 
