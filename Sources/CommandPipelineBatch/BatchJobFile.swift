@@ -76,8 +76,9 @@ public struct BatchJobFile: Sendable, Equatable {
     // MARK: where the key goes
 
     /// Why `given` (the caller's settings) is not where this job file's run was sent, or nil
-    /// when they agree: the endpoint and the key's variable must be the same (absent on both
-    /// sides = the provider's defaults), and plain http needs the permission again.
+    /// when they agree: the provider (it decides which key variable is read by default), the
+    /// endpoint and the key's variable must be the same (absent on both sides = the provider's
+    /// defaults), and plain http needs the permission again.
     public func mismatch(with given: Endpoint, path: String) -> BatchError? {
         func normalized(_ url: String?) -> String? {
             guard var url, !url.isEmpty else { return nil }
@@ -91,6 +92,9 @@ public struct BatchJobFile: Sendable, Equatable {
             return String(url[..<scheme.upperBound]) + String(url[url.index(after: at)...])
         }
         let hint = "a job file never decides where the key goes: repeat the options 'batch submit' was given, or make a new job file"
+        if endpoint.provider != given.provider {
+            return BatchError(.invalid, "job file '\(path)' was made for --provider \(endpoint.provider), but this command has --provider \(given.provider)", hint: hint)
+        }
         if normalized(endpoint.baseURL) != normalized(given.baseURL) {
             let recorded = endpoint.baseURL.map { "--base-url \(shown($0))" } ?? "the provider's default endpoint"
             let asked = given.baseURL.map { "--base-url \(shown($0))" } ?? "no --base-url"

@@ -37,7 +37,7 @@ enum BatchRecords {
     }
 
     /// The requests of `command`'s calls, exactly as `run` sends them when no cache is in play
-    /// (`GenerateStage.request(for:call:)`), or why a batch cannot carry the command (see
+    /// (`ExecutionState.request(call:)`), or why a batch cannot carry the command (see
     /// Design/batch.md, "What cannot be batched").
     static func requests(for command: PlannedCommand) -> Result<[GenerationRequest], APIError> {
         let plan = command.plan
@@ -58,7 +58,7 @@ enum BatchRecords {
             }
         }
         let state = ExecutionState(command: command)
-        return .success(state.calls.indices.map { GenerateStage.request(for: state, call: $0) })
+        return .success(state.calls.indices.map { state.request(call: $0) })
     }
 
     /// The result line (with newline) of a command that was not submitted: rejected as `run`

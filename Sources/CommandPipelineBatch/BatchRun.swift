@@ -155,8 +155,14 @@ public struct BatchRun: Sendable {
             do {
                 submitted = try await batch.submitBatch(items, marker: BatchMarker(name: chunk.marker, requestCount: items.count, notBefore: Date(timeIntervalSince1970: since)))
             } catch {
-                job.chunks[n].state = .planned
                 let prefix = "submitting job \(n + 1) of \(job.chunks.count) failed: \(BatchError.describe(error))"
+                guard Self.nothingSent(error) else {
+                    // A timeout, a lost connection, a 5xx, 408/409/429, an answer not understood: the
+                    // provider may have made the job. The chunk stays `submitting` (saved before
+                    // sending), so the next run looks for it by its marker before sending anything.
+                    throw BatchError(.provider, "\(prefix); the job may have reached the provider: run \(again) again, which looks for it by its marker before sending it again")
+                }
+                job.chunks[n].state = .planned
                 do { try job.save(path) } catch { throw BatchError(.write, "\(prefix); and the job file could not be written: \(error.message)") }
                 throw BatchError(.provider, "\(prefix); the jobs before it are recorded, run \(again) again to continue")
             }
@@ -167,6 +173,21 @@ public struct BatchRun: Sendable {
             try job.save(path)
             log("job \(n + 1)/\(job.chunks.count): submitted as \(submitted.id) (\(items.count) requests)")
         }
+    }
+
+    /// Whether a failed submit cannot have made a job, so its chunk may be sent again without a
+    /// lookup: refused before anything was sent (the endpoint, the key, the command, TLS, no
+    /// connection) or answered with a 4xx other than 408, 409 and 429. Anything else is in doubt.
+    static func nothingSent(_ error: any Error) -> Bool {
+        guard let error = error as? APIError else { return false }
+        if error.kind == .invalidCommand || error.kind == .capabilityMissing { return true }
+        if let code = error.code, ["tls_failed", "connection_failed", "out_of_descriptors"].contains(code) { return true }
+        // The providers' answers read "HTTP 400 from …" (`*ErrorMapping`).
+        let text = error.message.utf8
+        guard text.starts(with: "HTTP ".utf8) else { return false }
+        let digits = text.dropFirst(5).prefix(3)
+        guard digits.count == 3, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let status = Int(String(decoding: digits, as: UTF8.self)) else { return false }
+        return (400..<500).contains(status) && ![408, 409, 429].contains(status)
     }
 
     // MARK: cancel

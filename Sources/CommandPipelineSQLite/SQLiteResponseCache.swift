@@ -154,6 +154,7 @@ public final class SQLiteResponseCache: ResponseCache {
             throw OpenError(message: "cannot open the response cache '\(path)': \(error.message)")
         }
         do {
+            try harden(db)
             try check(db, path: path, create: create)
             try SQLite.useWriteAheadLog(db)
             return db
@@ -178,6 +179,30 @@ public final class SQLiteResponseCache: ResponseCache {
         }
     }
 
+    /// A cache file may come from elsewhere: its schema's functions are not trusted
+    /// (`trusted_schema=OFF`) and SQL cannot corrupt it (`SQLITE_DBCONFIG_DEFENSIVE`).
+    private static func harden(_ db: OpaquePointer) throws {
+        let rc = csqlite_enable_defensive(db)
+        guard rc == SQLITE_OK else {
+            throw SQLiteSink.SQLiteError(operation: "turning on SQLITE_DBCONFIG_DEFENSIVE", code: rc, message: String(cString: sqlite3_errmsg(db)))
+        }
+        try SQLite.execute(db, "PRAGMA trusted_schema = OFF", operation: "setting trusted_schema")
+    }
+
+    /// The triggers and views of a cache made by this code (`schema`, in an empty database in
+    /// memory): "type name sql" per object, as SQLite records them.
+    private static let ownCode: Result<[String], SQLiteSink.SQLiteError> = {
+        do throws(SQLiteSink.SQLiteError) {
+            let db = try SQLite.open(":memory:")
+            defer { sqlite3_close_v2(db) }
+            try SQLite.execute(db, schema, operation: "creating the response cache in memory")
+            return .success(try strings(db, codeSQL))
+        } catch {
+            return .failure(error)
+        }
+    }()
+    private static let codeSQL = "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master WHERE type IN ('trigger', 'view') ORDER BY type, name"
+
     /// Reads the schema (the first read of the file: a file that is not SQLite fails here) and
     /// checks it is a cache of this format, or creates one in an empty database.
     private static func check(_ db: OpaquePointer, path: String, create: Bool) throws {
@@ -191,6 +216,15 @@ public final class SQLiteResponseCache: ResponseCache {
             }
             guard fields[1] == Substring(String(version)) else {
                 throw OpenError(message: "'\(path)' is a response cache of format version \(fields[1]); this pipeline reads version \(version): give another path")
+            }
+            // Code in the file runs on every write: only the triggers this code creates may be there.
+            let found = try strings(db, codeSQL)
+            let own = try ownCode.get()
+            if found != own {
+                let foreign = found.filter { !own.contains($0) }.map { "\($0.split(separator: " ").prefix(2).joined(separator: " "))" }
+                let shown = foreign.prefix(3).map { "'\($0)'" }.joined(separator: ", ") + (foreign.count > 3 ? ", …" : "")
+                throw OpenError(
+                    message: "'\(path)' is a response cache holding triggers or views this pipeline did not create\(foreign.isEmpty ? " (one of its own is missing)" : ": \(shown)"); it is not used. Give another path, or remove the file to start an empty cache")
             }
             return
         }

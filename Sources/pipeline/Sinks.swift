@@ -102,7 +102,7 @@ final class SinkFeed: Sendable {
                     guard let url = URL(string: spec.target) else { throw UsageError(message: "option '\(spec.origin) webhook:' needs a URL, got something that is not one") }
                     sink = try WebhookSink(
                         url: url, priority: spec.priority, batchSize: spec.batchSize ?? 50, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
-                        allowInsecureHTTP: options.allowInsecureHTTP)
+                        allowInsecureHTTP: options.allowInsecureHTTP, caFile: options.caFile.map { URL(fileURLWithPath: $0) })
                 case .postgres:
                     sink = try postgres(spec, environment: ProcessInfo.processInfo.environment)
                 }

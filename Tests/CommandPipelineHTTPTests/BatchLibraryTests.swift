@@ -41,6 +41,27 @@ import Testing
         func storedJobs() throws -> Int { try FileManager.default.contentsOfDirectory(atPath: store).count }
     }
 
+    /// The mock's batch service whose submit fails: before anything is sent, or after the job
+    /// was made (its answer lost on the way back, as after a timeout).
+    struct FailingSubmit: GenerationCapability, BatchCapability {
+        let base: any GenerationCapability
+        let inner: any BatchCapability
+        let error: APIError
+        let afterSending: Bool
+        var providerName: String { base.providerName }
+        func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await base.generate(request) }
+        var batchLimits: BatchLimits { inner.batchLimits }
+        func batchSize(of request: BatchRequest) throws -> Int { try inner.batchSize(of: request) }
+        func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws -> BatchJob {
+            if afterSending { _ = try await inner.submitBatch(requests, marker: marker) }
+            throw error
+        }
+        func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try await inner.findBatch(marker) }
+        func batchStatus(_ jobID: String) async throws -> BatchJob { try await inner.batchStatus(jobID) }
+        func batchResults(_ jobID: String) async throws -> [BatchResult] { try await inner.batchResults(jobID) }
+        func cancelBatch(_ jobID: String) async throws -> BatchJob { try await inner.cancelBatch(jobID) }
+    }
+
     /// Seven commands, eight requests: every third command on model "flaky"; command 4 fans out to two calls.
     static let input: String = (0..<7).map { i -> String in
         if i == 4 { return #"{"id":"c4","model":"m","prompts":["first 4","second 4"]}"# }
@@ -143,5 +164,33 @@ import Testing
         #expect(early?.kind == .notFinished && early?.message.contains("wait until every job has ended") == true, "\(String(describing: early))")
         let collecting = await #expect(throws: BatchError.self) { _ = try await setup.collect(slow) }
         #expect(collecting?.kind == .notFinished)
+    }
+
+    /// A submit that failed after the provider may have made the job (a timeout) leaves the chunk
+    /// in doubt: the next submit finds the job by its marker and sends nothing again. One refused
+    /// before sending (a 400) is planned again and sent by the next submit.
+    @Test func aSubmitThatMayHaveReachedTheProviderIsLookedUpNotSentTwice() async throws {
+        let input = BatchInput(Array(Self.input.utf8))
+        let setup = try Setup()
+        let mock = setup.provider()
+        let lost = FailingSubmit(
+            base: mock, inner: try #require(mock.batch), error: APIError(.timeout, "no answer within 30 s", provider: "mock", retryable: true),
+            afterSending: true)
+        await #expect(throws: BatchError.self) { _ = try await setup.run(lost).submit(input, maxRequestsPerJob: 10) }
+        #expect(try setup.storedJobs() == 1)
+        #expect(try String(contentsOfFile: setup.job, encoding: .utf8).contains(#""state":"submitting""#))
+        let again = try await setup.run(mock).submit(input, maxRequestsPerJob: 10)
+        #expect(again.jobs.count == 1 && again.jobs.allSatisfy { $0 != nil })
+        #expect(try setup.storedJobs() == 1, "the job made before the timeout was found by its marker, not sent again")
+
+        let other = try Setup()
+        let mock2 = other.provider()
+        let refused = FailingSubmit(
+            base: mock2, inner: try #require(mock2.batch),
+            error: APIError(.providerError, "HTTP 400 from http://127.0.0.1/v1/batches: bad request", provider: "mock"), afterSending: false)
+        await #expect(throws: BatchError.self) { _ = try await other.run(refused).submit(input, maxRequestsPerJob: 10) }
+        #expect(try String(contentsOfFile: other.job, encoding: .utf8).contains(#""state":"planned""#))
+        _ = try await other.run(mock2).submit(input, maxRequestsPerJob: 10)
+        #expect(try other.storedJobs() == 1)
     }
 }

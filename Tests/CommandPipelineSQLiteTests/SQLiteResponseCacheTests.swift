@@ -148,6 +148,27 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: missing))
     }
 
+    /// Code planted in a cache file (a trigger runs on every write) is refused with a usage
+    /// error naming it; the file is left alone.
+    @Test func aCacheWithAPlantedTriggerIsRefused() async throws {
+        let path = try Self.path()
+        let cache = try SQLiteResponseCache(path: path)
+        cache.store(Self.answer(1, size: 20), for: Self.key(1))
+        try await cache.finish()
+        let plant = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [
+            "python3", "-c",
+            "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('CREATE TRIGGER planted AFTER INSERT ON response_cache BEGIN DELETE FROM response_cache; END'); db.commit()",
+            path,
+        ], timeout: 60)
+        #expect(plant.status == 0, "\(plant.output)")
+        do {
+            _ = try SQLiteResponseCache(path: path)
+            Issue.record("a cache with a planted trigger was opened")
+        } catch {
+            #expect(error.message.contains("did not create") && error.message.contains("trigger planted"), "\(error.message)")
+        }
+    }
+
     @Test func aDamagedCacheIsRefusedNotACrash() async throws {
         let path = try Self.path()
         let cache = try SQLiteResponseCache(path: path)

@@ -189,7 +189,21 @@ import Testing
         #expect(!JSONSerializer.serialize(arguments).contains("abcdefghijklmnopqrstuvwxyz"))
     }
 
-    // MARK: events
+    /// A call of an unknown tool whose long name holds a key across the 80th character: the
+    /// name is redacted before it is cut, so no part of the key is shown.
+    @Test func anUnknownToolsLongNameIsRedactedBeforeItIsCut() throws {
+        let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+        let name = String(repeating: "x", count: 70) + key
+        let tools = try ToolSet([Self.weather], choice: nil, path: "tools")
+        let call = ToolCall(id: "c1", name: name, arguments: [:])
+        guard case .failure(let violation) = tools.check(call, redactor: SecretRedactor(secrets: [key])) else {
+            Issue.record("a call of an unknown tool was accepted")
+            return
+        }
+        #expect(!violation.message.contains("sk-proj-ab"), "\(violation.message)")
+        #expect(violation.message.contains(SecretRedactor.marker), "\(violation.message)")
+    }
+
 
     @Test func eachCallIsAToolCallEventBeforeTheCallFinishes() async throws {
         let call = ToolCall(id: "c1", name: "get_weather", arguments: ["city": "Paris"])

@@ -234,4 +234,18 @@ import Testing
         #expect(noBatch.status == 2)
         #expect(noBatch.stderr.contains("has no batch service"))
     }
+
+    /// The job file's provider decides which key variable is read by default: a --provider that
+    /// differs from it is refused (exit 2) before anything is sent; the same one is accepted.
+    @Test func aProviderOtherThanTheJobFilesIsRefused() throws {
+        let dir = try CLI.temporaryDirectory()
+        let job = dir.appendingPathComponent("job.json")
+        let input = commands(2)
+        #expect(try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input).status == 0)
+        let other = try CLI.run(["batch", "submit", "--job", job.path, "--provider", "anthropic", "--quiet"], stdin: input)
+        #expect(other.status == 2, "\(other.stderr)")
+        #expect(other.stderr.contains("--provider mock") && other.stderr.contains("--provider anthropic"), "\(other.stderr)")
+        let same = try CLI.run(["batch", "submit", "--job", job.path, "--provider", "mock", "--quiet"], stdin: input)
+        #expect(same.status == 0, "\(same.stderr)")
+    }
 }

@@ -81,7 +81,8 @@ public struct ToolSet: Sendable {
 
     private func checkUnredacted(_ call: ToolCall, redactor: SecretRedactor) -> Result<JSONValue, JSONSchema.Violation> {
         guard let schema = schemas[call.name] else {
-            let shown = call.name.count > 80 ? String(call.name.prefix(80)) + "…" : call.name
+            // Redacted before the cut: a key across the 80th character is never left half shown.
+            let shown = redactor.preview(call.name, limit: 80)
             return .failure(JSONSchema.Violation(path: "$", message: "expected a call of one of the offered tools (\(names.joined(separator: ", "))), found a call of '\(shown)'"))
         }
         if call.unparsedArguments != nil {

@@ -30,9 +30,6 @@ public struct GenerateStage: ExecutionStage {
 
     public func applies(to state: ExecutionState) -> Bool { state.responses.isEmpty }
 
-    /// Kept for batch planning until it moves into the library (it is `ExecutionState.request(call:)`).
-    package static func request(for state: ExecutionState, call index: Int) -> GenerationRequest { state.request(call: index) }
-
     private func input(_ index: Int, _ state: ExecutionState, _ planLimiter: RateLimiter?, _ context: StageContext) -> CallInput {
         guard state.hasCache else {
             return CallInput(uncachedCall: index, of: state, planLimiter: planLimiter, provider: context.provider, log: context.log, streaming: context.streaming)

@@ -39,9 +39,11 @@ public final class WebhookSink: ResultSink {
     ///   - batchSize: results per POST, 1–10,000.
     ///   - retryPolicy: how each POST is retried (the engine's `RetryPolicy`).
     ///   - headers: extra request headers (e.g. an `Authorization` the receiver wants); never shown.
+    ///   - caFile: a PEM file of CAs to trust besides the system's (`--ca-file`), for a receiver
+    ///     behind a private CA.
     public init(
         url: URL, priority: Int = 100, batchSize: Int = 50, retryPolicy: RetryPolicy = RetryPolicy(), clock: any PipelineClock = SystemClock(),
-        headers: [String: String] = [:], allowInsecureHTTP: Bool = false, requestTimeout: TimeInterval = 30,
+        headers: [String: String] = [:], allowInsecureHTTP: Bool = false, requestTimeout: TimeInterval = 30, caFile: URL? = nil,
         filter: (@Sendable (ResultDelivery) -> Bool)? = nil
     ) throws(APIError) {
         let shown = Self.display(url)
@@ -64,7 +66,7 @@ public final class WebhookSink: ResultSink {
         self.shown = shown
         name = "webhook(\(shown))"
         retrier = Retrier(policy: retryPolicy, clock: clock)
-        let client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4)
+        let client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4, caFile: caFile)
         let transport = TransportErrors(
             providerName: "webhook", displayBaseURL: shown, requestTimeout: requestTimeout, deadlineSetting: "the webhook's request timeout",
             bodyLimitSetting: "the webhook's 1 MiB answer limit", urlSetting: "the webhook URL",

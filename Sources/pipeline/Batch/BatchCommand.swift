@@ -53,7 +53,10 @@ enum BatchCommand {
             throw BatchError(.invalid, error.message, hint: error.hint)
         }
         if let recorded = try BatchRun.jobFile(at: path) {
-            if let problem = recorded.mismatch(with: endpoint(options), path: path) { throw problem }
+            // Without --provider the file's provider is taken; a --provider given must be the file's.
+            var given = endpoint(options)
+            if !invocation.providerGiven { given.provider = recorded.endpoint.provider }
+            if let problem = recorded.mismatch(with: given, path: path) { throw problem }
             options.provider = recorded.endpoint.provider
             if let names = recorded.endpoint.capabilities { options.capabilities = Set(names.compactMap(ProviderCapability.init(rawValue:))) }
         }

@@ -12,6 +12,8 @@ struct BatchInvocation {
     var jobFile: String
     /// Provider options (submit only: the others read them from the job file).
     var run = RunOptions()
+    /// `--provider` was given (submit): then it must be the job file's provider.
+    var providerGiven = false
     /// Requests per job, at most the provider's limit (submit).
     var maxRequestsPerJob: Int?
     /// `status`/`collect`: poll until every job has ended.
@@ -151,6 +153,7 @@ struct BatchInvocation {
                 let parsed = try ArgumentParser.parse(["run", "\(name)=\(value)"])
                 guard case .run(let options) = parsed else { continue }
                 invocation.run.merge(name, from: options)
+                if name == "--provider" { invocation.providerGiven = true }
             }
         }
         guard let jobFile else {
