@@ -188,8 +188,9 @@ import Darwin
             if connection.waitForClose() { clientClosed.raise() }
         }
         defer { server.stop() }
-        let transport = Self.transport()
-        let task = Task { try await transport.send(Self.request(server)) }
+        // Timeouts far beyond the test: only the cancel may end this request.
+        let transport = Self.transport(deadline: 600)
+        let task = Task { try await transport.send(Self.request(server, timeout: 600)) }
         try await received.wait()
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
@@ -536,7 +537,9 @@ final class ScriptedConnection: @unchecked Sendable {
     init(fd: Int32, record: @escaping @Sendable (String) -> Void) {
         self.fd = fd
         self.record = record
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // Generous: on a loaded two-core machine the test's own task can be starved for tens of
+        // seconds between two requests; the server must not give up on the client first.
+        var timeout = timeval(tv_sec: 120, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         #if canImport(Darwin)
         var yes: Int32 = 1
@@ -572,7 +575,7 @@ final class ScriptedConnection: @unchecked Sendable {
         return true
     }
 
-    /// Waits (at most 10 s) until the client closes; true when it did.
+    /// Waits (at most 120 s) until the client closes; true when it did.
     func waitForClose() -> Bool {
         var scratch = [UInt8](repeating: 0, count: 4096)
         while true {
