@@ -243,8 +243,14 @@ import FoundationNetworking
         }
         // A second job, cancelled before it ends.
         let other = try await batch.submitBatch(Array(requests.prefix(1)), marker: BatchMarker(name: marker.name + "-c", requestCount: 1, notBefore: Date()))
-        #expect(try await batch.cancelBatch(other.id).state == .cancelled)
-        #expect(try await batch.batchResults(other.id).isEmpty)
+        // llmock ends a job about 3 s after submit: a test task starved that long on a loaded
+        // machine finds it ended, and the server's refusal says so. Otherwise cancel must cancel.
+        do {
+            #expect(try await batch.cancelBatch(other.id).state == .cancelled)
+            #expect(try await batch.batchResults(other.id).isEmpty)
+        } catch let error as APIError where error.message.contains("already in terminal status") || error.message.contains("already ended") {
+            #expect(try await batch.batchStatus(other.id).state.isEnded)
+        }
         await #expect(throws: APIError.self) { try await batch.batchStatus("../files") }
     }
 }
