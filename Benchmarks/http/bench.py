@@ -9,12 +9,17 @@ only, else its https row is skipped; Python: SSL_CERT_FILE; wrk does not verify)
 round so drift cancels; the tables give each client's median over the rounds: requests/s, CPU
 per request (user + system, the client's process only) and both as ratios against `pipeline`
 on the same scheme. It then times 256 commands at --concurrency 256 against a server that
-answers each request after 1 s.
+answers each request after 1 s (the fault server's `slow-` model; over https through nginx's
+TLS port, which proxies `/slow/` to it), and UPLOADS uploads of UPLOAD_MB MB each (distinct
+files, OpenAI multipart, to nginx's `/v1/files`, which reads and drops the body) by pipeline
+(one command per file, `--capabilities generation,uploads`) and by aiohttp (streaming each file),
+with each client's peak RSS (`wait4`): memory must stay flat however many bytes go out.
 
 Environment: ROUNDS (3), CONCURRENCY (64), N_FAST (10000: wrk's duration is set to match,
 pipeline, aiohttp), N_SLOW (2000: openai, pollux, litellm), CLIENTS (comma list to run a subset;
 clients whose tool or module is missing are skipped with a note), SCHEMES (http,https),
-SLOW_RUNS (3; 0 skips the 1-second scenario), PYTHON (the peers' interpreter, default
+SLOW_RUNS (3; 0 skips the 1-second scenario), UPLOADS (100; 0 skips the upload scenario),
+UPLOAD_MB (10), UPLOAD_CONCURRENCY (16), PYTHON (the peers' interpreter, default
 Benchmarks/http/.venv/bin/python).
 """
 
@@ -41,6 +46,9 @@ CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
 N_FAST = int(os.environ.get("N_FAST", "10000"))
 N_SLOW = int(os.environ.get("N_SLOW", "2000"))
 SLOW_RUNS = int(os.environ.get("SLOW_RUNS", "3"))
+UPLOADS = int(os.environ.get("UPLOADS", "100"))
+UPLOAD_MB = int(os.environ.get("UPLOAD_MB", "10"))
+UPLOAD_CONCURRENCY = int(os.environ.get("UPLOAD_CONCURRENCY", "16"))
 SCHEMES = [s for s in os.environ.get("SCHEMES", "http,https").split(",") if s]
 ALL_CLIENTS = ["wrk", "pipeline", "pipeline-urlsession", "aiohttp", "openai", "pollux", "litellm"]
 CLIENTS = [c for c in os.environ.get("CLIENTS", ",".join(ALL_CLIENTS)).split(",") if c]
@@ -94,8 +102,13 @@ openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out s
     return workdir / "ca.pem", workdir / "server.pem", workdir / "server.key"
 
 
-def start_nginx(workdir):
-    """nginx with one worker: the canned answers on a plain port and on a TLS port. (port, tls_port, ca)."""
+UPLOADED = json.dumps({"id": "file-bench", "object": "file", "bytes": 0, "filename": "upload", "purpose": "user_data"}, separators=(",", ":"))
+
+
+def start_nginx(workdir, slow_port=None):
+    """nginx with one worker: the canned answers on a plain port and on a TLS port, `/v1/files`
+    taking any body, and `/slow/` proxied to `slow_port` (the fault server) when given.
+    (process, port, tls_port, ca)."""
     port = free_port()
     tls_port = free_port()
     ca, certificate, key = make_certificate(workdir)
@@ -104,6 +117,8 @@ def start_nginx(workdir):
     for d in ["logs", "tmp"]:
         (workdir / d).mkdir(exist_ok=True)
     user = "user root;" if os.geteuid() == 0 else ""
+    slow = (f"location /slow/ {{ proxy_pass http://127.0.0.1:{slow_port}/; proxy_http_version 1.1; "
+            f"proxy_set_header Connection \"\"; proxy_read_timeout 120s; }}") if slow_port else ""
     conf.write_text(f"""
 {user}
 worker_processes 1;
@@ -130,6 +145,8 @@ http {{
         default_type application/json;
         location = /v1/chat/completions {{ return 200 '{COMPLETION}'; }}
         location = /v1/models {{ return 200 '{MODELS}'; }}
+        location = /v1/files {{ client_max_body_size 0; return 200 '{UPLOADED}'; }}
+        {slow}
         location / {{ return 404 '{{"error":{{"message":"not found"}}}}'; }}
     }}
 }}
@@ -230,36 +247,96 @@ def available(client):
     return subprocess.run([str(PYTHON), "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
-def slow_scenario(workdir):
-    """256 commands, --concurrency 256, each answered after 1 s: wall time, ideally 1 s."""
+def start_fault_server():
+    """The fault server (its `slow-` models answer after 1 s): (process, port)."""
     port = free_port()
     server = subprocess.Popen([str(PYTHON), str(ROOT / "Tests/Tools/fault_server.py"), str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        walls = []
-        for run in range(SLOW_RUNS):
-            model = f"slow-bench{run}"
-            path = workdir / f"slow-{run}.jsonl"
-            path.write_text("".join(json.dumps({"id": f"s{i}", "model": model, "prompt": "p"}) + "\n" for i in range(256)))
-            with path.open("rb") as stdin:
-                start = time.perf_counter()
-                done = subprocess.run(
-                    [str(PIPELINE), "--provider", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "--concurrency", "256", "--quiet",
-                     "--max-attempts", "1"], stdin=stdin, capture_output=True)
-                walls.append(time.perf_counter() - start)
-            ok = done.stdout.count(b'"status":"succeeded"')
-            with socket.create_connection(("127.0.0.1", port)) as s:
-                s.sendall(b"GET /v1/stats HTTP/1.0\r\nHost: x\r\n\r\n")
-                raw = b""
-                while chunk := s.recv(65536):
-                    raw += chunk
-            stats = json.loads(raw.split(b"\r\n\r\n", 1)[1] or b"{}")
-            print(f"  256 x 1 s at --concurrency 256: {walls[-1]:.3f} s wall, {ok}/256 succeeded, "
-                  f"server saw {stats.get('max_inflight:' + model)} in flight at once")
-        return walls
-    finally:
-        server.terminate()
-        server.wait()
+    wait_for_port(port)
+    return server, port
+
+
+def slow_scenario(workdir, scheme, base, fault_port, ca=None):
+    """256 commands, --concurrency 256, each answered after 1 s: wall time, ideally 1 s.
+    `base`: the fault server itself (http) or nginx's TLS port in front of it (https)."""
+    walls = []
+    for run in range(SLOW_RUNS):
+        model = f"slow-bench-{scheme}{run}"
+        path = workdir / f"slow-{scheme}-{run}.jsonl"
+        path.write_text("".join(json.dumps({"id": f"s{i}", "model": model, "prompt": "p"}) + "\n" for i in range(256)))
+        with path.open("rb") as stdin:
+            start = time.perf_counter()
+            done = subprocess.run(
+                [str(PIPELINE), "--provider", "openai", "--base-url", base, "--concurrency", "256", "--quiet",
+                 "--max-attempts", "1"] + (["--ca-file", str(ca)] if ca else []), stdin=stdin, capture_output=True)
+            walls.append(time.perf_counter() - start)
+        ok = done.stdout.count(b'"status":"succeeded"')
+        with socket.create_connection(("127.0.0.1", fault_port)) as s:
+            s.sendall(b"GET /v1/stats HTTP/1.0\r\nHost: x\r\n\r\n")
+            raw = b""
+            while chunk := s.recv(65536):
+                raw += chunk
+        stats = json.loads(raw.split(b"\r\n\r\n", 1)[1] or b"{}")
+        print(f"  {scheme:5} 256 x 1 s at --concurrency 256: {walls[-1]:.3f} s wall, {ok}/256 succeeded, "
+              f"server saw {stats.get('max_inflight:' + model)} in flight at once")
+    return walls
+
+
+def waited(command, **options):
+    """Runs `command` to its end: (returncode, stdout, wall s, CPU s, peak RSS MiB) of that process alone."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+    # Read the pipes on threads so the child never blocks on them; wait4 gives its own rusage.
+    import threading
+    out, err = [], []
+    readers = [threading.Thread(target=lambda: out.append(process.stdout.read())), threading.Thread(target=lambda: err.append(process.stderr.read()))]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    for reader in readers:
+        reader.join()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        print(f"  {command[0]} exited {process.returncode}: {err[0].decode(errors='replace')[-300:]}", file=sys.stderr)
+    return process.returncode, out[0], wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def upload_scenario(workdir, scheme, base, ca=None):
+    """UPLOADS files of UPLOAD_MB MB each, distinct, by pipeline and by aiohttp: one row each."""
+    size = UPLOAD_MB << 20
+    directory = workdir / "uploads"
+    if not directory.exists():
+        directory.mkdir()
+        block = bytes(range(256)) * 4096  # 1 MiB
+        for i in range(UPLOADS):
+            with (directory / f"up-{i}.pdf").open("wb") as f:
+                f.write(f"%PDF-1.4 upload {i}\n".encode())
+                written = 0
+                while written < size:
+                    piece = block[: size - written]
+                    f.write(piece)
+                    written += len(piece)
+    rows = []
+    commands = "".join(json.dumps({"id": f"u{i}", "model": "bench", "prompt": "Say ok.", "files": [f"up-{i}.pdf"]}) + "\n" for i in range(UPLOADS))
+    (workdir / "uploads.jsonl").write_text(commands)
+    with (workdir / "uploads.jsonl").open("rb") as stdin:
+        code, out, wall, cpu, rss = waited(
+            [str(PIPELINE), "--provider", "openai", "--base-url", base, "--capabilities", "generation,uploads", "--concurrency",
+             str(UPLOAD_CONCURRENCY), "--quiet", "--max-attempts", "1"] + (["--ca-file", str(ca)] if ca else []),
+            stdin=stdin, cwd=directory, env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"})
+    rows.append({"client": "pipeline", "ok": out.count(b'"status":"succeeded"'), "wall_s": wall, "cpu_s": cpu, "rss_mib": rss})
+    if available("aiohttp"):
+        env = {**os.environ, **({"SSL_CERT_FILE": str(ca)} if ca else {})}
+        code, out, wall, cpu, rss = waited(
+            [str(PYTHON), str(HERE / "peers.py"), "aiohttp-upload", base, str(UPLOADS), str(UPLOAD_CONCURRENCY), str(directory)], env=env)
+        row = json.loads(out.decode().strip().splitlines()[-1]) if code == 0 else {"ok": 0, "wall_s": wall, "cpu_s": cpu}
+        rows.append({"client": "aiohttp", "ok": row["ok"], "wall_s": row["wall_s"], "cpu_s": row["cpu_s"], "rss_mib": rss})
+    for row in rows:
+        megabytes = UPLOADS * size / (1 << 20)
+        print(f"  {scheme:5} {UPLOADS} uploads x {UPLOAD_MB} MB, {row['client']:9} {row['ok']}/{UPLOADS} ok, {row['wall_s']:.2f} s wall, "
+              f"{UPLOADS / row['wall_s']:.1f} uploads/s, {megabytes / row['wall_s']:.0f} MiB/s, {row['cpu_s']:.2f} s CPU, peak RSS {row['rss_mib']:.0f} MiB",
+              flush=True)
+    return rows
 
 
 def svg(rows, path, title):
@@ -335,7 +412,8 @@ def main():
     if not PIPELINE.exists():
         raise SystemExit(f"{PIPELINE} is missing: swift build -c release")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    nginx, port, tls_port, ca = start_nginx(workdir)
+    fault, fault_port = start_fault_server() if SLOW_RUNS > 0 else (None, None)
+    nginx, port, tls_port, ca = start_nginx(workdir, slow_port=fault_port)
     clients = []
     for client in CLIENTS:
         if available(client):
@@ -347,6 +425,7 @@ def main():
     runs_of = [(scheme, client) for scheme in SCHEMES for client in clients
                if not (scheme == "https" and client == "pipeline-urlsession" and not can_mount)]
     results = {run: [] for run in runs_of}
+    slow, uploads = {}, {}
     try:
         print(f"nginx on 127.0.0.1:{port} (http) and :{tls_port} (https); {ROUNDS} rounds, concurrency {CONCURRENCY}, "
               f"N={N_FAST} (wrk, pipeline, aiohttp) / {N_SLOW} (SDKs)")
@@ -357,12 +436,23 @@ def main():
                 row = run_client(client, base, workdir, trust)
                 results[(scheme, client)].append(row)
                 print(f"  round {r + 1} {scheme:5} {client:20} {row['rate']:>10,.0f} req/s {row['cpu_us']:>9,.1f} µs CPU/req  ({row['ok']}/{row['requests']} ok)", flush=True)
+        if SLOW_RUNS > 0 and "pipeline" in CLIENTS:
+            for scheme in SCHEMES:
+                slow_base = f"http://127.0.0.1:{fault_port}/v1" if scheme == "http" else f"https://127.0.0.1:{tls_port}/slow/v1"
+                slow[scheme] = slow_scenario(workdir, scheme, slow_base, fault_port, bases[scheme][1])
+        if UPLOADS > 0 and "pipeline" in CLIENTS:
+            for scheme in SCHEMES:
+                base, trust = bases[scheme]
+                uploads[scheme] = upload_scenario(workdir, scheme, base, trust)
     finally:
         nginx.send_signal(signal.SIGQUIT)
         try:
             nginx.wait(5)
         except subprocess.TimeoutExpired:
             nginx.kill()
+        if fault:
+            fault.terminate()
+            fault.wait()
     rows = []
     for scheme, client in runs_of:
         runs = results[(scheme, client)]
@@ -378,16 +468,21 @@ def main():
             cpu_ratio = f"{row['cpu_us'] / reference['cpu_us']:.2f}×" if reference else "-"
             flag = "" if row["ok"] == 1 else f" (only {row['ok']:.0%} succeeded)"
             print(f"| {LABELS.get(row['client'], row['client'])}{flag} | {row['rate']:,.0f} | {row['cpu_us']:,.1f} | {ratio} | {cpu_ratio} |")
-    slow = slow_scenario(workdir) if SLOW_RUNS > 0 and "pipeline" in CLIENTS else []
-    if slow:
-        print(f"\n256 commands × 1 s at --concurrency 256: median {statistics.median(slow):.3f} s (runs: {', '.join(f'{w:.3f}' for w in slow)}; ideal 1 s)")
+    for scheme, walls in slow.items():
+        print(f"\n{scheme}: 256 commands × 1 s at --concurrency 256: median {statistics.median(walls):.3f} s (runs: {', '.join(f'{w:.3f}' for w in walls)}; ideal 1 s)")
+    for scheme, rows_of_scheme in uploads.items():
+        print(f"\n{scheme}: {UPLOADS} uploads × {UPLOAD_MB} MB at concurrency {UPLOAD_CONCURRENCY}:\n")
+        print("| client | ok | wall s | uploads/s | CPU s | peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for row in rows_of_scheme:
+            print(f"| {LABELS.get(row['client'], row['client'])} | {row['ok']}/{UPLOADS} | {row['wall_s']:.2f} | {UPLOADS / row['wall_s']:.1f} | {row['cpu_s']:.2f} | {row['rss_mib']:.0f} |")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     results_dir = ROOT / "Benchmarks/results"
     results_dir.mkdir(exist_ok=True)
     svg(rows, results_dir / "http.svg", f"HTTP path against one local nginx, {stamp}")
     (results_dir / "http.json").write_text(json.dumps({"date": stamp, "rounds": ROUNDS, "concurrency": CONCURRENCY, "rows": rows,
                                                        "runs": {f"{s}/{c}": v for (s, c), v in results.items()},
-                                                       "slow_256_at_1s": slow}, indent=1) + "\n")
+                                                       "slow_256_at_1s": slow, "uploads": uploads}, indent=1) + "\n")
     print(f"\nwrote {results_dir / 'http.svg'} and http.json")
     shutil.rmtree(workdir, ignore_errors=True)
 

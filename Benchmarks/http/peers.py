@@ -1,6 +1,8 @@
 """One Python peer's run against the canned server: N chat completions at concurrency C.
 
 Usage: peers.py CLIENT BASE_URL N C   (CLIENT: aiohttp | openai | pollux | litellm)
+       peers.py aiohttp-upload BASE_URL N C DIR   (N multipart uploads of DIR/up-<i>.pdf to
+       BASE_URL/files, each file streamed from disk, as the OpenAI Files API takes them)
 
 Prints one JSON line: {"client", "requests", "ok", "wall_s", "cpu_s"}. The clock starts after
 the imports and a warm-up of C requests (interpreter start-up and imports are not counted;
@@ -30,6 +32,34 @@ async def run_aiohttp():
                 return response.status == 200 and bool(body["choices"][0]["message"]["content"])
 
         return await timed(one)
+
+
+async def run_aiohttp_upload():
+    import aiohttp
+
+    directory = sys.argv[5]
+    connector = aiohttp.TCPConnector(limit=C)
+    semaphore = asyncio.Semaphore(C)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        url = BASE + "/files"
+
+        async def one(i):
+            async with semaphore:
+                try:
+                    with open(os.path.join(directory, f"up-{i}.pdf"), "rb") as f:
+                        form = aiohttp.FormData()
+                        form.add_field("purpose", "user_data")
+                        form.add_field("file", f, filename=f"up-{i}.pdf", content_type="application/pdf")
+                        async with session.post(url, data=form, headers={"Authorization": "Bearer sk-bench"}) as response:
+                            body = await response.json()
+                            return response.status == 200 and bool(body.get("id"))
+                except Exception:
+                    return False
+
+        wall, cpu = time.perf_counter(), time.process_time()
+        results = await asyncio.gather(*(one(i) for i in range(N)))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return sum(1 for r in results if r), wall, cpu
 
 
 async def run_openai():
@@ -92,7 +122,7 @@ async def timed(one):
 
 
 def main():
-    runner = {"aiohttp": run_aiohttp, "openai": run_openai, "litellm": run_litellm, "pollux": run_pollux}[CLIENT]
+    runner = {"aiohttp": run_aiohttp, "aiohttp-upload": run_aiohttp_upload, "openai": run_openai, "litellm": run_litellm, "pollux": run_pollux}[CLIENT]
     ok, wall, cpu = asyncio.run(runner())
     print(json.dumps({"client": CLIENT, "requests": N, "ok": ok, "wall_s": wall, "cpu_s": cpu}))
 

@@ -5,7 +5,8 @@
 # Installs what it needs: nginx and wrk (Debian packages, as root; without wrk its row is
 # skipped), the peers into Benchmarks/http/.venv, and a release build of `pipeline`. Then runs
 # bench.py; see its docstring for the knobs (ROUNDS, CONCURRENCY, N_FAST, N_SLOW, CLIENTS,
-# SCHEMES, SLOW_RUNS, PYTHON).
+# SCHEMES, SLOW_RUNS, UPLOADS, UPLOAD_MB, UPLOAD_CONCURRENCY, PYTHON). After the tables: 256
+# commands at 1 s latency and UPLOADS uploads of UPLOAD_MB MB (with peak RSS), on each scheme.
 #
 #   Benchmarks/http/run.sh                # full run: table, 256-at-1-second, Benchmarks/results/http.svg
 #   SKIP_BUILD=1 ROUNDS=1 Benchmarks/http/run.sh

@@ -6,18 +6,16 @@
 
 // Swift does not import function-like macros: these wrap the few the transport needs.
 
-/// TLS 1.2 at least; no compression (CRIME), no renegotiation; an end of stream without
-/// close_notify read as an end of stream; partial writes from a buffer
+/// TLS 1.2 at least; no compression (CRIME), no renegotiation; partial writes from a buffer
 /// that may move between retries (the transport's own output buffer); read-ahead (one read
 /// per record burst instead of a header then a body). 1 on success.
 static inline int commandpipeline_tls_configure(SSL_CTX *context) {
     if (SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) != 1) return 0;
     SSL_CTX_set_options(context, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
-    // A close without close_notify ends the stream, as with OpenSSL 1.1 and most clients:
-    // servers often close that way, and the HTTP framing says whether the answer was whole.
-    SSL_CTX_set_options(context, SSL_OP_IGNORE_UNEXPECTED_EOF);
-#endif
+    // No SSL_OP_IGNORE_UNEXPECTED_EOF: a TCP close without TLS's close_notify stays an error
+    // (SSL_ERROR_SSL "unexpected eof" on OpenSSL 3, SSL_ERROR_SYSCALL on 1.1), so a body
+    // delimited by the close is refused when it ends that way (RFC 9112 section 9.8: a
+    // truncation attack looks exactly like it). Framed bodies end by their framing first.
     SSL_CTX_set_mode(context, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_read_ahead(context, 1);
     return 1;

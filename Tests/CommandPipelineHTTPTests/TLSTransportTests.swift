@@ -189,6 +189,35 @@ struct TLSTransportTests {
         #expect(received.hasSuffix("[\(bytes.count) body bytes, sha256 \(digest)]"), "\(received.suffix(120))")
     }
 
+    // MARK: - A body delimited by the close (RFC 9112 §9.8)
+
+    /// A body with no `Content-Length` and no chunks ends with the connection. Over TLS only a
+    /// close_notify vouches for that end: the same answer ended by a bare TCP close (what an
+    /// attacker cutting the stream would send) is refused as truncated, not taken as whole;
+    /// a body framed by its length is whole before any close and is accepted either way.
+    @Test func aBodyDelimitedByTheCloseNeedsTLSsCloseNotify() async throws {
+        let (_, ca) = try Peers.tlsScenarios.get()
+        let base = try Self.base("untilclose")
+        let client = HTTPClient(requestTimeout: 60, resourceTimeout: 120, caFile: ca)
+        func get(_ path: String) async throws -> HTTPClient.Response {
+            try await client.send(URLRequest(url: try #require(URL(string: base + path)), timeoutInterval: 60))
+        }
+        let whole = try await get("/close-notify")
+        #expect(whole.status == 200)
+        #expect(String(decoding: whole.body, as: UTF8.self).contains("over tls"), "\(String(decoding: whole.body, as: UTF8.self))")
+        let framed = try await get("/framed")
+        #expect(framed.status == 200 && framed.body.count > 0 && framed.headers["content-length"] == String(framed.body.count))
+        do {
+            let cut = try await get("/no-close-notify")
+            Issue.record("a close-delimited body ended without close_notify was accepted: \(cut.status), \(cut.body.count) bytes")
+        } catch let HTTPClient.Failure.connectionLost(receivedBytes, _) {
+            // What arrived before the close is counted, never handed over as the answer.
+            #expect(receivedBytes > 0)
+        }
+        let received = try Self.state().received["untilclose"] ?? []
+        #expect(received.filter { $0.hasPrefix("GET /v1/no-close-notify ") }.count == 1, "refused once, not sent again: \(received)")
+    }
+
     // MARK: - The CA file
 
     @Test func aCAFileIsCheckedAtStart() throws {

@@ -17,6 +17,12 @@ and no key were sent. Scenarios:
   unknownca   certificate from an untrusted CA      tls10     only TLS 1.0 (else TLS 1.1, see below)
   stall       accepts, reads, never answers the handshake
   plain       answers the ClientHello with a plain-http error (an https:// URL to an http port)
+  untilclose  answers one request with a body delimited by the close (no Content-Length, not
+              chunked, `Connection: close`), then ends the connection: with TLS's close_notify
+              when the request's path contains `/close-notify`, with a bare TCP close (no
+              close_notify: what a truncation attack looks like, RFC 9112 section 9.8) when it
+              contains `/no-close-notify`; a path containing `/framed` gets the same body with a
+              Content-Length, then a bare TCP close
 
 tls10: the machine's OpenSSL may refuse to speak TLS 1.0 even as a server (security level);
 the server then offers the lowest version it can below 1.2, and `tls10_version` in /state says
@@ -94,6 +100,28 @@ def serve_http(scenario, conn):
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ANSWER) + ANSWER)
 
 
+def serve_until_close(scenario, conn):
+    """One answer whose body ends with the connection; how it ends depends on the path."""
+    request, _ = read_request(conn, b"")
+    if request is None:
+        return
+    record(scenario, request)
+    target = request.split(b"\r\n", 1)[0]
+    framed = b"/framed" in target
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    if framed:
+        head += b"Content-Length: %d\r\n" % len(ANSWER)
+    conn.sendall(head + b"\r\n" + ANSWER)
+    if b"/no-close-notify" in target or framed:
+        # A bare TCP close: the TLS session is dropped without SSL_shutdown (no close_notify).
+        conn.shutdown(socket.SHUT_RDWR)
+        return
+    try:
+        conn.unwrap()  # sends close_notify (then waits, at most until the client closes)
+    except (ssl.SSLError, OSError):
+        pass
+
+
 def tls_connection(scenario, context, raw):
     count(scenario)
     try:
@@ -104,7 +132,10 @@ def tls_connection(scenario, context, raw):
         raw.close()
         return
     try:
-        serve_http(scenario, conn)
+        if scenario == "untilclose":
+            serve_until_close(scenario, conn)
+        else:
+            serve_http(scenario, conn)
     except (ssl.SSLError, OSError):
         pass
     finally:
@@ -226,7 +257,7 @@ class Control(BaseHTTPRequestHandler):
 def main():
     control_port = int(sys.argv[1])
     directory = sys.argv[2]
-    for scenario, name in [("good", "good"), ("wronghost", "wronghost"), ("expired", "expired"), ("unknownca", "unknown")]:
+    for scenario, name in [("good", "good"), ("wronghost", "wronghost"), ("expired", "expired"), ("unknownca", "unknown"), ("untilclose", "good")]:
         context = server_context(directory, name)
         listen(scenario, lambda raw, s=scenario, c=context: tls_connection(s, c, raw))
     old = old_tls_context(directory)

@@ -35,6 +35,11 @@ final class HTTP1Exchange: @unchecked Sendable {
     var sink: Sink?
 
     // The loop's thread only, from here on.
+    /// The loop has taken the exchange's `submit`. A `cancel` that overtakes it (the task was
+    /// cancelled before the request reached the loop, even before `sink` was set) is left to
+    /// the `submit`, which sees `cancelled`: ending it earlier would finish an exchange whose
+    /// continuation is not there yet, and the awaiting task would never resume.
+    var submitted = false
     var finished = false
     var lastActivity: UInt64
     var connection: HTTP1Connection?
@@ -257,13 +262,15 @@ final class HTTP1EventLoop: @unchecked Sendable {
     private func handle(_ op: Op) {
         switch op {
         case .submit(let exchange):
+            exchange.submitted = true
             if exchange.cancelled.load(ordering: .acquiring) {
                 fail(exchange, CancellationError())
             } else {
                 dispatch(exchange)
             }
         case .cancel(let exchange):
-            guard !exchange.finished else { return }
+            // Not submitted yet: its `submit` comes later in the inbox and sees `cancelled`.
+            guard exchange.submitted, !exchange.finished else { return }
             if let connection = exchange.connection { close(connection) }
             fail(exchange, CancellationError())
         case .shutdown:

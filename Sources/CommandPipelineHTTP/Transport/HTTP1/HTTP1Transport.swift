@@ -48,16 +48,7 @@ final class HTTP1Transport: Sendable {
     static func defaultPort(_ scheme: String) -> Int { scheme == "https" ? 443 : 80 }
 
     func send(_ request: URLRequest) async throws -> HTTPClient.Response {
-        let exchange = try await prepare(request)
-        guard let loop = eventLoop() else { throw URLError(.resourceUnavailable) }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPClient.Response, any Error>) in
-                exchange.sink = .collect(continuation)
-                loop.submit(exchange)
-            }
-        } onCancel: {
-            loop.cancel(exchange)
-        }
+        try await collect(try await prepare(request))
     }
 
     /// `request` with its body read from `file` as it goes out (`Content-Length`: the file's
@@ -65,7 +56,12 @@ final class HTTP1Transport: Sendable {
     func upload(_ request: URLRequest, fromFile file: URL) async throws -> HTTPClient.Response {
         var request = request
         request.httpBody = nil
-        let exchange = try await prepare(request, fileBody: try HTTP1FileBody(file))
+        return try await collect(try await prepare(request, fileBody: try HTTP1FileBody(file)))
+    }
+
+    /// Hands `exchange` to the loop and awaits the whole response; cancelling the awaiting task
+    /// ends the exchange and closes its connection (also when the cancel overtakes the submit).
+    private func collect(_ exchange: HTTP1Exchange) async throws -> HTTPClient.Response {
         guard let loop = eventLoop() else { throw URLError(.resourceUnavailable) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<HTTPClient.Response, any Error>) in

@@ -38,16 +38,25 @@ enum Sockets {
     /// A non-blocking TCP socket connecting to `address`: the descriptor, and whether the
     /// connection is still being set up (`EINPROGRESS`). Throws the `errno` on failure.
     static func connect(_ address: SocketAddress) throws(SocketError) -> (fd: Int32, inProgress: Bool) {
+        #if canImport(Glibc)
+        // Non-blocking and close-on-exec from the start: a process another thread spawns
+        // between `socket` and `fcntl` would otherwise inherit the connection and hold it open
+        // after the loop closes it (the server would never see the close).
+        let fd = socket(address.family, streamType | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
         let fd = socket(address.family, streamType, 0)
+        #endif
         guard fd >= 0 else { throw SocketError(code: errno) }
         var yes: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
         #if canImport(Darwin)
         _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &yes, socklen_t(MemoryLayout<Int32>.size))
         #endif
+        #if !canImport(Glibc)
         let flags = fcntl(fd, F_GETFL, 0)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        #endif
         let result = address.bytes.withUnsafeBytes { raw in
             raw.withMemoryRebound(to: sockaddr.self) { sa in
                 #if canImport(Glibc)
@@ -114,14 +123,20 @@ enum Sockets {
         #endif
     }
 
-    /// A non-blocking pipe that wakes the event loop: (read end, write end).
+    /// A non-blocking, close-on-exec channel that wakes the event loop: (read end, write end).
     static func wakePipe() -> (Int32, Int32)? {
         var fds: [Int32] = [0, 0]
+        #if canImport(Glibc)
+        // Both flags at once (see `connect`): a local socket pair, since Swift's Glibc has no `pipe2`.
+        let type = streamType | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &fds) == 0 else { return nil }
+        #else
         guard pipe(&fds) == 0 else { return nil }
         for fd in fds {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
+        #endif
         return (fds[0], fds[1])
     }
 

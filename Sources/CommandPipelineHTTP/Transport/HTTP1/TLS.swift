@@ -192,8 +192,11 @@ final class TLSSession {
     }
 
     /// Bytes read (0 at the end of the stream), `nil` when the socket would block, or a negative
-    /// number when the connection broke. A close without TLS's close_notify is an end of stream
-    /// (as most servers close): the HTTP framing decides whether the answer was complete.
+    /// number when the connection broke. Only a close_notify is an end of stream: a TCP close
+    /// without it is `-ECONNRESET` (RFC 9112 §9.8), so a body delimited by the close is refused
+    /// as truncated when it ends that way, while a body framed by its length or chunks is whole
+    /// before the close and a request on a kept-alive connection the server dropped unsent is
+    /// sent again as after any close.
     func read(into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int? {
         ERR_clear_error()
         let n = SSL_read(ssl, buffer.baseAddress, Int32(clamping: buffer.count))
@@ -210,10 +213,11 @@ final class TLSSession {
             wantsWrite = true
             return nil
         case SSL_ERROR_ZERO_RETURN:
-            return 0
-        case SSL_ERROR_SYSCALL where TLSContext.queuedError() == nil && (n == 0 || Sockets.errno == 0):
+            // The peer's close_notify: the only end of stream TLS vouches for.
             return 0
         default:
+            // Includes the close without close_notify (OpenSSL 3: SSL_ERROR_SSL "unexpected
+            // eof while reading"; 1.1: SSL_ERROR_SYSCALL with nothing read).
             ERR_clear_error()
             return -Int(ECONNRESET)
         }
