@@ -192,7 +192,7 @@ def check_function_turns(contents):
 # API does. When the conversation goes on, the first functionCall part of each model turn of
 # the current turn (the contents after the last user text) must carry back a signature this
 # fixture issued, else 400 INVALID_ARGUMENT "Function call is missing a thought_signature …".
-SIGNATURES = set()  # signatures issued (under LOCK)
+SIGNATURES = set()  # the bytes of the signatures issued (under LOCK)
 
 
 def signs(model):
@@ -201,9 +201,19 @@ def signs(model):
 
 def new_signature(call):
     raw = b"fixture-thought:" + hashlib.sha256(json.dumps(call, sort_keys=True).encode() + uuid.uuid4().bytes).digest()
-    signature = base64.b64encode(raw).decode()
-    SIGNATURES.add(signature)
-    return signature
+    SIGNATURES.add(raw)
+    return base64.b64encode(raw).decode()
+
+
+def signature_bytes(text):
+    """The bytes of a signature sent back: base64 in either alphabet (google-genai re-encodes the
+    bytes it read URL-safe), padding optional, as the API takes it; None when it is not base64."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        return None
 
 
 def check_signatures(model, contents):
@@ -224,7 +234,7 @@ def check_signatures(model, contents):
         if signature is None:
             name = parts[0]["functionCall"].get("name")
             raise Failure(400, "INVALID_ARGUMENT", f"Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
-        if signature not in SIGNATURES:
+        if signature_bytes(signature) not in SIGNATURES:
             raise Failure(400, "INVALID_ARGUMENT", "Corrupted thought signature.")
 
 
