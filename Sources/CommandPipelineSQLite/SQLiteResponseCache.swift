@@ -17,6 +17,12 @@ import Synchronization
 ///   transaction of up to `maxBatch` answers, at the latest `commitDelay` after the first), so a
 ///   writer holds the lock for one short transaction at a time. Until then this process answers
 ///   from the pending group itself.
+/// - **Lookups share a read snapshot**: one read transaction serves up to `snapshotLookups`
+///   lookups for at most `snapshotAge` (then it is ended, also when no lookup follows), and it
+///   ends before each write of this process, so its own answers are always seen; another
+///   process's answers are seen `snapshotAge` later at most. The file is read through a memory
+///   map (`mmap_size`) with a larger page cache, and the log is checkpointed every
+///   `walCheckpointPages` pages rather than SQLite's 1,000, and at `finish`.
 /// - **kill -9**: WAL and transactions: a killed writer leaves the file as of its last commit.
 /// - **A file that is not a cache** (not SQLite, damaged, another program's database, a newer
 ///   format) is refused when opened with an `OpenError` saying which; nothing is written to it.
@@ -29,6 +35,16 @@ public final class SQLiteResponseCache: ResponseCache {
     public let maxBytes: Int
     public let maxBatch: Int
     public let commitDelay: Duration
+    /// Lookups served by one read snapshot at most.
+    public static let snapshotLookups = 1024
+    /// How long one read snapshot is used at most (and held when no lookup comes).
+    public static let snapshotAge: Duration = .milliseconds(100)
+    /// The log's size, in pages, that makes a commit checkpoint it (SQLite's default: 1,000).
+    static let walCheckpointPages = 16_384
+    /// The file is read through a memory map of up to this many bytes (no system call per page).
+    static let mmapBytes = 256 << 20
+    /// The page cache, in KiB (SQLite's default: 2,000).
+    static let pageCacheKiB = 16_384
     private let now: @Sendable () -> Date
     private let clock: any PipelineClock
     private let connection: Mutex<Connection?>
@@ -93,6 +109,12 @@ public final class SQLiteResponseCache: ResponseCache {
         var timerArmed = false
         var hits = 0
         var failure: SQLiteSink.SQLiteError?
+        /// A read transaction is open (`BEGIN` done): lookups made in it since, and when it began.
+        var reading = false
+        var snapshotReads = 0
+        var snapshotStart = ContinuousClock.Instant.now
+        /// Which snapshot an end timer was armed for.
+        var snapshot = 0
 
         init(db: OpaquePointer, select: OpaquePointer, upsert: OpaquePointer) {
             self.db = db
@@ -157,6 +179,9 @@ public final class SQLiteResponseCache: ResponseCache {
             try harden(db)
             try check(db, path: path, create: create)
             try SQLite.useWriteAheadLog(db)
+            try SQLite.execute(
+                db, "PRAGMA mmap_size = \(mmapBytes); PRAGMA cache_size = -\(pageCacheKiB); PRAGMA wal_autocheckpoint = \(walCheckpointPages)",
+                operation: "setting the memory map, page cache and checkpoint size")
             return db
         } catch let error as OpenError {
             sqlite3_close_v2(db)
@@ -256,18 +281,37 @@ public final class SQLiteResponseCache: ResponseCache {
     public func answer(for key: ResponseCacheKey) -> GenerationResponse? {
         let now = self.now()
         let ttl = self.ttl
+        var armSnapshotEnd: Int?
+        defer { if let snapshot = armSnapshotEnd { scheduleSnapshotEnd(snapshot) } }
         return connection.withLock { c -> GenerationResponse? in
             guard let c else { return nil }
             if let i = c.pendingIndex[key.digest] {
                 c.hits += 1
                 return CachedAnswer.decode(c.pending[i].answer)
             }
+            // One read transaction for many lookups (no lock and header read per lookup).
+            if c.reading, c.snapshotReads >= Self.snapshotLookups || ContinuousClock.Instant.now - c.snapshotStart >= Self.snapshotAge {
+                Self.endSnapshot(c)
+            }
+            if !c.reading {
+                guard sqlite3_exec(c.db, "BEGIN", nil, nil, nil) == SQLITE_OK else { return nil }
+                c.reading = true
+                c.snapshotReads = 0
+                c.snapshotStart = .now
+                c.snapshot &+= 1
+                armSnapshotEnd = c.snapshot
+            }
+            c.snapshotReads += 1
             let statement = c.select
             defer { sqlite3_reset(statement) }
             guard sqlite3_bind_text(statement, 1, key.digest, -1, SQLite.transient) == SQLITE_OK else { return nil }
             let rc = sqlite3_step(statement)
             guard rc == SQLITE_ROW else {
-                if rc != SQLITE_DONE { c.remember(SQLiteSink.SQLiteError(operation: "lookup", code: rc, message: String(cString: sqlite3_errmsg(c.db)))) }
+                if rc != SQLITE_DONE {
+                    c.remember(SQLiteSink.SQLiteError(operation: "lookup", code: rc, message: String(cString: sqlite3_errmsg(c.db))))
+                    sqlite3_reset(statement)
+                    Self.endSnapshot(c)
+                }
                 return nil
             }
             let storedAt = Date(timeIntervalSince1970: sqlite3_column_double(statement, 1))
@@ -276,6 +320,27 @@ public final class SQLiteResponseCache: ResponseCache {
             let answer = CachedAnswer.decode(UnsafeBufferPointer(start: text, count: count))
             if answer != nil { c.hits += 1 }
             return answer
+        }
+    }
+
+    /// Ends the read transaction, if one is open (an error leaves none open either way).
+    private static func endSnapshot(_ c: Connection) {
+        guard c.reading else { return }
+        c.reading = false
+        if sqlite3_get_autocommit(c.db) == 0 { _ = sqlite3_exec(c.db, "COMMIT", nil, nil, nil) }
+        if sqlite3_get_autocommit(c.db) == 0 { _ = sqlite3_exec(c.db, "ROLLBACK", nil, nil, nil) }
+    }
+
+    /// Ends snapshot `snapshot` after `snapshotAge` if it is still open: a snapshot held while no
+    /// lookup comes would keep other processes' log from being checkpointed.
+    private func scheduleSnapshotEnd(_ snapshot: Int) {
+        let clock = self.clock
+        Task { [weak self] in
+            try? await clock.sleep(for: Self.snapshotAge)
+            self?.connection.withLock { c in
+                guard let c, c.reading, c.snapshot == snapshot else { return }
+                Self.endSnapshot(c)
+            }
         }
     }
 
@@ -319,6 +384,9 @@ public final class SQLiteResponseCache: ResponseCache {
     private func write(_ c: Connection) {
         c.timerArmed = false
         guard !c.pending.isEmpty else { return }
+        // The read snapshot ends first: a write starts from the newest state, and the next
+        // lookup sees this group.
+        Self.endSnapshot(c)
         let group = c.pending
         c.pending = []
         c.pendingIndex = [:]
@@ -399,6 +467,7 @@ public final class SQLiteResponseCache: ResponseCache {
                 c = nil
             }
             write(open)
+            Self.endSnapshot(open)
             if open.hits > 0 {
                 do throws(SQLiteSink.SQLiteError) {
                     try SQLite.execute(open.db, "UPDATE response_cache_meta SET hits = hits + \(open.hits) WHERE id = 1", operation: "counting hits")

@@ -137,7 +137,19 @@ enum ReportPage {
         ] {
             h += "<tr><td class=\"t\">\(label)</td><td>\(number(value))</td></tr>"
         }
-        h += "</table>\n<p class=\"muted\">No response cache exists in this engine, so there are no response-cache hits to show.</p>\n</body></html>\n"
+        let r = c.responseCache
+        if r.calls > 0 {
+            for (label, value) in [
+                ("response-cache hits (answered with no request)", r.hits), ("response-cache misses (asked, answer not kept)", r.misses),
+                ("response-cache answers stored", r.stored), ("requests saved by the response cache", r.requestsSaved),
+            ] {
+                h += "<tr><td class=\"t\">\(label)</td><td>\(number(value))</td></tr>"
+            }
+            h += "</table>\n"
+        } else {
+            h += "</table>\n<p class=\"muted\">No call went through a response cache (<code>--response-cache</code>).</p>\n"
+        }
+        h += "</body></html>\n"
         return h
     }
 

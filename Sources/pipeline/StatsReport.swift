@@ -23,7 +23,7 @@ enum StatsReport {
                 row.failures.isEmpty ? "-" : row.failures.sorted { $0.key < $1.key }.map { "\(StandardError.oneLine($0.key)) \($0.value)" }.joined(separator: ", "),
             ])
         }
-        if rows.isEmpty { return "pipeline: stats: no calls were made\n" }
+        if rows.isEmpty { return "pipeline: stats: no calls were made\n" + responseCacheLine(report) }
         var widths = [Int](repeating: 0, count: header.count)
         for line in lines { for (i, cell) in line.enumerated() { widths[i] = max(widths[i], cell.count) } }
         // Text columns left, numbers right, the failures last and unpadded.
@@ -34,7 +34,15 @@ enum StatsReport {
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
                 return numeric.contains(i) ? pad + cell : cell + pad
             }.joined(separator: "  ")
-        }.joined(separator: "\n") + "\n"
+        }.joined(separator: "\n") + "\n" + responseCacheLine(report)
+    }
+
+    /// The response cache's line under the table, when the run used one (a hit is no call: the
+    /// rows above count only the calls that were asked).
+    static func responseCacheLine(_ report: RunReport) -> String {
+        let counts = report.cache.responseCache
+        guard counts.calls > 0 else { return "" }
+        return "response cache: \(counts.hits) hit\(counts.hits == 1 ? "" : "s"), \(counts.misses) miss\(counts.misses == 1 ? "" : "es"), \(counts.stored) stored; \(counts.requestsSaved) request\(counts.requestsSaved == 1 ? "" : "s") saved\n"
     }
 
     /// With a `ledger` that priced something (or holds a budget), `"cost"`: the run's total at
@@ -56,6 +64,12 @@ enum StatsReport {
             return .object(object)
         }
         var object: JSONObject = ["models": .array(models)]
+        let counts = report.cache.responseCache
+        if counts.calls > 0 {
+            object["response_cache"] = [
+                "hits": .int(counts.hits), "misses": .int(counts.misses), "stored": .int(counts.stored), "requests_saved": .int(counts.requestsSaved),
+            ]
+        }
         if !deployments.isEmpty { object["deployments"] = DeploymentsReport.json(deployments) }
         if let ledger, ledger.pricedCommands > 0 || ledger.limit != nil {
             var cost: JSONObject = [

@@ -139,6 +139,39 @@ import Testing
         #expect { _ = try builder.body(for: placeholder) } throws: { ($0 as? APIError)?.kind == .capabilityMissing }
     }
 
+    /// Gemini 3's `thoughtSignature` sits beside `functionCall` on the call's part: read into the
+    /// call's `signature` (whole and streamed), sent back on the same part in history, and kept
+    /// through the wire (results, history) and the response cache.
+    @Test func aThoughtSignatureGoesBackOnTheSamePart() throws {
+        var assembler = GeminiResponses.Assembler(requestedModel: "gemini-3-flash-preview", provider: "gemini")
+        _ = try assembler.take(try JSONParser.parse(
+            #"{"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Kyiv"}},"thoughtSignature":"c2lnLTE="},{"functionCall":{"name":"get_time","args":{}}}]},"finishReason":"STOP"}]}"#))
+        let calls = try assembler.response(endpoint: "test").toolCalls
+        #expect(calls.map(\.signature) == ["c2lnLTE=", nil], "parallel calls: the first carries it")
+
+        let history = History(turns: [History.Turn(question: "Weather?", answer: "", toolCalls: calls)])
+        let request = GenerationRequest(model: "gemini-3-flash-preview", parts: [
+            .history(history), .toolResult(ToolResult(id: "gemini-call-0", name: "get_weather", content: ["t": 1])),
+            .toolResult(ToolResult(id: "gemini-call-1", name: "get_time", content: ["t": 2])),
+        ])
+        let contents = try #require(try builder.body(for: request).objectValue?["contents"]?.arrayValue).map(JSONSerializer.serialize)
+        #expect(contents[1] == #"{"role":"model","parts":[{"functionCall":{"name":"get_weather","args":{"city":"Kyiv"}},"thoughtSignature":"c2lnLTE="},{"functionCall":{"name":"get_time","args":{}}}]}"#)
+
+        // The wire keeps it: a result's tool call, read back as history.
+        #expect(JSONSerializer.serialize(calls[0].wireValue) == #"{"id":"gemini-call-0","name":"get_weather","arguments":{"city":"Kyiv"},"signature":"c2lnLTE="}"#)
+        #expect(JSONSerializer.serialize(calls[1].wireValue) == #"{"id":"gemini-call-1","name":"get_time","arguments":{}}"#)
+        let line = #"{"id":"w","plan":{"calls":[{"model":"m","parts":[{"type":"history","turns":[{"question":"Q","tool_calls":[{"id":"c","name":"get_weather","arguments":{},"signature":"c2lnLTE="}]}]}]}]}}"#
+        let command = try WireFormat.command(from: try JSONParser.parse(line), position: 1).get()
+        guard case .history(let read) = command.plan.calls[0].parts[0] else {
+            Issue.record("parts \(command.plan.calls[0].parts)")
+            return
+        }
+        #expect(read.turns[0].toolCalls.first?.signature == "c2lnLTE=")
+        // And the response cache (a new stored format: older entries are misses).
+        let answer = GenerationResponse(text: "", model: "m", finishReason: "tool_calls", usage: .zero, toolCalls: calls)
+        #expect(CachedAnswer.decode(CachedAnswer.encode(answer))?.toolCalls == calls)
+    }
+
     @Test func aCachedRequestNamesTheCacheAndCarriesNoSystemInstruction() throws {
         let cache = CacheReference(id: "cachedContents/abc", key: "k", model: "gemini-2.5-flash")
         let request = GenerationRequest(model: "gemini-2.5-flash", parts: [.text("q")], cache: cache)

@@ -26,6 +26,8 @@ import Testing
         return [
             ("claude-sonnet-4-6", AnthropicPeers.provider(try Peers.anthropicFixture.get(), key: Peers.anthropicFixtureKey)),
             ("gemini-2.5-flash", gemini.adapter()),
+            // Gemini 3 signs its calls (thoughtSignature) and refuses a continued conversation without them.
+            ("gemini-3-flash-preview", gemini.adapter()),
         ]
     }
 
@@ -45,6 +47,20 @@ import Testing
             let second = await engine.run(Self.command(model, parts, choice: .auto))
             let text = try #require(second.result.success?.responses.first, "\(model): \(String(describing: second.error))")
             #expect(text.toolCalls.isEmpty && text.text.contains("21"), "\(model): \(text.text)")
+            if model.hasPrefix("gemini-3") {
+                #expect(call.signature != nil, "Gemini 3 signs its call")
+                // The same turn without the signature: refused, as the API refuses it.
+                var unsigned = call
+                unsigned.signature = nil
+                let stripped: [APIPart] = [
+                    .history(History(turns: [History.Turn(question: "Weather in Paris?", answer: response.text, toolCalls: [unsigned])])),
+                    .toolResult(ToolResult(id: call.id, name: call.name, content: ["temperature": 21])),
+                ]
+                let refused = await engine.run(Self.command(model, stripped, choice: .auto))
+                #expect(refused.error?.message.contains("thought_signature") == true, "\(String(describing: refused.error))")
+            } else {
+                #expect(call.signature == nil, "\(model)")
+            }
             // A result whose call is not in the turn before is refused by the fixture, as by the API.
             let orphan = await engine.run(Self.command(model, [.text("Weather?"), .toolResult(ToolResult(id: "nope", name: "get_weather", content: "x"))], choice: .auto))
             #expect(orphan.error?.kind == .providerError || orphan.error?.kind == .invalidCommand, "\(model): \(String(describing: orphan.error))")

@@ -66,6 +66,28 @@ import Testing
         #expect(CachedAnswer.decode(Array(#"{"v":1,"text":"t","model":"m","finish_reason":"stop","usage":{}}"#.utf8)) == nil)
     }
 
+    /// Lookups share one read snapshot: this store's own answers are seen as soon as they are
+    /// written (the snapshot ends before each write), another store's after at most
+    /// `snapshotLookups` lookups (or `snapshotAge`).
+    @Test func lookupsShareASnapshotThatNeverHidesOwnAnswersForLong() async throws {
+        let path = try Self.path()
+        let own = try SQLiteResponseCache(path: path, maxBatch: 1)
+        #expect(own.answer(for: Self.key(1)) == nil)   // a snapshot is open now
+        own.store(Self.answer(1), for: Self.key(1))    // written at once (a group of one)
+        #expect(own.answer(for: Self.key(1)) == Self.answer(1), "read back from the file")
+
+        let other = try SQLiteResponseCache(path: path, maxBatch: 1)
+        other.store(Self.answer(2), for: Self.key(2))
+        try await other.finish()
+        var seen = own.answer(for: Self.key(2)) != nil
+        for _ in 0..<SQLiteResponseCache.snapshotLookups where !seen { seen = own.answer(for: Self.key(2)) != nil }
+        #expect(seen, "another store's answer is seen within one snapshot's lookups")
+        // Writing while a snapshot is open works, and the file holds both.
+        own.store(Self.answer(3), for: Self.key(3))
+        try await own.finish()
+        #expect(try SQLiteResponseCache.statistics(path: path).entries == 3)
+    }
+
     @Test func answersOlderThanTheTTLAreMisses() async throws {
         let path = try Self.path()
         let clock = WallClock()

@@ -187,6 +187,57 @@ def check_function_turns(contents):
             raise Failure(400, "INVALID_ARGUMENT", "Please ensure that function response turn comes immediately after a function call turn.")
 
 
+# Thought signatures (Gemini 3): a model whose name starts with "gemini-3" puts a
+# thoughtSignature (base64, opaque) beside its functionCall, on the part of the call, as the
+# API does. When the conversation goes on, the first functionCall part of each model turn of
+# the current turn (the contents after the last user text) must carry back a signature this
+# fixture issued, else 400 INVALID_ARGUMENT "Function call is missing a thought_signature …".
+SIGNATURES = set()  # the bytes of the signatures issued (under LOCK)
+
+
+def signs(model):
+    return model.removeprefix("models/").startswith("gemini-3")
+
+
+def new_signature(call):
+    raw = b"fixture-thought:" + hashlib.sha256(json.dumps(call, sort_keys=True).encode() + uuid.uuid4().bytes).digest()
+    SIGNATURES.add(raw)
+    return base64.b64encode(raw).decode()
+
+
+def signature_bytes(text):
+    """The bytes of a signature sent back: base64 in either alphabet (google-genai re-encodes the
+    bytes it read URL-safe), padding optional, as the API takes it; None when it is not base64."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        return None
+
+
+def check_signatures(model, contents):
+    if not signs(model):
+        return
+    start = 0
+    for i, content in enumerate(contents):
+        if content.get("role", "user") == "user" and any(isinstance(p, dict) and "text" in p for p in content.get("parts") or []):
+            start = i + 1
+    for i in range(start, len(contents)):
+        content = contents[i]
+        if content.get("role") != "model":
+            continue
+        parts = [p for p in content.get("parts") or [] if isinstance(p, dict) and "functionCall" in p]
+        if not parts:
+            continue
+        signature = parts[0].get("thoughtSignature", parts[0].get("thought_signature"))
+        if signature is None:
+            name = parts[0]["functionCall"].get("name")
+            raise Failure(400, "INVALID_ARGUMENT", f"Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{name}` , position {i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
+        if signature_bytes(signature) not in SIGNATURES:
+            raise Failure(400, "INVALID_ARGUMENT", "Corrupted thought signature.")
+
+
 def declarations(body):
     tools = body.get("tools")
     if tools is None:
@@ -641,6 +692,7 @@ class Handler(BaseHTTPRequestHandler):
         prompt, cached, cache = self.prompt_tokens(model, body)
         files = sum(1 for c in contents for p in c.get("parts") or [] if "fileData" in p or "file_data" in p)
         text = f"fixture answer to: {last_text(contents)}"
+        check_signatures(model, contents)
         call = function_call(body, contents)
         if not call and contents and function_parts(contents[-1], "functionResponse"):
             text = "fixture answer to function results: " + json.dumps([r["response"] for r in function_parts(contents[-1], "functionResponse")], sort_keys=True)
@@ -652,6 +704,8 @@ class Handler(BaseHTTPRequestHandler):
             text = json.dumps({"answer": text})
         parts = [{"functionCall": call}] if call else [{"text": text}]
         candidates = math.ceil(len(json.dumps(parts).encode()) / 4) if call else math.ceil(len(text.encode()) / 4)
+        if call and signs(model):
+            parts[0]["thoughtSignature"] = new_signature(call)
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": candidates, "totalTokenCount": prompt + candidates}
         if cached:
             usage["cachedContentTokenCount"] = cached

@@ -216,6 +216,23 @@ def main():
     except errors.ClientError as error:
         expect(error.code == 400, f"error {error}")
 
+    step("thought signatures: a Gemini 3 call's part carries one (bytes to the SDK); sent back, the conversation goes on; dropped, 400")
+    signed = client.models.generate_content(model="gemini-3-flash-preview", contents=[question], config=types.GenerateContentConfig(tools=tools, tool_config=forced))
+    turn = signed.candidates[0].content
+    signature = turn.parts[0].thought_signature
+    expect(turn.parts[0].function_call is not None and isinstance(signature, bytes) and signature.startswith(b"fixture-thought:"),
+           f"first part {turn.parts[0]}")
+    goes_on = client.models.generate_content(model="gemini-3-flash-preview", contents=[question, turn, reply], config=types.GenerateContentConfig(tools=tools))
+    expect(not goes_on.function_calls and '"temperature": 21' in (goes_on.text or ""), f"answer {goes_on.text!r}")
+    unsigned = types.Content(role="model", parts=[types.Part(function_call=turn.parts[0].function_call)])
+    try:
+        client.models.generate_content(model="gemini-3-flash-preview", contents=[question, unsigned, reply], config=types.GenerateContentConfig(tools=tools))
+        expect(False, "a Gemini 3 call without its thought signature was accepted")
+    except errors.ClientError as error:
+        expect(error.code == 400 and "thought_signature" in str(error), f"error {error}")
+    # Gemini 2.5 neither sends nor needs one.
+    expect(called.candidates[0].content.parts[0].thought_signature is None, "a 2.5 call carries no signature")
+
     step("files.delete")
     client.files.delete(name=uploaded.name)
     print("SDK CHECK OK", flush=True)

@@ -17,6 +17,8 @@ public final class MetricsCollector: CommandHook {
     /// The most distinct provider–model rows kept; others share one row.
     public let maxRows: Int
     private let rows = Mutex<[Key: Row]>([:])
+    /// The response cache's work over the run (`response_cache` events): hits, calls asked, answers stored.
+    private let responseCache = Mutex(ResponseCacheCounts())
     /// The key of the row for pairs beyond `maxRows`; no provider or model name can equal it
     /// because `others` is not part of any input.
     private static let othersKey = Key(provider: "*", model: "*", others: true)
@@ -87,6 +89,17 @@ public final class MetricsCollector: CommandHook {
                 row.failures[error.kind.rawValue, default: 0] = row.failures[error.kind.rawValue, default: 0].addingSaturating(1)
                 row.latency.record(now - call.started)
             }
+        case .responseCache(_, let status):
+            // A call that misses records `miss`, then `stored` if its answer was kept.
+            responseCache.withLock { counts in
+                switch status {
+                case .hit: counts.hits = counts.hits.addingSaturating(1)
+                case .miss: counts.misses = counts.misses.addingSaturating(1)
+                case .stored:
+                    counts.stored = counts.stored.addingSaturating(1)
+                    counts.misses = max(0, counts.misses - 1)
+                }
+            }
         case .fallbackStarted:
             // The fallback's call is numbered 0 again: what the primary left open is over.
             calls.state.withLock { $0.removeAll() }
@@ -109,7 +122,7 @@ public final class MetricsCollector: CommandHook {
     /// others row, if any, last.
     public func snapshot() -> MetricsSnapshot {
         let rows = self.rows.withLock { $0 }
-        return MetricsSnapshot(rows: rows.sorted { ($0.key.others ? 1 : 0, $0.key.provider, $0.key.model) < ($1.key.others ? 1 : 0, $1.key.provider, $1.key.model) }.map { key, row in
+        return MetricsSnapshot(responseCache: responseCache.withLock { $0 }, rows: rows.sorted { ($0.key.others ? 1 : 0, $0.key.provider, $0.key.model) < ($1.key.others ? 1 : 0, $1.key.provider, $1.key.model) }.map { key, row in
             MetricsSnapshot.Row(
                 provider: key.provider, model: key.model, others: key.others, calls: row.calls, succeeded: row.succeeded,
                 failures: row.failures.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, retries: row.retries,
@@ -143,4 +156,30 @@ public struct MetricsSnapshot: Sendable {
     }
 
     public var rows: [Row]
+    /// What the response cache did for the run's calls (all zero without one).
+    public var responseCache = ResponseCacheCounts()
+
+    public init(responseCache: ResponseCacheCounts = ResponseCacheCounts(), rows: [Row]) {
+        self.rows = rows
+        self.responseCache = responseCache
+    }
+}
+
+/// What a response cache did for a run's calls, as `telemetry.calls[i].response_cache` counts
+/// them: each call through the cache is one of `hits`, `misses` (asked, answer not kept) or
+/// `stored` (asked and kept). Each hit is a request not sent.
+public struct ResponseCacheCounts: Sendable, Hashable {
+    public var hits = 0
+    public var misses = 0
+    public var stored = 0
+    /// Requests the run did not send because the cache answered.
+    public var requestsSaved: Int { hits }
+    /// Calls that went through the cache.
+    public var calls: Int { hits.addingSaturating(misses).addingSaturating(stored) }
+
+    public init(hits: Int = 0, misses: Int = 0, stored: Int = 0) {
+        self.hits = hits
+        self.misses = misses
+        self.stored = stored
+    }
 }

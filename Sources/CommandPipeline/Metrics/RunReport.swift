@@ -89,6 +89,8 @@ public struct RunReport: Sendable {
         public var cacheBypassed = 0
         /// Prompt tokens read from a provider cache (`usage.cached_tokens`).
         public var cachedTokens = 0
+        /// The response cache (`--response-cache`): calls by `telemetry.calls[i].response_cache`.
+        public var responseCache = ResponseCacheCounts()
     }
 
     public struct FailureKind: Sendable, Hashable {
@@ -131,6 +133,7 @@ public struct RunReport: Sendable {
 
     /// The run's per-model call metrics (`MetricsCollector`) as rows; no totals.
     public init(metrics: MetricsSnapshot) {
+        cache.responseCache = metrics.responseCache
         for source in metrics.rows {
             let key = Key(provider: Self.cut(source.provider, to: Self.nameCharacters), model: Self.cut(source.model, to: Self.nameCharacters), others: source.others)
             var row = rowsByKey[key] ?? Row(provider: key.provider, model: key.model)
@@ -246,8 +249,15 @@ public struct RunReport: Sendable {
             if entry["reused"]?.boolValue == true { cache.cachesReused = cache.cachesReused.addingSaturating(1) }
             if entry["uncached_reason"] != nil { cache.uncached = cache.uncached.addingSaturating(1) }
         }
-        for call in telemetry["calls"]?.arrayValue ?? [] where call.objectValue?["cache_bypassed"]?.boolValue == true {
-            cache.cacheBypassed = cache.cacheBypassed.addingSaturating(1)
+        for call in telemetry["calls"]?.arrayValue ?? [] {
+            guard let call = call.objectValue else { continue }
+            if call["cache_bypassed"]?.boolValue == true { cache.cacheBypassed = cache.cacheBypassed.addingSaturating(1) }
+            switch call["response_cache"]?.stringValue {
+            case "hit": cache.responseCache.hits = cache.responseCache.hits.addingSaturating(1)
+            case "miss": cache.responseCache.misses = cache.responseCache.misses.addingSaturating(1)
+            case "stored": cache.responseCache.stored = cache.responseCache.stored.addingSaturating(1)
+            default: break
+            }
         }
         cache.cachedTokens = cache.cachedTokens.addingSaturating(cached)
 

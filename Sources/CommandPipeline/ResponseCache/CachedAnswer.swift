@@ -4,7 +4,7 @@
 /// usage fields only the engine prices by. A field added to `GenerationResponse` that an answer
 /// needs must be added here too (the format's `v` then grows, and older entries are misses).
 package enum CachedAnswer {
-    package static let version = 2
+    package static let version = 3
 
     package static func encode(_ answer: GenerationResponse) -> [UInt8] {
         let u = answer.usage
@@ -22,6 +22,7 @@ package enum CachedAnswer {
                 answer.toolCalls.map { call in
                     var fields: JSONObject = ["id": .string(call.id), "name": .string(call.name), "arguments": call.arguments]
                     if let text = call.unparsedArguments { fields["unparsed_arguments"] = .string(text) }
+                    if let signature = call.signature { fields["signature"] = .string(signature) }
                     return .object(fields)
                 })
         }
@@ -48,7 +49,12 @@ package enum CachedAnswer {
                     guard let string = text.stringValue else { return nil }
                     unparsed = string
                 }
-                toolCalls.append(ToolCall(id: id, name: name, arguments: arguments, unparsedArguments: unparsed))
+                var signature: String?
+                if let value = call["signature"] {
+                    guard let string = value.stringValue else { return nil }
+                    signature = string
+                }
+                toolCalls.append(ToolCall(id: id, name: name, arguments: arguments, unparsedArguments: unparsed, signature: signature))
             }
         }
         return GenerationResponse(

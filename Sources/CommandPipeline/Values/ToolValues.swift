@@ -41,12 +41,17 @@ public struct ToolCall: Sendable, Hashable {
     public var arguments: JSONValue
     /// The model's text of the arguments when it does not parse as JSON; nil otherwise.
     public var unparsedArguments: String?
+    /// An opaque token the provider gave with the call, to be sent back with it when the
+    /// conversation goes on (Gemini's `thoughtSignature`: Gemini 3 refuses a continued tool
+    /// conversation whose calls lost theirs). Never read by the engine; nil when none came.
+    public var signature: String?
 
-    public init(id: String, name: String, arguments: JSONValue, unparsedArguments: String? = nil) {
+    public init(id: String, name: String, arguments: JSONValue, unparsedArguments: String? = nil, signature: String? = nil) {
         self.id = id
         self.name = name
         self.arguments = arguments
         self.unparsedArguments = unparsedArguments
+        self.signature = signature
     }
 
     /// A call whose arguments came as JSON text (OpenAI's `function.arguments`, Anthropic's

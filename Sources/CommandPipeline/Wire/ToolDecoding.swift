@@ -28,7 +28,7 @@ extension WireFormat {
     }
 
     static func toolCall(_ value: JSONValue, _ r: inout WireReader) -> ToolCall? {
-        guard let object = r.object(value, known: ["id", "name", "arguments"], what: "a tool call ({\"id\",\"name\",\"arguments\"})") else { return nil }
+        guard let object = r.object(value, known: ["id", "name", "arguments", "signature"], what: "a tool call ({\"id\",\"name\",\"arguments\"}, and the \"signature\" its answer carried)") else { return nil }
         let id = r.field(object, "id", required: true) { r, v in r.string(v) }
         let name = r.field(object, "name", required: true) { r, v in r.string(v) }
         let arguments = r.field(object, "arguments") { r, v -> JSONValue? in
@@ -36,8 +36,10 @@ extension WireFormat {
             r.fail("expected the arguments as an object, found \(v.typeName)")
             return nil
         } ?? .object([:])
+        // Opaque: sent back to the provider as it came (Gemini's thoughtSignature).
+        let signature = r.field(object, "signature") { r, v in r.string(v) }
         guard let id, let name else { return nil }
-        return ToolCall(id: id, name: name, arguments: arguments)
+        return ToolCall(id: id, name: name, arguments: arguments, signature: signature)
     }
 
     static func toolResult(_ object: JSONObject, _ r: inout WireReader) -> ToolResult? {
@@ -72,8 +74,11 @@ extension ToolChoice: WireEncodable {
 }
 
 extension ToolCall: WireEncodable {
-    /// `{"id","name","arguments"}`; arguments that did not parse are `null`.
-    public var wireValue: JSONValue { ["id": .string(id), "name": .string(name), "arguments": arguments] }
+    /// `{"id","name","arguments"}`, and `"signature"` when the provider gave one; arguments that did not parse are `null`.
+    public var wireValue: JSONValue {
+        guard let signature else { return ["id": .string(id), "name": .string(name), "arguments": arguments] }
+        return ["id": .string(id), "name": .string(name), "arguments": arguments, "signature": .string(signature)]
+    }
 }
 
 extension ToolResult: WireEncodable {

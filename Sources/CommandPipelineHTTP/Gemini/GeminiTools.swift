@@ -7,6 +7,11 @@ import Foundation
 /// assistant turn's calls as `functionCall` parts of the `model` turn, a tool result as a
 /// `functionResponse` part of the user turn, and an answer's `functionCall` parts back as
 /// `ToolCall`s. Gemini sends each call whole, also when streaming.
+///
+/// Thought signatures: Gemini 3 puts a `thoughtSignature` (base64) on the part of a call (the
+/// first of parallel calls, the first of each step), beside `functionCall`. It becomes the call's
+/// `signature` and goes back on that call's part in history, as it came: without it Gemini 3
+/// refuses the continued conversation (400, "Function call is missing a thought_signature").
 enum GeminiTools {
     /// The id prefix of a call Gemini sent without an id: such ids are the adapter's own and are
     /// not sent back.
@@ -36,7 +41,8 @@ enum GeminiTools {
     static func functionCall(_ call: ToolCall) -> JSONValue {
         var object: JSONObject = ["name": .string(call.name), "args": call.argumentsObject]
         if !call.id.hasPrefix(syntheticIDPrefix) { object["id"] = .string(call.id) }
-        return ["functionCall": .object(object)]
+        guard let signature = call.signature else { return ["functionCall": .object(object)] }
+        return ["functionCall": .object(object), "thoughtSignature": .string(signature)]
     }
 
     /// `response` must be an object: an object result is sent as it is, anything else under
@@ -57,6 +63,7 @@ enum GeminiTools {
     static func call(_ part: JSONObject, position: Int) -> ToolCall? {
         guard case .object(let call)? = part["functionCall"] else { return nil }
         let id = call["id"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? "\(syntheticIDPrefix)\(position)"
-        return ToolCall(id: id, name: call["name"]?.stringValue ?? "", arguments: call["args"] ?? .object([:]))
+        let signature = part["thoughtSignature"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        return ToolCall(id: id, name: call["name"]?.stringValue ?? "", arguments: call["args"] ?? .object([:]), signature: signature)
     }
 }

@@ -26,6 +26,7 @@ extension ServerText {
         call.name = redact(call.name)
         call.arguments = redactor.redact(call.arguments)
         call.unparsedArguments = call.unparsedArguments.map(redact)
+        call.signature = call.signature.map(redact)
         return call
     }
 

@@ -8,8 +8,9 @@
 /// - A hit: the answer with usage zero (no tokens were used, so it costs nothing) and no
 ///   deployment, a `response_cache_hit` event, with streaming its whole text as one
 ///   `text_delta`, and a `tool_call` event for each of its tool calls.
-/// - Identical calls in flight share one request (`SingleFlight`): the others wait for it and
-///   take its answer as a hit; if it fails, each makes its own call.
+/// - Identical calls in flight share one request (`AnswersInFlight`): the others wait for it and
+///   take its answer as a hit; if it fails, each makes its own call (if it was cancelled, one of
+///   them makes it for the rest).
 /// - Kept: successful answers whose `finish_reason` is not `content_filter` (a refusal may not
 ///   repeat) — see `storable(_:)`.
 public struct ResponseCacheUnit: ChainUnit {
@@ -17,7 +18,7 @@ public struct ResponseCacheUnit: ChainUnit {
     /// How file parts are opened for their content digest (the engine's `files`).
     public let files: FileResolver
     private let digests = FileDigests()
-    private let flights = SingleFlight<ResponseCacheKey, Result<GenerationResponse, APIError>>()
+    private let flights = AnswersInFlight()
 
     public init(cache: any ResponseCache, files: FileResolver = FileResolver()) {
         self.cache = cache
@@ -28,23 +29,17 @@ public struct ResponseCacheUnit: ChainUnit {
         // A file that cannot be read for its digest: the call goes on uncached (its upload, or the
         // provider, reports the problem).
         guard let key = await key(for: input) else { return await next(input) }
-        if let answer = cache.answer(for: key) { return hit(answer, input) }
-        let made: (value: Result<GenerationResponse, APIError>, shared: Bool)
-        do {
-            made = try await flights.value(for: key, now: { .zero }) { () async throws(APIError) in
-                (await self.miss(input, key, next), Duration.zero)
+        while true {
+            if let answer = cache.answer(for: key) { return hit(answer, input) }
+            switch await flights.answer(for: key, make: { await self.miss(input, key, next) }) {
+            case .made(let result): return result
+            case .shared(let answer): return hit(answer, input)
+            case .sharedFailure: return await miss(input, key, next)   // the identical call failed: this one makes its own
+            case .again: continue   // it was cancelled, or ended first (its answer, if kept, is in the cache now)
+            case .cancelled:
+                return .failure(APIError(.cancelled, "the command was cancelled while it waited for work another command is making"))
             }
-        } catch {
-            return .failure(error)   // this call's own task was cancelled while it waited
         }
-        guard made.shared else {
-            // Made here: forgotten at once (the deadline .zero makes it stale for any later asker, who reads the store instead).
-            await flights.invalidate(key)
-            return made.value
-        }
-        if case .success(let answer) = made.value { return hit(answer, input) }
-        // The identical call failed: this one makes its own.
-        return await miss(input, key, next)
     }
 
     private func hit(_ answer: GenerationResponse, _ input: CallInput) -> Result<GenerationResponse, APIError> {
@@ -73,7 +68,7 @@ public struct ResponseCacheUnit: ChainUnit {
     }
 
     /// Calls waiting for an identical call's answer (for tests).
-    package func waiting(for key: ResponseCacheKey) async -> Int { await flights.waiting(for: key) }
+    package func waiting(for key: ResponseCacheKey) async -> Int { flights.waiting(for: key) }
 
     /// Whether an answer is kept: any success but a content filter's refusal (and never the text
     /// of a broken stream, which is not a success).
