@@ -67,7 +67,8 @@ import Testing
         let engine = try PipelineEngine(
             provider: OpenAIProvider.make(OpenAIConfiguration(baseURL: try Peers.fakeAI.get(), capabilities: capabilities)),
             configuration: EngineConfiguration(retryPolicy: .none))
-        let plan = ExecutionPlan(calls: [APICall(model: "gpt-4o-mini", parts: [.filePlaceholder(FilePlaceholder(path: image.path)), .text("What is in this picture?")])])
+        // FakeAI counts an image by its size in tiles: a model with a large context window.
+        let plan = ExecutionPlan(calls: [APICall(model: "openai/gpt-oss-120b", parts: [.filePlaceholder(FilePlaceholder(path: image.path)), .text("What is in this picture?")])])
         let outcome = await engine.run(PlannedCommand(id: "pixel", plan: plan))
         // Before: a `file` part FakeAI refused with 422 (uploads), or capability_missing (none).
         #expect(outcome.succeeded, "\(String(describing: outcome.error))")
