@@ -170,3 +170,23 @@ private struct InlineImagesProvider: GenerationCapability, UploadsCapability, In
         #expect(next.calls[0].parts[0].placeholder == nil)
     }
 }
+
+@Suite struct UnreportedUsageReportTests {
+    /// A two-call command whose second call's server sent no usage: the command's counts are
+    /// null; the report adds up the call that reported (a lower bound) and counts the other.
+    @Test func theReportCountsUnreportedCallsAndAddsUpWhatWasReported() {
+        let record = #"{"id":"a","index":0,"status":"succeeded","responses":["#
+            + #"{"call_index":0,"text":"x","model":"m","finish_reason":"stop","usage":{"prompt_tokens":10,"completion_tokens":4,"total_tokens":14,"cached_tokens":2}},"#
+            + #"{"call_index":1,"text":"y","model":"m","finish_reason":"stop","usage":{"prompt_tokens":null,"completion_tokens":null,"total_tokens":null,"cached_tokens":null,"unreported_calls":1}}],"#
+            + #""usage":{"prompt_tokens":null,"completion_tokens":null,"total_tokens":null,"cached_tokens":null,"unreported_calls":1},"#
+            + #""telemetry":{"provider":"p","used_fallback":false,"primary_error":null,"retries":0,"retry_wait_ms":0.0,"calls":[],"#
+            + #""durations_ms":{"total":1},"uploads":{"performed":0,"reused":0,"skipped":0},"cache":null,"token_validation":null,"#
+            + #""cost":{"usd":0.5,"unpriced_calls":0,"unreported_calls":1}},"metadata":{}}"#
+        var report = RunReport()
+        #expect(report.add(line: Array(record.utf8), source: "r.jsonl", line: 1) == nil)
+        let t = report.totals
+        #expect(t.unreportedCalls == 1)
+        #expect(t.inputTokens == 10 && t.outputTokens == 4 && t.cachedTokens == 2)
+        #expect(report.rows.first?.unreportedCalls == 1)
+    }
+}
