@@ -112,7 +112,7 @@ enum BatchRecords {
             }
         }
         let usage = responses.reduce(Usage.zero) { $0 + $1.usage }
-        if let estimate = command.tokenEstimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
+        if let estimate = command.tokenEstimate, usage.isReported { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
         let state = ExecutionState(command: command)
         var outcome: CommandOutcome
         if let (firstIndex, firstError) = failures.first {

@@ -212,6 +212,11 @@ struct Progress {
         var text = String(format: "pipeline: cost $%.6f at catalog prices", ledger.spent)
         var notes: [String] = ["\(priced) command\(priced == 1 ? "" : "s") priced"]
         if unpriced > 0 { notes.append("\(unpriced) unpriced (model not in the catalog)") }
+        let unreported = ledger.unreportedCalls
+        if unreported > 0 {
+            text = String(format: "pipeline: cost at least $%.6f at catalog prices", ledger.spent)
+            notes.append("\(unreported) call\(unreported == 1 ? "" : "s") without reported usage: not in the sum")
+        }
         if mockProvider { notes.append("mock provider: nothing was charged") }
         text += " (" + notes.joined(separator: ", ") + ")\n"
         if let limit = ledger.limit {

@@ -76,6 +76,7 @@ enum ReportCommand {
         }
         let t = report.totals
         StandardError.write(String(format: "pipeline: report: %d results (%d succeeded, %d failed), cost $%.6f", t.commands, t.succeeded, t.failed, t.costUSD)
+            + (t.unreportedCalls > 0 ? ", \(t.unreportedCalls) call\(t.unreportedCalls == 1 ? "" : "s") without reported usage (token counts and cost are lower bounds)" : "")
             + (report.badLineCount > 0 ? ", \(report.badLineCount) line\(report.badLineCount == 1 ? "" : "s") skipped (not results)" : "") + "\n")
         return report.badLineCount > 0 ? 1 : 0
     }

@@ -83,8 +83,10 @@ enum ReportPage {
             ("output tokens", number(t.outputTokens)), ("cost at catalog prices", usd(t.costUSD)),
             ("command time (sum)", String(format: "%.1f s", t.commandMs / 1000)), ("waiting on retries", String(format: "%.1f s", t.retryWaitMs / 1000)),
         ]
-        for (label, value) in tiles { h += "<div class=\"tile\"><b>\(value)</b><span>\(label)</span></div>" }
-        h += "</div>\n<p class=\"muted\">\(number(t.pricedCommands)) command\(t.pricedCommands == 1 ? "" : "s") priced; a model not in the catalog costs nothing here. Results carry no timestamps, so the run's wall time and its course over time are not shown (the run's summary on stderr has its wall time).</p>\n"
+        // Calls whose server did not report usage are counted, never shown as zero tokens.
+        let unreported: [(String, String)] = t.unreportedCalls > 0 ? [("calls without reported usage", number(t.unreportedCalls))] : []
+        for (label, value) in tiles + unreported { h += "<div class=\"tile\"><b>\(value)</b><span>\(label)</span></div>" }
+        h += "</div>\n<p class=\"muted\">\(number(t.pricedCommands)) command\(t.pricedCommands == 1 ? "" : "s") priced; a model not in the catalog costs nothing here. \(t.unreportedCalls > 0 ? "Calls without reported usage are in neither the token counts nor the cost, which are lower bounds. " : "")Results carry no timestamps, so the run's wall time and its course over time are not shown (the run's summary on stderr has its wall time).</p>\n"
 
         // Per provider and model.
         h += "<h2>Per provider and model</h2>\n<table id=\"models\"><tr><th class=\"t\">provider</th><th class=\"t\">model</th><th>commands</th><th>calls</th><th>ok</th><th>failed</th><th>retries</th><th>in tok</th><th>cached</th><th>out tok</th><th>cost</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th class=\"t\">failures by kind</th></tr>\n"

@@ -24,6 +24,9 @@ enum StatsReport {
             ])
         }
         if rows.isEmpty { return "pipeline: stats: no calls were made\n" + responseCacheLine(report) }
+        let unreported = rows.reduce(0) { $0.addingSaturating($1.unreportedCalls) }
+        // Calls whose server said nothing of their usage are counted, never shown as zero tokens.
+        let note = unreported == 0 ? "" : "pipeline: stats: \(unreported) call\(unreported == 1 ? "" : "s") did not report usage (the server sent none): the token counts are lower bounds\n"
         var widths = [Int](repeating: 0, count: header.count)
         for line in lines { for (i, cell) in line.enumerated() { widths[i] = max(widths[i], cell.count) } }
         // Text columns left, numbers right, the failures last and unpadded.
@@ -34,7 +37,7 @@ enum StatsReport {
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
                 return numeric.contains(i) ? pad + cell : cell + pad
             }.joined(separator: "  ")
-        }.joined(separator: "\n") + "\n" + responseCacheLine(report)
+        }.joined(separator: "\n") + "\n" + note + responseCacheLine(report)
     }
 
     /// The response cache's line under the table, when the run used one (a hit is no call: the
@@ -55,7 +58,9 @@ enum StatsReport {
             var object: JSONObject = [
                 "provider": .string(row.provider), "model": .string(row.model), "calls": .int(row.calls), "succeeded": .int(row.succeeded),
                 "failed": .int(row.failed), "failures": .object(failures), "retries": .int(row.retries),
-                "tokens": ["input": .int(row.inputTokens), "cached": .int(row.cachedTokens), "output": .int(row.outputTokens)],
+                "tokens": row.unreportedCalls == 0
+                    ? ["input": .int(row.inputTokens), "cached": .int(row.cachedTokens), "output": .int(row.outputTokens)]
+                    : ["input": .int(row.inputTokens), "cached": .int(row.cachedTokens), "output": .int(row.outputTokens), "unreported_calls": .int(row.unreportedCalls)],
                 "latency_ms": [
                     "p50": .double(milliseconds(row.p50)), "p95": .double(milliseconds(row.p95)), "p99": .double(milliseconds(row.p99)),
                 ],
@@ -76,6 +81,7 @@ enum StatsReport {
                 "usd": .double((ledger.spent * 1e9).rounded() / 1e9), "priced_commands": .int(ledger.pricedCommands),
                 "unpriced_commands": .int(ledger.unpricedCommands),
             ]
+            if ledger.unreportedCalls > 0 { cost["unreported_calls"] = .int(ledger.unreportedCalls) }
             if let limit = ledger.limit {
                 cost["limit_usd"] = .double(limit)
                 cost["refused_commands"] = .int(ledger.refused)
@@ -84,10 +90,12 @@ enum StatsReport {
         } else if ledger == nil && report.totals.pricedCommands > 0 {
             // From results (`pipeline report`): their `telemetry.cost.usd` added up.
             let t = report.totals
-            object["cost"] = [
+            var cost: JSONObject = [
                 "usd": .double((t.costUSD * 1e9).rounded() / 1e9), "priced_commands": .int(t.pricedCommands),
                 "unpriced_commands": .int(max(0, t.commands - t.pricedCommands)),
             ]
+            if t.unreportedCalls > 0 { cost["unreported_calls"] = .int(t.unreportedCalls) }
+            object["cost"] = .object(cost)
         }
         return Array(JSONSerializer.serialize(.object(object)).utf8) + [0x0a]
     }

@@ -77,7 +77,9 @@ import Testing
             (#"{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807}"#, Usage(promptTokens: limit, completionTokens: limit, totalTokens: limit)),
             (#"{"prompt_tokens":-5,"completion_tokens":-9223372036854775808,"total_tokens":-7}"#, Usage(promptTokens: 0, completionTokens: 0, totalTokens: 0)),
             (#"{"prompt_tokens":1e30,"completion_tokens":2.5,"total_tokens":1e300}"#, Usage(promptTokens: limit, completionTokens: 2, totalTokens: limit)),
-            (#"{"prompt_tokens":"12","completion_tokens":null,"prompt_tokens_details":{"cached_tokens":-1}}"#, Usage()),
+            // No count in it: unknown, not zero (ADR 0013).
+            (#"{"prompt_tokens":"12","completion_tokens":null,"prompt_tokens_details":{"cached_tokens":-1}}"#, .unreported),
+            (#"{"prompt_tokens":0,"completion_tokens":null}"#, Usage()),
             (#"{"prompt_tokens":3,"completion_tokens":4}"#, Usage(promptTokens: 3, completionTokens: 4, totalTokens: 7)),
         ]
         for (json, expected) in cases {

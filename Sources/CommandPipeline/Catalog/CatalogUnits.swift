@@ -87,11 +87,12 @@ public struct CostUnit: ChainUnit {
         }
         if let ledger, !ledger.reserve(estimate) {
             if let claimed { ledger.releaseCache(claimed) }
-            let limit = ledger.limit ?? 0
+            let limit = ledger.limit ?? 0, held = ledger.heldForUnreported
             let error = APIError(
                 .budgetExceeded,
-                String(format: "not started: the run's budget of $%.2f (--max-cost) would be passed (spent $%.4f, in flight and this command estimated $%.4f)",
-                       limit, ledger.spent, ledger.reserved + estimate))
+                String(format: "not started: the run's budget of $%.2f (--max-cost) would be passed (spent $%.4f, in flight and this command estimated $%.4f",
+                       limit, ledger.spent, ledger.reserved + estimate)
+                    + (held > 0 ? String(format: ", held for commands whose usage the server did not report $%.4f)", held) : ")"))
             return CommandOutcome(error, state: input.state, log: input.log)
         }
         let outcome = Self.priced(await next(input), catalog: catalog)
@@ -134,6 +135,7 @@ public struct CostUnit: ChainUnit {
             let unpriced = cost?.unpricedCalls ?? responses.count
             var sum = (cost ?? .zero) + extra
             sum.unpricedCalls = unpriced
+            sum.unreportedCalls = cost?.unreportedCalls ?? 0
             return sum
         }
         switch outcome.result {
@@ -196,6 +198,10 @@ public final class CostLedger: Sendable {
         var exhausted = false
         var unpricedCommands = 0
         var pricedCommands = 0
+        /// The estimates of finished commands whose cost is not known in full (a call's usage was
+        /// not reported): held against the budget in place of what they really cost.
+        var heldForUnreported = 0.0
+        var unreportedCalls = 0
         /// Cache keys whose creation some command has reserved (`claimCache`).
         var cacheKeys: Set<String> = []
     }
@@ -215,13 +221,18 @@ public final class CostLedger: Sendable {
     /// Finished commands with a cost, and without one (no priced model answered).
     public var pricedCommands: Int { state.withLock { $0.pricedCommands } }
     public var unpricedCommands: Int { state.withLock { $0.unpricedCommands } }
+    /// Calls on priced models whose provider did not report usage: `spent` leaves them out (it
+    /// is then a lower bound) and the budget holds their commands' estimates instead.
+    public var unreportedCalls: Int { state.withLock { $0.unreportedCalls } }
+    /// The estimates held for those commands (`settle`).
+    public var heldForUnreported: Double { state.withLock { $0.heldForUnreported } }
 
     /// Takes `estimate` into the in-flight account, or refuses (and from then on refuses every
     /// command) when spent + in flight + `estimate` would pass the limit.
     public func reserve(_ estimate: Double) -> Bool {
         state.withLock { s in
             guard let limit else { return true }
-            if !s.exhausted && s.spent + max(0, s.reserved) + estimate <= limit {
+            if !s.exhausted && s.spent + s.heldForUnreported + max(0, s.reserved) + estimate <= limit {
                 s.reserved += estimate
                 return true
             }
@@ -252,13 +263,19 @@ public final class CostLedger: Sendable {
         state.withLock { _ = $0.cacheKeys.remove(key) }
     }
 
-    /// A command ended: its estimate leaves the in-flight account and its cost joins the spent one.
+    /// A command ended: its estimate leaves the in-flight account and its cost joins the spent
+    /// one. A cost with unreported calls is a lower bound: the command's estimate stays held
+    /// against the budget as well, so a server that never reports usage cannot spend unseen.
     public func settle(reserved estimate: Double, cost: Cost?) {
         state.withLock { s in
             s.reserved -= estimate
             if let cost {
                 s.spent += cost.totalUSD
                 s.pricedCommands += 1
+                if cost.unreportedCalls > 0 {
+                    s.heldForUnreported += max(0, estimate)
+                    s.unreportedCalls = s.unreportedCalls.addingSaturating(cost.unreportedCalls)
+                }
             } else {
                 s.unpricedCommands += 1
             }

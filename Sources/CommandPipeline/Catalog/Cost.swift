@@ -11,6 +11,9 @@ public struct Cost: Sendable, Hashable {
     public var cacheStorageUSD: Double
     /// Calls left out of the sum because their model has no prices in the catalog.
     public var unpricedCalls: Int
+    /// Calls on priced models whose provider did not report usage (`Usage.unreported`): left
+    /// out of the sum, which is then a lower bound (`unreported_calls` on the wire, `Design/decisions/0013-unknown-usage.md`).
+    public var unreportedCalls: Int = 0
     /// Which request each part of a command's cost came from (`CostUnit`); empty for the cost
     /// of one response.
     public var parts: [CostPart]
@@ -33,11 +36,13 @@ public struct Cost: Sendable, Hashable {
     public var totalUSD: Double { inputUSD + cachedInputUSD + cacheWriteUSD + outputUSD + cacheStorageUSD }
 
     public static func + (lhs: Cost, rhs: Cost) -> Cost {
-        Cost(
+        var sum = Cost(
             inputUSD: lhs.inputUSD + rhs.inputUSD, cachedInputUSD: lhs.cachedInputUSD + rhs.cachedInputUSD,
             cacheWriteUSD: lhs.cacheWriteUSD + rhs.cacheWriteUSD, outputUSD: lhs.outputUSD + rhs.outputUSD,
             cacheStorageUSD: lhs.cacheStorageUSD + rhs.cacheStorageUSD,
             unpricedCalls: lhs.unpricedCalls.addingSaturating(rhs.unpricedCalls), parts: lhs.parts + rhs.parts)
+        sum.unreportedCalls = lhs.unreportedCalls.addingSaturating(rhs.unreportedCalls)
+        return sum
     }
 
     /// The cost of one request's `usage` at `prices`; `batch` applies the batch discount to every part.
@@ -63,21 +68,31 @@ public struct Cost: Sendable, Hashable {
         return Cost(cacheStorageUSD: Double(tokens) * perHour / 1_000_000 * Double(seconds) / 3600)
     }
 
-    /// The cost of a response, by the model that produced it; nil when the catalog has no prices for it.
+    /// The cost of a response, by the model that produced it; nil when the catalog has no prices
+    /// for it, or when its provider did not report the usage (the cost is unknown, not 0).
     public static func of(_ response: CallResponse, catalog: ModelCatalog, batch: Bool = false) -> Cost? {
-        guard let prices = catalog.info(for: response.model)?.prices else { return nil }
+        guard response.usage.isReported, let prices = catalog.info(for: response.model)?.prices else { return nil }
         return of(response.usage, prices: prices, batch: batch)
     }
 
     /// The cost of a command's responses (primary calls, or the fallback's when it answered, and
-    /// the partial responses of a failed command); nil when none of them is priced.
+    /// the partial responses of a failed command); nil when none of them is priced. A response on
+    /// a priced model whose usage was not reported counts in `unreportedCalls`, not in the sum.
     public static func of(_ responses: [CallResponse], catalog: ModelCatalog, batch: Bool = false) -> Cost? {
         var total: Cost?
-        var unpriced = 0
+        var unpriced = 0, unreported = 0
         for response in responses {
-            if let cost = of(response, catalog: catalog, batch: batch) { total = (total ?? .zero) + cost } else { unpriced += 1 }
+            if let cost = of(response, catalog: catalog, batch: batch) {
+                total = (total ?? .zero) + cost
+            } else if !response.usage.isReported && catalog.info(for: response.model)?.prices != nil {
+                total = total ?? .zero
+                unreported += 1
+            } else {
+                unpriced += 1
+            }
         }
         total?.unpricedCalls = unpriced
+        total?.unreportedCalls = unreported
         return total
     }
 

@@ -59,6 +59,11 @@ public struct LogSummary: Sendable {
                 // The rejected answer's streamed text is not part of the call's answer.
                 if !streams.isEmpty { streams.removeAll { $0.phase == phase && $0.call == call } }
             }
+            if Self.sentNothing(error) {
+                // Refused while the request was being built (a part or option the provider cannot
+                // take): nothing reached the server, so it was no attempt.
+                calls.update(phase: phase, call: call) { $0.attempts = max(0, $0.attempts - 1) }
+            }
             if let usage = error.billedUsage {
                 telemetry.billedAttempts.append(BilledAttempt(callIndex: call, attempt: attempt, model: calls.model(phase: phase, call: call), usage: usage))
             }
@@ -94,12 +99,18 @@ public struct LogSummary: Sendable {
         // The call's response carries its tool calls; the event is for readers of the log.
         case .toolCall: false
         // A failed attempt matters to the telemetry only when its answer was billed or re-asked.
-        case .attemptFailed(_, _, let error, _): error.billedUsage != nil || error.kind == .invalidOutput
+        case .attemptFailed(_, _, let error, _): error.billedUsage != nil || error.kind == .invalidOutput || sentNothing(error)
         case .stageFinished, .uploadPerformed, .uploadReused, .uploadSkipped, .cacheCreated, .cacheReused, .cacheSkipped, .attemptStarted,
             .waiting, .cacheBypassed, .responseCache, .textDelta, .callFinished, .callFailed, .fallbackStarted:
             true
         }
     }
+
+    /// Whether an attempt that failed with `error` sent nothing: `capability_missing` and
+    /// `invalid_command` are raised by the engine and the adapters' request builders before any
+    /// byte goes out (no server answer maps to them), so the attempt is not counted
+    /// (`telemetry.calls[i].attempts` is 0 for a call refused that way).
+    static func sentNothing(_ error: ErrorSummary) -> Bool { error.kind == .capabilityMissing || error.kind == .invalidCommand }
 
     /// Attempts of call `call` in the current execution.
     func attempts(call: Int) -> Int { calls.attempts(phase: phase, call: call) }
@@ -116,7 +127,8 @@ public struct LogSummary: Sendable {
         telemetry.durations.total = total
         telemetry.calls = calls.inCallOrder
         usage = finished.reduce(Usage.zero) { $0 + $1.usage }
-        if let estimate { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
+        // A call whose usage was not reported leaves no actual count to check the estimate against.
+        if let estimate, usage.isReported { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
         if failedCalls.count > 1 { failedCalls.sort() }
         if partials {
             partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }

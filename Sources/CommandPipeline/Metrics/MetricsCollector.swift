@@ -37,6 +37,7 @@ public final class MetricsCollector: CommandHook {
         var inputTokens = 0
         var cachedTokens = 0
         var outputTokens = 0
+        var unreportedCalls = 0
         var latency = LatencyHistogram()
     }
 
@@ -76,6 +77,7 @@ public final class MetricsCollector: CommandHook {
             update(context.provider, call.model) { row in
                 row.calls = row.calls.addingSaturating(1)
                 row.succeeded = row.succeeded.addingSaturating(1)
+                row.unreportedCalls = row.unreportedCalls.addingSaturating(response.usage.unreportedCalls)
                 row.inputTokens = row.inputTokens.addingSaturating(response.usage.promptTokens)
                 row.cachedTokens = row.cachedTokens.addingSaturating(response.usage.cachedTokens)
                 row.outputTokens = row.outputTokens.addingSaturating(response.usage.completionTokens)
@@ -126,7 +128,7 @@ public final class MetricsCollector: CommandHook {
             MetricsSnapshot.Row(
                 provider: key.provider, model: key.model, others: key.others, calls: row.calls, succeeded: row.succeeded,
                 failures: row.failures.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, retries: row.retries,
-                inputTokens: row.inputTokens, cachedTokens: row.cachedTokens, outputTokens: row.outputTokens,
+                inputTokens: row.inputTokens, cachedTokens: row.cachedTokens, outputTokens: row.outputTokens, unreportedCalls: row.unreportedCalls,
                 p50: row.latency.percentile(0.50), p95: row.latency.percentile(0.95), p99: row.latency.percentile(0.99))
         })
     }
@@ -150,6 +152,9 @@ public struct MetricsSnapshot: Sendable {
         public var inputTokens: Int
         public var cachedTokens: Int
         public var outputTokens: Int
+        /// Succeeded calls whose provider did not report usage: not in the token counts, which
+        /// are then a lower bound.
+        public var unreportedCalls: Int = 0
         public var p50: Duration
         public var p95: Duration
         public var p99: Duration

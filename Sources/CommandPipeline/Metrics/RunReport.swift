@@ -43,6 +43,8 @@ public struct RunReport: Sendable {
         public var inputTokens = 0
         public var cachedTokens = 0
         public var outputTokens = 0
+        /// Calls whose provider did not report usage: not in the token counts (a lower bound then).
+        public var unreportedCalls = 0
         public var costUSD = 0.0
         /// Latency percentiles: of each call (`init(metrics:)`), or of each command from results.
         public var p50: Duration = .zero
@@ -70,6 +72,9 @@ public struct RunReport: Sendable {
         public var inputTokens = 0
         public var cachedTokens = 0
         public var outputTokens = 0
+        /// Calls whose provider did not report usage (`usage.unreported_calls`): not in the token
+        /// counts, which are then a lower bound.
+        public var unreportedCalls = 0
         public var costUSD = 0.0
         public var pricedCommands = 0
         /// The commands' own durations added up (not the run's wall time, which results do not record).
@@ -149,6 +154,7 @@ public struct RunReport: Sendable {
             row.inputTokens = source.inputTokens
             row.cachedTokens = source.cachedTokens
             row.outputTokens = source.outputTokens
+            row.unreportedCalls = source.unreportedCalls
             row.p50 = source.p50
             row.p95 = source.p95
             row.p99 = source.p99
@@ -213,7 +219,17 @@ public struct RunReport: Sendable {
             model = Self.cut(request, to: Self.nameCharacters)
         }
         let usage = record["usage"]?.objectValue
-        let input = Self.count(usage?["prompt_tokens"]), output = Self.count(usage?["completion_tokens"]), cached = Self.count(usage?["cached_tokens"])
+        var input = Self.count(usage?["prompt_tokens"]), output = Self.count(usage?["completion_tokens"]), cached = Self.count(usage?["cached_tokens"])
+        let unreported = Self.count(usage?["unreported_calls"])
+        if unreported > 0 {
+            // The command's counts are unknown (`null`): the responses that reported add up to a lower bound.
+            for response in responses {
+                guard let counts = response.objectValue?["usage"]?.objectValue, counts["unreported_calls"] == nil else { continue }
+                input = input.addingSaturating(Self.count(counts["prompt_tokens"]))
+                output = output.addingSaturating(Self.count(counts["completion_tokens"]))
+                cached = cached.addingSaturating(Self.count(counts["cached_tokens"]))
+            }
+        }
         let cost = Self.amount(telemetry["cost"]?.objectValue?["usd"])
         let retries = Self.count(telemetry["retries"])
         let durations = telemetry["durations_ms"]?.objectValue
@@ -236,6 +252,7 @@ public struct RunReport: Sendable {
         totals.inputTokens = totals.inputTokens.addingSaturating(input)
         totals.cachedTokens = totals.cachedTokens.addingSaturating(cached)
         totals.outputTokens = totals.outputTokens.addingSaturating(output)
+        totals.unreportedCalls = totals.unreportedCalls.addingSaturating(unreported)
         totals.costUSD += cost
         if telemetry["cost"]?.objectValue != nil { totals.pricedCommands = totals.pricedCommands.addingSaturating(1) }
         totals.commandMs += totalMs
@@ -291,6 +308,7 @@ public struct RunReport: Sendable {
         row.inputTokens = row.inputTokens.addingSaturating(input)
         row.cachedTokens = row.cachedTokens.addingSaturating(cached)
         row.outputTokens = row.outputTokens.addingSaturating(output)
+        row.unreportedCalls = row.unreportedCalls.addingSaturating(unreported)
         row.costUSD += cost
         if durations != nil {
             // A row made by `init(metrics:)` has no bins yet.

@@ -225,7 +225,7 @@ public final class Router: Sendable {
         let limiter = limiters[i]
         switch result {
         case .success(let response):
-            if let ticket = pick.ticket { limiter.settle(ticket, actualTokens: response.usage.totalTokens) }
+            if let ticket = pick.ticket, response.usage.isReported { limiter.settle(ticket, actualTokens: response.usage.totalTokens) }
             if !limiter.isIdle { limiter.recordSuccess() }
         case .failure(let error) where error.kind == .rateLimited:
             limiter.throttle(after: error)

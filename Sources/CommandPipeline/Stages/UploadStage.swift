@@ -74,8 +74,13 @@ public struct UploadStage: ExecutionStage {
 
     public func execute(_ state: ExecutionState, context: StageContext) async throws(APIError) -> ExecutionState {
         let provider = context.provider
-        let targets = try targets(of: state)
+        var targets = try targets(of: state)
         if targets.isEmpty { return state }
+        var state = state
+        if let inline = provider.inlineFiles {
+            (state, targets) = try await inlined(targets, in: state, inline: inline, provider: provider.providerName)
+            if targets.isEmpty { return state }
+        }
         guard let uploader = provider.uploads else {
             if let required = targets.first(where: \.required) {
                 throw APIError(
@@ -151,6 +156,70 @@ public struct UploadStage: ExecutionStage {
         for (target, path) in zip(targets, fileOfTarget) where target.placeholder.ephemeral {
             if let file = files[path]?.file, !ephemeral.contains(where: { $0 === file }) { ephemeral.append(file) }
         }
-        return state.with(sharedParts: shared, calls: calls, ephemeralFiles: ephemeral)
+        return state.with(sharedParts: shared, calls: calls, ephemeralFiles: state.ephemeralFiles + ephemeral)
+    }
+
+    /// The targets whose type the provider takes only inline (`InlineFilesCapability`, e.g. images
+    /// for OpenAI's Chat Completions): each file resolved and opened as for an upload, checked
+    /// against the provider's cap before and after reading, read once however many parts name
+    /// it, and put in the state as an `inline` part. Returns that state and the targets left.
+    private func inlined(
+        _ targets: [Target], in state: ExecutionState, inline: any InlineFilesCapability, provider: String
+    ) async throws(APIError) -> (ExecutionState, [Target]) {
+        var rest: [Target] = []
+        var shared = state.sharedParts
+        var callParts = state.calls.map(\.parts)
+        var read: [String: InlineData] = [:]
+        var ephemeral: [OpenedFile] = []
+        for target in targets {
+            let mimeType = target.placeholder.effectiveMimeType
+            guard let limit = inline.inlineLimit(for: mimeType) else {
+                rest.append(target)
+                continue
+            }
+            let path: String
+            switch resolver.resolve(target.placeholder.path) {
+            case .success(let resolved): path = resolved
+            case .failure(let refusal): throw APIError(.invalidCommand, refusal.message, path: target.location.path + ".path", provider: provider)
+            }
+            let data: InlineData
+            if let done = read[path] {
+                data = done
+            } else {
+                let file: OpenedFile
+                switch resolver.open(path) {
+                case .success(let opened): file = opened
+                case .failure(.refused(let message)):
+                    throw APIError(.invalidCommand, message, path: target.location.path + ".path", provider: provider)
+                case .failure(.unreadable(let message)):
+                    throw APIError(.uploadFailed, "reading '\(target.placeholder.path)' for \(target.location.path) failed: \(message)", path: target.location.path, provider: provider)
+                }
+                func tooLarge(_ size: Int) -> APIError {
+                    APIError(
+                        .invalidCommand,
+                        "'\(target.placeholder.path)' (\(mimeType), \(size) bytes) at \(target.location.path) is sent inline to provider '\(provider)', which takes at most \(limit) bytes of \(mimeType) in a request: make the file smaller, or send it by URL as a file_ref part",
+                        path: target.location.path, provider: provider)
+                }
+                guard file.size <= limit else { throw tooLarge(file.size) }
+                let bytes: Data
+                do {
+                    bytes = try await file.contents()
+                } catch is CancellationError {
+                    throw APIError(.cancelled, "reading '\(target.placeholder.path)' for \(target.location.path) was cancelled", provider: provider)
+                } catch {
+                    throw APIError(.uploadFailed, "reading '\(target.placeholder.path)' for \(target.location.path) failed: \(error)", path: target.location.path, provider: provider)
+                }
+                // The file may have grown since it was opened: the cap holds for what was read.
+                guard bytes.count <= limit else { throw tooLarge(bytes.count) }
+                data = InlineData(mimeType: mimeType, data: bytes)
+                read[path] = data
+                if target.placeholder.ephemeral { ephemeral.append(file) }
+            }
+            if let c = target.location.call { callParts[c][target.location.index] = .inline(data) } else { shared[target.location.index] = .inline(data) }
+        }
+        if rest.count == targets.count { return (state, rest) }
+        var calls = state.calls
+        for c in calls.indices where callParts[c] != calls[c].parts { calls[c] = calls[c].with(parts: callParts[c]) }
+        return (state.with(sharedParts: shared, calls: calls, ephemeralFiles: state.ephemeralFiles + ephemeral), rest)
     }
 }

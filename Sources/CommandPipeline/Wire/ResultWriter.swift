@@ -104,6 +104,14 @@ public enum ResultWriter {
     }
 
     package static func usage(_ u: Usage, to out: inout [UInt8]) {
+        guard u.isReported else {
+            // A call whose provider did not report usage: the counts are unknown, not zero (a sum
+            // over calls with one such call is unknown too); how many calls did not say.
+            JSONSerializer.raw(#"{"prompt_tokens":null,"completion_tokens":null,"total_tokens":null,"cached_tokens":null,"unreported_calls":"#, to: &out)
+            JSONSerializer.writeInt(u.unreportedCalls, to: &out)
+            out.append(UInt8(ascii: "}"))
+            return
+        }
         JSONSerializer.raw(#"{"prompt_tokens":"#, to: &out)
         JSONSerializer.writeInt(u.promptTokens, to: &out)
         JSONSerializer.raw(#","completion_tokens":"#, to: &out)
@@ -290,6 +298,11 @@ public enum ResultWriter {
         dollars(c.outputUSD)
         JSONSerializer.raw(#","unpriced_calls":"#, to: &out)
         JSONSerializer.writeInt(c.unpricedCalls, to: &out)
+        if c.unreportedCalls > 0 {
+            // Priced calls whose provider did not report usage: not in `usd`, which is then a lower bound.
+            JSONSerializer.raw(#","unreported_calls":"#, to: &out)
+            JSONSerializer.writeInt(c.unreportedCalls, to: &out)
+        }
         if requests {
             JSONSerializer.raw(#","requests":["#, to: &out)
             for (i, part) in c.parts.enumerated() {

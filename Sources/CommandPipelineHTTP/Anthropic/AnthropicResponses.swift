@@ -17,8 +17,9 @@ enum AnthropicResponses {
 
     /// Anthropic's `input_tokens` excludes the tokens read from and written to the cache; the
     /// engine's `prompt_tokens` includes both (as OpenAI's and Gemini's do).
+    /// `Usage.unreported` when the answer has no `usage`: unknown, not zero.
     static func usage(_ value: JSONValue?) -> Usage {
-        guard case .object(let u)? = value else { return .zero }
+        guard case .object(let u)? = value, u["input_tokens"] != nil || u["output_tokens"] != nil else { return .unreported }
         return usage(
             input: u["input_tokens"]?.intValue ?? 0, output: u["output_tokens"]?.intValue ?? 0,
             cacheRead: u["cache_read_input_tokens"]?.intValue ?? 0, cacheCreation: u["cache_creation_input_tokens"]?.intValue ?? 0,
@@ -157,12 +158,16 @@ enum AnthropicResponses {
         /// (output, and sometimes input and cache fields too): the latest value of each wins.
         private mutating func takeUsage(_ value: JSONValue?) {
             guard case .object(let u)? = value else { return }
+            if u["input_tokens"]?.intValue != nil || u["output_tokens"]?.intValue != nil { reported = true }
             if let v = u["input_tokens"]?.intValue { input = v }
             if let v = u["output_tokens"]?.intValue { output = v }
             if let v = u["cache_read_input_tokens"]?.intValue { cacheRead = v }
             if let v = u["cache_creation_input_tokens"]?.intValue { cacheCreation = v }
             if let v = u["cache_creation"]?.objectValue?["ephemeral_1h_input_tokens"]?.intValue { cacheCreationLong = v }
         }
+
+        /// Whether a `usage` with a count came (a stream that ends without one has unknown usage).
+        private var reported = false
 
         /// Whether the stream has reported any usage yet (`message_start` carries the input side).
         var hasUsage: Bool { input != 0 || output != 0 || cacheRead != 0 || cacheCreation != 0 }
@@ -175,7 +180,7 @@ enum AnthropicResponses {
         var response: GenerationResponse {
             GenerationResponse(
                 text: text, model: model, finishReason: AnthropicResponses.finishReason(stopReason),
-                usage: usageSoFar, toolCalls: calls.finished)
+                usage: reported ? usageSoFar : .unreported, toolCalls: calls.finished)
         }
     }
 }

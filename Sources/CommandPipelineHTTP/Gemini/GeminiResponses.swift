@@ -131,7 +131,7 @@ enum GeminiResponses {
             }
             // Gemini says STOP after function calls; the engine's word for that is tool_calls.
             let finish = !toolCalls.isEmpty && reason == "STOP" ? "tool_calls" : GeminiResponses.finishReason(reason)
-            return GenerationResponse(text: text, model: model, finishReason: finish, usage: usage ?? .zero, toolCalls: toolCalls)
+            return GenerationResponse(text: text, model: model, finishReason: finish, usage: usage ?? .unreported, toolCalls: toolCalls)
         }
     }
 }

@@ -80,6 +80,12 @@ public struct OpenAIConfiguration: Sendable {
             baseURL: baseURL, hasKey: apiKey != nil, keyVariable: apiKeyVariable, allowInsecureHTTP: allowInsecureHTTP, provider: OpenAIProvider.name)
     }
 
+    /// Image types Chat Completions reads (PNG, JPEG, WEBP, GIF): a `file_placeholder` of one of
+    /// them is sent inline as an `image_url` data URL (`InlineFilesCapability`).
+    public static let inlineImageTypes: Set<String> = ["image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif"]
+    /// The largest image file sent inline: 20 MiB, OpenAI's limit for one image.
+    public static let maxInlineImageBytes = 20 << 20
+
     /// The capabilities the OpenAI adapter can offer at all.
     public static let supportedCapabilities: Set<ProviderCapability> = [.generation, .uploads, .streaming, .batch]
 }

@@ -16,7 +16,7 @@ public enum OpenAIProvider {
 }
 
 /// The OpenAI-compatible adapter.
-public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingCapability {
+public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingCapability, InlineFilesCapability {
     let core: OpenAICore
     public var providerName: String { OpenAIProvider.name }
     // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
@@ -30,6 +30,12 @@ public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingC
     public var uploads: (any UploadsCapability)? { core.configuration.capabilities.contains(.uploads) ? self : nil }
     public var streaming: (any StreamingCapability)? { core.configuration.capabilities.contains(.streaming) ? self : nil }
     public var batch: (any BatchCapability)? { core.configuration.capabilities.contains(.batch) ? self : nil }
+
+    /// Images go inline (`image_url` with a data URL), uploads or not: Chat Completions takes an
+    /// image only by URL, and refuses an uploaded file's id for one (a `file` part is PDF only).
+    public func inlineLimit(for mimeType: String) -> Int? {
+        OpenAIConfiguration.inlineImageTypes.contains(mimeType.lowercased()) ? OpenAIConfiguration.maxInlineImageBytes : nil
+    }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.

@@ -19,12 +19,17 @@ enum OpenAIResponses {
         }
     }
 
+    /// The answer's `usage`; `Usage.unreported` when the server sent none (or one without a
+    /// count): unknown, not zero.
     static func usage(_ value: JSONValue?) -> Usage {
-        guard case .object(let u)? = value else { return .zero }
-        let prompt = tokens(u["prompt_tokens"]) ?? tokens(u["input_tokens"]) ?? 0
-        let completion = tokens(u["completion_tokens"]) ?? tokens(u["output_tokens"]) ?? 0
+        guard case .object(let u)? = value else { return .unreported }
+        let promptCount = tokens(u["prompt_tokens"]) ?? tokens(u["input_tokens"])
+        let completionCount = tokens(u["completion_tokens"]) ?? tokens(u["output_tokens"])
+        let totalCount = tokens(u["total_tokens"])
+        if promptCount == nil && completionCount == nil && totalCount == nil { return .unreported }
+        let prompt = promptCount ?? 0, completion = completionCount ?? 0
         let cached = tokens(u["prompt_tokens_details"]?.objectValue?["cached_tokens"]) ?? 0
-        let total = tokens(u["total_tokens"]) ?? min(prompt + completion, maxReportedTokens)
+        let total = totalCount ?? min(prompt + completion, maxReportedTokens)
         return Usage(promptTokens: prompt, completionTokens: completion, totalTokens: total, cachedTokens: cached)
     }
 
@@ -58,7 +63,8 @@ enum OpenAIResponses {
         var text = ""
         var model: String
         var finishReason = "stop"
-        var usage = Usage.zero
+        /// Unreported until a chunk carries `usage` (servers that ignore `stream_options.include_usage` send none).
+        var usage = Usage.unreported
         /// Tool calls as they stream in (`ChatTools.StreamCalls`).
         var calls = ChatTools.StreamCalls()
         /// A finish reason has come: every call started is whole.

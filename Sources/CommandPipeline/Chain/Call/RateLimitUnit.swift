@@ -59,7 +59,8 @@ public struct RateLimitUnit: ChainUnit {
         switch result {
         case .success(let response):
             for (limiter, ticket) in tickets {
-                limiter.settle(ticket, actualTokens: response.usage.totalTokens)
+                // Usage not reported: the grant keeps its estimate (0 would undercount the minute).
+                if response.usage.isReported { limiter.settle(ticket, actualTokens: response.usage.totalTokens) }
                 limiter.recordSuccess()
             }
         case .failure(let error):
