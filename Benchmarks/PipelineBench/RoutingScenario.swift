@@ -8,6 +8,17 @@ func routingScenario(commands: Int) async -> [Figure] {
     let mock = MockProvider.make(MockConfiguration())
     let plain = configuredEngine(provider: mock, configuration: EngineConfiguration(maxConcurrentCalls: 1))
     let routed = configuredEngine(provider: mock, configuration: routerConfiguration(["a": mock, "b": mock, "c": mock], maxConcurrency: nil))
+    // `ROUTING_ONLY=plain|routed`: only that half of the decision measurement, nothing else — for
+    // `valgrind --tool=callgrind`, whose instruction counts (routed − plain) ÷ N do not depend on load.
+    switch ProcessInfo.processInfo.environment["ROUTING_ONLY"] {
+    case "plain":
+        let seconds = await run(plain, commands: commands, model: "mock", inFlight: 1).seconds
+        return [Figure(scenario: "routing", metric: "plain_only", value: seconds / Double(commands) * 1e6, unit: "µs/call", goal: .none)]
+    case "routed":
+        let seconds = await run(routed, commands: commands, model: "fast", inFlight: 1).seconds
+        return [Figure(scenario: "routing", metric: "routed_only", value: seconds / Double(commands) * 1e6, unit: "µs/call", goal: .none)]
+    default: break
+    }
     _ = await run(plain, commands: commands / 10, model: "mock", inFlight: 1)
     _ = await run(routed, commands: commands / 10, model: "fast", inFlight: 1)
     let plainSeconds = await run(plain, commands: commands, model: "mock", inFlight: 1).seconds

@@ -5,12 +5,9 @@ import Foundation
 /// `--deployments FILE`: the router made from the file (one adapter per deployment, through the
 /// same registry and options as `--provider`), and its rows in `--stats` / `--stats-json`.
 enum DeploymentsReport {
-    static func router(_ path: String, options: RunOptions) -> Result<Router, UsageError> {
-        let configuration: RouterConfiguration
-        switch DeploymentsFile.load(path) {
-        case .failure(let problem): return .failure(UsageError(message: "option '--deployments \(path)': \(problem)"))
-        case .success(let loaded): configuration = loaded
-        }
+    /// The router of `configuration`, the file at `path` (loaded once, by `Pipeline`: its key
+    /// variables are also withheld from the hooks).
+    static func router(_ configuration: RouterConfiguration, path: String, options: RunOptions) -> Result<Router, UsageError> {
         var adapters: [String: any GenerationCapability] = [:]
         var relays: [String: ResponseHeadersRelay] = [:]
         for model in configuration.models.keys.sorted() {

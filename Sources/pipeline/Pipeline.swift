@@ -53,22 +53,25 @@ enum Pipeline {
     }
 
     /// Every variable that holds a key of this run: each provider's default variable, the one
-    /// `--api-key-env` names, and each deployment's `api_key_env` (`--deployments`, when the
-    /// file loads; when it does not, the run stops with its usage error before any command).
+    /// `--api-key-env` names, and each deployment's `api_key_env` (`deployments`: the
+    /// `--deployments` file, loaded once before the hooks start; a file that does not load stops
+    /// the run with its usage error before that).
     /// Withheld from `--hook-exec` programs and redacted from hook messages (`secrets`).
-    static func keyVariables(_ options: RunOptions, environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    static func keyVariables(
+        _ options: RunOptions, deployments: RouterConfiguration? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String] {
         var names = ProviderRegistry.defaultAPIKeyVariables + [options.apiKeyEnv].compactMap { $0 }
-        if let path = options.deploymentsFile, case .success(let configuration) = DeploymentsFile.load(path, environment: environment) {
-            names += configuration.deployments.compactMap(\.apiKeyVariable)
-        }
+        if let deployments { names += deployments.deployments.compactMap(\.apiKeyVariable) }
         var seen = Set<String>()
         return names.filter { seen.insert($0).inserted }
     }
 
     /// The keys this run can see (`keyVariables`), for the one redaction of text that does not
     /// come from a provider adapter (hook messages). Placeholders (under 12 bytes) are ignored by the redactor.
-    static func secrets(_ options: RunOptions, environment: [String: String] = ProcessInfo.processInfo.environment) -> SecretRedactor {
-        SecretRedactor(secrets: keyVariables(options, environment: environment).compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) })
+    static func secrets(
+        _ options: RunOptions, deployments: RouterConfiguration? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> SecretRedactor {
+        SecretRedactor(secrets: keyVariables(options, deployments: deployments, environment: environment).compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) })
     }
 
     static func usageFailure(_ error: UsageError) -> Int32 {
@@ -163,13 +166,22 @@ enum Pipeline {
             case .failure(let problem): return usageFailure(UsageError(message: "option '--models \(path)': \(problem)"))
             }
         }
+        // The deployments file (--deployments), loaded once: its key variables are withheld from
+        // the hooks and redacted (`keyVariables`), and the router is made from it.
+        var deployments: RouterConfiguration?
+        if !validateOnly, let path = options.deploymentsFile {
+            switch DeploymentsFile.load(path) {
+            case .success(let loaded): deployments = loaded
+            case .failure(let problem): return usageFailure(UsageError(message: "option '--deployments \(path)': \(problem)"))
+            }
+        }
         let ledger = CostLedger(limit: options.maxCostUSD)
         // Per-model metrics (--stats, --stats-json): a hook of the engine, only when asked for.
         let metrics = (options.stats || options.statsJSON != nil) ? MetricsCollector() : nil
         // Hooks run by other programs (--hook-exec), started once, stopped after the run.
         var execHooks: [ExecHook] = []
         if !validateOnly {
-            let keys = Set(keyVariables(options))
+            let keys = Set(keyVariables(options, deployments: deployments))
             for program in options.hookPrograms {
                 do throws(UsageError) { execHooks.append(
                         try ExecHook(
@@ -217,10 +229,10 @@ enum Pipeline {
                     if !quiet { StandardError.write("pipeline: model '\(StandardError.oneLine(model))' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
                 configuration.hooks = execHooks
-                configuration.redactor = secrets(options)
+                configuration.redactor = secrets(options, deployments: deployments)
                 if let metrics { configuration.hooks.append(metrics) }
-                if let path = options.deploymentsFile {
-                    switch DeploymentsReport.router(path, options: options) {
+                if let path = options.deploymentsFile, let deployments {
+                    switch DeploymentsReport.router(deployments, path: path, options: options) {
                     case .failure(let error): return usageFailure(error)
                     case .success(let made): router = made
                     }

@@ -51,6 +51,8 @@ struct Progress {
         var waiting: Int
         /// Commands held by a rate limiter.
         var rateLimited: Int = 0
+        /// Commands waiting for a deployment of a router.
+        var deploymentWaits: Int = 0
         var tokens: Int
         var cost: Double?
         var limit: Double?
@@ -64,7 +66,8 @@ struct Progress {
         return Figures(
             done: stats.done, total: total(), failed: stats.failed.load(ordering: .relaxed), kinds: kinds,
             inFlight: max(0, stats.inFlight.load(ordering: .relaxed)), waiting: max(0, stats.waitingOnRetry.load(ordering: .relaxed)),
-            rateLimited: max(0, stats.waitingOnRateLimit.load(ordering: .relaxed)), tokens: stats.tokens.load(ordering: .relaxed), cost: cost, limit: ledger?.limit, elapsed: elapsed)
+            rateLimited: max(0, stats.waitingOnRateLimit.load(ordering: .relaxed)),
+            deploymentWaits: max(0, stats.waitingOnDeployment.load(ordering: .relaxed)), tokens: stats.tokens.load(ordering: .relaxed), cost: cost, limit: ledger?.limit, elapsed: elapsed)
     }
 
     static func grouped(_ n: Int) -> String { ReportPage.number(n) }
@@ -122,6 +125,7 @@ struct Progress {
         }
         if f.waiting > 0 { fields.append(Field(text: "\(grouped(f.waiting)) waiting on retry", keep: 40)) }
         if f.rateLimited > 0 { fields.append(Field(text: "\(grouped(f.rateLimited)) waiting on rate limit", keep: 41)) }
+        if f.deploymentWaits > 0 { fields.append(Field(text: "\(grouped(f.deploymentWaits)) waiting on a deployment", keep: 42)) }
         fields.append(Field(text: "\(grouped(f.inFlight)) in flight", keep: 30))
         fields.append(Field(text: duration(f.elapsed), keep: 10))
         return fields

@@ -412,6 +412,8 @@ struct CountingLender: BackoffLender {
 
     func rateLimitWaitStarted() { stats.waitingOnRateLimit.add(1, ordering: .relaxed) }
     func rateLimitWaitEnded() { stats.waitingOnRateLimit.subtract(1, ordering: .relaxed) }
+    func deploymentWaitStarted() { stats.waitingOnDeployment.add(1, ordering: .relaxed) }
+    func deploymentWaitEnded() { stats.waitingOnDeployment.subtract(1, ordering: .relaxed) }
 }
 
 /// Where the event observer (which runs on the engine's side) leaves a terminal event's record

@@ -17,6 +17,8 @@ final class Stats: Sendable {
     let waitingOnRetry = Atomic<Int>(0)
     /// Commands held by a rate limiter now (`--rate-limit-rpm/tpm`, or the pause after a 429).
     let waitingOnRateLimit = Atomic<Int>(0)
+    /// Commands waiting for a deployment of a router now (`--deployments`: every one cooling, held or full).
+    let waitingOnDeployment = Atomic<Int>(0)
     /// Failed commands by error kind (written by the run loop, a failed command at a time).
     let failureKinds = Mutex<[String: Int]>([:])
 

@@ -7,7 +7,7 @@ import Testing
 /// A deployment's server, in memory: answers, fails with a 500, or holds the call until the
 /// clock passes a time; counts what it was sent. `headers` are reported as an HTTP client does.
 final class Backend: GenerationCapability {
-    enum Mode: Sendable { case ok, fail500, invalid, rateLimited }
+    enum Mode: Sendable { case ok, fail500, invalid, rateLimited, hang }
     let providerName: String
     let mode: Mutex<Mode>
     let requests = Atomic<Int>(0)
@@ -15,7 +15,11 @@ final class Backend: GenerationCapability {
     /// Where answers' headers go, as an HTTP client's (`ProviderOptions.responseHeaders`).
     let relay = ResponseHeadersRelay()
 
-    init(_ provider: String = "openai", mode: Mode = .ok, headers: [String: String] = [:]) {
+    /// The clock a hanging call waits on (an hour, or until cancelled).
+    let clock: ManualClock?
+
+    init(_ provider: String = "openai", mode: Mode = .ok, headers: [String: String] = [:], clock: ManualClock? = nil) {
+        self.clock = clock
         providerName = provider
         self.mode = Mutex(mode)
         self.headers = Mutex(headers)
@@ -32,6 +36,9 @@ final class Backend: GenerationCapability {
         case .fail500: throw APIError(.providerError, "HTTP 500", provider: providerName, retryable: true, code: "500")
         case .invalid: throw APIError(.providerError, "HTTP 400 bad request", provider: providerName, retryable: false, code: "400")
         case .rateLimited: throw APIError(.rateLimited, "HTTP 429", provider: providerName, retryable: true, retryAfter: .seconds(30))
+        case .hang:
+            try await (clock ?? ManualClock()).sleep(for: .seconds(3600))
+            throw APIError(.providerError, "no answer in an hour", provider: providerName, retryable: true, code: "hung")
         }
     }
 }
@@ -50,7 +57,8 @@ final class SharedCount: Sendable {
 
     static func engine(
         _ backends: [(Deployment, Backend)], clock: ManualClock, fallback: any GenerationCapability = Backend("mock"), maxAttempts: Int = 3,
-        breaker: BreakerSettings = BreakerSettings(failureThreshold: 3, cooldown: .seconds(5), maxCooldown: .seconds(40)), seed: UInt64 = 7
+        breaker: BreakerSettings = BreakerSettings(failureThreshold: 3, cooldown: .seconds(5), maxCooldown: .seconds(40)), seed: UInt64 = 7,
+        callTimeout: Duration? = nil, commandTimeout: Duration? = nil
     ) throws -> (PipelineEngine, Router) {
         let configuration = RouterConfiguration(models: ["fast": backends.map(\.0)], breaker: breaker)
         var adapters: [String: any GenerationCapability] = [:]
@@ -60,7 +68,8 @@ final class SharedCount: Sendable {
             relays[d.name] = b.relay
         }
         let router = try Router(configuration: configuration, adapters: adapters, relays: relays, clock: clock, seed: seed)
-        var engineConfiguration = EngineConfiguration(clock: clock, retryPolicy: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .zero, jitter: 0))
+        var engineConfiguration = EngineConfiguration(
+            clock: clock, retryPolicy: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .zero, jitter: 0), callTimeout: callTimeout, commandTimeout: commandTimeout)
         engineConfiguration.router = router
         return (try PipelineEngine(provider: fallback, configuration: engineConfiguration), router)
     }
@@ -265,6 +274,13 @@ final class SharedCount: Sendable {
         #expect(hostile?.remainingRequests == nil && hostile?.retryAfter == nil && hostile?.resetRequests == .seconds(60))
         #expect(HeaderLimits.parse(["x-ratelimit-remaining-requests": "99999999999999999999999"])?.remainingRequests == 1_000_000_000_000)
         #expect(HeaderLimits.parse(["retry-after": "7"])?.retryAfter == .seconds(7))
+        // Retry-After has one reader (`RetryHint`): its every form, then pinned to a minute here.
+        let now = Date(timeIntervalSince1970: 1_000_000)  // Mon, 12 Jan 1970 13:46:40 GMT
+        #expect(HeaderLimits.parse(["retry-after": "Mon, 12 Jan 1970 13:46:50 GMT"], now: now)?.retryAfter == .seconds(10))
+        #expect(HeaderLimits.parse(["retry-after-ms": "1500", "retry-after": "9"])?.retryAfter == .milliseconds(1500))
+        #expect(HeaderLimits.parse(["llm_provider-retry-after": "2.5"])?.retryAfter == .milliseconds(2500))
+        #expect(HeaderLimits.parse(["retry-after": "7200"])?.retryAfter == .seconds(60))
+        #expect(HeaderLimits.parse(["retry-after": "-1"]) == nil && HeaderLimits.parse(["retry-after": "inf"]) == nil)
         #expect(HeaderLimits.parse(["content-type": "application/json"]) == nil)
         let anthropic = HeaderLimits.parse(["anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:10Z"], now: Date(timeIntervalSince1970: 1_767_225_600))
         #expect(anthropic?.remainingRequests == 0 && anthropic?.resetRequests == .seconds(10))
@@ -351,4 +367,154 @@ final class SharedCount: Sendable {
         #expect(try endpoint("https://a.example/v1").contains("https://a.example/v1"))
     }
 
+}
+
+/// The router sits outside the per-call timeout (`RoutingUnit` before `CallTimeoutUnit`): an
+/// attempt that times out is its deployment's failure, and the wait for a deployment is
+/// bounded by the command's deadline, not by the attempt's timeout. The wait is recorded
+/// before it happens and the command's lender hears it (the progress line's "waiting on a deployment").
+@Suite struct RouterAroundTheCallTimeoutTests {
+    final class Seen: BackoffLender {
+        let state = Mutex<(events: [PipelineEvent], started: Int, ended: Int)>(([], 0, 0))
+        func backoffStarted() {}
+        func backoffEnded() async {}
+        func deploymentWaitStarted() { state.withLock { $0.started += 1 } }
+        func deploymentWaitEnded() { state.withLock { $0.ended += 1 } }
+        var waits: [Duration] {
+            state.withLock { s in
+                s.events.compactMap { event -> Duration? in
+                    if case .waiting(_, .deployment, let duration) = event.kind { return duration }
+                    return nil
+                }
+            }
+        }
+        var counts: [Int] { state.withLock { [$0.started, $0.ended] } }
+    }
+
+    @Test func aTimedOutAttemptIsItsDeploymentsFailureAndOpensItsBreaker() async throws {
+        let clock = ManualClock()
+        let slow = Backend(mode: .hang, clock: clock), good = Backend()
+        let (engine, router) = try RouterTests.engine(
+            [(RouterTests.deployment("slow", weight: 1000), slow), (RouterTests.deployment("good", weight: 1), good)], clock: clock, callTimeout: .seconds(1))
+        let opened = SharedCount()
+        let done = SharedCount()
+        let task = Task {
+            var outcomes: [CommandOutcome] = []
+            for i in 0..<6 {
+                outcomes.append(await engine.run(command("c\(i)", model: "fast"), observer: { event in
+                    if case .deploymentOpened("slow", .seconds(5)) = event.kind { opened.add() }
+                }))
+                done.add()
+            }
+            return outcomes
+        }
+        await drive(clock, until: { done.count == 6 }, step: .seconds(1))
+        let outcomes = await task.value
+        #expect(outcomes.allSatisfy { $0.succeeded }, "each retry went to the healthy deployment")
+        #expect(outcomes.allSatisfy { $0.result.success?.responses.first?.deployment == "good" })
+        let stats = try #require(router.stats().first { $0.name == "slow" })
+        #expect(stats.failures == ["timeout": 3], "each cut-off attempt counts as a timeout of its deployment, not a cancel")
+        #expect(stats.openings == 1 && stats.state == "open")
+        #expect(opened.count == 1, "deployment_opened, in the command whose timeout opened it")
+        #expect(slow.count == 3, "nothing more while it cools")
+        #expect(good.count == 6)
+    }
+
+    @Test func theWaitForADeploymentIsRecordedBeforeItAndOutlivesTheCallTimeout() async throws {
+        let clock = ManualClock()
+        let only = Backend(mode: .fail500)
+        let (engine, router) = try RouterTests.engine(
+            [(RouterTests.deployment("only"), only)], clock: clock, callTimeout: .seconds(1), commandTimeout: .seconds(30))
+        #expect(await engine.execute(command("first", model: "fast")).failure?.kind == .providerError)
+        #expect(router.stats()[0].state == "open" && only.count == 3)
+        only.set(.ok)
+        let seen = Seen()
+        let task = Task {
+            await BackoffScope.$lender.withValue(seen) {
+                await engine.run(command("second", model: "fast"), observer: { event in seen.state.withLock { $0.events.append(event) } })
+            }
+        }
+        // The clock does not move: the wait must be known while it lasts (bounded by a count of yields).
+        var yields = 0
+        while seen.waits.isEmpty && yields < 1_000_000 {
+            await Task.yield()
+            yields += 1
+        }
+        #expect(seen.waits == [.seconds(5)], "recorded with its length (the cooldown left), before it is over")
+        #expect(seen.counts == [1, 0], "the lender knows the command waits on a deployment")
+        #expect(only.count == 3 && clock.now == .zero)
+        // Longer than the one-second call timeout: the wait is not the attempt's.
+        await drive(clock, until: { only.count == 4 }, step: .seconds(1))
+        let outcome = await task.value
+        #expect(outcome.succeeded, "\(String(describing: outcome.error))")
+        #expect(outcome.result.success?.responses.first?.deployment == "only")
+        #expect(clock.now >= .seconds(5), "sent once the cooldown was over")
+        #expect(seen.counts == [1, 1])
+        #expect(outcome.telemetry.retries == 0, "one attempt, sent once the deployment came back")
+        #expect(outcome.telemetry.retryWait == .seconds(5), "retry_wait_ms counts the wait")
+    }
+
+    @Test func theCommandsDeadlineEndsTheWaitForADeployment() async throws {
+        let clock = ManualClock()
+        let only = Backend(mode: .fail500)
+        let (engine, _) = try RouterTests.engine(
+            [(RouterTests.deployment("only"), only)], clock: clock, breaker: BreakerSettings(failureThreshold: 3, cooldown: .seconds(60), maxCooldown: .seconds(60)),
+            callTimeout: .seconds(1), commandTimeout: .seconds(3))
+        #expect(await engine.execute(command("first", model: "fast")).failure?.kind == .providerError)
+        only.set(.ok)
+        let task = Task { await engine.execute(command("second", model: "fast")) }
+        await drive(clock, until: { clock.now >= .seconds(3) }, step: .seconds(1))
+        let error = try #require(await task.value.failure)
+        #expect(error.kind == .timeout && error.message.contains("deadline"), "\(error)")
+        #expect(only.count == 3, "nothing was sent to the cooling deployment")
+    }
+}
+
+/// `RoutedProvider.streaming` outside the engine: a logical model streams through one of its
+/// deployments (chosen and accounted as a call is), any other model through the fallback's.
+@Suite struct RoutedStreamingTests {
+    static func collect(_ stream: AsyncThrowingStream<GenerationChunk, any Error>) async throws -> [GenerationChunk] {
+        var chunks: [GenerationChunk] = []
+        for try await chunk in stream { chunks.append(chunk) }
+        return chunks
+    }
+
+    @Test func aLogicalModelStreamsThroughItsDeployment() async throws {
+        let clock = ManualClock()
+        let deployment = MockProvider.make(MockConfiguration(capabilities: [.streaming]))
+        let configuration = RouterConfiguration(models: ["fast": [Deployment(name: "east", provider: "mock", model: "east-model")]])
+        let router = try Router(configuration: configuration, adapters: ["east": deployment], clock: clock, seed: 1)
+        let fallback = MockProvider.make(MockConfiguration(capabilities: [.streaming]))
+        let streaming = try #require(RoutedProvider(router: router, fallback: fallback).streaming)
+        let chunks = try await Self.collect(streaming.stream(GenerationRequest(model: "fast", parts: [.text("hello there")])))
+        guard case .completed(let response) = chunks.last else { Issue.record("no final response: \(chunks)"); return }
+        #expect(chunks.dropLast().allSatisfy { if case .delta = $0 { true } else { false } } && chunks.count > 1, "the deployment's deltas come through")
+        #expect(response.deployment == "east" && response.provider == "mock")
+        #expect(response.model == "east-model", "sent as the deployment's model, never the logical name")
+        let stats = router.stats()[0]
+        #expect(stats.calls == 1 && stats.succeeded == 1, "accounted as a call of the deployment")
+
+        let other = try await Self.collect(streaming.stream(GenerationRequest(model: "plain", parts: [.text("hi")])))
+        guard case .completed(let plain) = other.last else { Issue.record("no final response: \(other)"); return }
+        #expect(plain.deployment == nil && plain.model == "plain", "a model not in the file streams through the fallback")
+        #expect(router.stats()[0].calls == 1)
+    }
+
+    @Test func aDeploymentThatCannotStreamAnswersWithOneFinalChunkAndFailuresCount() async throws {
+        let clock = ManualClock()
+        let plain = Backend(), failing = Backend(mode: .fail500)
+        let configuration = RouterConfiguration(models: [
+            "fast": [Deployment(name: "plain", provider: "openai", model: "plain-model")],
+            "down": [Deployment(name: "failing", provider: "openai", model: "failing-model")],
+        ])
+        let router = try Router(configuration: configuration, adapters: ["plain": plain, "failing": failing], clock: clock, seed: 1)
+        let streaming = try #require(RoutedProvider(router: router, fallback: MockProvider.make()).streaming)
+        let chunks = try await RoutedStreamingTests.collect(streaming.stream(GenerationRequest(model: "fast", parts: [.text("q")])))
+        #expect(chunks.count == 1)
+        guard case .completed(let response) = chunks.first else { Issue.record("\(chunks)"); return }
+        #expect(response.deployment == "plain" && response.text == "from plain-model")
+        await #expect(throws: APIError.self) { _ = try await RoutedStreamingTests.collect(streaming.stream(GenerationRequest(model: "down", parts: [.text("q")]))) }
+        #expect(router.stats().first { $0.name == "failing" }?.failures == ["provider_error:500": 1])
+        #expect(RoutedProvider(router: router, fallback: Backend("mock")).streaming == nil, "no streaming when the fallback has none")
+    }
 }

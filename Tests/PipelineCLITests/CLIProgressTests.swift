@@ -132,6 +132,22 @@ import Testing
         #expect(pipeline.Progress.terminalLine(figures, width: 200).contains("1,234 waiting on rate limit"))
     }
 
+    /// Issue 25: commands waiting for a deployment of a router (`--deployments`, every one
+    /// cooling) are counted by the lender and show on the line while they wait.
+    @Test func commandsWaitingOnADeploymentShowOnTheLine() {
+        let stats = Stats()
+        let lender = CountingLender(ticket: SlotTicket(slots: Slots(1) {}), stats: stats)
+        lender.deploymentWaitStarted()
+        lender.deploymentWaitStarted()
+        #expect(stats.waitingOnDeployment.load(ordering: .relaxed) == 2)
+        lender.deploymentWaitEnded()
+        #expect(stats.waitingOnDeployment.load(ordering: .relaxed) == 1)
+        #expect(pipeline.Progress.fields(Self.figures(), detail: false).allSatisfy { !$0.text.contains("deployment") }, "nobody waiting: no field")
+        var figures = Self.figures()
+        figures.deploymentWaits = 1_234
+        #expect(pipeline.Progress.terminalLine(figures, width: 200).contains("1,234 waiting on a deployment"))
+    }
+
     /// The backoff lender counts the commands waiting on a retry, and gives the slot as the ticket does.
     @Test func theLenderCountsCommandsWaitingOnARetry() async {
         let stats = Stats()

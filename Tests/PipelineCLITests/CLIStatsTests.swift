@@ -199,6 +199,22 @@ import Testing
         #expect(!run.stdout.contains(key) && !run.stderr.contains(key))
     }
 
+    /// The deployments file is loaded once, before the hook programs start (its key variables
+    /// are withheld from them): a file that does not load stops the run before any hook starts.
+    @Test func aBadDeploymentsFileStopsTheRunBeforeAnyHookProgramStarts() throws {
+        let dir = try CLI.temporaryDirectory(files: [
+            "start.sh": "#!/bin/sh\ntouch \"$(dirname \"$0\")/started\"\ncat >/dev/null\n",
+            "d.json": #"{"models": {"fast": [{"name": "d1", "provider": "mock", "model": "m", "api_key_env": "FIXA_UNSET_KEY_25"}]}}"#,
+        ])
+        let hook = dir.appendingPathComponent("start.sh").path
+        chmod(hook, 0o755)
+        let run = try CLI.run(
+            ["--hook-exec", hook, "--deployments", dir.appendingPathComponent("d.json").path, "--quiet"], stdin: #"{"id":"a","model":"fast","prompt":"hi"}"#)
+        #expect(run.status == 2, "\(run.stderr)")
+        #expect(run.stderr.contains("option '--deployments ") && run.stderr.contains("FIXA_UNSET_KEY_25 is not set"), "\(run.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("started").path), "no hook program was started")
+    }
+
     @Test func aHookProgramThatCannotStartIsAUsageError() throws {
         let run = try CLI.run(["--hook-exec", "/no/such/program"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 2)

@@ -72,6 +72,8 @@ public struct PipelineEvent: Sendable {
     public enum WaitReason: String, Sendable, Hashable {
         case backoff
         case rateLimit = "rate_limit"
+        /// A router's: every deployment of the model cooling, held, full or at its own limit.
+        case deployment
     }
 
     /// The type's name on the wire (`command_started`, `text_delta`, …).

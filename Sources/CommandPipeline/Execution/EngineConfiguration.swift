@@ -118,6 +118,9 @@ public struct EngineConfiguration: Sendable {
         var units: [any ChainUnit<CallInput, Result<GenerationResponse, APIError>>] = [
             RepairUnit(maxRepairs: maxRepairs, redactor: redactor), CacheBypassUnit(policy: retryPolicy), RetryUnit(retrier: retrier), RateLimitUnit(limiter: limiter, clock: clock),
         ]
+        // The router outside the per-call timeout: a timed-out attempt is its deployment's
+        // failure, and waiting for a deployment is bounded by the command's deadline alone.
+        if router != nil { units.append(RoutingUnit()) }
         if let callTimeout { units.append(CallTimeoutUnit(timeout: callTimeout, clock: clock)) }
         if let responseCache { units.insert(ResponseCacheUnit(cache: responseCache, files: files), at: 0) }
         return CallChain(units) { await ProviderCall.run($0) }

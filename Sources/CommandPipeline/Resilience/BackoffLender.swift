@@ -18,11 +18,19 @@ public protocol BackoffLender: Sendable {
     func rateLimitWaitStarted()
     /// The rate limiter's wait is over (granted or cancelled). By default nothing.
     func rateLimitWaitEnded()
+    /// The current command starts waiting for a deployment of a router (`RoutedProvider`):
+    /// every one of the model's is cooling, held, full or at its own limit. It keeps what it
+    /// holds, as for a rate limit; for counting ("waiting on a deployment"). By default nothing.
+    func deploymentWaitStarted()
+    /// The wait for a deployment is over (one took the call, or cancelled). By default nothing.
+    func deploymentWaitEnded()
 }
 
 extension BackoffLender {
     public func rateLimitWaitStarted() {}
     public func rateLimitWaitEnded() {}
+    public func deploymentWaitStarted() {}
+    public func deploymentWaitEnded() {}
 }
 
 /// The lender of the task a command runs in, if its runner set one.

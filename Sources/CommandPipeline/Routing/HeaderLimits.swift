@@ -4,12 +4,12 @@ import Synchronization
 /// What a provider's answer says about its limits: OpenAI's `x-ratelimit-remaining-requests`,
 /// `-tokens` and `x-ratelimit-reset-requests`, `-tokens` (`1s`, `6m0s`, `20ms`), Anthropic's
 /// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{remaining,reset}` (RFC 3339
-/// times), and `Retry-After` / `retry-after-ms` on any answer. Every number is range-checked
-/// here: only plain decimals count, counts are pinned to 0…10^12, waits to 0…`maxWait`.
+/// times), and `Retry-After` / `retry-after-ms` on any answer, read by the one retry-hint parser
+/// (`RetryHint`, which the adapters use for a 429's `APIError.retryAfter`). Every number is
+/// range-checked: only plain decimals count, counts are pinned to 0…10^12, waits to 0…`maxWait`.
 ///
-/// Routing-only: the adapters' own hint parser (429 → `APIError.retryAfter`) is separate; this
-/// one reads the headers of every answer, successful ones too, so a deployment slows before
-/// it meets a 429.
+/// The headers of every answer are read, successful ones too, so a deployment slows before it
+/// meets a 429.
 public struct HeaderLimits: Sendable, Hashable {
     public var remainingRequests: Int?
     public var remainingTokens: Int?
@@ -40,11 +40,8 @@ public struct HeaderLimits: Sendable, Hashable {
         limits.resetTokens =
             goDuration(headers["x-ratelimit-reset-tokens"]) ?? timestamp(headers["anthropic-ratelimit-tokens-reset"], now: now)
             ?? timestamp(headers["anthropic-ratelimit-input-tokens-reset"], now: now)
-        if let ms = count(headers["retry-after-ms"]) {
-            limits.retryAfter = min(.milliseconds(min(ms, 3_600_000)), maxWait)
-        } else if let s = count(headers["retry-after"]) {
-            limits.retryAfter = min(.seconds(min(s, 3600)), maxWait)
-        }
+        // `Retry-After` has one reader (`RetryHint`: every form, every cap); here only pinned to `maxWait`.
+        limits.retryAfter = RetryHint.parse(headers, now: now).map { min($0, maxWait) }
         return limits == HeaderLimits() ? nil : limits
     }
 

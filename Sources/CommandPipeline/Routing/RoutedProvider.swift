@@ -3,11 +3,11 @@
 /// by the caller); any other model goes to `fallback`, the provider the run was given
 /// (`--provider`), as without a router.
 ///
-/// The call chain (retries, the engine's limiter, timeouts) runs around each attempt as
-/// always; `ProviderCall` hands a routed call to `run(_:group:)`, which picks the deployment,
-/// records `attempt_routed` (and `deployment_opened` / `deployment_closed` when this attempt
-/// moved the breaker), sends the call with the deployment's model name through its adapter and
-/// stamps the answer with the deployment.
+/// In the engine, `RoutingUnit` routes each attempt (`run(_:group:next:)`): it picks the
+/// deployment (waiting, recorded before it starts, while none can take the call), records
+/// `attempt_routed` (and `deployment_opened` / `deployment_closed` when this attempt moved the
+/// breaker), sends the call with the deployment's model name through the rest of the chain —
+/// the per-call timeout, then the deployment's adapter — and stamps the answer with the deployment.
 ///
 /// Nothing is stored on a provider for a routed model: this provider offers neither uploads
 /// nor context caches, so every call carries its files and shared context inline and any
@@ -26,59 +26,82 @@ public struct RoutedProvider: GenerationCapability {
     public var uploads: (any UploadsCapability)? { nil }
     public var caching: (any CachingCapability)? { nil }
     public var batch: (any BatchCapability)? { nil }
-    /// The fallback's, for the models it serves; routed calls stream through their deployment's adapter.
-    public var streaming: (any StreamingCapability)? { fallback.streaming }
+    /// Streams a routed model through one of its deployments (`RoutedStreaming`), any other
+    /// model through the fallback's streaming; nil when the fallback cannot stream.
+    public var streaming: (any StreamingCapability)? { fallback.streaming.map { RoutedStreaming(provider: self, fallback: $0) } }
     public var tokenCounting: (any TokenCountingCapability)? { fallback.tokenCounting }
 
     /// Outside the engine (no call chain): a routed model is sent to one deployment, without events.
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         guard let group = router.group(for: request.model) else { return try await fallback.generate(request) }
-        let (pick, _) = try await router.acquire(group, tokens: 0)
+        let pick = try await router.acquire(group, tokens: 0)
         let deployment = router.deployments[pick.index]
         var routed = request
         routed.model = deployment.model
         let start = router.clock.now
         let result = await send(routed, to: pick.index)
-        _ = router.finish(pick, result: result, latency: router.clock.now - start)
+        _ = router.finish(pick, result: result, start: start)
         return try result.map { stamped($0, deployment) }.get()
     }
 
     /// The request through deployment `index`'s adapter.
     private func send(_ request: GenerationRequest, to index: Int) async -> Result<GenerationResponse, APIError> {
-        let deployment = router.deployments[index]
         do {
             return .success(try await router.adapters[index].generate(request))
         } catch {
-            return .failure(APIError(wrapping: error, provider: deployment.provider, context: "deployment '\(deployment.name)'"))
+            return .failure(failure(error, index))
         }
     }
 
-    private func stamped(_ response: GenerationResponse, _ deployment: Deployment) -> GenerationResponse {
+    /// `error` of deployment `index`, as an `APIError` naming it.
+    func failure(_ error: any Error, _ index: Int) -> APIError {
+        let deployment = router.deployments[index]
+        return APIError(wrapping: error, provider: deployment.provider, context: "deployment '\(deployment.name)'")
+    }
+
+    func stamped(_ response: GenerationResponse, _ deployment: Deployment) -> GenerationResponse {
         var response = response
         response.deployment = deployment.name
         response.provider = deployment.provider
         return response
     }
 
-    /// One attempt of a routed call, from the call chain.
-    func run(_ input: CallInput, group: Router.Group) async -> Result<GenerationResponse, APIError> {
+    /// One attempt of a routed call, from the call chain (`RoutingUnit`): `next` is the rest of
+    /// the chain inside the router — the per-call timeout, then the deployment's adapter — so an
+    /// attempt that times out is a failure of its deployment (it counts toward opening the
+    /// breaker), and the wait for a deployment is bounded by the command's deadline alone.
+    func run(_ input: CallInput, group: Router.Group, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         let tokens = group.countsTokens ? input.state.estimatedTokens(call: input.callIndex) : 0
         let pick: Router.Pick
+        // Each wait is recorded before it starts (a `waiting` event, reason `deployment`, with
+        // its planned length; the polls that follow a first wait are the same wait), and the
+        // command's lender hears it start and end (the progress line's "waiting on a deployment").
+        var waiting = false
+        var lender: (any BackoffLender)?
         do {
-            let (taken, waited) = try await router.acquire(group, tokens: tokens)
-            pick = taken
-            if waited > .zero { input.log.record(.waiting(call: input.callIndex, reason: .rateLimit, duration: waited)) }
+            pick = try await router.acquire(group, tokens: tokens) { wait in
+                if !waiting {
+                    waiting = true
+                    lender = BackoffScope.lender
+                    lender?.deploymentWaitStarted()
+                } else if wait == Router.pollInterval {
+                    return
+                }
+                input.log.record(.waiting(call: input.callIndex, reason: .deployment, duration: wait))
+            }
         } catch {
+            if waiting { lender?.deploymentWaitEnded() }
             return .failure(input.cancelled())
         }
+        if waiting { lender?.deploymentWaitEnded() }
         let deployment = router.deployments[pick.index]
         input.log.record(.attemptRouted(call: input.callIndex, deployment: deployment.name, provider: deployment.provider, model: deployment.model))
         var request = input.request
         request.model = deployment.model
         let routed = input.routed(to: router.adapters[pick.index], request: request)
         let start = router.clock.now
-        var result = await ProviderCall.run(routed)
-        switch router.finish(pick, result: result, latency: router.clock.now - start) {
+        var result = await next(routed)
+        switch router.finish(pick, result: result, start: start) {
         case .opened(let cooldown): input.log.record(.deploymentOpened(deployment: deployment.name, cooldown: cooldown))
         case .closed(let openFor): input.log.record(.deploymentClosed(deployment: deployment.name, openFor: openFor))
         case nil: break
@@ -99,6 +122,74 @@ public struct RoutedProvider: GenerationCapability {
             result = .failure(error)
         }
         return result
+    }
+}
+
+/// `RoutedProvider.streaming`, for use outside the engine (in the engine, `RoutingUnit` routes
+/// each attempt and the deployment's own streaming is used): a routed model's stream goes to
+/// one deployment, chosen, waited for and accounted (breaker, limiter, stats) as a call of
+/// `generate` is; its chunks come through as the deployment sends them, the final response
+/// stamped with the deployment. A deployment whose adapter cannot stream answers with one
+/// final chunk. Any other model streams through the fallback's streaming.
+public struct RoutedStreaming: StreamingCapability {
+    public let provider: RoutedProvider
+    let fallback: any StreamingCapability
+
+    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
+        let provider = self.provider, router = provider.router
+        guard let group = router.group(for: request.model) else { return fallback.stream(request) }
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                let pick: Router.Pick
+                do { pick = try await router.acquire(group, tokens: 0) } catch {
+                    continuation.finish(throwing: error)
+                    return
+                }
+                let deployment = router.deployments[pick.index]
+                var routed = request
+                routed.model = deployment.model
+                let start = router.clock.now
+                var result: Result<GenerationResponse, APIError>
+                if let streaming = router.adapters[pick.index].streaming {
+                    result = .failure(APIError(.providerError, "deployment '\(deployment.name)': the stream ended without a final response", provider: deployment.provider, retryable: true, code: "stream_truncated"))
+                    do {
+                        for try await chunk in streaming.stream(routed) {
+                            if case .completed(let response) = chunk {
+                                result = .success(response)
+                                break
+                            }
+                            continuation.yield(chunk)
+                        }
+                    } catch {
+                        result = .failure(provider.failure(error, pick.index))
+                    }
+                } else {
+                    do { result = .success(try await router.adapters[pick.index].generate(routed)) } catch { result = .failure(provider.failure(error, pick.index)) }
+                }
+                _ = router.finish(pick, result: result, start: start)
+                switch result {
+                case .success(let response):
+                    continuation.yield(.completed(provider.stamped(response, deployment)))
+                    continuation.finish()
+                case .failure(let error):
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// Routes each attempt of a call that names one of the router's logical models
+/// (`RoutedProvider.run`); any other call goes straight on. The engine puts it after the rate
+/// limits and before the per-call timeout (`EngineConfiguration.callChain`), when it has a
+/// router: the timeout bounds the attempt on its deployment, not the wait for one.
+public struct RoutingUnit: ChainUnit {
+    public init() {}
+
+    public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
+        guard let routed = input.provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) else { return await next(input) }
+        return await routed.run(input, group: group, next: next)
     }
 }
 

@@ -22,6 +22,9 @@ public final class Router: Sendable {
     let adapters: [any GenerationCapability]
     let limiters: [RateLimiter]
     private let groups: [String: Group]
+    /// The same, as a list: a run names a few logical models, and comparing the call's model
+    /// with each (a small string compares as two words) costs less than hashing it per call.
+    private let groupList: [(model: String, group: Group)]
     private let state: Mutex<State>
     /// How often a call waiting for a full deployment or a probe's answer looks again.
     static let pollInterval = Duration.milliseconds(2)
@@ -79,6 +82,7 @@ public final class Router: Sendable {
             index += count
         }
         self.groups = groups
+        groupList = groups.count <= 8 ? groups.sorted { $0.key < $1.key }.map { (model: $0.key, group: $0.value) } : []
         let breaker = CircuitBreaker(settings: configuration.breaker)
         state = Mutex(State(slots: Array(repeating: Slot(breaker: breaker), count: deployments.count), random: SplitMix64(seed: seed ?? UInt64.random(in: 0...UInt64.max))))
         for (index, d) in deployments.enumerated() {
@@ -87,9 +91,13 @@ public final class Router: Sendable {
     }
 
     /// Whether `model` is one of the router's logical models.
-    public func routes(_ model: String) -> Bool { groups[model] != nil }
+    public func routes(_ model: String) -> Bool { group(for: model) != nil }
 
-    func group(for model: String) -> Group? { groups[model] }
+    func group(for model: String) -> Group? {
+        if groupList.isEmpty { return groups[model] }
+        for entry in groupList where entry.model == model { return entry.group }
+        return nil
+    }
 
     // MARK: choosing
 
@@ -107,78 +115,87 @@ public final class Router: Sendable {
         case wait(until: Duration)
     }
 
-    /// Takes a deployment of `group` for one attempt, waiting while none can take it.
+    /// Takes a deployment of `group` for one attempt, waiting while none can take it. `willWait`
+    /// hears each wait before it starts, with its planned length (a poll, while a probe is out or
+    /// every deployment is full, is `pollInterval`), so a wait is known while it lasts.
     /// Throws `CancellationError` when the task is cancelled (the command's deadline).
-    func acquire(_ group: Group, tokens: Int) async throws -> (Pick, waited: Duration) {
-        let start = clock.now
+    func acquire(_ group: Group, tokens: Int, willWait: (Duration) -> Void = { _ in }) async throws -> Pick {
         while true {
             try Task.checkCancellation()
             let now = clock.now
             let decision = state.withLock { decide(group, tokens: tokens, now: now, state: &$0) }
             switch decision {
             case .go(let pick):
-                return (pick, clock.now - start)
+                return pick
             case .limited(let index, let probe):
                 do {
-                    let ticket = try await limiters[index].acquire(tokens: tokens)
-                    return (Pick(index: index, probe: probe, ticket: ticket), clock.now - start)
+                    let ticket = try await limiters[index].acquire(tokens: tokens, willWait: willWait)
+                    return Pick(index: index, probe: probe, ticket: ticket)
                 } catch {
                     release(Pick(index: index, probe: probe, ticket: nil))
                     throw error
                 }
             case .wait(let until):
-                try await clock.sleep(until: until)
+                let deadline = max(until, now + .nanoseconds(1))
+                willWait(deadline - now)
+                try await clock.sleep(until: deadline)
             }
         }
     }
 
     private func decide(_ group: Group, tokens: Int, now: Duration, state: inout State) -> Decision {
-        var candidates: [Int] = []
-        candidates.reserveCapacity(group.indices.count)
-        var until = Duration.seconds(Int64.max / 4)
-        for i in group.indices {
-            let slot = state.slots[i]
-            if slot.notBefore > now {
-                until = min(until, slot.notBefore)
-                continue
+        // The candidates on the stack: no allocation per decision.
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: group.indices.count) { candidates in
+            var count = 0
+            var until = Duration.seconds(Int64.max / 4)
+            for i in group.indices {
+                // Read in place: a copy of the slot would retain its stats' storage.
+                let notBefore = state.slots[i].notBefore
+                if notBefore > now {
+                    until = min(until, notBefore)
+                    continue
+                }
+                if let cap = deployments[i].maxConcurrency, state.slots[i].inFlight >= cap {
+                    until = min(until, now + Self.pollInterval)
+                    continue
+                }
+                switch state.slots[i].breaker.admission(now: now) {
+                case .closed:
+                    candidates[count] = i
+                    count += 1
+                case .probe:
+                    // The cooldown is over: this call is the one probe.
+                    state.slots[i].breaker.startProbe()
+                    take(i, state: &state)
+                    if limiters[i].isIdle { return .go(Pick(index: i, probe: true, ticket: nil)) }
+                    guard let ticket = limiters[i].tryAcquire(tokens: tokens) else { return .limited(i, probe: true) }
+                    return .go(Pick(index: i, probe: true, ticket: ticket))
+                case .refused(let end):
+                    until = min(until, end ?? now + Self.pollInterval)
+                }
             }
-            if let cap = deployments[i].maxConcurrency, slot.inFlight >= cap {
-                until = min(until, now + Self.pollInterval)
-                continue
+            guard count > 0 else { return .wait(until: until) }
+            var first = -1
+            while count > 0 {
+                let at = choose(among: candidates, count: count, state: &state)
+                let chosen = candidates[at]
+                if first < 0 { first = chosen }
+                // A limiter without limits that never saw a 429 grants everything: no lock to take.
+                if limiters[chosen].isIdle {
+                    take(chosen, state: &state)
+                    return .go(Pick(index: chosen, probe: false, ticket: nil))
+                }
+                if let ticket = limiters[chosen].tryAcquire(tokens: tokens) {
+                    take(chosen, state: &state)
+                    return .go(Pick(index: chosen, probe: false, ticket: ticket))
+                }
+                // Out of the list, the others kept in order.
+                count -= 1
+                for k in at..<count { candidates[k] = candidates[k + 1] }
             }
-            switch slot.breaker.admission(now: now) {
-            case .closed:
-                candidates.append(i)
-            case .probe:
-                // The cooldown is over: this call is the one probe.
-                state.slots[i].breaker.startProbe()
-                state.slots[i].inFlight += 1
-                state.slots[i].calls = state.slots[i].calls.addingSaturating(1)
-                if limiters[i].isIdle { return .go(Pick(index: i, probe: true, ticket: nil)) }
-                guard let ticket = limiters[i].tryAcquire(tokens: tokens) else { return .limited(i, probe: true) }
-                return .go(Pick(index: i, probe: true, ticket: ticket))
-            case .refused(let end):
-                until = min(until, end ?? now + Self.pollInterval)
-            }
+            take(first, state: &state)
+            return .limited(first, probe: false)
         }
-        guard !candidates.isEmpty else { return .wait(until: until) }
-        var first: Int?
-        while !candidates.isEmpty {
-            let chosen = choose(among: candidates, state: &state)
-            if first == nil { first = chosen }
-            // A limiter without limits that never saw a 429 grants everything: no lock to take.
-            if limiters[chosen].isIdle {
-                take(chosen, state: &state)
-                return .go(Pick(index: chosen, probe: false, ticket: nil))
-            }
-            if let ticket = limiters[chosen].tryAcquire(tokens: tokens) {
-                take(chosen, state: &state)
-                return .go(Pick(index: chosen, probe: false, ticket: ticket))
-            }
-            candidates.removeAll { $0 == chosen }
-        }
-        take(first!, state: &state)
-        return .limited(first!, probe: false)
     }
 
     private func take(_ i: Int, state: inout State) {
@@ -186,27 +203,36 @@ public final class Router: Sendable {
         state.slots[i].calls = state.slots[i].calls.addingSaturating(1)
     }
 
-    /// By weight among the candidates not just failed, then the least loaded.
-    private func choose(among candidates: [Int], state: inout State) -> Int {
+    /// By weight among the candidates not just failed, then the least loaded: the position in
+    /// `candidates` of the one chosen.
+    private func choose(among candidates: UnsafeMutableBufferPointer<Int>, count: Int, state: inout State) -> Int {
         // Passed over after a failure first, then the load in eighths of capacity: one number.
         func rank(_ i: Int) -> Int {
-            let slot = state.slots[i]
-            let load = deployments[i].maxConcurrency.map { slot.inFlight.multipliedSaturating(by: 8) / $0 } ?? 0
-            return (slot.avoid > 0 ? 1 << 32 : 0) + min(load, 1 << 20)
+            let inFlight = state.slots[i].inFlight
+            let load = deployments[i].maxConcurrency.map { inFlight.multipliedSaturating(by: 8) / $0 } ?? 0
+            return (state.slots[i].avoid > 0 ? 1 << 32 : 0) + min(load, 1 << 20)
         }
+        if count == 1 { return 0 }
         var best = Int.max, total = 0
-        for i in candidates { best = min(best, rank(i)) }
-        for i in candidates where rank(i) == best { total += deployments[i].weight }
+        for k in 0..<count {
+            let r = rank(candidates[k])
+            if r < best {
+                best = r
+                total = deployments[candidates[k]].weight
+            } else if r == best {
+                total += deployments[candidates[k]].weight
+            }
+        }
         var r = Int(state.random.next() % UInt64(max(1, total)))
-        var chosen = candidates[0]
-        for i in candidates where rank(i) == best {
-            r -= deployments[i].weight
+        var chosen = 0
+        for k in 0..<count where rank(candidates[k]) == best {
+            r -= deployments[candidates[k]].weight
             if r < 0 {
-                chosen = i
+                chosen = k
                 break
             }
         }
-        for i in candidates where i != chosen && state.slots[i].avoid > 0 { state.slots[i].avoid -= 1 }
+        for k in 0..<count where k != chosen && state.slots[candidates[k]].avoid > 0 { state.slots[candidates[k]].avoid -= 1 }
         return chosen
     }
 
@@ -218,9 +244,9 @@ public final class Router: Sendable {
         case closed(openFor: Duration)
     }
 
-    /// Gives a deployment back after an attempt; the breaker, the limiter and the stats learn
-    /// from `result`.
-    func finish(_ pick: Pick, result: Result<GenerationResponse, APIError>, latency: Duration) -> Change? {
+    /// Gives a deployment back after an attempt sent at `start` (the clock's time); the breaker,
+    /// the limiter and the stats learn from `result`.
+    func finish(_ pick: Pick, result: Result<GenerationResponse, APIError>, start: Duration) -> Change? {
         let i = pick.index
         let limiter = limiters[i]
         switch result {
@@ -233,6 +259,7 @@ public final class Router: Sendable {
             break
         }
         let now = clock.now
+        let latency = now - start
         return state.withLock { state -> Change? in
             state.slots[i].inFlight -= 1
             switch result {

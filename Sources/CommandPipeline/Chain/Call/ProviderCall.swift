@@ -12,7 +12,11 @@ public enum ProviderCall {
     @inline(__always)
     public static func run(_ input: CallInput) async -> Result<GenerationResponse, APIError> {
         let provider = input.provider
-        if let routed = provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) { return await routed.run(input, group: group) }
+        // A chain without a `RoutingUnit` (the engine's has one when it has a router) routes here,
+        // the same way: the attempt goes to a deployment, whose adapter is the provider then.
+        if let routed = provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) {
+            return await routed.run(input, group: group, next: Next(units: [], index: 0, terminal: ProviderCall.run))
+        }
         do {
             if input.streaming, let streaming = provider.streaming {
                 return .success(try await stream(input, streaming))
