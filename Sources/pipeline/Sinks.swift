@@ -97,7 +97,8 @@ final class SinkFeed: Sendable {
                 case .jsonl:
                     sink = try JSONLinesFileSink(path: spec.target, priority: spec.priority)
                 case .sqlite:
-                    sink = try SQLiteSink(path: spec.target, priority: spec.priority, maxBatch: spec.batchSize ?? 512)
+                    sink = try SQLiteSink(
+                        path: spec.target, priority: spec.priority, maxBatch: spec.batchSize ?? 1_000, maxBufferedBytes: try bufferMegabytes(spec) << 20)
                 case .webhook:
                     guard let url = URL(string: spec.target) else { throw UsageError(message: "option '\(spec.origin) webhook:' needs a URL, got something that is not one") }
                     sink = try WebhookSink(
@@ -126,6 +127,15 @@ final class SinkFeed: Sendable {
         return .success(SinkFeed(sinks: sinks, runID: runID, timeout: .milliseconds(Int(options.sinkTimeoutSeconds * 1000)), hidden: hidden))
     }
 
+    /// The `max_buffer_mb` option of a database sink (256 when not given): what its writer holds at most while it is behind.
+    private static func bufferMegabytes(_ spec: SinkSpec) throws(UsageError) -> Int {
+        guard let text = spec.options["max_buffer_mb"] else { return 256 }
+        guard let n = Int(text), SinksFile.bufferMegabytes.contains(n) else {
+            throw UsageError(message: "option '\(spec.origin)': max_buffer_mb must be a whole number from 1 to 65536")
+        }
+        return n
+    }
+
     /// A PostgreSQL sink from its URL and options. The password is only ever read from the
     /// environment (`password_env`, or libpq's `PGPASSWORD`): a variable named but unset is a
     /// usage error, not a connection failure later.
@@ -141,13 +151,7 @@ final class SinkFeed: Sendable {
         } catch {
             throw UsageError(message: "option '\(spec.origin) postgres:…': \(error.message)")
         }
-        var bufferMB = 256
-        if let text = spec.options["max_buffer_mb"] {
-            guard let n = Int(text), SinksFile.bufferMegabytes.contains(n) else {
-                throw UsageError(message: "option '\(spec.origin)': max_buffer_mb must be a whole number from 1 to 65536")
-            }
-            bufferMB = n
-        }
+        let bufferMB = try bufferMegabytes(spec)
         if let variable = target.passwordEnvironmentVariable, (environment[variable] ?? "").isEmpty {
             throw UsageError(message: "option '\(spec.origin) postgres:…': password_env names '\(variable)', which is not set (or empty)")
         }

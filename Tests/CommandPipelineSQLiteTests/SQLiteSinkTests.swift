@@ -1,5 +1,6 @@
 import CommandPipeline
 import CommandPipelineSQLite
+import CSQLite
 import CommandPipelineTesting
 import Foundation
 import PipelineTestSupport
@@ -62,24 +63,62 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
         #expect(wal == 0)
     }
 
-    /// Rows are committed in groups: after `maxBatch` rows at once, else by `commitDelay`
-    /// (on the manual clock) even when no row follows. Another client sees only committed rows.
-    @Test func rowsAreCommittedInGroupsAndByTheDelayAtTheLatest() async throws {
+    /// 10,000 results through the dispatcher arrive exactly once, written by the sink's own
+    /// thread in batches (one transaction each); a second run with the same run id replaces them.
+    @Test func tenThousandResultsArriveExactlyOnceAndARerunWithTheSameRunIDReplacesThem() async throws {
         let dir = try temporaryDirectory()
-        let path = dir.appendingPathComponent("grouped.db").path
-        let clock = ManualClock()
-        let sink = try SQLiteSink(path: path, maxBatch: 2, commitDelay: .seconds(1), clock: clock)
-        for i in 0..<3 { try await sink.deliver(delivery(run: "g", "c\(i)", index: i, status: .succeeded, text: "t")) }
-        #expect(sink.uncommittedRows == 1, "two rows made a full group")
-        #expect(try readBack(path).count == 2)
-        var polls = 0
-        while clock.sleeperCount == 0 && polls < 1_000_000 { polls += 1; await Task.yield() }
-        clock.advance(by: .seconds(1))
-        polls = 0
-        while sink.uncommittedRows > 0 && polls < 1_000_000 { polls += 1; await Task.yield() }
-        #expect(sink.uncommittedRows == 0, "the delay committed the last row")
-        #expect(try readBack(path).count == 3)
-        try await sink.finish()
+        let path = dir.appendingPathComponent("many.db").path
+        for pass in 0..<2 {
+            let sink = try SQLiteSink(path: path, maxBatch: 700)
+            #expect(sink.deliversWithoutWaiting, "deliver only appends: the dispatcher calls it without a timed task")
+            let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
+            for i in 0..<10_000 { dispatcher.submit(delivery(run: "big", "c\(i)", index: i, status: .succeeded, text: "pass \(pass)")) }
+            let failures = await dispatcher.finish(within: .seconds(600))
+            #expect(failures.isEmpty, "\(failures.prefix(3))")
+            let c = sink.counts
+            #expect(c.written == 10_000 && c.dropped == 0 && c.failed == 0 && c.held == 0, "\(c)")
+        }
+        let script = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            print(db.execute("SELECT count(*), count(DISTINCT command_id), min(command_index), max(command_index), "
+                             "sum(record LIKE '%pass 1%') FROM results").fetchone())
+            """
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, path], timeout: 60)
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "(10000, 10000, 0, 9999, 10000)", "every row once, from the second run")
+    }
+
+    /// A writer held up by another connection's lock: `deliver` never waits; rows beyond the
+    /// sink's byte bound are dropped, the first drop says why, and every row is accounted for
+    /// (written, dropped, or in a batch that failed if the lock outlived the busy timeout).
+    @Test func aWriterHeldUpByALockDropsBeyondItsBoundAndCountsEveryRow() async throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("locked.db").path
+        let sink = try SQLiteSink(path: path, maxBufferedBytes: 64 << 10)
+        var lock: OpaquePointer?
+        #expect(sqlite3_open(path, &lock) == SQLITE_OK)
+        #expect(sqlite3_exec(lock, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
+        let text = String(repeating: "x", count: 1_000)
+        var accepted = 0
+        var messages: [String] = []
+        for i in 0..<200 {
+            do {
+                try await sink.deliver(delivery(run: "l", "c\(i)", index: i, status: .succeeded, text: text))
+                accepted += 1
+            } catch {
+                messages.append("\(error)")
+            }
+        }
+        #expect(sqlite3_exec(lock, "COMMIT", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(lock)
+        #expect(accepted > 0 && accepted < 100, "64 KiB holds about 60 rows of 1 KB: \(accepted)")
+        #expect(messages.count == 200 - accepted)
+        #expect(messages.first?.contains("the sink's 64 KiB buffer is full (the database does not keep up)") == true, "\(messages.first ?? "")")
+        await #expect(throws: SQLiteSink.Failure.self) { try await sink.finish() }
+        let c = sink.counts
+        #expect(c.dropped == 200 - accepted)
+        #expect(c.written + c.failed == accepted && c.held == 0, "\(c)")
+        #expect(try readBack(path).count == c.written)
     }
 
     @Test func aPathThatCannotBeOpenedFailsWhenTheSinkIsMade() throws {
