@@ -71,7 +71,8 @@ struct SinkSpec: Equatable {
 final class SinkFeed: Sendable {
     let dispatcher: SinkDispatcher
     let runID: String
-    /// Failures written to stderr as they happen; the rest are counted in the closing line.
+    /// Failures of deliveries written to stderr as they happen; the rest are counted in the
+    /// closing line. A sink's failure at its finish (what it lost, counted) is always written.
     static let shownFailures = 20
     /// The sinks' queue: results and bytes waiting at most (said in `--help`).
     static let queueCapacity = 100_000
@@ -82,7 +83,8 @@ final class SinkFeed: Sendable {
         let counter = SinkFeedCounter()
         dispatcher = SinkDispatcher(sinks: sinks, timeout: timeout, capacity: Self.queueCapacity, maxQueuedBytes: Self.queueBytes) { failure in
             // A failure's text may quote a target (a path, a URL) that holds a value from the environment.
-            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine(hidden.withoutExpandedValues("\(failure)")))\n") }
+            // A sink's closing failure (its counts of what was lost) is always shown; deliveries' up to the cap.
+            if failure.commandID == nil || counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine(hidden.withoutExpandedValues("\(failure)")))\n") }
         }
     }
 
@@ -174,8 +176,9 @@ final class SinkFeed: Sendable {
     /// says on stderr how many failures there were beyond those already shown.
     func finish() async -> [SinkFailure] {
         let failures = await dispatcher.finish(within: dispatcher.timeout * 2)
-        if failures.count > Self.shownFailures {
-            StandardError.write("pipeline: \(failures.count) sink failures in all (\(failures.count - Self.shownFailures) not shown)\n")
+        let ofDeliveries = failures.count { $0.commandID != nil }
+        if ofDeliveries > Self.shownFailures {
+            StandardError.write("pipeline: \(failures.count) sink failures in all (\(ofDeliveries - Self.shownFailures) not shown)\n")
         }
         return failures
     }
