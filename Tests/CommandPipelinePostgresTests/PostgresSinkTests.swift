@@ -156,6 +156,24 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         #expect(reports.count("refused the row of 'nul'") == 1, "\(reports.all)")
     }
 
+    /// The rows go by COPY's text format: ids with a tab, a line feed, a carriage return and a
+    /// backslash, and records whose JSON holds backslash escapes, arrive exactly as delivered.
+    @Test func copyKeepsTabsLineBreaksAndBackslashesInIdsAndRecords() async throws {
+        let server = try PostgresServer.start()
+        let sink = try sink(server)
+        let ids = ["tab\tid", "line\nfeed", "carriage\rreturn", #"back\slash"#, #"\N"#]
+        for (i, id) in ids.enumerated() {
+            try await sink.deliver(delivery(run: "esc", id, index: i, record: record("x", index: i, text: #"a\tb\\c \"q\" \u00e9"#)))
+        }
+        try await finish(sink)
+        // Hex of each id as stored (psql's own output would escape them again), and the decoded text.
+        let stored = try server.psql("SELECT string_agg(encode(convert_to(command_id, 'UTF8'), 'hex'), ',' ORDER BY command_index) FROM results")
+        let expected = ids.map { $0.utf8.map { String(format: "%02x", $0) }.joined() }.joined(separator: ",")
+        #expect(stored == expected)
+        #expect(try server.psql(#"SELECT count(*) FROM results WHERE record->'responses'->0->>'text' = E'a\tb\\c "q" é'"#) == "5")
+        #expect(try server.psql("SELECT count(*) FROM results WHERE total_tokens = 7 AND provider = 'mock' AND model = 'm-1'") == "5", "the generated columns")
+    }
+
     @Test func aBufferFullWhileTheDatabaseIsAwayDropsAndCounts() async throws {
         let server = try PostgresServer.start()
         try server.stopServer()

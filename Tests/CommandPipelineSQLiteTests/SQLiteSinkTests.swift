@@ -121,6 +121,33 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
         #expect(try readBack(path).count == c.written)
     }
 
+    /// A batch the database refuses (here a trigger refuses one row) is rolled back whole: its
+    /// rows are counted as failed, the next `deliver` throws the reason, and `finish` sums it up.
+    @Test func aFailedBatchIsRolledBackCountedAndReported() async throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("refusing.db").path
+        try await SQLiteSink(path: path).finish()
+        var db: OpaquePointer?
+        #expect(sqlite3_open(path, &db) == SQLITE_OK)
+        let trigger = "CREATE TRIGGER refuse BEFORE INSERT ON results WHEN NEW.command_id = 'boom' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        #expect(sqlite3_exec(db, trigger, nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+
+        let sink = try SQLiteSink(path: path)
+        try await sink.deliver(delivery(run: "f", "boom", index: 0, status: .succeeded, text: "t"))
+        var polls = 0
+        while sink.counts.failed == 0 && polls < 600 {
+            polls += 1
+            try await Task.sleep(for: .milliseconds(50))  // bounded: the writer is a thread of its own
+        }
+        #expect(sink.counts.failed == 1)
+        await #expect(throws: SQLiteSink.SQLiteError.self) { try await sink.deliver(delivery(run: "f", "after", index: 1, status: .succeeded, text: "t")) }
+        let error = try await #require(throws: SQLiteSink.Failure.self) { try await sink.finish() }
+        #expect("\(error)".contains("1 rows written; 1 in batches that failed"), "\(error)")
+        #expect("\(error)".contains("refused by a trigger"), "\(error)")
+        #expect(try readBack(path).map { $0["command_id"] as? String } == ["after"], "the row after the failed batch is written")
+    }
+
     @Test func aPathThatCannotBeOpenedFailsWhenTheSinkIsMade() throws {
         let dir = try temporaryDirectory()
         #expect(throws: SQLiteSink.SQLiteError.self) { try SQLiteSink(path: dir.appendingPathComponent("no/such/dir/x.db").path) }
