@@ -1,5 +1,5 @@
 import CommandPipeline
-import CommandPipelinePostgres
+@testable import CommandPipelinePostgres
 import Foundation
 import PipelineTestSupport
 import Synchronization
@@ -190,6 +190,22 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         try server.startServer()
         await #expect(throws: PostgresSink.Failure.self) { try await finish(sink) }
         #expect(try server.psql("SELECT count(*) FROM results") == String(400 - dropped))
+    }
+}
+
+/// The COPY text the writer sends, byte for byte (the server test above cannot tell a wrong
+/// escape from a right one: a batch the server refuses is retried row by row with parameters).
+@Suite struct PostgresCopyTextTests {
+    @Test func escapesBackslashTabLineFeedAndCarriageReturnAndKeepsTheLaterOfTwoRowsForOneCommand() {
+        let rows = [
+            PostgresSink.Row(runID: "r", commandID: "a\tb", index: 0, status: "succeeded", record: Array(#"{"t":"x\ny"}"#.utf8)[...]),
+            PostgresSink.Row(runID: "r", commandID: "c\nd\re", index: 1, status: "failed", record: Array("{}".utf8)[...]),
+            PostgresSink.Row(runID: "r", commandID: "a\tb", index: 2, status: "failed", record: Array("{\"v\":2}".utf8)[...]),
+        ]
+        let text = String(decoding: PostgresSQL.copyText(rows), as: UTF8.self)
+        #expect(text == "r\tc\\nd\\re\t1\tfailed\t{}\n" + "r\ta\\tb\t2\tfailed\t{\"v\":2}\n")
+        let one = String(decoding: PostgresSQL.copyText([rows[0]]), as: UTF8.self)
+        #expect(one == "r\ta\\tb\t0\tsucceeded\t{\"t\":\"x\\\\ny\"}\n")
     }
 }
 
