@@ -71,21 +71,25 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
         for pass in 0..<2 {
             let sink = try SQLiteSink(path: path, maxBatch: 700)
             #expect(sink.deliversWithoutWaiting, "deliver only appends: the dispatcher calls it without a timed task")
-            let dispatcher = SinkDispatcher(sinks: [sink], clock: ManualClock())
-            for i in 0..<10_000 { dispatcher.submit(delivery(run: "big", "c\(i)", index: i, status: .succeeded, text: "pass \(pass)")) }
+            let dispatcher = SinkDispatcher(sinks: [sink], capacity: 20_000, clock: ManualClock())
+            for i in 0..<10_000 {
+                dispatcher.submit(delivery(run: "big", "c\(i)", index: i, status: .succeeded, text: "pass \(pass)"))
+                // A command twice, next to itself (in one multi-row statement, or not): the later wins.
+                if i == 3 { dispatcher.submit(delivery(run: "big", "c3", index: 3, status: .failed, text: "pass \(pass) again")) }
+            }
             let failures = await dispatcher.finish(within: .seconds(600))
             #expect(failures.isEmpty, "\(failures.prefix(3))")
             let c = sink.counts
-            #expect(c.written == 10_000 && c.dropped == 0 && c.failed == 0 && c.held == 0, "\(c)")
+            #expect(c.written == 10_001 && c.dropped == 0 && c.failed == 0 && c.held == 0, "\(c)")
         }
         let script = """
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
             print(db.execute("SELECT count(*), count(DISTINCT command_id), min(command_index), max(command_index), "
-                             "sum(record LIKE '%pass 1%') FROM results").fetchone())
+                             "sum(record LIKE '%pass 1%'), (SELECT status || ' ' || record FROM results WHERE command_id = 'c3') FROM results").fetchone())
             """
         let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, path], timeout: 60)
-        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "(10000, 10000, 0, 9999, 10000)", "every row once, from the second run")
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == #"(10000, 10000, 0, 9999, 10000, 'failed {"id":"c3","index":3,"status":"failed","text":"pass 1 again"}')"#, "every row once, from the second run")
     }
 
     /// A writer held up by another connection's lock: `deliver` never waits; rows beyond the
