@@ -57,11 +57,53 @@ final class PostgresConnection {
         defer { PQclear(result) }
         let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
         guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
+        throw failure(result)
+    }
+
+    /// Runs `COPY … FROM STDIN` (`sql`) with `data`, rows in COPY's text format, sent in chunks
+    /// of 1 MiB; throws what the server said (a row it cannot take fails the whole COPY).
+    func copyIn(_ sql: String, data: [UInt8]) throws(PostgresFailure) {
+        let start = PQexec(connection, sql)
+        let status = start.map(PQresultStatus) ?? PGRES_FATAL_ERROR
+        guard status == PGRES_COPY_IN else {
+            defer { PQclear(start) }
+            throw failure(start)
+        }
+        PQclear(start)
+        let sent = data.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = min(raw.count - offset, 1 << 20)
+                let chars = raw.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self)
+                guard PQputCopyData(connection, chars, Int32(n)) == 1 else { return false }
+                offset += n
+            }
+            return true
+        }
+        let ended = PQputCopyEnd(connection, sent ? nil : "the client could not send the rows") == 1
+        var problem: PostgresFailure?
+        // The COPY's own result, then nil; a connection stuck in the COPY state is broken.
+        while let result = PQgetResult(connection) {
+            let status = PQresultStatus(result)
+            let stuck = status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH
+            if status != PGRES_COMMAND_OK && problem == nil {
+                problem = failure(result)
+                if stuck { problem?.connectionLost = true }
+            }
+            PQclear(result)
+            if stuck { break }
+        }
+        if problem == nil && !(sent && ended) { problem = failure(nil) }
+        if let problem { throw problem }
+    }
+
+    /// What a failed `result` (or, without one, the connection) says.
+    private func failure(_ result: OpaquePointer?) -> PostgresFailure {
         var sqlState: String?
         if let result, let field = PQresultErrorField(result, Int32(UInt8(ascii: "C"))) { sqlState = String(cString: field) }
         let message = result.flatMap { r in PQresultErrorMessage(r).map { String(cString: $0) } }.flatMap { $0.isEmpty ? nil : $0 }
             ?? Self.trimmed(PQerrorMessage(connection))
-        throw PostgresFailure(sqlState: sqlState, message: Self.trimmed(message), connectionLost: isBroken)
+        return PostgresFailure(sqlState: sqlState, message: Self.trimmed(message), connectionLost: isBroken)
     }
 
     private static func trimmed(_ text: UnsafePointer<CChar>?) -> String { trimmed(text.map { String(cString: $0) } ?? "") }

@@ -30,6 +30,79 @@ enum PostgresSQL {
         "CASE WHEN jsonb_typeof(\(path)) = 'number' AND (\(path))::text ~ '^-?[0-9]{1,18}$' THEN ((\(path))::text)::bigint END"
     }
 
+    /// The session's staging table for `table`: rows are `COPY`ed into it, then moved into the
+    /// table by one `INSERT … SELECT … ON CONFLICT DO UPDATE` in the same transaction; it empties
+    /// itself at each commit. A temporary table, so each connection has its own; never named
+    /// like the table itself (a temporary table would hide it).
+    static func stagingName(_ table: String) -> String { table == "pipeline_sink_staging" ? "pipeline_sink_staging_2" : "pipeline_sink_staging" }
+
+    static func createStaging(_ table: String) -> String {
+        """
+        CREATE TEMPORARY TABLE IF NOT EXISTS "\(stagingName(table))" (
+            run_id text NOT NULL, command_id text NOT NULL, command_index bigint NOT NULL, status text NOT NULL, record jsonb NOT NULL
+        ) ON COMMIT DELETE ROWS
+        """
+    }
+
+    static func copyIntoStaging(_ table: String) -> String {
+        "COPY pg_temp.\"\(stagingName(table))\" (run_id, command_id, command_index, status, record) FROM STDIN"
+    }
+
+    /// Moves the staged rows into `table` and commits (one simple query: one round trip).
+    static func upsertFromStaging(_ table: String) -> String {
+        """
+        INSERT INTO "\(table)" (run_id, command_id, command_index, status, record)
+        SELECT run_id, command_id, command_index, status, record FROM pg_temp."\(stagingName(table))"
+        ON CONFLICT (run_id, command_id) DO UPDATE SET command_index = EXCLUDED.command_index, status = EXCLUDED.status, \
+        record = EXCLUDED.record, written_at = now(); COMMIT
+        """
+    }
+
+    /// `rows` in COPY's text format (tab-separated fields, one line a row; backslash, tab, line
+    /// feed and carriage return escaped). A command id twice in `rows` keeps the later row only,
+    /// as `upsert` does (the upsert from the staging table cannot touch a row twice).
+    static func copyText(_ rows: [PostgresSink.Row]) -> [UInt8] {
+        var last: [String: Int] = [:]
+        last.reserveCapacity(rows.count)
+        var size = 0
+        for (i, row) in rows.enumerated() {
+            last[row.runID + "\u{0}" + row.commandID] = i
+            size = size.addingSaturating(row.bytes)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        for (i, row) in rows.enumerated() where last.count == rows.count || last[row.runID + "\u{0}" + row.commandID] == i {
+            appendField(row.runID.utf8, to: &out)
+            out.append(0x09)
+            appendField(row.commandID.utf8, to: &out)
+            out.append(0x09)
+            out.append(contentsOf: String(row.index).utf8)
+            out.append(0x09)
+            out.append(contentsOf: row.status.utf8)
+            out.append(0x09)
+            appendField(row.record, to: &out)
+            out.append(0x0a)
+        }
+        return out
+    }
+
+    private static func appendField<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        // Most fields need no escape: one copy.
+        guard bytes.contains(where: { $0 == 0x5c || $0 == 0x09 || $0 == 0x0a || $0 == 0x0d }) else {
+            out.append(contentsOf: bytes)
+            return
+        }
+        for b in bytes {
+            switch b {
+            case 0x5c: out += [0x5c, 0x5c]
+            case 0x09: out += [0x5c, 0x74]
+            case 0x0a: out += [0x5c, 0x6e]
+            case 0x0d: out += [0x5c, 0x72]
+            default: out.append(b)
+            }
+        }
+    }
+
     /// One upsert of `rows` (one statement, so one transaction), with its parameters, five a row.
     /// A command id twice in one batch (two commands with the same id) would make PostgreSQL
     /// refuse the whole statement ("cannot affect row a second time"): the later row wins, as it
@@ -40,7 +113,7 @@ enum PostgresSQL {
         var parameters: [String] = []
         parameters.reserveCapacity(rows.count * 5)
         for (i, row) in rows.enumerated() where last[row.runID + "\u{0}" + row.commandID] == i {
-            parameters += [row.runID, row.commandID, String(row.index), row.status, row.record]
+            parameters += [row.runID, row.commandID, String(row.index), row.status, String(decoding: row.record, as: UTF8.self)]
         }
         var sql = "INSERT INTO \"\(table)\" (run_id, command_id, command_index, status, record) VALUES "
         sql.reserveCapacity(200 + parameters.count * 8)

@@ -71,7 +71,8 @@ struct SinkSpec: Equatable {
 final class SinkFeed: Sendable {
     let dispatcher: SinkDispatcher
     let runID: String
-    /// Failures written to stderr as they happen; the rest are counted in the closing line.
+    /// Failures of deliveries written to stderr as they happen; the rest are counted in the
+    /// closing line. A sink's failure at its finish (what it lost, counted) is always written.
     static let shownFailures = 20
     /// The sinks' queue: results and bytes waiting at most (said in `--help`).
     static let queueCapacity = 100_000
@@ -82,7 +83,8 @@ final class SinkFeed: Sendable {
         let counter = SinkFeedCounter()
         dispatcher = SinkDispatcher(sinks: sinks, timeout: timeout, capacity: Self.queueCapacity, maxQueuedBytes: Self.queueBytes) { failure in
             // A failure's text may quote a target (a path, a URL) that holds a value from the environment.
-            if counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine(hidden.withoutExpandedValues("\(failure)")))\n") }
+            // A sink's closing failure (its counts of what was lost) is always shown; deliveries' up to the cap.
+            if failure.commandID == nil || counter.next() <= SinkFeed.shownFailures { StandardError.write("pipeline: \(StandardError.oneLine(hidden.withoutExpandedValues("\(failure)")))\n") }
         }
     }
 
@@ -97,7 +99,8 @@ final class SinkFeed: Sendable {
                 case .jsonl:
                     sink = try JSONLinesFileSink(path: spec.target, priority: spec.priority)
                 case .sqlite:
-                    sink = try SQLiteSink(path: spec.target, priority: spec.priority, maxBatch: spec.batchSize ?? 512)
+                    sink = try SQLiteSink(
+                        path: spec.target, priority: spec.priority, maxBatch: spec.batchSize ?? 1_000, maxBufferedBytes: try bufferMegabytes(spec) << 20)
                 case .webhook:
                     guard let url = URL(string: spec.target) else { throw UsageError(message: "option '\(spec.origin) webhook:' needs a URL, got something that is not one") }
                     sink = try WebhookSink(
@@ -126,6 +129,15 @@ final class SinkFeed: Sendable {
         return .success(SinkFeed(sinks: sinks, runID: runID, timeout: .milliseconds(Int(options.sinkTimeoutSeconds * 1000)), hidden: hidden))
     }
 
+    /// The `max_buffer_mb` option of a database sink (256 when not given): what its writer holds at most while it is behind.
+    private static func bufferMegabytes(_ spec: SinkSpec) throws(UsageError) -> Int {
+        guard let text = spec.options["max_buffer_mb"] else { return 256 }
+        guard let n = Int(text), SinksFile.bufferMegabytes.contains(n) else {
+            throw UsageError(message: "option '\(spec.origin)': max_buffer_mb must be a whole number from 1 to 65536")
+        }
+        return n
+    }
+
     /// A PostgreSQL sink from its URL and options. The password is only ever read from the
     /// environment (`password_env`, or libpq's `PGPASSWORD`): a variable named but unset is a
     /// usage error, not a connection failure later.
@@ -141,13 +153,7 @@ final class SinkFeed: Sendable {
         } catch {
             throw UsageError(message: "option '\(spec.origin) postgres:…': \(error.message)")
         }
-        var bufferMB = 256
-        if let text = spec.options["max_buffer_mb"] {
-            guard let n = Int(text), SinksFile.bufferMegabytes.contains(n) else {
-                throw UsageError(message: "option '\(spec.origin)': max_buffer_mb must be a whole number from 1 to 65536")
-            }
-            bufferMB = n
-        }
+        let bufferMB = try bufferMegabytes(spec)
         if let variable = target.passwordEnvironmentVariable, (environment[variable] ?? "").isEmpty {
             throw UsageError(message: "option '\(spec.origin) postgres:…': password_env names '\(variable)', which is not set (or empty)")
         }
@@ -170,8 +176,9 @@ final class SinkFeed: Sendable {
     /// says on stderr how many failures there were beyond those already shown.
     func finish() async -> [SinkFailure] {
         let failures = await dispatcher.finish(within: dispatcher.timeout * 2)
-        if failures.count > Self.shownFailures {
-            StandardError.write("pipeline: \(failures.count) sink failures in all (\(failures.count - Self.shownFailures) not shown)\n")
+        let ofDeliveries = failures.count { $0.commandID != nil }
+        if ofDeliveries > Self.shownFailures {
+            StandardError.write("pipeline: \(failures.count) sink failures in all (\(ofDeliveries - Self.shownFailures) not shown)\n")
         }
         return failures
     }

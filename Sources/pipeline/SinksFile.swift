@@ -16,7 +16,7 @@ import Foundation
 /// transaction (sqlite, postgres) or results per request (webhook), not for jsonl;
 /// `timeout_seconds` replaces `--sink-timeout` for that sink; `options` holds what a kind takes
 /// beyond its target (postgres: `table`, `sslmode`, `password_env`, `connect_timeout` — as in
-/// its URL, but not in both — and `max_buffer_mb`).
+/// its URL, but not in both — and `max_buffer_mb`; sqlite: `max_buffer_mb`).
 ///
 /// Every string value may hold `${NAME}`, replaced by that environment variable (`$$` is a
 /// plain `$`); an unset variable is an error naming it. Messages name the place in the file
@@ -31,7 +31,7 @@ enum SinksFile {
     static let entryKeys: Set<String> = ["kind", "target", "priority", "batch_size", "timeout_seconds", "options"]
     static let optionKeys: [SinkSpec.Kind: Set<String>] = [
         .postgres: ["table", "sslmode", "password_env", "connect_timeout", "max_buffer_mb"],
-        .jsonl: [], .sqlite: [], .webhook: [],
+        .sqlite: ["max_buffer_mb"], .jsonl: [], .webhook: [],
     ]
 
     /// Reads and parses `path`; problems are usage errors naming the file and the place in it.

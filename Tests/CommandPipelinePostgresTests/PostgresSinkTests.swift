@@ -1,5 +1,5 @@
 import CommandPipeline
-import CommandPipelinePostgres
+@testable import CommandPipelinePostgres
 import Foundation
 import PipelineTestSupport
 import Synchronization
@@ -156,6 +156,24 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         #expect(reports.count("refused the row of 'nul'") == 1, "\(reports.all)")
     }
 
+    /// The rows go by COPY's text format: ids with a tab, a line feed, a carriage return and a
+    /// backslash, and records whose JSON holds backslash escapes, arrive exactly as delivered.
+    @Test func copyKeepsTabsLineBreaksAndBackslashesInIdsAndRecords() async throws {
+        let server = try PostgresServer.start()
+        let sink = try sink(server)
+        let ids = ["tab\tid", "line\nfeed", "carriage\rreturn", #"back\slash"#, #"\N"#]
+        for (i, id) in ids.enumerated() {
+            try await sink.deliver(delivery(run: "esc", id, index: i, record: record("x", index: i, text: #"a\tb\\c \"q\" \u00e9"#)))
+        }
+        try await finish(sink)
+        // Hex of each id as stored (psql's own output would escape them again), and the decoded text.
+        let stored = try server.psql("SELECT string_agg(encode(convert_to(command_id, 'UTF8'), 'hex'), ',' ORDER BY command_index) FROM results")
+        let expected = ids.map { $0.utf8.map { String(format: "%02x", $0) }.joined() }.joined(separator: ",")
+        #expect(stored == expected)
+        #expect(try server.psql(#"SELECT count(*) FROM results WHERE record->'responses'->0->>'text' = E'a\tb\\c "q" é'"#) == "5")
+        #expect(try server.psql("SELECT count(*) FROM results WHERE total_tokens = 7 AND provider = 'mock' AND model = 'm-1'") == "5", "the generated columns")
+    }
+
     @Test func aBufferFullWhileTheDatabaseIsAwayDropsAndCounts() async throws {
         let server = try PostgresServer.start()
         try server.stopServer()
@@ -172,6 +190,22 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
         try server.startServer()
         await #expect(throws: PostgresSink.Failure.self) { try await finish(sink) }
         #expect(try server.psql("SELECT count(*) FROM results") == String(400 - dropped))
+    }
+}
+
+/// The COPY text the writer sends, byte for byte (the server test above cannot tell a wrong
+/// escape from a right one: a batch the server refuses is retried row by row with parameters).
+@Suite struct PostgresCopyTextTests {
+    @Test func escapesBackslashTabLineFeedAndCarriageReturnAndKeepsTheLaterOfTwoRowsForOneCommand() {
+        let rows = [
+            PostgresSink.Row(runID: "r", commandID: "a\tb", index: 0, status: "succeeded", record: Array(#"{"t":"x\ny"}"#.utf8)[...]),
+            PostgresSink.Row(runID: "r", commandID: "c\nd\re", index: 1, status: "failed", record: Array("{}".utf8)[...]),
+            PostgresSink.Row(runID: "r", commandID: "a\tb", index: 2, status: "failed", record: Array("{\"v\":2}".utf8)[...]),
+        ]
+        let text = String(decoding: PostgresSQL.copyText(rows), as: UTF8.self)
+        #expect(text == "r\tc\\nd\\re\t1\tfailed\t{}\n" + "r\ta\\tb\t2\tfailed\t{\"v\":2}\n")
+        let one = String(decoding: PostgresSQL.copyText([rows[0]]), as: UTF8.self)
+        #expect(one == "r\ta\\tb\t0\tsucceeded\t{\"t\":\"x\\\\ny\"}\n")
     }
 }
 

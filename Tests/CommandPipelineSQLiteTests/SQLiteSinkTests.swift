@@ -1,5 +1,6 @@
 import CommandPipeline
 import CommandPipelineSQLite
+import CSQLite
 import CommandPipelineTesting
 import Foundation
 import PipelineTestSupport
@@ -62,24 +63,93 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
         #expect(wal == 0)
     }
 
-    /// Rows are committed in groups: after `maxBatch` rows at once, else by `commitDelay`
-    /// (on the manual clock) even when no row follows. Another client sees only committed rows.
-    @Test func rowsAreCommittedInGroupsAndByTheDelayAtTheLatest() async throws {
+    /// 10,000 results through the dispatcher arrive exactly once, written by the sink's own
+    /// thread in batches (one transaction each); a second run with the same run id replaces them.
+    @Test func tenThousandResultsArriveExactlyOnceAndARerunWithTheSameRunIDReplacesThem() async throws {
         let dir = try temporaryDirectory()
-        let path = dir.appendingPathComponent("grouped.db").path
-        let clock = ManualClock()
-        let sink = try SQLiteSink(path: path, maxBatch: 2, commitDelay: .seconds(1), clock: clock)
-        for i in 0..<3 { try await sink.deliver(delivery(run: "g", "c\(i)", index: i, status: .succeeded, text: "t")) }
-        #expect(sink.uncommittedRows == 1, "two rows made a full group")
-        #expect(try readBack(path).count == 2)
+        let path = dir.appendingPathComponent("many.db").path
+        for pass in 0..<2 {
+            let sink = try SQLiteSink(path: path, maxBatch: 700)
+            #expect(sink.deliversWithoutWaiting, "deliver only appends: the dispatcher calls it without a timed task")
+            let dispatcher = SinkDispatcher(sinks: [sink], capacity: 20_000, clock: ManualClock())
+            for i in 0..<10_000 {
+                dispatcher.submit(delivery(run: "big", "c\(i)", index: i, status: .succeeded, text: "pass \(pass)"))
+                // A command twice, next to itself (in one multi-row statement, or not): the later wins.
+                if i == 3 { dispatcher.submit(delivery(run: "big", "c3", index: 3, status: .failed, text: "pass \(pass) again")) }
+            }
+            let failures = await dispatcher.finish(within: .seconds(600))
+            #expect(failures.isEmpty, "\(failures.prefix(3))")
+            let c = sink.counts
+            #expect(c.written == 10_001 && c.dropped == 0 && c.failed == 0 && c.held == 0, "\(c)")
+        }
+        let script = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            print(db.execute("SELECT count(*), count(DISTINCT command_id), min(command_index), max(command_index), "
+                             "sum(record LIKE '%pass 1%'), (SELECT status || ' ' || record FROM results WHERE command_id = 'c3') FROM results").fetchone())
+            """
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, path], timeout: 60)
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == #"(10000, 10000, 0, 9999, 10000, 'failed {"id":"c3","index":3,"status":"failed","text":"pass 1 again"}')"#, "every row once, from the second run")
+    }
+
+    /// A writer held up by another connection's lock: `deliver` never waits; rows beyond the
+    /// sink's byte bound are dropped, the first drop says why, and every row is accounted for
+    /// (written, dropped, or in a batch that failed if the lock outlived the busy timeout).
+    @Test func aWriterHeldUpByALockDropsBeyondItsBoundAndCountsEveryRow() async throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("locked.db").path
+        let sink = try SQLiteSink(path: path, maxBufferedBytes: 64 << 10)
+        var lock: OpaquePointer?
+        #expect(sqlite3_open(path, &lock) == SQLITE_OK)
+        #expect(sqlite3_exec(lock, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
+        let text = String(repeating: "x", count: 1_000)
+        var accepted = 0
+        var messages: [String] = []
+        for i in 0..<200 {
+            do {
+                try await sink.deliver(delivery(run: "l", "c\(i)", index: i, status: .succeeded, text: text))
+                accepted += 1
+            } catch {
+                messages.append("\(error)")
+            }
+        }
+        #expect(sqlite3_exec(lock, "COMMIT", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(lock)
+        #expect(accepted > 0 && accepted < 100, "64 KiB holds about 60 rows of 1 KB: \(accepted)")
+        #expect(messages.count == 200 - accepted)
+        #expect(messages.first?.contains("the sink's 64 KiB buffer is full (the database does not keep up)") == true, "\(messages.first ?? "")")
+        await #expect(throws: SQLiteSink.Failure.self) { try await sink.finish() }
+        let c = sink.counts
+        #expect(c.dropped == 200 - accepted)
+        #expect(c.written + c.failed == accepted && c.held == 0, "\(c)")
+        #expect(try readBack(path).count == c.written)
+    }
+
+    /// A batch the database refuses (here a trigger refuses one row) is rolled back whole: its
+    /// rows are counted as failed, the next `deliver` throws the reason, and `finish` sums it up.
+    @Test func aFailedBatchIsRolledBackCountedAndReported() async throws {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("refusing.db").path
+        try await SQLiteSink(path: path).finish()
+        var db: OpaquePointer?
+        #expect(sqlite3_open(path, &db) == SQLITE_OK)
+        let trigger = "CREATE TRIGGER refuse BEFORE INSERT ON results WHEN NEW.command_id = 'boom' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+        #expect(sqlite3_exec(db, trigger, nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+
+        let sink = try SQLiteSink(path: path)
+        try await sink.deliver(delivery(run: "f", "boom", index: 0, status: .succeeded, text: "t"))
         var polls = 0
-        while clock.sleeperCount == 0 && polls < 1_000_000 { polls += 1; await Task.yield() }
-        clock.advance(by: .seconds(1))
-        polls = 0
-        while sink.uncommittedRows > 0 && polls < 1_000_000 { polls += 1; await Task.yield() }
-        #expect(sink.uncommittedRows == 0, "the delay committed the last row")
-        #expect(try readBack(path).count == 3)
-        try await sink.finish()
+        while sink.counts.failed == 0 && polls < 600 {
+            polls += 1
+            try await Task.sleep(for: .milliseconds(50))  // bounded: the writer is a thread of its own
+        }
+        #expect(sink.counts.failed == 1)
+        await #expect(throws: SQLiteSink.SQLiteError.self) { try await sink.deliver(delivery(run: "f", "after", index: 1, status: .succeeded, text: "t")) }
+        let error = try await #require(throws: SQLiteSink.Failure.self) { try await sink.finish() }
+        #expect("\(error)".contains("1 rows written; 1 in batches that failed"), "\(error)")
+        #expect("\(error)".contains("refused by a trigger"), "\(error)")
+        #expect(try readBack(path).map { $0["command_id"] as? String } == ["after"], "the row after the failed batch is written")
     }
 
     @Test func aPathThatCannotBeOpenedFailsWhenTheSinkIsMade() throws {

@@ -93,6 +93,82 @@ import Testing
         #expect(try String(contentsOfFile: jsonl, encoding: .utf8) == run.stdout, "the sink after the failing one got every line")
     }
 
+    /// 10,000 commands: every result arrives in the SQLite sink exactly once (its writer thread
+    /// keeps up in batches; nothing is dropped at the dispatcher's queue or the sink's buffer).
+    @Test func tenThousandResultsThroughTheSQLiteSinkArriveExactlyOnce() throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("many.db").path
+        let commands = (0..<10_000).map { #"{"id":"c\#($0)","model":"m","prompt":"q \#($0)"}"# }.joined(separator: "\n") + "\n"
+        let run = try CLI.run(["--sink", "sqlite:\(db)", "--run-id", "ten-k"], stdin: commands)
+        #expect(run.status == 0, "\(run.stderr.suffix(2_000))")
+        #expect(run.lines.count == 10_000)
+        #expect(run.stderr.contains("run id ten-k; sinks: every result delivered"), "\(run.stderr.suffix(2_000))")
+        let script = """
+            import sqlite3, sys
+            print(sqlite3.connect(sys.argv[1]).execute(
+                "SELECT count(*), count(DISTINCT command_id), min(command_index), max(command_index) FROM results WHERE run_id = 'ten-k'").fetchone())
+            """
+        let counted = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", script, db], timeout: 60)
+        #expect(counted.output.trimmingCharacters(in: .whitespacesAndNewlines) == "(10000, 10000, 0, 9999)")
+    }
+
+    /// A sink behind the run: another process holds the database's write lock until every
+    /// result has reached the jsonl sink before it, so the SQLite sink's buffer (1 MiB here)
+    /// fills. stdout and the exit status are the run's own; the drops are reported on stderr as
+    /// they happen, counted when the sink finishes, and in the closing summary; every row the
+    /// sink says it wrote is in the database.
+    @Test func aSinkBehindTheRunDropsBeyondItsBoundAndSaysHowMany() throws {
+        let dir = try CLI.temporaryDirectory()
+        let db = dir.appendingPathComponent("behind.db").path
+        let copy = dir.appendingPathComponent("copy.jsonl").path
+        // The table first (as the sink makes it), so the lock holder only locks.
+        #expect(try CLI.run(["--sink", "sqlite:\(db)", "--quiet"], stdin: "").status == 0)
+        let file = dir.appendingPathComponent("sinks.json").path
+        try #"{"sinks": [{"kind": "jsonl", "target": "\#(copy)", "priority": 1}, {"kind": "sqlite", "target": "\#(db)", "priority": 2, "batch_size": 10000, "options": {"max_buffer_mb": 1}}]}"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let n = 10_000
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = [
+            "python3", "-c",
+            """
+            import os, sqlite3, sys, time
+            db = sqlite3.connect(sys.argv[1], isolation_level=None)
+            db.execute("BEGIN IMMEDIATE")
+            print("locked", flush=True)
+            deadline = time.time() + 600
+            def lines():
+                try:
+                    with open(sys.argv[2], "rb") as f: return f.read().count(b"\\n")
+                except OSError: return 0
+            while lines() < int(sys.argv[3]) and time.time() < deadline: time.sleep(0.05)
+            db.execute("COMMIT")
+            """,
+            db, copy, String(n),
+        ]
+        let out = Pipe()
+        holder.standardOutput = out
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
+        #expect(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("locked"))
+
+        let commands = (0..<n).map { #"{"id":"c\#($0)","model":"m","prompt":"q \#($0)"}"# }.joined(separator: "\n") + "\n"
+        let run = try CLI.run(["--sinks", file, "--sink-timeout", "600", "--run-id", "behind"], stdin: commands)
+        holder.waitUntilExit()
+        #expect(run.status == 0, "the exit status is the run's own: \(run.stderr.suffix(2_000))")
+        #expect(run.lines.count == n)
+        #expect(try String(contentsOfFile: copy, encoding: .utf8) == run.stdout, "the jsonl sink got every line")
+        #expect(run.stderr.contains("row not written: the sink's 1 MiB buffer is full (the database does not keep up)"), "\(run.stderr.suffix(2_000))")
+        // The sink's closing count: "W rows written; D dropped at the 1 MiB buffer bound …[, F in batches that failed]".
+        let counts = #/(\d+) rows written; (\d+) dropped at the 1 MiB buffer bound(?: \(the database did not keep up\))?(?:, (\d+) in batches that failed)?/#
+        let match = try #require(run.stderr.firstMatch(of: counts), "\(run.stderr.suffix(2_000))")
+        let written = Int(match.1)!, dropped = Int(match.2)!, failed = match.3.flatMap { Int($0) } ?? 0
+        #expect(dropped > 0 && written + dropped + failed == n, "every result is accounted for: \(written) + \(dropped) + \(failed)")
+        #expect(try rows(db).count == written)
+        let summary = try #require(run.stderr.firstMatch(of: #/run id behind; sinks: (\d+) failures \(see above\)/#))
+        #expect(Int(summary.1)! >= dropped, "each drop is a failure in the summary")
+    }
+
     @Test(arguments: [
         ("--sink=nope:x", "KIND:TARGET with KIND one of jsonl, webhook, sqlite"),
         ("--sink=jsonl:", "needs a file path after the colon"),
