@@ -176,7 +176,7 @@ extension Result {
         let base = try Peers.faults.get()
         let model = "slow-\(UUID().uuidString.prefix(8))"
         let input = (0..<256).map { #"{"id":"c\#($0)","model":"\#(model)","prompt":"p\#($0)"}"# }.joined(separator: "\n")
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--concurrency", "256", "--quiet", "--max-attempts", "1"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.lines.count == 256)

@@ -24,11 +24,11 @@ with the results).
 import hashlib
 import json
 import re
-import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from serverkit import JSONHandler, serve
 
 STATS = Counter()
 ATTEMPTS = Counter()
@@ -53,22 +53,7 @@ def tokens(text):
     return (len(text.encode()) + 3) // 4
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def send_json(self, status, body, headers=None):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JSONHandler):
     def do_GET(self):
         if self.path.endswith("/health"):
             self.send_json(200, {"status": "ok"})
@@ -82,8 +67,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
+        raw = self.read_body()
         if self.path.endswith("/files"):
             return self.files(raw)
         if not self.path.endswith("/chat/completions"):
@@ -238,14 +222,5 @@ class Handler(BaseHTTPRequestHandler):
                              "filename": filename, "purpose": fields["purpose"]})
 
 
-def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    ThreadingHTTPServer.request_queue_size = 1024  # the default backlog (5) resets connections under a burst
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    print(f"PORT {server.server_address[1]}", flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(Handler, backlog=1024)  # the default backlog (5) resets connections under a burst
