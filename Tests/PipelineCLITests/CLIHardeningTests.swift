@@ -28,6 +28,7 @@ final class Launched: @unchecked Sendable {
 
     /// Waits at most `seconds` for the exit; on timeout kills the process and returns nil.
     /// A process killed by a signal (a trap, the watchdog) also returns nil.
+    @available(*, noasync, message: "blocks its thread; use `await exited(seconds:)`")
     func wait(seconds: Double = 60) -> Int32? {
         if exited.wait(timeout: .now() + seconds) == .timedOut {
             kill(process.processIdentifier, SIGKILL)
@@ -35,6 +36,11 @@ final class Launched: @unchecked Sendable {
             return nil
         }
         return process.terminationReason == .exit ? process.terminationStatus : nil
+    }
+
+    /// `wait(seconds:)` on a thread of its own, for async tests (the pool is never blocked).
+    func exited(seconds: Double = 60) async throws -> Int32? {
+        try await onOwnThread { self.wait(seconds: seconds) }
     }
 }
 
@@ -306,7 +312,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 
         let script = "cd \(shellQuoted(dir.path)) && \(shellQuoted(CLI.binary.path)) --quiet --resume out.jsonl < in.jsonl >> out.jsonl"
         let run = try Launched(["-c", script], executable: URL(fileURLWithPath: "/bin/sh"), stdin: nil, stdout: nil)
-        #expect(run.wait() == 0)
+        #expect(try await run.exited() == 0)
         let all = try String(contentsOf: dir.appendingPathComponent("out.jsonl"), encoding: .utf8).split(separator: "\n").map(String.init)
         // Exactly one line does not parse: the torn one, left as it was on a line of its own.
         let unparsed = all.filter { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) == nil }

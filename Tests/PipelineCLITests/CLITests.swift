@@ -203,7 +203,7 @@ import Testing
         #expect(typo.stderr.contains("did you mean '--unordered'?"))
     }
 
-    @Test func unreadableStdinIsAUsageError() throws {
+    @Test func unreadableStdinIsAUsageError() async throws {
         let process = Process()
         process.executableURL = CLI.binary
         process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/"))  // a directory: read(2) fails
@@ -211,9 +211,12 @@ import Testing
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (out, err) = try await onOwnThread {
+            let out = output.fileHandleForReading.readDataToEndOfFile()
+            let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (out, err)
+        }
         #expect(process.terminationStatus == 2)
         #expect(out.isEmpty)
         #expect(err.contains("cannot read stdin"))
@@ -261,7 +264,7 @@ import Testing
     }
 
     @Test(arguments: ["SIGINT", "SIGTERM", "SIGHUP"])
-    func interruptedRunsWriteWhatFinishedAndExit130(signal: String) throws {
+    func interruptedRunsWriteWhatFinishedAndExit130(signal: String) async throws {
         let process = Process()
         process.executableURL = CLI.binary
         process.arguments = ["--quiet", "--unordered", "--mock-latency-ms", "5000"]
@@ -272,15 +275,19 @@ import Testing
         try process.run()
         // An invalid command answers at once: once its line is out, the run loop (and its signal handling) is live.
         input.fileHandleForWriting.write(Data((#"{"id":"bad","plan":{}}"# + "\n" + #"{"id":"slow","model":"m","prompt":"x"}"# + "\n").utf8))
-        var received = Data()
-        while !received.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            received.append(chunk)
+        let number = ["SIGINT": SIGINT, "SIGTERM": SIGTERM, "SIGHUP": SIGHUP][signal]!
+        let received = try await onOwnThread {
+            var received = Data()
+            while !received.contains(UInt8(ascii: "\n")) {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                received.append(chunk)
+            }
+            kill(process.processIdentifier, number)
+            received.append(output.fileHandleForReading.readDataToEndOfFile())
+            process.waitUntilExit()
+            return received
         }
-        kill(process.processIdentifier, ["SIGINT": SIGINT, "SIGTERM": SIGTERM, "SIGHUP": SIGHUP][signal]!)
-        received.append(output.fileHandleForReading.readDataToEndOfFile())
-        process.waitUntilExit()
         #expect(process.terminationStatus == 130)
         let lines = String(decoding: received, as: UTF8.self).split(separator: "\n")
         #expect(lines.count == 2)
@@ -322,7 +329,7 @@ import Testing
 
 @Suite struct CLITerminalTests {
     /// Runs the CLI with stderr on a pseudo-terminal (util-linux `script`), stdin and stdout on files.
-    @Test func aTerminalGetsALiveProgressLineAndStdoutStaysPureJSON() throws {
+    @Test func aTerminalGetsALiveProgressLineAndStdoutStaysPureJSON() async throws {
         let dir = try CLI.temporaryDirectory(files: ["in.jsonl": String(repeating: #"{"model":"m","prompt":"x"}"# + "\n", count: 200)])
         let output = dir.appendingPathComponent("out.jsonl"), log = dir.appendingPathComponent("tty.log")
         let process = Process()
@@ -331,7 +338,7 @@ import Testing
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        process.waitUntilExit()
+        try await onOwnThread { process.waitUntilExit() }
         #expect(process.terminationStatus == 0)
         let terminal = try String(contentsOf: log, encoding: .utf8)
         #expect(terminal.contains("in flight"), "a progress line was drawn")

@@ -49,7 +49,7 @@ import Testing
     /// Issue 21 class 6: `batch submit` reads stdin as a stream, like `run`: 24 MiB of NUL bytes
     /// (garbage without a newline) keep the process far below the input's size. The peak RSS is
     /// measured by a Python parent (`ru_maxrss` of its only child).
-    @Test func batchSubmitDoesNotHoldItsInput() throws {
+    @Test func batchSubmitDoesNotHoldItsInput() async throws {
         let dir = try CLI.temporaryDirectory()
         let zeros = dir.appendingPathComponent("zeros.bin")
         #expect(FileManager.default.createFile(atPath: zeros.path, contents: nil))
@@ -68,8 +68,11 @@ import Testing
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let data = try await onOwnThread {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return data
+        }
         let fields = String(decoding: data, as: UTF8.self).split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
         let peakKiB = try #require(fields.count == 2 ? Int(fields[1]) : nil, "\(fields)")
         // The process itself takes ~30 MiB; holding the input would add 24 MiB or more.
