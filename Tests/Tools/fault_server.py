@@ -13,6 +13,8 @@ Prints "PORT <n>" once listening. Behaviour is chosen by the request's model:
   flaky-N         503 for the first N attempts of each prompt, then echo
   no-choices      200 with usage but no choices (billed, though it answers nothing)
   usage-drop      a stream that sends its text and its usage chunk, then is cut without [DONE]
+  slow-*          200 after 1 s; gate-N-*  200 once N requests for the model were held at once
+                  (at most 60 s); both count them in GET /stats ("max_inflight:<model>")
 POST /v1/files answers {"id": "file-<sha256 of the uploaded bytes>", "bytes": n, "filename": …, "purpose": …};
   a file whose bytes begin with "flaky-N:" gets a 503 for the first N uploads of those bytes, one
   beginning with "down:" a 503 always (a Files API that is down).
@@ -34,6 +36,7 @@ STATS = Counter()
 ATTEMPTS = Counter()
 BILLED = []
 LOCK = threading.Lock()
+GATE = threading.Condition(LOCK)
 
 
 def last_text(messages):
@@ -87,6 +90,17 @@ class Handler(JSONHandler):
             if attempt <= int(flaky.group(1)):
                 return self.send_json(503, {"error": {"message": f"overloaded (attempt {attempt})", "type": "server_error"}})
             model = "echo"
+        gate = re.fullmatch(r"gate-(\d+)-.*", model)
+        if gate:
+            # Holds each request until N for this model have been in flight at once (at most 60 s),
+            # then answers: a count of requests held together that does not depend on the machine's speed.
+            with GATE:
+                STATS["inflight:" + model] += 1
+                STATS["max_inflight:" + model] = max(STATS["max_inflight:" + model], STATS["inflight:" + model])
+                GATE.notify_all()
+                GATE.wait_for(lambda: STATS["max_inflight:" + model] >= int(gate.group(1)), timeout=60)
+                STATS["inflight:" + model] -= 1
+            return self.send_json(200, self.completion(body, text))
         if model.startswith("slow-"):
             # Answers after 1 s, counting how many requests for this model are in flight at once.
             with LOCK:
