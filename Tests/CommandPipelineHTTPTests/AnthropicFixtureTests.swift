@@ -189,7 +189,7 @@ import Testing
         var environment = AnthropicPeers.environment
         environment["MY_FIXTURE_KEY"] = key
         let writes = try await counter("cache_writes")
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "anthropic", "--base-url", try base.absoluteString, "--api-key-env", "MY_FIXTURE_KEY", "--concurrency", "6", "--quiet"],
             stdin: commands, environment: environment)
         #expect(run.status == 0, "\(run.stderr)")
@@ -207,10 +207,10 @@ import Testing
         #expect((try await stats()["auth_headers"] as? [String])?.last == "x-api-key")
     }
 
-    @Test func theCLINamesTheKeyVariableOnAnAuthenticationFailure() throws {
+    @Test func theCLINamesTheKeyVariableOnAnAuthenticationFailure() async throws {
         var environment = AnthropicPeers.environment
         environment["WRONG_KEY_VAR"] = "sk-ant-not-the-right-one"
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "anthropic", "--base-url", try base.absoluteString, "--api-key-env", "WRONG_KEY_VAR", "--quiet"],
             stdin: #"{"model":"claude-sonnet-4-6","prompt":"hi"}"#, environment: environment)
         #expect(run.status == 1)
@@ -219,15 +219,15 @@ import Testing
         #expect(!run.stdout.contains("sk-ant-not-the-right-one") && !run.stderr.contains("sk-ant-not-the-right-one"))
     }
 
-    @Test func theCLIPrintsTheCapabilitiesOfTheRealAPI() throws {
+    @Test func theCLIPrintsTheCapabilitiesOfTheRealAPI() async throws {
         var environment = AnthropicPeers.environment
         environment["ANTHROPIC_API_KEY"] = "sk-ant-capabilities-check"
-        let run = try runPipeline(["capabilities", "--provider", "anthropic"], environment: environment)
+        let run = try await runPipeline(["capabilities", "--provider", "anthropic"], environment: environment)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains(#"{"provider":"anthropic","capabilities":["generation","uploads","caching","streaming","token_counting","batch"]}"#), "\(run.stdout)")
         #expect(!run.stdout.contains("sk-ant-capabilities-check"))
         environment["ANTHROPIC_API_KEY"] = nil
-        let noKey = try runPipeline(["capabilities", "--provider", "anthropic"], environment: environment)
+        let noKey = try await runPipeline(["capabilities", "--provider", "anthropic"], environment: environment)
         #expect(noKey.status == 2 && noKey.stderr.contains("$ANTHROPIC_API_KEY"))
     }
 }

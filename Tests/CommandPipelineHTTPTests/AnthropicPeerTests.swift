@@ -143,12 +143,12 @@ enum AnthropicPeers {
         #expect(received.count < "Hello! You said: one two three four five six".count, "'\(received)'")
     }
 
-    @Test func theCLIRunsCommandsAgainstLLMock() throws {
+    @Test func theCLIRunsCommandsAgainstLLMock() async throws {
         let input = """
             {"id":"one","model":"claude-sonnet-4-6","prompt":"Hello there","system":"Be terse."}
             {"id":"fan","model":"claude-sonnet-4-6","prompts":["First?","Second?"]}
             """
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "anthropic", "--base-url", try base.absoluteString, "--capabilities", "generation,streaming", "--quiet"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)")
         let records = run.records
@@ -156,7 +156,7 @@ enum AnthropicPeers {
         #expect(records[0][path: "responses.0.text"] as? String == "Hello! You said: Hello there")
         #expect(records[1][path: "responses.1.text"] as? String == "Hello! You said: Second?")
         #expect(records[0][path: "telemetry.provider"] as? String == "anthropic")
-        let capabilities = try runPipeline(
+        let capabilities = try await runPipeline(
             ["capabilities", "--provider", "anthropic", "--base-url", try base.absoluteString, "--capabilities", "generation,streaming"])
         #expect(capabilities.stdout.contains(#""capabilities":["generation","streaming"]"#), "\(capabilities.stdout)\(capabilities.stderr)")
     }
@@ -189,9 +189,9 @@ enum AnthropicPeers {
         #expect(limited.kind == .rateLimited && limited.retryable)
     }
 
-    @Test func theCLIRunsCommandsAgainstFakeLLM() throws {
+    @Test func theCLIRunsCommandsAgainstFakeLLM() async throws {
         let input = #"{"id":"paris","model":"claude-sonnet-4-6","prompt":"capital of France?"}"# + "\n" + #"{"id":"overload","model":"claude-sonnet-4-6","prompt":"please overload"}"#
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "anthropic", "--base-url", try base.absoluteString, "--capabilities", "generation,streaming", "--max-attempts", "1", "--quiet"],
             stdin: input)
         #expect(run.status == 1, "\(run.stderr)")

@@ -47,21 +47,21 @@ struct BatchEndToEndTests {
         return (process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL, submitted)
     }
 
-    private func check(provider: [String], models: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Outcome {
+    private func check(provider: [String], models: [String], environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> Outcome {
         let dir = try temporaryDirectory()
         let job = dir.appendingPathComponent("job.json").path
         let text = BatchLLMockTests.commands(Self.commands, models: models, tag: "e2e-\(provider[1])")
         let input = dir.appendingPathComponent("commands.jsonl")
         try Data(text.utf8).write(to: input)
         let submit = ["batch", "submit", "--job", job, "--max-requests-per-job", "\(Self.perJob)"] + provider
-        let (killed, before) = try submitAndKill(submit + ["--quiet"], input: input, job: job, after: 3, environment: environment)
-        let rerun = try runPipeline(submit, stdin: text, environment: environment)
+        let (killed, before) = try await onOwnThread { try self.submitAndKill(submit + ["--quiet"], input: input, job: job, after: 3, environment: environment) }
+        let rerun = try await runPipeline(submit, stdin: text, environment: environment)
         #expect(rerun.status == 0, "\(rerun.stderr.suffix(2000))")
         let jobs = try #require(rerun.records.first?["jobs"] as? [String])
         #expect(Set(jobs).count == jobs.count, "no job twice in the job file")
-        let first = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.5", "--timeout", "600", "--quiet"] + endpointArguments(provider), environment: environment)
-        let second = try runPipeline(["batch", "collect", job, "--quiet"] + endpointArguments(provider), environment: environment)
-        let live = try runPipeline(["--quiet"] + provider.filter { $0 != "--capabilities" && !$0.hasPrefix("generation") }, stdin: text, environment: environment)
+        let first = try await runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.5", "--timeout", "600", "--quiet"] + endpointArguments(provider), environment: environment)
+        let second = try await runPipeline(["batch", "collect", job, "--quiet"] + endpointArguments(provider), environment: environment)
+        let live = try await runPipeline(["--quiet"] + provider.filter { $0 != "--capabilities" && !$0.hasPrefix("generation") }, stdin: text, environment: environment)
         #expect(first.status == 0, "\(first.stderr.suffix(2000))")
         #expect(first.stdout == second.stdout, "collecting twice gives the same lines")
         #expect(first.records.count == Self.commands)
@@ -80,14 +80,14 @@ struct BatchEndToEndTests {
     @Test func openAI10kKilledAndRerunEqualsRun() async throws {
         let target = try BatchLLMockTests.Target.openAI(Peers.llmockEndToEnd)
         let before = try await target.batchCount()
-        let outcome = try await onOwnThread { try check(provider: target.providerArguments, models: target.models) }
+        let outcome = try await check(provider: target.providerArguments, models: target.models)
         #expect(try await target.batchCount() == before + outcome.jobs, "nothing was submitted twice")
     }
 
     @Test func anthropic10kKilledAndRerunEqualsRun() async throws {
         let target = try BatchLLMockTests.Target.anthropic(Peers.llmockEndToEnd)
         let before = try await target.batchCount()
-        let outcome = try await onOwnThread { try check(provider: target.providerArguments, models: target.models) }
+        let outcome = try await check(provider: target.providerArguments, models: target.models)
         #expect(try await target.batchCount() == before + outcome.jobs, "nothing was submitted twice")
     }
 
@@ -97,9 +97,7 @@ struct BatchEndToEndTests {
         let key = "test-e2e-\(UUID().uuidString.prefix(8))"
         environment["GEMINI_API_KEY"] = key
         let fixed = environment
-        let outcome = try await onOwnThread {
-            try check(provider: ["--provider", "gemini", "--base-url", origin.absoluteString], models: ["gemini-2.5-flash", "gemini-2.5-pro"], environment: fixed)
-        }
+        let outcome = try await check(provider: ["--provider", "gemini", "--base-url", origin.absoluteString], models: ["gemini-2.5-flash", "gemini-2.5-pro"], environment: fixed)
         var components = URLComponents(url: origin.appendingPathComponent("_fixture/stats"), resolvingAgainstBaseURL: false)!
         components.queryItems = [URLQueryItem(name: "key", value: key)]
         let stats = try await peerJSON(components.url!) as? [String: Any]

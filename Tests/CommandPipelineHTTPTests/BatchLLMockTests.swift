@@ -81,21 +81,21 @@ import FoundationNetworking
         var environment = ProcessInfo.processInfo.environment
         environment["PIPELINE_BATCH_TEST_CRASH_AFTER_SUBMITS"] = "\(crashAfter)"
         let submitArguments = ["batch", "submit", "--job", job, "--max-requests-per-job", "\(perJob)"] + target.providerArguments
-        let killed = try runPipeline(submitArguments + ["--quiet"], stdin: input, environment: environment)
+        let killed = try await runPipeline(submitArguments + ["--quiet"], stdin: input, environment: environment)
         #expect(killed.status == 137, "\(killed.stderr)")
         #expect(try String(contentsOfFile: job, encoding: .utf8).contains(#""state":"submitting""#))
         #expect(try await target.batchCount() == before + crashAfter)
 
-        let rerun = try runPipeline(submitArguments, stdin: input)
+        let rerun = try await runPipeline(submitArguments, stdin: input)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(rerun.stderr.contains("already submitted"), "the in-doubt job was found on the server: \(rerun.stderr)")
         let jobs = try #require(rerun.records.first?["jobs"] as? [String])
         #expect(Set(jobs).count == jobs.count)
         #expect(try await target.batchCount() == before + jobs.count, "no job was submitted twice")
 
-        let first = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpointArguments(target.providerArguments))
-        let second = try runPipeline(["batch", "collect", job, "--quiet"] + endpointArguments(target.providerArguments))
-        let live = try runPipeline(["--quiet"] + target.providerArguments.filter { !$0.hasPrefix("generation") && $0 != "--capabilities" }, stdin: input)
+        let first = try await runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpointArguments(target.providerArguments))
+        let second = try await runPipeline(["batch", "collect", job, "--quiet"] + endpointArguments(target.providerArguments))
+        let live = try await runPipeline(["--quiet"] + target.providerArguments.filter { !$0.hasPrefix("generation") && $0 != "--capabilities" }, stdin: input)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout == second.stdout, "collecting twice gives the same lines")
         #expect(first.records.count == n)
@@ -136,11 +136,11 @@ import FoundationNetworking
         for attempt in 1...3 where setup == nil {
             let job = try temporaryDirectory().appendingPathComponent("job.json").path
             let input = Self.commands(n, models: target.models, tag: "retry-\(attempt)")
-            let submit = try runPipeline(["batch", "submit", "--job", job, "--max-requests-per-job", "4", "--quiet"] + target.providerArguments, stdin: input)
+            let submit = try await runPipeline(["batch", "submit", "--job", job, "--max-requests-per-job", "4", "--quiet"] + target.providerArguments, stdin: input)
             #expect(submit.status == 0, "\(submit.stderr)")
             let jobs = try #require(submit.records.first?["jobs"] as? [String])
             try await Self.failJob(try #require(jobs.last), target: target)
-            let collected = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpoint)
+            let collected = try await runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpoint)
             if collected.status == 1 { setup = (job, input, collected) }
         }
         let (job, input, first) = try #require(setup, "the input file was never deleted before llmock read it (3 attempts)")
@@ -152,19 +152,19 @@ import FoundationNetworking
         let before = try await target.batchCount()
         var crashing = ProcessInfo.processInfo.environment
         crashing["PIPELINE_BATCH_TEST_CRASH_AFTER_SUBMITS"] = "1"
-        let killed = try runPipeline(["batch", "retry", job, "--quiet"] + endpoint, environment: crashing)
+        let killed = try await runPipeline(["batch", "retry", job, "--quiet"] + endpoint, environment: crashing)
         #expect(killed.status == 137, "\(killed.stderr)")
         #expect(try String(contentsOfFile: job, encoding: .utf8).contains(#""state":"submitting""#))
         #expect(try await target.batchCount() == before + 1)
-        let rerun = try runPipeline(["batch", "retry", job] + endpoint)
+        let rerun = try await runPipeline(["batch", "retry", job] + endpoint)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(rerun.stderr.contains("already submitted"), "the retry's job was found by its marker: \(rerun.stderr)")
         #expect(rerun.records.first?["retried_requests"] as? Int == failedRequests && rerun.records.first?["resumed"] as? Bool == true, "\(rerun.stdout)")
         let retryJob = try #require((rerun.records.first?["jobs"] as? [String])?.first)
         #expect(try await target.batchCount() == before + 1, "the retry's job was not sent twice")
 
-        let merged = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpoint)
-        let live = try runPipeline(["--quiet"] + target.providerArguments.filter { !$0.hasPrefix("generation") && $0 != "--capabilities" }, stdin: input)
+        let merged = try await runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpoint)
+        let live = try await runPipeline(["--quiet"] + target.providerArguments.filter { !$0.hasPrefix("generation") && $0 != "--capabilities" }, stdin: input)
         #expect(merged.status == 0, "\(merged.stderr)")
         #expect(merged.records.count == n)
         #expect(merged.records.map { $0["id"] as? String } == live.records.map { $0["id"] as? String }, "one line per command, input order")
@@ -176,7 +176,7 @@ import FoundationNetworking
         }
         #expect(merged.records.contains { $0[path: "telemetry.batch_job"] as? String == retryJob })
 
-        let nothing = try runPipeline(["batch", "retry", job] + endpoint)
+        let nothing = try await runPipeline(["batch", "retry", job] + endpoint)
         #expect(nothing.status == 0, "\(nothing.stderr)")
         #expect(nothing.stderr.contains("nothing to retry"), "\(nothing.stderr)")
         #expect(nothing.records.first?["retried_requests"] as? Int == 0)

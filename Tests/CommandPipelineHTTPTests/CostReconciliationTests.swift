@@ -76,7 +76,7 @@ import Testing
             #"{"id":"c","model":"echo","prompt":"\#(long) five"}"#,
             #"{"id":"d","model":"no-choices","prompt":"\#(long) six"}"#,
         ].joined(separator: "\n")
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--models", "models.json", "--stats-json", "stats.json", "--concurrency", "2"],
             stdin: input, currentDirectory: dir)
         #expect(run.status == 1, "the answer without choices fails its command: \(run.stderr)")
@@ -122,7 +122,7 @@ import Testing
         ].joined(separator: "\n")
         var environment = AnthropicPeers.environment
         environment["MY_FIXTURE_KEY"] = Peers.anthropicFixtureKey
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "anthropic", "--base-url", base.absoluteString, "--api-key-env", "MY_FIXTURE_KEY", "--models", "models.json",
              "--stats-json", "stats.json", "--events", "--concurrency", "3", "--max-attempts", "1"],
             stdin: input, currentDirectory: dir, environment: environment)
@@ -177,7 +177,7 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["GEMINI_API_KEY"] = key
         environment["GOOGLE_API_KEY"] = nil
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "gemini", "--base-url", origin.absoluteString, "--models", "models.json", "--stats-json", "stats.json", "--concurrency", "3"],
             stdin: input, currentDirectory: dir, environment: environment)
         #expect(run.status == 0, "\(run.stderr)")
@@ -226,13 +226,13 @@ import Testing
         var environment = ProcessInfo.processInfo.environment
         environment["GEMINI_API_KEY"] = key
         environment["GOOGLE_API_KEY"] = nil
-        let submit = try runPipeline(
+        let submit = try await runPipeline(
             ["batch", "submit", "--job", job, "--provider", "gemini", "--base-url", origin.absoluteString, "--quiet"], stdin: input, currentDirectory: dir,
             environment: environment)
         #expect(submit.status == 0, "\(submit.stderr)")
-        let collect = try runPipeline(
+        let collect = try await runPipeline(
             // The job file does not decide where the key goes: collect names the endpoint again.
-            ["batch", "collect", job, "--base-url", origin.absoluteString, "--wait", "--poll-seconds", "0.05", "--timeout", "60", "--models", "models.json"],
+            ["batch", "collect", job, "--provider", "gemini", "--base-url", origin.absoluteString, "--wait", "--poll-seconds", "0.05", "--timeout", "60", "--models", "models.json"],
             currentDirectory: dir,
             environment: environment)
         #expect(collect.status == 0, "\(collect.stderr)")

@@ -8,8 +8,8 @@ import Testing
 /// must end in a failed terminal event (retried while no delta was delivered), never in a
 /// success.
 @Suite struct EventsPeerTests {
-    func events(_ arguments: [String], _ input: String) throws -> (PipelineRun, EventStreamCheck) {
-        let run = try runPipeline(["--events", "--quiet"] + arguments, stdin: input)
+    func events(_ arguments: [String], _ input: String) async throws -> (PipelineRun, EventStreamCheck) {
+        let run = try await runPipeline(["--events", "--quiet"] + arguments, stdin: input)
         let check = EventStreamCheck(run.stdout)
         #expect(check.problems.isEmpty, "\(check.problems)\n\(run.stderr)")
         return (run, check)
@@ -23,17 +23,17 @@ import Testing
         ((record?["telemetry"] as? [String: Any])?["calls"] as? [[String: Any]])?.first?["attempts"] as? Int
     }
 
-    @Test func fakeAIStreamsDeltasThatMakeEachAnswer() throws {
+    @Test func fakeAIStreamsDeltasThatMakeEachAnswer() async throws {
         let base = try Peers.fakeAI.get()
         let input = """
             {"id":"one","model":"gpt-4o-mini","prompt":"Tell me a short story about a lighthouse."}
             {"id":"fan","model":"gpt-4o-mini","prompts":["Name a colour.","Name a fruit."]}
             """
-        let (run, check) = try events(["--provider", "openai", "--base-url", base.absoluteString, "--capabilities", "streaming"], input)
+        let (run, check) = try await events(["--provider", "openai", "--base-url", base.absoluteString, "--capabilities", "streaming"], input)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(check.types("one").last == "command_succeeded" && check.types("fan").last == "command_succeeded")
         #expect(deltas(check, "one").count > 1, "FakeAI streams in pieces")
-        let (valid, report) = try validateJSONLines(run.stdout, against: "event.schema.json")
+        let (valid, report) = try await validateJSONLines(run.stdout, against: "event.schema.json")
         #expect(valid, "\(report)")
     }
 
@@ -52,7 +52,7 @@ import Testing
             {"id":"early","model":"\(early)","prompt":"Go"}
             {"id":"late","model":"\(late)","prompt":"Go","fallback_model":"\(early)"}
             """
-        let (run, check) = try events(
+        let (run, check) = try await events(
             ["--provider", "openai", "--base-url", mock.origin.appendingPathComponent("v1").absoluteString, "--capabilities", "streaming",
              "--max-attempts", "3"], input)
         #expect(run.status == 1, "\(run.stderr)")
@@ -90,7 +90,7 @@ import Testing
             {"id":"early","model":"\(early)","prompt":"Go"}
             {"id":"late","model":"\(late)","prompt":"Go"}
             """
-        let (_, check) = try events(
+        let (_, check) = try await events(
             ["--provider", "openai", "--base-url", mock.origin.appendingPathComponent("v1").absoluteString, "--capabilities", "streaming",
              "--max-attempts", "2", "--call-timeout", "1"], input)
         #expect(check.types("early").last == "command_succeeded", "\(check.types("early"))")
@@ -107,13 +107,13 @@ import Testing
         let mock = try LLMock.start()
         let model = "gemini-events-\(UUID().uuidString.prefix(6))"
         try await mock.script(model: model, [["type": "reply", "text": "one two three four"]])
-        let (gemini, geminiCheck) = try events(
+        let (gemini, geminiCheck) = try await events(
             ["--provider", "gemini", "--base-url", mock.geminiBase.absoluteString], #"{"id":"g","model":"\#(model)","prompt":"Count"}"#)
         #expect(gemini.status == 0, "\(gemini.stderr)")
         #expect(deltas(geminiCheck, "g").joined() == "one two three four")
 
         let anthropic = try Peers.llmockAnthropic.get().appendingPathComponent("anthropic")
-        let (run, check) = try events(
+        let (run, check) = try await events(
             ["--provider", "anthropic", "--base-url", anthropic.absoluteString, "--capabilities", "generation,streaming"],
             #"{"id":"a","model":"claude-sonnet-4-6","prompt":"Hello there"}"#)
         #expect(run.status == 0, "\(run.stderr)")

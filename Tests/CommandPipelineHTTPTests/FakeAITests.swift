@@ -71,7 +71,7 @@ import Testing
         #expect(outcome.telemetry.calls.first?.attempts == 1, "a 422 is not retried")
     }
 
-    @Test func theCLIRunsAMixedFileAgainstFakeAI() throws {
+    @Test func theCLIRunsAMixedFileAgainstFakeAI() async throws {
         let base = try Peers.fakeAI.get()
         let input = """
         {"id":"plain","model":"gpt-4o-mini","prompt":"Hello"}
@@ -80,7 +80,7 @@ import Testing
         {"id":"history","plan":{"calls":[{"model":"gpt-4o-mini","parts":[{"type":"history","turns":[{"question":"Hi","answer":"Hello"}]},{"type":"text","text":"How are you?"}],"config":{"max_tokens":20}}]}}
         {"id":"bad","model":"gpt-4o-mini","prompt":"x","temperature":3}
         """
-        let run = try runPipeline(["--provider", "openai", "--base-url", base.absoluteString, "--quiet"], stdin: input)
+        let run = try await runPipeline(["--provider", "openai", "--base-url", base.absoluteString, "--quiet"], stdin: input)
         #expect(run.status == 1, "\(run.stderr)")
         let records = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         #expect(records.map { $0["id"] as? String } == ["plain", "system", "fan", "history", "bad"])
@@ -92,14 +92,14 @@ import Testing
         }
         #expect((records[2]["responses"] as? [Any])?.count == 3)
 
-        let capabilities = try runPipeline(["capabilities", "--provider", "openai", "--base-url", base.absoluteString, "--capabilities", "uploads,streaming"], stdin: "")
+        let capabilities = try await runPipeline(["capabilities", "--provider", "openai", "--base-url", base.absoluteString, "--capabilities", "uploads,streaming"], stdin: "")
         #expect(capabilities.stdout.contains(#"["generation","uploads","streaming"]"#))
     }
 
-    @Test func theCLIRefusesARemoteServerWithoutAKey() throws {
+    @Test func theCLIRefusesARemoteServerWithoutAKey() async throws {
         var environment = ProcessInfo.processInfo.environment
         environment["NO_SUCH_KEY_VAR"] = nil
-        let run = try runPipeline(["--provider", "openai", "--base-url", "https://api.example.invalid/v1", "--api-key-env", "NO_SUCH_KEY_VAR"], stdin: "{}", environment: environment)
+        let run = try await runPipeline(["--provider", "openai", "--base-url", "https://api.example.invalid/v1", "--api-key-env", "NO_SUCH_KEY_VAR"], stdin: "{}", environment: environment)
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("$NO_SUCH_KEY_VAR"))

@@ -56,7 +56,7 @@ import Testing
         await #expect(throws: APIError.self) { try await batch.batchStatus("batches/../files") }
     }
 
-    @Test func theCLIsKilledSubmitIsReconciledByDisplayNameAndCollectEqualsRun() throws {
+    @Test func theCLIsKilledSubmitIsReconciledByDisplayNameAndCollectEqualsRun() async throws {
         let origin = try Peers.geminiFixture.get()
         let dir = try temporaryDirectory()
         let job = dir.appendingPathComponent("job.json").path
@@ -67,15 +67,15 @@ import Testing
         let submit = ["batch", "submit", "--job", job, "--max-requests-per-job", "4"] + provider
         var crashing = environment
         crashing["PIPELINE_BATCH_TEST_CRASH_AFTER_SUBMITS"] = "2"
-        #expect(try runPipeline(submit + ["--quiet"], stdin: input, environment: crashing).status == 137)
-        let rerun = try runPipeline(submit, stdin: input, environment: environment)
+        #expect(try await runPipeline(submit + ["--quiet"], stdin: input, environment: crashing).status == 137)
+        let rerun = try await runPipeline(submit, stdin: input, environment: environment)
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(rerun.stderr.contains("already submitted"))
         let jobs = try #require(rerun.records.first?["jobs"] as? [String])
         #expect(Set(jobs).count == jobs.count)
-        let first = try runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.05", "--timeout", "60", "--quiet"] + endpointArguments(provider), environment: environment)
-        let second = try runPipeline(["batch", "collect", job, "--quiet"] + endpointArguments(provider), environment: environment)
-        let live = try runPipeline(["--quiet"] + provider, stdin: input, environment: environment)
+        let first = try await runPipeline(["batch", "collect", job, "--wait", "--poll-seconds", "0.05", "--timeout", "60", "--quiet"] + endpointArguments(provider), environment: environment)
+        let second = try await runPipeline(["batch", "collect", job, "--quiet"] + endpointArguments(provider), environment: environment)
+        let live = try await runPipeline(["--quiet"] + provider, stdin: input, environment: environment)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout == second.stdout)
         #expect(first.records.count == 17)

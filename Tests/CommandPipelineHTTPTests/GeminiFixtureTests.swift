@@ -231,7 +231,7 @@ import FoundationNetworking
         #expect(ProviderCapability.probe(adapter) == [.generation, .uploads, .caching, .streaming, .tokenCounting, .batch])
     }
 
-    @Test func theCLIRunsAFileOfCommandsSharingOneContextAndOnePDFWithOneUploadAndOneCache() throws {
+    @Test func theCLIRunsAFileOfCommandsSharingOneContextAndOnePDFWithOneUploadAndOneCache() async throws {
         let fixture = try Fixture.start("e2e")
         let dir = try temporaryDirectory(files: ["paper.pdf": "%PDF-1.4\n" + String(repeating: "page text\n", count: 500)])
         let shared = #"[{"type":"text","text":"\#(Self.largeContext)"},{"type":"file_placeholder","path":"paper.pdf"}]"#
@@ -241,7 +241,7 @@ import FoundationNetworking
         var environment = ProcessInfo.processInfo.environment
         environment["GEMINI_API_KEY"] = fixture.key
         environment["GOOGLE_API_KEY"] = nil
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "gemini", "--base-url", fixture.origin.absoluteString, "--quiet", "--concurrency", "4"], stdin: lines.joined(separator: "\n"),
             currentDirectory: dir, environment: environment)
         #expect(run.status == 0, "\(run.stderr)\n\(run.stdout)")
@@ -269,7 +269,7 @@ import FoundationNetworking
         #expect(stats["generate_with_cache"] as? Int == 6, "every command generated with the cache")
         #expect(stats["key_in_url"] as? Int == 0)
 
-        let capabilities = try runPipeline(["capabilities", "--provider", "gemini", "--base-url", fixture.origin.absoluteString], environment: environment)
+        let capabilities = try await runPipeline(["capabilities", "--provider", "gemini", "--base-url", fixture.origin.absoluteString], environment: environment)
         #expect(capabilities.status == 0, "\(capabilities.stderr)")
         #expect(capabilities.stdout.contains(#""capabilities":["generation","uploads","caching","streaming","token_counting","batch"]"#), "\(capabilities.stdout)")
     }

@@ -252,7 +252,7 @@ struct LLMock {
         let input = #"{"id":"c","plan":{"calls":[{"model":"\#(model)","parts":[{"type":"text","text":"Q?"}]}],"shared_parts":[{"type":"text","text":"shared context"}],"cache":{"ttl_seconds":600}}}"#
         var environment = ProcessInfo.processInfo.environment
         environment["GEMINI_API_KEY"] = "cli-test-key-0001"
-        let run = try runPipeline(["--provider", "gemini", "--base-url", mock.geminiBase.absoluteString, "--quiet"], stdin: input, environment: environment)
+        let run = try await runPipeline(["--provider", "gemini", "--base-url", mock.geminiBase.absoluteString, "--quiet"], stdin: input, environment: environment)
         #expect(run.status == 0, "\(run.stderr)")
         let record = try #require(run.records.first)
         #expect(record["status"] as? String == "succeeded", "\(record)")
@@ -273,7 +273,7 @@ struct LLMock {
         """
         var environment = ProcessInfo.processInfo.environment
         environment["GEMINI_API_KEY"] = "cli-test-key-0001"
-        let run = try runPipeline(["--provider", "gemini", "--base-url", mock.geminiBase.absoluteString, "--quiet"], stdin: input, environment: environment)
+        let run = try await runPipeline(["--provider", "gemini", "--base-url", mock.geminiBase.absoluteString, "--quiet"], stdin: input, environment: environment)
         #expect(run.status == 1, "\(run.stderr)")
         let records = run.records
         #expect(records.map { $0["id"] as? String } == ["plain", "system", "fan", "reserved"])

@@ -25,10 +25,10 @@ import Testing
     }
 
     /// Submits the three commands to `route` and returns the job file's path.
-    func submit(_ provider: String, _ route: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    func submit(_ provider: String, _ route: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> String {
         let job = try temporaryDirectory().appendingPathComponent("job.json").path
         let capabilities = provider == "openai" ? ["--capabilities", "generation,batch"] : []
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["batch", "submit", "--job", job, "--provider", provider, "--quiet"] + capabilities + Self.endpoint(provider, route), stdin: Self.input,
             environment: Self.environment)
         expectNoLeak(run, sourceLocation: sourceLocation)
@@ -36,8 +36,8 @@ import Testing
         return job
     }
 
-    func collect(_ provider: String, _ route: String, job: String) throws -> PipelineRun {
-        let run = try runPipeline(["batch", "collect", job, "--quiet"] + Self.endpoint(provider, route), environment: Self.environment)
+    func collect(_ provider: String, _ route: String, job: String) async throws -> PipelineRun {
+        let run = try await runPipeline(["batch", "collect", job, "--quiet"] + Self.endpoint(provider, route), environment: Self.environment)
         expectNoLeak(run)
         return run
     }
@@ -56,9 +56,9 @@ import Testing
     /// An errored result whose message holds the key across the 300-character preview, and
     /// whose error type is the key: no piece of it reaches the record.
     @Test(arguments: providers)
-    func anErroredResultNeverCarriesAPieceOfTheKey(provider: String) throws {
-        let job = try submit(provider, "batch-errored-straddle")
-        let run = try collect(provider, "batch-errored-straddle", job: job)
+    func anErroredResultNeverCarriesAPieceOfTheKey(provider: String) async throws {
+        let job = try await submit(provider, "batch-errored-straddle")
+        let run = try await collect(provider, "batch-errored-straddle", job: job)
         #expect(run.status == 1, "\(run.stderr)")
         let records = byID(run)
         #expect(records["c0"]?["status"] as? String == "failed", "\(run.stdout)")
@@ -68,17 +68,17 @@ import Testing
     /// A job state the client does not know, carrying the key across the 40-character cut; and a
     /// failed job whose message carries it.
     @Test(arguments: providers)
-    func jobStatesAndJobMessagesNeverCarryTheKey(provider: String) throws {
-        let job = try submit(provider, "batch-state-key")
-        let status = try runPipeline(["batch", "status", job] + Self.endpoint(provider, "batch-state-key"), environment: Self.environment)
+    func jobStatesAndJobMessagesNeverCarryTheKey(provider: String) async throws {
+        let job = try await submit(provider, "batch-state-key")
+        let status = try await runPipeline(["batch", "status", job] + Self.endpoint(provider, "batch-state-key"), environment: Self.environment)
         expectNoLeak(status)
         #expect(status.status == 1 && status.stderr.contains("unknown"), "\(status.stderr)")
-        let collected = try collect(provider, "batch-state-key", job: job)
+        let collected = try await collect(provider, "batch-state-key", job: job)
         #expect(collected.status == 1 && collected.stdout.isEmpty, "\(collected.stderr)")
 
         guard provider != "anthropic" else { return }  // a message batch has no failed state
-        let failedJob = try submit(provider, "batch-failed-key")
-        let failed = try collect(provider, "batch-failed-key", job: failedJob)
+        let failedJob = try await submit(provider, "batch-failed-key")
+        let failed = try await collect(provider, "batch-failed-key", job: failedJob)
         #expect(failed.status == 1, "\(failed.stderr)")
         #expect(failed.records.count == 3 && failed.records.allSatisfy { $0[path: "error.details.code"] as? String == "batch_failed" }, "\(failed.stdout)")
     }
@@ -88,9 +88,9 @@ import Testing
     /// A cut line (naming its request) and a non-object line: that request fails precisely, the
     /// others are collected, exit 1.
     @Test(arguments: providers)
-    func aMalformedResultLineFailsOnlyItsCommand(provider: String) throws {
-        let job = try submit(provider, "batch-malformed")
-        let run = try collect(provider, "batch-malformed", job: job)
+    func aMalformedResultLineFailsOnlyItsCommand(provider: String) async throws {
+        let job = try await submit(provider, "batch-malformed")
+        let run = try await collect(provider, "batch-malformed", job: job)
         #expect(run.status == 1, "\(run.stderr)")
         #expect(run.records.count == 3, "\(run.stdout) \(run.stderr)")
         let records = byID(run)
@@ -102,9 +102,9 @@ import Testing
 
     /// Two answers for one request: neither is taken; the command fails, the others succeed.
     @Test(arguments: providers)
-    func aDuplicateCustomIDFailsItsCommand(provider: String) throws {
-        let job = try submit(provider, "batch-duplicate")
-        let run = try collect(provider, "batch-duplicate", job: job)
+    func aDuplicateCustomIDFailsItsCommand(provider: String) async throws {
+        let job = try await submit(provider, "batch-duplicate")
+        let run = try await collect(provider, "batch-duplicate", job: job)
         #expect(run.status == 1, "\(run.stderr)")
         let records = byID(run)
         #expect(records["c1"]?["status"] as? String == "failed")
@@ -117,14 +117,14 @@ import Testing
     /// A job file pointing the key at another endpoint, or naming another key variable, is
     /// refused (exit 2) before anything is sent; the flags that made it work.
     @Test(arguments: providers)
-    func aJobFileCannotSendTheKeyElsewhere(provider: String) throws {
-        let job = try submit(provider, "batch-ok")
+    func aJobFileCannotSendTheKeyElsewhere(provider: String) async throws {
+        let job = try await submit(provider, "batch-ok")
         let flags = try Self.endpoint(provider, "batch-ok")
         for action in ["status", "collect", "cancel"] {
-            let withoutFlags = try runPipeline(["batch", action, job], environment: Self.environment)
+            let withoutFlags = try await runPipeline(["batch", action, job], environment: Self.environment)
             #expect(withoutFlags.status == 2 && withoutFlags.stderr.contains("--base-url"), "\(action): \(withoutFlags.stderr)")
         }
-        let ok = try runPipeline(["batch", "collect", job, "--quiet"] + flags, environment: Self.environment)
+        let ok = try await runPipeline(["batch", "collect", job, "--quiet"] + flags, environment: Self.environment)
         #expect(ok.status == 0 && ok.records.count == 3, "\(ok.stderr)")
 
         // The job file edited: another origin, another variable, plain http elsewhere.
@@ -136,12 +136,12 @@ import Testing
         ] {
             #expect(original.contains(from), "\(original)")
             try original.replacingOccurrences(of: from, with: to).write(toFile: job, atomically: true, encoding: .utf8)
-            let refused = try runPipeline(["batch", "status", job] + flags, environment: Self.environment)
+            let refused = try await runPipeline(["batch", "status", job] + flags, environment: Self.environment)
             #expect(refused.status == 2, "\(refused.stderr)")
             #expect(refused.stderr.contains("job file") && refused.stderr.contains("never decides"), "\(refused.stderr)")
         }
         try original.replacingOccurrences(of: #""allow_insecure_http":false"#, with: #""allow_insecure_http":true"#).write(toFile: job, atomically: true, encoding: .utf8)
-        let insecure = try runPipeline(["batch", "status", job] + flags, environment: Self.environment)
+        let insecure = try await runPipeline(["batch", "status", job] + flags, environment: Self.environment)
         #expect(insecure.status == 2 && insecure.stderr.contains("--allow-insecure-http"), "\(insecure.stderr)")
     }
 }
@@ -149,8 +149,8 @@ import Testing
 /// Provider-shaped hostile streams and answers through the CLI, for every provider (issue 21
 /// classes 1 and 8).
 @Suite struct HostileStreamTests {
-    func run(_ provider: String, _ route: String, _ extra: [String] = []) throws -> PipelineRun {
-        let run = try runPipeline(
+    func run(_ provider: String, _ route: String, _ extra: [String] = []) async throws -> PipelineRun {
+        let run = try await runPipeline(
             ["--provider", provider, "--max-attempts", "1", "--timeout", "60", "--quiet"] + HostileBatchTests.endpoint(provider, route) + extra,
             stdin: #"{"id":"s","model":"m","prompt":"hi"}"#, environment: HostileBatchTests.environment)
         #expect(!HostileServerTests.leaks(run.stdout), "\(provider) \(route): the key reached stdout: \(run.stdout.prefix(3000))")
@@ -161,8 +161,8 @@ import Testing
     /// The server echoes the key twice, each time split across 3-character deltas: no delta and
     /// no join of them holds the key, and the joined deltas equal the final text.
     @Test(arguments: HostileBatchTests.providers)
-    func aKeySplitAcrossDeltasIsRedactedAsAStream(provider: String) throws {
-        let run = try run(provider, "key-split-stream", ["--events"] + (provider == "openai" ? ["--capabilities", "generation,streaming"] : []))
+    func aKeySplitAcrossDeltasIsRedactedAsAStream(provider: String) async throws {
+        let run = try await run(provider, "key-split-stream", ["--events"] + (provider == "openai" ? ["--capabilities", "generation,streaming"] : []))
         #expect(run.status == 0, "\(run.stderr)")
         let check = EventStreamCheck(run.stdout)
         #expect(check.problems.isEmpty, "\(check.problems)")
@@ -181,13 +181,13 @@ import Testing
     /// `x`) in the answer's text and model gets its answer through unchanged, for every provider;
     /// a real-length key in the same place is redacted.
     @Test(arguments: HostileBatchTests.providers)
-    func placeholderKeysNeverAlterAnswers(provider: String) throws {
+    func placeholderKeysNeverAlterAnswers(provider: String) async throws {
         let origin = try Peers.hostile.get().deletingLastPathComponent().appendingPathComponent("r").appendingPathComponent("key-model")
         let base = provider == "openai" ? origin.appendingPathComponent("v1") : origin
         for key in ["EMPTY", "ollama", "x", HostileServerTests.canary] {
             var environment = ProcessInfo.processInfo.environment
             environment["SOME_KEY"] = key
-            let run = try runPipeline(
+            let run = try await runPipeline(
                 ["--provider", provider, "--base-url", base.absoluteString, "--api-key-env", "SOME_KEY", "--max-attempts", "1", "--quiet"],
                 stdin: #"{"id":"p","model":"m","prompt":"hi"}"#, environment: environment)
             let response = (run.records.first?["responses"] as? [[String: Any]])?.first
@@ -199,8 +199,8 @@ import Testing
 
     /// Issue 21 class 8: an Anthropic stream without message_start, stop_reason or message_stop
     /// is a truncated stream (`stream_truncated`), never a success with zero usage.
-    @Test func anAnthropicStreamWithoutStartOrStopIsTruncated() throws {
-        let run = try run("anthropic", "anthropic-truncated", ["--events"])
+    @Test func anAnthropicStreamWithoutStartOrStopIsTruncated() async throws {
+        let run = try await run("anthropic", "anthropic-truncated", ["--events"])
         #expect(run.status == 1, "\(run.stdout)")
         let result = EventStreamCheck(run.stdout).commands["s"]?.last?["result"] as? [String: Any]
         #expect(result?["status"] as? String == "failed", "\(run.stdout)")
@@ -210,8 +210,8 @@ import Testing
 
     /// Issue 21 class 8: a usage number beyond a double's range (1e400) is clamped like other
     /// absurd usage; the answer is not "not JSON".
-    @Test func aUsageBeyondADoubleIsClamped() throws {
-        let run = try run("openai", "usage=huge")
+    @Test func aUsageBeyondADoubleIsClamped() async throws {
+        let run = try await run("openai", "usage=huge")
         #expect(run.status == 0, "\(run.stdout)")
         let record = run.records.first
         #expect(record?["status"] as? String == "succeeded", "\(run.stdout)")

@@ -138,7 +138,7 @@ import Testing
     /// it gets (the outcomes it hears) and `--stats-json`: the key reaches none of stdout,
     /// stderr, the stats file, or the hook program.
     @Test(arguments: ["openai", "gemini", "anthropic"])
-    func theKeyReachesNoHookAndNoStatsFile(provider: String) throws {
+    func theKeyReachesNoHookAndNoStatsFile(provider: String) async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let heard = dir.appendingPathComponent("heard.jsonl").path
@@ -162,7 +162,7 @@ import Testing
         environment["CANARY_KEY"] = HostileServerTests.canary
         for route in EveryProviderKeyTests.routes + HostileServerTests.echoRoutes {
             let base = origin.appendingPathComponent("r").appendingPathComponent(route).absoluteString
-            let run = try runPipeline(
+            let run = try await runPipeline(
                 ["--provider", provider, "--base-url", base, "--api-key-env", "CANARY_KEY", "--max-attempts", "1", "--timeout", "60",
                  "--hook-exec", hook, "--stats-json", stats, "--stats"],
                 stdin: #"{"id":"x","model":"m","prompt":"hi"}"#, environment: environment)

@@ -293,33 +293,33 @@ import Testing
 
     /// `callTimeout` only where a route needs it (a per-call timeout on a loaded machine would
     /// fail the other routes); `--timeout 60` bounds every command in any case.
-    func runCLI(_ expectations: [Expectation], callTimeout: String? = nil) throws -> PipelineRun {
+    func runCLI(_ expectations: [Expectation], callTimeout: String? = nil) async throws -> PipelineRun {
         let base = try Peers.hostile.get()
         let input = expectations.map { #"{"id":"\#($0.route)","model":"\#($0.route)","prompt":"hi"}"# }.joined(separator: "\n")
         var environment = ProcessInfo.processInfo.environment
         environment["CANARY_KEY"] = Self.canary
-        return try runPipeline(
+        return try await runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--api-key-env", "CANARY_KEY", "--max-attempts", "1", "--timeout", "60",
              "--concurrency", "16"] + (callTimeout.map { ["--call-timeout", $0] } ?? []),
             stdin: input, environment: environment)
     }
 
-    @Test func theCLINeverPrintsTheKeyWhateverTheServerDoes() throws {
-        let run = try runCLI(Self.cliExpectations)
+    @Test func theCLINeverPrintsTheKeyWhateverTheServerDoes() async throws {
+        let run = try await runCLI(Self.cliExpectations)
         check(run, Self.cliExpectations)
     }
 
-    @Test func theCLIEndsASlowDripWithItsCallTimeout() throws {
+    @Test func theCLIEndsASlowDripWithItsCallTimeout() async throws {
         let expected = [Expectation("slow-drip", "failed", "timeout", nil)]
-        check(try runCLI(expected, callTimeout: "1"), expected)
+        check(try await runCLI(expected, callTimeout: "1"), expected)
     }
 
     /// Each in its own run: a 429 without a usable hint pauses the engine's limiter (1 s,
     /// doubling), which would hold back every later command of one run.
-    @Test func theCLIReadsNoNumberFromABadRetryAfter() throws {
+    @Test func theCLIReadsNoNumberFromABadRetryAfter() async throws {
         for route in Self.retryAfterRoutes {
             let expected = [Expectation(route, "failed", "rate_limited", "rate_limit_exceeded")]
-            check(try runCLI(expected), expected)
+            check(try await runCLI(expected), expected)
         }
     }
 
@@ -341,12 +341,12 @@ import Testing
         }
     }
 
-    @Test func theCLIRefusesCredentialsInTheURLAndPlainHTTPOffThisMachine() throws {
+    @Test func theCLIRefusesCredentialsInTheURLAndPlainHTTPOffThisMachine() async throws {
         let base = try Peers.hostile.get()
         var environment = ProcessInfo.processInfo.environment
         environment["CANARY_KEY"] = Self.canary
         let withUserinfo = base.absoluteString.replacingOccurrences(of: "http://", with: "http://user:hunter2-password@")
-        let userinfo = try runPipeline(
+        let userinfo = try await runPipeline(
             ["--provider", "openai", "--base-url", withUserinfo, "--api-key-env", "CANARY_KEY"], stdin: #"{"model":"ok","prompt":"x"}"#, environment: environment)
         #expect(userinfo.status == 2)
         #expect(userinfo.stdout.isEmpty)
@@ -354,13 +354,13 @@ import Testing
         #expect(!userinfo.stderr.contains("hunter2"), "\(userinfo.stderr)")
 
         let remote = ["capabilities", "--provider", "openai", "--base-url", "http://192.0.2.1/v1", "--api-key-env", "CANARY_KEY"]
-        let refused = try runPipeline(remote, environment: environment)
+        let refused = try await runPipeline(remote, environment: environment)
         #expect(refused.status == 2)
         #expect(refused.stderr.contains("--allow-insecure-http"), "\(refused.stderr)")
         #expect(!Self.leaks(refused.stderr))
-        let allowed = try runPipeline(remote + ["--allow-insecure-http"], environment: environment)
+        let allowed = try await runPipeline(remote + ["--allow-insecure-http"], environment: environment)
         #expect(allowed.status == 0, "\(allowed.stderr)")
-        let https = try runPipeline(["capabilities", "--provider", "openai", "--base-url", "https://192.0.2.1/v1", "--api-key-env", "CANARY_KEY"], environment: environment)
+        let https = try await runPipeline(["capabilities", "--provider", "openai", "--base-url", "https://192.0.2.1/v1", "--api-key-env", "CANARY_KEY"], environment: environment)
         #expect(https.status == 0, "\(https.stderr)")
     }
 }
@@ -372,13 +372,13 @@ import Testing
     static let routes = ["key-model", "key-status", "key-error-200", "key-block", "key-nonjson-200", "key-escaped", "echo-json-error", "echo-text-200", "echo-text-500"]
 
     @Test(arguments: ["openai", "gemini", "anthropic"])
-    func noProviderPrintsTheKeyWhateverTheServerSays(provider: String) throws {
+    func noProviderPrintsTheKeyWhateverTheServerSays(provider: String) async throws {
         let origin = try Peers.hostile.get().deletingLastPathComponent()
         var environment = ProcessInfo.processInfo.environment
         environment["CANARY_KEY"] = HostileServerTests.canary
         for route in Self.routes {
             let base = origin.appendingPathComponent("r").appendingPathComponent(route).absoluteString
-            let run = try runPipeline(
+            let run = try await runPipeline(
                 ["--provider", provider, "--base-url", base, "--api-key-env", "CANARY_KEY", "--max-attempts", "1", "--timeout", "60", "--quiet"],
                 stdin: #"{"id":"x","model":"m","prompt":"hi"}"#, environment: environment)
             #expect(!HostileServerTests.leaks(run.stdout), "\(provider) \(route): the key reached stdout: \(run.stdout)")
@@ -390,7 +390,7 @@ import Testing
     /// The same routes (and the split-key stream) in events mode with a JSONL sink: no event
     /// line, no stderr line and no record handed to a sink carries the key (issue 21 class 1).
     @Test(arguments: ["openai", "gemini", "anthropic"])
-    func eventsAndSinksNeverCarryTheKey(provider: String) throws {
+    func eventsAndSinksNeverCarryTheKey(provider: String) async throws {
         let origin = try Peers.hostile.get().deletingLastPathComponent()
         var environment = ProcessInfo.processInfo.environment
         environment["CANARY_KEY"] = HostileServerTests.canary
@@ -398,7 +398,7 @@ import Testing
         for route in Self.routes + ["key-split-stream", "key-escaped-stream"] {
             let sink = dir.appendingPathComponent("\(provider)-\(route).jsonl")
             let base = origin.appendingPathComponent("r").appendingPathComponent(route).absoluteString + (provider == "openai" ? "/v1" : "")
-            let run = try runPipeline(
+            let run = try await runPipeline(
                 ["--provider", provider, "--base-url", base, "--api-key-env", "CANARY_KEY", "--max-attempts", "1", "--timeout", "60", "--events",
                  "--sink", "jsonl:\(sink.path)"] + (provider == "openai" ? ["--capabilities", "generation,streaming"] : []),
                 stdin: #"{"id":"x","model":"m","prompt":"hi"}"#, environment: environment)

@@ -77,7 +77,7 @@ struct LiteLLMPeerTests {
         var environment = ProcessInfo.processInfo.environment
         environment[variable] = Peers.liteLLMKey
         let input = #"{"id":"a","model":"cli-\#(provider)","prompt":"Hello"}"# + "\n"
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", provider, "--base-url", base.absoluteString, "--api-key-env", variable, "--capabilities", "generation,streaming", "--quiet"],
             stdin: input, environment: environment)
         #expect(run.status == 0, "\(provider): \(run.stderr)")

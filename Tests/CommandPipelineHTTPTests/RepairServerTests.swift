@@ -26,7 +26,7 @@ import Testing
         let base = try Peers.repair.get()
         // Models of this test's own (the server's request log is shared; it reads the part before ':').
         let input = [Self.command("fixed", model: "repairable:cli"), Self.command("prose", model: "prose:cli")].joined(separator: "\n")
-        let run = try runPipeline(["--provider", "openai", "--base-url", base.absoluteString, "--quiet"], stdin: input)
+        let run = try await runPipeline(["--provider", "openai", "--base-url", base.absoluteString, "--quiet"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)\n\(run.stdout)")
         let records = Self.records(run.stdout)
         #expect(records.count == 2)
@@ -36,7 +36,7 @@ import Testing
             let call = ((record["telemetry"] as? [String: Any])?["calls"] as? [[String: Any]])?.first
             #expect(call?["repairs"] as? Int == 1 && call?["attempts"] as? Int == 2, "\(record)")
         }
-        let checked = try validateJSONLines(run.stdout, against: "result.schema.json")
+        let checked = try await validateJSONLines(run.stdout, against: "result.schema.json")
         #expect(checked.valid, "\(checked.report)")
         // What the server saw: the prompt, then prompt + rejected answer + correction, the same format.
         let seen = try await Self.requests(for: "repairable:cli", base)
@@ -53,7 +53,7 @@ import Testing
 
     @Test func anAnswerThatStaysWrongFailsWithInvalidOutput() async throws {
         let base = try Peers.repair.get()
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--quiet", "--max-repairs", "2"], stdin: Self.command("stubborn", model: "stubborn:cli"))
         #expect(run.status == 1, "\(run.stderr)")
         let record = try #require(Self.records(run.stdout).first)
@@ -65,14 +65,14 @@ import Testing
         let call = ((record["telemetry"] as? [String: Any])?["calls"] as? [[String: Any]])?.first
         #expect(call?["repairs"] as? Int == 2 && call?["attempts"] as? Int == 3, "\(record)")
         #expect(try await Self.requests(for: "stubborn:cli", base).count == 3)
-        let checked = try validateJSONLines(run.stdout, against: "result.schema.json")
+        let checked = try await validateJSONLines(run.stdout, against: "result.schema.json")
         #expect(checked.valid, "\(checked.report)")
     }
 
     @Test func maxRepairsZeroFailsOnTheFirstWrongAnswerAndTheCallsOwnLimitWins() async throws {
         let base = try Peers.repair.get()
         let input = [Self.command("zero", model: "prose:zero"), Self.command("own", model: "repairable:own", extra: #","max_repairs":1"#)]
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--quiet", "--max-repairs", "0"], stdin: input.joined(separator: "\n"))
         #expect(run.status == 1, "\(run.stderr)")
         let record = try #require(Self.records(run.stdout).first)
@@ -86,7 +86,7 @@ import Testing
 
     @Test func aStreamedRepairShowsTheRejectedAnswerThenTheRepairedOne() async throws {
         let base = try Peers.repair.get()
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--quiet", "--events"], stdin: Self.command("streamed", model: "repairable:events"))
         #expect(run.status == 0, "\(run.stderr)\n\(run.stdout)")
         let check = EventStreamCheck(run.stdout)
@@ -101,7 +101,7 @@ import Testing
         #expect(text(events[..<rejected]) == #"{"name": "Ada", "age": "thirty-six"}"#)
         #expect(text(events[rejected...]) == #"{"name": "Ada", "age": 36}"#)
         #expect(check.result("streamed")?[path: "responses.0.parsed.age"] as? Int == 36)
-        let checked = try validateJSONLines(run.stdout, against: "event.schema.json")
+        let checked = try await validateJSONLines(run.stdout, against: "event.schema.json")
         #expect(checked.valid, "\(checked.report)")
     }
 

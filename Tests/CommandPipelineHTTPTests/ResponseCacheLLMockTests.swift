@@ -21,7 +21,7 @@ import Testing
             + "\n" + #"{"id":"fan","model":"\#(model)","prompts":["question 0","another"]}"# + "\n"
         let cache = try temporaryDirectory().appendingPathComponent("answers.db").path
         let arguments = ["--provider", provider, "--base-url", base, "--response-cache", cache, "--quiet"]
-        let first = try runPipeline(arguments, stdin: input)
+        let first = try await runPipeline(arguments, stdin: input)
         #expect(first.status == 0, "\(first.stderr)")
         let asked = try await mock.requests(model: model).count
         // "question 0" twice in one run: the second is answered by the first (in flight or stored).
@@ -31,7 +31,7 @@ import Testing
         }
         #expect(statuses(first).filter { $0 == "stored" }.count == 21 && statuses(first).filter { $0 == "hit" }.count == 1)
 
-        let second = try runPipeline(arguments, stdin: input)
+        let second = try await runPipeline(arguments, stdin: input)
         #expect(second.status == 0, "\(second.stderr)")
         #expect(try await mock.requests(model: model).count == asked, "the second run sent no request")
         #expect(statuses(second) == Array(repeating: "hit", count: 22))

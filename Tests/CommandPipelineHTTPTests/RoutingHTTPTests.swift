@@ -39,12 +39,10 @@ import Testing
             """
         ])
         let input = Self.commands(240) + Self.commands(20, model: "plain", prefix: "p")
-        let run = try await onOwnThread {
-            try runPipeline(
-                ["--provider", "mock", "--deployments", dir.appendingPathComponent("deployments.json").path, "--concurrency", "8", "--quiet",
-                 "--stats-json", dir.appendingPathComponent("stats.json").path],
-                stdin: input, timeout: .seconds(120))
-        }
+        let run = try await runPipeline(
+            ["--provider", "mock", "--deployments", dir.appendingPathComponent("deployments.json").path, "--concurrency", "8", "--quiet",
+             "--stats-json", dir.appendingPathComponent("stats.json").path],
+            stdin: input, timeout: .seconds(120))
         #expect(run.status == 0, "\(run.stderr)")
         let records = try Self.records(run.stdout)
         #expect(records.count == 260)
@@ -79,11 +77,9 @@ import Testing
         let origin = try Peers.deployments.get()
         let server = Server(origin: origin)
         let dir = try temporaryDirectory(files: ["d.json": #"{"models": {"fast": [\#(Self.deployment("throttle-c", origin))]}}"#])
-        let run = try await onOwnThread {
-            try runPipeline(
-                ["--provider", "mock", "--deployments", dir.appendingPathComponent("d.json").path, "--concurrency", "1", "--quiet", "--events"],
-                stdin: Self.commands(12), timeout: .seconds(120))
-        }
+        let run = try await runPipeline(
+            ["--provider", "mock", "--deployments", dir.appendingPathComponent("d.json").path, "--concurrency", "1", "--quiet", "--events"],
+            stdin: Self.commands(12), timeout: .seconds(120))
         #expect(run.status == 0, "\(run.stderr)")
         let counts = try server.stats()["throttle-c"] ?? [:]
         #expect(counts["answered"] == 12)
@@ -91,7 +87,7 @@ import Testing
         #expect(run.stdout.contains(#""type":"attempt_routed""#) && run.stdout.contains(#""deployment":"throttle-c""#))
     }
 
-    @Test func aBadDeploymentsFileIsAUsageErrorNamingThePlace() throws {
+    @Test func aBadDeploymentsFileIsAUsageErrorNamingThePlace() async throws {
         let dir = try temporaryDirectory(files: [
             "unknown.json": #"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "colour": "red"}]}}"#,
             "nokey.json": #"{"models": {"fast": [{"name": "a", "provider": "openai", "model": "m", "api_key_env": "ROUTER_TEST_UNSET_KEY"}]}}"#,
@@ -101,7 +97,7 @@ import Testing
             ("unknown.json", "models.fast[0].colour: unknown key"), ("nokey.json", "models.fast[0].api_key_env: $ROUTER_TEST_UNSET_KEY is not set"),
             ("provider.json", "models.fast[0] (a): unknown provider 'nosuch'"),
         ] {
-            let run = try runPipeline(["--provider", "mock", "--deployments", dir.appendingPathComponent(file).path], stdin: Self.commands(1))
+            let run = try await runPipeline(["--provider", "mock", "--deployments", dir.appendingPathComponent(file).path], stdin: Self.commands(1))
             #expect(run.status == 2)
             #expect(run.stderr.contains(expected), "\(run.stderr)")
         }

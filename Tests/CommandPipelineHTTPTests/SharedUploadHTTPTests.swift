@@ -17,8 +17,8 @@ import Testing
         return (dir, name, input.joined(separator: "\n"))
     }
 
-    func run(_ base: URL, _ input: String, in dir: URL, concurrency: Int = 8) throws -> PipelineRun {
-        try runPipeline(
+    func run(_ base: URL, _ input: String, in dir: URL, concurrency: Int = 8) async throws -> PipelineRun {
+        try await runPipeline(
             ["--provider", "openai", "--base-url", base.absoluteString, "--capabilities", "generation,uploads", "--concurrency", "\(concurrency)",
              "--max-attempts", "3", "--quiet"],
             stdin: input, currentDirectory: dir, timeout: .seconds(60))
@@ -34,7 +34,7 @@ import Testing
         let base = try Peers.faults.get()
         let (dir, name, input) = try setUp(content: "flaky-\(failures):")
         let test = self
-        let run = try await onOwnThread { () throws -> PipelineRun in try test.run(base, input, in: dir) }
+        let run = try await test.run(base, input, in: dir)
         #expect(!run.timedOut, "the run hung (issue 27) after \(run.lines.count) results")
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.records.count == Self.commands)
@@ -49,7 +49,7 @@ import Testing
         let base = try Peers.faults.get()
         let (dir, name, input) = try setUp(content: "down:")
         let test = self
-        let run = try await onOwnThread { () throws -> PipelineRun in try test.run(base, input, in: dir) }
+        let run = try await test.run(base, input, in: dir)
         #expect(!run.timedOut, "the run hung (issue 27)")
         #expect(run.status == 1)
         #expect(run.records.count == Self.commands)
@@ -62,7 +62,7 @@ import Testing
         let (dir, _, input) = try setUp(content: "")
         let twenty = input.split(separator: "\n").prefix(20).map(String.init).joined(separator: "\n")
         let test = self
-        let run = try await onOwnThread { () throws -> PipelineRun in try test.run(URL(string: "http://127.0.0.1:9/v1")!, twenty, in: dir, concurrency: 4) }
+        let run = try await test.run(URL(string: "http://127.0.0.1:9/v1")!, twenty, in: dir, concurrency: 4)
         #expect(!run.timedOut, "the run hung (issue 27)")
         #expect(run.status == 1)
         #expect(run.records.count == 20)

@@ -46,7 +46,7 @@ struct TLSTransportTests {
         environment["CANARY_KEY"] = key
         environment["COMMANDPIPELINE_HTTP_TRANSPORT"] = nil
         let input = (0..<count).map { #"{"id":"c\#($0)","model":"m","prompt":"hi"}"# }.joined(separator: "\n") + "\n"
-        return try runPipeline(
+        return try runPipelineBlocking(
             ["--provider", "openai", "--base-url", base, "--api-key-env", "CANARY_KEY", "--quiet"] + (caFile ? ["--ca-file", ca.path] : []) + extra,
             stdin: input, environment: environment, timeout: .seconds(120))
     }
@@ -229,7 +229,7 @@ struct TLSTransportTests {
         #expect(HTTPClient.caFileProblem(dir.appendingPathComponent("missing.pem")) != nil)
         for (file, says) in [("not-pem.txt", "PEM"), ("missing.pem", "missing.pem"), ("", "directory")] {
             let path = file.isEmpty ? dir.path : dir.appendingPathComponent(file).path
-            let run = try runPipeline(
+            let run = try runPipelineBlocking(
                 ["--provider", "openai", "--base-url", "https://127.0.0.1:9/v1", "--ca-file", path], stdin: #"{"model":"m","prompt":"hi"}"#,
                 timeout: .seconds(60))
             #expect(run.status == 2, "\(file): \(run.status) \(run.stderr)")
@@ -248,7 +248,7 @@ struct TLSTransportTests {
         var environment = ProcessInfo.processInfo.environment
         environment["CANARY_KEY"] = Self.key
         environment["COMMANDPIPELINE_HTTP_TRANSPORT"] = nil
-        let run = try runPipeline(
+        let run = try runPipelineBlocking(
             ["--provider", "openai", "--base-url", base.absoluteString, "--api-key-env", "CANARY_KEY", "--ca-file", ca.path, "--max-attempts", "1", "--quiet"],
             stdin: #"{"id":"z","model":"\#(route)","prompt":"hi"}"# + "\n", environment: environment, timeout: .seconds(120))
         let record = try #require(run.records.first, "\(run.stderr)")

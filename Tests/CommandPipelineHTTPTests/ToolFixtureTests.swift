@@ -78,11 +78,11 @@ import Testing
         }
     }
 
-    @Test func theCLIShorthandTakesToolsAndWritesToolCallEvents() throws {
+    @Test func theCLIShorthandTakesToolsAndWritesToolCallEvents() async throws {
         var environment = AnthropicPeers.environment
         environment["MY_FIXTURE_KEY"] = Peers.anthropicFixtureKey
         let command = #"{"id":"w","model":"claude-sonnet-4-6","prompt":"Weather in Paris?","tools":[{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}],"tool_choice":{"name":"get_weather"}}"#
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "anthropic", "--base-url", try Peers.anthropicFixture.get().absoluteString, "--api-key-env", "MY_FIXTURE_KEY", "--events", "--quiet"],
             stdin: command, environment: environment)
         #expect(run.status == 0, "\(run.stderr)")

@@ -101,7 +101,7 @@ import Testing
     @Test func everyResultReachesTheWebhook() async throws {
         let name = "cli-\(UUID().uuidString)"
         let url = try Peers.webhook.get().appendingPathComponent("hook/\(name)")
-        let run = try runPipeline(["--sink", "webhook:\(url.absoluteString)", "--run-id", "cli-run", "--quiet"], stdin: input)
+        let run = try await runPipeline(["--sink", "webhook:\(url.absoluteString)", "--run-id", "cli-run", "--quiet"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)")
         let (data, _) = try await URLSession.shared.data(from: try Peers.webhook.get().appendingPathComponent("requests/\(name)"))
         let requests = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
@@ -117,7 +117,7 @@ import Testing
         let url = try Peers.webhook.get().appendingPathComponent("hang/\(name)")
         let dir = try temporaryDirectory()
         let copy = dir.appendingPathComponent("copy.jsonl").path
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--sink", "webhook:\(url.absoluteString)@1", "--sink", "jsonl:\(copy)@2", "--sink-timeout", "3"],
             stdin: (0..<60).map { #"{"id":"h\#($0)","model":"m","prompt":"p"}"# }.joined(separator: "\n"))
         #expect(run.status == 0, "\(run.stderr)")

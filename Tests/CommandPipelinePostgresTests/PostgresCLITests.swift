@@ -29,9 +29,9 @@ private func environment(_ extra: [String: String]) -> [String: String] {
     @Test func everyResultOfARunArrivesOnceAndStdoutIsUnchanged() async throws {
         let server = try PostgresServer.start()
         let input = commands(10_000)
-        let plain = try await onOwnThread { try runPipeline(["--quiet"], stdin: input) }
+        let plain = try await runPipeline(["--quiet"], stdin: input)
         let arguments = ["--run-id", "cli-run", "--sink", "postgres:" + server.url() + "@10"]
-        let withSink = try await onOwnThread { try runPipeline(arguments, stdin: input, environment: environment(["PGPASSWORD": server.password])) }
+        let withSink = try await runPipeline(arguments, stdin: input, environment: environment(["PGPASSWORD": server.password]))
         #expect(withSink.status == 0, "\(withSink.stderr)")
         #expect(withSink.stderr.contains("sinks: every result delivered"), "\(withSink.stderr)")
         #expect(comparable(withSink.stdout) == comparable(plain.stdout))
@@ -39,14 +39,14 @@ private func environment(_ extra: [String: String]) -> [String: String] {
             == "10000|10000|\(plain.records.reduce(0) { $0 + (($1[path: "usage.total_tokens"] as? Int) ?? 0) })")
 
         // Resumed with the same run id: the rows are replaced, never added.
-        let again = try await onOwnThread { try runPipeline(arguments, stdin: input, environment: environment(["PGPASSWORD": server.password])) }
+        let again = try await runPipeline(arguments, stdin: input, environment: environment(["PGPASSWORD": server.password]))
         #expect(again.status == 0)
         #expect(try server.psql("SELECT count(*) FROM results") == "10000")
     }
 
     @Test func theDatabaseStoppedMidRunAndStartedAgainMissesNothing() async throws {
         let server = try PostgresServer.start()
-        let plain = try await onOwnThread { try runPipeline(["--quiet"], stdin: commands(10_000)) }
+        let plain = try await runPipeline(["--quiet"], stdin: commands(10_000))
 
         let process = Process()
         process.executableURL = TestPaths.pipelineBinary
@@ -82,11 +82,9 @@ private func environment(_ extra: [String: String]) -> [String: String] {
     @Test func aWrongPasswordIsOneClearLineAndTheExitStatusIsTheRunsOwn() async throws {
         let server = try PostgresServer.start()
         let canary = "CANARY-pw-\(UUID().uuidString)"
-        let run = try await onOwnThread {
-            try runPipeline(
-                ["--run-id", "pw", "--sink", "postgres:" + server.url(extra: "&password_env=RUNS_PW"), "--sink-timeout", "2"], stdin: commands(3),
-                environment: environment(["RUNS_PW": canary]))
-        }
+        let run = try await runPipeline(
+            ["--run-id", "pw", "--sink", "postgres:" + server.url(extra: "&password_env=RUNS_PW"), "--sink-timeout", "2"], stdin: commands(3),
+            environment: environment(["RUNS_PW": canary]))
         #expect(run.status == 0, "a sink's failure changes no exit status: \(run.stderr)")
         #expect(run.lines.count == 3)
         let stderrLines = run.stderr.split(separator: "\n")
@@ -109,7 +107,7 @@ private func environment(_ extra: [String: String]) -> [String: String] {
                 """
         ])
         let env = environment(["TEST_PG_PORT": String(server.port), "TEST_PG_PW": server.password, "TEST_OUT_DIR": dir.path])
-        let run = try await onOwnThread { try runPipeline(["--sinks", dir.appendingPathComponent("sinks.json").path], stdin: commands(20), environment: env) }
+        let run = try await runPipeline(["--sinks", dir.appendingPathComponent("sinks.json").path], stdin: commands(20), environment: env)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(try server.psql("SELECT count(*) FROM from_file") == "20")
         let copy = try String(contentsOf: dir.appendingPathComponent("copy.jsonl"), encoding: .utf8)
@@ -124,9 +122,7 @@ private func environment(_ extra: [String: String]) -> [String: String] {
         ])
         // The database does not exist: the server's message names it, and the sink's name holds it.
         let env = environment(["TEST_PG_PORT": String(server.port), "TEST_SECRET_DB": secret, "PGPASSWORD": server.password])
-        let run = try await onOwnThread {
-            try runPipeline(["--sinks", dir.appendingPathComponent("sinks.json").path, "--sink-timeout", "1"], stdin: commands(2), environment: env)
-        }
+        let run = try await runPipeline(["--sinks", dir.appendingPathComponent("sinks.json").path, "--sink-timeout", "1"], stdin: commands(2), environment: env)
         #expect(run.status == 0)
         #expect(run.stderr.contains("does not exist"), "\(run.stderr)")
         #expect(run.stderr.contains("<from the environment>"), "\(run.stderr)")
@@ -148,9 +144,7 @@ private func environment(_ extra: [String: String]) -> [String: String] {
     func aBadSinksFileIsAUsageErrorNamingThePlace(file: String, message: String) async throws {
         let dir = try temporaryDirectory(files: ["sinks.json": file])
         let secret = "s3cr3t-value; DROP TABLE x"
-        let run = try await onOwnThread {
-            try runPipeline(["--sinks", dir.appendingPathComponent("sinks.json").path], stdin: commands(1), environment: environment(["TEST_SECRET_TABLE": secret]))
-        }
+        let run = try await runPipeline(["--sinks", dir.appendingPathComponent("sinks.json").path], stdin: commands(1), environment: environment(["TEST_SECRET_TABLE": secret]))
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains(message), "\(run.stderr)")

@@ -11,7 +11,7 @@ import Testing
         return String(decoding: data, as: UTF8.self)
     }
 
-    @Test func theMockStreamsAndEveryCommandEndsInExactlyOneTerminalEvent() throws {
+    @Test func theMockStreamsAndEveryCommandEndsInExactlyOneTerminalEvent() async throws {
         let input = """
         {"id":"hello","model":"mock","prompt":"Hello there wide world"}
         {"id":"fan","model":"mock","prompts":["one two","three four five"]}
@@ -19,7 +19,7 @@ import Testing
         {"id":"broken","model":"mock","prompt":"x","temperature":9}
         {"bad json
         """
-        let run = try CLI.run(["--events", "--mock-fail-model", "down", "--max-attempts", "2", "--quiet"], stdin: input)
+        let run = try await CLI.run(["--events", "--mock-fail-model", "down", "--max-attempts", "2", "--quiet"], stdin: input)
         #expect(run.status == 1, "two commands fail: \(run.stderr)")
         let check = EventStreamCheck(run.stdout)
         #expect(check.problems.isEmpty, "\(check.problems)")
@@ -34,11 +34,11 @@ import Testing
         #expect((check.result("broken")?["error"] as? [String: Any])?["kind"] as? String == "invalid_command")
 
         // Every line follows the event schema.
-        let (valid, report) = try CLI.validate(run.stdout, against: "event.schema.json")
+        let (valid, report) = try await CLI.validate(run.stdout, against: "event.schema.json")
         #expect(valid, "\(report)")
 
         // The terminal events carry what plain mode prints (timings aside).
-        let plain = try CLI.run(["--mock-fail-model", "down", "--max-attempts", "2", "--quiet"], stdin: input)
+        let plain = try await CLI.run(["--mock-fail-model", "down", "--max-attempts", "2", "--quiet"], stdin: input)
         let records = plain.lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
         for record in records {
             let id = try #require(record["id"] as? String)
@@ -47,9 +47,9 @@ import Testing
         }
     }
 
-    @Test func eventsFromManyConcurrentCommandsInterleaveButStayInOrderPerCommand() throws {
+    @Test func eventsFromManyConcurrentCommandsInterleaveButStayInOrderPerCommand() async throws {
         let input = (0..<300).map { #"{"id":"c\#($0)","model":"mock","prompt":"word \#($0) and more words"}"# }.joined(separator: "\n")
-        let run = try CLI.run(["--events", "--concurrency", "64", "--mock-latency-ms", "1", "--quiet"], stdin: input)
+        let run = try await CLI.run(["--events", "--concurrency", "64", "--mock-latency-ms", "1", "--quiet"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)")
         let check = EventStreamCheck(run.stdout)
         #expect(check.problems.isEmpty, "\(check.problems.prefix(5))")
@@ -57,8 +57,8 @@ import Testing
         #expect(check.commands.values.allSatisfy { $0.last?["type"] as? String == "command_succeeded" })
     }
 
-    @Test func eventsAreARunFlagOnly() throws {
-        let run = try CLI.run(["validate", "--events"], stdin: #"{"model":"m","prompt":"x"}"#)
+    @Test func eventsAreARunFlagOnly() async throws {
+        let run = try await CLI.run(["validate", "--events"], stdin: #"{"model":"m","prompt":"x"}"#)
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("--events"))

@@ -2,10 +2,10 @@ import Foundation
 import Testing
 
 @Suite struct CLIFaultTests {
-    @Test func theFaultScenarioIsAccountedForExactlyThroughTheCLI() throws {
+    @Test func theFaultScenarioIsAccountedForExactlyThroughTheCLI() async throws {
         let count = 20_000
         let input = (0..<count).map { #"{"id":"c\#($0)","model":"mock","prompt":"p\#($0)"}"# }.joined(separator: "\n")
-        let run = try CLI.run(
+        let run = try await CLI.run(
             ["--unordered", "--concurrency", "1024", "--call-timeout", "0.05", "--max-attempts", "3",
              "--mock-faults", "retryable=0.2,fatal=0.02,hang=0.01,jitter_ms=2,seed=7"], stdin: input)
         let records = run.records
@@ -30,16 +30,16 @@ import Testing
         }
     }
 
-    @Test func badFaultSpecsAreUsageErrors() throws {
+    @Test func badFaultSpecsAreUsageErrors() async throws {
         for spec in ["retryable=2", "boom=0.1", "retryable=0.6,fatal=0.6", "seed"] {
-            let run = try CLI.run(["--mock-faults", spec], stdin: "")
+            let run = try await CLI.run(["--mock-faults", spec], stdin: "")
             #expect(run.status == 2, "\(spec)")
             #expect(run.stderr.contains("--mock-faults"))
         }
     }
 
-    @Test func aCommandDeadlineEndsInTimeout() throws {
-        let run = try CLI.run(["--quiet", "--timeout", "0.2", "--mock-latency-ms", "5000"], stdin: #"{"id":"slow","model":"m","prompt":"x"}"#)
+    @Test func aCommandDeadlineEndsInTimeout() async throws {
+        let run = try await CLI.run(["--quiet", "--timeout", "0.2", "--mock-latency-ms", "5000"], stdin: #"{"id":"slow","model":"m","prompt":"x"}"#)
         #expect(run.status == 1)
         #expect(run.records.first?[path: "error.kind"] as? String == "timeout")
         #expect((run.records.first?[path: "error.message"] as? String)?.contains("deadline of 0.2 s") == true)

@@ -17,7 +17,7 @@ import Testing
     static var seed: UInt64 { ProcessInfo.processInfo.environment["PIPELINE_FUZZ_SEED"].flatMap(UInt64.init) ?? 20261122 }
     static let hugeIntegers = true
 
-    @Test func damagedStreamsYieldExactlyOneRecordPerValueAndNeverCrash() throws {
+    @Test func damagedStreamsYieldExactlyOneRecordPerValueAndNeverCrash() async throws {
         let seed = Self.seed
         var rng = SeededRandom(seed: seed)
         var remaining = Self.size
@@ -28,16 +28,16 @@ import Testing
             var generator = StreamGenerator(rng: SeededRandom(seed: rng.next()), hugeIntegers: Self.hugeIntegers)
             let input = generator.stream(values: count)
             let flags = FlagGenerator.withinRange(&rng)
-            try check(input: input, intact: generator.intact, flags: flags, context: "seed \(seed), batch \(batch), flags \(flags)")
+            try await check(input: input, intact: generator.intact, flags: flags, context: "seed \(seed), batch \(batch), flags \(flags)")
             batch += 1
         }
     }
 
-    @Test func flagsBeyondTheirRangesAreUsageErrorsWithNothingOnStdout() throws {
+    @Test func flagsBeyondTheirRangesAreUsageErrorsWithNothingOnStdout() async throws {
         var rng = SeededRandom(seed: Self.seed ^ 0xF1A6)
         for _ in 0..<12 {
             let flags = FlagGenerator.beyondRange(&rng)
-            let run = try bounded(flags, stdin: #"{"model":"m","prompt":"x"}"#, seconds: 60)
+            let run = try await bounded(flags, stdin: #"{"model":"m","prompt":"x"}"#, seconds: 60)
             #expect(run.status == 2, "seed \(Self.seed): \(flags)")
             #expect(run.stdout.isEmpty, "seed \(Self.seed): \(flags)")
             #expect(run.stderr.contains("Error: option '\(flags[0])'"), "seed \(Self.seed): \(flags): \(run.stderr)")
@@ -46,14 +46,14 @@ import Testing
 
     /// Huge integers in the integer fields of commands become `invalid_command` records naming
     /// the field (range-checked by `PlannedCommand.validationIssues()`), never traps.
-    @Test func hugeIntegersInCommandFieldsNeverCrash() throws {
+    @Test func hugeIntegersInCommandFieldsNeverCrash() async throws {
         let fields = [
             #"{"model":"m","prompt":"a","token_estimate":{"min_tokens":1,"expected_tokens":2,"max_tokens":9223372036854775807}}"#,
             #"{"plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"x"}],"config":{"max_tokens":9223372036854775807}}]}}"#,
             #"{"plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"x"}]}],"rate_constraint":{"requests_per_minute":9223372036854775807,"tokens_per_minute":9223372036854775807}}}"#,
             #"{"plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"x"}]}],"cache":{"ttl_seconds":9223372036854775807}}}"#,
         ]
-        let run = try bounded(["--quiet"], stdin: fields.joined(separator: "\n"), seconds: 60)
+        let run = try await bounded(["--quiet"], stdin: fields.joined(separator: "\n"), seconds: 60)
         #expect(run.status == 1, "every command fails, none crashes: \(run.stderr)")
         #expect(run.lines.count == fields.count)
         let paths = run.records.map { ($0["error"] as? [String: Any])?["path"] as? String }
@@ -62,10 +62,10 @@ import Testing
     }
 
     /// Runs the CLI on `input` and compares with the reference splitter.
-    private func check(input: [UInt8], intact: [[UInt8]: String], flags: [String], context: String) throws {
+    private func check(input: [UInt8], intact: [[UInt8]: String], flags: [String], context: String) async throws {
         let expected = try ReferenceSplitter.split(input)
         let validate = flags.first == "validate"
-        let run = try bounded(flags, stdin: Data(input), seconds: 600)
+        let run = try await bounded(flags, stdin: Data(input), seconds: 600)
         var problems: [String] = []
         if run.status == nil { problems.append("the CLI died of a signal or hung; stderr: \(run.stderr.suffix(2000))") }
         if let status = run.status, status != 0 && status != 1 { problems.append("exit status \(status); stderr: \(run.stderr.suffix(500))") }

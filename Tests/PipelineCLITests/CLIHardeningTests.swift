@@ -28,6 +28,7 @@ final class Launched: @unchecked Sendable {
 
     /// Waits at most `seconds` for the exit; on timeout kills the process and returns nil.
     /// A process killed by a signal (a trap, the watchdog) also returns nil.
+    @available(*, noasync, message: "blocks its thread; use `await exited(seconds:)`")
     func wait(seconds: Double = 60) -> Int32? {
         if exited.wait(timeout: .now() + seconds) == .timedOut {
             kill(process.processIdentifier, SIGKILL)
@@ -35,6 +36,11 @@ final class Launched: @unchecked Sendable {
             return nil
         }
         return process.terminationReason == .exit ? process.terminationStatus : nil
+    }
+
+    /// `wait(seconds:)` on a thread of its own, for async tests (the pool is never blocked).
+    func exited(seconds: Double = 60) async throws -> Int32? {
+        try await onOwnThread { self.wait(seconds: seconds) }
     }
 }
 
@@ -50,8 +56,14 @@ struct Finished {
     }
 }
 
-/// Runs the built `pipeline` with `stdin`, reading its output concurrently, for at most `seconds`.
-func bounded(_ arguments: [String], stdin: Data, seconds: Double = 120, executable: URL = CLI.binary, currentDirectory: URL? = nil) throws -> Finished {
+/// Runs the built `pipeline` with `stdin`, reading its output concurrently, for at most `seconds`;
+/// started, drained and waited for on a thread of its own (never on the cooperative pool).
+func bounded(_ arguments: [String], stdin: Data, seconds: Double = 120, executable: URL = CLI.binary, currentDirectory: URL? = nil) async throws -> Finished {
+    try await onOwnThread { try boundedBlocking(arguments, stdin: stdin, seconds: seconds, executable: executable, currentDirectory: currentDirectory) }
+}
+
+@available(*, noasync, message: "blocks its thread until the run ends; use `try await bounded(...)`")
+private func boundedBlocking(_ arguments: [String], stdin: Data, seconds: Double, executable: URL, currentDirectory: URL?) throws -> Finished {
     let input = Pipe(), output = Pipe(), errors = Pipe()
     let run = try Launched(arguments, executable: executable, stdin: input, stdout: output, stderr: errors, limit: seconds)
     let writer = Thread {
@@ -72,8 +84,8 @@ func bounded(_ arguments: [String], stdin: Data, seconds: Double = 120, executab
     return Finished(status: status, stdout: out, stderr: String(decoding: errorText.withLock { $0 }, as: UTF8.self))
 }
 
-func bounded(_ arguments: [String], stdin: String = "", seconds: Double = 120) throws -> Finished {
-    try bounded(arguments, stdin: Data(stdin.utf8), seconds: seconds)
+func bounded(_ arguments: [String], stdin: String = "", seconds: Double = 120) async throws -> Finished {
+    try await bounded(arguments, stdin: Data(stdin.utf8), seconds: seconds)
 }
 
 /// Reads a pipe until `count` newlines arrived (or end of file); the read blocks, the pipe's
@@ -103,64 +115,64 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         ("--mock-latency-ms", "3600001", "0 to 3600000"), ("--mock-latency-ms", "-1", "0 to 3600000"),
         ("--mock-faults", "jitter_ms=9223372036854775807", "0 to 3600000"), ("--mock-faults", "retry_after_ms=3600001", "0 to 3600000"),
     ])
-    func aFlagOutOfItsRangeIsAUsageErrorNamingFlagAndRange(flag: String, value: String, range: String) throws {
-        let run = try bounded([flag, value], stdin: okCommand)
+    func aFlagOutOfItsRangeIsAUsageErrorNamingFlagAndRange(flag: String, value: String, range: String) async throws {
+        let run = try await bounded([flag, value], stdin: okCommand)
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("'\(flag)'"), "\(run.stderr)")
         #expect(run.stderr.contains(range), "\(run.stderr)")
     }
 
-    @Test func theEdgesOfEveryRangeAreAccepted() throws {
-        let run = try bounded(
+    @Test func theEdgesOfEveryRangeAreAccepted() async throws {
+        let run = try await bounded(
             ["--quiet", "--concurrency", "10000", "--reorder-buffer-mb", "65536", "--timeout", "604800", "--call-timeout", "0.001", "--max-attempts", "100",
              "--rate-limit-rpm", "10000000", "--rate-limit-tpm", "10000000000", "--mock-latency-ms", "0",
              "--mock-faults", "jitter_ms=0,retry_after_ms=3600000"], stdin: okCommand)
         #expect(run.status == 0, "\(run.stderr)")
-        let low = try bounded(["--quiet", "--concurrency", "1", "--reorder-buffer-mb", "1", "--timeout", "0.001", "--max-attempts", "1", "--rate-limit-rpm", "1", "--rate-limit-tpm", "1"], stdin: "")
+        let low = try await bounded(["--quiet", "--concurrency", "1", "--reorder-buffer-mb", "1", "--timeout", "0.001", "--max-attempts", "1", "--rate-limit-rpm", "1", "--rate-limit-tpm", "1"], stdin: "")
         #expect(low.status == 0, "\(low.stderr)")
     }
 
-    @Test func theHelpStatesTheRanges() throws {
-        let help = try bounded(["--help"]).text
+    @Test func theHelpStatesTheRanges() async throws {
+        let help = try await bounded(["--help"]).text
         for text in ["1–10000", "1–65536 MiB", "0.001–604800", "1–100 ", "0–3600000", "SIGHUP", "3 results could not be written"] {
             #expect(help.contains(text), "\(text)")
         }
     }
 
-    @Test func aDirectoryAsResumeFileIsAUsageError() throws {
+    @Test func aDirectoryAsResumeFileIsAUsageError() async throws {
         let dir = try CLI.temporaryDirectory()
-        let run = try bounded(["--resume", dir.path], stdin: okCommand)
+        let run = try await bounded(["--resume", dir.path], stdin: okCommand)
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("is a directory"))
     }
 
     /// /dev/zero would be read forever and a FIFO would wait for a writer: both are refused at once.
-    @Test func aResumeFileThatIsNotARegularFileIsAUsageError() throws {
+    @Test func aResumeFileThatIsNotARegularFileIsAUsageError() async throws {
         let dir = try CLI.temporaryDirectory()
         let fifo = dir.appendingPathComponent("results.fifo").path
         #expect(mkfifo(fifo, 0o600) == 0)
         for path in ["/dev/zero", fifo] {
-            let run = try bounded(["--resume", path], stdin: okCommand, seconds: 30)
+            let run = try await bounded(["--resume", path], stdin: okCommand, seconds: 30)
             #expect(run.status == 2, "\(path): \(run.stderr)")
             #expect(run.stdout.isEmpty)
             #expect(run.stderr.contains("not a regular file"), "\(path): \(run.stderr)")
         }
-        let empty = try bounded(["--resume", "/dev/null", "--quiet"], stdin: okCommand, seconds: 30)
+        let empty = try await bounded(["--resume", "/dev/null", "--quiet"], stdin: okCommand, seconds: 30)
         #expect(empty.status == 0 && empty.lines.count == 1, "/dev/null means no earlier results")
     }
 
     /// Resume matches the command itself (id and a digest of its input bytes), not its
     /// position: an input edited between runs never skips a command that did not succeed.
-    @Test func anEditedInputNeverSkipsACommandThatDidNotSucceed() throws {
+    @Test func anEditedInputNeverSkipsACommandThatDidNotSucceed() async throws {
         let dir = try CLI.temporaryDirectory()
         let results = dir.appendingPathComponent("r.jsonl")
         // Repeated ids: "one" fails, "two" succeeds; then a command is put in front.
         let one = #"{"id":"a","model":"flaky","prompt":"one"}"#, two = #"{"id":"a","model":"ok","prompt":"two"}"#
-        let first = try bounded(["--quiet", "--mock-fail-model", "flaky", "--max-attempts", "1"], stdin: one + "\n" + two, seconds: 30)
+        let first = try await bounded(["--quiet", "--mock-fail-model", "flaky", "--max-attempts", "1"], stdin: one + "\n" + two, seconds: 30)
         try first.stdout.write(to: results)
-        let edited = try bounded(
+        let edited = try await bounded(
             ["--quiet", "--mock-fail-model", "flaky", "--max-attempts", "1", "--resume", results.path],
             stdin: #"{"id":"new","model":"ok","prompt":"x"}"# + "\n" + one + "\n" + two, seconds: 30)
         #expect(edited.records.map { $0["index"] as? Int } == [0, 1], "the new command and the failed one run; the success is skipped: \(edited.text)")
@@ -168,23 +180,23 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 
         // Generated ids: cmd-1 succeeded as "A"; a new "B" now stands first and is cmd-1.
         let a = #"{"model":"ok","prompt":"A"}"#
-        let firstA = try bounded(["--quiet"], stdin: a, seconds: 30)
+        let firstA = try await bounded(["--quiet"], stdin: a, seconds: 30)
         try firstA.stdout.write(to: results)
-        let b = try bounded(["--quiet", "--resume", results.path], stdin: #"{"model":"ok","prompt":"B"}"# + "\n" + a, seconds: 30)
+        let b = try await bounded(["--quiet", "--resume", results.path], stdin: #"{"model":"ok","prompt":"B"}"# + "\n" + a, seconds: 30)
         // B (now cmd-1) must run; A is now cmd-2, another id, so it runs again too (safe, not lost).
         #expect(b.records.map { $0["id"] as? String } == ["cmd-1", "cmd-2"], "\(b.text)")
         #expect((b.records.first?["responses"] as? [[String: Any]])?.first?["text"] as? String == "echo: B")
     }
 
     /// `"id": null` is named `cmd-N` like a missing id, by the decoder and by resume alike.
-    @Test func aNullIdIsResumedLikeAMissingOne() throws {
+    @Test func aNullIdIsResumedLikeAMissingOne() async throws {
         let dir = try CLI.temporaryDirectory()
         let results = dir.appendingPathComponent("r.jsonl")
         let input = #"{"id":null,"model":"mock","prompt":"a"}"#
-        let first = try bounded(["--quiet"], stdin: input, seconds: 30)
+        let first = try await bounded(["--quiet"], stdin: input, seconds: 30)
         #expect(first.status == 0 && first.lines.count == 1)
         try first.stdout.write(to: results)
-        let resumed = try bounded(["--quiet", "--resume", results.path], stdin: input, seconds: 30)
+        let resumed = try await bounded(["--quiet", "--resume", results.path], stdin: input, seconds: 30)
         #expect(resumed.status == 0)
         #expect(resumed.stdout.isEmpty, "the command that succeeded is not paid for again: \(resumed.text)")
     }
@@ -286,12 +298,12 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     }
 
     /// `pipeline --resume out.jsonl < in >> out.jsonl` after a crash that tore the last line.
-    @Test func resumingIntoTheSameFileAfterATornLineKeepsEveryLineParseable() throws {
+    @Test func resumingIntoTheSameFileAfterATornLineKeepsEveryLineParseable() async throws {
         let dir = try CLI.temporaryDirectory()
         let ids = (1...5).map { "c\($0)" }
         let input = ids.map { shorthand($0, model: $0 == "c2" ? "flaky" : "ok") }.joined(separator: "\n") + "\n"
         try input.write(to: dir.appendingPathComponent("in.jsonl"), atomically: true, encoding: .utf8)
-        let first = try bounded(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
+        let first = try await bounded(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
         #expect(first.status == 1)
         // The crash: c1–c3 written, c4's record torn halfway (it succeeded, but is not whole).
         let lines = first.lines
@@ -300,7 +312,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 
         let script = "cd \(shellQuoted(dir.path)) && \(shellQuoted(CLI.binary.path)) --quiet --resume out.jsonl < in.jsonl >> out.jsonl"
         let run = try Launched(["-c", script], executable: URL(fileURLWithPath: "/bin/sh"), stdin: nil, stdout: nil)
-        #expect(run.wait() == 0)
+        #expect(try await run.exited() == 0)
         let all = try String(contentsOf: dir.appendingPathComponent("out.jsonl"), encoding: .utf8).split(separator: "\n").map(String.init)
         // Exactly one line does not parse: the torn one, left as it was on a line of its own.
         let unparsed = all.filter { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) == nil }
@@ -312,12 +324,12 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     }
 
     @Test(arguments: [false, true])
-    func aRepeatedIdIsSkippedOnlyWhereItSucceeded(failingFirst: Bool) throws {
+    func aRepeatedIdIsSkippedOnlyWhereItSucceeded(failingFirst: Bool) async throws {
         // Two commands share the id "a"; one of them failed in the first run.
         let input = [shorthand("a", model: failingFirst ? "flaky" : "ok", prompt: "one"), shorthand("a", model: failingFirst ? "ok" : "flaky", prompt: "two")].joined(separator: "\n")
-        let first = try bounded(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
+        let first = try await bounded(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
         let dir = try CLI.temporaryDirectory(files: ["out.jsonl": first.text])
-        let second = try bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
+        let second = try await bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
         #expect(second.status == 0)
         #expect(second.records.count == 1)
         #expect(second.records.first?["index"] as? Int == (failingFirst ? 0 : 1), "the occurrence that failed runs again")
@@ -325,37 +337,37 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     }
 
     /// Unordered output, crash: only the second occurrence of "a" was written. The first must run.
-    @Test func aSuccessOfALaterOccurrenceNeverSkipsAnEarlierOne() throws {
+    @Test func aSuccessOfALaterOccurrenceNeverSkipsAnEarlierOne() async throws {
         let input = [shorthand("a", prompt: "one"), shorthand("a", prompt: "two")].joined(separator: "\n")
-        let full = try bounded(["--quiet"], stdin: input)
+        let full = try await bounded(["--quiet"], stdin: input)
         let dir = try CLI.temporaryDirectory(files: ["out.jsonl": full.lines[1] + "\n"])
-        let second = try bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
+        let second = try await bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: input)
         #expect(second.records.map { $0["index"] as? Int } == [0])
         // With the input edited (a command inserted before), the id still matches once.
-        let shifted = try bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: shorthand("new") + "\n" + shorthand("z") + "\n" + shorthand("a", prompt: "two"))
+        let shifted = try await bounded(["--quiet", "--resume", dir.appendingPathComponent("out.jsonl").path], stdin: shorthand("new") + "\n" + shorthand("z") + "\n" + shorthand("a", prompt: "two"))
         #expect(shifted.records.compactMap { $0["id"] as? String } == ["new", "z"])
     }
 }
 
 @Suite struct CLIInputHardeningTests {
-    @Test func aByteOrderMarkIsSkipped() throws {
-        let run = try bounded(["--quiet"], stdin: "\u{FEFF}" + okCommand + "\n" + okCommand)
+    @Test func aByteOrderMarkIsSkipped() async throws {
+        let run = try await bounded(["--quiet"], stdin: "\u{FEFF}" + okCommand + "\n" + okCommand)
         #expect(run.status == 0)
         #expect(run.records.map { $0["id"] as? String } == ["cmd-1", "cmd-2"])
         #expect(run.records.map { $0["index"] as? Int } == [0, 1])
     }
 
     /// What Python's `json.dumps(command, indent=0)` prints: nested `{` in column 0.
-    @Test func indentZeroOutputRunsAsOneCommandEach() throws {
+    @Test func indentZeroOutputRunsAsOneCommandEach() async throws {
         let command = "{\n\"id\": \"ID\",\n\"plan\": {\n\"calls\": [\n{\n\"model\": \"m\",\n\"parts\": [\n{\n\"type\": \"text\",\n\"text\": \"hi\"\n}\n]\n}\n]\n},\n\"metadata\": {\n\"k\": {\n\"deep\": true\n}\n}\n}"
         let input = ["a", "b", "c"].map { command.replacingOccurrences(of: "ID", with: $0) }.joined(separator: "\n")
-        let run = try bounded(["--quiet"], stdin: input)
+        let run = try await bounded(["--quiet"], stdin: input)
         #expect(run.status == 0, "\(run.text)")
         #expect(run.records.map { $0["id"] as? String } == ["a", "b", "c"])
     }
 
-    @Test func aStringEndingInABackslashDoesNotSwallowTheNextCommand() throws {
-        let run = try bounded(["--quiet"], stdin: #"{"id":"x","model":"m","prompt":"ends in \"# + "\n" + #"{"id":"ok","model":"m","prompt":"b"}"# + "\n" + #"[{"id":"in-array","model":"m","prompt":"c"}]"#)
+    @Test func aStringEndingInABackslashDoesNotSwallowTheNextCommand() async throws {
+        let run = try await bounded(["--quiet"], stdin: #"{"id":"x","model":"m","prompt":"ends in \"# + "\n" + #"{"id":"ok","model":"m","prompt":"b"}"# + "\n" + #"[{"id":"in-array","model":"m","prompt":"c"}]"#)
         #expect(run.records.map { $0["id"] as? String } == ["cmd-1", "ok", "in-array"])
         #expect(run.records.map { $0["status"] as? String } == ["failed", "succeeded", "succeeded"])
         #expect((run.records[0][path: "error.message"] as? String)?.contains("line 1, byte offset") == true)
@@ -363,13 +375,13 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
 
     /// A value over the 64 MiB cap is one failed record; endless garbage is one record; what
     /// follows still runs.
-    @Test func oversizedValuesAndEndlessGarbageAreOneRecordEach() throws {
+    @Test func oversizedValuesAndEndlessGarbageAreOneRecordEach() async throws {
         var input = Data(#"{"id":"big","model":"m","prompt":""#.utf8)
         input.append(Data(repeating: UInt8(ascii: "x"), count: 65 << 20))
         input.append(Data(("\"}\n" + okCommand + "\n").utf8))
         input.append(Data(repeating: 0, count: 8 << 20))
         input.append(Data(("\n" + okCommand).utf8))
-        let run = try bounded(["--quiet"], stdin: input, seconds: 300)
+        let run = try await bounded(["--quiet"], stdin: input, seconds: 300)
         #expect(run.status == 1)
         #expect(run.records.map { $0["status"] as? String } == ["failed", "succeeded", "failed", "succeeded"])
         #expect((run.records.first?[path: "error.message"] as? String)?.contains("larger than 64 MiB") == true)

@@ -102,17 +102,17 @@ import Testing
         #expect(!quiet.contains("%") && !quiet.contains("pipeline:"), "\(quiet)")
     }
 
-    @Test func withoutATerminalAPlainLineEveryInterval() throws {
+    @Test func withoutATerminalAPlainLineEveryInterval() async throws {
         let input = (0..<200).map { #"{"id":"c\#($0)","model":"m","prompt":"q"}"# }.joined(separator: "\n")
         // 200 commands of 20 ms at 4 at once: at least a second, so at least one line at 0.05 s.
-        let run = try CLI.run(["--mock-latency-ms", "20", "--concurrency", "4", "--progress-interval", "0.05", "--expect", "200"], stdin: input)
+        let run = try await CLI.run(["--mock-latency-ms", "20", "--concurrency", "4", "--progress-interval", "0.05", "--expect", "200"], stdin: input)
         #expect(run.status == 0)
         let lines = run.stderr.split(separator: "\n").filter { $0.hasPrefix("pipeline: progress ") }
         #expect(!lines.isEmpty, "\(run.stderr)")
         #expect(lines.allSatisfy { $0.contains("/200 ") && $0.contains("ETA ") }, "\(lines)")
         #expect(!run.stderr.contains("\u{1b}") && !run.stderr.contains("\r"), "no terminal codes in a log")
         for arguments in [["--progress-interval", "0"], ["--quiet", "--progress-interval", "0.05"], []] {
-            let none = try CLI.run(["--mock-latency-ms", "20", "--concurrency", "4"] + arguments, stdin: input)
+            let none = try await CLI.run(["--mock-latency-ms", "20", "--concurrency", "4"] + arguments, stdin: input)
             #expect(!none.stderr.contains("pipeline: progress"), "\(arguments): \(none.stderr)")
         }
     }
@@ -120,9 +120,9 @@ import Testing
     /// Issue 26: commands held by the rate limiter show on the line while they wait (the wait is
     /// known before it ends). One request a minute: the first command runs, the other two wait
     /// until their one-second `--timeout` ends them.
-    @Test func commandsWaitingOnTheRateLimitShowOnTheLine() throws {
+    @Test func commandsWaitingOnTheRateLimitShowOnTheLine() async throws {
         let input = (0..<3).map { #"{"id":"c\#($0)","model":"m","prompt":"q"}"# }.joined(separator: "\n")
-        let run = try CLI.run(["--rate-limit-rpm", "1", "--timeout", "1", "--progress-interval", "0.05", "--concurrency", "4"], stdin: input)
+        let run = try await CLI.run(["--rate-limit-rpm", "1", "--timeout", "1", "--progress-interval", "0.05", "--concurrency", "4"], stdin: input)
         #expect(run.status == 1, "\(run.stderr)")
         let lines = run.stderr.split(separator: "\n").filter { $0.hasPrefix("pipeline: progress ") }
         #expect(lines.contains { $0.contains("2 waiting on rate limit") }, "\(lines)")
@@ -167,18 +167,18 @@ import Testing
 
     /// `batch status --wait` off a terminal: the jobs' line (done, %, pending, jobs, time since
     /// submit) at its first poll, then at most every 30 s.
-    @Test func batchWaitShowsTheJobsLine() throws {
+    @Test func batchWaitShowsTheJobsLine() async throws {
         let dir = try CLI.temporaryDirectory()
         let job = dir.appendingPathComponent("job.json")
         let input = (0..<3).map { #"{"id":"b\#($0)","model":"m","prompt":"q\#($0)"}"# }.joined(separator: "\n")
-        let submit = try CLI.run(["batch", "submit", "--job", job.path, "--mock-batch-delay-ms", "600000", "--quiet"], stdin: input)
+        let submit = try await CLI.run(["batch", "submit", "--job", job.path, "--mock-batch-delay-ms", "600000", "--quiet"], stdin: input)
         #expect(submit.status == 0, "\(submit.stderr)")
-        let waited = try CLI.run(["batch", "status", job.path, "--wait", "--poll-seconds", "0.05", "--timeout", "0.3"])
+        let waited = try await CLI.run(["batch", "status", job.path, "--wait", "--poll-seconds", "0.05", "--timeout", "0.3"])
         #expect(waited.status == 4)
         let lines = waited.stderr.split(separator: "\n").filter { $0.hasPrefix("batch: ") }
         #expect(lines.count == 1, "once at the first poll, not at every poll: \(waited.stderr)")
         #expect(lines.first?.hasPrefix("batch: 0/3 requests done (0 failed), 0%, 3 pending, 0/1 jobs ended, since submit ") == true, "\(waited.stderr)")
-        let quiet = try CLI.run(["batch", "status", job.path, "--wait", "--poll-seconds", "0.05", "--timeout", "0.1", "--quiet"])
+        let quiet = try await CLI.run(["batch", "status", job.path, "--wait", "--poll-seconds", "0.05", "--timeout", "0.1", "--quiet"])
         #expect(!quiet.stderr.contains("batch: "), "\(quiet.stderr)")
     }
 
@@ -189,8 +189,8 @@ import Testing
         (["--progress-interval", "nan"], "option '--progress-interval' needs a number of seconds"),
         (["--progress-interval", "86401"], "got '86401'"),
     ])
-    func theNewFlagsAreRangeChecked(arguments: [String], message: String) throws {
-        let run = try CLI.run(arguments, stdin: "")
+    func theNewFlagsAreRangeChecked(arguments: [String], message: String) async throws {
+        let run = try await CLI.run(arguments, stdin: "")
         #expect(run.status == 2)
         #expect(run.stderr.contains(message), "\(run.stderr)")
     }

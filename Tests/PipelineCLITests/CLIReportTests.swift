@@ -4,10 +4,10 @@ import Testing
 /// `pipeline report`: results files in, one self-contained HTML page out.
 @Suite struct CLIReportTests {
     /// A run over four models with seeded faults: retries, fatal failures and latency.
-    static func fourModelRun(in dir: URL) throws -> (path: String, records: [[String: Any]]) {
+    static func fourModelRun(in dir: URL) async throws -> (path: String, records: [[String: Any]]) {
         let models = ["gpt-4o-mini", "claude-3-5-haiku-latest", "gemini-2.0-flash", "mock-large"]
         let input = (0..<200).map { #"{"id":"c\#($0)","model":"\#(models[$0 % 4])","prompt":"question number \#($0) about the report"}"# }.joined(separator: "\n")
-        let run = try CLI.run(
+        let run = try await CLI.run(
             ["--mock-faults", "retryable=0.3,fatal=0.08,retry_after_ms=1,seed=11", "--mock-latency-ms", "2", "--max-attempts", "2", "--quiet"], stdin: input)
         #expect(run.status == 1, "some commands fail: \(run.stderr)")
         let path = dir.appendingPathComponent("results.jsonl").path
@@ -20,11 +20,11 @@ import Testing
         html.replacingOccurrences(of: "<[^>]*>", with: " ", options: .regularExpression)
     }
 
-    @Test func thePageHoldsTheTotalsOfTheResultsAndFetchesNothing() throws {
+    @Test func thePageHoldsTheTotalsOfTheResultsAndFetchesNothing() async throws {
         let dir = try CLI.temporaryDirectory()
-        let (path, records) = try Self.fourModelRun(in: dir)
+        let (path, records) = try await Self.fourModelRun(in: dir)
         let stats = dir.appendingPathComponent("stats.json").path
-        let report = try CLI.run(["report", path, "--title", "Four models", "--stats-json", stats])
+        let report = try await CLI.run(["report", path, "--title", "Four models", "--stats-json", stats])
         #expect(report.status == 0, "\(report.stderr)")
         let html = report.stdout
         let succeeded = records.filter { $0["status"] as? String == "succeeded" }.count
@@ -54,7 +54,7 @@ import Testing
         }
         #expect(report.stderr.contains("pipeline: report: 200 results (\(succeeded) succeeded, \(failed) failed)"), "\(report.stderr)")
         // --stats-json: the page's rows, in the run's stats schema.
-        let (valid, problems) = try CLI.validate(try String(contentsOfFile: stats, encoding: .utf8), against: "stats.schema.json")
+        let (valid, problems) = try await CLI.validate(try String(contentsOfFile: stats, encoding: .utf8), against: "stats.schema.json")
         #expect(valid, "\(problems)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any])
         let rows = try #require(object["models"] as? [[String: Any]])
@@ -62,7 +62,7 @@ import Testing
         #expect(abs((object[path: "cost.usd"] as? Double ?? -1) - cost) < 1e-6)
     }
 
-    @Test func namesAndMessagesFromInputAreEscaped() throws {
+    @Test func namesAndMessagesFromInputAreEscaped() async throws {
         let dir = try CLI.temporaryDirectory()
         // Model names and an error message carrying markup, quotes and control characters.
         let evil = #"<script>alert(\"x\")</script>' \u001b[2J\n<b>"#
@@ -70,10 +70,10 @@ import Testing
             #"{"id":"a","model":"\#(evil)","prompt":"hi"}"#,
             #"{"id":"b","model":"m","prompt":"hi","<img src=x onerror=alert(1)>":1}"#,
         ].joined(separator: "\n")
-        let run = try CLI.run(["--quiet"], stdin: input)
+        let run = try await CLI.run(["--quiet"], stdin: input)
         let path = dir.appendingPathComponent("evil \"<results>\".jsonl").path
         try (run.stdout + "{\"status\":\"<script>bad</script>\"}\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let report = try CLI.run(["report", path, "--title", "<script>t</script>"])
+        let report = try await CLI.run(["report", path, "--title", "<script>t</script>"])
         #expect(report.status == 1, "one line is not a result: \(report.stderr)")
         let html = report.stdout
         #expect(!html.lowercased().contains("<script"), "no markup from input survives")
@@ -87,22 +87,22 @@ import Testing
         #expect(!report.stderr.unicodeScalars.contains("\u{1b}"))
     }
 
-    @Test func aTruncatedFileAndStrayLinesAreCountedNamedAndExit1() throws {
+    @Test func aTruncatedFileAndStrayLinesAreCountedNamedAndExit1() async throws {
         let dir = try CLI.temporaryDirectory()
-        let run = try CLI.run(["--quiet"], stdin: #"{"id":"a","model":"m","prompt":"hi"}"# + "\n" + #"{"id":"b","model":"m","prompt":"hi"}"#)
+        let run = try await CLI.run(["--quiet"], stdin: #"{"id":"a","model":"m","prompt":"hi"}"# + "\n" + #"{"id":"b","model":"m","prompt":"hi"}"#)
         let whole = run.stdout
         let torn = String(whole.dropLast(40))   // the second record cut mid-way, no newline
         let first = dir.appendingPathComponent("first.jsonl").path, second = dir.appendingPathComponent("second.jsonl").path
         try whole.write(toFile: first, atomically: true, encoding: .utf8)
         try ("garbage\n\n" + torn).write(toFile: second, atomically: true, encoding: .utf8)
-        let report = try CLI.run(["report", first, second])
+        let report = try await CLI.run(["report", first, second])
         #expect(report.status == 1)
         #expect(report.stderr.contains("second.jsonl:1: skipped: not JSON"), "\(report.stderr)")
         #expect(report.stderr.contains("second.jsonl:4: skipped: not JSON"), "the torn last line, after a blank one: \(report.stderr)")
         #expect(report.stderr.contains("3 results (3 succeeded, 0 failed)") && report.stderr.contains("2 lines skipped"), "\(report.stderr)")
         #expect(report.stdout.contains("2 lines skipped"))
 
-        let clean = try CLI.run(["report", first])
+        let clean = try await CLI.run(["report", first])
         #expect(clean.status == 0 && !clean.stdout.contains("skipped"))
     }
 
@@ -113,8 +113,8 @@ import Testing
         (["report", "r.jsonl", "--title"], "option '--title' needs a value"),
         (["report", "r.jsonl", "--title", String(repeating: "x", count: 201)], "at most 200 characters"),
     ])
-    func badInvocationsAreClearErrors(arguments: [String], message: String) throws {
-        let run = try CLI.run(arguments)
+    func badInvocationsAreClearErrors(arguments: [String], message: String) async throws {
+        let run = try await CLI.run(arguments)
         #expect(run.status == 2, "\(run.stderr)")
         #expect(run.stderr.contains(message), "\(run.stderr)")
         #expect(run.stdout.isEmpty)
@@ -129,8 +129,8 @@ import Testing
             return
         }
         let dir = try CLI.temporaryDirectory()
-        let (path, records) = try Self.fourModelRun(in: dir)
-        let report = try CLI.run(["report", path, "--title", "Four models"])
+        let (path, records) = try await Self.fourModelRun(in: dir)
+        let report = try await CLI.run(["report", path, "--title", "Four models"])
         #expect(report.status == 0, "\(report.stderr)")
         let page = dir.appendingPathComponent("report.html"), png = dir.appendingPathComponent("report.png")
         try report.stdout.write(to: page, atomically: true, encoding: .utf8)
@@ -173,14 +173,14 @@ import Testing
     /// The page's size does not grow with the input's variety: 100,000 results with distinct
     /// error kinds and a 1 MB model name make a page well under 1 MB (kinds beyond the cap count
     /// as "other" in the row too; names are cut).
-    @Test func distinctKindsAndAHugeModelNameKeepThePageSmall() throws {
+    @Test func distinctKindsAndAHugeModelNameKeepThePageSmall() async throws {
         let dir = try CLI.temporaryDirectory()
         let path = dir.appendingPathComponent("many.jsonl").path
         var text = (0..<100_000).map { #"{"status":"failed","error":{"kind":"kind-\#($0)","message":"m"},"telemetry":{"provider":"p"}}"# }.joined(separator: "\n")
         let huge = String(repeating: "M", count: 1 << 20)
         text += "\n" + #"{"status":"succeeded","responses":[{"model":"\#(huge)"}],"telemetry":{"provider":"p","durations_ms":{"total":3}}}"# + "\n"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        let report = try CLI.run(["report", path])
+        let report = try await CLI.run(["report", path])
         #expect(report.status == 0, "\(report.stderr.prefix(500))")
         let page = report.stdout.utf8.count
         #expect(page > 1000 && page < 200_000, "page of \(page) bytes")

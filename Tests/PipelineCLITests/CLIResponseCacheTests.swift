@@ -11,20 +11,20 @@ import Testing
         ((record["telemetry"] as? [String: Any])?["calls"] as? [[String: Any]])?.first?["response_cache"] as? String
     }
 
-    static func stats(_ path: String) throws -> [String: Any] {
-        let run = try CLI.run(["cache", "stats", path])
+    static func stats(_ path: String) async throws -> [String: Any] {
+        let run = try await CLI.run(["cache", "stats", path])
         #expect(run.status == 0, "\(run.stderr)")
         return (try? JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]) ?? [:]
     }
 
-    @Test func aSecondRunIsAnsweredFromTheCache() throws {
+    @Test func aSecondRunIsAnsweredFromTheCache() async throws {
         let dir = try CLI.temporaryDirectory()
         let cache = dir.appendingPathComponent("answers.db").path
         let input = Self.commands(50)
-        let first = try CLI.run(["--response-cache", cache, "--quiet"], stdin: input)
+        let first = try await CLI.run(["--response-cache", cache, "--quiet"], stdin: input)
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.records.map(Self.status) == Array(repeating: "stored", count: 50))
-        let second = try CLI.run(["--response-cache", cache, "--quiet"], stdin: input)
+        let second = try await CLI.run(["--response-cache", cache, "--quiet"], stdin: input)
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.records.map(Self.status) == Array(repeating: "hit", count: 50))
         // The same answers, no tokens, no attempts.
@@ -32,54 +32,54 @@ import Testing
         #expect(texts(second) == texts(first) && texts(first).count == 50)
         #expect(second.records.allSatisfy { (($0["usage"] as? [String: Any])?["total_tokens"] as? Int) == 0 })
         #expect(second.records.allSatisfy { ((($0["telemetry"] as? [String: Any])?["calls"] as? [[String: Any]])?.first?["attempts"] as? Int) == 0 })
-        let (valid, report) = try CLI.validate(second.stdout, against: "result.schema.json")
+        let (valid, report) = try await CLI.validate(second.stdout, against: "result.schema.json")
         #expect(valid, "\(report)")
-        let stats = try Self.stats(cache)
+        let stats = try await Self.stats(cache)
         #expect(stats["entries"] as? Int == 50 && stats["hits"] as? Int == 50)
         #expect((stats["bytes"] as? Int ?? 0) > 50 * 64 && stats["oldest"] is String && stats["newest"] is String)
 
         // Another prompt, another TTL: what is not in the cache is asked and stored.
-        let mixed = try CLI.run(["--response-cache", cache, "--response-cache-ttl", "3600", "--quiet"], stdin: Self.commands(2) + Self.commands(1, prefix: "new"))
+        let mixed = try await CLI.run(["--response-cache", cache, "--response-cache-ttl", "3600", "--quiet"], stdin: Self.commands(2) + Self.commands(1, prefix: "new"))
         #expect(mixed.records.map(Self.status) == ["hit", "hit", "stored"])
     }
 
-    @Test func eventsTellAHit() throws {
+    @Test func eventsTellAHit() async throws {
         let dir = try CLI.temporaryDirectory()
         let cache = dir.appendingPathComponent("answers.db").path
         let input = Self.commands(2)
-        let cold = try CLI.run(["--response-cache", cache, "--events", "--quiet"], stdin: input)
+        let cold = try await CLI.run(["--response-cache", cache, "--events", "--quiet"], stdin: input)
         #expect(cold.status == 0)
         let coldTypes = cold.records.compactMap { $0["type"] as? String }
         #expect(coldTypes.filter { $0 == "response_cache_miss" }.count == 2 && coldTypes.filter { $0 == "response_cache_stored" }.count == 2)
-        let warm = try CLI.run(["--response-cache", cache, "--events", "--quiet"], stdin: input)
+        let warm = try await CLI.run(["--response-cache", cache, "--events", "--quiet"], stdin: input)
         let types = warm.records.compactMap { $0["type"] as? String }
         #expect(types.filter { $0 == "response_cache_hit" }.count == 2)
         #expect(!types.contains("attempt_started"))
         // The mock streams: a hit's text arrives as one delta, so deltas still add up to the answer.
         let deltas = warm.records.filter { $0["type"] as? String == "text_delta" && $0["id"] as? String == "c0" }.compactMap { $0["text"] as? String }
         #expect(deltas == ["echo: q 0"])
-        let (valid, report) = try CLI.validate(warm.stdout, against: "event.schema.json")
+        let (valid, report) = try await CLI.validate(warm.stdout, against: "event.schema.json")
         #expect(valid, "\(report)")
     }
 
-    @Test func aFileThatIsNotACacheIsAUsageError() throws {
+    @Test func aFileThatIsNotACacheIsAUsageError() async throws {
         let dir = try CLI.temporaryDirectory(files: ["notes.txt": String(repeating: "not a database\n", count: 500)])
         let notes = dir.appendingPathComponent("notes.txt").path
         let before = try String(contentsOfFile: notes, encoding: .utf8)
-        let run = try CLI.run(["--response-cache", notes], stdin: Self.commands(1))
+        let run = try await CLI.run(["--response-cache", notes], stdin: Self.commands(1))
         #expect(run.status == 2 && run.stdout.isEmpty)
         #expect(run.stderr.contains("is not a response cache"), "\(run.stderr)")
         #expect(try String(contentsOfFile: notes, encoding: .utf8) == before)
-        let stats = try CLI.run(["cache", "stats", notes])
+        let stats = try await CLI.run(["cache", "stats", notes])
         #expect(stats.status == 2 && stats.stderr.contains("is not a response cache"))
 
         // The SQLite result sink's database is SQLite, but not a cache.
         let results = dir.appendingPathComponent("results.db").path
-        #expect(try CLI.run(["--sink", "sqlite:\(results)", "--quiet"], stdin: Self.commands(1)).status == 0)
-        let foreign = try CLI.run(["--response-cache", results], stdin: Self.commands(1))
+        #expect(try await CLI.run(["--sink", "sqlite:\(results)", "--quiet"], stdin: Self.commands(1)).status == 0)
+        let foreign = try await CLI.run(["--response-cache", results], stdin: Self.commands(1))
         #expect(foreign.status == 2 && foreign.stderr.contains("not a response cache (it holds the table 'results')"), "\(foreign.stderr)")
 
-        let missing = try CLI.run(["cache", "stats", dir.appendingPathComponent("none.db").path])
+        let missing = try await CLI.run(["cache", "stats", dir.appendingPathComponent("none.db").path])
         #expect(missing.status == 2)
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("none.db").path))
     }
@@ -92,30 +92,30 @@ import Testing
         (["cache", "purge", "x.db"], "unknown cache action"),
         (["cache", "prune", "x.db", "--max-mb", "-1"], "--max-mb"),
     ])
-    func badFlagsAreUsageErrors(arguments: [String], message: String) throws {
-        let run = try CLI.run(arguments, stdin: "")
+    func badFlagsAreUsageErrors(arguments: [String], message: String) async throws {
+        let run = try await CLI.run(arguments, stdin: "")
         #expect(run.status == 2)
         #expect(run.stderr.contains(message), "\(run.stderr)")
     }
 
-    @Test func pruneKeepsTheNewestWithinTheBound() throws {
+    @Test func pruneKeepsTheNewestWithinTheBound() async throws {
         let dir = try CLI.temporaryDirectory()
         let cache = dir.appendingPathComponent("answers.db").path
         let long = String(repeating: "p", count: 1000)
         let input = (0..<1500).map { #"{"id":"c\#($0)","model":"m","prompt":"\#(long) \#($0)"}"# }.joined(separator: "\n")
-        #expect(try CLI.run(["--response-cache", cache, "--quiet", "--concurrency", "1"], stdin: input).status == 0)
-        let before = try Self.stats(cache)
+        #expect(try await CLI.run(["--response-cache", cache, "--quiet", "--concurrency", "1"], stdin: input).status == 0)
+        let before = try await Self.stats(cache)
         #expect((before["bytes"] as? Int ?? 0) > 1 << 20)
-        let prune = try CLI.run(["cache", "prune", cache, "--max-mb", "1"])
+        let prune = try await CLI.run(["cache", "prune", cache, "--max-mb", "1"])
         #expect(prune.status == 0, "\(prune.stderr)")
         let after = (try? JSONSerialization.jsonObject(with: Data(prune.stdout.utf8)) as? [String: Any]) ?? [:]
         #expect((after["bytes"] as? Int ?? .max) <= 1 << 20)
         #expect((after["removed"] as? Int ?? 0) > 0 && (after["entries"] as? Int ?? 0) == (before["entries"] as? Int ?? 0) - (after["removed"] as? Int ?? 0))
-        #expect(try Self.stats(cache)["entries"] as? Int == after["entries"] as? Int)
+        #expect(try await Self.stats(cache)["entries"] as? Int == after["entries"] as? Int)
         // The bound while running: a run with --response-cache-max-mb 1 leaves at most 1 MiB.
         let bounded = dir.appendingPathComponent("bounded.db").path
-        #expect(try CLI.run(["--response-cache", bounded, "--response-cache-max-mb", "1", "--quiet"], stdin: input).status == 0)
-        let small = try Self.stats(bounded)
+        #expect(try await CLI.run(["--response-cache", bounded, "--response-cache-max-mb", "1", "--quiet"], stdin: input).status == 0)
+        let small = try await Self.stats(bounded)
         #expect((small["bytes"] as? Int ?? .max) <= 1 << 20 && (small["entries"] as? Int ?? 0) > 0)
     }
 
@@ -151,7 +151,7 @@ import Testing
             }
             #expect(statuses.count == 3000 && statuses.allSatisfy { ["hit", "stored"].contains($0) })
         }
-        #expect(try Self.stats(cache)["entries"] as? Int == 3000)
+        #expect(try await Self.stats(cache)["entries"] as? Int == 3000)
     }
 
     @Test func aRunKilledMidWriteLeavesAFileThatOpensAndAnswers() async throws {
@@ -173,16 +173,16 @@ import Testing
         }
         #expect(seen >= 3000, "the run ended before it was killed")
         #expect(process.terminationReason == .uncaughtSignal)
-        let stats = try Self.stats(cache)
+        let stats = try await Self.stats(cache)
         let kept = stats["entries"] as? Int ?? 0
         #expect(kept > 0 && kept < 20_000)
         // The same input again: what was kept is answered, the rest is asked; every command succeeds.
-        let again = try CLI.run(["--response-cache", cache, "--quiet"], stdin: try String(contentsOf: input, encoding: .utf8))
+        let again = try await CLI.run(["--response-cache", cache, "--quiet"], stdin: try String(contentsOf: input, encoding: .utf8))
         #expect(again.status == 0)
         let statuses = again.records.compactMap(Self.status)
         #expect(statuses.count == 20_000)
         #expect(statuses.filter { $0 == "hit" }.count == kept)
-        #expect(try Self.stats(cache)["entries"] as? Int == 20_000)
+        #expect(try await Self.stats(cache)["entries"] as? Int == 20_000)
     }
 
     /// `--stats`, `--stats-json` and `pipeline report` count what the cache did: stored on the

@@ -22,11 +22,11 @@ import Testing
         return (try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]]) ?? []
     }
 
-    @Test func jsonlAndSQLiteSinksGetExactlyTheLinesOnStdout() throws {
+    @Test func jsonlAndSQLiteSinksGetExactlyTheLinesOnStdout() async throws {
         let dir = try CLI.temporaryDirectory()
         let jsonl = dir.appendingPathComponent("copy.jsonl").path
         let db = dir.appendingPathComponent("results.db").path
-        let run = try CLI.run(["--sink", "jsonl:\(jsonl)", "--sink", "sqlite:\(db)@5", "--run-id", "night-1"], stdin: input)
+        let run = try await CLI.run(["--sink", "jsonl:\(jsonl)", "--sink", "sqlite:\(db)@5", "--run-id", "night-1"], stdin: input)
         #expect(run.status == 1, "one command is invalid")
         #expect(run.lines.count == 3)
         #expect(try String(contentsOfFile: jsonl, encoding: .utf8) == run.stdout)
@@ -38,10 +38,10 @@ import Testing
         #expect(run.stderr.contains("run id night-1; sinks: every result delivered"))
 
         // The same run resumed (same --run-id): rows are replaced, never duplicated; a new run adds its own.
-        let resumed = try CLI.run(["--sink", "sqlite:\(db)", "--run-id", "night-1", "--quiet"], stdin: input)
+        let resumed = try await CLI.run(["--sink", "sqlite:\(db)", "--run-id", "night-1", "--quiet"], stdin: input)
         #expect(resumed.status == 1)
         #expect(try rows(db).count == 3)
-        let other = try CLI.run(["--sink", "sqlite:\(db)", "--quiet"], stdin: input)
+        let other = try await CLI.run(["--sink", "sqlite:\(db)", "--quiet"], stdin: input)
         #expect(other.status == 1)
         let all = try rows(db)
         #expect(all.count == 6)
@@ -50,15 +50,15 @@ import Testing
 
     /// With `--events`, stdout carries events; sinks get each command's plain result record:
     /// the `result` of its terminal event, byte for byte the line plain mode writes.
-    @Test func withEventsSinksGetThePlainResultOfEachTerminalEvent() throws {
+    @Test func withEventsSinksGetThePlainResultOfEachTerminalEvent() async throws {
         let dir = try CLI.temporaryDirectory()
         let jsonl = dir.appendingPathComponent("copy.jsonl").path
         let db = dir.appendingPathComponent("results.db").path
-        let run = try CLI.run(["--events", "--sink", "jsonl:\(jsonl)", "--sink", "sqlite:\(db)", "--run-id", "ev-1"], stdin: input)
+        let run = try await CLI.run(["--events", "--sink", "jsonl:\(jsonl)", "--sink", "sqlite:\(db)", "--run-id", "ev-1"], stdin: input)
         #expect(run.status == 1, "one command is invalid: \(run.stderr)")
         let terminals = run.records.filter { ["command_succeeded", "command_failed"].contains($0["type"] as? String) }
         #expect(terminals.count == 3)
-        let plain = try CLI.run(["--quiet"], stdin: input)
+        let plain = try await CLI.run(["--quiet"], stdin: input)
         // Events mode writes as commands finish: the sink file is in that order; sort by index.
         func index(_ line: Substring) -> Int { ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any])?["index"] as? Int ?? -1 }
         let delivered = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n").sorted { index($0) < index($1) }
@@ -80,11 +80,11 @@ import Testing
         #expect(stored.map { $0["record"] as? String } == delivered.map(String.init))
     }
 
-    @Test func aFailingSinkIsReportedByNameAndChangesNoResult() throws {
+    @Test func aFailingSinkIsReportedByNameAndChangesNoResult() async throws {
         let dir = try CLI.temporaryDirectory()
         let jsonl = dir.appendingPathComponent("copy.jsonl").path
-        let plain = try CLI.run(["--quiet"], stdin: input)
-        let run = try CLI.run(["--sink", "jsonl:/dev/full@1", "--sink", "jsonl:\(jsonl)@2"], stdin: input)
+        let plain = try await CLI.run(["--quiet"], stdin: input)
+        let run = try await CLI.run(["--sink", "jsonl:/dev/full@1", "--sink", "jsonl:\(jsonl)@2"], stdin: input)
         #expect(run.status == plain.status)
         #expect(run.records.map { $0["id"] as? String } == ["a", "b", "c"])
         #expect(run.records.map { $0["status"] as? String } == plain.records.map { $0["status"] as? String })
@@ -178,18 +178,18 @@ import Testing
         ("--run-id=has space", "a run id may hold only letters"),
         ("--sink-timeout=0", "needs a number of seconds"),
     ])
-    func badSinkOptionsAreUsageErrors(_ argument: String, _ message: String) throws {
-        let run = try CLI.run([argument], stdin: input)
+    func badSinkOptionsAreUsageErrors(_ argument: String, _ message: String) async throws {
+        let run = try await CLI.run([argument], stdin: input)
         #expect(run.status == 2)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains(message), "\(run.stderr)")
     }
 
-    @Test func sinkPrioritySyntax() throws {
+    @Test func sinkPrioritySyntax() async throws {
         let dir = try CLI.temporaryDirectory()
         // A target whose name ends in @DIGITS keeps it when a priority follows.
         let odd = dir.appendingPathComponent("x@7").path
-        let run = try CLI.run(["--sink", "jsonl:\(odd)@3", "--quiet"], stdin: input)
+        let run = try await CLI.run(["--sink", "jsonl:\(odd)@3", "--quiet"], stdin: input)
         #expect(run.status == 1)
         #expect(FileManager.default.fileExists(atPath: odd))
     }

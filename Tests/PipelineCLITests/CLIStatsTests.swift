@@ -4,12 +4,12 @@ import Testing
 /// `--stats` and `--stats-json` through the binary: the figures add up to the result lines the
 /// same run wrote.
 @Suite struct CLIStatsTests {
-    @Test func statsJSONAgreesWithTheResultsOfTheSameRun() throws {
+    @Test func statsJSONAgreesWithTheResultsOfTheSameRun() async throws {
         let dir = try CLI.temporaryDirectory()
         let stats = dir.appendingPathComponent("stats.json").path
         // One call per command, so each record is exactly one call.
         let input = (0..<120).map { #"{"id":"c\#($0)","model":"\#($0 % 3 == 0 ? "beta" : "alpha")","prompt":"question number \#($0)"}"# }.joined(separator: "\n")
-        let run = try CLI.run(
+        let run = try await CLI.run(
             ["--stats", "--stats-json", stats, "--mock-faults", "retryable=0.3,fatal=0.1,seed=7", "--max-attempts", "2", "--quiet"], stdin: input)
         #expect(run.status == 1, "some commands fail: \(run.stderr)")
         try #require(run.records.count == 120)
@@ -33,7 +33,7 @@ import Testing
             #expect(p50 >= 0 && p99 >= p50)
         }
         #expect(models.contains { ($0["failures"] as? [String: Int])?.isEmpty == false }, "the faults show up as failures")
-        let (valid, report) = try CLI.validate(try String(contentsOfFile: stats, encoding: .utf8), against: "stats.schema.json")
+        let (valid, report) = try await CLI.validate(try String(contentsOfFile: stats, encoding: .utf8), against: "stats.schema.json")
         #expect(valid, "\(report)")
         // The table is on stderr, not stdout, one line per model under a header.
         let table = run.stderr.split(separator: "\n").filter { $0.hasPrefix("provider ") || $0.hasPrefix("mock ") }
@@ -43,11 +43,11 @@ import Testing
 
     /// Model names come from input: 1,000 rows at most, the rest in one `others` row. The table
     /// (over 64 KB of stderr) comes after the run's summary line.
-    @Test func rowsAreCappedAndTheTableFollowsTheSummary() throws {
+    @Test func rowsAreCappedAndTheTableFollowsTheSummary() async throws {
         let dir = try CLI.temporaryDirectory()
         let stats = dir.appendingPathComponent("stats.json").path
         let input = (0..<1_050).map { #"{"id":"c\#($0)","model":"model-with-a-rather-long-name-number-\#($0)","prompt":"q"}"# }.joined(separator: "\n")
-        let run = try CLI.run(["--stats", "--stats-json", stats], stdin: input)
+        let run = try await CLI.run(["--stats", "--stats-json", stats], stdin: input)
         #expect(run.status == 0, "\(run.stderr.suffix(500))")
         #expect(run.records.count == 1_050)
         #expect(run.stderr.utf8.count > 65_536, "enough to fill a pipe: the harness must drain stderr while it reads stdout")
@@ -59,7 +59,7 @@ import Testing
         #expect(others["others"] as? Bool == true && others["model"] as? String == "*")
         #expect(others["calls"] as? Int == 50)
         #expect(models.reduce(0) { $0 + ($1["calls"] as? Int ?? 0) } == 1_050)
-        let (valid, report) = try CLI.validate(try String(contentsOfFile: stats, encoding: .utf8), against: "stats.schema.json")
+        let (valid, report) = try await CLI.validate(try String(contentsOfFile: stats, encoding: .utf8), against: "stats.schema.json")
         #expect(valid, "\(report)")
         let lines = run.stderr.split(separator: "\n")
         let header = try #require(lines.firstIndex { $0.hasPrefix("provider ") })
@@ -70,9 +70,9 @@ import Testing
 
     /// Model names come from input: in the table each is one cell on one line, escaped, so a
     /// name cannot forge a row or reach the terminal raw.
-    @Test func aModelNameCannotForgeATableLine() throws {
+    @Test func aModelNameCannotForgeATableLine() async throws {
         let input = #"{"id":"a","model":"evil\nmock  forged  999\u001b[2J","prompt":"q"}"#
-        let run = try CLI.run(["--stats", "--quiet"], stdin: input)
+        let run = try await CLI.run(["--stats", "--quiet"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)")
         let lines = run.stderr.split(separator: "\n")
         #expect(lines.count == 2, "a header and one row: \(run.stderr)")
@@ -80,14 +80,14 @@ import Testing
         #expect(!run.stderr.unicodeScalars.contains("\u{1b}"))
     }
 
-    @Test func withoutStatsNothingIsCollectedOrPrinted() throws {
-        let run = try CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"hi"}"#)
+    @Test func withoutStatsNothingIsCollectedOrPrinted() async throws {
+        let run = try await CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 0)
         #expect(run.stderr.isEmpty)
     }
 
-    @Test func anUnwritableStatsFileIsExit3() throws {
-        let run = try CLI.run(["--stats-json", "/no/such/dir/stats.json", "--quiet"], stdin: #"{"model":"m","prompt":"hi"}"#)
+    @Test func anUnwritableStatsFileIsExit3() async throws {
+        let run = try await CLI.run(["--stats-json", "/no/such/dir/stats.json", "--quiet"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 3)
         #expect(run.stderr.contains("cannot write --stats-json"), "\(run.stderr)")
         #expect(run.records.count == 1, "the results were written before")
@@ -96,7 +96,7 @@ import Testing
 
 /// `--hook-exec`: a hook run by another program (Tests/Tools/example_hook.py), through the binary.
 @Suite struct CLIExecHookTests {
-    @Test func anExternalHookEnrichesRejectsAndFailsWithoutChangingResults() throws {
+    @Test func anExternalHookEnrichesRejectsAndFailsWithoutChangingResults() async throws {
         let dir = try CLI.temporaryDirectory()
         let log = dir.appendingPathComponent("hook.log").path
         let hook = TestPaths.packageRoot.appendingPathComponent("Tests/Tools/example_hook.py").path
@@ -107,7 +107,7 @@ import Testing
             #"{"id":"c2","model":"m","prompt":"a forbidden question"}"#,
             #"{"id":"c3","model":"m","prompt":"world"}"#,
         ].joined(separator: "\n")
-        let run = try CLI.run(["--hook-exec", hook, "--concurrency", "1"], stdin: input, environment: environment)
+        let run = try await CLI.run(["--hook-exec", hook, "--concurrency", "1"], stdin: input, environment: environment)
         #expect(run.status == 1, "\(run.stderr)")
         try #require(run.records.count == 3)
         #expect(run.records[0][path: "metadata.team"] as? String == "search", "enriched by the hook")
@@ -121,7 +121,7 @@ import Testing
         #expect(failures?.first?["message"] as? String == "audit store unreachable")
         #expect(run.records[0][path: "telemetry.hook_failures"] == nil, "written only when a hook failed")
         #expect(run.stderr.contains("pipeline: hook 'exec:example_hook.py' failed after command 'c3' (after_success): audit store unreachable"), "\(run.stderr)")
-        let (valid, report) = try CLI.validate(run.stdout, against: "result.schema.json")
+        let (valid, report) = try await CLI.validate(run.stdout, against: "result.schema.json")
         #expect(valid, "\(report)")
         // The hook saw each command before and after, except the rejected one after.
         let seen = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map { line -> String in
@@ -133,7 +133,7 @@ import Testing
 
     /// The hook program never sees a provider key, and its text reaches results cut to
     /// `HookFailure.messageLimit` and stderr on one line, control characters escaped.
-    @Test func aHookProgramGetsNoKeysAndItsTextIsBounded() throws {
+    @Test func aHookProgramGetsNoKeysAndItsTextIsBounded() async throws {
         let script = #"""
             #!/usr/bin/env python3
             import json, os, sys
@@ -158,7 +158,7 @@ import Testing
         environment["MY_KEY"] = "named-by-api-key-env"
         environment["HARMLESS"] = "visible"
         let input = #"{"id":"a","model":"m","prompt":"hi"}"# + "\n" + #"{"id":"b","model":"m","prompt":"hi"}"#
-        let run = try CLI.run(["--hook-exec", hook, "--api-key-env", "MY_KEY", "--concurrency", "1"], stdin: input, environment: environment)
+        let run = try await CLI.run(["--hook-exec", hook, "--api-key-env", "MY_KEY", "--concurrency", "1"], stdin: input, environment: environment)
         #expect(run.status == 1, "\(run.stderr)")
         try #require(run.records.count == 2)
         #expect(run.records[0][path: "error.message"] as? String == "rejected by hook 'exec:keys.py': seen: - - - visible")
@@ -173,7 +173,7 @@ import Testing
 
     /// A deployment's key (`api_key_env` in --deployments) is withheld from hook programs like
     /// the other keys, and redacted from what a hook says.
-    @Test func aHookProgramGetsNoDeploymentKeyAndCannotEchoIt() throws {
+    @Test func aHookProgramGetsNoDeploymentKeyAndCannotEchoIt() async throws {
         let key = "sk-deploy-0123456789abcdef"
         let script = #"""
             #!/usr/bin/env python3
@@ -190,7 +190,7 @@ import Testing
         chmod(hook, 0o755)
         var environment = ProcessInfo.processInfo.environment
         environment["FIXA_DEPLOY_KEY"] = key
-        let run = try CLI.run(
+        let run = try await CLI.run(
             ["--hook-exec", hook, "--deployments", dir.appendingPathComponent("d.json").path, "--concurrency", "1", "--quiet"],
             stdin: #"{"id":"a","model":"fast","prompt":"hi"}"#, environment: environment)
         #expect(run.status == 1, "\(run.stderr)")
@@ -201,31 +201,31 @@ import Testing
 
     /// The deployments file is loaded once, before the hook programs start (its key variables
     /// are withheld from them): a file that does not load stops the run before any hook starts.
-    @Test func aBadDeploymentsFileStopsTheRunBeforeAnyHookProgramStarts() throws {
+    @Test func aBadDeploymentsFileStopsTheRunBeforeAnyHookProgramStarts() async throws {
         let dir = try CLI.temporaryDirectory(files: [
             "start.sh": "#!/bin/sh\ntouch \"$(dirname \"$0\")/started\"\ncat >/dev/null\n",
             "d.json": #"{"models": {"fast": [{"name": "d1", "provider": "mock", "model": "m", "api_key_env": "FIXA_UNSET_KEY_25"}]}}"#,
         ])
         let hook = dir.appendingPathComponent("start.sh").path
         chmod(hook, 0o755)
-        let run = try CLI.run(
+        let run = try await CLI.run(
             ["--hook-exec", hook, "--deployments", dir.appendingPathComponent("d.json").path, "--quiet"], stdin: #"{"id":"a","model":"fast","prompt":"hi"}"#)
         #expect(run.status == 2, "\(run.stderr)")
         #expect(run.stderr.contains("option '--deployments ") && run.stderr.contains("FIXA_UNSET_KEY_25 is not set"), "\(run.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("started").path), "no hook program was started")
     }
 
-    @Test func aHookProgramThatCannotStartIsAUsageError() throws {
-        let run = try CLI.run(["--hook-exec", "/no/such/program"], stdin: #"{"model":"m","prompt":"hi"}"#)
+    @Test func aHookProgramThatCannotStartIsAUsageError() async throws {
+        let run = try await CLI.run(["--hook-exec", "/no/such/program"], stdin: #"{"model":"m","prompt":"hi"}"#)
         #expect(run.status == 2)
         #expect(run.stderr.contains("option '--hook-exec': cannot start '/no/such/program'"), "\(run.stderr)")
     }
 
-    @Test func aHookThatDiesRejectsTheCommandsBeforeAndNothingHangs() throws {
+    @Test func aHookThatDiesRejectsTheCommandsBeforeAndNothingHangs() async throws {
         let dir = try CLI.temporaryDirectory(files: ["dies.sh": "#!/bin/sh\nexit 0\n"])
         let script = dir.appendingPathComponent("dies.sh").path
         chmod(script, 0o755)
-        let run = try CLI.run(["--hook-exec", script, "--quiet"], stdin: #"{"id":"a","model":"m","prompt":"hi"}"#)
+        let run = try await CLI.run(["--hook-exec", script, "--quiet"], stdin: #"{"id":"a","model":"m","prompt":"hi"}"#)
         #expect(run.status == 1)
         #expect((run.records.first?[path: "error.message"] as? String)?.hasPrefix("rejected by hook 'exec:dies.sh': it ") == true, "\(run.stdout)")
     }

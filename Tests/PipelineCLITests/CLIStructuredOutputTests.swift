@@ -6,14 +6,14 @@ import Testing
 @Suite struct CLIStructuredOutputTests {
     static let format = #"{"type":"json_schema","json_schema":{"name":"claims","schema":{"type":"object","properties":{"title":{"type":"string","maxLength":40},"claims":{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":3},"confidence":{"type":"number","minimum":0,"maximum":1}},"required":["title","claims","confidence"],"additionalProperties":false}}}"#
 
-    @Test func theMockAnswersASchemaAndTheResultCarriesTheParsedValue() throws {
+    @Test func theMockAnswersASchemaAndTheResultCarriesTheParsedValue() async throws {
         let input = [
             #"{"id":"full","plan":{"calls":[{"model":"m","parts":[{"type":"text","text":"List the three main claims."}],"config":{"response_format":\#(Self.format)}}]}}"#,
             #"{"id":"short","model":"m","prompt":"List the three main claims.","response_format":\#(Self.format)}"#,
             #"{"id":"object","model":"m","prompt":"Anything","response_format":{"type":"json_object"}}"#,
             #"{"id":"plain","model":"m","prompt":"Hello"}"#,
         ].joined(separator: "\n")
-        let run = try CLI.run(["--quiet"], stdin: input)
+        let run = try await CLI.run(["--quiet"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)")
         let records = run.records
         #expect(records.map { $0["status"] as? String } == ["succeeded", "succeeded", "succeeded", "succeeded"])
@@ -30,35 +30,35 @@ import Testing
         // Without a JSON format: no parsed key, no repairs key.
         #expect((records[3][path: "responses.0"] as? [String: Any])?["parsed"] == nil)
         #expect((records[0][path: "telemetry.calls.0"] as? [String: Any])?["repairs"] == nil)
-        let checked = try CLI.validate(run.stdout, against: "result.schema.json")
+        let checked = try await CLI.validate(run.stdout, against: "result.schema.json")
         #expect(checked.valid, "\(checked.report)")
     }
 
-    @Test func theReadmeExampleGivesWhatTheReadmeShows() throws {
+    @Test func theReadmeExampleGivesWhatTheReadmeShows() async throws {
         let readme = try String(contentsOf: CLI.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
         let command = #"{"model":"mock","prompt":"Three claims of the overview.","response_format":{"type":"json_schema","json_schema":{"name":"claims","schema":{"type":"object","properties":{"claims":{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":3},"confidence":{"type":"number","minimum":0,"maximum":1}},"required":["claims","confidence"],"additionalProperties":false}}}}"#
         let shown = #"{"status":"succeeded","parsed":{"claims":["Three claims of the overview.","Three claims of the overview.","Three claims of the overview."],"confidence":1}}"#
         #expect(readme.contains("echo '\(command)'") && readme.contains(shown))
-        let run = try CLI.run(["--quiet"], stdin: command)
+        let run = try await CLI.run(["--quiet"], stdin: command)
         #expect(run.records.first?["status"] as? String == "succeeded")
         let parsed = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any]
         #expect(run.records.first?[path: "responses.0.parsed"] as? NSDictionary == parsed?["parsed"] as? NSDictionary)
     }
 
-    @Test func aSchemaOutsideTheSubsetFailsItsCommandOnlyWithThePath() throws {
+    @Test func aSchemaOutsideTheSubsetFailsItsCommandOnlyWithThePath() async throws {
         let bad = #"{"id":"bad","model":"m","prompt":"x","response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"x":{"if":{"type":"string"}}}}}}}"#
         let good = #"{"id":"good","model":"m","prompt":"y","response_format":{"type":"json_object"}}"#
-        let run = try CLI.run(["--quiet"], stdin: bad + "\n" + good)
+        let run = try await CLI.run(["--quiet"], stdin: bad + "\n" + good)
         #expect(run.status == 1)
         #expect(run.records.first?[path: "error.kind"] as? String == "invalid_command")
         #expect(run.records.first?[path: "error.path"] as? String == "plan.calls[0].config.response_format.json_schema.schema.properties.x.if")
         #expect((run.records.first?[path: "error.message"] as? String)?.contains("unsupported schema keyword 'if'") == true)
         #expect(run.records.last?["status"] as? String == "succeeded")
-        let outOfRange = try CLI.run(["--quiet"], stdin: #"{"id":"r","model":"m","prompt":"x","max_repairs":11,"response_format":{"type":"json_object"}}"#)
+        let outOfRange = try await CLI.run(["--quiet"], stdin: #"{"id":"r","model":"m","prompt":"x","max_repairs":11,"response_format":{"type":"json_object"}}"#)
         #expect(outOfRange.records.first?[path: "error.path"] as? String == "plan.calls[0].config.max_repairs")
     }
 
-    @Test func batchAnswersAreCheckedAndOneThatBreaksItsFormatFailsWithoutRepair() throws {
+    @Test func batchAnswersAreCheckedAndOneThatBreaksItsFormatFailsWithoutRepair() async throws {
         // The mock cannot make "Q" and five digits from the prompt: its answer breaks the pattern.
         let unmatchable = #"{"type":"json_schema","json_schema":{"name":"code","schema":{"type":"string","pattern":"^Q[0-9]{5}$"}}}"#
         let models = #"{"models": {"m": {"context_window": 100000, "max_output_tokens": 1000, "prices": {"input": 100000, "output": 300000, "batch_discount": 0.5}}}}"#
@@ -68,9 +68,9 @@ import Testing
             #"{"id":"ok","model":"m","prompt":"List the three main claims.","response_format":\#(Self.format)}"#,
             #"{"id":"broken","model":"m","prompt":"A code","response_format":\#(unmatchable)}"#,
         ].joined(separator: "\n")
-        let submitted = try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input)
+        let submitted = try await CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input)
         #expect(submitted.status == 0, "\(submitted.stderr)")
-        let collected = try CLI.run(["batch", "collect", job.path, "--quiet", "--models", "models.json"], currentDirectory: dir)
+        let collected = try await CLI.run(["batch", "collect", job.path, "--quiet", "--models", "models.json"], currentDirectory: dir)
         #expect(collected.status == 1, "\(collected.stderr)")
         let records = collected.records
         #expect(records.map { $0["status"] as? String } == ["succeeded", "failed"])
@@ -83,39 +83,39 @@ import Testing
         let parts = try #require(records[1][path: "telemetry.cost.requests"] as? [[String: Any]])
         #expect(parts.count == 1 && parts[0]["request"] as? String == "failed_attempt")
         #expect(abs((parts[0]["usd"] as? Double ?? 0) - 0.4) < 1e-9, "\(parts)")
-        let checked = try CLI.validate(collected.stdout, against: "result.schema.json")
+        let checked = try await CLI.validate(collected.stdout, against: "result.schema.json")
         #expect(checked.valid, "\(checked.report)")
     }
 
-    @Test func maxRepairsIsRangeChecked() throws {
+    @Test func maxRepairsIsRangeChecked() async throws {
         for value in ["-1", "11", "x", "99999999999999999999"] {
-            let run = try CLI.run(["--max-repairs", value], stdin: "")
+            let run = try await CLI.run(["--max-repairs", value], stdin: "")
             #expect(run.status == 2, "--max-repairs \(value)")
             #expect(run.stderr.contains("--max-repairs"), "\(run.stderr)")
         }
-        let fine = try CLI.run(["--max-repairs", "10", "--quiet"], stdin: #"{"model":"m","prompt":"x","response_format":{"type":"json_object"}}"#)
+        let fine = try await CLI.run(["--max-repairs", "10", "--quiet"], stdin: #"{"model":"m","prompt":"x","response_format":{"type":"json_object"}}"#)
         #expect(fine.status == 0, "\(fine.stderr)")
-        #expect(try CLI.run(["--help"]).stdout.contains("--max-repairs N"))
+        #expect(try await CLI.run(["--help"]).stdout.contains("--max-repairs N"))
     }
 
     /// The CLI gives the engine the keys it sees: a parsed value never carries one, even when
     /// the JSON spelled it with escapes (the mock echoes the prompt, the key decoded from them).
-    @Test func theParsedValueIsRedactedWithTheKeysTheCLISees() throws {
+    @Test func theParsedValueIsRedactedWithTheKeysTheCLISees() async throws {
         let key = "sk-proj-" + String(repeating: "Zx8Cv7Bn", count: 8)
         let escaped = key.replacingOccurrences(of: "-", with: #"\u002d"#)
         var environment = ProcessInfo.processInfo.environment
         environment["OPENAI_API_KEY"] = key
         let input = #"{"id":"k","model":"m","prompt":"\#(escaped)","response_format":{"type":"json_object"}}"#
-        let run = try CLI.run(["--quiet"], stdin: input, environment: environment)
+        let run = try await CLI.run(["--quiet"], stdin: input, environment: environment)
         #expect(run.status == 0, "\(run.stderr)")
         let parsed = try #require(run.records.first?[path: "responses.0.parsed"] as? [String: Any])
         #expect(parsed["echo"] as? String == "<redacted>")
         // So does batch collect.
         let dir = try CLI.temporaryDirectory()
         let job = dir.appendingPathComponent("job.json")
-        let submitted = try CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input, environment: environment)
+        let submitted = try await CLI.run(["batch", "submit", "--job", job.path, "--quiet"], stdin: input, environment: environment)
         #expect(submitted.status == 0, "\(submitted.stderr)")
-        let collected = try CLI.run(["batch", "collect", job.path, "--quiet"], currentDirectory: dir, environment: environment)
+        let collected = try await CLI.run(["batch", "collect", job.path, "--quiet"], currentDirectory: dir, environment: environment)
         #expect(collected.status == 0, "\(collected.stderr)")
         #expect(collected.records.first?[path: "responses.0.parsed.echo"] as? String == "<redacted>")
     }

@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 @Suite struct CLIInputTests {
-    @Test func theShorthandOneLinerWorks() throws {
-        let run = try CLI.run([], stdin: #"{"model":"mock","prompt":"Hello"}"# + "\n")
+    @Test func theShorthandOneLinerWorks() async throws {
+        let run = try await CLI.run([], stdin: #"{"model":"mock","prompt":"Hello"}"# + "\n")
         #expect(run.status == 0)
         #expect(run.lines.count == 1)
         let record = run.records[0]
@@ -14,7 +14,7 @@ import Testing
         #expect(run.stderr.contains("1 succeeded, 0 failed"), "summary on stderr")
     }
 
-    @Test func jsonLinesPrettyAndArrayInputsGiveTheSameResults() throws {
+    @Test func jsonLinesPrettyAndArrayInputsGiveTheSameResults() async throws {
         let jsonl = #"{"id":"a","model":"m","prompt":"one"}"# + "\n" + #"{"id":"b","model":"m","prompts":["two","three"]}"# + "\n"
         let pretty = """
         {
@@ -27,16 +27,16 @@ import Testing
         """
         let array = #"[{"id":"a","model":"m","prompt":"one"},"# + "\n" + #"{"id":"b","model":"m","prompts":["two","three"]}]"#
         let texts = { (run: CLI.Run) in run.records.map { ($0["responses"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String } } }
-        let a = try CLI.run(["--quiet"], stdin: jsonl)
-        let b = try CLI.run(["--quiet"], stdin: pretty)
-        let c = try CLI.run(["--quiet"], stdin: array)
+        let a = try await CLI.run(["--quiet"], stdin: jsonl)
+        let b = try await CLI.run(["--quiet"], stdin: pretty)
+        let c = try await CLI.run(["--quiet"], stdin: array)
         #expect(texts(a) == [["echo: one"], ["echo: two", "echo: three"]])
         #expect(texts(b) == [["echo: one"], ["echo: two", "echo: three"], ["echo: four"]])
         #expect(texts(c) == texts(a))
         #expect([a, b, c].allSatisfy { $0.status == 0 })
     }
 
-    @Test func theFullWireFormatExampleRuns() throws {
+    @Test func theFullWireFormatExampleRuns() async throws {
         let dir = try CLI.temporaryDirectory(files: ["papers/42.pdf": "%PDF-1.4 fake"])
         let command = #"""
         {"id": "paper-42",
@@ -49,7 +49,7 @@ import Testing
          "token_estimate": {"min_tokens": 200, "expected_tokens": 270, "max_tokens": 400, "confidence": 0.8},
          "per_call_estimates": [], "metadata": {"batch": "nov-21"}}
         """#
-        let run = try CLI.run(["--quiet"], stdin: command, currentDirectory: dir)
+        let run = try await CLI.run(["--quiet"], stdin: command, currentDirectory: dir)
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         let r = run.records[0]
         #expect(r["id"] as? String == "paper-42")
@@ -63,7 +63,7 @@ import Testing
         #expect(r[path: "metadata.batch"] as? String == "nov-21")
     }
 
-    @Test func aStreamMixingValidInvalidAndGarbageYieldsOneLineEach() throws {
+    @Test func aStreamMixingValidInvalidAndGarbageYieldsOneLineEach() async throws {
         let input = """
         {"id":"ok-1","model":"m","prompt":"a"}
         this is not json
@@ -71,7 +71,7 @@ import Testing
         {"id":"broken", "model": "m", "prompt": }
         {"id":"ok-2","model":"m","prompt":"b"}
         """
-        let run = try CLI.run([], stdin: input)
+        let run = try await CLI.run([], stdin: input)
         #expect(run.status == 1)
         let records = run.records
         #expect(records.count == 5)
@@ -87,8 +87,8 @@ import Testing
         #expect(run.stderr.contains("2 succeeded, 3 failed"))
     }
 
-    @Test func unknownKeysAreErrorsThatNameTheKey() throws {
-        let run = try CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"a","temprature":0.5}"#)
+    @Test func unknownKeysAreErrorsThatNameTheKey() async throws {
+        let run = try await CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"a","temprature":0.5}"#)
         #expect(run.status == 1)
         #expect((run.records[0][path: "error.message"] as? String)?.contains("unknown key 'temprature'") == true)
         #expect(run.records[0][path: "error.path"] as? String == "temprature")
@@ -96,37 +96,37 @@ import Testing
 }
 
 @Suite struct CLIExecutionTests {
-    @Test func fallbackRescuesAFailingModel() throws {
-        let run = try CLI.run(["--quiet", "--mock-fail-model", "big"], stdin: #"{"model":"big","prompt":"q","fallback_model":"small"}"#)
+    @Test func fallbackRescuesAFailingModel() async throws {
+        let run = try await CLI.run(["--quiet", "--mock-fail-model", "big"], stdin: #"{"model":"big","prompt":"q","fallback_model":"small"}"#)
         #expect(run.status == 0)
         let r = run.records[0]
         #expect(r[path: "telemetry.used_fallback"] as? Bool == true)
         #expect(r[path: "telemetry.primary_error.kind"] as? String == "provider_error")
         #expect(r[path: "responses.0.model"] as? String == "small")
 
-        let both = try CLI.run(["--quiet", "--mock-fail-model=big", "--mock-fail-model=small"], stdin: #"{"model":"big","prompt":"q","fallback_model":"small"}"#)
+        let both = try await CLI.run(["--quiet", "--mock-fail-model=big", "--mock-fail-model=small"], stdin: #"{"model":"big","prompt":"q","fallback_model":"small"}"#)
         #expect(both.status == 1)
         #expect(both.records[0][path: "error.details.primary_error.kind"] as? String == "provider_error")
     }
 
-    @Test func aRequiredUploadOnAProviderWithoutUploadsIsCapabilityMissing() throws {
+    @Test func aRequiredUploadOnAProviderWithoutUploadsIsCapabilityMissing() async throws {
         let dir = try CLI.temporaryDirectory(files: ["a.pdf": "x"])
         let command = #"{"plan":{"calls":[{"model":"m","parts":[{"type":"file_placeholder","path":"a.pdf"},{"type":"text","text":"q"}]}],"upload_tasks":[{"part_index":0,"required":true}]}}"#
-        let run = try CLI.run(["--quiet", "--mock-capabilities", "generation,caching"], stdin: command, currentDirectory: dir)
+        let run = try await CLI.run(["--quiet", "--mock-capabilities", "generation,caching"], stdin: command, currentDirectory: dir)
         #expect(run.status == 1)
         #expect(run.records[0][path: "error.kind"] as? String == "capability_missing")
         #expect(run.records[0][path: "error.path"] as? String == "plan.calls[0].parts[0]")
         // The same command with the upload optional runs, leaving the placeholder.
         let optional = command.replacingOccurrences(of: "\"required\":true", with: "\"required\":false")
-        let ok = try CLI.run(["--quiet", "--mock-capabilities", "generation"], stdin: optional, currentDirectory: dir)
+        let ok = try await CLI.run(["--quiet", "--mock-capabilities", "generation"], stdin: optional, currentDirectory: dir)
         #expect(ok.status == 0)
         #expect(ok.records[0][path: "telemetry.uploads.skipped"] as? Int == 1)
     }
 
-    @Test func commandsOfOneRunShareOneCache() throws {
+    @Test func commandsOfOneRunShareOneCache() async throws {
         let dir = try CLI.temporaryDirectory(files: ["doc.txt": String(repeating: "shared context ", count: 50)])
         let input = (1...5).map { #"{"id":"q\#($0)","model":"m","prompt":"question \#($0)","files":["doc.txt"],"cache":{}}"# }.joined(separator: "\n")
-        let run = try CLI.run(["--quiet"], stdin: input, currentDirectory: dir)
+        let run = try await CLI.run(["--quiet"], stdin: input, currentDirectory: dir)
         #expect(run.status == 0)
         let caches = run.records.compactMap { $0[path: "telemetry.cache"] as? [String: Any] }
         #expect(caches.count == 5)
@@ -137,39 +137,39 @@ import Testing
         #expect(uploads.reduce(0, +) == 1, "the shared file was uploaded once for the whole run")
     }
 
-    @Test func orderedOutputFollowsInputAndUnorderedFollowsCompletion() throws {
+    @Test func orderedOutputFollowsInputAndUnorderedFollowsCompletion() async throws {
         // Valid commands take 300 ms; invalid ones fail at once.
         let input = [#"{"id":"slow-1","model":"m","prompt":"a"}"#, #"{"id":"fast-1","plan":{}}"#, #"{"id":"slow-2","model":"m","prompt":"b"}"#, #"{"id":"fast-2","plan":{}}"#].joined(separator: "\n")
-        let ordered = try CLI.run(["--quiet", "--mock-latency-ms", "300"], stdin: input)
+        let ordered = try await CLI.run(["--quiet", "--mock-latency-ms", "300"], stdin: input)
         #expect(ordered.records.map { $0["id"] as? String } == ["slow-1", "fast-1", "slow-2", "fast-2"])
-        let unordered = try CLI.run(["--quiet", "--unordered", "--mock-latency-ms", "300"], stdin: input)
+        let unordered = try await CLI.run(["--quiet", "--unordered", "--mock-latency-ms", "300"], stdin: input)
         let ids = unordered.records.compactMap { $0["id"] as? String }
         #expect(Set(ids.prefix(2)) == ["fast-1", "fast-2"])
         #expect(Set(ids.suffix(2)) == ["slow-1", "slow-2"])
         #expect(unordered.records.compactMap { $0["index"] as? Int }.sorted() == [0, 1, 2, 3])
     }
 
-    @Test func resumeSkipsWhatAlreadySucceededAndCompletesTheRun() throws {
+    @Test func resumeSkipsWhatAlreadySucceededAndCompletesTheRun() async throws {
         let dir = try CLI.temporaryDirectory()
         let input = (1...6).map { i in #"{"id":"c\#(i)","model":"\#(i % 2 == 0 ? "flaky" : "ok")","prompt":"p\#(i)"}"# }.joined(separator: "\n")
-        let first = try CLI.run(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
+        let first = try await CLI.run(["--quiet", "--mock-fail-model", "flaky"], stdin: input)
         #expect(first.status == 1)
         let results = dir.appendingPathComponent("out.jsonl")
         try first.stdout.write(to: results, atomically: true, encoding: .utf8)
 
-        let second = try CLI.run(["--quiet", "--resume", results.path], stdin: input)
+        let second = try await CLI.run(["--quiet", "--resume", results.path], stdin: input)
         #expect(second.status == 0)
         #expect(second.records.compactMap { $0["id"] as? String } == ["c2", "c4", "c6"])
         let all = first.records + second.records
         let succeeded = Set(all.filter { $0["status"] as? String == "succeeded" }.compactMap { $0["id"] as? String })
         #expect(succeeded == Set((1...6).map { "c\($0)" }))
 
-        let missing = try CLI.run(["--resume", dir.appendingPathComponent("nope.jsonl").path], stdin: input)
+        let missing = try await CLI.run(["--resume", dir.appendingPathComponent("nope.jsonl").path], stdin: input)
         #expect(missing.status == 2)
         #expect(missing.stdout.isEmpty)
     }
 
-    @Test func filesRootRejectsEscapesBeforeReadingAnything() throws {
+    @Test func filesRootRejectsEscapesBeforeReadingAnything() async throws {
         let root = try CLI.temporaryDirectory(files: ["inside.txt": "ok"])
         let outside = try CLI.temporaryDirectory(files: ["secret.txt": "s"])
         try FileManager.default.createSymbolicLink(atPath: root.appendingPathComponent("link.txt").path, withDestinationPath: outside.appendingPathComponent("secret.txt").path)
@@ -179,7 +179,7 @@ import Testing
             #"{"id":"abs","model":"m","prompt":"q","files":["\#(outside.appendingPathComponent("secret.txt").path)"]}"#,
             #"{"id":"link","model":"m","prompt":"q","files":["link.txt"]}"#,
         ].joined(separator: "\n")
-        let run = try CLI.run(["--quiet", "--files-root", root.path], stdin: input)
+        let run = try await CLI.run(["--quiet", "--files-root", root.path], stdin: input)
         #expect(run.status == 1)
         #expect(run.records.map { $0["status"] as? String } == ["succeeded", "failed", "failed", "failed"])
         for record in run.records.dropFirst() {
@@ -191,19 +191,19 @@ import Testing
 }
 
 @Suite struct CLIContractTests {
-    @Test func usageErrorsExitTwoWithAMessageOnStderrAndNothingOnStdout() throws {
+    @Test func usageErrorsExitTwoWithAMessageOnStderrAndNothingOnStdout() async throws {
         for arguments in [["--bogus"], ["--concurrency", "0"], ["--concurrency"], ["--provider", "nope"], ["frobnicate"], ["--quiet=yes"]] {
-            let run = try CLI.run(arguments, stdin: #"{"model":"m","prompt":"x"}"#)
+            let run = try await CLI.run(arguments, stdin: #"{"model":"m","prompt":"x"}"#)
             #expect(run.status == 2, "\(arguments)")
             #expect(run.stdout.isEmpty)
             #expect(run.stderr.hasPrefix("Error: "))
             #expect(run.stderr.contains("See 'pipeline --help'."))
         }
-        let typo = try CLI.run(["--unorderd"])
+        let typo = try await CLI.run(["--unorderd"])
         #expect(typo.stderr.contains("did you mean '--unordered'?"))
     }
 
-    @Test func unreadableStdinIsAUsageError() throws {
+    @Test func unreadableStdinIsAUsageError() async throws {
         let process = Process()
         process.executableURL = CLI.binary
         process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/"))  // a directory: read(2) fails
@@ -211,57 +211,60 @@ import Testing
         process.standardOutput = output
         process.standardError = errors
         try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let (out, err) = try await onOwnThread {
+            let out = output.fileHandleForReading.readDataToEndOfFile()
+            let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (out, err)
+        }
         #expect(process.terminationStatus == 2)
         #expect(out.isEmpty)
         #expect(err.contains("cannot read stdin"))
     }
 
-    @Test func emptyInputSucceedsWithNothingToDo() throws {
-        let run = try CLI.run([], stdin: "")
+    @Test func emptyInputSucceedsWithNothingToDo() async throws {
+        let run = try await CLI.run([], stdin: "")
         #expect(run.status == 0)
         #expect(run.stdout.isEmpty)
         #expect(run.stderr.contains("0 succeeded, 0 failed"))
     }
 
-    @Test func helpAndVersionGoToStdout() throws {
-        let help = try CLI.run(["--help"])
+    @Test func helpAndVersionGoToStdout() async throws {
+        let help = try await CLI.run(["--help"])
         #expect(help.status == 0)
         #expect(help.stdout.contains("--concurrency N"))
         #expect(help.stdout.contains("default: 64"))
         #expect(help.stdout.contains(#"echo '{"model":"mock","prompt":"Hello"}' | pipeline"#))
         #expect(help.stderr.isEmpty)
-        let version = try CLI.run(["--version"])
+        let version = try await CLI.run(["--version"])
         #expect(version.status == 0)
         #expect(version.stdout.hasPrefix("pipeline "))
     }
 
-    @Test func quietMeansNothingOnStderr() throws {
-        let run = try CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"x"}"#)
+    @Test func quietMeansNothingOnStderr() async throws {
+        let run = try await CLI.run(["--quiet"], stdin: #"{"model":"m","prompt":"x"}"#)
         #expect(run.stderr.isEmpty)
     }
 
-    @Test func validateExecutesNothingAndReportsEachCommand() throws {
-        let run = try CLI.run(["validate", "--quiet"], stdin: #"{"model":"m","prompt":"x"}"# + "\n" + #"{"plan":{"calls":[]}}"#)
+    @Test func validateExecutesNothingAndReportsEachCommand() async throws {
+        let run = try await CLI.run(["validate", "--quiet"], stdin: #"{"model":"m","prompt":"x"}"# + "\n" + #"{"plan":{"calls":[]}}"#)
         #expect(run.status == 1)
         #expect(run.records.map { $0["status"] as? String } == ["valid", "failed"])
         #expect(run.records[0]["responses"] == nil)
     }
 
-    @Test func capabilitiesPrintsTheProbedSet() throws {
-        let all = try CLI.run(["capabilities"])
+    @Test func capabilitiesPrintsTheProbedSet() async throws {
+        let all = try await CLI.run(["capabilities"])
         #expect(all.status == 0)
         #expect(all.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == #"{"provider":"mock","capabilities":["generation","uploads","caching","streaming","token_counting","batch"]}"#)
-        let some = try CLI.run(["capabilities", "--mock-capabilities", "streaming"])
+        let some = try await CLI.run(["capabilities", "--mock-capabilities", "streaming"])
         #expect(some.stdout.contains(#"["generation","streaming"]"#))
-        let bad = try CLI.run(["capabilities", "--mock-capabilities", "telepathy"])
+        let bad = try await CLI.run(["capabilities", "--mock-capabilities", "telepathy"])
         #expect(bad.status == 2)
     }
 
     @Test(arguments: ["SIGINT", "SIGTERM", "SIGHUP"])
-    func interruptedRunsWriteWhatFinishedAndExit130(signal: String) throws {
+    func interruptedRunsWriteWhatFinishedAndExit130(signal: String) async throws {
         let process = Process()
         process.executableURL = CLI.binary
         process.arguments = ["--quiet", "--unordered", "--mock-latency-ms", "5000"]
@@ -272,15 +275,19 @@ import Testing
         try process.run()
         // An invalid command answers at once: once its line is out, the run loop (and its signal handling) is live.
         input.fileHandleForWriting.write(Data((#"{"id":"bad","plan":{}}"# + "\n" + #"{"id":"slow","model":"m","prompt":"x"}"# + "\n").utf8))
-        var received = Data()
-        while !received.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            received.append(chunk)
+        let number = ["SIGINT": SIGINT, "SIGTERM": SIGTERM, "SIGHUP": SIGHUP][signal]!
+        let received = try await onOwnThread {
+            var received = Data()
+            while !received.contains(UInt8(ascii: "\n")) {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                received.append(chunk)
+            }
+            kill(process.processIdentifier, number)
+            received.append(output.fileHandleForReading.readDataToEndOfFile())
+            process.waitUntilExit()
+            return received
         }
-        kill(process.processIdentifier, ["SIGINT": SIGINT, "SIGTERM": SIGTERM, "SIGHUP": SIGHUP][signal]!)
-        received.append(output.fileHandleForReading.readDataToEndOfFile())
-        process.waitUntilExit()
         #expect(process.terminationStatus == 130)
         let lines = String(decoding: received, as: UTF8.self).split(separator: "\n")
         #expect(lines.count == 2)
@@ -290,7 +297,7 @@ import Testing
         try? input.fileHandleForWriting.close()
     }
 
-    @Test func outputMatchesTheResultSchema() throws {
+    @Test func outputMatchesTheResultSchema() async throws {
         let dir = try CLI.temporaryDirectory(files: ["doc.txt": "document"])
         let input = """
         {"model":"m","prompt":"plain"}
@@ -301,20 +308,20 @@ import Testing
         not json
         {"plan":{"calls":[]}}
         """
-        let run = try CLI.run(["--quiet", "--mock-fail-model", "down"], stdin: input, currentDirectory: dir)
+        let run = try await CLI.run(["--quiet", "--mock-fail-model", "down"], stdin: input, currentDirectory: dir)
         #expect(run.lines.count == 7)
-        let (valid, report) = try CLI.validate(run.stdout, against: "result.schema.json")
+        let (valid, report) = try await CLI.validate(run.stdout, against: "result.schema.json")
         #expect(valid, "\(report)")
-        let validated = try CLI.run(["validate", "--quiet"], stdin: input)
-        let (validOutput, validReport) = try CLI.validate(validated.stdout, against: "result.schema.json")
+        let validated = try await CLI.run(["validate", "--quiet"], stdin: input)
+        let (validOutput, validReport) = try await CLI.validate(validated.stdout, against: "result.schema.json")
         #expect(validOutput, "\(validReport)")
     }
 
-    @Test func theExampleCommandsMatchTheCommandSchemaAndRun() throws {
+    @Test func theExampleCommandsMatchTheCommandSchemaAndRun() async throws {
         let examples = try String(contentsOf: CLI.packageRoot.appendingPathComponent("examples/commands.jsonl"), encoding: .utf8)
-        let (valid, report) = try CLI.validate(examples, against: "command.schema.json")
+        let (valid, report) = try await CLI.validate(examples, against: "command.schema.json")
         #expect(valid, "\(report)")
-        let run = try CLI.run(["--quiet"], stdin: examples, currentDirectory: CLI.packageRoot.appendingPathComponent("examples"))
+        let run = try await CLI.run(["--quiet"], stdin: examples, currentDirectory: CLI.packageRoot.appendingPathComponent("examples"))
         #expect(run.status == 0, "\(run.stdout)")
         #expect(run.lines.count == examples.split(separator: "\n").count)
     }
@@ -322,7 +329,7 @@ import Testing
 
 @Suite struct CLITerminalTests {
     /// Runs the CLI with stderr on a pseudo-terminal (util-linux `script`), stdin and stdout on files.
-    @Test func aTerminalGetsALiveProgressLineAndStdoutStaysPureJSON() throws {
+    @Test func aTerminalGetsALiveProgressLineAndStdoutStaysPureJSON() async throws {
         let dir = try CLI.temporaryDirectory(files: ["in.jsonl": String(repeating: #"{"model":"m","prompt":"x"}"# + "\n", count: 200)])
         let output = dir.appendingPathComponent("out.jsonl"), log = dir.appendingPathComponent("tty.log")
         let process = Process()
@@ -331,7 +338,7 @@ import Testing
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        process.waitUntilExit()
+        try await onOwnThread { process.waitUntilExit() }
         #expect(process.terminationStatus == 0)
         let terminal = try String(contentsOf: log, encoding: .utf8)
         #expect(terminal.contains("in flight"), "a progress line was drawn")

@@ -8,28 +8,28 @@ import Testing
     /// Floating-point flags take decimals only: hex, exponents, infinities, signs and spaces
     /// are usage errors naming the flag (Double(_:) alone would take `0x10` as 16).
     @Test(arguments: ["--max-cost", "--timeout", "--call-timeout", "--sink-timeout"])
-    func numberFlagsRejectNonDecimalForms(flag: String) throws {
+    func numberFlagsRejectNonDecimalForms(flag: String) async throws {
         for value in ["0x10", "0X1p3", "1e2", "1E-1", "inf", "nan", "+5", "-0", " 5", "5 ", "5_0", "1.2.3", ".", ""] {
-            let run = try CLI.run(["\(flag)=\(value)", "--quiet"], stdin: "")
+            let run = try await CLI.run(["\(flag)=\(value)", "--quiet"], stdin: "")
             #expect(run.status == 2, "\(flag) \(value.debugDescription): \(run.stderr)")
             #expect(run.stderr.contains(flag), "\(flag) \(value.debugDescription): \(run.stderr)")
         }
         for value in ["5", "0.5", ".5", "2."] {
-            let run = try CLI.run(["\(flag)=\(value)", "--quiet"], stdin: "")
+            let run = try await CLI.run(["\(flag)=\(value)", "--quiet"], stdin: "")
             #expect(run.status == 0, "\(flag) \(value): \(run.stderr)")
         }
     }
 
-    @Test func batchNumberFlagsRejectNonDecimalForms() throws {
+    @Test func batchNumberFlagsRejectNonDecimalForms() async throws {
         for value in ["0x10", "1e1", "inf"] {
-            let run = try CLI.run(["batch", "status", "job.json", "--poll-seconds", value])
+            let run = try await CLI.run(["batch", "status", "job.json", "--poll-seconds", value])
             #expect(run.status == 2 && run.stderr.contains("--poll-seconds"), "\(value): \(run.stderr)")
         }
     }
 
     /// A model name with an escape sequence and a newline: the notice quotes it escaped, on one line.
-    @Test func theUnknownModelNoticeEscapesControlCharacters() throws {
-        let run = try CLI.run([], stdin: #"{"id":"a","model":"x\u001b[31mred\nforged: line","prompt":"h"}"# + "\n")
+    @Test func theUnknownModelNoticeEscapesControlCharacters() async throws {
+        let run = try await CLI.run([], stdin: #"{"id":"a","model":"x\u001b[31mred\nforged: line","prompt":"h"}"# + "\n")
         #expect(run.status == 0, "\(run.stderr)")
         #expect(!run.stderr.contains("\u{1b}"), "\(run.stderr.debugDescription)")
         #expect(!run.stderr.contains("\nforged"), "\(run.stderr.debugDescription)")
@@ -37,8 +37,8 @@ import Testing
     }
 
     /// A command id with control characters in a sink's failure message: escaped, one line.
-    @Test func sinkFailuresEscapeTheCommandID() throws {
-        let run = try CLI.run(
+    @Test func sinkFailuresEscapeTheCommandID() async throws {
+        let run = try await CLI.run(
             ["--sink", "webhook:http://127.0.0.1:9/hook", "--sink-timeout", "5"],
             stdin: #"{"id":"bad\u001b]0;title\u0007\nforged","model":"m","prompt":"h"}"# + "\n")
         #expect(run.stderr.contains(#"'bad\u{1b}]0;title\u{7}\nforged'"#), "\(run.stderr.debugDescription)")
@@ -49,7 +49,7 @@ import Testing
     /// Issue 21 class 6: `batch submit` reads stdin as a stream, like `run`: 24 MiB of NUL bytes
     /// (garbage without a newline) keep the process far below the input's size. The peak RSS is
     /// measured by a Python parent (`ru_maxrss` of its only child).
-    @Test func batchSubmitDoesNotHoldItsInput() throws {
+    @Test func batchSubmitDoesNotHoldItsInput() async throws {
         let dir = try CLI.temporaryDirectory()
         let zeros = dir.appendingPathComponent("zeros.bin")
         #expect(FileManager.default.createFile(atPath: zeros.path, contents: nil))
@@ -68,8 +68,11 @@ import Testing
         let output = Pipe()
         process.standardOutput = output
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let data = try await onOwnThread {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return data
+        }
         let fields = String(decoding: data, as: UTF8.self).split(separator: " ").map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) }
         let peakKiB = try #require(fields.count == 2 ? Int(fields[1]) : nil, "\(fields)")
         // The process itself takes ~30 MiB; holding the input would add 24 MiB or more.

@@ -11,8 +11,8 @@ enum CLI {
     /// With `timeout`, a run still going after it is killed and comes back `timedOut`.
     static func run(
         _ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil, timeout: Duration? = nil
-    ) throws -> Run {
-        try runPipeline(arguments, stdin: stdin, currentDirectory: currentDirectory, environment: environment, timeout: timeout)
+    ) async throws -> Run {
+        try await runPipeline(arguments, stdin: stdin, currentDirectory: currentDirectory, environment: environment, timeout: timeout)
     }
 
     static func temporaryDirectory(files: [String: String] = [:]) throws -> URL {
@@ -20,7 +20,7 @@ enum CLI {
     }
 
     /// Validates JSON lines against a schema in `Design/schema/` with a real JSON Schema validator.
-    static func validate(_ jsonl: String, against schema: String) throws -> (valid: Bool, report: String) {
-        try validateJSONLines(jsonl, against: schema)
+    static func validate(_ jsonl: String, against schema: String) async throws -> (valid: Bool, report: String) {
+        try await validateJSONLines(jsonl, against: schema)
     }
 }

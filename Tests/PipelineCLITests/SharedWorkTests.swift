@@ -27,9 +27,9 @@ import Testing
         var failureKind: String { self == .file ? "upload_failed" : "cache_failed" }
     }
 
-    func run(_ shared: Shared, failures: Int, concurrency: Int = 4, extra: [String] = [], input: String? = nil) throws -> PipelineRun {
+    func run(_ shared: Shared, failures: Int, concurrency: Int = 4, extra: [String] = [], input: String? = nil) async throws -> PipelineRun {
         let dir = try CLI.temporaryDirectory(files: ["paper.pdf": "%PDF-1.4 a paper", "other.pdf": "%PDF-1.4 another"])
-        return try CLI.run(
+        return try await CLI.run(
             ["--quiet", "--concurrency", "\(concurrency)", "--max-attempts", "3", "--mock-faults", "\(shared.faultKey)=\(failures),retry_after_ms=150"] + extra,
             stdin: input ?? shared.input(Self.commands), currentDirectory: dir, timeout: Self.bound)
     }
@@ -37,8 +37,8 @@ import Testing
     /// The shared work fails once, then twice (each retried after 150 ms): every command ends, and
     /// succeeds, with the work done once for all of them.
     @Test(arguments: Shared.allCases, [1, 2])
-    func sharedWorkRetriedWhileCommandsOutnumberConcurrencyEnds(_ shared: Shared, failures: Int) throws {
-        let run = try run(shared, failures: failures)
+    func sharedWorkRetriedWhileCommandsOutnumberConcurrencyEnds(_ shared: Shared, failures: Int) async throws {
+        let run = try await run(shared, failures: failures)
         #expect(!run.timedOut, "the run hung (issue 27): \(run.stdout.count) bytes of results")
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.records.count == Self.commands)
@@ -55,8 +55,8 @@ import Testing
     /// fail with its error, at once; a command that came after starts it again. Every command
     /// ends; the first one, which started the work, fails.
     @Test(arguments: Shared.allCases)
-    func sharedWorkOutOfAttemptsFailsItsWaitersAndTheRunEnds(_ shared: Shared) throws {
-        let run = try run(shared, failures: 3)
+    func sharedWorkOutOfAttemptsFailsItsWaitersAndTheRunEnds(_ shared: Shared) async throws {
+        let run = try await run(shared, failures: 3)
         #expect(!run.timedOut, "the run hung (issue 27)")
         #expect(run.records.count == Self.commands)
         #expect(run.records.first?["status"] as? String == "failed")
@@ -71,8 +71,8 @@ import Testing
     /// numbers its failures, so every error naming the third shows that no command started the
     /// work again after another's attempts ran out (which would take a retry time per wave).
     @Test(arguments: Shared.allCases)
-    func endpointDownFailsEveryCommandAsFastAsOne(_ shared: Shared) throws {
-        let run = try run(shared, failures: 1_000_000_000)
+    func endpointDownFailsEveryCommandAsFastAsOne(_ shared: Shared) async throws {
+        let run = try await run(shared, failures: 1_000_000_000)
         #expect(!run.timedOut, "the run hung (issue 27)")
         #expect(run.status == 1)
         #expect(run.records.count == Self.commands)
@@ -87,10 +87,10 @@ import Testing
     /// Commands that never lend their slot (two files: their uploads run side by side) wait for the
     /// upload a one-file command makes. The maker of shared work keeps its slot through its
     /// backoff, so the waiters holding theirs cannot keep it from finishing.
-    @Test func commandsThatKeepTheirSlotWhileWaitingStillFinish() throws {
+    @Test func commandsThatKeepTheirSlotWhileWaitingStillFinish() async throws {
         let input = ([#"{"id":"maker","model":"m","prompt":"first","files":["paper.pdf"]}"#]
             + (1...12).map { #"{"id":"w\#($0)","model":"m","prompt":"q\#($0)","files":["paper.pdf","other.pdf"]}"# }).joined(separator: "\n")
-        let run = try run(.file, failures: 2, concurrency: 3, input: input)
+        let run = try await run(.file, failures: 2, concurrency: 3, input: input)
         #expect(!run.timedOut, "the run hung (issue 27)")
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.records.count == 13)
@@ -125,10 +125,10 @@ import Testing
     }
 
     @Test(arguments: [(1, 11), (2, 12), (3, 13), (8, 14), (64, 15)])
-    func everyCommandEndsWhateverTheFaultsAndConcurrency(_ concurrency: Int, _ seed: Int) throws {
+    func everyCommandEndsWhateverTheFaultsAndConcurrency(_ concurrency: Int, _ seed: Int) async throws {
         let dir = try CLI.temporaryDirectory(files: ["a.pdf": "%PDF a", "b.pdf": "%PDF b", "c.pdf": "%PDF c"])
         let faults = "retryable=0.2,hang=0.02,retry_after_ms=5,upload_failures=4,cache_failures=4,seed=\(seed)"
-        let run = try CLI.run(
+        let run = try await CLI.run(
             ["--quiet", "--unordered", "--concurrency", "\(concurrency)", "--max-attempts", "3", "--call-timeout", "0.05", "--mock-faults", faults],
             stdin: Self.input, currentDirectory: dir, timeout: .seconds(60))
         #expect(!run.timedOut, "the run hung at --concurrency \(concurrency) after \(run.lines.count) results")

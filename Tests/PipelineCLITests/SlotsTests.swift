@@ -146,15 +146,15 @@ import Testing
 /// Through the binary: with `--concurrency 1`, a command in a long backoff does not stop the
 /// next one from running (seed 7: the first call fails with a retryable 429, Retry-After 400 ms).
 @Suite struct CLISlotLendingTests {
-    @Test func aCommandInBackoffLetsTheNextOneRunInItsSlot() throws {
+    @Test func aCommandInBackoffLetsTheNextOneRunInItsSlot() async throws {
         let input = #"{"id":"A","model":"m","prompt":"first"}"# + "\n" + #"{"id":"B","model":"m","prompt":"second"}"#
-        let run = try CLI.run(
+        let run = try await CLI.run(
             ["--quiet", "--unordered", "--concurrency", "1", "--mock-faults", "retryable=0.5,retry_after_ms=400,seed=7"], stdin: input)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.records.map { $0["id"] as? String } == ["B", "A"], "B ran and finished while A waited")
         #expect(run.records.last?[path: "telemetry.retries"] as? Int == 1)
         // Ordered output still writes A first.
-        let ordered = try CLI.run(["--quiet", "--concurrency", "1", "--mock-faults", "retryable=0.5,retry_after_ms=400,seed=7"], stdin: input)
+        let ordered = try await CLI.run(["--quiet", "--concurrency", "1", "--mock-faults", "retryable=0.5,retry_after_ms=400,seed=7"], stdin: input)
         #expect(ordered.records.map { $0["id"] as? String } == ["A", "B"])
     }
 }

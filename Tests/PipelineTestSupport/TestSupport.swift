@@ -72,7 +72,22 @@ public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T)
 /// Runs the built `pipeline` with `stdin`, capturing stdout, stderr and the exit status.
 /// With `timeout`, a run still going after it is killed (SIGKILL) and comes back `timedOut`,
 /// so a test of something that could hang fails instead.
+///
+/// The child is started, fed, drained and waited for on a thread of its own; the calling task
+/// is suspended (it holds no thread of the cooperative pool) until the run has exited and both
+/// its pipes are drained. Tests call this one; `runPipelineBlocking` is for threads of their own.
 public func runPipeline(
+    _ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil, timeout: Duration? = nil
+) async throws -> PipelineRun {
+    try await onOwnThread {
+        try runPipelineBlocking(arguments, stdin: stdin, currentDirectory: currentDirectory, environment: environment, timeout: timeout)
+    }
+}
+
+/// `runPipeline` blocking its calling thread until the run ends (minutes, for some). Never
+/// from async code: a blocked pool thread starves every other test's tasks on two cores.
+@available(*, noasync, message: "blocks its thread until the run ends; use `try await runPipeline(...)`")
+public func runPipelineBlocking(
     _ arguments: [String], stdin: String = "", currentDirectory: URL? = nil, environment: [String: String]? = nil, timeout: Duration? = nil
 ) throws -> PipelineRun {
     let process = Process()
@@ -205,7 +220,13 @@ public struct SeededRandom: RandomNumberGenerator {
 
 /// Validates JSON lines against a schema in `Design/schema/` with a real JSON Schema validator
 /// (`Tests/Tools/validate_jsonl.py`, jsonschema from PyPI): whether all are valid, and its report.
-public func validateJSONLines(_ jsonl: String, against schema: String) throws -> (valid: Bool, report: String) {
+/// The validator runs and is waited for on a thread of its own, never on the cooperative pool.
+public func validateJSONLines(_ jsonl: String, against schema: String) async throws -> (valid: Bool, report: String) {
+    try await onOwnThread { try validateJSONLinesBlocking(jsonl, against: schema) }
+}
+
+@available(*, noasync, message: "blocks its thread until the validator exits; use `try await validateJSONLines(...)`")
+private func validateJSONLinesBlocking(_ jsonl: String, against schema: String) throws -> (valid: Bool, report: String) {
     if let problem = TestPaths.pythonPeersProblem { return (false, problem) }
     let process = Process()
     process.executableURL = TestPaths.python
@@ -223,15 +244,16 @@ public func validateJSONLines(_ jsonl: String, against schema: String) throws ->
     return (process.terminationStatus == 0, report)
 }
 
-/// The endpoint options among `arguments` (`--base-url`, `--api-key-env` with their values,
-/// `--allow-insecure-http`): what `batch status|collect|cancel` must be given again, since a
-/// job file never decides where the key goes.
+/// The endpoint options among `arguments` (`--provider`, `--base-url`, `--api-key-env` with
+/// their values, `--allow-insecure-http`): what `batch status|collect|cancel` must be given
+/// again, since a job file never decides where the key goes (nor, without `--api-key-env`,
+/// which provider's default key variable is sent).
 public func endpointArguments(_ arguments: [String]) -> [String] {
     var out: [String] = []
     var i = 0
     while i < arguments.count {
         switch arguments[i] {
-        case "--base-url", "--api-key-env":
+        case "--provider", "--base-url", "--api-key-env":
             out += arguments[i..<min(i + 2, arguments.count)]
             i += 2
         case "--allow-insecure-http":

@@ -14,11 +14,11 @@ the rest is the OpenAI path (`/<name>/v1/chat/completions`). The name's prefix s
 GET /stats gives {name: {"requests": n, "answered": n, "429": n}}; POST /reset clears it.
 """
 import json
-import sys
 import threading
 import time
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from serverkit import JSONHandler, serve
 
 LOCK = threading.Lock()
 STATS = defaultdict(lambda: {"requests": 0, "answered": 0, "429": 0})
@@ -36,22 +36,7 @@ def last_text(messages):
     return ""
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def send_json(self, status, body, headers=None):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JSONHandler):
     def send_stream(self, name, n, model, text, headers):
         """The answer as server-sent events: one delta, the finish, the usage, [DONE]."""
         base = {"id": "chatcmpl-%s-%d" % (name, n), "object": "chat.completion.chunk", "model": model}
@@ -79,8 +64,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(404, {"error": {"message": "not found"}})
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         if self.path == "/reset":
             with LOCK:
                 STATS.clear()
@@ -138,13 +122,5 @@ class Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}, headers)
 
 
-def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    print("PORT %d" % server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)

@@ -13,6 +13,8 @@ Prints "PORT <n>" once listening. Behaviour is chosen by the request's model:
   flaky-N         503 for the first N attempts of each prompt, then echo
   no-choices      200 with usage but no choices (billed, though it answers nothing)
   usage-drop      a stream that sends its text and its usage chunk, then is cut without [DONE]
+  slow-*          200 after 1 s; gate-N-*  200 once N requests for the model were held at once
+                  (at most 60 s); both count them in GET /stats ("max_inflight:<model>")
 POST /v1/files answers {"id": "file-<sha256 of the uploaded bytes>", "bytes": n, "filename": …, "purpose": …};
   a file whose bytes begin with "flaky-N:" gets a 503 for the first N uploads of those bytes, one
   beginning with "down:" a 503 always (a Files API that is down).
@@ -24,16 +26,17 @@ with the results).
 import hashlib
 import json
 import re
-import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from serverkit import JSONHandler, serve
 
 STATS = Counter()
 ATTEMPTS = Counter()
 BILLED = []
 LOCK = threading.Lock()
+GATE = threading.Condition(LOCK)
 
 
 def last_text(messages):
@@ -53,22 +56,7 @@ def tokens(text):
     return (len(text.encode()) + 3) // 4
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def send_json(self, status, body, headers=None):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JSONHandler):
     def do_GET(self):
         if self.path.endswith("/health"):
             self.send_json(200, {"status": "ok"})
@@ -82,8 +70,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(404, {"error": {"message": "no such path", "type": "invalid_request_error"}})
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
+        raw = self.read_body()
         if self.path.endswith("/files"):
             return self.files(raw)
         if not self.path.endswith("/chat/completions"):
@@ -103,6 +90,17 @@ class Handler(BaseHTTPRequestHandler):
             if attempt <= int(flaky.group(1)):
                 return self.send_json(503, {"error": {"message": f"overloaded (attempt {attempt})", "type": "server_error"}})
             model = "echo"
+        gate = re.fullmatch(r"gate-(\d+)-.*", model)
+        if gate:
+            # Holds each request until N for this model have been in flight at once (at most 60 s),
+            # then answers: a count of requests held together that does not depend on the machine's speed.
+            with GATE:
+                STATS["inflight:" + model] += 1
+                STATS["max_inflight:" + model] = max(STATS["max_inflight:" + model], STATS["inflight:" + model])
+                GATE.notify_all()
+                GATE.wait_for(lambda: STATS["max_inflight:" + model] >= int(gate.group(1)), timeout=60)
+                STATS["inflight:" + model] -= 1
+            return self.send_json(200, self.completion(body, text))
         if model.startswith("slow-"):
             # Answers after 1 s, counting how many requests for this model are in flight at once.
             with LOCK:
@@ -238,14 +236,5 @@ class Handler(BaseHTTPRequestHandler):
                              "filename": filename, "purpose": fields["purpose"]})
 
 
-def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    ThreadingHTTPServer.request_queue_size = 1024  # the default backlog (5) resets connections under a burst
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    print(f"PORT {server.server_address[1]}", flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    serve(Handler, backlog=1024)  # the default backlog (5) resets connections under a burst

@@ -57,6 +57,7 @@ enum BatchCommand {
             var given = endpoint(options)
             if !invocation.providerGiven { given.provider = recorded.endpoint.provider }
             if let problem = recorded.mismatch(with: given, path: path) { throw problem }
+            if let problem = keyProblem(recorded.endpoint.provider, invocation, path: path) { throw problem }
             options.provider = recorded.endpoint.provider
             if let names = recorded.endpoint.capabilities { options.capabilities = Set(names.compactMap(ProviderCapability.init(rawValue:))) }
         }
@@ -70,6 +71,20 @@ enum BatchCommand {
             }
             return run
         }
+    }
+
+    /// The batch key rule: which key variable is read must come from the operator, never from the
+    /// job file alone. With no `--api-key-env`, the provider decides the variable (its default,
+    /// e.g. ANTHROPIC_API_KEY), so a job file naming a provider the operator did not name would
+    /// pick the key sent to the endpoint: refused unless `--provider` names the job file's
+    /// provider (a different one is refused by `mismatch`). `mock` reads no key. See Design/batch.md.
+    static func keyProblem(_ recorded: String, _ invocation: BatchInvocation, path: String) -> BatchError? {
+        guard recorded != "mock", !invocation.providerGiven, invocation.run.apiKeyEnv == nil else { return nil }
+        return BatchError(
+            .invalid,
+            "job file '\(path)' was made for --provider \(recorded), but this command names no --provider and no --api-key-env; "
+                + "the job file alone does not choose the key sent to its endpoint",
+            hint: "give --provider \(recorded) to send that provider's default key variable, or name the variable with --api-key-env VAR as 'batch submit' was given")
     }
 
     private static func endpoint(_ options: RunOptions) -> BatchJobFile.Endpoint {

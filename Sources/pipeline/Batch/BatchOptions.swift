@@ -10,9 +10,11 @@ struct BatchInvocation {
 
     var action: Action
     var jobFile: String
-    /// Provider options (submit only: the others read them from the job file).
+    /// Provider and endpoint options (the provider-only ones are submit's; the others read them
+    /// from the job file, checked against these).
     var run = RunOptions()
-    /// `--provider` was given (submit): then it must be the job file's provider.
+    /// `--provider` was given: then it must be the job file's provider. Without it (and without
+    /// `--api-key-env`) a job file for a provider that reads a key is refused (the batch key rule).
     var providerGiven = false
     /// Requests per job, at most the provider's limit (submit).
     var maxRequestsPerJob: Int?
@@ -57,11 +59,13 @@ struct BatchInvocation {
       --mock-batch-delay-ms N    mock: how long a job runs (default 0)
       --mock-fail-model NAME, --mock-faults SPEC, --mock-capabilities LIST   mock, as for run
       --quiet                    no progress on stderr
-    Endpoint options (every action): --base-url URL, --api-key-env VAR, --allow-insecure-http, --ca-file FILE.
+    Endpoint options (every action): --provider NAME, --base-url URL, --api-key-env VAR, --allow-insecure-http, --ca-file FILE.
     The job file records them, but never decides where the key goes: status, collect, retry,
     cancel and a re-run of submit must be given the same --base-url and --api-key-env as the submit
     that made it (none, when it used the provider's defaults), and --allow-insecure-http again
     if it was used; a job file naming another endpoint or key variable is refused (exit 2).
+    Without --api-key-env they must name the job file's provider with --provider (its default key
+    variable is what is sent); a job file of another provider is refused (exit 2). mock reads no key.
     Options of status and collect:
       --wait                     poll until every job has ended
       --poll-seconds S           time between polls (0.05 to 3600, default 30)
@@ -86,11 +90,11 @@ struct BatchInvocation {
         var invocation = BatchInvocation(action: action, jobFile: "")
         var jobFile: String?
         let submitOnly: Set<String> = [
-            "--job", "--provider", "--capabilities", "--max-requests-per-job",
+            "--job", "--capabilities", "--max-requests-per-job",
             "--mock-batch-delay-ms", "--mock-fail-model", "--mock-faults", "--mock-capabilities",
         ]
         // Where the key goes: given by the operator on every action, never by the job file alone.
-        let endpoint: Set<String> = ["--base-url", "--api-key-env", "--allow-insecure-http", "--ca-file"]
+        let endpoint: Set<String> = ["--provider", "--base-url", "--api-key-env", "--allow-insecure-http", "--ca-file"]
         let waiting: Set<String> = ["--wait", "--poll-seconds", "--timeout"]
         let collectOnly: Set<String> = ["--models"]
         let flags: Set<String> = ["--allow-insecure-http", "--wait", "--quiet"]
