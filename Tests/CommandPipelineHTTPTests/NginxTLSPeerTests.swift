@@ -66,7 +66,7 @@ struct NginxTLSPeerTests {
         environment["COMMANDPIPELINE_HTTP_TRANSPORT"] = nil
         let all = arguments + ["--api-key-env", "NGINX_TEST_KEY"] + (caFile ? ["--ca-file", ca.path] : [])
         let settled = environment
-        let run = try await onOwnThread { try runPipeline(all, stdin: input + "\n", currentDirectory: directory, environment: settled, timeout: .seconds(240)) }
+        let run = try await runPipeline(all, stdin: input + "\n", currentDirectory: directory, environment: settled, timeout: .seconds(240))
         #expect(!run.timedOut, "the run did not end within 240 s: \(run.stderr)")
         #expect(!(run.stdout + run.stderr).contains(key), "the key leaked into the output")
         return run

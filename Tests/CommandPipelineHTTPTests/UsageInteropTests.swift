@@ -30,11 +30,11 @@ import Testing
         #expect(streamed.usage == .unreported, "no usage came: unknown, not zero")
     }
 
-    @Test func theCLIWritesUnknownUsageAsNullAndCountsIt() throws {
+    @Test func theCLIWritesUnknownUsageAsNullAndCountsIt() async throws {
         let dir = try temporaryDirectory(files: [
             "models.json": #"{"models": {"gpt-4o-mini": {"provider": "openai", "context_window": 128000, "max_output_tokens": 4096, "prices": {"input": 0.15, "cached_input": 0.075, "output": 0.6}}}}"#
         ])
-        let run = try runPipeline(
+        let run = try await runPipeline(
             ["--provider", "openai", "--base-url", try fakeLLM.absoluteString, "--capabilities", "generation,streaming", "--events",
              "--models", "models.json", "--max-cost", "10", "--stats-json", "stats.json", "--max-attempts", "1"],
             stdin: #"{"id":"paris","model":"gpt-4o-mini","prompt":"capital of France?"}"#, currentDirectory: dir)

@@ -187,34 +187,34 @@ import Testing
 
     /// `--stats`, `--stats-json` and `pipeline report` count what the cache did: stored on the
     /// cold run, hits (requests saved) on the warm one, each counted as the results' statuses.
-    @Test func statsAndTheReportCountTheCachesWork() throws {
+    @Test func statsAndTheReportCountTheCachesWork() async throws {
         let dir = try CLI.temporaryDirectory()
         let cache = dir.appendingPathComponent("answers.db").path
         let input = Self.commands(6)
-        func run(_ name: String) throws -> (run: CLI.Run, stats: [String: Any]) {
+        func run(_ name: String) async throws -> (run: CLI.Run, stats: [String: Any]) {
             let statsPath = dir.appendingPathComponent("\(name).json").path
-            let run = try CLI.run(["--response-cache", cache, "--quiet", "--stats", "--stats-json", statsPath], stdin: input)
+            let run = try await CLI.run(["--response-cache", cache, "--quiet", "--stats", "--stats-json", statsPath], stdin: input)
             #expect(run.status == 0, "\(run.stderr)")
             let text = try String(contentsOfFile: statsPath, encoding: .utf8)
-            let (valid, report) = try CLI.validate(text, against: "stats.schema.json")
+            let (valid, report) = try await CLI.validate(text, against: "stats.schema.json")
             #expect(valid, "\(report)")
             return (run, (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:])
         }
-        let cold = try run("cold")
+        let cold = try await run("cold")
         #expect(cold.stats["response_cache"] as? [String: Int] == ["hits": 0, "misses": 0, "stored": 6, "requests_saved": 0])
         #expect(cold.run.stderr.contains("response cache: 0 hits, 0 misses, 6 stored; 0 requests saved"), "\(cold.run.stderr)")
-        let warm = try run("warm")
+        let warm = try await run("warm")
         #expect(warm.stats["response_cache"] as? [String: Int] == ["hits": 6, "misses": 0, "stored": 0, "requests_saved": 6])
         #expect(warm.run.stderr.contains("response cache: 6 hits, 0 misses, 0 stored; 6 requests saved"), "\(warm.run.stderr)")
         // Without a cache: no such figures.
-        let none = try CLI.run(["--quiet", "--stats"], stdin: input)
+        let none = try await CLI.run(["--quiet", "--stats"], stdin: input)
         #expect(!none.stderr.contains("response cache:"), "\(none.stderr)")
 
         // The report reads the same from the results: both runs together.
         let results = dir.appendingPathComponent("results.jsonl").path
         try (cold.run.stdout + warm.run.stdout).write(toFile: results, atomically: true, encoding: .utf8)
         let reportStats = dir.appendingPathComponent("report.json").path
-        let report = try CLI.run(["report", results, "--stats-json", reportStats])
+        let report = try await CLI.run(["report", results, "--stats-json", reportStats])
         #expect(report.status == 0, "\(report.stderr)")
         #expect(report.stdout.contains("<td class=\"t\">response-cache hits (answered with no request)</td><td>6</td>"), "\(report.stdout)")
         #expect(report.stdout.contains("<td class=\"t\">response-cache answers stored</td><td>6</td>"))

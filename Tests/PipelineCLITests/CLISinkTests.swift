@@ -95,11 +95,11 @@ import Testing
 
     /// 10,000 commands: every result arrives in the SQLite sink exactly once (its writer thread
     /// keeps up in batches; nothing is dropped at the dispatcher's queue or the sink's buffer).
-    @Test func tenThousandResultsThroughTheSQLiteSinkArriveExactlyOnce() throws {
+    @Test func tenThousandResultsThroughTheSQLiteSinkArriveExactlyOnce() async throws {
         let dir = try CLI.temporaryDirectory()
         let db = dir.appendingPathComponent("many.db").path
         let commands = (0..<10_000).map { #"{"id":"c\#($0)","model":"m","prompt":"q \#($0)"}"# }.joined(separator: "\n") + "\n"
-        let run = try CLI.run(["--sink", "sqlite:\(db)", "--run-id", "ten-k"], stdin: commands)
+        let run = try await CLI.run(["--sink", "sqlite:\(db)", "--run-id", "ten-k"], stdin: commands)
         #expect(run.status == 0, "\(run.stderr.suffix(2_000))")
         #expect(run.lines.count == 10_000)
         #expect(run.stderr.contains("run id ten-k; sinks: every result delivered"), "\(run.stderr.suffix(2_000))")
@@ -117,12 +117,12 @@ import Testing
     /// fills. stdout and the exit status are the run's own; the drops are reported on stderr as
     /// they happen, counted when the sink finishes, and in the closing summary; every row the
     /// sink says it wrote is in the database.
-    @Test func aSinkBehindTheRunDropsBeyondItsBoundAndSaysHowMany() throws {
+    @Test func aSinkBehindTheRunDropsBeyondItsBoundAndSaysHowMany() async throws {
         let dir = try CLI.temporaryDirectory()
         let db = dir.appendingPathComponent("behind.db").path
         let copy = dir.appendingPathComponent("copy.jsonl").path
         // The table first (as the sink makes it), so the lock holder only locks.
-        #expect(try CLI.run(["--sink", "sqlite:\(db)", "--quiet"], stdin: "").status == 0)
+        #expect(try await CLI.run(["--sink", "sqlite:\(db)", "--quiet"], stdin: "").status == 0)
         let file = dir.appendingPathComponent("sinks.json").path
         try #"{"sinks": [{"kind": "jsonl", "target": "\#(copy)", "priority": 1}, {"kind": "sqlite", "target": "\#(db)", "priority": 2, "batch_size": 10000, "options": {"max_buffer_mb": 1}}]}"#
             .write(toFile: file, atomically: true, encoding: .utf8)
@@ -153,7 +153,7 @@ import Testing
         #expect(String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("locked"))
 
         let commands = (0..<n).map { #"{"id":"c\#($0)","model":"m","prompt":"q \#($0)"}"# }.joined(separator: "\n") + "\n"
-        let run = try CLI.run(["--sinks", file, "--sink-timeout", "600", "--run-id", "behind"], stdin: commands)
+        let run = try await CLI.run(["--sinks", file, "--sink-timeout", "600", "--run-id", "behind"], stdin: commands)
         holder.waitUntilExit()
         #expect(run.status == 0, "the exit status is the run's own: \(run.stderr.suffix(2_000))")
         #expect(run.lines.count == n)
