@@ -7,9 +7,6 @@ final class CountingProvider: GenerationCapability {
     let base: any GenerationCapability
     let attempts = Atomic<Int>(0)
     let fatalRaised = Atomic<Int>(0)
-    /// Fatal faults raised by an attempt its per-call timeout had already cut off (cancelled):
-    /// on a loaded machine an attempt can start after its 20 ms; it is reported as the timeout.
-    let fatalAfterDeadline = Atomic<Int>(0)
     var providerName: String { base.providerName }
 
     init(_ base: any GenerationCapability) { self.base = base }
@@ -20,7 +17,6 @@ final class CountingProvider: GenerationCapability {
             return try await base.generate(request)
         } catch let error as APIError where error.code == "invalid_request" {
             fatalRaised.add(1, ordering: .relaxed)
-            if Task.isCancelled { fatalAfterDeadline.add(1, ordering: .relaxed) }
             throw error
         }
     }
@@ -70,8 +66,9 @@ func runMany(_ engine: PipelineEngine, count: Int, concurrency: Int) async -> [C
         #expect(calls.reduce(0) { $0 + $1.attempts } == provider.attempts.load(ordering: .relaxed), "telemetry counts every attempt")
 
         let fatal = failed.filter { $0.code == "invalid_request" }
-        let raisedInTime = provider.fatalRaised.load(ordering: .relaxed) - provider.fatalAfterDeadline.load(ordering: .relaxed)
-        #expect(fatal.count == raisedInTime, "every non-retryable fault raised before its attempt's deadline is reported as such")
+        // Even one raised by an attempt its 20 ms had already cut off (a starved machine starts
+        // attempts late): a provider's final verdict is reported as itself, never as a timeout.
+        #expect(fatal.count == provider.fatalRaised.load(ordering: .relaxed), "every non-retryable fault is reported as such")
         #expect(fatal.allSatisfy { !$0.retryable && $0.kind == .providerError })
         let exhausted = outcomes.filter { $0.error.map { $0.code != "invalid_request" } ?? false }
         #expect(exhausted.allSatisfy { outcome in

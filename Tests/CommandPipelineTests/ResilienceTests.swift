@@ -186,6 +186,37 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         #expect(clock.sleeperCount == 0, "the hanging calls were cancelled")
     }
 
+    /// A provider's final verdict that lands just after its attempt's deadline fired (the cut-off
+    /// attempt answers a refusal instead of a cancellation) is reported as itself and not
+    /// retried: only a cancellation, or a retryable error the cut raised, is the timeout.
+    @Test func aRefusalThatLosesTheRaceWithTheCallTimeoutIsReportedAsItself() async throws {
+        final class RefusesWhenCut: GenerationCapability {
+            let clock: ManualClock
+            let attempts = Atomic<Int>(0)
+            var providerName: String { "scripted" }
+            init(clock: ManualClock) { self.clock = clock }
+            func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+                attempts.add(1, ordering: .relaxed)
+                try? await clock.sleep(for: .seconds(3600))
+                throw APIError(.providerError, "request refused", provider: "scripted", retryable: false, code: "invalid_request")
+            }
+        }
+        let clock = ManualClock()
+        let provider = RefusesWhenCut(clock: clock)
+        let engine = try PipelineEngine(provider: provider, configuration: EngineConfiguration(
+            clock: clock, retryPolicy: RetryPolicy(maxAttempts: 3, baseDelay: .seconds(1), jitter: 0), callTimeout: .seconds(10)))
+        let finished = Flag()
+        let task = Task {
+            let outcome = await engine.run(command())
+            finished.set()
+            return outcome
+        }
+        await drive(clock, until: { finished.isSet }, step: .seconds(1))
+        let error = try #require(await task.value.error)
+        #expect(error.code == "invalid_request" && !error.retryable, "\(error)")
+        #expect(provider.attempts.load(ordering: .relaxed) == 1, "a refusal is not retried")
+    }
+
     @Test func theCommandDeadlineCoversRetriesAndCancelsWhatRuns() async throws {
         let clock = ManualClock()
         let provider = FlakyProvider(clock: clock, failures: 0, error: unavailable, hang: .seconds(3600))

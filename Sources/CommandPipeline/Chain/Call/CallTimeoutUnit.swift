@@ -14,6 +14,11 @@ public struct CallTimeoutUnit: ChainUnit {
             return result
         case .expired(.success(let response)):
             return .success(response)
+        case .expired(.failure(let error)) where !error.retryable && error.kind != .cancelled:
+            // The provider's own final verdict (a refused request, say) that lost the race with
+            // the deadline by a hair: it is what the provider said, and a retry could not change
+            // it, so it is reported as itself, not as a retryable timeout.
+            return .failure(error)
         case .expired(.failure):
             // Whatever the cut-off attempt said last (a cancellation, or the error a connection
             // torn down by it raised), the deadline is why it ended.
