@@ -9,7 +9,7 @@ import Foundation
 /// Both requirements are synchronous: they run on every call, and the stores here answer from
 /// memory or one indexed read. A store must not fail the call whose answer it is keeping: a
 /// write that fails is kept and thrown by `finish`, which the owner calls once at the end.
-public protocol ResponseCache: Sendable {
+package protocol ResponseCache: Sendable {
     /// The answer stored under `key` and still fresh; nil when there is none (or it cannot be read).
     func answer(for key: ResponseCacheKey) -> GenerationResponse?
     /// Keeps `answer` under `key`, replacing any earlier one.
@@ -34,7 +34,7 @@ public enum ResponseCacheStatus: String, Sendable, Hashable {
 
 /// A provider that can say where its requests go, so the response cache tells apart two
 /// servers of one API (`--base-url`). Optional: a provider without it is keyed by name alone.
-public protocol ProviderEndpoint {
+package protocol ProviderEndpoint {
     /// The endpoint's origin or base URL, without credentials, e.g. `https://api.openai.com/v1`.
     var endpoint: String { get }
 }
