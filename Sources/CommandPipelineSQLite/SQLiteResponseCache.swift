@@ -23,7 +23,7 @@ import Synchronization
 /// - **Bounds**: an answer older than `ttl` is a miss; after each group, the oldest answers go
 ///   until the entries' bytes are within `maxBytes`.
 /// - A write that fails is reported by `finish` (a read that fails is a miss, reported the same way).
-package final class SQLiteResponseCache: ResponseCache {
+public final class SQLiteResponseCache: ResponseCache {
     public let path: String
     public let ttl: Duration?
     public let maxBytes: Int

@@ -43,7 +43,7 @@ public struct EngineConfiguration: Sendable {
     /// Answers kept across runs (`ResponseCache`: `InMemoryResponseCache`, or the SQLite store of
     /// `CommandPipelineSQLite`); a call it answers makes no request. nil: none. The owner calls
     /// its `finish()` after the last command.
-    package var responseCache: (any ResponseCache)?
+    public var responseCache: (any ResponseCache)?
     /// Deployments of logical models (`--deployments`): calls naming one of the router's models
     /// go to its deployments, any other model to the engine's provider (`RoutedProvider`,
     /// `Design/routing.md`). Give the router the engine's clock.

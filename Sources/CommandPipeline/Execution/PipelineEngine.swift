@@ -92,8 +92,8 @@ public struct PipelineEngine: Sendable {
         storage = Storage(provider: provider, stages: stages, clock: clock, units: units)
     }
 
-    /// This engine with `stage` run just before the stage named `before` (e.g.
-    /// `GenerateStage.name`), or after every stage when `before` is nil; everything else — the
+    /// This engine with `stage` run just before the stage named `before` (`"upload"`, `"cache"`,
+    /// `"generate"`, `"telemetry"`: `stages.map(\.name)`), or after every stage when `before` is nil; everything else — the
     /// provider, the command units (sinks, hooks, deadline, validation, costs), the call chain
     /// of the generate stage (retries, rate limits, timeouts), the shared registries — is kept.
     /// A name that is not one of the engine's stages is an error naming the stages there are.

@@ -4,7 +4,7 @@ import Synchronization
 /// A `ResponseCache` in memory, for one process: tests, and a library user who wants identical
 /// calls of one run answered once. Entries older than `ttl` are misses; past `maxBytes` (each
 /// entry counted as its key and its stored form) the oldest are dropped first.
-package final class InMemoryResponseCache: ResponseCache {
+public final class InMemoryResponseCache: ResponseCache {
     public let maxBytes: Int
     public let ttl: Duration?
     private let now: @Sendable () -> Date

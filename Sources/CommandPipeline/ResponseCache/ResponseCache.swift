@@ -9,7 +9,7 @@ import Foundation
 /// Both requirements are synchronous: they run on every call, and the stores here answer from
 /// memory or one indexed read. A store must not fail the call whose answer it is keeping: a
 /// write that fails is kept and thrown by `finish`, which the owner calls once at the end.
-package protocol ResponseCache: Sendable {
+public protocol ResponseCache: Sendable {
     /// The answer stored under `key` and still fresh; nil when there is none (or it cannot be read).
     func answer(for key: ResponseCacheKey) -> GenerationResponse?
     /// Keeps `answer` under `key`, replacing any earlier one.
