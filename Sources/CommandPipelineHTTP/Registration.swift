@@ -3,7 +3,7 @@ import Foundation
 
 extension ProviderRegistry {
     /// The built-in providers plus the HTTP ones (`openai`, `gemini`, `anthropic`).
-    public static var withHTTPProviders: ProviderRegistry {
+    package static var withHTTPProviders: ProviderRegistry {
         var registry = ProviderRegistry.standard
         registry.register(OpenAIProvider.name) { options throws(APIError) in
             try OpenAIProvider.make(OpenAIConfiguration(options: options))
@@ -27,7 +27,7 @@ extension OpenAIConfiguration {
     /// environment variable; a server off this machine without a key is refused, and so are
     /// `user:password@` in the base URL and a key bound for plain http off this machine
     /// (unless `allowInsecureHTTP`). See "Secrets" in `Design/providers.md`.
-    public init(options: ProviderOptions) throws(APIError) {
+    package init(options: ProviderOptions) throws(APIError) {
         let baseURL = try EndpointRules.baseURL(
             options.baseURL, fallback: OpenAIConfiguration.publicBaseURL, origin: false, example: "http://127.0.0.1:8000/v1")
         let variable = options.apiKeyEnvironmentVariable ?? "OPENAI_API_KEY"
@@ -46,7 +46,7 @@ extension GeminiConfiguration {
     /// A configuration from generic provider options: the key is read from the named
     /// environment variable, else `GEMINI_API_KEY`, else `GOOGLE_API_KEY`; a server off this
     /// machine without a key is refused.
-    public init(options: ProviderOptions) throws(APIError) {
+    package init(options: ProviderOptions) throws(APIError) {
         let baseURL = try EndpointRules.baseURL(
             options.baseURL, fallback: GeminiConfiguration.publicBaseURL, origin: true,
             example: "https://generativelanguage.googleapis.com or http://127.0.0.1:8000/gemini (the adapter appends /v1beta/…)")

@@ -17,9 +17,9 @@ import Foundation
 /// `cached_input` defaults to `input`, `batch_discount` to 0. `null` clears an optional field.
 /// Parsing is strict: an unknown key, a wrong type, a duplicate key or a number out of range is
 /// an error that names where it is.
-public enum CatalogFile {
+package enum CatalogFile {
     /// Why a catalog could not be read: where (`models.x.prices.input`) and what.
-    public struct Problem: Error, Sendable, Hashable, CustomStringConvertible {
+    package struct Problem: Error, Sendable, Hashable, CustomStringConvertible {
         public var path: String
         public var message: String
         public var description: String { path.isEmpty ? message : "\(path): \(message)" }

@@ -4,7 +4,7 @@ import Synchronization
 /// ends the command with its error, no upload and no call made. A cache plan below the model's
 /// minimum is dropped (the cache stage is skipped) with the reason in `telemetry.cache.uncached_reason`.
 /// Models the catalog does not know run unchecked; `onUnknownModel` hears each such name once.
-public struct PreflightUnit: ChainUnit {
+package struct PreflightUnit: ChainUnit {
     public let catalog: ModelCatalog
     /// When set, counts the tokens of calls whose estimate is near the context window.
     public let counting: (any TokenCountingCapability)?
@@ -64,7 +64,7 @@ public struct PreflightUnit: ChainUnit {
 /// whose estimate (`Cost.estimate`, plus `Cost.cacheEstimate` for the first command asking for
 /// a cache key) would take spent plus in-flight estimates past the limit is not started
 /// (`budget_exceeded`), and from then on no command is.
-public struct CostUnit: ChainUnit {
+package struct CostUnit: ChainUnit {
     public let catalog: ModelCatalog
     public let ledger: CostLedger?
 

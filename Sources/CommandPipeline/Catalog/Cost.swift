@@ -16,9 +16,9 @@ public struct Cost: Sendable, Hashable {
     public var unreportedCalls: Int = 0
     /// Which request each part of a command's cost came from (`CostUnit`); empty for the cost
     /// of one response.
-    public var parts: [CostPart]
+    package var parts: [CostPart]
 
-    public init(
+    package init(
         inputUSD: Double = 0, cachedInputUSD: Double = 0, cacheWriteUSD: Double = 0, outputUSD: Double = 0, cacheStorageUSD: Double = 0,
         unpricedCalls: Int = 0, parts: [CostPart] = []
     ) {
@@ -140,8 +140,8 @@ public struct Cost: Sendable, Hashable {
 
 /// One request's share of a command's cost (`Cost.parts`): which request it was, the model
 /// that served it, and what it cost.
-public struct CostPart: Sendable, Hashable {
-    public enum Request: String, Sendable, Hashable {
+package struct CostPart: Sendable, Hashable {
+    package enum Request: String, Sendable, Hashable {
         /// A call's answer: `responses[callIndex]` (the fallback's call too).
         case call
         /// An attempt that failed or broke off after its answer reported usage: billed by the

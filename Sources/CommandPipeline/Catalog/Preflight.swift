@@ -13,7 +13,7 @@
 ///
 /// A model the catalog does not know is not checked. `uncachedReason` says when the plan's cache
 /// would be below the provider's minimum, so the command runs uncached instead.
-public enum Preflight {
+package enum Preflight {
     /// The first problem of `command` against `catalog`, or nil.
     public static func check(_ command: PlannedCommand, catalog: ModelCatalog) -> APIError? {
         for (path, call, index) in calls(of: command) {
@@ -132,7 +132,7 @@ public enum Preflight {
 
 /// A quick token estimate without a tokenizer: a text counts one token per 4 UTF-8 bytes
 /// (rounded up), as the mock provider counts; a file or inline part counts 258 (one image tile).
-public enum TokenHeuristic {
+package enum TokenHeuristic {
     public static let tokensPerFile = 258
 
     public static func tokens(of text: String) -> Int { (text.utf8.count + 3) / 4 }

@@ -6,7 +6,7 @@
 /// validation, fallback, telemetry sinks, then the stage loop) and around each call of the
 /// generate stage (`CallInput` → result: cache bypass, retry, rate limits, per-call timeout,
 /// then the provider).
-public protocol ChainUnit<Input, Output>: Sendable {
+package protocol ChainUnit<Input, Output>: Sendable {
     associatedtype Input: Sendable
     associatedtype Output: Sendable
     func handle(_ input: Input, next: Next<Input, Output>) async -> Output
@@ -20,7 +20,7 @@ extension ChainUnit {
 }
 
 /// The rest of a chain, as seen from one unit.
-public struct Next<Input: Sendable, Output: Sendable>: Sendable {
+package struct Next<Input: Sendable, Output: Sendable>: Sendable {
     let units: [any ChainUnit<Input, Output>]
     let index: Int
     let terminal: @Sendable (Input) async -> Output
@@ -41,7 +41,7 @@ public struct Next<Input: Sendable, Output: Sendable>: Sendable {
 
 /// Units folded around a terminal, first unit outermost. This is the one place any chain
 /// is assembled: each unit's `next` is the rest of the list, then the terminal.
-public struct Chain<Input: Sendable, Output: Sendable>: Sendable {
+package struct Chain<Input: Sendable, Output: Sendable>: Sendable {
     public let units: [any ChainUnit<Input, Output>]
     private let entry: Next<Input, Output>
 

@@ -14,8 +14,6 @@ import Synchronization
 ///   ends at once without an event. To watch a command twice, run it twice (`events(for:)`
 ///   again) or fan its events out yourself.
 public struct CommandEvents: AsyncSequence, Sendable {
-    public typealias Element = PipelineEvent
-    public typealias Failure = Never
 
     private let start: @Sendable (_ observer: @escaping @Sendable (PipelineEvent) -> Void) async -> Void
     private let claim = Claim()
@@ -43,8 +41,6 @@ public struct CommandEvents: AsyncSequence, Sendable {
 
     /// Reads the command's events; releasing it (leaving the loop) cancels the command.
     public struct Iterator: AsyncIteratorProtocol {
-        public typealias Element = PipelineEvent
-        public typealias Failure = Never
 
         private var events: AsyncStream<PipelineEvent>.Iterator?
 

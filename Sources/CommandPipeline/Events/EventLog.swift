@@ -17,7 +17,7 @@ import Synchronization
 /// event the same way whoever reads the log.
 public final class EventLog: Sendable {
     /// An event as kept: without the command's id and index, which every event shares.
-    public struct Entry: Sendable {
+    package struct Entry: Sendable {
         public var seq: Int
         public var elapsed: Duration
         public var kind: PipelineEvent.Kind
@@ -152,7 +152,7 @@ public final class EventLog: Sendable {
     }
 
     /// The events kept so far, in order (none unless the log was made with `keepingEvents`).
-    public var entries: [Entry] { state.withLock { $0.entries } }
+    package var entries: [Entry] { state.withLock { $0.entries } }
 
     public var events: [PipelineEvent] {
         entries.map { PipelineEvent(commandID: commandID, index: index, seq: $0.seq, elapsed: $0.elapsed, kind: $0.kind) }

@@ -26,7 +26,7 @@ public struct LogSummary: Sendable {
     }
 
     /// Folds `entries` in order, then `finished`.
-    public init(_ entries: [EventLog.Entry], provider: String, total: Duration, estimate: TokenEstimate? = nil, partials: Bool = false) {
+    package init(_ entries: [EventLog.Entry], provider: String, total: Duration, estimate: TokenEstimate? = nil, partials: Bool = false) {
         self.init(provider: provider)
         for entry in entries { add(entry.kind) }
         self = finished(total: total, estimate: estimate, partials: partials)

@@ -1,8 +1,8 @@
 /// The caches an engine knows, by key. A cache is created once, however many commands
 /// ask for it concurrently, and reused until its time to live runs out on the engine's clock.
-public final class CacheRegistry: Sendable {
+package final class CacheRegistry: Sendable {
     /// A cache reference and how this command came by it.
-    public struct Lease: Sendable, Hashable {
+    package struct Lease: Sendable, Hashable {
         public var reference: CacheReference
         /// This command's request created the cache at the provider.
         public var created: Bool

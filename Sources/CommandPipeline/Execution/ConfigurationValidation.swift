@@ -19,7 +19,7 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
 /// The ranges of an engine's configuration: the same as the CLI's flags (`--max-attempts`,
 /// `--call-timeout`, `--timeout`, `--rate-limit-rpm`, `--rate-limit-tpm`), so a value the CLI
 /// refuses, the library refuses too.
-public enum ConfigurationLimits {
+package enum ConfigurationLimits {
     /// `EngineConfiguration.maxConcurrentCalls`.
     public static let maxConcurrentCalls: ClosedRange<Int> = 1...10_000
     /// `RetryPolicy.maxAttempts` (`--max-attempts`).

@@ -47,7 +47,7 @@ public struct EngineConfiguration: Sendable {
     /// Deployments of logical models (`--deployments`): calls naming one of the router's models
     /// go to its deployments, any other model to the engine's provider (`RoutedProvider`,
     /// `Design/routing.md`). Give the router the engine's clock.
-    public var router: Router?
+    package var router: Router?
 
     public init(
         maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
@@ -88,7 +88,7 @@ public struct EngineConfiguration: Sendable {
     /// added to it (and the budget checked before anything else), the deadline bounds everything
     /// else, validation and the catalog's pre-flight checks run before any work.
     /// - Parameter counting: the provider's token counting, for pre-flight checks near a context window.
-    public func commandUnits(counting: (any TokenCountingCapability)? = nil) -> [any ChainUnit<CommandRun, CommandOutcome>] {
+    package func commandUnits(counting: (any TokenCountingCapability)? = nil) -> [any ChainUnit<CommandRun, CommandOutcome>] {
         var units: [any ChainUnit<CommandRun, CommandOutcome>] = []
         if !telemetrySinks.isEmpty { units.append(TelemetrySinkUnit(sinks: telemetrySinks)) }
         if !hooks.isEmpty { units.append(HookUnit(hooks: hooks, redactor: redactor)) }
@@ -100,7 +100,7 @@ public struct EngineConfiguration: Sendable {
     }
 
     /// The engine's limiter: the configured limits, and the pause after a provider's 429.
-    public func rateLimiter() -> RateLimiter {
+    package func rateLimiter() -> RateLimiter {
         RateLimiter(
             requestsPerMinute: rateLimit?.requestsPerMinute, tokensPerMinute: rateLimit?.tokensPerMinute,
             maxPause: retryPolicy.maxRetryAfter, clock: clock)
@@ -109,7 +109,7 @@ public struct EngineConfiguration: Sendable {
     /// The chain around each call, outermost first: the response cache (a hit ends the call there),
     /// then the check of a JSON answer (and its repairs) around everything else. The rate-limit unit uses the limiter the
     /// retrier pauses after a 429 (a new one, which the retrier is then given, when it has none).
-    public func callChain(retrier: Retrier) -> CallChain {
+    package func callChain(retrier: Retrier) -> CallChain {
         // Always present: without limits it still pauses every call after a provider 429 (the
         // retry layer, which sees every failure, pauses it; the unit then holds calls back).
         var retrier = retrier

@@ -3,9 +3,9 @@ import Foundation
 /// Remembers what each local file was uploaded as, so a file is uploaded once per
 /// engine even when many parts, calls or concurrent commands name it. Files are told
 /// apart by device and inode; one whose size or modification time changed is a new file.
-public final class FileRegistry: Sendable {
+package final class FileRegistry: Sendable {
     /// A reference and whether it came from an earlier or concurrent upload.
-    public struct Lease: Sendable, Hashable {
+    package struct Lease: Sendable, Hashable {
         public var reference: FileReference
         public var reused: Bool
     }

@@ -34,7 +34,7 @@ public struct FileResolver: Sendable, Hashable {
 
     /// The absolute path, or a message saying why the path is refused. The name alone is
     /// checked here; `open` checks what is really opened.
-    public func resolve(_ path: String) -> Result<String, Refusal> {
+    package func resolve(_ path: String) -> Result<String, Refusal> {
         guard !path.isEmpty else { return .failure(Refusal(message: "file path is empty")) }
         let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: baseDirectory).appendingPathComponent(path)
         let standardized = url.standardizedFileURL.path
@@ -67,7 +67,7 @@ public struct FileResolver: Sendable, Hashable {
     /// Deletes an uploaded ephemeral file: only with a files root, only the very file that was
     /// read (same device and inode, still a regular file inside the root), through a descriptor
     /// of its directory so a swapped link cannot redirect the deletion.
-    public func removeEphemeral(_ file: OpenedFile) -> Result<Void, Refusal> {
+    package func removeEphemeral(_ file: OpenedFile) -> Result<Void, Refusal> {
         guard confined else {
             return .failure(Refusal(message: "ephemeral file '\(file.path)' was kept: files are deleted only inside an explicit files root (--files-root)"))
         }
@@ -92,7 +92,7 @@ public struct FileResolver: Sendable, Hashable {
     }
 
     /// Why a path was refused.
-    public struct Refusal: Error, Sendable, Hashable {
+    package struct Refusal: Error, Sendable, Hashable {
         public var message: String
     }
 

@@ -23,10 +23,10 @@ public final class OpenedFile: Sendable {
     public let realPath: String
     public let size: Int
     /// Device, inode, size and modification time: equal identities are the same file content.
-    public let identity: Identity
+    package let identity: Identity
     private let descriptor: Int32
 
-    public struct Identity: Sendable, Hashable {
+    package struct Identity: Sendable, Hashable {
         public var device: UInt64
         public var inode: UInt64
         public var size: Int

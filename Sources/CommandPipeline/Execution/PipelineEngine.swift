@@ -19,7 +19,7 @@ public struct PipelineEngine: Sendable {
     public var clock: any PipelineClock { storage.clock }
     /// The units around each command, outermost first (without the fallback, which
     /// `executeWithFallback` adds).
-    public var units: [any ChainUnit<CommandRun, CommandOutcome>] { storage.units }
+    package var units: [any ChainUnit<CommandRun, CommandOutcome>] { storage.units }
 
     // Behind one reference: an engine is copied into every task that runs a command, and
     // inline its dozen references were a dozen retains each time.
@@ -85,15 +85,15 @@ public struct PipelineEngine: Sendable {
     /// nothing else: no retries, hooks, sinks or deadlines unless `units` and the stages'
     /// call chains bring them. To add a stage to a configured engine and keep all of that, use
     /// `insertingStage(_:before:)`.
-    public init(
+    package init(
         provider: any GenerationCapability, stages: [any ExecutionStage], clock: any PipelineClock = SystemClock(),
         units: [any ChainUnit<CommandRun, CommandOutcome>] = [ValidationUnit()]
     ) {
         storage = Storage(provider: provider, stages: stages, clock: clock, units: units)
     }
 
-    /// This engine with `stage` run just before the stage named `before` (e.g.
-    /// `GenerateStage.name`), or after every stage when `before` is nil; everything else — the
+    /// This engine with `stage` run just before the stage named `before` (`"upload"`, `"cache"`,
+    /// `"generate"`, `"telemetry"`: `stages.map(\.name)`), or after every stage when `before` is nil; everything else — the
     /// provider, the command units (sinks, hooks, deadline, validation, costs), the call chain
     /// of the generate stage (retries, rate limits, timeouts), the shared registries — is kept.
     /// A name that is not one of the engine's stages is an error naming the stages there are.

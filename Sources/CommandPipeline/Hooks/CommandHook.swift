@@ -90,8 +90,8 @@ public final class HookScratch: Sendable {
 
 /// A hook that failed after its command had ended: recorded in `Telemetry.hookFailures`,
 /// never in the result itself.
-public struct HookFailure: Sendable, Hashable {
-    public enum Phase: String, Sendable, Hashable {
+package struct HookFailure: Sendable, Hashable {
+    package enum Phase: String, Sendable, Hashable {
         case afterSuccess = "after_success"
         case onError = "on_error"
     }

@@ -4,7 +4,7 @@ import Synchronization
 /// given what the one before returned; the command's call events to every hook as they are
 /// recorded; after-hooks in order once the command has ended, each failure kept in the
 /// telemetry and nowhere else. Not in the chain when there are no hooks.
-public struct HookUnit: ChainUnit {
+package struct HookUnit: ChainUnit {
     public let hooks: [any CommandHook]
     /// Removes secrets from hooks' text before it is cut (`SecretRedactor.preview`).
     public let redactor: SecretRedactor

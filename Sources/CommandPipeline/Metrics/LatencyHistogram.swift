@@ -1,7 +1,7 @@
 /// Latencies in fixed memory, for percentiles over any number of calls: log-linear buckets
 /// (each power of two of microseconds split into 32), so a percentile is read to within 1/32
 /// (about 3%) of the true value, exactly below 32 µs, whatever the count. Counts saturate.
-public struct LatencyHistogram: Sendable, Hashable {
+package struct LatencyHistogram: Sendable, Hashable {
     private static let subBuckets = 32
     private static let subBits = 5
     /// Up to 2^49 µs (about 18 years); longer values count in the last bucket.

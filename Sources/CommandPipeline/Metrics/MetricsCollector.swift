@@ -12,7 +12,7 @@ import Synchronization
 /// Model names come from input, so the rows are capped (`maxRows`, a row holds an 11 KB
 /// histogram): once that many provider–model pairs have rows, calls of any new pair are counted
 /// together in one more row whose `others` is true (provider and model `*`).
-public final class MetricsCollector: CommandHook {
+package final class MetricsCollector: CommandHook {
     public let name = "metrics"
     /// The most distinct provider–model rows kept; others share one row.
     public let maxRows: Int
@@ -135,8 +135,8 @@ public final class MetricsCollector: CommandHook {
 }
 
 /// `MetricsCollector`'s figures at one moment.
-public struct MetricsSnapshot: Sendable {
-    public struct Row: Sendable {
+package struct MetricsSnapshot: Sendable {
+    package struct Row: Sendable {
         public var provider: String
         public var model: String
         /// True for the one row counting every provider–model pair beyond `maxRows`.

@@ -9,7 +9,7 @@
 /// its cost names). A command that failed before any answer names no model in its record: it
 /// counts in the totals and in `failures` by kind, and in `failedBeforeAnswer` (by kind), not in
 /// a row — a row is a model, and there is none to name.
-public struct RunReport: Sendable {
+package struct RunReport: Sendable {
     /// Coarse latency bins for a distribution, in milliseconds: each bin holds values below
     /// its bound and at or above the previous one; the last holds the rest.
     public static let binBoundsMs: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000]
@@ -27,7 +27,7 @@ public struct RunReport: Sendable {
     /// Bad lines named (all are counted).
     public static let namedBadLines = 20
 
-    public struct Row: Sendable {
+    package struct Row: Sendable {
         public var provider: String
         public var model: String
         /// True for the one row counting every provider–model pair beyond `maxRows`.
@@ -60,7 +60,7 @@ public struct RunReport: Sendable {
         }
     }
 
-    public struct Totals: Sendable, Hashable {
+    package struct Totals: Sendable, Hashable {
         public var commands = 0
         public var succeeded = 0
         public var failed = 0
@@ -83,7 +83,7 @@ public struct RunReport: Sendable {
         public var batchCommands = 0
     }
 
-    public struct CacheEffect: Sendable, Hashable {
+    package struct CacheEffect: Sendable, Hashable {
         public var uploadsPerformed = 0
         public var uploadsReused = 0
         public var cachesCreated = 0
@@ -98,14 +98,14 @@ public struct RunReport: Sendable {
         public var responseCache = ResponseCacheCounts()
     }
 
-    public struct FailureKind: Sendable, Hashable {
+    package struct FailureKind: Sendable, Hashable {
         public var kind: String
         public var count: Int
         /// The first messages seen, at most `samplesPerKind`, each cut to `sampleCharacters`.
         public var samples: [String]
     }
 
-    public struct BadLine: Sendable, Hashable {
+    package struct BadLine: Sendable, Hashable {
         public var source: String
         public var line: Int
         public var problem: String

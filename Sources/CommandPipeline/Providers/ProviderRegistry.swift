@@ -1,9 +1,9 @@
 import Foundation
 
 /// Maps provider names to factories, so the CLI (or any caller) can pick an adapter by name.
-public struct ProviderRegistry: Sendable {
+package struct ProviderRegistry: Sendable {
     /// What a factory gets: the options a caller chose, as plain strings, plus the mock's settings.
-    public typealias Factory = @Sendable (ProviderOptions) throws(APIError) -> any GenerationCapability
+    package typealias Factory = @Sendable (ProviderOptions) throws(APIError) -> any GenerationCapability
 
     private var factories: [String: Factory] = [:]
 
@@ -29,7 +29,7 @@ public struct ProviderRegistry: Sendable {
 }
 
 /// Options for building a provider.
-public struct ProviderOptions: Sendable {
+package struct ProviderOptions: Sendable {
     public var baseURL: String?
     /// The name of the environment variable holding the API key (never the key itself).
     public var apiKeyEnvironmentVariable: String?

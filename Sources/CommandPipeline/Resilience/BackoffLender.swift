@@ -7,7 +7,7 @@
 ///
 /// Shared work itself never lends (`SingleFlight` runs it with no lender): a command waiting
 /// for it may hold a slot, so the work must never need one back (`Design/resilience.md`).
-public protocol BackoffLender: Sendable {
+package protocol BackoffLender: Sendable {
     /// The current command starts waiting (a backoff, or another command's shared work).
     func backoffStarted()
     /// The wait is over (or was cancelled): returns when the command may go on working.
@@ -34,6 +34,6 @@ extension BackoffLender {
 }
 
 /// The lender of the task a command runs in, if its runner set one.
-public enum BackoffScope {
+package enum BackoffScope {
     @TaskLocal public static var lender: (any BackoffLender)?
 }

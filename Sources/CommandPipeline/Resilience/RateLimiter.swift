@@ -12,7 +12,7 @@ import Synchronization
 /// The 429s of calls that were already in flight belong to the same episode: they extend
 /// nothing and halve nothing again. After the pause, until a call succeeds, grants are let
 /// through one per `probeSpacing`, so waiting calls do not all retry at once.
-public final class RateLimiter: Sendable {
+package final class RateLimiter: Sendable {
     public let requestsPerMinute: Int?
     public let tokensPerMinute: Int?
     /// The longest pause one 429 can cause, whatever the provider's `Retry-After` says.
@@ -71,7 +71,7 @@ public final class RateLimiter: Sendable {
     }
 
     /// A ticket for one granted request; `settle` corrects its tokens with actual usage.
-    public struct Ticket: Sendable, Hashable {
+    package struct Ticket: Sendable, Hashable {
         let id: Int
     }
 

@@ -2,7 +2,7 @@
 /// generate call, an upload, a cache creation — goes through `run`, so the same
 /// `RetryPolicy` (attempts, backoff, jitter, capped `Retry-After`) applies to all of them.
 /// Adapters never retry on their own.
-public struct Retrier: Sendable {
+package struct Retrier: Sendable {
     public var policy: RetryPolicy
     public var clock: any PipelineClock
     /// A number in 0..<1 for jitter; tests pass a constant.
@@ -22,7 +22,7 @@ public struct Retrier: Sendable {
     }
 
     /// What `run` did: the final result, the attempts made and the time spent waiting between them.
-    public struct Outcome<Value: Sendable>: Sendable {
+    package struct Outcome<Value: Sendable>: Sendable {
         public var result: Result<Value, APIError>
         public var attempts: Int
         public var waited: Duration
@@ -30,7 +30,7 @@ public struct Retrier: Sendable {
 
     /// Where the loop records what it decides, as it decides it: each failed attempt (and
     /// whether another follows) and each backoff, as events of call `call` in `log`.
-    public struct Observer: Sendable {
+    package struct Observer: Sendable {
         public let log: EventLog
         public let call: Int
         /// Added to the loop's attempt numbers in the events (a repair's attempts follow the call's earlier ones).

@@ -34,7 +34,7 @@ public enum ResponseCacheStatus: String, Sendable, Hashable {
 
 /// A provider that can say where its requests go, so the response cache tells apart two
 /// servers of one API (`--base-url`). Optional: a provider without it is keyed by name alone.
-public protocol ProviderEndpoint {
+package protocol ProviderEndpoint {
     /// The endpoint's origin or base URL, without credentials, e.g. `https://api.openai.com/v1`.
     var endpoint: String { get }
 }

@@ -9,8 +9,8 @@
 /// refused command, a 429 (which the deployment's limiter handles) — shows the deployment
 /// alive: it ends a failure streak. A failure arriving while open (a call that was in flight
 /// when it opened) never moves the end of the cooldown: a running cooldown is never shortened.
-public struct CircuitBreaker: Sendable, Hashable {
-    public enum State: Sendable, Hashable {
+package struct CircuitBreaker: Sendable, Hashable {
+    package enum State: Sendable, Hashable {
         case closed
         case open(until: Duration)
         /// The cooldown is over; `probing` while the one probe is in flight.
@@ -41,7 +41,7 @@ public struct CircuitBreaker: Sendable, Hashable {
         }
     }
 
-    public enum Admission: Sendable, Hashable {
+    package enum Admission: Sendable, Hashable {
         case closed
         /// This call is the half-open probe.
         case probe

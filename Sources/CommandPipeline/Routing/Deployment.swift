@@ -2,7 +2,7 @@
 /// own model name, with its share of traffic and its limits. Several keys for one provider are
 /// several deployments. Read from a deployments file (`DeploymentsFile`, CLI `--deployments`)
 /// or built in code; see `Design/routing.md`.
-public struct Deployment: Sendable, Hashable {
+package struct Deployment: Sendable, Hashable {
     /// Unique across the file: names the deployment in telemetry, stats and events.
     public var name: String
     /// A provider registry name (`openai`, `anthropic`, `gemini`, `mock`).
@@ -43,7 +43,7 @@ public struct Deployment: Sendable, Hashable {
 }
 
 /// The circuit breaker's numbers, the same for every deployment of a router.
-public struct BreakerSettings: Sendable, Hashable {
+package struct BreakerSettings: Sendable, Hashable {
     /// Consecutive unhealthy failures (connection, 5xx, timeout) that open a deployment (1 to 1,000).
     public var failureThreshold: Int
     /// The first cooldown; each reopening doubles it, up to `maxCooldown` (1 ms to 1 hour).
@@ -61,7 +61,7 @@ public struct BreakerSettings: Sendable, Hashable {
 }
 
 /// What a router serves: logical model names, each with its deployments, and the breaker's numbers.
-public struct RouterConfiguration: Sendable, Hashable {
+package struct RouterConfiguration: Sendable, Hashable {
     /// Logical model name → its deployments, in the file's order.
     public var models: [String: [Deployment]]
     public var breaker: BreakerSettings

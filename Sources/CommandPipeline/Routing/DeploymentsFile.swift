@@ -11,8 +11,8 @@ import Foundation
 /// Parsing is strict like the model catalog's (`CatalogFile`, whose readers it shares): an
 /// unknown key, a wrong type, a duplicate key or deployment name, a model without deployments,
 /// a key variable that is not set, a URL that is not http(s) is a problem naming where it is.
-public enum DeploymentsFile {
-    public typealias Problem = CatalogFile.Problem
+package enum DeploymentsFile {
+    package typealias Problem = CatalogFile.Problem
 
     static let deploymentKeys: Set<String> = ["name", "provider", "base_url", "model", "api_key_env", "weight", "rpm", "tpm", "max_concurrency"]
 

@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// The headers of every answer are read, successful ones too, so a deployment slows before it
 /// meets a 429.
-public struct HeaderLimits: Sendable, Hashable {
+package struct HeaderLimits: Sendable, Hashable {
     public var remainingRequests: Int?
     public var remainingTokens: Int?
     /// Until the request (token) budget is whole again.
@@ -114,7 +114,7 @@ public struct HeaderLimits: Sendable, Hashable {
 /// the router connects it to the deployment (`Router(…, relays:)`). A plain object, not a
 /// task-local: binding a task-local around each call crashed the release build
 /// (`swift_task_localValuePush`, Swift 6.3.1, with `NonisolatedNonsendingByDefault`).
-public final class ResponseHeadersRelay: Sendable, Hashable {
+package final class ResponseHeadersRelay: Sendable, Hashable {
     private let target = Mutex<(@Sendable ([String: String]) -> Void)?>(nil)
 
     public init() {}

@@ -13,7 +13,7 @@
 /// nor context caches, so every call carries its files and shared context inline and any
 /// deployment can answer any call (a retry can move). The providers' automatic prefix caching
 /// still works on each deployment.
-public struct RoutedProvider: GenerationCapability {
+package struct RoutedProvider: GenerationCapability {
     public let router: Router
     public let fallback: any GenerationCapability
 

@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// All state is under one lock, taken twice per attempt (choose, finish): the decision is a
 /// scan of the model's few deployments.
-public final class Router: Sendable {
+package final class Router: Sendable {
     public let configuration: RouterConfiguration
     public let clock: any PipelineClock
     /// Every deployment, in `configuration.deployments` order; indices below are into it.
@@ -320,7 +320,7 @@ public final class Router: Sendable {
     // MARK: stats
 
     /// One deployment's figures for `--stats`.
-    public struct DeploymentStats: Sendable, Hashable {
+    package struct DeploymentStats: Sendable, Hashable {
         public var name: String
         /// The logical model it serves.
         public var model: String

@@ -13,7 +13,7 @@ import Foundation
 /// tested string charging its length and an `enum` its size; a `pattern` is within the subset
 /// `SchemaPattern` accepts (no nested repetition, backreferences or lookaround), compiled once
 /// when the schema is made, and matched against at most `maximumPatternInput` UTF-16 units.
-public struct JSONSchema: Sendable, Hashable {
+package struct JSONSchema: Sendable, Hashable {
     public let root: JSONValue
     /// The schema's patterns, compiled when it was checked (a schema taken unchecked compiles
     /// them per validation).
@@ -38,7 +38,7 @@ public struct JSONSchema: Sendable, Hashable {
     static let typeNames: Set<String> = ["null", "boolean", "object", "array", "number", "integer", "string"]
 
     /// A first violation: where in the answer (`$.items[0].name`) and what was expected there.
-    public struct Violation: Error, Sendable, Hashable {
+    package struct Violation: Error, Sendable, Hashable {
         public var path: String
         public var message: String
         public init(path: String, message: String) {

@@ -4,7 +4,7 @@ import Foundation
 /// `{"type":"json_object"}` one JSON object; `{"type":"json_schema","json_schema":{"schema":…}}`
 /// a JSON value that conforms to the schema (`JSONSchema`). Any other format (`text`, none) is
 /// not checked.
-public enum OutputFormat: Sendable, Hashable {
+package enum OutputFormat: Sendable, Hashable {
     case jsonObject
     case jsonSchema(JSONSchema)
 

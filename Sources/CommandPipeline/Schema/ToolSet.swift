@@ -3,7 +3,7 @@
 /// `JSONSchema`, a named `tool_choice` naming one of them. A problem is an `invalid_command`
 /// whose path names it (`….config.tools[1].parameters.properties.x.if`). The checked set
 /// then checks each tool call of an answer against its tool's parameters.
-public struct ToolSet: Sendable {
+package struct ToolSet: Sendable {
     /// Tools one call may offer (OpenAI's limit; the others take at least as many).
     public static let maximumTools = 128
     /// A tool name's length, in characters.

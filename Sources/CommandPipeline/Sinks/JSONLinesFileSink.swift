@@ -21,7 +21,7 @@ public final class JSONLinesFileSink: ResultSink {
     private let created: Bool
 
     /// Why the sink could not write.
-    public struct WriteError: Error, CustomStringConvertible {
+    package struct WriteError: Error, CustomStringConvertible {
         public var operation: String
         public var path: String
         public var errno: Int32

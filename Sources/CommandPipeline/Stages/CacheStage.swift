@@ -8,7 +8,7 @@
 /// uncached and `telemetry.cache.uncached_reason` says why.
 /// Providers that cache by prefix (`CacheReference.Kind.prefix`) fit the same stage: creating
 /// the cache writes the prefix once, and the calls then carry the context with a breakpoint.
-public struct CacheStage: ExecutionStage {
+package struct CacheStage: ExecutionStage {
     public let registry: CacheRegistry
     /// Cache creation is retried like every request (`RetryPolicy.none` to not retry).
     public let retrier: Retrier

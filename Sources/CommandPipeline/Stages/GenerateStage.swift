@@ -5,7 +5,7 @@
 /// A call that fails does not stop the others: each finished call is recorded
 /// (`call_finished` / `call_failed`), and when any fail the stage throws an error that
 /// names how many; the outcome keeps the responses of those that succeeded.
-public struct GenerateStage: ExecutionStage {
+package struct GenerateStage: ExecutionStage {
     public static let name = "generate"
     public let maxConcurrentCalls: Int
     public let calls: CallChain

@@ -1,7 +1,7 @@
 /// Folds the command's event log into its telemetry and usage (`LogSummary`), and checks
 /// usage against the command's token estimate (seed 002 §6). An ordinary stage: it reads the
 /// log's fold through `context.log`, as any stage can, and puts it in the state.
-public struct TelemetryStage: ExecutionStage {
+package struct TelemetryStage: ExecutionStage {
     public static let name = "telemetry"
     public init() {}
 

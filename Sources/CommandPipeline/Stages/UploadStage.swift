@@ -11,7 +11,7 @@ import Foundation
 ///   checked on the descriptor), and read only through that descriptor.
 /// - Ephemeral files are handed to the engine, which deletes them only once the whole
 ///   command has succeeded, and only inside an explicit files root.
-public struct UploadStage: ExecutionStage {
+package struct UploadStage: ExecutionStage {
     public let registry: FileRegistry
     public let resolver: FileResolver
     /// Uploads are retried like every request (`RetryPolicy.none` to not retry).

@@ -13,7 +13,7 @@ import Darwin
 /// limit: `reserve` descriptors stay free for everything else (stdio, pipes, sinks, files of
 /// commands, the runtime), and a request that finds no descriptor waits for a connection to
 /// close, or fails with a precise, retryable error (`Design/security.md`, "Descriptors").
-public enum DescriptorLimit {
+package enum DescriptorLimit {
     /// The soft limit now (1024 when it cannot be read; `Int.max` clamps to `1 << 20`).
     public static var current: Int {
         var limit = rlimit()

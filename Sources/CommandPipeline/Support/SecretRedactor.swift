@@ -231,7 +231,7 @@ public struct SecretRedactor: Sendable, Hashable {
 /// whole text. Only a tail that could be the start of a secret (a suffix equal to the first bytes
 /// of some spelling, so always shorter than the longest one) is held back, until the next piece
 /// shows whether it is one, or until the end; everything else goes on at once.
-public struct StreamRedaction: Sendable {
+package struct StreamRedaction: Sendable {
     public let redactor: SecretRedactor
     /// Text received, not handed on yet (already redacted where a whole secret was seen).
     private var pending = ""

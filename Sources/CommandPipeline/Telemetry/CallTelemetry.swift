@@ -1,6 +1,6 @@
 /// What happened to one call: how many attempts, how long it waited between them, and
 /// whether it was retried without the cache.
-public struct CallTelemetry: Sendable, Hashable {
+package struct CallTelemetry: Sendable, Hashable {
     public var callIndex: Int
     /// Attempts made, the first included.
     public var attempts: Int

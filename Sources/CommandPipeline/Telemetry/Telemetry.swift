@@ -35,7 +35,7 @@ public struct Telemetry: Sendable, Hashable {
         set { fields.usedFallback = newValue }
     }
     /// Set when the primary execution failed and the fallback ran.
-    public var primaryError: ErrorSummary? {
+    package var primaryError: ErrorSummary? {
         get { fields.primaryError }
         set { fields.primaryError = newValue }
     }
@@ -44,15 +44,15 @@ public struct Telemetry: Sendable, Hashable {
     /// Time spent waiting between attempts, summed over the command's calls.
     public var retryWait: Duration { calls.reduce(.zero) { $0 + $1.retryWait } }
     /// Each call's attempts, waits and cache bypass (primary calls, then the fallback's).
-    public var calls: [CallTelemetry] {
+    package var calls: [CallTelemetry] {
         get { fields.calls }
         set { fields.calls = newValue }
     }
-    public var durations: StageDurations {
+    package var durations: StageDurations {
         get { fields.durations }
         _modify { yield &fields.durations }
     }
-    public var uploads: UploadCounts {
+    package var uploads: UploadCounts {
         get { fields.uploads }
         _modify { yield &fields.uploads }
     }
@@ -62,18 +62,18 @@ public struct Telemetry: Sendable, Hashable {
         set { fields.cache = newValue }
     }
     /// Hooks that failed after the command ended (`CommandHook`); empty without hooks.
-    public var hookFailures: [HookFailure] {
+    package var hookFailures: [HookFailure] {
         get { fields.hookFailures }
         set { fields.hookFailures = newValue }
     }
     /// Attempts that failed after their answer reported usage (`APIError.billedUsage`), in the
     /// order they failed: billed by the provider, priced by `CostUnit`. Empty in the common case.
-    public var billedAttempts: [BilledAttempt] {
+    package var billedAttempts: [BilledAttempt] {
         get { fields.billedAttempts }
         set { fields.billedAttempts = newValue }
     }
     /// `nil` when the command has no token estimate.
-    public var tokenValidation: TokenValidation? {
+    package var tokenValidation: TokenValidation? {
         get { fields.tokenValidation }
         set { fields.tokenValidation = newValue }
     }
@@ -85,7 +85,7 @@ public struct Telemetry: Sendable, Hashable {
         set { fields.cost = newValue }
     }
 
-    public init(
+    package init(
         provider: String, usedFallback: Bool = false, primaryError: ErrorSummary? = nil, calls: [CallTelemetry] = [],
         durations: StageDurations = StageDurations(), uploads: UploadCounts = UploadCounts(),
         cache: CacheTelemetry? = nil, tokenValidation: TokenValidation? = nil
@@ -103,7 +103,7 @@ public struct Telemetry: Sendable, Hashable {
 /// Time spent in each stage, keyed by the name the stage declares (`ExecutionStage.name`), in
 /// the order the stages first ran, and in the whole command. A new stage's time appears under
 /// its name with no change here: nothing in this type knows a stage.
-public struct StageDurations: Sendable, Hashable {
+package struct StageDurations: Sendable, Hashable {
     private var entries: [Entry] = []
     public var total: Duration = .zero
 
@@ -132,7 +132,7 @@ public struct StageDurations: Sendable, Hashable {
 }
 
 /// Files uploaded by this command, served from earlier uploads, or left as placeholders.
-public struct UploadCounts: Sendable, Hashable {
+package struct UploadCounts: Sendable, Hashable {
     public var performed: Int
     public var reused: Int
     public var skipped: Int
@@ -144,7 +144,7 @@ public struct UploadCounts: Sendable, Hashable {
 }
 
 /// A failed attempt whose answer reported usage: what the provider billed for it.
-public struct BilledAttempt: Sendable, Hashable {
+package struct BilledAttempt: Sendable, Hashable {
     public var callIndex: Int
     /// 1-based.
     public var attempt: Int

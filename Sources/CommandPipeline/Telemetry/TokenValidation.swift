@@ -1,5 +1,5 @@
 /// Actual usage compared with the planner's estimate (seed 002 §6).
-public struct TokenValidation: Sendable, Hashable {
+package struct TokenValidation: Sendable, Hashable {
     public var estimated: TokenEstimate
     public var actual: Int
     public var inRange: Bool

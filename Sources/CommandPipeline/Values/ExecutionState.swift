@@ -38,7 +38,7 @@ public struct ExecutionState: Sendable, Hashable {
     /// The calls to run, with their parts resolved the same way.
     public var calls: [APICall] { _read { yield base.value.calls } }
     /// Where call `i` sits in the command, for errors: `plan.calls[i]`, or the fallback call's path.
-    public var callPaths: CallPaths { _read { yield base.value.callPaths } }
+    package var callPaths: CallPaths { _read { yield base.value.callPaths } }
     /// The cache the calls use, once the cache stage has one.
     public var cache: CacheReference? { progress.cache?.value }
     /// Whether there is one (without copying it).
@@ -57,7 +57,7 @@ public struct ExecutionState: Sendable, Hashable {
     public var ephemeralFiles: [OpenedFile] { _read { yield base.value.ephemeralFiles } }
 
     /// How the calls of a state are named in errors.
-    public enum CallPaths: Sendable, Hashable {
+    package enum CallPaths: Sendable, Hashable {
         /// `plan.calls[i]`.
         case planCalls
         /// One call at a fixed path (`plan.fallback_call`).
@@ -77,7 +77,7 @@ public struct ExecutionState: Sendable, Hashable {
     }
 
     /// A state over any parts and calls.
-    public init(command: PlannedCommand, sharedParts: [APIPart], calls: [APICall], callPaths: CallPaths = .planCalls) {
+    package init(command: PlannedCommand, sharedParts: [APIPart], calls: [APICall], callPaths: CallPaths = .planCalls) {
         base = Box(Base(command: command, sharedParts: sharedParts, calls: calls, callPaths: callPaths, ephemeralFiles: [], cachePlan: command.plan.cache))
     }
 

@@ -2,7 +2,7 @@
 /// model or provider, and small enough that sums and products of them cannot overflow.
 /// `PlannedCommand.validationIssues()` checks them, so commands built in Swift and
 /// commands read from the wire meet the same rules.
-public enum Limits {
+package enum Limits {
     /// `config.max_tokens`: completion tokens one call may ask for.
     public static let maxTokens: ClosedRange<Int> = 1...100_000_000
     /// `--max-repairs`, `config.max_repairs`: re-asks of an answer that breaks its response_format.

@@ -1,5 +1,5 @@
 /// One thing wrong with a command: where (a wire path such as `plan.calls[1].parts[0]`) and what.
-public struct ValidationIssue: Sendable, Hashable, CustomStringConvertible {
+package struct ValidationIssue: Sendable, Hashable, CustomStringConvertible {
     public var path: String
     public var message: String
     public init(path: String, message: String) {
@@ -11,7 +11,7 @@ public struct ValidationIssue: Sendable, Hashable, CustomStringConvertible {
 
 extension PlannedCommand {
     /// Every invariant the command breaks, each with the field's wire path. Empty when valid.
-    public func validationIssues() -> [ValidationIssue] {
+    package func validationIssues() -> [ValidationIssue] {
         // An inout list, not a nested function appending to a captured array: the capture made
         // every command pay a runtime exclusivity check.
         var issues = Issues()

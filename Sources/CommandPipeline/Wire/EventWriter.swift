@@ -1,7 +1,7 @@
 /// Writes events as the JSON lines of the CLI's `--events` mode (`Design/wire-format.md`,
 /// "Events mode"): `id`, `index`, `seq`, `type` and `t_ms` on every line, then the type's
 /// fields. A terminal event carries under `result` the record plain mode would print.
-public enum EventWriter {
+package enum EventWriter {
     /// Appends one event (no newline). `result` writes a terminal event's record; by default
     /// `ResultWriter.record` of the event's outcome.
     public static func write(_ event: PipelineEvent, to out: inout [UInt8], result: ((CommandOutcome, inout [UInt8]) -> Void)? = nil) {

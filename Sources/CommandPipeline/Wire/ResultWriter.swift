@@ -3,7 +3,7 @@
 /// writes; results and events are laid out here and in `EventWriter`). This is the one
 /// definition of the output format; it is only ever written, never rebuilt as a tree.
 /// (Building `JSONValue` trees first cost more than everything else in the CLI together.)
-public enum ResultWriter {
+package enum ResultWriter {
     /// Appends one succeeded result record (no newline).
     public static func succeeded(_ command: FinalizedCommand, index: Int, to out: inout [UInt8]) {
         JSONSerializer.raw(#"{"id":"#, to: &out)

@@ -1,7 +1,7 @@
 /// `Codable` for the wire values, through the same reader and writer the CLI uses, so
 /// there is one definition of the format. Decoding checks invariants and reports the
 /// first problem's field path in the `DecodingError`.
-public protocol WireCodable: Codable, WireEncodable {
+package protocol WireCodable: Codable, WireEncodable {
     /// Reads a value at the reader's path, recording every problem; `nil` when unusable.
     static func read(_ value: JSONValue, _ reader: inout WireReader) -> Self?
 }
@@ -24,7 +24,7 @@ extension WireCodable {
 }
 
 extension PlannedCommand: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> PlannedCommand? {
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> PlannedCommand? {
         switch WireFormat.command(from: value, position: 1) {
         case .success(let command): return command
         case .failure(let rejection):
@@ -35,33 +35,33 @@ extension PlannedCommand: WireCodable {
 }
 
 extension ExecutionPlan: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> ExecutionPlan? { WireFormat.plan(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> ExecutionPlan? { WireFormat.plan(value, &reader) }
 }
 
 extension APICall: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> APICall? { WireFormat.call(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> APICall? { WireFormat.call(value, &reader) }
 }
 
 extension APIPart: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> APIPart? { WireFormat.part(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> APIPart? { WireFormat.part(value, &reader) }
 }
 
 extension GenerationConfig: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> GenerationConfig? { WireFormat.config(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> GenerationConfig? { WireFormat.config(value, &reader) }
 }
 
 extension UploadTask: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> UploadTask? { WireFormat.uploadTask(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> UploadTask? { WireFormat.uploadTask(value, &reader) }
 }
 
 extension CachePlan: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> CachePlan? { WireFormat.cachePlan(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> CachePlan? { WireFormat.cachePlan(value, &reader) }
 }
 
 extension RateConstraint: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> RateConstraint? { WireFormat.rateConstraint(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> RateConstraint? { WireFormat.rateConstraint(value, &reader) }
 }
 
 extension TokenEstimate: WireCodable {
-    public static func read(_ value: JSONValue, _ reader: inout WireReader) -> TokenEstimate? { WireFormat.tokenEstimate(value, &reader) }
+    package static func read(_ value: JSONValue, _ reader: inout WireReader) -> TokenEstimate? { WireFormat.tokenEstimate(value, &reader) }
 }

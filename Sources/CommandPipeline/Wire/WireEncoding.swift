@@ -1,7 +1,7 @@
 import Foundation
 
 /// Values as they appear on the wire (snake_case, as in WIRE-FORMAT.md).
-public protocol WireEncodable {
+package protocol WireEncodable {
     var wireValue: JSONValue { get }
 }
 

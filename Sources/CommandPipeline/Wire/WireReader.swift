@@ -1,6 +1,6 @@
 /// Reads typed values out of `JSONValue`s while keeping the field path, collecting every
 /// problem instead of stopping at the first, so one error result can list them all.
-public struct WireReader {
+package struct WireReader {
     enum Component {
         case key(String)
         case index(Int)

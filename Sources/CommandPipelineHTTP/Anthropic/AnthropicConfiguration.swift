@@ -28,7 +28,7 @@ public struct AnthropicConfiguration: Sendable {
     /// (`--ca-file`, `ProviderOptions.caFile`): a private gateway, a test server.
     public var caFile: URL?
     /// Gets the headers of every answer (`ProviderOptions.responseHeaders`: a router's deployment).
-    public var responseHeaders: ResponseHeadersRelay?
+    package var responseHeaders: ResponseHeadersRelay?
     /// `max_tokens` sent when the command has none.
     public var defaultMaxTokens: Int
     /// Send the key over plain http to a host off this machine (`--allow-insecure-http`).
@@ -73,7 +73,7 @@ extension AnthropicConfiguration {
     /// A configuration from generic provider options: `--base-url` is the API's origin (the
     /// adapter appends `/v1/…`), the key is read from `$ANTHROPIC_API_KEY` or the variable
     /// named by `--api-key-env`; a server off this machine without a key is refused.
-    public init(options: ProviderOptions) throws(APIError) {
+    package init(options: ProviderOptions) throws(APIError) {
         let baseURL = try EndpointRules.baseURL(
             options.baseURL, fallback: AnthropicConfiguration.publicBaseURL, origin: true,
             example: "https://api.anthropic.com or http://127.0.0.1:8000/anthropic (the adapter appends /v1/…)")

@@ -21,7 +21,7 @@ public struct GeminiConfiguration: Sendable {
     /// (`--ca-file`, `ProviderOptions.caFile`): a private gateway, a test server.
     public var caFile: URL?
     /// Gets the headers of every answer (`ProviderOptions.responseHeaders`: a router's deployment).
-    public var responseHeaders: ResponseHeadersRelay?
+    package var responseHeaders: ResponseHeadersRelay?
     /// After an upload, the file is polled until `ACTIVE`: first after `pollInterval`, then
     /// each wait doubled up to `maxPollInterval`, for at most `maxProcessingWait` in all.
     public var pollInterval: Duration

@@ -22,7 +22,7 @@ public struct OpenAIConfiguration: Sendable {
     /// (`--ca-file`, `ProviderOptions.caFile`): a private gateway, a test server.
     public var caFile: URL?
     /// Gets the headers of every answer (`ProviderOptions.responseHeaders`: a router's deployment).
-    public var responseHeaders: ResponseHeadersRelay?
+    package var responseHeaders: ResponseHeadersRelay?
     /// Longest time one request may take in all, however steadily the server trickles bytes
     /// (default 10 minutes). Past it the attempt fails with a retryable `timeout`.
     public var resourceTimeout: TimeInterval

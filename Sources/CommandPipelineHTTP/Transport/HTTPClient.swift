@@ -140,7 +140,7 @@ public final class HTTPClient: Sendable {
 
     /// `caFile` is read when the first `https://` request is made; `caFileProblem` checks it
     /// beforehand (the CLI does, at start).
-    public init(
+    package init(
         requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20,
         maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost, caFile: URL? = nil,
         responseHeaders: ResponseHeadersRelay? = nil

@@ -1,7 +1,7 @@
 /// A call that used the cache and failed is tried once more with the shared parts themselves,
 /// with the attempts the retry policy has left (at least one). Not after a cancellation, and
 /// not once the call has streamed text.
-public struct CacheBypassUnit: ChainUnit {
+package struct CacheBypassUnit: ChainUnit {
     public let policy: RetryPolicy
 
     public init(policy: RetryPolicy) { self.policy = policy }

@@ -1,5 +1,5 @@
 /// What flows into the call chain: one call of a plan, and what the units around it need.
-public struct CallInput: Sendable {
+package struct CallInput: Sendable {
     /// The request to send.
     public var request: GenerationRequest {
         _read { yield storage.request }
@@ -132,4 +132,4 @@ public struct CallInput: Sendable {
 }
 
 /// The call chain's type: a call in, the provider's answer (or why not) out.
-public typealias CallChain = Chain<CallInput, Result<GenerationResponse, APIError>>
+package typealias CallChain = Chain<CallInput, Result<GenerationResponse, APIError>>

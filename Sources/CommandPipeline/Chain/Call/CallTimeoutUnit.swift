@@ -1,5 +1,5 @@
 /// Bounds each attempt: one that takes longer fails with a retryable `timeout`.
-public struct CallTimeoutUnit: ChainUnit {
+package struct CallTimeoutUnit: ChainUnit {
     public let timeout: Duration
     private let scheduler: DeadlineScheduler
 

@@ -6,7 +6,7 @@
 /// be retried); one that breaks after it fails for good, `retryable` false and code
 /// `stream_interrupted`: the pieces already delivered stay in the log and in the outcome's
 /// partial responses. A stream that ends without its final response is such a break.
-public enum ProviderCall {
+package enum ProviderCall {
     public static let streamInterruptedCode = "stream_interrupted"
 
     @inline(__always)

@@ -9,7 +9,7 @@
 /// has seen no 429 (`isIdle`) — the unit does not apply and costs the call nothing. The retry
 /// layer, which sees every failure, pauses the engine's limiter on a 429 (`Retrier.pausing`);
 /// from then on the unit applies.
-public struct RateLimitUnit: ChainUnit {
+package struct RateLimitUnit: ChainUnit {
     /// Shared by every command of the engine.
     public let limiter: RateLimiter?
     let clock: any PipelineClock

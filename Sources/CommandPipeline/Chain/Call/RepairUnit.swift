@@ -14,7 +14,7 @@
 /// (`$.tool_calls[0].arguments.city` for a tool call's).
 /// The outermost call unit: every repair is a whole call again (cache bypass, retries, rate
 /// limits, timeout).
-public struct RepairUnit: ChainUnit {
+package struct RepairUnit: ChainUnit {
     /// Repairs per call when the call does not say (`config.max_repairs`).
     public let maxRepairs: Int
 
@@ -34,7 +34,7 @@ public struct RepairUnit: ChainUnit {
 
     /// What was wrong with an answer: the violation, with its path in the answer, and the tool
     /// call it is in (nil: the answer's text).
-    public struct Rejection: Sendable, Hashable {
+    package struct Rejection: Sendable, Hashable {
         public var violation: JSONSchema.Violation
         public var toolCall: Int?
     }

@@ -13,7 +13,7 @@
 ///   them makes it for the rest).
 /// - Kept: successful answers whose `finish_reason` is not `content_filter` (a refusal may not
 ///   repeat) — see `storable(_:)`.
-public struct ResponseCacheUnit: ChainUnit {
+package struct ResponseCacheUnit: ChainUnit {
     public let cache: any ResponseCache
     /// How file parts are opened for their content digest (the engine's `files`).
     public let files: FileResolver

@@ -2,7 +2,7 @@
 /// as uploads and cache creation), recording each attempt, each failure (and whether it
 /// will be retried) and each backoff. A failure after streamed text is never retried, whatever
 /// raised it (`ProviderCall.interrupted`).
-public struct RetryUnit: ChainUnit {
+package struct RetryUnit: ChainUnit {
     public let retrier: Retrier
 
     public init(retrier: Retrier) { self.retrier = retrier }

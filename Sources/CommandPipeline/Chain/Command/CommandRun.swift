@@ -1,7 +1,7 @@
 /// What flows into the command chain: the state to run the stages on, and the command's log.
 /// (Which stages apply is for the state to say — `ExecutionState.withoutCache()`,
 /// `forFallback(_:)` — not for a list of stage names.)
-public struct CommandRun: Sendable {
+package struct CommandRun: Sendable {
     public var state: ExecutionState
     public let log: EventLog
     /// Ask providers that can stream for deltas (`text_delta` events).

@@ -2,7 +2,7 @@
 /// units before it spent, such as hooks, counts). Past the deadline the rest of the
 /// chain is cancelled (so nothing it started keeps running), its outcome awaited, and a
 /// cancellation turned into `timeout`.
-public struct DeadlineUnit: ChainUnit {
+package struct DeadlineUnit: ChainUnit {
     public let deadline: Duration
     private let scheduler: DeadlineScheduler
 

@@ -4,7 +4,7 @@
 ///
 /// No fallback after an invalid command, a cancellation, or once a call has streamed text
 /// to the reader (the answer has begun; it is not replaced by another model's).
-public struct FallbackUnit: ChainUnit {
+package struct FallbackUnit: ChainUnit {
     public init() {}
 
     public func applies(to input: CommandRun) -> Bool { input.command.plan.fallbackCall.isPresent }

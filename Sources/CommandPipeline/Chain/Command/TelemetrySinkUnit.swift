@@ -1,6 +1,6 @@
 /// Hands every settled outcome to the engine's telemetry sinks, in order. A sink gets a copy
 /// and returns nothing: it cannot change the outcome.
-public struct TelemetrySinkUnit: ChainUnit {
+package struct TelemetrySinkUnit: ChainUnit {
     public let sinks: [any TelemetrySink]
 
     public init(sinks: [any TelemetrySink]) { self.sinks = sinks }

@@ -1,6 +1,6 @@
 /// Rejects a command whose values break the rules (`PlannedCommand.validationIssues()`)
 /// before anything runs: no upload, no call, no fallback.
-public struct ValidationUnit: ChainUnit {
+package struct ValidationUnit: ChainUnit {
     public init() {}
 
     /// Only an invalid command enters the unit: a valid one (nearly every command) goes straight

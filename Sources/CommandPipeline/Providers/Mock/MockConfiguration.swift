@@ -1,5 +1,5 @@
 /// Settings of the built-in mock provider.
-public struct MockConfiguration: Sendable {
+package struct MockConfiguration: Sendable {
     /// Latency of each generate call.
     public var latency: Duration
     /// Latency of each upload.

@@ -1,6 +1,6 @@
 /// Faults the mock injects, decided per generate call by a seeded generator: the same
 /// seed gives the same sequence of faults for the same sequence of calls.
-public struct MockFaultPlan: Sendable, Hashable {
+package struct MockFaultPlan: Sendable, Hashable {
     /// Fraction of calls failing with a retryable `unavailable` error.
     public var retryable: Double
     /// The `Retry-After` carried by retryable faults; `nil` for none.

@@ -3,8 +3,11 @@
 public enum MockProvider {
     public static let name = "mock"
 
+    /// A mock with every capability, no latency and no faults.
+    public static func make() -> any GenerationCapability { make(MockConfiguration()) }
+
     /// A mock with the capabilities of `configuration` (generation is always there).
-    public static func make(_ configuration: MockConfiguration = MockConfiguration()) -> any GenerationCapability {
+    package static func make(_ configuration: MockConfiguration) -> any GenerationCapability {
         MockAdapter(core: MockCore(configuration: configuration), batches: MockBatchService(configuration: configuration), capabilities: configuration.capabilities)
     }
 }
