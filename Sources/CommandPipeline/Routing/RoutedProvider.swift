@@ -131,11 +131,11 @@ package struct RoutedProvider: GenerationCapability {
 /// `generate` is; its chunks come through as the deployment sends them, the final response
 /// stamped with the deployment. A deployment whose adapter cannot stream answers with one
 /// final chunk. Any other model streams through the fallback's streaming.
-public struct RoutedStreaming: StreamingCapability {
-    public let provider: RoutedProvider
+package struct RoutedStreaming: StreamingCapability {
+    package let provider: RoutedProvider
     let fallback: any StreamingCapability
 
-    public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
+    package func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
         let provider = self.provider, router = provider.router
         guard let group = router.group(for: request.model) else { return fallback.stream(request) }
         return AsyncThrowingStream { continuation in
@@ -184,10 +184,10 @@ public struct RoutedStreaming: StreamingCapability {
 /// (`RoutedProvider.run`); any other call goes straight on. The engine puts it after the rate
 /// limits and before the per-call timeout (`EngineConfiguration.callChain`), when it has a
 /// router: the timeout bounds the attempt on its deployment, not the wait for one.
-public struct RoutingUnit: ChainUnit {
-    public init() {}
+package struct RoutingUnit: ChainUnit {
+    package init() {}
 
-    public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
+    package func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         guard let routed = input.provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) else { return await next(input) }
         return await routed.run(input, group: group, next: next)
     }
