@@ -290,19 +290,21 @@ final class RunLoop: Sendable {
     func process(
         _ piece: JSONStreamSplitter.Piece, index: Int, resumed: Bool = false, emit: (@Sendable ([UInt8]) -> Void)? = nil, ticket: SlotTicket? = nil
     ) async -> Outcome {
-        let command: PlannedCommand
+        let validated: ValidatedCommand
         switch piece.parse() {
         case .failure(let error):
             let apiError = APIError(.invalidCommand, error.message, path: error.path)
             return failed(apiError, id: "cmd-\(index + 1)", index: index, metadata: [:], piece: piece, emit: emit)
         case .success(let value):
-            switch WireFormat.command(from: value, position: index + 1) {
+            // Validated here, once: the engine runs the `ValidatedCommand` without checking it again.
+            switch WireFormat.validatedCommand(from: value, position: index + 1) {
             case .failure(let rejection):
                 return failed(rejection.error, id: rejection.id, index: index, metadata: rejection.metadata, piece: piece, emit: emit)
             case .success(let decoded):
-                command = decoded
+                validated = decoded
             }
         }
+        let command = validated.command
         if resumed {
             return Outcome(line: [], status: .skipped, tokens: 0, usedFallback: false)
         }
@@ -322,13 +324,12 @@ final class RunLoop: Sendable {
             let terminalRecord = RecordSlot()
             let wantsRecord = sinks != nil
             if let emit {
-                outcome = await engine.run(command, index: index, streaming: true) { event in
+                outcome = await engine.run(validated, index: index, streaming: true) { event in
                     var bytes: [UInt8] = []
                     var range: Range<Int>?
                     EventWriter.write(event, to: &bytes) { outcome, out in
                         let start = out.count
-                        ResultWriter.record(outcome, index: index, to: &out)
-                        Self.appendInputHash(of: piece, to: &out)
+                        ResultWriter.record(outcome, index: index, inputHash: ResumeLedger.digestValue(of: piece.bytes), to: &out)
                         range = start..<out.count
                     }
                     bytes.append(0x0a)
@@ -336,10 +337,9 @@ final class RunLoop: Sendable {
                     emit(bytes)
                 }
             } else {
-                outcome = await engine.run(command, index: index)
+                outcome = await engine.run(validated, index: index)
                 line.reserveCapacity(1024)   // a one-call mock result is some 700 bytes
-                ResultWriter.record(outcome, index: index, to: &line)
-                Self.appendInputHash(of: piece, to: &line)
+                ResultWriter.record(outcome, index: index, inputHash: ResumeLedger.digestValue(of: piece.bytes), to: &line)
                 line.append(0x0a)
             }
             for failure in outcome.telemetry.hookFailures {
@@ -364,8 +364,11 @@ final class RunLoop: Sendable {
         _ error: APIError, id: String, index: Int, metadata: JSONObject, piece: JSONStreamSplitter.Piece, emit: (@Sendable ([UInt8]) -> Void)?
     ) -> Outcome {
         var record: [UInt8] = []
-        ResultWriter.failed(error, id: id, index: index, metadata: metadata, telemetry: Telemetry(provider: providerName), to: &record)
-        if case .execute = mode { Self.appendInputHash(of: piece, to: &record) }
+        // `run` records carry the input's digest (`--resume` matches on it); `--validate` ones do not.
+        var inputHash: UInt64?
+        if case .execute = mode { inputHash = ResumeLedger.digestValue(of: piece.bytes) }
+        ResultWriter.failed(
+            error, id: id, index: index, metadata: metadata, telemetry: Telemetry(provider: providerName), inputHash: inputHash, to: &record)
         guard emit != nil else {
             record.append(0x0a)
             return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false, failureKind: error.kind.rawValue, commandID: id, index: index)
@@ -373,16 +376,6 @@ final class RunLoop: Sendable {
         var lines: [UInt8] = []
         EventWriter.rejected(id: id, index: index, record: record, to: &lines)
         return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record[...], failureKind: error.kind.rawValue, commandID: id, index: index)
-    }
-
-    /// Adds `"input_hash"` (the digest `--resume` matches on) as the record's last key: the
-    /// record ends in its closing brace, which moves behind the new key.
-    static func appendInputHash(of piece: JSONStreamSplitter.Piece, to line: inout [UInt8]) {
-        guard line.last == UInt8(ascii: "}") else { return }
-        line.removeLast()
-        JSONSerializer.raw(#","input_hash":""#, to: &line)
-        ResumeLedger.appendDigest(of: piece.bytes, to: &line)
-        JSONSerializer.raw(#""}"#, to: &line)
     }
 
     static func line(_ record: JSONValue) -> [UInt8] {
