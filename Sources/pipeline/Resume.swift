@@ -48,6 +48,8 @@ final class ResumeLedger: Sendable {
     /// The digest's 16 hex digits appended to `out` (what every result line carries, so
     /// written without making a string).
     static func appendDigest(of bytes: [UInt8], to out: inout [UInt8]) { InputDigest.append(of: bytes, to: &out) }
+    /// The digest as a number, for `ResultWriter`'s `inputHash`.
+    static func digestValue(of bytes: [UInt8]) -> UInt64 { InputDigest.value(of: bytes) }
 }
 
 enum Resume {

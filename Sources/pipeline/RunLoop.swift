@@ -89,7 +89,9 @@ final class RunLoop: Sendable {
         self.sinks = sinks
     }
 
-    /// Runs until the input ends, an interrupt, or a failed write.
+    /// Runs until the input ends, an interrupt, or a failed write: sets up the pieces, then one
+    /// loop — take the batch of events posted since the last look, let `LoopState` decide on each —
+    /// until the run is over (`Design/architecture.md`, "The CLI's run loop").
     func run(interrupts: AsyncStream<Void>) async -> Ending {
         let writer = LineWriter(fd: 1)
         if startOnNewLine && !writer.writeSeparator([0x0a]) {
@@ -109,125 +111,169 @@ final class RunLoop: Sendable {
         }
         defer { forward.cancel() }
 
-        let commands = CommandQueue()   // read, not started
-        var reorder = ReorderBuffer<Outcome>(limit: reorderBufferBytes)   // finished, not yet written (ordered mode)
+        var state = LoopState(run: self, writer: writer, reader: reader, inbox: inbox, unordered: unordered)
+        await withDiscardingTaskGroup { group in
+            loop: while true {
+                for event in await inbox.receive() {
+                    state.handle(event, in: &group)
+                    if state.isOver { break loop }
+                }
+            }
+            group.cancelAll()
+        }
+        return state.end()
+    }
+
+    /// What the loop decides with, and its one decision per event. Only the loop holds it:
+    /// command tasks, the reader thread and the watchers reach it through the inbox.
+    private struct LoopState {
+        let run: RunLoop
+        let writer: LineWriter
+        let reader: InputReader
+        let inbox: Mailbox<Event>
+        let unordered: Bool
+        /// Read, not started.
+        let commands = CommandQueue()
+        /// --concurrency: commands hold a slot while they work; one waiting out a retry's backoff,
+        /// or another command's upload or cache, lends it (`Slots`, `SlotTicket`).
+        let slots: Slots
+        /// With `--events`: event lines go straight to the (thread-safe) writer from each
+        /// command's task; the loop only hears of a failed write.
+        let emit: (@Sendable ([UInt8]) -> Void)?
+        /// Finished, not yet written (ordered mode).
+        var reorder: ReorderBuffer<Outcome>
         var finished = 0
         var inputEnded = false
         var interrupted = false
         var readError: String?
         var outputFailed = false
 
-        // Event lines go straight to the (thread-safe) writer from each command's task; the loop
-        // only hears of a failed write.
-        let emit: (@Sendable ([UInt8]) -> Void)?
-        if eventsMode {
-            emit = { @Sendable line in if !writer.write(line) { inbox.post(.outputClosed) } }
-        } else {
-            emit = nil
+        init(run: RunLoop, writer: LineWriter, reader: InputReader, inbox: Mailbox<Event>, unordered: Bool) {
+            self.run = run
+            self.writer = writer
+            self.reader = reader
+            self.inbox = inbox
+            self.unordered = unordered
+            slots = Slots(run.concurrency) { inbox.post(.slotFreed) }
+            emit = run.eventsMode ? { @Sendable line in if !writer.write(line) { inbox.post(.outputClosed) } } : nil
+            reorder = ReorderBuffer(limit: run.reorderBufferBytes)
         }
-        // --concurrency: commands hold a slot while they work; one waiting out a retry's backoff,
-        // or another command's upload or cache, lends it (`Slots`, `SlotTicket`).
-        let slots = Slots(concurrency) { inbox.post(.slotFreed) }
-        /// Runs `first`, then — while it may keep its slot — the next queued commands.
-        @Sendable func work(_ first: CommandQueue.Item) async {
-            var item = first
-            while true {
-                let ticket = SlotTicket(slots: slots)
-                let weight = InputReader.weight(of: item.piece)
-                let outcome = await BackoffScope.$lender.withValue(CountingLender(ticket: ticket, stats: stats)) {
-                    await self.process(item.piece, index: item.index, resumed: item.skip, emit: emit, ticket: ticket)
-                }
-                inbox.post(.done(item.index, weight, outcome))
-                guard let next = ticket.finish(next: { Task.isCancelled ? nil : commands.take() }) else { return }
-                item = next
-            }
+
+        /// Every started command has finished, and the input has ended or the run was stopped.
+        var isOver: Bool {
+            let (taken, empty) = commands.progress
+            return taken == finished && (interrupted || outputFailed || (inputEnded && empty))
         }
-        await withDiscardingTaskGroup { group in
-            func startQueued() {
-                while !interrupted && !outputFailed && slots.tryTake() {
-                    guard let item = commands.take() else {
-                        slots.give(notify: false)
-                        break
-                    }
-                    group.addTask { await work(item) }
+
+        mutating func handle(_ event: Event, in group: inout DiscardingTaskGroup) {
+            let stats = run.stats
+            switch event {
+            case .input(let pieces, let first):
+                stats.commandsRead.add(pieces.count, ordering: .relaxed)
+                if pieces.isEmpty {
+                    inputEnded = true
+                    stats.inputEnded.store(true, ordering: .relaxed)
+                } else if interrupted || outputFailed {
+                    reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
+                } else {
+                    let resume = run.resume
+                    commands.append(pieces.enumerated().map { offset, piece in
+                        let index = first + offset
+                        return CommandQueue.Item(piece: piece, index: index, skip: resume.map { RunLoop.claim(piece, index: index, in: $0) } ?? false)
+                    })
+                    startQueued(in: &group)
                 }
-                stats.inFlight.store(commands.progress.taken - finished, ordering: .relaxed)
-            }
-            /// Output failed: stop taking commands and cancel what runs; nothing more is written.
-            func stopForOutput() {
-                guard !outputFailed else { return }
-                outputFailed = true
+            case .done(let index, let weight, let outcome):
+                finished += 1
+                if outputFailed { break }
+                run.count(outcome)
+                if unordered {
+                    run.write(outcome, to: writer)
+                    reader.gate.release(weight)
+                } else {
+                    let (run, writer) = (run, writer)
+                    let released = reorder.add(outcome, index: index, size: outcome.line.count, credits: weight) { run.write($0, to: writer) }
+                    if released > 0 { reader.gate.release(released) }
+                }
+                if writer.failure != nil { stopForOutput(in: &group) }
+                startQueued(in: &group)
+            case .outputClosed:
+                if writer.failure == nil { writer.markFailed(EPIPE) }
+                stopForOutput(in: &group)
+            case .readFailed(let message):
+                readError = message
+                inputEnded = true
+            case .interrupt:
+                if interrupted {
+                    group.cancelAll()
+                    return
+                }
+                interrupted = true
                 commands.stop()
                 reader.stop()
-                group.cancelAll()
-            }
-            loop: while true {
-                for event in await inbox.receive() {
-                    switch event {
-                    case .input(let pieces, let first):
-                        stats.commandsRead.add(pieces.count, ordering: .relaxed)
-                        if pieces.isEmpty {
-                            inputEnded = true
-                            stats.inputEnded.store(true, ordering: .relaxed)
-                        } else if interrupted || outputFailed {
-                            reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
-                        } else {
-                            commands.append(pieces.enumerated().map { offset, piece in
-                                let index = first + offset
-                                return CommandQueue.Item(piece: piece, index: index, skip: resume.map { Self.claim(piece, index: index, in: $0) } ?? false)
-                            })
-                            startQueued()
-                        }
-                    case .done(let index, let weight, let outcome):
-                        finished += 1
-                        if outputFailed { break }
-                        count(outcome)
-                        if unordered {
-                            write(outcome, to: writer)
-                            reader.gate.release(weight)
-                        } else {
-                            let released = reorder.add(outcome, index: index, size: outcome.line.count, credits: weight) { write($0, to: writer) }
-                            if released > 0 { reader.gate.release(released) }
-                        }
-                        if writer.failure != nil { stopForOutput() }
-                        startQueued()
-                    case .outputClosed:
-                        if writer.failure == nil { writer.markFailed(EPIPE) }
-                        stopForOutput()
-                    case .readFailed(let message):
-                        readError = message
-                        inputEnded = true
-                    case .interrupt:
-                        if interrupted {
-                            group.cancelAll()
-                            continue
-                        }
-                        interrupted = true
-                        commands.stop()
-                        reader.stop()
-                        if commands.progress.taken > finished {
-                            group.addTask {
-                                try? await Task.sleep(for: .seconds(1))
-                                inbox.post(.cancelNow)
-                            }
-                        }
-                    case .cancelNow:
-                        group.cancelAll()
-                    case .slotFreed:
-                        startQueued()
+                if commands.progress.taken > finished {
+                    let inbox = inbox
+                    group.addTask {
+                        try? await Task.sleep(for: .seconds(1))
+                        inbox.post(.cancelNow)
                     }
-                    let (taken, empty) = commands.progress
-                    if taken == finished && (interrupted || outputFailed || (inputEnded && empty)) { break loop }
                 }
+            case .cancelNow:
+                group.cancelAll()
+            case .slotFreed:
+                startQueued(in: &group)
             }
+        }
+
+        /// Starts queued commands while slots allow, each in a task of its own (`work`).
+        private mutating func startQueued(in group: inout DiscardingTaskGroup) {
+            while !interrupted && !outputFailed && slots.tryTake() {
+                guard let item = commands.take() else {
+                    slots.give(notify: false)
+                    break
+                }
+                let (run, slots, commands, inbox, emit) = (run, slots, commands, inbox, emit)
+                group.addTask { await run.work(item, slots: slots, commands: commands, inbox: inbox, emit: emit) }
+            }
+            run.stats.inFlight.store(commands.progress.taken - finished, ordering: .relaxed)
+        }
+
+        /// Output failed: stop taking commands and cancel what runs; nothing more is written.
+        private mutating func stopForOutput(in group: inout DiscardingTaskGroup) {
+            guard !outputFailed else { return }
+            outputFailed = true
+            commands.stop()
+            reader.stop()
             group.cancelAll()
         }
-        if !outputFailed {
-            // After an interrupt, results behind a command that never started stay pending: write them in order.
-            for outcome in reorder.drain() { write(outcome, to: writer) }
-            writer.flush()
+
+        /// After the loop: unless output failed, what still waits (after an interrupt, results
+        /// behind a command that never started) is written in order, and everything flushed.
+        mutating func end() -> Ending {
+            if !outputFailed {
+                for outcome in reorder.drain() { run.write(outcome, to: writer) }
+                writer.flush()
+            }
+            return Ending(interrupted: interrupted, readError: readError, outputError: writer.failureText, linesWritten: writer.linesWritten)
         }
-        return Ending(interrupted: interrupted, readError: readError, outputError: writer.failureText, linesWritten: writer.linesWritten)
+    }
+
+    /// A command task: runs `first`, then — while it may keep its slot — the next queued
+    /// commands, posting each result to the loop.
+    private func work(
+        _ first: CommandQueue.Item, slots: Slots, commands: CommandQueue, inbox: Mailbox<Event>, emit: (@Sendable ([UInt8]) -> Void)?
+    ) async {
+        var item = first
+        while true {
+            let ticket = SlotTicket(slots: slots)
+            let weight = InputReader.weight(of: item.piece)
+            let outcome = await BackoffScope.$lender.withValue(CountingLender(ticket: ticket, stats: stats)) {
+                await self.process(item.piece, index: item.index, resumed: item.skip, emit: emit, ticket: ticket)
+            }
+            inbox.post(.done(item.index, weight, outcome))
+            guard let next = ticket.finish(next: { Task.isCancelled ? nil : commands.take() }) else { return }
+            item = next
+        }
     }
 
     /// Under `--resume`: whether this piece's command is skipped. Decided here, in input order,
@@ -290,19 +336,21 @@ final class RunLoop: Sendable {
     func process(
         _ piece: JSONStreamSplitter.Piece, index: Int, resumed: Bool = false, emit: (@Sendable ([UInt8]) -> Void)? = nil, ticket: SlotTicket? = nil
     ) async -> Outcome {
-        let command: PlannedCommand
+        let validated: ValidatedCommand
         switch piece.parse() {
         case .failure(let error):
             let apiError = APIError(.invalidCommand, error.message, path: error.path)
             return failed(apiError, id: "cmd-\(index + 1)", index: index, metadata: [:], piece: piece, emit: emit)
         case .success(let value):
-            switch WireFormat.command(from: value, position: index + 1) {
+            // Validated here, once: the engine runs the `ValidatedCommand` without checking it again.
+            switch WireFormat.validatedCommand(from: value, position: index + 1) {
             case .failure(let rejection):
                 return failed(rejection.error, id: rejection.id, index: index, metadata: rejection.metadata, piece: piece, emit: emit)
             case .success(let decoded):
-                command = decoded
+                validated = decoded
             }
         }
+        let command = validated.command
         if resumed {
             return Outcome(line: [], status: .skipped, tokens: 0, usedFallback: false)
         }
@@ -322,13 +370,12 @@ final class RunLoop: Sendable {
             let terminalRecord = RecordSlot()
             let wantsRecord = sinks != nil
             if let emit {
-                outcome = await engine.run(command, index: index, streaming: true) { event in
+                outcome = await engine.run(validated, index: index, streaming: true) { event in
                     var bytes: [UInt8] = []
                     var range: Range<Int>?
                     EventWriter.write(event, to: &bytes) { outcome, out in
                         let start = out.count
-                        ResultWriter.record(outcome, index: index, to: &out)
-                        Self.appendInputHash(of: piece, to: &out)
+                        ResultWriter.record(outcome, index: index, inputHash: ResumeLedger.digestValue(of: piece.bytes), to: &out)
                         range = start..<out.count
                     }
                     bytes.append(0x0a)
@@ -336,10 +383,9 @@ final class RunLoop: Sendable {
                     emit(bytes)
                 }
             } else {
-                outcome = await engine.run(command, index: index)
+                outcome = await engine.run(validated, index: index)
                 line.reserveCapacity(1024)   // a one-call mock result is some 700 bytes
-                ResultWriter.record(outcome, index: index, to: &line)
-                Self.appendInputHash(of: piece, to: &line)
+                ResultWriter.record(outcome, index: index, inputHash: ResumeLedger.digestValue(of: piece.bytes), to: &line)
                 line.append(0x0a)
             }
             for failure in outcome.telemetry.hookFailures {
@@ -364,8 +410,11 @@ final class RunLoop: Sendable {
         _ error: APIError, id: String, index: Int, metadata: JSONObject, piece: JSONStreamSplitter.Piece, emit: (@Sendable ([UInt8]) -> Void)?
     ) -> Outcome {
         var record: [UInt8] = []
-        ResultWriter.failed(error, id: id, index: index, metadata: metadata, telemetry: Telemetry(provider: providerName), to: &record)
-        if case .execute = mode { Self.appendInputHash(of: piece, to: &record) }
+        // `run` records carry the input's digest (`--resume` matches on it); `--validate` ones do not.
+        var inputHash: UInt64?
+        if case .execute = mode { inputHash = ResumeLedger.digestValue(of: piece.bytes) }
+        ResultWriter.failed(
+            error, id: id, index: index, metadata: metadata, telemetry: Telemetry(provider: providerName), inputHash: inputHash, to: &record)
         guard emit != nil else {
             record.append(0x0a)
             return Outcome(line: record, status: .failed, tokens: 0, usedFallback: false, failureKind: error.kind.rawValue, commandID: id, index: index)
@@ -373,16 +422,6 @@ final class RunLoop: Sendable {
         var lines: [UInt8] = []
         EventWriter.rejected(id: id, index: index, record: record, to: &lines)
         return Outcome(line: lines, status: .failed, tokens: 0, usedFallback: false, sinkRecord: record[...], failureKind: error.kind.rawValue, commandID: id, index: index)
-    }
-
-    /// Adds `"input_hash"` (the digest `--resume` matches on) as the record's last key: the
-    /// record ends in its closing brace, which moves behind the new key.
-    static func appendInputHash(of piece: JSONStreamSplitter.Piece, to line: inout [UInt8]) {
-        guard line.last == UInt8(ascii: "}") else { return }
-        line.removeLast()
-        JSONSerializer.raw(#","input_hash":""#, to: &line)
-        ResumeLedger.appendDigest(of: piece.bytes, to: &line)
-        JSONSerializer.raw(#""}"#, to: &line)
     }
 
     static func line(_ record: JSONValue) -> [UInt8] {

@@ -1,3 +1,4 @@
+import CommandPipeline
 import Foundation
 import Synchronization
 import Testing
@@ -60,6 +61,76 @@ import Testing
         while !parked.load(ordering: .acquiring) && spins < 1_000_000 { spins += 1; await Task.yield() }
         inbox.post(7)
         #expect(await receiver.value == [7])
+    }
+
+    static func piece(_ text: String) -> JSONStreamSplitter.Piece {
+        JSONStreamSplitter.Piece(bytes: Array(text.utf8), offset: 0, line: 1)
+    }
+
+    /// Issue 23: the CLI's decoder validates each command and hands the engine the validated
+    /// value; the engine's validation unit does not check it a second time.
+    @Test func aCommandTheRunLoopReadsIsValidatedOnce() async throws {
+        let loop = RunLoop(mode: .execute(PipelineEngine(provider: MockProvider.make())), providerName: "mock", concurrency: 1, unordered: false, resume: nil, stats: Stats())
+        let input = #"{"id":"c1","model":"mock","prompt":"p 1"}"#
+        let probe = ValidationProbe()
+        let outcome = await ValidationProbe.$counter.withValue(probe) { await loop.process(Self.piece(input), index: 0) }
+        #expect(outcome.status == .succeeded)
+        #expect(probe.count.load(ordering: .relaxed) == 1, "validated by the decoder only, not again by the engine")
+        let line = String(decoding: outcome.line, as: UTF8.self)
+        #expect(line.hasPrefix(#"{"id":"c1","index":0,"status":"succeeded","#))
+        #expect(line.hasSuffix(#","metadata":{},"input_hash":""# + ResumeLedger.digest(Array(input.utf8)) + "\"}\n"), "the input's digest is the record's last key")
+    }
+
+    /// The engine trusts a validated command only as long as it is the one validated: a hook
+    /// that replaces it has the new one checked (and a broken one rejected before any call).
+    @Test func aCommandAHookReplacedIsValidatedByTheEngine() async throws {
+        struct Breaking: CommandHook {
+            var name: String { "breaking" }
+            func beforeCommand(_ command: PlannedCommand, context: HookContext) async throws -> PlannedCommand {
+                PlannedCommand(id: command.id, plan: ExecutionPlan(call: APICall(model: "", parts: [.text("q")])))
+            }
+        }
+        var configuration = EngineConfiguration()
+        configuration.hooks = [Breaking()]
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        var issues: [ValidationIssue] = []
+        let valid = try #require(ValidatedCommand(checking: PlannedCommand(id: "c", plan: ExecutionPlan(call: APICall(model: "mock", parts: [.text("q")]))), issues: &issues))
+        #expect(issues.isEmpty)
+        let probe = ValidationProbe()
+        let outcome = await ValidationProbe.$counter.withValue(probe) { await engine.run(valid) }
+        guard case .failure(let error) = outcome.result else {
+            Issue.record("the hook's broken command ran")
+            return
+        }
+        #expect(error.kind == .invalidCommand)
+        #expect(error.path == "plan.calls[0].model")
+        #expect(probe.count.load(ordering: .relaxed) >= 1, "the hook's command was checked")
+
+        let plain = PipelineEngine(provider: MockProvider.make())
+        let unchanged = ValidationProbe()
+        let succeeded = await ValidationProbe.$counter.withValue(unchanged) { await plain.run(valid) }
+        #expect(succeeded.succeeded)
+        #expect(unchanged.count.load(ordering: .relaxed) == 0, "a validated command is not checked again")
+        let checked = ValidationProbe()
+        _ = await ValidationProbe.$counter.withValue(checked) { await plain.run(valid.command) }
+        #expect(checked.count.load(ordering: .relaxed) == 1, "a plain command is checked by the engine")
+    }
+
+    /// A command rejected before it ran: `run` writes its input's digest as the record's last
+    /// key (through `ResultWriter`, not spliced in afterwards); `--validate` writes none.
+    @Test func aRejectedRecordCarriesItsInputHashInRunOnly() async throws {
+        let input = #"{"id":"bad","model":"","prompt":"p"}"#
+        let run = RunLoop(mode: .execute(PipelineEngine(provider: MockProvider.make())), providerName: "mock", concurrency: 1, unordered: false, resume: nil, stats: Stats())
+        let failed = String(decoding: await run.process(Self.piece(input), index: 3).line, as: UTF8.self)
+        #expect(failed.hasPrefix(#"{"id":"bad","index":3,"status":"failed","error":{"kind":"invalid_command""#))
+        #expect(failed.hasSuffix(#","metadata":{},"input_hash":""# + ResumeLedger.digest(Array(input.utf8)) + "\"}\n"))
+        let validate = RunLoop(mode: .validate(ModelCatalog()), providerName: "mock", concurrency: 1, unordered: false, resume: nil, stats: Stats())
+        let rejected = String(decoding: await validate.process(Self.piece(input), index: 3).line, as: UTF8.self)
+        #expect(rejected.hasSuffix(#","metadata":{}}"# + "\n"))
+        #expect(!rejected.contains("input_hash"))
+        var bytes: [UInt8] = []
+        ResultWriter.hexDigits(0x0041_157a_c45c_93f7, to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "0041157ac45c93f7", "16 digits, leading zeros kept")
     }
 }
 

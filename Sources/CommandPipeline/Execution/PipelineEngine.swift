@@ -136,9 +136,26 @@ public struct PipelineEngine: Sendable {
         _ command: PlannedCommand, index: Int = 0, fallback: Bool = true, streaming: Bool = false,
         observer: (@Sendable (PipelineEvent) -> Void)? = nil
     ) async -> CommandOutcome {
+        await run(command, validated: false, index: index, fallback: fallback, streaming: streaming, observer: observer)
+    }
+
+    /// `run(_:index:fallback:streaming:observer:)` for a command already validated (the CLI's
+    /// decoder checks every command it reads): the validation unit does not check it again.
+    @concurrent package func run(
+        _ command: ValidatedCommand, index: Int = 0, fallback: Bool = true, streaming: Bool = false,
+        observer: (@Sendable (PipelineEvent) -> Void)? = nil
+    ) async -> CommandOutcome {
+        await run(command.command, validated: true, index: index, fallback: fallback, streaming: streaming, observer: observer)
+    }
+
+    @inline(__always)
+    private func run(
+        _ command: PlannedCommand, validated: Bool, index: Int, fallback: Bool, streaming: Bool, observer: (@Sendable (PipelineEvent) -> Void)?
+    ) async -> CommandOutcome {
         let log = EventLog(commandID: command.id, index: index, provider: provider.providerName, clock: clock, observer: observer)
         if log.isObserved { log.record(.commandStarted) }   // only readers see it
-        let run = CommandRun(state: ExecutionState(command: command), log: log, streaming: streaming)
+        var run = CommandRun(state: ExecutionState(command: command), log: log, streaming: streaming)
+        run.commandIsValidated = validated
         let outcome = fallback ? await storage.fallbackChain(run) : await storage.primaryChain(run)
         removeEphemeralFiles(of: outcome)
         // The terminal event is for readers of the log; the fold has nothing to add from it.

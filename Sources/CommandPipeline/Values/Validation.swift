@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One thing wrong with a command: where (a wire path such as `plan.calls[1].parts[0]`) and what.
 package struct ValidationIssue: Sendable, Hashable, CustomStringConvertible {
     public var path: String
@@ -12,6 +14,9 @@ package struct ValidationIssue: Sendable, Hashable, CustomStringConvertible {
 extension PlannedCommand {
     /// Every invariant the command breaks, each with the field's wire path. Empty when valid.
     package func validationIssues() -> [ValidationIssue] {
+        #if DEBUG
+        ValidationProbe.counter?.count.add(1, ordering: .relaxed)
+        #endif
         // An inout list, not a nested function appending to a captured array: the capture made
         // every command pay a runtime exclusivity check.
         var issues = Issues()
@@ -145,3 +150,13 @@ private struct Issues {
 
     mutating func add(_ path: String, _ message: String) { list.append(ValidationIssue(path: path, message: message)) }
 }
+
+#if DEBUG
+/// For tests (debug builds only): counts the validations (`validationIssues()`) made in a task
+/// that binds `counter`, so a test can see a command validated once, not twice.
+package final class ValidationProbe: Sendable {
+    @TaskLocal package static var counter: ValidationProbe?
+    package let count = Atomic<Int>(0)
+    package init() {}
+}
+#endif

@@ -25,6 +25,12 @@ package enum WireFormat {
 
     /// Reads one command. `position` is 1-based and names commands without an id (`cmd-N`).
     package static func command(from value: JSONValue, position: Int) -> Result<PlannedCommand, CommandRejection> {
+        validatedCommand(from: value, position: position).map(\.command)
+    }
+
+    /// `command(from:position:)` as the value its validation made: the engine runs it without
+    /// validating it again (`ValidatedCommand`).
+    package static func validatedCommand(from value: JSONValue, position: Int) -> Result<ValidatedCommand, CommandRejection> {
         var reader = WireReader()
         let fallbackID = "cmd-\(position)"
         guard case .object(let object) = value else {
@@ -48,8 +54,8 @@ package enum WireFormat {
             command = nil
         }
         if reader.issues.isEmpty, let command {
-            let issues = command.validationIssues()
-            if issues.isEmpty { return .success(command) }
+            var issues: [ValidationIssue] = []
+            if let validated = ValidatedCommand(checking: command, issues: &issues) { return .success(validated) }
             return .failure(CommandRejection(id: id, metadata: metadata, issues: issues))
         }
         return .failure(CommandRejection(id: id, metadata: metadata, issues: reader.issues))

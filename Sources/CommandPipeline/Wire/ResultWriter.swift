@@ -4,8 +4,9 @@
 /// definition of the output format; it is only ever written, never rebuilt as a tree.
 /// (Building `JSONValue` trees first cost more than everything else in the CLI together.)
 package enum ResultWriter {
-    /// Appends one succeeded result record (no newline).
-    public static func succeeded(_ command: FinalizedCommand, index: Int, to out: inout [UInt8]) {
+    /// Appends one succeeded result record (no newline). With `inputHash` (the CLI's `run`),
+    /// the record ends in `"input_hash"`, the digest of the command's input (`inputHash(_:to:)`).
+    public static func succeeded(_ command: FinalizedCommand, index: Int, inputHash: UInt64? = nil, to out: inout [UInt8]) {
         JSONSerializer.raw(#"{"id":"#, to: &out)
         JSONSerializer.writeString(command.id, to: &out)
         JSONSerializer.raw(#","index":"#, to: &out)
@@ -18,14 +19,15 @@ package enum ResultWriter {
         telemetry(command.telemetry, to: &out)
         JSONSerializer.raw(#","metadata":"#, to: &out)
         JSONSerializer.write(.object(command.metadata), to: &out)
+        if let inputHash { self.inputHash(inputHash, to: &out) }
         out.append(UInt8(ascii: "}"))
     }
 
     /// Appends one failed result record (no newline). Responses of calls that succeeded
-    /// before the failure are kept, with their usage.
+    /// before the failure are kept, with their usage. `inputHash` as in `succeeded`.
     public static func failed(
         _ error: APIError, id: String, index: Int, metadata: JSONObject, telemetry: Telemetry, partialResponses: [CallResponse] = [],
-        failedCalls: [Int] = [], to out: inout [UInt8]
+        failedCalls: [Int] = [], inputHash: UInt64? = nil, to out: inout [UInt8]
     ) {
         JSONSerializer.raw(#"{"id":"#, to: &out)
         JSONSerializer.writeString(id, to: &out)
@@ -43,18 +45,36 @@ package enum ResultWriter {
         }
         JSONSerializer.raw(#","metadata":"#, to: &out)
         JSONSerializer.write(.object(metadata), to: &out)
+        if let inputHash { self.inputHash(inputHash, to: &out) }
         out.append(UInt8(ascii: "}"))
     }
 
-    /// Appends the record of a command's outcome (no newline).
-    public static func record(_ outcome: CommandOutcome, index: Int, to out: inout [UInt8]) {
+    /// Appends the record of a command's outcome (no newline). `inputHash` as in `succeeded`.
+    public static func record(_ outcome: CommandOutcome, index: Int, inputHash: UInt64? = nil, to out: inout [UInt8]) {
         switch outcome.result {
-        case .success(let finalized): succeeded(finalized, index: index, to: &out)
+        case .success(let finalized): succeeded(finalized, index: index, inputHash: inputHash, to: &out)
         case .failure(let error):
             let command = outcome.command
             failed(
                 error, id: command.id, index: index, metadata: command.metadata, telemetry: outcome.telemetry,
-                partialResponses: outcome.partialResponses, failedCalls: outcome.failedCalls, to: &out)
+                partialResponses: outcome.partialResponses, failedCalls: outcome.failedCalls, inputHash: inputHash, to: &out)
+        }
+    }
+
+    /// A record's last key, `"input_hash"`: the digest of the command's exact input bytes
+    /// (`InputDigest`, FNV-1a 64) as 16 hex digits, leading zeros kept. `run --resume` matches
+    /// on it (WIRE-FORMAT.md, "Result").
+    package static func inputHash(_ digest: UInt64, to out: inout [UInt8]) {
+        JSONSerializer.raw(#","input_hash":""#, to: &out)
+        hexDigits(digest, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `value` as 16 lowercase hex digits, leading zeros kept (written without making a string).
+    package static func hexDigits(_ value: UInt64, to out: inout [UInt8]) {
+        for shift in stride(from: 60, through: 0, by: -4) {
+            let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xf
+            out.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
         }
     }
 

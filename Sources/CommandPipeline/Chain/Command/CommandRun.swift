@@ -2,10 +2,14 @@
 /// (Which stages apply is for the state to say — `ExecutionState.withoutCache()`,
 /// `forFallback(_:)` — not for a list of stage names.)
 package struct CommandRun: Sendable {
-    public var state: ExecutionState
+    /// Replacing it (a hook's enriched command, a unit's transform) drops `commandIsValidated`.
+    public var state: ExecutionState { didSet { commandIsValidated = false } }
     public let log: EventLog
     /// Ask providers that can stream for deltas (`text_delta` events).
     public var streaming: Bool
+    /// The command came in as a `ValidatedCommand` and no unit has replaced the state since:
+    /// `ValidationUnit` lets it pass without checking its rules a second time.
+    package var commandIsValidated = false
 
     public init(state: ExecutionState, log: EventLog, streaming: Bool = false) {
         self.state = state
