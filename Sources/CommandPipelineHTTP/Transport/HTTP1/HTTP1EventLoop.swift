@@ -1,3 +1,4 @@
+import CommandPipeline
 import Dispatch
 import Foundation
 import Synchronization
@@ -423,7 +424,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
                     // cannot be completed as announced.
                     guard let exchange = connection.exchange else { return close(connection) }
                     close(connection)
-                    return fail(exchange, URLError(.cannotOpenFile, userInfo: [NSLocalizedDescriptionKey: "the upload's file changed or could not be read while it was sent"]))
+                    return fail(exchange, file.failure ?? OpenedFile.Failure.unreadable("the upload's file changed or could not be read while it was sent"))
                 }
                 connection.fileOffset += piece.count
                 connection.out = piece
