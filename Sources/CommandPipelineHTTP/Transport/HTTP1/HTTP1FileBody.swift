@@ -101,13 +101,28 @@ final class HTTP1FileBody: @unchecked Sendable {
     /// empty, with `failure` set, when the file ended early, has grown past its announced size,
     /// or cannot be read.
     func piece(at offset: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        return fill(&out, at: offset) ? out : []
+    }
+
+    /// `piece(at:)` into `out`, reusing its storage (the loop keeps one per connection, so a
+    /// large upload does not allocate — and fault in — a fresh buffer for every piece). False,
+    /// with `out` empty and `failure` set, when the body cannot go on as announced.
+    func fill(_ out: inout [UInt8], at offset: Int) -> Bool {
         failure = nil
         let count = min(Self.chunk, max(0, size - offset))
-        guard count > 0, offset >= 0 else { return [] }
+        guard count > 0, offset >= 0 else {
+            out.removeAll(keepingCapacity: true)
+            return false
+        }
+        if out.count != count {
+            out.removeAll(keepingCapacity: true)
+            out.append(contentsOf: repeatElement(0, count: count))
+        }
         let fileStart = head.count
         let fileEnd = fileStart + fileSize  // cannot overflow: checked in `size`
         var problem: OpenedFile.Failure?
-        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        out.withUnsafeMutableBufferPointer { buffer in
             var done = 0
             var position = offset
             while done < count, problem == nil {
@@ -148,9 +163,9 @@ final class HTTP1FileBody: @unchecked Sendable {
                     position += n
                 }
             }
-            initialized = problem == nil ? done : 0
         }
         failure = problem
-        return bytes
+        if problem != nil { out.removeAll(keepingCapacity: true) }
+        return problem == nil
     }
 }
