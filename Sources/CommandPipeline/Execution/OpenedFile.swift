@@ -108,6 +108,18 @@ public final class OpenedFile: Sendable {
         }
     }
 
+    /// Reads up to `buffer.count` bytes at `offset` through the descriptor (`pread`, again on
+    /// `EINTR`), on the calling thread: the count read, 0 at end of file, or -errno. For a
+    /// transport that streams the file as it sends it (a multipart upload); it checks the size.
+    public func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard offset >= 0, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        while true {
+            let n = pread(descriptor, base, buffer.count, off_t(offset))
+            if n < 0 && errno == EINTR { continue }
+            return n < 0 ? -Int(errno) : n
+        }
+    }
+
     /// The whole file in memory (for providers that send files inline or hash them).
     public func contents() async throws -> Data {
         let collected = Mutex(Data(capacity: size))

@@ -163,23 +163,16 @@ final class AnthropicCore: Sendable {
 
     func upload(_ file: FileUpload) async throws(APIError) -> FileReference {
         let url = configuration.endpoint("files")
-        let multipart = MultipartBody()
-        let bodyFile: URL
+        let multipart: MultipartBody
         do {
-            bodyFile = try await multipart.write(
+            multipart = MultipartBody(
                 fields: [], fileField: "file", file: try file.open(), filename: URL(fileURLWithPath: file.path).lastPathComponent, mimeType: file.mimeType)
-        } catch is CancellationError {
-            throw APIError(.cancelled, "upload of '\(file.path)' was cancelled", provider: name)
-        } catch let failure as OpenedFile.Failure {
-            throw APIError(.uploadFailed, failure.message, provider: name)
         } catch {
-            throw APIError(.uploadFailed, "cannot prepare '\(file.path)' for upload: \(error)", provider: name)
+            throw APIError(.uploadFailed, error.message, provider: name)
         }
-        defer { try? FileManager.default.removeItem(at: bodyFile) }
         var request = exchange.request(url)
-        request.setValue(multipart.contentType, forHTTPHeaderField: "content-type")
         request.setValue(AnthropicConfiguration.filesBeta, forHTTPHeaderField: "anthropic-beta")
-        let response = try await exchange.upload(request, fromFile: bodyFile)
+        let response = try await exchange.upload(request, multipart: multipart)
         guard case .object(let object) = try AnthropicResponses.parse(response.body, provider: name), let id = object["id"]?.stringValue, !id.isEmpty else {
             throw APIError(.uploadFailed, "the Files API at \(url.absoluteString) answered without a file id", provider: name)
         }

@@ -76,8 +76,6 @@ extension OpenAICore {
 
     func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws(APIError) -> BatchJob {
         let lines: PrivateTemporaryFile
-        let body: URL
-        let multipart = MultipartBody()
         do {
             lines = try await PrivateTemporaryFile.write(label: "batch-input") { file in
                 for item in requests { try file.append(try batchLine(item)) }
@@ -88,17 +86,15 @@ extension OpenAICore {
             throw APIError(.internal, "cannot write the batch input file: \(error)", provider: OpenAIProvider.name)
         }
         defer { try? FileManager.default.removeItem(at: lines.url) }
+        let multipart: MultipartBody
         do {
             let opened = try OpenedFile.open(lines.url.path, maximumBytes: Int.max).get()
-            body = try await multipart.write(
+            multipart = MultipartBody(
                 fields: [("purpose", "batch")], fileField: "file", file: opened, filename: "\(marker.name).jsonl", mimeType: "application/jsonl")
         } catch {
             throw APIError(.internal, "cannot prepare the batch input upload: \(error)", provider: OpenAIProvider.name)
         }
-        defer { try? FileManager.default.removeItem(at: body) }
-        var upload = exchange.request(endpoint("files"))
-        upload.setValue(multipart.contentType, forHTTPHeaderField: "Content-Type")
-        let uploaded = try await exchange.upload(upload, fromFile: body)
+        let uploaded = try await exchange.upload(exchange.request(endpoint("files")), multipart: multipart)
         let fileID = try id(try object(uploaded.body, "uploading the batch input")["id"], "uploading the batch input")
         let created = try await call("POST", "batches", json: [
             "input_file_id": .string(fileID), "endpoint": "/v1/chat/completions", "completion_window": "24h",

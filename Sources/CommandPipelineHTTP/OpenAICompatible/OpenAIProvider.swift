@@ -126,23 +126,15 @@ final class OpenAICore: Sendable {
 
     func upload(_ file: FileUpload) async throws(APIError) -> FileReference {
         let url = endpoint("files")
-        let multipart = MultipartBody()
-        let bodyFile: URL
+        let multipart: MultipartBody
         do {
-            bodyFile = try await multipart.write(
+            multipart = MultipartBody(
                 fields: [("purpose", configuration.uploadPurpose)], fileField: "file", file: try file.open(),
                 filename: URL(fileURLWithPath: file.path).lastPathComponent, mimeType: file.mimeType)
-        } catch is CancellationError {
-            throw APIError(.cancelled, "upload of '\(file.path)' was cancelled", provider: OpenAIProvider.name)
-        } catch let failure as OpenedFile.Failure {
-            throw APIError(.uploadFailed, failure.message, provider: OpenAIProvider.name)
         } catch {
-            throw APIError(.uploadFailed, "cannot prepare '\(file.path)' for upload: \(error)", provider: OpenAIProvider.name)
+            throw APIError(.uploadFailed, error.message, provider: OpenAIProvider.name)
         }
-        defer { try? FileManager.default.removeItem(at: bodyFile) }
-        var request = exchange.request(url)
-        request.setValue(multipart.contentType, forHTTPHeaderField: "Content-Type")
-        let response = try await exchange.upload(request, fromFile: bodyFile)
+        let response = try await exchange.upload(exchange.request(url), multipart: multipart)
         guard case .object(let object) = try OpenAIResponses.parse(response.body, provider: OpenAIProvider.name, text: serverText), let id = object["id"]?.stringValue else {
             throw APIError(.uploadFailed, "the Files API answered without a file id", provider: OpenAIProvider.name)
         }

@@ -197,6 +197,21 @@ public final class HTTPClient: Sendable {
         return try await collect(start(session.uploadTask(with: request, fromFile: file)))
     }
 
+    /// Sends a `multipart/form-data` upload: on the own transport its head, the file streamed
+    /// from its opened descriptor, and its tail, never copied (`MultipartBody`); a file whose
+    /// size changes while it is sent fails the request (`OpenedFile.Failure`). URLSession uploads
+    /// from a file, so that path alone writes the body to a temporary file first.
+    func upload(_ request: URLRequest, multipart body: MultipartBody) async throws -> Response {
+        var request = Self.uncompressed(request)
+        request.setValue(body.contentType, forHTTPHeaderField: "Content-Type")
+        if let http1, HTTP1Transport.handles(request) {
+            return try await http1.upload(request, body: try HTTP1FileBody(head: body.head, file: body.file, tail: body.tail))
+        }
+        let file = try await body.writeTemporaryFile()
+        defer { try? FileManager.default.removeItem(at: file) }
+        return try await collect(start(session.uploadTask(with: request, fromFile: file)))
+    }
+
     /// Starts a request and returns as soon as the response head arrives; the body streams.
     /// Cancelling the consumer (or the awaiting task) cancels the request.
     public func stream(_ request: URLRequest) async throws -> StreamedResponse {

@@ -84,6 +84,19 @@ struct ProviderExchange<Errors: ProviderErrorMapping>: Sendable {
         try await exchange(request) { try await client.upload($0, fromFile: file) }
     }
 
+    /// Sends a multipart upload (`HTTPClient.upload(_:multipart:)`); a 2xx answer or the mapped
+    /// error. A file that cannot be read or changes size while it is sent is `upload_failed`.
+    func upload(_ request: URLRequest, multipart body: MultipartBody) async throws(APIError) -> HTTPClient.Response {
+        let provider = errors.transport.providerName
+        return try await exchange(request) { request in
+            do {
+                return try await client.upload(request, multipart: body)
+            } catch let failure as OpenedFile.Failure {
+                throw APIError(.uploadFailed, failure.message, provider: provider)
+            }
+        }
+    }
+
     private func exchange(
         _ request: URLRequest, _ body: (URLRequest) async throws -> HTTPClient.Response
     ) async throws(APIError) -> HTTPClient.Response {

@@ -1,3 +1,4 @@
+import CommandPipeline
 import Dispatch
 import Foundation
 import Synchronization
@@ -417,16 +418,15 @@ final class HTTP1EventLoop: @unchecked Sendable {
     private func flush(_ connection: HTTP1Connection) {
         while connection.requestPending {
             if connection.written == connection.out.count, let file = connection.fileBody {
-                let piece = file.piece(at: connection.fileOffset)
-                guard !piece.isEmpty else {
+                // Into the connection's own buffer, reused piece after piece.
+                guard file.fill(&connection.out, at: connection.fileOffset) else {
                     // The file ended before its size at opening (or cannot be read): the request
                     // cannot be completed as announced.
                     guard let exchange = connection.exchange else { return close(connection) }
                     close(connection)
-                    return fail(exchange, URLError(.cannotOpenFile, userInfo: [NSLocalizedDescriptionKey: "the upload's file changed or could not be read while it was sent"]))
+                    return fail(exchange, file.failure ?? OpenedFile.Failure.unreadable("the upload's file changed or could not be read while it was sent"))
                 }
-                connection.fileOffset += piece.count
-                connection.out = piece
+                connection.fileOffset += connection.out.count
                 connection.written = 0
             }
             let n = connection.out.withUnsafeBytes { raw in

@@ -56,7 +56,14 @@ final class HTTP1Transport: Sendable {
     func upload(_ request: URLRequest, fromFile file: URL) async throws -> HTTPClient.Response {
         var request = request
         request.httpBody = nil
-        return try await collect(try await prepare(request, fileBody: try HTTP1FileBody(file)))
+        return try await upload(request, body: try HTTP1FileBody(file))
+    }
+
+    /// `request` with `body` (head, file, tail) as it goes out; `Content-Length`: `body.size`.
+    func upload(_ request: URLRequest, body: HTTP1FileBody) async throws -> HTTPClient.Response {
+        var request = request
+        request.httpBody = nil
+        return try await collect(try await prepare(request, fileBody: body))
     }
 
     /// Hands `exchange` to the loop and awaits the whole response; cancelling the awaiting task
