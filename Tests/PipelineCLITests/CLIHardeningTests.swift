@@ -67,7 +67,7 @@ private func boundedBlocking(_ arguments: [String], stdin: Data, seconds: Double
     let input = Pipe(), output = Pipe(), errors = Pipe()
     let run = try Launched(arguments, executable: executable, stdin: input, stdout: output, stderr: errors, limit: seconds)
     let writer = Thread {
-        input.fileHandleForWriting.write(stdin)
+        try? input.fileHandleForWriting.write(contentsOf: stdin)
         try? input.fileHandleForWriting.close()
     }
     writer.start()
@@ -210,7 +210,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         let input = String(repeating: okCommand + "\n", count: 50)
         let stdin = Pipe()
         let run = try Launched(["--quiet"] + flags, stdin: stdin, stdout: FileHandle(forWritingAtPath: "/dev/full"), stderr: errors)
-        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
         try stdin.fileHandleForWriting.close()
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(run.wait() == 3)
@@ -245,7 +245,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
     @Test func aClosedPipeStopsThePaidRunPromptly() throws {
         let stdin = Pipe(), stdout = Pipe(), errors = Pipe()
         let run = try Launched(["--unordered", "--concurrency", "4", "--mock-latency-ms", "3600000"], stdin: stdin, stdout: stdout, stderr: errors)
-        stdin.fileHandleForWriting.write(Data((#"{"id":"bad","plan":{}}"# + "\n" + String(repeating: okCommand + "\n", count: 20)).utf8))
+        try? stdin.fileHandleForWriting.write(contentsOf: Data((#"{"id":"bad","plan":{}}"# + "\n" + String(repeating: okCommand + "\n", count: 20)).utf8))
         let first = readLines(stdout.fileHandleForReading, count: 1)
         #expect(String(decoding: first, as: UTF8.self).contains(#""id":"bad""#))
         try stdout.fileHandleForReading.close()
@@ -280,11 +280,11 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         let fd = stdin.fileHandleForReading.fileDescriptor
         #expect(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0)
         let run = try Launched(["--quiet"], stdin: stdin, stdout: stdout)
-        stdin.fileHandleForWriting.write(Data((#"{"id":"first","model":"m","prompt":"a"}"# + "\n").utf8))
+        try? stdin.fileHandleForWriting.write(contentsOf: Data((#"{"id":"first","model":"m","prompt":"a"}"# + "\n").utf8))
         // The first result is out, so the CLI has read everything there was and met an empty pipe.
         let first = readLines(stdout.fileHandleForReading, count: 1)
         #expect(String(decoding: first, as: UTF8.self).contains(#""id":"first""#))
-        stdin.fileHandleForWriting.write(Data((#"{"id":"second","model":"m","prompt":"b"}"# + "\n").utf8))
+        try? stdin.fileHandleForWriting.write(contentsOf: Data((#"{"id":"second","model":"m","prompt":"b"}"# + "\n").utf8))
         try stdin.fileHandleForWriting.close()
         let rest = stdout.fileHandleForReading.readDataToEndOfFile()
         #expect(run.wait() == 0)
@@ -396,7 +396,7 @@ let okCommand = #"{"model":"m","prompt":"x"}"#
         bytes.append(Data(okCommand.utf8))
         let stdin = Pipe(), stdout = Pipe()
         let run = try Launched(["--quiet"], stdin: stdin, stdout: stdout)
-        stdin.fileHandleForWriting.write(bytes)
+        try? stdin.fileHandleForWriting.write(contentsOf: bytes)
         try stdin.fileHandleForWriting.close()
         let out = stdout.fileHandleForReading.readDataToEndOfFile()
         #expect(run.wait() == 1)

@@ -274,7 +274,7 @@ import Testing
         process.standardError = Pipe()
         try process.run()
         // An invalid command answers at once: once its line is out, the run loop (and its signal handling) is live.
-        input.fileHandleForWriting.write(Data((#"{"id":"bad","plan":{}}"# + "\n" + #"{"id":"slow","model":"m","prompt":"x"}"# + "\n").utf8))
+        try? input.fileHandleForWriting.write(contentsOf: Data((#"{"id":"bad","plan":{}}"# + "\n" + #"{"id":"slow","model":"m","prompt":"x"}"# + "\n").utf8))
         let number = ["SIGINT": SIGINT, "SIGTERM": SIGTERM, "SIGHUP": SIGHUP][signal]!
         let received = try await onOwnThread {
             var received = Data()

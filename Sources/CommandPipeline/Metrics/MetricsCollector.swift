@@ -173,7 +173,7 @@ package struct MetricsSnapshot: Sendable {
 /// What a response cache did for a run's calls, as `telemetry.calls[i].response_cache` counts
 /// them: each call through the cache is one of `hits`, `misses` (asked, answer not kept) or
 /// `stored` (asked and kept). Each hit is a request not sent.
-public struct ResponseCacheCounts: Sendable, Hashable {
+package struct ResponseCacheCounts: Sendable, Hashable {
     public var hits = 0
     public var misses = 0
     public var stored = 0
