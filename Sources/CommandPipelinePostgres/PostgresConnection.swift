@@ -12,8 +12,14 @@ struct PostgresFailure: Error, Sendable, Hashable {
     var isRowProblem: Bool { sqlState.map { $0.hasPrefix("22") || $0.hasPrefix("23") } ?? false }
     /// 42P01: the table is gone (dropped mid-run); the sink creates it again.
     var isMissingTable: Bool { sqlState == "42P01" }
-    /// A key for "report once": the SQLSTATE, or the kind of failure when there is none.
-    var kind: String { sqlState ?? (connectionLost ? "connection" : "client") }
+    /// A key for "report once": the SQLSTATE, or the kind of failure when there is none. A
+    /// server going away is one fault however it is spelled: a lost connection, class 08
+    /// (connection exception) and 57P (operator intervention: the server shutting down while a
+    /// statement or `COPY` runs, then refusing connections while it starts).
+    var kind: String {
+        if connectionLost || sqlState.map({ $0.hasPrefix("08") || $0.hasPrefix("57P") }) == true { return "connection" }
+        return sqlState ?? "client"
+    }
 }
 
 /// One libpq connection, used by the sink's writer thread alone (libpq calls block).

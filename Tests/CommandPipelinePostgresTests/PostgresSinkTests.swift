@@ -209,6 +209,23 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
     }
 }
 
+/// "Report once" keys: the server going away mid-`COPY` (57P01), refusing connections while
+/// it starts (57P03), a broken connection (08006) or a lost one are one fault, one line.
+@Suite struct PostgresFailureKindTests {
+    @Test func aServerGoingAwayIsOneKindHoweverItIsSpelled() {
+        let spellings = [
+            PostgresFailure(sqlState: "57P01", message: "terminating connection due to administrator command", connectionLost: false),
+            PostgresFailure(sqlState: "57P03", message: "the database system is starting up", connectionLost: false),
+            PostgresFailure(sqlState: "08006", message: "connection failure", connectionLost: false),
+            PostgresFailure(sqlState: nil, message: "Connection refused", connectionLost: true),
+        ]
+        #expect(Set(spellings.map(\.kind)) == ["connection"])
+        #expect(PostgresFailure(sqlState: "25006", message: "read-only transaction", connectionLost: false).kind == "25006")
+        #expect(PostgresFailure(sqlState: "57014", message: "statement timeout", connectionLost: false).kind == "57014")
+        #expect(PostgresFailure(sqlState: nil, message: "out of memory", connectionLost: false).kind == "client")
+    }
+}
+
 @Suite struct PostgresTargetTests {
     @Test func parsesTheURLAndItsOptions() throws {
         let t = try PostgresTarget.parse("postgresql://app@db.internal:6543/runs?table=batch_results&sslmode=verify-full&password_env=RUNS_PW&connect_timeout=5")
