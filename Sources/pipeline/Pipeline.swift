@@ -53,7 +53,7 @@ enum Pipeline {
     }
 
     /// Every variable that holds a key of this run: each provider's default variable, the one
-    /// `--api-key-env` names, and each deployment's `api_key_env` (`deployments`: the
+    /// `--api-key-env` names, a PostgreSQL sink's password variables, and each deployment's `api_key_env` (`deployments`: the
     /// `--deployments` file, loaded once before the hooks start; a file that does not load stops
     /// the run with its usage error before that).
     /// Withheld from `--hook-exec` programs and redacted from hook messages (`secrets`).
@@ -62,6 +62,13 @@ enum Pipeline {
     ) -> [String] {
         var names = ProviderRegistry.defaultAPIKeyVariables + [options.apiKeyEnv].compactMap { $0 }
         if let deployments { names += deployments.deployments.compactMap(\.apiKeyVariable) }
+        // A PostgreSQL sink's password: libpq's own variable, and the one `password_env` names
+        // (in the `--sink` URL or a `--sinks` file's options).
+        names.append("PGPASSWORD")
+        for sink in options.sinks where sink.kind == .postgres {
+            let fromURL = URLComponents(string: sink.target)?.queryItems?.first { $0.name == "password_env" }?.value
+            if let variable = sink.options["password_env"] ?? fromURL { names.append(variable) }
+        }
         var seen = Set<String>()
         return names.filter { seen.insert($0).inserted }
     }

@@ -37,7 +37,7 @@ import Testing
     }
 
     func collect(_ provider: String, _ route: String, job: String) async throws -> PipelineRun {
-        let run = try await runPipeline(["batch", "collect", job, "--quiet"] + Self.endpoint(provider, route), environment: Self.environment)
+        let run = try await runPipeline(["batch", "collect", job, "--quiet", "--provider", provider] + Self.endpoint(provider, route), environment: Self.environment)
         expectNoLeak(run)
         return run
     }
@@ -70,7 +70,7 @@ import Testing
     @Test(arguments: providers)
     func jobStatesAndJobMessagesNeverCarryTheKey(provider: String) async throws {
         let job = try await submit(provider, "batch-state-key")
-        let status = try await runPipeline(["batch", "status", job] + Self.endpoint(provider, "batch-state-key"), environment: Self.environment)
+        let status = try await runPipeline(["batch", "status", job, "--provider", provider] + Self.endpoint(provider, "batch-state-key"), environment: Self.environment)
         expectNoLeak(status)
         #expect(status.status == 1 && status.stderr.contains("unknown"), "\(status.stderr)")
         let collected = try await collect(provider, "batch-state-key", job: job)
@@ -124,7 +124,7 @@ import Testing
             let withoutFlags = try await runPipeline(["batch", action, job], environment: Self.environment)
             #expect(withoutFlags.status == 2 && withoutFlags.stderr.contains("--base-url"), "\(action): \(withoutFlags.stderr)")
         }
-        let ok = try await runPipeline(["batch", "collect", job, "--quiet"] + flags, environment: Self.environment)
+        let ok = try await runPipeline(["batch", "collect", job, "--quiet", "--provider", provider] + flags, environment: Self.environment)
         #expect(ok.status == 0 && ok.records.count == 3, "\(ok.stderr)")
 
         // The job file edited: another origin, another variable, plain http elsewhere.
@@ -136,12 +136,12 @@ import Testing
         ] {
             #expect(original.contains(from), "\(original)")
             try original.replacingOccurrences(of: from, with: to).write(toFile: job, atomically: true, encoding: .utf8)
-            let refused = try await runPipeline(["batch", "status", job] + flags, environment: Self.environment)
+            let refused = try await runPipeline(["batch", "status", job, "--provider", provider] + flags, environment: Self.environment)
             #expect(refused.status == 2, "\(refused.stderr)")
             #expect(refused.stderr.contains("job file") && refused.stderr.contains("never decides"), "\(refused.stderr)")
         }
         try original.replacingOccurrences(of: #""allow_insecure_http":false"#, with: #""allow_insecure_http":true"#).write(toFile: job, atomically: true, encoding: .utf8)
-        let insecure = try await runPipeline(["batch", "status", job] + flags, environment: Self.environment)
+        let insecure = try await runPipeline(["batch", "status", job, "--provider", provider] + flags, environment: Self.environment)
         #expect(insecure.status == 2 && insecure.stderr.contains("--allow-insecure-http"), "\(insecure.stderr)")
     }
 }

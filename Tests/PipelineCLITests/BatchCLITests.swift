@@ -264,11 +264,15 @@ import Testing
         // Naming the provider passes the rule: what stops it now is the endpoint, where nothing listens.
         let named = try await CLI.run(["batch", "status", job.path, "--provider", "anthropic", "--base-url", base], environment: environment)
         #expect(named.status == 1 && named.stderr.contains("cannot connect"), "\(named.stderr)")
-        // So does naming the key variable (as the job file records it), without --provider.
+        // Naming the key variable without --provider does not: the provider still decides the
+        // endpoint, so an edited job file could send that variable's key to another provider.
         try original.replacingOccurrences(of: #""provider":"mock""#, with: #""provider":"anthropic""#)
             .replacingOccurrences(of: #""base_url":null"#, with: #""base_url":"\#(base)""#)
             .replacingOccurrences(of: #""api_key_env":null"#, with: #""api_key_env":"PIPELINE_TEST_UNSET_KEY""#).write(to: job, atomically: true, encoding: .utf8)
-        let explicit = try await CLI.run(["batch", "status", job.path, "--base-url", base, "--api-key-env", "PIPELINE_TEST_UNSET_KEY"], environment: environment)
+        let variableOnly = try await CLI.run(["batch", "status", job.path, "--base-url", base, "--api-key-env", "PIPELINE_TEST_UNSET_KEY"], environment: environment)
+        #expect(variableOnly.status == 2 && variableOnly.stderr.contains("--provider anthropic"), "\(variableOnly.stderr)")
+        let explicit = try await CLI.run(
+            ["batch", "status", job.path, "--provider", "anthropic", "--base-url", base, "--api-key-env", "PIPELINE_TEST_UNSET_KEY"], environment: environment)
         #expect(explicit.status == 1 && explicit.stderr.contains("cannot connect"), "\(explicit.stderr)")
     }
 

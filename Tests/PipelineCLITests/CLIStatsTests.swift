@@ -199,6 +199,36 @@ import Testing
         #expect(!run.stdout.contains(key) && !run.stderr.contains(key))
     }
 
+    /// A PostgreSQL sink's password (`PGPASSWORD`, and the variable `password_env` names) is
+    /// withheld from hook programs like the providers' keys, and redacted from what a hook says.
+    @Test func aHookProgramGetsNoDatabasePasswordAndCannotEchoIt() async throws {
+        let pgPassword = "pg-password-0123456789", named = "named-password-9876543210"
+        let script = #"""
+            #!/usr/bin/env python3
+            import json, os, sys
+            for line in sys.stdin:
+                q = json.loads(line)
+                seen = os.environ.get("PGPASSWORD", "-") + " " + os.environ.get("RUNS_PW_30", "-")
+                answer = {"reject": "seen: " + seen + " said: \#(pgPassword) \#(named)"} if q["hook"] == "before" else {}
+                answer.update(index=q["index"], hook=q["hook"])
+                sys.stdout.write(json.dumps(answer) + "\n"); sys.stdout.flush()
+            """#
+        let dir = try CLI.temporaryDirectory(files: ["keys.py": script])
+        let hook = dir.appendingPathComponent("keys.py").path
+        chmod(hook, 0o755)
+        var environment = ProcessInfo.processInfo.environment
+        environment["PGPASSWORD"] = pgPassword
+        environment["RUNS_PW_30"] = named
+        // Nothing listens on port 9: the sink reports the database down and gives up at the end.
+        let run = try await CLI.run(
+            ["--hook-exec", hook, "--sink", "postgres:postgresql://app@127.0.0.1:9/runs?table=results&password_env=RUNS_PW_30",
+             "--sink-timeout", "1", "--concurrency", "1", "--quiet"],
+            stdin: #"{"id":"a","model":"m","prompt":"hi"}"#, environment: environment)
+        try #require(run.records.count == 1, "\(run.stdout) \(run.stderr)")
+        #expect(run.records[0][path: "error.message"] as? String == "rejected by hook 'exec:keys.py': seen: - - said: <redacted> <redacted>")
+        #expect(!(run.stdout + run.stderr).contains(pgPassword) && !(run.stdout + run.stderr).contains(named))
+    }
+
     /// The deployments file is loaded once, before the hook programs start (its key variables
     /// are withheld from them): a file that does not load stops the run before any hook starts.
     @Test func aBadDeploymentsFileStopsTheRunBeforeAnyHookProgramStarts() async throws {

@@ -73,18 +73,20 @@ enum BatchCommand {
         }
     }
 
-    /// The batch key rule: which key variable is read must come from the operator, never from the
-    /// job file alone. With no `--api-key-env`, the provider decides the variable (its default,
-    /// e.g. ANTHROPIC_API_KEY), so a job file naming a provider the operator did not name would
-    /// pick the key sent to the endpoint: refused unless `--provider` names the job file's
-    /// provider (a different one is refused by `mismatch`). `mock` reads no key. See Design/batch.md.
+    /// The batch key rule: where a key goes must come from the operator, never from the job
+    /// file alone. The provider decides the default endpoint and the default key variable
+    /// (e.g. ANTHROPIC_API_KEY), so a job file for a provider that reads a key is used only when
+    /// `--provider` names that provider too (a different one is refused by `mismatch`); naming
+    /// the variable with `--api-key-env` is not enough, or a job file edited to say "gemini"
+    /// would send the operator's OpenAI key to Google's endpoint. `mock` reads no key. See
+    /// Design/batch.md.
     static func keyProblem(_ recorded: String, _ invocation: BatchInvocation, path: String) -> BatchError? {
-        guard recorded != "mock", !invocation.providerGiven, invocation.run.apiKeyEnv == nil else { return nil }
+        guard recorded != "mock", !invocation.providerGiven else { return nil }
         return BatchError(
             .invalid,
-            "job file '\(path)' was made for --provider \(recorded), but this command names no --provider and no --api-key-env; "
-                + "the job file alone does not choose the key sent to its endpoint",
-            hint: "give --provider \(recorded) to send that provider's default key variable, or name the variable with --api-key-env VAR as 'batch submit' was given")
+            "job file '\(path)' was made for --provider \(recorded), but this command names no --provider; "
+                + "the job file alone does not choose the endpoint or the key sent to it",
+            hint: "give --provider \(recorded) (and --api-key-env VAR if 'batch submit' was given one)")
     }
 
     private static func endpoint(_ options: RunOptions) -> BatchJobFile.Endpoint {
