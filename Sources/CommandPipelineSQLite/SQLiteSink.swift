@@ -26,8 +26,10 @@ import Synchronization
 /// with the rate (no timer, no per-row commit). A row beyond the bound is dropped and counted
 /// (`deliver` throws, so the dispatcher reports it).
 ///
-/// **Faults.** A batch that fails (a full disk, a read-only file, a lock held longer than the
-/// busy timeout) is rolled back; its rows are counted as not written, and the failure is thrown
+/// **Faults.** A lock another connection holds longer than the busy timeout is waited out: the
+/// batch stays held (counted against the bound) and is written again after a pause that doubles
+/// up to 2 s. A batch that fails otherwise (a full disk, a read-only file, a row a trigger
+/// refuses) is rolled back; its rows are counted as not written, and the failure is thrown
 /// by the next `deliver` (so the dispatcher reports it) and summed up by `finish`.
 ///
 /// **End.** `finish` waits until the buffer is written, checkpoints the log into the database
@@ -44,6 +46,12 @@ public final class SQLiteSink: ResultSink {
     public let maxBufferedBytes: Int
     private let filter: (@Sendable (ResultDelivery) -> Bool)?
     private let core: Core
+    /// Batches written again because another connection held the database's lock past the
+    /// busy timeout (for tests).
+    package var lockRetries: Int { core.lockRetries }
+    /// Sets how long SQLite waits for another connection's lock before the writer's batch fails
+    /// (and is tried again): tests make it short so a held lock is seen at once.
+    package func setBusyTimeout(milliseconds: Int32) { sqlite3_busy_timeout(core.connection.db, milliseconds) }
 
     /// What SQLite said, with the operation that failed.
     public struct SQLiteError: Error, Sendable, CustomStringConvertible {
@@ -205,7 +213,13 @@ extension SQLiteSink {
             var rows: [ResultDelivery] = []
             /// Rows before `head` are taken by the writer (compacted now and then).
             var head = 0
+            /// Bytes of the rows held, the batch the writer is writing included (the bound counts
+            /// it until it is settled).
             var bytes = 0
+            /// Rows of the batch the writer is writing (taken, not yet written or failed).
+            var inFlight = 0
+            /// Batches written again because another connection held the lock (for tests).
+            var lockRetries = 0
             var counts = Counts()
             var writerWaiting = false
             var finishing = false
@@ -230,15 +244,17 @@ extension SQLiteSink {
 
         static func size(_ d: ResultDelivery) -> Int { d.record.count.addingSaturating(d.runID.utf8.count).addingSaturating(d.commandID.utf8.count).addingSaturating(64) }
 
+        var lockRetries: Int { state.withLock { $0.lockRetries } }
+
         var counts: Counts {
             state.withLock { s in
                 var c = s.counts
-                c.held = s.rows.count - s.head
+                c.held = s.rows.count - s.head + s.inFlight
                 return c
             }
         }
 
-        var outcome: (Counts, SQLiteError?) { state.withLock { s in (Counts(written: s.counts.written, dropped: s.counts.dropped, failed: s.counts.failed, held: s.rows.count - s.head), s.firstFailure) } }
+        var outcome: (Counts, SQLiteError?) { state.withLock { s in (Counts(written: s.counts.written, dropped: s.counts.dropped, failed: s.counts.failed, held: s.rows.count - s.head + s.inFlight), s.firstFailure) } }
 
         func append(_ delivery: ResultDelivery) throws {
             let size = Self.size(delivery)
@@ -322,7 +338,7 @@ extension SQLiteSink {
                     let end = s.head + min(held, maxBatch)
                     let batch = Array(s.rows[s.head..<end])
                     s.head = end
-                    for d in batch { s.bytes = max(0, s.bytes - Self.size(d)) }
+                    s.inFlight = batch.count
                     if s.head == s.rows.count {
                         s.rows.removeAll(keepingCapacity: true)
                         s.head = 0
@@ -337,8 +353,20 @@ extension SQLiteSink {
                     wake.wait()
                     continue
                 }
-                let failure = write(next.batch)
+                var failure = write(next.batch)
+                // Another connection holding the lock past the busy timeout (a backup, an
+                // operator's `sqlite3` shell) is transient and no row's fault: the batch stays
+                // held, counted against the bound, and is written again after a pause that
+                // doubles up to 2 s, until it is written or the sink is abandoned.
+                var pause = 0.05
+                while let busy = failure, Self.isLockContention(busy.code), pauseUnlessAbandoned(seconds: pause) {
+                    pause = min(pause * 2, 2)
+                    state.withLock { $0.lockRetries += 1 }
+                    failure = write(next.batch)
+                }
                 state.withLock { s in
+                    s.inFlight = 0
+                    for d in next.batch { s.bytes = max(0, s.bytes - Self.size(d)) }
                     if let failure {
                         s.counts.failed += next.batch.count
                         s.unreported = failure
@@ -364,6 +392,20 @@ extension SQLiteSink {
                 return s.finished
             }
             waiter?.resume()
+        }
+
+        /// `SQLITE_BUSY` or `SQLITE_LOCKED`, extended codes included.
+        static func isLockContention(_ code: Int32) -> Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
+
+        /// Sleeps `seconds` on the writer thread in 50 ms slices; false as soon as the sink is abandoned.
+        private func pauseUnlessAbandoned(seconds: Double) -> Bool {
+            var left = seconds
+            while left > 0 {
+                if state.withLock({ $0.abandoned }) { return false }
+                Thread.sleep(forTimeInterval: min(left, 0.05))
+                left -= 0.05
+            }
+            return !state.withLock { $0.abandoned }
         }
 
         /// Upserts `batch` in one transaction; on a failure the transaction is rolled back and
