@@ -480,3 +480,22 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
         #expect(!engineLedger.claimCache(key), "the creator keeps its claim")
     }
 }
+
+/// A cache warm-up (or a billed failed attempt) whose server reported no usage is counted as
+/// unreported — the command's cost a lower bound — never priced as $0 as if it were exact.
+@Suite struct UnreportedOtherCostTests {
+    @Test func aWarmUpWithoutUsageIsUnreportedNotFree() {
+        let catalog = ModelCatalog([ModelInfo(
+            name: "m", provider: "anthropic", contextWindow: 100_000, maxOutputTokens: 1_000,
+            prices: ModelPrices(input: 3, cachedInput: 0.3, output: 15, cacheWrite: 3.75))])
+        func telemetry(_ usage: Usage) -> Telemetry {
+            var cache = CacheTelemetry(id: "c1", key: "k", created: true, reused: false, kind: .prefix, creationUsage: usage)
+            cache.model = "m"
+            return Telemetry(provider: "anthropic", cache: cache)
+        }
+        let unreported = CostUnit.others(telemetry(.unreported), catalog: catalog)
+        #expect(unreported?.unreportedCalls == 1 && unreported?.totalUSD == 0, "\(String(describing: unreported))")
+        let reported = CostUnit.others(telemetry(Usage(promptTokens: 1_000_000, completionTokens: 0)), catalog: catalog)
+        #expect(reported?.unreportedCalls == 0 && (reported?.totalUSD ?? 0) > 0, "\(String(describing: reported))")
+    }
+}

@@ -154,18 +154,27 @@ package struct CostUnit: ChainUnit {
 
     /// What the command paid for besides its responses: the cache it created (the creating
     /// request, and the storage for the time to live) and its billed failed attempts; nil when
-    /// none of it is priced.
-    static func others(_ telemetry: Telemetry, catalog: ModelCatalog, batch: Bool = false) -> Cost? {
+    /// none of it is priced. A request whose server reported no usage is counted in
+    /// `unreportedCalls` (the total is then a lower bound, and the budget holds the estimate),
+    /// never priced as zero.
+    package static func others(_ telemetry: Telemetry, catalog: ModelCatalog, batch: Bool = false) -> Cost? {
         var total: Cost?
         func add(_ cost: Cost, _ part: CostPart) {
             var cost = cost
             cost.parts = [part]
             total = (total ?? .zero) + cost
         }
+        func unreported() {
+            var cost = total ?? .zero
+            cost.unreportedCalls = cost.unreportedCalls.addingSaturating(1)
+            total = cost
+        }
         if let cache = telemetry.cache, cache.created, let id = cache.id, !id.isEmpty,
             let model = cache.model, let prices = catalog.info(for: model)?.prices
         {
-            if let usage = cache.creationUsage {
+            if let usage = cache.creationUsage, !usage.isReported {
+                unreported()
+            } else if let usage = cache.creationUsage {
                 let cost = Cost.of(usage, prices: prices)
                 add(cost, CostPart(request: cache.kind == .prefix ? .cacheWarmUp : .cacheCreation, model: model, usd: cost.totalUSD))
             }
@@ -177,6 +186,10 @@ package struct CostUnit: ChainUnit {
         if !telemetry.billedAttempts.isEmpty {
             for attempt in telemetry.billedAttempts {
                 guard let prices = catalog.info(for: attempt.model)?.prices else { continue }
+                guard attempt.usage.isReported else {
+                    unreported()
+                    continue
+                }
                 let cost = Cost.of(attempt.usage, prices: prices, batch: batch)
                 add(cost, CostPart(request: .failedAttempt, model: attempt.model, callIndex: attempt.callIndex, attempt: attempt.attempt, usd: cost.totalUSD))
             }
