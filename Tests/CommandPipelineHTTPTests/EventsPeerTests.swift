@@ -72,6 +72,7 @@ import Testing
         #expect(partial?["finish_reason"] as? String == "interrupted")
         let delivered = deltas(check, "late").joined()
         #expect(!delivered.isEmpty && partial?["text"] as? String == delivered && delivered != text)
+        #expect(broken?[path: "usage.total_tokens"] is NSNull, "the cut stream sent no usage: unknown, not 0: \(String(describing: broken?["usage"]))")
     }
 
     /// A stalled stream meets the per-call timeout: retried before any delta, final after one.

@@ -8,8 +8,8 @@ import Testing
 /// in front of llmock: its OpenAI, Anthropic and Gemini routes, whole answers and streams, and
 /// the upstream's retry hint that a gateway forwards as `llm_provider-retry-after`. LiteLLM
 /// takes a minute or more to start on a loaded machine: only with `PIPELINE_E2E=1`.
-/// (Batches are not driven through it: LiteLLM's `/v1/batches` needs a managed-files database
-/// or a real provider's batch API behind it, neither of which llmock is.)
+/// Batches go through its OpenAI-format Files and Batch API, passed through to llmock's
+/// (`files_settings` in its config; LiteLLM's managed files, which need a database, are not used).
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["PIPELINE_E2E"] == "1", "set PIPELINE_E2E=1 to start LiteLLM's proxy"))
 struct LiteLLMPeerTests {
     static var key: APIKey { APIKey(Peers.liteLLMKey) }
@@ -83,5 +83,40 @@ struct LiteLLMPeerTests {
         #expect(run.status == 0, "\(provider): \(run.stderr)")
         #expect(run.records.first?["status"] as? String == "succeeded", "\(provider): \(run.stdout)")
         #expect(!run.stdout.contains(Peers.liteLLMKey) && !run.stderr.contains(Peers.liteLLMKey))
+    }
+
+    /// `pipeline batch submit` and `collect` through the gateway's Files and Batch API: every
+    /// command is answered once, in input order, with the texts and usage of a live run of the
+    /// same commands through the same gateway, and the gateway's key is in no line.
+    @Test func aBatchGoesThroughTheGatewayAndCollectEqualsRun() async throws {
+        let origin = try Peers.liteLLM.get()
+        let variable = "LITELLM_TEST_KEY"
+        var environment = ProcessInfo.processInfo.environment
+        environment[variable] = Peers.liteLLMKey
+        let endpoint = ["--provider", "openai", "--base-url", origin.appendingPathComponent("v1").absoluteString, "--api-key-env", variable]
+        let n = 7
+        var input = ""
+        for i in 0..<n { input += #"{"id":"gw-\#(i)","model":"gpt-4o-mini","prompt":"paper \#(i)"}"# + "\n" }
+        let job = try temporaryDirectory().appendingPathComponent("job.json").path
+
+        let submit = try await runPipeline(
+            ["batch", "submit", "--job", job, "--max-requests-per-job", "4", "--capabilities", "generation,batch", "--quiet"] + endpoint,
+            stdin: input, environment: environment)
+        #expect(submit.status == 0, "\(submit.stderr)")
+        let jobs = try #require(submit.records.first?["jobs"] as? [String], "\(submit.stdout)")
+        #expect(jobs.count == 2, "7 requests at 4 per job: \(jobs)")
+
+        let collected = try await runPipeline(
+            ["batch", "collect", job, "--wait", "--poll-seconds", "0.25", "--timeout", "120", "--quiet"] + endpoint, environment: environment)
+        let live = try await runPipeline(["--quiet"] + endpoint, stdin: input, environment: environment)
+        #expect(collected.status == 0, "\(collected.stderr)")
+        #expect(collected.records.map { $0["id"] as? String } == (0..<n).map { "gw-\($0)" })
+        #expect(collected.records.allSatisfy { $0["status"] as? String == "succeeded" && $0[path: "telemetry.batch"] as? Bool == true }, "\(collected.stdout)")
+        let texts = { (run: PipelineRun) in run.records.map { ($0["responses"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String } } }
+        #expect(texts(collected) == texts(live) && texts(live).allSatisfy { !$0.isEmpty }, "collected \(texts(collected)), live \(texts(live))")
+        #expect(collected.records.map { $0[path: "usage.total_tokens"] as? Int } == live.records.map { $0[path: "usage.total_tokens"] as? Int })
+        for run in [submit, collected] {
+            #expect(!run.stdout.contains(Peers.liteLLMKey) && !run.stderr.contains(Peers.liteLLMKey))
+        }
     }
 }

@@ -158,7 +158,9 @@ enum Peers {
     /// llmock's OpenAI route (`openai/*`), whichever of LiteLLM's routes a request came in on —
     /// OpenAI's `/v1/chat/completions`, Anthropic's `/v1/messages`, Gemini's `/v1beta/models/…`.
     /// LiteLLM does not retry (`num_retries: 0`), so an upstream 429 comes back at once, with the
-    /// upstream's hint forwarded as `llm_provider-retry-after`. The URL is the origin.
+    /// upstream's hint forwarded as `llm_provider-retry-after`. Its Files and Batch API
+    /// (`/v1/files`, `/v1/batches`) pass through to llmock's (`files_settings`; no database).
+    /// The URL is the origin.
     static let liteLLM: Result<URL, PeerError> = {
         let litellm = packageRoot.appendingPathComponent(".venv/bin/litellm")
         guard FileManager.default.isExecutableFile(atPath: litellm.path) else {
@@ -177,6 +179,10 @@ enum Peers {
                   model: "openai/*"
                   api_base: "\(upstream.appendingPathComponent("v1").absoluteString)"
                   api_key: "llmock-upstream-key-0001"
+            files_settings:
+              - custom_llm_provider: openai
+                api_base: "\(upstream.appendingPathComponent("v1").absoluteString)"
+                api_key: "llmock-upstream-key-0001"
             router_settings:
               num_retries: 0
             litellm_settings:

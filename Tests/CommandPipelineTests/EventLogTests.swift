@@ -97,6 +97,8 @@ import Testing
         #expect(provider.requests.count == 1)
         let partial = try #require(done.partialResponses.first)
         #expect(partial.text == "Hello " && partial.finishReason == CallResponse.interrupted && partial.model == "m")
+        #expect(!partial.usage.isReported && partial.usage.unreportedCalls == 1 && partial.usage.totalTokens == 0, "the broken stream's usage is unknown, not zero: \(partial.usage)")
+        #expect(!done.usage.isReported, "and so is the failed command's: \(done.usage)")
         #expect(events.last?.type == "command_failed")
     }
 

@@ -132,7 +132,13 @@ public struct LogSummary: Sendable {
         if failedCalls.count > 1 { failedCalls.sort() }
         if partials {
             partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }
-                + streams.map { CallResponse(callIndex: $0.call, text: $0.text, model: $0.model, finishReason: CallResponse.interrupted, usage: .zero) }
+                + streams.map { stream in
+                    // A broken stream's tokens are its failed attempt's billed usage when the server
+                    // reported one (priced there, so $0 here); otherwise unknown, not zero (ADR 0013).
+                    let billed = telemetry.billedAttempts.contains { $0.callIndex == stream.call && $0.model == stream.model }
+                    return CallResponse(
+                        callIndex: stream.call, text: stream.text, model: stream.model, finishReason: CallResponse.interrupted, usage: billed ? .zero : .unreported)
+                }
         } else if !partialResponses.isEmpty {
             partialResponses = []   // idempotent: an earlier finish with partials leaves none behind
         }
