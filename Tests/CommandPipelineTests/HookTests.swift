@@ -131,7 +131,7 @@ import Testing
         }, after: { _, _ in throw Failure(description: text) })
         var configuration = EngineConfiguration()
         configuration.hooks = [leaky]
-        configuration.redactor = SecretRedactor(secrets: [key, "EMPTY"])
+        configuration.secrets = [key, "EMPTY"]
         let e = try PipelineEngine(provider: ScriptedProvider(), configuration: configuration)
         let rejected = try #require(await e.run(command("c1")).error)
         let kept = try await e.executeWithFallback(command("c2")).get().telemetry.hookFailures

@@ -268,7 +268,7 @@ import Testing
     static func run(_ answers: [String], schema: String, maxRepairs: Int) async throws -> (CommandOutcome, [PipelineEvent]) {
         var configuration = EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 1, baseDelay: .zero, jitter: 0))
         configuration.maxRepairs = maxRepairs
-        configuration.redactor = SecretRedactor(secrets: [key])
+        configuration.secrets = [key]
         let provider = ScriptedProvider(script: ["m": answers.map { .answer($0) }])
         let engine = try PipelineEngine(provider: provider, configuration: configuration)
         let format: JSONValue = .object(["type": "json_schema", "json_schema": .object(["name": "t", "schema": try JSONParser.parse(schema)])])

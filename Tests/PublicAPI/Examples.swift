@@ -78,7 +78,7 @@ struct TeamPolicy: CommandHook {
 func hook(provider: any GenerationCapability) throws {
     var configuration = EngineConfiguration()
     configuration.hooks = [TeamPolicy(team: "search")]
-    configuration.redactor = SecretRedactor(secrets: ["sk-0123456789abcdef"])
+    configuration.secrets = ["sk-0123456789abcdef"]
     _ = try PipelineEngine(provider: provider, configuration: configuration)
 }
 
@@ -145,8 +145,8 @@ struct EchoProvider: GenerationCapability, StreamingCapability, TokenCountingCap
     }
     func countTokens(_ request: GenerationRequest) async throws -> Int { 1 }
     func upload(_ file: FileUpload) async throws -> FileReference {
-        let opened = try file.open()
-        return FileReference(uri: "echo://" + opened.path, mimeType: file.mimeType)
+        let bytes = try await file.contents()
+        return FileReference(uri: "echo://\(file.path)?bytes=\(bytes.count)", mimeType: file.mimeType)
     }
     func createCache(_ request: CacheRequest) async throws -> CacheReference { throw APIError(.providerError, "no") }
     func cache(forKey key: String) async throws -> CacheReference? { nil }

@@ -16,7 +16,7 @@ import Synchronization
 /// through that descriptor with `pread`. Reads run on a dispatch queue, never on the
 /// concurrency pool's few threads, in chunks that check for cancellation, so a huge file
 /// cannot stall other commands, `--timeout` or Ctrl-C.
-public final class OpenedFile: Sendable {
+package final class OpenedFile: Sendable {
     /// The path the command named, resolved: for messages.
     public let path: String
     /// The path of the file really opened (symbolic links resolved).
