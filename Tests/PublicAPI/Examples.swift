@@ -97,7 +97,7 @@ func sink(commands: [PlannedCommand]) async throws {
         sinks: [failed, try JSONLinesFileSink(path: "results.jsonl")], timeout: .seconds(10),
         onFailure: { print("sink problem:", $0) })
     let engine = PipelineEngine(provider: MockProvider.make())
-    let runID = RunID.make()
+    let runID = ResultDelivery.makeRunID()
     for (index, command) in commands.enumerated() {
         let outcome = await engine.run(command, index: index)
         dispatcher.submit(ResultDelivery(runID: runID, outcome: outcome, index: index))

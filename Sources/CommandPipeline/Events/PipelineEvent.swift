@@ -47,7 +47,7 @@ public struct PipelineEvent: Sendable {
         /// What the response cache did for call `call` (`ResponseCacheUnit`): `hit` (answered with
         /// no request), `miss` (about to be sent), `stored` (its answer kept). Wire type
         /// `response_cache_<status>`.
-        case responseCache(call: Int, status: ResponseCacheStatus)
+        case responseCache(call: Int, status: String)
         /// A router sent this attempt of call `call` to `deployment`, as `model` on `provider`.
         case attemptRouted(call: Int, deployment: String, provider: String, model: String)
         /// This attempt's failure opened `deployment`'s circuit breaker for `cooldown`.
@@ -111,9 +111,13 @@ extension PipelineEvent.Kind {
         case .attemptFailed: "attempt_failed"
         case .waiting: "waiting"
         case .cacheBypassed: "cache_bypassed"
-        case .responseCache(_, .hit): "response_cache_hit"
-        case .responseCache(_, .miss): "response_cache_miss"
-        case .responseCache(_, .stored): "response_cache_stored"
+        case .responseCache(_, let status):
+            switch ResponseCacheStatus(rawValue: status) {
+            case .hit?: "response_cache_hit"
+            case .miss?: "response_cache_miss"
+            case .stored?: "response_cache_stored"
+            case nil: "response_cache"
+            }
         case .attemptRouted: "attempt_routed"
         case .deploymentOpened: "deployment_opened"
         case .deploymentClosed: "deployment_closed"

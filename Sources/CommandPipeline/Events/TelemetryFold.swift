@@ -43,7 +43,7 @@ public struct LogSummary: Sendable {
         case .attemptStarted(let call, _, let model, _): attemptStarted(call: call, model: model)
         case .waiting(let call, _, let duration): calls.update(phase: phase, call: call) { $0.retryWait += duration }
         case .cacheBypassed(let call): calls.update(phase: phase, call: call) { $0.cacheBypassed = true }
-        case .responseCache(let call, let status): calls.update(phase: phase, call: call) { $0.responseCache = status }
+        case .responseCache(let call, let status): calls.update(phase: phase, call: call) { $0.responseCache = ResponseCacheStatus(rawValue: status) }
         case .textDelta(let call, let text):
             if let i = streams.lastIndex(where: { $0.phase == phase && $0.call == call }) {
                 streams[i].text += text

@@ -22,8 +22,9 @@ extension ResponseCache {
     public func finish() async throws {}
 }
 
-/// What the response cache did for one call (`telemetry.calls[i].response_cache`).
-public enum ResponseCacheStatus: String, Sendable, Hashable {
+/// What the response cache did for one call (`telemetry.calls[i].response_cache`; the raw value
+/// is the status of `PipelineEvent.Kind.responseCache`).
+package enum ResponseCacheStatus: String, Sendable, Hashable {
     /// Answered from the cache (or by an identical call in flight): no request, cost 0.
     case hit
     /// Not in the cache, and the answer was not stored (the call failed, or its answer is not kept).
