@@ -177,7 +177,7 @@ import Testing
             .attemptStarted(call: 0, attempt: 1, model: "m", cached: false),
             .attemptStarted(call: 1, attempt: 1, model: "m", cached: false),
             .attemptStarted(call: 0, attempt: 2, model: "m", cached: false),
-            .fallbackStarted(model: "f", primaryError: ErrorSummary(kind: .providerError, message: "x", provider: nil, retryable: false)),
+            .fallbackStarted(model: "f", primaryError: APIError(.providerError, "x")),
             .attemptStarted(call: 0, attempt: 1, model: "f", cached: false),
         ]
         let entries = kinds.enumerated().map { EventLog.Entry(seq: $0.offset, elapsed: .zero, kind: $0.element) }

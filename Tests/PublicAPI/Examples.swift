@@ -66,10 +66,10 @@ struct TeamPolicy: CommandHook {
         return command
     }
     func streamChunk(_ text: String, call: Int, context: HookContext) {
-        context.scratch.update("chars", default: 0) { $0 += text.count }
+        context.updateScratch("chars", default: 0) { $0 += text.count }
     }
     func afterSuccess(_ result: FinalizedCommand, context: HookContext) async throws {
-        print("\(context.commandID): \(context.scratch["chars"] as? Int ?? 0) characters streamed in \(context.elapsed)")
+        print("\(context.commandID): \(context[scratch: "chars"] as? Int ?? 0) characters streamed in \(context.elapsed)")
     }
     func event(_ event: PipelineEvent.Kind, context: HookContext) {
         if case .attemptFailed(_, _, let error, _) = event { print(error) }

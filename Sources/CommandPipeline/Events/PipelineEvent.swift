@@ -39,7 +39,7 @@ public struct PipelineEvent: Sendable {
         indirect case cacheSkipped(CacheTelemetry)
         /// An attempt of call `call` (1-based `attempt`) is sent; `cached` when it uses the cache.
         case attemptStarted(call: Int, attempt: Int, model: String, cached: Bool)
-        indirect case attemptFailed(call: Int, attempt: Int, error: ErrorSummary, willRetry: Bool)
+        indirect case attemptFailed(call: Int, attempt: Int, error: APIError, willRetry: Bool)
         /// The call waits before going on: a backoff between attempts, or a rate limit.
         case waiting(call: Int, reason: WaitReason, duration: Duration)
         /// A call that used the cache failed and is tried once more with the shared parts themselves.
@@ -62,9 +62,9 @@ public struct PipelineEvent: Sendable {
         /// (Indirect, like the other large payloads: the event stays some 40 bytes, and every
         /// switch over it copies it.)
         indirect case callFinished(CallResponse)
-        indirect case callFailed(call: Int, error: ErrorSummary)
+        indirect case callFailed(call: Int, error: APIError)
         /// The primary execution failed; the plan's fallback call runs now.
-        indirect case fallbackStarted(model: String, primaryError: ErrorSummary)
+        indirect case fallbackStarted(model: String, primaryError: APIError)
         indirect case commandSucceeded(CommandOutcome)
         indirect case commandFailed(CommandOutcome)
     }

@@ -43,7 +43,7 @@ package struct Retrier: Sendable {
         }
 
         func failed(_ attempt: Int, _ error: APIError, _ willRetry: Bool) {
-            log.record(.attemptFailed(call: call, attempt: attempt.addingSaturating(attemptsBefore), error: error.summary, willRetry: willRetry))
+            log.record(.attemptFailed(call: call, attempt: attempt.addingSaturating(attemptsBefore), error: error, willRetry: willRetry))
         }
 
         func waiting(_ delay: Duration) { log.record(.waiting(call: call, reason: .backoff, duration: delay)) }

@@ -189,6 +189,9 @@ package enum ResultWriter {
         }
     }
 
+    /// An event's error as its flat part (`ErrorSummary`).
+    package static func summary(_ e: APIError, to out: inout [UInt8]) { summary(e.summary, to: &out) }
+
     package static func summary(_ s: ErrorSummary, to out: inout [UInt8]) {
         JSONSerializer.raw(#"{"kind":""#, to: &out)
         out.append(contentsOf: s.kind.rawValue.utf8)
