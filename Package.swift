@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "CommandPipeline"),
         // Provider adapters over HTTP (own HTTP/1.1 client, TLS through the system's OpenSSL on Linux;
         // URLSession where there is no OpenSSL), so the engine core stays free of networking.
-        .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline", .target(name: "COpenSSL", condition: .when(platforms: [.linux]))]),
+        .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline", "CommandPipelineBatch", .target(name: "COpenSSL", condition: .when(platforms: [.linux]))]),
         // The system's libssl and libcrypto (Debian: libssl-dev), for https in the own transport (Linux only).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
         .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),

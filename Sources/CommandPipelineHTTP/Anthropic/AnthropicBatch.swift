@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -13,7 +14,7 @@ import FoundationNetworking
 /// A message batch has no label: `findBatch` recognises an in-doubt submission by its size and
 /// time (created since the marker's `notBefore`, minus five minutes of clock skew, with the
 /// marker's request count, and not one of `knownJobs`), and says `ambiguous` when several fit.
-extension AnthropicAdapter: BatchCapability {
+extension AnthropicAdapter: BatchCapability, BatchOffering {
     /// 100,000 requests and 256 MB a batch.
     public var batchLimits: BatchLimits { BatchLimits(maxRequests: 100_000, maxBytes: 256_000_000) }
 

@@ -37,7 +37,7 @@ public struct AnthropicAdapter: GenerationCapability, UploadsCapability, Caching
     public var caching: (any CachingCapability)? { has.contains(.caching) ? self : nil }
     public var streaming: (any StreamingCapability)? { has.contains(.streaming) ? self : nil }
     public var tokenCounting: (any TokenCountingCapability)? { has.contains(.tokenCounting) ? self : nil }
-    public var batch: (any BatchCapability)? { has.contains(.batch) ? self : nil }
+    package var offersBatch: Bool { has.contains(.batch) }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.

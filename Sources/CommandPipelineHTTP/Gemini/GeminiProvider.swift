@@ -31,7 +31,7 @@ public struct GeminiAdapter: GenerationCapability, StreamingCapability, UploadsC
     public var caching: (any CachingCapability)? { has.contains(.caching) ? self : nil }
     public var streaming: (any StreamingCapability)? { has.contains(.streaming) ? self : nil }
     public var tokenCounting: (any TokenCountingCapability)? { has.contains(.tokenCounting) ? self : nil }
-    public var batch: (any BatchCapability)? { has.contains(.batch) ? self : nil }
+    package var offersBatch: Bool { has.contains(.batch) }
     // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
     private var scrub: ServerText { ServerText(key: core.configuration.apiKey) }
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
