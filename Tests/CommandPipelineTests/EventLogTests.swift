@@ -12,7 +12,7 @@ import Testing
         try PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy ?? fastRetries))
     }
 
-    func collect(_ stream: CommandEvents) async -> [PipelineEvent] {
+    func collect(_ stream: some AsyncSequence<PipelineEvent, Never>) async -> [PipelineEvent] {
         var events: [PipelineEvent] = []
         for await event in stream { events.append(event) }
         return events
