@@ -148,7 +148,7 @@ struct EchoProvider: GenerationCapability, StreamingCapability, TokenCountingCap
         let bytes = try await file.contents()
         return FileReference(uri: "echo://\(file.path)?bytes=\(bytes.count)", mimeType: file.mimeType)
     }
-    func createCache(_ request: CacheRequest) async throws -> CacheReference { throw APIError(.providerError, "no") }
+    func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference { throw APIError(.providerError, "no") }
     func cache(forKey key: String) async throws -> CacheReference? { nil }
     var batchLimits: BatchLimits { BatchLimits(maxRequests: 10, maxBytes: 1000) }
     func batchSize(of request: BatchRequest) throws -> Int { 1 }

@@ -361,7 +361,7 @@ package enum ResultWriter {
         JSONSerializer.raw(#","reused":"#, to: &out)
         bool(c.reused, to: &out)
         JSONSerializer.raw(#","kind":"#, to: &out)
-        optionalString(c.kind?.rawValue, to: &out)
+        optionalString(c.kind, to: &out)
         JSONSerializer.raw(#","token_count":"#, to: &out)
         if let tokens = c.tokenCount { JSONSerializer.writeInt(tokens, to: &out) } else { JSONSerializer.raw("null", to: &out) }
         if let reason = c.uncachedReason {

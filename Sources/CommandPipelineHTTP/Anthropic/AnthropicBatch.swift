@@ -49,7 +49,7 @@ extension AnthropicCore {
     private var name: String { AnthropicProvider.name }
 
     func batchEntry(_ item: BatchRequest) throws(APIError) -> JSONValue {
-        if let cache = item.request.cache, case .stored = cache.kind {
+        if let cache = item.request.cache, cache.prefixPartCount == nil {
             throw APIError(.invalidCommand, "a batch request cannot use the stored cache '\(cache.id)'", provider: name)
         }
         return ["custom_id": .string(item.id), "params": try builder.body(for: item.request, purpose: .generate(stream: false))]

@@ -48,7 +48,9 @@ extension MockAdapter: UploadsCapability {
 }
 
 extension MockAdapter: CachingCapability {
-    public func createCache(_ request: CacheRequest) async throws -> CacheReference { try await core.createCache(request) }
+    public func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
+        try await core.createCache(CacheRequest(context, key: key, ttlSeconds: ttlSeconds))
+    }
     public func cache(forKey key: String) async throws -> CacheReference? { core.cache(forKey: key) }
 }
 
