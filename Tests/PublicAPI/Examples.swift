@@ -167,8 +167,8 @@ func batch() async throws {
 
 // The response store (README "Response cache"), and a store of one's own.
 final class NoStore: ResponseCache {
-    func answer(for key: ResponseCacheKey) -> GenerationResponse? { nil }
-    func store(_ answer: GenerationResponse, for key: ResponseCacheKey) {}
+    func answer(for key: String) -> GenerationResponse? { nil }
+    func store(_ answer: GenerationResponse, for key: String) {}
 }
 func responseCache() throws {
     var configuration = EngineConfiguration()
