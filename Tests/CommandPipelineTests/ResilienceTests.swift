@@ -322,7 +322,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         var waits: [Duration] {
             state.withLock { s in
                 s.events.compactMap { event -> Duration? in
-                    if case .waiting(_, .rateLimit, let duration) = event.kind { return duration }
+                    if case .waiting(_, "rate_limit", let duration) = event.kind { return duration }
                     return nil
                 }
             }

@@ -40,8 +40,10 @@ public struct PipelineEvent: Sendable {
         /// An attempt of call `call` (1-based `attempt`) is sent; `cached` when it uses the cache.
         case attemptStarted(call: Int, attempt: Int, model: String, cached: Bool)
         indirect case attemptFailed(call: Int, attempt: Int, error: APIError, willRetry: Bool)
-        /// The call waits before going on: a backoff between attempts, or a rate limit.
-        case waiting(call: Int, reason: WaitReason, duration: Duration)
+        /// The call waits before going on: `reason` is `backoff` (between attempts), `rate_limit`
+        /// or `deployment` (a router's: every deployment of the model cooling, held, full or at
+        /// its own limit), as on the wire.
+        case waiting(call: Int, reason: String, duration: Duration)
         /// A call that used the cache failed and is tried once more with the shared parts themselves.
         case cacheBypassed(call: Int)
         /// What the response cache did for call `call` (`ResponseCacheUnit`): `hit` (answered with
@@ -69,7 +71,8 @@ public struct PipelineEvent: Sendable {
         indirect case commandFailed(CommandOutcome)
     }
 
-    public enum WaitReason: String, Sendable, Hashable {
+    /// The reasons of `Kind.waiting`.
+    package enum WaitReason: String, Sendable, Hashable {
         case backoff
         case rateLimit = "rate_limit"
         /// A router's: every deployment of the model cooling, held, full or at its own limit.

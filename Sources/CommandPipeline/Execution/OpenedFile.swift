@@ -35,7 +35,7 @@ package final class OpenedFile: Sendable {
 
     /// Why a file could not be opened: `refused` when the command is at fault (a FIFO, a
     /// directory, a path leaving the files root), `unreadable` when the file is missing or denied.
-    public enum Failure: Error, Sendable, Hashable {
+    package enum Failure: Error, Sendable, Hashable {
         case refused(String)
         case unreadable(String)
 

@@ -46,7 +46,7 @@ package struct Retrier: Sendable {
             log.record(.attemptFailed(call: call, attempt: attempt.addingSaturating(attemptsBefore), error: error, willRetry: willRetry))
         }
 
-        func waiting(_ delay: Duration) { log.record(.waiting(call: call, reason: .backoff, duration: delay)) }
+        func waiting(_ delay: Duration) { log.record(.waiting(call: call, reason: PipelineEvent.WaitReason.backoff.rawValue, duration: delay)) }
     }
 
     /// Calls `attempt` (with the 1-based attempt number) until it succeeds, fails with an

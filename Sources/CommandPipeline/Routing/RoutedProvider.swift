@@ -86,7 +86,7 @@ package struct RoutedProvider: GenerationCapability {
                 } else if wait == Router.pollInterval {
                     return
                 }
-                input.log.record(.waiting(call: input.callIndex, reason: .deployment, duration: wait))
+                input.log.record(.waiting(call: input.callIndex, reason: PipelineEvent.WaitReason.deployment.rawValue, duration: wait))
             }
         } catch {
             if waiting { lender?.deploymentWaitEnded() }
