@@ -62,7 +62,7 @@ import Testing
             if case .attemptFailed(_, let attempt, _, let willRetry) = event.kind { (attempt, willRetry) } else { nil }
         }
         #expect(attempts.map(\.0) == [1, 2] && attempts.map(\.1) == [true, false])
-        #expect(events.contains { if case .waiting(0, .backoff, _) = $0.kind { true } else { false } })
+        #expect(events.contains { if case .waiting(0, "backoff", _) = $0.kind { true } else { false } })
         let types = events.map(\.type)
         let fallback = try #require(types.firstIndex(of: "fallback_started"))
         #expect(try #require(types.firstIndex(of: "call_failed")) < fallback)
