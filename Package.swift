@@ -42,7 +42,7 @@ let package = Package(
         ),
         // Helpers shared by the test targets (running the binary, temp dirs, Python peers).
         .target(name: "PipelineTestSupport", path: "Tests/PipelineTestSupport"),
-        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineTesting", "PipelineTestSupport"]),
+        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineBatch", "CommandPipelineTesting", "PipelineTestSupport"]),
         // Runs against FakeAI and a local fault server (Tests/Tools), and the built `pipeline` binary.
         .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "CommandPipelineBatch", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.
