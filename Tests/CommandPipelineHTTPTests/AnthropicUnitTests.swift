@@ -150,7 +150,7 @@ import Testing
         #expect(WrittenRecords.usage(Usage(promptTokens: 10, cacheCreationTokens: 6)).hasSuffix(#""cached_tokens":0,"cache_creation_tokens":6}"#))
         #expect((Usage(cacheCreationTokens: 2) + Usage(cacheCreationTokens: .max)).cacheCreationTokens == Limits.reportedTokens.upperBound)
         let prefix = CacheTelemetry(reference: CacheReference(id: "prefix:k", key: "k", model: "m", tokenCount: 2048, prefixPartCount: 1), key: "k", created: true)
-        #expect(prefix.kind == .prefix && prefix.tokenCount == 2048 && prefix.created && !prefix.reused)
+        #expect(prefix.kind == "prefix" && prefix.tokenCount == 2048 && prefix.created && !prefix.reused)
         #expect(CacheTelemetry(reference: CacheReference(id: "c", key: "k", model: "m"), key: "k", created: false).kind == "stored")
     }
 
