@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "CommandPipeline"),
         // Provider adapters over HTTP (own HTTP/1.1 client, TLS through the system's OpenSSL on Linux;
         // URLSession where there is no OpenSSL), so the engine core stays free of networking.
-        .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline", .target(name: "COpenSSL", condition: .when(platforms: [.linux]))]),
+        .target(name: "CommandPipelineHTTP", dependencies: ["CommandPipeline", "CommandPipelineBatch", .target(name: "COpenSSL", condition: .when(platforms: [.linux]))]),
         // The system's libssl and libcrypto (Debian: libssl-dev), for https in the own transport (Linux only).
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
         .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),
@@ -42,7 +42,7 @@ let package = Package(
         ),
         // Helpers shared by the test targets (running the binary, temp dirs, Python peers).
         .target(name: "PipelineTestSupport", path: "Tests/PipelineTestSupport"),
-        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineTesting", "PipelineTestSupport"]),
+        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineBatch", "CommandPipelineTesting", "PipelineTestSupport"]),
         // Runs against FakeAI and a local fault server (Tests/Tools), and the built `pipeline` binary.
         .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "CommandPipelineBatch", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.

@@ -37,11 +37,13 @@ extension BatchRun {
     /// Hands `write` exactly one record per command, in input order, once every job has ended
     /// (else `.notFinished`): the answers of every job — a retried request's latest successful
     /// answer — in `run`'s schema with `telemetry.batch` and `batch_job`, priced at `catalog`'s
-    /// batch prices; parsed answers are redacted with `redactor`. `write` returns false to
+    /// batch prices; parsed answers are redacted of `secrets` (values under 12 bytes are
+    /// placeholders, ignored: `EngineConfiguration.secrets`). `write` returns false to
     /// stop. Collecting twice gives the same lines.
     public func collect(
-        catalog: ModelCatalog? = .builtin, redactor: SecretRedactor = .none, write: (BatchRecord) -> Bool
+        catalog: ModelCatalog? = .builtin, secrets: [String] = [], write: (BatchRecord) -> Bool
     ) async throws(BatchError) -> BatchCollection {
+        let redactor = SecretRedactor(secrets: secrets)
         let job = try BatchJobFile.load(path)
         let progress = try await endedProgress(job, then: "collect when every job has ended, or use --wait")
         let manifest = try BatchManifest.load(path, job: job)

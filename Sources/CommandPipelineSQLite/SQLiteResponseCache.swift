@@ -278,14 +278,14 @@ public final class SQLiteResponseCache: ResponseCache {
 
     // MARK: ResponseCache
 
-    public func answer(for key: ResponseCacheKey) -> GenerationResponse? {
+    public func answer(for key: String) -> GenerationResponse? {
         let now = self.now()
         let ttl = self.ttl
         var armSnapshotEnd: Int?
         defer { if let snapshot = armSnapshotEnd { scheduleSnapshotEnd(snapshot) } }
         return connection.withLock { c -> GenerationResponse? in
             guard let c else { return nil }
-            if let i = c.pendingIndex[key.digest] {
+            if let i = c.pendingIndex[key] {
                 c.hits += 1
                 return CachedAnswer.decode(c.pending[i].answer)
             }
@@ -304,7 +304,7 @@ public final class SQLiteResponseCache: ResponseCache {
             c.snapshotReads += 1
             let statement = c.select
             defer { sqlite3_reset(statement) }
-            guard sqlite3_bind_text(statement, 1, key.digest, -1, SQLite.transient) == SQLITE_OK else { return nil }
+            guard sqlite3_bind_text(statement, 1, key, -1, SQLite.transient) == SQLITE_OK else { return nil }
             let rc = sqlite3_step(statement)
             guard rc == SQLITE_ROW else {
                 if rc != SQLITE_DONE {
@@ -344,8 +344,8 @@ public final class SQLiteResponseCache: ResponseCache {
         }
     }
 
-    public func store(_ answer: GenerationResponse, for key: ResponseCacheKey) {
-        let entry = Pending(key: key.digest, answer: CachedAnswer.encode(answer), createdAt: now().timeIntervalSince1970)
+    public func store(_ answer: GenerationResponse, for key: String) {
+        let entry = Pending(key: key, answer: CachedAnswer.encode(answer), createdAt: now().timeIntervalSince1970)
         let armed = connection.withLock { c -> Int? in
             guard let c else { return nil }
             if let i = c.pendingIndex[entry.key] {

@@ -77,8 +77,8 @@ enum Pipeline {
     /// come from a provider adapter (hook messages). Placeholders (under 12 bytes) are ignored by the redactor.
     static func secrets(
         _ options: RunOptions, deployments: RouterConfiguration? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) -> SecretRedactor {
-        SecretRedactor(secrets: keyVariables(options, deployments: deployments, environment: environment).compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) })
+    ) -> [String] {
+        keyVariables(options, deployments: deployments, environment: environment).compactMap { environment[$0]?.trimmingCharacters(in: .whitespacesAndNewlines) }
     }
 
     static func usageFailure(_ error: UsageError) -> Int32 {
@@ -157,13 +157,11 @@ enum Pipeline {
         } catch {
             return usageFailure(error)
         }
-        var files = FileResolver()
         if let root = options.filesRoot {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
                 return usageFailure(UsageError(message: "--files-root '\(root)' is not a directory"))
             }
-            files = FileResolver(confinedTo: root)
         }
         // The model catalog: built in, with --models over it.
         var catalog = ModelCatalog.builtin
@@ -225,7 +223,7 @@ enum Pipeline {
                 let rateLimit = (options.rateLimitRPM != nil || options.rateLimitTPM != nil)
                     ? RateConstraint(requestsPerMinute: options.rateLimitRPM, tokensPerMinute: options.rateLimitTPM) : nil
                 var configuration = EngineConfiguration(
-                    files: files, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
+                    fileRoot: options.filesRoot, retryPolicy: RetryPolicy(maxAttempts: options.maxAttempts),
                     callTimeout: options.callTimeoutSeconds.map { .milliseconds(Int($0 * 1000)) },
                     commandTimeout: options.timeoutSeconds.map { .milliseconds(Int($0 * 1000)) }, rateLimit: rateLimit)
                 configuration.catalog = catalog
@@ -236,7 +234,7 @@ enum Pipeline {
                     if !quiet { StandardError.write("pipeline: model '\(StandardError.oneLine(model))' is not in the model catalog: it runs unchecked and uncosted (describe it with --models FILE)\n") }
                 }
                 configuration.hooks = execHooks
-                configuration.redactor = secrets(options, deployments: deployments)
+                configuration.secrets = secrets(options, deployments: deployments)
                 if let metrics { configuration.hooks.append(metrics) }
                 if let path = options.deploymentsFile, let deployments {
                     switch DeploymentsReport.router(deployments, path: path, options: options) {

@@ -122,7 +122,7 @@ import Testing
         let first = try #require(await engine.execute(command("first", "What is rule 1?")).success)
         let cache = try #require(first.telemetry.cache)
         // The first command writes the prefix (one warm-up request) …
-        #expect(cache.created && cache.kind == .prefix && cache.id?.hasPrefix("prefix:") == true)
+        #expect(cache.created && cache.kind == "prefix" && cache.id?.hasPrefix("prefix:") == true)
         let written = try #require(cache.tokenCount)
         #expect(written > 1024)
         #expect(try await counter("cache_writes") == writes + 1)

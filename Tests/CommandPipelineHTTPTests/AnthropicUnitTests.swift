@@ -94,7 +94,7 @@ import Testing
 
     func prefixRequest(ttl: Int, parts: [APIPart], prefix: Int, system: String? = "System.") -> GenerationRequest {
         let now = Date()
-        let cache = CacheReference(id: "prefix:k", key: "k", model: "m", createdAt: now, expiresAt: now.addingTimeInterval(TimeInterval(ttl)), kind: .prefix(partCount: prefix))
+        let cache = CacheReference(id: "prefix:k", key: "k", model: "m", createdAt: now, expiresAt: now.addingTimeInterval(TimeInterval(ttl)), prefixPartCount: prefix)
         return GenerationRequest(model: "m", parts: parts, config: GenerationConfig(systemInstruction: system), cache: cache)
     }
 
@@ -120,7 +120,7 @@ import Testing
     @Test func theEngineSendsTheWholeContextToAPrefixCache() {
         let shared: [APIPart] = [.text("shared")]
         let plan = ExecutionPlan(calls: [APICall(model: "m", parts: [.text("q")], config: GenerationConfig(systemInstruction: "S"))], sharedParts: shared, cache: CachePlan())
-        let prefix = CacheReference(id: "prefix:k", key: "k", model: "m", kind: .prefix(partCount: 1))
+        let prefix = CacheReference(id: "prefix:k", key: "k", model: "m", prefixPartCount: 1)
         let state = ExecutionState(command: PlannedCommand(id: "c", plan: plan)).with(cache: prefix)
         let request = state.request(call: 0)
         #expect(request.parts == [.text("shared"), .text("q")])
@@ -149,9 +149,9 @@ import Testing
         #expect(WrittenRecords.usage(Usage(promptTokens: 10, cachedTokens: 4)) == #"{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cached_tokens":4}"#)
         #expect(WrittenRecords.usage(Usage(promptTokens: 10, cacheCreationTokens: 6)).hasSuffix(#""cached_tokens":0,"cache_creation_tokens":6}"#))
         #expect((Usage(cacheCreationTokens: 2) + Usage(cacheCreationTokens: .max)).cacheCreationTokens == Limits.reportedTokens.upperBound)
-        let prefix = CacheTelemetry(reference: CacheReference(id: "prefix:k", key: "k", model: "m", tokenCount: 2048, kind: .prefix(partCount: 1)), key: "k", created: true)
-        #expect(prefix.kind == .prefix && prefix.tokenCount == 2048 && prefix.created && !prefix.reused)
-        #expect(CacheTelemetry(reference: CacheReference(id: "c", key: "k", model: "m"), key: "k", created: false).kind == .stored)
+        let prefix = CacheTelemetry(reference: CacheReference(id: "prefix:k", key: "k", model: "m", tokenCount: 2048, prefixPartCount: 1), key: "k", created: true)
+        #expect(prefix.kind == "prefix" && prefix.tokenCount == 2048 && prefix.created && !prefix.reused)
+        #expect(CacheTelemetry(reference: CacheReference(id: "c", key: "k", model: "m"), key: "k", created: false).kind == "stored")
     }
 
     @Test(arguments: [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"), ("tool_use", "tool_calls"), ("refusal", "refusal"), ("pause_turn", "pause_turn")])

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import CommandPipelineHTTP
 import Foundation
 import PipelineTestSupport

@@ -116,7 +116,7 @@ import FoundationNetworking
         let adapter = fixture.adapter()
         let key = "cache-\(UUID().uuidString)"
         let cacheRequest = CacheRequest(key: key, model: "gemini-2.5-flash", systemInstruction: "Answer briefly.", parts: [.text(Self.largeContext)], ttlSeconds: 600)
-        let reference = try await adapter.createCache(cacheRequest)
+        let reference = try await adapter.createCache(cacheRequest.context, key: cacheRequest.key, ttlSeconds: cacheRequest.ttlSeconds)
         #expect(reference.id.hasPrefix("cachedContents/"))
         #expect(reference.model == "gemini-2.5-flash")
         let cachedTokens = try #require(reference.tokenCount)

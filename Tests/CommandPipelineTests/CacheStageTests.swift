@@ -9,7 +9,7 @@ import Testing
         let base: RecordingProvider
         var providerName: String { "minimum" }
         func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await base.generate(request) }
-        func createCache(_ request: CacheRequest) async throws -> CacheReference {
+        func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
             base.recorder.counts.withLock { $0.cachesCreated += 1 }
             throw APIError(
                 .cacheFailed, "the shared context is below the model's minimum (total_token_count=200, min_total_token_count=1024)",

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import Testing
 
 @Suite struct CapabilityTests {

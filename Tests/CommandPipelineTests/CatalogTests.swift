@@ -489,7 +489,7 @@ private let png = APIPart.inline(InlineData(mimeType: "image/png", data: Data([0
             name: "m", provider: "anthropic", contextWindow: 100_000, maxOutputTokens: 1_000,
             prices: ModelPrices(input: 3, cachedInput: 0.3, output: 15, cacheWrite: 3.75))])
         func telemetry(_ usage: Usage) -> Telemetry {
-            var cache = CacheTelemetry(id: "c1", key: "k", created: true, reused: false, kind: .prefix, creationUsage: usage)
+            var cache = CacheTelemetry(id: "c1", key: "k", created: true, reused: false, kind: "prefix", creationUsage: usage)
             cache.model = "m"
             return Telemetry(provider: "anthropic", cache: cache)
         }

@@ -12,7 +12,7 @@ import Testing
         try PipelineEngine(provider: provider, configuration: EngineConfiguration(retryPolicy: policy ?? fastRetries))
     }
 
-    func collect(_ stream: CommandEvents) async -> [PipelineEvent] {
+    func collect(_ stream: some AsyncSequence<PipelineEvent, Never>) async -> [PipelineEvent] {
         var events: [PipelineEvent] = []
         for await event in stream { events.append(event) }
         return events
@@ -62,7 +62,7 @@ import Testing
             if case .attemptFailed(_, let attempt, _, let willRetry) = event.kind { (attempt, willRetry) } else { nil }
         }
         #expect(attempts.map(\.0) == [1, 2] && attempts.map(\.1) == [true, false])
-        #expect(events.contains { if case .waiting(0, .backoff, _) = $0.kind { true } else { false } })
+        #expect(events.contains { if case .waiting(0, "backoff", _) = $0.kind { true } else { false } })
         let types = events.map(\.type)
         let fallback = try #require(types.firstIndex(of: "fallback_started"))
         #expect(try #require(types.firstIndex(of: "call_failed")) < fallback)
@@ -179,7 +179,7 @@ import Testing
             .attemptStarted(call: 0, attempt: 1, model: "m", cached: false),
             .attemptStarted(call: 1, attempt: 1, model: "m", cached: false),
             .attemptStarted(call: 0, attempt: 2, model: "m", cached: false),
-            .fallbackStarted(model: "f", primaryError: ErrorSummary(kind: .providerError, message: "x", provider: nil, retryable: false)),
+            .fallbackStarted(model: "f", primaryError: APIError(.providerError, "x")),
             .attemptStarted(call: 0, attempt: 1, model: "f", cached: false),
         ]
         let entries = kinds.enumerated().map { EventLog.Entry(seq: $0.offset, elapsed: .zero, kind: $0.element) }

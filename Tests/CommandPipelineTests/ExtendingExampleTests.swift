@@ -34,7 +34,7 @@ import Testing
         let failed = FailedIDs()
         let dispatcher = SinkDispatcher(sinks: [failed, try JSONLinesFileSink(path: path)], timeout: .seconds(10), clock: ManualClock())
         let engine = PipelineEngine(provider: MockProvider.make())
-        let runID = RunID.make()
+        let runID = ResultDelivery.makeRunID()
         for (index, command) in commands.enumerated() {
             let outcome = await engine.run(command, index: index)
             dispatcher.submit(ResultDelivery(runID: runID, outcome: outcome, index: index))

@@ -17,10 +17,9 @@ import Testing
     }
 
     func engine(root: URL? = nil, maximumFileBytes: Int = FileResolver.defaultMaximumFileBytes, failing: Set<String> = [], timeout: Duration? = nil) throws -> PipelineEngine {
-        let files = root.map { FileResolver(confinedTo: $0.path, maximumFileBytes: maximumFileBytes) } ?? FileResolver(maximumFileBytes: maximumFileBytes)
-        return try PipelineEngine(
+        try PipelineEngine(
             provider: MockProvider.make(MockConfiguration(failingModels: failing)),
-            configuration: EngineConfiguration(files: files, retryPolicy: .none, commandTimeout: timeout))
+            configuration: EngineConfiguration(fileRoot: root?.path, maximumFileBytes: maximumFileBytes, retryPolicy: .none, commandTimeout: timeout))
     }
 
     @Test func aFIFOIsRefusedWithoutWaitingForAWriter() async throws {

@@ -157,9 +157,9 @@ struct AbsurdUsageProvider: GenerationCapability {
             if uploads.add(1, ordering: .relaxed).newValue <= failures { throw error }
             return FileReference(uri: "flaky://\(file.path)", mimeType: file.mimeType)
         }
-        func createCache(_ request: CacheRequest) async throws -> CacheReference {
+        func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
             if creations.add(1, ordering: .relaxed).newValue <= failures { throw error }
-            return CacheReference(id: "cache", key: request.key, model: request.model)
+            return CacheReference(id: "cache", key: key, model: context.model)
         }
         func cache(forKey key: String) async throws -> CacheReference? { nil }
     }

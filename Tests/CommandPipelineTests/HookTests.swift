@@ -131,7 +131,7 @@ import Testing
         }, after: { _, _ in throw Failure(description: text) })
         var configuration = EngineConfiguration()
         configuration.hooks = [leaky]
-        configuration.redactor = SecretRedactor(secrets: [key, "EMPTY"])
+        configuration.secrets = [key, "EMPTY"]
         let e = try PipelineEngine(provider: ScriptedProvider(), configuration: configuration)
         let rejected = try #require(await e.run(command("c1")).error)
         let kept = try await e.executeWithFallback(command("c2")).get().telemetry.hookFailures
@@ -188,19 +188,19 @@ import Testing
         struct Writer: CommandHook {
             let name = "writer"
             func beforeCommand(_ command: PlannedCommand, context: HookContext) async throws -> PlannedCommand {
-                #expect(context.scratch["started"] == nil, "a fresh scratch space for each command")
-                context.scratch["started"] = command.id
+                #expect(context[scratch: "started"] == nil, "a fresh scratch space for each command")
+                context[scratch: "started"] = command.id
                 return command
             }
             func event(_ event: PipelineEvent.Kind, context: HookContext) {
-                if case .attemptStarted = event { context.scratch.update("attempts", default: 0) { $0 += 1 } }
+                if case .attemptStarted = event { context.updateScratch("attempts", default: 0) { $0 += 1 } }
             }
         }
         struct Reader: CommandHook {
             let name = "reader"
             let journal: Journal
             func afterSuccess(_ result: FinalizedCommand, context: HookContext) async throws {
-                journal.add("\(context.scratch["started"] as? String ?? "-"):\(context.scratch["attempts"] as? Int ?? -1)")
+                journal.add("\(context[scratch: "started"] as? String ?? "-"):\(context[scratch: "attempts"] as? Int ?? -1)")
             }
         }
         let journal = Journal()

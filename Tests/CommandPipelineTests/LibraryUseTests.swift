@@ -192,7 +192,7 @@ private let overloaded = APIError(.providerError, "overloaded", provider: "scrip
             let clock = RecordingClock()
             let provider = ScriptedProvider(script: ["m": [.fail(overloaded), .fail(overloaded), .fail(overloaded), .answer("ok")]])
             let engine = try PipelineEngine(
-                provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: policy, jitterSource: .seeded(seed)))
+                provider: provider, configuration: EngineConfiguration(clock: clock, retryPolicy: policy, jitterSeed: seed))
             _ = try await engine.execute(command()).get()
             return clock.sleeps.withLock { $0 }
         }

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import CommandPipelineTesting
 import Foundation
 import Testing

@@ -156,7 +156,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
                 if request.cache != nil { throw APIError(.providerError, "cache expired on the server", provider: providerName, code: "not_found") }
                 return try await base.generate(request)
             }
-            func createCache(_ request: CacheRequest) async throws -> CacheReference { CacheReference(id: "c", key: request.key, model: request.model) }
+            func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference { CacheReference(id: "c", key: key, model: context.model) }
             func cache(forKey key: String) async throws -> CacheReference? { nil }
         }
         let provider = StaleCacheProvider()
@@ -322,7 +322,7 @@ func drive(_ clock: ManualClock, until done: @escaping @Sendable () -> Bool, ste
         var waits: [Duration] {
             state.withLock { s in
                 s.events.compactMap { event -> Duration? in
-                    if case .waiting(_, .rateLimit, let duration) = event.kind { return duration }
+                    if case .waiting(_, "rate_limit", let duration) = event.kind { return duration }
                     return nil
                 }
             }

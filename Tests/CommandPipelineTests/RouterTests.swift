@@ -383,7 +383,7 @@ final class SharedCount: Sendable {
         var waits: [Duration] {
             state.withLock { s in
                 s.events.compactMap { event -> Duration? in
-                    if case .waiting(_, .deployment, let duration) = event.kind { return duration }
+                    if case .waiting(_, "deployment", let duration) = event.kind { return duration }
                     return nil
                 }
             }

@@ -40,8 +40,8 @@ import Testing
             FileReference(uri: "test://\(try await request())", mimeType: file.mimeType)
         }
 
-        func createCache(_ request: CacheRequest) async throws -> CacheReference {
-            CacheReference(id: "cache-\(try await self.request())", key: request.key, model: request.model)
+        func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
+            CacheReference(id: "cache-\(try await self.request())", key: key, model: context.model)
         }
 
         func cache(forKey key: String) async throws -> CacheReference? { nil }

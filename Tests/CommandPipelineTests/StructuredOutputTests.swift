@@ -126,7 +126,7 @@ import Testing
         let provider = ScriptedProvider(script: ["m": [.answer("{}"), .answer(#"{"name":"A","age":1}"#)]])
         var events: [PipelineEvent] = []
         for await event in try Self.engine(provider).events(for: Self.command()) { events.append(event) }
-        let rejected = events.compactMap { event -> (ErrorSummary, Bool)? in
+        let rejected = events.compactMap { event -> (APIError, Bool)? in
             if case .attemptFailed(0, _, let error, let willRetry) = event.kind { (error, willRetry) } else { nil }
         }
         #expect(rejected.count == 1)
@@ -268,7 +268,7 @@ import Testing
     static func run(_ answers: [String], schema: String, maxRepairs: Int) async throws -> (CommandOutcome, [PipelineEvent]) {
         var configuration = EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 1, baseDelay: .zero, jitter: 0))
         configuration.maxRepairs = maxRepairs
-        configuration.redactor = SecretRedactor(secrets: [key])
+        configuration.secrets = [key]
         let provider = ScriptedProvider(script: ["m": answers.map { .answer($0) }])
         let engine = try PipelineEngine(provider: provider, configuration: configuration)
         let format: JSONValue = .object(["type": "json_schema", "json_schema": .object(["name": "t", "schema": try JSONParser.parse(schema)])])
@@ -307,7 +307,7 @@ import Testing
             let error = try #require(outcome.error)
             #expect(error.kind == .invalidOutput)
             #expect(!Self.leaks(error.message) && !Self.leaks(error.path ?? ""), "\(error)")
-            let failed = events.compactMap { event -> ErrorSummary? in if case .attemptFailed(_, _, let e, _) = event.kind { e } else { nil } }
+            let failed = events.compactMap { event -> APIError? in if case .attemptFailed(_, _, let e, _) = event.kind { e } else { nil } }
             #expect(failed.count == 2)
             for summary in failed { #expect(!Self.leaks(String(describing: summary)), "\(summary)") }
             // (The text deltas are the raw answer, escapes and all: the provider's redaction covers them.)

@@ -74,11 +74,11 @@ struct CachingProvider: GenerationCapability, CachingCapability {
 
     func generate(_ request: GenerationRequest) async throws -> GenerationResponse { try await base.generate(request) }
 
-    func createCache(_ request: CacheRequest) async throws -> CacheReference {
+    func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
         if createLatency > .zero { try await base.clock.sleep(for: createLatency) }
         if failCreation { throw APIError(.providerError, "context too small to cache", provider: providerName) }
         let n = recorder.counts.withLock { c -> Int in c.cachesCreated += 1; return c.cachesCreated }
-        return CacheReference(id: "cache-\(n)", key: request.key, model: request.model)
+        return CacheReference(id: "cache-\(n)", key: key, model: context.model)
     }
 
     func cache(forKey key: String) async throws -> CacheReference? {

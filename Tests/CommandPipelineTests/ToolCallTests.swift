@@ -182,7 +182,7 @@ import Testing
     @Test func secretsInArgumentsAreRedacted() async throws {
         let key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
         var configuration = EngineConfiguration(retryPolicy: RetryPolicy(maxAttempts: 1, baseDelay: .zero, jitter: 0))
-        configuration.redactor = SecretRedactor(secrets: [key])
+        configuration.secrets = [key]
         let call = ToolCall(id: "c1", name: "get_weather", argumentsText: #"{"city":"sk\u002dproj-abcdefghijklmnopqrstuvwxyz0123456789"}"#)
         let outcome = try await PipelineEngine(provider: ScriptedProvider(otherwise: .toolCalls([call])), configuration: configuration).run(Self.command())
         let arguments = try #require(outcome.result.success?.responses.first?.toolCalls.first?.arguments)

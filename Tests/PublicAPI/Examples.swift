@@ -66,10 +66,10 @@ struct TeamPolicy: CommandHook {
         return command
     }
     func streamChunk(_ text: String, call: Int, context: HookContext) {
-        context.scratch.update("chars", default: 0) { $0 += text.count }
+        context.updateScratch("chars", default: 0) { $0 += text.count }
     }
     func afterSuccess(_ result: FinalizedCommand, context: HookContext) async throws {
-        print("\(context.commandID): \(context.scratch["chars"] as? Int ?? 0) characters streamed in \(context.elapsed)")
+        print("\(context.commandID): \(context[scratch: "chars"] as? Int ?? 0) characters streamed in \(context.elapsed)")
     }
     func event(_ event: PipelineEvent.Kind, context: HookContext) {
         if case .attemptFailed(_, _, let error, _) = event { print(error) }
@@ -78,7 +78,7 @@ struct TeamPolicy: CommandHook {
 func hook(provider: any GenerationCapability) throws {
     var configuration = EngineConfiguration()
     configuration.hooks = [TeamPolicy(team: "search")]
-    configuration.redactor = SecretRedactor(secrets: ["sk-0123456789abcdef"])
+    configuration.secrets = ["sk-0123456789abcdef"]
     _ = try PipelineEngine(provider: provider, configuration: configuration)
 }
 
@@ -97,7 +97,7 @@ func sink(commands: [PlannedCommand]) async throws {
         sinks: [failed, try JSONLinesFileSink(path: "results.jsonl")], timeout: .seconds(10),
         onFailure: { print("sink problem:", $0) })
     let engine = PipelineEngine(provider: MockProvider.make())
-    let runID = RunID.make()
+    let runID = ResultDelivery.makeRunID()
     for (index, command) in commands.enumerated() {
         let outcome = await engine.run(command, index: index)
         dispatcher.submit(ResultDelivery(runID: runID, outcome: outcome, index: index))
@@ -145,10 +145,10 @@ struct EchoProvider: GenerationCapability, StreamingCapability, TokenCountingCap
     }
     func countTokens(_ request: GenerationRequest) async throws -> Int { 1 }
     func upload(_ file: FileUpload) async throws -> FileReference {
-        let opened = try file.open()
-        return FileReference(uri: "echo://" + opened.path, mimeType: file.mimeType)
+        let bytes = try await file.contents()
+        return FileReference(uri: "echo://\(file.path)?bytes=\(bytes.count)", mimeType: file.mimeType)
     }
-    func createCache(_ request: CacheRequest) async throws -> CacheReference { throw APIError(.providerError, "no") }
+    func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference { throw APIError(.providerError, "no") }
     func cache(forKey key: String) async throws -> CacheReference? { nil }
     var batchLimits: BatchLimits { BatchLimits(maxRequests: 10, maxBytes: 1000) }
     func batchSize(of request: BatchRequest) throws -> Int { 1 }
@@ -167,8 +167,8 @@ func batch() async throws {
 
 // The response store (README "Response cache"), and a store of one's own.
 final class NoStore: ResponseCache {
-    func answer(for key: ResponseCacheKey) -> GenerationResponse? { nil }
-    func store(_ answer: GenerationResponse, for key: ResponseCacheKey) {}
+    func answer(for key: String) -> GenerationResponse? { nil }
+    func store(_ answer: GenerationResponse, for key: String) {}
 }
 func responseCache() throws {
     var configuration = EngineConfiguration()

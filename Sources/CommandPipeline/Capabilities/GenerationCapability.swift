@@ -1,6 +1,7 @@
 /// The one thing every provider adapter must do. Optional abilities are separate
 /// protocols (`UploadsCapability`, `CachingCapability`, …); the engine reaches them only
-/// through the accessors below, never by casting.
+/// through the accessors below, never by casting. Batch (`BatchCapability`, `.batch`) is
+/// `CommandPipelineBatch`'s.
 ///
 /// Each accessor defaults to "this value, when it conforms". An adapter whose abilities are
 /// chosen at run time (the mock, a server declared with fewer features) conforms to every
@@ -17,7 +18,14 @@ public protocol GenerationCapability: Sendable {
     var caching: (any CachingCapability)? { get }
     var streaming: (any StreamingCapability)? { get }
     var tokenCounting: (any TokenCountingCapability)? { get }
-    var batch: (any BatchCapability)? { get }
+}
+
+/// A provider of this package that implements `BatchCapability` (`CommandPipelineBatch`, where
+/// `GenerationCapability.batch` is) and answers whether it was given batch: the mock and the
+/// HTTP adapters, made with or without `.batch` in their capabilities. `ProviderCapability.probe`
+/// reads it.
+package protocol BatchOffering: Sendable {
+    var offersBatch: Bool { get }
 }
 
 extension GenerationCapability {
@@ -25,5 +33,4 @@ extension GenerationCapability {
     public var caching: (any CachingCapability)? { self as? any CachingCapability }
     public var streaming: (any StreamingCapability)? { self as? any StreamingCapability }
     public var tokenCounting: (any TokenCountingCapability)? { self as? any TokenCountingCapability }
-    public var batch: (any BatchCapability)? { self as? any BatchCapability }
 }

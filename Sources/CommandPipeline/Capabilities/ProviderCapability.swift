@@ -13,14 +13,16 @@ public enum ProviderCapability: String, Sendable, Hashable, CaseIterable, Codabl
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
 
-    /// The capabilities `provider` really has, read from the accessors the engine uses.
+    /// The capabilities `provider` really has, read from the accessors the engine uses; batch
+    /// as this package's adapters and the mock say (`BatchOffering`): for a provider of one's
+    /// own, `provider.batch` (`CommandPipelineBatch`) tells.
     public static func probe(_ provider: any GenerationCapability) -> Set<ProviderCapability> {
         var found: Set<ProviderCapability> = [.generation]
         if provider.uploads != nil { found.insert(.uploads) }
         if provider.caching != nil { found.insert(.caching) }
         if provider.streaming != nil { found.insert(.streaming) }
         if provider.tokenCounting != nil { found.insert(.tokenCounting) }
-        if provider.batch != nil { found.insert(.batch) }
+        if let offering = provider as? any BatchOffering, offering.offersBatch { found.insert(.batch) }
         return found
     }
 

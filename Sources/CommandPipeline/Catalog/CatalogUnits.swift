@@ -176,9 +176,9 @@ package struct CostUnit: ChainUnit {
                 unreported()
             } else if let usage = cache.creationUsage {
                 let cost = Cost.of(usage, prices: prices)
-                add(cost, CostPart(request: cache.kind == .prefix ? .cacheWarmUp : .cacheCreation, model: model, usd: cost.totalUSD))
+                add(cost, CostPart(request: cache.kind == "prefix" ? .cacheWarmUp : .cacheCreation, model: model, usd: cost.totalUSD))
             }
-            if cache.kind == .stored, let tokens = cache.tokenCount, let seconds = cache.ttlSeconds {
+            if cache.kind == "stored", let tokens = cache.tokenCount, let seconds = cache.ttlSeconds {
                 let cost = Cost.storage(tokens: tokens, seconds: seconds, prices: prices)
                 if cost.totalUSD > 0 { add(cost, CostPart(request: .cacheStorage, model: model, usd: cost.totalUSD)) }
             }

@@ -73,7 +73,7 @@ public struct APIError: Error, Sendable, Hashable {
         }
     }
 
-    public var summary: ErrorSummary { ErrorSummary(self) }
+    package var summary: ErrorSummary { ErrorSummary(self) }
 
     /// This error with `usage` as what its attempt was billed (`billedUsage`), when the answer
     /// reported any and the error does not say already.
@@ -107,7 +107,7 @@ extension APIError: CustomStringConvertible {
 }
 
 /// The flat part of an error: what telemetry keeps of a primary failure.
-public struct ErrorSummary: Sendable, Hashable {
+package struct ErrorSummary: Sendable, Hashable {
     public var kind: APIError.Kind
     public var message: String
     public var provider: String?

@@ -13,7 +13,7 @@ import Synchronization
 ///   loop over the same sequence, a second task reading it, a loop after the first finished —
 ///   ends at once without an event. To watch a command twice, run it twice (`events(for:)`
 ///   again) or fan its events out yourself.
-public struct CommandEvents: AsyncSequence, Sendable {
+package struct CommandEvents: AsyncSequence, Sendable {
 
     private let start: @Sendable (_ observer: @escaping @Sendable (PipelineEvent) -> Void) async -> Void
     private let claim = Claim()
@@ -40,7 +40,7 @@ public struct CommandEvents: AsyncSequence, Sendable {
     }
 
     /// Reads the command's events; releasing it (leaving the loop) cancels the command.
-    public struct Iterator: AsyncIteratorProtocol {
+    package struct Iterator: AsyncIteratorProtocol {
 
         private var events: AsyncStream<PipelineEvent>.Iterator?
 

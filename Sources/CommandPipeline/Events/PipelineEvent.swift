@@ -39,15 +39,17 @@ public struct PipelineEvent: Sendable {
         indirect case cacheSkipped(CacheTelemetry)
         /// An attempt of call `call` (1-based `attempt`) is sent; `cached` when it uses the cache.
         case attemptStarted(call: Int, attempt: Int, model: String, cached: Bool)
-        indirect case attemptFailed(call: Int, attempt: Int, error: ErrorSummary, willRetry: Bool)
-        /// The call waits before going on: a backoff between attempts, or a rate limit.
-        case waiting(call: Int, reason: WaitReason, duration: Duration)
+        indirect case attemptFailed(call: Int, attempt: Int, error: APIError, willRetry: Bool)
+        /// The call waits before going on: `reason` is `backoff` (between attempts), `rate_limit`
+        /// or `deployment` (a router's: every deployment of the model cooling, held, full or at
+        /// its own limit), as on the wire.
+        case waiting(call: Int, reason: String, duration: Duration)
         /// A call that used the cache failed and is tried once more with the shared parts themselves.
         case cacheBypassed(call: Int)
         /// What the response cache did for call `call` (`ResponseCacheUnit`): `hit` (answered with
         /// no request), `miss` (about to be sent), `stored` (its answer kept). Wire type
         /// `response_cache_<status>`.
-        case responseCache(call: Int, status: ResponseCacheStatus)
+        case responseCache(call: Int, status: String)
         /// A router sent this attempt of call `call` to `deployment`, as `model` on `provider`.
         case attemptRouted(call: Int, deployment: String, provider: String, model: String)
         /// This attempt's failure opened `deployment`'s circuit breaker for `cooldown`.
@@ -62,14 +64,15 @@ public struct PipelineEvent: Sendable {
         /// (Indirect, like the other large payloads: the event stays some 40 bytes, and every
         /// switch over it copies it.)
         indirect case callFinished(CallResponse)
-        indirect case callFailed(call: Int, error: ErrorSummary)
+        indirect case callFailed(call: Int, error: APIError)
         /// The primary execution failed; the plan's fallback call runs now.
-        indirect case fallbackStarted(model: String, primaryError: ErrorSummary)
+        indirect case fallbackStarted(model: String, primaryError: APIError)
         indirect case commandSucceeded(CommandOutcome)
         indirect case commandFailed(CommandOutcome)
     }
 
-    public enum WaitReason: String, Sendable, Hashable {
+    /// The reasons of `Kind.waiting`.
+    package enum WaitReason: String, Sendable, Hashable {
         case backoff
         case rateLimit = "rate_limit"
         /// A router's: every deployment of the model cooling, held, full or at its own limit.
@@ -111,9 +114,13 @@ extension PipelineEvent.Kind {
         case .attemptFailed: "attempt_failed"
         case .waiting: "waiting"
         case .cacheBypassed: "cache_bypassed"
-        case .responseCache(_, .hit): "response_cache_hit"
-        case .responseCache(_, .miss): "response_cache_miss"
-        case .responseCache(_, .stored): "response_cache_stored"
+        case .responseCache(_, let status):
+            switch ResponseCacheStatus(rawValue: status) {
+            case .hit?: "response_cache_hit"
+            case .miss?: "response_cache_miss"
+            case .stored?: "response_cache_stored"
+            case nil: "response_cache"
+            }
         case .attemptRouted: "attempt_routed"
         case .deploymentOpened: "deployment_opened"
         case .deploymentClosed: "deployment_closed"

@@ -43,7 +43,7 @@ public struct LogSummary: Sendable {
         case .attemptStarted(let call, _, let model, _): attemptStarted(call: call, model: model)
         case .waiting(let call, _, let duration): calls.update(phase: phase, call: call) { $0.retryWait += duration }
         case .cacheBypassed(let call): calls.update(phase: phase, call: call) { $0.cacheBypassed = true }
-        case .responseCache(let call, let status): calls.update(phase: phase, call: call) { $0.responseCache = status }
+        case .responseCache(let call, let status): calls.update(phase: phase, call: call) { $0.responseCache = ResponseCacheStatus(rawValue: status) }
         case .textDelta(let call, let text):
             if let i = streams.lastIndex(where: { $0.phase == phase && $0.call == call }) {
                 streams[i].text += text
@@ -69,7 +69,7 @@ public struct LogSummary: Sendable {
             }
         case .fallbackStarted(_, let primaryError):
             telemetry.usedFallback = true
-            telemetry.primaryError = primaryError
+            telemetry.primaryError = primaryError.summary
             if primaryFinished == nil { primaryFinished = finished }
             finished = []
             phase += 1
@@ -110,7 +110,7 @@ public struct LogSummary: Sendable {
     /// `invalid_command` are raised by the engine and the adapters' request builders before any
     /// byte goes out (no server answer maps to them), so the attempt is not counted
     /// (`telemetry.calls[i].attempts` is 0 for a call refused that way).
-    static func sentNothing(_ error: ErrorSummary) -> Bool { error.kind == .capabilityMissing || error.kind == .invalidCommand }
+    static func sentNothing(_ error: APIError) -> Bool { error.kind == .capabilityMissing || error.kind == .invalidCommand }
 
     /// Attempts of call `call` in the current execution.
     func attempts(call: Int) -> Int { calls.attempts(phase: phase, call: call) }

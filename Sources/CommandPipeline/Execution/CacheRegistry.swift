@@ -25,14 +25,14 @@ package final class CacheRegistry: Sendable {
     /// for the TTL like a cache, and every asker gets that error without asking the provider again.
     /// Looking up and creating go through `retrier`, inside the single flight, so commands
     /// waiting for the same cache share one retried creation.
-    public func lease(for request: CacheRequest, using caching: any CachingCapability, retrier: Retrier = Retrier(policy: .none)) async throws(APIError) -> Lease {
+    package func lease(for request: CacheRequest, using caching: any CachingCapability, retrier: Retrier = Retrier(policy: .none)) async throws(APIError) -> Lease {
         let clock = self.clock
         let ttl = Duration.seconds(request.ttlSeconds)
         let (memo, shared) = try await flights.value(for: request.key, now: { clock.now }) { () throws(APIError) in
             let outcome = await retrier.run(cancelled: APIError(.cancelled, "creating cache '\(request.key)' was cancelled")) { _ -> Result<Lease, APIError> in
                 do {
                     if let existing = try await caching.cache(forKey: request.key) { return .success(Lease(reference: existing, created: false)) }
-                    return .success(Lease(reference: try await caching.createCache(request), created: true))
+                    return .success(Lease(reference: try await caching.createCache(request.context, key: request.key, ttlSeconds: request.ttlSeconds), created: true))
                 } catch {
                     return .failure(APIError(wrapping: error, kind: .cacheFailed, provider: nil, context: "cache"))
                 }

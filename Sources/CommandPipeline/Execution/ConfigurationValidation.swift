@@ -96,7 +96,7 @@ private enum ConfigurationCheck {
 /// Where retry backoff gets its random numbers (each in 0..<1) for jitter. `.system` for real
 /// runs; `.seeded(_:)` repeats the same waits run after run, for tests of retry timing that
 /// keep jitter on; or any function of your own.
-public struct JitterSource: Sendable {
+package struct JitterSource: Sendable {
     /// A number in 0..<1 (a value outside is pinned into it).
     public let next: @Sendable () -> Double
 

@@ -6,15 +6,35 @@ public struct EngineConfiguration: Sendable {
     public var maxConcurrentCalls: Int
     /// Time source for waiting and measuring; tests pass a `ManualClock`.
     public var clock: any PipelineClock
-    /// How file paths in commands resolve (and whether they are confined to a root).
-    public var files: FileResolver
+    /// How file paths in commands resolve (`fileRoot`, `maximumFileBytes`).
+    package var files: FileResolver
+    /// The directory file paths in commands resolve against and may not leave (absolute paths
+    /// outside it, `..` escapes and symbolic links leading out are refused, checked on the file
+    /// really opened). nil: paths resolve against the working directory, unconfined.
+    public var fileRoot: String? {
+        get { files.confined ? files.baseDirectory : nil }
+        set {
+            files = newValue.map { FileResolver(confinedTo: $0, maximumFileBytes: files.maximumFileBytes) }
+                ?? FileResolver(maximumFileBytes: files.maximumFileBytes)
+        }
+    }
+    /// The largest file the engine opens (default 2 GiB, the largest any supported provider accepts).
+    public var maximumFileBytes: Int {
+        get { files.maximumFileBytes }
+        set { files.maximumFileBytes = newValue }
+    }
     /// Receivers of every finished command's `Result` (`TelemetrySink`), inside the engine.
     /// Not the CLI's result sinks (`--sink`, `ResultSink`), which take the written records.
     public var telemetrySinks: [any TelemetrySink]
     /// How each call is retried.
     public var retryPolicy: RetryPolicy
-    /// Random numbers for the retry policy's jitter (`.seeded(_:)` makes retry timing repeatable).
-    public var jitterSource: JitterSource = .system
+    /// Seeds the retry policy's jitter: the same seed gives the same waits run after run (for
+    /// tests of retry timing that keep jitter on). nil: the system's random numbers.
+    public var jitterSeed: UInt64? {
+        didSet { jitterSource = jitterSeed.map(JitterSource.seeded) ?? .system }
+    }
+    /// The random numbers the jitter takes (`jitterSeed`; tests may give any function).
+    package var jitterSource: JitterSource = .system
     /// Each attempt of a call that takes longer fails with a retryable `timeout` (1 ms to a week; nil: none).
     public var callTimeout: Duration?
     /// Deadline for a whole command, retries and fallback included; past it the command fails
@@ -35,7 +55,11 @@ public struct EngineConfiguration: Sendable {
     /// Secrets removed from hooks' text (rejections, failures) before it is cut or reported: a
     /// hook program inherits the environment, so its message may quote the key. The CLI gives
     /// the API keys it can see; placeholders (shorter than 12 bytes) are ignored.
-    public var redactor: SecretRedactor = .none
+    public var secrets: [String] = [] {
+        didSet { redactor = SecretRedactor(secrets: secrets) }
+    }
+    /// The redaction of `secrets` (`SecretRedactor`).
+    package var redactor: SecretRedactor = .none
     /// Re-asks of an answer that breaks its call's JSON `response_format` (0–10, checked where the
     /// engine is made; a call's `config.max_repairs` wins). After the last, the call fails with
     /// `invalid_output`.
@@ -49,30 +73,33 @@ public struct EngineConfiguration: Sendable {
     /// `Design/routing.md`). Give the router the engine's clock.
     package var router: Router?
 
+    /// - Parameter maximumFileBytes: nil: 2 GiB.
     public init(
-        maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
-        telemetrySinks: [any TelemetrySink] = [], retryPolicy: RetryPolicy = RetryPolicy(), jitterSource: JitterSource = .system,
+        maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), fileRoot: String? = nil, maximumFileBytes: Int? = nil,
+        telemetrySinks: [any TelemetrySink] = [], retryPolicy: RetryPolicy = RetryPolicy(), jitterSeed: UInt64? = nil,
         callTimeout: Duration? = nil, commandTimeout: Duration? = nil, rateLimit: RateConstraint? = nil
     ) {
         self.maxConcurrentCalls = maxConcurrentCalls
         self.clock = clock
-        self.files = files
+        let maximumFileBytes = maximumFileBytes ?? FileResolver.defaultMaximumFileBytes
+        self.files = fileRoot.map { FileResolver(confinedTo: $0, maximumFileBytes: maximumFileBytes) } ?? FileResolver(maximumFileBytes: maximumFileBytes)
         self.telemetrySinks = telemetrySinks
         self.retryPolicy = retryPolicy
-        self.jitterSource = jitterSource
+        self.jitterSeed = jitterSeed
+        self.jitterSource = jitterSeed.map(JitterSource.seeded) ?? .system
         self.callTimeout = callTimeout
         self.commandTimeout = commandTimeout
         self.rateLimit = rateLimit
     }
 
-    @available(*, deprecated, renamed: "init(maxConcurrentCalls:clock:files:telemetrySinks:retryPolicy:jitterSource:callTimeout:commandTimeout:rateLimit:)")
+    @available(*, deprecated, renamed: "init(maxConcurrentCalls:clock:fileRoot:maximumFileBytes:telemetrySinks:retryPolicy:jitterSeed:callTimeout:commandTimeout:rateLimit:)")
     public init(
-        maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), files: FileResolver = FileResolver(),
+        maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), fileRoot: String? = nil,
         sinks: [any TelemetrySink], retryPolicy: RetryPolicy = RetryPolicy(), callTimeout: Duration? = nil,
         commandTimeout: Duration? = nil, rateLimit: RateConstraint? = nil
     ) {
         self.init(
-            maxConcurrentCalls: maxConcurrentCalls, clock: clock, files: files, telemetrySinks: sinks, retryPolicy: retryPolicy,
+            maxConcurrentCalls: maxConcurrentCalls, clock: clock, fileRoot: fileRoot, telemetrySinks: sinks, retryPolicy: retryPolicy,
             callTimeout: callTimeout, commandTimeout: commandTimeout, rateLimit: rateLimit)
     }
 

@@ -9,7 +9,7 @@ import Foundation
 /// directory. With a root, absolute paths outside it, `..` escapes and symbolic links
 /// leading out are refused — checked on the descriptor actually opened, not on the name,
 /// so swapping a link during the run cannot escape. Only regular files are opened.
-public struct FileResolver: Sendable, Hashable {
+package struct FileResolver: Sendable, Hashable {
     public var baseDirectory: String
     public var confined: Bool
     /// The largest file the engine opens.

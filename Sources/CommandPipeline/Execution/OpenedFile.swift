@@ -16,7 +16,7 @@ import Synchronization
 /// through that descriptor with `pread`. Reads run on a dispatch queue, never on the
 /// concurrency pool's few threads, in chunks that check for cancellation, so a huge file
 /// cannot stall other commands, `--timeout` or Ctrl-C.
-public final class OpenedFile: Sendable {
+package final class OpenedFile: Sendable {
     /// The path the command named, resolved: for messages.
     public let path: String
     /// The path of the file really opened (symbolic links resolved).
@@ -35,7 +35,7 @@ public final class OpenedFile: Sendable {
 
     /// Why a file could not be opened: `refused` when the command is at fault (a FIFO, a
     /// directory, a path leaving the files root), `unreadable` when the file is missing or denied.
-    public enum Failure: Error, Sendable, Hashable {
+    package enum Failure: Error, Sendable, Hashable {
         case refused(String)
         case unreadable(String)
 

@@ -170,8 +170,8 @@ public struct PipelineEngine: Sendable {
     /// reader stops: a `break` or `return` out of the loop (the sequence may stay in scope), or
     /// the reading task cancelled. One reader: a second iterator (a second loop, a
     /// second task, a loop over a finished sequence) ends at once without an event
-    /// (`CommandEvents`).
-    public func events(for command: PlannedCommand, index: Int = 0) -> CommandEvents {
+    /// (`CommandEvents`, the sequence's type inside the package).
+    public func events(for command: PlannedCommand, index: Int = 0) -> some AsyncSequence<PipelineEvent, Never> & Sendable {
         CommandEvents { observer in _ = await run(command, index: index, streaming: true, observer: observer) }
     }
 

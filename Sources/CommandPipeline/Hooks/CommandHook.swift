@@ -49,7 +49,8 @@ public struct HookContext: Sendable {
     public let index: Int
     /// The provider the command runs on.
     public let provider: String
-    public let scratch: HookScratch
+    /// The scratch space (`context[scratch:]`, `updateScratch`).
+    package let scratch: HookScratch
     // The clock and the start, not the log: the log keeps its readers (which hold contexts),
     // and a context holding the log would keep every command's log alive.
     private let clock: any PipelineClock
@@ -66,11 +67,23 @@ public struct HookContext: Sendable {
 
     /// Time since the command started, on the engine's clock.
     public var elapsed: Duration { clock.now - start }
+
+    /// The value the command's hooks left under `key` in their shared scratch space (thread-safe:
+    /// stream hooks of a fan-out's calls may use it at the same time).
+    public subscript(scratch key: String) -> (any Sendable)? {
+        get { scratch[key] }
+        nonmutating set { scratch[key] = newValue }
+    }
+
+    /// Changes the scratch value under `key` atomically (e.g. a counter several calls add to).
+    public func updateScratch<T: Sendable>(_ key: String, default value: T, _ change: (inout T) -> Void) {
+        scratch.update(key, default: value, change)
+    }
 }
 
 /// Values the hooks of one command share, by name. Thread-safe: stream hooks of a fan-out's
 /// calls may use it at the same time.
-public final class HookScratch: Sendable {
+package final class HookScratch: Sendable {
     private let values = Mutex<[String: any Sendable]>([:])
 
     public subscript(key: String) -> (any Sendable)? {

@@ -94,12 +94,13 @@ package final class MetricsCollector: CommandHook {
         case .responseCache(_, let status):
             // A call that misses records `miss`, then `stored` if its answer was kept.
             responseCache.withLock { counts in
-                switch status {
-                case .hit: counts.hits = counts.hits.addingSaturating(1)
-                case .miss: counts.misses = counts.misses.addingSaturating(1)
-                case .stored:
+                switch ResponseCacheStatus(rawValue: status) {
+                case .hit?: counts.hits = counts.hits.addingSaturating(1)
+                case .miss?: counts.misses = counts.misses.addingSaturating(1)
+                case .stored?:
                     counts.stored = counts.stored.addingSaturating(1)
                     counts.misses = max(0, counts.misses - 1)
+                case nil: break
                 }
             }
         case .fallbackStarted:

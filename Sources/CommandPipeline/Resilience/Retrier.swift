@@ -43,10 +43,10 @@ package struct Retrier: Sendable {
         }
 
         func failed(_ attempt: Int, _ error: APIError, _ willRetry: Bool) {
-            log.record(.attemptFailed(call: call, attempt: attempt.addingSaturating(attemptsBefore), error: error.summary, willRetry: willRetry))
+            log.record(.attemptFailed(call: call, attempt: attempt.addingSaturating(attemptsBefore), error: error, willRetry: willRetry))
         }
 
-        func waiting(_ delay: Duration) { log.record(.waiting(call: call, reason: .backoff, duration: delay)) }
+        func waiting(_ delay: Duration) { log.record(.waiting(call: call, reason: PipelineEvent.WaitReason.backoff.rawValue, duration: delay)) }
     }
 
     /// Calls `attempt` (with the 1-based attempt number) until it succeeds, fails with an

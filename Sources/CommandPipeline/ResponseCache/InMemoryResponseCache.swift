@@ -18,9 +18,9 @@ public final class InMemoryResponseCache: ResponseCache {
     }
 
     private struct State {
-        var entries: [ResponseCacheKey: Entry] = [:]
+        var entries: [String: Entry] = [:]
         /// Keys in the order they were stored (a key stored again is further back; its old place is skipped).
-        var order: [(key: ResponseCacheKey, sequence: Int)] = []
+        var order: [(key: String, sequence: Int)] = []
         var head = 0
         var bytes = 0
         var sequence = 0
@@ -37,7 +37,7 @@ public final class InMemoryResponseCache: ResponseCache {
         self.now = now
     }
 
-    public func answer(for key: ResponseCacheKey) -> GenerationResponse? {
+    public func answer(for key: String) -> GenerationResponse? {
         let now = self.now()
         return state.withLock { state in
             guard let entry = state.entries[key], ResponseCacheAge.isFresh(storedAt: entry.storedAt, now: now, ttl: ttl) else { return nil }
@@ -46,8 +46,8 @@ public final class InMemoryResponseCache: ResponseCache {
         }
     }
 
-    public func store(_ answer: GenerationResponse, for key: ResponseCacheKey) {
-        let bytes = key.digest.utf8.count.addingSaturating(CachedAnswer.encode(answer).count)
+    public func store(_ answer: GenerationResponse, for key: String) {
+        let bytes = key.utf8.count.addingSaturating(CachedAnswer.encode(answer).count)
         let storedAt = now()
         state.withLock { state in
             state.sequence += 1

@@ -9,21 +9,30 @@ import Foundation
 /// Both requirements are synchronous: they run on every call, and the stores here answer from
 /// memory or one indexed read. A store must not fail the call whose answer it is keeping: a
 /// write that fails is kept and thrown by `finish`, which the owner calls once at the end.
+///
+/// A key is the SHA-256, as 64 lowercase hex digits, of everything that decides the answer
+/// (`ResponseCacheKey` inside the package; `Design/response-cache.md`).
 public protocol ResponseCache: Sendable {
     /// The answer stored under `key` and still fresh; nil when there is none (or it cannot be read).
-    func answer(for key: ResponseCacheKey) -> GenerationResponse?
+    func answer(for key: String) -> GenerationResponse?
     /// Keeps `answer` under `key`, replacing any earlier one.
-    func store(_ answer: GenerationResponse, for key: ResponseCacheKey)
+    func store(_ answer: GenerationResponse, for key: String)
     /// Writes whatever is pending and releases the store; throws the first write that failed.
     func finish() async throws
 }
 
 extension ResponseCache {
     public func finish() async throws {}
+
+    /// The answer under `key`'s digest.
+    package func answer(for key: ResponseCacheKey) -> GenerationResponse? { answer(for: key.digest) }
+    /// Keeps `answer` under `key`'s digest.
+    package func store(_ answer: GenerationResponse, for key: ResponseCacheKey) { store(answer, for: key.digest) }
 }
 
-/// What the response cache did for one call (`telemetry.calls[i].response_cache`).
-public enum ResponseCacheStatus: String, Sendable, Hashable {
+/// What the response cache did for one call (`telemetry.calls[i].response_cache`; the raw value
+/// is the status of `PipelineEvent.Kind.responseCache`).
+package enum ResponseCacheStatus: String, Sendable, Hashable {
     /// Answered from the cache (or by an identical call in flight): no request, cost 0.
     case hit
     /// Not in the cache, and the answer was not stored (the call failed, or its answer is not kept).

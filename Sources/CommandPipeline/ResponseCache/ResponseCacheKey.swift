@@ -14,7 +14,7 @@ import Foundation
 /// - every object's keys are sorted by their UTF-8 bytes, no white space, strings escaped as the
 ///   wire format writes them, and a number with an integral value written as an integer, so
 ///   `{"b":1,"a":2.0}` and `{"a":2,"b":1}` are the same document.
-public struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
+package struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
     /// 64 lowercase hex digits.
     public let digest: String
 

@@ -25,7 +25,6 @@ package struct RoutedProvider: GenerationCapability {
     public var providerName: String { fallback.providerName }
     public var uploads: (any UploadsCapability)? { nil }
     public var caching: (any CachingCapability)? { nil }
-    public var batch: (any BatchCapability)? { nil }
     /// Streams a routed model through one of its deployments (`RoutedStreaming`), any other
     /// model through the fallback's streaming; nil when the fallback cannot stream.
     public var streaming: (any StreamingCapability)? { fallback.streaming.map { RoutedStreaming(provider: self, fallback: $0) } }
@@ -87,7 +86,7 @@ package struct RoutedProvider: GenerationCapability {
                 } else if wait == Router.pollInterval {
                     return
                 }
-                input.log.record(.waiting(call: input.callIndex, reason: .deployment, duration: wait))
+                input.log.record(.waiting(call: input.callIndex, reason: PipelineEvent.WaitReason.deployment.rawValue, duration: wait))
             }
         } catch {
             if waiting { lender?.deploymentWaitEnded() }

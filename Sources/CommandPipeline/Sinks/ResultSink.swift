@@ -136,9 +136,15 @@ public struct SinkFailure: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension ResultDelivery {
+    /// A new run id (`RunID.make`): 16 random hex digits after the UTC start time, e.g.
+    /// `20261122T134028Z-9f2c…`, so ids sort by start and never collide in practice.
+    public static func makeRunID(now: Date = Date()) -> String { RunID.make(now: now) }
+}
+
 /// A run id: 16 random hex digits after the UTC start time, e.g. `20261122T134028Z-9f2c…`,
 /// so ids sort by start and never collide in practice.
-public enum RunID {
+package enum RunID {
     public static func make(now: Date = Date()) -> String {
         var generator = SystemRandomNumberGenerator()
         let random = String(generator.next() as UInt64, radix: 16)

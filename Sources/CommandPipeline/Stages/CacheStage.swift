@@ -6,7 +6,7 @@
 /// A provider without `CachingCapability` skips the stage (telemetry shows the key with no id).
 /// A context below the provider's minimum cache size is no error either: the command runs
 /// uncached and `telemetry.cache.uncached_reason` says why.
-/// Providers that cache by prefix (`CacheReference.Kind.prefix`) fit the same stage: creating
+/// Providers that cache by prefix (`CacheReference.prefixPartCount`) fit the same stage: creating
 /// the cache writes the prefix once, and the calls then carry the context with a breakpoint.
 package struct CacheStage: ExecutionStage {
     public let registry: CacheRegistry

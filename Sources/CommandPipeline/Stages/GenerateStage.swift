@@ -49,7 +49,7 @@ package struct GenerateStage: ExecutionStage {
             context.log.record(.callFinished(answer))
             return .success(answer)
         case .failure(let error):
-            context.log.record(.callFailed(call: index, error: error.summary))
+            context.log.record(.callFailed(call: index, error: error))
             return .failure(error)
         }
     }

@@ -54,11 +54,11 @@ package struct UploadStage: ExecutionStage {
         return try state.plan.uploadTasks.enumerated().map { (n, task) throws(APIError) -> Target in
             let location: PartLocation
             let parts: [APIPart]
-            switch task.target {
-            case .shared:
+            switch task.callIndex {
+            case nil:
                 location = PartLocation(call: nil, index: task.partIndex)
                 parts = state.sharedParts
-            case .call(let c):
+            case let c?:
                 guard state.calls.indices.contains(c) else {
                     throw APIError(.invalidCommand, "upload task names call \(c), but the plan has \(state.calls.count) call(s)", path: "plan.upload_tasks[\(n)].call_index")
                 }

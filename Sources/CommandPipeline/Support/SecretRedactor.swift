@@ -15,7 +15,7 @@
 /// (`\\u0073`: escaped text inside a JSON body) — in any mix, ignoring ASCII case (so `%2d`/`%2D`,
 /// `\u0041`/`a` and an upper-cased echo are caught too). Each occurrence becomes `<redacted>`.
 /// The escapes are matched, not enumerated: a 40-character key has 2^40 mixed spellings.
-public struct SecretRedactor: Sendable, Hashable {
+package struct SecretRedactor: Sendable, Hashable {
     /// Values shorter than this (in UTF-8 bytes) are placeholders, not secrets.
     public static let minimumSecretLength = 12
     /// What replaces a secret.

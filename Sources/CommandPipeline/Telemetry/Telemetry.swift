@@ -160,12 +160,6 @@ package struct BilledAttempt: Sendable, Hashable {
 
 /// The cache a command used, and whether this command created it.
 public struct CacheTelemetry: Sendable, Hashable {
-    /// How the provider caches: a stored cache object, or a request prefix.
-    public enum Kind: String, Sendable, Hashable {
-        case stored
-        case prefix
-    }
-
     public var id: String?
     public var key: String
     public var created: Bool
@@ -173,8 +167,9 @@ public struct CacheTelemetry: Sendable, Hashable {
     /// Why the command ran without the cache its plan asked for (e.g. a context below the
     /// provider's minimum cache size); nil otherwise.
     public var uncachedReason: String?
-    /// `nil` when no cache was made (the provider cannot cache).
-    public var kind: Kind?
+    /// How the provider caches: `stored` (a cache object) or `prefix` (a request prefix,
+    /// `CacheReference.prefixPartCount`); `nil` when no cache was made (the provider cannot cache).
+    public var kind: String?
     /// Tokens the cache holds, when the provider said (for a prefix cache: what creating it wrote or found).
     public var tokenCount: Int?
     /// When this command created the cache: the usage the creating request's answer reported
@@ -185,7 +180,7 @@ public struct CacheTelemetry: Sendable, Hashable {
     /// The model the cache was made for, when one was made or found (prices its creation).
     public var model: String?
     public init(
-        id: String?, key: String, created: Bool, reused: Bool, kind: Kind? = nil, tokenCount: Int? = nil, uncachedReason: String? = nil,
+        id: String?, key: String, created: Bool, reused: Bool, kind: String? = nil, tokenCount: Int? = nil, uncachedReason: String? = nil,
         creationUsage: Usage? = nil, ttlSeconds: Int? = nil
     ) {
         self.id = id
@@ -202,11 +197,7 @@ public struct CacheTelemetry: Sendable, Hashable {
     /// The telemetry of a cache `reference` leased by a command; a command that `created` it
     /// carries what creating it cost (its usage, and the `ttlSeconds` it is kept for).
     public init(reference: CacheReference, key: String, created: Bool, ttlSeconds: Int? = nil) {
-        let kind: Kind
-        switch reference.kind {
-        case .stored: kind = .stored
-        case .prefix: kind = .prefix
-        }
+        let kind = reference.prefixPartCount == nil ? "stored" : "prefix"
         self.init(
             id: reference.id, key: key, created: created, reused: !created, kind: kind, tokenCount: reference.tokenCount,
             creationUsage: created ? reference.creationUsage : nil, ttlSeconds: created ? ttlSeconds : nil)

@@ -2,18 +2,6 @@ import Foundation
 
 /// A provider-neutral handle on a cache the provider holds.
 public struct CacheReference: Sendable, Hashable {
-    /// How the provider holds the context, which decides what a request using the cache carries.
-    public enum Kind: Sendable, Hashable {
-        /// The provider stores the context under `id` (Gemini, the mock): a request names the
-        /// cache and carries only the call's own parts, without the system instruction.
-        case stored
-        /// The provider caches a request's leading context by itself (Anthropic): a request
-        /// carries the whole context, and the provider marks the end of its system instruction
-        /// and first `partCount` parts as the cacheable prefix. Nothing can go stale: a prefix
-        /// the provider no longer holds is simply written again.
-        case prefix(partCount: Int)
-    }
-
     /// The provider's name for the cache, e.g. `cachedContents/abc` or `mock-cache-<key>`.
     public var id: String
     /// The engine's key for the cached context.
@@ -24,7 +12,14 @@ public struct CacheReference: Sendable, Hashable {
     public var tokenCount: Int?
     public var createdAt: Date
     public var expiresAt: Date?
-    public var kind: Kind
+    /// How the provider holds the context, which decides what a request using the cache carries.
+    /// nil: the provider stores the context under `id` (Gemini, the mock): a request names the
+    /// cache and carries only the call's own parts, without the system instruction. A number:
+    /// the provider caches a request's leading context by itself (Anthropic): a request carries
+    /// the whole context, and the provider marks the end of its system instruction and first
+    /// `prefixPartCount` parts as the cacheable prefix. Nothing can go stale: a prefix the
+    /// provider no longer holds is simply written again.
+    public var prefixPartCount: Int?
     /// What the request that created the cache was billed for, as its answer reported it
     /// (Anthropic: the warm-up's usage; Gemini: the cached tokens, written once); nil when
     /// unknown or for a cache found rather than created. Priced on the command that created it.
@@ -32,7 +27,7 @@ public struct CacheReference: Sendable, Hashable {
 
     public init(
         id: String, key: String, model: String, tokenCount: Int? = nil, createdAt: Date = Date(),
-        expiresAt: Date? = nil, kind: Kind = .stored, creationUsage: Usage? = nil
+        expiresAt: Date? = nil, prefixPartCount: Int? = nil, creationUsage: Usage? = nil
     ) {
         self.creationUsage = creationUsage
         self.id = id
@@ -41,6 +36,6 @@ public struct CacheReference: Sendable, Hashable {
         self.tokenCount = tokenCount
         self.createdAt = createdAt
         self.expiresAt = expiresAt
-        self.kind = kind
+        self.prefixPartCount = prefixPartCount
     }
 }

@@ -5,7 +5,7 @@
 extension ExecutionState {
     /// The cache request the state's cache plan asks for (the shared parts, the first call's
     /// system instruction and model); nil without a cache plan or calls.
-    public var cacheRequest: CacheRequest? {
+    package var cacheRequest: CacheRequest? {
         guard let plan = cachePlan, let first = calls.first else { return nil }
         let system = first.config.systemInstruction
         let key = plan.key ?? CacheKey.derive(model: first.model, systemInstruction: system, parts: sharedParts)
@@ -13,13 +13,13 @@ extension ExecutionState {
     }
 
     /// The request for call `index`: with the cache when it fits the call, else with the shared parts.
-    /// A prefix cache (`CacheReference.Kind.prefix`) keeps the shared parts and the system
+    /// A prefix cache (`CacheReference.prefixPartCount`) keeps the shared parts and the system
     /// instruction in the request; a stored cache replaces them.
     public func request(call index: Int) -> GenerationRequest {
         guard let cache else { return uncachedRequest(call: index) }
         let call = calls[index]
         if cache.model == call.model, call.config.systemInstruction == calls[0].config.systemInstruction {
-            if case .prefix = cache.kind {
+            if cache.prefixPartCount != nil {
                 // The provider caches by prefix: the request carries the whole context.
                 return GenerationRequest(model: call.model, parts: sharedParts + call.parts, config: call.config, cache: cache)
             }

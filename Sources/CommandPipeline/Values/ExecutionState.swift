@@ -54,7 +54,7 @@ public struct ExecutionState: Sendable, Hashable {
     /// the primary's uploads and makes none of its own. The upload stage applies only then.
     public var allowsUploads: Bool { base.value.uploads }
     /// Uploaded files marked ephemeral: the engine deletes them once the command has succeeded.
-    public var ephemeralFiles: [OpenedFile] { _read { yield base.value.ephemeralFiles } }
+    package var ephemeralFiles: [OpenedFile] { _read { yield base.value.ephemeralFiles } }
 
     /// How the calls of a state are named in errors.
     package enum CallPaths: Sendable, Hashable {
@@ -131,7 +131,11 @@ public struct ExecutionState: Sendable, Hashable {
         sharedParts + calls[index].parts
     }
 
-    public func with(sharedParts: [APIPart], calls: [APICall], ephemeralFiles: [OpenedFile] = []) -> ExecutionState {
+    public func with(sharedParts: [APIPart], calls: [APICall]) -> ExecutionState {
+        with(sharedParts: sharedParts, calls: calls, ephemeralFiles: [])
+    }
+
+    package func with(sharedParts: [APIPart], calls: [APICall], ephemeralFiles: [OpenedFile]) -> ExecutionState {
         with(base: {
             $0.sharedParts = sharedParts
             $0.calls = calls

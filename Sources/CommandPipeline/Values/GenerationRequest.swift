@@ -4,8 +4,8 @@ public struct GenerationRequest: Sendable, Hashable {
     public var model: String
     public var parts: [APIPart]
     public var config: GenerationConfig
-    /// When set, the provider uses this cache: a `.stored` one stands for the shared context (and
-    /// its system instruction), which the request then leaves out; a `.prefix` one marks where the
+    /// When set, the provider uses this cache: a stored one stands for the shared context (and
+    /// its system instruction), which the request then leaves out; a prefix one (`prefixPartCount`) marks where the
     /// cacheable prefix of the request's own parts ends.
     public var cache: CacheReference?
 

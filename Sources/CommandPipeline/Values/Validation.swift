@@ -37,9 +37,9 @@ extension PlannedCommand {
         for (i, task) in plan.uploadTasks.enumerated() {
             let path = "plan.upload_tasks[\(i)]"
             let parts: [APIPart]?
-            switch task.target {
-            case .shared: parts = plan.sharedParts
-            case .call(let c):
+            switch task.callIndex {
+            case nil: parts = plan.sharedParts
+            case let c?:
                 if plan.calls.indices.contains(c) {
                     parts = plan.calls[c].parts
                 } else {

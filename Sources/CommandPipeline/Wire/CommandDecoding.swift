@@ -224,7 +224,7 @@ package enum WireFormat {
         let required = r.field(object, "required") { r, v in r.bool(v) } ?? true
         if shared && callIndex != nil { r.fail("give either call_index or \"shared\": true, not both") }
         guard let partIndex else { return nil }
-        return UploadTask(partIndex: partIndex, target: shared ? .shared : .call(callIndex ?? 0), required: required)
+        return UploadTask(partIndex: partIndex, callIndex: shared ? nil : callIndex ?? 0, required: required)
     }
 
     static func cachePlan(_ value: JSONValue, _ r: inout WireReader) -> CachePlan? {

@@ -45,7 +45,7 @@ package enum EventWriter {
             ResultWriter.bool(willRetry, to: &out)
         case .waiting(let call, let reason, let d):
             int("call_index", call)
-            string("reason", reason.rawValue)
+            string("reason", reason)
             duration("duration_ms", d)
         case .cacheBypassed(let call), .responseCache(let call, _):
             int("call_index", call)

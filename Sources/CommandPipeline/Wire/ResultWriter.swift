@@ -189,6 +189,9 @@ package enum ResultWriter {
         }
     }
 
+    /// An event's error as its flat part (`ErrorSummary`).
+    package static func summary(_ e: APIError, to out: inout [UInt8]) { summary(e.summary, to: &out) }
+
     package static func summary(_ s: ErrorSummary, to out: inout [UInt8]) {
         JSONSerializer.raw(#"{"kind":""#, to: &out)
         out.append(contentsOf: s.kind.rawValue.utf8)
@@ -358,7 +361,7 @@ package enum ResultWriter {
         JSONSerializer.raw(#","reused":"#, to: &out)
         bool(c.reused, to: &out)
         JSONSerializer.raw(#","kind":"#, to: &out)
-        optionalString(c.kind?.rawValue, to: &out)
+        optionalString(c.kind, to: &out)
         JSONSerializer.raw(#","token_count":"#, to: &out)
         if let tokens = c.tokenCount { JSONSerializer.writeInt(tokens, to: &out) } else { JSONSerializer.raw("null", to: &out) }
         if let reason = c.uncachedReason {

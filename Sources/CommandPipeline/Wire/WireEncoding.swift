@@ -53,9 +53,9 @@ extension APICall: WireEncodable {
 
 extension UploadTask: WireEncodable {
     public var wireValue: JSONValue {
-        switch target {
-        case .call(let c): ["part_index": .int(partIndex), "call_index": .int(c), "required": .bool(required)]
-        case .shared: ["part_index": .int(partIndex), "shared": true, "required": .bool(required)]
+        switch callIndex {
+        case let c?: ["part_index": .int(partIndex), "call_index": .int(c), "required": .bool(required)]
+        case nil: ["part_index": .int(partIndex), "shared": true, "required": .bool(required)]
         }
     }
 }

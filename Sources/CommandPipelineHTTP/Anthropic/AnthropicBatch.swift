@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -13,7 +14,7 @@ import FoundationNetworking
 /// A message batch has no label: `findBatch` recognises an in-doubt submission by its size and
 /// time (created since the marker's `notBefore`, minus five minutes of clock skew, with the
 /// marker's request count, and not one of `knownJobs`), and says `ambiguous` when several fit.
-extension AnthropicAdapter: BatchCapability {
+extension AnthropicAdapter: BatchCapability, BatchOffering {
     /// 100,000 requests and 256 MB a batch.
     public var batchLimits: BatchLimits { BatchLimits(maxRequests: 100_000, maxBytes: 256_000_000) }
 
@@ -48,7 +49,7 @@ extension AnthropicCore {
     private var name: String { AnthropicProvider.name }
 
     func batchEntry(_ item: BatchRequest) throws(APIError) -> JSONValue {
-        if let cache = item.request.cache, case .stored = cache.kind {
+        if let cache = item.request.cache, cache.prefixPartCount == nil {
             throw APIError(.invalidCommand, "a batch request cannot use the stored cache '\(cache.id)'", provider: name)
         }
         return ["custom_id": .string(item.id), "params": try builder.body(for: item.request, purpose: .generate(stream: false))]

@@ -24,8 +24,9 @@ public struct AnthropicAdapter: GenerationCapability, UploadsCapability, Caching
         try await scrub.scrubbing { scrub.scrub(try await core.generate(request)) }
     }
     public func upload(_ file: FileUpload) async throws -> FileReference { try await scrub.scrubbing { try await core.upload(file) } }
-    public func createCache(_ request: CacheRequest) async throws -> CacheReference {
-        try await scrub.scrubbing { scrub.scrub(try await core.createCache(request)) }
+    public func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
+        let request = CacheRequest(context, key: key, ttlSeconds: ttlSeconds)
+        return try await scrub.scrubbing { scrub.scrub(try await core.createCache(request)) }
     }
     /// Anthropic has no cache to look up: the engine's registry remembers the prefixes it wrote.
     public func cache(forKey key: String) async throws -> CacheReference? { nil }
@@ -37,7 +38,7 @@ public struct AnthropicAdapter: GenerationCapability, UploadsCapability, Caching
     public var caching: (any CachingCapability)? { has.contains(.caching) ? self : nil }
     public var streaming: (any StreamingCapability)? { has.contains(.streaming) ? self : nil }
     public var tokenCounting: (any TokenCountingCapability)? { has.contains(.tokenCounting) ? self : nil }
-    public var batch: (any BatchCapability)? { has.contains(.batch) ? self : nil }
+    package var offersBatch: Bool { has.contains(.batch) }
 }
 
 /// What every capability combination shares: the client, request building, error mapping.
@@ -73,7 +74,7 @@ final class AnthropicCore: Sendable {
 
     /// A stored cache reference is not this adapter's: the engine then retries without it.
     private func checkCache(_ generation: GenerationRequest) throws(APIError) {
-        guard let cache = generation.cache, case .stored = cache.kind else { return }
+        guard let cache = generation.cache, cache.prefixPartCount == nil else { return }
         throw APIError(
             .providerError, "cache '\(cache.id)' is not an Anthropic prefix cache; Anthropic caches by prefix (cache_control), not by cache id",
             provider: name, code: "cache_not_prefix")
@@ -98,7 +99,7 @@ final class AnthropicCore: Sendable {
         let now = Date()
         let reference = CacheReference(
             id: "prefix:\(cache.key)", key: cache.key, model: cache.model, createdAt: now,
-            expiresAt: now.addingTimeInterval(TimeInterval(max(0, cache.ttlSeconds))), kind: .prefix(partCount: cache.parts.count))
+            expiresAt: now.addingTimeInterval(TimeInterval(max(0, cache.ttlSeconds))), prefixPartCount: cache.parts.count)
         let warmUp = GenerationRequest(
             model: cache.model, parts: cache.parts, config: GenerationConfig(systemInstruction: cache.systemInstruction), cache: reference)
         let body = try builder.body(for: warmUp, purpose: .warmUp)

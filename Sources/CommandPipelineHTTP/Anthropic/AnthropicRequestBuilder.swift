@@ -5,7 +5,7 @@ import Foundation
 /// here, before anything is sent, with `capability_missing` naming the part; a
 /// `provider_options` key the adapter sets itself fails with `invalid_command` naming the key.
 ///
-/// With a prefix cache (`CacheReference.Kind.prefix`) the system instruction goes as text
+/// With a prefix cache (`CacheReference.prefixPartCount`) the system instruction goes as text
 /// blocks and the last block of the cached parts carries the `cache_control` breakpoint, so
 /// the API caches everything up to it (tools → system → messages).
 struct AnthropicRequestBuilder {
@@ -124,14 +124,14 @@ struct AnthropicRequestBuilder {
 
     /// How many leading parts a prefix cache covers, or nil when the request uses none.
     static func prefixPartCount(_ request: GenerationRequest) -> Int? {
-        guard let cache = request.cache, case .prefix(let count) = cache.kind else { return nil }
+        guard let cache = request.cache, let count = cache.prefixPartCount else { return nil }
         return min(max(0, count), request.parts.count)
     }
 
     /// `{"type":"ephemeral","ttl":…}`: `5m` for a plan TTL up to five minutes, else `1h`.
     /// A stored (non-prefix) reference is not this adapter's and gets no breakpoint.
     static func cacheControl(_ cache: CacheReference) -> JSONValue? {
-        guard case .prefix = cache.kind else { return nil }
+        guard cache.prefixPartCount != nil else { return nil }
         return ["type": "ephemeral", "ttl": .string(ttl(cache))]
     }
 

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -13,7 +14,7 @@ import FoundationNetworking
 /// results in `metadata.output` (or `response`, when done): `inlinedResponses.inlinedResponses[]`
 /// or a `responsesFile` read through `files/{id}:download?alt=media`. The marker is the
 /// display name, which `GET batches` lists.
-extension GeminiAdapter: BatchCapability {
+extension GeminiAdapter: BatchCapability, BatchOffering {
     /// One model a job; 2 GB of input (inline up to `batchInlineBytes`, else a file).
     public var batchLimits: BatchLimits { BatchLimits(maxRequests: GeminiConfiguration.batchMaxRequests, maxBytes: 2_000_000_000, oneModelPerJob: true) }
 

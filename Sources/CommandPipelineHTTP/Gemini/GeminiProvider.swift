@@ -31,7 +31,7 @@ public struct GeminiAdapter: GenerationCapability, StreamingCapability, UploadsC
     public var caching: (any CachingCapability)? { has.contains(.caching) ? self : nil }
     public var streaming: (any StreamingCapability)? { has.contains(.streaming) ? self : nil }
     public var tokenCounting: (any TokenCountingCapability)? { has.contains(.tokenCounting) ? self : nil }
-    public var batch: (any BatchCapability)? { has.contains(.batch) ? self : nil }
+    package var offersBatch: Bool { has.contains(.batch) }
     // Everything passes `scrub` (Transport/Scrubbing.swift): no key reaches the engine.
     private var scrub: ServerText { ServerText(key: core.configuration.apiKey) }
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
@@ -39,8 +39,9 @@ public struct GeminiAdapter: GenerationCapability, StreamingCapability, UploadsC
     }
     public func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> { scrub.scrub(core.stream(request)) }
     public func upload(_ file: FileUpload) async throws -> FileReference { try await scrub.scrubbing { try await core.upload(file) } }
-    public func createCache(_ request: CacheRequest) async throws -> CacheReference {
-        try await scrub.scrubbing { scrub.scrub(try await core.createCache(request)) }
+    public func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
+        let request = CacheRequest(context, key: key, ttlSeconds: ttlSeconds)
+        return try await scrub.scrubbing { scrub.scrub(try await core.createCache(request)) }
     }
     public func cache(forKey key: String) async throws -> CacheReference? {
         try await scrub.scrubbing { try await core.cache(forKey: key).map(scrub.scrub) }

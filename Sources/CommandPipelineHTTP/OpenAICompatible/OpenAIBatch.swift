@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -10,7 +11,7 @@ import FoundationNetworking
 /// the job, `GET /batches/{id}` polls it, and the output and error files hold the results
 /// (in any order: matched on `custom_id`). The marker travels in the job's `metadata`, where
 /// `GET /batches` shows it again.
-extension OpenAIAdapter: BatchCapability {
+extension OpenAIAdapter: BatchCapability, BatchOffering {
     /// 50,000 requests and 200 MB a file, one model a file.
     public var batchLimits: BatchLimits { BatchLimits(maxRequests: 50_000, maxBytes: 200_000_000, oneModelPerJob: true) }
 

@@ -29,7 +29,7 @@ public struct OpenAIAdapter: GenerationCapability, UploadsCapability, StreamingC
 
     public var uploads: (any UploadsCapability)? { core.configuration.capabilities.contains(.uploads) ? self : nil }
     public var streaming: (any StreamingCapability)? { core.configuration.capabilities.contains(.streaming) ? self : nil }
-    public var batch: (any BatchCapability)? { core.configuration.capabilities.contains(.batch) ? self : nil }
+    package var offersBatch: Bool { core.configuration.capabilities.contains(.batch) }
 
     /// Images go inline (`image_url` with a data URL), uploads or not: Chat Completions takes an
     /// image only by URL, and refuses an uploaded file's id for one (a `file` part is PDF only).

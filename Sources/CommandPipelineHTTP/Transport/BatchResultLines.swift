@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineBatch
 import Foundation
 
 /// A provider's batch result file (JSON Lines), read the same way for every adapter: one line

@@ -154,7 +154,7 @@ enum BatchCommand {
         var keyOptions = RunOptions()
         keyOptions.apiKeyEnv = invocation.run.apiKeyEnv
         let writer = LineWriter(fd: 1)
-        let collected = try await run.collect(catalog: catalog, redactor: Pipeline.secrets(keyOptions)) { record in writer.write(record.line) }
+        let collected = try await run.collect(catalog: catalog, secrets: Pipeline.secrets(keyOptions)) { record in writer.write(record.line) }
         _ = writer.flush()
         if let text = writer.failureText { return Pipeline.outputFailure(text, written: writer.linesWritten) }
         note(invocation)("batch: \(collected.commands) commands collected, \(collected.failed) failed" + collected.costSummary)

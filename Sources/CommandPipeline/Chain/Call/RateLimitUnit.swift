@@ -40,7 +40,7 @@ package struct RateLimitUnit: ChainUnit {
             }
             do {
                 let ticket = try await limiter.acquire(tokens: tokens) { wait in
-                    input.log.record(.waiting(call: input.callIndex, reason: .rateLimit, duration: wait))
+                    input.log.record(.waiting(call: input.callIndex, reason: PipelineEvent.WaitReason.rateLimit.rawValue, duration: wait))
                     if !waiting {
                         waiting = true
                         lender?.rateLimitWaitStarted()

@@ -67,7 +67,7 @@ package struct RepairUnit: ChainUnit {
                     + (again || repairs == 0 ? "" : " (after \(repairs) repair\(repairs == 1 ? "" : "s"))"),
                 path: violation.path, provider: input.provider.providerName
             ).billed(response.usage)
-            input.log.record(.attemptFailed(call: input.callIndex, attempt: input.log.attempts(call: input.callIndex), error: error.summary, willRetry: again))
+            input.log.record(.attemptFailed(call: input.callIndex, attempt: input.log.attempts(call: input.callIndex), error: error, willRetry: again))
             guard again else { return .failure(error) }
             repairs += 1
             // The repair's attempts are numbered after the call's attempts so far.

@@ -48,7 +48,7 @@ package struct ResponseCacheUnit: ChainUnit {
         // No deployment answered this call (an identical call's answer in flight names its own).
         answer.deployment = nil
         answer.provider = nil
-        input.log.record(.responseCache(call: input.callIndex, status: .hit))
+        input.log.record(.responseCache(call: input.callIndex, status: ResponseCacheStatus.hit.rawValue))
         if input.streaming, !answer.text.isEmpty, input.provider.streaming != nil {
             input.log.record(.textDelta(call: input.callIndex, text: answer.text))
         }
@@ -58,11 +58,11 @@ package struct ResponseCacheUnit: ChainUnit {
     }
 
     private func miss(_ input: CallInput, _ key: ResponseCacheKey, _ next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
-        input.log.record(.responseCache(call: input.callIndex, status: .miss))
+        input.log.record(.responseCache(call: input.callIndex, status: ResponseCacheStatus.miss.rawValue))
         let result = await next(input)
         if case .success(let answer) = result, Self.storable(answer) {
             cache.store(answer, for: key)
-            input.log.record(.responseCache(call: input.callIndex, status: .stored))
+            input.log.record(.responseCache(call: input.callIndex, status: ResponseCacheStatus.stored.rawValue))
         }
         return result
     }

@@ -15,7 +15,7 @@ package struct FallbackUnit: ChainUnit {
         guard let primaryError = first.error, let call = input.command.plan.fallbackCall,
             primaryError.kind != .cancelled, primaryError.kind != .invalidCommand, !input.log.hasStreamedAny
         else { return first }
-        input.log.record(.fallbackStarted(model: call.model, primaryError: primaryError.summary))
+        input.log.record(.fallbackStarted(model: call.model, primaryError: primaryError))
         var run = input
         run.state = first.state.forFallback(call)
         let second = await next(run)

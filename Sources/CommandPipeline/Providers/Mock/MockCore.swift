@@ -6,8 +6,8 @@ import Synchronization
 /// Answers `"echo: "` + the last text part of the effective parts. Each text part counts
 /// ⌈utf8/4⌉ prompt tokens, each file or inline part 258; completion tokens are ⌈utf8(text)/4⌉;
 /// `cached_tokens` are the tokens of shared parts served from a cache.
-final class MockCore: Sendable {
-    let configuration: MockConfiguration
+package final class MockCore: Sendable {
+    package let configuration: MockConfiguration
     let caches: Mutex<[String: StoredCache]> = Mutex([:])
     let calls = Atomic<Int>(0)
     /// Uploads per file path and cache creations per key, for the fault plan's `uploadFailures`
@@ -78,7 +78,7 @@ final class MockCore: Sendable {
             tools: config.tools, toolChoice: config.toolChoice)
     }
 
-    static func answer(
+    package static func answer(
         model: String, cached: [APIPart], parts: [APIPart], format: JSONValue? = nil, tools: [ToolDefinition]? = nil, toolChoice: ToolChoice? = nil
     ) -> GenerationResponse {
         var last = ""

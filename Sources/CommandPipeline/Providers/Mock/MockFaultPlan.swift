@@ -33,7 +33,7 @@ package struct MockFaultPlan: Sendable, Hashable {
     }
 
     /// What happens to one call.
-    enum Fault: Equatable {
+    package enum Fault: Equatable {
         case none
         case retryable
         case fatal
@@ -41,7 +41,7 @@ package struct MockFaultPlan: Sendable, Hashable {
     }
 
     /// The fault and extra latency for the `n`-th call.
-    func draw(_ n: UInt64) -> (Fault, Duration) {
+    package func draw(_ n: UInt64) -> (Fault, Duration) {
         var generator = SplitMix64(seed: seed &+ n &* 0x9E37_79B9_7F4A_7C15)
         let roll = generator.nextUnit()
         let extra = jitter == .zero ? Duration.zero : jitter * generator.nextUnit()

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The built-in deterministic provider. `MockProvider.make` returns an adapter whose
 /// capability accessors answer exactly the capabilities asked for.
 public enum MockProvider {
@@ -8,21 +10,22 @@ public enum MockProvider {
 
     /// A mock with the capabilities of `configuration` (generation is always there).
     package static func make(_ configuration: MockConfiguration) -> any GenerationCapability {
-        MockAdapter(core: MockCore(configuration: configuration), batches: MockBatchService(configuration: configuration), capabilities: configuration.capabilities)
+        MockAdapter(core: MockCore(configuration: configuration), capabilities: configuration.capabilities)
     }
 }
 
 /// The mock: it can do everything, and offers what its configuration chose.
 /// A class: the engine hands its provider to every call, and copying an existential of a
 /// three-field struct was three retains each time.
-final class MockAdapter: GenerationCapability {
-    let core: MockCore
-    let batches: MockBatchService
-    let capabilities: Set<ProviderCapability>
+package final class MockAdapter: GenerationCapability, BatchOffering {
+    package let core: MockCore
+    /// The batch jobs submitted to this mock, kept in memory (`MockBatchService`, in
+    /// `CommandPipelineBatch`, defines them; a batch directory keeps them in files instead).
+    package let batchJobs = Mutex<[String: any Sendable]>([:])
+    package let capabilities: Set<ProviderCapability>
 
-    init(core: MockCore, batches: MockBatchService, capabilities: Set<ProviderCapability>) {
+    init(core: MockCore, capabilities: Set<ProviderCapability>) {
         self.core = core
-        self.batches = batches
         self.capabilities = capabilities
     }
 
@@ -37,7 +40,7 @@ final class MockAdapter: GenerationCapability {
     public var caching: (any CachingCapability)? { capabilities.contains(.caching) ? self : nil }
     public var streaming: (any StreamingCapability)? { capabilities.contains(.streaming) ? self : nil }
     public var tokenCounting: (any TokenCountingCapability)? { capabilities.contains(.tokenCounting) ? self : nil }
-    public var batch: (any BatchCapability)? { capabilities.contains(.batch) ? self : nil }
+    package var offersBatch: Bool { capabilities.contains(.batch) }
 }
 
 extension MockAdapter: UploadsCapability {
@@ -45,7 +48,9 @@ extension MockAdapter: UploadsCapability {
 }
 
 extension MockAdapter: CachingCapability {
-    public func createCache(_ request: CacheRequest) async throws -> CacheReference { try await core.createCache(request) }
+    public func createCache(_ context: GenerationRequest, key: String, ttlSeconds: Int) async throws -> CacheReference {
+        try await core.createCache(CacheRequest(context, key: key, ttlSeconds: ttlSeconds))
+    }
     public func cache(forKey key: String) async throws -> CacheReference? { core.cache(forKey: key) }
 }
 

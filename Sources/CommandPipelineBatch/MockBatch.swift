@@ -1,3 +1,4 @@
+import CommandPipeline
 import Foundation
 import Synchronization
 
@@ -14,13 +15,18 @@ import Synchronization
 /// JSON file per job in that directory, so a job outlives the process that submitted it (the
 /// CLI's `submit`, `status`, `collect` are separate processes). With a directory the delay is
 /// measured on the wall clock, since a monotonic clock does not survive the process.
-final class MockBatchService: Sendable {
+/// In memory, the jobs are the mock adapter's (`MockAdapter.batchJobs`): this module adds the
+/// batch service to the core's mock.
+struct MockBatchService: Sendable {
     let configuration: MockConfiguration
-    private let jobs = Mutex<[String: Job]>([:])
+    private let adapter: MockAdapter
 
     static let limits = BatchLimits(maxRequests: 50_000, maxBytes: 200 << 20)
 
-    init(configuration: MockConfiguration) { self.configuration = configuration }
+    init(_ adapter: MockAdapter) {
+        self.adapter = adapter
+        configuration = adapter.core.configuration
+    }
 
     struct Entry: Codable, Hashable {
         var id: String
@@ -73,7 +79,7 @@ final class MockBatchService: Sendable {
                 throw APIError(.providerError, "mock: batch store file '\(url.path)' is damaged: \(error)", provider: MockProvider.name)
             }
         }
-        guard let job = jobs.withLock({ $0[id] }) else { throw notFound(id) }
+        guard let job = adapter.batchJobs.withLock({ $0[id] as? Job }) else { throw notFound(id) }
         return job
     }
 
@@ -86,12 +92,12 @@ final class MockBatchService: Sendable {
                 throw APIError(.providerError, "mock: cannot write the batch store '\(url.path)': \(error)", provider: MockProvider.name)
             }
         } else {
-            jobs.withLock { $0[job.id] = job }
+            adapter.batchJobs.withLock { $0[job.id] = job }
         }
     }
 
     private func allJobs() throws -> [Job] {
-        guard let directory = configuration.batchDirectory else { return jobs.withLock { Array($0.values) } }
+        guard let directory = configuration.batchDirectory else { return adapter.batchJobs.withLock { $0.values.compactMap { $0 as? Job } } }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return try names.filter { $0.hasSuffix(".json") }.map { try load(String($0.dropLast(5))) }
     }
@@ -234,9 +240,9 @@ extension MockAdapter: BatchCapability {
             return sum + 64
         }
     }
-    public func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws -> BatchJob { try batches.submit(requests, marker: marker) }
-    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try batches.find(marker) }
-    public func batchStatus(_ jobID: String) async throws -> BatchJob { try batches.status(jobID) }
-    public func batchResults(_ jobID: String) async throws -> [BatchResult] { try batches.results(jobID) }
-    public func cancelBatch(_ jobID: String) async throws -> BatchJob { try batches.cancel(jobID) }
+    public func submitBatch(_ requests: [BatchRequest], marker: BatchMarker) async throws -> BatchJob { try MockBatchService(self).submit(requests, marker: marker) }
+    public func findBatch(_ marker: BatchMarker) async throws -> BatchLookup { try MockBatchService(self).find(marker) }
+    public func batchStatus(_ jobID: String) async throws -> BatchJob { try MockBatchService(self).status(jobID) }
+    public func batchResults(_ jobID: String) async throws -> [BatchResult] { try MockBatchService(self).results(jobID) }
+    public func cancelBatch(_ jobID: String) async throws -> BatchJob { try MockBatchService(self).cancel(jobID) }
 }

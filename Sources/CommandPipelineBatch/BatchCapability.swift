@@ -1,3 +1,4 @@
+import CommandPipeline
 import Foundation
 
 /// A provider that runs many generate requests as one job on its own batch service, at about
@@ -33,6 +34,17 @@ public protocol BatchCapability: Sendable {
     /// result for that request. The default wraps `batchResults`.
     func batchResultSet(_ jobID: String) async throws -> BatchResultSet
     func cancelBatch(_ jobID: String) async throws -> BatchJob
+}
+
+extension GenerationCapability {
+    /// The provider's batch API: the provider itself when it implements `BatchCapability` —
+    /// unless it is one of this package's adapters or the mock made without `.batch` in its
+    /// capabilities. `BatchRun` takes its provider's.
+    public var batch: (any BatchCapability)? {
+        guard let batch = self as? any BatchCapability else { return nil }
+        if let offering = self as? any BatchOffering, !offering.offersBatch { return nil }
+        return batch
+    }
 }
 
 extension BatchCapability {
