@@ -123,10 +123,12 @@ final class ExecHook: CommandHook {
         let answer = try await ask(question, context: context, phase: 0)
         if case .string(let why)? = answer["reject"] { throw APIError(.invalidCommand, why) }
         guard let replacement = answer["command"] else { return command }
-        switch WireFormat.command(from: replacement, position: context.index + 1) {
+        // Read here, validated once: the engine checks a command a hook replaced before it runs
+        // it (`ValidationUnit`), so its rules are not checked here a second time.
+        switch WireFormat.decodedCommand(from: replacement, position: context.index + 1) {
         case .success(let enriched): return enriched
         case .failure(let rejection):
-            throw APIError(.invalidCommand, "the command it returned is not valid: \(rejection.error.message)", path: rejection.error.path)
+            throw APIError(.invalidCommand, "the command it returned cannot be read: \(rejection.error.message)", path: rejection.error.path)
         }
     }
 

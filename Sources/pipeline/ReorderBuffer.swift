@@ -21,22 +21,32 @@ struct ReorderBuffer<Result> {
     /// Adds the result of command `index` (`size` bytes, `credits` input credits), hands what
     /// may be written now to `write`, in order, and returns the credits that come back now.
     mutating func add(_ result: Result, index: Int, size: Int, credits: Int, write: (Result) -> Void) -> Int {
-        let cost = max(Self.minimumCost, size)
         var released = 0
-        if index != next && bytes.addingSaturating(cost) <= limit {
+        if index == next {
+            // In turn (most results): written at once, never stored.
+            write(result)
+            next += 1
             released += credits
-            waiting[index] = (result, cost, 0)
         } else {
-            waiting[index] = (result, cost, credits)
+            released += hold(result, index: index, size: size, credits: credits)
         }
-        bytes = bytes.addingSaturating(cost)
-        while let head = waiting.removeValue(forKey: next) {
+        while !waiting.isEmpty, let head = waiting.removeValue(forKey: next) {
             write(head.result)
             next += 1
             released += head.heldCredits
             bytes -= head.cost
         }
         return released
+    }
+
+    /// Stores a result that is not in turn; returns its credits when they come back now (the
+    /// waiting results, this one included, fit in `limit`), else 0 (held until it is written).
+    private mutating func hold(_ result: Result, index: Int, size: Int, credits: Int) -> Int {
+        let cost = max(Self.minimumCost, size)
+        let fits = bytes.addingSaturating(cost) <= limit
+        waiting[index] = (result, cost, fits ? 0 : credits)
+        bytes = bytes.addingSaturating(cost)
+        return fits ? credits : 0
     }
 
     /// Whatever still waits (after an interrupt: behind commands that never ran), in order.

@@ -41,7 +41,7 @@ final class RunLoop: Sendable {
         /// Output failed: the reader of stdout went away (seen by the watcher before any write
         /// failed), or a command's event line could not be written.
         case outputClosed
-        /// A slot was given back or lent (`Slots`): a queued command may start.
+        /// A slot was given back or lent (`Admission`): a queued command may start.
         case slotFreed
     }
 
@@ -132,11 +132,10 @@ final class RunLoop: Sendable {
         let reader: InputReader
         let inbox: Mailbox<Event>
         let unordered: Bool
-        /// Read, not started.
-        let commands = CommandQueue()
-        /// --concurrency: commands hold a slot while they work; one waiting out a retry's backoff,
-        /// or another command's upload or cache, lends it (`Slots`, `SlotTicket`).
-        let slots: Slots
+        /// Commands read, not started, and the `--concurrency` slots they run in; a command
+        /// waiting out a retry's backoff, or another command's upload or cache, lends its slot
+        /// (`Admission`, `SlotTicket`).
+        let admission: Admission
         /// With `--events`: event lines go straight to the (thread-safe) writer from each
         /// command's task; the loop only hears of a failed write.
         let emit: (@Sendable ([UInt8]) -> Void)?
@@ -154,14 +153,14 @@ final class RunLoop: Sendable {
             self.reader = reader
             self.inbox = inbox
             self.unordered = unordered
-            slots = Slots(run.concurrency) { inbox.post(.slotFreed) }
+            admission = Admission(slots: run.concurrency) { inbox.post(.slotFreed) }
             emit = run.eventsMode ? { @Sendable line in if !writer.write(line) { inbox.post(.outputClosed) } } : nil
             reorder = ReorderBuffer(limit: run.reorderBufferBytes)
         }
 
         /// Every started command has finished, and the input has ended or the run was stopped.
         var isOver: Bool {
-            let (taken, empty) = commands.progress
+            let (taken, empty) = admission.progress
             return taken == finished && (interrupted || outputFailed || (inputEnded && empty))
         }
 
@@ -177,9 +176,9 @@ final class RunLoop: Sendable {
                     reader.gate.release(pieces.reduce(0) { $0 + InputReader.weight(of: $1) })
                 } else {
                     let resume = run.resume
-                    commands.append(pieces.enumerated().map { offset, piece in
+                    admission.append(pieces.enumerated().map { offset, piece in
                         let index = first + offset
-                        return CommandQueue.Item(piece: piece, index: index, skip: resume.map { RunLoop.claim(piece, index: index, in: $0) } ?? false)
+                        return Admission.Item(piece: piece, index: index, skip: resume.map { RunLoop.claim(piece, index: index, in: $0) } ?? false)
                     })
                     startQueued(in: &group)
                 }
@@ -209,9 +208,9 @@ final class RunLoop: Sendable {
                     return
                 }
                 interrupted = true
-                commands.stop()
+                admission.stop()
                 reader.stop()
-                if commands.progress.taken > finished {
+                if admission.progress.taken > finished {
                     let inbox = inbox
                     group.addTask {
                         try? await Task.sleep(for: .seconds(1))
@@ -225,24 +224,21 @@ final class RunLoop: Sendable {
             }
         }
 
-        /// Starts queued commands while slots allow, each in a task of its own (`work`).
+        /// Starts queued commands while slots allow, each in a task of its own (`work`); none
+        /// after an interrupt or a failed output (the admission is stopped then).
         private mutating func startQueued(in group: inout DiscardingTaskGroup) {
-            while !interrupted && !outputFailed && slots.tryTake() {
-                guard let item = commands.take() else {
-                    slots.give(notify: false)
-                    break
-                }
-                let (run, slots, commands, inbox, emit) = (run, slots, commands, inbox, emit)
-                group.addTask { await run.work(item, slots: slots, commands: commands, inbox: inbox, emit: emit) }
+            while let item = admission.start() {
+                let (run, admission, inbox, emit) = (run, admission, inbox, emit)
+                group.addTask { await run.work(item, admission: admission, inbox: inbox, emit: emit) }
             }
-            run.stats.inFlight.store(commands.progress.taken - finished, ordering: .relaxed)
+            run.stats.inFlight.store(admission.progress.taken - finished, ordering: .relaxed)
         }
 
         /// Output failed: stop taking commands and cancel what runs; nothing more is written.
         private mutating func stopForOutput(in group: inout DiscardingTaskGroup) {
             guard !outputFailed else { return }
             outputFailed = true
-            commands.stop()
+            admission.stop()
             reader.stop()
             group.cancelAll()
         }
@@ -261,17 +257,17 @@ final class RunLoop: Sendable {
     /// A command task: runs `first`, then — while it may keep its slot — the next queued
     /// commands, posting each result to the loop.
     private func work(
-        _ first: CommandQueue.Item, slots: Slots, commands: CommandQueue, inbox: Mailbox<Event>, emit: (@Sendable ([UInt8]) -> Void)?
+        _ first: Admission.Item, admission: Admission, inbox: Mailbox<Event>, emit: (@Sendable ([UInt8]) -> Void)?
     ) async {
         var item = first
         while true {
-            let ticket = SlotTicket(slots: slots)
+            let ticket = SlotTicket(admission: admission)
             let weight = InputReader.weight(of: item.piece)
             let outcome = await BackoffScope.$lender.withValue(CountingLender(ticket: ticket, stats: stats)) {
                 await self.process(item.piece, index: item.index, resumed: item.skip, emit: emit, ticket: ticket)
             }
             inbox.post(.done(item.index, weight, outcome))
-            guard let next = ticket.finish(next: { Task.isCancelled ? nil : commands.take() }) else { return }
+            guard let next = ticket.finish(goOn: !Task.isCancelled) else { return }
             item = next
         }
     }

@@ -116,6 +116,50 @@ import Testing
         #expect(checked.count.load(ordering: .relaxed) == 1, "a plain command is checked by the engine")
     }
 
+    /// Issue 23: a `--hook-exec` program's replacement is read by the hook and validated once,
+    /// by the engine (before, the hook checked its rules and the engine checked them again).
+    @Test func anExecHooksReplacementIsValidatedOnceByTheEngine() async throws {
+        let dir = try temporaryDirectory()
+        let program = dir.appendingPathComponent("replace.py").path
+        // Replaces command "good" by another valid one, and command "bad" by one with an empty model.
+        let source = #"""
+            #!/usr/bin/env python3
+            import json, sys
+            for line in sys.stdin:
+                q = json.loads(line)
+                a = {"hook": q["hook"], "index": q["index"]}
+                if q["hook"] == "before":
+                    a["command"] = {"id": q["id"], "model": "mock" if q["id"] == "good" else "", "prompt": "replaced"}
+                sys.stdout.write(json.dumps(a) + "\n")
+                sys.stdout.flush()
+            """#
+        _ = FileManager.default.createFile(atPath: program, contents: Data(source.utf8))
+        chmod(program, 0o755)
+        let hook = try ExecHook(program: program, timeout: .seconds(60))
+        defer { hook.finish() }
+        var configuration = EngineConfiguration()
+        configuration.hooks = [hook]
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        for (id, valid) in [("good", true), ("bad", false)] {
+            var issues: [ValidationIssue] = []
+            let command = try #require(ValidatedCommand(checking: PlannedCommand(id: id, plan: ExecutionPlan(call: APICall(model: "mock", parts: [.text("q")]))), issues: &issues))
+            let probe = ValidationProbe()
+            let outcome = await ValidationProbe.$counter.withValue(probe) { await engine.run(command) }
+            if valid {
+                #expect(probe.count.load(ordering: .relaxed) == 1, "the replacement is validated once, by the engine")
+                #expect(outcome.succeeded, "\(outcome.result)")
+            } else {
+                // (The engine's unit checks an invalid command in `applies` and again in `handle`.)
+                guard case .failure(let error) = outcome.result else {
+                    Issue.record("the hook's broken replacement ran")
+                    continue
+                }
+                #expect(error.kind == .invalidCommand)
+                #expect(error.path == "plan.calls[0].model", "\(error)")
+            }
+        }
+    }
+
     /// A command rejected before it ran: `run` writes its input's digest as the record's last
     /// key (through `ResultWriter`, not spliced in afterwards); `--validate` writes none.
     @Test func aRejectedRecordCarriesItsInputHashInRunOnly() async throws {

@@ -136,7 +136,7 @@ import Testing
     /// cooling) are counted by the lender and show on the line while they wait.
     @Test func commandsWaitingOnADeploymentShowOnTheLine() {
         let stats = Stats()
-        let lender = CountingLender(ticket: SlotTicket(slots: Slots(1) {}), stats: stats)
+        let lender = CountingLender(ticket: SlotTicket(admission: Admission(slots: 1) {}), stats: stats)
         lender.deploymentWaitStarted()
         lender.deploymentWaitStarted()
         #expect(stats.waitingOnDeployment.load(ordering: .relaxed) == 2)
@@ -151,18 +151,20 @@ import Testing
     /// The backoff lender counts the commands waiting on a retry, and gives the slot as the ticket does.
     @Test func theLenderCountsCommandsWaitingOnARetry() async {
         let stats = Stats()
-        let slots = Slots(1) {}
-        #expect(slots.tryTake())
-        let ticket = SlotTicket(slots: slots)
+        let admission = Admission(slots: 1) {}
+        let pieces = (0..<3).map { JSONStreamSplitter.Piece(bytes: Array("{}".utf8), offset: 0, line: $0 + 1) }
+        admission.append(pieces.enumerated().map { Admission.Item(piece: $1, index: $0, skip: false) })
+        #expect(admission.start()?.index == 0)
+        let ticket = SlotTicket(admission: admission)
         ticket.allowLending(for: PlannedCommand(id: "c", plan: ExecutionPlan(calls: [APICall(model: "m", parts: [.text("x")])])))
         let lender = CountingLender(ticket: ticket, stats: stats)
         lender.backoffStarted()
         #expect(stats.waitingOnRetry.load(ordering: .relaxed) == 1)
-        #expect(slots.tryTake(), "the slot was lent")
-        slots.give(notify: false)
+        #expect(admission.start()?.index == 1, "the slot was lent")
+        #expect(SlotTicket(admission: admission).finish(goOn: false) == nil, "command 1 ends")
         await lender.backoffEnded()
         #expect(stats.waitingOnRetry.load(ordering: .relaxed) == 0)
-        #expect(!slots.tryTake(), "and taken back")
+        #expect(admission.start() == nil, "and taken back")
     }
 
     /// `batch status --wait` off a terminal: the jobs' line (done, %, pending, jobs, time since

@@ -31,6 +31,17 @@ package enum WireFormat {
     /// `command(from:position:)` as the value its validation made: the engine runs it without
     /// validating it again (`ValidatedCommand`).
     package static func validatedCommand(from value: JSONValue, position: Int) -> Result<ValidatedCommand, CommandRejection> {
+        decodedCommand(from: value, position: position).flatMap { command in
+            var issues: [ValidationIssue] = []
+            if let validated = ValidatedCommand(checking: command, issues: &issues) { return .success(validated) }
+            return .failure(CommandRejection(id: command.id, metadata: command.metadata, issues: issues))
+        }
+    }
+
+    /// Reads one command without checking its rules (`validationIssues()`): for a command the
+    /// engine will check itself, such as a hook's replacement (`--hook-exec`), which the engine
+    /// validates when it takes it, so it is validated once.
+    package static func decodedCommand(from value: JSONValue, position: Int) -> Result<PlannedCommand, CommandRejection> {
         var reader = WireReader()
         let fallbackID = "cmd-\(position)"
         guard case .object(let object) = value else {
@@ -53,11 +64,7 @@ package enum WireFormat {
             reader.fail("a command needs 'plan', or the shorthand 'model' with 'prompt' or 'prompts'")
             command = nil
         }
-        if reader.issues.isEmpty, let command {
-            var issues: [ValidationIssue] = []
-            if let validated = ValidatedCommand(checking: command, issues: &issues) { return .success(validated) }
-            return .failure(CommandRejection(id: id, metadata: metadata, issues: issues))
-        }
+        if reader.issues.isEmpty, let command { return .success(command) }
         return .failure(CommandRejection(id: id, metadata: metadata, issues: reader.issues))
     }
 
