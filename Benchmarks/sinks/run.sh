@@ -6,6 +6,7 @@
 # when the process ended (the sink's drain), rows in the sink, rows per second, peak memory.
 #
 #   swift build -c release --product pipeline && Benchmarks/sinks/run.sh [N]      (PIPELINE_BIN=path: another binary)
+# Two binaries side by side (interleaved, CPU time): Benchmarks/sinks/compare.sh BEFORE AFTER [N] [PAIRS] [SINKS].
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${PIPELINE_BIN:-$root/.build/release/pipeline}"

@@ -1,3 +1,5 @@
+import CommandPipeline
+
 /// The statements the PostgreSQL sink sends. The table name is a checked plain identifier
 /// (`PostgresTarget.isIdentifier`), quoted; every value goes as a parameter, never as SQL text.
 enum PostgresSQL {
@@ -59,31 +61,48 @@ enum PostgresSQL {
     }
 
     /// `rows` in COPY's text format (tab-separated fields, one line a row; backslash, tab, line
-    /// feed and carriage return escaped). A command id twice in `rows` keeps the later row only,
-    /// as `upsert` does (the upsert from the staging table cannot touch a row twice).
-    static func copyText(_ rows: [PostgresSink.Row]) -> [UInt8] {
-        var last: [String: Int] = [:]
+    /// feed and carriage return escaped), built straight into one buffer from the rows' bytes. A
+    /// command id twice in `rows` keeps the later row only, as `upsert` does (the upsert from the
+    /// staging table cannot touch a row twice).
+    static func copyText<Rows: Collection<SinkRow>>(_ rows: Rows) -> [UInt8] {
+        var last: [SinkRowKey: Int] = [:]
         last.reserveCapacity(rows.count)
         var size = 0
         for (i, row) in rows.enumerated() {
-            last[row.runID + "\u{0}" + row.commandID] = i
-            size = size.addingSaturating(row.bytes)
+            last[row.key] = i
+            size = size.addingSaturating(row.retainedBytes)
         }
         var out: [UInt8] = []
         out.reserveCapacity(size)
-        for (i, row) in rows.enumerated() where last.count == rows.count || last[row.runID + "\u{0}" + row.commandID] == i {
-            appendField(row.runID.utf8, to: &out)
+        for (i, row) in rows.enumerated() where last.count == rows.count || last[row.key] == i {
+            appendField(row.runID, to: &out)
             out.append(0x09)
-            appendField(row.commandID.utf8, to: &out)
+            appendField(row.commandID, to: &out)
             out.append(0x09)
-            out.append(contentsOf: String(row.index).utf8)
+            appendDecimal(row.index, to: &out)
             out.append(0x09)
-            out.append(contentsOf: row.status.utf8)
+            out.append(contentsOf: row.status.rawValue.utf8)
             out.append(0x09)
             appendField(row.record, to: &out)
             out.append(0x0a)
         }
         return out
+    }
+
+    /// `n` in decimal digits, without making a string.
+    static func appendDecimal(_ n: Int, to out: inout [UInt8]) {
+        if n < 0 { out.append(0x2d) }
+        var value = n.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: room for the 20 digits of any Int
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { tmp in
+            repeat {
+                tmp[count] = 0x30 + UInt8(value % 10)
+                value /= 10
+                count += 1
+            } while value > 0
+            for k in stride(from: count - 1, through: 0, by: -1) { out.append(tmp[k]) }
+        }
     }
 
     private static func appendField<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
@@ -107,13 +126,13 @@ enum PostgresSQL {
     /// A command id twice in one batch (two commands with the same id) would make PostgreSQL
     /// refuse the whole statement ("cannot affect row a second time"): the later row wins, as it
     /// would across batches, so the earlier one is left out.
-    static func upsert(_ table: String, _ rows: [PostgresSink.Row]) -> (sql: String, parameters: [String]) {
-        var last: [String: Int] = [:]
-        for (i, row) in rows.enumerated() { last[row.runID + "\u{0}" + row.commandID] = i }
+    static func upsert(_ table: String, _ rows: [SinkRow]) -> (sql: String, parameters: [String]) {
+        var last: [SinkRowKey: Int] = [:]
+        for (i, row) in rows.enumerated() { last[row.key] = i }
         var parameters: [String] = []
         parameters.reserveCapacity(rows.count * 5)
-        for (i, row) in rows.enumerated() where last[row.runID + "\u{0}" + row.commandID] == i {
-            parameters += [row.runID, row.commandID, String(row.index), row.status, String(decoding: row.record, as: UTF8.self)]
+        for (i, row) in rows.enumerated() where last[row.key] == i {
+            parameters += [row.runIDText, row.commandIDText, String(row.index), row.status.rawValue, row.recordText]
         }
         var sql = "INSERT INTO \"\(table)\" (run_id, command_id, command_index, status, record) VALUES "
         sql.reserveCapacity(200 + parameters.count * 8)

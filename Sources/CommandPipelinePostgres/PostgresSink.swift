@@ -16,9 +16,9 @@ import Synchronization
 /// result line itself, so they can never disagree with it. Rows are upserted on
 /// `(run_id, command_id)`: a resumed run with the same `--run-id` replaces rows, never adds them.
 ///
-/// **Off the output path.** `deliver` only appends the row to an in-memory buffer bounded in
-/// bytes (`maxBufferedBytes`) and returns; a writer thread of the sink's own (libpq blocks)
-/// sends the buffer in batches of up to `maxBatch` rows, one transaction per batch: the rows
+/// **Off the output path.** `deliver` only copies the row into the sink's buffer
+/// (`BufferedSinkWriter`, bounded in the bytes the held rows keep allocated: `maxBufferedBytes`)
+/// and returns; a writer thread of the sink's own (libpq blocks) sends the buffer in batches of up to `maxBatch` rows, one transaction per batch: the rows
 /// are `COPY`ed into a temporary staging table of the session, then moved into the table by one
 /// `INSERT … SELECT … ON CONFLICT (run_id, command_id) DO UPDATE` (issue 28, round 3: COPY
 /// instead of a multi-row `VALUES` list with five parameters a row). A row beyond the bound is dropped and counted (`deliver` throws,
@@ -41,10 +41,11 @@ public final class PostgresSink: ResultSink {
     public let target: PostgresTarget
     /// Rows per upsert (and transaction) at most.
     public let maxBatch: Int
-    /// Bytes of records held at most while the database is slow or away.
+    /// Bytes the held rows keep allocated at most while the database is slow or away.
     public let maxBufferedBytes: Int
     private let filter: (@Sendable (ResultDelivery) -> Bool)?
-    private let core: Core
+    private let writer: BufferedSinkWriter
+    private let faults: Faults
 
     /// What the sink could not write (thrown by `finish`, and by `deliver` for a dropped row).
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -79,23 +80,38 @@ public final class PostgresSink: ResultSink {
         self.filter = filter
         name = "postgres(\(target))"
         let parameters = target.connectionParameters(environment: environment)
-        core = Core(
-            target: target, keywords: parameters.keywords, values: parameters.values, secret: target.password(environment: environment),
-            maxBatch: self.maxBatch, maxBufferedBytes: self.maxBufferedBytes, name: name, report: report)
-        let core = self.core
-        let thread = Thread { core.runWriter() }
-        thread.name = "pipeline-postgres-sink"
-        thread.start()
+        faults = Faults(secret: target.password(environment: environment), report: report)
+        writer = BufferedSinkWriter(maxBatch: self.maxBatch, maxBufferedBytes: self.maxBufferedBytes)
+        writer.start(
+            name: "pipeline-postgres-sink",
+            BatchWriter(target: target, keywords: parameters.keywords, values: parameters.values, maxBatch: self.maxBatch, faults: faults, writer: writer))
     }
 
-    deinit { core.abandon(reportLoss: false) }
+    deinit { writer.abandon() }
 
     public func enabled(for delivery: ResultDelivery) -> Bool { filter?(delivery) ?? true }
 
-    public var counts: Counts { core.counts }
+    public var counts: Counts {
+        let c = writer.counts
+        return Counts(written: c.written, dropped: c.dropped, refused: c.failed, held: c.held, failedAttempts: faults.failedAttempts)
+    }
 
+    /// Copies the delivery into the sink's bounded buffer (never waits for the database).
     public func deliver(_ delivery: ResultDelivery) async throws {
-        try core.append(delivery)
+        // PostgreSQL text cannot hold NUL: such an id would be cut short and collide with another.
+        guard !delivery.runID.utf8.contains(0), !delivery.commandID.utf8.contains(0) else {
+            throw Failure(message: "the command id holds a NUL character, which a PostgreSQL text column cannot store; row not written")
+        }
+        switch writer.append(delivery) {
+        case .accepted: return
+        case .closed: throw Failure(message: "row not written: the sink has finished")
+        case .dropped(let first):
+            if first {
+                faults.say(
+                    "the database is not keeping up or is away: the \(BufferedSinkWriter.amount(maxBufferedBytes)) buffer is full, results are dropped (counted at the end)")
+            }
+            throw Failure(message: "row not written: the sink's buffer is full")
+        }
     }
 
     /// `deliver` only appends to the sink's bounded buffer; its own thread writes to the database.
@@ -103,15 +119,16 @@ public final class PostgresSink: ResultSink {
 
     public func finish() async throws {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in core.finish(done) }
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in writer.finish(done) }
         } onCancel: {
-            core.abandon(reportLoss: true)
+            let held = writer.abandon()
+            if held > 0 { faults.say("gave up at the end of the run: \(held) result\(held == 1 ? "" : "s") never written") }
         }
-        let c = core.counts
+        let c = counts
         guard c.dropped + c.refused + c.held == 0 else {
             var parts: [String] = []
             if c.held > 0 { parts.append("\(c.held) never written") }
-            if c.dropped > 0 { parts.append("\(c.dropped) dropped at the \(maxBufferedBytes >> 20) MiB buffer bound while the database was away") }
+            if c.dropped > 0 { parts.append("\(c.dropped) dropped at the \(BufferedSinkWriter.amount(maxBufferedBytes)) buffer bound while the database was away") }
             if c.refused > 0 { parts.append("\(c.refused) refused by the database") }
             throw Failure(message: "\(c.written) rows written; \(parts.joined(separator: ", "))")
         }
@@ -119,190 +136,130 @@ public final class PostgresSink: ResultSink {
 }
 
 extension PostgresSink {
-    /// One row as it waits in the buffer.
-    struct Row: Sendable {
-        var runID: String
-        var commandID: String
-        var index: Int
-        var status: String
-        /// The record's bytes as the run holds them (a view, not a copy).
-        var record: ArraySlice<UInt8>
-        var bytes: Int { runID.utf8.count.addingSaturating(commandID.utf8.count).addingSaturating(record.count).addingSaturating(32) }
-    }
-
-    /// The buffer and the writer thread's loop: shared by the sink and its thread, so the
-    /// thread does not keep the sink alive (dropping the sink abandons the writer).
-    final class Core: Sendable {
-        let target: PostgresTarget
-        let keywords: [String]
-        let values: [String]
+    /// Faults as the sink reports them: each kind once until the writer recovers, the password
+    /// redacted before a message is cut. Shared by the sink and its writer thread.
+    final class Faults: Sendable {
         let secret: String?
-        let maxBatch: Int
-        let maxBufferedBytes: Int
-        let name: String
         let report: (@Sendable (String) -> Void)?
-        private let state = Mutex(State())
-        private let wake = DispatchSemaphore(value: 0)
+        private let state = Mutex<(reported: Set<String>, failing: Bool, failedAttempts: Int)>(([], false, 0))
 
-        struct State {
-            var rows: [Row] = []
-            /// Rows before `head` are written, dropped or refused (compacted now and then).
-            var head = 0
-            var bytes = 0
-            var counts = Counts()
-            var writerWaiting = false
-            var finishing = false
-            var abandoned = false
-            var writerDone = false
-            var finished: CheckedContinuation<Void, Never>?
-            /// Fault kinds already reported, and whether the writer is failing right now.
-            var reported: Set<String> = []
-            var failing = false
-            var droppedReported = false
-        }
-
-        init(
-            target: PostgresTarget, keywords: [String], values: [String], secret: String?, maxBatch: Int, maxBufferedBytes: Int, name: String,
-            report: (@Sendable (String) -> Void)?
-        ) {
-            self.target = target
-            self.keywords = keywords
-            self.values = values
+        init(secret: String?, report: (@Sendable (String) -> Void)?) {
             self.secret = secret
-            self.maxBatch = maxBatch
-            self.maxBufferedBytes = maxBufferedBytes
-            self.name = name
             self.report = report
         }
 
-        var counts: Counts {
-            state.withLock { s in
-                var c = s.counts
-                c.held = s.rows.count - s.head
-                return c
+        var failedAttempts: Int { state.withLock { $0.failedAttempts } }
+
+        /// Counts a failed attempt and reports `error` unless its kind was reported since the last recovery; true when it was new.
+        func failed(_ error: PostgresFailure) -> Bool {
+            let new = state.withLock { s -> Bool in
+                s.failing = true
+                s.failedAttempts += 1
+                return s.reported.insert(error.kind).inserted
             }
+            if new {
+                let code = error.sqlState.map { " (SQLSTATE \($0))" } ?? ""
+                say("\(error.message)\(code); retrying with backoff, results are held")
+            }
+            return new
         }
 
-        func append(_ delivery: ResultDelivery) throws(Failure) {
-            // PostgreSQL text cannot hold NUL: such an id would be cut short and collide with another.
-            guard !delivery.runID.utf8.contains(0), !delivery.commandID.utf8.contains(0) else {
-                throw Failure(message: "the command id holds a NUL character, which a PostgreSQL text column cannot store; row not written")
+        /// Rows were written: after failures, says so once and forgets the kinds reported.
+        func wrote() {
+            let recovered = state.withLock { s -> Bool in
+                guard s.failing else { return false }
+                s.failing = false
+                s.reported = []
+                return true
             }
-            let row = Row(runID: delivery.runID, commandID: delivery.commandID, index: delivery.index, status: delivery.status.rawValue, record: delivery.record)
-            let (accepted, signal, firstDrop) = state.withLock { s -> (Bool, Bool, Bool) in
-                guard !s.finishing, !s.abandoned else { return (false, false, false) }
-                guard s.bytes.addingReportingOverflow(row.bytes).partialValue <= maxBufferedBytes else {
-                    s.counts.dropped += 1
-                    let first = !s.droppedReported
-                    s.droppedReported = true
-                    return (false, false, first)
-                }
-                s.rows.append(row)
-                s.bytes += row.bytes
-                let signal = s.writerWaiting
-                s.writerWaiting = false
-                return (true, signal, false)
-            }
-            if signal { wake.signal() }
-            if firstDrop { say("the database is not keeping up or is away: the \(maxBufferedBytes >> 20) MiB buffer is full, results are dropped (counted at the end)") }
-            guard accepted else { throw Failure(message: "row not written: the sink's buffer is full (or the sink has finished)") }
+            if recovered { say("the database answers again; writing what was held") }
         }
 
-        func finish(_ done: CheckedContinuation<Void, Never>) {
-            let resumeNow = state.withLock { s -> Bool in
-                s.finishing = true
-                if s.writerDone || s.abandoned { return true }
-                s.finished = done
-                return false
-            }
-            if resumeNow { done.resume() } else { wake.signal() }
+        /// Hands `message` to `report`, the password redacted before the message is cut.
+        func say(_ message: String) {
+            guard let report else { return }
+            var text = message
+            if let secret, !secret.isEmpty { text = text.replacingOccurrences(of: secret, with: "<redacted>") }
+            if text.count > 500 { text = String(text.prefix(500)) + "…" }
+            report(text)
         }
+    }
 
-        /// Stops the writer where it is; what it still holds is counted as never written.
-        func abandon(reportLoss: Bool) {
-            let (waiter, held) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Int) in
-                s.abandoned = true
-                let waiter = s.finished
-                s.finished = nil
-                return (waiter, s.rows.count - s.head)
-            }
-            wake.signal()
-            if reportLoss && held > 0 { say("gave up at the end of the run: \(held) result\(held == 1 ? "" : "s") never written") }
-            waiter?.resume()
+    /// The writer thread's side: the connection, reconnects with backoff, the batch size (halved
+    /// at a statement timeout), used by that thread alone.
+    final class BatchWriter: SinkBatchWriter {
+        let target: PostgresTarget
+        let keywords: [String]
+        let values: [String]
+        let maxBatch: Int
+        let faults: Faults
+        unowned let writer: BufferedSinkWriter
+        private var connection: PostgresConnection?
+        private var tableReady = false
+        private var failures = 0
+        private var batchLimit: Int
+
+        init(target: PostgresTarget, keywords: [String], values: [String], maxBatch: Int, faults: Faults, writer: BufferedSinkWriter) {
+            self.target = target
+            self.keywords = keywords
+            self.values = values
+            self.maxBatch = maxBatch
+            self.faults = faults
+            self.writer = writer
+            batchLimit = maxBatch
         }
-
-        // MARK: The writer thread
 
         /// The writer's backoff between failed attempts: the engine's `RetryPolicy` (0.1 s doubling
         /// to 5 s, a fifth of it jittered), never giving up while it holds rows.
         static let backoff = RetryPolicy(maxAttempts: 100, baseDelay: .milliseconds(100), maxDelay: .seconds(5), jitter: 0.2)
 
-        func runWriter() {
-            var connection: PostgresConnection?
-            var tableReady = false
-            var failures = 0
-            var batchLimit = maxBatch
-            while true {
-                let next = state.withLock { s -> (batch: [Row], stop: Bool) in
-                    if s.abandoned { return ([], true) }
-                    let held = s.rows.count - s.head
-                    if held == 0 {
-                        if s.finishing { return ([], true) }
-                        s.writerWaiting = true
-                        return ([], false)
-                    }
-                    return (Array(s.rows[s.head..<(s.head + min(held, batchLimit))]), false)
+        func write(_ all: ArraySlice<SinkRow>) -> BufferedSinkWriter.Step {
+            let batch = all.prefix(batchLimit)
+            do throws(PostgresFailure) {
+                if connection == nil || connection?.isBroken == true {
+                    connection = nil
+                    connection = try PostgresConnection.connect(keywords: keywords, values: values).get()
+                    tableReady = false
                 }
-                if next.stop { break }
-                if next.batch.isEmpty {
-                    wake.wait()
-                    continue
+                guard let open = connection else { return .retry(afterSeconds: 0) }
+                if !tableReady {
+                    try open.execute(PostgresSQL.createTable(target.table))
+                    try open.execute(PostgresSQL.createStaging(target.table))
+                    tableReady = true
                 }
-                do throws(PostgresFailure) {
-                    if connection == nil || connection?.isBroken == true {
-                        connection = nil
-                        connection = try PostgresConnection.connect(keywords: keywords, values: values).get()
-                        tableReady = false
-                    }
-                    guard let open = connection else { continue }
-                    if !tableReady {
-                        try open.execute(PostgresSQL.createTable(target.table))
-                        try open.execute(PostgresSQL.createStaging(target.table))
-                        tableReady = true
-                    }
-                    try write(next.batch, on: open)
-                    failures = 0
-                    batchLimit = min(maxBatch, batchLimit * 2)
-                } catch {
-                    if error.connectionLost { connection = nil }
-                    let new = reportOnce(error)
-                    if error.isMissingTable {
-                        // Dropped mid-run: created again at once the first time, with backoff after that.
-                        tableReady = false
-                        if new { continue }
-                    }
-                    if error.sqlState == "57014" { batchLimit = max(1, batchLimit / 2) }
-                    failures += 1
-                    let wait = Self.backoff.delay(after: failures, error: APIError(.providerError, "postgres"), random: Double.random(in: 0..<1))
-                    pause(seconds: Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18)
-                }
+                let (written, refused) = try write(batch, on: open)
+                failures = 0
+                batchLimit = min(maxBatch, batchLimit * 2)
+                if written > 0 { faults.wrote() }
+                return .settled(written: written, failed: refused)
+            } catch {
+                return .retry(afterSeconds: fail(error))
             }
-            connection = nil
-            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                s.writerDone = true
-                let w = s.finished
-                s.finished = nil
-                return w
-            }
-            waiter?.resume()
         }
+
+        /// Notes a failed attempt; the seconds to wait before the next.
+        private func fail(_ error: PostgresFailure) -> Double {
+            if error.connectionLost { connection = nil }
+            let new = faults.failed(error)
+            if error.isMissingTable {
+                // Dropped mid-run: created again at once the first time, with backoff after that.
+                tableReady = false
+                if new { return 0 }
+            }
+            if error.sqlState == "57014" { batchLimit = max(1, batchLimit / 2) }
+            failures += 1
+            let wait = Self.backoff.delay(after: failures, error: APIError(.providerError, "postgres"), random: Double.random(in: 0..<1))
+            return Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+        }
+
+        func close(drained: Bool) { connection = nil }
 
         /// Upserts `batch` in one transaction: `COPY` into the session's staging table, then one
         /// `INSERT … SELECT … ON CONFLICT DO UPDATE` and the commit (three round trips in all,
         /// whatever the batch's size). When the rows are at fault (a data or constraint error),
         /// each row goes alone, so only the guilty ones are dropped; any other failure is thrown
-        /// with the rows still held.
-        private func write(_ batch: [Row], on connection: PostgresConnection) throws(PostgresFailure) {
+        /// with the rows still held. Returns the rows written and refused (the batch's first ones).
+        private func write(_ batch: ArraySlice<SinkRow>, on connection: PostgresConnection) throws(PostgresFailure) -> (Int, Int) {
             do throws(PostgresFailure) {
                 try connection.execute("BEGIN")
                 do throws(PostgresFailure) {
@@ -313,79 +270,27 @@ extension PostgresSink {
                     if !error.connectionLost { try? connection.execute("ROLLBACK") }
                     throw error
                 }
-                settle(written: batch.count, refused: 0)
+                return (batch.count, 0)
             } catch where error.isRowProblem {
+                var written = 0
+                var refused = 0
                 for row in batch {
                     do throws(PostgresFailure) {
                         let upsert = PostgresSQL.upsert(target.table, [row])
                         try connection.execute(upsert.sql, parameters: upsert.parameters)
-                        settle(written: 1, refused: 0)
+                        written += 1
                     } catch where error.isRowProblem {
-                        refuse(row, error)
+                        refused += 1
+                        faults.say("the database refused the row of '\(row.commandIDText)': \(error.message); it is dropped")
+                    } catch {
+                        // Not the row's fault: what is done so far is settled, the rest held and tried again.
+                        guard written + refused > 0 else { throw error }
+                        _ = writer.pause(seconds: fail(error))
+                        return (written, refused)
                     }
                 }
+                return (written, refused)
             }
-        }
-
-        private func refuse(_ row: Row, _ error: PostgresFailure) {
-            settle(written: 0, refused: 1)
-            say("the database refused the row of '\(row.commandID)': \(error.message); it is dropped")
-        }
-
-        /// The first `written + refused` held rows are done with.
-        private func settle(written: Int, refused: Int) {
-            let recovered = state.withLock { s -> Bool in
-                let n = written + refused
-                for i in s.head..<(s.head + n) { s.bytes -= s.rows[i].bytes }
-                s.head += n
-                if s.head > 4_096 && s.head * 2 > s.rows.count {
-                    s.rows.removeFirst(s.head)
-                    s.head = 0
-                }
-                s.counts.written += written
-                s.counts.refused += refused
-                let recovered = s.failing && written > 0
-                if recovered {
-                    s.failing = false
-                    s.reported = []
-                }
-                return recovered
-            }
-            if recovered { say("the database answers again; writing what was held") }
-        }
-
-        /// Reports `error` unless its kind was reported since the last recovery; true when it was new.
-        private func reportOnce(_ error: PostgresFailure) -> Bool {
-            let new = state.withLock { s -> Bool in
-                s.failing = true
-                s.counts.failedAttempts += 1
-                return s.reported.insert(error.kind).inserted
-            }
-            if new {
-                let code = error.sqlState.map { " (SQLSTATE \($0))" } ?? ""
-                say("\(error.message)\(code); retrying with backoff, results are held")
-            }
-            return new
-        }
-
-        /// Sleeps on the writer thread, in slices, so an abandoned sink stops within 50 ms.
-        private func pause(seconds: Double) {
-            var left = seconds
-            while left > 0 {
-                if state.withLock({ $0.abandoned }) { return }
-                let slice = min(left, 0.05)
-                Thread.sleep(forTimeInterval: slice)
-                left -= slice
-            }
-        }
-
-        /// Hands `message` to `report`, the password redacted before the message is cut.
-        private func say(_ message: String) {
-            guard let report else { return }
-            var text = message
-            if let secret, !secret.isEmpty { text = text.replacingOccurrences(of: secret, with: "<redacted>") }
-            if text.count > 500 { text = String(text.prefix(500)) + "…" }
-            report(text)
         }
     }
 }

@@ -14,23 +14,26 @@ import Synchronization
 /// Rows are upserted on `(run_id, command_id)`: a re-run or a resumed run with the same run
 /// id (`--run-id`) replaces a command's row instead of adding one. (Two commands with the same id
 /// in one run share a row: the later result wins.) `record` is the result line's JSON, so
-/// `json_extract(record, '$.usage.total_tokens')` works in queries.
+/// `json_extract(record, '$.usage.total_tokens')` works in queries; `idempotency_key` is
+/// `run_id || '/' || command_id` (`ResultDelivery.idempotencyKey`), made by SQLite in the statement.
 ///
 /// Uses the system's libsqlite3. The database is in WAL mode with `synchronous=NORMAL`.
 ///
-/// **Off the output path** (issue 28, round 3). `deliver` only appends the delivery to an
-/// in-memory buffer bounded in bytes (`maxBufferedBytes`; the record is the bytes the run already
-/// holds, not a copy) and returns; a writer thread of the sink's own takes everything buffered,
-/// up to `maxBatch` rows, and writes it as **one transaction**: `BEGIN`, a prepared 64-row
-/// upsert reused for each full group of 64 and a single-row one for the rest, `COMMIT`. While it writes one batch the next gathers, so the batches grow
-/// with the rate (no timer, no per-row commit). A row beyond the bound is dropped and counted
+/// **Off the output path** (issue 28). `deliver` copies the delivery into the sink's buffer
+/// (`BufferedSinkWriter`, bounded in the bytes the held rows keep allocated: `maxBufferedBytes`)
+/// and returns; a writer thread of the sink's own takes up to `maxBatch` held rows and writes
+/// them as **one transaction**: `BEGIN`, a prepared 64-row upsert reused for each full group of
+/// 64 and a single-row one for the rest, `COMMIT`, each row's bytes bound where the buffer holds
+/// them (no string is made per row). While it writes one batch the next gathers, so the batches
+/// grow with the rate (no timer, no per-row commit). A row beyond the bound is dropped and counted
 /// (`deliver` throws, so the dispatcher reports it).
 ///
 /// **Faults.** A lock another connection holds longer than the busy timeout is waited out: the
 /// batch stays held (counted against the bound) and is written again after a pause that doubles
 /// up to 2 s. A batch that fails otherwise (a full disk, a read-only file, a row a trigger
-/// refuses) is rolled back; its rows are counted as not written, and the failure is thrown
-/// by the next `deliver` (so the dispatcher reports it) and summed up by `finish`.
+/// refuses) is rolled back; its rows are counted as not written, the failure is reported when it
+/// happens through `report` (with the batch's row count and its first and last command ids), and
+/// `finish` sums it up.
 ///
 /// **End.** `finish` waits until the buffer is written, checkpoints the log into the database
 /// file and closes it, so everything is durable when the run ends; it throws when any row was
@@ -42,16 +45,19 @@ public final class SQLiteSink: ResultSink {
     public let path: String
     /// Rows per transaction at most.
     public let maxBatch: Int
-    /// Bytes of records held at most while the writer is behind.
+    /// Bytes the held rows keep allocated at most while the writer is behind.
     public let maxBufferedBytes: Int
     private let filter: (@Sendable (ResultDelivery) -> Bool)?
-    private let core: Core
+    private let writer: BufferedSinkWriter
+    private let shared: Shared
     /// Batches written again because another connection held the database's lock past the
     /// busy timeout (for tests).
-    package var lockRetries: Int { core.lockRetries }
+    package var lockRetries: Int { shared.lockRetries.load(ordering: .relaxed) }
     /// Sets how long SQLite waits for another connection's lock before the writer's batch fails
     /// (and is tried again): tests make it short so a held lock is seen at once.
-    package func setBusyTimeout(milliseconds: Int32) { sqlite3_busy_timeout(core.connection.db, milliseconds) }
+    package func setBusyTimeout(milliseconds: Int32) { sqlite3_busy_timeout(shared.db, milliseconds) }
+    /// Bytes the buffer holds now (for tests).
+    package var bufferedBytes: Int { writer.bufferedBytes }
 
     /// What SQLite said, with the operation that failed.
     public struct SQLiteError: Error, Sendable, CustomStringConvertible {
@@ -95,11 +101,15 @@ public final class SQLiteSink: ResultSink {
     /// (Within one statement SQLite applies the rows in order: a command twice, the later wins.)
     static let rowsPerStatement = 64
 
-    /// The upsert of `rows` rows, six parameters a row (`?1`…`?6` for the first).
+    /// Parameters a row: run id, command id, index, status, record (the idempotency key is
+    /// `run id || '/' || command id`, made in the statement).
+    static let parametersPerRow = 5
+
+    /// The upsert of `rows` rows, five parameters a row (`?1`…`?5` for the first).
     static func upsertSQL(rows: Int) -> String {
         let values = (0..<rows).map { r in
-            let p = r * 6
-            return "(?\(p + 1), ?\(p + 2), ?\(p + 3), ?\(p + 4), ?\(p + 5), ?\(p + 6), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+            let p = r * parametersPerRow
+            return "(?\(p + 1), ?\(p + 2), ?\(p + 3), ?\(p + 4), ?\(p + 1) || '/' || ?\(p + 2), ?\(p + 5), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
         }
         return """
             INSERT INTO results (run_id, command_id, command_index, status, idempotency_key, record, written_at)
@@ -114,10 +124,11 @@ public final class SQLiteSink: ResultSink {
     /// here, before any result), and starts the writer thread; throws `SQLiteError`.
     /// - Parameters:
     ///   - maxBatch: rows per transaction at most (1 to 100,000).
-    ///   - maxBufferedBytes: bytes of records held at most (at least 64 KiB); beyond it rows are dropped and counted.
+    ///   - maxBufferedBytes: bytes the held rows keep allocated at most (at least 64 KiB); beyond it rows are dropped and counted.
+    ///   - report: hears a batch that failed when it fails (the CLI writes it to stderr); `finish` sums failures up either way.
     public init(
         path: String, priority: Int = 100, maxBatch: Int = 1_000, maxBufferedBytes: Int = 256 << 20,
-        filter: (@Sendable (ResultDelivery) -> Bool)? = nil
+        report: (@Sendable (String) -> Void)? = nil, filter: (@Sendable (ResultDelivery) -> Bool)? = nil
     ) throws {
         self.path = path
         self.priority = priority
@@ -142,21 +153,32 @@ public final class SQLiteSink: ResultSink {
             sqlite3_close_v2(db)
             throw error
         }
-        core = Core(connection: Connection(db: db, upsert: upsert, upsertGroup: upsertGroup), maxBatch: self.maxBatch, maxBufferedBytes: self.maxBufferedBytes)
-        let core = self.core
-        let thread = Thread { core.runWriter() }
-        thread.name = "pipeline-sqlite-sink"
-        thread.start()
+        shared = Shared(db: db)
+        writer = BufferedSinkWriter(maxBatch: self.maxBatch, maxBufferedBytes: self.maxBufferedBytes)
+        writer.start(
+            name: "pipeline-sqlite-sink", BatchWriter(db: db, upsert: upsert, upsertGroup: upsertGroup, shared: shared, report: report))
     }
 
-    deinit { core.abandon() }
+    deinit { writer.abandon() }
 
     public func enabled(for delivery: ResultDelivery) -> Bool { filter?(delivery) ?? true }
 
-    public var counts: Counts { core.counts }
+    public var counts: Counts {
+        let c = writer.counts
+        return Counts(written: c.written, dropped: c.dropped, failed: c.failed, held: c.held)
+    }
 
+    /// Copies the delivery into the sink's bounded buffer (never waits for the database).
     public func deliver(_ delivery: ResultDelivery) async throws {
-        try core.append(delivery)
+        switch writer.append(delivery) {
+        case .accepted: return
+        case .closed: throw Failure(message: "row not written: the sink has finished")
+        case .dropped(let first):
+            throw Failure(
+                message: first
+                    ? "row not written: the sink's \(BufferedSinkWriter.amount(maxBufferedBytes)) buffer is full (the database does not keep up); further drops are counted at the end"
+                    : "row not written: the sink's buffer is full")
+        }
     }
 
     /// `deliver` only appends to the sink's bounded buffer; its own thread writes to the database.
@@ -166,15 +188,16 @@ public final class SQLiteSink: ResultSink {
     /// file and closes the database; throws when a row was dropped or not written.
     public func finish() async throws {
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in core.finish(done) }
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in writer.finish(done) }
         } onCancel: {
-            core.abandon()
+            writer.abandon()
         }
-        let (c, failure) = core.outcome
+        let c = counts
+        let failure = shared.firstFailure.withLock { $0 }
         guard c.dropped + c.failed + c.held == 0, failure == nil else {
             var parts: [String] = []
             if c.held > 0 { parts.append("\(c.held) never written") }
-            if c.dropped > 0 { parts.append("\(c.dropped) dropped at the \(Core.amount(maxBufferedBytes)) buffer bound (the database did not keep up)") }
+            if c.dropped > 0 { parts.append("\(c.dropped) dropped at the \(BufferedSinkWriter.amount(maxBufferedBytes)) buffer bound (the database did not keep up)") }
             if c.failed > 0 { parts.append("\(c.failed) in batches that failed") }
             let reason = failure.map { ": \($0)" } ?? ""
             throw Failure(message: "\(c.written) rows written\(parts.isEmpty ? "" : "; " + parts.joined(separator: ", "))\(reason)")
@@ -183,245 +206,91 @@ public final class SQLiteSink: ResultSink {
 }
 
 extension SQLiteSink {
-    /// The open database and its prepared upserts (one row; `rowsPerStatement` rows): used by the writer thread alone.
-    final class Connection: @unchecked Sendable {
+    /// What the sink and its writer thread share: the database handle (for `setBusyTimeout`),
+    /// the lock retries, and the run's first failure.
+    final class Shared: @unchecked Sendable {
+        // @unchecked: `db` is a handle set once; the rest are synchronized.
+        let db: OpaquePointer
+        let lockRetries = Atomic<Int>(0)
+        let firstFailure = Mutex<SQLiteError?>(nil)
+        init(db: OpaquePointer) { self.db = db }
+    }
+
+    /// The writer thread's side: the open database and its prepared upserts (one row;
+    /// `rowsPerStatement` rows), used by that thread alone.
+    final class BatchWriter: SinkBatchWriter {
         let db: OpaquePointer
         let upsert: OpaquePointer
         let upsertGroup: OpaquePointer
-        init(db: OpaquePointer, upsert: OpaquePointer, upsertGroup: OpaquePointer) {
+        let shared: Shared
+        let report: (@Sendable (String) -> Void)?
+        /// The next pause after a batch met another connection's lock: 50 ms doubling to 2 s.
+        private var lockPause = 0.05
+
+        init(db: OpaquePointer, upsert: OpaquePointer, upsertGroup: OpaquePointer, shared: Shared, report: (@Sendable (String) -> Void)?) {
             self.db = db
             self.upsert = upsert
             self.upsertGroup = upsertGroup
+            self.shared = shared
+            self.report = report
         }
-        func close() {
+
+        func write(_ batch: ArraySlice<SinkRow>) -> BufferedSinkWriter.Step {
+            guard let failure = transaction(batch) else {
+                lockPause = 0.05
+                return .settled(written: batch.count, failed: 0)
+            }
+            // Another connection holding the lock past the busy timeout (a backup, an
+            // operator's `sqlite3` shell) is transient and no row's fault: the batch stays
+            // held, counted against the bound, and is written again after a pause that
+            // doubles up to 2 s, until it is written or the sink is abandoned.
+            if Self.isLockContention(failure.code) {
+                shared.lockRetries.add(1, ordering: .relaxed)
+                defer { lockPause = min(lockPause * 2, 2) }
+                return .retry(afterSeconds: lockPause)
+            }
+            lockPause = 0.05
+            let rows = batch.count
+            let range = rows == 1 ? "'\(batch.first!.commandIDText)'" : "'\(batch.first!.commandIDText)' to '\(batch.last!.commandIDText)'"
+            let error = SQLiteError(
+                operation: "\(failure.operation) (a batch of \(rows) row\(rows == 1 ? "" : "s"), \(range), not written)", code: failure.code,
+                message: failure.message)
+            shared.firstFailure.withLock { if $0 == nil { $0 = error } }
+            report?("\(error)")
+            return .settled(written: 0, failed: rows)
+        }
+
+        func close(drained: Bool) {
+            // A finished run is made durable; an abandoned one is only closed.
+            if drained {
+                do throws(SQLiteError) {
+                    try SQLite.execute(db, "PRAGMA wal_checkpoint(TRUNCATE)", operation: "checkpoint")
+                } catch {
+                    shared.firstFailure.withLock { if $0 == nil { $0 = error } }
+                    report?("\(error)")
+                }
+            }
             sqlite3_finalize(upsert)
             sqlite3_finalize(upsertGroup)
             sqlite3_close_v2(db)
-        }
-    }
-
-    /// The buffer and the writer thread's loop: shared by the sink and its thread, so the
-    /// thread does not keep the sink alive (dropping the sink abandons the writer).
-    final class Core: Sendable {
-        let connection: Connection
-        let maxBatch: Int
-        let maxBufferedBytes: Int
-        private let state = Mutex(State())
-        private let wake = DispatchSemaphore(value: 0)
-
-        struct State {
-            var rows: [ResultDelivery] = []
-            /// Rows before `head` are taken by the writer (compacted now and then).
-            var head = 0
-            /// Bytes of the rows held, the batch the writer is writing included (the bound counts
-            /// it until it is settled).
-            var bytes = 0
-            /// Rows of the batch the writer is writing (taken, not yet written or failed).
-            var inFlight = 0
-            /// Batches written again because another connection held the lock (for tests).
-            var lockRetries = 0
-            var counts = Counts()
-            var writerWaiting = false
-            var finishing = false
-            var abandoned = false
-            var writerDone = false
-            var finished: CheckedContinuation<Void, Never>?
-            /// A failed batch not reported yet (the next `deliver` throws it), and the first
-            /// failure of the run (for `finish`).
-            var unreported: SQLiteError?
-            var firstFailure: SQLiteError?
-            var droppedReported = false
-        }
-
-        init(connection: Connection, maxBatch: Int, maxBufferedBytes: Int) {
-            self.connection = connection
-            self.maxBatch = maxBatch
-            self.maxBufferedBytes = maxBufferedBytes
-        }
-
-        /// `256 MiB`, `64 KiB`: a bound as messages say it.
-        static func amount(_ bytes: Int) -> String { bytes >= 1 << 20 ? "\(bytes >> 20) MiB" : "\(bytes >> 10) KiB" }
-
-        static func size(_ d: ResultDelivery) -> Int { d.record.count.addingSaturating(d.runID.utf8.count).addingSaturating(d.commandID.utf8.count).addingSaturating(64) }
-
-        var lockRetries: Int { state.withLock { $0.lockRetries } }
-
-        var counts: Counts {
-            state.withLock { s in
-                var c = s.counts
-                c.held = s.rows.count - s.head + s.inFlight
-                return c
-            }
-        }
-
-        var outcome: (Counts, SQLiteError?) { state.withLock { s in (Counts(written: s.counts.written, dropped: s.counts.dropped, failed: s.counts.failed, held: s.rows.count - s.head + s.inFlight), s.firstFailure) } }
-
-        func append(_ delivery: ResultDelivery) throws {
-            let size = Self.size(delivery)
-            enum Outcome { case accepted(signal: Bool), closed, dropped(first: Bool), failed(SQLiteError, signal: Bool) }
-            let outcome = state.withLock { s -> Outcome in
-                guard !s.finishing, !s.abandoned else { return .closed }
-                if let failure = s.unreported {
-                    // This row is still taken; the batch that failed before it is what is reported.
-                    s.unreported = nil
-                    guard s.bytes.addingSaturating(size) <= maxBufferedBytes else {
-                        s.counts.dropped += 1
-                        return .failed(failure, signal: false)
-                    }
-                    s.rows.append(delivery)
-                    s.bytes = s.bytes.addingSaturating(size)
-                    let signal = s.writerWaiting
-                    s.writerWaiting = false
-                    return .failed(failure, signal: signal)
-                }
-                guard s.bytes.addingSaturating(size) <= maxBufferedBytes else {
-                    s.counts.dropped += 1
-                    let first = !s.droppedReported
-                    s.droppedReported = true
-                    return .dropped(first: first)
-                }
-                s.rows.append(delivery)
-                s.bytes = s.bytes.addingSaturating(size)
-                let signal = s.writerWaiting
-                s.writerWaiting = false
-                return .accepted(signal: signal)
-            }
-            switch outcome {
-            case .accepted(let signal):
-                if signal { wake.signal() }
-            case .closed:
-                throw Failure(message: "row not written: the sink has finished")
-            case .dropped(let first):
-                throw Failure(
-                    message: first
-                        ? "row not written: the sink's \(Self.amount(maxBufferedBytes)) buffer is full (the database does not keep up); further drops are counted at the end"
-                        : "row not written: the sink's buffer is full")
-            case .failed(let error, let signal):
-                if signal { wake.signal() }
-                throw error
-            }
-        }
-
-        func finish(_ done: CheckedContinuation<Void, Never>) {
-            let resumeNow = state.withLock { s -> Bool in
-                s.finishing = true
-                if s.writerDone { return true }
-                s.finished = done
-                return false
-            }
-            if resumeNow { done.resume() } else { wake.signal() }
-        }
-
-        /// Stops the writer after the batch in progress; what it still holds is never written.
-        func abandon() {
-            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                s.abandoned = true
-                defer { s.finished = nil }
-                return s.finished
-            }
-            wake.signal()
-            waiter?.resume()
-        }
-
-        // MARK: The writer thread
-
-        func runWriter() {
-            while true {
-                let next = state.withLock { s -> (batch: [ResultDelivery], stop: Bool) in
-                    if s.abandoned { return ([], true) }
-                    let held = s.rows.count - s.head
-                    if held == 0 {
-                        if s.finishing { return ([], true) }
-                        s.writerWaiting = true
-                        return ([], false)
-                    }
-                    let end = s.head + min(held, maxBatch)
-                    let batch = Array(s.rows[s.head..<end])
-                    s.head = end
-                    s.inFlight = batch.count
-                    if s.head == s.rows.count {
-                        s.rows.removeAll(keepingCapacity: true)
-                        s.head = 0
-                    } else if s.head > 4_096 && s.head * 2 > s.rows.count {
-                        s.rows.removeFirst(s.head)
-                        s.head = 0
-                    }
-                    return (batch, false)
-                }
-                if next.stop { break }
-                if next.batch.isEmpty {
-                    wake.wait()
-                    continue
-                }
-                var failure = write(next.batch)
-                // Another connection holding the lock past the busy timeout (a backup, an
-                // operator's `sqlite3` shell) is transient and no row's fault: the batch stays
-                // held, counted against the bound, and is written again after a pause that
-                // doubles up to 2 s, until it is written or the sink is abandoned.
-                var pause = 0.05
-                while let busy = failure, Self.isLockContention(busy.code), pauseUnlessAbandoned(seconds: pause) {
-                    pause = min(pause * 2, 2)
-                    state.withLock { $0.lockRetries += 1 }
-                    failure = write(next.batch)
-                }
-                state.withLock { s in
-                    s.inFlight = 0
-                    for d in next.batch { s.bytes = max(0, s.bytes - Self.size(d)) }
-                    if let failure {
-                        s.counts.failed += next.batch.count
-                        s.unreported = failure
-                        if s.firstFailure == nil { s.firstFailure = failure }
-                    } else {
-                        s.counts.written += next.batch.count
-                    }
-                }
-            }
-            // A finished run is made durable; an abandoned one is only closed.
-            let (finishing, abandoned) = state.withLock { ($0.finishing, $0.abandoned) }
-            if finishing && !abandoned {
-                do throws(SQLiteError) {
-                    try SQLite.execute(connection.db, "PRAGMA wal_checkpoint(TRUNCATE)", operation: "checkpoint")
-                } catch {
-                    state.withLock { s in if s.firstFailure == nil { s.firstFailure = error } }
-                }
-            }
-            connection.close()
-            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-                s.writerDone = true
-                defer { s.finished = nil }
-                return s.finished
-            }
-            waiter?.resume()
         }
 
         /// `SQLITE_BUSY` or `SQLITE_LOCKED`, extended codes included.
         static func isLockContention(_ code: Int32) -> Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
 
-        /// Sleeps `seconds` on the writer thread in 50 ms slices; false as soon as the sink is abandoned.
-        private func pauseUnlessAbandoned(seconds: Double) -> Bool {
-            var left = seconds
-            while left > 0 {
-                if state.withLock({ $0.abandoned }) { return false }
-                Thread.sleep(forTimeInterval: min(left, 0.05))
-                left -= 0.05
-            }
-            return !state.withLock { $0.abandoned }
-        }
-
         /// Upserts `batch` in one transaction; on a failure the transaction is rolled back and
         /// the failure returned (no row of the batch is written).
-        private func write(_ batch: [ResultDelivery]) -> SQLiteError? {
-            let db = connection.db
+        private func transaction(_ batch: ArraySlice<SinkRow>) -> SQLiteError? {
             do throws(SQLiteError) {
                 try SQLite.execute(db, "BEGIN", operation: "begin")
                 do throws(SQLiteError) {
                     let group = SQLiteSink.rowsPerStatement
-                    var start = 0
-                    while batch.count - start >= group {
-                        try upsert(batch[start..<(start + group)], with: connection.upsertGroup)
+                    var start = batch.startIndex
+                    while batch.endIndex - start >= group {
+                        try upsert(batch[start..<(start + group)], with: upsertGroup)
                         start += group
                     }
-                    for i in start..<batch.count { try upsert(batch[i...i], with: connection.upsert) }
+                    for i in start..<batch.endIndex { try upsert(batch[i...i], with: upsert) }
                     try SQLite.execute(db, "COMMIT", operation: "commit")
                 } catch {
                     _ = sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
@@ -429,44 +298,44 @@ extension SQLiteSink {
                 }
                 return nil
             } catch {
-                let rows = batch.count
-                return SQLiteError(
-                    operation: "\(error.operation) (a batch of \(rows) row\(rows == 1 ? "" : "s"), not written)", code: error.code, message: error.message)
+                return error
             }
         }
 
-        /// Runs `statement` (prepared for exactly `rows.count` rows) with `rows` bound.
-        private func upsert(_ rows: ArraySlice<ResultDelivery>, with statement: OpaquePointer) throws(SQLiteError) {
-            defer {
-                sqlite3_reset(statement)
-                sqlite3_clear_bindings(statement)
-            }
-            let transient = SQLite.transient
+        private static let succeeded: StaticString = "succeeded"
+        private static let failed: StaticString = "failed"
+
+        /// Runs `statement` (prepared for exactly `rows.count` rows) with `rows` bound: each
+        /// value's bytes where the row holds them (`SQLITE_STATIC`: the rows outlive the step;
+        /// every parameter is bound again before the statement's next step).
+        private func upsert(_ rows: ArraySlice<SinkRow>, with statement: OpaquePointer) throws(SQLiteError) {
+            defer { sqlite3_reset(statement) }
             var rc = SQLITE_OK
-            for (r, delivery) in rows.enumerated() where rc == SQLITE_OK {
-                let p = Int32(r * 6)
-                rc = sqlite3_bind_text(statement, p + 1, delivery.runID, -1, transient)
-                if rc == SQLITE_OK { rc = sqlite3_bind_text(statement, p + 2, delivery.commandID, -1, transient) }
-                if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, p + 3, Int64(delivery.index)) }
-                if rc == SQLITE_OK { rc = sqlite3_bind_text(statement, p + 4, delivery.status.rawValue, -1, transient) }
-                if rc == SQLITE_OK { rc = sqlite3_bind_text(statement, p + 5, delivery.idempotencyKey, -1, transient) }
+            var p: Int32 = 0
+            for row in rows where rc == SQLITE_OK {
+                rc = Self.bind(row.runID, statement, p + 1)
+                if rc == SQLITE_OK { rc = Self.bind(row.commandID, statement, p + 2) }
+                if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, p + 3, Int64(row.index)) }
                 if rc == SQLITE_OK {
-                    // Bound with its length (one copy, no terminator needed).
-                    rc = delivery.record.isEmpty
-                        ? sqlite3_bind_text(statement, p + 6, "", 0, transient)
-                        : delivery.record.withUnsafeBufferPointer { bytes in
-                            bytes.withMemoryRebound(to: CChar.self) { chars in
-                                sqlite3_bind_text(statement, p + 6, chars.baseAddress, Int32(clamping: chars.count), transient)
-                            }
-                        }
+                    let status = row.status == .succeeded ? Self.succeeded : Self.failed
+                    rc = Self.bind(UnsafeRawBufferPointer(start: status.utf8Start, count: status.utf8CodeUnitCount), statement, p + 4)
                 }
+                if rc == SQLITE_OK { rc = Self.bind(row.record, statement, p + 5) }
+                p += Int32(SQLiteSink.parametersPerRow)
             }
-            guard rc == SQLITE_OK else { throw SQLiteError(operation: "bind", code: rc, message: String(cString: sqlite3_errmsg(connection.db))) }
+            guard rc == SQLITE_OK else { throw SQLiteError(operation: "bind", code: rc, message: String(cString: sqlite3_errmsg(db))) }
             let stepped = sqlite3_step(statement)
             guard stepped == SQLITE_DONE else {
-                let what = rows.count == 1 ? "'\(rows.first!.commandID)'" : "\(rows.count) rows from '\(rows.first!.commandID)'"
-                throw SQLiteError(operation: "upsert of \(what)", code: stepped, message: String(cString: sqlite3_errmsg(connection.db)))
+                let what = rows.count == 1 ? "'\(rows.first!.commandIDText)'" : "\(rows.count) rows from '\(rows.first!.commandIDText)'"
+                throw SQLiteError(operation: "upsert of \(what)", code: stepped, message: String(cString: sqlite3_errmsg(db)))
             }
+        }
+
+        /// Binds `bytes` as text, not copied (`SQLITE_STATIC`); empty bytes are the empty text, never NULL.
+        private static func bind(_ bytes: UnsafeRawBufferPointer, _ statement: OpaquePointer, _ index: Int32) -> Int32 {
+            guard bytes.count <= Int(Int32.max) else { return SQLITE_TOOBIG }
+            guard let base = bytes.baseAddress else { return sqlite3_bind_text(statement, index, "", 0, SQLite.transient) }
+            return sqlite3_bind_text(statement, index, base.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
         }
     }
 }

@@ -99,8 +99,12 @@ final class SinkFeed: Sendable {
                 case .jsonl:
                     sink = try JSONLinesFileSink(path: spec.target, priority: spec.priority)
                 case .sqlite:
+                    let name = spec.withoutExpandedValues("sqlite(\(spec.target))")
                     sink = try SQLiteSink(
-                        path: spec.target, priority: spec.priority, maxBatch: spec.batchSize ?? 1_000, maxBufferedBytes: try bufferMegabytes(spec) << 20)
+                        path: spec.target, priority: spec.priority, maxBatch: spec.batchSize ?? 1_000, maxBufferedBytes: try bufferMegabytes(spec) << 20,
+                        report: { message in
+                            StandardError.write("pipeline: sink \(StandardError.oneLine(name)): \(StandardError.oneLine(spec.withoutExpandedValues(message)))\n")
+                        })
                 case .webhook:
                     guard let url = URL(string: spec.target) else { throw UsageError(message: "option '\(spec.origin) webhook:' needs a URL, got something that is not one") }
                     sink = try WebhookSink(

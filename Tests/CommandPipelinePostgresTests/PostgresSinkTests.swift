@@ -196,16 +196,32 @@ private func sink(_ server: PostgresServer, table: String = "results", password:
 /// The COPY text the writer sends, byte for byte (the server test above cannot tell a wrong
 /// escape from a right one: a batch the server refuses is retried row by row with parameters).
 @Suite struct PostgresCopyTextTests {
+    private func row(_ run: String, _ id: String, _ index: Int, _ status: ResultDelivery.Status, _ record: String) -> SinkRow {
+        SinkRow(ResultDelivery(runID: run, commandID: id, index: index, status: status, record: Array(record.utf8)))
+    }
+
     @Test func escapesBackslashTabLineFeedAndCarriageReturnAndKeepsTheLaterOfTwoRowsForOneCommand() {
         let rows = [
-            PostgresSink.Row(runID: "r", commandID: "a\tb", index: 0, status: "succeeded", record: Array(#"{"t":"x\ny"}"#.utf8)[...]),
-            PostgresSink.Row(runID: "r", commandID: "c\nd\re", index: 1, status: "failed", record: Array("{}".utf8)[...]),
-            PostgresSink.Row(runID: "r", commandID: "a\tb", index: 2, status: "failed", record: Array("{\"v\":2}".utf8)[...]),
+            row("r", "a\tb", 0, .succeeded, #"{"t":"x\ny"}"#),
+            row("r", "c\nd\re", 1, .failed, "{}"),
+            row("r", "a\tb", 2, .failed, "{\"v\":2}"),
         ]
         let text = String(decoding: PostgresSQL.copyText(rows), as: UTF8.self)
         #expect(text == "r\tc\\nd\\re\t1\tfailed\t{}\n" + "r\ta\\tb\t2\tfailed\t{\"v\":2}\n")
         let one = String(decoding: PostgresSQL.copyText([rows[0]]), as: UTF8.self)
         #expect(one == "r\ta\\tb\t0\tsucceeded\t{\"t\":\"x\\\\ny\"}\n")
+    }
+
+    /// The key that keeps the later of two rows is the run id and the command id apart: `ab`+`c`
+    /// and `a`+`bc` are two commands, both kept. The index is written in decimal, whatever its size.
+    @Test func runAndCommandIdsAreKeptApartAndTheIndexIsDecimal() {
+        let rows = [row("ab", "c", 0, .succeeded, "{}"), row("a", "bc", Int.max, .succeeded, "{}"), row("", "", 1_234_567, .failed, "")]
+        let text = String(decoding: PostgresSQL.copyText(rows), as: UTF8.self)
+        #expect(text == "ab\tc\t0\tsucceeded\t{}\n" + "a\tbc\t\(Int.max)\tsucceeded\t{}\n" + "\t\t1234567\tfailed\t\n")
+        var digits: [UInt8] = []
+        PostgresSQL.appendDecimal(-42, to: &digits)
+        PostgresSQL.appendDecimal(Int.min, to: &digits)
+        #expect(String(decoding: digits, as: UTF8.self) == "-42\(Int.min)")
     }
 }
 

@@ -3,6 +3,7 @@ import CommandPipelineSQLite
 import CSQLite
 import CommandPipelineTesting
 import Foundation
+import Synchronization
 import PipelineTestSupport
 import Testing
 
@@ -26,6 +27,13 @@ private func readBack(_ path: String) throws -> [[String: Any]] {
 private struct ReadError: Error, CustomStringConvertible {
     var output: String
     var description: String { "python3 could not read the database: \(output)" }
+}
+
+/// What a sink's `report` heard, in order.
+private final class Reports: Sendable {
+    private let heard = Mutex<[String]>([])
+    var all: [String] { heard.withLock { $0 } }
+    func hear(_ message: String) { heard.withLock { $0.append(message) } }
 }
 
 private func delivery(run: String, _ id: String, index: Int, status: ResultDelivery.Status, text: String) -> ResultDelivery {
@@ -153,8 +161,9 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
     }
 
     /// A batch the database refuses (here a trigger refuses one row) is rolled back whole: its
-    /// rows are counted as failed, the next `deliver` throws the reason, and `finish` sums it up.
-    @Test func aFailedBatchIsRolledBackCountedAndReported() async throws {
+    /// rows are counted as failed and reported when it fails, with the batch's row count and
+    /// command ids (not against the next row delivered, which is written); `finish` sums it up.
+    @Test func aFailedBatchIsRolledBackCountedAndReportedWhenItFails() async throws {
         let dir = try temporaryDirectory()
         let path = dir.appendingPathComponent("refusing.db").path
         try await SQLiteSink(path: path).finish()
@@ -164,19 +173,34 @@ private func delivery(run: String, _ id: String, index: Int, status: ResultDeliv
         #expect(sqlite3_exec(db, trigger, nil, nil, nil) == SQLITE_OK)
         sqlite3_close(db)
 
-        let sink = try SQLiteSink(path: path)
-        try await sink.deliver(delivery(run: "f", "boom", index: 0, status: .succeeded, text: "t"))
+        let reports = Reports()
+        let sink = try SQLiteSink(path: path, report: reports.hear)
+        sink.setBusyTimeout(milliseconds: 1)
+        // Another connection's lock holds the writer back until all five rows are held: they go as one batch.
+        var lock: OpaquePointer?
+        #expect(sqlite3_open(path, &lock) == SQLITE_OK)
+        #expect(sqlite3_exec(lock, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
+        for (i, id) in ["c0", "c1", "boom", "c3", "c4"].enumerated() {
+            try await sink.deliver(delivery(run: "f", id, index: i, status: .succeeded, text: "t"))
+        }
+        #expect(sqlite3_exec(lock, "COMMIT", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(lock)
         var polls = 0
-        while sink.counts.failed == 0 && polls < 600 {
+        while sink.counts.failed == 0 && polls < 1_200 {
             polls += 1
             try await Task.sleep(for: .milliseconds(50))  // bounded: the writer is a thread of its own
         }
-        #expect(sink.counts.failed == 1)
-        await #expect(throws: SQLiteSink.SQLiteError.self) { try await sink.deliver(delivery(run: "f", "after", index: 1, status: .succeeded, text: "t")) }
+        #expect(sink.counts.failed == 5)
+        #expect(reports.all.count == 1, "\(reports.all)")
+        #expect(reports.all.first?.contains("a batch of 5 rows, 'c0' to 'c4', not written") == true, "\(reports.all)")
+        #expect(reports.all.first?.contains("refused by a trigger") == true, "\(reports.all)")
+        // The next row is written; no failure is laid at its door.
+        try await sink.deliver(delivery(run: "f", "after", index: 5, status: .succeeded, text: "t"))
         let error = try await #require(throws: SQLiteSink.Failure.self) { try await sink.finish() }
-        #expect("\(error)".contains("1 rows written; 1 in batches that failed"), "\(error)")
+        #expect("\(error)".contains("1 rows written; 5 in batches that failed"), "\(error)")
         #expect("\(error)".contains("refused by a trigger"), "\(error)")
         #expect(try readBack(path).map { $0["command_id"] as? String } == ["after"], "the row after the failed batch is written")
+        #expect(reports.all.count == 1, "\(reports.all)")
     }
 
     @Test func aPathThatCannotBeOpenedFailsWhenTheSinkIsMade() throws {
