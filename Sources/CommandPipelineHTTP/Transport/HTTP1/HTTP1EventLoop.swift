@@ -136,9 +136,10 @@ final class HTTP1EventLoop: @unchecked Sendable {
     /// probe); connections opened meanwhile connect but hold their handshake until the probe
     /// yields a session (a TLS 1.2 handshake's end, a TLS 1.3 ticket read after it), then all
     /// resume it: no certificate is sent, parsed or verified again, a fraction of the CPU of a
-    /// full handshake on both sides. They hold no longer than twice what the probe's connect
-    /// and handshake took, counted from its end (a server that gives no session costs that
-    /// wait once per origin), and go ahead at once when the probe fails or closes.
+    /// full handshake on both sides. They hold no longer than four times what the probe's
+    /// connect and handshake took (50 ms to 1 s), counted from its end (a server that gives no
+    /// session costs that wait once per origin), and go ahead at once when the probe fails or
+    /// closes.
     private final class Resumption {
         var session: TLSResumption?
         var probe: HTTP1Connection?
@@ -435,12 +436,13 @@ final class HTTP1EventLoop: @unchecked Sendable {
         switch session.handshake() {
         case .done:
             if let resumption = resumptions[connection.origin], resumption.probe === connection {
-                // Wait for the ticket (TLS 1.3 sends it half a round trip after the handshake) no
-                // longer than twice what connecting and the handshake took (at least 10 ms, at
-                // most 1 s): it scales with the link and the machine's load.
+                // Wait for the ticket (TLS 1.3 sends it once the server has read our Finished,
+                // behind whatever else it serves: the burst's other connections) no longer than
+                // four times what connecting and the handshake took (at least 50 ms, at most
+                // 1 s): it scales with the link and the load.
                 let now = Self.now()
                 let took = now - min(now, connection.openedAt)
-                resumption.releaseAt = now &+ max(min(took, 500_000_000) * 2, 10_000_000)
+                resumption.releaseAt = now &+ max(min(took, 250_000_000) * 4, 50_000_000)
             }
             harvestSession(connection)
             start(exchange, on: connection)
