@@ -88,7 +88,10 @@ def wait_for_port(port, seconds=10):
 
 
 def make_certificate(workdir):
-    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key).
+    ECDSA P-256 keys, as the providers' fronts serve (api.openai.com, api.anthropic.com and
+    generativelanguage.googleapis.com present P-256 certificates to a client offering ECDSA): an
+    RSA 2048 key would make each full handshake's signature several times dearer for nginx."""
     script = f"""
 set -e; cd '{workdir}'
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key 2>/dev/null
@@ -117,8 +120,10 @@ def start_nginx(workdir, slow_port=None):
     for d in ["logs", "tmp"]:
         (workdir / d).mkdir(exist_ok=True)
     user = "user root;" if os.geteuid() == 0 else ""
-    slow = (f"location /slow/ {{ proxy_pass http://127.0.0.1:{slow_port}/; proxy_http_version 1.1; "
-            f"proxy_set_header Connection \"\"; proxy_read_timeout 120s; }}") if slow_port else ""
+    # The slow scenario's requests are logged with `$ssl_session_reused` ("r": the handshake
+    # resumed a session, "." a full one), so a run can say how many full handshakes it cost.
+    slow = (f"location /slow/ {{ access_log {workdir}/logs/slow.log handshake; proxy_pass http://127.0.0.1:{slow_port}/; "
+            f"proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_read_timeout 120s; }}") if slow_port else ""
     conf.write_text(f"""
 {user}
 worker_processes 1;
@@ -128,6 +133,7 @@ error_log {workdir}/logs/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    log_format handshake '$ssl_session_reused';
     client_body_temp_path {workdir}/tmp/body;
     proxy_temp_path {workdir}/tmp/proxy;
     fastcgi_temp_path {workdir}/tmp/fastcgi;
@@ -259,7 +265,9 @@ def slow_scenario(workdir, scheme, base, fault_port, ca=None):
     """256 commands, --concurrency 256, each answered after 1 s: wall time, ideally 1 s.
     `base`: the fault server itself (http) or nginx's TLS port in front of it (https)."""
     walls = []
+    log = workdir / "logs/slow.log"
     for run in range(SLOW_RUNS):
+        logged = log.stat().st_size if log.exists() else 0
         model = f"slow-bench-{scheme}{run}"
         path = workdir / f"slow-{scheme}-{run}.jsonl"
         path.write_text("".join(json.dumps({"id": f"s{i}", "model": model, "prompt": "p"}) + "\n" for i in range(256)))
@@ -276,8 +284,14 @@ def slow_scenario(workdir, scheme, base, fault_port, ca=None):
             while chunk := s.recv(65536):
                 raw += chunk
         stats = json.loads(raw.split(b"\r\n\r\n", 1)[1] or b"{}")
+        handshakes = ""
+        if scheme == "https" and log.exists():
+            with log.open("rb") as f:
+                f.seek(logged)
+                marks = f.read().split()
+            handshakes = f", {marks.count(b'r')} of {len(marks)} requests on resumed TLS sessions"
         print(f"  {scheme:5} 256 x 1 s at --concurrency 256: {walls[-1]:.3f} s wall, {ok}/256 succeeded, "
-              f"server saw {stats.get('max_inflight:' + model)} in flight at once")
+              f"server saw {stats.get('max_inflight:' + model)} in flight at once{handshakes}")
     return walls
 
 

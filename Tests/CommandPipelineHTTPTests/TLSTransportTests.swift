@@ -21,6 +21,8 @@ struct TLSTransportTests {
     struct State {
         var ports: [String: Int]
         var connections: [String: Int]
+        /// Handshakes that resumed an earlier session, per scenario.
+        var resumed: [String: Int]
         var received: [String: [String]]
         var notes: [String: Any]
     }
@@ -31,7 +33,7 @@ struct TLSTransportTests {
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         return State(
             ports: object["ports"] as? [String: Int] ?? [:], connections: object["connections"] as? [String: Int] ?? [:],
-            received: object["received"] as? [String: [String]] ?? [:], notes: object["notes"] as? [String: Any] ?? [:])
+            resumed: object["resumed"] as? [String: Int] ?? [:], received: object["received"] as? [String: [String]] ?? [:], notes: object["notes"] as? [String: Any] ?? [:])
     }
 
     static func base(_ scenario: String, host: String = "127.0.0.1") throws -> String {
@@ -68,6 +70,44 @@ struct TLSTransportTests {
         // What went through the TLS connection is the request: the key and the Host the server is named by.
         #expect(requests.last?.contains("Authorization: Bearer \(Self.key)") == true)
         #expect(requests.last?.contains("Host: 127.0.0.1:\(after.ports["good"] ?? 0)\r\n") == true)
+        #expect(!HostileServerTests.leaks(run.stdout + run.stderr))
+    }
+
+    /// Session resumption (ADR 0007): a new connection to an origin resumes the session the
+    /// server gave an earlier one (its TLS 1.3 ticket) instead of a full handshake. The server
+    /// closes after each answer, so three commands one after another make three connections:
+    /// the first a full handshake, the next two resumed.
+    @Test func aNewConnectionResumesTheSessionOfAnEarlierOne() throws {
+        let before = try Self.state()
+        let run = try Self.run(try Self.base("untilclose") + "/framed", count: 3, extra: ["--concurrency", "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.records.count == 3)
+        for record in run.records { #expect(record["status"] as? String == "succeeded", "\(record)") }
+        let after = try Self.state()
+        #expect((after.connections["untilclose"] ?? 0) - (before.connections["untilclose"] ?? 0) == 3)
+        #expect((after.resumed["untilclose"] ?? 0) - (before.resumed["untilclose"] ?? 0) == 2)
+        // Resumed or not, each connection carried its request (and the key) only after its handshake.
+        let requests = (after.received["untilclose"] ?? []).dropFirst(before.received["untilclose"]?.count ?? 0)
+        #expect(requests.count == 3)
+        #expect(requests.allSatisfy { $0.contains("Authorization: Bearer \(Self.key)") })
+    }
+
+    /// Many connections opened at once to a new origin: the first makes the full handshake,
+    /// the others hold theirs until its ticket arrives, then resume it (no certificate parsed
+    /// and verified again on either side; what made 256 commands at 1 s slow over https).
+    /// A bound keeps a slow ticket from holding them long: under heavy load some may go ahead
+    /// with full handshakes, so the check is that most resumed, not all.
+    @Test func connectionsOpenedAtOnceResumeTheFirstOnesSession() throws {
+        let before = try Self.state()
+        let run = try Self.run(try Self.base("good"), count: 16, extra: ["--concurrency", "16"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.records.filter { $0["status"] as? String == "succeeded" }.count == 16, "\(run.records)")
+        let after = try Self.state()
+        let connections = (after.connections["good"] ?? 0) - (before.connections["good"] ?? 0)
+        let resumed = (after.resumed["good"] ?? 0) - (before.resumed["good"] ?? 0)
+        #expect(connections >= 2)
+        #expect(resumed < connections, "the first connection cannot resume anything")
+        #expect(resumed * 2 >= connections, "\(resumed) of \(connections) connections resumed")
         #expect(!HostileServerTests.leaks(run.stdout + run.stderr))
     }
 

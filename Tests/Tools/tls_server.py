@@ -8,7 +8,9 @@ IP:127.0.0.1 and DNS:localhost), wronghost.pem/.key (the test's CA, for DNS:wron
 expired.pem/.key (the test's CA, expired), unknown.pem/.key (another CA nobody trusts).
 
 CONTROL_PORT speaks plain http: GET /health, GET /state -> {"ports": {scenario: port},
-"connections": {scenario: n}, "received": {scenario: [text, ...]}}: every byte each scenario
+"connections": {scenario: n}, "resumed": {scenario: n}, "received": {scenario: [text, ...]}}:
+"resumed" counts the handshakes that resumed an earlier session (a TLS 1.3 ticket this server
+issued: every TLS scenario's context issues them, OpenSSL's default), and every byte each scenario
 received after its handshake (or, for the raw ones, at all), so a test can show that no header
 and no key were sent. Scenarios:
 
@@ -44,6 +46,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 lock = threading.Lock()
 ports = {}
 connections = {}
+resumed = {}
 received = {}
 notes = {}
 
@@ -131,6 +134,9 @@ def tls_connection(scenario, context, raw):
             notes.setdefault(scenario, []).append(f"handshake failed: {error}")
         raw.close()
         return
+    if conn.session_reused:
+        with lock:
+            resumed[scenario] = resumed.get(scenario, 0) + 1
     try:
         if scenario == "untilclose":
             serve_until_close(scenario, conn)
@@ -243,7 +249,7 @@ class Control(BaseHTTPRequestHandler):
             body = b"ok"
         elif self.path == "/state":
             with lock:
-                body = json.dumps({"ports": ports, "connections": connections, "received": received, "notes": notes}).encode()
+                body = json.dumps({"ports": ports, "connections": connections, "resumed": resumed, "received": received, "notes": notes}).encode()
         else:
             self.send_response(404)
             self.end_headers()

@@ -95,6 +95,11 @@ final class HTTP1Connection {
     /// Responses completed on this connection (a reused connection's first write may meet a close).
     var served = 0
     var idleSince: UInt64 = 0
+    /// When the connection was opened (the first handshake to an origin times the wait for its ticket).
+    let openedAt = HTTP1EventLoop.now()
+    /// Connected, its TLS handshake not begun: waiting for the origin's first handshake to
+    /// yield a session to resume (`HTTP1EventLoop.Resumption`).
+    var heldForResumption = false
 
     init(fd: Int32, origin: String, state: State) {
         self.fd = fd
@@ -126,6 +131,25 @@ final class HTTP1EventLoop: @unchecked Sendable {
         var sleeping = false
     }
 
+    /// TLS session resumption for one origin (ADR 0007, "Session resumption"). The first
+    /// connection that needs a handshake while no session is saved makes a full one (the
+    /// probe); connections opened meanwhile connect but hold their handshake until the probe
+    /// yields a session (a TLS 1.2 handshake's end, a TLS 1.3 ticket read after it), then all
+    /// resume it: no certificate is sent, parsed or verified again, a fraction of the CPU of a
+    /// full handshake on both sides. They hold no longer than four times what the probe's
+    /// connect and handshake took (50 ms to 1 s), counted from its end (a server that gives no
+    /// session costs that wait once per origin), and go ahead at once when the probe fails or
+    /// closes.
+    private final class Resumption {
+        var session: TLSResumption?
+        var probe: HTTP1Connection?
+        var held: [HTTP1Connection] = []
+        /// Held handshakes start, with or without a session, at the latest at this time.
+        var releaseAt = UInt64.max
+        /// The server gave no session within the wait: handshakes are no longer held.
+        var noSession = false
+    }
+
     let maxConnectionsPerOrigin: Int
     /// An idle connection is closed after this long unused.
     static let idleConnectionLifetime: UInt64 = 60_000_000_000
@@ -135,6 +159,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
 
     // The loop's thread only.
     private var pools: [String: Pool] = [:]
+    /// Per `https://` origin (the pool's key: scheme, host, port), on this client's one TLS context.
+    private var resumptions: [String: Resumption] = [:]
     private var connections: [HTTP1Connection] = []
     private var running = true
     /// Shut down: finish what is in flight, then stop.
@@ -361,7 +387,47 @@ final class HTTP1EventLoop: @unchecked Sendable {
         }
         connection.tls = session
         connection.state = .handshaking
+        let resumption = resumption(connection.origin)
+        if let saved = resumption.session {
+            session.offer(saved)
+        } else if resumption.probe == nil || resumption.noSession {
+            if !resumption.noSession { resumption.probe = connection }
+        } else {
+            connection.heldForResumption = true
+            resumption.held.append(connection)
+            return
+        }
         handshake(connection)
+    }
+
+    private func resumption(_ origin: String) -> Resumption {
+        if let resumption = resumptions[origin] { return resumption }
+        let resumption = Resumption()
+        resumptions[origin] = resumption
+        return resumption
+    }
+
+    /// Saves a session `connection`'s server newly offered for resumption, and starts the
+    /// handshakes held for one.
+    private func harvestSession(_ connection: HTTP1Connection) {
+        guard let session = connection.tls, let saved = session.newResumableSession() else { return }
+        let resumption = resumption(connection.origin)
+        resumption.session = saved
+        resumption.noSession = false
+        releaseHeld(resumption)
+    }
+
+    /// Starts the held handshakes: resuming the saved session if there is one, else full ones.
+    private func releaseHeld(_ resumption: Resumption) {
+        resumption.probe = nil
+        resumption.releaseAt = .max
+        let held = resumption.held
+        resumption.held = []
+        for connection in held where connection.state == .handshaking && connection.heldForResumption {
+            connection.heldForResumption = false
+            if let saved = resumption.session { connection.tls?.offer(saved) }
+            handshake(connection)
+        }
     }
 
     /// Takes the TLS handshake on; on success the request goes out on the connection.
@@ -369,6 +435,16 @@ final class HTTP1EventLoop: @unchecked Sendable {
         guard let exchange = connection.exchange, let session = connection.tls else { return close(connection) }
         switch session.handshake() {
         case .done:
+            if let resumption = resumptions[connection.origin], resumption.probe === connection {
+                // Wait for the ticket (TLS 1.3 sends it once the server has read our Finished,
+                // behind whatever else it serves: the burst's other connections) no longer than
+                // four times what connecting and the handshake took (at least 50 ms, at most
+                // 1 s): it scales with the link and the load.
+                let now = Self.now()
+                let took = now - min(now, connection.openedAt)
+                resumption.releaseAt = now &+ max(min(took, 250_000_000) * 4, 50_000_000)
+            }
+            harvestSession(connection)
             start(exchange, on: connection)
         case .waiting:
             return
@@ -466,11 +542,13 @@ final class HTTP1EventLoop: @unchecked Sendable {
         case .handshaking:
             // The server answered (or the socket took bytes): that is activity, for the idle timeout.
             connection.exchange?.lastActivity = Self.now()
+            // A held connection the server speaks on or closes starts its handshake now (full).
+            connection.heldForResumption = false
             handshake(connection)
         case .idle:
             // The server closed it (or sent what nobody asked for): it will carry nothing more.
             // (A TLS connection may have received a session ticket: read, dropped, still usable.)
-            if !isOpenAndQuiet(connection) { close(connection) }
+            if !isOpenAndQuiet(connection) { close(connection) } else if connection.tls != nil { harvestSession(connection) }
         case .active:
             if revents & Sockets.pollOut != 0 || (revents & Sockets.pollBroken != 0 && connection.requestPending) {
                 flush(connection)
@@ -488,7 +566,11 @@ final class HTTP1EventLoop: @unchecked Sendable {
 
     private func receive(_ connection: HTTP1Connection) {
         while connection.state == .active, let exchange = connection.exchange {
-            guard let n = readSome(connection) else { return }
+            let read = readSome(connection)
+            // A TLS 1.3 ticket is read before the response or with it: saved now, before the
+            // response may close the connection.
+            if connection.tls != nil { harvestSession(connection) }
+            guard let n = read else { return }
             if n <= 0 {
                 broken(connection, error: n == 0 ? 0 : Int32(-n), whileWriting: false)
                 return
@@ -655,6 +737,11 @@ final class HTTP1EventLoop: @unchecked Sendable {
             if let index = pool.idle.firstIndex(where: { $0 === connection }) { pool.idle.remove(at: index) }
         }
         connection.state = .closed
+        if let session = connection.tls, let resumption = resumptions[connection.origin] {
+            // After a TLS error (not a mere close) the server's session is not offered again.
+            if session.failedWithTLSError { resumption.session = nil }
+            if resumption.probe === connection { releaseHeld(resumption) }
+        }
         // The TLS session goes before its socket (it never writes on close: no close_notify is owed to a server we leave).
         connection.tls = nil
         Sockets.close(connection.fd)
@@ -721,6 +808,15 @@ final class HTTP1EventLoop: @unchecked Sendable {
                 if now >= end { close(connection) } else { next = min(next, end) }
             case .closed:
                 continue
+            }
+        }
+        for resumption in resumptions.values where resumption.releaseAt != .max {
+            if now >= resumption.releaseAt {
+                // No session in time: these and later handshakes go ahead in full.
+                resumption.noSession = resumption.session == nil
+                releaseHeld(resumption)
+            } else {
+                next = min(next, resumption.releaseAt)
             }
         }
         for pool in pools.values where pool.waitingHead < pool.waiting.count {

@@ -58,12 +58,18 @@ final class TLSContext: @unchecked Sendable {
         return .success(made)
     }
 
-    /// Why `caFile` cannot be trusted, or nil when it can.
+    /// Why `caFile` cannot be trusted, or nil when it can. Reads the file alone, into a scratch
+    /// context: the system's store (a bundle of ~150 certificates, tens of milliseconds to parse
+    /// with OpenSSL 3) is read once, by the context the first `https://` request makes.
     static func problem(caFile: String) -> String? {
-        switch make(caFile: caFile) {
-        case .success: nil
-        case .failure(let failure): failure.reason
+        ERR_clear_error()
+        defer { ERR_clear_error() }
+        guard let context = SSL_CTX_new(TLS_client_method()) else { return "OpenSSL could not make a TLS context" }
+        defer { SSL_CTX_free(context) }
+        guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
+            return "the CA file \(caFile) could not be read as PEM certificates\(queuedError().map { ": \($0)" } ?? "")"
         }
+        return nil
     }
 
     /// A session over the connected socket `fd` for `host`; nil only when OpenSSL is out of memory.
@@ -96,6 +102,18 @@ final class TLSContext: @unchecked Sendable {
     }
 }
 
+/// A session a server offered for resumption (a TLS 1.3 ticket, a TLS 1.2 session), kept by
+/// the event loop per origin (ADR 0007, "Session resumption"). This copy is never attached to a
+/// connection: each connection resumes from its own duplicate, so OpenSSL's invalidation of a
+/// connection's session when the connection ends without close_notify never reaches it.
+final class TLSResumption {
+    fileprivate let session: OpaquePointer
+
+    fileprivate init(_ session: OpaquePointer) { self.session = session }
+
+    deinit { SSL_SESSION_free(session) }
+}
+
 /// One connection's TLS state over its non-blocking socket (the event loop's thread only).
 /// Reads and writes answer like `Sockets.receive` and `Sockets.send`, so the loop treats both
 /// kinds of connection alike; `wantsWrite` says the session waits for the socket to take bytes
@@ -106,6 +124,18 @@ final class TLSSession {
     let fd: Int32
     /// OpenSSL needs the socket writable before it can go on.
     private(set) var wantsWrite = false
+    /// A read or write failed with a TLS error (a fatal alert, a bad record), not a mere close:
+    /// the origin's saved session is then not offered again (RFC 5246 section 7.2.2).
+    private(set) var failedWithTLSError = false
+    /// The session last looked at by `newResumableSession`, held (a reference counted) so that
+    /// its address cannot be reused by a later session: OpenSSL replaces the connection's
+    /// session with a new object per ticket and frees the old one.
+    private var lastSession: OpaquePointer? {
+        didSet {
+            if let lastSession { SSL_SESSION_up_ref(lastSession) }
+            if let oldValue { SSL_SESSION_free(oldValue) }
+        }
+    }
 
     enum Step {
         case done
@@ -119,7 +149,10 @@ final class TLSSession {
         self.fd = fd
     }
 
-    deinit { SSL_free(ssl) }
+    deinit {
+        if let lastSession { SSL_SESSION_free(lastSession) }
+        SSL_free(ssl)
+    }
 
     /// Takes the handshake as far as the socket allows. Nothing of the request is written
     /// before it is `done`; a refused certificate or protocol is a non-retryable failure.
@@ -165,6 +198,38 @@ final class TLSSession {
         }
     }
 
+    /// Offers `saved` to the server (before the handshake starts): the handshake resumes it —
+    /// no certificate sent, parsed or verified again — or, if the server declines, is a full one.
+    func offer(_ saved: TLSResumption) {
+        guard let copy = SSL_SESSION_dup(saved.session) else { return }
+        if SSL_set_session(ssl, copy) == 1 { lastSession = copy }
+        SSL_SESSION_free(copy)  // the SSL holds its own reference
+    }
+
+    /// Whether the handshake resumed an earlier session.
+    var resumed: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// A copy of a session the server newly offered on this connection for resumption (after a
+    /// TLS 1.2 handshake, or when a TLS 1.3 ticket has been read), once per offer; nil otherwise.
+    func newResumableSession() -> TLSResumption? {
+        guard let current = SSL_get_session(ssl), current != lastSession else { return nil }
+        lastSession = current
+        // TLS 1.3 resumes only with a ticket: the session after the handshake also carries the
+        // echoed legacy session id (middlebox compatibility), which OpenSSL counts as resumable.
+        let isTLS13 = SSL_SESSION_get_protocol_version(current) == TLS1_3_VERSION
+        guard SSL_SESSION_is_resumable(current) == 1, !isTLS13 || SSL_SESSION_has_ticket(current) == 1,
+            let copy = SSL_SESSION_dup(current)
+        else { return nil }
+        return TLSResumption(copy)
+    }
+
+    /// Whether the queued OpenSSL error is a TLS error proper, not the peer's close without
+    /// close_notify ("unexpected eof while reading", a truncation, not an alert).
+    private static func queuedIsTLSError() -> Bool {
+        let code = ERR_peek_error()
+        return code != 0 && ERR_GET_REASON(code) != SSL_R_UNEXPECTED_EOF_WHILE_READING
+    }
+
     private func failure(_ stage: HTTPClient.TLSFailure.Stage, _ reason: String, retryable: Bool) -> HTTPClient.TLSFailure {
         HTTPClient.TLSFailure(host: host, stage: stage, reason: reason, retryable: retryable)
     }
@@ -185,7 +250,8 @@ final class TLSSession {
         case SSL_ERROR_WANT_READ:
             wantsWrite = false
             return 0
-        default:
+        case let error:
+            if error == SSL_ERROR_SSL && Self.queuedIsTLSError() { failedWithTLSError = true }
             ERR_clear_error()
             return -Int(EPIPE)
         }
@@ -218,6 +284,7 @@ final class TLSSession {
         default:
             // Includes the close without close_notify (OpenSSL 3: SSL_ERROR_SSL "unexpected
             // eof while reading"; 1.1: SSL_ERROR_SYSCALL with nothing read).
+            if error == SSL_ERROR_SSL && Self.queuedIsTLSError() { failedWithTLSError = true }
             ERR_clear_error()
             return -Int(ECONNRESET)
         }
@@ -257,6 +324,9 @@ final class TLSContext: Sendable {
 }
 
 /// Never made where there is no OpenSSL.
+final class TLSResumption {}
+
+/// Never made where there is no OpenSSL.
 final class TLSSession {
     enum Step {
         case done
@@ -265,6 +335,10 @@ final class TLSSession {
     }
     let host = ""
     var wantsWrite: Bool { false }
+    var failedWithTLSError: Bool { false }
+    var resumed: Bool { false }
+    func offer(_ saved: TLSResumption) {}
+    func newResumableSession() -> TLSResumption? { nil }
     var hasPending: Bool { false }
     func handshake() -> Step { .failed(HTTPClient.TLSFailure(host: host, stage: .setup, reason: "no TLS on this platform", retryable: false)) }
     func write(_ bytes: UnsafeRawBufferPointer) -> Int { -Int(EPIPE) }
