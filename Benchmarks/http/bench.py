@@ -151,7 +151,9 @@ http {{
         default_type application/json;
         location = /v1/chat/completions {{ return 200 '{COMPLETION}'; }}
         location = /v1/models {{ return 200 '{MODELS}'; }}
-        location = /v1/files {{ client_max_body_size 0; return 200 '{UPLOADED}'; }}
+        location = /v1/files {{ client_max_body_size 0; client_body_buffer_size 16m; proxy_pass http://127.0.0.1:{port}/uploaded;
+                                proxy_pass_request_body off; proxy_set_header Content-Length ""; }}
+        location = /uploaded {{ return 200 '{UPLOADED}'; }}
         {slow}
         location / {{ return 404 '{{"error":{{"message":"not found"}}}}'; }}
     }}

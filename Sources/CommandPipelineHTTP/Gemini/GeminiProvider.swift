@@ -290,26 +290,22 @@ final class GeminiCore: Sendable {
     // MARK: uploads
 
     /// The Files API's resumable protocol: `start` (size, type, display name) answers with an
-    /// upload URL; the bytes go there in one `upload, finalize` request, streamed from a
-    /// private copy written through the engine's descriptor; then the file is polled until `ACTIVE`.
+    /// upload URL; the bytes go there in one `upload, finalize` request, streamed from the
+    /// engine's descriptor as they go out (no copy; the size is the opened file's, and a file
+    /// that changes size meanwhile fails the upload); then the file is polled until `ACTIVE`.
     func upload(_ file: FileUpload) async throws(APIError) -> FileReference {
         let displayName = URL(fileURLWithPath: file.path).lastPathComponent
-        let body: GeminiUploadBody.Written
+        let opened: OpenedFile
         do {
-            body = try await GeminiUploadBody.write(try file.open())
-        } catch is CancellationError {
-            throw APIError(.cancelled, "upload of '\(file.path)' was cancelled", provider: provider)
-        } catch let failure as OpenedFile.Failure {
-            throw APIError(.uploadFailed, failure.message, provider: provider)
+            opened = try file.open()
         } catch {
-            throw APIError(.uploadFailed, "cannot prepare '\(file.path)' for upload: \(error)", provider: provider)
+            throw APIError(.uploadFailed, error.message, provider: provider)
         }
-        defer { try? FileManager.default.removeItem(at: body.url) }
 
         var start = exchange.request(configuration.url("files", upload: true), json: ["file": ["displayName": .string(displayName)]])
         start.setValue("resumable", forHTTPHeaderField: "X-Goog-Upload-Protocol")
         start.setValue("start", forHTTPHeaderField: "X-Goog-Upload-Command")
-        start.setValue(String(body.size), forHTTPHeaderField: "X-Goog-Upload-Header-Content-Length")
+        start.setValue(String(opened.size), forHTTPHeaderField: "X-Goog-Upload-Header-Content-Length")
         start.setValue(file.mimeType, forHTTPHeaderField: "X-Goog-Upload-Header-Content-Type")
         let started = try await exchange.send(start)
         guard let location = started.headers["x-goog-upload-url"], let uploadURL = sameOrigin(location) else {
@@ -322,8 +318,7 @@ final class GeminiCore: Sendable {
         var bytes = exchange.bare(uploadURL)
         bytes.setValue("upload, finalize", forHTTPHeaderField: "X-Goog-Upload-Command")
         bytes.setValue("0", forHTTPHeaderField: "X-Goog-Upload-Offset")
-        bytes.setValue(String(body.size), forHTTPHeaderField: "Content-Length")
-        let response = try await exchange.upload(bytes, fromFile: body.url)
+        let response = try await exchange.upload(bytes, opened: opened)
         if let state = response.headers["x-goog-upload-status"], state.lowercased() != "final" {
             throw APIError(.uploadFailed, "the upload of '\(file.path)' did not finalise (X-Goog-Upload-Status: \(state))", provider: provider, retryable: true)
         }

@@ -202,14 +202,29 @@ public final class HTTPClient: Sendable {
     /// size changes while it is sent fails the request (`OpenedFile.Failure`). URLSession uploads
     /// from a file, so that path alone writes the body to a temporary file first.
     func upload(_ request: URLRequest, multipart body: MultipartBody) async throws -> Response {
-        var request = Self.uncompressed(request)
+        var request = request
         request.setValue(body.contentType, forHTTPHeaderField: "Content-Type")
+        return try await upload(request, head: body.head, file: body.file, tail: body.tail)
+    }
+
+    /// Sends `file` as the whole body (Gemini's resumable upload), streamed from the descriptor
+    /// the engine opened it with, `Content-Length` its size when opened; never copied on the own
+    /// transport. A file whose size changes while it is sent fails the request (`OpenedFile.Failure`).
+    func upload(_ request: URLRequest, opened file: OpenedFile) async throws -> Response {
+        try await upload(request, head: [], file: file, tail: [])
+    }
+
+    /// `head`, `file` streamed from its opened descriptor, `tail`: on the own transport as it goes
+    /// out (read off the loop's thread, `HTTP1BodyReader`); URLSession uploads from a file, so
+    /// that path alone writes the body to a private temporary file first.
+    private func upload(_ request: URLRequest, head: [UInt8], file: OpenedFile, tail: [UInt8]) async throws -> Response {
+        let request = Self.uncompressed(request)
         if let http1, HTTP1Transport.handles(request) {
-            return try await http1.upload(request, body: try HTTP1FileBody(head: body.head, file: body.file, tail: body.tail))
+            return try await http1.upload(request, body: try HTTP1FileBody(head: head, file: file, tail: tail))
         }
-        let file = try await body.writeTemporaryFile()
-        defer { try? FileManager.default.removeItem(at: file) }
-        return try await collect(start(session.uploadTask(with: request, fromFile: file)))
+        let copy = try await PrivateTemporaryFile.body(head: head, file: file, tail: tail)
+        defer { try? FileManager.default.removeItem(at: copy) }
+        return try await collect(start(session.uploadTask(with: request, fromFile: copy)))
     }
 
     /// Starts a request and returns as soon as the response head arrives; the body streams.

@@ -41,10 +41,6 @@ struct MultipartBody: Sendable {
     /// chunks: for the URLSession path only, which uploads from a file. A file that changed size
     /// since it was opened fails (`OpenedFile.Failure`).
     func writeTemporaryFile() async throws -> URL {
-        try await PrivateTemporaryFile.write(label: "upload") { body in
-            try body.append(head)
-            try await body.append(file)
-            try body.append(tail)
-        }.url
+        try await PrivateTemporaryFile.body(head: head, file: file, tail: tail)
     }
 }

@@ -55,6 +55,17 @@ final class PrivateTemporaryFile: Sendable {
         try await file.forEachChunk { chunk in try self.append(chunk) }
     }
 
+    /// An upload's whole body (`head`, `file` copied through its descriptor, `tail`) in a private
+    /// temporary file, for URLSession, which uploads from a file (the own transport streams
+    /// instead); the caller removes it. A file that changed size since it was opened fails.
+    static func body(head: [UInt8], file: OpenedFile, tail: [UInt8]) async throws -> URL {
+        try await write(label: "upload") { body in
+            try body.append(head)
+            try await body.append(file)
+            try body.append(tail)
+        }.url
+    }
+
     /// Fills the file with `body`, closes it and returns its URL; on any failure removes it.
     static func write(label: String, _ body: (PrivateTemporaryFile) async throws -> Void) async throws -> PrivateTemporaryFile {
         let file = try PrivateTemporaryFile(label: label)

@@ -87,10 +87,23 @@ struct ProviderExchange<Errors: ProviderErrorMapping>: Sendable {
     /// Sends a multipart upload (`HTTPClient.upload(_:multipart:)`); a 2xx answer or the mapped
     /// error. A file that cannot be read or changes size while it is sent is `upload_failed`.
     func upload(_ request: URLRequest, multipart body: MultipartBody) async throws(APIError) -> HTTPClient.Response {
+        try await streamedUpload(request) { try await client.upload($0, multipart: body) }
+    }
+
+    /// Sends `file` as the whole body, streamed from its opened descriptor
+    /// (`HTTPClient.upload(_:opened:)`); a 2xx answer or the mapped error. A file that cannot be
+    /// read or changes size while it is sent is `upload_failed`.
+    func upload(_ request: URLRequest, opened file: OpenedFile) async throws(APIError) -> HTTPClient.Response {
+        try await streamedUpload(request) { try await client.upload($0, opened: file) }
+    }
+
+    private func streamedUpload(
+        _ request: URLRequest, _ send: @escaping (URLRequest) async throws -> HTTPClient.Response
+    ) async throws(APIError) -> HTTPClient.Response {
         let provider = errors.transport.providerName
         return try await exchange(request) { request in
             do {
-                return try await client.upload(request, multipart: body)
+                return try await send(request)
             } catch let failure as OpenedFile.Failure {
                 throw APIError(.uploadFailed, failure.message, provider: provider)
             }

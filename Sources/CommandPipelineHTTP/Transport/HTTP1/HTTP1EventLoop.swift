@@ -83,9 +83,14 @@ final class HTTP1Connection {
     var addressIndex = 0
     var out: [UInt8] = []
     var written = 0
-    /// The exchange's file body and how far it has been read into `out`.
+    /// The exchange's file body, its reader (off this thread), and how far it has been taken into `out`.
     var fileBody: HTTP1FileBody?
+    var reader: HTTP1BodyReader?
     var fileOffset = 0
+    /// `out` holds a piece of the file body (given back to the reader once written).
+    var outIsPiece = false
+    /// The next piece is still being read: the socket is not polled for writing meanwhile.
+    var waitingForBody = false
     /// Whether any byte of the current request left (else it may go out again on a fresh connection).
     var sentAny = false
 
@@ -116,6 +121,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
     private enum Op {
         case submit(HTTP1Exchange)
         case cancel(HTTP1Exchange)
+        /// The exchange's upload reader has the piece the loop waited for (or failed).
+        case bodyReady(HTTP1Exchange)
         case shutdown
     }
 
@@ -243,7 +250,7 @@ final class HTTP1EventLoop: @unchecked Sendable {
             fds.append(pollfd(fd: wakeRead, events: Sockets.pollIn, revents: 0))
             for connection in connections where connection.state != .closed {
                 var events = Sockets.pollIn
-                if connection.state == .connecting || connection.requestPending || connection.tls?.wantsWrite == true {
+                if connection.state == .connecting || (connection.requestPending && !connection.waitingForBody) || connection.tls?.wantsWrite == true {
                     events |= Sockets.pollOut
                 }
                 fds.append(pollfd(fd: connection.fd, events: events, revents: 0))
@@ -300,6 +307,10 @@ final class HTTP1EventLoop: @unchecked Sendable {
             guard exchange.submitted, !exchange.finished else { return }
             if let connection = exchange.connection { close(connection) }
             fail(exchange, CancellationError())
+        case .bodyReady(let exchange):
+            guard !exchange.finished, let connection = exchange.connection, connection.exchange === exchange, connection.state == .active else { return }
+            connection.waitingForBody = false
+            flush(connection)
         case .shutdown:
             draining = true
             for connection in connections where connection.state == .idle { close(connection) }
@@ -484,26 +495,47 @@ final class HTTP1EventLoop: @unchecked Sendable {
         connection.written = 0
         connection.fileBody = exchange.fileBody
         connection.fileOffset = 0
+        connection.outIsPiece = false
+        connection.waitingForBody = false
+        connection.reader?.cancel()
+        connection.reader = exchange.fileBody.map { body in
+            HTTP1BodyReader(body) { [weak self, weak exchange] in
+                if let self, let exchange { post(.bodyReady(exchange)) }
+            }
+        }
         connection.sentAny = false
         connection.parser = HTTP1ResponseParser(maxBodyBytes: exchange.maxBodyBytes, requestIsHead: exchange.isHead)
         flush(connection)
     }
 
-    /// Writes what the socket takes now; a file body is read a piece at a time as the socket
-    /// takes the previous one.
+    /// Writes what the socket takes now; a file body goes piece after piece as its reader (off
+    /// this thread) has them: none ready, the loop waits for its `bodyReady`, never for the file.
     private func flush(_ connection: HTTP1Connection) {
         while connection.requestPending {
-            if connection.written == connection.out.count, let file = connection.fileBody {
-                // Into the connection's own buffer, reused piece after piece.
-                guard file.fill(&connection.out, at: connection.fileOffset) else {
-                    // The file ended before its size at opening (or cannot be read): the request
-                    // cannot be completed as announced.
+            if connection.written == connection.out.count, let reader = connection.reader {
+                if connection.outIsPiece {
+                    var written: [UInt8] = []
+                    swap(&written, &connection.out)
+                    reader.recycle(written)
+                }
+                connection.outIsPiece = false
+                connection.written = 0
+                switch reader.next() {
+                case .piece(let piece):
+                    connection.out = piece
+                    connection.outIsPiece = true
+                    connection.fileOffset += piece.count
+                case .waiting:
+                    connection.out = []
+                    connection.waitingForBody = true
+                    return
+                case .failed(let failure):
+                    // The file ended before its size at opening, grew, or cannot be read: the
+                    // request cannot be completed as announced.
                     guard let exchange = connection.exchange else { return close(connection) }
                     close(connection)
-                    return fail(exchange, file.failure ?? OpenedFile.Failure.unreadable("the upload's file changed or could not be read while it was sent"))
+                    return fail(exchange, failure)
                 }
-                connection.fileOffset += connection.out.count
-                connection.written = 0
             }
             let n = connection.out.withUnsafeBytes { raw in
                 writeSome(connection, UnsafeRawBufferPointer(rebasing: raw[connection.written...]))
@@ -649,6 +681,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
         connection.out = []
         connection.written = 0
         connection.fileBody = nil
+        connection.reader?.cancel()
+        connection.reader = nil
         connection.fileOffset = 0
         if let next = nextWaiting(pool) {
             start(next, on: connection)
@@ -742,6 +776,8 @@ final class HTTP1EventLoop: @unchecked Sendable {
             if session.failedWithTLSError { resumption.session = nil }
             if resumption.probe === connection { releaseHeld(resumption) }
         }
+        connection.reader?.cancel()
+        connection.reader = nil
         // The TLS session goes before its socket (it never writes on close: no close_notify is owed to a server we leave).
         connection.tls = nil
         Sockets.close(connection.fd)
