@@ -149,7 +149,8 @@ import Testing
         #expect(writes.count == 1, "no last line off a terminal")
     }
 
-    /// The cost of one redraw of the terminal line, at 120 columns, with every field present,
+    /// The cost of one redraw of the terminal line, at 120 columns, a 1M run half way (a total,
+    /// failures of three kinds, waits, cost and a limit),
     /// written to a pseudo-terminal: the live task's own loop on a clock that never waits.
     /// A measurement, not a test (no figure is asserted): run it with
     /// `PIPELINE_MEASURE_REDRAW=20000 swift test --skip-build --filter ProgressCostTests`.
@@ -227,9 +228,10 @@ import Testing
         await task.value
         let after = cpu()
         let frames = written.load(ordering: .relaxed)
+        let columns = pipeline.Progress.terminalWidth(fd: fd)
         close(slave)
         let sample = pipeline.Progress.terminalLine(progress.figures(), width: 120)
-        print("progress redraw: \(frames) redraws at \(pipeline.Progress.terminalWidth(fd: fd)) columns, CPU \(String(format: "%.3f", after - before)) s, "
+        print("progress redraw: \(frames) redraws at \(columns) columns, CPU \(String(format: "%.3f", after - before)) s, "
             + "\(String(format: "%.1f", (after - before) / Double(max(1, frames)) * 1e6)) µs per redraw (this process, user + sys); line: \(sample)")
         #expect(frames >= redraws)
     }
