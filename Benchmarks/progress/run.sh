@@ -6,6 +6,8 @@
 # figure: on a shared machine wall time swings far more than 1%. Prints each pair, the medians,
 # and the median of the paired differences with its spread (the pairs' middle half).
 #
+# On a loaded machine pairs swing far more than 1%: bound.sh gives a bound that does not (ADR 0011).
+#
 #   swift build -c release --product pipeline && Benchmarks/progress/run.sh [N] [PAIRS]   (PIPELINE_BIN=path: another binary)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"

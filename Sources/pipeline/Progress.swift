@@ -162,37 +162,50 @@ struct Progress {
         "pipeline: progress " + fields(f, detail: true).map(\.text).joined(separator: ", ") + "\n"
     }
 
-    /// The terminal's width: `TIOCGWINSZ` on stderr, else `COLUMNS`, else 80.
-    static func terminalWidth() -> Int {
+    /// The terminal's width: `TIOCGWINSZ` on stderr (`fd`), else `COLUMNS`, else 80.
+    static func terminalWidth(fd: Int32 = 2) -> Int {
         var size = winsize()
-        if ioctl(2, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        if ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
         if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap({ Int($0) }), (1...10_000).contains(columns) { return columns }
         return 80
     }
-
-    func line() -> String { Self.terminalLine(figures(), width: Self.terminalWidth()) }
 
     /// On a terminal: the line redrawn in place every quarter second until cancelled, then drawn
     /// once more (the final figures) and erased. Otherwise a plain line every `interval` seconds
     /// (none when 0).
     func live(terminal: Bool, interval: Double) -> Task<Void, Never>? {
+        live(terminal: terminal, interval: interval, clock: SystemClock(), width: { Self.terminalWidth() }, write: { StandardError.writeRaw($0) })
+    }
+
+    /// How often the terminal line is redrawn.
+    static let redrawInterval = Duration.milliseconds(250)
+
+    /// `live`, on `clock`, writing with `write`. This task is the only difference between a run
+    /// with stderr a terminal and one without (the run loop's per-command bookkeeping in `Stats`
+    /// is the same in both): it renders only when `clock` wakes it, at most once per interval
+    /// however many commands finished in between, and nothing happens per command
+    /// (ADR 0011, "What the line costs"). `write` gets the plain lines already escaped.
+    func live(
+        terminal: Bool, interval: Double, clock: some PipelineClock, width: @escaping @Sendable () -> Int, write: @escaping @Sendable (String) -> Void
+    ) -> Task<Void, Never>? {
         if terminal {
             return Task {
                 // The first frame after a quarter second: the run's opening notes come first.
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(250))
+                    do { try await clock.sleep(for: Self.redrawInterval) } catch { break }
                     if Task.isCancelled { break }
-                    StandardError.writeRaw("\r\u{1B}[K" + line())
+                    write("\r\u{1B}[K" + Self.terminalLine(figures(), width: width()))
                 }
-                StandardError.writeRaw("\r\u{1B}[K" + line())
-                StandardError.writeRaw("\r\u{1B}[K")
+                write("\r\u{1B}[K" + Self.terminalLine(figures(), width: width()))
+                write("\r\u{1B}[K")
             }
         }
         guard interval > 0 else { return nil }
+        let period = Duration.milliseconds(max(10, Int(min(interval, 1e9) * 1000)))
         return Task {
             while true {
-                do { try await Task.sleep(for: .milliseconds(max(10, Int(interval * 1000)))) } catch { return }
-                StandardError.write(Self.plainLine(figures()))
+                do { try await clock.sleep(for: period) } catch { return }
+                write(StandardError.escapingControls(Self.plainLine(figures())))
             }
         }
     }

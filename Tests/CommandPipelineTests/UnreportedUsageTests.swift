@@ -92,6 +92,95 @@ private let pricedCatalog = ModelCatalog([
         #expect(third.error?.message.contains("did not report") == true)
     }
 
+    @Test func theHeldCountOfWhatCameBackIsTheAnswersBytesOverFourAtCatalogPrices() {
+        // Input "abcdefgh" (2 tokens) + system "abcd" (1) + shared "xyz" (1); output 4,001 bytes (1,001 tokens).
+        let call = APICall(model: "p", parts: [.text("abcdefgh")], config: GenerationConfig(systemInstruction: "abcd"))
+        let command = PlannedCommand(id: "c", plan: ExecutionPlan(calls: [call], sharedParts: [.text("xyz")]))
+        let long = CallResponse(callIndex: 0, text: String(repeating: "a", count: 4001), model: "p", finishReason: "stop", usage: .unreported)
+        #expect(Cost.unreportedHeuristic([long], command: command, catalog: pricedCatalog) == 4 * 1 + 1001 * 2)
+        // A tool call's name and arguments came back too: "f" (1) and {"a":1} (7 bytes: 2).
+        var tool = long
+        tool.text = ""
+        tool.toolCalls = [ToolCall(id: "t", name: "f", arguments: ["a": 1])]
+        #expect(Cost.unreportedHeuristic([tool], command: command, catalog: pricedCatalog) == 4 + (1 + 2) * 2)
+        // Reported usage is priced as reported, an unpriced model is unpriced: nothing to hold for them.
+        var reported = long
+        reported.usage = Usage(promptTokens: 1, completionTokens: 1)
+        var unpriced = long
+        unpriced.model = "unknown-model"
+        #expect(Cost.unreportedHeuristic([reported, unpriced], command: command, catalog: pricedCatalog) == 0)
+        // A response of the fallback call counts the fallback's input.
+        let fallback = APICall(model: "p", parts: [.text(String(repeating: "b", count: 40))])
+        let withFallback = PlannedCommand(id: "f", plan: ExecutionPlan(calls: [APICall(model: "other", parts: [.text("x")])], fallbackCall: fallback))
+        let answered = CallResponse(callIndex: 0, text: "", model: "p", finishReason: "stop", usage: .unreported)
+        #expect(Cost.unreportedHeuristic([answered], command: withFallback, catalog: pricedCatalog) == 10)
+
+        // The ledger holds the larger of the estimate and the count, never less than the estimate.
+        var unknown = Cost.zero
+        unknown.unreportedCalls = 1
+        let ledger = CostLedger(limit: 10_000)
+        #expect(ledger.reserve(100))
+        ledger.settle(reserved: 100, cost: unknown, held: 2006)
+        #expect(ledger.heldForUnreported == 2006 && ledger.spent == 0)
+        #expect(ledger.reserve(100))
+        ledger.settle(reserved: 100, cost: unknown, held: 3)
+        #expect(ledger.heldForUnreported == 2106, "a short answer holds the estimate")
+        ledger.settle(reserved: 0, cost: unknown, held: .infinity)
+        #expect(ledger.heldForUnreported == 2106, "a count that is not finite is not held")
+        // A known cost holds nothing, whatever the count.
+        ledger.settle(reserved: 0, cost: Cost(outputUSD: 1), held: 5000)
+        #expect(ledger.heldForUnreported == 2106 && ledger.spent == 1)
+    }
+
+    /// A gateway that never reports usage and answers long texts: the budget counts what came
+    /// back, so the run stops near the limit instead of at many times it.
+    @Test func aServerThatNeverReportsUsageAndAnswersLongTextsIsStoppedNearTheLimit() async throws {
+        struct LongSilentProvider: GenerationCapability {
+            var providerName: String { "silent" }
+            func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+                GenerationResponse(text: String(repeating: "word ", count: 8000), model: request.model, usage: .unreported)
+            }
+        }
+        // No max_tokens: the estimate assumes 1,024 output tokens ($1 + $2,048); each answer is
+        // 40,000 bytes, 10,000 tokens by the count ($1 + $20,000): ten times the estimate.
+        let command = PlannedCommand(id: "long", plan: ExecutionPlan(calls: [APICall(model: "p", parts: [.text("hi")])]))
+        #expect(Cost.estimate(command, catalog: pricedCatalog) == 2049)
+        let perCommand = 20_001.0
+        let limit = 100_000.0
+        var configuration = EngineConfiguration(retryPolicy: .none)
+        configuration.catalog = pricedCatalog
+        configuration.costLedger = CostLedger(limit: limit)
+        let engine = try PipelineEngine(provider: LongSilentProvider(), configuration: configuration)
+        let concurrency = 4
+        var succeeded = 0, refused = 0
+        await withTaskGroup(of: CommandOutcome.self) { group in
+            var started = 0
+            func add() {
+                guard started < 200 else { return }
+                started += 1
+                group.addTask { await engine.run(command) }
+            }
+            for _ in 0..<concurrency { add() }
+            for await outcome in group {
+                if outcome.succeeded {
+                    succeeded += 1
+                    // The result's cost stays as the server left it: unknown, not a guess.
+                    #expect(outcome.telemetry.cost?.totalUSD == 0 && outcome.telemetry.cost?.unreportedCalls == 1)
+                } else {
+                    #expect(outcome.error?.kind == .budgetExceeded)
+                    refused += 1
+                }
+                add()
+            }
+        }
+        let spent = Double(succeeded) * perCommand
+        #expect(refused > 0, "the budget stopped the run")
+        // What really went out: at most the limit, plus what the commands in flight at the last
+        // admission spent beyond their estimates (holding the estimate alone let ~48 run: 9.6×).
+        #expect(spent >= limit - perCommand && spent <= limit + Double(concurrency) * perCommand, "\(succeeded) commands, $\(spent) against $\(limit)")
+        #expect(configuration.costLedger!.heldForUnreported == spent)
+    }
+
     @Test func noTokenValidationAgainstAnUnknownCount() async throws {
         var command = PlannedCommand(id: "silent", plan: ExecutionPlan(calls: [APICall(model: "p", parts: [.text("hi")])]))
         command.tokenEstimate = TokenEstimate(minTokens: 1, expectedTokens: 2, maxTokens: 3)

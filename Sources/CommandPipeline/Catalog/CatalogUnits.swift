@@ -99,7 +99,19 @@ package struct CostUnit: ChainUnit {
         // A claimer that ended without creating the cache (it failed first, or was refused) hands
         // the claim on: the next command asking for the key may be the one that creates it.
         if let claimed, outcome.telemetry.cache?.created != true { ledger?.releaseCache(claimed) }
-        ledger?.settle(reserved: estimate, cost: outcome.telemetry.cost)
+        if let ledger {
+            // A cost with unreported calls: hold a count of what came back (never less than the estimate).
+            var held = 0.0
+            if let cost = outcome.telemetry.cost, cost.unreportedCalls > 0, ledger.limit != nil {
+                let responses: [CallResponse]
+                switch outcome.result {
+                case .success(let finalized): responses = finalized.responses
+                case .failure: responses = outcome.partialResponses
+                }
+                held = Cost.unreportedHeuristic(responses, command: input.command, catalog: catalog)
+            }
+            ledger.settle(reserved: estimate, cost: outcome.telemetry.cost, held: held)
+        }
         return outcome
     }
 
@@ -211,8 +223,9 @@ public final class CostLedger: Sendable {
         var exhausted = false
         var unpricedCommands = 0
         var pricedCommands = 0
-        /// The estimates of finished commands whose cost is not known in full (a call's usage was
-        /// not reported): held against the budget in place of what they really cost.
+        /// What finished commands whose cost is not known in full (a call's usage was not
+        /// reported) are held to have cost: the larger of their estimate and a count of what came
+        /// back, against the budget in place of what they really cost.
         var heldForUnreported = 0.0
         var unreportedCalls = 0
         /// Cache keys whose creation some command has reserved (`claimCache`).
@@ -237,7 +250,7 @@ public final class CostLedger: Sendable {
     /// Calls on priced models whose provider did not report usage: `spent` leaves them out (it
     /// is then a lower bound) and the budget holds their commands' estimates instead.
     public var unreportedCalls: Int { state.withLock { $0.unreportedCalls } }
-    /// The estimates held for those commands (`settle`).
+    /// What is held for those commands (`settle`): each the larger of its estimate and a count of what came back.
     public var heldForUnreported: Double { state.withLock { $0.heldForUnreported } }
 
     /// Takes `estimate` into the in-flight account, or refuses (and from then on refuses every
@@ -277,16 +290,18 @@ public final class CostLedger: Sendable {
     }
 
     /// A command ended: its estimate leaves the in-flight account and its cost joins the spent
-    /// one. A cost with unreported calls is a lower bound: the command's estimate stays held
-    /// against the budget as well, so a server that never reports usage cannot spend unseen.
-    public func settle(reserved estimate: Double, cost: Cost?) {
+    /// one. A cost with unreported calls is a lower bound: the larger of the command's estimate
+    /// and `held` (a count of what came back, `Cost.unreportedHeuristic`) stays held against the
+    /// budget as well, so a server that never reports usage cannot spend unseen, even with
+    /// answers far longer than the estimate assumed.
+    public func settle(reserved estimate: Double, cost: Cost?, held: Double = 0) {
         state.withLock { s in
             s.reserved -= estimate
             if let cost {
                 s.spent += cost.totalUSD
                 s.pricedCommands += 1
                 if cost.unreportedCalls > 0 {
-                    s.heldForUnreported += max(0, estimate)
+                    s.heldForUnreported += max(0, estimate, held.isFinite ? held : 0)
                     s.unreportedCalls = s.unreportedCalls.addingSaturating(cost.unreportedCalls)
                 }
             } else {

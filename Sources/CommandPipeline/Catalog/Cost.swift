@@ -121,6 +121,35 @@ public struct Cost: Sendable, Hashable {
         return total
     }
 
+    /// What the budget holds for a command whose server did not report the usage of some of its
+    /// `responses` (`CostLedger.settle(reserved:cost:held:)`): a count of what was sent and what
+    /// came back, by `TokenHeuristic` (bytes ÷ 4: the call's shared parts, parts and system
+    /// instruction as input; the answer's text and its tool calls' arguments as output), at the
+    /// answering model's catalog prices, for each response on a priced model whose usage is
+    /// unknown. 0 when there is none. The caller holds at least the command's estimate, so a long
+    /// answer raises the held amount and a short one never lowers it (ADR 0013).
+    package static func unreportedHeuristic(_ responses: [CallResponse], command: PlannedCommand, catalog: ModelCatalog) -> Double {
+        var total = 0.0
+        for response in responses where !response.usage.isReported {
+            guard let prices = catalog.info(for: response.model)?.prices else { continue }
+            let plan = command.plan
+            let call = plan.calls.indices.contains(response.callIndex) && plan.calls[response.callIndex].model == response.model
+                ? plan.calls[response.callIndex] : plan.fallbackCall ?? plan.calls.first
+            var input = 0
+            if let call {
+                input = TokenHeuristic.tokens(of: plan.sharedParts + call.parts)
+                    .addingSaturating(TokenHeuristic.tokens(of: call.config.systemInstruction ?? ""))
+            }
+            var output = TokenHeuristic.tokens(of: response.text)
+            for tool in response.toolCalls {
+                let arguments = tool.unparsedArguments ?? JSONSerializer.serialize(tool.arguments)
+                output = output.addingSaturating(TokenHeuristic.tokens(of: tool.name)).addingSaturating(TokenHeuristic.tokens(of: arguments))
+            }
+            total += (Double(input) * prices.input + Double(output) * prices.output) / 1_000_000
+        }
+        return total.isFinite ? max(0, total) : 0
+    }
+
     /// A rough upper estimate of creating and keeping the cache `command`'s plan asks for: the
     /// shared parts and the first call's system instruction by `TokenHeuristic`, written at the
     /// cache-write price (the one-hour price for a time to live above five minutes, where the
