@@ -20,15 +20,15 @@ import Synchronization
 ///   stores an answer only hands it over (`store` appends to a table in memory and returns).
 ///   The writer takes everything handed over, up to `maxBatch` answers, and writes it as one
 ///   transaction (`BEGIN IMMEDIATE`, a prepared upsert per answer, the eviction, `COMMIT`);
-///   while it writes, the next group gathers, so groups grow with the rate. Until an answer is
-///   committed, lookups answer it from that table. Past `maxPendingBytes` handed over and not
+///   while it writes, the next group gathers, so groups grow with the rate. Until every read
+///   snapshot sees an answer's commit, lookups answer it from that table. Past `maxPendingBytes` handed over and not
 ///   written, `store` waits for the writer (the disk does not keep up).
 /// - **Several processes**: WAL mode, a 10 s busy timeout; a writer holds the lock for one
 ///   short transaction at a time.
 /// - **Lookups share a read snapshot**: one read transaction serves up to `snapshotLookups`
-///   lookups for at most `snapshotAge` (then it is ended, also when no lookup follows), and a
-///   lookup after a commit of this store's writer starts a new one, so its own answers are
-///   always seen; another process's answers are seen `snapshotAge` later at most. The file is
+///   lookups for at most `snapshotAge` (then it is ended, also when no lookup follows); this
+///   store's own answers are always seen (from memory until every snapshot sees their commit,
+///   `SnapshotMark`), so its commits do not end the snapshots; another process's answers are seen `snapshotAge` later at most. The file is
 ///   read through a memory map (`mmap_size`) with a larger page cache, and the log is
 ///   checkpointed every `walCheckpointPages` pages rather than SQLite's 1,000, and at `finish`.
 /// - **Durability**: `finish` returns once every answer handed over is committed (and the log
@@ -118,6 +118,13 @@ public final class SQLiteResponseCache: ResponseCache {
         init(_ reader: Reader) { self.reader = Mutex(reader) }
     }
 
+    /// The writer's commits a read connection's snapshot sees at least (`Int.max`: no snapshot
+    /// open, the next one sees every commit): the writer keeps a committed answer in memory
+    /// until every snapshot sees it, so a commit does not end the snapshots.
+    final class SnapshotMark: Sendable {
+        let commits = Atomic<Int>(Int.max)
+    }
+
     /// A read connection, its statement and its snapshot (used under its slot's mutex only).
     private final class Reader: @unchecked Sendable {
         let db: OpaquePointer
@@ -127,14 +134,15 @@ public final class SQLiteResponseCache: ResponseCache {
         var reading = false
         var snapshotReads = 0
         var snapshotStart = ContinuousClock.Instant.now
-        /// The writer's commits when the snapshot began: a later commit ends it.
-        var snapshotCommits = 0
+        /// The writer's commits this snapshot sees at least.
+        let mark: SnapshotMark
         /// Which snapshot an end timer was armed for.
         var snapshot = 0
 
-        init(db: OpaquePointer, select: OpaquePointer) {
+        init(db: OpaquePointer, select: OpaquePointer, mark: SnapshotMark) {
             self.db = db
             self.select = select
+            self.mark = mark
         }
 
         func close() {
@@ -183,8 +191,9 @@ public final class SQLiteResponseCache: ResponseCache {
             closeAll()
             throw OpenError(message: "cannot use the response cache '\(path)': \(error)")
         }
-        readers = (0..<Self.readerCount).map { ReaderSlot(Reader(db: opened[$0], select: prepared[$0])) }
-        writer = Writer(db: opened[Self.readerCount], upsert: prepared[Self.readerCount], maxBatch: max(1, maxBatch), maxBytes: max(1, maxBytes))
+        let marks = (0..<Self.readerCount).map { _ in SnapshotMark() }
+        readers = (0..<Self.readerCount).map { ReaderSlot(Reader(db: opened[$0], select: prepared[$0], mark: marks[$0])) }
+        writer = Writer(db: opened[Self.readerCount], upsert: prepared[Self.readerCount], maxBatch: max(1, maxBatch), maxBytes: max(1, maxBytes), marks: marks)
         let writer = self.writer
         let thread = Thread { writer.run() }
         thread.name = "pipeline-response-cache"
@@ -322,7 +331,8 @@ public final class SQLiteResponseCache: ResponseCache {
             if answer != nil { hitCount.add(1, ordering: .relaxed) }
             return answer
         }
-        // Read after the pending table: an answer gone from it is committed by then.
+        // Read after the pending table: an answer gone from it is seen by every snapshot by then
+        // (and a snapshot begun now sees at least `commits`).
         let commits = writer.commits.load(ordering: .sequentiallyConsistent)
         let now = self.now()
         let ttl = self.ttl
@@ -331,19 +341,21 @@ public final class SQLiteResponseCache: ResponseCache {
         let first = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
         func lookup(_ c: Reader?, slot: Int) -> GenerationResponse? {
             guard let c else { return nil }
-            // One read transaction for many lookups (no lock and header read per lookup); a new
-            // one after the writer's commit, so this store's answers are seen.
-            if c.reading,
-                c.snapshotCommits != commits || c.snapshotReads >= Self.snapshotLookups || ContinuousClock.Instant.now - c.snapshotStart >= Self.snapshotAge
-            {
+            // One read transaction for many lookups (no lock and header read per lookup); this
+            // store's answers stay in memory until every snapshot sees them.
+            if c.reading, c.snapshotReads >= Self.snapshotLookups || ContinuousClock.Instant.now - c.snapshotStart >= Self.snapshotAge {
                 Self.endSnapshot(c)
             }
             if !c.reading {
-                guard sqlite3_exec(c.db, "BEGIN", nil, nil, nil) == SQLITE_OK else { return nil }
+                // Marked before the snapshot is taken (at the first step): it sees at least this.
+                c.mark.commits.store(commits, ordering: .sequentiallyConsistent)
+                guard sqlite3_exec(c.db, "BEGIN", nil, nil, nil) == SQLITE_OK else {
+                    c.mark.commits.store(Int.max, ordering: .sequentiallyConsistent)
+                    return nil
+                }
                 c.reading = true
                 c.snapshotReads = 0
                 c.snapshotStart = .now
-                c.snapshotCommits = commits
                 c.snapshot &+= 1
                 armSnapshotEnd = (slot, c.snapshot)
             }
@@ -393,6 +405,7 @@ public final class SQLiteResponseCache: ResponseCache {
         c.reading = false
         if sqlite3_get_autocommit(c.db) == 0 { _ = sqlite3_exec(c.db, "COMMIT", nil, nil, nil) }
         if sqlite3_get_autocommit(c.db) == 0 { _ = sqlite3_exec(c.db, "ROLLBACK", nil, nil, nil) }
+        c.mark.commits.store(Int.max, ordering: .sequentiallyConsistent)
     }
 
     /// Ends snapshot `snapshot` after `snapshotAge` if it is still open: a snapshot held while no
@@ -492,16 +505,22 @@ public final class SQLiteResponseCache: ResponseCache {
             var answer: [UInt8]
             var createdAt: Double
             var sequence: Int
-            /// Waiting in `queue` (false: taken by the writer, kept until committed).
+            /// Waiting in `queue` (false: taken by the writer, kept until every snapshot sees it).
             var queued: Bool
+            /// The commit that wrote it (kept until every read snapshot sees that commit).
+            var committed: Int? = nil
         }
 
         struct State {
-            /// Answers handed over and not committed yet, by key.
+            /// Answers handed over and not yet seen by every read snapshot, by key.
             var pending: [String: Entry] = [:]
             /// Keys to write, in order (those before `head` are taken).
             var queue: [String] = []
             var head = 0
+            /// Answers committed and kept in memory until every snapshot sees them, in commit
+            /// order (those before `committedHead` are gone).
+            var committed: [(key: String, commit: Int, sequence: Int)] = []
+            var committedHead = 0
             var bytes = 0
             var sequence = 0
             /// `store` calls waiting for room.
@@ -515,7 +534,11 @@ public final class SQLiteResponseCache: ResponseCache {
             var failure: SQLiteSink.SQLiteError?
         }
 
-        init(db: OpaquePointer, upsert: OpaquePointer, maxBatch: Int, maxBytes: Int) {
+        /// The read connections' snapshots.
+        let marks: [SnapshotMark]
+
+        init(db: OpaquePointer, upsert: OpaquePointer, maxBatch: Int, maxBytes: Int, marks: [SnapshotMark]) {
+            self.marks = marks
             self.db = db
             self.upsert = upsert
             self.maxBatch = maxBatch
@@ -617,13 +640,37 @@ public final class SQLiteResponseCache: ResponseCache {
                 case .wait: wake.wait()
                 case .write(let batch):
                     let failure = write(batch)
-                    if failure == nil { commits.add(1, ordering: .sequentiallyConsistent) }
+                    let commit = failure == nil ? commits.add(1, ordering: .sequentiallyConsistent).newValue : nil
+                    // Every snapshot open now sees at least this many commits (one begun later sees all).
+                    let seen = marks.reduce(Int.max) { min($0, $1.commits.load(ordering: .sequentiallyConsistent)) }
                     let room = state.withLock { s -> Int in
                         if let failure, s.failure == nil { s.failure = failure }
-                        // Committed (or dropped with the failed group): out of memory, unless handed over again since.
+                        // Committed: kept until every snapshot sees it; dropped with a failed group:
+                        // out (unless handed over again since).
                         for (key, entry) in batch where s.pending[key]?.sequence == entry.sequence {
-                            s.pending[key] = nil
-                            s.bytes -= key.utf8.count.addingSaturating(entry.answer.count)
+                            if let commit, commit > seen {
+                                s.pending[key]?.committed = commit
+                                s.committed.append((key, commit, entry.sequence))
+                            } else {
+                                s.pending[key] = nil
+                                s.bytes -= key.utf8.count.addingSaturating(entry.answer.count)
+                            }
+                        }
+                        // Earlier commits every snapshot sees now: out of memory.
+                        while s.committedHead < s.committed.count, s.committed[s.committedHead].commit <= seen {
+                            let (key, _, sequence) = s.committed[s.committedHead]
+                            s.committedHead += 1
+                            if let entry = s.pending[key], entry.sequence == sequence, entry.committed != nil {
+                                s.pending[key] = nil
+                                s.bytes -= key.utf8.count.addingSaturating(entry.answer.count)
+                            }
+                        }
+                        if s.committedHead == s.committed.count {
+                            s.committed.removeAll(keepingCapacity: true)
+                            s.committedHead = 0
+                        } else if s.committedHead > 4_096 && s.committedHead * 2 > s.committed.count {
+                            s.committed.removeFirst(s.committedHead)
+                            s.committedHead = 0
                         }
                         pendingCount.store(s.pending.count, ordering: .sequentiallyConsistent)
                         guard s.waitingForRoom > 0, s.bytes <= SQLiteResponseCache.maxPendingBytes else { return 0 }
