@@ -64,8 +64,9 @@ public final class SQLiteResponseCache: ResponseCache {
     /// holder was preempted, never makes the others wait).
     private let readers: [ReaderSlot]
     private let nextReader = Atomic<Int>(0)
-    /// Read connections per store: one more than the processors (at least 2, at most 8).
-    static let readerCount = max(2, min(8, ProcessInfo.processInfo.activeProcessorCount + 1))
+    /// Read connections per store: one per processor (at least 2, at most 8); each re-reads the
+    /// pages the writer changed when it starts a snapshot, so more cost a cold run more.
+    static let readerCount = max(2, min(8, ProcessInfo.processInfo.activeProcessorCount))
     private let writer: Writer
     private let hitCount = Atomic<Int>(0)
 
