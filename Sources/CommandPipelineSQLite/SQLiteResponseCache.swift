@@ -20,7 +20,8 @@ import Synchronization
 ///   stores an answer only hands it over (`store` appends to a table in memory and returns).
 ///   The writer takes everything handed over, up to `maxBatch` answers, and writes it as one
 ///   transaction (`BEGIN IMMEDIATE`, a prepared upsert per answer, the eviction, `COMMIT`);
-///   while it writes, the next group gathers, so groups grow with the rate. Until every read
+///   after the first answer it gathers for `Writer.gatherDelay` (100 ms; `finish` cuts it
+///   short), and while it writes, the next group gathers, so groups grow with the rate. Until every read
 ///   snapshot sees an answer's commit, lookups answer it from that table. Past `maxPendingBytes` handed over and not
 ///   written, `store` waits for the writer (the disk does not keep up).
 /// - **Several processes**: WAL mode, a 10 s busy timeout; a writer holds the lock for one
@@ -537,6 +538,8 @@ public final class SQLiteResponseCache: ResponseCache {
 
         /// The read connections' snapshots.
         let marks: [SnapshotMark]
+        /// How long the writer gathers answers after the first before it writes them.
+        static let gatherDelay = DispatchTimeInterval.milliseconds(100)
 
         init(db: OpaquePointer, upsert: OpaquePointer, maxBatch: Int, maxBytes: Int, marks: [SnapshotMark]) {
             self.marks = marks
@@ -638,7 +641,13 @@ public final class SQLiteResponseCache: ResponseCache {
                 }
                 switch next {
                 case .stop: return stop()
-                case .wait: wake.wait()
+                case .wait:
+                    wake.wait()
+                    // Gathers for `gatherDelay` before writing (each commit writes the pages it
+                    // changed to the log: a commit per answer cost a slower run dearly);
+                    // `finish`, `abandon` and a full group cut it short.
+                    let hurry = state.withLock { $0.finishing || $0.abandoned || $0.queue.count - $0.head >= maxBatch }
+                    if !hurry { _ = wake.wait(timeout: .now() + Self.gatherDelay) }
                 case .write(let batch):
                     let failure = write(batch)
                     let commit = failure == nil ? commits.add(1, ordering: .sequentiallyConsistent).newValue : nil
