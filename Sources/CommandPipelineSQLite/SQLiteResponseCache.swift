@@ -1,5 +1,6 @@
 import CSQLite
 import CommandPipeline
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -13,17 +14,27 @@ import Synchronization
 ///         answer TEXT NOT NULL)        -- the answer as JSON (text, model, finish_reason, usage, parsed)
 ///     CREATE TABLE response_cache_meta (id = 1, format, version, bytes, hits)  -- bytes kept by triggers
 ///
-/// - **Several processes**: WAL mode, a 10 s busy timeout; answers are written in groups (a
-///   transaction of up to `maxBatch` answers, at the latest `commitDelay` after the first), so a
-///   writer holds the lock for one short transaction at a time. Until then this process answers
-///   from the pending group itself.
+/// - **Connections.** Lookups read through `readerCount` connections (each under its own mutex,
+///   on the caller's thread; a lookup takes the first free one); answers are written through
+///   another by a thread of the store's own, so a call that
+///   stores an answer only hands it over (`store` appends to a table in memory and returns).
+///   The writer takes everything handed over, up to `maxBatch` answers, and writes it as one
+///   transaction (`BEGIN IMMEDIATE`, a prepared upsert per answer, the eviction, `COMMIT`);
+///   after the first answer it gathers for `Writer.gatherDelay` (100 ms; `finish` cuts it
+///   short), and while it writes, the next group gathers, so groups grow with the rate. Until every read
+///   snapshot sees an answer's commit, lookups answer it from that table. Past `maxPendingBytes` handed over and not
+///   written, `store` waits for the writer (the disk does not keep up).
+/// - **Several processes**: WAL mode, a 10 s busy timeout; a writer holds the lock for one
+///   short transaction at a time.
 /// - **Lookups share a read snapshot**: one read transaction serves up to `snapshotLookups`
-///   lookups for at most `snapshotAge` (then it is ended, also when no lookup follows), and it
-///   ends before each write of this process, so its own answers are always seen; another
-///   process's answers are seen `snapshotAge` later at most. The file is read through a memory
-///   map (`mmap_size`) with a larger page cache, and the log is checkpointed every
-///   `walCheckpointPages` pages rather than SQLite's 1,000, and at `finish`.
-/// - **kill -9**: WAL and transactions: a killed writer leaves the file as of its last commit.
+///   lookups for at most `snapshotAge` (then it is ended, also when no lookup follows); this
+///   store's own answers are always seen (from memory until every snapshot sees their commit,
+///   `SnapshotMark`), so its commits do not end the snapshots; another process's answers are seen `snapshotAge` later at most. The file is
+///   read through a memory map (`mmap_size`) with a larger page cache, and the log is
+///   checkpointed every `walCheckpointPages` pages rather than SQLite's 1,000, and at `finish`.
+/// - **Durability**: `finish` returns once every answer handed over is committed (and the log
+///   checkpointed, passively). A process killed before loses the answers not yet committed —
+///   those handed over since the writer's last commit; the file stays as of that commit (WAL).
 /// - **A file that is not a cache** (not SQLite, damaged, another program's database, a newer
 ///   format) is refused when opened with an `OpenError` saying which; nothing is written to it.
 /// - **Bounds**: an answer older than `ttl` is a miss; after each group, the oldest answers go
@@ -33,8 +44,8 @@ public final class SQLiteResponseCache: ResponseCache {
     public let path: String
     public let ttl: Duration?
     public let maxBytes: Int
+    /// Answers per write transaction at most.
     public let maxBatch: Int
-    public let commitDelay: Duration
     /// Lookups served by one read snapshot at most.
     public static let snapshotLookups = 1024
     /// How long one read snapshot is used at most (and held when no lookup comes).
@@ -45,9 +56,20 @@ public final class SQLiteResponseCache: ResponseCache {
     static let mmapBytes = 256 << 20
     /// The page cache, in KiB (SQLite's default: 2,000).
     static let pageCacheKiB = 16_384
+    /// Bytes of answers handed to the writer and not yet written, at most: past it `store`
+    /// waits for the writer.
+    static let maxPendingBytes = 64 << 20
     private let now: @Sendable () -> Date
     private let clock: any PipelineClock
-    private let connection: Mutex<Connection?>
+    /// The read connections: a lookup takes the first free one (so one that is busy, or whose
+    /// holder was preempted, never makes the others wait).
+    private let readers: [ReaderSlot]
+    private let nextReader = Atomic<Int>(0)
+    /// Read connections per store: one per processor (at least 2, at most 8); each re-reads the
+    /// pages the writer changed when it starts a snapshot, so more cost a cold run more.
+    static let readerCount = max(2, min(8, ProcessInfo.processInfo.activeProcessorCount))
+    private let writer: Writer
+    private let hitCount = Atomic<Int>(0)
 
     /// The file cannot be used as a response cache; `message` says why and what to do.
     public struct OpenError: Error, CustomStringConvertible {
@@ -91,40 +113,42 @@ public final class SQLiteResponseCache: ResponseCache {
     /// The oldest answers, a group at a time (the index on `created_at` finds them), as `key bytes`.
     static let oldestSQL = "SELECT key || ' ' || bytes FROM response_cache ORDER BY created_at, key LIMIT 256"
 
-    private struct Pending {
-        var key: String
-        var answer: [UInt8]
-        var createdAt: Double
+
+    /// One read connection under its lock.
+    private final class ReaderSlot: Sendable {
+        let reader: Mutex<Reader?>
+        init(_ reader: Reader) { self.reader = Mutex(reader) }
     }
 
-    /// The open database, its statements and the group not yet written (used under the mutex only).
-    private final class Connection: @unchecked Sendable {
+    /// The writer's commits a read connection's snapshot sees at least (`Int.max`: no snapshot
+    /// open, the next one sees every commit): the writer keeps a committed answer in memory
+    /// until every snapshot sees it, so a commit does not end the snapshots.
+    final class SnapshotMark: Sendable {
+        let commits = Atomic<Int>(Int.max)
+    }
+
+    /// A read connection, its statement and its snapshot (used under its slot's mutex only).
+    private final class Reader: @unchecked Sendable {
         let db: OpaquePointer
         let select: OpaquePointer
-        let upsert: OpaquePointer
-        var pending: [Pending] = []
-        var pendingIndex: [String: Int] = [:]
-        /// Which group a timer was armed for (0: none armed).
-        var group = 0
-        var timerArmed = false
-        var hits = 0
         var failure: SQLiteSink.SQLiteError?
         /// A read transaction is open (`BEGIN` done): lookups made in it since, and when it began.
         var reading = false
         var snapshotReads = 0
         var snapshotStart = ContinuousClock.Instant.now
+        /// The writer's commits this snapshot sees at least.
+        let mark: SnapshotMark
         /// Which snapshot an end timer was armed for.
         var snapshot = 0
 
-        init(db: OpaquePointer, select: OpaquePointer, upsert: OpaquePointer) {
+        init(db: OpaquePointer, select: OpaquePointer, mark: SnapshotMark) {
             self.db = db
             self.select = select
-            self.upsert = upsert
+            self.mark = mark
         }
 
         func close() {
             sqlite3_finalize(select)
-            sqlite3_finalize(upsert)
             sqlite3_close_v2(db)
         }
 
@@ -136,31 +160,55 @@ public final class SQLiteResponseCache: ResponseCache {
     ///   - ttl: how long an answer stays fresh; nil: forever.
     ///   - maxBytes: the entries' bytes at most (key and answer; the file has SQLite's pages and index on top).
     ///   - create: create the file when it does not exist (`pipeline cache stats` does not).
+    ///   - maxBatch: answers per write transaction at most.
+    ///   - clock: ends an idle read snapshot (tests pass their own).
     ///   - now: the wall clock, for answers' ages (tests pass their own).
     public init(
         path: String, ttl: Duration? = nil, maxBytes: Int = 1 << 30, create: Bool = true, maxBatch: Int = 512,
-        commitDelay: Duration = .milliseconds(200), clock: any PipelineClock = SystemClock(), now: @escaping @Sendable () -> Date = { Date() }
+        clock: any PipelineClock = SystemClock(), now: @escaping @Sendable () -> Date = { Date() }
     ) throws(OpenError) {
         self.path = path
         self.ttl = ttl
         self.maxBytes = max(1, maxBytes)
         self.maxBatch = max(1, maxBatch)
-        self.commitDelay = commitDelay
         self.clock = clock
         self.now = now
-        let db = try Self.open(path, create: create)
-        do throws(SQLiteSink.SQLiteError) {
-            connection = Mutex(Connection(db: db, select: try SQLite.prepare(db, Self.selectSQL), upsert: try SQLite.prepare(db, Self.upsertSQL)))
+        // The first connection checks the file (or creates the cache); then the others.
+        var opened: [OpaquePointer] = []
+        var prepared: [OpaquePointer] = []
+        func closeAll() {
+            for statement in prepared { sqlite3_finalize(statement) }
+            for db in opened { sqlite3_close_v2(db) }
+        }
+        do {
+            for i in 0...Self.readerCount { opened.append(try Self.open(path, create: create && i == 0)) }
         } catch {
-            sqlite3_close_v2(db)
+            closeAll()
+            throw error
+        }
+        do throws(SQLiteSink.SQLiteError) {
+            for db in opened.dropLast() { prepared.append(try SQLite.prepare(db, Self.selectSQL)) }
+            prepared.append(try SQLite.prepare(opened[opened.count - 1], Self.upsertSQL))
+        } catch {
+            closeAll()
             throw OpenError(message: "cannot use the response cache '\(path)': \(error)")
         }
+        let marks = (0..<Self.readerCount).map { _ in SnapshotMark() }
+        readers = (0..<Self.readerCount).map { ReaderSlot(Reader(db: opened[$0], select: prepared[$0], mark: marks[$0])) }
+        writer = Writer(db: opened[Self.readerCount], upsert: prepared[Self.readerCount], maxBatch: max(1, maxBatch), maxBytes: max(1, maxBytes), marks: marks)
+        let writer = self.writer
+        let thread = Thread { writer.run() }
+        thread.name = "pipeline-response-cache"
+        thread.start()
     }
 
     deinit {
-        connection.withLock { c in
-            c?.close()
-            c = nil
+        writer.abandon()
+        for slot in readers {
+            slot.reader.withLock { r in
+                r?.close()
+                r = nil
+            }
         }
     }
 
@@ -279,32 +327,47 @@ public final class SQLiteResponseCache: ResponseCache {
     // MARK: ResponseCache
 
     public func answer(for key: String) -> GenerationResponse? {
+        // Handed to the writer, not committed yet: answered from memory.
+        if let bytes = writer.pending(key) {
+            let answer = CachedAnswer.decode(bytes)
+            if answer != nil { hitCount.add(1, ordering: .relaxed) }
+            return answer
+        }
+        // Read after the pending table: an answer gone from it is seen by every snapshot by then
+        // (and a snapshot begun now sees at least `commits`).
+        let commits = writer.commits.load(ordering: .sequentiallyConsistent)
         let now = self.now()
         let ttl = self.ttl
-        var armSnapshotEnd: Int?
-        defer { if let snapshot = armSnapshotEnd { scheduleSnapshotEnd(snapshot) } }
-        return connection.withLock { c -> GenerationResponse? in
+        var armSnapshotEnd: (slot: Int, snapshot: Int)?
+        defer { if let arm = armSnapshotEnd { scheduleSnapshotEnd(arm.slot, arm.snapshot) } }
+        let first = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
+        func lookup(_ c: Reader?, slot: Int) -> GenerationResponse? {
             guard let c else { return nil }
-            if let i = c.pendingIndex[key] {
-                c.hits += 1
-                return CachedAnswer.decode(c.pending[i].answer)
-            }
-            // One read transaction for many lookups (no lock and header read per lookup).
+            // One read transaction for many lookups (no lock and header read per lookup); this
+            // store's answers stay in memory until every snapshot sees them.
             if c.reading, c.snapshotReads >= Self.snapshotLookups || ContinuousClock.Instant.now - c.snapshotStart >= Self.snapshotAge {
                 Self.endSnapshot(c)
             }
             if !c.reading {
-                guard sqlite3_exec(c.db, "BEGIN", nil, nil, nil) == SQLITE_OK else { return nil }
+                // Marked before the snapshot is taken (at the first step): it sees at least this.
+                c.mark.commits.store(commits, ordering: .sequentiallyConsistent)
+                guard sqlite3_exec(c.db, "BEGIN", nil, nil, nil) == SQLITE_OK else {
+                    c.mark.commits.store(Int.max, ordering: .sequentiallyConsistent)
+                    return nil
+                }
                 c.reading = true
                 c.snapshotReads = 0
                 c.snapshotStart = .now
                 c.snapshot &+= 1
-                armSnapshotEnd = c.snapshot
+                armSnapshotEnd = (slot, c.snapshot)
             }
             c.snapshotReads += 1
             let statement = c.select
             defer { sqlite3_reset(statement) }
-            guard sqlite3_bind_text(statement, 1, key, -1, SQLite.transient) == SQLITE_OK else { return nil }
+            let bound = key.utf8.withContiguousStorageIfAvailable { digest in
+                digest.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(statement, 1, $0.baseAddress, Int32(clamping: $0.count), SQLite.transient) }
+            } ?? sqlite3_bind_text(statement, 1, key, -1, SQLite.transient)
+            guard bound == SQLITE_OK else { return nil }
             let rc = sqlite3_step(statement)
             guard rc == SQLITE_ROW else {
                 if rc != SQLITE_DONE {
@@ -317,114 +380,52 @@ public final class SQLiteResponseCache: ResponseCache {
             let storedAt = Date(timeIntervalSince1970: sqlite3_column_double(statement, 1))
             guard ResponseCacheAge.isFresh(storedAt: storedAt, now: now, ttl: ttl), let text = sqlite3_column_text(statement, 0) else { return nil }
             let count = Int(sqlite3_column_bytes(statement, 0))
-            let answer = CachedAnswer.decode(UnsafeBufferPointer(start: text, count: count))
-            if answer != nil { c.hits += 1 }
-            return answer
+            return CachedAnswer.decode(UnsafeBufferPointer(start: text, count: count))
         }
+        // The first free connection, from a different one each time; all busy: wait for one.
+        var answer: GenerationResponse?
+        var done = false
+        for step in 0..<readers.count {
+            let slot = Int(UInt(bitPattern: first &+ step) % UInt(readers.count))
+            if let outcome = readers[slot].reader.withLockIfAvailable({ lookup($0, slot: slot) }) {
+                answer = outcome
+                done = true
+                break
+            }
+        }
+        if !done {
+            let slot = Int(UInt(bitPattern: first) % UInt(readers.count))
+            answer = readers[slot].reader.withLock { lookup($0, slot: slot) }
+        }
+        if answer != nil { hitCount.add(1, ordering: .relaxed) }
+        return answer
     }
 
     /// Ends the read transaction, if one is open (an error leaves none open either way).
-    private static func endSnapshot(_ c: Connection) {
+    private static func endSnapshot(_ c: Reader) {
         guard c.reading else { return }
         c.reading = false
         if sqlite3_get_autocommit(c.db) == 0 { _ = sqlite3_exec(c.db, "COMMIT", nil, nil, nil) }
         if sqlite3_get_autocommit(c.db) == 0 { _ = sqlite3_exec(c.db, "ROLLBACK", nil, nil, nil) }
+        c.mark.commits.store(Int.max, ordering: .sequentiallyConsistent)
     }
 
     /// Ends snapshot `snapshot` after `snapshotAge` if it is still open: a snapshot held while no
     /// lookup comes would keep other processes' log from being checkpointed.
-    private func scheduleSnapshotEnd(_ snapshot: Int) {
+    private func scheduleSnapshotEnd(_ slot: Int, _ snapshot: Int) {
         let clock = self.clock
         Task { [weak self] in
             try? await clock.sleep(for: Self.snapshotAge)
-            self?.connection.withLock { c in
+            self?.readers[slot].reader.withLock { c in
                 guard let c, c.reading, c.snapshot == snapshot else { return }
                 Self.endSnapshot(c)
             }
         }
     }
 
+    /// Hands the answer to the writer thread (it is answered from memory until written).
     public func store(_ answer: GenerationResponse, for key: String) {
-        let entry = Pending(key: key, answer: CachedAnswer.encode(answer), createdAt: now().timeIntervalSince1970)
-        let armed = connection.withLock { c -> Int? in
-            guard let c else { return nil }
-            if let i = c.pendingIndex[entry.key] {
-                c.pending[i] = entry
-            } else {
-                c.pendingIndex[entry.key] = c.pending.count
-                c.pending.append(entry)
-            }
-            if c.pending.count >= maxBatch {
-                write(c)
-                return nil
-            }
-            guard !c.timerArmed else { return nil }
-            c.timerArmed = true
-            c.group += 1
-            return c.group
-        }
-        // The group is written by `commitDelay` at the latest, even if no answer follows.
-        if let group = armed {
-            let delay = commitDelay, clock = self.clock
-            Task { [weak self] in
-                try? await clock.sleep(for: delay)
-                self?.writeGroup(group)
-            }
-        }
-    }
-
-    private func writeGroup(_ group: Int) {
-        connection.withLock { c in
-            guard let c, c.timerArmed, c.group == group else { return }
-            write(c)
-        }
-    }
-
-    /// Writes the pending group in one transaction, then evicts the oldest answers past the bound.
-    private func write(_ c: Connection) {
-        c.timerArmed = false
-        guard !c.pending.isEmpty else { return }
-        // The read snapshot ends first: a write starts from the newest state, and the next
-        // lookup sees this group.
-        Self.endSnapshot(c)
-        let group = c.pending
-        c.pending = []
-        c.pendingIndex = [:]
-        do throws(SQLiteSink.SQLiteError) {
-            try SQLite.execute(c.db, "BEGIN IMMEDIATE", operation: "begin")
-            do throws(SQLiteSink.SQLiteError) {
-                for entry in group { try insert(entry, c) }
-                try Self.evict(c.db, toBytes: maxBytes)
-                try SQLite.execute(c.db, "COMMIT", operation: "commit of \(group.count) answer\(group.count == 1 ? "" : "s")")
-            } catch {
-                _ = sqlite3_exec(c.db, "ROLLBACK", nil, nil, nil)
-                throw error
-            }
-        } catch {
-            c.remember(error)
-        }
-    }
-
-    private func insert(_ entry: Pending, _ c: Connection) throws(SQLiteSink.SQLiteError) {
-        let statement = c.upsert
-        defer {
-            sqlite3_reset(statement)
-            sqlite3_clear_bindings(statement)
-        }
-        let bytes = entry.key.utf8.count + entry.answer.count
-        var rc = sqlite3_bind_text(statement, 1, entry.key, -1, SQLite.transient)
-        if rc == SQLITE_OK { rc = sqlite3_bind_double(statement, 2, entry.createdAt) }
-        if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, 3, Int64(bytes)) }
-        if rc == SQLITE_OK {
-            rc = entry.answer.withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(statement, 4, $0.baseAddress, Int32(clamping: $0.count), SQLite.transient) }
-            }
-        }
-        guard rc == SQLITE_OK else { throw SQLiteSink.SQLiteError(operation: "bind", code: rc, message: String(cString: sqlite3_errmsg(c.db))) }
-        let stepped = sqlite3_step(statement)
-        guard stepped == SQLITE_DONE else {
-            throw SQLiteSink.SQLiteError(operation: "store", code: stepped, message: String(cString: sqlite3_errmsg(c.db)))
-        }
+        writer.add(key, answer: CachedAnswer.encode(answer), createdAt: now().timeIntervalSince1970)
     }
 
     /// Deletes the oldest answers until the entries' bytes are at most `limit` (no more than that
@@ -457,30 +458,304 @@ public final class SQLiteResponseCache: ResponseCache {
         return removed
     }
 
-    /// Writes the pending group, adds this run's hits to the file's count and closes the file;
-    /// throws the first write or read that failed.
+
+    /// Waits until every answer handed over is written, adds this run's hits to the file's count,
+    /// checkpoints the log (passively) and closes the file; throws the first write or read that
+    /// failed. Cancelled (abandoned at a timeout), the writer stops after the group in progress.
     public func finish() async throws {
-        try connection.withLock { c throws(SQLiteSink.SQLiteError) in
-            guard let open = c else { return }
-            defer {
+        var readFailure: SQLiteSink.SQLiteError?
+        for slot in readers {
+            let failure = slot.reader.withLock { r -> SQLiteSink.SQLiteError? in
+                guard let open = r else { return nil }
+                Self.endSnapshot(open)
                 open.close()
-                c = nil
+                r = nil
+                return open.failure
             }
-            write(open)
-            Self.endSnapshot(open)
-            if open.hits > 0 {
-                do throws(SQLiteSink.SQLiteError) {
-                    try SQLite.execute(open.db, "UPDATE response_cache_meta SET hits = hits + \(open.hits) WHERE id = 1", operation: "counting hits")
-                } catch {
-                    open.remember(error)
-                }
-            }
-            // PASSIVE: never waits for another run still reading the file.
-            _ = sqlite3_exec(open.db, "PRAGMA wal_checkpoint(PASSIVE)", nil, nil, nil)
-            if let failure = open.failure { throw failure }
+            if readFailure == nil { readFailure = failure }
         }
+        let writer = self.writer
+        let hits = hitCount.load(ordering: .relaxed)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in writer.finish(hits: hits, done) }
+        } onCancel: {
+            writer.abandon()
+        }
+        if let failure = writer.failure ?? readFailure { throw failure }
     }
 
     /// Answers given by this store so far.
-    public var hits: Int { connection.withLock { $0?.hits ?? 0 } }
+    public var hits: Int { hitCount.load(ordering: .relaxed) }
+
+    /// The writer's connection, the answers handed to it, and its thread's loop: shared by the
+    /// store and the thread, so the thread does not keep the store alive (dropping the store
+    /// abandons the writer).
+    final class Writer: @unchecked Sendable {
+        let db: OpaquePointer
+        let upsert: OpaquePointer
+        let maxBatch: Int
+        let maxBytes: Int
+        /// Commits made: a lookup that sees a new count starts a new read snapshot.
+        let commits = Atomic<Int>(0)
+        /// Answers in `State.pending` (a lookup with none skips the lock).
+        private let pendingCount = Atomic<Int>(0)
+        private let state = Mutex(State())
+        private let wake = DispatchSemaphore(value: 0)
+        private let room = DispatchSemaphore(value: 0)
+
+        struct Entry {
+            var answer: [UInt8]
+            var createdAt: Double
+            var sequence: Int
+            /// Waiting in `queue` (false: taken by the writer, kept until every snapshot sees it).
+            var queued: Bool
+            /// The commit that wrote it (kept until every read snapshot sees that commit).
+            var committed: Int? = nil
+        }
+
+        struct State {
+            /// Answers handed over and not yet seen by every read snapshot, by key.
+            var pending: [String: Entry] = [:]
+            /// Keys to write, in order (those before `head` are taken).
+            var queue: [String] = []
+            var head = 0
+            /// Answers committed and kept in memory until every snapshot sees them, in commit
+            /// order (those before `committedHead` are gone).
+            var committed: [(key: String, commit: Int, sequence: Int)] = []
+            var committedHead = 0
+            var bytes = 0
+            var sequence = 0
+            /// `store` calls waiting for room.
+            var waitingForRoom = 0
+            var writerWaiting = false
+            var finishing = false
+            var abandoned = false
+            var done = false
+            var hits = 0
+            var finished: CheckedContinuation<Void, Never>?
+            var failure: SQLiteSink.SQLiteError?
+        }
+
+        /// The read connections' snapshots.
+        let marks: [SnapshotMark]
+        /// How long the writer gathers answers after the first before it writes them.
+        static let gatherDelay = DispatchTimeInterval.milliseconds(100)
+
+        init(db: OpaquePointer, upsert: OpaquePointer, maxBatch: Int, maxBytes: Int, marks: [SnapshotMark]) {
+            self.marks = marks
+            self.db = db
+            self.upsert = upsert
+            self.maxBatch = maxBatch
+            self.maxBytes = maxBytes
+        }
+
+        var failure: SQLiteSink.SQLiteError? { state.withLock { $0.failure } }
+
+        /// The stored form of `key`'s answer while it is handed over and not committed.
+        func pending(_ key: String) -> [UInt8]? {
+            guard pendingCount.load(ordering: .sequentiallyConsistent) > 0 else { return nil }
+            return state.withLock { $0.pending[key]?.answer }
+        }
+
+        func add(_ key: String, answer: [UInt8], createdAt: Double) {
+            let size = key.utf8.count.addingSaturating(answer.count)
+            let (signal, wait) = state.withLock { s -> (Bool, Bool) in
+                guard !s.finishing, !s.abandoned else { return (false, false) }
+                s.sequence &+= 1
+                if let old = s.pending[key] {
+                    s.bytes -= key.utf8.count.addingSaturating(old.answer.count)
+                    s.pending[key] = Entry(answer: answer, createdAt: createdAt, sequence: s.sequence, queued: true)
+                    if !old.queued { s.queue.append(key) }
+                } else {
+                    s.pending[key] = Entry(answer: answer, createdAt: createdAt, sequence: s.sequence, queued: true)
+                    s.queue.append(key)
+                }
+                s.bytes = s.bytes.addingSaturating(size)
+                pendingCount.store(s.pending.count, ordering: .sequentiallyConsistent)
+                let signal = s.writerWaiting
+                s.writerWaiting = false
+                let wait = s.bytes > SQLiteResponseCache.maxPendingBytes
+                if wait { s.waitingForRoom += 1 }
+                return (signal, wait)
+            }
+            if signal { wake.signal() }
+            // The disk does not keep up: wait for the writer (its own thread, so it goes on).
+            if wait { room.wait() }
+        }
+
+        func finish(hits: Int, _ done: CheckedContinuation<Void, Never>) {
+            let resumeNow = state.withLock { s -> Bool in
+                s.finishing = true
+                s.hits = s.hits.addingSaturating(hits)
+                if s.done { return true }
+                s.finished = done
+                return false
+            }
+            if resumeNow { done.resume() } else { wake.signal() }
+        }
+
+        /// Stops the writer after the group in progress; what it still holds is never written.
+        func abandon() {
+            let (waiter, waitingForRoom) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Int) in
+                s.abandoned = true
+                defer {
+                    s.finished = nil
+                    s.waitingForRoom = 0
+                }
+                return (s.finished, s.waitingForRoom)
+            }
+            wake.signal()
+            for _ in 0..<waitingForRoom { room.signal() }
+            waiter?.resume()
+        }
+
+        // MARK: The writer thread
+
+        func run() {
+            while true {
+                enum Next { case write([(key: String, entry: Entry)]), wait, stop }
+                let next = state.withLock { s -> Next in
+                    if s.abandoned { return .stop }
+                    if s.head == s.queue.count {
+                        s.queue.removeAll(keepingCapacity: true)
+                        s.head = 0
+                        if s.finishing { return .stop }
+                        s.writerWaiting = true
+                        return .wait
+                    }
+                    let end = min(s.queue.count, s.head + maxBatch)
+                    var batch: [(key: String, entry: Entry)] = []
+                    batch.reserveCapacity(end - s.head)
+                    for key in s.queue[s.head..<end] {
+                        guard var entry = s.pending[key], entry.queued else { continue }
+                        entry.queued = false
+                        s.pending[key] = entry
+                        batch.append((key, entry))
+                    }
+                    s.head = end
+                    if s.head > 4_096 && s.head * 2 > s.queue.count {
+                        s.queue.removeFirst(s.head)
+                        s.head = 0
+                    }
+                    return .write(batch)
+                }
+                switch next {
+                case .stop: return stop()
+                case .wait:
+                    wake.wait()
+                    // Gathers for `gatherDelay` before writing (each commit writes the pages it
+                    // changed to the log: a commit per answer cost a slower run dearly);
+                    // `finish`, `abandon` and a full group cut it short.
+                    let hurry = state.withLock { $0.finishing || $0.abandoned || $0.queue.count - $0.head >= maxBatch }
+                    if !hurry { _ = wake.wait(timeout: .now() + Self.gatherDelay) }
+                case .write(let batch):
+                    let failure = write(batch)
+                    let commit = failure == nil ? commits.add(1, ordering: .sequentiallyConsistent).newValue : nil
+                    // Every snapshot open now sees at least this many commits (one begun later sees all).
+                    let seen = marks.reduce(Int.max) { min($0, $1.commits.load(ordering: .sequentiallyConsistent)) }
+                    let room = state.withLock { s -> Int in
+                        if let failure, s.failure == nil { s.failure = failure }
+                        // Committed: kept until every snapshot sees it; dropped with a failed group:
+                        // out (unless handed over again since).
+                        for (key, entry) in batch where s.pending[key]?.sequence == entry.sequence {
+                            if let commit, commit > seen {
+                                s.pending[key]?.committed = commit
+                                s.committed.append((key, commit, entry.sequence))
+                            } else {
+                                s.pending[key] = nil
+                                s.bytes -= key.utf8.count.addingSaturating(entry.answer.count)
+                            }
+                        }
+                        // Earlier commits every snapshot sees now: out of memory.
+                        while s.committedHead < s.committed.count, s.committed[s.committedHead].commit <= seen {
+                            let (key, _, sequence) = s.committed[s.committedHead]
+                            s.committedHead += 1
+                            if let entry = s.pending[key], entry.sequence == sequence, entry.committed != nil {
+                                s.pending[key] = nil
+                                s.bytes -= key.utf8.count.addingSaturating(entry.answer.count)
+                            }
+                        }
+                        if s.committedHead == s.committed.count {
+                            s.committed.removeAll(keepingCapacity: true)
+                            s.committedHead = 0
+                        } else if s.committedHead > 4_096 && s.committedHead * 2 > s.committed.count {
+                            s.committed.removeFirst(s.committedHead)
+                            s.committedHead = 0
+                        }
+                        pendingCount.store(s.pending.count, ordering: .sequentiallyConsistent)
+                        guard s.waitingForRoom > 0, s.bytes <= SQLiteResponseCache.maxPendingBytes else { return 0 }
+                        defer { s.waitingForRoom = 0 }
+                        return s.waitingForRoom
+                    }
+                    for _ in 0..<room { self.room.signal() }
+                }
+            }
+        }
+
+        /// The run's end: a finished run adds its hits and checkpoints (passively: never waits
+        /// for another run still reading the file); an abandoned one only closes.
+        private func stop() {
+            let (finishing, abandoned, hits) = state.withLock { ($0.finishing, $0.abandoned, $0.hits) }
+            if finishing && !abandoned {
+                if hits > 0 {
+                    do throws(SQLiteSink.SQLiteError) {
+                        try SQLite.execute(db, "UPDATE response_cache_meta SET hits = hits + \(hits) WHERE id = 1", operation: "counting hits")
+                    } catch {
+                        state.withLock { s in if s.failure == nil { s.failure = error } }
+                    }
+                }
+                _ = sqlite3_exec(db, "PRAGMA wal_checkpoint(PASSIVE)", nil, nil, nil)
+            }
+            sqlite3_finalize(upsert)
+            sqlite3_close_v2(db)
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                s.done = true
+                defer { s.finished = nil }
+                return s.finished
+            }
+            waiter?.resume()
+        }
+
+        /// Writes `batch` in one transaction, then evicts the oldest answers past the bound; on a
+        /// failure the transaction is rolled back (the group is not kept) and the failure returned.
+        private func write(_ batch: [(key: String, entry: Entry)]) -> SQLiteSink.SQLiteError? {
+            guard !batch.isEmpty else { return nil }
+            do throws(SQLiteSink.SQLiteError) {
+                try SQLite.execute(db, "BEGIN IMMEDIATE", operation: "begin")
+                do throws(SQLiteSink.SQLiteError) {
+                    for (key, entry) in batch { try insert(key, entry) }
+                    try SQLiteResponseCache.evict(db, toBytes: maxBytes)
+                    try SQLite.execute(db, "COMMIT", operation: "commit of \(batch.count) answer\(batch.count == 1 ? "" : "s")")
+                } catch {
+                    _ = sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
+                    throw error
+                }
+                return nil
+            } catch {
+                return error
+            }
+        }
+
+        private func insert(_ key: String, _ entry: Entry) throws(SQLiteSink.SQLiteError) {
+            let statement = upsert
+            defer {
+                sqlite3_reset(statement)
+                sqlite3_clear_bindings(statement)
+            }
+            let bytes = key.utf8.count.addingSaturating(entry.answer.count)
+            var rc = sqlite3_bind_text(statement, 1, key, -1, SQLite.transient)
+            if rc == SQLITE_OK { rc = sqlite3_bind_double(statement, 2, entry.createdAt) }
+            if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, 3, Int64(bytes)) }
+            if rc == SQLITE_OK {
+                rc = entry.answer.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(statement, 4, $0.baseAddress, Int32(clamping: $0.count), SQLite.transient) }
+                }
+            }
+            guard rc == SQLITE_OK else { throw SQLiteSink.SQLiteError(operation: "bind", code: rc, message: String(cString: sqlite3_errmsg(db))) }
+            let stepped = sqlite3_step(statement)
+            guard stepped == SQLITE_DONE else {
+                throw SQLiteSink.SQLiteError(operation: "store", code: stepped, message: String(cString: sqlite3_errmsg(db)))
+            }
+        }
+    }
 }

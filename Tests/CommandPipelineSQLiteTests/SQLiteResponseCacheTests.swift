@@ -88,6 +88,46 @@ import Testing
         #expect(try SQLiteResponseCache.statistics(path: path).entries == 3)
     }
 
+    /// Answers are written by the store's own thread in groups while lookups go on: an answer
+    /// is found at every moment — from memory while handed over, from the file once committed
+    /// (a commit starts a new read snapshot) — and every one is in the file after `finish`.
+    @Test func anAnswerIsFoundWhileTheWriterWritesItAndKeptAfterFinish() async throws {
+        let path = try Self.path()
+        let cache = try SQLiteResponseCache(path: path, maxBatch: 7)
+        let count = 3_000
+        var missed: [Int] = []
+        for n in 0..<count {
+            cache.store(Self.answer(n), for: Self.key(n))
+            // The newest answers (handed over, being written, just committed) and some older ones.
+            for m in Set([n, max(0, n - 1), max(0, n - 5), max(0, n - 20), n / 2]) where cache.answer(for: Self.key(m)) != Self.answer(m) { missed.append(m) }
+        }
+        #expect(missed.isEmpty, "answers not found while being written: \(missed.prefix(10))")
+        try await cache.finish()
+        let stats = try SQLiteResponseCache.statistics(path: path)
+        #expect(stats.entries == count, "every answer handed over is in the file after finish")
+        #expect(stats.hits == cache.hits && cache.hits > count)
+        let reader = try SQLiteResponseCache(path: path)
+        #expect((0..<count).allSatisfy { reader.answer(for: Self.key($0)) == Self.answer($0) })
+        try await reader.finish()
+    }
+
+    /// A store dropped without `finish` stops its writer (no thread left behind, the file
+    /// usable); answers it had handed over may be lost, never half-written.
+    @Test func aStoreDroppedWithoutFinishLeavesAUsableFile() async throws {
+        let path = try Self.path()
+        do {
+            let cache = try SQLiteResponseCache(path: path)
+            for n in 0..<100 { cache.store(Self.answer(n), for: Self.key(n)) }
+        }
+        let reader = try SQLiteResponseCache(path: path)
+        let found = (0..<100).filter { reader.answer(for: Self.key($0)) != nil }
+        #expect(found.allSatisfy { reader.answer(for: Self.key($0)) == Self.answer($0) })
+        reader.store(Self.answer(100), for: Self.key(100))
+        try await reader.finish()
+        let entries = try SQLiteResponseCache.statistics(path: path).entries
+        #expect(entries > found.count && entries <= 101)
+    }
+
     @Test func answersOlderThanTheTTLAreMisses() async throws {
         let path = try Self.path()
         let clock = WallClock()

@@ -18,13 +18,14 @@ import Testing
         return false
     }
 
-    enum Seen: Equatable { case made(String?), shared(String), sharedFailure, again, cancelled }
+    enum Seen: Equatable { case made(String?), shared(String), sharedFailure, notShared, again, cancelled }
 
     static func seen(_ outcome: AnswersInFlight.Outcome) -> Seen {
         switch outcome {
         case .made(let result): .made(try? result.get().text)
         case .shared(let answer): .shared(answer.text)
         case .sharedFailure: .sharedFailure
+        case .notShared: .notShared
         case .again: .again
         case .cancelled: .cancelled
         }
@@ -51,6 +52,29 @@ import Testing
         #expect(made.load(ordering: .relaxed) == 1)
         // Nothing is kept: the next call makes its own.
         #expect(Self.seen(await flights.answer(for: Self.key) { .success(GenerationResponse(text: "again", model: "m", usage: .zero)) }) == .made("again"))
+    }
+
+    /// A success `share` refuses (a refusal the cache would not keep) is not handed to the
+    /// waiters: they make their own.
+    @Test func anAnswerNotToShareSendsTheWaitersToMakeTheirOwn() async {
+        let flights = AnswersInFlight()
+        let gate = Latch()
+        let made = Atomic<Int>(0)
+        let refusal = GenerationResponse(text: "", model: "m", finishReason: "content_filter", usage: .zero)
+        let share: @Sendable (GenerationResponse) -> Bool = { $0.finishReason != "content_filter" }
+        let maker = Task {
+            Self.seen(await flights.answer(for: Self.key, share: share) {
+                made.add(1, ordering: .relaxed)
+                _ = await gate.wait()
+                return .success(refusal)
+            })
+        }
+        for _ in 0..<2_000_000 where made.load(ordering: .relaxed) == 0 { await Task.yield() }
+        let waiters = (0..<2).map { _ in Task { Self.seen(await flights.answer(for: Self.key, share: share) { .success(Self.answer) }) } }
+        #expect(await Self.waiters(flights, 2))
+        gate.open()
+        #expect(await maker.value == .made(""))
+        for waiter in waiters { #expect(await waiter.value == .notShared) }
     }
 
     @Test func aFailureIsNotSharedAndACancelledWaiterStopsAtOnce() async {

@@ -23,6 +23,95 @@ import Testing
         #expect(ResponseCacheKey(provider: "mock", endpoint: "", request: request).digest.count == 64)
     }
 
+    /// The document is written straight into bytes; it is the same document as the canonical
+    /// form of the wire values it stands for (`CanonicalJSON` of the `JSONValue` tree), for every
+    /// config field and every kind of part.
+    @Test func theDocumentWrittenDirectlyIsTheCanonicalFormOfTheTree() throws {
+        let tool = ToolDefinition(name: "get_weather", description: "the weather", parameters: try JSONParser.parse(#"{"type":"object","properties":{"city":{"type":"string"}}}"#))
+        let full = GenerationConfig(
+            systemInstruction: "be \"brief\"\n", temperature: 0.25, topP: 1, maxTokens: 7, stop: ["\n", "END"], seed: -3, responseFormat: ["type": "json_object", "a": 2.0],
+            providerOptions: ["z": 1, "a": ["y": 1.5, "b": false]])
+        var configs = [GenerationConfig(), full]
+        var withTools = full
+        withTools.maxRepairs = 2
+        withTools.tools = [tool]
+        withTools.toolChoice = .named("get_weather")
+        configs.append(withTools)
+        for choice in [ToolChoice.auto, .none, .required] {
+            var c = GenerationConfig(temperature: 2)
+            c.toolChoice = choice
+            configs.append(c)
+        }
+        let parts: [APIPart] = [
+            .text("plain"), .text("\u{1}\"é\u{1F600}"), .fileRef(FileReference(uri: "files/abc", mimeType: "application/pdf")),
+            .filePlaceholder(FilePlaceholder(path: "/tmp/a.pdf")), .inline(InlineData(mimeType: "image/png", data: Data([1, 2, 3]))),
+            .history(History(turns: [History.Turn(question: "q", answer: "a")])),
+            .toolResult(ToolResult(id: "call_1", name: "get_weather", content: ["t": 20])),
+        ]
+        for config in configs {
+            for files in [[:], [3: "d1"]] as [[Int: String]] {
+                let request = GenerationRequest(model: "m\"1", parts: parts, config: config)
+                var treeParts: [JSONValue] = []
+                for (i, part) in parts.enumerated() {
+                    if let digest = files[i] {
+                        treeParts.append(["type": "file", "mime_type": .string(part.placeholder?.effectiveMimeType ?? ""), "sha256": .string(digest)])
+                    } else if case .inline(let inline) = part {
+                        treeParts.append(["type": "inline", "mime_type": .string(inline.mimeType), "sha256": .string(SHA256.hex(inline.data))])
+                    } else {
+                        treeParts.append(part.wireValue)
+                    }
+                }
+                let tree: JSONValue = [
+                    "v": 1, "provider": "openai", "endpoint": "https://api.example/v1", "model": .string(request.model), "parts": .array(treeParts),
+                    "config": config.wireValue,
+                ]
+                var expected: [UInt8] = []
+                CanonicalJSON.write(tree, to: &expected)
+                let document = ResponseCacheKey.document(provider: "openai", endpoint: "https://api.example/v1", request: request, fileDigests: files)
+                #expect(String(decoding: document, as: UTF8.self) == String(decoding: expected, as: UTF8.self))
+            }
+        }
+    }
+
+    /// The stored form: read back whole, directly for a plain answer (escapes included) and
+    /// through the parser for one with `parsed` or tool calls or in another member order; a
+    /// damaged, older or truncated entry is nil (a miss), never a wrong answer.
+    @Test func aStoredAnswerReadsBackWholeAndDamageIsAMiss() throws {
+        let usage = Usage(promptTokens: 12, completionTokens: 3, totalTokens: 15, cachedTokens: 2, cacheCreationTokens: 9_000_000_000, cacheCreationLongTokens: 4)
+        let answers = [
+            GenerationResponse(text: "plain", model: "m", usage: usage),
+            GenerationResponse(text: "line\none\t\"quoted\" back\\slash é 😀 \u{1}", model: "m/ü", finishReason: "length", usage: .zero),
+            GenerationResponse(text: "", model: "", usage: Usage(promptTokens: 0, completionTokens: 0)),
+            GenerationResponse(text: "{\"a\":1}", model: "m", usage: usage, parsed: ["a": 1]),
+            GenerationResponse(text: "", model: "m", finishReason: "tool_calls", usage: usage, toolCalls: [ToolCall(id: "c1", name: "f", arguments: ["x": 1], signature: "sig")]),
+        ]
+        for answer in answers {
+            let bytes = CachedAnswer.encode(answer)
+            #expect(CachedAnswer.decode(bytes) == answer)
+            // Every prefix is a miss (the direct reader never takes a truncated entry).
+            for cut in stride(from: 0, to: bytes.count, by: 3) { #expect(CachedAnswer.decode(Array(bytes[..<cut])) == nil) }
+            // One byte more after the object: not an entry.
+            #expect(CachedAnswer.decode(bytes + Array("x".utf8)) == nil)
+        }
+        let plain = CachedAnswer.encode(answers[0])
+        #expect(String(decoding: plain, as: UTF8.self) == #"{"v":3,"text":"plain","model":"m","finish_reason":"stop","usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"cached_tokens":2,"cache_creation_tokens":9000000000,"cache_creation_long_tokens":4}}"#)
+        // Another member order (or white space) is the parser's: the same answer.
+        let reordered = #"{"usage":{"completion_tokens":3,"prompt_tokens":12,"total_tokens":15,"cached_tokens":2,"cache_creation_tokens":9000000000,"cache_creation_long_tokens":4}, "finish_reason":"stop","model":"m","text":"plain","v":3}"#
+        #expect(CachedAnswer.decode(Array(reordered.utf8)) == answers[0])
+        // A \u escape goes to the parser too.
+        let unicode = #"{"v":3,"text":"\u00e9t\u00e9","model":"m","finish_reason":"stop","usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"cached_tokens":0,"cache_creation_tokens":0,"cache_creation_long_tokens":0}}"#
+        #expect(CachedAnswer.decode(Array(unicode.utf8))?.text == "été")
+        // Another version, a leading zero, a raw control character, invalid UTF-8: misses.
+        for damaged in [
+            plain.replacing(Array(#""v":3"#.utf8), with: Array(#""v":2"#.utf8)),
+            plain.replacing(Array(#""prompt_tokens":12"#.utf8), with: Array(#""prompt_tokens":012"#.utf8)),
+            plain.replacing(Array("plain".utf8), with: [0x70, 0x0A, 0x61]),
+            plain.replacing(Array("plain".utf8), with: [0x70, 0xC3, 0x28]),
+        ] {
+            #expect(CachedAnswer.decode(damaged) == nil)
+        }
+    }
+
     @Test func everyFieldChangesTheKey() {
         let original = Self.key()
         var variants: [(String, ResponseCacheKey)] = [
@@ -203,6 +292,52 @@ import Testing
         }
         #expect(provider.calls.load(ordering: .relaxed) == 1)
         #expect(results.compactMap(\.calls.first?.responseCache).sorted { $0.rawValue < $1.rawValue } == [.hit, .hit, .hit, .hit, .stored])
+    }
+
+    /// The first call's answer is a refusal; the others answer.
+    final class RefusingFirstProvider: GenerationCapability {
+        let gate = Latch()
+        let calls = Atomic<Int>(0)
+        var providerName: String { "gated" }
+        func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
+            if calls.add(1, ordering: .relaxed).newValue == 1 {
+                _ = await gate.wait()
+                return GenerationResponse(text: "", model: request.model, finishReason: "content_filter", usage: Usage(promptTokens: 1, completionTokens: 0))
+            }
+            return GenerationResponse(text: "answer", model: request.model, usage: Usage(promptTokens: 1, completionTokens: 1))
+        }
+    }
+
+    /// Twins in flight share only what the cache would keep: a refusal (not stored, it may not
+    /// repeat) is not handed to the waiting twins; each asks for itself.
+    @Test func aRefusalIsNotSharedWithTheTwinsInFlight() async throws {
+        let provider = RefusingFirstProvider()
+        let cache = InMemoryResponseCache()
+        let unit = ResponseCacheUnit(cache: cache)
+        let engine = PipelineEngine(provider: provider, stages: [GenerateStage(calls: CallChain([unit], terminal: ProviderCall.run)), TelemetryStage()])
+        let key = ResponseCacheKey(provider: "gated", endpoint: "", request: GenerationRequest(model: "m", parts: [.text("same")]))
+        let results = try await withThrowingTaskGroup(of: (String, Telemetry).self) { group in
+            for i in 0..<4 {
+                group.addTask {
+                    let result = try #require(await engine.execute(command("c\(i)", prompts: ["same"])).success)
+                    return (result.responses.first?.finishReason ?? "", result.telemetry)
+                }
+            }
+            var waiting = 0
+            for _ in 0..<200_000 where waiting < 3 {
+                waiting = await unit.waiting(for: key)
+                await Task.yield()
+            }
+            #expect(waiting == 3)
+            provider.gate.open()
+            var all: [(String, Telemetry)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        #expect(provider.calls.load(ordering: .relaxed) == 4, "the refusal's twins each asked for themselves")
+        #expect(results.filter { $0.0 == "content_filter" }.count == 1, "only the call that was refused has the refusal")
+        #expect(results.compactMap(\.1.calls.first?.responseCache).sorted { $0.rawValue < $1.rawValue } == [.miss, .stored, .stored, .stored])
+        #expect(cache.answer(for: key)?.text == "answer")
     }
 
     @Test func aLocalFileIsKeyedByItsContent() async throws {

@@ -17,6 +17,9 @@ package final class AnswersInFlight: Sendable {
         case shared(GenerationResponse)
         /// The identical call failed (not cancelled): this call makes its own (a failure names another command's call).
         case sharedFailure
+        /// The identical call's answer is not shared (`share` refused it: a refusal the cache
+        /// would not keep either): this call makes its own.
+        case notShared
         /// The identical call was cancelled, or ended before this call could wait: look again.
         case again
         /// This call's own task was cancelled while it waited.
@@ -33,8 +36,12 @@ package final class AnswersInFlight: Sendable {
 
     package init() {}
 
-    /// Makes the answer for `key` with `make`, or waits for the identical call making it.
-    package func answer(for key: ResponseCacheKey, make: () async -> Result<GenerationResponse, APIError>) async -> Outcome {
+    /// Makes the answer for `key` with `make`, or waits for the identical call making it. The
+    /// waiters take a successful answer only when `share` says so (twins share what the cache
+    /// would keep, nothing else).
+    package func answer(
+        for key: ResponseCacheKey, share: (GenerationResponse) -> Bool = { _ in true }, make: () async -> Result<GenerationResponse, APIError>
+    ) async -> Outcome {
         let waiter = state.withLock { state -> Int? in
             if state.flights[key] == nil {
                 state.flights[key] = [:]
@@ -49,7 +56,7 @@ package final class AnswersInFlight: Sendable {
             if !waiters.isEmpty {
                 let outcome: Outcome
                 switch result {
-                case .success(let answer): outcome = .shared(answer)
+                case .success(let answer): outcome = share(answer) ? .shared(answer) : .notShared
                 case .failure(let error): outcome = error.kind == .cancelled ? .again : .sharedFailure
                 }
                 for continuation in waiters.values { continuation.resume(returning: outcome) }

@@ -30,11 +30,22 @@ package struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
         digest = hasher.finalizeHex()
     }
 
-    /// The canonical document the digest is taken of.
+    /// The canonical document the digest is taken of. Written straight into bytes, its fixed
+    /// keys in their sorted order (no `JSONValue` tree of the whole document, no sort): a warm
+    /// run builds one per call. Only values that are JSON trees already (`response_format`,
+    /// `provider_options`, tools, a part other than text) go through `CanonicalJSON`.
     public static func document(provider: String, endpoint: String, request: GenerationRequest, fileDigests: [Int: String] = [:]) -> [UInt8] {
-        var parts: [JSONValue] = []
-        parts.reserveCapacity(request.parts.count)
+        var out: [UInt8] = []
+        out.reserveCapacity(192 &+ request.model.utf8.count &+ endpoint.utf8.count)
+        JSONSerializer.raw(#"{"config":"#, to: &out)
+        writeConfig(request.config, to: &out)
+        JSONSerializer.raw(#","endpoint":"#, to: &out)
+        JSONSerializer.writeString(endpoint, to: &out)
+        JSONSerializer.raw(#","model":"#, to: &out)
+        JSONSerializer.writeString(request.model, to: &out)
+        JSONSerializer.raw(#","parts":["#, to: &out)
         for (i, part) in request.parts.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
             if let digest = fileDigests[i] {
                 let mime: String
                 switch part {
@@ -43,21 +54,101 @@ package struct ResponseCacheKey: Sendable, Hashable, CustomStringConvertible {
                 case .inline(let inline): mime = inline.mimeType
                 default: mime = ""
                 }
-                parts.append(["type": "file", "mime_type": .string(mime), "sha256": .string(digest)])
-            } else if case .inline(let inline) = part {
-                parts.append(["type": "inline", "mime_type": .string(inline.mimeType), "sha256": .string(SHA256.hex(inline.data))])
+                writeByDigest(type: "file", mime: mime, digest: digest, to: &out)
             } else {
-                parts.append(part.wireValue)
+                switch part {
+                case .text(let text):
+                    JSONSerializer.raw(#"{"text":"#, to: &out)
+                    JSONSerializer.writeString(text, to: &out)
+                    JSONSerializer.raw(#","type":"text"}"#, to: &out)
+                case .inline(let inline):
+                    writeByDigest(type: "inline", mime: inline.mimeType, digest: SHA256.hex(inline.data), to: &out)
+                default:
+                    CanonicalJSON.write(part.wireValue, to: &out)
+                }
             }
         }
-        let document: JSONValue = [
-            "v": 1, "provider": .string(provider), "endpoint": .string(endpoint), "model": .string(request.model), "parts": .array(parts),
-            "config": request.config.wireValue,
-        ]
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        CanonicalJSON.write(document, to: &out)
+        JSONSerializer.raw(#"],"provider":"#, to: &out)
+        JSONSerializer.writeString(provider, to: &out)
+        JSONSerializer.raw(#","v":1}"#, to: &out)
         return out
+    }
+
+    /// `{"mime_type":…,"sha256":…,"type":…}`: a part keyed by its bytes' digest.
+    private static func writeByDigest(type: String, mime: String, digest: String, to out: inout [UInt8]) {
+        JSONSerializer.raw(#"{"mime_type":"#, to: &out)
+        JSONSerializer.writeString(mime, to: &out)
+        JSONSerializer.raw(#","sha256":"#, to: &out)
+        JSONSerializer.writeString(digest, to: &out)
+        JSONSerializer.raw(#","type":"#, to: &out)
+        JSONSerializer.writeString(type, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `config.wireValue` in canonical form, its members written in their sorted order (a
+    /// test checks this against `CanonicalJSON.write(config.wireValue)` for every field).
+    static func writeConfig(_ config: GenerationConfig, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func member(_ name: StaticString) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            JSONSerializer.raw(#"":"#, to: &out)
+        }
+        // Sorted by UTF-8 bytes: max_repairs < max_tokens < provider_options < response_format
+        // < seed < stop < system_instruction < temperature < tool_choice < tools < top_p.
+        if let maxRepairs = config.maxRepairs {
+            member("max_repairs")
+            JSONSerializer.writeInt(maxRepairs, to: &out)
+        }
+        if let maxTokens = config.maxTokens {
+            member("max_tokens")
+            JSONSerializer.writeInt(maxTokens, to: &out)
+        }
+        if !config.providerOptions.isEmpty {
+            member("provider_options")
+            CanonicalJSON.write(.object(config.providerOptions), to: &out)
+        }
+        if let responseFormat = config.responseFormat {
+            member("response_format")
+            CanonicalJSON.write(responseFormat, to: &out)
+        }
+        if let seed = config.seed {
+            member("seed")
+            JSONSerializer.writeInt(seed, to: &out)
+        }
+        if let stop = config.stop {
+            member("stop")
+            out.append(UInt8(ascii: "["))
+            for (i, s) in stop.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONSerializer.writeString(s, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        if let system = config.systemInstruction {
+            member("system_instruction")
+            JSONSerializer.writeString(system, to: &out)
+        }
+        if let temperature = config.temperature {
+            member("temperature")
+            CanonicalJSON.write(.double(temperature), to: &out)
+        }
+        if let toolChoice = config.toolChoice {
+            member("tool_choice")
+            CanonicalJSON.write(toolChoice.wireValue, to: &out)
+        }
+        if let tools = config.tools {
+            member("tools")
+            CanonicalJSON.write(.array(tools.map(\.wireValue)), to: &out)
+        }
+        if let topP = config.topP {
+            member("top_p")
+            CanonicalJSON.write(.double(topP), to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 }
 
@@ -77,7 +168,10 @@ package enum CanonicalJSON {
             out.append(UInt8(ascii: "]"))
         case .object(let object):
             out.append(UInt8(ascii: "{"))
-            let sorted = object.members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            let members = object.members
+            // Most objects are written in order already: no sorted copy for them.
+            let inOrder = members.indices.dropFirst().allSatisfy { !members[$0].key.utf8.lexicographicallyPrecedes(members[$0 - 1].key.utf8) }
+            let sorted = inOrder ? members : members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             for (i, member) in sorted.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONSerializer.writeString(member.key, to: &out)

@@ -9,8 +9,8 @@
 ///   deployment, a `response_cache_hit` event, with streaming its whole text as one
 ///   `text_delta`, and a `tool_call` event for each of its tool calls.
 /// - Identical calls in flight share one request (`AnswersInFlight`): the others wait for it and
-///   take its answer as a hit; if it fails, each makes its own call (if it was cancelled, one of
-///   them makes it for the rest).
+///   take its answer as a hit; if it fails, or its answer is one the cache does not keep (a
+///   refusal), each makes its own call (if it was cancelled, one of them makes it for the rest).
 /// - Kept: successful answers whose `finish_reason` is not `content_filter` (a refusal may not
 ///   repeat) — see `storable(_:)`.
 package struct ResponseCacheUnit: ChainUnit {
@@ -31,10 +31,11 @@ package struct ResponseCacheUnit: ChainUnit {
         guard let key = await key(for: input) else { return await next(input) }
         while true {
             if let answer = cache.answer(for: key) { return hit(answer, input) }
-            switch await flights.answer(for: key, make: { await self.miss(input, key, next) }) {
+            switch await flights.answer(for: key, share: Self.storable, make: { await self.miss(input, key, next) }) {
             case .made(let result): return result
             case .shared(let answer): return hit(answer, input)
             case .sharedFailure: return await miss(input, key, next)   // the identical call failed: this one makes its own
+            case .notShared: return await miss(input, key, next)   // a refusal (not kept, may not repeat): this one asks for itself
             case .again: continue   // it was cancelled, or ended first (its answer, if kept, is in the cache now)
             case .cancelled:
                 return .failure(APIError(.cancelled, "the command was cancelled while it waited for work another command is making"))
