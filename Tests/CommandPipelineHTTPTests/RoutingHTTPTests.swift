@@ -1,3 +1,5 @@
+import CommandPipeline
+import CommandPipelineHTTP
 import Foundation
 import PipelineTestSupport
 import Testing
@@ -85,6 +87,55 @@ import Testing
         #expect(counts["answered"] == 12)
         #expect(counts["429"] == 0, "the run waited for the reset its headers announced: \(counts)")
         #expect(run.stdout.contains(#""type":"attempt_routed""#) && run.stdout.contains(#""deployment":"throttle-c""#))
+    }
+
+    /// An image in a routed call to an OpenAI deployment goes inline (an `image_url` data URL), as
+    /// the unrouted adapter sends it: FakeAI answers it (a placeholder left in the request, as
+    /// before the routed provider passed the adapters' `InlineFilesCapability` on, never reached it).
+    @Test func anImageInARoutedCallToAnOpenAIDeploymentGoesInline() async throws {
+        let dir = try temporaryDirectory()
+        let image = dir.appendingPathComponent("pixel.png")
+        try UsageInteropTests.png.write(to: image)
+        let vision = OpenAIProvider.make(OpenAIConfiguration(baseURL: try Peers.fakeAI.get(), capabilities: [.generation]))
+        // FakeAI counts an image by its size in tiles: a model with a large context window.
+        let router = try Router(
+            configuration: RouterConfiguration(models: ["seeing": [Deployment(name: "vision", provider: "openai", model: "openai/gpt-oss-120b")]]),
+            adapters: ["vision": vision], seed: 1)
+        var configuration = EngineConfiguration(retryPolicy: .none)
+        configuration.router = router
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let plan = ExecutionPlan(calls: [APICall(model: "seeing", parts: [.filePlaceholder(FilePlaceholder(path: image.path)), .text("What is in this picture?")])])
+        let outcome = await engine.run(PlannedCommand(id: "pixel", plan: plan))
+        #expect(outcome.succeeded, "\(String(describing: outcome.error))")
+        #expect(outcome.telemetry.uploads == UploadCounts(), "the image went inline, not as an upload")
+        let response = outcome.result.success?.responses.first
+        #expect(response?.deployment == "vision" && response?.text.isEmpty == false)
+        #expect(router.stats()[0].succeeded == 1)
+    }
+
+    /// The routed provider's cap for a type some adapter takes only inline is the smallest of
+    /// the deployments' and the fallback's; a type none takes only inline is not inlined.
+    @Test func theRoutedProvidersInlineLimitIsTheSmallestOfItsAdapters() throws {
+        struct Capped: GenerationCapability, InlineFilesCapability {
+            let limit: Int
+            var providerName: String { "capped" }
+            func generate(_ request: GenerationRequest) async throws -> GenerationResponse { throw CancellationError() }
+            func inlineLimit(for mimeType: String) -> Int? { mimeType == "image/png" ? limit : nil }
+        }
+        let openAI = OpenAIProvider.make(OpenAIConfiguration(baseURL: URL(string: "http://127.0.0.1:1/v1")!))
+        let router = try Router(
+            configuration: RouterConfiguration(models: [
+                "a": [Deployment(name: "openai", provider: "openai", model: "m"), Deployment(name: "plain", provider: "mock", model: "m")],
+                "b": [Deployment(name: "small", provider: "capped", model: "m")],
+            ]),
+            adapters: ["openai": openAI, "plain": MockProvider.make(), "small": Capped(limit: 1000)], seed: 1)
+        let routed = try #require(RoutedProvider(router: router, fallback: MockProvider.make()).inlineFiles)
+        #expect(routed.inlineLimit(for: "image/png") == 1000)
+        #expect(routed.inlineLimit(for: "image/jpeg") == 20 << 20, "only OpenAI takes JPEG only inline")
+        #expect(routed.inlineLimit(for: "application/pdf") == nil)
+        let fallbackOnly = try Router(configuration: RouterConfiguration(models: ["a": [Deployment(name: "plain", provider: "mock", model: "m")]]), adapters: ["plain": MockProvider.make()])
+        let viaFallback = try #require(RoutedProvider(router: fallbackOnly, fallback: Capped(limit: 7)).inlineFiles)
+        #expect(viaFallback.inlineLimit(for: "image/png") == 7, "the fallback's models are sent by the routed provider too")
     }
 
     @Test func aBadDeploymentsFileIsAUsageErrorNamingThePlace() async throws {

@@ -500,6 +500,58 @@ final class SharedCount: Sendable {
         #expect(router.stats()[0].calls == 1)
     }
 
+    /// A deployment that streams one delta, then nothing until its reader goes away; its stream
+    /// then just ends (no final response), as a connection cut by the client does.
+    struct Stalling: GenerationCapability, StreamingCapability {
+        var providerName: String { "openai" }
+        let opened = SharedCount()
+        func generate(_ request: GenerationRequest) async throws -> GenerationResponse { throw CancellationError() }
+        func stream(_ request: GenerationRequest) -> AsyncThrowingStream<GenerationChunk, any Error> {
+            opened.add()
+            let (stream, continuation) = AsyncThrowingStream.makeStream(of: GenerationChunk.self)
+            continuation.yield(.delta("first"))
+            return stream
+        }
+    }
+
+    /// A consumer that stops reading a routed stream, or a cancelled task reading it, is not a
+    /// failure of the deployment: with a breaker that opens at the first unhealthy failure, the
+    /// deployment stays closed, and the attempt is counted as cancelled.
+    @Test(arguments: [false, true])
+    func aConsumersCancelFeedsNoBreaker(cancelTheTask: Bool) async throws {
+        let stalling = Stalling()
+        let configuration = RouterConfiguration(
+            models: ["fast": [Deployment(name: "east", provider: "openai", model: "east-model")]],
+            breaker: BreakerSettings(failureThreshold: 1, cooldown: .seconds(60), maxCooldown: .seconds(60)))
+        let router = try Router(configuration: configuration, adapters: ["east": stalling], clock: ManualClock(), seed: 1)
+        let streaming = try #require(RoutedProvider(router: router, fallback: MockProvider.make(MockConfiguration(capabilities: [.streaming]))).streaming)
+        let request = GenerationRequest(model: "fast", parts: [.text("q")])
+        if cancelTheTask {
+            let gotFirst = AsyncStream.makeStream(of: Void.self)
+            let reader = Task {
+                for try await chunk in streaming.stream(request) {
+                    if case .delta = chunk { gotFirst.continuation.yield() }
+                }
+            }
+            for await _ in gotFirst.stream { break }
+            reader.cancel()
+            _ = await reader.result
+        } else {
+            // Not kept in a variable: leaving the loop drops the stream's last reference.
+            for try await chunk in streaming.stream(request) {
+                if case .delta(let text) = chunk {
+                    #expect(text == "first")
+                    break  // the consumer stops reading
+                }
+            }
+        }
+        #expect(await eventually { router.stats()[0].failures.isEmpty == false }, "the attempt ends")
+        let stats = router.stats()[0]
+        #expect(stats.failures == ["cancelled": 1], "\(stats.failures)")
+        #expect(stats.openings == 0 && stats.state == "closed", "a consumer's cancel is not the deployment's failure")
+        #expect(stalling.opened.count == 1)
+    }
+
     @Test func aDeploymentThatCannotStreamAnswersWithOneFinalChunkAndFailuresCount() async throws {
         let clock = ManualClock()
         let plain = Backend(), failing = Backend(mode: .fail500)

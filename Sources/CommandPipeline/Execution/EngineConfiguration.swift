@@ -147,7 +147,7 @@ public struct EngineConfiguration: Sendable {
         ]
         // The router outside the per-call timeout: a timed-out attempt is its deployment's
         // failure, and waiting for a deployment is bounded by the command's deadline alone.
-        if router != nil { units.append(RoutingUnit()) }
+        if let router { units.append(RoutingUnit(router: router)) }
         if let callTimeout { units.append(CallTimeoutUnit(timeout: callTimeout, clock: clock)) }
         if let responseCache { units.insert(ResponseCacheUnit(cache: responseCache, files: files), at: 0) }
         return CallChain(units) { await ProviderCall.run($0) }

@@ -34,13 +34,11 @@ package struct RoutedProvider: GenerationCapability {
     public func generate(_ request: GenerationRequest) async throws -> GenerationResponse {
         guard let group = router.group(for: request.model) else { return try await fallback.generate(request) }
         let pick = try await router.acquire(group, tokens: 0)
-        let deployment = router.deployments[pick.index]
         var routed = request
-        routed.model = deployment.model
-        let start = router.clock.now
+        routed.model = router.deployments[pick.index].model
         let result = await send(routed, to: pick.index)
-        _ = router.finish(pick, result: result, start: start)
-        return try result.map { stamped($0, deployment) }.get()
+        _ = router.finish(pick, result: result)
+        return try stamped(result, pick.index).get()
     }
 
     /// The request through deployment `index`'s adapter.
@@ -58,11 +56,16 @@ package struct RoutedProvider: GenerationCapability {
         return APIError(wrapping: error, provider: deployment.provider, context: "deployment '\(deployment.name)'")
     }
 
-    func stamped(_ response: GenerationResponse, _ deployment: Deployment) -> GenerationResponse {
-        var response = response
-        response.deployment = deployment.name
-        response.provider = deployment.provider
-        return response
+    /// `result` with its response stamped with deployment `index`, in place (consumed, not copied).
+    func stamped(_ result: consuming Result<GenerationResponse, APIError>, _ index: Int) -> Result<GenerationResponse, APIError> {
+        switch consume result {
+        case .success(var response):
+            response.deployment = router.deployments[index].name
+            response.provider = router.deployments[index].provider
+            return .success(response)
+        case .failure(let error):
+            return .failure(error)
+        }
     }
 
     /// One attempt of a routed call, from the call chain (`RoutingUnit`): `next` is the rest of
@@ -70,6 +73,13 @@ package struct RoutedProvider: GenerationCapability {
     /// attempt that times out is a failure of its deployment (it counts toward opening the
     /// breaker), and the wait for a deployment is bounded by the command's deadline alone.
     func run(_ input: CallInput, group: Router.Group, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
+        await Self.run(input, router: router, group: group, next: next)
+    }
+
+    /// `run(_:group:next:)` with `router` (the router alone routes: the fallback is not asked).
+    static func run(
+        _ input: CallInput, router: Router, group: Router.Group, next: Next<CallInput, Result<GenerationResponse, APIError>>
+    ) async -> Result<GenerationResponse, APIError> {
         let tokens = group.countsTokens ? input.state.estimatedTokens(call: input.callIndex) : 0
         let pick: Router.Pick
         // Each wait is recorded before it starts (a `waiting` event, reason `deployment`, with
@@ -93,22 +103,25 @@ package struct RoutedProvider: GenerationCapability {
             return .failure(input.cancelled())
         }
         if waiting { lender?.deploymentWaitEnded() }
-        let deployment = router.deployments[pick.index]
-        input.log.record(.attemptRouted(call: input.callIndex, deployment: deployment.name, provider: deployment.provider, model: deployment.model))
-        var request = input.request
-        request.model = deployment.model
-        let routed = input.routed(to: router.adapters[pick.index], request: request)
-        let start = router.clock.now
-        var result = await next(routed)
-        switch router.finish(pick, result: result, start: start) {
-        case .opened(let cooldown): input.log.record(.deploymentOpened(deployment: deployment.name, cooldown: cooldown))
-        case .closed(let openFor): input.log.record(.deploymentClosed(deployment: deployment.name, openFor: openFor))
+        let i = pick.index
+        // Read in place, not copied out: a `Deployment` holds five strings.
+        // `attempt_routed` is for readers of the log only (the fold ignores it): built only when read.
+        if input.log.isObserved {
+            input.log.record(.attemptRouted(call: input.callIndex, deployment: router.deployments[i].name, provider: router.deployments[i].provider, model: router.deployments[i].model))
+        }
+        let result = await next(input.routed(to: router.adapters[i], model: router.deployments[i].model))
+        switch router.finish(pick, result: result) {
+        case .opened(let cooldown): input.log.record(.deploymentOpened(deployment: router.deployments[i].name, cooldown: cooldown))
+        case .closed(let openFor): input.log.record(.deploymentClosed(deployment: router.deployments[i].name, openFor: openFor))
         case nil: break
         }
-        switch result {
-        case .success(let response):
-            result = .success(stamped(response, deployment))
+        switch consume result {
+        case .success(var response):
+            response.deployment = router.deployments[i].name
+            response.provider = router.deployments[i].provider
+            return .success(response)
         case .failure(var error):
+            let deployment = router.deployments[i]
             if error.message.hasPrefix("deployment '") == false { error.message = "deployment '\(deployment.name)': \(error.message)" }
             // One deployment's 429 slows that deployment (its limiter), not the run: while
             // another can take the call, the retry goes there at once instead of pausing everyone.
@@ -118,9 +131,24 @@ package struct RoutedProvider: GenerationCapability {
                 error.retryable = true
                 error.retryAfter = nil
             }
-            result = .failure(error)
+            return .failure(error)
         }
-        return result
+    }
+}
+
+/// Files some deployment takes only inline (OpenAI's images): the upload stage sees the routed
+/// provider, not the deployment a call will go to, so a type any adapter of the run — a
+/// deployment's or the fallback's — takes only inline goes inline for every call, capped by the
+/// smallest such limit, so it fits wherever the call goes. A routed run uploads nothing (see
+/// above): inline is the only way such a file is sent at all, as the unrouted adapter sends it.
+extension RoutedProvider: InlineFilesCapability {
+    public func inlineLimit(for mimeType: String) -> Int? {
+        var limit = fallback.inlineFiles?.inlineLimit(for: mimeType)
+        for adapter in router.adapters {
+            guard let own = adapter.inlineFiles?.inlineLimit(for: mimeType) else { continue }
+            limit = min(limit ?? own, own)
+        }
+        return limit
     }
 }
 
@@ -147,8 +175,8 @@ package struct RoutedStreaming: StreamingCapability {
                 let deployment = router.deployments[pick.index]
                 var routed = request
                 routed.model = deployment.model
-                let start = router.clock.now
                 var result: Result<GenerationResponse, APIError>
+                var stopped = false
                 if let streaming = router.adapters[pick.index].streaming {
                     result = .failure(APIError(.providerError, "deployment '\(deployment.name)': the stream ended without a final response", provider: deployment.provider, retryable: true, code: "stream_truncated"))
                     do {
@@ -157,7 +185,11 @@ package struct RoutedStreaming: StreamingCapability {
                                 result = .success(response)
                                 break
                             }
-                            continuation.yield(chunk)
+                            // The consumer stopped reading: stop reading the deployment too.
+                            if case .terminated = continuation.yield(chunk) {
+                                stopped = true
+                                break
+                            }
                         }
                     } catch {
                         result = .failure(provider.failure(error, pick.index))
@@ -165,10 +197,15 @@ package struct RoutedStreaming: StreamingCapability {
                 } else {
                     do { result = .success(try await router.adapters[pick.index].generate(routed)) } catch { result = .failure(provider.failure(error, pick.index)) }
                 }
-                _ = router.finish(pick, result: result, start: start)
-                switch result {
+                // A stream its consumer stopped reading (or whose task was cancelled) ended
+                // because of the consumer, not the deployment: a cancel, which feeds no breaker.
+                if case .failure(let error) = result, error.kind != .cancelled, stopped || Task.isCancelled {
+                    result = .failure(APIError(.cancelled, "deployment '\(deployment.name)': the stream's consumer stopped reading", provider: deployment.provider))
+                }
+                _ = router.finish(pick, result: result)
+                switch provider.stamped(result, pick.index) {
                 case .success(let response):
-                    continuation.yield(.completed(provider.stamped(response, deployment)))
+                    continuation.yield(.completed(response))
                     continuation.finish()
                 case .failure(let error):
                     continuation.finish(throwing: error)
@@ -184,11 +221,18 @@ package struct RoutedStreaming: StreamingCapability {
 /// limits and before the per-call timeout (`EngineConfiguration.callChain`), when it has a
 /// router: the timeout bounds the attempt on its deployment, not the wait for one.
 package struct RoutingUnit: ChainUnit {
-    package init() {}
+    /// The engine's router, whose `RoutedProvider` is the calls' provider: known here, a call
+    /// needs no cast of its provider. nil: the router of the call's provider, found per call.
+    let router: Router?
+
+    package init() { router = nil }
+
+    /// For an engine whose provider is `RoutedProvider(router: router, …)`.
+    package init(router: Router) { self.router = router }
 
     package func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
-        guard let routed = input.provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) else { return await next(input) }
-        return await routed.run(input, group: group, next: next)
+        guard let router = router ?? (input.provider as? RoutedProvider)?.router, let group = router.group(for: input.request.model) else { return await next(input) }
+        return await RoutedProvider.run(input, router: router, group: group, next: next)
     }
 }
 

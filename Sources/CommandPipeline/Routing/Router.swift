@@ -106,6 +106,9 @@ package final class Router: Sendable {
         let index: Int
         let probe: Bool
         let ticket: RateLimiter.Ticket?
+        /// The clock's time when it was taken: the decision's own reading (the attempt's start,
+        /// for its latency), so a decision reads the clock once.
+        let start: Duration
     }
 
     enum Decision {
@@ -130,9 +133,9 @@ package final class Router: Sendable {
             case .limited(let index, let probe):
                 do {
                     let ticket = try await limiters[index].acquire(tokens: tokens, willWait: willWait)
-                    return Pick(index: index, probe: probe, ticket: ticket)
+                    return Pick(index: index, probe: probe, ticket: ticket, start: clock.now)
                 } catch {
-                    release(Pick(index: index, probe: probe, ticket: nil))
+                    release(Pick(index: index, probe: probe, ticket: nil, start: now))
                     throw error
                 }
             case .wait(let until):
@@ -167,9 +170,9 @@ package final class Router: Sendable {
                     // The cooldown is over: this call is the one probe.
                     state.slots[i].breaker.startProbe()
                     take(i, state: &state)
-                    if limiters[i].isIdle { return .go(Pick(index: i, probe: true, ticket: nil)) }
+                    if limiters[i].isIdle { return .go(Pick(index: i, probe: true, ticket: nil, start: now)) }
                     guard let ticket = limiters[i].tryAcquire(tokens: tokens) else { return .limited(i, probe: true) }
-                    return .go(Pick(index: i, probe: true, ticket: ticket))
+                    return .go(Pick(index: i, probe: true, ticket: ticket, start: now))
                 case .refused(let end):
                     until = min(until, end ?? now + Self.pollInterval)
                 }
@@ -183,11 +186,11 @@ package final class Router: Sendable {
                 // A limiter without limits that never saw a 429 grants everything: no lock to take.
                 if limiters[chosen].isIdle {
                     take(chosen, state: &state)
-                    return .go(Pick(index: chosen, probe: false, ticket: nil))
+                    return .go(Pick(index: chosen, probe: false, ticket: nil, start: now))
                 }
                 if let ticket = limiters[chosen].tryAcquire(tokens: tokens) {
                     take(chosen, state: &state)
-                    return .go(Pick(index: chosen, probe: false, ticket: ticket))
+                    return .go(Pick(index: chosen, probe: false, ticket: ticket, start: now))
                 }
                 // Out of the list, the others kept in order.
                 count -= 1
@@ -244,9 +247,9 @@ package final class Router: Sendable {
         case closed(openFor: Duration)
     }
 
-    /// Gives a deployment back after an attempt sent at `start` (the clock's time); the breaker,
-    /// the limiter and the stats learn from `result`.
-    func finish(_ pick: Pick, result: Result<GenerationResponse, APIError>, start: Duration) -> Change? {
+    /// Gives a deployment back after its attempt (sent when it was picked); the breaker, the
+    /// limiter and the stats learn from `result`.
+    func finish(_ pick: Pick, result: Result<GenerationResponse, APIError>) -> Change? {
         let i = pick.index
         let limiter = limiters[i]
         switch result {
@@ -259,7 +262,9 @@ package final class Router: Sendable {
             break
         }
         let now = clock.now
-        let latency = now - start
+        let latency = now - pick.start
+        var cancelled = false
+        if case .failure = result { cancelled = Task.isCancelled }
         return state.withLock { state -> Change? in
             state.slots[i].inFlight -= 1
             switch result {
@@ -269,7 +274,9 @@ package final class Router: Sendable {
                 return closed(i, now: now, state: &state)
             case .failure(let error):
                 state.slots[i].failures[error.code.map { "\(error.kind.rawValue):\($0)" } ?? error.kind.rawValue, default: 0] += 1
-                if error.kind == .cancelled {
+                // A cancelled task (the command's deadline, a caller that stopped) says nothing
+                // about the deployment, whatever its adapter made of the cancel.
+                if error.kind == .cancelled || cancelled {
                     if pick.probe { state.slots[i].breaker.abandonProbe() }
                     return nil
                 }

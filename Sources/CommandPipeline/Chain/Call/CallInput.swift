@@ -60,6 +60,21 @@ package struct CallInput: Sendable {
             self.streaming = streaming
         }
 
+        /// `other`'s call sent to `provider` as `model`, without its cache (`routed(to:model:)`).
+        init(routing other: Storage, to provider: any GenerationCapability, model: String) {
+            var request = other.request
+            request.model = model
+            self.request = request
+            uncached = nil
+            path = other.path
+            state = other.state
+            planLimiter = other.planLimiter
+            self.provider = provider
+            log = other.log
+            streaming = other.streaming
+            attemptsBefore = other.attemptsBefore
+        }
+
         func with(request: GenerationRequest, uncached: GenerationRequest?, attemptsBefore: Int? = nil) -> Storage {
             Storage(
                 request: request, uncached: uncached, path: path, state: state, planLimiter: planLimiter, provider: provider, log: log, streaming: streaming,
@@ -88,13 +103,11 @@ package struct CallInput: Sendable {
         return input
     }
 
-    /// This call sent as `request` to `provider`: one deployment of a router (`RoutedProvider`).
-    func routed(to provider: any GenerationCapability, request: GenerationRequest) -> CallInput {
+    /// This call sent to `provider` as `model`: one deployment of a router (`RoutedProvider`).
+    /// The request is copied once, into the new storage, its model set there.
+    func routed(to provider: any GenerationCapability, model: String) -> CallInput {
         var input = self
-        let s = storage
-        input.storage = Storage(
-            request: request, uncached: nil, path: s.path, state: s.state, planLimiter: s.planLimiter, provider: provider, log: s.log, streaming: s.streaming,
-            attemptsBefore: s.attemptsBefore)
+        input.storage = Storage(routing: storage, to: provider, model: model)
         return input
     }
 

@@ -14,7 +14,9 @@ package enum ProviderCall {
         let provider = input.provider
         // A chain without a `RoutingUnit` (the engine's has one when it has a router) routes here,
         // the same way: the attempt goes to a deployment, whose adapter is the provider then.
-        if let routed = provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) {
+        // The dynamic type compared first: a failing `as?` of a class adapter to a struct takes
+        // the runtime's bridging path (about 0.2 µs a call, on every call of every run).
+        if type(of: provider) == RoutedProvider.self, let routed = provider as? RoutedProvider, let group = routed.router.group(for: input.request.model) {
             return await routed.run(input, group: group, next: Next(units: [], index: 0, terminal: ProviderCall.run))
         }
         do {
