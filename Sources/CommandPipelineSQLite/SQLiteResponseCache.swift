@@ -22,8 +22,9 @@ import Synchronization
 ///   transaction (`BEGIN IMMEDIATE`, a prepared upsert per answer, the eviction, `COMMIT`);
 ///   after the first answer it gathers for `Writer.gatherDelay` (100 ms; `finish` cuts it
 ///   short), and while it writes, the next group gathers, so groups grow with the rate. Until every read
-///   snapshot sees an answer's commit, lookups answer it from that table. Past `maxPendingBytes` handed over and not
-///   written, `store` waits for the writer (the disk does not keep up).
+///   snapshot sees an answer's commit, lookups answer it from that table. Past `maxPendingBytes` held
+///   there (the disk does not keep up), `store` drops the answer instead (`dropped`): the call is
+///   answered as always, only not cached; a `store` never blocks.
 /// - **Several processes**: WAL mode, a 10 s busy timeout; a writer holds the lock for one
 ///   short transaction at a time.
 /// - **Lookups share a read snapshot**: one read transaction serves up to `snapshotLookups`
@@ -56,9 +57,10 @@ public final class SQLiteResponseCache: ResponseCache {
     static let mmapBytes = 256 << 20
     /// The page cache, in KiB (SQLite's default: 2,000).
     static let pageCacheKiB = 16_384
-    /// Bytes of answers handed to the writer and not yet written, at most: past it `store`
-    /// waits for the writer.
-    static let maxPendingBytes = 64 << 20
+    /// Bytes of answers held in memory (handed to the writer, or committed and not yet seen by
+    /// every read snapshot), at most: past it `store` drops the answer (counted in `dropped`)
+    /// rather than wait — a `store` never blocks its caller's thread.
+    package static let maxPendingBytes = 64 << 20
     private let now: @Sendable () -> Date
     private let clock: any PipelineClock
     /// The read connections: a lookup takes the first free one (so one that is busy, or whose
@@ -486,6 +488,14 @@ public final class SQLiteResponseCache: ResponseCache {
 
     /// Answers given by this store so far.
     public var hits: Int { hitCount.load(ordering: .relaxed) }
+    /// Whether `store` holds one more answer beside `held` bytes already held: at most
+    /// `maxPendingBytes`, or when it replaces an answer held for the same key.
+    package static func admits(held: Int, replacing: Bool) -> Bool {
+        replacing || held <= maxPendingBytes
+    }
+
+    /// Answers not stored because `maxPendingBytes` were held in memory (the disk did not keep up).
+    package var droppedAnswers: Int { writer.dropped }
 
     /// The writer's connection, the answers handed to it, and its thread's loop: shared by the
     /// store and the thread, so the thread does not keep the store alive (dropping the store
@@ -501,7 +511,6 @@ public final class SQLiteResponseCache: ResponseCache {
         private let pendingCount = Atomic<Int>(0)
         private let state = Mutex(State())
         private let wake = DispatchSemaphore(value: 0)
-        private let room = DispatchSemaphore(value: 0)
 
         struct Entry {
             var answer: [UInt8]
@@ -525,8 +534,8 @@ public final class SQLiteResponseCache: ResponseCache {
             var committedHead = 0
             var bytes = 0
             var sequence = 0
-            /// `store` calls waiting for room.
-            var waitingForRoom = 0
+            /// Answers not stored because `maxPendingBytes` were held.
+            var dropped = 0
             var writerWaiting = false
             var finishing = false
             var abandoned = false
@@ -557,10 +566,18 @@ public final class SQLiteResponseCache: ResponseCache {
             return state.withLock { $0.pending[key]?.answer }
         }
 
+        var dropped: Int { state.withLock { $0.dropped } }
+
         func add(_ key: String, answer: [UInt8], createdAt: Double) {
             let size = key.utf8.count.addingSaturating(answer.count)
-            let (signal, wait) = state.withLock { s -> (Bool, Bool) in
-                guard !s.finishing, !s.abandoned else { return (false, false) }
+            let signal = state.withLock { s -> Bool in
+                guard !s.finishing, !s.abandoned else { return false }
+                // The disk does not keep up: drop rather than wait (a wait here would hold a
+                // thread of the caller's pool until the writer frees room).
+                guard SQLiteResponseCache.admits(held: s.bytes, replacing: s.pending[key] != nil) else {
+                    s.dropped = s.dropped.addingSaturating(1)
+                    return false
+                }
                 s.sequence &+= 1
                 if let old = s.pending[key] {
                     s.bytes -= key.utf8.count.addingSaturating(old.answer.count)
@@ -574,13 +591,9 @@ public final class SQLiteResponseCache: ResponseCache {
                 pendingCount.store(s.pending.count, ordering: .sequentiallyConsistent)
                 let signal = s.writerWaiting
                 s.writerWaiting = false
-                let wait = s.bytes > SQLiteResponseCache.maxPendingBytes
-                if wait { s.waitingForRoom += 1 }
-                return (signal, wait)
+                return signal
             }
             if signal { wake.signal() }
-            // The disk does not keep up: wait for the writer (its own thread, so it goes on).
-            if wait { room.wait() }
         }
 
         func finish(hits: Int, _ done: CheckedContinuation<Void, Never>) {
@@ -596,16 +609,12 @@ public final class SQLiteResponseCache: ResponseCache {
 
         /// Stops the writer after the group in progress; what it still holds is never written.
         func abandon() {
-            let (waiter, waitingForRoom) = state.withLock { s -> (CheckedContinuation<Void, Never>?, Int) in
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
                 s.abandoned = true
-                defer {
-                    s.finished = nil
-                    s.waitingForRoom = 0
-                }
-                return (s.finished, s.waitingForRoom)
+                defer { s.finished = nil }
+                return s.finished
             }
             wake.signal()
-            for _ in 0..<waitingForRoom { room.signal() }
             waiter?.resume()
         }
 
@@ -653,7 +662,7 @@ public final class SQLiteResponseCache: ResponseCache {
                     let commit = failure == nil ? commits.add(1, ordering: .sequentiallyConsistent).newValue : nil
                     // Every snapshot open now sees at least this many commits (one begun later sees all).
                     let seen = marks.reduce(Int.max) { min($0, $1.commits.load(ordering: .sequentiallyConsistent)) }
-                    let room = state.withLock { s -> Int in
+                    state.withLock { s in
                         if let failure, s.failure == nil { s.failure = failure }
                         // Committed: kept until every snapshot sees it; dropped with a failed group:
                         // out (unless handed over again since).
@@ -683,11 +692,7 @@ public final class SQLiteResponseCache: ResponseCache {
                             s.committedHead = 0
                         }
                         pendingCount.store(s.pending.count, ordering: .sequentiallyConsistent)
-                        guard s.waitingForRoom > 0, s.bytes <= SQLiteResponseCache.maxPendingBytes else { return 0 }
-                        defer { s.waitingForRoom = 0 }
-                        return s.waitingForRoom
                     }
-                    for _ in 0..<room { self.room.signal() }
                 }
             }
         }

@@ -198,7 +198,7 @@ public final class SQLiteSink: ResultSink {
             var parts: [String] = []
             if c.held > 0 { parts.append("\(c.held) never written") }
             if c.dropped > 0 { parts.append("\(c.dropped) dropped at the \(BufferedSinkWriter.amount(maxBufferedBytes)) buffer bound (the database did not keep up)") }
-            if c.failed > 0 { parts.append("\(c.failed) in batches that failed") }
+            if c.failed > 0 { parts.append("\(c.failed) not written (the database refused them)") }
             let reason = failure.map { ": \($0)" } ?? ""
             throw Failure(message: "\(c.written) rows written\(parts.isEmpty ? "" : "; " + parts.joined(separator: ", "))\(reason)")
         }
@@ -250,14 +250,33 @@ extension SQLiteSink {
                 return .retry(afterSeconds: lockPause)
             }
             lockPause = 0.05
+            // One row at fault (a trigger, a CHECK) must not cost the batch's others: the batch
+            // goes again one row per transaction, and only the rows refused then are lost (a
+            // fault that is no row's, such as a full disk, refuses each of them alike). The
+            // upsert makes a row written twice one row, so a lock met on the way retries the batch.
+            var refused: [(id: String, failure: SQLiteError)] = []
+            if batch.count == 1 {
+                refused = [(batch.first!.commandIDText, failure)]
+            } else {
+                for i in batch.indices {
+                    guard let rowFailure = transaction(batch[i..<(i + 1)]) else { continue }
+                    if Self.isLockContention(rowFailure.code) {
+                        shared.lockRetries.add(1, ordering: .relaxed)
+                        return .retry(afterSeconds: lockPause)
+                    }
+                    refused.append((batch[i].commandIDText, rowFailure))
+                }
+            }
+            guard let first = refused.first else { return .settled(written: batch.count, failed: 0) }
             let rows = batch.count
             let range = rows == 1 ? "'\(batch.first!.commandIDText)'" : "'\(batch.first!.commandIDText)' to '\(batch.last!.commandIDText)'"
+            let named = refused.prefix(3).map { "'\($0.id)'" }.joined(separator: ", ") + (refused.count > 3 ? ", …" : "")
             let error = SQLiteError(
-                operation: "\(failure.operation) (a batch of \(rows) row\(rows == 1 ? "" : "s"), \(range), not written)", code: failure.code,
-                message: failure.message)
+                operation: "\(first.failure.operation) (a batch of \(rows) row\(rows == 1 ? "" : "s"), \(range): \(refused.count) not written, \(named))",
+                code: first.failure.code, message: first.failure.message)
             shared.firstFailure.withLock { if $0 == nil { $0 = error } }
             report?("\(error)")
-            return .settled(written: 0, failed: rows)
+            return .settled(written: rows - refused.count, failed: refused.count)
         }
 
         func close(drained: Bool) {

@@ -27,6 +27,22 @@ import Testing
         var now: @Sendable () -> Date { { self.time.withLock { $0 } } }
     }
 
+    /// Past its bound in memory the store drops an answer instead of waiting for the writer (a
+    /// wait would hold a thread of the caller's pool, and could outlast the run); an answer that
+    /// replaces one held for its key is always taken.
+    @Test func pastItsBoundTheStoreDropsAnAnswerRatherThanWait() async throws {
+        let bound = SQLiteResponseCache.maxPendingBytes
+        #expect(SQLiteResponseCache.admits(held: 0, replacing: false))
+        #expect(SQLiteResponseCache.admits(held: bound, replacing: false))
+        #expect(!SQLiteResponseCache.admits(held: bound + 1, replacing: false))
+        #expect(SQLiteResponseCache.admits(held: bound + 1, replacing: true))
+        let store = try SQLiteResponseCache(path: Self.path())
+        store.store(Self.answer(1), for: Self.key(1))
+        #expect(store.answer(for: Self.key(1)) == Self.answer(1))
+        #expect(store.droppedAnswers == 0)
+        try await store.finish()
+    }
+
     @Test func answersOutliveTheStoreAndComeBackWhole() async throws {
         let path = try Self.path()
         let first = try SQLiteResponseCache(path: path)

@@ -16,12 +16,23 @@ private final class ScriptedBatchWriter: SinkBatchWriter, @unchecked Sendable {
         log.state.withLock { $0.batches.append(batch.map(\.commandIDText)) }
         return script.count > 1 ? script.removeFirst() : script[0]
     }
-    func close(drained: Bool) { log.state.withLock { $0.closes.append(drained) } }
+    func close(drained: Bool) {
+        log.state.withLock { $0.closes.append(drained) }
+        log.closed.signal()
+    }
 
     final class Log: Sendable {
         let state = Mutex<(batches: [[String]], closes: [Bool])>(([], []))
         var batches: [[String]] { state.withLock { $0.batches } }
         var closes: [Bool] { state.withLock { $0.closes } }
+        /// Signalled by each close.
+        let closed = DispatchSemaphore(value: 0)
+        /// Whether a close came within `seconds` (waited for on a dispatch thread, not the test's pool).
+        func waitForClose(seconds: Double) async -> Bool {
+            await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+                DispatchQueue.global().async { done.resume(returning: self.closed.wait(timeout: .now() + seconds) == .success) }
+            }
+        }
     }
 }
 
@@ -100,11 +111,7 @@ private func finish(_ writer: BufferedSinkWriter) async {
         writer.start(name: "test-sink", ScriptedBatchWriter([.retry(afterSeconds: 0.05)], log: log))
         #expect(writer.abandon() == 4)
         await finish(writer)   // returns at once: abandoned
-        var polls = 0
-        while log.closes.isEmpty && polls < 1_200 {   // bounded: the thread notices within one pause
-            polls += 1
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        #expect(await log.waitForClose(seconds: 60), "the thread notices within one pause")
         #expect(log.closes == [false])
         #expect(writer.counts.held == 4 && writer.counts.written == 0)
     }

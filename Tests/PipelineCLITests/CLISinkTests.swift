@@ -159,8 +159,8 @@ import Testing
         #expect(run.lines.count == n)
         #expect(try String(contentsOfFile: copy, encoding: .utf8) == run.stdout, "the jsonl sink got every line")
         #expect(run.stderr.contains("row not written: the sink's 1 MiB buffer is full (the database does not keep up)"), "\(run.stderr.suffix(2_000))")
-        // The sink's closing count: "W rows written; D dropped at the 1 MiB buffer bound …[, F in batches that failed]".
-        let counts = #/(\d+) rows written; (\d+) dropped at the 1 MiB buffer bound(?: \(the database did not keep up\))?(?:, (\d+) in batches that failed)?/#
+        // The sink's closing count: "W rows written; D dropped at the 1 MiB buffer bound …[, F not written (the database refused them)]".
+        let counts = #/(\d+) rows written; (\d+) dropped at the 1 MiB buffer bound(?: \(the database did not keep up\))?(?:, (\d+) not written \(the database refused them\))?/#
         let match = try #require(run.stderr.firstMatch(of: counts), "\(run.stderr.suffix(2_000))")
         let written = Int(match.1)!, dropped = Int(match.2)!, failed = match.3.flatMap { Int($0) } ?? 0
         #expect(dropped > 0 && written + dropped + failed == n, "every result is accounted for: \(written) + \(dropped) + \(failed)")

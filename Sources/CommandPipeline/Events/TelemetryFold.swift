@@ -135,7 +135,8 @@ public struct LogSummary: Sendable {
                 + streams.map { stream in
                     // A broken stream's tokens are its failed attempt's billed usage when the server
                     // reported one (priced there, so $0 here); otherwise unknown, not zero (ADR 0013).
-                    let billed = telemetry.billedAttempts.contains { $0.callIndex == stream.call && $0.model == stream.model }
+                    let attempt = calls.attempts(phase: stream.phase, call: stream.call)
+                    let billed = telemetry.billedAttempts.contains { $0.callIndex == stream.call && $0.model == stream.model && $0.attempt == attempt }
                     return CallResponse(
                         callIndex: stream.call, text: stream.text, model: stream.model, finishReason: CallResponse.interrupted, usage: billed ? .zero : .unreported)
                 }

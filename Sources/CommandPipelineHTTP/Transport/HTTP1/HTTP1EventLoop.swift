@@ -460,6 +460,10 @@ final class HTTP1EventLoop: @unchecked Sendable {
         case .waiting:
             return
         case .failed(let failure):
+            // A failed handshake (a fatal alert, a certificate that no longer verifies, a refused
+            // resumption) ends the origin's saved session (RFC 5246 §7.2.2): the next connection
+            // makes a full, verified handshake.
+            resumptions[connection.origin]?.session = nil
             close(connection)
             exchange.connection = nil
             fail(exchange, HTTPClient.Failure.tls(failure))
