@@ -167,13 +167,13 @@ public final class SQLiteResponseCache: ResponseCache {
     ///   - now: the wall clock, for answers' ages (tests pass their own).
     public init(
         path: String, ttl: Duration? = nil, maxBytes: Int = 1 << 30, create: Bool = true, maxBatch: Int = 512,
-        clock: any PipelineClock = SystemClock(), now: @escaping @Sendable () -> Date = { Date() }
+        clock: (any PipelineClock)? = nil, now: @escaping @Sendable () -> Date = { Date() }
     ) throws(OpenError) {
         self.path = path
         self.ttl = ttl
         self.maxBytes = max(1, maxBytes)
         self.maxBatch = max(1, maxBatch)
-        self.clock = clock
+        self.clock = clock ?? SystemClock()
         self.now = now
         // The first connection checks the file (or creates the cache); then the others.
         var opened: [OpaquePointer] = []

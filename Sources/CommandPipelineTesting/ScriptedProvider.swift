@@ -32,11 +32,11 @@ public final class ScriptedProvider: GenerationCapability, StreamingCapability {
 
     /// `script[model]` is taken step by step; models without a script get `otherwise`.
     /// `.delay` steps wait on `clock`.
-    public init(name: String = "scripted", script: [String: [Step]] = [:], otherwise: Step = .answer("ok"), clock: any PipelineClock = SystemClock()) {
+    public init(name: String = "scripted", script: [String: [Step]] = [:], otherwise: Step = .answer("ok"), clock: (any PipelineClock)? = nil) {
         self.providerName = name
         self.script = script
         self.fallback = otherwise
-        self.clock = clock
+        self.clock = clock ?? SystemClock()
     }
 
     /// Requests waiting in a `.hang` step right now.

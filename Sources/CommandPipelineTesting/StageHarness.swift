@@ -15,9 +15,9 @@ public struct StageRun: Sendable {
 extension ExecutionStage {
     /// Runs this stage once over `state`, for a stage's own tests.
     public func run(
-        _ state: ExecutionState, provider: any GenerationCapability, clock: any PipelineClock = SystemClock(), streaming: Bool = false
+        _ state: ExecutionState, provider: any GenerationCapability, clock: (any PipelineClock)? = nil, streaming: Bool = false
     ) async throws(APIError) -> StageRun {
-        let log = EventLog(commandID: state.command.id, provider: provider.providerName, clock: clock, keepingEvents: true)
+        let log = EventLog(commandID: state.command.id, provider: provider.providerName, clock: clock ?? SystemClock(), keepingEvents: true)
         let next = try await execute(state, context: StageContext(provider: provider, log: log, streaming: streaming))
         return StageRun(state: next, events: log.events, summary: log.summary())
     }

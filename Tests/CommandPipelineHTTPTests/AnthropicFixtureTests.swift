@@ -36,7 +36,7 @@ import Testing
         let request = GenerationRequest(
             model: "claude-sonnet-4-6",
             parts: [
-                .history(History(turns: [.init(question: "Earlier question", answer: "Earlier answer")])),
+                .history([.init(question: "Earlier question", answer: "Earlier answer")]),
                 .inline(InlineData(mimeType: "image/png", data: png)), .inline(InlineData(mimeType: "application/pdf", data: Data("%PDF-1.4".utf8))),
                 .text("Describe both."),
             ],

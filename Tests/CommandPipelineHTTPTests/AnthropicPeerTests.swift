@@ -88,7 +88,7 @@ enum AnthropicPeers {
     @Test func messagesWithSystemAndHistory() async throws {
         let request = GenerationRequest(
             model: "claude-sonnet-4-6",
-            parts: [.history(History(turns: [.init(question: "Hi", answer: "Hello")])), .text("What is a pipeline?")],
+            parts: [.history([.init(question: "Hi", answer: "Hello")]), .text("What is a pipeline?")],
             config: GenerationConfig(systemInstruction: "Be brief.", temperature: 0.3, maxTokens: 200, stop: ["###"]))
         let response = try await provider.generate(request)
         #expect(response.text.hasPrefix("Hello! You said:"))

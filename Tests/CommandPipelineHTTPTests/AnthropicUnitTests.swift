@@ -21,7 +21,7 @@ import Testing
         let request = GenerationRequest(
             model: "claude-sonnet-4-6",
             parts: [
-                .history(History(turns: [History.Turn(question: "Q1", answer: "A1")])),
+                .history([HistoryTurn(question: "Q1", answer: "A1")]),
                 .text("Look:"), .inline(InlineData(mimeType: "image/png", data: png)),
                 .inline(InlineData(mimeType: "application/pdf", data: Data("%PDF".utf8))),
             ],
@@ -105,7 +105,7 @@ import Testing
         let short = try body(prefixRequest(ttl: 300, parts: [.text("shared"), .text("q")], prefix: 1))
         #expect(json(short["messages"]).contains(#""cache_control":{"type":"ephemeral","ttl":"5m"}"#))
         // The warm-up sends exactly the prefix, ends on a user turn, and writes one token.
-        let warm = try body(prefixRequest(ttl: 300, parts: [.text("shared"), .history(History(turns: [.init(question: "q", answer: "a")]))], prefix: 2), .warmUp)
+        let warm = try body(prefixRequest(ttl: 300, parts: [.text("shared"), .history([.init(question: "q", answer: "a")])], prefix: 2), .warmUp)
         #expect(warm["max_tokens"] == 1)
         #expect(json(warm["messages"]) == #"[{"role":"user","content":[{"type":"text","text":"shared"},{"type":"text","text":"q"}]},{"role":"assistant","content":[{"type":"text","text":"a","cache_control":{"type":"ephemeral","ttl":"5m"}}]},{"role":"user","content":"."}]"#)
         // Nothing cacheable among the parts: the system instruction carries the breakpoint.

@@ -16,7 +16,7 @@ import Testing
     @Test func textGenerationWithSystemInstructionAndHistory() async throws {
         let plan = ExecutionPlan(calls: [APICall(
             model: "openai/gpt-oss-120b",
-            parts: [.history(History(turns: [History.Turn(question: "What is 2+2?", answer: "4")])), .text("And 3+3?")],
+            parts: [.history([HistoryTurn(question: "What is 2+2?", answer: "4")]), .text("And 3+3?")],
             config: GenerationConfig(systemInstruction: "Answer with a number.", temperature: 0.2, maxTokens: 50))])
         let finalized = try #require(await engine().execute(PlannedCommand(id: "fake", plan: plan)).success)
         let response = try #require(finalized.responses.first)

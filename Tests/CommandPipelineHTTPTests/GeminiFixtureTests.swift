@@ -223,7 +223,7 @@ import FoundationNetworking
         let fixture = try Fixture.start("count")
         let adapter = fixture.adapter()
         let request = GenerationRequest(
-            model: "gemini-2.5-flash", parts: [.history(History(turns: [History.Turn(question: "abcd", answer: "efgh")])), .text("12345678")],
+            model: "gemini-2.5-flash", parts: [.history([HistoryTurn(question: "abcd", answer: "efgh")]), .text("12345678")],
             config: GenerationConfig(systemInstruction: "abcdefgh"))
         #expect(try await adapter.countTokens(request) == 1 + 1 + 2 + 2)
         let generated = try await adapter.generate(request)

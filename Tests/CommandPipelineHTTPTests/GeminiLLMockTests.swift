@@ -75,7 +75,7 @@ struct LLMock {
         let plan = ExecutionPlan(calls: [APICall(
             model: model,
             parts: [
-                .history(History(turns: [History.Turn(question: "What is 6 × 7?", answer: "42")])),
+                .history([HistoryTurn(question: "What is 6 × 7?", answer: "42")]),
                 .inline(InlineData(mimeType: "image/png", data: Data([0x89, 0x50, 0x4e, 0x47]))),
                 .fileRef(FileReference(uri: "https://generativelanguage.googleapis.com/v1beta/files/abc", mimeType: "application/pdf")),
                 .text("And again?"),

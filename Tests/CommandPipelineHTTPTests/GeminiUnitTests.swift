@@ -149,7 +149,7 @@ import Testing
         let calls = try assembler.response(endpoint: "test").toolCalls
         #expect(calls.map(\.signature) == ["c2lnLTE=", nil], "parallel calls: the first carries it")
 
-        let history = History(turns: [History.Turn(question: "Weather?", answer: "", toolCalls: calls)])
+        let history = [HistoryTurn(question: "Weather?", answer: "", toolCalls: calls)]
         let request = GenerationRequest(model: "gemini-3-flash-preview", parts: [
             .history(history), .toolResult(ToolResult(id: "gemini-call-0", name: "get_weather", content: ["t": 1])),
             .toolResult(ToolResult(id: "gemini-call-1", name: "get_time", content: ["t": 2])),
@@ -166,7 +166,7 @@ import Testing
             Issue.record("parts \(command.plan.calls[0].parts)")
             return
         }
-        #expect(read.turns[0].toolCalls.first?.signature == "c2lnLTE=")
+        #expect(read[0].toolCalls.first?.signature == "c2lnLTE=")
         // And the response cache (a new stored format: older entries are misses).
         let answer = GenerationResponse(text: "", model: "m", finishReason: "tool_calls", usage: .zero, toolCalls: calls)
         #expect(CachedAnswer.decode(CachedAnswer.encode(answer))?.toolCalls == calls)

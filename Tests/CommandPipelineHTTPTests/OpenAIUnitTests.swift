@@ -34,7 +34,7 @@ import Testing
     @Test func systemHistoryAndTextBecomeMessages() throws {
         let request = GenerationRequest(
             model: "m",
-            parts: [.history(History(turns: [History.Turn(question: "Q1", answer: "A1")])), .text("Q2")],
+            parts: [.history([HistoryTurn(question: "Q1", answer: "A1")]), .text("Q2")],
             config: GenerationConfig(systemInstruction: "Be terse.", temperature: 0.5, maxTokens: 64, stop: ["END"], seed: 3,
                                      responseFormat: ["type": "json_object"], providerOptions: ["temperature": 0.1, "user": "u1"]))
         let body = try builder().body(for: request, stream: false)

@@ -41,7 +41,7 @@ import Testing
             #expect(call.arguments == ["city": "fixture-city", "unit": "c"], "\(model)")
             // The answer goes back as the assistant's turn, the result after it; auto: answered in text.
             let parts: [APIPart] = [
-                .history(History(turns: [History.Turn(question: "Weather in Paris?", answer: response.text, toolCalls: response.toolCalls)])),
+                .history([HistoryTurn(question: "Weather in Paris?", answer: response.text, toolCalls: response.toolCalls)]),
                 .toolResult(ToolResult(id: call.id, name: call.name, content: ["temperature": 21])),
             ]
             let second = await engine.run(Self.command(model, parts, choice: .auto))
@@ -53,7 +53,7 @@ import Testing
                 var unsigned = call
                 unsigned.signature = nil
                 let stripped: [APIPart] = [
-                    .history(History(turns: [History.Turn(question: "Weather in Paris?", answer: response.text, toolCalls: [unsigned])])),
+                    .history([HistoryTurn(question: "Weather in Paris?", answer: response.text, toolCalls: [unsigned])]),
                     .toolResult(ToolResult(id: call.id, name: call.name, content: ["temperature": 21])),
                 ]
                 let refused = await engine.run(Self.command(model, stripped, choice: .auto))

@@ -85,7 +85,7 @@ import Testing
         let first = try #require(await engine.run(Self.command(model)).result.success?.responses.first)
         let call = try #require(first.toolCalls.first)
         let parts: [APIPart] = [
-            .history(History(turns: [History.Turn(question: "What is the weather in Paris?", answer: first.text, toolCalls: first.toolCalls)])),
+            .history([HistoryTurn(question: "What is the weather in Paris?", answer: first.text, toolCalls: first.toolCalls)]),
             .toolResult(ToolResult(id: call.id, name: call.name, content: ["temperature": 21, "sky": "clear"])),
         ]
         let second = await engine.run(Self.command(model, parts))

@@ -18,7 +18,7 @@ import Testing
         return GenerationRequest(
             model: "m",
             parts: [
-                .history(History(turns: [History.Turn(question: "Weather?", answer: "", toolCalls: [call])])),
+                .history([HistoryTurn(question: "Weather?", answer: "", toolCalls: [call])]),
                 .toolResult(ToolResult(id: "call_1", name: "get_weather", content: ["temp": 21])),
                 .toolResult(ToolResult(id: "call_2", name: "get_weather", content: "down", isError: true)),
                 .text("And tomorrow?"),
@@ -88,7 +88,7 @@ import Testing
         }
         // An id the adapter made up (Gemini sent none) is not sent back.
         var request = Self.request()
-        request.parts[0] = .history(History(turns: [History.Turn(question: "Weather?", answer: "", toolCalls: [ToolCall(id: "gemini-call-0", name: "get_weather", arguments: [:])])]))
+        request.parts[0] = .history([HistoryTurn(question: "Weather?", answer: "", toolCalls: [ToolCall(id: "gemini-call-0", name: "get_weather", arguments: [:])])])
         #expect(!JSONSerializer.serialize(try Self.gemini.body(for: request)).contains("gemini-call-0"))
         #expect(throws: APIError.self) { try Self.gemini.body(for: Self.request(options: ["tool_config": [:]])) }
         // Gemini keeps tools in a cache, which holds the shared parts only: refused before sending.

@@ -13,7 +13,7 @@ import Testing
     /// The number of public types today. Issue 23 asks for at most 70: lower this as types
     /// become `package` (Design/api.md says what stands in the way); never raise it without
     /// listing the new type in Design/api.md and saying there why a user needs it.
-    static let ceiling = 72
+    static let ceiling = 70
 
     /// A public type declaration: its qualified name, file and line.
     struct Declaration: CustomStringConvertible {

@@ -45,7 +45,7 @@ import Testing
         let parts: [APIPart] = [
             .text("plain"), .text("\u{1}\"é\u{1F600}"), .fileRef(FileReference(uri: "files/abc", mimeType: "application/pdf")),
             .filePlaceholder(FilePlaceholder(path: "/tmp/a.pdf")), .inline(InlineData(mimeType: "image/png", data: Data([1, 2, 3]))),
-            .history(History(turns: [History.Turn(question: "q", answer: "a")])),
+            .history([HistoryTurn(question: "q", answer: "a")]),
             .toolResult(ToolResult(id: "call_1", name: "get_weather", content: ["t": 20])),
         ]
         for config in configs {
@@ -127,7 +127,7 @@ import Testing
         variant("a part's text") { $0.parts[1] = .text("hello!") }
         variant("part order") { $0.parts.reverse() }
         variant("one part more") { $0.parts.append(.text("")) }
-        variant("history") { $0.parts.append(.history(History(turns: [History.Turn(question: "q", answer: "a")]))) }
+        variant("history") { $0.parts.append(.history([HistoryTurn(question: "q", answer: "a")])) }
         variant("inline bytes") { $0.parts.append(.inline(InlineData(mimeType: "image/png", data: Data([1, 2, 3])))) }
         variant("system instruction") { $0.config.systemInstruction = "be long" }
         variant("temperature") { $0.config.temperature = 0.7 }

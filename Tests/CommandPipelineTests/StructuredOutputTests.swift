@@ -50,7 +50,7 @@ import Testing
         #expect(requests[0].parts == [.text("Who?")])
         let repaired = requests[1].parts
         #expect(repaired.count == 3 && repaired[0] == .text("Who?"))
-        #expect(repaired[1] == .history(History(turns: [History.Turn(question: "", answer: #"{"name":"Ada","age":"36"}"#)])))
+        #expect(repaired[1] == .history([HistoryTurn(question: "", answer: #"{"name":"Ada","age":"36"}"#)]))
         guard case .text(let correction) = repaired[2] else { Issue.record("no correction"); return }
         #expect(correction.contains("at $.age, expected an integer, found a string"))
         #expect(requests[1].config == requests[0].config)

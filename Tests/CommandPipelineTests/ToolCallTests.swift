@@ -51,8 +51,8 @@ import Testing
             Issue.record("parts \(call.parts)")
             return
         }
-        #expect(history.turns[0].question == "Weather in Paris?" && history.turns[0].answer == "")
-        #expect(history.turns[0].toolCalls == [ToolCall(id: "c1", name: "get_weather", arguments: ["city": "Paris"])])
+        #expect(history[0].question == "Weather in Paris?" && history[0].answer == "")
+        #expect(history[0].toolCalls == [ToolCall(id: "c1", name: "get_weather", arguments: ["city": "Paris"])])
         #expect(result == ToolResult(id: "c1", name: "get_weather", content: ["temp": 21]))
         #expect(failed.isError && failed.contentText == "no clock")
         // Written back and read again: the same command.
@@ -117,7 +117,7 @@ import Testing
         let first = try #require(await engine.run(Self.command()).result.success?.responses.first)
         // The answer's calls go back as the assistant's turn, then the results: the mock answers them.
         let parts: [APIPart] = [
-            .history(History(turns: [History.Turn(question: "Weather in Paris?", answer: first.text, toolCalls: first.toolCalls)])),
+            .history([HistoryTurn(question: "Weather in Paris?", answer: first.text, toolCalls: first.toolCalls)]),
             .toolResult(ToolResult(id: first.toolCalls[0].id, name: "get_weather", content: "21 °C and sunny")),
         ]
         let second = try #require(await engine.run(Self.command(parts: parts)).result.success?.responses.first)
@@ -141,7 +141,7 @@ import Testing
         // The repair: the rejected turn (text and both calls), then one error result per call.
         let parts = try #require(provider.requests.last?.parts)
         #expect(parts.count == 4)
-        #expect(parts[1] == .history(History(turns: [History.Turn(question: "", answer: "Let me look.", toolCalls: [other, bad])])))
+        #expect(parts[1] == .history([HistoryTurn(question: "", answer: "Let me look.", toolCalls: [other, bad])]))
         guard case .toolResult(let r0) = parts[2], case .toolResult(let r1) = parts[3] else { Issue.record("parts \(parts)"); return }
         #expect(r0.id == "c2" && r0.isError && r0.contentText.contains("Not run"))
         #expect(r1.id == "c1" && r1.isError && r1.contentText.contains("at $.tool_calls[1].arguments.city, expected a string"))

@@ -142,7 +142,7 @@ package enum TokenHeuristic {
             let tokens: Int
             switch part {
             case .text(let text): tokens = Self.tokens(of: text)
-            case .history(let history): tokens = history.turns.reduce(0) { $0.addingSaturating(Self.tokens(of: $1.question) + Self.tokens(of: $1.answer)) }
+            case .history(let history): tokens = history.reduce(0) { $0.addingSaturating(Self.tokens(of: $1.question) + Self.tokens(of: $1.answer)) }
             case .toolResult(let result): tokens = Self.tokens(of: result.contentText)
             case .fileRef, .filePlaceholder, .inline: tokens = tokensPerFile
             }

@@ -75,12 +75,12 @@ public struct EngineConfiguration: Sendable {
 
     /// - Parameter maximumFileBytes: nil: 2 GiB.
     public init(
-        maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), fileRoot: String? = nil, maximumFileBytes: Int? = nil,
+        maxConcurrentCalls: Int = 64, clock: (any PipelineClock)? = nil, fileRoot: String? = nil, maximumFileBytes: Int? = nil,
         telemetrySinks: [any TelemetrySink] = [], retryPolicy: RetryPolicy = RetryPolicy(), jitterSeed: UInt64? = nil,
         callTimeout: Duration? = nil, commandTimeout: Duration? = nil, rateLimit: RateConstraint? = nil
     ) {
         self.maxConcurrentCalls = maxConcurrentCalls
-        self.clock = clock
+        self.clock = clock ?? SystemClock()
         let maximumFileBytes = maximumFileBytes ?? FileResolver.defaultMaximumFileBytes
         self.files = fileRoot.map { FileResolver(confinedTo: $0, maximumFileBytes: maximumFileBytes) } ?? FileResolver(maximumFileBytes: maximumFileBytes)
         self.telemetrySinks = telemetrySinks
@@ -94,7 +94,7 @@ public struct EngineConfiguration: Sendable {
 
     @available(*, deprecated, renamed: "init(maxConcurrentCalls:clock:fileRoot:maximumFileBytes:telemetrySinks:retryPolicy:jitterSeed:callTimeout:commandTimeout:rateLimit:)")
     public init(
-        maxConcurrentCalls: Int = 64, clock: any PipelineClock = SystemClock(), fileRoot: String? = nil,
+        maxConcurrentCalls: Int = 64, clock: (any PipelineClock)? = nil, fileRoot: String? = nil,
         sinks: [any TelemetrySink], retryPolicy: RetryPolicy = RetryPolicy(), callTimeout: Duration? = nil,
         commandTimeout: Duration? = nil, rateLimit: RateConstraint? = nil
     ) {

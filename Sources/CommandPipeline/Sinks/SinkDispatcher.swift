@@ -60,11 +60,11 @@ public final class SinkDispatcher: Sendable {
     ///   - onFailure: hears each failure as it happens (the CLI writes it to stderr).
     public init(
         sinks: [any ResultSink], timeout: Duration = .seconds(30), capacity: Int = 10_000, maxQueuedBytes: Int = SinkDispatcher.defaultMaxQueuedBytes,
-        clock: any PipelineClock = SystemClock(), onFailure: (@Sendable (SinkFailure) -> Void)? = nil
+        clock: (any PipelineClock)? = nil, onFailure: (@Sendable (SinkFailure) -> Void)? = nil
     ) {
         self.sinks = sinks.enumerated().sorted { ($0.element.priority, $0.offset) < ($1.element.priority, $1.offset) }.map(\.element)
         self.timeout = timeout
-        self.clock = clock
+        self.clock = clock ?? SystemClock()
         self.onFailure = onFailure
         let queue = DeliveryQueue(capacity: max(1, capacity), maxBytes: max(1, maxQueuedBytes))
         self.queue = queue

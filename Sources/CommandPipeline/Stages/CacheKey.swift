@@ -16,7 +16,7 @@ package enum CacheKey {
             case .filePlaceholder(let p): field("p", p.path); field("y", p.effectiveMimeType)
             case .inline(let inline): field("i", SHA256.hex(inline.data)); field("y", inline.mimeType)
             case .history(let history):
-                for turn in history.turns {
+                for turn in history {
                     field("q", turn.question)
                     field("a", turn.answer)
                     for call in turn.toolCalls { field("c", JSONSerializer.serialize(call.wireValue)) }

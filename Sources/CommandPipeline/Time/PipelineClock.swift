@@ -20,8 +20,9 @@ extension PipelineClock {
 
 /// Real time, from `ContinuousClock` (on Linux its reading is taken straight from
 /// `CLOCK_BOOTTIME`, the clock `ContinuousClock` reads there: a command takes a reading at
-/// each stage boundary, and the standard library's conversions were a third of each).
-public struct SystemClock: PipelineClock {
+/// each stage boundary, and the standard library's conversions were a third of each). Not
+/// public: a public initializer's `clock: (any PipelineClock)? = nil` means this one.
+package struct SystemClock: PipelineClock {
     private let clock = ContinuousClock()
     #if os(Linux)
     private let originNanoseconds: Int64

@@ -7,7 +7,8 @@ public enum APIPart: Sendable, Hashable {
     case fileRef(FileReference)
     case filePlaceholder(FilePlaceholder)
     case inline(InlineData)
-    case history(History)
+    /// Earlier turns of a conversation, in order, sent before the call's own parts.
+    case history([HistoryTurn])
     /// What a tool returned, answering a tool call of an earlier assistant turn.
     case toolResult(ToolResult)
 
@@ -70,21 +71,18 @@ public struct InlineData: Sendable, Hashable {
     }
 }
 
-/// Earlier turns of a conversation, sent before the call's own parts.
-public struct History: Sendable, Hashable {
-    /// The user's question (empty: none), then the assistant's answer and the tools it called.
-    public struct Turn: Sendable, Hashable {
-        public var question: String
-        public var answer: String
-        /// The assistant's tool calls after its answer's text; their results follow as
-        /// `tool_result` parts.
-        public var toolCalls: [ToolCall]
-        public init(question: String, answer: String, toolCalls: [ToolCall] = []) {
-            self.question = question
-            self.answer = answer
-            self.toolCalls = toolCalls
-        }
+/// One earlier turn of a conversation (an `APIPart.history` part holds them in order, sent
+/// before the call's own parts): the user's question (empty: none), then the assistant's
+/// answer and the tools it called.
+public struct HistoryTurn: Sendable, Hashable {
+    public var question: String
+    public var answer: String
+    /// The assistant's tool calls after its answer's text; their results follow as
+    /// `tool_result` parts.
+    public var toolCalls: [ToolCall]
+    public init(question: String, answer: String, toolCalls: [ToolCall] = []) {
+        self.question = question
+        self.answer = answer
+        self.toolCalls = toolCalls
     }
-    public var turns: [Turn]
-    public init(turns: [Turn]) { self.turns = turns }
 }

@@ -48,7 +48,7 @@ extension ExecutionState {
             switch part {
             case .text(let text): text.utf8.count / 3 + 1
             case .fileRef, .filePlaceholder, .inline: 1024
-            case .history(let h): h.turns.saturatingSum { ($0.question.utf8.count + $0.answer.utf8.count) / 3 + 2 }
+            case .history(let h): h.saturatingSum { ($0.question.utf8.count + $0.answer.utf8.count) / 3 + 2 }
             case .toolResult(let r): r.contentText.utf8.count / 3 + 2
             }
         }

@@ -111,8 +111,8 @@ extension PlannedCommand {
         case .inline(let inline):
             if inline.mimeType.isEmpty { issues.add(path() + ".mime_type", "mime_type must not be empty") }
         case .history(let history):
-            if history.turns.isEmpty { issues.add(path() + ".turns", "history needs at least one turn") }
-            for (t, turn) in history.turns.enumerated() {
+            if history.isEmpty { issues.add(path() + ".turns", "history needs at least one turn") }
+            for (t, turn) in history.enumerated() {
                 for (k, call) in turn.toolCalls.enumerated() {
                     let at = "\(path()).turns[\(t)].tool_calls[\(k)]"
                     if call.id.isEmpty { issues.add(at + ".id", "a tool call's id must not be empty: give the id the provider gave it") }

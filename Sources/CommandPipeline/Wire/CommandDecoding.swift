@@ -185,17 +185,17 @@ package enum WireFormat {
             return toolResult(object, &r).map(APIPart.toolResult)
         default:
             let turns = r.field(object, "turns", required: true) { r, v in
-                r.array(v) { r, e -> History.Turn? in
+                r.array(v) { r, e -> HistoryTurn? in
                     guard let turn = r.object(e, known: ["question", "answer", "tool_calls"], what: "a history turn") else { return nil }
                     // A turn whose answer is tool calls alone may leave out its text (and its question).
                     let calls = r.field(turn, "tool_calls") { r, v in r.array(v) { r, e in toolCall(e, &r) } }
                     let q = r.field(turn, "question", required: calls == nil) { r, v in r.string(v) }
                     let a = r.field(turn, "answer", required: calls == nil) { r, v in r.string(v) }
                     guard calls != nil || (q != nil && a != nil) else { return nil }
-                    return History.Turn(question: q ?? "", answer: a ?? "", toolCalls: calls ?? [])
+                    return HistoryTurn(question: q ?? "", answer: a ?? "", toolCalls: calls ?? [])
                 }
             }
-            return turns.map { .history(History(turns: $0)) }
+            return turns.map { .history($0) }
         }
     }
 

@@ -17,7 +17,7 @@ extension APIPart: WireEncodable {
             ]))
         case .inline(let inline): ["type": "inline", "mime_type": .string(inline.mimeType), "data": .string(inline.data.base64EncodedString())]
         case .history(let history):
-            ["type": "history", "turns": .array(history.turns.map { turn in
+            ["type": "history", "turns": .array(history.map { turn in
                 var object: JSONObject = ["question": .string(turn.question), "answer": .string(turn.answer)]
                 if !turn.toolCalls.isEmpty { object["tool_calls"] = .array(turn.toolCalls.map(\.wireValue)) }
                 return .object(object)

@@ -46,7 +46,7 @@ struct AnthropicRequestBuilder {
         for (index, part) in request.parts.enumerated() {
             switch part {
             case .history(let history):
-                for turn in history.turns {
+                for turn in history {
                     // The API rejects empty text blocks.
                     if !turn.question.isEmpty { append("user", Self.text(turn.question)) }
                     if !turn.answer.isEmpty { append("assistant", Self.text(turn.answer)) }

@@ -40,7 +40,7 @@ public struct GeminiConfiguration: Sendable {
     public init(
         baseURL: URL = GeminiConfiguration.publicBaseURL, apiKey: APIKey? = nil, apiKeyVariable: String = "GEMINI_API_KEY",
         capabilities: Set<ProviderCapability>? = nil, requestTimeout: TimeInterval = 300, pollInterval: Duration = .milliseconds(500), maxPollInterval: Duration = .seconds(5),
-        maxProcessingWait: Duration = .seconds(300), clock: any PipelineClock = SystemClock(), cacheNamePrefix: String = "commandpipeline-"
+        maxProcessingWait: Duration = .seconds(300), clock: (any PipelineClock)? = nil, cacheNamePrefix: String = "commandpipeline-"
     ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
@@ -50,7 +50,7 @@ public struct GeminiConfiguration: Sendable {
         self.pollInterval = pollInterval
         self.maxPollInterval = maxPollInterval
         self.maxProcessingWait = maxProcessingWait
-        self.clock = clock
+        self.clock = clock ?? SystemClock()
         self.cacheNamePrefix = cacheNamePrefix
     }
 

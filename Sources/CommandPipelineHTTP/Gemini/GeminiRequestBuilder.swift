@@ -130,7 +130,7 @@ struct GeminiRequestBuilder {
                 pending.append(GeminiTools.functionResponse(result))
             case .history(let history):
                 flush()
-                for turn in history.turns {
+                for turn in history {
                     // A turn without a question is the model's alone (a rejected answer before its correction).
                     if !turn.question.isEmpty { contents.append(["role": "user", "parts": [["text": .string(turn.question)]]]) }
                     var modelParts: [JSONValue] = turn.answer.isEmpty && !turn.toolCalls.isEmpty ? [] : [["text": .string(turn.answer)]]

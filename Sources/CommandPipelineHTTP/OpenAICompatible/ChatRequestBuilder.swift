@@ -28,7 +28,7 @@ struct ChatRequestBuilder {
             switch part {
             case .history(let history):
                 flushUser()
-                for turn in history.turns {
+                for turn in history {
                     // A turn without a question is the assistant's alone (a rejected answer before its correction).
                     if !turn.question.isEmpty { messages.append(["role": "user", "content": .string(turn.question)]) }
                     messages.append(ChatTools.assistantMessage(turn))

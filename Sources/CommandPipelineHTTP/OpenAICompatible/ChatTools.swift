@@ -27,7 +27,7 @@ enum ChatTools {
     }
 
     /// The assistant message of a history turn: its text (null when it only calls tools) and calls.
-    static func assistantMessage(_ turn: History.Turn) -> JSONValue {
+    static func assistantMessage(_ turn: HistoryTurn) -> JSONValue {
         guard !turn.toolCalls.isEmpty else { return ["role": "assistant", "content": .string(turn.answer)] }
         return [
             "role": "assistant", "content": turn.answer.isEmpty ? .null : .string(turn.answer),

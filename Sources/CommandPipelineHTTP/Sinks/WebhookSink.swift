@@ -42,7 +42,7 @@ public final class WebhookSink: ResultSink {
     ///   - caFile: a PEM file of CAs to trust besides the system's (`--ca-file`), for a receiver
     ///     behind a private CA.
     public init(
-        url: URL, priority: Int = 100, batchSize: Int = 50, retryPolicy: RetryPolicy = RetryPolicy(), clock: any PipelineClock = SystemClock(),
+        url: URL, priority: Int = 100, batchSize: Int = 50, retryPolicy: RetryPolicy = RetryPolicy(), clock: (any PipelineClock)? = nil,
         headers: [String: String] = [:], allowInsecureHTTP: Bool = false, requestTimeout: TimeInterval = 30, caFile: URL? = nil,
         filter: (@Sendable (ResultDelivery) -> Bool)? = nil
     ) throws(APIError) {
@@ -65,7 +65,7 @@ public final class WebhookSink: ResultSink {
         self.filter = filter
         self.shown = shown
         name = "webhook(\(shown))"
-        retrier = Retrier(policy: retryPolicy, clock: clock)
+        retrier = Retrier(policy: retryPolicy, clock: clock ?? SystemClock())
         let client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4, caFile: caFile)
         let transport = TransportErrors(
             providerName: "webhook", displayBaseURL: shown, requestTimeout: requestTimeout, deadlineSetting: "the webhook's request timeout",

@@ -109,7 +109,7 @@ package struct RepairUnit: ChainUnit {
     /// saying what was wrong.
     public static func repaired(_ request: GenerationRequest, answer: GenerationResponse, rejection: Rejection) -> GenerationRequest {
         var request = request
-        request.parts.append(.history(History(turns: [History.Turn(question: "", answer: answer.text, toolCalls: answer.toolCalls)])))
+        request.parts.append(.history([HistoryTurn(question: "", answer: answer.text, toolCalls: answer.toolCalls)]))
         guard let bad = rejection.toolCall else {
             request.parts.append(.text(correction(rejection.violation)))
             return request

@@ -31,7 +31,7 @@ package final class MockCore: Sendable {
             switch part {
             case .text(let text): sum + tokens(of: text)
             case .fileRef, .filePlaceholder, .inline: sum + 258
-            case .history(let h): sum + h.turns.reduce(0) { $0 + tokens(of: $1.question) + tokens(of: $1.answer) }
+            case .history(let h): sum + h.reduce(0) { $0 + tokens(of: $1.question) + tokens(of: $1.answer) }
             case .toolResult(let r): sum + tokens(of: r.contentText)
             }
         }
