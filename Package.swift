@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "CommandPipelineTesting", targets: ["CommandPipelineTesting"]),
         // Batch runs recorded in a job file: submit, status, collect, retry, cancel (Design/batch.md).
         .library(name: "CommandPipelineBatch", targets: ["CommandPipelineBatch"]),
+        // A run's results folded into one report (`RunReport`): what `pipeline report` and `--stats` print.
+        .library(name: "CommandPipelineReport", targets: ["CommandPipelineReport"]),
         .executable(name: "pipeline", targets: ["pipeline"]),
     ],
     // No package dependencies: only what the toolchain ships.
@@ -28,13 +30,15 @@ let package = Package(
         .target(name: "CommandPipelineTesting", dependencies: ["CommandPipeline"]),
         // Batch orchestration over any provider's BatchCapability: the job file, its restart rules, planning, collect and retry.
         .target(name: "CommandPipelineBatch", dependencies: ["CommandPipeline"]),
+        // Result records folded into totals, rows per provider and model, failures and the caches' effect.
+        .target(name: "CommandPipelineReport", dependencies: ["CommandPipeline"]),
         // The system's libsqlite3 (Debian: libsqlite3-dev), for the SQLite result sink only.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         .target(name: "CommandPipelineSQLite", dependencies: ["CommandPipeline", "CSQLite"]),
         // The system's libpq (Debian: libpq-dev), for the PostgreSQL result sink only.
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"]), .brew(["libpq"])]),
         .target(name: "CommandPipelinePostgres", dependencies: ["CommandPipeline", "CPostgres"]),
-        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineBatch", "CommandPipelineHTTP", "CommandPipelineSQLite", "CommandPipelinePostgres"]),
+        .executableTarget(name: "pipeline", dependencies: ["CommandPipeline", "CommandPipelineBatch", "CommandPipelineReport", "CommandPipelineHTTP", "CommandPipelineSQLite", "CommandPipelinePostgres"]),
         .executableTarget(
             name: "PipelineBench",
             dependencies: ["CommandPipeline", "CommandPipelineTesting"],
@@ -42,7 +46,7 @@ let package = Package(
         ),
         // Helpers shared by the test targets (running the binary, temp dirs, Python peers).
         .target(name: "PipelineTestSupport", path: "Tests/PipelineTestSupport"),
-        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineBatch", "CommandPipelineTesting", "PipelineTestSupport"]),
+        .testTarget(name: "CommandPipelineTests", dependencies: ["CommandPipeline", "CommandPipelineBatch", "CommandPipelineReport", "CommandPipelineTesting", "PipelineTestSupport"]),
         // Runs against FakeAI and a local fault server (Tests/Tools), and the built `pipeline` binary.
         .testTarget(name: "CommandPipelineHTTPTests", dependencies: ["CommandPipelineHTTP", "CommandPipelineBatch", "CommandPipelineTesting", "pipeline", "PipelineTestSupport"]),
         // Runs the built `pipeline` binary as a subprocess; depends on it so `swift test` builds it.

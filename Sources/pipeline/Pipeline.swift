@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineReport
 import CommandPipelineHTTP
 import CommandPipelineSQLite
 import Foundation

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineReport
 import Foundation
 
 /// `pipeline report RESULTS.jsonl… [--stats-json FILE] [--title TEXT] > report.html`: reads result

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineReport
 import Foundation
 
 /// A `RunReport` as one self-contained HTML page: inline CSS and SVG, nothing fetched (no script,

@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineReport
 import Foundation
 
 /// `--stats` and `--stats-json FILE`: per-model figures (`RunReport` rows: the run's

@@ -96,7 +96,7 @@ import Testing
     /// test build made, under another package name, so only `public` declarations are seen.
     @Test func theExamplesCompileWithThePublicAPIOnly() async throws {
         let modules = TestPaths.pipelineBinary.deletingLastPathComponent().appendingPathComponent("Modules")
-        let needed = ["CommandPipeline", "CommandPipelineHTTP", "CommandPipelineBatch", "CommandPipelineTesting"]
+        let needed = ["CommandPipeline", "CommandPipelineHTTP", "CommandPipelineBatch", "CommandPipelineReport", "CommandPipelineTesting"]
         let missing = needed.filter { !FileManager.default.fileExists(atPath: modules.appendingPathComponent("\($0).swiftmodule").path) }
         try #require(missing.isEmpty, "modules not built in \(modules.path): \(missing); build with `swift build --build-tests`")
         let arguments = [

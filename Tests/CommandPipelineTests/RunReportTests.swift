@@ -1,4 +1,5 @@
 @testable import CommandPipeline
+@testable import CommandPipelineReport
 import Testing
 
 /// `RunReport` folds result records; every figure here is worked out by hand from the records.

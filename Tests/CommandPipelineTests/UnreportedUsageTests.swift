@@ -1,4 +1,5 @@
 import CommandPipeline
+import CommandPipelineReport
 import CommandPipelineTesting
 import Foundation
 import Testing

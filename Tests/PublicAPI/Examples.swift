@@ -5,6 +5,7 @@
 import CommandPipeline
 import CommandPipelineHTTP
 import CommandPipelineBatch
+import CommandPipelineReport
 import CommandPipelineTesting
 import Foundation
 import Synchronization
@@ -175,4 +176,18 @@ func responseCache() throws {
     configuration.responseCache = InMemoryResponseCache(maxBytes: 1 << 20)
     configuration.responseCache = NoStore()
     _ = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+}
+
+// A run's results folded into a report (README "Seeing a run"), as `pipeline report` does.
+func report(results: URL) throws -> String {
+    var report = RunReport()
+    let text = try String(contentsOf: results, encoding: .utf8)
+    for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        report.add(line: Array(line.utf8), source: results.lastPathComponent, line: number + 1)
+    }
+    let rows = report.rows.map { "\($0.provider)/\($0.model): \($0.calls) calls, p95 \($0.p95), \($0.failed) failed, $\($0.costUSD)" }
+    let failures = report.failures.map { "\($0.kind) × \($0.count): \($0.samples.first ?? "")" }
+    let cache = "\(report.cache.uploadsReused) uploads reused, \(report.cache.responseCacheHits) response-cache hits"
+    return (["\(report.totals.commands) commands, \(report.totals.failed) failed, $\(report.totals.costUSD)", cache] + rows + failures
+        + report.badLines.map { "\($0.source):\($0.line): \($0.problem)" }).joined(separator: "\n")
 }

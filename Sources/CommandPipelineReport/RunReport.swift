@@ -1,15 +1,19 @@
+import CommandPipeline
+
 /// What a run did, folded from its result records (the lines `pipeline run` and
 /// `pipeline batch collect` write) one at a time, in memory that depends on the number of
 /// models and latency bins, never on the number of results: totals, one row per provider and
 /// model, failures by kind with their first few messages, the cache's effect, and the lines that
 /// were not results. `pipeline report` renders it as a page; the run's `--stats` table renders
-/// its rows (`init(metrics:)`), so both print one shape of figures.
+/// its rows (`init(metrics:)`), so both print one shape of figures. A Swift user folds results
+/// files the same way: `add(line:source:line:)` for each line, then read `totals`, `rows`,
+/// `failures`, `cache` and `badLines`.
 ///
 /// A record counts under the model that answered it (its last response's model, else the model
 /// its cost names). A command that failed before any answer names no model in its record: it
 /// counts in the totals and in `failures` by kind, and in `failedBeforeAnswer` (by kind), not in
 /// a row — a row is a model, and there is none to name.
-package struct RunReport: Sendable {
+public struct RunReport: Sendable {
     /// Coarse latency bins for a distribution, in milliseconds: each bin holds values below
     /// its bound and at or above the previous one; the last holds the rest.
     public static let binBoundsMs: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000]
@@ -27,7 +31,7 @@ package struct RunReport: Sendable {
     /// Bad lines named (all are counted).
     public static let namedBadLines = 20
 
-    package struct Row: Sendable {
+    public struct Row: Sendable {
         public var provider: String
         public var model: String
         /// True for the one row counting every provider–model pair beyond `maxRows`.
@@ -60,7 +64,7 @@ package struct RunReport: Sendable {
         }
     }
 
-    package struct Totals: Sendable, Hashable {
+    public struct Totals: Sendable, Hashable {
         public var commands = 0
         public var succeeded = 0
         public var failed = 0
@@ -83,7 +87,7 @@ package struct RunReport: Sendable {
         public var batchCommands = 0
     }
 
-    package struct CacheEffect: Sendable, Hashable {
+    public struct CacheEffect: Sendable, Hashable {
         public var uploadsPerformed = 0
         public var uploadsReused = 0
         public var cachesCreated = 0
@@ -94,18 +98,32 @@ package struct RunReport: Sendable {
         public var cacheBypassed = 0
         /// Prompt tokens read from a provider cache (`usage.cached_tokens`).
         public var cachedTokens = 0
-        /// The response cache (`--response-cache`): calls by `telemetry.calls[i].response_cache`.
-        public var responseCache = ResponseCacheCounts()
+        /// The response cache (`--response-cache`), calls by `telemetry.calls[i].response_cache`:
+        /// answered from the cache with no request sent (`hits`, each a request saved), asked
+        /// and the answer not kept (`misses`), asked and the answer kept (`stored`).
+        public var responseCacheHits = 0
+        public var responseCacheMisses = 0
+        public var responseCacheStored = 0
+
+        /// The three counts as the run's `--stats` keeps them.
+        package var responseCache: ResponseCacheCounts {
+            get { ResponseCacheCounts(hits: responseCacheHits, misses: responseCacheMisses, stored: responseCacheStored) }
+            set {
+                responseCacheHits = newValue.hits
+                responseCacheMisses = newValue.misses
+                responseCacheStored = newValue.stored
+            }
+        }
     }
 
-    package struct FailureKind: Sendable, Hashable {
+    public struct FailureKind: Sendable, Hashable {
         public var kind: String
         public var count: Int
         /// The first messages seen, at most `samplesPerKind`, each cut to `sampleCharacters`.
         public var samples: [String]
     }
 
-    package struct BadLine: Sendable, Hashable {
+    public struct BadLine: Sendable, Hashable {
         public var source: String
         public var line: Int
         public var problem: String
@@ -136,8 +154,8 @@ package struct RunReport: Sendable {
 
     public init() {}
 
-    /// The run's per-model call metrics (`MetricsCollector`) as rows; no totals.
-    public init(metrics: MetricsSnapshot) {
+    /// The run's per-model call metrics (`MetricsCollector`) as rows; no totals (the CLI's `--stats`).
+    package init(metrics: MetricsSnapshot) {
         cache.responseCache = metrics.responseCache
         for source in metrics.rows {
             let key = Key(provider: Self.cut(source.provider, to: Self.nameCharacters), model: Self.cut(source.model, to: Self.nameCharacters), others: source.others)
