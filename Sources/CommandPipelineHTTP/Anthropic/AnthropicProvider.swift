@@ -56,7 +56,7 @@ final class AnthropicCore: Sendable {
         errors = AnthropicErrorMapping(configuration: configuration, providerName: AnthropicProvider.name)
         // The key travels only in `x-api-key`, and only where the endpoint rules allow it.
         exchange = ProviderExchange(
-            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile, responseHeaders: configuration.responseHeaders, origin: configuration.baseURL), errors: errors, endpointProblem: configuration.endpointProblem,
+            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile, responseHeaders: configuration.responseHeaders), errors: errors, endpointProblem: configuration.endpointProblem,
             credentials: configuration.apiKey.map { ["x-api-key": $0.value] } ?? [:],
             common: ["anthropic-version": AnthropicConfiguration.apiVersion], requestTimeout: configuration.requestTimeout)
     }

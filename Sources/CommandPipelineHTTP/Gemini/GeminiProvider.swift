@@ -65,7 +65,7 @@ final class GeminiCore: Sendable {
         builder = GeminiRequestBuilder(providerName: GeminiProvider.name)
         errors = GeminiErrorMapping(configuration: configuration, providerName: GeminiProvider.name)
         exchange = ProviderExchange(
-            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile, responseHeaders: configuration.responseHeaders, origin: configuration.baseURL), errors: errors, endpointProblem: configuration.endpointProblem,
+            client: HTTPClient(requestTimeout: configuration.requestTimeout, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile, responseHeaders: configuration.responseHeaders), errors: errors, endpointProblem: configuration.endpointProblem,
             credentials: configuration.apiKey.map { ["x-goog-api-key": $0.value] } ?? [:], requestTimeout: configuration.requestTimeout)
     }
 

@@ -51,7 +51,7 @@ final class OpenAICore: Sendable {
         let client = HTTPClient(
             requestTimeout: configuration.requestTimeout, resourceTimeout: configuration.resourceTimeout,
             maxResponseBytes: configuration.maxResponseBytes, maxConnectionsPerHost: configuration.maxConnectionsPerHost, caFile: configuration.caFile,
-            responseHeaders: configuration.responseHeaders, origin: configuration.baseURL)
+            responseHeaders: configuration.responseHeaders)
         builder = ChatRequestBuilder(configuration: configuration, providerName: OpenAIProvider.name)
         errors = OpenAIErrorMapping(configuration: configuration, providerName: OpenAIProvider.name)
         exchange = ProviderExchange(

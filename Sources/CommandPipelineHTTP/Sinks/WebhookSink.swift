@@ -28,7 +28,7 @@ public final class WebhookSink: ResultSink {
     public let priority: Int
     public let url: URL
     public let batchSize: Int
-    let exchange: ProviderExchange<WebhookErrors>
+    private let exchange: ProviderExchange<WebhookErrors>
     private let retrier: Retrier
     private let filter: (@Sendable (ResultDelivery) -> Bool)?
     private let pending = Mutex<[ResultDelivery]>([])
@@ -66,7 +66,7 @@ public final class WebhookSink: ResultSink {
         self.shown = shown
         name = "webhook(\(shown))"
         retrier = Retrier(policy: retryPolicy, clock: clock ?? SystemClock())
-        let client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4, caFile: caFile, origin: url)
+        let client = HTTPClient(requestTimeout: requestTimeout, resourceTimeout: requestTimeout * 2, maxResponseBytes: 1 << 20, maxConnectionsPerHost: 4, caFile: caFile)
         let transport = TransportErrors(
             providerName: "webhook", displayBaseURL: shown, requestTimeout: requestTimeout, deadlineSetting: "the webhook's request timeout",
             bodyLimitSetting: "the webhook's 1 MiB answer limit", urlSetting: "the webhook URL",

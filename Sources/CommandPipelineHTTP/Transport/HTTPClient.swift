@@ -116,7 +116,7 @@ public final class HTTPClient: Sendable {
     private let session: URLSession
     private let delegate: TaskDelegate
     /// The plain-http path; nil when `COMMANDPIPELINE_HTTP_TRANSPORT=urlsession`.
-    let http1: HTTP1Transport?
+    private let http1: HTTP1Transport?
     /// Longest silence before the answer or between its pieces.
     public let requestTimeout: TimeInterval
     /// Longest time one request may take in all.
@@ -138,13 +138,12 @@ public final class HTTPClient: Sendable {
     /// Gets the headers of every answer (a router's deployment learns its limits from them).
     let responseHeaders: ResponseHeadersRelay?
 
-    /// `caFile` is read with the system's store when the TLS context is made: at once, off the
-    /// caller's thread, when `origin` (the base URL most requests go to) is `https://`, else by
-    /// the first `https://` request; `caFileProblem` checks it beforehand (the CLI does, at start).
+    /// `caFile` is read when the first `https://` request is made; `caFileProblem` checks it
+    /// beforehand (the CLI does, at start).
     package init(
         requestTimeout: TimeInterval = 120, resourceTimeout: TimeInterval = 600, maxResponseBytes: Int = 64 << 20,
         maxConnectionsPerHost: Int = HTTPClient.defaultMaxConnectionsPerHost, caFile: URL? = nil,
-        responseHeaders: ResponseHeadersRelay? = nil, origin: URL? = nil
+        responseHeaders: ResponseHeadersRelay? = nil
     ) {
         self.caFile = caFile
         self.responseHeaders = responseHeaders
@@ -170,7 +169,6 @@ public final class HTTPClient: Sendable {
             : HTTP1Transport(
                 maxConnectionsPerOrigin: maxConnectionsPerHost, maxResponseBytes: self.maxResponseBytes, resourceTimeout: resourceTimeout,
                 caFile: caFile?.path)
-        if let http1, origin?.scheme?.lowercased() == "https", TLSContext.isAvailable { http1.makeTLSContextAhead() }
     }
 
     /// Why `file` cannot serve as `caFile` (unreadable, not PEM certificates; or no own TLS on

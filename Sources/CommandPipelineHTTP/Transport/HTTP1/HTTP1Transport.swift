@@ -125,26 +125,6 @@ final class HTTP1Transport: Sendable {
             resourceTimeout: resourceTimeout, maxBodyBytes: maxResponseBytes, tls: endpoint, fileBody: fileBody)
     }
 
-    /// Makes the TLS context now, on a thread of its own, for a client whose requests will go to
-    /// an `https://` origin (`HTTPClient`'s `origin`). OpenSSL 3 takes ~30 ms to parse the
-    /// system's trust store (~150 certificates); made here, that overlaps the caller's start
-    /// instead of holding up the first request and every request of a burst behind it
-    /// (`Benchmarks/README.md`, "https round 5": 256 commands at 1 s over https). Touches only
-    /// local files; a failure is kept and reported by the first https request, as without it.
-    func makeTLSContextAhead() {
-        let made = tlsContextMade
-        DispatchQueue.global(qos: .userInitiated).async { [self] in
-            _ = try? tlsContext()
-            made.signal()
-        }
-    }
-
-    /// Signalled once by `makeTLSContextAhead` when the context is made (tests wait on it, bounded).
-    let tlsContextMade = DispatchSemaphore(value: 0)
-
-    /// Whether the TLS context (or why there is none) is made.
-    var hasTLSContext: Bool { tls.withLock { $0 != nil } }
-
     /// The client's TLS context, made once; a CA file that cannot be read fails every https request.
     private func tlsContext() throws(HTTPClient.Failure) -> TLSContext {
         let made = tls.withLock { made in
