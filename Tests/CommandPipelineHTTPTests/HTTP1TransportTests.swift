@@ -537,11 +537,11 @@ import Darwin
     @Test func framingHeadersAreTheTransportsOwn() throws {
         let bytes = try HTTP1Transport.serialize(
             method: "POST", url: URL(string: "http://[::1]:8080/v1?a=b")!, host: "::1", port: 8080,
-            headers: [("Content-Length", "999"), ("Connection", "close"), ("Transfer-Encoding", "chunked"), ("X-Key", "v")], body: Data("abc".utf8))
+            headers: [("Content-Length", "999"), ("Connection", "close"), ("Transfer-Encoding", "chunked"), ("Accept-Encoding", "gzip"), ("X-Key", "v")], body: Data("abc".utf8))
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text == "POST /v1?a=b HTTP/1.1\r\nHost: [::1]:8080\r\nX-Key: v\r\nAccept: */*\r\nUser-Agent: CommandPipeline\r\nContent-Length: 3\r\n\r\nabc")
+        #expect(text == "POST /v1?a=b HTTP/1.1\r\nHost: [::1]:8080\r\nX-Key: v\r\nAccept: */*\r\nUser-Agent: CommandPipeline\r\nAccept-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc")
         let get = try HTTP1Transport.serialize(method: "GET", url: URL(string: "http://h/")!, host: "h", port: 80, headers: [], body: nil)
-        #expect(String(decoding: get, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nUser-Agent: CommandPipeline\r\n\r\n")
+        #expect(String(decoding: get, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nUser-Agent: CommandPipeline\r\nAccept-Encoding: identity\r\n\r\n")
         #expect(throws: HTTPClient.Failure.self) {
             try HTTP1Transport.serialize(method: "GET", url: URL(string: "http://h/")!, host: "h", port: 80, headers: [("Bad Name", "v")], body: nil)
         }

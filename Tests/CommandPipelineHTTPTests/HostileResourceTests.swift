@@ -62,6 +62,9 @@ import Testing
         var request = URLRequest(url: URL(string: "https://example.com/v1")!)
         request.setValue("gzip, br", forHTTPHeaderField: "Accept-Encoding")
         #expect(HTTPClient.uncompressed(request).value(forHTTPHeaderField: "Accept-Encoding") == "identity")
+        // The own transport writes it as it serialises the request, the caller's value dropped.
+        let head = String(decoding: try HTTP1Transport.serialize(request, url: request.url!, host: "example.com", port: 443, defaultPort: 443), as: UTF8.self)
+        #expect(head.components(separatedBy: "\r\n").filter { $0.lowercased().hasPrefix("accept-encoding:") } == ["Accept-Encoding: identity"], "\(head)")
         #expect(HTTPClient.refusedEncoding(["content-encoding": "gzip"]) == "gzip")
         #expect(HTTPClient.refusedEncoding(["content-encoding": "identity, gzip"]) == "identity, gzip")
         #expect(HTTPClient.refusedEncoding(["content-encoding": " Identity "]) == nil)

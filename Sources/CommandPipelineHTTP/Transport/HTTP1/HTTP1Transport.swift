@@ -197,7 +197,8 @@ final class HTTP1Transport: Sendable {
         for (name, value) in headers {
             // Framing and connection headers are the transport's own.
             switch name.lowercased() {
-            case "host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te": continue
+            // The answer is asked for uncompressed, whatever the caller set (`HTTPClient.uncompressed`).
+            case "host", "content-length", "connection", "transfer-encoding", "keep-alive", "upgrade", "te", "accept-encoding": continue
             case "accept": sawAccept = true
             case "user-agent": sawAgent = true
             default: break
@@ -213,6 +214,7 @@ final class HTTP1Transport: Sendable {
         }
         if !sawAccept { bytes.append(contentsOf: "Accept: */*\r\n".utf8) }
         if !sawAgent { bytes.append(contentsOf: "User-Agent: CommandPipeline\r\n".utf8) }
+        bytes.append(contentsOf: "Accept-Encoding: identity\r\n".utf8)
         if let bodyLength {
             bytes.append(contentsOf: "Content-Length: \(bodyLength)\r\n\r\n".utf8)
         } else if let body {
