@@ -57,11 +57,14 @@ struct AnswerExtras: Sendable, Hashable {
 
     static let none = AnswerExtras()
 
+    /// Every field empty (tested on the optionals' tags: comparing with `.none` copied each).
+    var isEmpty: Bool { !parsed.isPresent && toolCalls.isEmpty && !deployment.isPresent && !provider.isPresent && !cost.isPresent }
+
     /// The fields as a stored property: the box, read and set as a value.
     struct Field: Sendable, Hashable {
         private var box: Box<AnswerExtras>?
 
-        init(_ value: AnswerExtras) { box = value == .none ? nil : Box(value) }
+        init(_ value: AnswerExtras) { box = value.isEmpty ? nil : Box(value) }
 
         var value: AnswerExtras {
             get { box?.value ?? .none }
