@@ -77,6 +77,13 @@ import Testing
         let explicit = CallResponse(callIndex: 0, text: "t", model: "m", finishReason: "stop", usage: .zero, cost: nil, parsed: nil, toolCalls: [])
         #expect(explicit == CallResponse(callIndex: 0, response: plain) && explicit.hashValue == CallResponse(callIndex: 0, response: plain).hashValue)
         #expect(CallResponse(callIndex: 0, response: plain) != CallResponse(callIndex: 0, response: response))
+        // Built apart, the same fields: equal and hashed alike (each holds its own box).
+        let twin = GenerationResponse(text: "", model: "m", finishReason: "tool_calls", usage: .zero, parsed: .int(1), toolCalls: [call])
+        var again = twin
+        again.deployment = "eu"
+        again.provider = "p"
+        #expect(again == response && again.hashValue == response.hashValue)
+        #expect(CallResponse(callIndex: 2, response: again) == answer && CallResponse(callIndex: 2, response: again).hashValue == answer.hashValue)
     }
 
     @Test func anErrorKeepsItsBilledUsageAndWhatItWraps() {
