@@ -148,7 +148,9 @@ public final class EventLog: Sendable {
     /// given an estimate, the token validation; with `partials`, what a failure leaves.
     public func summary(estimate: TokenEstimate? = nil, partials: Bool = false) -> LogSummary {
         let total = clock.now - start
-        return state.withLock { $0.fold }.finished(total: total, estimate: estimate, partials: partials)
+        var summary = state.withLock { $0.fold }
+        summary.finish(total: total, estimate: estimate, partials: partials)
+        return summary
     }
 
     /// The events kept so far, in order (none unless the log was made with `keepingEvents`).

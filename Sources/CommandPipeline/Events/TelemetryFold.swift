@@ -3,7 +3,13 @@
 /// and the log applies it to every event as it is recorded, so reading the summary costs
 /// nothing more (the telemetry stage reads it for a success, the engine for a failure).
 public struct LogSummary: Sendable {
-    public var telemetry: Telemetry
+    /// The command's telemetry: as of the last `finish` (every summary the log hands out is
+    /// finished), else what the events folded so far add up to. A telemetry set here stands
+    /// until the next event is folded.
+    public var telemetry: Telemetry {
+        get { finishedTelemetry ?? running.telemetry(calls: calls.inCallOrder, total: .zero, tokenValidation: nil) }
+        set { finishedTelemetry = newValue }
+    }
     /// Usage of the responses of the last execution (the primary's, or the fallback's).
     public var usage: Usage = .zero
     /// Responses of calls that finished in the primary execution, then text delivered by
@@ -19,10 +25,40 @@ public struct LogSummary: Sendable {
     private var primaryFinished: [CallResponse]?
     /// Text of streams not (yet) finished: (phase, call, model, text).
     private var streams: [(phase: Int, call: Int, model: String, text: String)] = []
+    /// The telemetry's parts as the events add them up.
+    private var running: RunningTelemetry
+    /// Made by `finish`; dropped by the next event folded.
+    private var finishedTelemetry: Telemetry?
+
+    /// The telemetry's parts, plain fields while the fold goes on; a `Telemetry` (one
+    /// copy-on-write reference) is made once, when the summary is finished. Folding into a
+    /// `Telemetry` made one when the log was opened and copied it whole at the first event after
+    /// a summary was handed out (the telemetry stage's own `stage_finished`): two allocations and
+    /// a 520-byte copy per command (`PipelineBench --scenario parts`, 2026-12-07). The large,
+    /// rare parts are boxed so the fold, copied out of the log for each summary, stays small.
+    private struct RunningTelemetry: Sendable {
+        var provider: String
+        var usedFallback = false
+        var primaryError = BoxedOptional<ErrorSummary>(nil)
+        var durations = StageDurations()
+        var uploads = UploadCounts()
+        var cache = BoxedOptional<CacheTelemetry>(nil)
+        var billedAttempts: [BilledAttempt] = []
+
+        func telemetry(calls: [CallTelemetry], total: Duration, tokenValidation: TokenValidation?) -> Telemetry {
+            var durations = durations
+            durations.total = total
+            var telemetry = Telemetry(
+                provider: provider, usedFallback: usedFallback, primaryError: primaryError.value, calls: calls, durations: durations, uploads: uploads,
+                cache: cache.value, tokenValidation: tokenValidation)
+            if !billedAttempts.isEmpty { telemetry.billedAttempts = billedAttempts }
+            return telemetry
+        }
+    }
 
     /// The fold of no event.
     public init(provider: String) {
-        telemetry = Telemetry(provider: provider)
+        running = RunningTelemetry(provider: provider)
     }
 
     /// Folds `entries` in order, then `finished`.
@@ -34,12 +70,13 @@ public struct LogSummary: Sendable {
 
     /// The fold's step.
     public mutating func add(_ kind: PipelineEvent.Kind) {
+        if finishedTelemetry.isPresent { finishedTelemetry = nil }
         switch kind {
         case .stageFinished(let name, let duration): stageFinished(name, duration)
-        case .uploadPerformed: telemetry.uploads.performed += 1
-        case .uploadReused: telemetry.uploads.reused += 1
-        case .uploadSkipped: telemetry.uploads.skipped += 1
-        case .cacheCreated(let cache), .cacheReused(let cache), .cacheSkipped(let cache): telemetry.cache = cache
+        case .uploadPerformed: running.uploads.performed += 1
+        case .uploadReused: running.uploads.reused += 1
+        case .uploadSkipped: running.uploads.skipped += 1
+        case .cacheCreated(let cache), .cacheReused(let cache), .cacheSkipped(let cache): running.cache.value = cache
         case .attemptStarted(let call, _, let model, _): attemptStarted(call: call, model: model)
         case .waiting(let call, _, let duration): calls.update(phase: phase, call: call) { $0.retryWait += duration }
         case .cacheBypassed(let call): calls.update(phase: phase, call: call) { $0.cacheBypassed = true }
@@ -65,11 +102,11 @@ public struct LogSummary: Sendable {
                 calls.update(phase: phase, call: call) { $0.attempts = max(0, $0.attempts - 1) }
             }
             if let usage = error.billedUsage {
-                telemetry.billedAttempts.append(BilledAttempt(callIndex: call, attempt: attempt, model: calls.model(phase: phase, call: call), usage: usage))
+                running.billedAttempts.append(BilledAttempt(callIndex: call, attempt: attempt, model: calls.model(phase: phase, call: call), usage: usage))
             }
         case .fallbackStarted(_, let primaryError):
-            telemetry.usedFallback = true
-            telemetry.primaryError = primaryError.summary
+            running.usedFallback = true
+            running.primaryError.value = primaryError.summary
             if primaryFinished == nil { primaryFinished = finished }
             finished = []
             phase += 1
@@ -78,7 +115,7 @@ public struct LogSummary: Sendable {
     }
 
     private mutating func stageFinished(_ name: String, _ duration: Duration) {
-        telemetry.durations.add(duration, to: name)
+        running.durations.add(duration, to: name)
     }
 
     private mutating func attemptStarted(call: Int, model: String) {
@@ -124,11 +161,10 @@ public struct LogSummary: Sendable {
     }
 
     mutating func finish(total: Duration, estimate: TokenEstimate?, partials: Bool) {
-        telemetry.durations.total = total
-        telemetry.calls = calls.inCallOrder
         usage = finished.reduce(Usage.zero) { $0 + $1.usage }
         // A call whose usage was not reported leaves no actual count to check the estimate against.
-        if let estimate, usage.isReported { telemetry.tokenValidation = TokenValidation(estimate: estimate, actual: usage.totalTokens) }
+        let validation = estimate.flatMap { usage.isReported ? TokenValidation(estimate: $0, actual: usage.totalTokens) : nil }
+        finishedTelemetry = running.telemetry(calls: calls.inCallOrder, total: total, tokenValidation: validation)
         if failedCalls.count > 1 { failedCalls.sort() }
         if partials {
             partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }
@@ -136,7 +172,7 @@ public struct LogSummary: Sendable {
                     // A broken stream's tokens are its failed attempt's billed usage when the server
                     // reported one (priced there, so $0 here); otherwise unknown, not zero (ADR 0013).
                     let attempt = calls.attempts(phase: stream.phase, call: stream.call)
-                    let billed = telemetry.billedAttempts.contains { $0.callIndex == stream.call && $0.model == stream.model && $0.attempt == attempt }
+                    let billed = running.billedAttempts.contains { $0.callIndex == stream.call && $0.model == stream.model && $0.attempt == attempt }
                     return CallResponse(
                         callIndex: stream.call, text: stream.text, model: stream.model, finishReason: CallResponse.interrupted, usage: billed ? .zero : .unreported)
                 }

@@ -39,9 +39,12 @@ struct StageLoop: Sendable {
             return CommandOutcome(error, state: state, log: log)
         }
         // The telemetry stage's fold; an engine without one folds the log here.
-        let summary = state.summary ?? log.summary(estimate: state.command.tokenEstimate)
+        let totals = state.summaryTotals ?? {
+            let summary = log.summary(estimate: state.command.tokenEstimate)
+            return (summary.usage, summary.telemetry)
+        }()
         let finalized = FinalizedCommand(
-            id: state.command.id, responses: state.responses, usage: summary.usage, telemetry: summary.telemetry, metadata: state.command.metadata)
+            id: state.command.id, responses: state.responses, usage: totals.usage, telemetry: totals.telemetry, metadata: state.command.metadata)
         return CommandOutcome(finalized, state: state)
     }
 }

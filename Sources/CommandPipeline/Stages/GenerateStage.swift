@@ -36,7 +36,7 @@ package struct GenerateStage: ExecutionStage {
         }
         let request = state.request(call: index)
         return CallInput(
-            request: request, uncached: !request.cache.isPresent ? nil : state.uncachedRequest(call: index), callIndex: index,
+            request: request, uncached: !request.hasCache ? nil : state.uncachedRequest(call: index), callIndex: index,
             state: state, planLimiter: planLimiter, provider: context.provider, log: context.log, streaming: context.streaming)
     }
 

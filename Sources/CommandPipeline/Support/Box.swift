@@ -6,3 +6,23 @@ final class Box<Value: Sendable>: Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
+
+/// A large optional value that is usually nil, held in a `Box` so that the struct it sits in
+/// stays one word wider, not the value's size (`GenerationRequest.cache`). A value like any
+/// other: setting it makes a new box, and two are equal when their values are.
+struct BoxedOptional<Value: Sendable & Hashable>: Sendable, Hashable {
+    private var box: Box<Value>?
+
+    init(_ value: Value?) { box = value.map(Box.init) }
+
+    var value: Value? {
+        get { box?.value }
+        set { box = newValue.map(Box.init) }
+    }
+
+    /// Whether there is a value (without copying it out).
+    var isPresent: Bool { box != nil }
+
+    static func == (lhs: BoxedOptional, rhs: BoxedOptional) -> Bool { lhs.box === rhs.box || lhs.value == rhs.value }
+    func hash(into hasher: inout Hasher) { hasher.combine(value) }
+}

@@ -1,6 +1,6 @@
 /// A value behind one reference, copied only when it is changed while shared — what `Array`
 /// does for its elements. The package's one copy-on-write helper: a value that is large and
-/// passed through many frames (`PlannedCommand`, `Telemetry`) holds its fields in one, so a
+/// passed through many frames (`PlannedCommand`, `GenerationConfig`, `Telemetry`) holds its fields in one, so a
 /// copy of it is one retain, not one per field. Immutable large values use `Box`.
 struct CopyOnWrite<Value: Sendable>: Sendable {
     /// Changed only through `value`'s `_modify`, which copies it first unless this is the only

@@ -47,6 +47,12 @@ public struct ExecutionState: Sendable, Hashable {
     public var responses: [CallResponse] { _read { yield progress.responses } }
     /// Set by the telemetry stage: the fold of the command's log.
     public var summary: LogSummary? { progress.summary?.value }
+    /// The summary's usage and telemetry, read in the box (a copy of the whole summary retained
+    /// and released each of its fields).
+    var summaryTotals: (usage: Usage, telemetry: Telemetry)? {
+        guard let box = progress.summary else { return nil }
+        return (box.value.usage, box.value.telemetry)
+    }
     /// The cache the plan asks for, unless dropped (`withoutCache()`, the fallback): the cache
     /// stage applies only with one.
     public var cachePlan: CachePlan? { base.value.cachePlan }

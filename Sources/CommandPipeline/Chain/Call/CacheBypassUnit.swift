@@ -6,12 +6,12 @@ package struct CacheBypassUnit: ChainUnit {
 
     public init(policy: RetryPolicy) { self.policy = policy }
 
-    public func applies(to input: CallInput) -> Bool { input.request.cache.isPresent && input.uncached.isPresent }
+    public func applies(to input: CallInput) -> Bool { input.request.hasCache && input.uncached.isPresent }
 
     @inline(__always)
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         let result = await next(input)
-        guard case .failure(let error) = result, error.kind != .cancelled, input.request.cache.isPresent, let uncached = input.uncached,
+        guard case .failure(let error) = result, error.kind != .cancelled, input.request.hasCache, let uncached = input.uncached,
             !input.log.hasStreamed(call: input.callIndex)
         else { return result }
         input.log.record(.cacheBypassed(call: input.callIndex))

@@ -10,7 +10,7 @@ package struct RetryUnit: ChainUnit {
     @inline(__always)
     public func handle(_ input: CallInput, next: Next<CallInput, Result<GenerationResponse, APIError>>) async -> Result<GenerationResponse, APIError> {
         // The first attempt is made here: most calls succeed at once and need no retry loop.
-        input.log.record(.attemptStarted(call: input.callIndex, attempt: 1 + input.attemptsBefore, model: input.request.model, cached: input.request.cache.isPresent))
+        input.log.record(.attemptStarted(call: input.callIndex, attempt: 1 + input.attemptsBefore, model: input.request.model, cached: input.request.hasCache))
         let first = await next(input)
         guard case .failure(let error) = first else { return first }
         return await retry(input, after: error, next: next)
@@ -25,7 +25,7 @@ package struct RetryUnit: ChainUnit {
             maxAttempts: input.maxAttempts, cancelled: input.cancelled(), observer: Retrier.Observer(log: log, call: call, attemptsBefore: before),
             first: .failure(ProviderCall.interrupted(error, input))
         ) { attempt in
-            log.record(.attemptStarted(call: call, attempt: attempt + before, model: input.request.model, cached: input.request.cache.isPresent))
+            log.record(.attemptStarted(call: call, attempt: attempt + before, model: input.request.model, cached: input.request.hasCache))
             return await next(input).mapError { ProviderCall.interrupted($0, input) }
         }
         return outcome.result

@@ -71,7 +71,8 @@ package final class MockCore: Sendable {
             }
         }
         if latency > .zero { try await configuration.clock.sleep(for: latency) }
-        let cached = try cachedParts(request.cache)
+        // The cache tested in place: reading `request.cache` copies the reference out of its box.
+        let cached = request.hasCache ? try cachedParts(request.cache) : []
         let config = request.config
         return Self.answer(
             model: request.model, cached: cached, parts: request.parts, format: config.responseFormat,
