@@ -8,25 +8,11 @@ enum DeploymentsReport {
     /// The router of `configuration`, the file at `path` (loaded once, by `Pipeline`: its key
     /// variables are also withheld from the hooks).
     static func router(_ configuration: RouterConfiguration, path: String, options: RunOptions) -> Result<Router, UsageError> {
-        var adapters: [String: any GenerationCapability] = [:]
-        var relays: [String: ResponseHeadersRelay] = [:]
-        for model in configuration.models.keys.sorted() {
-            for (i, d) in configuration.models[model]!.enumerated() {
-                var providerOptions = ProviderOptions(
-                    baseURL: d.baseURL, apiKeyEnvironmentVariable: d.apiKeyVariable, allowInsecureHTTP: options.allowInsecureHTTP,
-                    maxConnectionsPerHost: Pipeline.connections(options), caFile: options.caFile, mock: Pipeline.mockConfiguration(options))
-                let relay = ResponseHeadersRelay()
-                providerOptions.responseHeaders = relay
-                relays[d.name] = relay
-                switch ProviderRegistry.withHTTPProviders.make(d.provider, options: providerOptions) {
-                case .failure(let error):
-                    return .failure(UsageError(message: "option '--deployments \(path)': models.\(model)[\(i)] (\(d.name)): \(error.message)"))
-                case .success(let adapter): adapters[d.name] = adapter
-                }
-            }
-        }
+        let providerOptions = ProviderOptions(
+            allowInsecureHTTP: options.allowInsecureHTTP, maxConnectionsPerHost: Pipeline.connections(options), caFile: options.caFile,
+            mock: Pipeline.mockConfiguration(options))
         do throws(ConfigurationError) {
-            return .success(try Router(configuration: configuration, adapters: adapters, relays: relays))
+            return .success(try DeploymentRouting.router(configuration, options: providerOptions))
         } catch {
             return .failure(UsageError(message: "option '--deployments \(path)': \(error.message)"))
         }

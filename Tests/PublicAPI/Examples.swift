@@ -191,3 +191,10 @@ func report(results: URL) throws -> String {
     return (["\(report.totals.commands) commands, \(report.totals.failed) failed, $\(report.totals.costUSD)", cache] + rows + failures
         + report.badLines.map { "\($0.source):\($0.line): \($0.problem)" }).joined(separator: "\n")
 }
+
+// Routing from Swift (README "Routing across deployments"): the `--deployments` file's format.
+func routing(deployments: String) throws -> PipelineEngine {
+    var configuration = EngineConfiguration()
+    try configuration.routeDeployments(file: deployments, caFile: nil)
+    return try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+}
