@@ -14,8 +14,8 @@ extension EngineConfiguration {
     /// - Parameters:
     ///   - allowInsecureHTTP: let a key go over plain `http://` to a host off this machine.
     ///   - caFile: a PEM file of CAs trusted besides the system's store, for every deployment.
-    ///   - maxConnectionsPerHost: connections each deployment's client may open to its host
-    ///     (nil: as many as this configuration's `maxConcurrentCalls`).
+    ///   - maxConnectionsPerHost: connections each deployment's client may open to its host,
+    ///     1–65,536 (nil: 64, as for any adapter).
     /// - Throws: `ConfigurationError` (field `router`) saying what is wrong and where in the file,
     ///   in the words `--deployments` uses: an unknown key, a duplicate deployment, an unset key
     ///   variable, an unknown provider, a bad URL.
@@ -29,7 +29,7 @@ extension EngineConfiguration {
         case .failure(let problem): throw ConfigurationError(field: "router", message: "the deployments file \(path): \(problem)")
         }
         let options = ProviderOptions(
-            environment: environment, allowInsecureHTTP: allowInsecureHTTP, maxConnectionsPerHost: maxConnectionsPerHost ?? maxConcurrentCalls,
+            environment: environment, allowInsecureHTTP: allowInsecureHTTP, maxConnectionsPerHost: maxConnectionsPerHost,
             caFile: caFile?.path)
         do {
             router = try DeploymentRouting.router(loaded, options: options, clock: clock)

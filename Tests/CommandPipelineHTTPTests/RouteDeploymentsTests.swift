@@ -40,6 +40,16 @@ import Testing
         #expect(plain.responses.first?.deployment == nil, "a model not in the file goes to the engine's provider")
     }
 
+    @Test(arguments: [Int.min, -1, 0, Int.max])
+    func anAbsurdConnectionCountIsClampedNotTrapped(connections: Int) async throws {
+        let origin = try Peers.deployments.get()
+        var configuration = EngineConfiguration()
+        try configuration.routeDeployments(file: try Self.file(#"{"models": {"fast": [\#(Self.deployment("ok-clamp", origin))]}}"#), maxConnectionsPerHost: connections)
+        let engine = try PipelineEngine(provider: MockProvider.make(), configuration: configuration)
+        let answer = try await engine.executeWithFallback(PlannedCommand(id: "c", plan: ExecutionPlan(call: APICall(model: "fast", parts: [.text("hi")])))).get()
+        #expect(answer.responses.first?.deployment == "ok-clamp")
+    }
+
     @Test func aBadFileIsAConfigurationErrorNamingThePlace() throws {
         let origin = try Peers.deployments.get()
         var configuration = EngineConfiguration()

@@ -4,11 +4,9 @@
 /// nothing more (the telemetry stage reads it for a success, the engine for a failure).
 public struct LogSummary: Sendable {
     /// The command's telemetry: as of the last `finish` (every summary the log hands out is
-    /// finished), else what the events folded so far add up to. A telemetry set here stands
-    /// until the next event is folded.
+    /// finished), else what the events folded so far add up to.
     public var telemetry: Telemetry {
-        get { finishedTelemetry ?? running.telemetry(calls: calls.inCallOrder, total: .zero, tokenValidation: nil) }
-        set { finishedTelemetry = newValue }
+        finishedTelemetry ?? running.telemetry(calls: calls.inCallOrder, total: .zero, tokenValidation: nil)
     }
     /// Usage of the responses of the last execution (the primary's, or the fallback's).
     public var usage: Usage = .zero

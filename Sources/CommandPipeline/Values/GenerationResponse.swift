@@ -60,40 +60,38 @@ struct AnswerExtras: Sendable, Hashable {
     /// Every field empty (tested on the optionals' tags: comparing with `.none` copied each).
     var isEmpty: Bool { !parsed.isPresent && toolCalls.isEmpty && !deployment.isPresent && !provider.isPresent && !cost.isPresent }
 
-    /// The fields as a stored property: the box, read and set as a value.
+    /// The fields as a stored property: boxed (`BoxedOptional`), no box when all are empty,
+    /// each field read in the box.
     struct Field: Sendable, Hashable {
-        private var box: Box<AnswerExtras>?
+        private var boxed: BoxedOptional<AnswerExtras>
 
-        init(_ value: AnswerExtras) { box = value.isEmpty ? nil : Box(value) }
+        init(_ value: AnswerExtras) { boxed = BoxedOptional(value.isEmpty ? nil : value) }
 
         var value: AnswerExtras {
-            get { box?.value ?? .none }
-            set { self = Field(newValue) }
+            get { boxed.value ?? .none }
+            set { boxed.value = newValue.isEmpty ? nil : newValue }
         }
 
         var parsed: JSONValue? {
-            get { box?.value.parsed }
+            get { boxed.read { $0.parsed } ?? nil }
             set { value.parsed = newValue }
         }
         var toolCalls: [ToolCall] {
-            get { box?.value.toolCalls ?? [] }
+            get { boxed.read { $0.toolCalls } ?? [] }
             set { value.toolCalls = newValue }
         }
         var deployment: String? {
-            get { box?.value.deployment }
+            get { boxed.read { $0.deployment } ?? nil }
             set { value.deployment = newValue }
         }
         var provider: String? {
-            get { box?.value.provider }
+            get { boxed.read { $0.provider } ?? nil }
             set { value.provider = newValue }
         }
         var cost: Cost? {
-            get { box?.value.cost }
+            get { boxed.read { $0.cost } ?? nil }
             set { value.cost = newValue }
         }
-
-        static func == (lhs: Field, rhs: Field) -> Bool { lhs.box === rhs.box || lhs.value == rhs.value }
-        func hash(into hasher: inout Hasher) { hasher.combine(value) }
     }
 }
 
