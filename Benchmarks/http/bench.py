@@ -9,8 +9,9 @@ only, else its https row is skipped; Python: SSL_CERT_FILE; wrk does not verify)
 round so drift cancels; the tables give each client's median over the rounds: requests/s, CPU
 per request (user + system, the client's process only) and both as ratios against `pipeline`
 on the same scheme. It then times 256 commands at --concurrency 256 against a server that
-answers each request after 1 s (the fault server's `slow-` model; over https through nginx's
-TLS port, which proxies `/slow/` to it), and UPLOADS uploads of UPLOAD_MB MB each (distinct
+answers each request 1 s after reading it (`slow_server.py`, asyncio; both schemes through
+nginx, whose plain and TLS ports proxy `/slow/` to it, so the two differ by TLS alone; nginx's log
+gives when the first and the last request arrived), and UPLOADS uploads of UPLOAD_MB MB each (distinct
 files, OpenAI multipart, to nginx's `/v1/files`, which reads and drops the body) by pipeline
 (one command per file, `--capabilities generation,uploads`) and by aiohttp (streaming each file),
 with each client's peak RSS (`wait4`): memory must stay flat however many bytes go out.
@@ -110,7 +111,7 @@ UPLOADED = json.dumps({"id": "file-bench", "object": "file", "bytes": 0, "filena
 
 def start_nginx(workdir, slow_port=None):
     """nginx with one worker: the canned answers on a plain port and on a TLS port, `/v1/files`
-    taking any body, and `/slow/` proxied to `slow_port` (the fault server) when given.
+    taking any body, and `/slow/` proxied to `slow_port` (the 1-second server) when given.
     (process, port, tls_port, ca)."""
     port = free_port()
     tls_port = free_port()
@@ -121,7 +122,9 @@ def start_nginx(workdir, slow_port=None):
         (workdir / d).mkdir(exist_ok=True)
     user = "user root;" if os.geteuid() == 0 else ""
     # The slow scenario's requests are logged with `$ssl_session_reused` ("r": the handshake
-    # resumed a session, "." a full one), so a run can say how many full handshakes it cost.
+    # resumed a session, "." a full one or plain http), so a run can say how many full handshakes
+    # it cost, and with when each ended and how long it took (from its first byte): when the
+    # requests reached the server, measured by the server.
     slow = (f"location /slow/ {{ access_log {workdir}/logs/slow.log handshake; proxy_pass http://127.0.0.1:{slow_port}/; "
             f"proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_read_timeout 120s; }}") if slow_port else ""
     conf.write_text(f"""
@@ -133,7 +136,7 @@ error_log {workdir}/logs/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
-    log_format handshake '$ssl_session_reused';
+    log_format handshake '$ssl_session_reused $msec $request_time';
     client_body_temp_path {workdir}/tmp/body;
     proxy_temp_path {workdir}/tmp/proxy;
     fastcgi_temp_path {workdir}/tmp/fastcgi;
@@ -255,17 +258,17 @@ def available(client):
     return subprocess.run([str(PYTHON), "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
-def start_fault_server():
-    """The fault server (its `slow-` models answer after 1 s): (process, port)."""
+def start_slow_server():
+    """The 1-second server (`slow_server.py`): (process, port)."""
     port = free_port()
-    server = subprocess.Popen([str(PYTHON), str(ROOT / "Tests/Tools/fault_server.py"), str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, str(HERE / "slow_server.py"), str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     wait_for_port(port)
     return server, port
 
 
-def slow_scenario(workdir, scheme, base, fault_port, ca=None):
-    """256 commands, --concurrency 256, each answered after 1 s: wall time, ideally 1 s.
-    `base`: the fault server itself (http) or nginx's TLS port in front of it (https)."""
+def slow_scenario(workdir, scheme, base, slow_port, ca=None):
+    """256 commands, --concurrency 256, each answered 1 s after it arrives: wall time, ideally
+    1 s. `base`: nginx's plain or TLS port, in front of the 1-second server."""
     walls = []
     log = workdir / "logs/slow.log"
     for run in range(SLOW_RUNS):
@@ -274,26 +277,33 @@ def slow_scenario(workdir, scheme, base, fault_port, ca=None):
         path = workdir / f"slow-{scheme}-{run}.jsonl"
         path.write_text("".join(json.dumps({"id": f"s{i}", "model": model, "prompt": "p"}) + "\n" for i in range(256)))
         with path.open("rb") as stdin:
+            started = time.time()
             start = time.perf_counter()
             done = subprocess.run(
                 [str(PIPELINE), "--provider", "openai", "--base-url", base, "--concurrency", "256", "--quiet",
                  "--max-attempts", "1"] + (["--ca-file", str(ca)] if ca else []), stdin=stdin, capture_output=True)
             walls.append(time.perf_counter() - start)
         ok = done.stdout.count(b'"status":"succeeded"')
-        with socket.create_connection(("127.0.0.1", fault_port)) as s:
+        with socket.create_connection(("127.0.0.1", slow_port)) as s:
             s.sendall(b"GET /v1/stats HTTP/1.0\r\nHost: x\r\n\r\n")
             raw = b""
             while chunk := s.recv(65536):
                 raw += chunk
         stats = json.loads(raw.split(b"\r\n\r\n", 1)[1] or b"{}")
-        handshakes = ""
-        if scheme == "https" and log.exists():
+        seen = ""
+        if log.exists():
             with log.open("rb") as f:
                 f.seek(logged)
-                marks = f.read().split()
-            handshakes = f", {marks.count(b'r')} of {len(marks)} requests on resumed TLS sessions"
+                rows = [line.split() for line in f.read().splitlines() if line.strip()]
+            # When each request's first byte reached nginx, from the client's start: the client's
+            # start-up and connection set-up (and TLS) up to the first, its burst up to the last.
+            arrived = sorted(float(row[1]) - float(row[2]) - started for row in rows)
+            if arrived:
+                seen = f"; requests reached nginx {arrived[0] * 1000:.0f}–{arrived[-1] * 1000:.0f} ms after the start"
+            if scheme == "https":
+                seen += f", {sum(row[0] == b'r' for row in rows)} of {len(rows)} on resumed TLS sessions"
         print(f"  {scheme:5} 256 x 1 s at --concurrency 256: {walls[-1]:.3f} s wall, {ok}/256 succeeded, "
-              f"server saw {stats.get('max_inflight:' + model)} in flight at once{handshakes}")
+              f"server saw {stats.get('max_inflight:' + model)} in flight at once{seen}")
     return walls
 
 
@@ -428,8 +438,8 @@ def main():
     if not PIPELINE.exists():
         raise SystemExit(f"{PIPELINE} is missing: swift build -c release")
     workdir = Path(tempfile.mkdtemp(prefix="http-bench-"))
-    fault, fault_port = start_fault_server() if SLOW_RUNS > 0 else (None, None)
-    nginx, port, tls_port, ca = start_nginx(workdir, slow_port=fault_port)
+    slow_server, slow_port = start_slow_server() if SLOW_RUNS > 0 else (None, None)
+    nginx, port, tls_port, ca = start_nginx(workdir, slow_port=slow_port)
     clients = []
     for client in CLIENTS:
         if available(client):
@@ -454,8 +464,8 @@ def main():
                 print(f"  round {r + 1} {scheme:5} {client:20} {row['rate']:>10,.0f} req/s {row['cpu_us']:>9,.1f} µs CPU/req  ({row['ok']}/{row['requests']} ok)", flush=True)
         if SLOW_RUNS > 0 and "pipeline" in CLIENTS:
             for scheme in SCHEMES:
-                slow_base = f"http://127.0.0.1:{fault_port}/v1" if scheme == "http" else f"https://127.0.0.1:{tls_port}/slow/v1"
-                slow[scheme] = slow_scenario(workdir, scheme, slow_base, fault_port, bases[scheme][1])
+                slow_base = f"http://127.0.0.1:{port}/slow/v1" if scheme == "http" else f"https://127.0.0.1:{tls_port}/slow/v1"
+                slow[scheme] = slow_scenario(workdir, scheme, slow_base, slow_port, bases[scheme][1])
         if UPLOADS > 0 and "pipeline" in CLIENTS:
             for scheme in SCHEMES:
                 base, trust = bases[scheme]
@@ -466,9 +476,9 @@ def main():
             nginx.wait(5)
         except subprocess.TimeoutExpired:
             nginx.kill()
-        if fault:
-            fault.terminate()
-            fault.wait()
+        if slow_server:
+            slow_server.terminate()
+            slow_server.wait()
     rows = []
     for scheme, client in runs_of:
         runs = results[(scheme, client)]
