@@ -22,18 +22,11 @@ enum SQLite {
         return db
     }
 
-    /// The journals: WAL mode (readers never block the writer, a killed process leaves a
-    /// consistent file) with `synchronous=NORMAL` (no sync per commit; the log is synced at
-    /// checkpoints), and temporary files in memory (`temp_store=MEMORY`). The last matters: an
-    /// upsert that fires a trigger writes a statement journal (to roll that one statement back
-    /// alone), and on disk that was a temporary file written twice per row — 1.15 million
-    /// `pwrite` calls for 100,000 answers stored in the response cache, most of the cost a
-    /// cache added to a cold run (`Benchmarks/response-cache/run.sh`). Statement journals hold a
-    /// statement's changed pages only, until the statement ends.
-    static func configureJournals(_ db: OpaquePointer) throws(SQLiteSink.SQLiteError) {
+    /// WAL mode (readers never block the writer, a killed process leaves a consistent file) with
+    /// `synchronous=NORMAL` (no sync per commit; the log is synced at checkpoints).
+    static func useWriteAheadLog(_ db: OpaquePointer) throws(SQLiteSink.SQLiteError) {
         try execute(db, "PRAGMA journal_mode=WAL", operation: "setting WAL mode")
         try execute(db, "PRAGMA synchronous=NORMAL", operation: "setting synchronous")
-        try execute(db, "PRAGMA temp_store=MEMORY", operation: "setting temp_store")
     }
 
     static func execute(_ db: OpaquePointer, _ sql: String, operation: String) throws(SQLiteSink.SQLiteError) {

@@ -228,7 +228,7 @@ public final class SQLiteResponseCache: ResponseCache {
         do {
             try harden(db)
             try check(db, path: path, create: create)
-            try SQLite.configureJournals(db)
+            try SQLite.useWriteAheadLog(db)
             try SQLite.execute(
                 db, "PRAGMA mmap_size = \(mmapBytes); PRAGMA cache_size = -\(pageCacheKiB); PRAGMA wal_autocheckpoint = \(walCheckpointPages)",
                 operation: "setting the memory map, page cache and checkpoint size")

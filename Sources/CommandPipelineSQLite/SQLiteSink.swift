@@ -140,7 +140,7 @@ public final class SQLiteSink: ResultSink {
         let upsert: OpaquePointer, upsertGroup: OpaquePointer
         do {
             // Another writer (a concurrent run on the same file) holds the lock for a moment at most.
-            try SQLite.configureJournals(db)
+            try SQLite.useWriteAheadLog(db)
             try SQLite.execute(db, Self.schema, operation: "creating the results table")
             upsert = try SQLite.prepare(db, Self.upsertSQL(rows: 1))
             do throws(SQLiteError) {
