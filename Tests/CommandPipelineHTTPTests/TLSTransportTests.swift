@@ -42,12 +42,11 @@ struct TLSTransportTests {
     }
 
     /// `count` commands through the CLI (OpenAI adapter) to `base`, the key in `CANARY_KEY`.
-    static func run(_ base: String, count: Int = 1, caFile: Bool = true, extra: [String] = [], environment more: [String: String] = [:]) throws -> PipelineRun {
+    static func run(_ base: String, count: Int = 1, caFile: Bool = true, extra: [String] = []) throws -> PipelineRun {
         let (_, ca) = try Peers.tlsScenarios.get()
         var environment = ProcessInfo.processInfo.environment
         environment["CANARY_KEY"] = key
         environment["COMMANDPIPELINE_HTTP_TRANSPORT"] = nil
-        environment.merge(more) { _, new in new }
         let input = (0..<count).map { #"{"id":"c\#($0)","model":"m","prompt":"hi"}"# }.joined(separator: "\n") + "\n"
         return try runPipelineBlocking(
             ["--provider", "openai", "--base-url", base, "--api-key-env", "CANARY_KEY", "--quiet"] + (caFile ? ["--ca-file", ca.path] : []) + extra,
@@ -117,32 +116,6 @@ struct TLSTransportTests {
     @Test func aServerNamedByHostNameIsVerifiedByThatName() throws {
         let run = try Self.run(try Self.base("good", host: "localhost"))
         #expect(run.records.first?["status"] as? String == "succeeded", "\(run.records) \(run.stderr)")
-    }
-
-    /// The system's store as OpenSSL's default paths read it, `SSL_CERT_DIR` and `SSL_CERT_FILE`
-    /// included (`SystemTrustStore`), through the CLI: a directory with the test CA under its
-    /// subject hash is trusted; the same CA under a plain name is not (OpenSSL's directory
-    /// lookup cannot find it there, and the system's bundle does not hold it); a bundle named
-    /// by `SSL_CERT_FILE` is trusted when the directory cannot answer.
-    @Test func theSystemStoreIsTheDirectoryThenTheBundle() throws {
-        let (_, ca) = try Peers.tlsScenarios.get()
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("trust-\(UUID().uuidString)")
-        let hashed = root.appendingPathComponent("hashed"), plain = root.appendingPathComponent("plain")
-        for directory in [hashed, plain] {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            try FileManager.default.copyItem(at: ca, to: directory.appendingPathComponent("test-ca.pem"))
-        }
-        defer { try? FileManager.default.removeItem(at: root) }
-        let rehash = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), ["openssl", "rehash", hashed.path], timeout: 60)
-        #expect(rehash.status == 0, "\(rehash.output)")
-        let missing = root.appendingPathComponent("no-bundle.pem").path
-
-        let byDirectory = try Self.run(try Self.base("good"), caFile: false, environment: ["SSL_CERT_DIR": "\(plain.path):\(hashed.path)", "SSL_CERT_FILE": missing])
-        #expect(byDirectory.records.first?["status"] as? String == "succeeded", "\(byDirectory.records) \(byDirectory.stderr)")
-        let notHashed = try Self.run(try Self.base("good"), caFile: false, environment: ["SSL_CERT_DIR": plain.path, "SSL_CERT_FILE": ""])
-        #expect(notHashed.records.first?[path: "error.details.code"] as? String == "tls_failed", "\(notHashed.records)")
-        let byFile = try Self.run(try Self.base("good"), caFile: false, environment: ["SSL_CERT_DIR": plain.path, "SSL_CERT_FILE": ca.path])
-        #expect(byFile.records.first?["status"] as? String == "succeeded", "\(byFile.records) \(byFile.stderr)")
     }
 
     /// Each refusal: `tls_failed`, not retried, the host and OpenSSL's reason named, and the

@@ -35,7 +35,7 @@ final class TLSContext: @unchecked Sendable {
 
     /// A context trusting the system's store and `caFile` (a PEM file of one or more CA
     /// certificates), or why none can be made (an unreadable or empty CA file).
-    static func make(caFile: String?, systemStore: SystemTrustStore = .fromEnvironment()) -> Result<TLSContext, HTTPClient.TLSFailure> {
+    static func make(caFile: String?) -> Result<TLSContext, HTTPClient.TLSFailure> {
         ERR_clear_error()
         func failure(_ what: String) -> Result<TLSContext, HTTPClient.TLSFailure> {
             .failure(HTTPClient.TLSFailure(host: "", stage: .setup, reason: "\(what)\(Self.queuedError().map { ": \($0)" } ?? "")", retryable: false))
@@ -45,7 +45,7 @@ final class TLSContext: @unchecked Sendable {
         guard commandpipeline_tls_configure(context) == 1 else { return failure("OpenSSL refused TLS 1.2 as the minimum version") }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         // The system's trust store (and SSL_CERT_FILE / SSL_CERT_DIR when set, as every OpenSSL client reads them).
-        guard systemStore.trust(in: context) else { return failure("OpenSSL could not add the system's trust store") }
+        guard SSL_CTX_set_default_verify_paths(context) == 1 else { return failure("the system's trust store could not be read") }
         if let caFile {
             guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
                 return failure("the CA file \(caFile) could not be read as PEM certificates")
@@ -59,7 +59,8 @@ final class TLSContext: @unchecked Sendable {
     }
 
     /// Why `caFile` cannot be trusted, or nil when it can. Reads the file alone, into a scratch
-    /// context: the system's store is read by the context the first `https://` request makes.
+    /// context: the system's store (a bundle of ~150 certificates, tens of milliseconds to parse
+    /// with OpenSSL 3) is read once, by the context the first `https://` request makes.
     static func problem(caFile: String) -> String? {
         ERR_clear_error()
         defer { ERR_clear_error() }
@@ -70,23 +71,6 @@ final class TLSContext: @unchecked Sendable {
         }
         return nil
     }
-
-    /// Whether the certificate in the PEM file at `path` verifies against this context's trust,
-    /// without a handshake (for tests: which certificates a verification reads).
-    func verifies(certificateAt path: String) -> Bool {
-        defer { ERR_clear_error() }
-        guard let file = fopen(path, "r") else { return false }
-        defer { fclose(file) }
-        guard let certificate = PEM_read_X509(file, nil, nil, nil) else { return false }
-        defer { X509_free(certificate) }
-        guard let verification = X509_STORE_CTX_new() else { return false }
-        defer { X509_STORE_CTX_free(verification) }
-        guard X509_STORE_CTX_init(verification, SSL_CTX_get_cert_store(context), certificate, nil) == 1 else { return false }
-        return X509_verify_cert(verification) == 1
-    }
-
-    /// How many certificates this context's store holds so far (for tests: what has been read).
-    var certificatesRead: Int { Int(commandpipeline_store_count(context)) }
 
     /// A session over the connected socket `fd` for `host`; nil only when OpenSSL is out of memory.
     func session(fd: Int32, host: String) -> TLSSession? {
