@@ -193,10 +193,10 @@ public final class SQLiteResponseCache: ResponseCache {
             // The writer's temporary files in memory: each upsert fires a trigger, so SQLite
             // keeps a statement journal for it (to undo that statement alone), and on disk that
             // was a temporary file written twice per answer — 1.15 million `pwrite` calls for
-            // 100,000 answers (`Benchmarks/response-cache/run.sh`: a cold run −10% CPU, −13%
-            // wall). Every statement this connection runs changes one answer (eviction deletes
-            // one at a time), so the journal stays small. (Not for `prune`, whose one DELETE
-            // may change the whole table: on its connection the journal spills to disk.)
+            // 100,000 answers (a cold run of 100,000 mock commands: 10–20% less CPU and wall
+            // time; Benchmarks/README, stop 36). Every statement this connection runs changes
+            // one answer (eviction deletes one at a time), so the journal stays small. (Not for
+            // `prune`, whose one DELETE may change the whole table: its journal spills to disk.)
             try SQLite.execute(opened[opened.count - 1], "PRAGMA temp_store = MEMORY", operation: "setting temp_store")
             prepared.append(try SQLite.prepare(opened[opened.count - 1], Self.upsertSQL))
         } catch {
@@ -505,9 +505,6 @@ public final class SQLiteResponseCache: ResponseCache {
     /// Answers not stored because `maxPendingBytes` were held in memory (the disk did not keep up).
     package var droppedAnswers: Int { writer.dropped }
 
-    /// The writer's connection, the answers handed to it, and its thread's loop: shared by the
-    /// store and the thread, so the thread does not keep the store alive (dropping the store
-    /// abandons the writer).
     /// A setting of the writer's connection (`PRAGMA name`), for tests.
     func writerSetting(_ name: String) -> String? {
         guard let statement = try? SQLite.prepare(writer.db, "PRAGMA \(name)") else { return nil }
@@ -515,6 +512,10 @@ public final class SQLiteResponseCache: ResponseCache {
         guard sqlite3_step(statement) == SQLITE_ROW, let text = sqlite3_column_text(statement, 0) else { return nil }
         return String(cString: text)
     }
+
+    /// The writer's connection, the answers handed to it, and its thread's loop: shared by the
+    /// store and the thread, so the thread does not keep the store alive (dropping the store
+    /// abandons the writer).
 
     final class Writer: @unchecked Sendable {
         let db: OpaquePointer
