@@ -92,6 +92,23 @@ struct TLSTransportTests {
         #expect(requests.allSatisfy { $0.contains("Authorization: Bearer \(Self.key)") })
     }
 
+    /// A failed handshake ends the origin's saved session (RFC 5246 §7.2.2; `HTTP1EventLoop`):
+    /// the 1st connection's session is kept; the 2nd meets a server that cannot resume it and
+    /// shows a certificate nobody trusts (`tls_failed`); the 3rd meets the 1st's server again,
+    /// which would resume the 1st's session if it were offered — it is not: a full handshake.
+    @Test func aFailedHandshakeEndsTheSavedSession() throws {
+        let before = try Self.state()
+        #expect((before.connections["flip"] ?? 0) % 2 == 0, "the flip server's next connection is a good one")
+        let run = try Self.run(try Self.base("flip") + "/framed", count: 3, extra: ["--concurrency", "1", "--max-attempts", "1"])
+        #expect(run.records.count == 3)
+        #expect(run.records.map { $0["status"] as? String } == ["succeeded", "failed", "succeeded"], "\(run.records)")
+        #expect(run.records.dropFirst().first?[path: "error.details.code"] as? String == "tls_failed", "\(run.records)")
+        let after = try Self.state()
+        #expect((after.connections["flip"] ?? 0) - (before.connections["flip"] ?? 0) == 3)
+        #expect((after.resumed["flip"] ?? 0) - (before.resumed["flip"] ?? 0) == 0, "the 3rd connection resumed a session the failure should have ended")
+        #expect(!HostileServerTests.leaks(run.stdout + run.stderr))
+    }
+
     /// Many connections opened at once to a new origin: the first makes the full handshake,
     /// the others hold theirs until its ticket arrives, then resume it (no certificate parsed
     /// and verified again on either side; what made 256 commands at 1 s slow over https).

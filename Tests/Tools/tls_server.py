@@ -25,6 +25,10 @@ and no key were sent. Scenarios:
               close_notify: what a truncation attack looks like, RFC 9112 section 9.8) when it
               contains `/no-close-notify`; a path containing `/framed` gets the same body with a
               Content-Length, then a bare TCP close
+  flip        served like untilclose, its connections alternating between the good certificate
+              (odd: 1st, 3rd, …) and the untrusted CA's (even), each with a context and ticket keys
+              of its own: the 2nd connection cannot resume the 1st's session and fails
+              verification, the 3rd resumes only if the client still offers that session
 
 tls10: the machine's OpenSSL may refuse to speak TLS 1.0 even as a server (security level);
 the server then offers the lowest version it can below 1.2, and `tls10_version` in /state says
@@ -138,7 +142,7 @@ def tls_connection(scenario, context, raw):
         with lock:
             resumed[scenario] = resumed.get(scenario, 0) + 1
     try:
-        if scenario == "untilclose":
+        if scenario in ("untilclose", "flip"):
             serve_until_close(scenario, conn)
         else:
             serve_http(scenario, conn)
@@ -146,6 +150,12 @@ def tls_connection(scenario, context, raw):
         pass
     finally:
         conn.close()
+
+
+def flip_connection(contexts, raw):
+    with lock:
+        earlier = connections.get("flip", 0)
+    tls_connection("flip", contexts[earlier % 2], raw)
 
 
 def raw_connection(scenario, raw):
@@ -266,6 +276,8 @@ def main():
     for scenario, name in [("good", "good"), ("wronghost", "wronghost"), ("expired", "expired"), ("unknownca", "unknown"), ("untilclose", "good")]:
         context = server_context(directory, name)
         listen(scenario, lambda raw, s=scenario, c=context: tls_connection(s, c, raw))
+    flip = (server_context(directory, "good"), server_context(directory, "unknown"))
+    listen("flip", lambda raw: flip_connection(flip, raw))
     old = old_tls_context(directory)
     listen("tls10", lambda raw: tls_connection("tls10", old, raw))
     for scenario in ("stall", "plain"):
