@@ -95,29 +95,34 @@ public func runPipelineBlocking(
     process.arguments = arguments
     if let currentDirectory { process.currentDirectoryURL = currentDirectory }
     if let environment { process.environment = environment }
-    let input = Pipe(), output = Pipe(), errors = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = errors
+    let input = try ClosedOnExecPipe(), output = try ClosedOnExecPipe(), errors = try ClosedOnExecPipe()
+    process.standardInput = input.reading
+    process.standardOutput = output.writing
+    process.standardError = errors.writing
     try process.run()
+    // The child's ends are its own now (on 0, 1 and 2): closed here, so its output ends when it does.
+    try input.reading.close()
+    try output.writing.close()
+    try errors.writing.close()
     let killed = Atomic<Bool>(false)
     let finished = DispatchSemaphore(value: 0)
-    if let timeout {
-        let pid = process.processIdentifier
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        Thread.detachNewThread {
-            if finished.wait(timeout: .now() + seconds) == .timedOut {
-                killed.store(true, ordering: .relaxed)
-                kill(pid, SIGKILL)
-            }
+    // Bounded always: a run that never ends (it waits for input that never ends, say) fails its
+    // test instead of holding the whole suite until CI's own limit.
+    let limit = timeout ?? .seconds(900)
+    let pid = process.processIdentifier
+    let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
+    Thread.detachNewThread {
+        if finished.wait(timeout: .now() + seconds) == .timedOut {
+            killed.store(true, ordering: .relaxed)
+            kill(pid, SIGKILL)
         }
     }
     // Written from another thread so a large input cannot deadlock against a full stdout pipe.
     // `write(contentsOf:)` throws where `write(_:)` would trap: a run that exits (or closes its
     // stdin) before reading all of it is what some tests check, not a crash of the test process.
     let writer = Thread {
-        try? input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8))
-        try? input.fileHandleForWriting.close()
+        try? input.writing.write(contentsOf: Data(stdin.utf8))
+        try? input.writing.close()
     }
     writer.start()
     // Stderr is drained on a thread of its own: read after stdout, a run writing more than a
@@ -125,18 +130,51 @@ public func runPipelineBlocking(
     let err = Mutex(Data())
     let drained = DispatchSemaphore(value: 0)
     let errorReader = Thread {
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
+        let data = errors.reading.readDataToEndOfFile()
         err.withLock { $0 = data }
         drained.signal()
     }
     errorReader.start()
-    let out = output.fileHandleForReading.readDataToEndOfFile()
+    let out = output.reading.readDataToEndOfFile()
     drained.wait()
     process.waitUntilExit()
     finished.signal()
     return PipelineRun(
         stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err.withLock { $0 }, as: UTF8.self), status: process.terminationStatus,
         timedOut: killed.load(ordering: .relaxed))
+}
+
+/// A pipe whose descriptors are closed in every process started later (`O_CLOEXEC` from the
+/// start), so no process another test starts meanwhile inherits an end. `Pipe()` makes
+/// inheritable descriptors: a peer server started while a run's stdin pipe was open kept its
+/// write end for good, and the run, waiting for the end of its input, hung (found in CI). The
+/// end a child is given as a standard stream is duplicated onto 0, 1 or 2 there, which stays
+/// open across its exec; the parent closes its copy of that end once the child runs.
+public struct ClosedOnExecPipe: Sendable {
+    public let reading: FileHandle
+    public let writing: FileHandle
+
+    public init() throws {
+        var fds: [Int32] = [-1, -1]
+        guard Self.makePipe(&fds) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        reading = FileHandle(fileDescriptor: fds[0], closeOnDealloc: true)
+        writing = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
+    }
+
+    /// `pipe2(fds, O_CLOEXEC)` where the C library has it (glibc: found at run time, since the
+    /// Glibc module leaves it out), else `pipe` then `FD_CLOEXEC` (a window of an instant).
+    private static func makePipe(_ fds: inout [Int32]) -> Int32 {
+        #if canImport(Glibc)
+        typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
+        if let symbol = dlsym(nil, "pipe2") {  // nil: RTLD_DEFAULT on glibc
+            return unsafeBitCast(symbol, to: Pipe2.self)(&fds, O_CLOEXEC)
+        }
+        #endif
+        guard pipe(&fds) == 0 else { return -1 }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        return 0
+    }
 }
 
 /// A fresh temporary directory holding `files` (relative path → contents).
