@@ -505,7 +505,9 @@ public final class SQLiteResponseCache: ResponseCache {
     /// Answers not stored because `maxPendingBytes` were held in memory (the disk did not keep up).
     package var droppedAnswers: Int { writer.dropped }
 
-    /// A setting of the writer's connection (`PRAGMA name`), for tests.
+    /// A setting of the writer's connection (`PRAGMA name`), for tests. The connection is opened
+    /// without SQLite's own mutex and belongs to the writer's thread: call this only while
+    /// nothing has been handed over (that thread then waits and does not touch it).
     func writerSetting(_ name: String) -> String? {
         guard let statement = try? SQLite.prepare(writer.db, "PRAGMA \(name)") else { return nil }
         defer { sqlite3_finalize(statement) }
