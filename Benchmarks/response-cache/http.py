@@ -6,9 +6,14 @@ warm run on the last file (every command a hit, no request). For each run: wall 
 pipeline process's CPU (user + sys, its writer thread included); the table gives each pair and
 the medians, the cold/none ratios of the medians last.
 
+With SERVER=llmock the server is llmock (PyPI, `.venv/bin/llmock`; OpenAI's route answering
+each prompt) behind the same nginx over TLS, and the pipeline trusts nginx's throwaway CA with
+`--ca-file`: a cold run shaped like the product's (https, a server nobody here wrote, with its
+own cost per request), where the canned nginx answer measures the engine alone.
+
     swift build -c release --product pipeline
     python3 Benchmarks/response-cache/http.py [N=20000] [PAIRS=5] [CONCURRENCY=64]
-    (PIPELINE=path: another binary)
+    (PIPELINE=path: another binary; SERVER=llmock: llmock over https)
 """
 
 import os
@@ -33,8 +38,10 @@ def cpu_of_children():
     return usage.ru_utime + usage.ru_stime
 
 
-def run(base, commands, n, concurrency, cache=None):
+def run(base, commands, n, concurrency, cache=None, ca=None):
     flags = [PIPELINE, "--provider", "openai", "--base-url", base, "--concurrency", str(concurrency), "--quiet", "--max-attempts", "1"]
+    if ca:
+        flags += ["--ca-file", str(ca)]
     if cache:
         flags += ["--response-cache", str(cache)]
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
@@ -60,10 +67,20 @@ def main():
     with commands.open("w") as f:
         for i in range(n):
             f.write('{"id":"c%d","model":"bench","prompt":"Say ok, number %d."}\n' % (i, i))
-    nginx, port, _, _ = bench.start_nginx(work)
-    base = f"http://127.0.0.1:{port}/v1"
+    llmock = None
+    if os.environ.get("SERVER") == "llmock":
+        llmock_port = bench.free_port()
+        llmock = subprocess.Popen([str(HERE.parent.parent / ".venv/bin/llmock"), "serve", "--host", "127.0.0.1", "--port", str(llmock_port),
+                                   "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bench.wait_for_port(llmock_port)
+        # nginx's proxied location (`/slow/`, there for the 1-second server) forwards to llmock.
+        nginx, _, tls_port, ca = bench.start_nginx(work, slow_port=llmock_port)
+        base, server = f"https://127.0.0.1:{tls_port}/slow/v1", "llmock over https (nginx TLS front)"
+    else:
+        nginx, port, _, _ = bench.start_nginx(work)
+        base, ca, server = f"http://127.0.0.1:{port}/v1", None, "nginx's canned answer over http"
     try:
-        print(f"{n} commands, concurrency {concurrency}, {pairs} pairs, load {os.getloadavg()[0]:.2f}, {PIPELINE}")
+        print(f"{n} commands to {server}, concurrency {concurrency}, {pairs} pairs, load {os.getloadavg()[0]:.2f}, {PIPELINE}")
         print(f"{'pair':>4} {'none wall s':>11} {'none cpu s':>10} {'cold wall s':>11} {'cold cpu s':>10} {'cpu +%':>7} {'wall +%':>7}")
         nones, colds = [], []
         last = None
@@ -71,11 +88,11 @@ def main():
             # Alternate which goes first, so drift in the machine's load cancels.
             cache = work / f"cold-{p}.db"
             if p % 2 == 0:
-                none = run(base, commands, n, concurrency)
-                cold = run(base, commands, n, concurrency, cache)
+                none = run(base, commands, n, concurrency, ca=ca)
+                cold = run(base, commands, n, concurrency, cache, ca)
             else:
-                cold = run(base, commands, n, concurrency, cache)
-                none = run(base, commands, n, concurrency)
+                cold = run(base, commands, n, concurrency, cache, ca)
+                none = run(base, commands, n, concurrency, ca=ca)
             nones.append(none)
             colds.append(cold)
             last = cache
@@ -86,7 +103,7 @@ def main():
         print(f"median none: {wall_none:.2f} s wall, {cpu_none / n * 1e6:.1f} us CPU/command; "
               f"cold: {wall_cold:.2f} s, {cpu_cold / n * 1e6:.1f} us; cold/none CPU {(cpu_cold / cpu_none - 1) * 100:+.1f}%, "
               f"wall {(wall_cold / wall_none - 1) * 100:+.1f}%")
-        warm = run(base, commands, n, concurrency, last)
+        warm = run(base, commands, n, concurrency, last, ca)
         print(f"warm (on the last cold file): {warm[0]:.2f} s wall, {warm[1] / n * 1e6:.1f} us CPU/command, {warm[2]} hits; "
               f"load {os.getloadavg()[0]:.2f}")
     finally:
@@ -95,6 +112,9 @@ def main():
             nginx.wait(5)
         except subprocess.TimeoutExpired:
             nginx.kill()
+        if llmock:
+            llmock.terminate()
+            llmock.wait(10)
 
 
 if __name__ == "__main__":
