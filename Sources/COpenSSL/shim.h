@@ -25,3 +25,36 @@ static inline int commandpipeline_tls_configure(SSL_CTX *context) {
 static inline int commandpipeline_tls_set_server_name(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
+
+/// The subject-name hashes (the names of a hashed certificate directory's files, `%08lx.N`)
+/// of the certificates in `context`'s store, up to `max` of them; how many certificates the
+/// store holds (those past `max` are counted, not hashed), or -1 when it cannot be read.
+static inline int commandpipeline_store_subject_hashes(SSL_CTX *context, unsigned long *hashes, int max) {
+    X509_STORE *store = SSL_CTX_get_cert_store(context);
+    if (store == NULL || !X509_STORE_lock(store)) return -1;
+    STACK_OF(X509_OBJECT) *objects = X509_STORE_get0_objects(store);
+    int count = 0;
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); i++) {
+        X509 *certificate = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i));
+        if (certificate == NULL) continue;
+        if (count < max) hashes[count] = X509_NAME_hash_ex(X509_get_subject_name(certificate), NULL, NULL, NULL);
+        count++;
+    }
+    X509_STORE_unlock(store);
+    return count;
+}
+
+/// Whether `leaf` verifies against `context`'s trust, `untrusted` (or NULL) offered as the
+/// chain's intermediate, as a server would send it: no handshake (for tests: which
+/// certificates a verification reads). 1 when it verifies.
+static inline int commandpipeline_verify(SSL_CTX *context, X509 *leaf, X509 *untrusted) {
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    if (chain == NULL) return 0;
+    if (untrusted != NULL && !sk_X509_push(chain, untrusted)) { sk_X509_free(chain); return 0; }
+    X509_STORE_CTX *verification = X509_STORE_CTX_new();
+    int ok = verification != NULL && X509_STORE_CTX_init(verification, SSL_CTX_get_cert_store(context), leaf, chain) == 1
+        && X509_verify_cert(verification) == 1;
+    X509_STORE_CTX_free(verification);
+    sk_X509_free(chain);
+    return ok;
+}

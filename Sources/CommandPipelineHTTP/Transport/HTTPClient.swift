@@ -113,7 +113,10 @@ public final class HTTPClient: Sendable {
         }
     }
 
-    private let session: URLSession
+    /// The URLSession path's session, made by the first request that takes that path: on
+    /// Linux the own transport takes every request, and making a session costs ~3 ms of every
+    /// run's start (its cookie storage, time zones).
+    private let lazySession = Mutex<URLSession?>(nil)
     private let delegate: TaskDelegate
     /// The plain-http path; nil when `COMMANDPIPELINE_HTTP_TRANSPORT=urlsession`.
     private let http1: HTTP1Transport?
@@ -154,14 +157,7 @@ public final class HTTPClient: Sendable {
         // of the process): past it, requests wait for a connection instead of failing.
         let maxConnectionsPerHost = min(max(1, maxConnectionsPerHost), DescriptorLimit.connectionsPerPool())
         self.maxConnectionsPerHost = maxConnectionsPerHost
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = requestTimeout
-        configuration.httpMaximumConnectionsPerHost = maxConnectionsPerHost
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.httpShouldSetCookies = false
-        configuration.httpCookieAcceptPolicy = .never
         delegate = TaskDelegate(resourceTimeout: resourceTimeout, maxResponseBytes: self.maxResponseBytes)
-        session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: InlineDelegateQueue.make())
         let choice = ProcessInfo.processInfo.environment["COMMANDPIPELINE_HTTP_TRANSPORT"]?.lowercased()
         http1 =
             choice == "urlsession"
@@ -178,7 +174,22 @@ public final class HTTPClient: Sendable {
     }
 
     deinit {
-        session.finishTasksAndInvalidate()
+        lazySession.withLock { $0 }?.finishTasksAndInvalidate()
+    }
+
+    private var session: URLSession {
+        lazySession.withLock { session in
+            if let session { return session }
+            let configuration = URLSessionConfiguration.ephemeral
+            configuration.timeoutIntervalForRequest = requestTimeout
+            configuration.httpMaximumConnectionsPerHost = maxConnectionsPerHost
+            configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
+            configuration.httpShouldSetCookies = false
+            configuration.httpCookieAcceptPolicy = .never
+            let made = URLSession(configuration: configuration, delegate: delegate, delegateQueue: InlineDelegateQueue.make())
+            session = made
+            return made
+        }
     }
 
     public func send(_ request: URLRequest) async throws -> Response {

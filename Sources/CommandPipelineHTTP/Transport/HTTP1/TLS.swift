@@ -26,6 +26,8 @@ final class TLSContext: @unchecked Sendable {
     // An `SSL_CTX` is safe to share between threads once configured; only the loop's thread
     // makes sessions from it.
     private let context: OpaquePointer
+    /// How this context trusts the system's CAs (`SystemTrust`): what `make` chose.
+    private(set) var systemTrust: SystemTrust = .defaultPaths
 
     static let isAvailable = true
 
@@ -33,9 +35,9 @@ final class TLSContext: @unchecked Sendable {
 
     deinit { SSL_CTX_free(context) }
 
-    /// A context trusting the system's store and `caFile` (a PEM file of one or more CA
-    /// certificates), or why none can be made (an unreadable or empty CA file).
-    static func make(caFile: String?) -> Result<TLSContext, HTTPClient.TLSFailure> {
+    /// A context trusting the system's store (as `systemTrust` says) and `caFile` (a PEM file of
+    /// one or more CA certificates), or why none can be made (an unreadable or empty CA file).
+    static func make(caFile: String?, systemTrust: SystemTrust = .fromEnvironment()) -> Result<TLSContext, HTTPClient.TLSFailure> {
         ERR_clear_error()
         func failure(_ what: String) -> Result<TLSContext, HTTPClient.TLSFailure> {
             .failure(HTTPClient.TLSFailure(host: "", stage: .setup, reason: "\(what)\(Self.queuedError().map { ": \($0)" } ?? "")", retryable: false))
@@ -44,18 +46,61 @@ final class TLSContext: @unchecked Sendable {
         let made = TLSContext(context)
         guard commandpipeline_tls_configure(context) == 1 else { return failure("OpenSSL refused TLS 1.2 as the minimum version") }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
-        // The system's trust store (and SSL_CERT_FILE / SSL_CERT_DIR when set, as every OpenSSL client reads them).
-        guard SSL_CTX_set_default_verify_paths(context) == 1 else { return failure("the system's trust store could not be read") }
         if let caFile {
             guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
                 return failure("the CA file \(caFile) could not be read as PEM certificates")
             }
+        }
+        // The system's trust store: its hashed directory, read as chains need it, or OpenSSL's
+        // default paths (SystemTrust; SSL_CERT_FILE / SSL_CERT_DIR when set, as every OpenSSL client reads them).
+        made.systemTrust = systemTrust
+        if case .directory(let directory) = systemTrust, made.hidesDirectoryCertificate(directory) { made.systemTrust = .defaultPaths }
+        switch made.systemTrust {
+        case .directory(let directory):
+            guard SSL_CTX_load_verify_locations(context, nil, directory) == 1 else { return failure("the system's trust store could not be read") }
+        case .defaultPaths:
+            guard SSL_CTX_set_default_verify_paths(context) == 1 else { return failure("the system's trust store could not be read") }
         }
         let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
         // Returns 0 on success (unlike most of OpenSSL).
         guard SSL_CTX_set_alpn_protos(context, alpn, UInt32(alpn.count)) == 0 else { return failure("OpenSSL refused the ALPN list") }
         ERR_clear_error()
         return .success(made)
+    }
+
+    /// Whether a certificate in memory (`--ca-file`'s) has the subject hash of one in the hashed
+    /// `directory`: OpenSSL looks in memory first and would never read that one.
+    private func hidesDirectoryCertificate(_ directory: String) -> Bool {
+        subjectHashes.contains { FileManager.default.fileExists(atPath: directory + "/" + SystemTrust.hashFileName($0)) }
+    }
+
+    /// The subject hashes of the certificates this context holds in memory.
+    var subjectHashes: [UInt] {
+        let count = certificatesRead
+        var hashes = [UInt](repeating: 0, count: count)
+        let filled = Int(commandpipeline_store_subject_hashes(context, &hashes, Int32(clamping: count)))
+        return Array(hashes.prefix(max(0, min(filled, count))))
+    }
+
+    /// How many certificates this context holds in memory (for tests: what has been read).
+    var certificatesRead: Int { max(0, Int(commandpipeline_store_subject_hashes(context, nil, 0))) }
+
+    /// Whether the certificate in the PEM file at `path` verifies against this context's trust,
+    /// with the one in `chain` offered as its intermediate, without a handshake (for tests:
+    /// which certificates a verification reads).
+    func verifies(certificateAt path: String, chain: String? = nil) -> Bool {
+        defer { ERR_clear_error() }
+        func read(_ path: String) -> OpaquePointer? {
+            guard let file = fopen(path, "r") else { return nil }
+            defer { fclose(file) }
+            return PEM_read_X509(file, nil, nil, nil)
+        }
+        guard let certificate = read(path) else { return false }
+        defer { X509_free(certificate) }
+        let intermediate = chain.flatMap(read)
+        defer { if let intermediate { X509_free(intermediate) } }
+        if chain != nil && intermediate == nil { return false }
+        return commandpipeline_verify(context, certificate, intermediate) == 1
     }
 
     /// Why `caFile` cannot be trusted, or nil when it can. Reads the file alone, into a scratch
