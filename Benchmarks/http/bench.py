@@ -40,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-PIPELINE = Path(os.environ.get("PIPELINE", ROOT / ".build/release/pipeline"))
+PIPELINE = Path(os.environ.get("PIPELINE", ROOT / ".build/release/pipeline")).resolve()  # absolute: the upload scenario runs elsewhere
 PYTHON = Path(os.environ.get("PYTHON", HERE / ".venv/bin/python"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "64"))
