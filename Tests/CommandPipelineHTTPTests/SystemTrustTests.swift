@@ -15,6 +15,8 @@ struct SystemTrustTests {
         var intermediate: String { dir.appendingPathComponent("intermediate.pem").path }
         var leaf: String { dir.appendingPathComponent("leaf.pem").path }
         var other: String { dir.appendingPathComponent("other.pem").path }
+        /// A leaf `other` signed itself (no intermediate).
+        var otherLeaf: String { dir.appendingPathComponent("other-leaf.pem").path }
     }
 
     static let made: Result<Made, Peers.PeerError> = {
@@ -30,6 +32,7 @@ struct SystemTrustTests {
             key leaf.key; openssl req -new -key leaf.key -out leaf.csr -subj /CN=pipeline-system-trust-leaf
             printf 'subjectAltName=DNS:localhost\\n' > leaf.ext
             openssl x509 -req -in leaf.csr -CA intermediate.pem -CAkey intermediate.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext 2>/dev/null
+            openssl x509 -req -in leaf.csr -CA other.pem -CAkey other.key -CAcreateserial -out other-leaf.pem -days 2 -extfile leaf.ext 2>/dev/null
             """
         let run = try? runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", script], timeout: 60)
         guard run?.status == 0 else { return .failure(Peers.PeerError(description: "openssl failed: \(run?.output ?? "")")) }
@@ -51,13 +54,18 @@ struct SystemTrustTests {
     }
 
     @Test func pemBlocksAreComparedWithoutTheirWhitespace() {
-        func blocks(_ text: String) -> Set<String> { SystemTrust.pemBlocks(Array(text.utf8)[...]) }
+        func blocks(_ text: String) -> Set<String>? { SystemTrust.pemBlocks(Array(text.utf8)[...]) }
         let block = "-----BEGIN CERTIFICATE-----\nMIIB\nAAAA\n-----END CERTIFICATE-----"
         #expect(blocks("# a comment\n\(block)\n") == ["-----BEGINCERTIFICATE-----MIIBAAAA-----ENDCERTIFICATE-----"])
         #expect(blocks(block.replacingOccurrences(of: "\n", with: "\r\n")) == blocks(block))
-        #expect(blocks(block + "\n" + block.replacingOccurrences(of: "AAAA", with: "BBBB")).count == 2)
-        #expect(blocks(block + "\n" + block).count == 1)
-        #expect(blocks("-----BEGIN CERTIFICATE-----\nMIIB").isEmpty)
+        #expect(blocks(block + "\n" + block.replacingOccurrences(of: "AAAA", with: "BBBB"))?.count == 2)
+        #expect(blocks(block + "\n" + block)?.count == 1)
+        #expect(blocks("no certificate here") == [])
+        // Blocks OpenSSL may read where this does not (so a directory holding one is no match):
+        // never ended, after a byte-order mark, deep in a line.
+        #expect(blocks("-----BEGIN CERTIFICATE-----\nMIIB") == nil)
+        #expect(blocks("\u{FEFF}" + block) == nil)
+        #expect(blocks(String(repeating: "x", count: 300) + block) == nil)
     }
 
     @Test func hashFileNamesAreThoseOpenSSLReads() {
@@ -98,6 +106,19 @@ struct SystemTrustTests {
         #expect(SystemTrust.fromEnvironment([:], system: (appended, directory)) == .defaultPaths)
         #expect(SystemTrust.fromEnvironment([:], system: (made.other, directory)) == .defaultPaths)
         #expect(SystemTrust.fromEnvironment([:], system: (made.dir.appendingPathComponent("missing.pem").path, directory)) == .defaultPaths)
+        // A hash numbered with a gap (OpenSSL stops at the first missing number), a FIFO named
+        // like a hash (held open for writing here, so a regression fails instead of hanging).
+        let gap = try Self.hashedDirectory([made.root])
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: gap).first)
+        try FileManager.default.moveItem(atPath: gap + "/" + name, toPath: gap + "/" + name.replacingOccurrences(of: ".0", with: ".1"))
+        #expect(SystemTrust.fromEnvironment([:], system: (bundle, gap)) == .defaultPaths)
+        let withFIFO = try Self.hashedDirectory([made.root])
+        #expect(mkfifo(withFIFO + "/abcdef01.0", 0o600) == 0)
+        let writer = open(withFIFO + "/abcdef01.0", O_RDWR | O_NONBLOCK)
+        defer { close(writer) }
+        #expect(writer >= 0)
+        #expect(SystemTrust.fromEnvironment([:], system: (bundle, withFIFO)) == .defaultPaths)
+        #expect(SystemTrust.fromEnvironment(["SSL_CERT_DIR": "\(directory):"], system: system) == .defaultPaths)
         // The same certificates, laid out differently (line breaks, order): the directory.
         let reflowed = made.dir.appendingPathComponent("reflowed.pem").path
         try Data(try String(contentsOfFile: made.root, encoding: .utf8).replacingOccurrences(of: "\n", with: "\r\n").utf8).write(to: URL(fileURLWithPath: reflowed))
@@ -131,8 +152,11 @@ struct SystemTrustTests {
         #expect(beside.systemTrust == .directory(directory))
         #expect(beside.verifies(certificateAt: made.leaf, chain: made.intermediate))
         // `root` under its own hash in the directory too: in memory, it would hide the directory's.
-        let hiding = try TLSContext.make(caFile: made.root, systemTrust: .directory(directory)).get()
+        let hiding = try TLSContext.make(caFile: made.root, systemTrust: .directory(try Self.hashedDirectory([made.root, made.other]))).get()
         #expect(hiding.systemTrust == .defaultPaths)
         #expect(hiding.verifies(certificateAt: made.leaf, chain: made.intermediate))
+        // The directory is not read at all then: `other`, only there, is not trusted.
+        #expect(!hiding.verifies(certificateAt: made.otherLeaf))
+        #expect(beside.verifies(certificateAt: made.otherLeaf))
     }
 }

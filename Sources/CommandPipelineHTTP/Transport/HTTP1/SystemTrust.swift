@@ -41,46 +41,62 @@ enum SystemTrust: Sendable, Equatable {
     ) -> SystemTrust {
         guard let system else { return .defaultPaths }
         if let file = environment["SSL_CERT_FILE"], !sameFile(file, system.file) { return .defaultPaths }
-        if let directory = environment["SSL_CERT_DIR"], !sameFile(directory, system.directory) { return .defaultPaths }
+        // A list (`a:b`) is OpenSSL's to read, even when it happens to name an existing path.
+        if let directory = environment["SSL_CERT_DIR"], directory.contains(":") || !sameFile(directory, system.directory) { return .defaultPaths }
         return holdsTheBundle(directory: system.directory, bundle: system.file) ? .directory(system.directory) : .defaultPaths
     }
 
     /// Whether the certificates filed under subject hashes in `directory` are exactly those of
-    /// the PEM file `bundle` (compared as PEM blocks, whitespace aside; none is no match).
+    /// the PEM file `bundle` (compared as PEM blocks, whitespace aside; none is no match), each
+    /// hash numbered from `.0` without a gap (OpenSSL stops at the first missing number).
     static func holdsTheBundle(directory: String, bundle: String) -> Bool {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory),
             let bundled = pemBlocks(inFile: bundle), !bundled.isEmpty
         else { return false }
         var filed = Set<String>()
+        var numbers: [Substring: [Int]] = [:]
         for name in names where isHashName(name) {
             guard let blocks = pemBlocks(inFile: directory + "/" + name), blocks.isSubset(of: bundled) else { return false }
             filed.formUnion(blocks)
+            let parts = name.split(separator: ".")
+            numbers[parts[0], default: []].append(Int(parts[1]) ?? -1)
         }
-        return filed == bundled
+        return filed == bundled && numbers.values.allSatisfy { $0.sorted() == Array(0..<$0.count) }
     }
 
     /// The PEM blocks of the file at `path` (`-----BEGIN X-----` through `-----END X-----`,
-    /// whitespace removed); nil when it cannot be read or is larger than 16 MiB.
+    /// whitespace removed); nil when it is not a regular file (a FIFO would block the start),
+    /// cannot be read whole, or is larger than 16 MiB.
     static func pemBlocks(inFile path: String) -> Set<String>? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0, status.st_size >= 0, status.st_size <= 16 << 20 else { return nil }
+        guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG, status.st_size >= 0, status.st_size <= 16 << 20 else { return nil }
         var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
         var filled = 0
         while filled < bytes.count {
             let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
             if got < 0 && errno == EINTR { continue }
-            guard got > 0 else { break }
+            if got < 0 { return nil }
+            if got == 0 { break }
             filled += got
         }
         return pemBlocks(bytes[..<filled])
     }
 
     /// Line by line, as bytes (a bundle is ~220 KB: a character-by-character scan took 50 ms).
-    static func pemBlocks(_ text: ArraySlice<UInt8>) -> Set<String> {
-        let begin = Array("-----BEGIN ".utf8), end = Array("-----END ".utf8)
+    /// Nil when a block is not where this reads it but OpenSSL might (a `-----BEGIN` not at a
+    /// line's start: after a byte-order mark, deep in a long line) or one never ends.
+    static func pemBlocks(_ text: ArraySlice<UInt8>) -> Set<String>? {
+        let begin = Array("-----BEGIN ".utf8), end = Array("-----END ".utf8), anyBegin = Array("-----BEGIN".utf8)
+        var markers = 0
+        var at = text.startIndex
+        while let dash = text[at...].firstIndex(of: 0x2D) {
+            if text[dash...].starts(with: anyBegin) { markers += 1 }
+            at = dash + 1
+        }
+        var begun = 0
         var blocks = Set<String>()
         var block: [UInt8]? = nil
         var lineStart = text.startIndex
@@ -89,6 +105,7 @@ enum SystemTrust: Sendable, Equatable {
             let line = text[lineStart..<lineEnd]
             if line.starts(with: begin) {
                 block = []
+                begun += 1
             }
             if block != nil {
                 block!.append(contentsOf: line.lazy.filter { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D })
@@ -100,13 +117,15 @@ enum SystemTrust: Sendable, Equatable {
             }
             lineStart = lineEnd == text.endIndex ? lineEnd : lineEnd + 1
         }
-        return blocks
+        return markers == begun && block == nil ? blocks : nil
     }
 
     /// Whether both paths exist and resolve to one file (symbolic links followed).
     static func sameFile(_ a: String, _ b: String) -> Bool {
-        guard !a.isEmpty, !b.isEmpty, let x = realpath(a, nil), let y = realpath(b, nil) else { return false }
-        defer { free(x); free(y) }
+        guard !a.isEmpty, !b.isEmpty, let x = realpath(a, nil) else { return false }
+        defer { free(x) }
+        guard let y = realpath(b, nil) else { return false }
+        defer { free(y) }
         return strcmp(x, y) == 0
     }
 
