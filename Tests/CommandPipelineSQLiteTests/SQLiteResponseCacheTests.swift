@@ -127,8 +127,8 @@ import Testing
         try await reader.finish()
     }
 
-    /// A store dropped without `finish` stops its writer (no thread left behind, the file
-    /// usable); answers it had handed over may be lost, never half-written. Each answer is
+    /// A store dropped without `finish` stops its writer after the group in progress (the file
+    /// usable meanwhile); answers it had handed over may be lost, never half-written. Each answer is
     /// checked by the lookup that found it: the dropped store's writer may still commit its
     /// group in progress, and a commit of another writer reaches each read connection's
     /// snapshot `snapshotAge` later at most, so a second lookup on another connection may
