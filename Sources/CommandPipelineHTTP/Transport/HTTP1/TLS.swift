@@ -37,7 +37,7 @@ final class TLSContext: @unchecked Sendable {
 
     /// A context trusting the system's store (as `systemTrust` says) and `caFile` (a PEM file of
     /// one or more CA certificates), or why none can be made (an unreadable or empty CA file).
-    static func make(caFile: String?, systemTrust: SystemTrust = .fromEnvironment()) -> Result<TLSContext, HTTPClient.TLSFailure> {
+    static func make(caFile: String?, systemTrust: SystemTrust = .forThisProcess) -> Result<TLSContext, HTTPClient.TLSFailure> {
         ERR_clear_error()
         func failure(_ what: String) -> Result<TLSContext, HTTPClient.TLSFailure> {
             .failure(HTTPClient.TLSFailure(host: "", stage: .setup, reason: "\(what)\(Self.queuedError().map { ": \($0)" } ?? "")", retryable: false))
@@ -57,7 +57,9 @@ final class TLSContext: @unchecked Sendable {
         if case .directory(let directory) = systemTrust, made.hidesDirectoryCertificate(directory) { made.systemTrust = .defaultPaths }
         switch made.systemTrust {
         case .directory(let directory):
-            guard SSL_CTX_load_verify_locations(context, nil, directory) == 1 else { return failure("the system's trust store could not be read") }
+            guard SSL_CTX_load_verify_locations(context, nil, directory) == 1 else {
+                return failure("the system's certificate directory \(directory) could not be used (set SSL_CERT_FILE to a CA bundle to trust that instead)")
+            }
         case .defaultPaths:
             guard SSL_CTX_set_default_verify_paths(context) == 1 else { return failure("the system's trust store could not be read") }
         }
