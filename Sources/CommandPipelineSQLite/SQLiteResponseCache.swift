@@ -5,14 +5,7 @@ import Foundation
 import Synchronization
 
 /// A `ResponseCache` in a SQLite file (`--response-cache PATH`), shared by every run that names it,
-/// several at once:
-///
-///     CREATE TABLE response_cache (
-///         key TEXT PRIMARY KEY,        -- ResponseCacheKey: 64 hex digits
-///         created_at REAL NOT NULL,    -- when stored, seconds since 1970
-///         bytes INTEGER NOT NULL,      -- length of key and answer
-///         answer TEXT NOT NULL)        -- the answer as JSON (text, model, finish_reason, usage, parsed)
-///     CREATE TABLE response_cache_meta (id = 1, format, version, bytes, hits)  -- bytes kept by triggers
+/// several at once (its layout: `SQLiteResponseCacheFormat.swift`).
 ///
 /// - **Connections.** Lookups read through `readerCount` connections (each under its own mutex,
 ///   on the caller's thread; a lookup takes the first free one); answers are written through
@@ -80,43 +73,6 @@ public final class SQLiteResponseCache: ResponseCache {
         public var message: String
         public var description: String { message }
     }
-
-    static let format = "commandpipeline-response-cache"
-    static let version = 1
-
-    /// Created in one transaction, by whichever process comes first.
-    static let schema = """
-        CREATE TABLE IF NOT EXISTS response_cache_meta (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            format TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            bytes INTEGER NOT NULL,
-            hits INTEGER NOT NULL
-        );
-        INSERT OR IGNORE INTO response_cache_meta (id, format, version, bytes, hits) VALUES (1, '\(format)', \(version), 0, 0);
-        CREATE TABLE IF NOT EXISTS response_cache (
-            key TEXT PRIMARY KEY,
-            created_at REAL NOT NULL,
-            bytes INTEGER NOT NULL,
-            answer TEXT NOT NULL
-        ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS response_cache_by_age ON response_cache (created_at);
-        CREATE TRIGGER IF NOT EXISTS response_cache_added AFTER INSERT ON response_cache
-            BEGIN UPDATE response_cache_meta SET bytes = bytes + NEW.bytes WHERE id = 1; END;
-        CREATE TRIGGER IF NOT EXISTS response_cache_removed AFTER DELETE ON response_cache
-            BEGIN UPDATE response_cache_meta SET bytes = bytes - OLD.bytes WHERE id = 1; END;
-        CREATE TRIGGER IF NOT EXISTS response_cache_replaced AFTER UPDATE ON response_cache
-            BEGIN UPDATE response_cache_meta SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 1; END;
-        """
-
-    static let selectSQL = "SELECT answer, created_at FROM response_cache WHERE key = ?1"
-    static let upsertSQL = """
-        INSERT INTO response_cache (key, created_at, bytes, answer) VALUES (?1, ?2, ?3, ?4)
-        ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at, bytes = excluded.bytes, answer = excluded.answer
-        """
-    /// The oldest answers, a group at a time (the index on `created_at` finds them), as `key bytes`.
-    static let oldestSQL = "SELECT key || ' ' || bytes FROM response_cache ORDER BY created_at, key LIMIT 256"
-
 
     /// One read connection under its lock.
     private final class ReaderSlot: Sendable {
@@ -207,7 +163,9 @@ public final class SQLiteResponseCache: ResponseCache {
         }
         let marks = (0..<Self.readerCount).map { _ in SnapshotMark() }
         readers = (0..<Self.readerCount).map { ReaderSlot(Reader(db: opened[$0], select: prepared[$0], mark: marks[$0])) }
-        writer = Writer(db: opened[Self.readerCount], upsert: prepared[Self.readerCount], maxBatch: max(1, maxBatch), maxBytes: max(1, maxBytes), marks: marks)
+        writer = Writer(
+            db: opened[Self.readerCount], upsert: prepared[Self.readerCount], maxBatch: max(1, maxBatch),
+            maxBytes: max(1, maxBytes), marks: marks)
         let writer = self.writer
         let thread = Thread { writer.run() }
         thread.name = "pipeline-response-cache"
@@ -299,10 +257,11 @@ public final class SQLiteResponseCache: ResponseCache {
             guard fields.count == 2, fields[0] == Substring(format) else {
                 throw OpenError(message: "'\(path)' is not a response cache: its format is '\(row)'; give another path")
             }
-            guard fields[1] == Substring(String(version)) else {
+            guard fields[1] == Substring(String(version)) || fields[1] == "1" else {
                 throw OpenError(message: "'\(path)' is a response cache of format version \(fields[1]); this pipeline reads version \(version): give another path")
             }
-            // Code in the file runs on every write: only the triggers this code creates may be there.
+            // Code in the file runs on every write: only the triggers this code creates may be
+            // there (version 1's are the same).
             let found = try strings(db, codeSQL)
             let own = try ownCode.get()
             if found != own {
@@ -311,6 +270,7 @@ public final class SQLiteResponseCache: ResponseCache {
                 throw OpenError(
                     message: "'\(path)' is a response cache holding triggers or views this pipeline did not create\(foreign.isEmpty ? " (one of its own is missing)" : ": \(shown)"); it is not used. Give another path, or remove the file to start an empty cache")
             }
+            if fields[1] == "1" { try convertFromVersion1(db) }
             return
         }
         if !tables.isEmpty {
@@ -380,10 +340,7 @@ public final class SQLiteResponseCache: ResponseCache {
             c.snapshotReads += 1
             let statement = c.select
             defer { sqlite3_reset(statement) }
-            let bound = key.utf8.withContiguousStorageIfAvailable { digest in
-                digest.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(statement, 1, $0.baseAddress, Int32(clamping: $0.count), SQLite.transient) }
-            } ?? sqlite3_bind_text(statement, 1, key, -1, SQLite.transient)
-            guard bound == SQLITE_OK else { return nil }
+            guard Self.bindKey(statement, 1, key) == SQLITE_OK else { return nil }
             let rc = sqlite3_step(statement)
             guard rc == SQLITE_ROW else {
                 if rc != SQLITE_DONE {
@@ -452,19 +409,19 @@ public final class SQLiteResponseCache: ResponseCache {
         while let bytes = Int(try strings(db, "SELECT bytes FROM response_cache_meta WHERE id = 1").first ?? ""), bytes > limit {
             let excess = bytes - limit
             var covered = 0
-            var victims: [String] = []
+            var victims: [Int64] = []
             for row in try strings(db, oldestSQL) {
                 let fields = row.split(separator: " ")
-                guard fields.count == 2 else { continue }
-                victims.append(String(fields[0]))
+                guard fields.count == 2, let id = Int64(fields[0]) else { continue }
+                victims.append(id)
                 covered += Int(fields[1]) ?? 0
                 if covered >= excess { break }
             }
             if victims.isEmpty { break }
-            let delete = try SQLite.prepare(db, "DELETE FROM response_cache WHERE key = ?1")
+            let delete = try SQLite.prepare(db, evictSQL)
             defer { sqlite3_finalize(delete) }
-            for key in victims {
-                sqlite3_bind_text(delete, 1, key, -1, SQLite.transient)
+            for id in victims {
+                sqlite3_bind_int64(delete, 1, id)
                 let rc = sqlite3_step(delete)
                 sqlite3_reset(delete)
                 guard rc == SQLITE_DONE else { throw SQLiteSink.SQLiteError(operation: "evicting the oldest answers", code: rc, message: String(cString: sqlite3_errmsg(db))) }
@@ -814,8 +771,8 @@ public final class SQLiteResponseCache: ResponseCache {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
             }
-            let bytes = key.utf8.count.addingSaturating(entry.answer.count)
-            var rc = sqlite3_bind_text(statement, 1, key, -1, SQLite.transient)
+            let bytes = SQLiteResponseCache.storedKeyCount(key).addingSaturating(entry.answer.count)
+            var rc = SQLiteResponseCache.bindKey(statement, 1, key)
             if rc == SQLITE_OK { rc = sqlite3_bind_double(statement, 2, entry.createdAt) }
             if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, 3, Int64(bytes)) }
             if rc == SQLITE_OK {

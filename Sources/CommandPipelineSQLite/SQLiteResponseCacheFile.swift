@@ -9,7 +9,7 @@ extension SQLiteResponseCache {
         public var entries: Int
         /// The entries' bytes (key and answer), the figure `maxBytes` bounds.
         public var bytes: Int
-        /// When the oldest and newest answers were stored; nil when empty.
+        /// When the oldest and newest answers were stored (the first and last kept); nil when empty.
         public var oldest: Date?
         public var newest: Date?
         /// Answers given from the file by the runs that finished (each adds its count at its end).
@@ -57,7 +57,7 @@ extension SQLiteResponseCache {
         do throws(SQLiteSink.SQLiteError) {
             let row = try strings(
                 db,
-                "SELECT (SELECT count(*) FROM response_cache) || ' ' || bytes || ' ' || hits || ' ' || ifnull((SELECT min(created_at) FROM response_cache), '-') || ' ' || ifnull((SELECT max(created_at) FROM response_cache), '-') FROM response_cache_meta WHERE id = 1"
+                "SELECT (SELECT count(*) FROM response_cache) || ' ' || bytes || ' ' || hits || ' ' || ifnull((SELECT created_at FROM response_cache ORDER BY id LIMIT 1), '-') || ' ' || ifnull((SELECT created_at FROM response_cache ORDER BY id DESC LIMIT 1), '-') FROM response_cache_meta WHERE id = 1"
             ).first ?? ""
             let fields = row.split(separator: " ").map(String.init)
             guard fields.count == 5 else { throw SQLiteSink.SQLiteError(operation: "read", code: SQLITE_CORRUPT, message: "the format record is missing") }

@@ -1,0 +1,149 @@
+import CSQLite
+
+/// The cache file's layout (format version 2), the statements that read and write it, and the
+/// conversion of a file of version 1.
+///
+///     CREATE TABLE response_cache (
+///         id INTEGER PRIMARY KEY,      -- the order answers were stored in: eviction takes the lowest
+///         key BLOB NOT NULL UNIQUE,    -- `storedKey`: the key's 32 bytes
+///         created_at REAL NOT NULL,    -- when stored, seconds since 1970 (the TTL)
+///         bytes INTEGER NOT NULL,      -- length of stored key and answer
+///         answer TEXT NOT NULL)        -- CachedAnswer's JSON
+///     CREATE TABLE response_cache_meta (id = 1, format, version, bytes, hits)  -- bytes kept by triggers
+///
+/// Why version 2: version 1 kept the answers in a table ordered by their key, a random digest,
+/// so every answer a run stored went into a page of its own, and every few answers that page
+/// split into three or four: ~2 pages written to the log per answer (the cost of a cold run at a
+/// provider's rate: 39 µs of the writer's CPU an answer). Rows in the order they are stored fill
+/// one page after the other; the key's index holds 32 bytes and a row number an entry, ~100 a
+/// page: ~1 page an answer, and the oldest answers are the first rows (Benchmarks/README, stop 38).
+extension SQLiteResponseCache {
+    static let format = "commandpipeline-response-cache"
+    static let version = 2
+
+    /// Created in one transaction, by whichever process comes first. (The triggers' text is the
+    /// same as version 1's: `check` compares a file's triggers with these before converting it.)
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS response_cache_meta (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            format TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            hits INTEGER NOT NULL
+        );
+        INSERT OR IGNORE INTO response_cache_meta (id, format, version, bytes, hits) VALUES (1, '\(format)', \(version), 0, 0);
+        CREATE TABLE IF NOT EXISTS response_cache (
+            id INTEGER PRIMARY KEY,
+            key BLOB NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            bytes INTEGER NOT NULL,
+            answer TEXT NOT NULL
+        );
+        CREATE TRIGGER IF NOT EXISTS response_cache_added AFTER INSERT ON response_cache
+            BEGIN UPDATE response_cache_meta SET bytes = bytes + NEW.bytes WHERE id = 1; END;
+        CREATE TRIGGER IF NOT EXISTS response_cache_removed AFTER DELETE ON response_cache
+            BEGIN UPDATE response_cache_meta SET bytes = bytes - OLD.bytes WHERE id = 1; END;
+        CREATE TRIGGER IF NOT EXISTS response_cache_replaced AFTER UPDATE ON response_cache
+            BEGIN UPDATE response_cache_meta SET bytes = bytes - OLD.bytes + NEW.bytes WHERE id = 1; END;
+        """
+
+    static let selectSQL = "SELECT answer, created_at FROM response_cache WHERE key = ?1"
+    /// A new answer for a key that has one replaces it and becomes the newest row (its `id` moves
+    /// past the last), so eviction keeps taking the oldest: one statement, changing one answer
+    /// (`REPLACE` would delete without firing the byte-counting trigger).
+    static let upsertSQL = """
+        INSERT INTO response_cache (key, created_at, bytes, answer) VALUES (?1, ?2, ?3, ?4)
+        ON CONFLICT (key) DO UPDATE SET id = (SELECT max(id) FROM response_cache) + 1,
+            created_at = excluded.created_at, bytes = excluded.bytes, answer = excluded.answer
+        """
+    /// The oldest answers, a group at a time, as `id bytes`.
+    static let oldestSQL = "SELECT id || ' ' || bytes FROM response_cache ORDER BY id LIMIT 256"
+    static let evictSQL = "DELETE FROM response_cache WHERE id = ?1"
+
+    /// How `key` is stored: a `ResponseCacheKey` digest (64 lowercase hex digits) as its 32 bytes;
+    /// any other string (a caller's own key) as its UTF-8 bytes and a 0xFF byte, which no UTF-8
+    /// text holds: never 32 bytes long, so never equal to a digest's form or to another string's.
+    static func withStoredKey<R>(_ key: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let utf8 = key.utf8
+        if utf8.count == 64 {
+            let decoded = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { bytes -> R? in
+                var high: UInt8?
+                var index = 0
+                for c in utf8 {
+                    let nibble: UInt8
+                    switch c {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = c - UInt8(ascii: "0")
+                    case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = c - UInt8(ascii: "a") + 10
+                    default: return nil
+                    }
+                    if let h = high {
+                        bytes[index] = h << 4 | nibble
+                        index += 1
+                        high = nil
+                    } else {
+                        high = nibble
+                    }
+                }
+                return body(UnsafeRawBufferPointer(bytes))
+            }
+            if let decoded { return decoded }
+        }
+        var other = Array(utf8)
+        other.append(0xFF)
+        return other.withUnsafeBytes(body)
+    }
+
+    /// The length of `key`'s stored form.
+    static func storedKeyCount(_ key: String) -> Int { withStoredKey(key) { $0.count } }
+
+    /// Binds `key`'s stored form to parameter `index` of `statement`.
+    static func bindKey(_ statement: OpaquePointer, _ index: Int32, _ key: String) -> Int32 {
+        withStoredKey(key) { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32(clamping: $0.count), SQLite.transient) }
+    }
+
+    /// Converts a cache of version 1 (the same tables and triggers, the answers in a table keyed
+    /// by the key's text) to this version in one transaction: its answers, their ages and its hit
+    /// count are kept, in the order they were stored. Another process may have converted it since
+    /// this one read the version: then nothing is done.
+    static func convertFromVersion1(_ db: OpaquePointer) throws(SQLiteSink.SQLiteError) {
+        try SQLite.execute(db, "BEGIN IMMEDIATE", operation: "begin")
+        do throws(SQLiteSink.SQLiteError) {
+            guard try strings(db, "SELECT version FROM response_cache_meta WHERE id = 1").first == "1" else {
+                try SQLite.execute(db, "COMMIT", operation: "commit")
+                return
+            }
+            try SQLite.execute(
+                db,
+                """
+                DROP TRIGGER IF EXISTS response_cache_added; DROP TRIGGER IF EXISTS response_cache_removed;
+                DROP TRIGGER IF EXISTS response_cache_replaced; DROP INDEX IF EXISTS response_cache_by_age;
+                ALTER TABLE response_cache RENAME TO response_cache_version1;
+                \(schema)
+                UPDATE response_cache_meta SET version = \(version), bytes = 0 WHERE id = 1;
+                """, operation: "converting the response cache from format version 1")
+            let read = try SQLite.prepare(db, "SELECT key, created_at, answer FROM response_cache_version1 ORDER BY created_at, key")
+            defer { sqlite3_finalize(read) }
+            let insert = try SQLite.prepare(db, upsertSQL)
+            defer { sqlite3_finalize(insert) }
+            while true {
+                let rc = sqlite3_step(read)
+                if rc == SQLITE_DONE { break }
+                guard rc == SQLITE_ROW else { throw SQLiteSink.SQLiteError(operation: "reading a version 1 answer", code: rc, message: String(cString: sqlite3_errmsg(db))) }
+                let key = sqlite3_column_text(read, 0).map { String(cString: $0) } ?? ""
+                let answer = sqlite3_column_text(read, 2)
+                let answerBytes = Int(sqlite3_column_bytes(read, 2))
+                var bound = bindKey(insert, 1, key)
+                if bound == SQLITE_OK { bound = sqlite3_bind_double(insert, 2, sqlite3_column_double(read, 1)) }
+                if bound == SQLITE_OK { bound = sqlite3_bind_int64(insert, 3, Int64(storedKeyCount(key).addingSaturating(answerBytes))) }
+                if bound == SQLITE_OK { bound = sqlite3_bind_text(insert, 4, answer.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, Int32(clamping: answerBytes), SQLite.transient) }
+                let stepped = bound == SQLITE_OK ? sqlite3_step(insert) : bound
+                sqlite3_reset(insert)
+                guard stepped == SQLITE_DONE else { throw SQLiteSink.SQLiteError(operation: "converting a version 1 answer", code: stepped, message: String(cString: sqlite3_errmsg(db))) }
+            }
+            try SQLite.execute(db, "DROP TABLE response_cache_version1; COMMIT", operation: "converting the response cache from format version 1")
+        } catch {
+            _ = sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
+            throw error
+        }
+    }
+}
