@@ -9,7 +9,10 @@ the medians, the cold/none ratios of the medians last.
 With SERVER=llmock the server is llmock (PyPI, `.venv/bin/llmock`; OpenAI's route answering
 each prompt) behind the same nginx over TLS, and the pipeline trusts nginx's throwaway CA with
 `--ca-file`: a cold run shaped like the product's (https, a server nobody here wrote, with its
-own cost per request), where the canned nginx answer measures the engine alone.
+own cost per request), where the canned nginx answer measures the engine alone. llmock is
+started afresh for each run (one process serving every run went between two speeds, ~50 and
+~80 s for 50,000 commands, whichever binary it served), and its CPU is shown beside the
+pipeline's: on 2 cores the two share the machine, so the pipeline's CPU is also the server's loss.
 
     swift build -c release --product pipeline
     python3 Benchmarks/response-cache/http.py [N=20000] [PAIRS=5] [CONCURRENCY=64]
@@ -38,7 +41,39 @@ def cpu_of_children():
     return usage.ru_utime + usage.ru_stime
 
 
-def run(base, commands, n, concurrency, cache=None, ca=None):
+def cpu_of(pid):
+    """user + sys seconds of a running process (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class LLMock:
+    """llmock on one port, started afresh for each run."""
+
+    def __init__(self):
+        self.port = bench.free_port()
+        self.process = None
+
+    def start(self):
+        self.stop()
+        self.process = subprocess.Popen([str(HERE.parent.parent / ".venv/bin/llmock"), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                                         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        bench.wait_for_port(self.port)
+
+    def cpu(self):
+        return cpu_of(self.process.pid)
+
+    def stop(self):
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+def run(base, commands, n, concurrency, cache=None, ca=None, server=None):
+    """(wall s, pipeline CPU s, hits, server CPU s or None)"""
+    if server:
+        server.start()
     flags = [PIPELINE, "--provider", "openai", "--base-url", base, "--concurrency", str(concurrency), "--quiet", "--max-attempts", "1"]
     if ca:
         flags += ["--ca-file", str(ca)]
@@ -51,11 +86,12 @@ def run(base, commands, n, concurrency, cache=None, ca=None):
         done = subprocess.run(flags, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         wall = time.perf_counter() - start
         cpu = cpu_of_children() - before
+    served = server.cpu() if server else None
     ok = done.stdout.count(b'"status":"succeeded"')
     hits = done.stdout.count(b'"response_cache":"hit"')
     if done.returncode != 0 or ok != n:
         print(f"  pipeline exited {done.returncode}, {ok}/{n} succeeded: {done.stderr.decode()[-300:]}", file=sys.stderr)
-    return wall, cpu, hits
+    return wall, cpu, hits, served
 
 
 def main():
@@ -69,41 +105,40 @@ def main():
             f.write('{"id":"c%d","model":"bench","prompt":"Say ok, number %d."}\n' % (i, i))
     llmock = None
     if os.environ.get("SERVER") == "llmock":
-        llmock_port = bench.free_port()
-        llmock = subprocess.Popen([str(HERE.parent.parent / ".venv/bin/llmock"), "serve", "--host", "127.0.0.1", "--port", str(llmock_port),
-                                   "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        bench.wait_for_port(llmock_port)
+        llmock = LLMock()
         # nginx's proxied location (`/slow/`, there for the 1-second server) forwards to llmock.
-        nginx, _, tls_port, ca = bench.start_nginx(work, slow_port=llmock_port)
+        nginx, _, tls_port, ca = bench.start_nginx(work, slow_port=llmock.port)
         base, server = f"https://127.0.0.1:{tls_port}/slow/v1", "llmock over https (nginx TLS front)"
     else:
         nginx, port, _, _ = bench.start_nginx(work)
         base, ca, server = f"http://127.0.0.1:{port}/v1", None, "nginx's canned answer over http"
     try:
         print(f"{n} commands to {server}, concurrency {concurrency}, {pairs} pairs, load {os.getloadavg()[0]:.2f}, {PIPELINE}")
-        print(f"{'pair':>4} {'none wall s':>11} {'none cpu s':>10} {'cold wall s':>11} {'cold cpu s':>10} {'cpu +%':>7} {'wall +%':>7}")
+        print(f"{'pair':>4} {'none wall s':>11} {'none cpu s':>10} {'cold wall s':>11} {'cold cpu s':>10} {'cpu +%':>7} {'wall +%':>7}"
+              + (f" {'server cpu s none/cold':>23}" if llmock else ""))
         nones, colds = [], []
         last = None
         for p in range(pairs):
             # Alternate which goes first, so drift in the machine's load cancels.
             cache = work / f"cold-{p}.db"
             if p % 2 == 0:
-                none = run(base, commands, n, concurrency, ca=ca)
-                cold = run(base, commands, n, concurrency, cache, ca)
+                none = run(base, commands, n, concurrency, ca=ca, server=llmock)
+                cold = run(base, commands, n, concurrency, cache, ca, llmock)
             else:
-                cold = run(base, commands, n, concurrency, cache, ca)
-                none = run(base, commands, n, concurrency, ca=ca)
+                cold = run(base, commands, n, concurrency, cache, ca, llmock)
+                none = run(base, commands, n, concurrency, ca=ca, server=llmock)
             nones.append(none)
             colds.append(cold)
             last = cache
             print(f"{p + 1:>4} {none[0]:>11.2f} {none[1]:>10.2f} {cold[0]:>11.2f} {cold[1]:>10.2f} "
-                  f"{(cold[1] / none[1] - 1) * 100:>+7.1f} {(cold[0] / none[0] - 1) * 100:>+7.1f}")
+                  f"{(cold[1] / none[1] - 1) * 100:>+7.1f} {(cold[0] / none[0] - 1) * 100:>+7.1f}"
+                  + (f" {none[3]:>11.2f}/{cold[3]:<11.2f}" if llmock else ""))
         wall_none, cpu_none = statistics.median(x[0] for x in nones), statistics.median(x[1] for x in nones)
         wall_cold, cpu_cold = statistics.median(x[0] for x in colds), statistics.median(x[1] for x in colds)
         print(f"median none: {wall_none:.2f} s wall, {cpu_none / n * 1e6:.1f} us CPU/command; "
               f"cold: {wall_cold:.2f} s, {cpu_cold / n * 1e6:.1f} us; cold/none CPU {(cpu_cold / cpu_none - 1) * 100:+.1f}%, "
               f"wall {(wall_cold / wall_none - 1) * 100:+.1f}%")
-        warm = run(base, commands, n, concurrency, last, ca)
+        warm = run(base, commands, n, concurrency, last, ca, llmock)
         print(f"warm (on the last cold file): {warm[0]:.2f} s wall, {warm[1] / n * 1e6:.1f} us CPU/command, {warm[2]} hits; "
               f"load {os.getloadavg()[0]:.2f}")
     finally:
@@ -113,8 +148,7 @@ def main():
         except subprocess.TimeoutExpired:
             nginx.kill()
         if llmock:
-            llmock.terminate()
-            llmock.wait(10)
+            llmock.stop()
 
 
 if __name__ == "__main__":
