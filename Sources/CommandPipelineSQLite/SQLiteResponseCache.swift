@@ -246,6 +246,31 @@ public final class SQLiteResponseCache: ResponseCache {
     }()
     private static let codeSQL = "SELECT type || ' ' || name || ' ' || coalesce(sql, '') FROM sqlite_master WHERE type IN ('trigger', 'view') ORDER BY type, name"
 
+    static func newerFormat(_ path: String, _ found: String) -> OpenError {
+        OpenError(message: "'\(path)' is a response cache of format version \(found); this pipeline reads version \(version) (and converts version 1): give another path")
+    }
+
+    /// Throws when the file holds triggers or views other than this code's (`ownCode`; format 1's
+    /// are the same text): they would run on every write.
+    static func refuseForeignCode(_ db: OpaquePointer, path: String) throws {
+        let found = try strings(db, codeSQL)
+        let own = try ownCode.get()
+        guard found != own else { return }
+        let foreign = found.filter { !own.contains($0) }.map { "\($0.split(separator: " ").prefix(2).joined(separator: " "))" }
+        let shown = foreign.prefix(3).map { "'\($0)'" }.joined(separator: ", ") + (foreign.count > 3 ? ", …" : "")
+        throw OpenError(
+            message: "'\(path)' is a response cache holding triggers or views this pipeline did not create\(foreign.isEmpty ? " (one of its own is missing)" : ": \(shown)"); it is not used. Give another path, or remove the file to start an empty cache")
+    }
+
+    /// Rows are numbered up from the last (`upsertSQL`): a file whose numbers reach 2^62 (no run
+    /// stores that many answers; a file made elsewhere may) is refused rather than let them run out.
+    static func refuseExhaustedRowNumbers(_ db: OpaquePointer, path: String) throws {
+        let last = Int64(try strings(db, "SELECT ifnull(max(id), 0) FROM response_cache").first ?? "") ?? .max
+        guard last < 1 << 62 else {
+            throw OpenError(message: "'\(path)' is a response cache whose row numbers are used up (the last is \(last)); give another path, or remove the file to start an empty cache")
+        }
+    }
+
     /// Reads the schema (the first read of the file: a file that is not SQLite fails here) and
     /// checks it is a cache of this format, or creates one in an empty database.
     private static func check(_ db: OpaquePointer, path: String, create: Bool) throws {
@@ -257,20 +282,11 @@ public final class SQLiteResponseCache: ResponseCache {
             guard fields.count == 2, fields[0] == Substring(format) else {
                 throw OpenError(message: "'\(path)' is not a response cache: its format is '\(row)'; give another path")
             }
-            guard fields[1] == Substring(String(version)) || fields[1] == "1" else {
-                throw OpenError(message: "'\(path)' is a response cache of format version \(fields[1]); this pipeline reads version \(version): give another path")
-            }
-            // Code in the file runs on every write: only the triggers this code creates may be
-            // there (version 1's are the same).
-            let found = try strings(db, codeSQL)
-            let own = try ownCode.get()
-            if found != own {
-                let foreign = found.filter { !own.contains($0) }.map { "\($0.split(separator: " ").prefix(2).joined(separator: " "))" }
-                let shown = foreign.prefix(3).map { "'\($0)'" }.joined(separator: ", ") + (foreign.count > 3 ? ", …" : "")
-                throw OpenError(
-                    message: "'\(path)' is a response cache holding triggers or views this pipeline did not create\(foreign.isEmpty ? " (one of its own is missing)" : ": \(shown)"); it is not used. Give another path, or remove the file to start an empty cache")
-            }
-            if fields[1] == "1" { try convertFromVersion1(db) }
+            guard fields[1] == Substring(String(version)) || fields[1] == "1" else { throw newerFormat(path, String(fields[1])) }
+            // Code in the file runs on every write: only the triggers this code creates may be there.
+            try refuseForeignCode(db, path: path)
+            if fields[1] == "1" { try convertFromVersion1(db, path: path) }
+            try refuseExhaustedRowNumbers(db, path: path)
             return
         }
         if !tables.isEmpty {
@@ -414,7 +430,7 @@ public final class SQLiteResponseCache: ResponseCache {
                 let fields = row.split(separator: " ")
                 guard fields.count == 2, let id = Int64(fields[0]) else { continue }
                 victims.append(id)
-                covered += Int(fields[1]) ?? 0
+                covered = covered.addingSaturating(Int(fields[1]) ?? 0)
                 if covered >= excess { break }
             }
             if victims.isEmpty { break }

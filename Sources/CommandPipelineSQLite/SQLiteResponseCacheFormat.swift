@@ -5,7 +5,7 @@ import CSQLite
 ///
 ///     CREATE TABLE response_cache (
 ///         id INTEGER PRIMARY KEY,      -- the order answers were stored in: eviction takes the lowest
-///         key BLOB NOT NULL UNIQUE,    -- `storedKey`: the key's 32 bytes
+///         key BLOB NOT NULL UNIQUE,    -- `withStoredKey`: a digest's 32 bytes (a blob, never text)
 ///         created_at REAL NOT NULL,    -- when stored, seconds since 1970 (the TTL)
 ///         bytes INTEGER NOT NULL,      -- length of stored key and answer
 ///         answer TEXT NOT NULL)        -- CachedAnswer's JSON
@@ -23,6 +23,10 @@ extension SQLiteResponseCache {
 
     /// Created in one transaction, by whichever process comes first. (The triggers' text is the
     /// same as version 1's: `check` compares a file's triggers with these before converting it.)
+    /// A key must be a blob: a pipeline of format 1 still running on a converted file binds text
+    /// keys, which would never match a row here, and its eviction (`DELETE … WHERE key = text`)
+    /// would then loop forever holding the write lock; the check makes its writes fail instead
+    /// (reported when that run ends).
     static let schema = """
         CREATE TABLE IF NOT EXISTS response_cache_meta (
             id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -34,7 +38,7 @@ extension SQLiteResponseCache {
         INSERT OR IGNORE INTO response_cache_meta (id, format, version, bytes, hits) VALUES (1, '\(format)', \(version), 0, 0);
         CREATE TABLE IF NOT EXISTS response_cache (
             id INTEGER PRIMARY KEY,
-            key BLOB NOT NULL UNIQUE,
+            key BLOB NOT NULL UNIQUE CHECK (typeof(key) = 'blob'),
             created_at REAL NOT NULL,
             bytes INTEGER NOT NULL,
             answer TEXT NOT NULL
@@ -61,8 +65,9 @@ extension SQLiteResponseCache {
     static let evictSQL = "DELETE FROM response_cache WHERE id = ?1"
 
     /// How `key` is stored: a `ResponseCacheKey` digest (64 lowercase hex digits) as its 32 bytes;
-    /// any other string (a caller's own key) as its UTF-8 bytes and a 0xFF byte, which no UTF-8
-    /// text holds: never 32 bytes long, so never equal to a digest's form or to another string's.
+    /// any other string (a caller's own key) as its UTF-8 bytes followed by 0xFF bytes (no UTF-8
+    /// text holds one) until it is longer than 32: never a digest's length, and the text is the
+    /// form less its trailing 0xFF bytes, so two keys never share a form.
     static func withStoredKey<R>(_ key: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let utf8 = key.utf8
         if utf8.count == 64 {
@@ -89,7 +94,7 @@ extension SQLiteResponseCache {
             if let decoded { return decoded }
         }
         var other = Array(utf8)
-        other.append(0xFF)
+        repeat { other.append(0xFF) } while other.count <= 32
         return other.withUnsafeBytes(body)
     }
 
@@ -104,19 +109,38 @@ extension SQLiteResponseCache {
     /// Converts a cache of version 1 (the same tables and triggers, the answers in a table keyed
     /// by the key's text) to this version in one transaction: its answers, their ages and its hit
     /// count are kept, in the order they were stored. Another process may have converted it since
-    /// this one read the version: then nothing is done.
-    static func convertFromVersion1(_ db: OpaquePointer) throws(SQLiteSink.SQLiteError) {
-        try SQLite.execute(db, "BEGIN IMMEDIATE", operation: "begin")
-        do throws(SQLiteSink.SQLiteError) {
-            guard try strings(db, "SELECT version FROM response_cache_meta WHERE id = 1").first == "1" else {
+    /// this one read the version: then nothing is done. The write lock is waited for longer than
+    /// usual (`conversionWait`): another process may be converting a large file.
+    static func convertFromVersion1(_ db: OpaquePointer, path: String) throws {
+        func unconvertible(_ error: SQLiteSink.SQLiteError) -> OpenError {
+            if error.code & 0xff == SQLITE_FULL {
+                return OpenError(message: "'\(path)' is a response cache of format version 1 that could not be converted to version \(version): the disk is full (converting takes about the file's size again until it ends; `pipeline cache prune` then gives the space back)")
+            }
+            if error.code & 0xff == SQLITE_BUSY {
+                return OpenError(message: "the response cache '\(path)' (format version 1) stayed locked by another process while this one waited to convert it: \(error.message); try again when the other run ends")
+            }
+            return OpenError(message: "'\(path)' is a response cache of format version 1 that could not be converted to version \(version): \(error); it is left as it was. Give another path, or remove the file to start an empty cache")
+        }
+        sqlite3_busy_timeout(db, conversionWaitMilliseconds)
+        defer { sqlite3_busy_timeout(db, SQLite.busyTimeoutMilliseconds) }
+        do throws(SQLiteSink.SQLiteError) { try SQLite.execute(db, "BEGIN IMMEDIATE", operation: "begin") } catch { throw unconvertible(error) }
+        do {
+            // Read again under the write lock: another process may have converted it, or
+            // changed its code, since this one looked.
+            let found = try strings(db, "SELECT version FROM response_cache_meta WHERE id = 1").first ?? ""
+            if found == String(version) {
                 try SQLite.execute(db, "COMMIT", operation: "commit")
                 return
             }
+            guard found == "1" else { throw newerFormat(path, found) }
+            try refuseForeignCode(db, path: path)
+            // The old table keeps its index on `created_at` (it goes with the table): the copy
+            // below reads in that order without a sort.
             try SQLite.execute(
                 db,
                 """
                 DROP TRIGGER IF EXISTS response_cache_added; DROP TRIGGER IF EXISTS response_cache_removed;
-                DROP TRIGGER IF EXISTS response_cache_replaced; DROP INDEX IF EXISTS response_cache_by_age;
+                DROP TRIGGER IF EXISTS response_cache_replaced;
                 ALTER TABLE response_cache RENAME TO response_cache_version1;
                 \(schema)
                 UPDATE response_cache_meta SET version = \(version), bytes = 0 WHERE id = 1;
@@ -143,7 +167,14 @@ extension SQLiteResponseCache {
             try SQLite.execute(db, "DROP TABLE response_cache_version1; COMMIT", operation: "converting the response cache from format version 1")
         } catch {
             _ = sqlite3_exec(db, "ROLLBACK", nil, nil, nil)
+            if let error = error as? SQLiteSink.SQLiteError { throw unconvertible(error) }
             throw error
         }
+        // The old table's pages back to the file system (as `prune` does).
+        _ = sqlite3_exec(db, "PRAGMA incremental_vacuum", nil, nil, nil)
     }
+
+    /// How long a process waits for the write lock to convert a file of version 1: another
+    /// process may be converting it (about 10 s for 100,000 answers).
+    static let conversionWaitMilliseconds: Int32 = 300_000
 }
