@@ -15,7 +15,18 @@ import Testing
         #expect(run.status == 0, "\(run.output)")
     }
 
-    /// Format 1 as the pipeline of stop 37 created it.
+    /// The message opening the cache at `path` is refused with ("" and an issue recorded when it opens).
+    static func refusal(_ path: String, _ what: String) -> String {
+        do {
+            _ = try SQLiteResponseCache(path: path)
+            Issue.record("\(what) was opened")
+            return ""
+        } catch {
+            return error.message
+        }
+    }
+
+    /// Format 1 as the pipeline of stop 37 created it (the fixture keeps that text as it was).
     static let version1 = """
         import sqlite3, sys
         db = sqlite3.connect(sys.argv[1])
@@ -85,12 +96,8 @@ import Testing
         let path = try Fixture.path()
         try Self.python(Self.version1, path, [Fixture.key(0).digest, "100", Self.stored(0)])
         try Self.python("import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('CREATE TABLE response_cache_version1 (x)'); db.commit()", path)
-        do {
-            _ = try SQLiteResponseCache(path: path)
-            Issue.record("a format 1 cache that cannot be converted was opened")
-        } catch {
-            #expect(error.message.contains("format version 1 that could not be converted") && error.message.contains("left as it was"), "\(error.message)")
-        }
+        let message = Self.refusal(path, "a format 1 cache that cannot be converted")
+        #expect(message.contains("format version 1 that could not be converted") && message.contains("left as it was"), "\(message)")
         try Self.python(
             "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); assert db.execute('SELECT version FROM response_cache_meta').fetchone()[0] == 1; assert db.execute('SELECT count(*) FROM response_cache').fetchone()[0] == 1",
             path)
@@ -103,12 +110,7 @@ import Testing
         cache.store(Fixture.answer(1), for: Fixture.key(1))
         try await cache.finish()
         try Self.python("import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('UPDATE response_cache SET id = 9223372036854775807'); db.commit()", path)
-        do {
-            _ = try SQLiteResponseCache(path: path)
-            Issue.record("a cache whose row numbers are used up was opened")
-        } catch {
-            #expect(error.message.contains("row numbers are used up"), "\(error.message)")
-        }
+        #expect(Self.refusal(path, "a cache whose row numbers are used up").contains("row numbers are used up"))
     }
 
     /// Conversion runs the file's own triggers: a format 1 file holding code this pipeline did
@@ -117,12 +119,7 @@ import Testing
         let path = try Fixture.path()
         try Self.python(Self.version1, path, [Fixture.key(0).digest, "100", Self.stored(0)])
         try Self.python("import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute('CREATE TRIGGER planted AFTER UPDATE ON response_cache_meta BEGIN DELETE FROM response_cache; END'); db.commit()", path)
-        do {
-            _ = try SQLiteResponseCache(path: path)
-            Issue.record("a format 1 cache with a planted trigger was opened")
-        } catch {
-            #expect(error.message.contains("trigger planted"), "\(error.message)")
-        }
+        #expect(Self.refusal(path, "a format 1 cache with a planted trigger").contains("trigger planted"))
         try Self.python("import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); assert db.execute('SELECT version FROM response_cache_meta').fetchone()[0] == 1", path)
     }
 
