@@ -16,7 +16,7 @@ import CSQLite
 /// split into three or four: ~2 pages written to the log per answer (the cost of a cold run at a
 /// provider's rate: 39 µs of the writer's CPU an answer). Rows in the order they are stored fill
 /// one page after the other; the key's index holds 32 bytes and a row number an entry, ~100 a
-/// page: ~1 page an answer, and the oldest answers are the first rows (Benchmarks/README, stop 38).
+/// page: ~0.8 pages an answer, and the oldest answers are the first rows (Benchmarks/README, stop 38).
 extension SQLiteResponseCache {
     static let format = "commandpipeline-response-cache"
     static let version = 2
@@ -110,7 +110,7 @@ extension SQLiteResponseCache {
     /// by the key's text) to this version in one transaction: its answers, their ages and its hit
     /// count are kept, in the order they were stored. Another process may have converted it since
     /// this one read the version: then nothing is done. The write lock is waited for longer than
-    /// usual (`conversionWait`): another process may be converting a large file.
+    /// usual (`conversionWaitMilliseconds`): another process may be converting a large file.
     static func convertFromVersion1(_ db: OpaquePointer, path: String) throws {
         func unconvertible(_ error: SQLiteSink.SQLiteError) -> OpenError {
             if error.code & 0xff == SQLITE_FULL {
