@@ -787,14 +787,8 @@ public final class SQLiteResponseCache: ResponseCache {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
             }
-            let bytes = SQLiteResponseCache.storedKeyCount(key).addingSaturating(entry.answer.count)
-            var rc = SQLiteResponseCache.bindKey(statement, 1, key)
-            if rc == SQLITE_OK { rc = sqlite3_bind_double(statement, 2, entry.createdAt) }
-            if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, 3, Int64(bytes)) }
-            if rc == SQLITE_OK {
-                rc = entry.answer.withUnsafeBufferPointer { buffer in
-                    buffer.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(statement, 4, $0.baseAddress, Int32(clamping: $0.count), SQLite.transient) }
-                }
+            let rc = entry.answer.withUnsafeBufferPointer { answer in
+                answer.withMemoryRebound(to: CChar.self) { SQLiteResponseCache.bindUpsert(statement, key: key, createdAt: entry.createdAt, answer: $0) }
             }
             guard rc == SQLITE_OK else { throw SQLiteSink.SQLiteError(operation: "bind", code: rc, message: String(cString: sqlite3_errmsg(db))) }
             let stepped = sqlite3_step(statement)

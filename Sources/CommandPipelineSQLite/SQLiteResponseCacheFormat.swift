@@ -98,8 +98,17 @@ extension SQLiteResponseCache {
         return other.withUnsafeBytes(body)
     }
 
-    /// The length of `key`'s stored form.
-    static func storedKeyCount(_ key: String) -> Int { withStoredKey(key) { $0.count } }
+    /// Binds an answer to `upsertSQL`'s parameters (the key decoded once): the key's stored
+    /// form, when it was stored, the bytes it counts (stored key and answer), the answer.
+    static func bindUpsert(_ statement: OpaquePointer, key: String, createdAt: Double, answer: UnsafeBufferPointer<CChar>) -> Int32 {
+        withStoredKey(key) { form in
+            var rc = sqlite3_bind_blob(statement, 1, form.baseAddress, Int32(clamping: form.count), SQLite.transient)
+            if rc == SQLITE_OK { rc = sqlite3_bind_double(statement, 2, createdAt) }
+            if rc == SQLITE_OK { rc = sqlite3_bind_int64(statement, 3, Int64(form.count.addingSaturating(answer.count))) }
+            if rc == SQLITE_OK { rc = sqlite3_bind_text(statement, 4, answer.baseAddress, Int32(clamping: answer.count), SQLite.transient) }
+            return rc
+        }
+    }
 
     /// Binds `key`'s stored form to parameter `index` of `statement`.
     static func bindKey(_ statement: OpaquePointer, _ index: Int32, _ key: String) -> Int32 {
@@ -154,12 +163,9 @@ extension SQLiteResponseCache {
                 if rc == SQLITE_DONE { break }
                 guard rc == SQLITE_ROW else { throw SQLiteSink.SQLiteError(operation: "reading a version 1 answer", code: rc, message: String(cString: sqlite3_errmsg(db))) }
                 let key = sqlite3_column_text(read, 0).map { String(cString: $0) } ?? ""
-                let answer = sqlite3_column_text(read, 2)
-                let answerBytes = Int(sqlite3_column_bytes(read, 2))
-                var bound = bindKey(insert, 1, key)
-                if bound == SQLITE_OK { bound = sqlite3_bind_double(insert, 2, sqlite3_column_double(read, 1)) }
-                if bound == SQLITE_OK { bound = sqlite3_bind_int64(insert, 3, Int64(storedKeyCount(key).addingSaturating(answerBytes))) }
-                if bound == SQLITE_OK { bound = sqlite3_bind_text(insert, 4, answer.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, Int32(clamping: answerBytes), SQLite.transient) }
+                let answer = UnsafeBufferPointer(
+                    start: sqlite3_column_text(read, 2).map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, count: Int(sqlite3_column_bytes(read, 2)))
+                let bound = bindUpsert(insert, key: key, createdAt: sqlite3_column_double(read, 1), answer: answer)
                 let stepped = bound == SQLITE_OK ? sqlite3_step(insert) : bound
                 sqlite3_reset(insert)
                 guard stepped == SQLITE_DONE else { throw SQLiteSink.SQLiteError(operation: "converting a version 1 answer", code: stepped, message: String(cString: sqlite3_errmsg(db))) }
