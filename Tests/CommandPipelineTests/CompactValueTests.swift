@@ -101,25 +101,26 @@ import Testing
         #expect(billed.billed(Usage(promptTokens: 9)).billedUsage == usage, "an error already billed keeps its usage")
     }
 
-    /// The fold adds the telemetry's parts up as plain fields and makes the `Telemetry` when it
-    /// is finished: read before, it is what was folded so far; a finished summary that folds
-    /// more is that again (not the finished one, and without its token validation).
-    @Test func aSummarysTelemetryFollowsTheFold() {
-        var fold = LogSummary(provider: "p")
+    /// The fold adds the telemetry's parts up as plain fields and makes a `Telemetry` for each
+    /// summary; a summary is made from the fold, not a copy of it: events folded after it do not
+    /// change it, and it has only what was folded before it.
+    @Test func aSummaryIsTheFoldAsOfWhenItWasMade() {
+        var fold = LogFold(provider: "p")
         fold.add(.stageFinished("generate", duration: .seconds(1)))
         fold.add(.uploadPerformed(path: "/a", uri: "u"))
-        #expect(fold.telemetry.durations["generate"] == .seconds(1) && fold.telemetry.uploads.performed == 1)
-        #expect(fold.telemetry.provider == "p" && fold.telemetry.tokenValidation == nil)
+        let early = fold.summary(total: .seconds(2), estimate: nil)
+        #expect(early.telemetry.durations["generate"] == .seconds(1) && early.telemetry.uploads.performed == 1)
+        #expect(early.telemetry.provider == "p" && early.telemetry.tokenValidation == nil && early.usage == .zero)
 
         fold.add(.callFinished(CallResponse(callIndex: 0, text: "t", model: "m", finishReason: "stop", usage: Usage(promptTokens: 5, completionTokens: 5))))
-        var done = fold.finished(total: .seconds(3), estimate: TokenEstimate(minTokens: 1, expectedTokens: 10, maxTokens: 20))
+        let done = fold.summary(total: .seconds(3), estimate: TokenEstimate(minTokens: 1, expectedTokens: 10, maxTokens: 20))
         #expect(done.telemetry.durations.total == .seconds(3) && done.telemetry.tokenValidation?.actual == 10 && done.usage.totalTokens == 10)
-        #expect(fold.telemetry.durations.total == .zero, "finishing a copy changed the fold")
+        #expect(early.telemetry.durations.total == .seconds(2) && early.usage == .zero, "a later summary changed an earlier one")
 
-        done.add(.stageFinished("telemetry", duration: .seconds(1)))
-        #expect(done.telemetry.durations["telemetry"] == .seconds(1) && done.telemetry.durations["generate"] == .seconds(1))
-        #expect(done.telemetry.tokenValidation == nil)
-        #expect(done.finished(total: .seconds(4), estimate: nil).telemetry.tokenValidation == nil)
-        #expect(fold.telemetry.durations["telemetry"] == .zero)
+        fold.add(.stageFinished("telemetry", duration: .seconds(1)))
+        let last = fold.summary(total: .seconds(4), estimate: nil)
+        #expect(last.telemetry.durations["telemetry"] == .seconds(1) && last.telemetry.durations["generate"] == .seconds(1))
+        #expect(last.telemetry.tokenValidation == nil)
+        #expect(done.telemetry.durations["telemetry"] == .zero, "an event folded after a summary changed it")
     }
 }

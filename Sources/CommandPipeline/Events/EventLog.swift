@@ -5,7 +5,7 @@ import Synchronization
 /// telemetry. Recording is thread-safe (a fan-out's calls record concurrently) and gives
 /// each event the next sequence number, so `seq` strictly increases in recording order.
 ///
-/// Every event is folded into the log's `LogSummary` as it is recorded. The events are
+/// Every event is folded into the log's `LogFold` as it is recorded. The events are
 /// stamped with the time since the command started when someone will read them: an observer,
 /// which sees each event as it is recorded in `seq` order (called under the log's lock: keep it
 /// short and never record from it), or `keepingEvents`, which also keeps them (`entries`). An
@@ -13,7 +13,7 @@ import Synchronization
 /// Otherwise only the fold is kept and only durations telemetry needs are measured: keeping
 /// and timing every event was a third of a command's cost on the mock.
 ///
-/// One entry point, `record(_:now:)`, for every event: the fold (`LogSummary.add`) sees each
+/// One entry point, `record(_:now:)`, for every event: the fold (`LogFold.add`) sees each
 /// event the same way whoever reads the log.
 public final class EventLog: Sendable {
     /// An event as kept: without the command's id and index, which every event shares.
@@ -36,7 +36,7 @@ public final class EventLog: Sendable {
         var streamed: Set<Int> = []
         var streamedAny = false
         /// The fold of every event so far.
-        var fold: LogSummary
+        var fold: LogFold
         /// Units that read events as they are recorded (`addReader`).
         var readers: [@Sendable (PipelineEvent.Kind) -> Void] = []
     }
@@ -72,7 +72,7 @@ public final class EventLog: Sendable {
         self.keepsEntries = keepingEvents
         // Built in place: a state made first and then handed over was copied field by field
         // (a dozen retains and releases per command).
-        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepingEvents), fold: LogSummary(provider: provider)))
+        self.state = Mutex(State(entries: Self.entryBuffer(keepingEvents: keepingEvents), fold: LogFold(provider: provider)))
     }
 
     /// Whether anyone but the fold sees events (an observer, kept events, or a reader): when
@@ -95,7 +95,7 @@ public final class EventLog: Sendable {
     public func record(_ kind: PipelineEvent.Kind, now: Duration? = nil) {
         // Unread, an event the fold ignores leaves no trace: no lock, no entry.
         let reading = reading.load(ordering: .acquiring)
-        if !keepsEvents && !reading && !LogSummary.folds(kind) { return }
+        if !keepsEvents && !reading && !LogFold.folds(kind) { return }
         let now = now ?? (keepsEvents ? clock.now : start)
         guard reading else {
             state.withLock { fold(kind, now: now, into: &$0) }
@@ -148,9 +148,7 @@ public final class EventLog: Sendable {
     /// given an estimate, the token validation; with `partials`, what a failure leaves.
     public func summary(estimate: TokenEstimate? = nil, partials: Bool = false) -> LogSummary {
         let total = clock.now - start
-        var summary = state.withLock { $0.fold }
-        summary.finish(total: total, estimate: estimate, partials: partials)
-        return summary
+        return state.withLock { $0.fold.summary(total: total, estimate: estimate, partials: partials) }
     }
 
     /// The events kept so far, in order (none unless the log was made with `keepingEvents`).

@@ -1,39 +1,54 @@
 /// What a command's event log adds up to: its telemetry, its usage, and what a failure
-/// leaves behind. This is the only place telemetry is computed: `add` is the fold's step,
-/// and the log applies it to every event as it is recorded, so reading the summary costs
-/// nothing more (the telemetry stage reads it for a success, the engine for a failure).
+/// leaves behind. Made by the log's fold (`LogFold.summary`), as of when it was asked for: the
+/// telemetry stage reads it for a success, the engine for a failure.
 public struct LogSummary: Sendable {
-    /// The command's telemetry: as of the last `finish` (every summary the log hands out is
-    /// finished), else what the events folded so far add up to.
-    public var telemetry: Telemetry {
-        finishedTelemetry ?? running.telemetry(calls: calls.inCallOrder, total: .zero, tokenValidation: nil)
-    }
+    public var telemetry: Telemetry
     /// Usage of the responses of the last execution (the primary's, or the fallback's).
-    public var usage: Usage = .zero
+    public var usage: Usage
     /// Responses of calls that finished in the primary execution, then text delivered by
     /// calls whose stream broke (`finish_reason` `interrupted`). Filled for a failure only.
-    public var partialResponses: [CallResponse] = []
+    public var partialResponses: [CallResponse]
     /// Calls of the primary execution that failed.
-    public var failedCalls: [Int] = []
+    public var failedCalls: [Int]
 
+    /// Folds `entries` in order (events a log kept), then sums them up.
+    package init(_ entries: [EventLog.Entry], provider: String, total: Duration, estimate: TokenEstimate? = nil, partials: Bool = false) {
+        var fold = LogFold(provider: provider)
+        for entry in entries { fold.add(entry.kind) }
+        self = fold.summary(total: total, estimate: estimate, partials: partials)
+    }
+
+    fileprivate init(telemetry: Telemetry, usage: Usage, partialResponses: [CallResponse], failedCalls: [Int]) {
+        self.telemetry = telemetry
+        self.usage = usage
+        self.partialResponses = partialResponses
+        self.failedCalls = failedCalls
+    }
+}
+
+/// The fold of a command's events: `add` is its step, and the log applies it to every event as
+/// it is recorded; `summary` is what the events folded so far add up to. This is the only place
+/// telemetry is computed. The fold stays in its log: a summary is made from it, never a copy of
+/// it (a copy retained and released each of its fields, and the next event folded copied the
+/// parts it changed).
+package struct LogFold: Sendable {
     private var phase = 0
     private var calls = CallTable()
     /// Responses of the current execution, and of the primary once a fallback started.
     private var finished: [CallResponse] = []
     private var primaryFinished: [CallResponse]?
+    /// Calls of the primary execution that failed, in the order they failed.
+    private var failedCalls: [Int] = []
     /// Text of streams not (yet) finished: (phase, call, model, text).
     private var streams: [(phase: Int, call: Int, model: String, text: String)] = []
     /// The telemetry's parts as the events add them up.
     private var running: RunningTelemetry
-    /// Made by `finish`; dropped by the next event folded.
-    private var finishedTelemetry: Telemetry?
 
     /// The telemetry's parts, plain fields while the fold goes on; a `Telemetry` (one
-    /// copy-on-write reference) is made once, when the summary is finished. Folding into a
-    /// `Telemetry` made one when the log was opened and copied it whole at the first event after
-    /// a summary was handed out (the telemetry stage's own `stage_finished`): two allocations and
-    /// a 520-byte copy per command (`PipelineBench --scenario parts`, 2026-12-07). The large,
-    /// rare parts are boxed so the fold, copied out of the log for each summary, stays small.
+    /// copy-on-write reference) is made for each summary. Folding into a `Telemetry` made one
+    /// when the log was opened and copied it whole at the first event after a summary was handed
+    /// out (the telemetry stage's own `stage_finished`): two allocations and a 520-byte copy per
+    /// command (`PipelineBench --scenario parts`, 2026-12-07). The large, rare parts are boxed.
     private struct RunningTelemetry: Sendable {
         var provider: String
         var usedFallback = false
@@ -55,20 +70,12 @@ public struct LogSummary: Sendable {
     }
 
     /// The fold of no event.
-    public init(provider: String) {
+    package init(provider: String) {
         running = RunningTelemetry(provider: provider)
     }
 
-    /// Folds `entries` in order, then `finished`.
-    package init(_ entries: [EventLog.Entry], provider: String, total: Duration, estimate: TokenEstimate? = nil, partials: Bool = false) {
-        self.init(provider: provider)
-        for entry in entries { add(entry.kind) }
-        self = finished(total: total, estimate: estimate, partials: partials)
-    }
-
     /// The fold's step.
-    public mutating func add(_ kind: PipelineEvent.Kind) {
-        if finishedTelemetry.isPresent { finishedTelemetry = nil }
+    package mutating func add(_ kind: PipelineEvent.Kind) {
         switch kind {
         case .stageFinished(let name, let duration): stageFinished(name, duration)
         case .uploadPerformed: running.uploads.performed += 1
@@ -150,33 +157,25 @@ public struct LogSummary: Sendable {
     /// Attempts of call `call` in the current execution.
     func attempts(call: Int) -> Int { calls.attempts(phase: phase, call: call) }
 
-    /// The summary as it stands, with the command's total time, the token validation (given an
-    /// estimate) and, with `partials`, what a failure leaves.
-    public func finished(total: Duration, estimate: TokenEstimate?, partials: Bool = false) -> LogSummary {
-        var done = self
-        done.finish(total: total, estimate: estimate, partials: partials)
-        return done
-    }
-
-    mutating func finish(total: Duration, estimate: TokenEstimate?, partials: Bool) {
-        usage = finished.reduce(Usage.zero) { $0 + $1.usage }
+    /// What the events folded so far add up to, with the command's total time, the token
+    /// validation (given an estimate) and, with `partials`, what a failure leaves.
+    package func summary(total: Duration, estimate: TokenEstimate?, partials: Bool = false) -> LogSummary {
+        let usage = finished.reduce(Usage.zero) { $0 + $1.usage }
         // A call whose usage was not reported leaves no actual count to check the estimate against.
         let validation = estimate.flatMap { usage.isReported ? TokenValidation(estimate: $0, actual: usage.totalTokens) : nil }
-        finishedTelemetry = running.telemetry(calls: calls.inCallOrder, total: total, tokenValidation: validation)
-        if failedCalls.count > 1 { failedCalls.sort() }
-        if partials {
-            partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }
-                + streams.map { stream in
-                    // A broken stream's tokens are its failed attempt's billed usage when the server
-                    // reported one (priced there, so $0 here); otherwise unknown, not zero (ADR 0013).
-                    let attempt = calls.attempts(phase: stream.phase, call: stream.call)
-                    let billed = running.billedAttempts.contains { $0.callIndex == stream.call && $0.model == stream.model && $0.attempt == attempt }
-                    return CallResponse(
-                        callIndex: stream.call, text: stream.text, model: stream.model, finishReason: CallResponse.interrupted, usage: billed ? .zero : .unreported)
-                }
-        } else if !partialResponses.isEmpty {
-            partialResponses = []   // idempotent: an earlier finish with partials leaves none behind
-        }
+        let telemetry = running.telemetry(calls: calls.inCallOrder, total: total, tokenValidation: validation)
+        let failedCalls = failedCalls.count > 1 ? failedCalls.sorted() : failedCalls
+        guard partials else { return LogSummary(telemetry: telemetry, usage: usage, partialResponses: [], failedCalls: failedCalls) }
+        let partialResponses = (primaryFinished ?? finished).sorted { $0.callIndex < $1.callIndex }
+            + streams.map { stream in
+                // A broken stream's tokens are its failed attempt's billed usage when the server
+                // reported one (priced there, so $0 here); otherwise unknown, not zero (ADR 0013).
+                let attempt = calls.attempts(phase: stream.phase, call: stream.call)
+                let billed = running.billedAttempts.contains { $0.callIndex == stream.call && $0.model == stream.model && $0.attempt == attempt }
+                return CallResponse(
+                    callIndex: stream.call, text: stream.text, model: stream.model, finishReason: CallResponse.interrupted, usage: billed ? .zero : .unreported)
+            }
+        return LogSummary(telemetry: telemetry, usage: usage, partialResponses: partialResponses, failedCalls: failedCalls)
     }
 }
 
