@@ -123,4 +123,15 @@ import Testing
         #expect(last.telemetry.tokenValidation == nil)
         #expect(done.telemetry.durations["telemetry"] == .zero, "an event folded after a summary changed it")
     }
+
+    /// A fan-out's calls fail in any order; the summary names them in call order, and only the
+    /// primary execution's (a fallback's failure is the command's error, not a failed call).
+    @Test func failedCallsAreInCallOrderAndThePrimarysOnly() {
+        var fold = LogFold(provider: "p")
+        for call in [3, 0, 2] { fold.add(.callFailed(call: call, error: APIError(.providerError, "no"))) }
+        #expect(fold.summary(total: .zero, estimate: nil).failedCalls == [0, 2, 3])
+        fold.add(.fallbackStarted(model: "m", primaryError: APIError(.providerError, "no")))
+        fold.add(.callFailed(call: 0, error: APIError(.providerError, "no")))
+        #expect(fold.summary(total: .zero, estimate: nil, partials: true).failedCalls == [0, 2, 3])
+    }
 }

@@ -53,6 +53,22 @@ import Testing
         #expect(outcome.telemetry.provider == "recording")
     }
 
+    /// When the fallback fails too, what is left is the primary's: its calls that succeeded (the
+    /// fallback's answer, had it had one, would have been the result) and its failed calls.
+    @Test func aFailedFallbackLeavesThePrimarysPartialResponses() async throws {
+        var provider = RecordingProvider(clock: ManualClock())
+        provider.failing = ["bad", "also-bad"]
+        let plan = ExecutionPlan(
+            calls: [APICall(model: "good", parts: [.text("a")]), APICall(model: "bad", parts: [.text("b")])],
+            fallbackCall: APICall(model: "also-bad", parts: [.text("c")]))
+        let outcome = await PipelineEngine(provider: provider).run(PlannedCommand(id: "p", plan: plan))
+        let error = try #require(outcome.error)
+        #expect(error.message.contains("fallback call (also-bad) failed"))
+        #expect(outcome.telemetry.usedFallback)
+        #expect(outcome.partialResponses.map(\.callIndex) == [0] && outcome.partialResponses.map(\.model) == ["good"])
+        #expect(outcome.failedCalls == [1])
+    }
+
     @Test func sharedPartsComeBeforeEachCallsOwnParts() async throws {
         let provider = RecordingProvider(clock: ManualClock())
         _ = await PipelineEngine(provider: provider).execute(command(prompts: ["a", "b"], shared: [.text("doc")]))
