@@ -226,8 +226,11 @@ final class HTTP1BodyReader: @unchecked Sendable {
     private struct State {
         /// The piece read ahead, not yet taken.
         var ready: [UInt8]?
-        /// A written piece given back: the next read goes into its storage.
-        var spare: [UInt8]?
+        /// Written pieces given back: the next reads go into their storage. Room for two: on a
+        /// busy machine the loop gives a piece back before the read it asked for has taken the
+        /// one given back before (the reading thread has not run yet); with room for one, that
+        /// piece was dropped and the read after it took fresh storage.
+        var spares: [[UInt8]] = []
         /// Where the next read starts.
         var offset = 0
         /// A read is asked for or under way.
@@ -288,8 +291,9 @@ final class HTTP1BodyReader: @unchecked Sendable {
 
     /// A piece the loop has written: its storage takes the next read.
     func recycle(_ piece: consuming [UInt8]) {
+        let piece = piece
         locked { state in
-            if state.spare == nil && !state.cancelled { state.spare = piece }
+            if state.spares.count < 2 && !state.cancelled { state.spares.append(piece) }
         }
     }
 
@@ -297,7 +301,7 @@ final class HTTP1BodyReader: @unchecked Sendable {
         locked { state in
             state.cancelled = true
             state.ready = nil
-            state.spare = nil
+            state.spares.removeAll()
         }
         condition.signal()
     }
@@ -335,8 +339,9 @@ final class HTTP1BodyReader: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            // Moved out of the state, never copied: the read writes into its storage in place.
-            var buffer = state.spare.take() ?? []
+            // Moved out of the state, never copied: the read writes into its storage in place. The
+            // one given back first: the loop may still hold the last for a moment.
+            var buffer = state.spares.isEmpty ? [] : state.spares.removeFirst()
             let offset = state.offset
             condition.unlock()
             let failure = body.read(&buffer, at: offset)
