@@ -291,10 +291,10 @@ final class HTTP1BodyReader: @unchecked Sendable {
 
     /// A piece the loop has written: its storage takes the next read.
     func recycle(_ piece: consuming [UInt8]) {
-        let piece = piece
-        locked { state in
-            if state.spares.count < 2 && !state.cancelled { state.spares.append(piece) }
-        }
+        // Under the lock by hand: moved into the state, not captured (and copied) by a closure.
+        condition.lock()
+        defer { condition.unlock() }
+        if state.spares.count < 2 && !state.cancelled { state.spares.append(piece) }
     }
 
     func cancel() {
