@@ -1,4 +1,5 @@
 import CommandPipeline
+import Foundation
 
 /// Where the `overhead` scenario's time goes: the same single-call commands through engines with
 /// fewer stages and units, each median per command, and a few primitives on their own. The
@@ -19,15 +20,22 @@ func partsScenario() async -> [Figure] {
         ("plus_generate_without_call_units", PipelineEngine(provider: provider, stages: [GenerateStage(clock: clock), TelemetryStage()], clock: clock)),
         ("plus_call_units", PipelineEngine(provider: provider, stages: [GenerateStage(calls: calls, clock: clock), TelemetryStage()], clock: clock)),
         ("default_engine", PipelineEngine(provider: provider)),
+        // The default engine less its telemetry stage (the loop then folds the log itself):
+        // what the telemetry stage, an ordinary stage, costs in the full engine.
+        ("default_engine_without_telemetry_stage", withoutTelemetryStage(PipelineEngine(provider: provider))),
     ]
+    // `PARTS_ONLY=NAME` runs that engine's row alone (for counting one row's allocations, retains
+    // and frames under `perf stat`).
+    let only = ProcessInfo.processInfo.environment["PARTS_ONLY"]
     var figures: [Figure] = []
-    for (name, engine) in engines {
+    for (name, engine) in engines where only == nil || only == name {
         for command in commands { _ = await engine.executeWithFallback(command) }   // warm up
         let cost = await medianMicroseconds(per: commands.count) {
             for command in commands { _ = await engine.executeWithFallback(command) }
         }
         figures.append(Figure(scenario: "parts", metric: name, value: cost, unit: "us", goal: .none))
     }
+    if only != nil { return figures }
     let requests = commands.map { GenerationRequest(model: "mock", parts: $0.plan.calls[0].parts) }
     figures.append(Figure(scenario: "parts", metric: "mock_generate_alone", value: await medianMicroseconds(per: requests.count) {
         for request in requests { _ = try? await provider.generate(request) }
@@ -41,6 +49,11 @@ func partsScenario() async -> [Figure] {
         _ = total
     }, unit: "us", goal: .none))
     return figures
+}
+
+/// `engine` with the same provider, clock, units and stages, less the telemetry stage.
+private func withoutTelemetryStage(_ engine: PipelineEngine) -> PipelineEngine {
+    PipelineEngine(provider: engine.provider, stages: engine.stages.filter { $0.name != TelemetryStage.name }, clock: engine.clock, units: engine.units)
 }
 
 /// The median over 60 runs of `body`, divided by the `count` operations each run makes.
