@@ -27,6 +27,10 @@ func partsScenario() async -> [Figure] {
     // `PARTS_ONLY=NAME` runs that engine's row alone (for counting one row's allocations, retains
     // and frames under `perf stat`).
     let only = ProcessInfo.processInfo.environment["PARTS_ONLY"]
+    if let only, !engines.contains(where: { $0.0 == only }) {
+        FileHandle.standardError.write(Data("Error: PARTS_ONLY='\(only)' is not a row of the parts scenario; use one of: \(engines.map(\.0).joined(separator: ", "))\n".utf8))
+        exit(2)
+    }
     var figures: [Figure] = []
     for (name, engine) in engines where only == nil || only == name {
         for command in commands { _ = await engine.executeWithFallback(command) }   // warm up
